@@ -1,0 +1,22 @@
+# Turns the migrations schema/NNN_name.sql into a C file defining sm_migrations(), so that the
+# programs carry their schema and need no source tree at run time.
+# Inputs: SQL_DIR, OUT.
+file(GLOB sql_files "${SQL_DIR}/[0-9][0-9][0-9]_*.sql")
+list(SORT sql_files)
+set(body "/* generated from schema/*.sql by cmake/embed_sql.cmake: do not edit */\n#include \"sm_migrate.h\"\n\n")
+set(table "static const sm_migration migrations[] = {\n")
+set(i 0)
+foreach(f ${sql_files})
+  get_filename_component(name "${f}" NAME)
+  string(SUBSTRING "${name}" 0 3 ver)
+  math(EXPR vnum "${ver}")
+  file(READ "${f}" hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const char sql_${i}[] = {${bytes}0};\n")
+  string(APPEND table "    {${vnum}, \"${name}\", sql_${i}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND table "};\n")
+string(APPEND body "${table}\nconst sm_migration *sm_migrations(int *count)\n{\n    *count = (int)(sizeof migrations / sizeof migrations[0]);\n    return migrations;\n}\n")
+file(WRITE "${OUT}.tmp" "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")

@@ -1,0 +1,123 @@
+/* sm_config: the stepmark configuration, read from one YAML file (config/stepmark.yaml is the
+ * commented example) by every program. Everything optional has a default (sm_config_defaults).
+ * Unknown keys, wrong types, out-of-range values and malformed YAML are rejected with an
+ * SM_ECONFIG error whose message starts with "file:line:column: ". Secrets may come from the
+ * environment instead of the file (sm_config_apply_env). */
+#ifndef SM_CONFIG_H
+#define SM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sm_error.h"
+
+#define SM_CONFIG_STR 512
+#define SM_CONFIG_MAX_KEYS 64
+
+typedef struct sm_sampling_config {
+    double temperature;        /* 0 = greedy */
+    double top_p;              /* 1 = off */
+    int64_t top_k;             /* 0 = off */
+    double min_p;              /* 0 = off */
+    double repetition_penalty; /* 1 = off */
+    int64_t seed;              /* base seed; each job derives its own from it */
+} sm_sampling_config;
+
+typedef struct sm_curve_config {
+    bool enabled;
+    char secret_key_file[SM_CONFIG_STR];  /* this side's secret key (z85), from a file */
+    char public_key_file[SM_CONFIG_STR];  /* this side's public key (z85) */
+    char server_public_key[SM_CONFIG_STR];/* for clients/workers: the broker's public key (z85) */
+    char allowed_keys_file[SM_CONFIG_STR];/* broker: file of allowed client/worker public keys */
+    bool allow_insecure_remote;           /* permit non-loopback endpoints without CURVE */
+} sm_curve_config;
+
+typedef struct sm_config {
+    char path[SM_CONFIG_STR]; /* the file this was read from ("" = defaults only) */
+
+    struct {
+        char url[SM_CONFIG_STR];      /* libpq URL; "" = private embedded cluster */
+        char data_dir[SM_CONFIG_STR]; /* embedded cluster's data folder */
+        int64_t pool_size;            /* connections for the HTTP side */
+    } database;
+
+    struct {
+        char client_endpoint[SM_CONFIG_STR];
+        char worker_endpoint[SM_CONFIG_STR];
+        char event_endpoint[SM_CONFIG_STR];
+        int64_t heartbeat_ms;       /* worker heartbeat interval */
+        int64_t heartbeat_timeout_ms;/* silence after which a worker is considered lost */
+        int64_t lease_ms;           /* how long a job lease lasts without progress */
+        int64_t max_attempts;       /* attempts before a job is dead */
+        int64_t retry_backoff_ms;   /* first retry delay; doubles per attempt */
+        int64_t max_body_bytes;     /* largest JSON body accepted */
+        int64_t group_commit_us;    /* longest a SUBMIT waits to share a commit */
+        sm_curve_config curve;
+    } broker;
+
+    struct {
+        char name[SM_CONFIG_STR];      /* worker identity; "" = hostname-pid */
+        char broker_endpoint[SM_CONFIG_STR];
+        char model[SM_CONFIG_STR];     /* HF directory or GGUF file */
+        char device[16];               /* "cpu" or "cuda" */
+        char dtype[16];                /* "f32", "bf16", "q8_0", "q4_0" */
+        int64_t threads;               /* 0 = all cores */
+        int64_t slots;                 /* sequences decoded together */
+        int64_t max_prompt_tokens;
+        int64_t max_new_tokens;
+        int64_t samples;               /* self-consistency samples per submission */
+        bool prefix_cache;
+        bool deterministic;
+        sm_sampling_config sampling;
+        char prompt_dir[SM_CONFIG_STR];/* folder of prompt template overrides; "" = built-in */
+        sm_curve_config curve;
+    } worker;
+
+    struct {
+        char bwrap[SM_CONFIG_STR];
+        int64_t cpu_seconds;
+        int64_t wall_seconds;
+        int64_t memory_mb;
+        int64_t max_processes;
+        int64_t max_output_bytes;
+        bool use_cgroups;
+    } sandbox;
+
+    struct {
+        bool enabled;
+        char address[64];
+        int64_t port;
+        int64_t threads;
+        char static_dir[SM_CONFIG_STR]; /* "" = the files built into the daemon */
+        int64_t login_attempts_per_minute;
+    } http;
+
+    struct {
+        char level[16];
+        char file[SM_CONFIG_STR]; /* "" = stderr */
+    } logging;
+} sm_config;
+
+/* Fills cfg with the defaults of every setting. */
+void sm_config_defaults(sm_config *cfg);
+
+/* Reads path over the defaults. On error returns SM_ECONFIG (or SM_EIO for an unreadable file)
+ * and err->msg is "path:line:column: message". */
+sm_code sm_config_load(sm_config *cfg, const char *path, sm_err *err);
+
+/* Parses YAML text already in memory (name is used in messages). */
+sm_code sm_config_parse(sm_config *cfg, const char *name, const char *text, size_t len,
+                        sm_err *err);
+
+/* Applies environment overrides: STEPMARK_DATABASE_URL, STEPMARK_LOG_LEVEL,
+ * STEPMARK_BROKER_SECRET_KEY_FILE, STEPMARK_WORKER_SECRET_KEY_FILE, STEPMARK_HTTP_PORT. */
+sm_code sm_config_apply_env(sm_config *cfg, sm_err *err);
+
+/* The usual sequence for a program: defaults, then the file (path, or $STEPMARK_CONFIG, or
+ * nothing), then the environment; finally sets up logging. */
+sm_code sm_config_init(sm_config *cfg, const char *path, sm_err *err);
+
+/* Exit status programs use for a rejected configuration. */
+#define SM_EXIT_CONFIG 2
+
+#endif

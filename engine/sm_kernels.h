@@ -1,0 +1,97 @@
+/* sm_kernels: the engine's compute primitives on the CPU: weight-matrix products for every
+ * weight type (f32, f16, bf16, q8_0, q4_0), RMSNorm, rotary embeddings, the SiLU gate,
+ * attention over a KV cache, and conversions/quantization. Several instruction-set variants
+ * (portable C, AVX2, AVX-512, AVX-512 BF16/VNNI) are chosen at run time; every variant gives
+ * results within rounding of the portable one, and in deterministic mode a given output's
+ * reduction order never depends on the batch size or on which other rows are computed. */
+#ifndef SM_KERNELS_H
+#define SM_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sm_error.h"
+#include "sm_pool.h"
+
+typedef enum sm_dtype {
+    SM_DTYPE_F32 = 0,
+    SM_DTYPE_F16,
+    SM_DTYPE_BF16,
+    SM_DTYPE_Q8_0, /* GGUF block: f16 scale + 32 x int8 (34 bytes per 32 values) */
+    SM_DTYPE_Q4_0, /* GGUF block: f16 scale + 16 bytes of 4-bit values (18 bytes per 32) */
+    SM_DTYPE_COUNT
+} sm_dtype;
+
+#define SM_QBLOCK 32
+
+/* "f32", "f16", "bf16", "q8_0", "q4_0". */
+const char *sm_dtype_name(sm_dtype t);
+sm_code sm_dtype_parse(const char *name, sm_dtype *out, sm_err *err);
+/* Bytes used by one row of cols values (cols must be a multiple of 32 for block types). */
+size_t sm_dtype_row_bytes(sm_dtype t, int64_t cols);
+
+/* A weight matrix of rows x cols stored row-major (row r, then its cols values or blocks). */
+typedef struct sm_matrix {
+    sm_dtype dtype;
+    int64_t rows;
+    int64_t cols;
+    const void *data;
+} sm_matrix;
+
+/* Instruction-set variants. */
+typedef enum sm_isa {
+    SM_ISA_PORTABLE = 0,
+    SM_ISA_AVX2,
+    SM_ISA_AVX512,
+    SM_ISA_AVX512BF16,
+    SM_ISA_COUNT
+} sm_isa;
+
+const char *sm_isa_name(sm_isa isa);
+/* The best variant this CPU supports. */
+sm_isa sm_isa_detect(void);
+/* Whether this CPU can run isa. */
+bool sm_isa_supported(sm_isa isa);
+sm_code sm_isa_parse(const char *name, sm_isa *out, sm_err *err);
+
+/* The kernel context: a chosen ISA, a thread pool and the mode. */
+typedef struct sm_kctx {
+    sm_isa isa;
+    sm_pool *pool;      /* may be NULL: single thread */
+    bool deterministic; /* batch-invariant reductions (default for grading) */
+} sm_kctx;
+
+/* Y[b*ldy + r] = bias[r] + sum_c W[r,c] * X[b*ldx + c]  for b < batch, r < W->rows.
+ * bias may be NULL. X and Y are f32. In fast mode, batches may go through OpenBLAS sgemm. */
+sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const float *X,
+                  int64_t ldx, int64_t batch, float *Y, int64_t ldy, sm_err *err);
+
+/* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], for n values (out may equal x). */
+void sm_rmsnorm(const sm_kctx *k, const float *x, const float *w, int64_t n, float eps,
+                float *out);
+
+/* Rotary embedding (Hugging Face "rotate_half" layout, as Qwen2 uses) applied in place to
+ * n_heads heads of head_dim values at position pos, with base theta. */
+void sm_rope(const sm_kctx *k, float *x, int n_heads, int head_dim, int64_t pos, double theta);
+
+/* gate[i] = silu(gate[i]) * up[i] for n values. */
+void sm_silu_mul(const sm_kctx *k, float *gate, const float *up, int64_t n);
+
+/* Causal attention of one query position against n_pos cached positions.
+ * q: n_heads*head_dim; kcache/vcache: position p's kv head h at [p*kv_stride + h*head_dim];
+ * query head h uses kv head h / (n_heads / n_kv_heads); out: n_heads*head_dim.
+ * scratch: at least n_pos floats. Scale is 1/sqrt(head_dim). */
+void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads, int head_dim,
+                  const float *kcache, const float *vcache, int64_t kv_stride, int64_t n_pos,
+                  float *out, float *scratch);
+
+/* Conversions. dst has rows*cols f32 values / the quantized layout. */
+sm_code sm_dequantize_row(sm_dtype t, const void *src, int64_t cols, float *dst, sm_err *err);
+sm_code sm_quantize_row(sm_dtype t, const float *src, int64_t cols, void *dst, sm_err *err);
+float sm_bf16_to_f32(uint16_t v);
+uint16_t sm_f32_to_bf16(float v); /* round to nearest even */
+float sm_f16_to_f32(uint16_t v);
+uint16_t sm_f32_to_f16(float v);
+
+#endif
