@@ -33,8 +33,8 @@ sm_code sm_tokenizer_load_cached(const char *dir, const char *cache_dir, sm_toke
 void sm_tokenizer_free(sm_tokenizer **tok);
 
 /* special=true: added/special tokens in text are recognised; false: treated as plain text.
- * text must be valid UTF-8 (else SM_EINVAL). *ids is malloc'd (possibly NULL when *n_ids==0
- * is not guaranteed: it is always a valid pointer to free), caller frees. */
+ * text must be valid UTF-8 (else SM_EINVAL). *ids is malloc'd (non-NULL even when *n_ids is 0),
+ * caller frees. */
 sm_code sm_tokenizer_encode(const sm_tokenizer *tok, const char *text, size_t len, bool special,
                             int32_t **ids, size_t *n_ids, sm_err *err);
 
@@ -72,9 +72,11 @@ sm_code sm_detok_stream_flush(sm_detok_stream *s, char *out, size_t cap, size_t 
                               sm_err *err);
 void sm_detok_stream_free(sm_detok_stream **s);
 
-/* Chat template: the Qwen2/Qwen2.5 template of tokenizer_config.json for plain conversations
- * (no tools). Roles are "system", "user", "assistant". When the first message is not a system
- * message, the template's default system prompt is inserted, as the Jinja template does. */
+/* Chat template: the Qwen template of tokenizer_config.json for plain conversations (no tools):
+ * "<|im_start|>role\ncontent<|im_end|>\n" per message, then "<|im_start|>assistant\n" when
+ * add_generation_prompt. Roles are "system", "user", "assistant". No default system prompt is
+ * inserted. Assistant messages after the last user message get the template's
+ * "<think>\n...\n</think>\n\n" treatment exactly as the Jinja template renders it. */
 typedef struct sm_chat_message {
     const char *role;
     const char *content;
