@@ -1,0 +1,336 @@
+/* kernels: the public side of the CPU kernels (sm_kernels.h). It names dtypes and ISAs,
+ * detects what the CPU supports, checks arguments, prepares activations (8-bit quantization for
+ * q8_0/q4_0 weights), splits work over the thread pool in fixed row ranges and calls the chosen
+ * instruction-set variant (kernels_isa.h). In fast mode, large batches go through OpenBLAS
+ * sgemm on weight tiles converted to f32. */
+#include "sm_kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels_isa.h"
+
+/* Fast mode sends batches of at least this many rows to sgemm. */
+#define SM_SGEMM_MIN_BATCH 32
+/* Row tiles converted to f32 for sgemm hold about this many floats. */
+#define SM_SGEMM_TILE_FLOATS (512 * 1024)
+
+static const char *const dtype_names[SM_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+static const char *const isa_names[SM_ISA_COUNT] = {"portable", "avx2", "avx512",
+                                                    "avx512bf16"};
+
+const char *sm_dtype_name(sm_dtype t)
+{
+    return t >= 0 && t < SM_DTYPE_COUNT ? dtype_names[t] : "unknown";
+}
+
+sm_code sm_dtype_parse(const char *name, sm_dtype *out, sm_err *err)
+{
+    for (int i = 0; name && i < SM_DTYPE_COUNT; i++) {
+        if (strcmp(name, dtype_names[i]) == 0) {
+            *out = (sm_dtype)i;
+            return SM_OK;
+        }
+    }
+    return sm_err_set(err, SM_EINVAL, "unknown dtype '%s' (expected f32, f16, bf16, q8_0, q4_0)",
+                      name ? name : "(null)");
+}
+
+const char *sm_isa_name(sm_isa isa)
+{
+    return isa >= 0 && isa < SM_ISA_COUNT ? isa_names[isa] : "unknown";
+}
+
+sm_code sm_isa_parse(const char *name, sm_isa *out, sm_err *err)
+{
+    for (int i = 0; name && i < SM_ISA_COUNT; i++) {
+        if (strcmp(name, isa_names[i]) == 0) {
+            *out = (sm_isa)i;
+            return SM_OK;
+        }
+    }
+    return sm_err_set(err, SM_EINVAL,
+                      "unknown instruction set '%s' (expected portable, avx2, avx512, avx512bf16)",
+                      name ? name : "(null)");
+}
+
+bool sm_isa_supported(sm_isa isa)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+    switch (isa) {
+    case SM_ISA_PORTABLE: return true;
+    case SM_ISA_AVX2: return avx2;
+    case SM_ISA_AVX512: return avx512;
+    case SM_ISA_AVX512BF16: return avx512 && __builtin_cpu_supports("avx512bf16");
+    default: return false;
+    }
+#else
+    return isa == SM_ISA_PORTABLE;
+#endif
+}
+
+sm_isa sm_isa_detect(void)
+{
+    for (int i = SM_ISA_COUNT - 1; i > 0; i--)
+        if (sm_isa_supported((sm_isa)i))
+            return (sm_isa)i;
+    return SM_ISA_PORTABLE;
+}
+
+/* The variant for isa, or the portable one when the CPU cannot run isa (the public functions
+ * that return sm_code report that case as an error; the void ones fall back). */
+static const sm_kvariant *variant(const sm_kctx *k)
+{
+    sm_isa isa = k ? k->isa : SM_ISA_PORTABLE;
+    if (isa <= SM_ISA_PORTABLE || isa >= SM_ISA_COUNT || !sm_isa_supported(isa))
+        return sm_kvariant_portable();
+    /* VARIANTS */
+    return sm_kvariant_portable();
+}
+
+static int kctx_threads(const sm_kctx *k)
+{
+    return k && k->pool ? sm_pool_threads(k->pool) : 1;
+}
+
+static void run_tasks(const sm_kctx *k, sm_pool_fn fn, void *arg, int n_tasks)
+{
+    if (k && k->pool && n_tasks > 1) {
+        sm_pool_run(k->pool, fn, arg, n_tasks);
+    } else {
+        for (int t = 0; t < n_tasks; t++)
+            fn(arg, t, n_tasks);
+    }
+}
+
+/* ---- matrix products ---- */
+
+typedef struct mm_ctx {
+    const sm_kvariant *v;
+    sm_mm_job *job;
+    int64_t chunk; /* rows per task (a multiple of 8) */
+    float *tiles;  /* sgemm: one f32 tile per task */
+    int64_t tile_rows;
+} mm_ctx;
+
+static void mm_task(void *arg, int t, int n)
+{
+    (void)n;
+    mm_ctx *c = arg;
+    int64_t r0 = (int64_t)t * c->chunk;
+    int64_t r1 = r0 + c->chunk < c->job->rows ? r0 + c->chunk : c->job->rows;
+    if (r0 < r1)
+        c->v->matmul_rows(c->job, r0, r1, t);
+}
+
+static void quant_task(void *arg, int t, int n)
+{
+    mm_ctx *c = arg;
+    sm_mm_job *j = c->job;
+    int64_t nb = j->cols / SM_QBLOCK;
+    for (int64_t b = t; b < j->batch; b += n)
+        c->v->quantize_x(j->x + b * j->ldx, j->cols, (int8_t *)j->xq + b * j->cols,
+                         (float *)j->xd + b * nb);
+}
+
+static void sgemm_task(void *arg, int t, int n)
+{
+    (void)n;
+    mm_ctx *c = arg;
+    sm_mm_job *j = c->job;
+    float *tile = c->tiles + (int64_t)t * c->tile_rows * j->cols;
+    int64_t end = (int64_t)(t + 1) * c->chunk < j->rows ? (int64_t)(t + 1) * c->chunk : j->rows;
+    for (int64_t r0 = (int64_t)t * c->chunk; r0 < end; r0 += c->tile_rows) {
+        int64_t nr = end - r0 < c->tile_rows ? end - r0 : c->tile_rows;
+        c->v->rows_to_f32(j, r0, r0 + nr, tile);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)j->batch, (blasint)nr,
+                    (blasint)j->cols, 1.0f, j->x, (blasint)j->ldx, tile, (blasint)j->cols, 0.0f,
+                    j->y + r0, (blasint)j->ldy);
+        if (j->bias)
+            for (int64_t b = 0; b < j->batch; b++)
+                for (int64_t r = r0; r < r0 + nr; r++)
+                    j->y[b * j->ldy + r] += j->bias[r];
+    }
+}
+
+static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
+{
+    sm_mm_job *j = c->job;
+    int threads = kctx_threads(k);
+    int64_t tile_rows = SM_SGEMM_TILE_FLOATS / j->cols;
+    if (tile_rows < 16)
+        tile_rows = 16;
+    int64_t chunk = (j->rows + threads - 1) / threads;
+    if (tile_rows > chunk)
+        tile_rows = chunk;
+    c->tile_rows = tile_rows;
+    c->chunk = chunk;
+    c->tiles = malloc((size_t)threads * (size_t)tile_rows * (size_t)j->cols * sizeof(float));
+    if (!c->tiles)
+        return sm_err_set(err, SM_ENOMEM, "matmul: no memory for %d sgemm tiles", threads);
+    /* our pool runs one sgemm per thread: OpenBLAS itself must not start more threads */
+    openblas_set_num_threads(1);
+    run_tasks(k, sgemm_task, c, threads);
+    free(c->tiles);
+    return SM_OK;
+}
+
+sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const float *X,
+                  int64_t ldx, int64_t batch, float *Y, int64_t ldy, sm_err *err)
+{
+    if (!W || !X || !Y || !W->data)
+        return sm_err_set(err, SM_EINVAL, "matmul: null argument");
+    if (W->dtype < 0 || W->dtype >= SM_DTYPE_COUNT)
+        return sm_err_set(err, SM_EINVAL, "matmul: unknown dtype %d", (int)W->dtype);
+    if (W->rows < 0 || W->cols < 0 || batch < 0)
+        return sm_err_set(err, SM_EINVAL, "matmul: negative size");
+    if (batch > 1 && (ldx < W->cols || ldy < W->rows))
+        return sm_err_set(err, SM_EINVAL,
+                          "matmul: strides ldx=%lld ldy=%lld too small for %lld x %lld",
+                          (long long)ldx, (long long)ldy, (long long)W->rows,
+                          (long long)W->cols);
+    bool quant = W->dtype == SM_DTYPE_Q8_0 || W->dtype == SM_DTYPE_Q4_0;
+    if (quant && W->cols % SM_QBLOCK != 0)
+        return sm_err_set(err, SM_EINVAL, "matmul: %s needs cols divisible by %d, got %lld",
+                          sm_dtype_name(W->dtype), SM_QBLOCK, (long long)W->cols);
+    if (k && k->isa != SM_ISA_PORTABLE && !sm_isa_supported(k->isa))
+        return sm_err_set(err, SM_EUNSUPPORTED, "matmul: this CPU cannot run %s kernels",
+                          sm_isa_name(k->isa));
+    if (batch == 0 || W->rows == 0)
+        return SM_OK;
+    if (W->cols == 0) {
+        for (int64_t b = 0; b < batch; b++)
+            for (int64_t r = 0; r < W->rows; r++)
+                Y[b * ldy + r] = bias ? bias[r] : 0.0f;
+        return SM_OK;
+    }
+
+    sm_mm_job job = {
+        .dtype = W->dtype,
+        .rows = W->rows,
+        .cols = W->cols,
+        .w = W->data,
+        .row_bytes = sm_dtype_row_bytes(W->dtype, W->cols),
+        .bias = bias,
+        .x = X,
+        .ldx = ldx,
+        .batch = batch,
+        .y = Y,
+        .ldy = ldy,
+    };
+    mm_ctx c = {.v = variant(k), .job = &job};
+    if (k && !k->deterministic && batch >= SM_SGEMM_MIN_BATCH)
+        return matmul_sgemm(k, &c, err);
+
+    int threads = kctx_threads(k);
+    int n_tasks = threads > 1 ? threads * 4 : 1;
+    int64_t chunk = (W->rows + n_tasks - 1) / n_tasks;
+    chunk = (chunk + 7) / 8 * 8;
+    n_tasks = (int)((W->rows + chunk - 1) / chunk);
+    c.chunk = chunk;
+
+    void *qbuf = NULL;
+    if (quant) {
+        int64_t nb = W->cols / SM_QBLOCK;
+        qbuf = malloc((size_t)batch * (size_t)nb * (sizeof(float) + SM_QBLOCK));
+        if (!qbuf)
+            return sm_err_set(err, SM_ENOMEM, "matmul: no memory for quantized activations");
+        job.xd = qbuf;
+        job.xq = (int8_t *)((float *)qbuf + batch * nb);
+        run_tasks(k, quant_task, &c, batch >= 4 ? threads : 1);
+    } else if (W->dtype != SM_DTYPE_F32) {
+        job.scratch_floats = (W->cols + 15) / 16 * 16;
+        job.scratch = malloc((size_t)n_tasks * (size_t)job.scratch_floats * sizeof(float));
+        if (!job.scratch)
+            return sm_err_set(err, SM_ENOMEM, "matmul: no memory for row buffers");
+    }
+    run_tasks(k, mm_task, &c, n_tasks);
+    free(qbuf);
+    free(job.scratch);
+    return SM_OK;
+}
+
+/* ---- vector kernels ---- */
+
+void sm_rmsnorm(const sm_kctx *k, const float *x, const float *w, int64_t n, float eps,
+                float *out)
+{
+    if (n > 0)
+        variant(k)->rmsnorm(x, w, n, eps, out);
+}
+
+void sm_silu_mul(const sm_kctx *k, float *gate, const float *up, int64_t n)
+{
+    if (n > 0)
+        variant(k)->silu_mul(gate, up, n);
+}
+
+/* Angles as Hugging Face computes them in float32: inv_freq = 1 / theta^(2i/d), then
+ * pos * inv_freq, then cos and sin. */
+void sm_rope(const sm_kctx *k, float *x, int n_heads, int head_dim, int64_t pos, double theta)
+{
+    enum { CH = 128 };
+    if (n_heads <= 0 || head_dim < 2)
+        return;
+    const sm_kvariant *v = variant(k);
+    int half = head_dim / 2;
+    float cs[CH], sn[CH];
+    for (int i0 = 0; i0 < half; i0 += CH) {
+        int n = half - i0 < CH ? half - i0 : CH;
+        for (int i = 0; i < n; i++) {
+            float ex = (float)(2 * (i0 + i)) / (float)head_dim;
+            float inv = 1.0f / powf((float)theta, ex);
+            float ang = (float)pos * inv;
+            cs[i] = (float)cos((double)ang);
+            sn[i] = (float)sin((double)ang);
+        }
+        v->rope(x, n_heads, head_dim, i0, n, cs, sn);
+    }
+}
+
+typedef struct attn_ctx {
+    const sm_kvariant *v;
+    const sm_attn_job *a;
+} attn_ctx;
+
+static void attn_task(void *arg, int t, int n)
+{
+    (void)n;
+    attn_ctx *c = arg;
+    c->v->attention_kv(c->a, t);
+}
+
+void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads, int head_dim,
+                  const float *kcache, const float *vcache, int64_t kv_stride, int64_t n_pos,
+                  float *out, float *scratch)
+{
+    (void)scratch; /* the online softmax keeps its scores in a fixed chunk on the stack */
+    if (n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || n_heads % n_kv_heads != 0)
+        return;
+    sm_attn_job a = {
+        .q = q,
+        .n_heads = n_heads,
+        .n_kv_heads = n_kv_heads,
+        .head_dim = head_dim,
+        .k = kcache,
+        .v = vcache,
+        .kv_stride = kv_stride,
+        .n_pos = n_pos,
+        .out = out,
+        .scale = (float)(1.0 / sqrt((double)head_dim)),
+    };
+    attn_ctx c = {.v = variant(k), .a = &a};
+    /* split over kv heads only when there is enough work to pay for waking the pool */
+    if (n_pos * n_heads * head_dim >= 65536)
+        run_tasks(k, attn_task, &c, n_kv_heads);
+    else
+        for (int h = 0; h < n_kv_heads; h++)
+            attn_task(&c, h, n_kv_heads);
+}

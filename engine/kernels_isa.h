@@ -1,0 +1,68 @@
+/* kernels_isa: the private interface between the kernel dispatcher (kernels.c) and its
+ * instruction-set variants (kernels_portable.c, kernels_avx2.c, kernels_avx512.c,
+ * kernels_avx512bf16.c). Each variant fills one table of function pointers; kernels.c checks
+ * arguments, splits the work over the thread pool and calls the table of the chosen ISA.
+ *
+ * The one rule every variant keeps: a given output's arithmetic (which products are summed in
+ * which order) depends only on the reduction length (cols, head_dim, n_pos), never on the batch
+ * size, the row range of a task, or how many outputs are computed together. */
+#ifndef SM_KERNELS_ISA_H
+#define SM_KERNELS_ISA_H
+
+#include "sm_kernels.h"
+
+/* One weight-matrix product, as sm_matmul received it plus prepared activations. */
+typedef struct sm_mm_job {
+    sm_dtype dtype;
+    int64_t rows, cols;
+    const uint8_t *w; /* row r starts at w + r * row_bytes */
+    size_t row_bytes;
+    const float *bias; /* may be NULL */
+    const float *x;
+    int64_t ldx, batch;
+    float *y;
+    int64_t ldy;
+    const int8_t *xq; /* q8_0/q4_0 weights: activations quantized, batch x cols (stride cols) */
+    const float *xd;  /* their scales, batch x cols/32 */
+    float *scratch;   /* scratch_floats floats per task (for variants that want one) */
+    int64_t scratch_floats;
+} sm_mm_job;
+
+/* One attention call (see sm_attention). */
+typedef struct sm_attn_job {
+    const float *q;
+    int n_heads, n_kv_heads, head_dim;
+    const float *k, *v;
+    int64_t kv_stride, n_pos;
+    float *out;
+    float scale;
+} sm_attn_job;
+
+/* Positions per chunk of the online softmax: fixed, so results depend only on n_pos. */
+#define SM_ATTN_CHUNK 64
+
+typedef struct sm_kvariant {
+    sm_isa isa;
+    /* Y rows [r0, r1) for every batch row; task is the pool task index (for job->scratch). */
+    void (*matmul_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+    /* Activations to 8-bit blocks: d = max|x|/127, q = round-half-even(x / d). Identical
+     * results in every variant (the same float operations). */
+    void (*quantize_x)(const float *x, int64_t cols, int8_t *q, float *d);
+    /* Rows [r0, r1) of a weight matrix to f32 (for sgemm tiles). */
+    void (*rows_to_f32)(const sm_mm_job *j, int64_t r0, int64_t r1, float *dst);
+    void (*rmsnorm)(const float *x, const float *w, int64_t n, float eps, float *out);
+    void (*silu_mul)(float *gate, const float *up, int64_t n);
+    /* For i0 <= i < i0 + n: x[h*head_dim + i], x[h*head_dim + i + head_dim/2] rotated by
+     * (cos[i - i0], sin[i - i0]). */
+    void (*rope)(float *x, int n_heads, int head_dim, int i0, int n, const float *cos,
+                 const float *sin);
+    /* Every query head that uses kv head kvh. */
+    void (*attention_kv)(const sm_attn_job *a, int kvh);
+} sm_kvariant;
+
+const sm_kvariant *sm_kvariant_portable(void);
+const sm_kvariant *sm_kvariant_avx2(void);
+const sm_kvariant *sm_kvariant_avx512(void);
+const sm_kvariant *sm_kvariant_avx512bf16(void);
+
+#endif
