@@ -1,0 +1,21 @@
+# Turns the review application's files daemon/web/* into a C file defining sm_web_files(), so
+# that stepmarkd serves them with no source tree at run time (see daemon/http_static.c).
+# Inputs: WEB_DIR, OUT.
+file(GLOB web_files "${WEB_DIR}/*.html" "${WEB_DIR}/*.js" "${WEB_DIR}/*.css" "${WEB_DIR}/*.svg")
+list(SORT web_files)
+set(body "/* generated from daemon/web/ by cmake/embed_web.cmake: do not edit */\n#include \"http_internal.h\"\n\n")
+set(table "static const sm_web_file files[] = {\n")
+set(i 0)
+foreach(f ${web_files})
+  get_filename_component(name "${f}" NAME)
+  file(SIZE "${f}" size)
+  file(READ "${f}" hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const unsigned char web_${i}[] = {${bytes}0};\n")
+  string(APPEND table "    {\"${name}\", web_${i}, ${size}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND table "};\n")
+string(APPEND body "${table}\nconst sm_web_file *sm_web_files(int *count)\n{\n    *count = (int)(sizeof files / sizeof files[0]);\n    return files;\n}\n")
+file(WRITE "${OUT}.tmp" "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")

@@ -1,0 +1,261 @@
+/* http_auth: teacher sign-in with a token, sessions and CSRF protection.
+ * Sign-in exchanges a teacher token (stored only as its SHA-256) for a session cookie
+ * (HttpOnly, SameSite=Strict, random; only its hash is stored, with an expiry) and a CSRF
+ * token that every POST must echo in X-CSRF-Token. POSTs must also be JSON and, when the
+ * browser sends an Origin, come from this server. Sign-in attempts are limited per client
+ * address per minute. Tokens and session ids never reach the log. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http_internal.h"
+#include "sm_db.h"
+#include "sm_log.h"
+
+void http_rate_init(sm_http *h)
+{
+    pthread_mutex_init(&h->rate_lock, NULL);
+    memset(h->rate, 0, sizeof h->rate);
+}
+
+/* Counts one attempt from client; false when the client is over its limit this minute. */
+static bool rate_allow(sm_http *h, const char *client)
+{
+    int64_t minute = (int64_t)time(NULL) / 60;
+    char hash[SM_SHA256_HEX];
+    sm_sha256_hex(client, strlen(client), hash);
+    unsigned start = (unsigned)strtoul(hash + 56, NULL, 16) % HTTP_RATE_SLOTS;
+    bool allow = true;
+    pthread_mutex_lock(&h->rate_lock);
+    http_rate_slot *slot = NULL;
+    /* Open addressing over a few slots; a stale or free slot is reused. */
+    for (unsigned i = 0; i < 8 && !slot; i++) {
+        http_rate_slot *s = &h->rate[(start + i) % HTTP_RATE_SLOTS];
+        if (strcmp(s->client, client) == 0)
+            slot = s;
+    }
+    for (unsigned i = 0; i < 8 && !slot; i++) {
+        http_rate_slot *s = &h->rate[(start + i) % HTTP_RATE_SLOTS];
+        if (s->client[0] == '\0' || s->window != minute) {
+            slot = s;
+            snprintf(s->client, sizeof s->client, "%s", client);
+            s->window = minute;
+            s->count = 0;
+        }
+    }
+    if (!slot) {
+        /* Eight busy clients share this bucket: count against the first one. */
+        slot = &h->rate[start];
+    }
+    if (slot->window != minute) {
+        slot->window = minute;
+        slot->count = 0;
+    }
+    if (slot->count >= h->login_per_minute)
+        allow = false;
+    else
+        slot->count++;
+    pthread_mutex_unlock(&h->rate_lock);
+    return allow;
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+    if (!s || strlen(s) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool equal_const_time(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    unsigned char diff = (unsigned char)(na != nb);
+    for (size_t i = 0; i < na && i < nb; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+sm_code http_auth_load(http_req *rq, http_resp *rs)
+{
+    rq->signed_in = false;
+    const char *cookie = MHD_lookup_connection_value(rq->conn, MHD_COOKIE_KIND, HTTP_COOKIE);
+    if (!is_hex(cookie, 64))
+        return SM_OK;
+    PGconn *db = http_db(rq, rs);
+    if (!db)
+        return SM_EDB;
+    char hash[SM_SHA256_HEX];
+    sm_sha256_hex(cookie, 64, hash);
+    const char *p[] = {hash};
+    PGresult *r;
+    sm_err err = {0};
+    if (sm_db_query(db,
+                    "SELECT t.id, t.name, s.csrf_token FROM teacher_session s "
+                    "JOIN teacher t ON t.id = s.teacher_id "
+                    "WHERE s.id_hash = $1 AND s.expires_at > now()",
+                    1, p, &r, &err) != SM_OK) {
+        http_db_failed(rs, &err);
+        return SM_EDB;
+    }
+    if (PQntuples(r) == 1) {
+        rq->signed_in = true;
+        snprintf(rq->teacher_id_s, sizeof rq->teacher_id_s, "%s", PQgetvalue(r, 0, 0));
+        rq->teacher_id = strtoll(rq->teacher_id_s, NULL, 10);
+        snprintf(rq->teacher_name, sizeof rq->teacher_name, "%s", PQgetvalue(r, 0, 1));
+        snprintf(rq->csrf, sizeof rq->csrf, "%s", PQgetvalue(r, 0, 2));
+    }
+    PQclear(r);
+    return SM_OK;
+}
+
+bool http_auth_check_post(http_req *rq, http_resp *rs, bool need_csrf)
+{
+    const char *type = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Content-Type");
+    if (!type || strncasecmp(type, "application/json", 16) != 0) {
+        http_resp_error(rs, 415, "EINVAL", "requests must be application/json");
+        return false;
+    }
+    const char *origin = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Origin");
+    const char *host = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Host");
+    if (origin) {
+        const char *o = origin;
+        if (strncmp(o, "http://", 7) == 0)
+            o += 7;
+        else if (strncmp(o, "https://", 8) == 0)
+            o += 8;
+        else
+            o = NULL;
+        if (!o || !host || strcmp(o, host) != 0) {
+            http_resp_error(rs, 403, "ECSRF", "cross-origin request refused");
+            return false;
+        }
+    }
+    if (need_csrf) {
+        const char *tok = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-CSRF-Token");
+        if (!rq->signed_in || !tok || !rq->csrf[0] || !equal_const_time(tok, rq->csrf)) {
+            http_resp_error(rs, 403, "ECSRF", "missing or wrong CSRF token");
+            return false;
+        }
+    }
+    return true;
+}
+
+static json_t *session_json(const char *id, const char *name, const char *csrf)
+{
+    return json_pack("{s:{s:I,s:o},s:s}", "teacher", "id", (json_int_t)strtoll(id, NULL, 10),
+                     "name", http_json_string(name), "csrf", csrf);
+}
+
+void http_api_signin(http_req *rq, http_resp *rs)
+{
+    if (!rate_allow(rq->http, rq->client)) {
+        sm_log(SM_LOG_WARN, "sign-in rate limited", "client", rq->client, NULL);
+        rs->retry_after = 60;
+        http_resp_error(rs, 429, "ELIMIT", "too many sign-in attempts; wait a minute");
+        return;
+    }
+    json_t *body = rq->body ? json_loadb(rq->body, rq->len, 0, NULL) : NULL;
+    const char *token = body ? json_string_value(json_object_get(body, "token")) : NULL;
+    char hash[SM_SHA256_HEX] = "";
+    bool well_formed = token && is_hex(token, 64);
+    if (well_formed)
+        sm_sha256_hex(token, 64, hash);
+    json_decref(body);
+    if (!well_formed) {
+        sm_log(SM_LOG_WARN, "sign-in failed", "client", rq->client, "reason", "malformed", NULL);
+        http_resp_error(rs, 401, "EAUTH", "invalid token");
+        return;
+    }
+    PGconn *db = http_db(rq, rs);
+    if (!db)
+        return;
+    sm_err err = {0};
+    PGresult *r;
+    const char *p1[] = {hash};
+    if (sm_db_query(db, "SELECT id, name FROM teacher WHERE token_hash = $1", 1, p1, &r, &err) !=
+        SM_OK) {
+        http_db_failed(rs, &err);
+        return;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        sm_log(SM_LOG_WARN, "sign-in failed", "client", rq->client, "reason", "unknown token",
+               NULL);
+        http_resp_error(rs, 401, "EAUTH", "invalid token");
+        return;
+    }
+    char tid[24], name[256];
+    snprintf(tid, sizeof tid, "%s", PQgetvalue(r, 0, 0));
+    snprintf(name, sizeof name, "%s", PQgetvalue(r, 0, 1));
+    PQclear(r);
+
+    char sid[65], csrf[65], sid_hash[SM_SHA256_HEX];
+    if (sm_random_hex(32, sid, &err) != SM_OK || sm_random_hex(32, csrf, &err) != SM_OK) {
+        sm_log(SM_LOG_ERROR, "sign-in: no randomness", "error", err.msg, NULL);
+        http_resp_error(rs, 500, "EINTERNAL", "cannot create a session");
+        return;
+    }
+    sm_sha256_hex(sid, 64, sid_hash);
+    char hours[8];
+    snprintf(hours, sizeof hours, "%d", HTTP_SESSION_HOURS);
+    const char *p2[] = {sid_hash, tid, csrf, rq->client, hours};
+    sm_code rc = sm_db_exec(db, "DELETE FROM teacher_session WHERE expires_at < now()", &err);
+    if (rc == SM_OK)
+        rc = sm_db_query(db,
+                         "INSERT INTO teacher_session (id_hash, teacher_id, csrf_token, client, "
+                         "expires_at) VALUES ($1, $2::bigint, $3, $4, "
+                         "now() + make_interval(hours => $5::int))",
+                         5, p2, NULL, &err);
+    const char *p3[] = {tid, rq->client};
+    if (rc == SM_OK)
+        rc = sm_db_query(db,
+                         "INSERT INTO audit_log (actor, action, subject, details) VALUES "
+                         "('teacher:' || $1, 'signin', 'teacher:' || $1, "
+                         "jsonb_build_object('client', $2::text))",
+                         2, p3, NULL, &err);
+    if (rc != SM_OK) {
+        http_db_failed(rs, &err);
+        return;
+    }
+    char cookie[160];
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d",
+             HTTP_COOKIE, sid, HTTP_SESSION_HOURS * 3600);
+    rs->set_cookie = strdup(cookie);
+    memset(sid, 0, sizeof sid);
+    sm_log(SM_LOG_INFO, "teacher signed in", "teacher", tid, "client", rq->client, NULL);
+    http_resp_json(rs, 200, session_json(tid, name, csrf));
+}
+
+void http_api_signout(http_req *rq, http_resp *rs)
+{
+    const char *cookie = MHD_lookup_connection_value(rq->conn, MHD_COOKIE_KIND, HTTP_COOKIE);
+    PGconn *db = http_db(rq, rs);
+    if (!db)
+        return;
+    char hash[SM_SHA256_HEX];
+    sm_sha256_hex(cookie, strlen(cookie), hash);
+    const char *p[] = {hash};
+    sm_err err = {0};
+    if (sm_db_query(db, "DELETE FROM teacher_session WHERE id_hash = $1", 1, p, NULL, &err) !=
+        SM_OK) {
+        http_db_failed(rs, &err);
+        return;
+    }
+    char c[128];
+    snprintf(c, sizeof c, "%s=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", HTTP_COOKIE);
+    rs->set_cookie = strdup(c);
+    http_resp_json(rs, 200, json_pack("{s:b}", "ok", 1));
+}
+
+void http_api_session(http_req *rq, http_resp *rs)
+{
+    if (!rq->signed_in) {
+        http_resp_error(rs, 401, "EAUTH", "not signed in");
+        return;
+    }
+    http_resp_json(rs, 200, session_json(rq->teacher_id_s, rq->teacher_name, rq->csrf));
+}

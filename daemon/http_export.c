@@ -1,0 +1,246 @@
+/* http_export: gradebook exports of one assignment. CSV in three layouts: "moodle" (Moodle's
+ * "Import grades from CSV": an identifier column mapped on import, one grade column named
+ * after the assignment), "canvas" (Canvas's gradebook import: Student, ID, SIS User ID,
+ * SIS Login ID, Section, "<Assignment> (<canvas id>)" plus the Points Possible row) and
+ * "plain"; and JSON with the critique steps. One row per student (their latest submission);
+ * final score = the latest reviewed score if any, else the model's. Cells are protected
+ * against CSV formula injection. See docs/teacher-guide.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_internal.h"
+#include "sm_db.h"
+
+/* Writes one CSV cell: quoted when needed; a text starting with = + - @ tab or CR gets a
+ * leading ' so spreadsheets do not run it as a formula. */
+static void csv_cell(FILE *f, const char *s, bool text, bool last)
+{
+    if (!s)
+        s = "";
+    bool formula = text && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' ||
+                            s[0] == '\t' || s[0] == '\r');
+    bool quote = formula || strpbrk(s, ",\"\r\n") != NULL;
+    if (quote)
+        fputc('"', f);
+    if (formula)
+        fputc('\'', f);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"')
+            fputc('"', f);
+        fputc(*p, f);
+    }
+    if (quote)
+        fputc('"', f);
+    fputs(last ? "\r\n" : ",", f);
+}
+
+static bool load_assignment(http_req *rq, http_resp *rs, PGconn *db, const char *aid,
+                            PGresult **out)
+{
+    const char *p[] = {aid, rq->teacher_id_s};
+    sm_err err = {0};
+    if (sm_db_query(db,
+                    "SELECT a.id, a.code, a.title, a.max_score, c.code AS course_code FROM "
+                    "assignment a JOIN course c ON c.id = a.course_id JOIN course_teacher ct ON "
+                    "ct.course_id = a.course_id AND ct.teacher_id = $2::bigint "
+                    "WHERE a.id = $1::bigint",
+                    2, p, out, &err) != SM_OK) {
+        http_db_failed(rs, &err);
+        return false;
+    }
+    if (PQntuples(*out) != 1) {
+        PQclear(*out);
+        http_resp_error(rs, 404, "ENOTFOUND", "no such assignment");
+        return false;
+    }
+    return true;
+}
+
+/* One row per student: the latest submission. */
+#define LATEST_PER_STUDENT                                                                      \
+    "SELECT DISTINCT ON (st.student_ref) st.submission_id, st.student_ref, st.final_score, "   \
+    "st.model_score, st.max_score, st.state, st.flagged, to_jsonb(st.flags) AS flags, "         \
+    "st.confidence, st.grading_id, st.reviewed_score, st.review_action, st.reviewed_at "        \
+    "FROM submission_status st WHERE st.assignment_id = $1::bigint "                            \
+    "ORDER BY st.student_ref, st.received_at DESC, st.submission_id DESC"
+
+static void safe_filename(const char *in, char *out, size_t n)
+{
+    size_t k = 0;
+    for (const char *p = in; *p && k + 1 < n; p++)
+        out[k++] = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')
+                       ? *p
+                       : '_';
+    out[k] = '\0';
+}
+
+static void set_download(http_resp *rs, const char *course, const char *code, const char *fmt,
+                         const char *ext)
+{
+    char c[96], a[96], buf[320];
+    safe_filename(course, c, sizeof c);
+    safe_filename(code, a, sizeof a);
+    snprintf(buf, sizeof buf, "attachment; filename=\"%s-%s-%s.%s\"", c, a, fmt, ext);
+    rs->disposition = strdup(buf);
+}
+
+void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
+{
+    const char *fmt = http_arg(rq, "format");
+    if (!fmt)
+        fmt = "plain";
+    if (strcmp(fmt, "moodle") != 0 && strcmp(fmt, "canvas") != 0 && strcmp(fmt, "plain") != 0) {
+        http_resp_error(rs, 400, "EINVAL", "format must be moodle, canvas or plain");
+        return;
+    }
+    int64_t canvas_id = 0;
+    const char *cid = http_arg(rq, "canvas_id");
+    if (cid && !http_parse_id(cid, &canvas_id)) {
+        http_resp_error(rs, 400, "EINVAL", "canvas_id must be a positive number");
+        return;
+    }
+    PGconn *db = http_db(rq, rs);
+    if (!db)
+        return;
+    char aid[24];
+    snprintf(aid, sizeof aid, "%lld", (long long)assignment_id);
+    PGresult *ar, *r;
+    if (!load_assignment(rq, rs, db, aid, &ar))
+        return;
+    const char *p[] = {aid};
+    sm_err err = {0};
+    if (sm_db_query(db, LATEST_PER_STUDENT, 1, p, &r, &err) != SM_OK) {
+        PQclear(ar);
+        http_db_failed(rs, &err);
+        return;
+    }
+    const char *title = PQgetvalue(ar, 0, 2)[0] ? PQgetvalue(ar, 0, 2) : PQgetvalue(ar, 0, 1);
+    const char *max = PQgetvalue(ar, 0, 3);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        PQclear(ar);
+        PQclear(r);
+        http_resp_error(rs, 500, "ENOMEM", "out of memory");
+        return;
+    }
+    char column[512];
+    if (strcmp(fmt, "moodle") == 0) {
+        csv_cell(f, "Email address", true, false);
+        csv_cell(f, "ID number", true, false);
+        csv_cell(f, title, true, false);
+        csv_cell(f, "Status", true, true);
+    } else if (strcmp(fmt, "canvas") == 0) {
+        if (canvas_id)
+            snprintf(column, sizeof column, "%s (%lld)", title, (long long)canvas_id);
+        else
+            snprintf(column, sizeof column, "%s", title);
+        const char *head[] = {"Student", "ID", "SIS User ID", "SIS Login ID", "Section"};
+        for (int i = 0; i < 5; i++)
+            csv_cell(f, head[i], true, false);
+        csv_cell(f, column, true, true);
+        const char *pp[] = {"    Points Possible", "", "", "", ""};
+        for (int i = 0; i < 5; i++)
+            csv_cell(f, pp[i], true, false);
+        csv_cell(f, max, false, true);
+    } else {
+        const char *head[] = {"student", "score", "max_score", "model_score", "status",
+                              "flagged", "flags", "submission_id"};
+        for (int i = 0; i < 8; i++)
+            csv_cell(f, head[i], true, i == 7);
+    }
+    int nrows = PQntuples(r);
+    int c_sid = PQfnumber(r, "submission_id"), c_stu = PQfnumber(r, "student_ref"),
+        c_fin = PQfnumber(r, "final_score"), c_mod = PQfnumber(r, "model_score"),
+        c_state = PQfnumber(r, "state"), c_flagged = PQfnumber(r, "flagged"),
+        c_flags = PQfnumber(r, "flags");
+    for (int i = 0; i < nrows; i++) {
+        const char *student = PQgetvalue(r, i, c_stu);
+        const char *score = PQgetisnull(r, i, c_fin) ? "" : PQgetvalue(r, i, c_fin);
+        const char *state = PQgetvalue(r, i, c_state);
+        bool email = strchr(student, '@') != NULL;
+        if (strcmp(fmt, "moodle") == 0) {
+            csv_cell(f, email ? student : "", true, false);
+            csv_cell(f, email ? "" : student, true, false);
+            csv_cell(f, score, false, false);
+            csv_cell(f, state, true, true);
+        } else if (strcmp(fmt, "canvas") == 0) {
+            csv_cell(f, student, true, false);
+            csv_cell(f, "", true, false);
+            csv_cell(f, email ? "" : student, true, false);
+            csv_cell(f, email ? student : "", true, false);
+            csv_cell(f, "", true, false);
+            csv_cell(f, score, false, true);
+        } else {
+            json_t *fl = json_loads(PQgetvalue(r, i, c_flags), 0, NULL);
+            char flags[1024] = "";
+            size_t k = 0;
+            size_t idx;
+            json_t *v;
+            json_array_foreach(fl, idx, v)
+            {
+                const char *s = json_string_value(v);
+                if (s && k + strlen(s) + 2 < sizeof flags)
+                    k += (size_t)snprintf(flags + k, sizeof flags - k, "%s%s", k ? ";" : "", s);
+            }
+            json_decref(fl);
+            csv_cell(f, student, true, false);
+            csv_cell(f, score, false, false);
+            csv_cell(f, PQgetvalue(r, i, PQfnumber(r, "max_score")), false, false);
+            csv_cell(f, PQgetisnull(r, i, c_mod) ? "" : PQgetvalue(r, i, c_mod), false, false);
+            csv_cell(f, state, true, false);
+            csv_cell(f, PQgetvalue(r, i, c_flagged)[0] == 't' ? "yes" : "no", true, false);
+            csv_cell(f, flags, true, false);
+            csv_cell(f, PQgetvalue(r, i, c_sid), false, true);
+        }
+    }
+    fclose(f);
+    set_download(rs, PQgetvalue(ar, 0, 4), PQgetvalue(ar, 0, 1), fmt, "csv");
+    PQclear(ar);
+    PQclear(r);
+    http_resp_text(rs, 200, "text/csv; charset=utf-8", buf, len);
+}
+
+void http_api_export_json(http_req *rq, http_resp *rs, int64_t assignment_id)
+{
+    PGconn *db = http_db(rq, rs);
+    if (!db)
+        return;
+    char aid[24];
+    snprintf(aid, sizeof aid, "%lld", (long long)assignment_id);
+    PGresult *ar, *r;
+    if (!load_assignment(rq, rs, db, aid, &ar))
+        return;
+    json_t *doc = json_pack("{s:o}", "assignment", http_row_json(ar, 0));
+    set_download(rs, PQgetvalue(ar, 0, 4), PQgetvalue(ar, 0, 1), "export", "json");
+    PQclear(ar);
+    const char *p[] = {aid};
+    sm_err err = {0};
+    if (sm_db_query(db,
+                    "SELECT l.*, "
+                    "COALESCE((SELECT jsonb_agg(jsonb_build_object('step_no', cs.step_no, "
+                    "  'quoted', cs.quoted, 'verdict', cs.verdict, 'explanation', "
+                    "  cs.explanation, 'agreement', cs.agreement) ORDER BY cs.step_no) "
+                    "  FROM critique_step cs WHERE cs.grading_id = l.grading_id), '[]') AS steps, "
+                    "COALESCE((SELECT jsonb_agg(jsonb_build_object('kind', cr.kind, 'name', "
+                    "  cr.name, 'passed', cr.passed) ORDER BY cr.id) FROM check_result cr "
+                    "  WHERE cr.grading_id = l.grading_id), '[]') AS checks, "
+                    "COALESCE((SELECT jsonb_agg(jsonb_build_object('action', rv.action, "
+                    "  'old_score', rv.old_score, 'new_score', rv.new_score, 'comment', "
+                    "  rv.comment, 'teacher', t.name, 'at', rv.created_at) ORDER BY "
+                    "  rv.created_at, rv.id) FROM review rv JOIN teacher t ON t.id = "
+                    "  rv.teacher_id WHERE rv.grading_id = l.grading_id), '[]') AS reviews, "
+                    "(SELECT g.summary FROM grading g WHERE g.id = l.grading_id) AS summary "
+                    "FROM (" LATEST_PER_STUDENT ") l ORDER BY l.student_ref",
+                    1, p, &r, &err) != SM_OK) {
+        json_decref(doc);
+        http_db_failed(rs, &err);
+        return;
+    }
+    json_object_set_new(doc, "students", http_rows_json(r));
+    PQclear(r);
+    http_resp_json(rs, 200, doc);
+}

@@ -1,0 +1,136 @@
+/* http_internal: what the files of the HTTP side (daemon/http_*.c) share: the server object,
+ * one request and its response, the database pool, the sign-in rate limiter and the route
+ * handlers. Not used outside daemon/http_*.c. */
+#ifndef SM_HTTP_INTERNAL_H
+#define SM_HTTP_INTERNAL_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sm_error.h"
+#include "sm_http.h"
+#include "sm_metrics.h"
+#include "sm_sha256.h"
+
+#define HTTP_MAX_BODY (1024 * 1024)
+#define HTTP_SESSION_HOURS 12
+#define HTTP_COOKIE "sm_session"
+
+/* ---- database connection pool (http_pool.c) ---- */
+typedef struct http_pool http_pool;
+sm_code http_pool_new(const char *url, int size, http_pool **out, sm_err *err);
+/* Takes a connection, waiting up to a few seconds; reconnects a broken one. */
+sm_code http_pool_get(http_pool *p, PGconn **out, sm_err *err);
+/* Returns a connection; a connection left inside a transaction is rolled back. */
+void http_pool_put(http_pool *p, PGconn *conn);
+void http_pool_free(http_pool **p);
+
+/* ---- sign-in rate limiter (http_auth.c) ---- */
+#define HTTP_RATE_SLOTS 1024
+typedef struct http_rate_slot {
+    char client[64];
+    int64_t window; /* minute number */
+    int count;
+} http_rate_slot;
+
+struct sm_http {
+    struct MHD_Daemon *mhd;
+    http_pool *pool;
+    sm_metrics *metrics;
+    char static_dir[512];
+    int port;
+    int login_per_minute;
+    pthread_mutex_t rate_lock;
+    http_rate_slot rate[HTTP_RATE_SLOTS];
+};
+
+/* ---- one request and its response ---- */
+typedef struct http_req {
+    /* filled while the body arrives */
+    char *body;
+    size_t len, cap;
+    bool too_big;
+    /* filled at dispatch */
+    sm_http *http;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url;
+    char client[64];
+    PGconn *db;            /* taken from the pool on first use (http_db) */
+    bool signed_in;
+    int64_t teacher_id;
+    char teacher_id_s[24];
+    char teacher_name[256];
+    char csrf[SM_SHA256_HEX];
+} http_req;
+
+typedef struct http_resp {
+    int status;
+    char *body;           /* malloc'd */
+    size_t len;
+    const char *content_type;
+    char *set_cookie;     /* malloc'd, may be NULL */
+    char *disposition;    /* malloc'd Content-Disposition, may be NULL */
+    int retry_after;      /* seconds, 0 = none */
+    bool cacheable;       /* static files */
+} http_resp;
+
+/* ---- helpers (http_server.c) ---- */
+void http_resp_json(http_resp *rs, int status, json_t *doc); /* steals doc */
+void http_resp_error(http_resp *rs, int status, const char *code, const char *msg);
+void http_resp_text(http_resp *rs, int status, const char *type, char *body, size_t len);
+/* The request's database connection, taken from the pool on first call; on failure it fills
+ * a 503 response and returns NULL. */
+PGconn *http_db(http_req *rq, http_resp *rs);
+/* A query parameter, or NULL when absent or empty. */
+const char *http_arg(http_req *rq, const char *name);
+/* Parses a positive decimal id; false if s is not one. */
+bool http_parse_id(const char *s, int64_t *out);
+/* Logs a database failure and fills a 500 response. */
+void http_db_failed(http_resp *rs, const sm_err *err);
+
+/* ---- rows to JSON (http_json.c) ---- */
+/* One row as an object keyed by column name (numbers, booleans, json/jsonb typed). */
+json_t *http_row_json(const PGresult *r, int row);
+/* Every row as an array of objects. */
+json_t *http_rows_json(const PGresult *r);
+/* A string that is valid UTF-8 for JSON (invalid bytes replaced by U+FFFD). */
+json_t *http_json_string(const char *s);
+
+/* ---- auth (http_auth.c) ---- */
+/* Loads the session from the cookie into rq (rq->signed_in). */
+sm_code http_auth_load(http_req *rq, http_resp *rs);
+/* For POSTs: checks content type, Origin and X-CSRF-Token; fills a 403 and returns false. */
+bool http_auth_check_post(http_req *rq, http_resp *rs, bool need_csrf);
+void http_api_signin(http_req *rq, http_resp *rs);
+void http_api_signout(http_req *rq, http_resp *rs);
+void http_api_session(http_req *rq, http_resp *rs);
+void http_rate_init(sm_http *h);
+
+/* ---- API (http_api.c, http_review.c, http_export.c, http_progress.c) ---- */
+void http_api_courses(http_req *rq, http_resp *rs);
+void http_api_course(http_req *rq, http_resp *rs, int64_t id);
+void http_api_assignment(http_req *rq, http_resp *rs, int64_t id);
+void http_api_submission(http_req *rq, http_resp *rs, int64_t id);
+void http_api_review(http_req *rq, http_resp *rs, int64_t submission_id);
+void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id);
+void http_api_export_json(http_req *rq, http_resp *rs, int64_t assignment_id);
+void http_api_progress(http_req *rq, http_resp *rs);
+void http_metrics_page(http_req *rq, http_resp *rs);
+
+/* ---- static files (http_static.c) ---- */
+void http_static(http_req *rq, http_resp *rs, const char *path);
+
+/* Files built from daemon/web/ by cmake/embed_web.cmake. */
+typedef struct sm_web_file {
+    const char *name;
+    const unsigned char *data;
+    size_t len;
+} sm_web_file;
+const sm_web_file *sm_web_files(int *count);
+
+#endif

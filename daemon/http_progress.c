@@ -1,0 +1,123 @@
+/* http_progress: live progress for overnight runs (queue depth, done/total per assignment of
+ * the teacher's courses, tokens/s, gradings/min and an ETA) and the Prometheus /metrics page
+ * (the broker's counters from sm_metrics plus queue depth by state and priority from the
+ * database). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_internal.h"
+#include "sm_db.h"
+
+void http_api_progress(http_req *rq, http_resp *rs)
+{
+    PGconn *db = http_db(rq, rs);
+    if (!db)
+        return;
+    sm_err err = {0};
+    PGresult *r;
+    if (sm_db_query(db,
+                    "SELECT count(*) FILTER (WHERE state = 'queued') AS queued, "
+                    "count(*) FILTER (WHERE state = 'leased') AS running, "
+                    "count(*) FILTER (WHERE state = 'queued' AND priority = 0) AS "
+                    "queued_interactive, "
+                    "count(*) FILTER (WHERE state = 'queued' AND priority = 1) AS queued_batch, "
+                    "(SELECT count(*) FROM grading WHERE created_at > now() - interval "
+                    "'10 minutes') AS graded_last_10min "
+                    "FROM job WHERE state IN ('queued', 'leased')",
+                    0, NULL, &r, &err) != SM_OK) {
+        http_db_failed(rs, &err);
+        return;
+    }
+    json_t *queue = http_row_json(r, 0);
+    double per_sec = (double)strtoll(PQgetvalue(r, 0, 4), NULL, 10) / 600.0;
+    long long pending_all = strtoll(PQgetvalue(r, 0, 0), NULL, 10) +
+                            strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    const char *p[] = {rq->teacher_id_s};
+    if (sm_db_query(db,
+                    "SELECT a.id, a.code, a.title, c.code AS course_code, count(st.*) AS total, "
+                    "count(*) FILTER (WHERE st.state IN ('graded', 'needs_review', 'reviewed')) "
+                    "AS done, count(*) FILTER (WHERE st.state IN ('queued', 'running')) AS "
+                    "pending, count(*) FILTER (WHERE st.state IN ('failed', 'cancelled')) AS "
+                    "failed FROM assignment a JOIN course c ON c.id = a.course_id "
+                    "JOIN course_teacher ct ON ct.course_id = a.course_id AND "
+                    "ct.teacher_id = $1::bigint "
+                    "JOIN submission_status st ON st.assignment_id = a.id "
+                    "GROUP BY a.id, c.code ORDER BY c.code, a.created_at, a.id",
+                    1, p, &r, &err) != SM_OK) {
+        json_decref(queue);
+        http_db_failed(rs, &err);
+        return;
+    }
+    json_t *list = http_rows_json(r);
+    PQclear(r);
+    size_t i;
+    json_t *a;
+    json_array_foreach(list, i, a)
+    {
+        json_int_t pending = json_integer_value(json_object_get(a, "pending"));
+        json_object_set_new(a, "eta_seconds",
+                            pending == 0  ? json_integer(0)
+                            : per_sec > 0 ? json_integer((json_int_t)(pending / per_sec + 0.5))
+                                          : json_null());
+    }
+    sm_metrics_snapshot snap;
+    sm_metrics_snapshot_get(rq->http->metrics, &snap);
+    json_t *doc = json_pack(
+        "{s:o,s:o,s:f,s:f,s:I,s:o}", "queue", queue, "assignments", list, "tokens_per_second",
+        snap.tokens_per_second, "gradings_per_minute", per_sec * 60.0, "workers_connected",
+        (json_int_t)snap.workers_connected, "eta_seconds",
+        pending_all == 0 ? json_integer(0)
+        : per_sec > 0    ? json_integer((json_int_t)(pending_all / per_sec + 0.5))
+                         : json_null());
+    http_resp_json(rs, 200, doc);
+}
+
+void http_metrics_page(http_req *rq, http_resp *rs)
+{
+    char *counters = NULL;
+    sm_err err = {0};
+    if (sm_metrics_render(rq->http->metrics, &counters, &err) != SM_OK) {
+        http_resp_error(rs, 500, "ENOMEM", "cannot render metrics");
+        return;
+    }
+    PGconn *db = http_db(rq, rs);
+    if (!db) {
+        free(counters);
+        return;
+    }
+    PGresult *r;
+    if (sm_db_query(db,
+                    "SELECT s.state, p.priority, count(j.id) FROM "
+                    "unnest(ARRAY['queued','leased','done','dead','cancelled']) AS s(state) "
+                    "CROSS JOIN unnest(ARRAY[0,1]) AS p(priority) "
+                    "LEFT JOIN job j ON j.state = s.state AND j.priority = p.priority "
+                    "GROUP BY s.state, p.priority ORDER BY s.state, p.priority",
+                    0, NULL, &r, &err) != SM_OK) {
+        free(counters);
+        http_db_failed(rs, &err);
+        return;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        free(counters);
+        PQclear(r);
+        http_resp_error(rs, 500, "ENOMEM", "out of memory");
+        return;
+    }
+    fputs(counters, f);
+    free(counters);
+    fputs("# HELP stepmark_queue_depth Jobs in the database by state and priority.\n"
+          "# TYPE stepmark_queue_depth gauge\n",
+          f);
+    for (int i = 0; i < PQntuples(r); i++)
+        fprintf(f, "stepmark_queue_depth{state=\"%s\",priority=\"%s\"} %s\n", PQgetvalue(r, i, 0),
+                strcmp(PQgetvalue(r, i, 1), "0") == 0 ? "interactive" : "batch",
+                PQgetvalue(r, i, 2));
+    PQclear(r);
+    fclose(f);
+    http_resp_text(rs, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
+}

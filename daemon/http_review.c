@@ -1,0 +1,214 @@
+/* http_review: a teacher's action on one submission: approve the current score, adjust it
+ * (with a comment), or send it back for regrading (a new queued job with a new random seed,
+ * which the broker picks up like any other). Every action is stored as a review row (who, when,
+ * old and new score, comment) plus an audit-log entry; the model's grading is never changed. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_internal.h"
+#include "sm_db.h"
+#include "sm_log.h"
+
+#define MAX_COMMENT 10000
+
+typedef struct review_in {
+    const char *action;
+    const char *comment;
+    char score[32]; /* "" = none */
+} review_in;
+
+static bool read_body(http_req *rq, http_resp *rs, json_t **body, review_in *in)
+{
+    json_error_t je;
+    *body = rq->body ? json_loadb(rq->body, rq->len, 0, &je) : NULL;
+    if (!*body || !json_is_object(*body)) {
+        http_resp_error(rs, 400, "EINVAL", "body must be a JSON object");
+        return false;
+    }
+    in->action = json_string_value(json_object_get(*body, "action"));
+    json_t *c = json_object_get(*body, "comment");
+    in->comment = c ? json_string_value(c) : "";
+    json_t *s = json_object_get(*body, "score");
+    in->score[0] = '\0';
+    if (!in->action || (strcmp(in->action, "approve") != 0 && strcmp(in->action, "adjust") != 0 &&
+                        strcmp(in->action, "regrade") != 0)) {
+        http_resp_error(rs, 400, "EINVAL", "action must be approve, adjust or regrade");
+        return false;
+    }
+    if (!in->comment || strlen(in->comment) > MAX_COMMENT) {
+        http_resp_error(rs, 400, "EINVAL", "comment must be a string of at most 10000 bytes");
+        return false;
+    }
+    if (strcmp(in->action, "adjust") == 0) {
+        if (!json_is_number(s) || !isfinite(json_number_value(s)) || json_number_value(s) < 0) {
+            http_resp_error(rs, 400, "EINVAL", "adjust needs a score (a number >= 0)");
+            return false;
+        }
+        snprintf(in->score, sizeof in->score, "%.2f", json_number_value(s));
+        const char *t = in->comment;
+        while (*t == ' ' || *t == '\n' || *t == '\t' || *t == '\r')
+            t++;
+        if (!*t) {
+            http_resp_error(rs, 400, "EINVAL", "adjusting a score needs a comment");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Runs the action inside the open transaction; fills rs on refusal (returns SM_ESTATE). */
+static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, const review_in *in,
+                   json_t *result, sm_err *err)
+{
+    const char *p[] = {sid, rq->teacher_id_s};
+    PGresult *r;
+    /* Lock the submission (scoped to the teacher) so concurrent reviews serialise. */
+    sm_code rc = sm_db_query(db,
+                             "SELECT s.id FROM submission s JOIN assignment a ON a.id = "
+                             "s.assignment_id JOIN course_teacher ct ON ct.course_id = "
+                             "a.course_id AND ct.teacher_id = $2::bigint WHERE s.id = $1::bigint "
+                             "FOR UPDATE OF s",
+                             2, p, &r, err);
+    if (rc != SM_OK)
+        return rc;
+    int found = PQntuples(r);
+    PQclear(r);
+    if (!found) {
+        http_resp_error(rs, 404, "ENOTFOUND", "no such submission");
+        return SM_ENOTFOUND;
+    }
+    rc = sm_db_query(db,
+                     "SELECT grading_id, final_score, max_score, job_state FROM "
+                     "submission_status WHERE submission_id = $1::bigint",
+                     1, p, &r, err);
+    if (rc != SM_OK)
+        return rc;
+    bool has_grading = !PQgetisnull(r, 0, 0);
+    char gid[24], final[32], max[32], job_state[16];
+    snprintf(gid, sizeof gid, "%s", PQgetvalue(r, 0, 0));
+    snprintf(final, sizeof final, "%s", PQgetvalue(r, 0, 1));
+    bool has_final = !PQgetisnull(r, 0, 1);
+    snprintf(max, sizeof max, "%s", PQgetvalue(r, 0, 2));
+    snprintf(job_state, sizeof job_state, "%s", PQgetvalue(r, 0, 3));
+    PQclear(r);
+    bool pending = strcmp(job_state, "queued") == 0 || strcmp(job_state, "leased") == 0;
+
+    const char *new_score = NULL;
+    if (strcmp(in->action, "regrade") == 0) {
+        if (pending) {
+            http_resp_error(rs, 409, "ESTATE", "a grading job for this submission is already pending");
+            return SM_ESTATE;
+        }
+        char seed[24];
+        unsigned long long s;
+        char hex[17];
+        rc = sm_random_hex(8, hex, err);
+        if (rc != SM_OK)
+            return rc;
+        s = strtoull(hex, NULL, 16) & 0x7fffffffffffffffULL;
+        snprintf(seed, sizeof seed, "%llu", s);
+        const char *pj[] = {sid, seed};
+        rc = sm_db_query(db,
+                         "INSERT INTO job (submission_id, state, priority, seed) VALUES "
+                         "($1::bigint, 'queued', 0, $2::bigint) RETURNING id",
+                         2, pj, &r, err);
+        if (rc != SM_OK)
+            return rc;
+        json_object_set_new(result, "job_id", json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
+        json_object_set_new(result, "seed", json_integer((json_int_t)s));
+        PQclear(r);
+        if (!has_grading) /* nothing to attach a review row to: the audit log records it */
+            goto audit;
+    } else {
+        if (!has_grading) {
+            http_resp_error(rs, 409, "ESTATE", "this submission has no grading yet");
+            return SM_ESTATE;
+        }
+        if (pending) {
+            http_resp_error(rs, 409, "ESTATE", "a regrade is pending; wait for its result");
+            return SM_ESTATE;
+        }
+        if (strcmp(in->action, "approve") == 0) {
+            if (!has_final) {
+                http_resp_error(rs, 409, "ESTATE",
+                                "the model gave no score: adjust it instead of approving");
+                return SM_ESTATE;
+            }
+            new_score = final;
+        } else {
+            if (strtod(in->score, NULL) > strtod(max, NULL)) {
+                http_resp_error(rs, 400, "EINVAL", "score is above the maximum");
+                return SM_ESTATE;
+            }
+            new_score = in->score;
+        }
+    }
+    {
+        const char *pr[] = {gid, rq->teacher_id_s, in->action, has_final ? final : NULL,
+                            new_score, in->comment};
+        rc = sm_db_query(db,
+                         "INSERT INTO review (grading_id, teacher_id, action, old_score, "
+                         "new_score, comment) VALUES ($1::bigint, $2::bigint, $3, $4::numeric, "
+                         "$5::numeric, $6) RETURNING id, created_at",
+                         6, pr, &r, err);
+        if (rc != SM_OK)
+            return rc;
+        json_object_set_new(result, "review_id",
+                            json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
+        PQclear(r);
+    }
+audit:;
+    const char *pa[] = {rq->teacher_id_s, in->action, sid, has_final ? final : NULL, new_score,
+                        has_grading ? gid : NULL};
+    rc = sm_db_query(db,
+                     "INSERT INTO audit_log (actor, action, subject, details) VALUES "
+                     "('teacher:' || $1, 'review.' || $2, 'submission:' || $3, "
+                     "jsonb_build_object('old_score', $4::numeric, 'new_score', $5::numeric, "
+                     "'grading_id', $6::bigint))",
+                     6, pa, NULL, err);
+    if (rc != SM_OK)
+        return rc;
+    if (new_score)
+        json_object_set_new(result, "new_score", json_real(strtod(new_score, NULL)));
+    return SM_OK;
+}
+
+void http_api_review(http_req *rq, http_resp *rs, int64_t submission_id)
+{
+    json_t *body = NULL;
+    review_in in;
+    if (!read_body(rq, rs, &body, &in)) {
+        json_decref(body);
+        return;
+    }
+    PGconn *db = http_db(rq, rs);
+    if (!db) {
+        json_decref(body);
+        return;
+    }
+    char sid[24];
+    snprintf(sid, sizeof sid, "%lld", (long long)submission_id);
+    sm_err err = {0};
+    json_t *result = json_object();
+    sm_code rc = sm_db_exec(db, "BEGIN", &err);
+    if (rc == SM_OK)
+        rc = act(db, rq, rs, sid, &in, result, &err);
+    if (rc == SM_OK)
+        rc = sm_db_exec(db, "COMMIT", &err);
+    if (rc != SM_OK) {
+        sm_err ignored;
+        sm_db_exec(db, "ROLLBACK", &ignored);
+        if (rc != SM_ENOTFOUND && rc != SM_ESTATE)
+            http_db_failed(rs, &err);
+        json_decref(result);
+        json_decref(body);
+        return;
+    }
+    sm_log(SM_LOG_INFO, "review stored", "teacher", rq->teacher_id_s, "submission", sid,
+           "action", in.action, NULL);
+    json_object_set_new(result, "action", json_string(in.action));
+    json_decref(body);
+    http_resp_json(rs, 200, result);
+}
