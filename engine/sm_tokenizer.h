@@ -32,7 +32,10 @@ sm_code sm_tokenizer_load_cached(const char *dir, const char *cache_dir, sm_toke
 
 void sm_tokenizer_free(sm_tokenizer **tok);
 
-/* special=true: added/special tokens in text are recognised; false: treated as plain text.
+/* special=true: added/special tokens in text are recognised; false: tokens marked special
+ * (<|im_start|>, <|im_end|>, <|endoftext|>, ...) are treated as plain text, while added tokens
+ * not marked special (e.g. <think>) are still recognised, exactly like Hugging Face's
+ * encode_special_tokens=True (transformers' split_special_tokens).
  * text must be valid UTF-8 (else SM_EINVAL). *ids is malloc'd (non-NULL even when *n_ids is 0),
  * caller frees. */
 sm_code sm_tokenizer_encode(const sm_tokenizer *tok, const char *text, size_t len, bool special,
@@ -40,7 +43,8 @@ sm_code sm_tokenizer_encode(const sm_tokenizer *tok, const char *text, size_t le
 
 /* Decodes ids to text (special tokens included). Invalid UTF-8 byte sequences produced by the
  * ids are replaced with U+FFFD, as Hugging Face does. *text is malloc'd, NUL-terminated.
- * An id outside the vocabulary gives SM_EINVAL. */
+ * Ids that have no token (>= vocab size, or gaps) are skipped, as Hugging Face does; a
+ * negative id gives SM_EINVAL. len may be NULL. */
 sm_code sm_tokenizer_decode(const sm_tokenizer *tok, const int32_t *ids, size_t n, char **text,
                             size_t *len, sm_err *err);
 
@@ -57,6 +61,9 @@ bool sm_tokenizer_is_special(const sm_tokenizer *tok, int32_t id);
 
 /* Max id + 1, including added tokens. */
 size_t sm_tokenizer_vocab_size(const sm_tokenizer *tok);
+
+/* The id of tokenizer_config.json's eos_token (e.g. <|im_end|>), -1 if none. */
+int32_t sm_tokenizer_eos_id(const sm_tokenizer *tok);
 
 /* Streaming decoder: emits text only when UTF-8 characters are complete. push appends the
  * decoded bytes of id and writes into out (capacity cap, NUL-terminated when cap > 0) all the

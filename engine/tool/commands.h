@@ -1,0 +1,20 @@
+/* commands: the subcommands of the stepmark-engine tool. Each lives in its own cmd_*.c, takes
+ * the arguments after its name (argv[0] is the subcommand name) and returns the process exit
+ * status: 0 success, 1 failure, 2 bad usage or configuration. To add one, write cmd_x.c,
+ * declare it here and add a row to the table in main.c. */
+#ifndef SM_ENGINE_COMMANDS_H
+#define SM_ENGINE_COMMANDS_H
+
+typedef int (*sm_cmd_fn)(int argc, char **argv);
+
+typedef struct sm_command {
+    const char *name;
+    sm_cmd_fn fn;
+    const char *help; /* one line */
+} sm_command;
+
+int sm_cmd_tokenize(int argc, char **argv);
+int sm_cmd_detokenize(int argc, char **argv);
+int sm_cmd_tokbench(int argc, char **argv);
+
+#endif
