@@ -1,0 +1,337 @@
+/* engine_check: end-to-end checks of the model forward pass (run by ctest on generated models).
+ *   ref --model M --ref FILE [--dtype T] --tol X [--greedy]
+ *       prompt + decode steps against a transformers reference file (hf_reference.py),
+ *       relative error ||ours - ref|| / ||ref|| of every step's logits <= X; with --greedy our
+ *       argmax must equal the reference's greedy token at every step.
+ *   batch --model M [--dtype T]
+ *       sequences of different lengths joining and leaving a batch give bitwise the same
+ *       logits as each run alone; a prompt in one step equals it fed token by token.
+ *   compare --a M1 --b M2 [--dtype-a T] [--dtype-b T] --ids "..." --steps N --tol X
+ *       two copies of one model (e.g. GGUF and safetensors) give the same logits. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sm_model.h"
+
+static const char *arg(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i + 1 < argc; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            return argv[i + 1];
+        }
+    }
+    return NULL;
+}
+
+static int flag(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static sm_model *load(const char *path, const char *dtype)
+{
+    sm_model_opts o;
+    sm_model_opts_init(&o);
+    sm_err err = {0};
+    if (dtype != NULL) {
+        if (sm_dtype_parse(dtype, &o.dtype, &err) != SM_OK) {
+            fprintf(stderr, "%s\n", err.msg);
+            exit(2);
+        }
+        o.dtype_set = true;
+    }
+    sm_model *m = NULL;
+    if (sm_model_load(path, &o, &m, &err) != SM_OK) {
+        fprintf(stderr, "load %s: %s\n", path, err.msg);
+        exit(1);
+    }
+    return m;
+}
+
+static sm_seq *new_seq(sm_model *m)
+{
+    sm_seq *s = NULL;
+    sm_err err = {0};
+    if (sm_seq_new(m, 2048, &s, &err) != SM_OK) {
+        fprintf(stderr, "seq: %s\n", err.msg);
+        exit(1);
+    }
+    return s;
+}
+
+static void step(sm_model *m, sm_seq **seqs, const int32_t **toks, const int64_t *n, int ns,
+                 float *logits)
+{
+    sm_err err = {0};
+    if (sm_model_forward(m, seqs, toks, n, ns, logits, &err) != SM_OK) {
+        fprintf(stderr, "forward: %s\n", err.msg);
+        exit(1);
+    }
+}
+
+static double rel_err(const float *a, const float *ref, int64_t n)
+{
+    double d = 0, r = 0;
+    for (int64_t i = 0; i < n; i++) {
+        d += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+        r += (double)ref[i] * ref[i];
+    }
+    return sqrt(d) / (sqrt(r) > 0 ? sqrt(r) : 1);
+}
+
+static int64_t argmax(const float *x, int64_t n)
+{
+    int64_t b = 0;
+    for (int64_t i = 1; i < n; i++) {
+        if (x[i] > x[b]) {
+            b = i;
+        }
+    }
+    return b;
+}
+
+static int cmd_ref(int argc, char **argv)
+{
+    const char *mp = arg(argc, argv, "--model"), *rp = arg(argc, argv, "--ref");
+    const char *tol_s = arg(argc, argv, "--tol");
+    if (!mp || !rp || !tol_s) {
+        fprintf(stderr, "ref: --model, --ref and --tol are required\n");
+        return 2;
+    }
+    double tol = atof(tol_s);
+    FILE *f = fopen(rp, "rb");
+    int32_t hdr[3];
+    if (f == NULL || fread(hdr, 4, 3, f) != 3 || hdr[0] < 1 || hdr[1] < 0 || hdr[2] < 1) {
+        fprintf(stderr, "bad reference file %s\n", rp);
+        return 1;
+    }
+    int64_t np_ = hdr[0], steps = hdr[1], V = hdr[2];
+    int32_t *ids = malloc((size_t)(np_ + steps) * 4);
+    float *ref = malloc((size_t)((steps + 1) * V) * 4);
+    if (fread(ids, 4, (size_t)(np_ + steps), f) != (size_t)(np_ + steps) ||
+        fread(ref, 4, (size_t)((steps + 1) * V), f) != (size_t)((steps + 1) * V)) {
+        fprintf(stderr, "truncated reference file %s\n", rp);
+        return 1;
+    }
+    fclose(f);
+    sm_model *m = load(mp, arg(argc, argv, "--dtype"));
+    if (sm_model_info(m)->config.vocab != V) {
+        fprintf(stderr, "vocab mismatch\n");
+        return 1;
+    }
+    sm_seq *s = new_seq(m);
+    float *lg = malloc((size_t)V * 4);
+    int fails = 0;
+    double worst = 0;
+    for (int64_t i = 0; i <= steps; i++) {
+        const int32_t *t = i == 0 ? ids : &ids[np_ + i - 1];
+        int64_t n = i == 0 ? np_ : 1;
+        step(m, &s, &t, &n, 1, lg);
+        double e = rel_err(lg, ref + i * V, V);
+        worst = e > worst ? e : worst;
+        if (e > tol) {
+            fprintf(stderr, "step %lld: relative error %.3g > %.3g\n", (long long)i, e, tol);
+            fails++;
+        }
+        if (flag(argc, argv, "--greedy") && i < steps && argmax(lg, V) != ids[np_ + i]) {
+            fprintf(stderr, "step %lld: greedy token %lld, reference %d\n", (long long)i,
+                    (long long)argmax(lg, V), ids[np_ + i]);
+            fails++;
+        }
+    }
+    printf("ref %s dtype %s: %lld steps, max relative error %.3g (tolerance %.3g)%s\n", mp,
+           sm_dtype_name(sm_model_info(m)->weight_dtype), (long long)steps, worst, tol,
+           fails ? " FAILED" : "");
+    sm_seq_free(&s);
+    sm_model_free(&m);
+    free(lg);
+    free(ids);
+    free(ref);
+    return fails ? 1 : 0;
+}
+
+/* A deterministic pseudo-random token stream. */
+static int32_t tok_at(int seq, int64_t i, int64_t V)
+{
+    uint64_t x = (uint64_t)seq * 1000003u + (uint64_t)i * 7919u + 17u;
+    x ^= x >> 13;
+    x *= 0x9e3779b97f4a7c15ULL;
+    return (int32_t)((x >> 33) % (uint64_t)V);
+}
+
+#define NSEQ 4
+#define NSTEP 10
+
+static int cmd_batch(int argc, char **argv)
+{
+    const char *mp = arg(argc, argv, "--model");
+    if (!mp) {
+        fprintf(stderr, "batch: --model is required\n");
+        return 2;
+    }
+    sm_model *m = load(mp, arg(argc, argv, "--dtype"));
+    int64_t V = sm_model_info(m)->config.vocab;
+    /* prompt lengths, the step each sequence joins, and how many steps it stays */
+    const int64_t plen[NSEQ] = {5, 1, 37, 600};
+    const int join[NSEQ] = {0, 1, 3, 2};
+    const int stay[NSEQ] = {NSTEP, 4, 6, 5};
+    float *alone = calloc((size_t)(NSEQ * NSTEP * V), 4);
+    float *lg = malloc((size_t)(NSEQ * V) * 4);
+    int32_t *buf = malloc(1024 * 4);
+    /* Alone: prompt in one step, then stay-1 decode steps of the stream's next tokens. */
+    for (int s = 0; s < NSEQ; s++) {
+        sm_seq *q = new_seq(m);
+        for (int k = 0; k < stay[s]; k++) {
+            int64_t start = k == 0 ? 0 : plen[s] + k - 1, n = k == 0 ? plen[s] : 1;
+            for (int64_t i = 0; i < n; i++) {
+                buf[i] = tok_at(s, start + i, V);
+            }
+            const int32_t *t = buf;
+            step(m, &q, &t, &n, 1, alone + (s * NSTEP + k) * V);
+        }
+        sm_seq_free(&q);
+    }
+    /* Batched: each step, every active sequence advances together. */
+    sm_seq *seqs[NSEQ] = {0};
+    int done[NSEQ] = {0};
+    int fails = 0;
+    for (int st = 0; st < 16; st++) {
+        sm_seq *act[NSEQ];
+        const int32_t *toks[NSEQ];
+        int64_t n[NSEQ];
+        int idx[NSEQ], na = 0;
+        int32_t *p = buf;
+        for (int s = 0; s < NSEQ; s++) {
+            if (st < join[s] || done[s] >= stay[s]) {
+                continue;
+            }
+            if (seqs[s] == NULL) {
+                seqs[s] = new_seq(m);
+            }
+            int k = done[s];
+            int64_t start = k == 0 ? 0 : plen[s] + k - 1;
+            n[na] = k == 0 ? plen[s] : 1;
+            for (int64_t i = 0; i < n[na]; i++) {
+                p[i] = tok_at(s, start + i, V);
+            }
+            toks[na] = p;
+            p += n[na];
+            act[na] = seqs[s];
+            idx[na++] = s;
+        }
+        if (na == 0) {
+            continue;
+        }
+        step(m, act, toks, n, na, lg);
+        for (int i = 0; i < na; i++) {
+            int s = idx[i];
+            if (memcmp(lg + i * V, alone + (s * NSTEP + done[s]) * V, (size_t)V * 4) != 0) {
+                fprintf(stderr, "step %d: sequence %d (its step %d, batch of %d) differs: rel %.3g\n",
+                        st, s, done[s], na,
+                        rel_err(lg + i * V, alone + (s * NSTEP + done[s]) * V, V));
+                fails++;
+            }
+            if (++done[s] == stay[s]) {
+                sm_seq_free(&seqs[s]);
+            }
+        }
+    }
+    /* A prompt in one step equals the same prompt fed one token at a time. */
+    sm_seq *a = new_seq(m);
+    for (int64_t i = 0; i < plen[2]; i++) {
+        buf[i] = tok_at(2, i, V);
+        const int32_t *t = &buf[i];
+        int64_t one = 1;
+        step(m, &a, &t, &one, 1, lg);
+    }
+    if (memcmp(lg, alone + (2 * NSTEP) * V, (size_t)V * 4) != 0) {
+        fprintf(stderr, "prompt token by token differs from one step: rel %.3g\n",
+                rel_err(lg, alone + (2 * NSTEP) * V, V));
+        fails++;
+    }
+    sm_seq_free(&a);
+    printf("batch %s: %s\n", mp, fails ? "FAILED" : "bitwise identical");
+    free(alone);
+    free(lg);
+    free(buf);
+    sm_model_free(&m);
+    return fails ? 1 : 0;
+}
+
+static int cmd_compare(int argc, char **argv)
+{
+    const char *pa = arg(argc, argv, "--a"), *pb = arg(argc, argv, "--b");
+    const char *ids_s = arg(argc, argv, "--ids"), *tol_s = arg(argc, argv, "--tol");
+    const char *steps_s = arg(argc, argv, "--steps");
+    if (!pa || !pb || !ids_s || !tol_s) {
+        fprintf(stderr, "compare: --a, --b, --ids and --tol are required\n");
+        return 2;
+    }
+    double tol = atof(tol_s);
+    int steps = steps_s ? atoi(steps_s) : 8;
+    sm_model *ma = load(pa, arg(argc, argv, "--dtype-a"));
+    sm_model *mb = load(pb, arg(argc, argv, "--dtype-b"));
+    int64_t V = sm_model_info(ma)->config.vocab;
+    if (sm_model_info(mb)->config.vocab != V) {
+        fprintf(stderr, "vocab mismatch\n");
+        return 1;
+    }
+    int32_t ids[512];
+    int64_t n = 0;
+    char *end;
+    for (const char *p = ids_s; n < 512; p = end) {
+        long v = strtol(p, &end, 10);
+        if (end == p) {
+            break;
+        }
+        ids[n++] = (int32_t)v;
+    }
+    sm_seq *sa = new_seq(ma), *sb = new_seq(mb);
+    float *la = malloc((size_t)V * 4), *lb = malloc((size_t)V * 4);
+    double worst = 0;
+    for (int i = 0; i <= steps; i++) {
+        const int32_t *t = ids;
+        step(ma, &sa, &t, &n, 1, la);
+        step(mb, &sb, &t, &n, 1, lb);
+        double e = rel_err(la, lb, V);
+        worst = e > worst ? e : worst;
+        ids[0] = (int32_t)argmax(lb, V);
+        n = 1;
+    }
+    printf("compare %s (%s) vs %s (%s): max relative error %.3g (tolerance %.3g)\n", pa,
+           sm_dtype_name(sm_model_info(ma)->weight_dtype), pb,
+           sm_dtype_name(sm_model_info(mb)->weight_dtype), worst, tol);
+    sm_seq_free(&sa);
+    sm_seq_free(&sb);
+    sm_model_free(&ma);
+    sm_model_free(&mb);
+    free(la);
+    free(lb);
+    return worst <= tol ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: engine_check ref|batch|compare ...\n");
+        return 2;
+    }
+    if (strcmp(argv[1], "ref") == 0) {
+        return cmd_ref(argc, argv);
+    }
+    if (strcmp(argv[1], "batch") == 0) {
+        return cmd_batch(argc, argv);
+    }
+    if (strcmp(argv[1], "compare") == 0) {
+        return cmd_compare(argc, argv);
+    }
+    fprintf(stderr, "unknown mode %s\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""make_gguf: converts a Hugging Face Qwen2 model directory (as make_model.py writes) into a
+GGUF v3 file with the llama.cpp qwen2 names and metadata, its weight matrices stored as
+f32, f16, bf16, q8_0 or q4_0 (norms and biases stay f32), for the engine's tests."""
+import argparse
+import json
+import os
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+import gguf
+
+QTYPES = {
+    "f32": gguf.GGMLQuantizationType.F32,
+    "f16": gguf.GGMLQuantizationType.F16,
+    "bf16": gguf.GGMLQuantizationType.BF16,
+    "q8_0": gguf.GGMLQuantizationType.Q8_0,
+    "q4_0": gguf.GGMLQuantizationType.Q4_0,
+}
+
+
+def load_tensors(d):
+    idx = os.path.join(d, "model.safetensors.index.json")
+    if os.path.exists(idx):
+        files = sorted(set(json.load(open(idx))["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    out = {}
+    for f in files:
+        out.update(load_file(os.path.join(d, f)))
+    return out
+
+
+def gguf_name(n):
+    n = n.replace("model.embed_tokens.", "token_embd.").replace("model.norm.", "output_norm.")
+    n = n.replace("lm_head.", "output.").replace("model.layers.", "blk.")
+    for a, b in (("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
+                 ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"),
+                 ("input_layernorm", "attn_norm"), ("post_attention_layernorm", "ffn_norm"),
+                 ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"),
+                 ("mlp.down_proj", "ffn_down")):
+        n = n.replace(a, b)
+    return n
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--type", choices=sorted(QTYPES), default="f32")
+    a = ap.parse_args(argv)
+    cfg = json.load(open(os.path.join(a.model, "config.json")))
+    gen_path = os.path.join(a.model, "generation_config.json")
+    gen = json.load(open(gen_path)) if os.path.exists(gen_path) else {}
+    w = gguf.GGUFWriter(a.out, "qwen2")
+    w.add_name("stepmark test model")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg.get("num_key_value_heads", cfg["num_attention_heads"]))
+    w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
+    w.add_layer_norm_rms_eps(cfg.get("rms_norm_eps", 1e-6))
+    eos = gen.get("eos_token_id", cfg.get("eos_token_id"))
+    if isinstance(eos, list):
+        eos = eos[0]
+    if eos is not None:
+        w.add_eos_token_id(int(eos))
+    if cfg.get("bos_token_id") is not None:
+        w.add_bos_token_id(int(cfg["bos_token_id"]))
+    qt = QTYPES[a.type]
+    for name, t in load_tensors(a.model).items():
+        data = t.to(torch.float32).numpy()
+        gn = gguf_name(name)
+        if data.ndim == 2 and qt != gguf.GGMLQuantizationType.F32:
+            q = gguf.quants.quantize(data, qt)
+            w.add_tensor(gn, q, raw_dtype=qt)
+        else:
+            w.add_tensor(gn, np.ascontiguousarray(data, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""prepare_models: generates every model the engine tests use into one folder (in the build
+directory, at test time): small seeded Qwen2 models in safetensors (f32 tied, f32 untied and
+sharded, bf16), transformers reference logits for each, and GGUF copies (f32, f16, bf16,
+q8_0, q4_0) of the tied model."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hf_reference  # noqa: E402
+import make_gguf  # noqa: E402
+import make_model  # noqa: E402
+
+PROMPT = "3 14 15 92 65 35 89 79 32 38 46 26 433 83 27 9"
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    j = lambda *p: os.path.join(out, *p)  # noqa: E731
+    make_model.main(["--out", j("tiny"), "--tied", "--seed", "1"])
+    make_model.main(["--out", j("untied"), "--hidden", "96", "--layers", "3", "--heads", "6",
+                     "--kv-heads", "2", "--intermediate", "224", "--vocab", "1000",
+                     "--shards", "3", "--seed", "2", "--rope-theta", "1000000",
+                     "--eos", "998,999"])
+    make_model.main(["--out", j("bf16"), "--dtype", "bf16", "--tied", "--seed", "3",
+                     "--hidden", "128", "--heads", "4", "--kv-heads", "1",
+                     "--intermediate", "256"])
+    for m in ("tiny", "untied", "bf16"):
+        hf_reference.main(["--model", j(m), "--ids", PROMPT, "--steps", "32",
+                           "--out", j(m + ".ref")])
+    for t in ("f32", "f16", "bf16", "q8_0", "q4_0"):
+        make_gguf.main(["--model", j("tiny"), "--out", j("tiny-" + t + ".gguf"), "--type", t])
+
+
+if __name__ == "__main__":
+    main()
