@@ -1,0 +1,82 @@
+/* cmd_info: `stepmark-engine info --model PATH [options]` loads a model and prints its summary:
+ * architecture, sizes, stored and compute types, parameter count, bytes, end-of-sequence ids,
+ * sampling defaults and the KV-cache memory per 1000 positions. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd_model_opts.h"
+#include "commands.h"
+#include "sm_model.h"
+
+int sm_cmd_info(int argc, char **argv)
+{
+    const char *path = NULL;
+    sm_model_opts opts;
+    sm_model_opts_init(&opts);
+    for (int i = 1; i < argc; i++) {
+        int r = sm_cmd_model_opt(argc, argv, &i, &opts);
+        if (r < 0) {
+            return 2;
+        }
+        if (r > 0) {
+            continue;
+        }
+        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else {
+            fprintf(stderr, "info: unknown argument \"%s\"\n", argv[i]);
+            return 2;
+        }
+    }
+    if (path == NULL) {
+        fprintf(stderr, "usage: stepmark-engine info --model PATH %s\n", SM_CMD_MODEL_OPTS_HELP);
+        return 2;
+    }
+    sm_err err = {0};
+    sm_model *m = NULL;
+    if (sm_model_load(path, &opts, &m, &err) != SM_OK) {
+        fprintf(stderr, "info: %s\n", err.msg);
+        return 1;
+    }
+    const sm_model_summary *s = sm_model_info(m);
+    const sm_model_config *c = &s->config;
+    printf("model:             %s\n", path);
+    printf("architecture:      Qwen2ForCausalLM (qwen2)\n");
+    printf("format:            %s\n", s->format);
+    printf("hidden size:       %lld\n", (long long)c->hidden);
+    printf("layers:            %lld\n", (long long)c->n_layers);
+    printf("attention heads:   %lld (key/value heads %lld, head size %lld)\n",
+           (long long)c->n_heads, (long long)c->n_kv_heads, (long long)c->head_dim);
+    printf("MLP size:          %lld\n", (long long)c->intermediate);
+    printf("vocabulary:        %lld\n", (long long)c->vocab);
+    printf("max positions:     %lld\n", (long long)c->max_pos);
+    printf("rope theta:        %g\n", c->rope_theta);
+    printf("rms norm eps:      %g\n", c->rms_eps);
+    printf("tied embeddings:   %s\n", c->tied ? "yes" : "no");
+    printf("stored type:       %s\n", sm_dtype_name(s->stored_dtype));
+    printf("compute type:      %s\n", sm_dtype_name(s->weight_dtype));
+    printf("parameters:        %lld (%.3f B)\n", (long long)s->n_params, (double)s->n_params / 1e9);
+    printf("weight bytes:      %zu (%.1f MiB)\n", s->weight_bytes,
+           (double)s->weight_bytes / 1048576.0);
+    printf("bytes per token:   %zu (weights read by one decode step)\n", s->bytes_per_token);
+    printf("kv cache:          %zu bytes per position, %.1f MiB per 1k positions\n",
+           s->kv_bytes_per_token, (double)s->kv_bytes_per_token * 1000.0 / 1048576.0);
+    printf("bos id:            %d\n", c->bos_id);
+    printf("eos ids:          ");
+    for (int i = 0; i < c->n_eos; i++) {
+        printf(" %d", c->eos_ids[i]);
+    }
+    printf("%s\n", c->n_eos ? "" : " (none)");
+    if (c->has_sampling) {
+        printf("sampling defaults: do_sample %s, temperature %g, top_p %g, top_k %lld, min_p %g, "
+               "repetition_penalty %g\n",
+               c->do_sample ? "true" : "false", c->temperature, c->top_p, (long long)c->top_k,
+               c->min_p, c->repetition_penalty);
+    } else {
+        printf("sampling defaults: none (no generation_config.json)\n");
+    }
+    printf("kernels:           %s, %d threads, %s\n", sm_isa_name(s->isa), s->threads,
+           s->deterministic ? "deterministic" : "fast");
+    sm_model_free(&m);
+    return 0;
+}

@@ -1,0 +1,77 @@
+/* cmd_logits: `stepmark-engine logits --model PATH --ids "ID ..." [options]` runs the ids as one
+ * prompt and prints the logits of the last position, one per line (%.9g, enough to round-trip
+ * a float). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd_model_opts.h"
+#include "commands.h"
+#include "sm_model.h"
+
+int sm_cmd_logits(int argc, char **argv)
+{
+    const char *path = NULL, *ids_s = NULL;
+    sm_model_opts opts;
+    sm_model_opts_init(&opts);
+    for (int i = 1; i < argc; i++) {
+        int r = sm_cmd_model_opt(argc, argv, &i, &opts);
+        if (r < 0) {
+            return 2;
+        }
+        if (r > 0) {
+            continue;
+        }
+        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strcmp(argv[i], "--ids") == 0 && i + 1 < argc) {
+            ids_s = argv[++i];
+        } else {
+            fprintf(stderr, "logits: unknown argument \"%s\"\n", argv[i]);
+            return 2;
+        }
+    }
+    if (path == NULL || ids_s == NULL) {
+        fprintf(stderr, "usage: stepmark-engine logits --model PATH --ids \"ID ...\" %s\n",
+                SM_CMD_MODEL_OPTS_HELP);
+        return 2;
+    }
+    int32_t *ids;
+    size_t n;
+    if (sm_cmd_parse_ids(ids_s, &ids, &n) != 0) {
+        return 2;
+    }
+    if (n == 0) {
+        fprintf(stderr, "logits: --ids is empty\n");
+        free(ids);
+        return 2;
+    }
+    sm_err err = {0};
+    sm_model *m = NULL;
+    sm_seq *s = NULL;
+    float *lg = NULL;
+    int status = 1;
+    if (sm_model_load(path, &opts, &m, &err) != SM_OK ||
+        sm_seq_new(m, (int64_t)n, &s, &err) != SM_OK) {
+        fprintf(stderr, "logits: %s\n", err.msg);
+        goto done;
+    }
+    int64_t V = sm_model_info(m)->config.vocab;
+    lg = malloc((size_t)V * sizeof *lg);
+    int64_t nt = (int64_t)n;
+    const int32_t *t = ids;
+    if (lg == NULL || sm_model_forward(m, &s, &t, &nt, 1, lg, &err) != SM_OK) {
+        fprintf(stderr, "logits: %s\n", lg ? err.msg : "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < V; i++) {
+        printf("%.9g\n", lg[i]);
+    }
+    status = fflush(stdout) == 0 ? 0 : 1;
+done:
+    free(lg);
+    free(ids);
+    sm_seq_free(&s);
+    sm_model_free(&m);
+    return status;
+}

@@ -1,0 +1,92 @@
+/* cmd_model_opts: parsing of the model options and id lists shared by the model subcommands. */
+#include "cmd_model_opts.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sm_cmd_model_opt(int argc, char **argv, int *i, sm_model_opts *opts)
+{
+    const char *a = argv[*i];
+    sm_err err = {0};
+    if (strcmp(a, "--fast") == 0) {
+        opts->fast = true;
+        return 1;
+    }
+    if (strcmp(a, "--dtype") != 0 && strcmp(a, "--threads") != 0 && strcmp(a, "--isa") != 0) {
+        return 0;
+    }
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "%s needs a value\n", a);
+        return -1;
+    }
+    const char *v = argv[++*i];
+    if (strcmp(a, "--dtype") == 0) {
+        if (sm_dtype_parse(v, &opts->dtype, &err) != SM_OK) {
+            fprintf(stderr, "--dtype: %s\n", err.msg);
+            return -1;
+        }
+        opts->dtype_set = true;
+    } else if (strcmp(a, "--isa") == 0) {
+        if (sm_isa_parse(v, &opts->isa, &err) != SM_OK) {
+            fprintf(stderr, "--isa: %s\n", err.msg);
+            return -1;
+        }
+        opts->isa_set = true;
+    } else {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (errno || *end || end == v || n < 1 || n > 1024) {
+            fprintf(stderr, "--threads: expected 1..1024, got \"%s\"\n", v);
+            return -1;
+        }
+        opts->threads = (int)n;
+    }
+    return 1;
+}
+
+int sm_cmd_parse_ids(const char *s, int32_t **ids, size_t *n)
+{
+    size_t cap = 16;
+    *n = 0;
+    *ids = malloc(cap * sizeof **ids);
+    if (*ids == NULL) {
+        fprintf(stderr, "out of memory\n");
+        return -1;
+    }
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',') {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX ||
+            (*end && *end != ' ' && *end != '\t' && *end != '\n' && *end != '\r' && *end != ',')) {
+            fprintf(stderr, "bad token id near \"%.20s\"\n", p);
+            free(*ids);
+            *ids = NULL;
+            return -1;
+        }
+        if (*n == cap) {
+            int32_t *q = realloc(*ids, 2 * cap * sizeof *q);
+            if (q == NULL) {
+                free(*ids);
+                *ids = NULL;
+                fprintf(stderr, "out of memory\n");
+                return -1;
+            }
+            *ids = q;
+            cap *= 2;
+        }
+        (*ids)[(*n)++] = (int32_t)v;
+        p = end;
+    }
+    return 0;
+}
