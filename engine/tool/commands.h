@@ -16,5 +16,8 @@ typedef struct sm_command {
 int sm_cmd_tokenize(int argc, char **argv);
 int sm_cmd_detokenize(int argc, char **argv);
 int sm_cmd_tokbench(int argc, char **argv);
+int sm_cmd_run(int argc, char **argv);
+int sm_cmd_logits(int argc, char **argv);
+int sm_cmd_info(int argc, char **argv);
 
 #endif

@@ -11,6 +11,11 @@ static const sm_command commands[] = {
     {"detokenize", sm_cmd_detokenize, "--tokenizer DIR: token ids on stdin -> text"},
     {"tokbench", sm_cmd_tokbench,
      "--tokenizer DIR --corpus DIR: tokenizer speed and load time next to Hugging Face"},
+    {"run", sm_cmd_run,
+     "--model PATH (--prompt TEXT | --prompt-file F | --prompt-ids \"ID ...\") [--chat] "
+     "[--temperature T] [--top-p P] [--max-tokens N] [--seed S] [--dtype T] [--ids] ..."},
+    {"logits", sm_cmd_logits, "--model PATH --ids \"ID ...\" [--dtype T]: last-position logits"},
+    {"info", sm_cmd_info, "--model PATH: model summary (sizes, types, memory)"},
 };
 
 static void usage(FILE *f) {
