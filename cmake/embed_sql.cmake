@@ -3,7 +3,7 @@
 # Inputs: SQL_DIR, OUT.
 file(GLOB sql_files "${SQL_DIR}/[0-9][0-9][0-9]_*.sql")
 list(SORT sql_files)
-set(body "/* generated from schema/*.sql by cmake/embed_sql.cmake: do not edit */\n#include \"sm_migrate.h\"\n\n")
+set(body "/* generated from the schema/ migrations by cmake/embed_sql.cmake: do not edit */\n#include \"sm_migrate.h\"\n\n")
 set(table "static const sm_migration migrations[] = {\n")
 set(i 0)
 foreach(f ${sql_files})

@@ -27,8 +27,11 @@ sm_code sm_err_prefix(sm_err *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
+    char joined[2 * SM_ERR_MSG_MAX + 4];
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    snprintf(joined, sizeof joined, "%s: %s", prefix, old);
+    memcpy(err->msg, joined, sizeof err->msg - 1);
+    err->msg[sizeof err->msg - 1] = '\0';
     return err->code;
 }
 

@@ -1,0 +1,42 @@
+/* cmd_migrate: `stepmark migrate` applies pending schema migrations to the configured database
+ * (safe to run twice, or from several processes at once). */
+#include <stdio.h>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "sm_migrate.h"
+
+int sm_cli_migrate(int argc, char **argv)
+{
+    if (sm_cli_flag(argc, argv, "--help")) {
+        printf("usage: stepmark migrate [--config FILE]\n"
+               "Applies pending migrations to database.url ($STEPMARK_DATABASE_URL), or to the\n"
+               "private cluster in database.data_dir when no URL is set.\n");
+        return 0;
+    }
+    sm_config cfg;
+    int rc = sm_cli_load_config(argc, argv, &cfg);
+    if (rc)
+        return rc;
+    PGconn *conn;
+    sm_pgembed *pg;
+    if (sm_cli_connect(&cfg, &conn, &pg))
+        return 1;
+    sm_err err;
+    int applied = 0, version = 0;
+    rc = 0;
+    if (sm_migrate(conn, &applied, &err) != SM_OK ||
+        sm_migrate_current(conn, &version, &err) != SM_OK) {
+        fprintf(stderr, "stepmark migrate: %s\n", err.msg);
+        rc = 1;
+    } else {
+        printf("applied %d migration%s; schema version %d\n", applied, applied == 1 ? "" : "s",
+               version);
+    }
+    PQfinish(conn);
+    if (pg && sm_pgembed_stop(&pg, &err) != SM_OK) {
+        fprintf(stderr, "stepmark migrate: %s\n", err.msg);
+        rc = 1;
+    }
+    return rc;
+}
