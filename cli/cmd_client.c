@@ -1,0 +1,206 @@
+/* cmd_client: shared helpers of the broker-facing subcommands (cmd_client.h). */
+#include "cmd_client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+#include "cli_common.h"
+
+static const char *const bool_flags[] = {"--json", "--reasoning", "--wait", "--help",
+                                         "--quiet", "--batch", "--interactive", "--force", NULL};
+
+static int is_bool_flag(const char *a)
+{
+    for (int i = 0; bool_flags[i]; i++)
+        if (!strcmp(a, bool_flags[i]))
+            return 1;
+    return 0;
+}
+
+const char *sm_cli_pos(int argc, char **argv, int k)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strncmp(argv[i], "--", 2)) {
+            if (!strchr(argv[i], '=') && !is_bool_flag(argv[i]))
+                i++;
+            continue;
+        }
+        if (k-- == 0)
+            return argv[i];
+    }
+    return NULL;
+}
+
+int sm_cli_client_open(int argc, char **argv, sm_config *cfg, sm_client **out)
+{
+    int rc = sm_cli_load_config(argc, argv, cfg);
+    if (rc)
+        return rc;
+    const char *ep = sm_cli_opt(argc, argv, "--endpoint");
+    const char *server = sm_cli_opt(argc, argv, "--server-key");
+    const char *secret = sm_cli_opt(argc, argv, "--key");
+    const char *tmo = sm_cli_opt(argc, argv, "--timeout-ms");
+    if (!secret)
+        secret = getenv("STEPMARK_CLIENT_SECRET_KEY_FILE");
+    const sm_curve_config *cc = &cfg->broker.curve;
+    if (!server && cc->enabled)
+        server = cc->server_public_key[0] ? cc->server_public_key
+                 : cc->public_key_file[0] ? cc->public_key_file
+                                          : NULL;
+    sm_client_opts o = {.endpoint = ep ? ep : cfg->broker.client_endpoint,
+                        .server_key = server,
+                        .secret_key = secret,
+                        .timeout_ms = tmo ? atoi(tmo) : 5000,
+                        .retries = 3};
+    sm_err err;
+    if (sm_client_new(NULL, &o, out, &err) != SM_OK) {
+        fprintf(stderr, "stepmark: %s\n", err.msg);
+        return 2;
+    }
+    return 0;
+}
+
+void sm_cli_print_json(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s) {
+        puts(s);
+        free(s);
+    }
+}
+
+int sm_cli_fail(const char *cmd, const sm_err *err)
+{
+    fprintf(stderr, "stepmark %s: %s: %s\n", cmd, sm_code_name(err->code), err->msg);
+    return 1;
+}
+
+char *sm_cli_read_text(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        fprintf(stderr, "stepmark: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, fp);
+        n += r;
+        if (n < cap)
+            break;
+        cap *= 2;
+        char *nb = realloc(buf, cap + 1);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+        }
+        buf = nb;
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (!buf || bad) {
+        free(buf);
+        fprintf(stderr, "stepmark: cannot read %s\n", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* YAML -> JSON over libyaml's document API. */
+static json_t *scalar(yaml_node_t *n)
+{
+    const char *v = (const char *)n->data.scalar.value;
+    size_t len = n->data.scalar.length;
+    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        if (!strcmp(v, "true"))
+            return json_true();
+        if (!strcmp(v, "false"))
+            return json_false();
+        if (!strcmp(v, "null") || !strcmp(v, "~") || len == 0)
+            return json_null();
+        char *end;
+        errno = 0;
+        long long i = strtoll(v, &end, 10);
+        if (*end == '\0' && errno == 0)
+            return json_integer(i);
+        double d = strtod(v, &end);
+        if (*end == '\0')
+            return json_real(d);
+    }
+    return json_stringn(v, len);
+}
+
+static json_t *convert(yaml_document_t *doc, yaml_node_t *n, int depth)
+{
+    if (!n || depth > 32)
+        return NULL;
+    if (n->type == YAML_SCALAR_NODE)
+        return scalar(n);
+    if (n->type == YAML_SEQUENCE_NODE) {
+        json_t *a = json_array();
+        for (yaml_node_item_t *it = n->data.sequence.items.start;
+             it < n->data.sequence.items.top; it++) {
+            json_t *v = convert(doc, yaml_document_get_node(doc, *it), depth + 1);
+            if (!v) {
+                json_decref(a);
+                return NULL;
+            }
+            json_array_append_new(a, v);
+        }
+        return a;
+    }
+    json_t *o = json_object();
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        json_t *v = convert(doc, yaml_document_get_node(doc, p->value), depth + 1);
+        if (!k || k->type != YAML_SCALAR_NODE || !v) {
+            json_decref(v);
+            json_decref(o);
+            return NULL;
+        }
+        json_object_set_new(o, (const char *)k->data.scalar.value, v);
+    }
+    return o;
+}
+
+json_t *sm_cli_read_data(const char *path, char *msg, size_t msg_size)
+{
+    size_t len;
+    char *text = sm_cli_read_text(path, &len);
+    if (!text) {
+        snprintf(msg, msg_size, "cannot read %s", path);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (j) {
+        free(text);
+        return j;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(msg, msg_size, "%s:%zu: %s", path, parser.problem_mark.line + 1,
+                 parser.problem ? parser.problem : "invalid YAML");
+        yaml_parser_delete(&parser);
+        free(text);
+        return NULL;
+    }
+    j = convert(&doc, yaml_document_get_root_node(&doc), 0);
+    if (!j)
+        snprintf(msg, msg_size, "%s: empty or unsupported YAML", path);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    free(text);
+    return j;
+}

@@ -1,0 +1,33 @@
+/* cmd_client: what the broker-facing subcommands (submit, status, result, wait, cancel,
+ * assignment, course) share: opening a client of the broker from the configuration and flags,
+ * positional arguments, printing JSON, and reading YAML or JSON files into JSON values. */
+#ifndef SM_CLI_CMD_CLIENT_H
+#define SM_CLI_CMD_CLIENT_H
+
+#include <jansson.h>
+
+#include "sm_client.h"
+#include "sm_config.h"
+
+/* Common flags: --config FILE, --endpoint EP, --server-key Z85|FILE, --key SECRET_FILE
+ * (or $STEPMARK_CLIENT_SECRET_KEY_FILE), --timeout MS. Returns 0, or the exit status. */
+int sm_cli_client_open(int argc, char **argv, sm_config *cfg, sm_client **out);
+
+/* The k-th positional argument (0-based), skipping options and their values. */
+const char *sm_cli_pos(int argc, char **argv, int k);
+
+/* Prints a JSON value indented on stdout. */
+void sm_cli_print_json(const json_t *j);
+
+/* Reads a YAML or JSON file into a JSON value (mappings become objects, sequences arrays,
+ * plain scalars that read as numbers, booleans or null become those). NULL + message on
+ * error. */
+json_t *sm_cli_read_data(const char *path, char *msg, size_t msg_size);
+
+/* Reads a whole text file (NUL-terminated; NULL on error with a message printed). */
+char *sm_cli_read_text(const char *path, size_t *len);
+
+/* Prints "stepmark CMD: message" for a failed call and returns the exit status 1. */
+int sm_cli_fail(const char *cmd, const sm_err *err);
+
+#endif

@@ -1,0 +1,681 @@
+/* store: the broker's SQL (store.h). Parameters travel as text; batches and result bodies
+ * travel as one jsonb parameter that PostgreSQL unpacks, so each operation is one round trip
+ * and one statement. */
+#include "store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "sm_db.h"
+
+struct sm_store {
+    PGconn *conn;
+    char *url;
+};
+
+sm_code sm_store_open(const char *url, sm_store **out, sm_err *err)
+{
+    *out = NULL;
+    sm_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->url = strdup(url))) {
+        free(s);
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    }
+    sm_code rc = sm_db_connect(url, &s->conn, err);
+    if (rc) {
+        free(s->url);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return SM_OK;
+}
+
+void sm_store_close(sm_store **s)
+{
+    if (!s || !*s)
+        return;
+    if ((*s)->conn)
+        PQfinish((*s)->conn);
+    free((*s)->url);
+    free(*s);
+    *s = NULL;
+}
+
+bool sm_store_alive(sm_store *s)
+{
+    return s->conn && PQstatus(s->conn) == CONNECTION_OK;
+}
+
+sm_code sm_store_reconnect(sm_store *s, sm_err *err)
+{
+    PGconn *c = NULL;
+    sm_code rc = sm_db_connect(s->url, &c, err);
+    if (rc)
+        return rc;
+    if (s->conn)
+        PQfinish(s->conn);
+    s->conn = c;
+    return SM_OK;
+}
+
+static void i64(char *buf, int64_t v)
+{
+    snprintf(buf, 24, "%" PRId64, v);
+}
+
+/* Runs sql and parses column col of row 0 as JSON into *out (NULL when no row). */
+static sm_code query_json(sm_store *s, const char *sql, int n, const char *const *p,
+                          json_t **out, sm_err *err)
+{
+    *out = NULL;
+    PGresult *r;
+    sm_code rc = sm_db_query(s->conn, sql, n, p, &r, err);
+    if (rc)
+        return rc;
+    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+        json_error_t je;
+        *out = json_loads(PQgetvalue(r, 0, 0), 0, &je);
+        if (!*out)
+            rc = sm_err_set(err, SM_EINTERNAL, "database returned bad JSON: %s", je.text);
+    }
+    PQclear(r);
+    return rc;
+}
+
+sm_code sm_store_assignment_ref(sm_store *s, const char *course, const char *code,
+                                sm_assignment_ref *out, sm_err *err)
+{
+    const char *p[] = {course, code};
+    PGresult *r;
+    sm_code rc = sm_db_query(s->conn,
+                             "SELECT a.id, a.kind, COALESCE(a.language, '') FROM assignment a "
+                             "JOIN course c ON c.id = a.course_id WHERE c.code = $1 AND a.code = $2",
+                             2, p, &r, err);
+    if (rc)
+        return rc;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return sm_err_set(err, SM_ENOTFOUND, "unknown assignment %s/%s", course, code);
+    }
+    out->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    snprintf(out->kind, sizeof out->kind, "%s", PQgetvalue(r, 0, 1));
+    snprintf(out->language, sizeof out->language, "%s", PQgetvalue(r, 0, 2));
+    PQclear(r);
+    return SM_OK;
+}
+
+static const char submit_sql[] =
+    "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x("
+    "  i int, a bigint, s text, k text, c text, l text, p smallint, cl text)),"
+    " ins AS (INSERT INTO submission (assignment_id, student_ref, idempotency_key, content,"
+    "           language, client_id)"
+    "         SELECT a, s, k, c, l, cl FROM input ORDER BY i"
+    "         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key),"
+    " jb AS (INSERT INTO job (submission_id, priority, max_attempts, seed)"
+    "        SELECT ins.id, input.p, $2::int,"
+    "               hashtextextended(input.k, 0) & 9007199254740991"
+    "        FROM ins JOIN input ON input.k = ins.idempotency_key RETURNING id)"
+    " SELECT input.i, ins.id, (SELECT count(*) FROM jb) FROM input"
+    " LEFT JOIN ins ON ins.idempotency_key = input.k";
+
+sm_code sm_store_submit(sm_store *s, sm_submit_item *items, int n, int max_attempts,
+                        sm_err *err)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        sm_submit_item *it = &items[i];
+        it->submission_id = 0;
+        it->duplicate = false;
+        json_array_append_new(
+            arr, json_pack("{s:i, s:I, s:s, s:s, s:s, s:s?, s:i, s:s?}", "i", i, "a",
+                           (json_int_t)it->assignment_id, "s", it->student_ref, "k", it->key,
+                           "c", it->content, "l", it->language, "p", it->priority, "cl",
+                           it->client));
+    }
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!text)
+        return sm_err_set(err, SM_ENOMEM, "cannot serialise a batch");
+    char ma[24];
+    i64(ma, max_attempts);
+    const char *p[] = {text, ma};
+    PGresult *r;
+    sm_code rc = sm_db_query(s->conn, submit_sql, 2, p, &r, err);
+    free(text);
+    if (rc)
+        return rc;
+    int missing = 0;
+    for (int row = 0; row < PQntuples(r); row++) {
+        int i = atoi(PQgetvalue(r, row, 0));
+        if (i < 0 || i >= n)
+            continue;
+        if (PQgetisnull(r, row, 1)) {
+            items[i].duplicate = true;
+            missing++;
+        } else {
+            items[i].submission_id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+        }
+    }
+    PQclear(r);
+    if (missing == 0)
+        return SM_OK;
+    /* Existing keys: a new statement sees rows committed by anyone before it. */
+    json_t *keys = json_array();
+    for (int i = 0; i < n; i++)
+        if (items[i].duplicate)
+            json_array_append_new(keys, json_string(items[i].key));
+    text = json_dumps(keys, JSON_COMPACT);
+    json_decref(keys);
+    if (!text)
+        return sm_err_set(err, SM_ENOMEM, "cannot serialise keys");
+    const char *p2[] = {text};
+    rc = sm_db_query(s->conn,
+                     "SELECT idempotency_key, id FROM submission WHERE idempotency_key IN "
+                     "(SELECT jsonb_array_elements_text($1::jsonb))",
+                     1, p2, &r, err);
+    free(text);
+    if (rc)
+        return rc;
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *k = PQgetvalue(r, row, 0);
+        int64_t id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+        for (int i = 0; i < n; i++)
+            if (items[i].duplicate && strcmp(items[i].key, k) == 0)
+                items[i].submission_id = id;
+    }
+    PQclear(r);
+    for (int i = 0; i < n; i++)
+        if (items[i].submission_id == 0)
+            return sm_err_set(err, SM_EDB, "submission with key %s vanished", items[i].key);
+    return SM_OK;
+}
+
+static const char claim_sql[] =
+    "WITH c AS (SELECT j.id FROM job j"
+    "   JOIN submission s ON s.id = j.submission_id JOIN assignment a ON a.id = s.assignment_id"
+    "   WHERE j.state = 'queued' AND j.not_before <= now()"
+    "     AND ($3::text IS NULL OR a.model IS NULL OR a.model = $3)"
+    "   ORDER BY j.priority, j.created_at, j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED),"
+    " u AS (UPDATE job j SET state = 'leased', lease_owner = $1,"
+    "         lease_expires_at = now() + $4::bigint * interval '1 millisecond',"
+    "         attempts = j.attempts + 1, updated_at = now()"
+    "       FROM c WHERE j.id = c.id"
+    "       RETURNING j.id, j.submission_id, j.attempts, j.max_attempts, j.seed, j.priority,"
+    "                 j.created_at)"
+    " SELECT COALESCE(json_agg(json_build_object("
+    "   'job_id', u.id, 'submission_id', u.submission_id, 'attempt', u.attempts,"
+    "   'max_attempts', u.max_attempts, 'seed', u.seed,"
+    "   'priority', CASE u.priority WHEN 0 THEN 'interactive' ELSE 'batch' END,"
+    "   'lease_ms', $4::bigint,"
+    "   'assignment', json_build_object('course', co.code, 'code', a.code, 'title', a.title,"
+    "      'kind', a.kind, 'statement', a.statement, 'rubric', a.rubric,"
+    "      'reference_solution', a.reference_solution, 'language', a.language,"
+    "      'tests', a.tests, 'answer_key', a.answer_key, 'max_score', a.max_score,"
+    "      'model', a.model, 'sampling', a.sampling, 'updated_at', a.updated_at),"
+    "   'submission', json_build_object('id', s.id, 'student_ref', s.student_ref,"
+    "      'content', s.content, 'language', COALESCE(s.language, a.language),"
+    "      'received_at', s.received_at))"
+    "   ORDER BY u.priority, u.created_at, u.id), '[]')::text"
+    " FROM u JOIN submission s ON s.id = u.submission_id"
+    " JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id";
+
+sm_code sm_store_claim(sm_store *s, const char *owner, const char *model, int limit,
+                       int64_t lease_ms, json_t **jobs, sm_err *err)
+{
+    char lim[24], lease[24];
+    i64(lim, limit);
+    i64(lease, lease_ms);
+    const char *p[] = {owner, lim, (model && *model) ? model : NULL, lease};
+    sm_code rc = query_json(s, claim_sql, 4, p, jobs, err);
+    if (!rc && !json_is_array(*jobs)) {
+        json_decref(*jobs);
+        *jobs = NULL;
+        return sm_err_set(err, SM_EINTERNAL, "claim returned no array");
+    }
+    return rc;
+}
+
+sm_code sm_store_extend(sm_store *s, const char *owner, int64_t lease_ms, sm_err *err)
+{
+    char lease[24];
+    i64(lease, lease_ms);
+    const char *p[] = {owner, lease};
+    return sm_db_query(s->conn,
+                       "UPDATE job SET lease_expires_at = now() + $2::bigint * interval "
+                       "'1 millisecond' WHERE state = 'leased' AND lease_owner = $1",
+                       2, p, NULL, err);
+}
+
+sm_code sm_store_progress(sm_store *s, int64_t job_id, const char *owner, int64_t tokens,
+                          int64_t lease_ms, sm_err *err)
+{
+    char id[24], tok[24], lease[24];
+    i64(id, job_id);
+    i64(tok, tokens);
+    i64(lease, lease_ms);
+    const char *p[] = {id, owner, tok, lease};
+    return sm_db_query(s->conn,
+                       "UPDATE job SET progress_tokens = GREATEST(progress_tokens, $3::int),"
+                       " lease_expires_at = now() + $4::bigint * interval '1 millisecond',"
+                       " updated_at = now()"
+                       " WHERE id = $1 AND state = 'leased' AND lease_owner = $2",
+                       4, p, NULL, err);
+}
+
+/* The "dead" events of jobs in CTE d(id, submission_id, state, last_error). */
+#define DEAD_EVENTS                                                                        \
+    " SELECT COALESCE(json_agg(json_build_object('event', 'dead', 'submission_id',"       \
+    "   d.submission_id, 'job_id', d.id, 'course', co.code, 'assignment', a.code,"        \
+    "   'student_ref', s.student_ref, 'error', d.last_error))"                             \
+    "   FILTER (WHERE d.state = 'dead'), '[]')::text, count(*)"                            \
+    " FROM d JOIN submission s ON s.id = d.submission_id"                                  \
+    " JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id"
+
+/* backoff: retry_backoff_ms doubled per attempt already made (capped at 2^20). */
+#define BACKOFF(ms) \
+    "now() + (" ms "::bigint * power(2, LEAST(GREATEST(attempts - 1, 0), 20))::bigint)" \
+    " * interval '1 millisecond'"
+
+static sm_code events_query(sm_store *s, const char *sql, int n, const char *const *p,
+                            json_t **events, int *count, sm_err *err)
+{
+    *events = NULL;
+    PGresult *r;
+    sm_code rc = sm_db_query(s->conn, sql, n, p, &r, err);
+    if (rc)
+        return rc;
+    if (count)
+        *count = PQntuples(r) ? atoi(PQgetvalue(r, 0, 1)) : 0;
+    json_error_t je;
+    *events = PQntuples(r) ? json_loads(PQgetvalue(r, 0, 0), 0, &je) : json_array();
+    PQclear(r);
+    if (!*events)
+        return sm_err_set(err, SM_EINTERNAL, "database returned bad JSON");
+    return SM_OK;
+}
+
+sm_code sm_store_release(sm_store *s, const char *owner, bool prefix, bool failure,
+                         const char *reason, int64_t backoff_ms, json_t **events, sm_err *err)
+{
+    char bo[24];
+    i64(bo, backoff_ms);
+    const char *p[] = {owner, prefix ? "t" : "f", failure ? "t" : "f", reason, bo};
+    static const char sql[] =
+        "WITH d AS (UPDATE job SET"
+        "   state = CASE WHEN $3::bool AND attempts >= max_attempts THEN 'dead' ELSE 'queued' END,"
+        "   attempts = CASE WHEN $3::bool THEN attempts ELSE GREATEST(attempts - 1, 0) END,"
+        "   last_error = CASE WHEN $3::bool THEN $4 ELSE last_error END,"
+        "   not_before = CASE WHEN $3::bool THEN " BACKOFF("$5") " ELSE now() END,"
+        "   finished_at = CASE WHEN $3::bool AND attempts >= max_attempts THEN now() END,"
+        "   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
+        " WHERE state = 'leased' AND (lease_owner = $1 OR ($2::bool AND"
+        "   starts_with(lease_owner, $1)))"
+        " RETURNING id, submission_id, state, last_error)" DEAD_EVENTS;
+    return events_query(s, sql, 5, p, events, NULL, err);
+}
+
+sm_code sm_store_fail(sm_store *s, int64_t job_id, const char *owner, const char *error,
+                      bool retryable, int64_t backoff_ms, char state[16], json_t **event,
+                      sm_err *err)
+{
+    char id[24], bo[24];
+    i64(id, job_id);
+    i64(bo, backoff_ms);
+    const char *p[] = {id, owner, error, retryable ? "t" : "f", bo};
+    static const char sql[] =
+        "WITH d AS (UPDATE job SET"
+        "   state = CASE WHEN NOT $4::bool OR attempts >= max_attempts THEN 'dead' ELSE 'queued' END,"
+        "   finished_at = CASE WHEN NOT $4::bool OR attempts >= max_attempts THEN now() END,"
+        "   last_error = $3, not_before = " BACKOFF("$5") ","
+        "   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
+        " WHERE id = $1 AND state = 'leased' AND lease_owner = $2"
+        " RETURNING id, submission_id, state, last_error)"
+        " SELECT (SELECT state FROM d),"
+        "  (SELECT json_build_object('event', 'dead', 'submission_id', d.submission_id,"
+        "     'job_id', d.id, 'course', co.code, 'assignment', a.code, 'student_ref',"
+        "     s.student_ref, 'error', d.last_error)::text"
+        "   FROM d JOIN submission s ON s.id = d.submission_id"
+        "   JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id"
+        "   WHERE d.state = 'dead')";
+    *event = NULL;
+    state[0] = '\0';
+    PGresult *r;
+    sm_code rc = sm_db_query(s->conn, sql, 5, p, &r, err);
+    if (rc)
+        return rc;
+    if (PQntuples(r) && !PQgetisnull(r, 0, 0))
+        snprintf(state, 16, "%s", PQgetvalue(r, 0, 0));
+    if (PQntuples(r) && !PQgetisnull(r, 0, 1))
+        *event = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
+    PQclear(r);
+    return SM_OK;
+}
+
+sm_code sm_store_reap(sm_store *s, int64_t backoff_ms, int *count, json_t **events,
+                      sm_err *err)
+{
+    char bo[24];
+    i64(bo, backoff_ms);
+    const char *p[] = {bo};
+    static const char sql[] =
+        "WITH d AS (UPDATE job SET"
+        "   state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,"
+        "   finished_at = CASE WHEN attempts >= max_attempts THEN now() END,"
+        "   last_error = 'lease expired (held by ' || lease_owner || ')',"
+        "   not_before = " BACKOFF("$1") ","
+        "   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
+        " WHERE state = 'leased' AND lease_expires_at < now()"
+        " RETURNING id, submission_id, state, last_error)" DEAD_EVENTS;
+    return events_query(s, sql, 1, p, events, count, err);
+}
+
+static const char result_sql[] =
+    "WITH r AS (SELECT $2::jsonb AS b),"
+    " j AS (UPDATE job SET state = 'done', lease_owner = NULL, lease_expires_at = NULL,"
+    "         finished_at = now(), updated_at = now()"
+    "       WHERE id = $1 AND state IN ('queued', 'leased', 'dead')"
+    "       RETURNING id, submission_id, seed),"
+    " g AS (INSERT INTO grading (job_id, submission_id, status, score, max_score, summary,"
+    "         flags, confidence, model_name, model_hash, engine_version,"
+    "         prompt_template_version, sampling, seed, prompt_tokens, completion_tokens,"
+    "         timings, worker)"
+    "       SELECT j.id, j.submission_id, b->>'status', (b->>'score')::numeric,"
+    "         (b->>'max_score')::numeric, b->>'summary',"
+    "         ARRAY(SELECT jsonb_array_elements_text(COALESCE(b->'flags', '[]'))),"
+    "         (b->>'confidence')::real, b->'model'->>'name', b->'model'->>'hash',"
+    "         b->>'engine_version', b->>'prompt_template_version',"
+    "         COALESCE(b->'sampling', '{}'), COALESCE((b->>'seed')::bigint, j.seed),"
+    "         COALESCE((b->'tokens'->>'prompt')::int, 0),"
+    "         COALESCE((b->'tokens'->>'completion')::int, 0), COALESCE(b->'timings', '{}'), $3"
+    "       FROM j, r RETURNING id, submission_id, status, score, max_score),"
+    " st AS (INSERT INTO critique_step (grading_id, step_no, quoted, verdict, explanation,"
+    "          agreement)"
+    "        SELECT g.id, (e->>'number')::int, COALESCE(e->>'quoted', ''), e->>'verdict',"
+    "          COALESCE(e->>'explanation', ''), (e->>'agreement')::real"
+    "        FROM g, r, jsonb_array_elements(COALESCE(r.b->'steps', '[]')) e),"
+    " rc AS (INSERT INTO reasoning_chain (grading_id, sample_no, text, tokens)"
+    "        SELECT g.id, (e->>'sample')::int, e->>'text', COALESCE((e->>'tokens')::int, 0)"
+    "        FROM g, r, jsonb_array_elements(COALESCE(r.b->'reasoning', '[]')) e),"
+    " ck AS (INSERT INTO check_result (grading_id, kind, name, passed, time_ms,"
+    "          output_excerpt, details)"
+    "        SELECT g.id, e->>'kind', COALESCE(e->>'name', ''), (e->>'passed')::boolean,"
+    "          (e->>'time_ms')::int, e->>'output_excerpt', COALESCE(e->'details', '{}')"
+    "        FROM g, r, jsonb_array_elements(COALESCE(r.b->'checks', '[]')) e)"
+    " SELECT json_build_object('event', 'result', 'submission_id', g.submission_id,"
+    "   'job_id', $1::bigint, 'grading_id', g.id, 'course', co.code, 'assignment', a.code,"
+    "   'student_ref', s.student_ref, 'status', g.status, 'score', g.score,"
+    "   'max_score', g.max_score)::text"
+    " FROM g JOIN submission s ON s.id = g.submission_id"
+    " JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id";
+
+sm_code sm_store_result(sm_store *s, int64_t job_id, const char *worker, const json_t *result,
+                        json_t **event, bool *duplicate, sm_err *err)
+{
+    *event = NULL;
+    *duplicate = false;
+    char id[24];
+    i64(id, job_id);
+    char *text = json_dumps(result, JSON_COMPACT);
+    if (!text)
+        return sm_err_set(err, SM_ENOMEM, "cannot serialise a result");
+    const char *p[] = {id, text, worker};
+    sm_code rc = query_json(s, result_sql, 3, p, event, err);
+    free(text);
+    if (rc || *event)
+        return rc;
+    const char *p2[] = {id};
+    PGresult *r;
+    rc = sm_db_query(s->conn, "SELECT state FROM job WHERE id = $1", 1, p2, &r, err);
+    if (rc)
+        return rc;
+    if (PQntuples(r) == 0)
+        rc = sm_err_set(err, SM_ENOTFOUND, "no job %s", id);
+    else if (strcmp(PQgetvalue(r, 0, 0), "done") == 0)
+        *duplicate = true;
+    else
+        rc = sm_err_set(err, SM_ESTATE, "job %s is %s", id, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
+sm_code sm_store_cancel(sm_store *s, int64_t submission_id, json_t **reply, char *owner,
+                        int64_t *job_id, sm_err *err)
+{
+    char id[24];
+    i64(id, submission_id);
+    const char *p[] = {id};
+    owner[0] = '\0';
+    *job_id = 0;
+    *reply = NULL;
+    PGresult *r;
+    sm_code rc = sm_db_query(
+        s->conn,
+        "WITH o AS (SELECT id, lease_owner FROM job WHERE submission_id = $1"
+        "   AND state IN ('queued', 'leased') FOR UPDATE),"
+        " u AS (UPDATE job j SET state = 'cancelled', lease_owner = NULL,"
+        "   lease_expires_at = NULL, finished_at = now(), updated_at = now()"
+        "   FROM o WHERE j.id = o.id RETURNING j.id),"
+        " a AS (INSERT INTO audit_log (actor, action, subject)"
+        "   SELECT 'broker', 'cancel', 'submission ' || $1::text FROM u)"
+        " SELECT (SELECT count(*) FROM submission WHERE id = $1::bigint),"
+        "   o.id, o.lease_owner FROM o JOIN u USING (id)"
+        " UNION ALL SELECT (SELECT count(*) FROM submission WHERE id = $1::bigint), NULL, NULL"
+        " WHERE NOT EXISTS (SELECT 1 FROM o)",
+        1, p, &r, err);
+    if (rc)
+        return rc;
+    bool exists = PQntuples(r) && atoi(PQgetvalue(r, 0, 0)) > 0;
+    bool cancelled = PQntuples(r) && !PQgetisnull(r, 0, 1);
+    if (cancelled) {
+        *job_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        if (!PQgetisnull(r, 0, 2))
+            snprintf(owner, 128, "%s", PQgetvalue(r, 0, 2));
+    }
+    PQclear(r);
+    if (!exists)
+        return sm_err_set(err, SM_ENOTFOUND, "no submission %s", id);
+    json_t *st;
+    rc = sm_store_status(s, submission_id, NULL, &st, err);
+    if (rc)
+        return rc;
+    *reply = json_pack("{s:I, s:b, s:O}", "submission_id", (json_int_t)submission_id,
+                       "cancelled", cancelled, "state", json_object_get(st, "state"));
+    json_decref(st);
+    return SM_OK;
+}
+
+sm_code sm_store_status(sm_store *s, int64_t submission_id, const char *key, json_t **reply,
+                        sm_err *err)
+{
+    char id[24];
+    i64(id, submission_id);
+    const char *p[] = {key ? NULL : id, key};
+    sm_code rc = query_json(
+        s,
+        "SELECT json_build_object('submission_id', s.id, 'idempotency_key', s.idempotency_key,"
+        "  'course', co.code, 'assignment', a.code, 'student_ref', s.student_ref,"
+        "  'received_at', s.received_at, 'job_id', j.id, 'state', j.state,"
+        "  'priority', CASE j.priority WHEN 0 THEN 'interactive' ELSE 'batch' END,"
+        "  'attempts', j.attempts, 'max_attempts', j.max_attempts, 'last_error', j.last_error,"
+        "  'progress_tokens', j.progress_tokens, 'not_before', j.not_before,"
+        "  'finished_at', j.finished_at,"
+        "  'grading', (SELECT json_build_object('grading_id', g.id, 'status', g.status,"
+        "     'score', g.score, 'max_score', g.max_score) FROM grading g WHERE g.job_id = j.id)"
+        " )::text FROM submission s JOIN assignment a ON a.id = s.assignment_id"
+        " JOIN course co ON co.id = a.course_id"
+        " LEFT JOIN LATERAL (SELECT * FROM job WHERE submission_id = s.id"
+        "   ORDER BY id DESC LIMIT 1) j ON true"
+        " WHERE s.id = $1::bigint OR s.idempotency_key = $2",
+        2, p, reply, err);
+    if (!rc && !*reply)
+        return key ? sm_err_set(err, SM_ENOTFOUND, "no submission with that idempotency key")
+                   : sm_err_set(err, SM_ENOTFOUND, "no submission %s", id);
+    return rc;
+}
+
+sm_code sm_store_result_get(sm_store *s, int64_t submission_id, bool reasoning, json_t **reply,
+                            sm_err *err)
+{
+    char id[24];
+    i64(id, submission_id);
+    const char *p[] = {id, reasoning ? "t" : "f"};
+    sm_code rc = query_json(
+        s,
+        "SELECT json_build_object('submission_id', g.submission_id, 'job_id', g.job_id,"
+        "  'grading_id', g.id, 'course', co.code, 'assignment', a.code,"
+        "  'student_ref', s.student_ref, 'status', g.status, 'score', g.score,"
+        "  'max_score', g.max_score, 'summary', g.summary, 'flags', to_json(g.flags),"
+        "  'confidence', g.confidence, 'model', json_build_object('name', g.model_name,"
+        "  'hash', g.model_hash), 'engine_version', g.engine_version,"
+        "  'prompt_template_version', g.prompt_template_version, 'sampling', g.sampling,"
+        "  'seed', g.seed, 'tokens', json_build_object('prompt', g.prompt_tokens,"
+        "  'completion', g.completion_tokens), 'timings', g.timings, 'worker', g.worker,"
+        "  'created_at', g.created_at,"
+        "  'steps', COALESCE((SELECT json_agg(json_build_object('number', c.step_no,"
+        "     'quoted', c.quoted, 'verdict', c.verdict, 'explanation', c.explanation,"
+        "     'agreement', c.agreement) ORDER BY c.step_no) FROM critique_step c"
+        "     WHERE c.grading_id = g.id), '[]'),"
+        "  'checks', COALESCE((SELECT json_agg(json_build_object('kind', k.kind, 'name', k.name,"
+        "     'passed', k.passed, 'time_ms', k.time_ms, 'output_excerpt', k.output_excerpt,"
+        "     'details', k.details) ORDER BY k.id) FROM check_result k"
+        "     WHERE k.grading_id = g.id), '[]'),"
+        "  'reasoning', CASE WHEN $2::bool THEN COALESCE((SELECT json_agg(json_build_object("
+        "     'sample', rc.sample_no, 'text', rc.text, 'tokens', rc.tokens)"
+        "     ORDER BY rc.sample_no) FROM reasoning_chain rc WHERE rc.grading_id = g.id), '[]')"
+        "     END)::text"
+        " FROM grading g JOIN submission s ON s.id = g.submission_id"
+        " JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id"
+        " WHERE g.submission_id = $1 ORDER BY g.id DESC LIMIT 1",
+        2, p, reply, err);
+    if (rc || *reply)
+        return rc;
+    json_t *st;
+    rc = sm_store_status(s, submission_id, NULL, &st, err);
+    if (rc)
+        return rc;
+    rc = sm_err_set(err, SM_ESTATE, "submission %s has no grading yet (state %s)", id,
+                    json_string_value(json_object_get(st, "state")));
+    json_decref(st);
+    return rc;
+}
+
+sm_code sm_store_course_put(sm_store *s, const char *code, const char *title, const char *actor,
+                            json_t **reply, sm_err *err)
+{
+    const char *p[] = {code, title, actor};
+    sm_code rc = query_json(
+        s,
+        "WITH c AS (INSERT INTO course (code, title) VALUES ($1, COALESCE($2, ''))"
+        "   ON CONFLICT (code) DO UPDATE SET title = COALESCE($2, course.title)"
+        "   RETURNING id, code, (xmax = 0) AS created),"
+        " l AS (INSERT INTO audit_log (actor, action, subject)"
+        "   SELECT $3, CASE WHEN created THEN 'course create' ELSE 'course update' END,"
+        "   code FROM c)"
+        " SELECT json_build_object('course_id', id, 'code', code, 'created', created)::text"
+        " FROM c",
+        3, p, reply, err);
+    if (!rc && !*reply)
+        return sm_err_set(err, SM_EINTERNAL, "course upsert returned nothing");
+    return rc;
+}
+
+/* Fields of an assignment settable through the protocol, and their SQL casts. */
+#define ASSIGN_SET(f, cast) \
+    f " = CASE WHEN b ? '" f "' THEN (b->>'" f "')" cast " ELSE a." f " END"
+#define ASSIGN_SETJ(f) f " = CASE WHEN b ? '" f "' THEN NULLIF(b->'" f "', 'null') ELSE a." f " END"
+
+sm_code sm_store_assignment_put(sm_store *s, const json_t *body, bool update, const char *actor,
+                                json_t **reply, sm_err *err)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    if (!text)
+        return sm_err_set(err, SM_ENOMEM, "cannot serialise an assignment");
+    const char *p[] = {text, actor};
+    const char *course = json_string_value(json_object_get(body, "course"));
+    const char *code = json_string_value(json_object_get(body, "code"));
+    sm_code rc;
+    if (!update) {
+        rc = query_json(
+            s,
+            "WITH b AS (SELECT $1::jsonb AS b),"
+            " c AS (SELECT id FROM course WHERE code = (SELECT b->>'course' FROM b)),"
+            " ins AS (INSERT INTO assignment (course_id, code, title, kind, statement,"
+            "   reference_solution, rubric, language, tests, answer_key, max_score, model,"
+            "   sampling)"
+            "   SELECT c.id, b->>'code', COALESCE(b->>'title', ''), b->>'kind', b->>'statement',"
+            "     b->>'reference_solution', b->>'rubric', b->>'language',"
+            "     NULLIF(b->'tests', 'null'), b->>'answer_key',"
+            "     COALESCE((b->>'max_score')::numeric, 10), b->>'model',"
+            "     NULLIF(b->'sampling', 'null')"
+            "   FROM b, c ON CONFLICT (course_id, code) DO NOTHING RETURNING id, code),"
+            " l AS (INSERT INTO audit_log (actor, action, subject)"
+            "   SELECT $2, 'assignment create', (SELECT b->>'course' FROM b) || '/' || code"
+            "   FROM ins)"
+            " SELECT json_build_object('course_found', (SELECT count(*) FROM c) > 0,"
+            "   'assignment_id', (SELECT id FROM ins))::text",
+            2, p, reply, err);
+    } else {
+        rc = query_json(
+            s,
+            "WITH b AS (SELECT $1::jsonb AS b),"
+            " u AS (UPDATE assignment a SET " ASSIGN_SET("title", "") ","
+            ASSIGN_SET("kind", "") "," ASSIGN_SET("statement", "") ","
+            ASSIGN_SET("reference_solution", "") "," ASSIGN_SET("rubric", "") ","
+            ASSIGN_SET("language", "") "," ASSIGN_SETJ("tests") ","
+            ASSIGN_SET("answer_key", "") "," ASSIGN_SET("max_score", "::numeric") ","
+            ASSIGN_SET("model", "") "," ASSIGN_SETJ("sampling") ", updated_at = now()"
+            "   FROM b, course c WHERE c.id = a.course_id AND c.code = b->>'course'"
+            "   AND a.code = b->>'code' RETURNING a.id, a.code),"
+            " l AS (INSERT INTO audit_log (actor, action, subject, details)"
+            "   SELECT $2, 'assignment update', (SELECT b->>'course' FROM b) || '/' || code,"
+            "   (SELECT b FROM b) FROM u)"
+            " SELECT json_build_object('course_found', true,"
+            "   'assignment_id', (SELECT id FROM u))::text",
+            2, p, reply, err);
+    }
+    free(text);
+    if (rc)
+        return rc;
+    json_t *r = *reply;
+    *reply = NULL;
+    bool course_found = json_is_true(json_object_get(r, "course_found"));
+    json_t *aid = json_object_get(r, "assignment_id");
+    if (!course_found)
+        rc = sm_err_set(err, SM_ENOTFOUND, "unknown course %s", course);
+    else if (json_is_null(aid) && !update)
+        rc = sm_err_set(err, SM_ESTATE, "assignment %s/%s exists already (use update)", course,
+                        code);
+    else if (json_is_null(aid))
+        rc = sm_err_set(err, SM_ENOTFOUND, "unknown assignment %s/%s", course, code);
+    else
+        *reply = json_pack("{s:O, s:s, s:s, s:b}", "assignment_id", aid, "course", course,
+                           "code", code, "created", !update);
+    json_decref(r);
+    return rc;
+}
+
+sm_code sm_store_assignment_get(sm_store *s, const char *course, const char *code,
+                                json_t **reply, sm_err *err)
+{
+    const char *p[] = {course, code};
+    sm_code rc = query_json(
+        s,
+        "SELECT json_build_object('assignment_id', a.id, 'course', c.code, 'code', a.code,"
+        "  'title', a.title, 'kind', a.kind, 'statement', a.statement,"
+        "  'reference_solution', a.reference_solution, 'rubric', a.rubric,"
+        "  'language', a.language, 'tests', a.tests, 'answer_key', a.answer_key,"
+        "  'max_score', a.max_score, 'model', a.model, 'sampling', a.sampling,"
+        "  'created_at', a.created_at, 'updated_at', a.updated_at,"
+        "  'submissions', (SELECT count(*) FROM submission s WHERE s.assignment_id = a.id))::text"
+        " FROM assignment a JOIN course c ON c.id = a.course_id"
+        " WHERE c.code = $1 AND a.code = $2",
+        2, p, reply, err);
+    if (!rc && !*reply)
+        return sm_err_set(err, SM_ENOTFOUND, "unknown assignment %s/%s", course, code);
+    return rc;
+}

@@ -1,0 +1,114 @@
+/* store: the broker's durable queue and records in PostgreSQL. Each function is one SQL
+ * statement (so one implicit transaction, atomic and durable when it returns SM_OK) over the
+ * broker's single connection. Replies for queries are built as JSON by PostgreSQL itself.
+ * After any SM_EDB, sm_store_alive() tells whether the connection was lost; then
+ * sm_store_reconnect() is retried by the broker until PostgreSQL is back. */
+#ifndef SM_STORE_H
+#define SM_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "sm_error.h"
+
+typedef struct sm_store sm_store;
+
+sm_code sm_store_open(const char *url, sm_store **out, sm_err *err);
+void sm_store_close(sm_store **s);
+bool sm_store_alive(sm_store *s);
+sm_code sm_store_reconnect(sm_store *s, sm_err *err);
+
+/* An assignment as the SUBMIT path needs it. */
+typedef struct sm_assignment_ref {
+    int64_t id;
+    char kind[8];
+    char language[32]; /* "" when the assignment names none */
+} sm_assignment_ref;
+
+/* Looks up course/assignment codes: SM_OK, SM_ENOTFOUND, or SM_EDB. */
+sm_code sm_store_assignment_ref(sm_store *s, const char *course, const char *code,
+                                sm_assignment_ref *out, sm_err *err);
+
+/* One SUBMIT of a group commit. */
+typedef struct sm_submit_item {
+    int64_t assignment_id;
+    const char *student_ref;
+    const char *key;
+    const char *content;
+    const char *language; /* may be NULL */
+    const char *client;   /* may be NULL */
+    int priority;         /* 0 interactive, 1 batch */
+    int64_t submission_id; /* out */
+    bool duplicate;        /* out: the key existed already */
+} sm_submit_item;
+
+/* Inserts every item's submission and job in one statement (keys must be distinct within the
+ * batch); items whose key already exists get the existing id and duplicate = true. */
+sm_code sm_store_submit(sm_store *s, sm_submit_item *items, int n, int max_attempts,
+                        sm_err *err);
+
+/* Leases up to limit queued jobs (by priority then age; model NULL = any) to owner for
+ * lease_ms. *jobs receives a JSON array of JOB bodies (docs/protocol.md). */
+sm_code sm_store_claim(sm_store *s, const char *owner, const char *model, int limit,
+                       int64_t lease_ms, json_t **jobs, sm_err *err);
+
+/* Extends every lease of owner. */
+sm_code sm_store_extend(sm_store *s, const char *owner, int64_t lease_ms, sm_err *err);
+
+/* Records progress of a job leased by owner (and extends its lease). */
+sm_code sm_store_progress(sm_store *s, int64_t job_id, const char *owner, int64_t tokens,
+                          int64_t lease_ms, sm_err *err);
+
+/* Returns the jobs leased by owner (exact, or every owner starting with it when prefix) to the
+ * queue. As a failure (counts the attempt, backoff, dead after max_attempts, last_error =
+ * reason) or, when !failure, as a hand-back that does not count. *events receives a JSON array
+ * of "dead" events. */
+sm_code sm_store_release(sm_store *s, const char *owner, bool prefix, bool failure,
+                         const char *reason, int64_t backoff_ms, json_t **events, sm_err *err);
+
+/* A worker's FAIL of a job it holds: requeued with backoff when retryable and attempts are
+ * left, else dead. *state receives the new state ("" when the job was not leased by owner);
+ * *event a "dead" event or NULL. */
+sm_code sm_store_fail(sm_store *s, int64_t job_id, const char *owner, const char *error,
+                      bool retryable, int64_t backoff_ms, char state[16], json_t **event,
+                      sm_err *err);
+
+/* Expired leases of any owner go back to the queue (or dead). */
+sm_code sm_store_reap(sm_store *s, int64_t backoff_ms, int *count, json_t **events,
+                      sm_err *err);
+
+/* Stores a validated RESULT body for job_id in one statement. Outcomes: SM_OK with *event
+ * (a "result" event body, owned) and *duplicate false; SM_OK with *duplicate true when the job
+ * is already done; SM_ESTATE when it was cancelled; SM_ENOTFOUND. */
+sm_code sm_store_result(sm_store *s, int64_t job_id, const char *worker, const json_t *result,
+                        json_t **event, bool *duplicate, sm_err *err);
+
+/* Cancels the queued or leased job of a submission. *reply receives
+ * {submission_id, cancelled, state}; *owner (size 128) the lease owner of a job that was
+ * leased ("" if none) and *job_id its id. */
+sm_code sm_store_cancel(sm_store *s, int64_t submission_id, json_t **reply, char *owner,
+                        int64_t *job_id, sm_err *err);
+
+/* STATUS of a submission by id (key NULL) or by idempotency key. */
+sm_code sm_store_status(sm_store *s, int64_t submission_id, const char *key, json_t **reply,
+                        sm_err *err);
+
+/* The latest grading of a submission with steps, checks and (optionally) reasoning. */
+sm_code sm_store_result_get(sm_store *s, int64_t submission_id, bool reasoning, json_t **reply,
+                            sm_err *err);
+
+/* Creates a course or updates its title: *reply {course_id, code, created}. */
+sm_code sm_store_course_put(sm_store *s, const char *code, const char *title, const char *actor,
+                            json_t **reply, sm_err *err);
+
+/* Creates (update false; SM_ESTATE if it exists) or updates (SM_ENOTFOUND if missing) an
+ * assignment from a validated body; only the fields present are changed on update. */
+sm_code sm_store_assignment_put(sm_store *s, const json_t *body, bool update, const char *actor,
+                                json_t **reply, sm_err *err);
+
+sm_code sm_store_assignment_get(sm_store *s, const char *course, const char *code,
+                                json_t **reply, sm_err *err);
+
+#endif

@@ -1,0 +1,356 @@
+/* validate: checks of SUBMIT, assignment and RESULT bodies before anything reaches the
+ * database (docs/protocol.md lists every field and limit). */
+#include <string.h>
+
+#include "broker_int.h"
+
+#define MAX_CODE 200
+#define MAX_TEXT (64u * 1024 * 1024)
+
+static bool one_of(const char *s, const char *const *set)
+{
+    for (int i = 0; set[i]; i++)
+        if (strcmp(s, set[i]) == 0)
+            return true;
+    return false;
+}
+
+static const char *const kinds[] = {"proof", "code", "math", NULL};
+static const char *const languages[] = {"c", "cpp", "python", "java", NULL};
+
+/* Rejects keys of obj that are not in allowed. */
+static sm_code only_keys(const json_t *obj, const char *const *allowed, const char *what,
+                         sm_err *err)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) {
+        if (!one_of(k, allowed))
+            return sm_err_set(err, SM_EINVAL, "unknown field \"%.64s\" in %s", k, what);
+    }
+    return SM_OK;
+}
+
+static sm_code code_field(const json_t *body, const char *key, const char **out, sm_err *err)
+{
+    sm_code rc = sm_json_str(body, key, true, MAX_CODE, out, err);
+    if (rc)
+        return rc;
+    if (!sm_proto_code_ok(*out, MAX_CODE))
+        return sm_err_set(err, SM_EINVAL,
+                          "field \"%s\" may only hold letters, digits, '.', '_' and '-'", key);
+    return SM_OK;
+}
+
+static bool no_nul(const json_t *v)
+{
+    return !json_is_string(v) || strlen(json_string_value(v)) == json_string_length(v);
+}
+
+sm_code sm_validate_submit(const json_t *body, const char **course, const char **assignment,
+                           int *priority, sm_err *err)
+{
+    static const char *const keys[] = {"course", "assignment", "student_ref",
+                                       "idempotency_key", "content", "language", "priority",
+                                       "kind", NULL};
+    sm_code rc = only_keys(body, keys, "SUBMIT", err);
+    const char *s = NULL, *p = NULL;
+    if (!rc)
+        rc = code_field(body, "course", course, err);
+    if (!rc)
+        rc = code_field(body, "assignment", assignment, err);
+    if (!rc)
+        rc = sm_json_str(body, "student_ref", true, 200, &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "idempotency_key", true, 200, &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "content", true, MAX_TEXT, &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "language", false, 32, &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "kind", false, 16, &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "priority", false, 16, &p, err);
+    if (rc)
+        return rc;
+    *priority = 0;
+    if (p && strcmp(p, "batch") == 0)
+        *priority = 1;
+    else if (p && strcmp(p, "interactive") != 0)
+        return sm_err_set(err, SM_EINVAL, "field \"priority\" must be interactive or batch");
+    return SM_OK;
+}
+
+sm_code sm_validate_submit_kind(const json_t *body, const sm_assignment_ref *a, sm_err *err)
+{
+    const char *kind = json_string_value(json_object_get(body, "kind"));
+    if (kind && strcmp(kind, a->kind) != 0)
+        return sm_err_set(err, SM_EINVAL, "kind \"%.16s\" does not match the assignment's kind %s",
+                          kind, a->kind);
+    const char *lang = json_string_value(json_object_get(body, "language"));
+    if (lang && !one_of(lang, languages))
+        return sm_err_set(err, SM_EINVAL, "unknown language \"%.32s\" (c, cpp, python, java)",
+                          lang);
+    if (strcmp(a->kind, "code") == 0 && !lang && !a->language[0])
+        return sm_err_set(err, SM_EINVAL,
+                          "a code submission needs a language (the assignment names none)");
+    return SM_OK;
+}
+
+static sm_code check_sampling(const json_t *s, sm_err *err)
+{
+    static const char *const keys[] = {"temperature", "top_p", "top_k", "min_p",
+                                       "repetition_penalty", "max_new_tokens", "samples",
+                                       "seed", NULL};
+    sm_code rc = only_keys(s, keys, "sampling", err);
+    double d;
+    int64_t i;
+    if (!rc)
+        rc = sm_json_num(s, "temperature", false, 0, 5, &d, err);
+    if (!rc)
+        rc = sm_json_num(s, "top_p", false, 0, 1, &d, err);
+    if (!rc)
+        rc = sm_json_int(s, "top_k", false, 0, 1000000, &i, err);
+    if (!rc)
+        rc = sm_json_num(s, "min_p", false, 0, 1, &d, err);
+    if (!rc)
+        rc = sm_json_num(s, "repetition_penalty", false, 0.01, 10, &d, err);
+    if (!rc)
+        rc = sm_json_int(s, "max_new_tokens", false, 1, 1000000, &i, err);
+    if (!rc)
+        rc = sm_json_int(s, "samples", false, 1, 64, &i, err);
+    if (!rc)
+        rc = sm_json_int(s, "seed", false, 0, INT64_MAX, &i, err);
+    return rc ? sm_err_prefix(err, "sampling") : SM_OK;
+}
+
+sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err)
+{
+    static const char *const keys[] = {"course", "code", "title", "kind", "statement",
+                                       "reference_solution", "rubric", "language", "tests",
+                                       "answer_key", "max_score", "model", "sampling", NULL};
+    sm_code rc = only_keys(body, keys, "assignment", err);
+    const char *s = NULL, *kind = NULL, *lang = NULL;
+    const json_t *tests = NULL, *sampling = NULL;
+    double d;
+    if (!rc)
+        rc = code_field(body, "course", &s, err);
+    if (!rc)
+        rc = code_field(body, "code", &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "title", false, 500, &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "kind", create, 16, &kind, err);
+    if (!rc && kind && !one_of(kind, kinds))
+        rc = sm_err_set(err, SM_EINVAL, "field \"kind\" must be proof, code or math");
+    if (!rc)
+        rc = sm_json_str(body, "statement", create, MAX_TEXT, &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "reference_solution", false, MAX_TEXT, &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "rubric", false, MAX_TEXT, &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "language", false, 32, &lang, err);
+    if (!rc && lang && !one_of(lang, languages))
+        rc = sm_err_set(err, SM_EINVAL, "field \"language\" must be c, cpp, python or java");
+    if (!rc)
+        rc = sm_json_typed(body, "tests", false, JSON_ARRAY, &tests, err);
+    if (!rc && tests) {
+        size_t i;
+        json_t *t;
+        json_array_foreach(tests, i, t) {
+            if (!json_is_object(t)) {
+                rc = sm_err_set(err, SM_EINVAL, "tests[%zu] must be an object", i);
+                break;
+            }
+        }
+    }
+    if (!rc)
+        rc = sm_json_str(body, "answer_key", false, 100000, &s, err);
+    if (!rc)
+        rc = sm_json_num(body, "max_score", false, 0.01, 999999, &d, err);
+    if (!rc)
+        rc = sm_json_str(body, "model", false, 256, &s, err);
+    if (!rc)
+        rc = sm_json_typed(body, "sampling", false, JSON_OBJECT, &sampling, err);
+    if (!rc && sampling)
+        rc = check_sampling(sampling, err);
+    return rc;
+}
+
+static sm_code check_steps(const json_t *steps, sm_err *err)
+{
+    static const char *const verdicts[] = {"correct", "incorrect", "incomplete", "unclear", NULL};
+    static const char *const keys[] = {"number", "quoted", "verdict", "explanation", "agreement",
+                                       NULL};
+    size_t i;
+    json_t *e;
+    int64_t seen_max = 0;
+    json_array_foreach(steps, i, e) {
+        if (!json_is_object(e))
+            return sm_err_set(err, SM_EINVAL, "steps[%zu] must be an object", i);
+        const char *s;
+        int64_t n;
+        double d;
+        sm_code rc = only_keys(e, keys, "a step", err);
+        if (!rc)
+            rc = sm_json_int(e, "number", true, 1, 100000, &n, err);
+        if (!rc)
+            rc = sm_json_str(e, "quoted", false, MAX_TEXT, &s, err);
+        if (!rc)
+            rc = sm_json_str(e, "verdict", true, 16, &s, err);
+        if (!rc && !one_of(s, verdicts))
+            rc = sm_err_set(err, SM_EINVAL,
+                            "verdict must be correct, incorrect, incomplete or unclear");
+        if (!rc)
+            rc = sm_json_str(e, "explanation", false, MAX_TEXT, &s, err);
+        if (!rc)
+            rc = sm_json_num(e, "agreement", false, 0, 1, &d, err);
+        if (!rc && n <= seen_max)
+            rc = sm_err_set(err, SM_EINVAL, "step numbers must increase");
+        if (rc)
+            return sm_err_prefix(err, "steps[%zu]", i);
+        seen_max = n;
+    }
+    return SM_OK;
+}
+
+static sm_code check_checks(const json_t *checks, sm_err *err)
+{
+    static const char *const ckinds[] = {"compile", "test", "answer", NULL};
+    static const char *const keys[] = {"kind", "name", "passed", "time_ms", "output_excerpt",
+                                       "details", NULL};
+    size_t i;
+    json_t *e;
+    json_array_foreach(checks, i, e) {
+        if (!json_is_object(e))
+            return sm_err_set(err, SM_EINVAL, "checks[%zu] must be an object", i);
+        const char *s;
+        bool b;
+        int64_t n;
+        const json_t *o;
+        sm_code rc = only_keys(e, keys, "a check", err);
+        if (!rc)
+            rc = sm_json_str(e, "kind", true, 16, &s, err);
+        if (!rc && !one_of(s, ckinds))
+            rc = sm_err_set(err, SM_EINVAL, "kind must be compile, test or answer");
+        if (!rc)
+            rc = sm_json_str(e, "name", false, 500, &s, err);
+        if (!rc)
+            rc = sm_json_bool(e, "passed", true, &b, err);
+        if (!rc)
+            rc = sm_json_int(e, "time_ms", false, 0, INT32_MAX, &n, err);
+        if (!rc)
+            rc = sm_json_str(e, "output_excerpt", false, 1000000, &s, err);
+        if (!rc)
+            rc = sm_json_typed(e, "details", false, JSON_OBJECT, &o, err);
+        if (rc)
+            return sm_err_prefix(err, "checks[%zu]", i);
+    }
+    return SM_OK;
+}
+
+static sm_code check_reasoning(const json_t *rs, sm_err *err)
+{
+    static const char *const keys[] = {"sample", "text", "tokens", NULL};
+    size_t i;
+    json_t *e;
+    int64_t last = -1;
+    json_array_foreach(rs, i, e) {
+        if (!json_is_object(e))
+            return sm_err_set(err, SM_EINVAL, "reasoning[%zu] must be an object", i);
+        const char *s;
+        int64_t n, t;
+        sm_code rc = only_keys(e, keys, "a reasoning chain", err);
+        if (!rc)
+            rc = sm_json_int(e, "sample", true, 0, 1000, &n, err);
+        if (!rc)
+            rc = sm_json_str(e, "text", true, MAX_TEXT, &s, err);
+        if (!rc)
+            rc = sm_json_int(e, "tokens", false, 0, INT32_MAX, &t, err);
+        if (!rc && n <= last)
+            rc = sm_err_set(err, SM_EINVAL, "sample numbers must increase");
+        if (rc)
+            return sm_err_prefix(err, "reasoning[%zu]", i);
+        last = n;
+    }
+    return SM_OK;
+}
+
+sm_code sm_validate_result(const json_t *body, sm_err *err)
+{
+    static const char *const keys[] = {
+        "job_id", "score", "max_score", "status", "summary", "steps", "checks", "flags",
+        "confidence", "reasoning", "model", "engine_version", "prompt_template_version",
+        "sampling", "seed", "tokens", "timings", NULL};
+    sm_code rc = only_keys(body, keys, "RESULT", err);
+    const char *s = NULL;
+    double score = 0, max_score = 0, d;
+    int64_t n;
+    const json_t *steps = NULL, *checks = NULL, *flags = NULL, *reasoning = NULL,
+                 *model = NULL, *o = NULL, *tokens = NULL;
+    if (!rc)
+        rc = sm_json_int(body, "job_id", true, 1, INT64_MAX, &n, err);
+    if (!rc)
+        rc = sm_json_str(body, "status", true, 16, &s, err);
+    if (!rc && strcmp(s, "graded") != 0 && strcmp(s, "needs_review") != 0)
+        rc = sm_err_set(err, SM_EINVAL, "field \"status\" must be graded or needs_review");
+    if (!rc)
+        rc = sm_json_num(body, "max_score", true, 0.01, 999999, &max_score, err);
+    bool has_score = json_is_number(json_object_get(body, "score"));
+    if (!rc)
+        rc = sm_json_num(body, "score", false, 0, max_score, &score, err);
+    if (!rc && !has_score && !strcmp(s, "graded"))
+        rc = sm_err_set(err, SM_EINVAL, "a graded result needs a score");
+    if (!rc)
+        rc = sm_json_str(body, "summary", false, 100000, &s, err);
+    if (!rc)
+        rc = sm_json_typed(body, "steps", false, JSON_ARRAY, &steps, err);
+    if (!rc && steps)
+        rc = check_steps(steps, err);
+    if (!rc)
+        rc = sm_json_typed(body, "checks", false, JSON_ARRAY, &checks, err);
+    if (!rc && checks)
+        rc = check_checks(checks, err);
+    if (!rc)
+        rc = sm_json_typed(body, "flags", false, JSON_ARRAY, &flags, err);
+    if (!rc && flags) {
+        size_t i;
+        json_t *f;
+        json_array_foreach(flags, i, f) {
+            if (!json_is_string(f) || json_string_length(f) > 200 || !no_nul(f)) {
+                rc = sm_err_set(err, SM_EINVAL, "flags[%zu] must be a short string", i);
+                break;
+            }
+        }
+    }
+    if (!rc)
+        rc = sm_json_num(body, "confidence", false, 0, 1, &d, err);
+    if (!rc)
+        rc = sm_json_typed(body, "reasoning", false, JSON_ARRAY, &reasoning, err);
+    if (!rc && reasoning)
+        rc = check_reasoning(reasoning, err);
+    if (!rc)
+        rc = sm_json_typed(body, "model", true, JSON_OBJECT, &model, err);
+    if (!rc)
+        rc = sm_json_str(model, "name", true, 256, &s, err);
+    if (!rc)
+        rc = sm_json_str(model, "hash", true, 256, &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "engine_version", true, 100, &s, err);
+    if (!rc)
+        rc = sm_json_str(body, "prompt_template_version", true, 100, &s, err);
+    if (!rc)
+        rc = sm_json_typed(body, "sampling", false, JSON_OBJECT, &o, err);
+    if (!rc)
+        rc = sm_json_int(body, "seed", false, INT64_MIN, INT64_MAX, &n, err);
+    if (!rc)
+        rc = sm_json_typed(body, "tokens", false, JSON_OBJECT, &tokens, err);
+    if (!rc && tokens)
+        rc = sm_json_int(tokens, "prompt", false, 0, INT32_MAX, &n, err);
+    if (!rc && tokens)
+        rc = sm_json_int(tokens, "completion", false, 0, INT32_MAX, &n, err);
+    if (!rc)
+        rc = sm_json_typed(body, "timings", false, JSON_OBJECT, &o, err);
+    return rc;
+}
