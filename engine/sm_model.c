@@ -470,7 +470,7 @@ static sm_code gguf_int(const sm_gguf *g, const char *key, bool required, int64_
         return SM_OK;
     }
     if (rc == SM_ENOTFOUND) {
-        return sm_err_set(err, SM_EFORMAT, "%s", err ? err->msg : key);
+        return sm_err_set(err, SM_EFORMAT, "GGUF metadata lacks %s", key);
     }
     if (rc == SM_OK && (*out < lo || *out > hi)) {
         return sm_err_set(err, SM_EFORMAT, "GGUF %s = %lld is out of range", key,

@@ -13,6 +13,7 @@ struct sm_sampler {
     float *logits;  /* working copy */
     float *probs;   /* result distribution over the vocabulary */
     int32_t *idx;   /* candidate ids */
+    double *w;      /* unnormalised probabilities */
     uint8_t *seen;  /* repetition-penalty marks */
 };
 
@@ -69,7 +70,8 @@ sm_code sm_sampler_new(const sm_sampler_params *p, int64_t vocab, sm_sampler **o
     s->probs = malloc((size_t)vocab * sizeof *s->probs);
     s->idx = malloc((size_t)vocab * sizeof *s->idx);
     s->seen = calloc((size_t)vocab, 1);
-    if (!s->logits || !s->probs || !s->idx || !s->seen) {
+    s->w = malloc((size_t)vocab * sizeof *s->w);
+    if (!s->logits || !s->probs || !s->idx || !s->seen || !s->w) {
         sm_sampler_free(&s);
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     }
@@ -91,22 +93,63 @@ void sm_sampler_free(sm_sampler **ps)
     free(s->probs);
     free(s->idx);
     free(s->seen);
+    free(s->w);
     free(s);
     *ps = NULL;
 }
 
 const float *sm_sampler_probs(const sm_sampler *s) { return s->probs; }
 
-/* Sort candidates by logit descending, then id ascending (a total order: stable results). */
-
-static int cmp_cand(const void *a, const void *b, void *ctx)
+/* Candidate order: logit descending, then id ascending (a total order: stable results). */
+static bool better(const float *l, int32_t a, int32_t b)
 {
-    const float *l = ctx;
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    if (l[x] != l[y]) {
-        return l[x] > l[y] ? -1 : 1;
+    return l[a] > l[b] || (l[a] == l[b] && a < b);
+}
+
+static void sift_down(const float *l, int32_t *h, int64_t n, int64_t i)
+{
+    for (;;) {
+        int64_t c = 2 * i + 1;
+        if (c >= n) {
+            return;
+        }
+        if (c + 1 < n && better(l, h[c], h[c + 1])) {
+            c++; /* the worse child */
+        }
+        if (!better(l, h[i], h[c])) {
+            return;
+        }
+        int32_t t = h[i];
+        h[i] = h[c];
+        h[c] = t;
+        i = c;
     }
-    return x < y ? -1 : x > y;
+}
+
+/* Writes the k best ids of l[0, V) into out, best first, with a min-heap of the k best so far
+ * (its root the worst of them). Returns k. */
+static int64_t select_top(const float *l, int64_t V, int64_t k, int32_t *out)
+{
+    for (int64_t i = 0; i < k; i++) {
+        out[i] = (int32_t)i;
+    }
+    for (int64_t i = k / 2 - 1; i >= 0; i--) {
+        sift_down(l, out, k, i);
+    }
+    for (int64_t i = k; i < V; i++) {
+        if (better(l, (int32_t)i, out[0])) {
+            out[0] = (int32_t)i;
+            sift_down(l, out, k, 0);
+        }
+    }
+    /* heap sort: repeatedly move the worst to the end */
+    for (int64_t n = k; n > 1; n--) {
+        int32_t t = out[0];
+        out[0] = out[n - 1];
+        out[n - 1] = t;
+        sift_down(l, out, n - 1, 0);
+    }
+    return k;
 }
 
 sm_code sm_sampler_sample(sm_sampler *s, const float *logits, const int32_t *history,
@@ -151,76 +194,84 @@ sm_code sm_sampler_sample(sm_sampler *s, const float *logits, const int32_t *his
         *token = (int32_t)best;
         return SM_OK;
     }
-    /* Candidates: every id, sorted when a filter needs the order. */
-    int64_t n = V;
+    /* Weights exp((l - max) / T) of every id, in double. */
+    double inv_t = 1.0 / s->p.temperature;
     float maxl = l[0];
-    for (int64_t i = 0; i < V; i++) {
-        s->idx[i] = (int32_t)i;
+    for (int64_t i = 1; i < V; i++) {
         maxl = l[i] > maxl ? l[i] : maxl;
     }
-    double inv_t = 1.0 / s->p.temperature;
-    bool need_sort = s->p.top_k > 0 || s->p.top_p < 1.0 || s->p.min_p > 0.0;
-    if (need_sort) {
-        /* Drop ids whose probability underflows relative to the best (exp(-100) ~ 4e-44):
-         * they can never be drawn, and sorting fewer candidates is much faster. */
-        int64_t m = 0;
+    double *w = s->w, z_all = 0.0;
+    for (int64_t i = 0; i < V; i++) {
+        w[i] = exp(((double)l[i] - (double)maxl) * inv_t);
+        z_all += w[i];
+    }
+    int64_t n;
+    if (s->p.top_k > 0 || s->p.top_p < 1.0) {
+        /* The k best ids in order; for top-p alone, grow k until they hold top_p of the mass. */
+        int64_t k = s->p.top_k > 0 ? s->p.top_k : 64;
+        for (;;) {
+            k = k > V ? V : k;
+            n = select_top(l, V, k, s->idx);
+            if (s->p.top_k > 0 || k == V) {
+                break;
+            }
+            double c = 0.0;
+            for (int64_t i = 0; i < n; i++) {
+                c += w[s->idx[i]];
+            }
+            if (c >= s->p.top_p * z_all) {
+                break;
+            }
+            k *= 8;
+        }
+        if (s->p.top_p < 1.0) {
+            double z = 0.0;
+            for (int64_t i = 0; i < n; i++) {
+                z += w[s->idx[i]];
+            }
+            if (s->p.top_k <= 0) {
+                z = z_all;
+            }
+            double c = 0.0;
+            for (int64_t i = 0; i < n; i++) {
+                c += w[s->idx[i]];
+                if (c >= s->p.top_p * z) {
+                    n = i + 1;
+                    break;
+                }
+            }
+        }
+    } else {
+        n = V;
         for (int64_t i = 0; i < V; i++) {
-            if ((double)(l[i] - maxl) * inv_t > -100.0) {
-                s->idx[m++] = (int32_t)i;
+            s->idx[i] = (int32_t)i;
+        }
+    }
+    if (s->p.min_p > 0.0) {
+        /* w of the best id is 1; keep ids with w >= min_p (order preserved). */
+        int64_t m = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (w[s->idx[i]] >= s->p.min_p) {
+                s->idx[m++] = s->idx[i];
             }
         }
         n = m;
-        qsort_r(s->idx, (size_t)n, sizeof *s->idx, cmp_cand, l);
-        if (s->p.top_k > 0 && n > s->p.top_k) {
-            n = s->p.top_k;
-        }
     }
-    /* Softmax over the candidates at the temperature, in double. */
     double sum = 0.0;
-    double *w = malloc((size_t)n * sizeof *w);
-    if (w == NULL) {
-        return sm_err_set(err, SM_ENOMEM, "out of memory");
-    }
     for (int64_t i = 0; i < n; i++) {
-        w[i] = exp(((double)l[s->idx[i]] - (double)maxl) * inv_t);
-        sum += w[i];
-    }
-    if (s->p.top_p < 1.0) {
-        double c = 0.0;
-        int64_t keep = n;
-        for (int64_t i = 0; i < n; i++) {
-            c += w[i] / sum;
-            if (c >= s->p.top_p) {
-                keep = i + 1;
-                break;
-            }
-        }
-        n = keep;
-    }
-    if (s->p.min_p > 0.0) {
-        double cut = w[0] * s->p.min_p; /* w[0] is the best candidate after sorting */
-        int64_t keep = 1;
-        while (keep < n && w[keep] >= cut) {
-            keep++;
-        }
-        n = keep;
-    }
-    sum = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        sum += w[i];
+        sum += w[s->idx[i]];
     }
     double u = sm_sampler_uniform(s) * sum, c = 0.0;
     int32_t pick = s->idx[n - 1];
     bool picked = false;
     for (int64_t i = 0; i < n; i++) {
-        s->probs[s->idx[i]] = (float)(w[i] / sum);
-        c += w[i];
+        s->probs[s->idx[i]] = (float)(w[s->idx[i]] / sum);
+        c += w[s->idx[i]];
         if (!picked && u < c) {
             pick = s->idx[i];
             picked = true;
         }
     }
-    free(w);
     *token = pick;
     return SM_OK;
 }

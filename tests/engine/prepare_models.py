@@ -2,7 +2,8 @@
 """prepare_models: generates every model the engine tests use into one folder (in the build
 directory, at test time): small seeded Qwen2 models in safetensors (f32 tied, f32 untied and
 sharded, bf16), transformers reference logits for each, and GGUF copies (f32, f16, bf16,
-q8_0, q4_0) of the tied model."""
+q8_0, q4_0) of the tied model; with a tokenizer folder as second argument, also a model with the
+real Qwen vocabulary and tokenizer files for text prompts."""
 import os
 import sys
 
@@ -26,6 +27,12 @@ def main():
     make_model.main(["--out", j("bf16"), "--dtype", "bf16", "--tied", "--seed", "3",
                      "--hidden", "128", "--heads", "4", "--kv-heads", "1",
                      "--intermediate", "256"])
+    tok = sys.argv[2] if len(sys.argv) > 2 else None
+    if tok:
+        make_model.main(["--out", j("tokmodel"), "--tied", "--dtype", "bf16", "--seed", "4",
+                         "--hidden", "64", "--layers", "1", "--intermediate", "128",
+                         "--vocab", "151936", "--std", "0.3", "--eos", "151645,151643",
+                         "--tokenizer", tok])
     for m in ("tiny", "untied", "bf16"):
         hf_reference.main(["--model", j(m), "--ids", PROMPT, "--steps", "32",
                            "--out", j(m + ".ref")])

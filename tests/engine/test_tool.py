@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""test_tool: checks the stepmark-engine run, logits and info subcommands on the generated test
+models: logits against the transformers reference, greedy `run --ids` equal to the reference's
+greedy tokens, same seed same output, GGUF without a tokenizer, text prompts with the real
+tokenizer, stop strings, and clean failures on bad input."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+TOOL, MODELS = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def run(*args, expect=0):
+    p = subprocess.run([TOOL, *args], capture_output=True, text=True)
+    if p.returncode != expect:
+        failures.append(f"{args}: exit {p.returncode}, expected {expect}: {p.stderr[-500:]}")
+    return p
+
+
+def check(cond, msg):
+    if not cond:
+        failures.append(msg)
+
+
+def read_ref(path):
+    with open(path, "rb") as f:
+        n_prompt, steps, vocab = np.fromfile(f, np.int32, 3)
+        prompt = np.fromfile(f, np.int32, n_prompt)
+        tokens = np.fromfile(f, np.int32, steps)
+        logits = np.fromfile(f, np.float32, (steps + 1) * vocab).reshape(steps + 1, vocab)
+    return prompt, tokens, logits
+
+
+tiny = os.path.join(MODELS, "tiny")
+prompt, tokens, ref = read_ref(os.path.join(MODELS, "tiny.ref"))
+ids = " ".join(str(int(x)) for x in prompt)
+
+p = run("info", "--model", tiny)
+check("vocabulary:        512" in p.stdout and "tied embeddings:   yes" in p.stdout,
+      "info: " + p.stdout)
+
+p = run("logits", "--model", tiny, "--ids", ids)
+ours = np.array([float(x) for x in p.stdout.split()], dtype=np.float64)
+check(ours.shape == ref[0].shape, f"logits: {ours.shape} values")
+if ours.shape == ref[0].shape:
+    err = np.linalg.norm(ours - ref[0]) / np.linalg.norm(ref[0])
+    check(err < 1e-4, f"logits: relative error {err}")
+
+p = run("run", "--model", tiny, "--prompt-ids", ids, "--ids", "--temperature", "0",
+        "--max-tokens", str(len(tokens)))
+gen = [int(x) for x in p.stdout.split()]
+ref_tokens = [int(x) for x in tokens]
+eos = 511
+if eos in ref_tokens:
+    ref_tokens = ref_tokens[:ref_tokens.index(eos)]
+check(gen == ref_tokens, f"run greedy: {gen} vs reference {ref_tokens}")
+
+a = run("run", "--model", tiny, "--prompt-ids", ids, "--ids", "--temperature", "1.5",
+        "--top-k", "50", "--seed", "9", "--max-tokens", "20").stdout
+b = run("run", "--model", tiny, "--prompt-ids", ids, "--ids", "--temperature", "1.5",
+        "--top-k", "50", "--seed", "9", "--max-tokens", "20").stdout
+check(a == b and len(a.split()) > 0, f"same seed: {a!r} vs {b!r}")
+
+g = run("run", "--model", os.path.join(MODELS, "tiny-f32.gguf"), "--prompt-ids", ids, "--ids",
+        "--temperature", "0", "--max-tokens", "8").stdout
+check(g.split() == [str(t) for t in ref_tokens[:8]], f"gguf greedy: {g!r}")
+q = run("run", "--model", os.path.join(MODELS, "tiny-q8_0.gguf"), "--prompt-ids", ids, "--ids",
+        "--max-tokens", "4")
+check(len(q.stdout.split()) > 0, "gguf q8_0 run printed nothing")
+
+# failures, never crashes
+run("run", "--model", os.path.join(MODELS, "tiny-f32.gguf"), "--prompt", "hi", expect=1)
+run("logits", "--model", tiny, "--ids", "1 2 99999", expect=1)
+run("logits", "--model", tiny, "--ids", "1 x", expect=2)
+run("run", "--model", tiny, expect=2)
+run("info", "--model", os.path.join(MODELS, "nonexistent"), expect=1)
+run("run", "--model", tiny, "--prompt-ids", "1", "--top-p", "2", expect=2)
+
+tok = os.path.join(MODELS, "tokmodel")
+if os.path.isdir(tok):
+    t = run("run", "--model", tok, "--prompt", "The answer is", "--temperature", "0",
+            "--max-tokens", "24").stdout
+    check(len(t.strip()) > 0, "text run printed nothing")
+    c = run("run", "--model", tok, "--prompt", "What is 2+2?", "--chat", "--system", "Be brief.",
+            "--temperature", "0", "--max-tokens", "8")
+    check(c.returncode == 0, "chat run failed")
+    text = t.rstrip("\n")
+    # a stop string taken from the middle of the greedy output cuts it right there
+    if len(text) >= 8:
+        stop = text[len(text) // 2:len(text) // 2 + 3]
+        s = run("run", "--model", tok, "--prompt", "The answer is", "--temperature", "0",
+                "--max-tokens", "24", "--stop", stop).stdout.rstrip("\n")
+        check(s == text[:text.index(stop)], f"stop {stop!r}: {s!r} vs {text!r}")
+    # a GGUF model with the tokenizer taken from another folder
+    i = run("run", "--model", os.path.join(MODELS, "tiny-f32.gguf"), "--tokenizer", tok,
+            "--prompt", "!", "--max-tokens", "2", "--temperature", "0")
+    check(i.returncode == 0, "--tokenizer run failed")
+
+if failures:
+    print("\n".join(failures))
+    sys.exit(1)
+print("tool checks passed")
