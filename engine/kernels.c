@@ -91,8 +91,10 @@ static const sm_kvariant *variant(const sm_kctx *k)
     sm_isa isa = k ? k->isa : SM_ISA_PORTABLE;
     if (isa <= SM_ISA_PORTABLE || isa >= SM_ISA_COUNT || !sm_isa_supported(isa))
         return sm_kvariant_portable();
-    /* VARIANTS */
-    return sm_kvariant_portable();
+    switch (isa) {
+    case SM_ISA_AVX2: return sm_kvariant_avx2();
+    default: return sm_kvariant_portable();
+    }
 }
 
 static int kctx_threads(const sm_kctx *k)
@@ -245,11 +247,15 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         job.xd = qbuf;
         job.xq = (int8_t *)((float *)qbuf + batch * nb);
         run_tasks(k, quant_task, &c, batch >= 4 ? threads : 1);
-    } else if (W->dtype != SM_DTYPE_F32) {
-        job.scratch_floats = (W->cols + 15) / 16 * 16;
+    }
+    job.scratch_floats = c.v->scratch_floats(W->dtype, W->cols, batch);
+    if (job.scratch_floats > 0) {
+        job.scratch_floats = (job.scratch_floats + 15) / 16 * 16;
         job.scratch = malloc((size_t)n_tasks * (size_t)job.scratch_floats * sizeof(float));
-        if (!job.scratch)
+        if (!job.scratch) {
+            free(qbuf);
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for row buffers");
+        }
     }
     run_tasks(k, mm_task, &c, n_tasks);
     free(qbuf);

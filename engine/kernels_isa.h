@@ -43,6 +43,8 @@ typedef struct sm_attn_job {
 
 typedef struct sm_kvariant {
     sm_isa isa;
+    /* Floats of scratch each matmul task needs (job->scratch, job->scratch_floats). */
+    int64_t (*scratch_floats)(sm_dtype t, int64_t cols, int64_t batch);
     /* Y rows [r0, r1) for every batch row; task is the pool task index (for job->scratch). */
     void (*matmul_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
     /* Activations to 8-bit blocks: d = max|x|/127, q = round-half-even(x / d). Identical
@@ -59,6 +61,17 @@ typedef struct sm_kvariant {
     /* Every query head that uses kv head kvh. */
     void (*attention_kv)(const sm_attn_job *a, int kvh);
 } sm_kvariant;
+
+/* The AVX2 vector functions, shared with the AVX-512 variants (which need AVX2 too). */
+void sm_avx2_cvt_bf16(float *dst, const uint16_t *src, int64_t n);
+void sm_avx2_cvt_f16(float *dst, const uint16_t *src, int64_t n);
+void sm_avx2_quantize_x(const float *x, int64_t cols, int8_t *q, float *d);
+void sm_avx2_rows_to_f32(const sm_mm_job *j, int64_t r0, int64_t r1, float *dst);
+void sm_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out);
+void sm_avx2_silu_mul(float *gate, const float *up, int64_t n);
+void sm_avx2_rope(float *x, int n_heads, int head_dim, int i0, int n, const float *cos,
+                  const float *sin);
+void sm_avx2_attention_kv(const sm_attn_job *a, int kvh);
 
 const sm_kvariant *sm_kvariant_portable(void);
 const sm_kvariant *sm_kvariant_avx2(void);

@@ -188,8 +188,15 @@ static void attention_kv(const sm_attn_job *a, int kvh)
     }
 }
 
+static int64_t scratch_floats(sm_dtype t, int64_t cols, int64_t batch)
+{
+    (void)batch;
+    return t == SM_DTYPE_F16 || t == SM_DTYPE_BF16 ? cols : 0;
+}
+
 static const sm_kvariant portable = {
     .isa = SM_ISA_PORTABLE,
+    .scratch_floats = scratch_floats,
     .matmul_rows = matmul_rows,
     .quantize_x = quantize_x,
     .rows_to_f32 = rows_to_f32,

@@ -1,0 +1,293 @@
+/* kernels_avx2: the AVX2 + FMA + F16C variant of the CPU kernels. Weight-matrix products come
+ * from the shared blocked template (kernels_mm_tmpl.h) with 8-lane vectors and the
+ * maddubs/madd integer dot product for q8_0/q4_0 blocks; this file adds activation
+ * quantization, conversions, RMSNorm, SiLU, RoPE and attention. The AVX-512 variants reuse the
+ * vector functions of this file (exported as sm_avx2_*): they run only on CPUs that have AVX2. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels_isa.h"
+
+/* Fixed summation tree: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), as the portable variant. */
+static inline float mm_hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+void sm_avx2_cvt_bf16(float *dst, const uint16_t *src, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
+        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+    }
+    for (; i < n; i++)
+        dst[i] = sm_bf16_to_f32(src[i]);
+}
+
+void sm_avx2_cvt_f16(float *dst, const uint16_t *src, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + i))));
+    for (; i < n; i++)
+        dst[i] = sm_f16_to_f32(src[i]);
+}
+
+static inline __m256i qdot_avx2(__m256i aw, __m256i sx)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1));
+}
+
+#define MM_V __m256
+#define MM_VL 8
+#define MM_ZERO() _mm256_setzero_ps()
+#define MM_LOADU(p) _mm256_loadu_ps(p)
+#define MM_STOREU(p, v) _mm256_storeu_ps((p), (v))
+#define MM_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define MM_HSUM(v) mm_hsum8(v)
+#define MM_CVT_BF16(dst, src, n) sm_avx2_cvt_bf16((dst), (src), (n))
+#define MM_CVT_F16(dst, src, n) sm_avx2_cvt_f16((dst), (src), (n))
+#define MM_QDOT(aw, sx) qdot_avx2((aw), (sx))
+#include "kernels_mm_tmpl.h"
+
+/* Same float operations as the portable quantize_x, so every variant quantizes identically. */
+void sm_avx2_quantize_x(const float *x, int64_t cols, int8_t *q, float *d)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t k = 0; k < cols / 32; k++) {
+        const float *xb = x + 32 * k;
+        __m256 v[4];
+        __m256 m = _mm256_setzero_ps();
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(xb + 8 * i);
+            m = _mm256_max_ps(m, _mm256_and_ps(v[i], absmask));
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+        float amax = _mm_cvtss_f32(h);
+        float dk = amax / 127.0f;
+        float id = dk != 0.0f ? 1.0f / dk : 0.0f;
+        d[k] = dk;
+        __m256 vid = _mm256_set1_ps(id);
+        __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+        __m256i qi[4];
+        for (int i = 0; i < 4; i++) {
+            __m256 r = _mm256_round_ps(_mm256_mul_ps(v[i], vid),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+            qi[i] = _mm256_cvtps_epi32(r);
+        }
+        /* 32 int32 -> 32 int8 in order (packs work within 128-bit lanes: fix the order) */
+        __m256i p01 = _mm256_packs_epi32(qi[0], qi[1]);
+        __m256i p23 = _mm256_packs_epi32(qi[2], qi[3]);
+        __m256i p = _mm256_packs_epi16(p01, p23);
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(void *)(q + 32 * k), p);
+    }
+}
+
+void sm_avx2_rows_to_f32(const sm_mm_job *j, int64_t r0, int64_t r1, float *dst)
+{
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = j->w + (size_t)r * j->row_bytes;
+        float *o = dst + (r - r0) * j->cols;
+        if (j->dtype == SM_DTYPE_BF16)
+            sm_avx2_cvt_bf16(o, (const uint16_t *)(const void *)row, j->cols);
+        else if (j->dtype == SM_DTYPE_F16)
+            sm_avx2_cvt_f16(o, (const uint16_t *)(const void *)row, j->cols);
+        else
+            (void)sm_dequantize_row(j->dtype, row, j->cols, o, NULL);
+    }
+}
+
+/* 8-lane dot product with one accumulator, fixed tree, ordered tail (depends only on n). */
+static float dot8(const float *a, const float *b, int64_t n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), acc);
+    float t = mm_hsum8(acc);
+    for (; c < n; c++)
+        t += a[c] * b[c];
+    return t;
+}
+
+void sm_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out)
+{
+    float ss = dot8(x, x, n);
+    float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    __m256 vs = _mm256_set1_ps(scale);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_loadu_ps(w + i),
+                                                _mm256_mul_ps(_mm256_loadu_ps(x + i), vs)));
+    for (; i < n; i++)
+        out[i] = w[i] * (x[i] * scale);
+}
+
+/* exp(x) for 8 lanes: range reduction x = n ln2 + r, a degree-6 polynomial for e^r, 2^n
+ * through the exponent bits. About 1 ulp; inputs below -87.3 give 0, above 88.7 give +inf. */
+__m256 sm_avx2_exp(__m256 x)
+{
+    const __m256 hi = _mm256_set1_ps(88.72283905206835f), lo = _mm256_set1_ps(-87.33654475055310f);
+    __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* 2^n in two steps so that n = 128 (x near 88.7) does not overflow the exponent field */
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i n1 = _mm256_srai_epi32(ni, 1);
+    __m256i n2 = _mm256_sub_epi32(ni, n1);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
+    __m256 res = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    res = _mm256_blendv_ps(res, _mm256_set1_ps(INFINITY), over);
+    return _mm256_andnot_ps(under, res);
+}
+
+void sm_avx2_silu_mul(float *gate, const float *up, int64_t n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = sm_avx2_exp(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        __m256 s = _mm256_div_ps(g, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++)
+        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+void sm_avx2_rope(float *x, int n_heads, int head_dim, int i0, int n, const float *cs,
+                  const float *sn)
+{
+    int half = head_dim / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *a = x + (int64_t)h * head_dim + i0;
+        float *b = a + half;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m256 va = _mm256_loadu_ps(a + i), vb = _mm256_loadu_ps(b + i);
+            __m256 c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
+            _mm256_storeu_ps(a + i, _mm256_sub_ps(_mm256_mul_ps(va, c), _mm256_mul_ps(vb, s)));
+            _mm256_storeu_ps(b + i, _mm256_add_ps(_mm256_mul_ps(vb, c), _mm256_mul_ps(va, s)));
+        }
+        for (; i < n; i++) {
+            float va = a[i], vb = b[i];
+            a[i] = va * cs[i] - vb * sn[i];
+            b[i] = vb * cs[i] + va * sn[i];
+        }
+    }
+}
+
+/* o[0..hd) = o * corr + sum_p e[p] * v_p, in order of p (v_p at v + p * stride). */
+static void attn_accumulate(float *o, int hd, float corr, const float *e, const float *v,
+                            int64_t stride, int64_t np)
+{
+    int i = 0;
+    for (; i + 32 <= hd; i += 32) {
+        __m256 vc = _mm256_set1_ps(corr);
+        __m256 o0 = _mm256_mul_ps(_mm256_loadu_ps(o + i), vc);
+        __m256 o1 = _mm256_mul_ps(_mm256_loadu_ps(o + i + 8), vc);
+        __m256 o2 = _mm256_mul_ps(_mm256_loadu_ps(o + i + 16), vc);
+        __m256 o3 = _mm256_mul_ps(_mm256_loadu_ps(o + i + 24), vc);
+        for (int64_t p = 0; p < np; p++) {
+            const float *vp = v + p * stride + i;
+            __m256 ep = _mm256_set1_ps(e[p]);
+            o0 = _mm256_fmadd_ps(ep, _mm256_loadu_ps(vp), o0);
+            o1 = _mm256_fmadd_ps(ep, _mm256_loadu_ps(vp + 8), o1);
+            o2 = _mm256_fmadd_ps(ep, _mm256_loadu_ps(vp + 16), o2);
+            o3 = _mm256_fmadd_ps(ep, _mm256_loadu_ps(vp + 24), o3);
+        }
+        _mm256_storeu_ps(o + i, o0);
+        _mm256_storeu_ps(o + i + 8, o1);
+        _mm256_storeu_ps(o + i + 16, o2);
+        _mm256_storeu_ps(o + i + 24, o3);
+    }
+    for (; i < hd; i++) {
+        float t = o[i] * corr;
+        for (int64_t p = 0; p < np; p++)
+            t = fmaf(e[p], v[p * stride + i], t);
+        o[i] = t;
+    }
+}
+
+/* Online softmax over chunks of SM_ATTN_CHUNK positions, per query head of kv head kvh. */
+void sm_avx2_attention_kv(const sm_attn_job *a, int kvh)
+{
+    int group = a->n_heads / a->n_kv_heads;
+    int hd = a->head_dim;
+    const float *kbase = a->k + (int64_t)kvh * hd;
+    const float *vbase = a->v + (int64_t)kvh * hd;
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+        const float *q = a->q + (int64_t)h * hd;
+        float *o = a->out + (int64_t)h * hd;
+        memset(o, 0, sizeof(float) * (size_t)hd);
+        float m = -INFINITY, l = 0.0f;
+        for (int64_t p0 = 0; p0 < a->n_pos; p0 += SM_ATTN_CHUNK) {
+            int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
+            float s[SM_ATTN_CHUNK];
+            float cmax = -INFINITY;
+            for (int64_t p = 0; p < np; p++) {
+                s[p] = dot8(q, kbase + (p0 + p) * a->kv_stride, hd) * a->scale;
+                cmax = fmaxf(cmax, s[p]);
+            }
+            float mnew = fmaxf(m, cmax);
+            float corr = expf(m - mnew);
+            __m256 vm = _mm256_set1_ps(mnew);
+            int64_t p = 0;
+            for (; p + 8 <= np; p += 8)
+                _mm256_storeu_ps(s + p, sm_avx2_exp(_mm256_sub_ps(_mm256_loadu_ps(s + p), vm)));
+            for (; p < np; p++)
+                s[p] = expf(s[p] - mnew);
+            float csum = 0.0f;
+            for (p = 0; p < np; p++)
+                csum += s[p];
+            l = l * corr + csum;
+            attn_accumulate(o, hd, corr, s, vbase + p0 * a->kv_stride, a->kv_stride, np);
+            m = mnew;
+        }
+        float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        __m256 vi = _mm256_set1_ps(inv);
+        int i = 0;
+        for (; i + 8 <= hd; i += 8)
+            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(o + i), vi));
+        for (; i < hd; i++)
+            o[i] *= inv;
+    }
+}
+
+static const sm_kvariant avx2 = {
+    .isa = SM_ISA_AVX2,
+    .scratch_floats = mm_scratch_floats,
+    .matmul_rows = mm_rows,
+    .quantize_x = sm_avx2_quantize_x,
+    .rows_to_f32 = sm_avx2_rows_to_f32,
+    .rmsnorm = sm_avx2_rmsnorm,
+    .silu_mul = sm_avx2_silu_mul,
+    .rope = sm_avx2_rope,
+    .attention_kv = sm_avx2_attention_kv,
+};
+
+const sm_kvariant *sm_kvariant_avx2(void)
+{
+    return &avx2;
+}

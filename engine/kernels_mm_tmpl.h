@@ -1,0 +1,368 @@
+/* kernels_mm_tmpl: the blocked weight-matrix product shared by the SIMD variants. A variant
+ * file (kernels_avx2.c, kernels_avx512*.c) defines the vector macros below and includes this
+ * file once; it gets mm_rows() and mm_scratch_floats() for its table.
+ *
+ * Arithmetic per output (r, b), the same for every batch size, blocking and thread split:
+ *  - f32/f16/bf16 weights: one MM_VL-lane accumulator; lane l adds W[r,c] * X[b,c] with one
+ *    fused multiply-add for c = l, l + MM_VL, ... in increasing c, over the first
+ *    cols - cols % MM_VL columns; then the lanes are summed in the fixed tree MM_HSUM, the
+ *    remaining columns are added one by one in order, then the bias.
+ *  - q8_0/q4_0 weights (activations quantized to 8-bit blocks): one 8-lane accumulator; for
+ *    each block k in order, lane l gets fma(dw_k * dx_k, (float)isum_l, acc_l) where isum_l is
+ *    the exact integer sum of the 4 products of elements 4l..4l+3 of the block; then the fixed
+ *    8-lane tree, then the bias.
+ * Blocking (which outputs are computed together, tiles of columns whose partial lanes are kept
+ * in a buffer between tiles) changes only the order in which outputs are worked on.
+ *
+ * Required macros:
+ *   MM_V, MM_VL               float vector type and its lane count
+ *   MM_ZERO(), MM_LOADU(p), MM_STOREU(p, v), MM_FMA(a, b, c) (a*b + c), MM_HSUM(v) -> float
+ *   MM_CVT_BF16(dst, src, n)  n (multiple of MM_VL) bf16 values to f32
+ *   MM_CVT_F16(dst, src, n)   n (multiple of MM_VL) f16 values to f32
+ *   MM_QDOT(aw, sx)           __m256i: 8 int32 lanes, lane l = sum of aw[i]*sx[i], i in 4l..4l+3
+ *                             (aw unsigned bytes, sx signed bytes)
+ */
+#ifndef MM_VL
+#error "define the vector macros before including kernels_mm_tmpl.h"
+#endif
+
+#define MM_NR 4   /* weight rows per micro tile */
+#define MM_NB 3   /* batch rows per micro tile */
+#define MM_KC 512  /* columns per tile when rows are long: a multiple of 32 and of MM_VL */
+#define MM_KS 2048 /* rows up to this long are one tile (read in order); the tile row stride */
+#define MM_MC 64  /* batch rows per block */
+#define MM_NCR 64 /* weight rows per block (a multiple of MM_NR) */
+
+#define MM_INLINE static inline __attribute__((always_inline))
+
+/* scratch: the weight tile (MM_NR x MM_KS floats, or for block types int8 values, their
+ * absolute values and the scales) and the partial-lane buffer (MM_NCR x MM_MC x lanes). */
+static int64_t mm_scratch_floats(sm_dtype t, int64_t cols, int64_t batch)
+{
+    (void)cols;
+    (void)batch;
+    int64_t lanes = (t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0) ? 8 : MM_VL;
+    return MM_NR * MM_KS + MM_NR * MM_KS / 32 + (int64_t)MM_NCR * MM_MC * lanes + 64;
+}
+
+/* Prefetches bytes of memory at p (the weights of the next tile, while this one computes). */
+static inline void mm_prefetch(const uint8_t *p, size_t bytes)
+{
+    for (size_t o = 0; o < bytes; o += 64)
+        _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+}
+
+/* Prefetches the weights of the tile two steps after (rt, k0) in the loop order of a row
+ * block (the next row tile at the same columns, else the first row tile at the next columns,
+ * else the next row block; bb > 0 re-reads a block that is cached already). Weight bytes of
+ * kn columns are kn * num / den. */
+static void mm_prefetch_ahead(const sm_mm_job *j, int64_t rb, int64_t nrb, int64_t rt,
+                              int64_t k0, int64_t kc, int64_t kend, int64_t r1, size_t num,
+                              size_t den)
+{
+    for (int step = 0; step < 2; step++) {
+        rt += MM_NR;
+        if (rt >= nrb) {
+            rt = 0;
+            k0 += kc;
+            if (k0 >= kend) {
+                k0 = 0;
+                rb += nrb;
+            }
+        }
+    }
+    int64_t kn = kend - k0 < kc ? kend - k0 : kc;
+    for (int i = 0; i < MM_NR && rb + rt + i < r1; i++)
+        mm_prefetch(j->w + (size_t)(rb + rt + i) * j->row_bytes + (size_t)k0 * num / den,
+                    (size_t)kn * num / den);
+}
+
+/* ---- f32 / f16 / bf16 ---- */
+
+MM_INLINE void mm_f_kernel(int nr, int nb, const float *wt, const float *const *x, int64_t kn,
+                           float *acc, int64_t ms, bool first)
+{
+    MM_V a[MM_NR][MM_NB];
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            a[r][b] = first ? MM_ZERO() : MM_LOADU(acc + ((int64_t)r * ms + b) * MM_VL);
+    for (int64_t c = 0; c < kn; c += MM_VL) {
+        MM_V xv[MM_NB];
+        for (int b = 0; b < nb; b++)
+            xv[b] = MM_LOADU(x[b] + c);
+        for (int r = 0; r < nr; r++) {
+            MM_V w = MM_LOADU(wt + (int64_t)r * MM_KS + c);
+            for (int b = 0; b < nb; b++)
+                a[r][b] = MM_FMA(w, xv[b], a[r][b]);
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            MM_STOREU(acc + ((int64_t)r * ms + b) * MM_VL, a[r][b]);
+}
+
+#define MM_F_CASE(NR_, NB_)                                                                    \
+    static void mm_f_kernel_##NR_##_##NB_(const float *wt, const float *const *x, int64_t kn, \
+                                          float *acc, int64_t ms, bool first)                 \
+    {                                                                                          \
+        mm_f_kernel(NR_, NB_, wt, x, kn, acc, ms, first);                                      \
+    }
+MM_F_CASE(4, 3)
+MM_F_CASE(4, 2)
+MM_F_CASE(4, 1)
+MM_F_CASE(1, 3)
+MM_F_CASE(1, 2)
+MM_F_CASE(1, 1)
+
+static void mm_f_dispatch(int nr, int nb, const float *wt, const float *const *x, int64_t kn,
+                          float *acc, int64_t ms, bool first)
+{
+    if (nr == MM_NR) {
+        if (nb == 3)
+            mm_f_kernel_4_3(wt, x, kn, acc, ms, first);
+        else if (nb == 2)
+            mm_f_kernel_4_2(wt, x, kn, acc, ms, first);
+        else
+            mm_f_kernel_4_1(wt, x, kn, acc, ms, first);
+        return;
+    }
+    for (int r = 0; r < nr; r++) {
+        const float *w = wt + (int64_t)r * MM_KS;
+        float *a = acc + (int64_t)r * ms * MM_VL;
+        if (nb == 3)
+            mm_f_kernel_1_3(w, x, kn, a, ms, first);
+        else if (nb == 2)
+            mm_f_kernel_1_2(w, x, kn, a, ms, first);
+        else
+            mm_f_kernel_1_1(w, x, kn, a, ms, first);
+    }
+}
+
+static float mm_weight_at(const sm_mm_job *j, const uint8_t *row, int64_t c)
+{
+    uint16_t h;
+    switch (j->dtype) {
+    case SM_DTYPE_F32: {
+        float f;
+        memcpy(&f, row + 4 * c, 4);
+        return f;
+    }
+    case SM_DTYPE_F16: memcpy(&h, row + 2 * c, 2); return sm_f16_to_f32(h);
+    default: memcpy(&h, row + 2 * c, 2); return sm_bf16_to_f32(h);
+    }
+}
+
+static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
+{
+    float *wt = scr;
+    float *accb = scr + MM_NR * MM_KS + MM_NR * MM_KS / 32;
+    int64_t cv = j->cols / MM_VL * MM_VL;
+    int64_t kc = cv <= MM_KS ? cv : MM_KC;
+    int64_t ncr = j->batch <= 8 ? MM_NR : MM_NCR;
+    for (int64_t rb = r0; rb < r1; rb += ncr) {
+        int64_t nrb = r1 - rb < ncr ? r1 - rb : ncr;
+        for (int64_t bb = 0; bb < j->batch; bb += MM_MC) {
+            int64_t nbb = j->batch - bb < MM_MC ? j->batch - bb : MM_MC;
+            for (int64_t k0 = 0; k0 < cv; k0 += kc) {
+                int64_t kn = cv - k0 < kc ? cv - k0 : kc;
+                for (int64_t rt = 0; rt < nrb; rt += MM_NR) {
+                    int nrt = (int)(nrb - rt < MM_NR ? nrb - rt : MM_NR);
+                    mm_prefetch_ahead(j, rb, nrb, rt, k0, kc, cv, r1,
+                                     j->dtype == SM_DTYPE_F32 ? 4 : 2, 1);
+                    for (int i = 0; i < nrt; i++) {
+                        const uint8_t *row = j->w + (size_t)(rb + rt + i) * j->row_bytes;
+                        float *dst = wt + (int64_t)i * MM_KS;
+                        if (j->dtype == SM_DTYPE_F32)
+                            memcpy(dst, row + 4 * k0, (size_t)kn * 4);
+                        else if (j->dtype == SM_DTYPE_F16)
+                            MM_CVT_F16(dst, (const uint16_t *)(const void *)(row + 2 * k0), kn);
+                        else
+                            MM_CVT_BF16(dst, (const uint16_t *)(const void *)(row + 2 * k0), kn);
+                    }
+                    for (int64_t b = 0; b < nbb; b += MM_NB) {
+                        int nbt = (int)(nbb - b < MM_NB ? nbb - b : MM_NB);
+                        const float *x[MM_NB];
+                        for (int i = 0; i < nbt; i++)
+                            x[i] = j->x + (bb + b + i) * j->ldx + k0;
+                        mm_f_dispatch(nrt, nbt, wt, x, kn, accb + (rt * nbb + b) * MM_VL, nbb, k0 == 0);
+                    }
+                }
+            }
+            for (int64_t i = 0; i < nrb; i++) {
+                int64_t r = rb + i;
+                const uint8_t *row = j->w + (size_t)r * j->row_bytes;
+                float bias = j->bias ? j->bias[r] : 0.0f;
+                for (int64_t b = 0; b < nbb; b++) {
+                    const float *xb = j->x + (bb + b) * j->ldx;
+                    float t = cv > 0 ? MM_HSUM(MM_LOADU(accb + (i * nbb + b) * MM_VL)) : 0.0f;
+                    for (int64_t c = cv; c < j->cols; c++)
+                        t += mm_weight_at(j, row, c) * xb[c];
+                    j->y[(bb + b) * j->ldy + r] = t + bias;
+                }
+            }
+        }
+    }
+}
+
+/* ---- q8_0 / q4_0 ---- */
+
+/* The weight tile: int8 values (MM_NR x MM_KS), their absolute values, the block scales. */
+typedef struct mm_qtile {
+    int8_t *w;
+    uint8_t *aw;
+    float *d;
+} mm_qtile;
+
+MM_INLINE void mm_q_kernel(int nr, int nb, const mm_qtile *t, const int8_t *const *xq,
+                           const float *const *xd, int64_t nblk, float *acc, int64_t ms,
+                           bool first)
+{
+    __m256 a[MM_NR][MM_NB];
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            a[r][b] = first ? _mm256_setzero_ps()
+                            : _mm256_loadu_ps(acc + ((int64_t)r * ms + b) * 8);
+    for (int64_t k = 0; k < nblk; k++) {
+        __m256i xv[MM_NB];
+        float dx[MM_NB];
+        for (int b = 0; b < nb; b++) {
+            xv[b] = _mm256_loadu_si256((const __m256i *)(const void *)(xq[b] + 32 * k));
+            dx[b] = xd[b][k];
+        }
+        for (int r = 0; r < nr; r++) {
+            __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(t->w + r * MM_KS + 32 * k));
+            __m256i aw = _mm256_loadu_si256((const __m256i *)(const void *)(t->aw + r * MM_KS + 32 * k));
+            float dw = t->d[r * (MM_KS / 32) + k];
+            for (int b = 0; b < nb; b++) {
+                __m256i s = _mm256_sign_epi8(xv[b], w);
+                __m256 p = _mm256_cvtepi32_ps(MM_QDOT(aw, s));
+                a[r][b] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[b]), p, a[r][b]);
+            }
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            _mm256_storeu_ps(acc + ((int64_t)r * ms + b) * 8, a[r][b]);
+}
+
+#define MM_Q_CASE(NR_, NB_)                                                                    \
+    static void mm_q_kernel_##NR_##_##NB_(const mm_qtile *t, const int8_t *const *xq,         \
+                                          const float *const *xd, int64_t nblk, float *acc,    \
+                                          int64_t ms, bool first)                              \
+    {                                                                                          \
+        mm_q_kernel(NR_, NB_, t, xq, xd, nblk, acc, ms, first);                                \
+    }
+MM_Q_CASE(4, 3)
+MM_Q_CASE(4, 2)
+MM_Q_CASE(4, 1)
+MM_Q_CASE(1, 3)
+MM_Q_CASE(1, 2)
+MM_Q_CASE(1, 1)
+
+static void mm_q_dispatch(int nr, int nb, const mm_qtile *t, const int8_t *const *xq,
+                          const float *const *xd, int64_t nblk, float *acc, int64_t ms,
+                          bool first)
+{
+    if (nr == MM_NR) {
+        if (nb == 3)
+            mm_q_kernel_4_3(t, xq, xd, nblk, acc, ms, first);
+        else if (nb == 2)
+            mm_q_kernel_4_2(t, xq, xd, nblk, acc, ms, first);
+        else
+            mm_q_kernel_4_1(t, xq, xd, nblk, acc, ms, first);
+        return;
+    }
+    for (int r = 0; r < nr; r++) {
+        mm_qtile one = {t->w + r * MM_KS, t->aw + r * MM_KS, t->d + r * (MM_KS / 32)};
+        float *a = acc + (int64_t)r * ms * 8;
+        if (nb == 3)
+            mm_q_kernel_1_3(&one, xq, xd, nblk, a, ms, first);
+        else if (nb == 2)
+            mm_q_kernel_1_2(&one, xq, xd, nblk, a, ms, first);
+        else
+            mm_q_kernel_1_1(&one, xq, xd, nblk, a, ms, first);
+    }
+}
+
+/* Unpacks nblk blocks of one weight row into the tile row i. */
+static void mm_q_unpack(sm_dtype t, const uint8_t *src, int64_t nblk, const mm_qtile *tile,
+                        int i)
+{
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (int64_t k = 0; k < nblk; k++) {
+        __m256i w;
+        uint16_t dh;
+        if (t == SM_DTYPE_Q8_0) {
+            const uint8_t *b = src + 34 * k;
+            memcpy(&dh, b, 2);
+            w = _mm256_loadu_si256((const __m256i *)(const void *)(b + 2));
+        } else {
+            const uint8_t *b = src + 18 * k;
+            memcpy(&dh, b, 2);
+            __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(b + 2));
+            __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+            w = _mm256_sub_epi8(_mm256_and_si256(both, low), eight);
+        }
+        tile->d[i * (MM_KS / 32) + k] = sm_f16_to_f32(dh);
+        _mm256_storeu_si256((__m256i *)(void *)(tile->w + i * MM_KS + 32 * k), w);
+        _mm256_storeu_si256((__m256i *)(void *)(tile->aw + i * MM_KS + 32 * k),
+                            _mm256_abs_epi8(w));
+    }
+}
+
+static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
+{
+    mm_qtile tile = {(int8_t *)scr, (uint8_t *)scr + MM_NR * MM_KS,
+                     scr + MM_NR * MM_KS / 2};
+    float *accb = scr + MM_NR * MM_KS + MM_NR * MM_KS / 32;
+    int64_t nbt_all = j->cols / 32;
+    size_t bsz = j->dtype == SM_DTYPE_Q8_0 ? 34 : 18;
+    int64_t kcb = nbt_all <= MM_KS / 32 ? nbt_all : MM_KC / 32; /* blocks per tile */
+    int64_t ncr = j->batch <= 8 ? MM_NR : MM_NCR;
+    for (int64_t rb = r0; rb < r1; rb += ncr) {
+        int64_t nrb = r1 - rb < ncr ? r1 - rb : ncr;
+        for (int64_t bb = 0; bb < j->batch; bb += MM_MC) {
+            int64_t nbb = j->batch - bb < MM_MC ? j->batch - bb : MM_MC;
+            for (int64_t k0 = 0; k0 < nbt_all; k0 += kcb) {
+                int64_t kn = nbt_all - k0 < kcb ? nbt_all - k0 : kcb;
+                for (int64_t rt = 0; rt < nrb; rt += MM_NR) {
+                    int nrt = (int)(nrb - rt < MM_NR ? nrb - rt : MM_NR);
+                    mm_prefetch_ahead(j, rb, nrb, rt, k0, kcb, nbt_all, r1, bsz, 1);
+                    for (int i = 0; i < nrt; i++)
+                        mm_q_unpack(j->dtype, j->w + (size_t)(rb + rt + i) * j->row_bytes + bsz * k0,
+                                    kn, &tile, i);
+                    for (int64_t b = 0; b < nbb; b += MM_NB) {
+                        int nbt = (int)(nbb - b < MM_NB ? nbb - b : MM_NB);
+                        const int8_t *xq[MM_NB];
+                        const float *xd[MM_NB];
+                        for (int i = 0; i < nbt; i++) {
+                            xq[i] = j->xq + (bb + b + i) * j->cols + 32 * k0;
+                            xd[i] = j->xd + (bb + b + i) * nbt_all + k0;
+                        }
+                        mm_q_dispatch(nrt, nbt, &tile, xq, xd, kn, accb + (rt * nbb + b) * 8,
+                                      nbb, k0 == 0);
+                    }
+                }
+            }
+            for (int64_t i = 0; i < nrb; i++) {
+                int64_t r = rb + i;
+                float bias = j->bias ? j->bias[r] : 0.0f;
+                for (int64_t b = 0; b < nbb; b++) {
+                    float t = nbt_all > 0 ? mm_hsum8(_mm256_loadu_ps(accb + (i * nbb + b) * 8))
+                                          : 0.0f;
+                    j->y[(bb + b) * j->ldy + r] = t + bias;
+                }
+            }
+        }
+    }
+}
+
+static void mm_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
+{
+    float *scr = j->scratch + (int64_t)task * j->scratch_floats;
+    if (j->dtype == SM_DTYPE_Q8_0 || j->dtype == SM_DTYPE_Q4_0)
+        mm_q_rows(j, r0, r1, scr);
+    else
+        mm_f_rows(j, r0, r1, scr);
+}
