@@ -291,6 +291,12 @@ static sm_code parse_model(const json_t *model, const json_t *added, sm_tok_spec
     }
     sm_code rc = parse_added(added, spec, &max_id, err);
     if (rc) return rc;
+    /* an added token whose content is in the model vocabulary takes the vocabulary's id, as
+     * HF does when it loads the file */
+    for (size_t i = 0; i < spec->n_added; i++) {
+        const json_t *v = json_object_get(vocab, spec->added[i].content);
+        if (json_is_integer(v)) spec->added[i].id = (int32_t)json_integer_value(v);
+    }
     spec->n_ids = max_id;
     spec->text = calloc(max_id ? max_id : 1, sizeof *spec->text);
     spec->is_added = calloc(max_id ? max_id : 1, 1);

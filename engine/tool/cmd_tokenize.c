@@ -1,7 +1,9 @@
 /* cmd_tokenize: `stepmark-engine tokenize --tokenizer DIR [--special]` reads UTF-8 text on
  * standard input (all of it, byte for byte) and prints its token ids on one line separated by
  * spaces; `stepmark-engine detokenize --tokenizer DIR` reads whitespace-separated ids and
- * writes their text. Without --special, special-token text is encoded as plain text. */
+ * writes their text. Without --special, special-token text is encoded as plain text.
+ * With --lines, every '\n'-separated line of the input is a separate item (tokenize: one line
+ * of ids per input line; detokenize: one line of text per line of ids). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,21 +40,25 @@ static char *read_stdin(size_t *len) {
 }
 
 /* Parses --tokenizer DIR and, if allowed, --special. Returns 0 or the exit status 2. */
-static int parse_args(int argc, char **argv, bool allow_special, const char **dir, bool *special) {
+static int parse_args(int argc, char **argv, bool allow_special, const char **dir, bool *special,
+                      bool *lines) {
     *dir = NULL;
     *special = false;
+    *lines = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) {
             *dir = argv[++i];
         } else if (allow_special && strcmp(argv[i], "--special") == 0) {
             *special = true;
+        } else if (strcmp(argv[i], "--lines") == 0) {
+            *lines = true;
         } else {
             fprintf(stderr, "%s: unknown argument \"%s\"\n", argv[0], argv[i]);
             return 2;
         }
     }
     if (!*dir) {
-        fprintf(stderr, "usage: stepmark-engine %s --tokenizer DIR%s\n", argv[0],
+        fprintf(stderr, "usage: stepmark-engine %s --tokenizer DIR%s [--lines]\n", argv[0],
                 allow_special ? " [--special]" : "");
         return 2;
     }
@@ -69,10 +75,25 @@ static sm_tokenizer *load(const char *dir, const char *cmd) {
     return tok;
 }
 
+/* Encodes text[0..len) and prints its ids followed by a newline. */
+static int print_ids(const sm_tokenizer *tok, const char *text, size_t len, bool special) {
+    sm_err err = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (sm_tokenizer_encode(tok, text, len, special, &ids, &n, &err)) {
+        fprintf(stderr, "tokenize: %s (%s)\n", err.msg, sm_code_name(err.code));
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) printf(i ? " %" PRId32 : "%" PRId32, ids[i]);
+    printf("\n");
+    free(ids);
+    return 0;
+}
+
 int sm_cmd_tokenize(int argc, char **argv) {
     const char *dir;
-    bool special;
-    int rc = parse_args(argc, argv, true, &dir, &special);
+    bool special, lines;
+    int rc = parse_args(argc, argv, true, &dir, &special, &lines);
     if (rc) return rc;
     size_t len;
     char *text = read_stdin(&len);
@@ -85,27 +106,73 @@ int sm_cmd_tokenize(int argc, char **argv) {
         free(text);
         return 1;
     }
-    sm_err err = {0};
-    int32_t *ids = NULL;
-    size_t n = 0;
-    if (sm_tokenizer_encode(tok, text, len, special, &ids, &n, &err)) {
-        fprintf(stderr, "tokenize: %s (%s)\n", err.msg, sm_code_name(err.code));
-        rc = 1;
+    if (!lines) {
+        rc = print_ids(tok, text, len, special);
     } else {
-        for (size_t i = 0; i < n; i++) printf(i ? " %" PRId32 : "%" PRId32, ids[i]);
-        printf("\n");
-        if (fflush(stdout) != 0) rc = 1;
+        size_t start = 0;
+        for (size_t i = 0; i <= len && rc == 0; i++) {
+            if (i < len && text[i] != '\n') continue;
+            rc = print_ids(tok, text + start, i - start, special);
+            start = i + 1;
+        }
     }
-    free(ids);
+    if (fflush(stdout) != 0) rc = 1;
     free(text);
     sm_tokenizer_free(&tok);
     return rc;
 }
 
+/* Parses whitespace-separated ids in [p, end) into *ids (malloc'd, freed by the caller). */
+static int parse_ids(const char *p, const char *end, int32_t **ids, size_t *n) {
+    size_t cap = 64;
+    *n = 0;
+    *ids = malloc(cap * sizeof **ids);
+    if (!*ids) return 1;
+    for (;;) {
+        while (p < end && strchr(" \t\r\n", *p)) p++;
+        if (p >= end) return 0;
+        char *q;
+        errno = 0;
+        long v = strtol(p, &q, 10);
+        if (q == p || errno || v < 0 || v > INT32_MAX || q > end || (q < end && !strchr(" \t\r\n", *q))) {
+            fprintf(stderr, "detokenize: \"%.20s\" is not a token id\n", p);
+            return 2;
+        }
+        if (*n == cap) {
+            int32_t *g = realloc(*ids, cap * 2 * sizeof **ids);
+            if (!g) return 1;
+            *ids = g;
+            cap *= 2;
+        }
+        (*ids)[(*n)++] = (int32_t)v;
+        p = q;
+    }
+}
+
+static int print_text(const sm_tokenizer *tok, const char *p, const char *end, bool newline) {
+    int32_t *ids;
+    size_t n;
+    int rc = parse_ids(p, end, &ids, &n);
+    if (rc == 0) {
+        sm_err err = {0};
+        char *out = NULL;
+        size_t olen = 0;
+        if (sm_tokenizer_decode(tok, ids, n, &out, &olen, &err)) {
+            fprintf(stderr, "detokenize: %s (%s)\n", err.msg, sm_code_name(err.code));
+            rc = 1;
+        } else if (fwrite(out, 1, olen, stdout) != olen || (newline && putchar('\n') == EOF)) {
+            rc = 1;
+        }
+        free(out);
+    }
+    free(ids);
+    return rc;
+}
+
 int sm_cmd_detokenize(int argc, char **argv) {
     const char *dir;
-    bool special;
-    int rc = parse_args(argc, argv, false, &dir, &special);
+    bool special, lines;
+    int rc = parse_args(argc, argv, false, &dir, &special, &lines);
     if (rc) return rc;
     size_t len;
     char *text = read_stdin(&len);
@@ -113,49 +180,24 @@ int sm_cmd_detokenize(int argc, char **argv) {
         fprintf(stderr, "detokenize: cannot read standard input\n");
         return 1;
     }
-    size_t n = 0, cap = 64;
-    int32_t *ids = malloc(cap * sizeof *ids);
-    char *p = text, *end = text + len;
-    while (ids && rc == 0) {
-        while (p < end && strchr(" \t\r\n", *p)) p++;
-        if (p >= end) break;
-        char *q;
-        errno = 0;
-        long v = strtol(p, &q, 10);
-        if (q == p || errno || v < 0 || v > INT32_MAX || (q < end && !strchr(" \t\r\n", *q))) {
-            fprintf(stderr, "detokenize: \"%.20s\" is not a token id\n", p);
-            rc = 2;
-            break;
-        }
-        if (n == cap) {
-            int32_t *g = realloc(ids, cap * 2 * sizeof *ids);
-            if (!g) break;
-            ids = g;
-            cap *= 2;
-        }
-        ids[n++] = (int32_t)v;
-        p = q;
+    sm_tokenizer *tok = load(dir, "detokenize");
+    if (!tok) {
+        free(text);
+        return 1;
     }
-    if (!ids || (rc == 0 && p < end)) {
-        fprintf(stderr, "detokenize: out of memory\n");
-        rc = 1;
-    }
-    sm_tokenizer *tok = rc ? NULL : load(dir, "detokenize");
-    if (!rc && !tok) rc = 1;
-    if (tok) {
-        sm_err err = {0};
-        char *out = NULL;
-        size_t olen = 0;
-        if (sm_tokenizer_decode(tok, ids, n, &out, &olen, &err)) {
-            fprintf(stderr, "detokenize: %s (%s)\n", err.msg, sm_code_name(err.code));
-            rc = 1;
-        } else if (fwrite(out, 1, olen, stdout) != olen || fflush(stdout) != 0) {
-            rc = 1;
+    if (!lines) {
+        rc = print_text(tok, text, text + len, false);
+    } else {
+        size_t start = 0;
+        for (size_t i = 0; i < len && rc == 0; i++) {
+            if (text[i] != '\n') continue;
+            rc = print_text(tok, text + start, text + i, true);
+            start = i + 1;
         }
-        free(out);
+        if (rc == 0 && start < len) rc = print_text(tok, text + start, text + len, true);
     }
+    if (fflush(stdout) != 0) rc = 1;
     sm_tokenizer_free(&tok);
-    free(ids);
     free(text);
     return rc;
 }

@@ -16,6 +16,7 @@ typedef struct sm_command {
 int sm_cmd_tokenize(int argc, char **argv);
 int sm_cmd_detokenize(int argc, char **argv);
 int sm_cmd_tokbench(int argc, char **argv);
+int sm_cmd_chat(int argc, char **argv);
 int sm_cmd_run(int argc, char **argv);
 int sm_cmd_logits(int argc, char **argv);
 int sm_cmd_info(int argc, char **argv);

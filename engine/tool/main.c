@@ -9,6 +9,8 @@ static const sm_command commands[] = {
     {"tokenize", sm_cmd_tokenize,
      "--tokenizer DIR [--special]: UTF-8 text on stdin -> token ids on one line"},
     {"detokenize", sm_cmd_detokenize, "--tokenizer DIR: token ids on stdin -> text"},
+    {"chat", sm_cmd_chat,
+     "[--tokenizer DIR --ids] [--generation-prompt]: JSON messages on stdin -> chat template"},
     {"tokbench", sm_cmd_tokbench,
      "--tokenizer DIR --corpus DIR: tokenizer speed and load time next to Hugging Face"},
     {"run", sm_cmd_run,
