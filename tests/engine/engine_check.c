@@ -1,4 +1,5 @@
 /* engine_check: end-to-end checks of the model forward pass (run by ctest on generated models).
+ * Every mode takes --fast to use the fast (not batch-invariant) kernels.
  *   ref --model M --ref FILE [--dtype T] --tol X [--greedy]
  *       prompt + decode steps against a transformers reference file (hf_reference.py),
  *       relative error ||ours - ref|| / ||ref|| of every step's logits <= X; with --greedy our
@@ -35,10 +36,13 @@ static int flag(int argc, char **argv, const char *name)
     return 0;
 }
 
+static int g_fast;
+
 static sm_model *load(const char *path, const char *dtype)
 {
     sm_model_opts o;
     sm_model_opts_init(&o);
+    o.fast = g_fast;
     sm_err err = {0};
     if (dtype != NULL) {
         if (sm_dtype_parse(dtype, &o.dtype, &err) != SM_OK) {
@@ -323,6 +327,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: engine_check ref|batch|compare ...\n");
         return 2;
     }
+    g_fast = flag(argc, argv, "--fast");
     if (strcmp(argv[1], "ref") == 0) {
         return cmd_ref(argc, argv);
     }
