@@ -1,0 +1,30 @@
+/* commands: the subcommands of the `stepmark` program. Each takes the arguments after its name
+ * (argv[0] is the subcommand) and returns the process exit status: 0 success, 1 failure,
+ * 2 bad usage or a rejected configuration. */
+#ifndef SM_CLI_COMMANDS_H
+#define SM_CLI_COMMANDS_H
+
+typedef int (*sm_cli_fn)(int argc, char **argv);
+
+typedef struct sm_cli_command {
+    const char *name;
+    sm_cli_fn run;
+    const char *help; /* one line */
+} sm_cli_command;
+
+int sm_cli_up(int argc, char **argv);
+int sm_cli_pg(int argc, char **argv);
+int sm_cli_migrate(int argc, char **argv);
+int sm_cli_config(int argc, char **argv);
+int sm_cli_teacher(int argc, char **argv);
+/* broker client commands (issue 5): cmd_submit.c, cmd_query.c, cmd_assignment.c, cmd_keygen.c */
+int sm_cli_submit(int argc, char **argv);
+int sm_cli_status(int argc, char **argv);
+int sm_cli_result(int argc, char **argv);
+int sm_cli_wait(int argc, char **argv);
+int sm_cli_cancel(int argc, char **argv);
+int sm_cli_assignment(int argc, char **argv);
+int sm_cli_course(int argc, char **argv);
+int sm_cli_keygen(int argc, char **argv);
+
+#endif
