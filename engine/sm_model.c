@@ -777,6 +777,41 @@ sm_code sm_seq_truncate(sm_seq *s, int64_t pos, sm_err *err)
     return SM_OK;
 }
 
+static float *seq_cache(const sm_seq *s, int64_t l, int which, int64_t kvd);
+
+sm_code sm_seq_copy(const sm_seq *src, int64_t n_pos, int64_t max_ctx, sm_seq **out, sm_err *err)
+{
+    *out = NULL;
+    if (n_pos < 0 || n_pos > src->pos) {
+        return sm_err_set(err, SM_EINVAL, "cannot copy %lld positions of a sequence of %lld",
+                          (long long)n_pos, (long long)src->pos);
+    }
+    sm_model *m = src->model;
+    if (max_ctx <= 0) {
+        max_ctx = m->info.config.max_pos;
+    }
+    if (max_ctx < n_pos) {
+        return sm_err_set(err, SM_ELIMIT, "a context of %lld cannot hold %lld positions",
+                          (long long)max_ctx, (long long)n_pos);
+    }
+    sm_seq *s;
+    sm_code rc = sm_seq_new(m, max_ctx, &s, err);
+    if (rc != SM_OK) {
+        return rc;
+    }
+    const sm_model_config *c = &m->info.config;
+    int64_t kvd = c->n_kv_heads * c->head_dim;
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        for (int which = 0; which < 2; which++) {
+            memcpy(seq_cache(s, l, which, kvd), seq_cache(src, l, which, kvd),
+                   (size_t)(n_pos * kvd) * sizeof(float));
+        }
+    }
+    s->pos = n_pos;
+    *out = s;
+    return SM_OK;
+}
+
 /* K (which = 0) or V (1) cache of layer l: max_ctx rows of kv_dim floats. */
 static float *seq_cache(const sm_seq *s, int64_t l, int which, int64_t kvd)
 {

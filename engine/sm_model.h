@@ -98,6 +98,10 @@ void sm_seq_free(sm_seq **seq);
 /* Positions filled so far. */
 int64_t sm_seq_pos(const sm_seq *seq);
 int64_t sm_seq_max_ctx(const sm_seq *seq);
+/* A new sequence (room for max_ctx positions, <= 0: the model maximum) holding a copy of the
+ * first n_pos positions of src: a shared prompt prefix computed once serves many sequences, and
+ * in deterministic mode continuing the copy gives bitwise the logits of recomputing it. */
+sm_code sm_seq_copy(const sm_seq *src, int64_t n_pos, int64_t max_ctx, sm_seq **out, sm_err *err);
 /* Drops positions >= pos (pos <= sm_seq_pos); later tokens overwrite them. */
 sm_code sm_seq_truncate(sm_seq *seq, int64_t pos, sm_err *err);
 

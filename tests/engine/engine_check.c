@@ -260,6 +260,22 @@ static int cmd_batch(int argc, char **argv)
                 rel_err(lg, alone + (2 * NSTEP) * V, V));
         fails++;
     }
+    /* A copy of the prompt's cache continues exactly like the original. */
+    sm_seq *b = NULL;
+    sm_err err = {0};
+    if (sm_seq_copy(a, plen[2] - 1, 0, &b, &err) != SM_OK) {
+        fprintf(stderr, "seq_copy: %s\n", err.msg);
+        return 1;
+    }
+    const int32_t *t = &buf[plen[2] - 1];
+    int64_t one = 1;
+    step(m, &b, &t, &one, 1, lg);
+    if (memcmp(lg, alone + (2 * NSTEP) * V, (size_t)V * 4) != 0) {
+        fprintf(stderr, "a copied prefix differs: rel %.3g\n",
+                rel_err(lg, alone + (2 * NSTEP) * V, V));
+        fails++;
+    }
+    sm_seq_free(&b);
     sm_seq_free(&a);
     printf("batch %s: %s\n", mp, fails ? "FAILED" : "bitwise identical");
     free(alone);
