@@ -818,6 +818,28 @@ static float *seq_cache(const sm_seq *s, int64_t l, int which, int64_t kvd)
     return s->kv + ((size_t)(2 * l + which) * (size_t)s->max_ctx) * (size_t)kvd;
 }
 
+sm_code sm_seq_copy_prefix(sm_seq *dst, const sm_seq *src, int64_t n, sm_err *err)
+{
+    if (dst == src || dst->model != src->model || n < 0 || n > src->pos) {
+        return sm_err_set(err, SM_EINVAL, "cannot copy %lld positions of a sequence of %lld",
+                          (long long)n, (long long)src->pos);
+    }
+    if (n > dst->max_ctx) {
+        return sm_err_set(err, SM_ELIMIT, "prefix of %lld positions exceeds the context %lld",
+                          (long long)n, (long long)dst->max_ctx);
+    }
+    const sm_model_config *c = &src->model->info.config;
+    int64_t kvd = c->n_kv_heads * c->head_dim;
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        for (int w = 0; w < 2; w++) {
+            memcpy(seq_cache(dst, l, w, kvd), seq_cache(src, l, w, kvd),
+                   (size_t)n * (size_t)kvd * sizeof(float));
+        }
+    }
+    dst->pos = n;
+    return SM_OK;
+}
+
 /* ---- forward ---- */
 
 static sm_code ensure_scratch(sm_model *m, int64_t rows, int64_t max_pos, sm_err *err)
@@ -845,7 +867,9 @@ static sm_code ensure_scratch(sm_model *m, int64_t rows, int64_t max_pos, sm_err
         }
         m->scratch_rows = rows;
     }
-    int64_t need = max_pos * c->n_heads;
+    /* n_heads per position for one call, or one slice per row-parallel attention task */
+    int64_t threads = m->pool ? sm_pool_threads(m->pool) : 1;
+    int64_t need = max_pos * (c->n_heads > 4 * threads ? c->n_heads : 4 * threads);
     if (need > m->att_scratch_n) {
         float *p = realloc(m->att_scratch, (size_t)need * sizeof *p);
         if (p == NULL) {
@@ -863,6 +887,27 @@ typedef struct row_info {
     int32_t token;
     int last; /* index of the sequence whose last new position this is, else -1 */
 } row_info;
+
+typedef struct attn_rows {
+    const sm_model *m;
+    const row_info *ri;
+    int64_t n, l, stride; /* stride: floats of attention scratch per task */
+    sm_kctx k1; /* the model's kernel context without its pool: one row per task */
+} attn_rows;
+
+/* Attention of rows task, task + n_tasks, ... (interleaved: later prompt rows are longer). */
+static void attn_rows_task(void *arg, int task, int n_tasks)
+{
+    const attn_rows *a = arg;
+    const sm_model_config *c = &a->m->info.config;
+    int64_t hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    for (int64_t r = task; r < a->n; r += n_tasks) {
+        const row_info *ri = &a->ri[r];
+        sm_attention(&a->k1, a->m->q + r * qd, (int)c->n_heads, (int)c->n_kv_heads, (int)hd,
+                     seq_cache(ri->seq, a->l, 0, kvd), seq_cache(ri->seq, a->l, 1, kvd), kvd,
+                     ri->pos + 1, a->m->att + r * qd, a->m->att_scratch + task * a->stride);
+    }
+}
 
 /* Runs rows [0, n) of ri through the model; writes the final-normed hidden state of rows that
  * end a sequence into last[seq index * hidden]. */
@@ -899,10 +944,18 @@ static sm_code forward_rows(sm_model *m, const row_info *ri, int64_t n, float *l
             memcpy(seq_cache(ri[r].seq, l, 1, kvd) + ri[r].pos * kvd, m->vb + r * kvd,
                    (size_t)kvd * 4);
         }
-        for (int64_t r = 0; r < n; r++) {
-            sm_attention(k, m->q + r * qd, (int)c->n_heads, (int)c->n_kv_heads, (int)hd,
-                         seq_cache(ri[r].seq, l, 0, kvd), seq_cache(ri[r].seq, l, 1, kvd), kvd,
-                         ri[r].pos + 1, m->att + r * qd, m->att_scratch);
+        int threads = m->pool ? sm_pool_threads(m->pool) : 1;
+        if (n >= 2 * threads && threads > 1) {
+            /* Several rows: one row per task, each on one thread (same results per row). */
+            attn_rows a = {m, ri, n, l, m->att_scratch_n / (4 * threads), *k};
+            a.k1.pool = NULL;
+            sm_pool_run(m->pool, attn_rows_task, &a, (int)(n < 4 * threads ? n : 4 * threads));
+        } else {
+            for (int64_t r = 0; r < n; r++) {
+                sm_attention(k, m->q + r * qd, (int)c->n_heads, (int)c->n_kv_heads, (int)hd,
+                             seq_cache(ri[r].seq, l, 0, kvd), seq_cache(ri[r].seq, l, 1, kvd),
+                             kvd, ri[r].pos + 1, m->att + r * qd, m->att_scratch);
+            }
         }
         if ((rc = sm_matmul(k, &L->o, NULL, m->att, qd, n, m->tmp, h, err))) {
             return rc;
