@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernels_isa.h"
 
@@ -260,6 +261,70 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     run_tasks(k, mm_task, &c, n_tasks);
     free(qbuf);
     free(job.scratch);
+    return SM_OK;
+}
+
+/* ---- machine peak ---- */
+
+typedef struct peak_ctx {
+    const sm_kvariant *v;
+    bool int8;
+    int64_t iters;
+    double ops[1024];
+} peak_ctx;
+
+static void peak_task(void *arg, int t, int n)
+{
+    (void)n;
+    peak_ctx *c = arg;
+    c->ops[t % 1024] = c->v->peak(c->int8, c->iters);
+}
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+sm_code sm_kernels_peak(const sm_kctx *k, sm_dtype t, double *gflops, sm_err *err)
+{
+    if (!gflops || t < 0 || t >= SM_DTYPE_COUNT)
+        return sm_err_set(err, SM_EINVAL, "peak: bad argument");
+    if (k && k->isa != SM_ISA_PORTABLE && !sm_isa_supported(k->isa))
+        return sm_err_set(err, SM_EUNSUPPORTED, "peak: this CPU cannot run %s kernels",
+                          sm_isa_name(k->isa));
+    int threads = kctx_threads(k);
+    if (threads > 1024)
+        threads = 1024;
+    peak_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return sm_err_set(err, SM_ENOMEM, "peak: out of memory");
+    c->v = variant(k);
+    c->int8 = t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0;
+    /* calibrate to about 0.2 s per run, then keep the best of 5 runs */
+    c->iters = 1 << 16;
+    for (;;) {
+        double t0 = wall_s();
+        run_tasks(k, peak_task, c, threads);
+        double dt = wall_s() - t0;
+        if (dt > 0.05 || c->iters > ((int64_t)1 << 40))
+            break;
+        c->iters *= 4;
+    }
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = wall_s();
+        run_tasks(k, peak_task, c, threads);
+        double dt = wall_s() - t0;
+        double ops = 0;
+        for (int i = 0; i < threads; i++)
+            ops += c->ops[i];
+        if (dt > 0 && ops / dt > best)
+            best = ops / dt;
+    }
+    free(c);
+    *gflops = best / 1e9;
     return SM_OK;
 }
 

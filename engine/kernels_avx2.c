@@ -275,6 +275,58 @@ void sm_avx2_attention_kv(const sm_attn_job *a, int kvh)
     }
 }
 
+/* 12 independent chains: enough to fill two FMA pipes with a latency of 4-5 cycles. The empty
+ * asm keeps the compiler from folding the loop. */
+double sm_avx2_peak(bool int8, int64_t iters)
+{
+    if (int8) {
+        __m256i a0 = _mm256_set1_epi8(3), b0 = _mm256_set1_epi8(-5), one = _mm256_set1_epi16(1);
+        __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+        for (int64_t it = 0; it < iters; it++) {
+            c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(_mm256_maddubs_epi16(a0, b0), one));
+            c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, a0), one));
+            c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(_mm256_maddubs_epi16(a0, a0), one));
+            c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, b0), one));
+            c4 = _mm256_add_epi32(c4, _mm256_madd_epi16(_mm256_maddubs_epi16(a0, b0), one));
+            c5 = _mm256_add_epi32(c5, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, a0), one));
+            __asm__ volatile("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5),
+                             "+x"(a0), "+x"(b0));
+        }
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), c2),
+                                     _mm256_add_epi32(_mm256_add_epi32(c3, c4), c5));
+        volatile int sink = _mm256_extract_epi32(s, 0);
+        (void)sink;
+        return (double)iters * 6 * 32 * 2;
+    }
+    __m256 m = _mm256_set1_ps(0.999999f), d = _mm256_set1_ps(1e-6f);
+    __m256 c0 = _mm256_set1_ps(0.0f), c1 = _mm256_set1_ps(1.0f), c2 = _mm256_set1_ps(2.0f);
+    __m256 c3 = _mm256_set1_ps(3.0f), c4 = _mm256_set1_ps(4.0f), c5 = _mm256_set1_ps(5.0f);
+    __m256 c6 = _mm256_set1_ps(6.0f), c7 = _mm256_set1_ps(7.0f), c8 = _mm256_set1_ps(8.0f);
+    __m256 c9 = _mm256_set1_ps(9.0f), c10 = _mm256_set1_ps(10.0f), c11 = _mm256_set1_ps(11.0f);
+    for (int64_t it = 0; it < iters; it++) {
+        c0 = _mm256_fmadd_ps(c0, m, d);
+        c1 = _mm256_fmadd_ps(c1, m, d);
+        c2 = _mm256_fmadd_ps(c2, m, d);
+        c3 = _mm256_fmadd_ps(c3, m, d);
+        c4 = _mm256_fmadd_ps(c4, m, d);
+        c5 = _mm256_fmadd_ps(c5, m, d);
+        c6 = _mm256_fmadd_ps(c6, m, d);
+        c7 = _mm256_fmadd_ps(c7, m, d);
+        c8 = _mm256_fmadd_ps(c8, m, d);
+        c9 = _mm256_fmadd_ps(c9, m, d);
+        c10 = _mm256_fmadd_ps(c10, m, d);
+        c11 = _mm256_fmadd_ps(c11, m, d);
+        __asm__ volatile("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5),
+                         "+x"(c6), "+x"(c7), "+x"(c8), "+x"(c9), "+x"(c10), "+x"(c11));
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)),
+                             _mm256_add_ps(_mm256_add_ps(c4, c5), _mm256_add_ps(c6, c7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(c8, c9), _mm256_add_ps(c10, c11)));
+    volatile float sink = _mm256_cvtss_f32(s);
+    (void)sink;
+    return (double)iters * 12 * 8 * 2;
+}
+
 static const sm_kvariant avx2 = {
     .isa = SM_ISA_AVX2,
     .scratch_floats = mm_scratch_floats,
@@ -285,6 +337,7 @@ static const sm_kvariant avx2 = {
     .silu_mul = sm_avx2_silu_mul,
     .rope = sm_avx2_rope,
     .attention_kv = sm_avx2_attention_kv,
+    .peak = sm_avx2_peak,
 };
 
 const sm_kvariant *sm_kvariant_avx2(void)

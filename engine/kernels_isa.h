@@ -60,6 +60,9 @@ typedef struct sm_kvariant {
                  const float *sin);
     /* Every query head that uses kv head kvh. */
     void (*attention_kv)(const sm_attn_job *a, int kvh);
+    /* A register-only loop of iters rounds of the f32 multiply-add (int8 false) or 8-bit
+     * dot-product (int8 true) instructions; returns the operations done (see sm_kernels_peak). */
+    double (*peak)(bool int8, int64_t iters);
 } sm_kvariant;
 
 /* The AVX2 vector functions, shared with the AVX-512 variants (which need AVX2 too). */
@@ -72,6 +75,7 @@ void sm_avx2_silu_mul(float *gate, const float *up, int64_t n);
 void sm_avx2_rope(float *x, int n_heads, int head_dim, int i0, int n, const float *cos,
                   const float *sin);
 void sm_avx2_attention_kv(const sm_attn_job *a, int kvh);
+double sm_avx2_peak(bool int8, int64_t iters);
 
 const sm_kvariant *sm_kvariant_portable(void);
 const sm_kvariant *sm_kvariant_avx2(void);

@@ -194,6 +194,38 @@ static int64_t scratch_floats(sm_dtype t, int64_t cols, int64_t batch)
     return t == SM_DTYPE_F16 || t == SM_DTYPE_BF16 ? cols : 0;
 }
 
+/* 16 independent multiply-add chains (the compiler vectorises them with the baseline ISA). */
+static double peak(bool int8, int64_t iters)
+{
+    if (int8) {
+        int32_t acc[16] = {0};
+        int8_t a[16], b[16];
+        for (int i = 0; i < 16; i++) {
+            a[i] = (int8_t)(i - 8);
+            b[i] = (int8_t)(3 - i);
+        }
+        for (int64_t it = 0; it < iters; it++) {
+            for (int i = 0; i < 16; i++)
+                acc[i] += a[i] * b[i];
+            __asm__ volatile("" : : "r"(acc) : "memory");
+        }
+        volatile int32_t sink = acc[0];
+        (void)sink;
+        return (double)iters * 16 * 2;
+    }
+    float acc[16], m = 0.999999f, add = 1e-6f;
+    for (int i = 0; i < 16; i++)
+        acc[i] = (float)i;
+    for (int64_t it = 0; it < iters; it++) {
+        for (int i = 0; i < 16; i++)
+            acc[i] = acc[i] * m + add;
+        __asm__ volatile("" : : "r"(acc) : "memory");
+    }
+    volatile float sink = acc[0];
+    (void)sink;
+    return (double)iters * 16 * 2;
+}
+
 static const sm_kvariant portable = {
     .isa = SM_ISA_PORTABLE,
     .scratch_floats = scratch_floats,
@@ -204,6 +236,7 @@ static const sm_kvariant portable = {
     .silu_mul = silu_mul,
     .rope = rope,
     .attention_kv = attention_kv,
+    .peak = peak,
 };
 
 const sm_kvariant *sm_kvariant_portable(void)

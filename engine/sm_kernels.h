@@ -86,6 +86,14 @@ void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads,
                   const float *kcache, const float *vcache, int64_t kv_stride, int64_t n_pos,
                   float *out, float *scratch);
 
+/* Measures the arithmetic peak of this machine for weights of type t with the k->isa variant
+ * on every thread of k->pool, in GFLOP/s: for f32/f16/bf16 a register-only loop of independent
+ * f32 vector fused multiply-adds (2 flops each lane; the portable variant uses separate
+ * multiplies and adds), for q8_0/q4_0 a register-only loop of the 8-bit dot-product
+ * instructions the variant's kernels are built on (AVX2: vpmaddubsw + vpmaddwd + vpaddd per 32
+ * products; AVX-512 VNNI: vpdpbusd), counting 2 operations per 8-bit product. */
+sm_code sm_kernels_peak(const sm_kctx *k, sm_dtype t, double *gflops, sm_err *err);
+
 /* Conversions. dst has rows*cols f32 values / the quantized layout. */
 sm_code sm_dequantize_row(sm_dtype t, const void *src, int64_t cols, float *dst, sm_err *err);
 sm_code sm_quantize_row(sm_dtype t, const float *src, int64_t cols, void *dst, sm_err *err);

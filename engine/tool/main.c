@@ -18,6 +18,8 @@ static const sm_command commands[] = {
      "[--temperature T] [--top-p P] [--max-tokens N] [--seed S] [--dtype T] [--ids] ..."},
     {"logits", sm_cmd_logits, "--model PATH --ids \"ID ...\" [--dtype T]: last-position logits"},
     {"info", sm_cmd_info, "--model PATH: model summary (sizes, types, memory)"},
+    {"bench", sm_cmd_bench,
+     "--model PATH [--dtype T] [--threads N] [--json]: prompt and decode speed vs the machine"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,365 @@
+/* cmd_bench: `stepmark-engine bench --model PATH [options]` measures the engine on this
+ * machine: prompt processing (one sequence, --prompt-tokens in one forward step) in tokens/s and
+ * GFLOP/s next to the machine's measured peak for the weight type; decoding at batch 1, 4 and 16
+ * (aggregate tokens/s) next to the memory-bandwidth limit (measured read bandwidth / weight
+ * bytes read per step); peak memory; and the speed of the other kernel mode (fast vs
+ * deterministic) for the same work. Every figure is the median of several runs. Token ids are
+ * seeded pseudo-random ids, so the numbers do not depend on a tokenizer or on text. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cmd_model_opts.h"
+#include "commands.h"
+#include "sm_membw.h"
+#include "sm_model.h"
+
+typedef struct bench_args {
+    const char *path;
+    sm_model_opts opts;
+    bool json;
+    bool compare; /* also measure the other kernel mode */
+    int64_t prompt_tokens;
+    int64_t decode_tokens;
+    int64_t decode_ctx; /* prompt length of each decoding sequence */
+    int repeats;
+} bench_args;
+
+typedef struct bench_result {
+    double prefill_s;     /* median seconds for one prompt */
+    double decode_s[3];   /* median seconds per step at batch 1, 4, 16 */
+} bench_result;
+
+static const int batches[3] = {1, 4, 16};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* seeded ids in [0, vocab) (xorshift) */
+static void fill_ids(int32_t *ids, int64_t n, int64_t vocab, uint64_t *state)
+{
+    for (int64_t i = 0; i < n; i++) {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        ids[i] = (int32_t)(*state % (uint64_t)vocab);
+    }
+}
+
+/* Median seconds of a prompt of a->prompt_tokens tokens in one forward step of a new sequence. */
+static sm_code bench_prefill(sm_model *m, const bench_args *a, double *out, sm_err *err)
+{
+    int64_t vocab = sm_model_info(m)->config.vocab;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)a->prompt_tokens);
+    float *logits = malloc(sizeof(float) * (size_t)vocab);
+    double *times = calloc((size_t)a->repeats, sizeof(double));
+    sm_code rc = SM_OK;
+    if (!ids || !logits || !times) {
+        rc = sm_err_set(err, SM_ENOMEM, "bench: out of memory");
+        goto done;
+    }
+    uint64_t state = 0x9e3779b97f4a7c15ull;
+    fill_ids(ids, a->prompt_tokens, vocab, &state);
+    for (int r = 0; r < a->repeats && rc == SM_OK; r++) {
+        sm_seq *seq = NULL;
+        rc = sm_seq_new(m, a->prompt_tokens + 1, &seq, err);
+        if (rc != SM_OK)
+            break;
+        const int32_t *toks = ids;
+        double t0 = now_s();
+        rc = sm_model_forward(m, &seq, &toks, &a->prompt_tokens, 1, logits, err);
+        times[r] = now_s() - t0;
+        sm_seq_free(&seq);
+    }
+    if (rc == SM_OK)
+        *out = median(times, a->repeats);
+done:
+    free(ids);
+    free(logits);
+    free(times);
+    return rc;
+}
+
+/* Median seconds of one decode step of batch sequences, each first given a prompt of
+ * a->decode_ctx tokens (lengths differ a little, as in real batches). */
+static sm_code bench_decode(sm_model *m, const bench_args *a, int batch, double *out,
+                            sm_err *err)
+{
+    int64_t vocab = sm_model_info(m)->config.vocab;
+    int64_t steps = a->decode_tokens;
+    sm_seq **seqs = calloc((size_t)batch, sizeof *seqs);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(a->decode_ctx + batch + steps) * batch);
+    const int32_t **toks = calloc((size_t)batch, sizeof *toks);
+    int64_t *ntok = calloc((size_t)batch, sizeof *ntok);
+    float *logits = malloc(sizeof(float) * (size_t)vocab * (size_t)batch);
+    double *times = calloc((size_t)steps, sizeof(double));
+    sm_code rc = SM_OK;
+    if (!seqs || !ids || !toks || !ntok || !logits || !times) {
+        rc = sm_err_set(err, SM_ENOMEM, "bench: out of memory");
+        goto done;
+    }
+    uint64_t state = 0x2545f4914f6cdd1dull + (uint64_t)batch;
+    int64_t per = a->decode_ctx + batch + steps;
+    fill_ids(ids, per * batch, vocab, &state);
+    for (int b = 0; b < batch && rc == SM_OK; b++) {
+        rc = sm_seq_new(m, per + 1, &seqs[b], err);
+        toks[b] = ids + b * per;
+        ntok[b] = a->decode_ctx + b; /* different lengths */
+    }
+    if (rc == SM_OK) /* the prompts of all sequences in one step */
+        rc = sm_model_forward(m, seqs, toks, ntok, batch, logits, err);
+    for (int64_t s = 0; s < steps && rc == SM_OK; s++) {
+        for (int b = 0; b < batch; b++) {
+            toks[b] = ids + b * per + a->decode_ctx + b + s;
+            ntok[b] = 1;
+        }
+        double t0 = now_s();
+        rc = sm_model_forward(m, seqs, toks, ntok, batch, logits, err);
+        times[s] = now_s() - t0;
+    }
+    if (rc == SM_OK)
+        *out = median(times, (int)steps);
+done:
+    for (int b = 0; seqs && b < batch; b++)
+        sm_seq_free(&seqs[b]);
+    free(seqs);
+    free(ids);
+    free((void *)toks);
+    free(ntok);
+    free(logits);
+    free(times);
+    return rc;
+}
+
+static sm_code bench_mode(sm_model *m, const bench_args *a, bool decode_all, bench_result *r,
+                          sm_err *err)
+{
+    sm_code rc = bench_prefill(m, a, &r->prefill_s, err);
+    for (int i = 0; i < 3 && rc == SM_OK; i++) {
+        r->decode_s[i] = 0;
+        if (decode_all || batches[i] == 16)
+            rc = bench_decode(m, a, batches[i], &r->decode_s[i], err);
+    }
+    return rc;
+}
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: stepmark-engine bench --model PATH %s [--json] [--prompt-tokens N]\n"
+            "       [--decode-tokens N] [--decode-ctx N] [--repeats N] [--no-compare]\n",
+            SM_CMD_MODEL_OPTS_HELP);
+    return 2;
+}
+
+static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int sm_cmd_bench(int argc, char **argv)
+{
+    bench_args a = {.compare = true, .prompt_tokens = 512, .decode_tokens = 16,
+                    .decode_ctx = 32, .repeats = 3};
+    sm_model_opts_init(&a.opts);
+    for (int i = 1; i < argc; i++) {
+        int r = sm_cmd_model_opt(argc, argv, &i, &a.opts);
+        if (r < 0)
+            return 2;
+        if (r > 0)
+            continue;
+        int64_t v;
+        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) {
+            a.path = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0) {
+            a.json = true;
+        } else if (strcmp(argv[i], "--no-compare") == 0) {
+            a.compare = false;
+        } else if (strcmp(argv[i], "--prompt-tokens") == 0 && i + 1 < argc) {
+            if (parse_count(argv[++i], 1, 1 << 20, &a.prompt_tokens) < 0)
+                return usage();
+        } else if (strcmp(argv[i], "--decode-tokens") == 0 && i + 1 < argc) {
+            if (parse_count(argv[++i], 1, 1 << 20, &a.decode_tokens) < 0)
+                return usage();
+        } else if (strcmp(argv[i], "--decode-ctx") == 0 && i + 1 < argc) {
+            if (parse_count(argv[++i], 1, 1 << 20, &a.decode_ctx) < 0)
+                return usage();
+        } else if (strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) {
+            if (parse_count(argv[++i], 1, 1000, &v) < 0)
+                return usage();
+            a.repeats = (int)v;
+        } else {
+            fprintf(stderr, "bench: unknown argument \"%s\"\n", argv[i]);
+            return usage();
+        }
+    }
+    if (!a.path)
+        return usage();
+
+    sm_err err = {0};
+    /* bandwidth first: its 1 GiB buffer is freed before the model is loaded, so it does not
+     * count in the peak memory reported below */
+    sm_pool *pool = NULL;
+    double bw = 0;
+    if (sm_pool_new(a.opts.threads, &pool, &err) != SM_OK ||
+        sm_membw_measure(pool, (size_t)1 << 30, 5, &bw, &err) != SM_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        sm_pool_free(&pool);
+        return 1;
+    }
+    sm_pool_free(&pool);
+
+    sm_model *m = NULL;
+    if (sm_model_load(a.path, &a.opts, &m, &err) != SM_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    const sm_model_summary *s = sm_model_info(m);
+    const sm_model_config *c = &s->config;
+    if (a.prompt_tokens + 1 > c->max_pos || a.decode_ctx + 16 + a.decode_tokens + 1 > c->max_pos) {
+        fprintf(stderr, "bench: the model's %lld positions are too few for these lengths\n",
+                (long long)c->max_pos);
+        sm_model_free(&m);
+        return 2;
+    }
+
+    /* the machine's peak for this weight type, with the model's kernels and thread count */
+    double peak = 0;
+    sm_pool *ppool = NULL;
+    sm_kctx kc = {.isa = s->isa, .deterministic = s->deterministic};
+    if (sm_pool_new(s->threads, &ppool, &err) == SM_OK) {
+        kc.pool = ppool;
+        if (sm_kernels_peak(&kc, s->weight_dtype, &peak, &err) != SM_OK)
+            fprintf(stderr, "bench: peak: %s\n", err.msg);
+        sm_pool_free(&ppool);
+    }
+
+    bool fast = !s->deterministic;
+    bench_result main_r = {0}, other_r = {0};
+    sm_code rc = bench_mode(m, &a, true, &main_r, &err);
+    if (rc == SM_OK && a.compare) {
+        sm_model_set_fast(m, !fast);
+        rc = bench_mode(m, &a, false, &other_r, &err);
+        sm_model_set_fast(m, fast);
+    }
+    if (rc != SM_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        sm_model_free(&m);
+        return 1;
+    }
+
+    /* work per prompt: every weight matrix once per token except the LM head (last position
+     * only), plus attention (q.k and p.v over the causal prefix) */
+    double P = (double)a.prompt_tokens;
+    double embed = (double)c->vocab * (double)c->hidden;
+    double body = (double)s->n_params - embed - (c->tied ? 0.0 : embed);
+    double attn = 4.0 * (double)c->n_layers * (double)c->n_heads * (double)c->head_dim *
+                  P * (P + 1) / 2;
+    double flops = 2.0 * body * P + 2.0 * embed + attn;
+    double prefill_tps = P / main_r.prefill_s;
+    double prefill_gflops = flops / main_r.prefill_s / 1e9;
+    double tps[3];
+    for (int i = 0; i < 3; i++)
+        tps[i] = batches[i] / main_r.decode_s[i];
+    double bpt = (double)s->bytes_per_token;
+    double limit_tps = bw * 1e9 / bpt;
+    double bw_frac = tps[0] / limit_tps;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = (double)ru.ru_maxrss / 1024.0;
+    double other_prefill_tps = a.compare ? P / other_r.prefill_s : 0;
+    double other_tps16 = a.compare ? 16 / other_r.decode_s[2] : 0;
+    const char *mode = fast ? "fast" : "deterministic";
+    const char *other = fast ? "deterministic" : "fast";
+    const char *peak_method = s->weight_dtype == SM_DTYPE_Q8_0 || s->weight_dtype == SM_DTYPE_Q4_0
+                                  ? "8-bit dot-product instruction loop, all threads"
+                                  : "f32 FMA instruction loop, all threads";
+
+    if (a.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "model", json_string(a.path));
+        json_object_set_new(o, "dtype", json_string(sm_dtype_name(s->weight_dtype)));
+        json_object_set_new(o, "isa", json_string(sm_isa_name(s->isa)));
+        json_object_set_new(o, "threads", json_integer(s->threads));
+        json_object_set_new(o, "mode", json_string(mode));
+        json_object_set_new(o, "prompt_tokens", json_integer(a.prompt_tokens));
+        json_object_set_new(o, "decode_tokens", json_integer(a.decode_tokens));
+        json_object_set_new(o, "prefill_tps", json_real(prefill_tps));
+        json_object_set_new(o, "prefill_gflops", json_real(prefill_gflops));
+        json_object_set_new(o, "peak_gflops", json_real(peak));
+        json_object_set_new(o, "peak_method", json_string(peak_method));
+        json_object_set_new(o, "prefill_peak_fraction", json_real(peak > 0 ? prefill_gflops / peak : 0));
+        json_object_set_new(o, "decode_tps_batch1", json_real(tps[0]));
+        json_object_set_new(o, "decode_tps_batch4", json_real(tps[1]));
+        json_object_set_new(o, "decode_tps_batch16", json_real(tps[2]));
+        json_object_set_new(o, "batch16_speedup", json_real(tps[2] / tps[0]));
+        json_object_set_new(o, "bandwidth_gbs", json_real(bw));
+        json_object_set_new(o, "bytes_per_token", json_integer((json_int_t)s->bytes_per_token));
+        json_object_set_new(o, "bandwidth_limit_tps", json_real(limit_tps));
+        json_object_set_new(o, "bandwidth_fraction", json_real(bw_frac));
+        json_object_set_new(o, "peak_rss_mb", json_real(rss_mb));
+        if (a.compare) {
+            char key[64];
+            snprintf(key, sizeof key, "%s_prefill_tps", other);
+            json_object_set_new(o, key, json_real(other_prefill_tps));
+            snprintf(key, sizeof key, "%s_decode_tps_batch16", other);
+            json_object_set_new(o, key, json_real(other_tps16));
+        }
+        char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        if (txt)
+            printf("%s\n", txt);
+        free(txt);
+        json_decref(o);
+    } else {
+        printf("model:            %s (%s weights, %lld params, %s kernels, %d threads, %s)\n",
+               a.path, sm_dtype_name(s->weight_dtype), (long long)s->n_params,
+               sm_isa_name(s->isa), s->threads, mode);
+        printf("prompt (%lld tok): %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak %.1f GFLOP/s "
+               "(%s)\n",
+               (long long)a.prompt_tokens, prefill_tps, prefill_gflops,
+               peak > 0 ? 100 * prefill_gflops / peak : 0, peak, peak_method);
+        printf("decode batch 1:   %.2f tokens/s (%.0f%% of the bandwidth limit %.2f tokens/s)\n",
+               tps[0], 100 * bw_frac, limit_tps);
+        printf("decode batch 4:   %.2f tokens/s aggregate (%.2fx batch 1)\n", tps[1],
+               tps[1] / tps[0]);
+        printf("decode batch 16:  %.2f tokens/s aggregate (%.2fx batch 1)\n", tps[2],
+               tps[2] / tps[0]);
+        printf("bandwidth:        %.2f GB/s measured (streaming reads, 1 GiB, best of 5)\n", bw);
+        printf("bytes per token:  %.1f MB of weights read per decode step\n", bpt / 1e6);
+        printf("peak memory:      %.0f MB resident\n", rss_mb);
+        if (a.compare)
+            printf("%s mode:   prompt %.1f tokens/s (%s is %.2fx), decode batch 16 %.2f "
+                   "tokens/s (%s is %.2fx)\n",
+                   other, other_prefill_tps, mode, prefill_tps / other_prefill_tps, other_tps16,
+                   mode, tps[2] / other_tps16);
+        printf("(medians: prompt over %d runs, decode over %lld steps after a %lld-token prompt)\n",
+               a.repeats, (long long)a.decode_tokens, (long long)a.decode_ctx);
+    }
+    sm_model_free(&m);
+    return 0;
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""test_bench: runs `stepmark-engine bench --json` on a small generated model and checks that
+the JSON object has every documented key with a sane value, and that bad usage exits 2."""
+import json
+import subprocess
+import sys
+
+KEYS = ["prefill_tps", "prefill_gflops", "decode_tps_batch1", "decode_tps_batch4",
+        "decode_tps_batch16", "bandwidth_gbs", "bytes_per_token", "bandwidth_fraction",
+        "peak_rss_mb", "peak_gflops", "fast_prefill_tps", "fast_decode_tps_batch16"]
+
+
+def main():
+    tool, model = sys.argv[1], sys.argv[2]
+    p = subprocess.run([tool, "bench", "--model", model, "--json", "--prompt-tokens", "24",
+                        "--decode-tokens", "3", "--repeats", "1", "--threads", "2"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    for k in KEYS:
+        assert k in out, f"missing key {k}: {out}"
+        assert isinstance(out[k], (int, float)) and out[k] > 0, f"{k} = {out[k]}"
+    assert out["mode"] == "deterministic" and out["threads"] == 2
+    assert out["prompt_tokens"] == 24
+    # bytes per token: the weights of a small model, far below a gigabyte
+    assert out["bytes_per_token"] < 1 << 30
+    assert abs(out["bandwidth_fraction"] - out["decode_tps_batch1"] * out["bytes_per_token"]
+               / (out["bandwidth_gbs"] * 1e9)) < 1e-6 * max(1.0, out["bandwidth_fraction"])
+    for bad in (["bench"], ["bench", "--model", model, "--prompt-tokens", "0"],
+                ["bench", "--model", model, "--frobnicate"]):
+        p = subprocess.run([tool] + bad, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2, (bad, p.returncode, p.stderr)
+    p = subprocess.run([tool, "bench", "--model", model + "/does-not-exist"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stderr
+    print("bench ok:", json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
