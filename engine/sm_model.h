@@ -104,6 +104,11 @@ int64_t sm_seq_max_ctx(const sm_seq *seq);
 sm_code sm_seq_copy(const sm_seq *src, int64_t n_pos, int64_t max_ctx, sm_seq **out, sm_err *err);
 /* Drops positions >= pos (pos <= sm_seq_pos); later tokens overwrite them. */
 sm_code sm_seq_truncate(sm_seq *seq, int64_t pos, sm_err *err);
+/* Makes dst hold a copy of the first n_tokens positions of src's KV cache (dst's own positions
+ * are dropped), so dst continues from a shared prefix without recomputing it (prefix cache).
+ * SM_EINVAL for another model, dst == src or n_tokens outside [0, sm_seq_pos(src)];
+ * SM_ELIMIT if n_tokens exceeds dst's max_ctx. */
+sm_code sm_seq_copy_prefix(sm_seq *dst, const sm_seq *src, int64_t n_tokens, sm_err *err);
 
 /* One forward step: sequence seqs[i] (distinct, all of this model) is advanced by the
  * n_tokens[i] >= 1 ids in tokens[i]. Writes, when logits is not NULL, the logits of the last

@@ -275,6 +275,16 @@ static int cmd_batch(int argc, char **argv)
                 rel_err(lg, alone + (2 * NSTEP) * V, V));
         fails++;
     }
+    /* The same through sm_seq_copy_prefix into a used sequence. */
+    if (sm_seq_copy_prefix(b, a, plen[2] - 1, &err) != SM_OK || sm_seq_pos(b) != plen[2] - 1) {
+        fprintf(stderr, "seq_copy_prefix: %s\n", err.msg);
+        return 1;
+    }
+    step(m, &b, &t, &one, 1, lg);
+    if (memcmp(lg, alone + (2 * NSTEP) * V, (size_t)V * 4) != 0) {
+        fprintf(stderr, "a prefix copied into a used sequence differs\n");
+        fails++;
+    }
     sm_seq_free(&b);
     sm_seq_free(&a);
     printf("batch %s: %s\n", mp, fails ? "FAILED" : "bitwise identical");
