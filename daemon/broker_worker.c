@@ -138,12 +138,20 @@ static void result(sm_broker *b, sm_worker *w, const unsigned char *ident, size_
         send_error(b, ident, len, req, SM_EDB, "database unavailable; send again later", true);
         return;
     }
+    int64_t streamed = 0; /* tokens already counted from PROGRESS */
+    sm_wjob *wj = w ? sm_worker_job_find(w, job_id) : NULL;
+    if (wj)
+        streamed = wj->tokens;
     if (w && sm_worker_job_remove(w, job_id))
         b->dispatch_wanted = true;
     if (rc) {
         send_error(b, ident, len, req, rc, err.msg, false);
         return;
     }
+    json_int_t completion =
+        json_integer_value(json_object_get(json_object_get(req->body, "tokens"), "completion"));
+    if (event && completion > streamed)
+        sm_metrics_tokens_generated(b->metrics, (uint64_t)(completion - streamed));
     json_t *ack = json_pack("{s:I, s:b}", "job_id", (json_int_t)job_id, "duplicate", duplicate);
     send_to(b, ident, len, "ACK", req->id, req->id_len, ack);
     json_decref(ack);
