@@ -71,6 +71,12 @@ q = run("run", "--model", os.path.join(MODELS, "tiny-q8_0.gguf"), "--prompt-ids"
         "--max-tokens", "4")
 check(len(q.stdout.split()) > 0, "gguf q8_0 run printed nothing")
 
+p = run("info", "--model", os.path.join(MODELS, "tiny-q4_0.gguf"))
+check("format:            gguf" in p.stdout and "stored type:       q4_0" in p.stdout,
+      "info gguf: " + p.stdout)
+p = run("info", "--model", tiny, "--dtype", "q8_0")
+check("compute type:      q8_0" in p.stdout, "info --dtype: " + p.stdout)
+
 # failures, never crashes
 run("run", "--model", os.path.join(MODELS, "tiny-f32.gguf"), "--prompt", "hi", expect=1)
 run("logits", "--model", tiny, "--ids", "1 2 99999", expect=1)
@@ -87,6 +93,15 @@ if os.path.isdir(tok):
     c = run("run", "--model", tok, "--prompt", "What is 2+2?", "--chat", "--system", "Be brief.",
             "--temperature", "0", "--max-tokens", "8")
     check(c.returncode == 0, "chat run failed")
+    pf = os.path.join(MODELS, "prompt.txt")
+    with open(pf, "w") as f:
+        f.write("The answer is")
+    f2 = run("run", "--model", tok, "--prompt-file", pf, "--temperature", "0",
+             "--max-tokens", "24").stdout
+    check(f2 == t, f"--prompt-file: {f2!r} vs {t!r}")
+    i1 = run("run", "--model", tok, "--prompt", "The answer is", "--temperature", "0",
+             "--max-tokens", "24", "--ids").stdout.split()
+    check(len(i1) == 24, f"--ids: {i1}")
     text = t.rstrip("\n")
     # a stop string taken from the middle of the greedy output cuts it right there
     if len(text) >= 8:
