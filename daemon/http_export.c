@@ -189,7 +189,8 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
             json_decref(fl);
             csv_cell(f, student, true, false);
             csv_cell(f, score, false, false);
-            csv_cell(f, PQgetvalue(r, i, PQfnumber(r, "max_score")), false, false);
+            int c_max = PQfnumber(r, "max_score");
+            csv_cell(f, PQgetisnull(r, i, c_max) ? max : PQgetvalue(r, i, c_max), false, false);
             csv_cell(f, PQgetisnull(r, i, c_mod) ? "" : PQgetvalue(r, i, c_mod), false, false);
             csv_cell(f, state, true, false);
             csv_cell(f, PQgetvalue(r, i, c_flagged)[0] == 't' ? "yes" : "no", true, false);

@@ -16,6 +16,7 @@
 #define OID_FLOAT8 701
 #define OID_NUMERIC 1700
 #define OID_JSONB 3802
+#define OID_TIMESTAMPTZ 1184
 
 json_t *http_json_string(const char *s)
 {
@@ -84,6 +85,20 @@ static json_t *cell(const PGresult *r, int row, int col)
     case OID_JSONB: {
         json_t *v = json_loads(s, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         return v ? v : json_null();
+    }
+    case OID_TIMESTAMPTZ: {
+        /* "2026-11-23 09:00:00.12+00" -> ISO 8601 "2026-11-23T09:00:00.12+00:00" */
+        char iso[64];
+        size_t n = strlen(s);
+        if (n + 4 > sizeof iso)
+            return http_json_string(s);
+        memcpy(iso, s, n + 1);
+        char *sp = strchr(iso, ' ');
+        if (sp)
+            *sp = 'T';
+        if (n > 3 && (iso[n - 3] == '+' || iso[n - 3] == '-'))
+            memcpy(iso + n, ":00", 4);
+        return json_string(iso);
     }
     default:
         return http_json_string(s);

@@ -26,7 +26,7 @@ void http_resp_text(http_resp *rs, int status, const char *type, char *body, siz
 
 void http_resp_json(http_resp *rs, int status, json_t *doc)
 {
-    char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12)) : NULL;
     json_decref(doc);
     if (!s) {
         s = strdup("{\"error\":{\"code\":\"EINTERNAL\",\"message\":\"cannot encode\"}}");
