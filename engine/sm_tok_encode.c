@@ -259,45 +259,115 @@ static sm_code split_added(enc *e, const sm_tok_matcher *m, const char *s, size_
     return rc;
 }
 
-/* Characters below U+0300 and the ranges below are NFC_Quick_Check=Yes with combining class 0
- * and never combine with a neighbour, so text made only of them is already NFC. */
+/* Code points that are NFC_Quick_Check=Yes, have combining class 0 and are never the second
+ * character of a canonical composition: text made only of them is already NFC, and a
+ * normalization boundary lies before each of them. tests/tokenizer/compare_hf.py checks every
+ * range against Python's unicodedata. */
+static const uint32_t nfc_stable_ranges[][2] = {
+    /* nfc-stable-begin */
+    {0x0000, 0x02FF}, {0x0375, 0x037D}, {0x037F, 0x0386}, {0x0388, 0x03FF}, {0x0400, 0x0482},
+    {0x048A, 0x052F}, {0x05D0, 0x05EA}, {0x0621, 0x064A}, {0x0660, 0x066F}, {0x0671, 0x06D5},
+    {0x0904, 0x093B}, {0x093D, 0x094C}, {0x094E, 0x0950}, {0x0960, 0x097F}, {0x1E00, 0x1EFF},
+    {0x2002, 0x206F}, {0x2070, 0x20CF}, {0x2190, 0x2328}, {0x232B, 0x23FF}, {0x2460, 0x27BF},
+    {0x27C0, 0x2ADB}, {0x2ADD, 0x2BFF}, {0x3000, 0x3029}, {0x3030, 0x303F}, {0x3041, 0x3096},
+    {0x309B, 0x30FF}, {0x3400, 0x4DBF}, {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3}, {0xFE00, 0xFE0F},
+    {0xFF01, 0xFFEF}, {0x1F000, 0x1FAFF},
+    /* nfc-stable-end */
+};
+
 static bool nfc_stable(uint32_t c) {
-    return c < 0x300 || (c >= 0x3041 && c <= 0x3096) || (c >= 0x30A1 && c <= 0x30FA) ||
-           (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) ||
-           (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0x2010 && c <= 0x2027) ||
-           (c >= 0x3001 && c <= 0x3029) || (c >= 0xFF01 && c <= 0xFF60) ||
-           (c >= 0x1F300 && c <= 0x1FAFF);
+    size_t lo = 0, hi = sizeof nfc_stable_ranges / sizeof nfc_stable_ranges[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < nfc_stable_ranges[mid][0]) hi = mid;
+        else if (c > nfc_stable_ranges[mid][1]) lo = mid + 1;
+        else return true;
+    }
+    return false;
 }
 
-static bool is_nfc_quick(const char *s, size_t n) {
-    const uint8_t *u = (const uint8_t *)s;
-    size_t i = 0;
+/* Offset of the first code point that is not NFC-stable, or n. */
+static size_t first_unstable(const uint8_t *u, size_t n, size_t i) {
     while (i < n) {
         if (u[i] < 0xCC) { /* every lead byte below 0xCC starts a code point below U+0300 */
             i++;
             continue;
         }
         uint32_t cp;
-        i += utf8_next(u + i, n - i, &cp);
-        if (!nfc_stable(cp)) return false;
+        size_t l = utf8_next(u + i, n - i, &cp);
+        if (!nfc_stable(cp)) return i;
+        i += l;
     }
-    return true;
+    return n;
+}
+
+/* NFC of s[0..n): stable stretches are copied, each unstable stretch -- from the character
+ * before its first unstable one (which may compose with it) to the next stable character --
+ * goes through utf8proc. *out is NULL when s is already NFC. */
+static sm_code nfc(const char *s, size_t n, char **out, size_t *out_len, sm_err *err) {
+    const uint8_t *u = (const uint8_t *)s;
+    *out = NULL;
+    size_t i = first_unstable(u, n, 0);
+    if (i == n) return SM_OK;
+    size_t cap = n + n / 2 + 16, k = 0, copied = 0;
+    char *buf = malloc(cap);
+    if (!buf) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory normalizing");
+    while (i < n) {
+        size_t start = i > 0 ? utf8_prev(u, i) : 0;
+        if (start < copied) start = copied;
+        size_t end = i;
+        while (end < n) { /* extend over unstable characters */
+            uint32_t cp;
+            size_t l = utf8_next(u + end, n - end, &cp);
+            if (cp < 0x300 || nfc_stable(cp)) break;
+            end += l;
+        }
+        utf8proc_uint8_t *mapped = NULL;
+        utf8proc_ssize_t ml = utf8proc_map(u + start, (utf8proc_ssize_t)(end - start), &mapped,
+                                           UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        if (ml < 0) {
+            free(mapped);
+            free(buf);
+            return sm_err_set(err, ml == UTF8PROC_ERROR_NOMEM ? SM_ENOMEM : SM_EINVAL,
+                              "tokenizer: NFC normalization failed: %s", utf8proc_errmsg(ml));
+        }
+        size_t need = k + (start - copied) + (size_t)ml + (n - end) + 1;
+        if (need > cap) {
+            while (cap < need) cap *= 2;
+            char *g = realloc(buf, cap);
+            if (!g) {
+                free(mapped);
+                free(buf);
+                return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory normalizing");
+            }
+            buf = g;
+        }
+        memcpy(buf + k, s + copied, start - copied);
+        k += start - copied;
+        memcpy(buf + k, mapped, (size_t)ml);
+        k += (size_t)ml;
+        free(mapped);
+        copied = end;
+        i = first_unstable(u, n, end);
+    }
+    memcpy(buf + k, s + copied, n - copied);
+    k += n - copied;
+    *out = buf;
+    *out_len = k;
+    return SM_OK;
 }
 
 static sm_code normalized_piece(enc *e, const char *s, size_t n) {
     const sm_tokenizer *tok = e->tok;
-    if (tok->normalizer == SM_TOK_NORM_NONE || is_nfc_quick(s, n))
-        return split_added(e, &tok->norm_matcher, s, n, pretokenize);
-    utf8proc_uint8_t *out = NULL;
-    utf8proc_ssize_t len = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &out,
-                                        UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-    if (len < 0) {
-        free(out);
-        return sm_err_set(e->err, len == UTF8PROC_ERROR_NOMEM ? SM_ENOMEM : SM_EINVAL,
-                          "tokenizer: NFC normalization failed: %s", utf8proc_errmsg(len));
+    char *norm = NULL;
+    size_t len = 0;
+    if (tok->normalizer == SM_TOK_NORM_NFC) {
+        sm_code rc = nfc(s, n, &norm, &len, e->err);
+        if (rc) return rc;
     }
-    sm_code rc = split_added(e, &tok->norm_matcher, (const char *)out, (size_t)len, pretokenize);
-    free(out);
+    sm_code rc = norm ? split_added(e, &tok->norm_matcher, norm, len, pretokenize)
+                      : split_added(e, &tok->norm_matcher, s, n, pretokenize);
+    free(norm);
     return rc;
 }
 

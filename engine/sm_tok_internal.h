@@ -16,8 +16,7 @@ uint64_t sm_tok_hash(const void *data, size_t n);
 
 /* string -> id; strings live in the tokenizer's text arena (looked up through tok). */
 typedef struct sm_tok_strmap {
-    uint32_t *slots; /* (id + 1), 0 = empty */
-    uint32_t *hashes;
+    uint64_t *slots; /* upper 32 bits of the hash << 32 | (id + 1); 0 = empty */
     size_t mask;
 } sm_tok_strmap;
 
@@ -115,6 +114,9 @@ sm_code sm_tok_strmap_init(sm_tok_strmap *m, size_t capacity, sm_err *err);
 void sm_tok_strmap_free(sm_tok_strmap *m);
 /* Inserts id under its text (tok->text); keeps an existing entry. */
 void sm_tok_strmap_put(sm_tok_strmap *m, const struct sm_tokenizer *tok, int32_t id);
+/* Inserts ids[0..n) in order (prefetching ahead, for loading large vocabularies). */
+void sm_tok_strmap_put_all(sm_tok_strmap *m, const struct sm_tokenizer *tok, const int32_t *ids,
+                           size_t n);
 int32_t sm_tok_strmap_get(const sm_tok_strmap *m, const struct sm_tokenizer *tok,
                           const char *s, size_t n);
 sm_code sm_tok_pairmap_init(sm_tok_pairmap *m, size_t capacity, sm_err *err);

@@ -35,52 +35,61 @@ static size_t table_size(size_t capacity) {
 sm_code sm_tok_strmap_init(sm_tok_strmap *m, size_t capacity, sm_err *err) {
     size_t size = table_size(capacity);
     m->slots = calloc(size, sizeof *m->slots);
-    m->hashes = calloc(size, sizeof *m->hashes);
     m->mask = size - 1;
-    if (!m->slots || !m->hashes) {
-        sm_tok_strmap_free(m);
-        return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory for the vocabulary map");
-    }
+    if (!m->slots) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory for the vocabulary map");
     return SM_OK;
 }
 
 void sm_tok_strmap_free(sm_tok_strmap *m) {
     free(m->slots);
-    free(m->hashes);
     m->slots = NULL;
-    m->hashes = NULL;
     m->mask = 0;
 }
 
-static bool strmap_slot_is(const sm_tok_strmap *m, const struct sm_tokenizer *tok, size_t i,
-                           uint32_t h, const char *s, size_t n) {
-    if (m->hashes[i] != h) return false;
-    uint32_t id = m->slots[i] - 1;
+static bool strmap_slot_is(const struct sm_tokenizer *tok, uint64_t slot, uint64_t h64,
+                           const char *s, size_t n) {
+    if ((slot >> 32) != (h64 >> 32)) return false;
+    uint32_t id = (uint32_t)slot - 1;
     return tok->text_len[id] == n && memcmp(tok->text + tok->text_off[id], s, n) == 0;
 }
 
-void sm_tok_strmap_put(sm_tok_strmap *m, const struct sm_tokenizer *tok, int32_t id) {
+static void strmap_put_hashed(sm_tok_strmap *m, const struct sm_tokenizer *tok, int32_t id,
+                              uint64_t h64) {
     const char *s = tok->text + tok->text_off[id];
     size_t n = tok->text_len[id];
-    uint64_t h64 = sm_tok_hash(s, n);
-    uint32_t h = (uint32_t)(h64 >> 32);
     size_t i = (size_t)h64 & m->mask;
     while (m->slots[i]) {
-        if (strmap_slot_is(m, tok, i, h, s, n)) return;
+        if (strmap_slot_is(tok, m->slots[i], h64, s, n)) return;
         i = (i + 1) & m->mask;
     }
-    m->slots[i] = (uint32_t)id + 1;
-    m->hashes[i] = h;
+    m->slots[i] = (h64 >> 32 << 32) | ((uint64_t)(uint32_t)id + 1);
+}
+
+void sm_tok_strmap_put(sm_tok_strmap *m, const struct sm_tokenizer *tok, int32_t id) {
+    strmap_put_hashed(m, tok, id, sm_tok_hash(tok->text + tok->text_off[id], tok->text_len[id]));
+}
+
+void sm_tok_strmap_put_all(sm_tok_strmap *m, const struct sm_tokenizer *tok, const int32_t *ids,
+                           size_t n) {
+    enum { AHEAD = 16 };
+    uint64_t ring[AHEAD];
+    for (size_t i = 0; i < n + AHEAD; i++) {
+        if (i >= AHEAD) strmap_put_hashed(m, tok, ids[i - AHEAD], ring[i % AHEAD]);
+        if (i < n) {
+            int32_t id = ids[i];
+            ring[i % AHEAD] = sm_tok_hash(tok->text + tok->text_off[id], tok->text_len[id]);
+            __builtin_prefetch(&m->slots[ring[i % AHEAD] & m->mask], 1);
+        }
+    }
 }
 
 int32_t sm_tok_strmap_get(const sm_tok_strmap *m, const struct sm_tokenizer *tok,
                           const char *s, size_t n) {
     if (!m->slots) return -1;
     uint64_t h64 = sm_tok_hash(s, n);
-    uint32_t h = (uint32_t)(h64 >> 32);
     size_t i = (size_t)h64 & m->mask;
     while (m->slots[i]) {
-        if (strmap_slot_is(m, tok, i, h, s, n)) return (int32_t)(m->slots[i] - 1);
+        if (strmap_slot_is(tok, m->slots[i], h64, s, n)) return (int32_t)((uint32_t)m->slots[i] - 1);
         i = (i + 1) & m->mask;
     }
     return -1;

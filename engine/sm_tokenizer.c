@@ -160,11 +160,17 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err) {
         if (a->special) tok->is_special[a->id] = 1;
         sm_tok_strmap_put(&tok->all, tok, a->id);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (tok->text_off[i] == UINT32_MAX) continue;
-        if (!spec->is_added[i]) sm_tok_strmap_put(&tok->vocab, tok, (int32_t)i);
-        sm_tok_strmap_put(&tok->all, tok, (int32_t)i);
-    }
+    int32_t *order = malloc((n ? n : 1) * sizeof *order);
+    if (!order) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (tok->text_off[i] != UINT32_MAX && !spec->is_added[i]) order[k++] = (int32_t)i;
+    sm_tok_strmap_put_all(&tok->vocab, tok, order, k);
+    k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (tok->text_off[i] != UINT32_MAX) order[k++] = (int32_t)i;
+    sm_tok_strmap_put_all(&tok->all, tok, order, k);
+    free(order);
     for (unsigned b = 0; b < 256; b++) {
         unsigned cp = sm_tok_byte_char(b);
         char t[2];
@@ -183,6 +189,12 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err) {
     tok->n_merges = spec->n_merges;
     for (size_t i = 0; i < spec->n_merges; i++) {
         const uint32_t *m = spec->merge_triples + 3 * i;
+        if (i + 16 < spec->n_merges) {
+            const uint32_t *f = m + 48;
+            uint64_t key = ((uint64_t)f[0] << 32) | f[1];
+            __builtin_prefetch(&tok->merges.slots[((key * 0x9E3779B97F4A7C15ull) >> 32) &
+                                                  tok->merges.mask], 1);
+        }
         if (m[0] >= n || m[1] >= n || m[2] >= n)
             return sm_err_set(err, SM_EFORMAT, "tokenizer: merge %zu refers to an unknown id", i);
         sm_tok_pairmap_put(&tok->merges, (int32_t)m[0], (int32_t)m[1], (uint32_t)i, (int32_t)m[2]);

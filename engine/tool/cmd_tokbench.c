@@ -1,8 +1,9 @@
 /* cmd_tokbench: `stepmark-engine tokbench --tokenizer DIR --corpus DIR` measures, in one run,
  * single-thread encode throughput (MB/s, median of --runs) of our tokenizer and of Hugging Face
  * `tokenizers` (through --python running --hf-script, with RAYON_NUM_THREADS=1) on the same
- * few MB of mixed text built from the corpus files, checks the two id sequences are identical,
- * and times our load: cold (no cache file: JSON parse + cache write) and warm (from cache). */
+ * few MB of mixed text built from the corpus files (each file occurrence one document, encoded
+ * separately; HF uses encode_batch), checks that both give identical ids, and times our load:
+ * cold (no cache file: JSON parse + cache write) and warm (from the cache). */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -59,8 +60,9 @@ static char *slurp(const char *path, size_t *len) {
     return buf;
 }
 
-/* The corpus files of dir (sorted), concatenated with newlines until at least want bytes. */
-static char *build_text(const char *dir, size_t want, size_t *len, int *n_files) {
+/* The non-empty corpus files of dir (sorted, without NUL bytes), repeated until at least want
+ * bytes, each occurrence one document; documents are separated by a NUL byte in the result. */
+static char *build_text(const char *dir, size_t want, size_t *len, int *n_files, size_t *n_docs) {
     DIR *d = opendir(dir);
     if (!d) return NULL;
     char *names[512];
@@ -80,7 +82,7 @@ static char *build_text(const char *dir, size_t want, size_t *len, int *n_files)
         free(names[i]);
         size_t l;
         char *t = slurp(path, &l);
-        if (!t || l == 0) {
+        if (!t || l == 0 || memchr(t, 0, l)) {
             free(t);
             continue;
         }
@@ -90,28 +92,21 @@ static char *build_text(const char *dir, size_t want, size_t *len, int *n_files)
     }
     char *out = NULL;
     size_t k = 0;
+    *n_docs = 0;
     if (nf && total) {
         out = malloc(want + total + 1);
         while (out && k < want)
             for (int i = 0; i < nf && k < want; i++) {
                 memcpy(out + k, files[i], sizes[i]);
                 k += sizes[i];
-                out[k++] = '\n';
+                out[k++] = '\0';
+                (*n_docs)++;
             }
     }
     for (int i = 0; i < nf; i++) free(files[i]);
     *len = k;
     *n_files = nf;
     return out;
-}
-
-static uint64_t ids_hash(const int32_t *ids, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (uint32_t)ids[i];
-        h *= 1099511628211ull;
-    }
-    return h;
 }
 
 int sm_cmd_tokbench(int argc, char **argv) {
@@ -138,9 +133,9 @@ int sm_cmd_tokbench(int argc, char **argv) {
                         "[--runs N] [--python PY] [--hf-script FILE] [--no-hf]\n");
         return 2;
     }
-    size_t len;
+    size_t len, n_docs;
     int n_files;
-    char *text = build_text(corpus, (size_t)(mb * 1e6), &len, &n_files);
+    char *text = build_text(corpus, (size_t)(mb * 1e6), &len, &n_files, &n_docs);
     if (!text) {
         fprintf(stderr, "tokbench: no corpus text in %s\n", corpus);
         return 1;
@@ -179,27 +174,62 @@ int sm_cmd_tokbench(int argc, char **argv) {
         return 1;
     }
 
-    double mbps[100];
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    for (int r = 0; r < runs && rc == 0; r++) {
-        free(ids);
-        double t0 = now_ms();
-        if (sm_tokenizer_encode(tok, text, len, false, &ids, &n_ids, &err)) rc = 1;
-        mbps[r] = len / 1e6 / ((now_ms() - t0) / 1e3);
+    /* mode 0: each document separately; mode 1: all documents as one string joined by '\n' */
+    char *joined = malloc(len + 1);
+    if (!joined) {
+        free(text);
+        sm_tokenizer_free(&tok);
+        return 1;
     }
+    for (size_t i = 0; i < len; i++) joined[i] = text[i] ? text[i] : '\n';
+    size_t doc_bytes = len - n_docs;
+    double our[2];
+    size_t our_n[2] = {0, 0};
+    uint64_t our_hash[2] = {0, 0};
+    for (int mode = 0; mode < 2 && rc == 0; mode++) {
+        double mbps[100];
+        for (int r = 0; r < runs && rc == 0; r++) {
+            uint64_t h = 1469598103934665603ull;
+            size_t total = 0;
+            double t0 = now_ms();
+            size_t pos = 0;
+            while (pos < len && rc == 0) {
+                size_t end = mode ? len - 1 : pos + strlen(text + pos);
+                int32_t *ids;
+                size_t n;
+                if (sm_tokenizer_encode(tok, mode ? joined : text + pos, mode ? len - 1 : end - pos,
+                                        false, &ids, &n, &err)) {
+                    rc = 1;
+                    break;
+                }
+                for (size_t i = 0; i < n; i++) {
+                    h ^= (uint32_t)ids[i];
+                    h *= 1099511628211ull;
+                }
+                total += n;
+                free(ids);
+                pos = end + 1;
+            }
+            double dt = (now_ms() - t0) / 1e3;
+            mbps[r] = (mode ? len - 1 : doc_bytes) / 1e6 / dt;
+            our_n[mode] = total;
+            our_hash[mode] = h;
+        }
+        if (rc == 0) our[mode] = median(mbps, runs);
+    }
+    free(joined);
     if (rc) {
         fprintf(stderr, "tokbench: %s (%s)\n", err.msg, sm_code_name(err.code));
         free(text);
         sm_tokenizer_free(&tok);
         return 1;
     }
-    uint64_t our_hash = ids_hash(ids, n_ids);
-    double our = median(mbps, runs);
-    printf("text: %.2f MB from %d corpus files, %zu tokens, special tokens as plain text\n",
-           len / 1e6, n_files, n_ids);
-    printf("stepmark encode:   %8.2f MB/s (median of %d, 1 thread)\n", our, runs);
+    printf("text: %.2f MB, %zu documents (%d corpus files repeated), %zu tokens; special tokens "
+           "as plain text; 1 thread\n", doc_bytes / 1e6, n_docs, n_files, our_n[0]);
 
+    double hf_mbps[2] = {0, 0}, hf_load = 0;
+    unsigned long long hf_hash[2] = {0, 0};
+    size_t hf_n[2] = {0, 0};
     if (hf) {
         char tmp[] = "/tmp/sm-tokbench-text-XXXXXX";
         int fd = mkstemp(tmp);
@@ -211,32 +241,38 @@ int sm_cmd_tokbench(int argc, char **argv) {
                  "RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false '%s' '%s' '%s' '%s' %d", python,
                  script, dir, tmp, runs);
         FILE *p = ok ? popen(line, "r") : NULL;
-        double hf_mbps = 0, hf_load = 0;
-        unsigned long long hf_hash = 0;
-        size_t hf_n = 0;
         char out[512];
-        bool got = false;
-        while (p && fgets(out, sizeof out, p))
-            if (sscanf(out, "hf %lf %lf %zu %llu", &hf_mbps, &hf_load, &hf_n, &hf_hash) == 4)
-                got = true;
-        if (p && pclose(p) != 0) got = false;
+        int got = 0;
+        while (p && fgets(out, sizeof out, p)) {
+            if (sscanf(out, "hf-docs %lf %zu %llu", &hf_mbps[0], &hf_n[0], &hf_hash[0]) == 3) got++;
+            if (sscanf(out, "hf-string %lf %zu %llu", &hf_mbps[1], &hf_n[1], &hf_hash[1]) == 3) got++;
+            if (sscanf(out, "hf-load %lf", &hf_load) == 1) got++;
+        }
+        if (p && pclose(p) != 0) got = 0;
         unlink(tmp);
-        if (!got) {
+        if (got != 3) {
             fprintf(stderr, "tokbench: the Hugging Face run failed (%s)\n", line);
+            hf = false;
             rc = 1;
-        } else {
-            printf("HF tokenizers:     %8.2f MB/s (median of %d, RAYON_NUM_THREADS=1)\n", hf_mbps,
-                   runs);
-            printf("ratio stepmark/HF: %8.2fx\n", our / hf_mbps);
-            printf("identical ids:     %s (%zu vs %zu tokens)\n",
-                   hf_n == n_ids && hf_hash == our_hash ? "yes" : "NO", n_ids, hf_n);
-            printf("HF load:           %8.1f ms\n", hf_load);
-            if (hf_n != n_ids || hf_hash != our_hash) rc = 1;
         }
     }
-    printf("stepmark load:     %8.1f ms cold (no cache), %6.1f ms warm (cache), median of %d\n",
-           median(cold, runs), median(warm, runs), runs);
-    free(ids);
+    const char *mode_name[2] = {"per document", "one string  "};
+    printf("%-14s %16s %16s %8s %s\n", "encode", "stepmark MB/s", "HF MB/s", "ratio",
+           "identical ids");
+    for (int mode = 0; mode < 2; mode++) {
+        if (!hf) {
+            printf("%-14s %16.2f\n", mode_name[mode], our[mode]);
+            continue;
+        }
+        bool same = hf_n[mode] == our_n[mode] && hf_hash[mode] == our_hash[mode];
+        printf("%-14s %16.2f %16.2f %7.2fx %s (%zu tokens)\n", mode_name[mode], our[mode],
+               hf_mbps[mode], our[mode] / hf_mbps[mode], same ? "yes" : "NO", our_n[mode]);
+        if (!same) rc = 1;
+    }
+    printf("load: stepmark %.1f ms cold (no cache), %.1f ms warm (cache)", median(cold, runs),
+           median(warm, runs));
+    if (hf) printf("; HF tokenizers %.1f ms", hf_load);
+    printf(" (medians of %d)\n", runs);
     free(text);
     sm_tokenizer_free(&tok);
     return rc;

@@ -185,6 +185,32 @@ def check_added_token_flags(tool, src_dir, work):
     return check_items(tool, variant, hf, items, roundtrip=False)
 
 
+def check_nfc_table():
+    """The C encoder skips NFC over code points listed in nfc_stable_ranges: each must have
+    combining class 0, be its own NFC, and never be the second character of a canonical
+    composition (else the previous character could compose with it)."""
+    import re
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "engine",
+                       "sm_tok_encode.c")
+    with open(src, encoding="utf-8") as f:
+        text = f.read()
+    block = text[text.index("nfc-stable-begin"):text.index("nfc-stable-end")]
+    ranges = [(int(a, 16), int(b, 16)) for a, b in re.findall(r"\{(0x[0-9A-Fa-f]+), (0x[0-9A-Fa-f]+)\}", block)]
+    if len(ranges) < 10:
+        fail("nfc_stable_ranges not found in %s" % src)
+    second = set()
+    for cp in range(0x110000):
+        d = unicodedata.decomposition(chr(cp))
+        if d and not d.startswith("<") and len(d.split()) == 2:
+            second.add(int(d.split()[1], 16))
+    for a, b in ranges:
+        for cp in range(a, b + 1):
+            c = chr(cp)
+            if unicodedata.combining(c) or unicodedata.normalize("NFC", c) != c or cp in second:
+                fail("U+%04X is in nfc_stable_ranges but is not NFC-stable" % cp)
+    return sum(b - a + 1 for a, b in ranges)
+
+
 CONVERSATIONS = [
     ([{"role": "system", "content": "You are a careful grader."},
       {"role": "user", "content": "Grade this proof: 1+1=2."}], True),
@@ -264,6 +290,8 @@ def main():
     print("corpus: %d files, %d bytes; generated: %d items, %d bytes" %
           (len(items) - len(gen), size, len(gen), sum(len(t.encode()) for t in gen.values())))
     print("qwen tokenizer: %d/%d encodings identical to HF tokenizers" % (identical, compared))
+    print("NFC fast path: %d code points checked against unicodedata %s" %
+          (check_nfc_table(), unicodedata.unidata_version))
     c2, i2 = check_added_token_flags(a.tool, a.tokenizer, a.work)
     print("added-token flags variant: %d/%d encodings identical" % (i2, c2))
     n = check_chat(a.tool, a.tokenizer, hf_dir, hf)
