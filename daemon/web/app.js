@@ -155,7 +155,7 @@ function histogram(bins, max, width, height) {
   width = width || 240; height = height || 70;
   const top = Math.max(1, ...bins);
   const bw = width / bins.length;
-  const s = svg('svg', { class: 'hist', viewBox: `0 0 ${width} ${height + 12}`, width, height: height + 12, role: 'img', 'aria-label': 'score distribution' });
+  const s = svg('svg', { class: 'hist', viewBox: `0 -10 ${width} ${height + 22}`, width, height: height + 22, role: 'img', 'aria-label': 'score distribution' });
   s.appendChild(svg('line', { x1: 0, y1: height, x2: width, y2: height }));
   bins.forEach((n, i) => {
     const h = Math.round((n / top) * (height - 4));
@@ -163,6 +163,7 @@ function histogram(bins, max, width, height) {
     const r = svg('rect', { class: 'bar', x: i * bw + 1, y: height - h, width: bw - 2, height: h });
     r.appendChild(svg('title', {}, `${fmtScore(lo)}–${fmtScore(hi)}: ${n}`));
     s.appendChild(r);
+    if (n) s.appendChild(svg('text', { x: i * bw + bw / 2, y: height - h - 2, 'text-anchor': 'middle' }, String(n)));
   });
   s.appendChild(svg('text', { x: 0, y: height + 10 }, '0'));
   s.appendChild(svg('text', { x: width, y: height + 10, 'text-anchor': 'end' }, fmtScore(max)));
@@ -358,13 +359,14 @@ function reviewPanel(d, onDone) {
   });
   const regrade = el('button', { type: 'button', class: 'danger', id: 'regrade-btn', disabled: pending }, 'Send back for regrading');
   regrade.addEventListener('click', () => act({ action: 'regrade', comment: comment.value }, regrade));
-  box.append(
+  const parts = [
     el('div', { class: 'row' }, el('span', {}, 'Final score'), el('span', { class: 'score-big', id: 'final-score' }, `${fmtScore(sub.final_score)}`),
       el('span', { class: 'muted' }, `/ ${fmtScore(sub.max_score)}`), stateBadge(sub.state)),
     pending ? el('p', { class: 'muted' }, 'A grading job is pending; actions wait for its result.') : null,
     el('div', { class: 'row' }, approve),
     el('div', { class: 'row' }, el('label', {}, 'New score ', score), el('span', { class: 'muted' }, `of ${fmtScore(sub.max_score)}`)),
-    comment, el('div', { class: 'row' }, adjust, regrade), msg);
+    comment, el('div', { class: 'row' }, adjust, regrade), msg];
+  for (const p of parts) if (p) box.appendChild(p);
   return box;
 }
 
@@ -433,7 +435,8 @@ async function showSubmission(id, query) {
     const card = el('div', { class: 'step v-' + s.verdict, 'data-step': s.step_no, tabindex: 0 },
       el('div', { class: 'row' }, el('strong', {}, 'Step ' + s.step_no), el('span', { class: 'badge v-' + s.verdict }, s.verdict),
         s.agreement === null ? null : el('span', { class: 'muted' }, `agreement ${Math.round(s.agreement * 100)}%`)),
-      s.quoted ? el('blockquote', {}, s.quoted) : null, el('div', { class: 'expl' }, s.explanation));
+      s.quoted ? el('blockquote', {}, isCode ? s.quoted : prettyMath(s.quoted)) : null,
+      el('div', { class: 'expl' }, isCode ? s.explanation : prettyMath(s.explanation)));
     const pick = () => {
       critique.querySelectorAll('.step.active').forEach((c) => c.classList.remove('active'));
       card.classList.add('active');

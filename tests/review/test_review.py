@@ -57,9 +57,12 @@ class Env:
         self.base_url = os.environ['STEPMARK_DATABASE_URL']
         self.db = f'review_test_{os.getpid()}_{mode}'
         m = re.match(r'^(postgres(?:ql)?://[^/?]*)(/[^?]*)?(\?.*)?$', self.base_url)
-        if not m:
-            raise RuntimeError('STEPMARK_DATABASE_URL is not a postgresql:// URL')
-        self.url = m.group(1) + '/' + self.db + (m.group(3) or '')
+        if m:  # URI form: replace the path
+            self.url = m.group(1) + '/' + self.db + (m.group(3) or '')
+        elif re.search(r'(^|\s)dbname=\S+', self.base_url):  # keyword form
+            self.url = re.sub(r'(^|\s)dbname=\S+', r'\1dbname=' + self.db, self.base_url)
+        else:
+            self.url = self.base_url + ' dbname=' + self.db
         psql(self.base_url, f'DROP DATABASE IF EXISTS {self.db}')
         psql(self.base_url, f'CREATE DATABASE {self.db}')
         env = dict(os.environ, STEPMARK_DATABASE_URL=self.url)
@@ -405,6 +408,7 @@ def api_tests(t, env):
 
 def browser_tests(t, env, out):
     from selenium import webdriver
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -423,7 +427,8 @@ def browser_tests(t, env, out):
     service = webdriver.ChromeService(executable_path='/usr/bin/chromedriver')
     d = webdriver.Chrome(options=opts, service=service)
     d.execute_cdp_cmd('Page.setDownloadBehavior', {'behavior': 'allow', 'downloadPath': downloads})
-    wait = WebDriverWait(d, 15)
+    wait = WebDriverWait(d, 15, ignored_exceptions=(NoSuchElementException,
+                                                    StaleElementReferenceException))
 
     def find(sel):
         return wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, sel)))
