@@ -568,9 +568,15 @@ static sm_code resolve(const char *path, char **dir, char **gguf, sm_err *err)
         return sm_err_set(err, SM_ENOTFOUND, "%s: %s", path, strerror(errno));
     }
     if (S_ISREG(st.st_mode)) {
-        *gguf = strdup(path);
         const char *slash = strrchr(path, '/');
         *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+        size_t n = strlen(path);
+        bool hf = (n >= 5 && strcmp(path + n - 5, ".json") == 0) ||
+                  (n >= 12 && strcmp(path + n - 12, ".safetensors") == 0);
+        if (hf) { /* config.json or a weights file: the directory holding it */
+            return *dir ? SM_OK : sm_err_set(err, SM_ENOMEM, "out of memory");
+        }
+        *gguf = strdup(path);
         return *gguf && *dir ? SM_OK : sm_err_set(err, SM_ENOMEM, "out of memory");
     }
     if (!S_ISDIR(st.st_mode)) {
@@ -644,7 +650,9 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
         rc = load_weights(m, err);
     }
     if (rc != SM_OK) {
-        sm_err_prefix(err, "%s", path);
+        if (err != NULL && strncmp(err->msg, path, strlen(path)) != 0) {
+            sm_err_prefix(err, "%s", path);
+        }
         sm_model_free(&m);
         return rc;
     }
