@@ -77,8 +77,9 @@ typedef struct sm_model sm_model;
 typedef struct sm_seq sm_seq;
 
 /* path: a Hugging Face model directory (or its config.json or a .safetensors file in it), or a
- * .gguf file (also a directory holding exactly one .gguf file and no config.json). Errors: SM_ENOTFOUND, SM_EIO, SM_EFORMAT (malformed or
- * inconsistent files), SM_EUNSUPPORTED (another architecture, unsupported dtype), SM_ENOMEM. */
+ * .gguf file (also a directory holding exactly one .gguf file and no config.json).
+ * Errors: SM_ENOTFOUND, SM_EIO, SM_EFORMAT (malformed or inconsistent files), SM_EUNSUPPORTED
+ * (another architecture, unsupported dtype), SM_ENOMEM. */
 sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **out, sm_err *err);
 void sm_model_free(sm_model **model);
 
