@@ -94,6 +94,8 @@ static const sm_kvariant *variant(const sm_kctx *k)
         return sm_kvariant_portable();
     switch (isa) {
     case SM_ISA_AVX2: return sm_kvariant_avx2();
+    case SM_ISA_AVX512: return sm_kvariant_avx512();
+    case SM_ISA_AVX512BF16: return sm_kvariant_avx512bf16();
     default: return sm_kvariant_portable();
     }
 }
@@ -249,6 +251,14 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         job.xq = (int8_t *)((float *)qbuf + batch * nb);
         run_tasks(k, quant_task, &c, batch >= 4 ? threads : 1);
     }
+    if (W->dtype == SM_DTYPE_BF16 && c.v->x_to_bf16) {
+        qbuf = malloc((size_t)batch * (size_t)W->cols * sizeof(uint16_t));
+        if (!qbuf)
+            return sm_err_set(err, SM_ENOMEM, "matmul: no memory for bf16 activations");
+        job.xb = qbuf;
+        for (int64_t b = 0; b < batch; b++)
+            c.v->x_to_bf16(X + b * ldx, W->cols, (uint16_t *)qbuf + b * W->cols);
+    }
     job.scratch_floats = c.v->scratch_floats(W->dtype, W->cols, batch);
     if (job.scratch_floats > 0) {
         job.scratch_floats = (job.scratch_floats + 15) / 16 * 16;
@@ -268,7 +278,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
 
 typedef struct peak_ctx {
     const sm_kvariant *v;
-    bool int8;
+    sm_dtype t;
     int64_t iters;
     double ops[1024];
 } peak_ctx;
@@ -277,7 +287,7 @@ static void peak_task(void *arg, int t, int n)
 {
     (void)n;
     peak_ctx *c = arg;
-    c->ops[t % 1024] = c->v->peak(c->int8, c->iters);
+    c->ops[t % 1024] = c->v->peak(c->t, c->iters);
 }
 
 static double wall_s(void)
@@ -301,7 +311,7 @@ sm_code sm_kernels_peak(const sm_kctx *k, sm_dtype t, double *gflops, sm_err *er
     if (!c)
         return sm_err_set(err, SM_ENOMEM, "peak: out of memory");
     c->v = variant(k);
-    c->int8 = t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0;
+    c->t = t;
     /* calibrate to about 0.2 s per run, then keep the best of 5 runs */
     c->iters = 1 << 16;
     for (;;) {

@@ -277,9 +277,9 @@ void sm_avx2_attention_kv(const sm_attn_job *a, int kvh)
 
 /* 12 independent chains: enough to fill two FMA pipes with a latency of 4-5 cycles. The empty
  * asm keeps the compiler from folding the loop. */
-double sm_avx2_peak(bool int8, int64_t iters)
+double sm_avx2_peak(sm_dtype t, int64_t iters)
 {
-    if (int8) {
+    if (t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0) {
         __m256i a0 = _mm256_set1_epi8(3), b0 = _mm256_set1_epi8(-5), one = _mm256_set1_epi16(1);
         __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
         for (int64_t it = 0; it < iters; it++) {

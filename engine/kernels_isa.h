@@ -24,6 +24,7 @@ typedef struct sm_mm_job {
     int64_t ldy;
     const int8_t *xq; /* q8_0/q4_0 weights: activations quantized, batch x cols (stride cols) */
     const float *xd;  /* their scales, batch x cols/32 */
+    const uint16_t *xb; /* bf16 weights on a variant with x_to_bf16: activations as bf16 */
     float *scratch;   /* scratch_floats floats per task (for variants that want one) */
     int64_t scratch_floats;
 } sm_mm_job;
@@ -50,6 +51,8 @@ typedef struct sm_kvariant {
     /* Activations to 8-bit blocks: d = max|x|/127, q = round-half-even(x / d). Identical
      * results in every variant (the same float operations). */
     void (*quantize_x)(const float *x, int64_t cols, int8_t *q, float *d);
+    /* NULL, or: bf16 weight products want the activations rounded to bf16 (job->xb). */
+    void (*x_to_bf16)(const float *x, int64_t cols, uint16_t *out);
     /* Rows [r0, r1) of a weight matrix to f32 (for sgemm tiles). */
     void (*rows_to_f32)(const sm_mm_job *j, int64_t r0, int64_t r1, float *dst);
     void (*rmsnorm)(const float *x, const float *w, int64_t n, float eps, float *out);
@@ -60,9 +63,9 @@ typedef struct sm_kvariant {
                  const float *sin);
     /* Every query head that uses kv head kvh. */
     void (*attention_kv)(const sm_attn_job *a, int kvh);
-    /* A register-only loop of iters rounds of the f32 multiply-add (int8 false) or 8-bit
-     * dot-product (int8 true) instructions; returns the operations done (see sm_kernels_peak). */
-    double (*peak)(bool int8, int64_t iters);
+    /* A register-only loop of iters rounds of the instructions the products of weights of
+     * type t are built on; returns the operations done (see sm_kernels_peak). */
+    double (*peak)(sm_dtype t, int64_t iters);
 } sm_kvariant;
 
 /* The AVX2 vector functions, shared with the AVX-512 variants (which need AVX2 too). */
@@ -75,7 +78,8 @@ void sm_avx2_silu_mul(float *gate, const float *up, int64_t n);
 void sm_avx2_rope(float *x, int n_heads, int head_dim, int i0, int n, const float *cos,
                   const float *sin);
 void sm_avx2_attention_kv(const sm_attn_job *a, int kvh);
-double sm_avx2_peak(bool int8, int64_t iters);
+double sm_avx2_peak(sm_dtype t, int64_t iters);
+double sm_avx512_peak(sm_dtype t, int64_t iters);
 
 const sm_kvariant *sm_kvariant_portable(void);
 const sm_kvariant *sm_kvariant_avx2(void);

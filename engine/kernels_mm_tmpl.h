@@ -31,6 +31,9 @@
 #define MM_KC 512  /* columns per tile when rows are long: a multiple of 32 and of MM_VL */
 #define MM_KS 2048 /* rows up to this long are one tile (read in order); the tile row stride */
 #define MM_MC 64  /* batch rows per block */
+#ifndef MM_PF_STEPS
+#define MM_PF_STEPS 3 /* how many tiles ahead the weights are prefetched */
+#endif
 #define MM_NCR 64 /* weight rows per block (a multiple of MM_NR) */
 
 #define MM_INLINE static inline __attribute__((always_inline))
@@ -60,7 +63,7 @@ static void mm_prefetch_ahead(const sm_mm_job *j, int64_t rb, int64_t nrb, int64
                               int64_t k0, int64_t kc, int64_t kend, int64_t r1, size_t num,
                               size_t den)
 {
-    for (int step = 0; step < 2; step++) {
+    for (int step = 0; step < MM_PF_STEPS; step++) {
         rt += MM_NR;
         if (rt >= nrb) {
             rt = 0;
@@ -304,7 +307,7 @@ static void mm_q_unpack(sm_dtype t, const uint8_t *src, int64_t nblk, const mm_q
             __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
             w = _mm256_sub_epi8(_mm256_and_si256(both, low), eight);
         }
-        tile->d[i * (MM_KS / 32) + k] = sm_f16_to_f32(dh);
+        tile->d[i * (MM_KS / 32) + k] = _cvtsh_ss(dh);
         _mm256_storeu_si256((__m256i *)(void *)(tile->w + i * MM_KS + 32 * k), w);
         _mm256_storeu_si256((__m256i *)(void *)(tile->aw + i * MM_KS + 32 * k),
                             _mm256_abs_epi8(w));

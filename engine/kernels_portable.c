@@ -195,9 +195,9 @@ static int64_t scratch_floats(sm_dtype t, int64_t cols, int64_t batch)
 }
 
 /* 16 independent multiply-add chains (the compiler vectorises them with the baseline ISA). */
-static double peak(bool int8, int64_t iters)
+static double peak(sm_dtype t, int64_t iters)
 {
-    if (int8) {
+    if (t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0) {
         int32_t acc[16] = {0};
         int8_t a[16], b[16];
         for (int i = 0; i < 16; i++) {

@@ -330,7 +330,7 @@ int sm_cmd_bench(int argc, char **argv)
             snprintf(key, sizeof key, "%s_decode_tps_batch16", other);
             json_object_set_new(o, key, json_real(other_tps16));
         }
-        char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
         if (txt)
             printf("%s\n", txt);
         free(txt);
