@@ -916,6 +916,57 @@ static void case_cancel(void)
     CHECK(stop_broker(SIGTERM) == 0);
 }
 
+/* SIGTERM: received SUBMITs are acknowledged, leased jobs go back to the queue without
+ * counting as an attempt, and the job is graded once after a restart. */
+static void case_graceful(void)
+{
+    setup("graceful", NULL);
+    start_broker();
+    sm_client *c = client();
+    make_assignment(c, "CS101", "hw1", "proof", NULL);
+    long long id = submit(c, "k", "interactive", NULL);
+    start_worker("--work-ms", "1500", "--name", "w1", NULL);
+    wait_for(1, 10000, "SELECT count(*) FROM job WHERE state = 'leased' AND attempts = 1");
+    /* a burst of SUBMITs, then SIGTERM at once: every one is answered, none lost */
+    for (int i = 0; i < 50; i++) {
+        char key[32], rid[16];
+        snprintf(key, sizeof key, "burst-%d", i);
+        snprintf(rid, sizeof rid, "%d", i);
+        json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s}", "course", "CS101", "assignment", "hw1",
+                              "student_ref", key, "idempotency_key", key, "content", "x");
+        sm_err err;
+        CHECK(sm_client_send(c, "SUBMIT", rid, b, &err) == SM_OK);
+        json_decref(b);
+    }
+    sleep_ms(20);
+    CHECK(stop_broker(SIGTERM) == 0);
+    int acked = 0;
+    for (;;) {
+        sm_client_reply r;
+        sm_err err;
+        if (sm_client_recv(c, 300, &r, &err) != SM_OK)
+            break;
+        if (r.ok) {
+            acked++;
+            CHECK(q_int("SELECT count(*) FROM submission WHERE id = %lld", (long long)
+                        json_integer_value(json_object_get(r.body, "submission_id"))) == 1);
+        }
+        json_decref(r.body);
+    }
+    fprintf(stderr, "%d of 50 SUBMITs acknowledged before the shutdown\n", acked);
+    CHECK(q_int("SELECT count(*) FROM job WHERE submission_id = %lld AND state = 'queued'"
+                " AND attempts = 0 AND lease_owner IS NULL", id) == 1);
+    sm_client_free(&c);
+    start_broker();
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM grading WHERE submission_id = %lld", id);
+    wait_for(1, 20000, sql);
+    sleep_ms(2000); /* the first worker's own RESULT for it, if any, is a duplicate */
+    CHECK(q_int("SELECT count(*) FROM grading WHERE submission_id = %lld", id) == 1);
+    CHECK(q_int("SELECT count(*) - count(DISTINCT submission_id) FROM grading") == 0);
+    CHECK(stop_broker(SIGTERM) == 0);
+}
+
 static int free_port(void)
 {
     return 20000 + (int)(getpid() % 20000);
@@ -1212,6 +1263,7 @@ int main(int argc, char **argv)
                  {"broker_sigkill", case_broker_sigkill},
                  {"duplicate_result", case_duplicate_result},
                  {"cancel", case_cancel},
+                 {"graceful", case_graceful},
                  {"curve", case_curve},
                  {"cli", case_cli},
                  {"pg_restart", case_pg_restart}};
