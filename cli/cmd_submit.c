@@ -150,7 +150,7 @@ static int submit_folder(sm_client *c, int argc, char **argv, const char *dir, i
         if (!items[i].body)
             items[i].state = 3;
     }
-    double t0 = now_s();
+    double t0 = now_s(), shown = 0;
     int done = 0, failed = 0, inflight = 0, next = 0;
     for (int i = 0; i < n; i++)
         failed += items[i].state == 3;
@@ -206,8 +206,10 @@ static int submit_folder(sm_client *c, int argc, char **argv, const char *dir, i
         } else {
             return sm_cli_fail("submit", &err);
         }
-        if (!json)
+        if (!json && (now_s() - shown > 0.1 || done + failed == n)) {
             progress(done, failed, n, t0);
+            shown = now_s();
+        }
     }
     if (!json)
         fprintf(stderr, "\n");
