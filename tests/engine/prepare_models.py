@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """prepare_models: generates every model the engine tests use into one folder (in the build
 directory, at test time): small seeded Qwen2 models in safetensors (f32 tied, f32 untied and
-sharded, bf16), transformers reference logits for each, and GGUF copies (f32, f16, bf16,
-q8_0, q4_0) of the tied model; with a tokenizer folder as second argument, also a model with the
+sharded, bf16, head size 128 with a long prompt), transformers reference logits for each, and
+GGUF copies (f32, f16, bf16, q8_0, q4_0) of the tied model; with a tokenizer folder as second argument, also a model with the
 real Qwen vocabulary and tokenizer files for text prompts."""
 import os
 import sys
@@ -33,9 +33,16 @@ def main():
                          "--hidden", "64", "--layers", "1", "--intermediate", "128",
                          "--vocab", "151936", "--std", "0.3", "--eos", "151645,151643",
                          "--tokenizer", tok])
+    make_model.main(["--out", j("hd128"), "--hidden", "512", "--layers", "2", "--heads", "4",
+                     "--kv-heads", "2", "--intermediate", "1024", "--vocab", "2000",
+                     "--rope-theta", "1000000", "--seed", "11", "--std", "0.03"])
     for m in ("tiny", "untied", "bf16"):
         hf_reference.main(["--model", j(m), "--ids", PROMPT, "--steps", "32",
                            "--out", j(m + ".ref")])
+    # head size 128 (as VibeThinker) with a 300-token prompt: rotary angles at larger positions
+    long_prompt = " ".join(str(i * 7919 % 2000) for i in range(300))
+    hf_reference.main(["--model", j("hd128"), "--ids", long_prompt, "--steps", "32",
+                       "--out", j("hd128.ref")])
     for t in ("f32", "f16", "bf16", "q8_0", "q4_0"):
         make_gguf.main(["--model", j("tiny"), "--out", j("tiny-" + t + ".gguf"), "--type", t])
 
