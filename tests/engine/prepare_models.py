@@ -2,8 +2,8 @@
 """prepare_models: generates every model the engine tests use into one folder (in the build
 directory, at test time): small seeded Qwen2 models in safetensors (f32 tied, f32 untied and
 sharded, bf16, head size 128 with a long prompt), transformers reference logits for each, and
-GGUF copies (f32, f16, bf16, q8_0, q4_0) of the tied model; with a tokenizer folder as second argument, also a model with the
-real Qwen vocabulary and tokenizer files for text prompts."""
+GGUF copies (f32, f16, bf16, q8_0, q4_0) of the tied model; with a tokenizer folder as second
+argument, also a model with the real Qwen vocabulary and tokenizer files for text prompts."""
 import os
 import sys
 
