@@ -175,7 +175,9 @@ static sm_code pretokenize(enc *e, const char *s, size_t n) {
     size_t last = 0, off = 0;
     sm_code rc = SM_OK;
     while (off < n && rc == SM_OK) {
-        int m = pcre2_match(tok->re, (PCRE2_SPTR)s, n, off, PCRE2_NO_UTF_CHECK, e->md, e->mctx);
+        int m = tok->re_jit
+                    ? pcre2_jit_match(tok->re, (PCRE2_SPTR)s, n, off, 0, e->md, e->mctx)
+                    : pcre2_match(tok->re, (PCRE2_SPTR)s, n, off, PCRE2_NO_UTF_CHECK, e->md, e->mctx);
         if (m == PCRE2_ERROR_NOMATCH) break;
         if (m == PCRE2_ERROR_JIT_STACKLIMIT) {
             rc = grow_jit_stack(e);

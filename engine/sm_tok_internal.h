@@ -78,6 +78,7 @@ struct sm_tokenizer {
     int normalizer;
     char *regex; /* Split pattern from tokenizer.json (NULL: no split) */
     pcre2_code *re;
+    bool re_jit; /* re was JIT-compiled: match with pcre2_jit_match */
     int32_t eos_id; /* tokenizer_config.json eos_token, -1 if none */
 
     sm_bpe_cache *cache;

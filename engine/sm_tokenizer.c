@@ -231,8 +231,8 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err) {
                               "tokenizer.json: the Split regex does not compile at offset %zu: %s",
                               (size_t)eoff, (const char *)msg);
         }
-        /* without JIT support pcre2_match falls back to the interpreter */
-        (void)pcre2_jit_compile(tok->re, PCRE2_JIT_COMPLETE);
+        /* without JIT support pcre2_match runs the interpreter */
+        tok->re_jit = pcre2_jit_compile(tok->re, PCRE2_JIT_COMPLETE) == 0;
     }
     return sm_bpe_cache_new(&tok->cache, err);
 }
