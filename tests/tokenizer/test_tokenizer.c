@@ -1,7 +1,8 @@
 /* test_tokenizer: unit tests of the engine tokenizer (cmocka). Error paths on small tokenizer
  * files the test writes itself (missing, malformed, unsupported, stale cache), and with the real
  * Qwen tokenizer (argv[1]): invalid UTF-8, student "<|im_end|>" as plain text, the exact chat
- * template string, streaming decode of an emoji split across tokens.
+ * template string, streaming decode of an emoji split across tokens, and seeded random round
+ * trips (decode(encode(x)) == NFC(x); streamed text == decoded text).
  * usage: test_tokenizer QWEN_TOKENIZER_DIR WORK_DIR */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <utf8proc.h>
 
 #include "sm_tokenizer.h"
 
@@ -369,6 +371,99 @@ static void test_decode_edges(void **state) {
     assert_null(sm_tokenizer_id_text(qwen, 151669));
 }
 
+/* xorshift64*: a seeded generator for the property tests */
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1Dull;
+}
+
+static size_t put_utf8(char *out, uint32_t cp) {
+    return (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)out);
+}
+
+/* Random strings from many scripts, combining marks, spaces and special-token fragments:
+ * decode(encode(x)) == NFC(x) in both modes, and the streaming decoder's concatenated output
+ * equals decode() for every id sequence, including random ones. */
+static void test_random_roundtrip(void **state) {
+    (void)state;
+    static const uint32_t pools[][2] = {
+        {0x20, 0x7E}, {0x09, 0x0D}, {0xA0, 0x24F}, {0x300, 0x36F}, {0x370, 0x3FF},
+        {0x400, 0x4FF}, {0x590, 0x5FF}, {0x600, 0x6FF}, {0x900, 0x97F}, {0xE00, 0xE7F},
+        {0x1100, 0x11FF}, {0x1E00, 0x1EFF}, {0x2000, 0x206F}, {0x2100, 0x22FF},
+        {0x3000, 0x30FF}, {0x4E00, 0x9FFF}, {0xAC00, 0xD7A3}, {0xF900, 0xFAFF},
+        {0xFE00, 0xFE0F}, {0xFF00, 0xFFEF}, {0x1F300, 0x1FAFF}, {0x10000, 0x10FFFF},
+    };
+    static const char *frags[] = {"<|im_end|>", "<|im_start|>", "<think>", "<|", "|>", "'s", "'LL",
+                                  "\r\n", "   ", "0123456789"};
+    uint64_t seed = 0x5EED1234ABCDull;
+    char *text = malloc(8192);
+    char out[SM_DETOK_STREAM_MIN_CAP];
+    for (int iter = 0; iter < 300; iter++) {
+        size_t k = 0;
+        size_t nchars = rng_next(&seed) % 200;
+        for (size_t c = 0; c < nchars; c++) {
+            uint64_t r = rng_next(&seed);
+            if (r % 10 == 0) {
+                const char *f = frags[(r >> 8) % (sizeof frags / sizeof frags[0])];
+                memcpy(text + k, f, strlen(f));
+                k += strlen(f);
+                continue;
+            }
+            const uint32_t *p = pools[(r >> 8) % (sizeof pools / sizeof pools[0])];
+            uint32_t cp = p[0] + (uint32_t)((r >> 20) % (p[1] - p[0] + 1));
+            if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0x41;
+            k += put_utf8(text + k, cp);
+        }
+        text[k] = 0;
+        utf8proc_uint8_t *nfc = NULL;
+        utf8proc_ssize_t nl = utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)k, &nfc,
+                                           UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        assert_true(nl >= 0);
+        for (int special = 0; special < 2; special++) {
+            int32_t *ids;
+            size_t n;
+            encode_ok(qwen, text, special, &ids, &n);
+            char *back;
+            size_t len;
+            sm_err err = {0};
+            assert_int_equal(sm_tokenizer_decode(qwen, ids, n, &back, &len, &err), SM_OK);
+            assert_int_equal(len, (size_t)nl);
+            assert_memory_equal(back, nfc, len);
+            free(back);
+            if (special) {
+                /* replace some ids by random ones (any id below the vocabulary size) */
+                for (size_t i = 0; i < n; i++)
+                    if (rng_next(&seed) % 3 == 0) ids[i] = (int32_t)(rng_next(&seed) % 151700);
+            }
+            assert_int_equal(sm_tokenizer_decode(qwen, ids, n, &back, &len, &err), SM_OK);
+            sm_detok_stream *s;
+            assert_int_equal(sm_detok_stream_new(qwen, &s, &err), SM_OK);
+            char *streamed = malloc(len + 1);
+            size_t sk = 0, ol;
+            for (size_t i = 0; i < n; i++) {
+                assert_int_equal(sm_detok_stream_push(s, ids[i], out, sizeof out, &ol, &err), SM_OK);
+                assert_true(sk + ol <= len);
+                memcpy(streamed + sk, out, ol);
+                sk += ol;
+            }
+            assert_int_equal(sm_detok_stream_flush(s, out, sizeof out, &ol, &err), SM_OK);
+            assert_true(sk + ol <= len);
+            memcpy(streamed + sk, out, ol);
+            sk += ol;
+            assert_int_equal(sk, len);
+            assert_memory_equal(streamed, back, len);
+            free(streamed);
+            free(back);
+            sm_detok_stream_free(&s);
+            free(ids);
+        }
+        free(nfc);
+    }
+    free(text);
+}
+
 static int load_qwen(void **state) {
     (void)state;
     sm_err err = {0};
@@ -404,6 +499,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_chat_render),
         cmocka_unit_test(test_stream_emoji),
         cmocka_unit_test(test_decode_edges),
+        cmocka_unit_test(test_random_roundtrip),
     };
     int failed = cmocka_run_group_tests_name("tokenizer files", files, NULL, NULL);
     failed += cmocka_run_group_tests_name("qwen tokenizer", real, load_qwen, free_qwen);
