@@ -23,14 +23,29 @@ void http_api_progress(http_req *rq, http_resp *rs)
                     "queued_interactive, "
                     "count(*) FILTER (WHERE state = 'queued' AND priority = 1) AS queued_batch, "
                     "(SELECT count(*) FROM grading WHERE created_at > now() - interval "
-                    "'10 minutes') AS graded_last_10min "
+                    "'10 minutes') AS graded_last_10min, "
+                    "(SELECT avg(g.completion_tokens) FROM (SELECT completion_tokens FROM "
+                    "grading ORDER BY id DESC LIMIT 200) g) AS avg_completion_tokens "
                     "FROM job WHERE state IN ('queued', 'leased')",
                     0, NULL, &r, &err) != SM_OK) {
         http_db_failed(rs, &err);
         return;
     }
     json_t *queue = http_row_json(r, 0);
+    json_object_del(queue, "avg_completion_tokens");
+    sm_metrics_snapshot snap;
+    sm_metrics_snapshot_get(rq->http->metrics, &snap);
+    /* Gradings per second: measured over the last 10 minutes; at the start of a run, derived
+     * from the broker's tokens/s and the recent mean length of a grading instead. */
     double per_sec = (double)strtoll(PQgetvalue(r, 0, 4), NULL, 10) / 600.0;
+    double avg_tokens = PQgetisnull(r, 0, 5) ? 0.0 : strtod(PQgetvalue(r, 0, 5), NULL);
+    const char *basis = "recent gradings";
+    if (per_sec <= 0 && snap.tokens_per_second > 0 && avg_tokens > 0) {
+        per_sec = snap.tokens_per_second / avg_tokens;
+        basis = "tokens per second";
+    } else if (per_sec <= 0) {
+        basis = NULL;
+    }
     long long pending_all = strtoll(PQgetvalue(r, 0, 0), NULL, 10) +
                             strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
@@ -62,15 +77,14 @@ void http_api_progress(http_req *rq, http_resp *rs)
                             : per_sec > 0 ? json_integer((json_int_t)(pending / per_sec + 0.5))
                                           : json_null());
     }
-    sm_metrics_snapshot snap;
-    sm_metrics_snapshot_get(rq->http->metrics, &snap);
     json_t *doc = json_pack(
-        "{s:o,s:o,s:f,s:f,s:I,s:o}", "queue", queue, "assignments", list, "tokens_per_second",
-        snap.tokens_per_second, "gradings_per_minute", per_sec * 60.0, "workers_connected",
-        (json_int_t)snap.workers_connected, "eta_seconds",
+        "{s:o,s:o,s:f,s:f,s:I,s:o,s:o}", "queue", queue, "assignments", list,
+        "tokens_per_second", snap.tokens_per_second, "gradings_per_minute", per_sec * 60.0,
+        "workers_connected", (json_int_t)snap.workers_connected, "eta_seconds",
         pending_all == 0 ? json_integer(0)
         : per_sec > 0    ? json_integer((json_int_t)(pending_all / per_sec + 0.5))
-                         : json_null());
+                         : json_null(),
+        "eta_basis", basis ? json_string(basis) : json_null());
     http_resp_json(rs, 200, doc);
 }
 

@@ -74,6 +74,7 @@ class Env:
         if r.returncode != 0:
             raise RuntimeError('seed failed: ' + r.stderr)
         self.tokens = {}
+        self.cli, self.env = args.cli, env
         for name, courses in (('Alice', ['MATH101', 'CS201']), ('Bob', ['HIST9'])):
             cmd = [args.cli, 'teacher', 'add', '--name', name]
             for c in courses:
@@ -88,8 +89,11 @@ class Env:
             self.tokens[name] = m.group(1)
         self.log_path = os.path.join(args.out, f'server-{mode}.log')
         self.log = open(self.log_path, 'w')
-        self.proc = subprocess.Popen([args.server, '--database', self.url, '--demo-metrics',
-                                      '--login-limit', str(login_limit)],
+        cmd = [args.server, '--database', self.url, '--demo-metrics', '--login-limit',
+               str(login_limit)]
+        if mode == 'api':  # the API run serves the files from disk, the browser run built-in
+            cmd += ['--static', args.web]
+        self.proc = subprocess.Popen(cmd,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True)
         line = self.proc.stdout.readline()
@@ -99,9 +103,11 @@ class Env:
         self.base = f'http://127.0.0.1:{m.group(1)}'
 
     def close(self):
+        """Stops the server (closing its stdin) and drops the database; returns its exit code."""
+        rc = None
         try:
             self.proc.stdin.close()
-            self.proc.wait(timeout=20)
+            rc = self.proc.wait(timeout=20)
         except Exception:
             self.proc.kill()
         self.log.close()
@@ -109,6 +115,7 @@ class Env:
             psql(self.base_url, f'DROP DATABASE IF EXISTS {self.db} WITH (FORCE)')
         except Exception as e:
             print('warning: cannot drop test database:', e)
+        return rc
 
     def sql(self, q):
         return psql(self.url, q)
@@ -155,7 +162,7 @@ class Client:
         return status, headers
 
 
-def api_tests(t, env):
+def api_tests(t, env, web):
     base = env.base
     anon = Client(base)
     st, _ = anon.json('GET', '/api/courses')
@@ -167,6 +174,7 @@ def api_tests(t, env):
     t.equal('nosniff header', h.get('X-Content-Type-Options'), 'nosniff')
     st, h, body = anon.request('GET', '/app.js')
     t.check('app.js served as javascript', st == 200 and 'javascript' in h.get('Content-Type', ''))
+    t.check('static files from http.static_dir', body == open(os.path.join(web, 'app.js'), 'rb').read())
     st, _, _ = anon.request('GET', '/..%2F..%2Fetc%2Fpasswd')
     t.equal('path traversal refused', st, 404)
     st, _, _ = anon.request('GET', '/.hidden')
@@ -385,6 +393,29 @@ def api_tests(t, env):
         t.check(f'metrics line {line}', line + '\n' in text)
     t.check('metrics tokens/s', re.search(r'^stepmark_tokens_per_second \d', text, re.M) is not None)
 
+    if doc['tokens_per_second'] > 0:
+        t.check('ETA from tokens/s when no recent gradings',
+                doc['eta_seconds'] is not None and doc['eta_basis'] == 'tokens per second', doc)
+
+    # many requests at once on the thread pool and connection pool
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as ex:
+        codes = list(ex.map(lambda i: alice.request('GET', f'/api/submissions/{1 + i % 4}')[0],
+                            range(64)))
+    t.equal('64 concurrent requests answered', codes, [200] * 64)
+
+    # the CLI refuses an unknown course and stores nothing
+    before = env.sql('SELECT count(*) FROM teacher')
+    r = subprocess.run([env.cli, 'teacher', 'add', '--name', 'Eve', '--course', 'MATH101',
+                        '--course', 'NOPE'], env=env.env, capture_output=True, text=True, timeout=60)
+    t.check('teacher add with unknown course fails', r.returncode == 1 and 'NOPE' in r.stderr
+            and not re.search(r'[0-9a-f]{64}', r.stdout), (r.returncode, r.stderr))
+    t.equal('no teacher stored on failure', env.sql('SELECT count(*) FROM teacher'), before)
+    r = subprocess.run([env.cli, 'teacher', 'list'], env=env.env, capture_output=True, text=True,
+                       timeout=60)
+    t.check('teacher list shows courses, never tokens', 'Alice\tCS201,MATH101' in r.stdout
+            and env.tokens['Alice'] not in r.stdout, r.stdout)
+
     # sign-out
     st, _ = alice.json('POST', '/api/signout', {})
     t.equal('sign out', st, 200)
@@ -406,7 +437,7 @@ def api_tests(t, env):
     t.check('session ids never logged', session_id not in log)
 
 
-def browser_tests(t, env, out):
+def browser_tests(t, env, out, web):
     from selenium import webdriver
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -439,6 +470,9 @@ def browser_tests(t, env, out):
         print(f'     screenshot {path}')
 
     try:
+        st, _, body = Client(env.base).request('GET', '/app.js')
+        t.check('built-in copy of app.js served', st == 200 and body == open(
+            os.path.join(web, 'app.js'), 'rb').read())
         d.get(env.base + '/')
         token = find('#token')
         t.check('sign-in form shown', token.is_displayed())
@@ -578,6 +612,7 @@ def main():
     p.add_argument('--server', required=True)
     p.add_argument('--cli', required=True)
     p.add_argument('--seed', required=True)
+    p.add_argument('--web', required=True, help='daemon/web, served from disk in api mode')
     p.add_argument('--out', required=True)
     args = p.parse_args()
     t = Checks()
@@ -585,15 +620,17 @@ def main():
     try:
         env = Env(args, args.mode, 5 if args.mode == 'api' else 20)
         if args.mode == 'api':
-            api_tests(t, env)
+            api_tests(t, env, args.web)
         else:
-            browser_tests(t, env, args.out)
+            browser_tests(t, env, args.out, args.web)
     except Exception:
         traceback.print_exc()
         t.check('test run completed without exception', False)
     finally:
         if env:
-            env.close()
+            rc = env.close()
+            if not t.equal('server stopped cleanly (no sanitizer report)', rc, 0):
+                print(open(env.log_path).read()[-4000:])
     print(f'{t.passed} passed, {t.failed} failed')
     return 1 if t.failed or t.passed == 0 else 0
 
