@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 #include <utf8proc.h>
 
 #include "sm_tokenizer.h"
@@ -464,6 +465,43 @@ static void test_random_roundtrip(void **state) {
     free(text);
 }
 
+/* One tokenizer shared by several threads (the word cache is taken with a try-lock). */
+static const char *mt_text = "Threads share one tokenizer: \xE4\xB8\xAD\xE6\x96\x87 words words "
+                             "words, don't they? 12345 \xF0\x9F\x8E\x89 <|im_end|>";
+
+static void *mt_worker(void *arg) {
+    const int32_t *want = arg;
+    for (int i = 0; i < 200; i++) {
+        int32_t *ids;
+        size_t n;
+        if (sm_tokenizer_encode(qwen, mt_text, strlen(mt_text), i % 2 == 0, &ids, &n, NULL))
+            return (void *)1;
+        bool same = i % 2 == 0 ? n == (size_t)want[0] && memcmp(ids, want + 1, n * 4) == 0 : n > 0;
+        free(ids);
+        if (!same) return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_threads(void **state) {
+    (void)state;
+    int32_t *ids;
+    size_t n;
+    encode_ok(qwen, mt_text, true, &ids, &n);
+    int32_t *want = malloc((n + 1) * sizeof *want);
+    want[0] = (int32_t)n;
+    memcpy(want + 1, ids, n * sizeof *ids);
+    free(ids);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&th[i], NULL, mt_worker, want), 0);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        assert_int_equal(pthread_join(th[i], &r), 0);
+        assert_null(r);
+    }
+    free(want);
+}
+
 static int load_qwen(void **state) {
     (void)state;
     sm_err err = {0};
@@ -500,6 +538,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_stream_emoji),
         cmocka_unit_test(test_decode_edges),
         cmocka_unit_test(test_random_roundtrip),
+        cmocka_unit_test(test_threads),
     };
     int failed = cmocka_run_group_tests_name("tokenizer files", files, NULL, NULL);
     failed += cmocka_run_group_tests_name("qwen tokenizer", real, load_qwen, free_qwen);
