@@ -151,7 +151,7 @@ static void write_config(const char *extra)
             "  worker_endpoint: \"%s\"\n"
             "  event_endpoint: \"%s\"\n"
             "  heartbeat_ms: 100\n"
-            "  heartbeat_timeout_ms: 700\n"
+            "  heartbeat_timeout_ms: 1000\n"
             "  lease_ms: 3000\n"
             "  retry_backoff_ms: 50\n"
             "  max_body_bytes: 8192\n"
@@ -967,16 +967,29 @@ static void case_graceful(void)
     CHECK(stop_broker(SIGTERM) == 0);
 }
 
+/* A TCP port on loopback that is free now (the kernel picks it). */
 static int free_port(void)
 {
-    return 20000 + (int)(getpid() % 20000);
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_PUB);
+    char ep[128] = "";
+    size_t len = sizeof ep;
+    CHECK(zmq_bind(s, "tcp://127.0.0.1:*") == 0);
+    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &len);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    const char *colon = strrchr(ep, ':');
+    CHECK(colon);
+    return atoi(colon + 1);
 }
 
 static void case_curve(void)
 {
     setup("curve", NULL);
     /* 1: a non-loopback endpoint without CURVE is refused at start (exit 2) */
-    int port = free_port();
+    int port = free_port(), port2 = free_port();
+    while (port2 == port)
+        port2 = free_port();
     snprintf(E.cep, sizeof E.cep, "tcp://0.0.0.0:%d", port);
     write_config(NULL);
     char log[128];
@@ -1004,7 +1017,7 @@ static void case_curve(void)
     fprintf(fp, "# who may connect\n%s lms\n%s worker-1\n", cli_pub, wrk_pub);
     fclose(fp);
     snprintf(E.cep, sizeof E.cep, "tcp://0.0.0.0:%d", port);
-    snprintf(E.wep, sizeof E.wep, "tcp://0.0.0.0:%d", port + 1);
+    snprintf(E.wep, sizeof E.wep, "tcp://0.0.0.0:%d", port2);
     char extra[1024];
     snprintf(extra, sizeof extra,
              "  curve:\n    enabled: true\n    secret_key_file: \"%s/broker.secret\"\n"
@@ -1012,7 +1025,7 @@ static void case_curve(void)
              E.dir, allow);
     write_config(extra);
     snprintf(E.cep, sizeof E.cep, "tcp://127.0.0.1:%d", port);
-    snprintf(E.wep, sizeof E.wep, "tcp://127.0.0.1:%d", port + 1);
+    snprintf(E.wep, sizeof E.wep, "tcp://127.0.0.1:%d", port2);
     E.broker = spawn(log, argv);
     char srv[128], cli[128], wrk[128], bad[128];
     snprintf(srv, sizeof srv, "%s/broker.public", E.dir);
