@@ -9,21 +9,34 @@
 #include "http_internal.h"
 #include "sm_db.h"
 
-/* Per-assignment summary columns; needs alias a for assignment. */
+/* Per-assignment summary in one pass over its submissions: total, counts by state, flagged,
+ * mean final score and a 10-bin histogram of final scores. Columns need alias a for the
+ * assignment and ASSIGNMENT_SUMMARY_JOIN after the FROM list. */
 #define ASSIGNMENT_SUMMARY                                                                      \
-    "a.id, a.code, a.title, a.kind, a.max_score, a.course_id, "                                 \
-    "(SELECT count(*) FROM submission x WHERE x.assignment_id = a.id) AS total, "               \
-    "COALESCE((SELECT jsonb_object_agg(q.state, q.n) FROM (SELECT x.state, count(*) AS n "      \
-    "  FROM submission_status x WHERE x.assignment_id = a.id GROUP BY x.state) q), "            \
-    "  '{}'::jsonb) AS counts, "                                                                \
-    "(SELECT count(*) FROM submission_status x WHERE x.assignment_id = a.id AND x.flagged) "    \
-    "  AS flagged, "                                                                            \
-    "(SELECT round(avg(x.final_score), 2) FROM submission_status x "                            \
-    "  WHERE x.assignment_id = a.id) AS mean_score, "                                           \
-    "(SELECT jsonb_agg(COALESCE(h.n, 0) ORDER BY b.b) FROM generate_series(1, 10) AS b(b) "     \
-    "  LEFT JOIN (SELECT least(greatest(width_bucket(x.final_score, 0, a.max_score, 10), 1), "  \
-    "  10) AS bin, count(*) AS n FROM submission_status x WHERE x.assignment_id = a.id "        \
-    "  AND x.final_score IS NOT NULL GROUP BY 1) h ON h.bin = b.b) AS histogram"
+    "a.id, a.code, a.title, a.kind, a.max_score, a.course_id, agg.total, agg.counts, "          \
+    "agg.flagged, agg.mean_score, agg.histogram"
+#define ASSIGNMENT_SUMMARY_JOIN                                                                 \
+    " LEFT JOIN LATERAL (SELECT count(*) AS total, "                                            \
+    "jsonb_strip_nulls(jsonb_build_object("                                                     \
+    "  'queued', NULLIF(count(*) FILTER (WHERE x.state = 'queued'), 0), "                       \
+    "  'running', NULLIF(count(*) FILTER (WHERE x.state = 'running'), 0), "                     \
+    "  'failed', NULLIF(count(*) FILTER (WHERE x.state = 'failed'), 0), "                       \
+    "  'cancelled', NULLIF(count(*) FILTER (WHERE x.state = 'cancelled'), 0), "                 \
+    "  'needs_review', NULLIF(count(*) FILTER (WHERE x.state = 'needs_review'), 0), "           \
+    "  'graded', NULLIF(count(*) FILTER (WHERE x.state = 'graded'), 0), "                       \
+    "  'reviewed', NULLIF(count(*) FILTER (WHERE x.state = 'reviewed'), 0))) AS counts, "       \
+    "count(*) FILTER (WHERE x.flagged) AS flagged, "                                            \
+    "round(avg(x.final_score), 2) AS mean_score, "                                              \
+    "jsonb_build_array("                                                                        \
+    "  count(*) FILTER (WHERE x.bin = 1), count(*) FILTER (WHERE x.bin = 2), "                  \
+    "  count(*) FILTER (WHERE x.bin = 3), count(*) FILTER (WHERE x.bin = 4), "                  \
+    "  count(*) FILTER (WHERE x.bin = 5), count(*) FILTER (WHERE x.bin = 6), "                  \
+    "  count(*) FILTER (WHERE x.bin = 7), count(*) FILTER (WHERE x.bin = 8), "                  \
+    "  count(*) FILTER (WHERE x.bin = 9), count(*) FILTER (WHERE x.bin = 10)"                   \
+    ") AS histogram "                                                                           \
+    "FROM (SELECT y.state, y.flagged, y.final_score, least(greatest(width_bucket("              \
+    "  y.final_score, 0, a.max_score, 10), 1), 10) AS bin FROM submission_status y "           \
+    "  WHERE y.assignment_id = a.id) x) agg ON true"
 
 void http_api_courses(http_req *rq, http_resp *rs)
 {
@@ -78,8 +91,9 @@ void http_api_course(http_req *rq, http_resp *rs, int64_t id)
     PQclear(r);
     if (sm_db_query(db,
                     "SELECT " ASSIGNMENT_SUMMARY " FROM assignment a JOIN course_teacher ct ON "
-                    "ct.course_id = a.course_id AND ct.teacher_id = $2::bigint "
-                    "WHERE a.course_id = $1::bigint ORDER BY a.created_at, a.id",
+                    "ct.course_id = a.course_id AND ct.teacher_id = $2::bigint"
+                    ASSIGNMENT_SUMMARY_JOIN " WHERE a.course_id = $1::bigint "
+                    "ORDER BY a.created_at, a.id",
                     2, p, &r, &err) != SM_OK) {
         json_decref(doc);
         http_db_failed(rs, &err);
@@ -197,7 +211,7 @@ void http_api_assignment(http_req *rq, http_resp *rs, int64_t id)
                     "  unnest(x.flags) AS fl WHERE x.assignment_id = a.id), '[]') AS flag_names "
                     "FROM assignment a JOIN course c ON c.id = a.course_id "
                     "JOIN course_teacher ct ON ct.course_id = a.course_id AND "
-                    "ct.teacher_id = $2::bigint WHERE a.id = $1::bigint",
+                    "ct.teacher_id = $2::bigint" ASSIGNMENT_SUMMARY_JOIN " WHERE a.id = $1::bigint",
                     2, p, &r, &err) != SM_OK) {
         http_db_failed(rs, &err);
         return;

@@ -109,54 +109,60 @@ static void route(http_req *rq, http_resp *rs)
     int n = split_path(rq->url, buf, sizeof buf, seg, 6);
 
     if (n == 0 || !is(seg[0], "api")) {
-        if (is(seg[0], "metrics") && n == 1) {
-            if (!get)
-                { http_resp_error(rs, 405, "EINVAL", "method not allowed"); return; }
-            { http_metrics_page(rq, rs); return; }
-        }
         if (!get)
-            { http_resp_error(rs, 405, "EINVAL", "method not allowed"); return; }
-        { http_static(rq, rs, n == 0 ? "index.html" : rq->url + 1); return; }
+            http_resp_error(rs, 405, "EINVAL", "method not allowed");
+        else if (n == 1 && is(seg[0], "metrics"))
+            http_metrics_page(rq, rs);
+        else
+            http_static(rq, rs, n == 0 ? "index.html" : rq->url + 1);
+        return;
     }
-
     if (n == 2 && is(seg[1], "signin")) {
         if (!post)
-            { http_resp_error(rs, 405, "EINVAL", "method not allowed"); return; }
-        if (!http_auth_check_post(rq, rs, false))
-            return;
-        { http_api_signin(rq, rs); return; }
+            http_resp_error(rs, 405, "EINVAL", "method not allowed");
+        else if (http_auth_check_post(rq, rs, false))
+            http_api_signin(rq, rs);
+        return;
     }
     if (http_auth_load(rq, rs) != SM_OK)
         return;
-    if (n == 2 && is(seg[1], "session") && get)
-        { http_api_session(rq, rs); return; }
-    if (!rq->signed_in)
-        { http_resp_error(rs, 401, "EAUTH", "sign in first"); return; }
+    if (n == 2 && is(seg[1], "session") && get) {
+        http_api_session(rq, rs);
+        return;
+    }
+    if (!rq->signed_in) {
+        http_resp_error(rs, 401, "EAUTH", "sign in first");
+        return;
+    }
     if (post && !http_auth_check_post(rq, rs, true))
         return;
-    if (n == 2 && is(seg[1], "signout") && post)
-        { http_api_signout(rq, rs); return; }
-    if (n == 2 && is(seg[1], "courses") && get)
-        { http_api_courses(rq, rs); return; }
-    if (n == 2 && is(seg[1], "progress") && get)
-        { http_api_progress(rq, rs); return; }
 
-    int64_t id;
+    /* /api/WHAT[/ID[/SUB]] */
+    const char *what = n >= 2 ? seg[1] : "";
+    const char *sub = n >= 4 ? seg[3] : "";
+    int64_t id = 0;
     if (n >= 3 && !http_parse_id(seg[2], &id))
-        { http_resp_error(rs, 404, "ENOTFOUND", "not found"); return; }
-    if (n == 3 && is(seg[1], "courses") && get)
-        { http_api_course(rq, rs, id); return; }
-    if (n == 3 && is(seg[1], "assignments") && get)
-        { http_api_assignment(rq, rs, id); return; }
-    if (n == 4 && is(seg[1], "assignments") && is(seg[3], "export.csv") && get)
-        { http_api_export_csv(rq, rs, id); return; }
-    if (n == 4 && is(seg[1], "assignments") && is(seg[3], "export.json") && get)
-        { http_api_export_json(rq, rs, id); return; }
-    if (n == 3 && is(seg[1], "submissions") && get)
-        { http_api_submission(rq, rs, id); return; }
-    if (n == 4 && is(seg[1], "submissions") && is(seg[3], "review") && post)
-        { http_api_review(rq, rs, id); return; }
-    http_resp_error(rs, 404, "ENOTFOUND", "not found");
+        http_resp_error(rs, 404, "ENOTFOUND", "not found");
+    else if (n == 2 && is(what, "signout") && post)
+        http_api_signout(rq, rs);
+    else if (n == 2 && is(what, "courses") && get)
+        http_api_courses(rq, rs);
+    else if (n == 2 && is(what, "progress") && get)
+        http_api_progress(rq, rs);
+    else if (n == 3 && is(what, "courses") && get)
+        http_api_course(rq, rs, id);
+    else if (n == 3 && is(what, "assignments") && get)
+        http_api_assignment(rq, rs, id);
+    else if (n == 4 && is(what, "assignments") && is(sub, "export.csv") && get)
+        http_api_export_csv(rq, rs, id);
+    else if (n == 4 && is(what, "assignments") && is(sub, "export.json") && get)
+        http_api_export_json(rq, rs, id);
+    else if (n == 3 && is(what, "submissions") && get)
+        http_api_submission(rq, rs, id);
+    else if (n == 4 && is(what, "submissions") && is(sub, "review") && post)
+        http_api_review(rq, rs, id);
+    else
+        http_resp_error(rs, 404, "ENOTFOUND", "not found");
 }
 
 static void client_address(struct MHD_Connection *c, char *out, size_t n)
@@ -334,11 +340,11 @@ sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metr
         return rc;
     }
     h->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-        NULL, MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+        MHD_OPTION_END);
     if (!h->mhd) {
         http_pool_free(&h->pool);
         pthread_mutex_destroy(&h->rate_lock);
