@@ -1,0 +1,594 @@
+/* sm_grade: a grading job from JOB body to RESULT body (see sm_grade.h). */
+#include "sm_grade.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sm_answer.h"
+#include "sm_inject.h"
+#include "sm_log.h"
+
+#define EXCERPT 2000
+
+int64_t sm_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *str_of(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+void sm_job_free(sm_job **pj)
+{
+    sm_job *j = *pj;
+    if (!j)
+        return;
+    json_decref(j->body);
+    json_decref(j->checks);
+    free(j->checks_text);
+    sm_prompt_clear(&j->prompt);
+    for (int i = 0; j->s && i < j->n_samples; i++) {
+        free(j->s[i].text);
+        free(j->s[i].repair_request);
+        free(j->s[i].repair_text);
+        sm_verdict_clear(&j->s[i].v);
+    }
+    free(j->s);
+    free(j);
+    *pj = NULL;
+}
+
+static double num_or(const json_t *o, const char *k, double def)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_number(v) ? json_number_value(v) : def;
+}
+
+sm_code sm_job_new(const sm_grader *g, json_t *body, sm_job **out, sm_err *err)
+{
+    *out = NULL;
+    const json_t *a = json_object_get(body, "assignment");
+    const json_t *sub = json_object_get(body, "submission");
+    json_t *jid = json_object_get(body, "job_id");
+    if (!json_is_integer(jid) || json_integer_value(jid) < 1)
+        return sm_err_set(err, SM_EINVAL, "JOB without a job_id");
+    if (!json_is_object(a) || !json_is_object(sub))
+        return sm_err_set(err, SM_EINVAL, "JOB without assignment or submission");
+    if (!json_is_string(json_object_get(sub, "content")))
+        return sm_err_set(err, SM_EINVAL, "JOB submission without content");
+    sm_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    j->g = g;
+    j->t_received_ms = sm_mono_ms();
+    j->id = json_integer_value(jid);
+    j->body = json_incref(body);
+    j->check_verdict = -1;
+    sm_code rc = sm_kind_parse(str_of(a, "kind"), &j->kind, err);
+    j->max_score = num_or(a, "max_score", 0);
+    if (!rc && !(j->max_score > 0))
+        rc = sm_err_set(err, SM_EINVAL, "assignment without a positive max_score");
+    const sm_config *c = g->cfg;
+    const json_t *smp = json_object_get(a, "sampling");
+    sm_sampler_params_init(&j->sp);
+    j->sp.temperature = num_or(smp, "temperature", c->worker.sampling.temperature);
+    j->sp.top_p = num_or(smp, "top_p", c->worker.sampling.top_p);
+    j->sp.top_k = (int64_t)num_or(smp, "top_k", (double)c->worker.sampling.top_k);
+    j->sp.min_p = num_or(smp, "min_p", c->worker.sampling.min_p);
+    j->sp.repeat_penalty = num_or(smp, "repetition_penalty",
+                                  c->worker.sampling.repetition_penalty);
+    j->max_new = (int64_t)num_or(smp, "max_new_tokens", (double)c->worker.max_new_tokens);
+    if (j->max_new > c->worker.max_new_tokens)
+        j->max_new = c->worker.max_new_tokens; /* the worker's context is sized for its limit */
+    j->n_samples = (int)num_or(smp, "samples", (double)c->worker.samples);
+    if (j->n_samples < 1)
+        j->n_samples = 1;
+    if (j->n_samples > 64)
+        j->n_samples = 64;
+    json_t *seed = json_object_get(body, "seed");
+    j->seed = json_is_integer(seed) ? (uint64_t)json_integer_value(seed)
+                                    : (uint64_t)c->worker.sampling.seed;
+    if (!rc && !(j->s = calloc((size_t)j->n_samples, sizeof *j->s)))
+        rc = sm_err_set(err, SM_ENOMEM, "out of memory");
+    if (!rc && !(j->checks = json_array()))
+        rc = sm_err_set(err, SM_ENOMEM, "out of memory");
+    if (rc) {
+        sm_job_free(&j);
+        return rc;
+    }
+    *out = j;
+    return SM_OK;
+}
+
+/* ---- deterministic checks ---- */
+
+static json_t *excerpt(const char *s)
+{
+    if (!s)
+        return json_string("");
+    size_t n = strlen(s);
+    if (n <= EXCERPT)
+        return json_string(s);
+    size_t k = EXCERPT;
+    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+        k--; /* do not cut a UTF-8 character */
+    char *p = malloc(k + 16);
+    if (!p)
+        return json_string("");
+    memcpy(p, s, k);
+    strcpy(p + k, " [...]");
+    json_t *r = json_string(p);
+    free(p);
+    return r ? r : json_string("");
+}
+
+static void text_add(char **buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_add(char **buf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *add = NULL;
+    if (vasprintf(&add, fmt, ap) < 0)
+        add = NULL;
+    va_end(ap);
+    if (!add)
+        return;
+    size_t a = *buf ? strlen(*buf) : 0, b = strlen(add);
+    char *p = realloc(*buf, a + b + 1);
+    if (p) {
+        memcpy(p + a, add, b + 1);
+        *buf = p;
+    }
+    free(add);
+}
+
+/* Short one-line form of possibly long output for the prompt. */
+static void short_line(const char *s, char *out, size_t n)
+{
+    size_t k = 0;
+    for (; s && *s && k + 1 < n; s++)
+        out[k++] = (*s == '\n' || *s == '\r' || *s == '\t') ? ' ' : *s;
+    while (k > 0 && ((unsigned char)out[k] & 0xC0) == 0x80 && k + 1 >= n)
+        k--;
+    out[k] = '\0';
+}
+
+static sm_code code_checks(sm_job *j, sm_err *err)
+{
+    const json_t *a = json_object_get(j->body, "assignment");
+    const json_t *sub = json_object_get(j->body, "submission");
+    const char *lang = str_of(sub, "language");
+    if (!*lang)
+        lang = str_of(a, "language");
+    const json_t *tests = json_object_get(a, "tests");
+    json_t *empty = NULL;
+    if (!json_is_array(tests))
+        tests = empty = json_array();
+    json_t *res = NULL;
+    sm_err e2;
+    int64_t t0 = sm_mono_ms();
+    sm_code rc = sm_sandbox_run_tests(j->g->sandbox, lang, str_of(sub, "content"), tests, &res,
+                                      &e2);
+    json_decref(empty);
+    if (rc == SM_ENOMEM)
+        return sm_err_set(err, rc, "%s", e2.msg);
+    if (rc) {
+        j->checks_unavailable = true;
+        json_array_append_new(j->checks,
+                              json_pack("{s:s, s:s, s:b, s:I, s:s, s:{s:s, s:s}}", "kind",
+                                        "compile", "name", "sandbox", "passed", 0, "time_ms",
+                                        (json_int_t)(sm_mono_ms() - t0), "output_excerpt",
+                                        e2.msg, "details", "error", sm_code_name(rc),
+                                        "language", lang));
+        text_add(&j->checks_text, "The program could not be checked: %s\n", e2.msg);
+        return SM_OK;
+    }
+    const json_t *comp = json_object_get(res, "compile");
+    bool cok = json_is_true(json_object_get(comp, "ok")) || !json_is_object(comp);
+    json_t *d = json_pack("{s:s, s:O}", "language", lang, "limits",
+                          json_object_get(res, "limits") ? json_object_get(res, "limits")
+                                                         : json_null());
+    json_array_append_new(j->checks,
+                          json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "kind", "compile", "name",
+                                    "compile", "passed", cok, "time_ms",
+                                    (json_int_t)num_or(comp, "time_ms", 0), "output_excerpt",
+                                    excerpt(str_of(comp, "output")), "details", d));
+    char line[400];
+    short_line(str_of(comp, "output"), line, sizeof line);
+    text_add(&j->checks_text, "Compilation (%s): %s%s%s\n", lang, cok ? "succeeded" : "FAILED",
+             *line ? ": " : "", line);
+    size_t i;
+    json_t *t;
+    int passed = 0, total = 0;
+    json_array_foreach(json_object_get(res, "tests"), i, t) {
+        bool ok = json_is_true(json_object_get(t, "passed"));
+        total++;
+        passed += ok;
+        json_t *det = json_deep_copy(t);
+        json_object_del(det, "name");
+        json_object_del(det, "passed");
+        json_object_del(det, "time_ms");
+        json_object_del(det, "output");
+        json_array_append_new(j->checks,
+                              json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "kind", "test", "name",
+                                        str_of(t, "name"), "passed", ok, "time_ms",
+                                        (json_int_t)num_or(t, "time_ms", 0), "output_excerpt",
+                                        excerpt(str_of(t, "output")), "details", det));
+        const char *why = str_of(t, "error");
+        char out[200], exp[200];
+        short_line(str_of(t, "output"), out, sizeof out);
+        short_line(str_of(t, "expected"), exp, sizeof exp);
+        if (ok)
+            text_add(&j->checks_text, "Test \"%s\": passed\n", str_of(t, "name"));
+        else
+            text_add(&j->checks_text, "Test \"%s\": FAILED%s%s%s; expected \"%s\", got \"%s\"\n",
+                     str_of(t, "name"), *why ? " (" : "", why, *why ? ")" : "", exp, out);
+    }
+    text_add(&j->checks_text, "%d of %d tests passed.\n", passed, total);
+    j->check_verdict = !cok ? 2 : total == 0 ? -1 : passed == total ? 1 : 0;
+    json_decref(res);
+    return SM_OK;
+}
+
+static sm_code math_checks(sm_job *j, sm_err *err)
+{
+    const json_t *a = json_object_get(j->body, "assignment");
+    const char *key = str_of(a, "answer_key");
+    if (!*key) {
+        text_add(&j->checks_text, "No answer key: the final answer was not checked.\n");
+        return SM_OK;
+    }
+    json_t *res = NULL;
+    int64_t t0 = sm_mono_ms();
+    sm_code rc = sm_answer_compare(str_of(json_object_get(j->body, "submission"), "content"),
+                                   key, &res, err);
+    if (rc)
+        return rc;
+    bool eq = json_is_true(json_object_get(res, "equal"));
+    const char *got = json_string_value(json_object_get(res, "extracted"));
+    char *ex = NULL;
+    if (asprintf(&ex, "final answer %s; expected %s (%s)", got ? got : "(none found)",
+                 str_of(res, "expected"), str_of(res, "method")) < 0)
+        ex = NULL;
+    json_array_append_new(j->checks,
+                          json_pack("{s:s, s:s, s:b, s:I, s:o, s:O}", "kind", "answer", "name",
+                                    "final answer", "passed", eq, "time_ms",
+                                    (json_int_t)(sm_mono_ms() - t0), "output_excerpt",
+                                    excerpt(ex ? ex : ""), "details", res));
+    text_add(&j->checks_text, "Final answer check: the student's final answer %s%s%s %s the "
+             "answer key (%s).\n", got ? "\"" : "", got ? got : "could not be found", got ? "\"" : "",
+             got ? (eq ? "EQUALS" : "DOES NOT EQUAL") : "so it was not compared with",
+             str_of(res, "detail"));
+    j->check_verdict = eq ? 1 : 0;
+    free(ex);
+    json_decref(res);
+    return SM_OK;
+}
+
+sm_code sm_job_run_checks(sm_job *j, sm_err *err)
+{
+    int64_t t0 = sm_mono_ms();
+    sm_code rc = SM_OK;
+    if (j->kind == SM_KIND_CODE)
+        rc = code_checks(j, err);
+    else if (j->kind == SM_KIND_MATH)
+        rc = math_checks(j, err);
+    j->checks_ms = sm_mono_ms() - t0;
+    return rc;
+}
+
+/* ---- prompt and generation ---- */
+
+sm_code sm_job_prepare(sm_job *j, sm_err *err)
+{
+    const json_t *a = json_object_get(j->body, "assignment");
+    const json_t *sub = json_object_get(j->body, "submission");
+    const char *content = str_of(sub, "content");
+    sm_code rc = sm_inject_scan(content, strlen(content), j->injection, &j->n_injection, err);
+    if (rc)
+        return rc;
+    const char *lang = str_of(sub, "language");
+    sm_prompt_input in = {
+        .kind = j->kind, .title = str_of(a, "title"), .statement = str_of(a, "statement"),
+        .rubric = str_of(a, "rubric"), .reference_solution = str_of(a, "reference_solution"),
+        .answer_key = str_of(a, "answer_key"), .language = *lang ? lang : str_of(a, "language"),
+        .max_score = j->max_score, .checks = j->checks_text, .student = content};
+    rc = sm_prompt_build(j->g->prompts, j->g->tok, &in, &j->prompt, err);
+    if (rc)
+        return rc;
+    if ((int64_t)j->prompt.n_ids > j->g->cfg->worker.max_prompt_tokens)
+        return sm_err_set(err, SM_ELIMIT, "the prompt has %zu tokens, more than "
+                          "worker.max_prompt_tokens (%lld)", j->prompt.n_ids,
+                          (long long)j->g->cfg->worker.max_prompt_tokens);
+    return SM_OK;
+}
+
+sm_code sm_job_submit(sm_job *j, sm_sched *sched, sm_err *err)
+{
+    static const char *const stops[] = {SM_VERDICT_END, NULL};
+    j->t_gen_ms = sm_mono_ms();
+    for (int i = 0; i < j->n_samples; i++) {
+        sm_task_spec t = {.user = j, .tag = i, .prompt = j->prompt.ids,
+                          .n_prompt = j->prompt.n_ids, .n_prefix = j->prompt.n_prefix,
+                          .sampling = j->sp, .max_new = j->max_new, .stops = stops};
+        t.sampling.seed = j->seed + (uint64_t)i;
+        sm_code rc = sm_sched_submit(sched, &t, err);
+        if (rc) {
+            sm_sched_cancel(sched, j);
+            return rc;
+        }
+    }
+    return SM_OK;
+}
+
+static char *dup_text(const char *s)
+{
+    char *p = strdup(s ? s : "");
+    return p;
+}
+
+/* Parses the sample's latest text; true when valid. */
+static bool parse_sample(sm_job *j, sm_sample *s, const char *text)
+{
+    sm_err e;
+    sm_verdict_clear(&s->v);
+    if (sm_verdict_parse(text, strlen(text), j->max_score, &s->v, &e) == SM_OK) {
+        s->valid = true;
+        s->error[0] = '\0';
+        return true;
+    }
+    s->valid = false;
+    snprintf(s->error, sizeof s->error, "%s", e.msg);
+    return false;
+}
+
+sm_code sm_job_set_sample(sm_job *j, int i, const char *text, sm_finish finish,
+                          const char *repair_text, int64_t tokens, sm_err *err)
+{
+    if (i < 0 || i >= j->n_samples)
+        return sm_err_set(err, SM_EINVAL, "no sample %d", i);
+    sm_sample *s = &j->s[i];
+    if (!(s->text = dup_text(text)))
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    s->finish = finish;
+    s->tokens = tokens;
+    if (!parse_sample(j, s, text) && repair_text) {
+        if (!(s->repair_request = dup_text(s->error)) ||
+            !(s->repair_text = dup_text(repair_text)))
+            return sm_err_set(err, SM_ENOMEM, "out of memory");
+        parse_sample(j, s, repair_text);
+    }
+    s->done = true;
+    j->n_done++;
+    if (j->n_done == j->n_samples)
+        j->t_done_ms = sm_mono_ms();
+    return SM_OK;
+}
+
+sm_code sm_job_task_done(void *user, sm_task *task, sm_err *err)
+{
+    sm_job *j = user;
+    int i = sm_task_tag(task);
+    sm_sample *s = &j->s[i];
+    const char *text = sm_task_text(task, NULL);
+    s->tokens = sm_task_total_tokens(task);
+    s->prompt_tokens = sm_task_prompt_tokens(task);
+    s->cached_tokens = sm_task_cached_tokens(task);
+    if (!s->text) { /* the critique */
+        if (!(s->text = dup_text(text)))
+            return sm_err_set(err, SM_ENOMEM, "out of memory");
+        s->finish = sm_task_finish(task);
+        if (!parse_sample(j, s, text)) {
+            int32_t *ids;
+            size_t n;
+            sm_code rc = sm_prompt_repair(j->g->tok, s->error, j->max_score, &ids, &n, err);
+            if (rc)
+                return rc;
+            rc = sm_task_continue(task, ids, n, SM_GRADE_REPAIR_TOKENS, err);
+            free(ids);
+            if (rc)
+                return rc;
+            if (!(s->repair_request = dup_text(s->error)))
+                return sm_err_set(err, SM_ENOMEM, "out of memory");
+            return SM_OK;
+        }
+    } else { /* the answer to the repair request */
+        if (!(s->repair_text = dup_text(text)))
+            return sm_err_set(err, SM_ENOMEM, "out of memory");
+        parse_sample(j, s, text);
+    }
+    s->done = true;
+    j->n_done++;
+    if (j->n_done == j->n_samples)
+        j->t_done_ms = sm_mono_ms();
+    return SM_OK;
+}
+
+bool sm_job_complete(const sm_job *j) { return j->n_done == j->n_samples; }
+
+/* ---- the result ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void add_flag(json_t *flags, const char *f)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(flags, i, v) if (!strcmp(json_string_value(v), f)) return;
+    json_array_append_new(flags, json_string(f));
+}
+
+/* Whether the model's score contradicts the deterministic checks. */
+static bool contradicts(const sm_job *j, double score)
+{
+    double half = 0.5 * j->max_score;
+    switch (j->check_verdict) {
+    case 1: /* everything passed */
+        return score < half;
+    case 0: /* some test failed or the answer is wrong */
+        return score >= j->max_score - 1e-9;
+    case 2: /* did not compile */
+        return score > half;
+    default:
+        return false;
+    }
+}
+
+sm_code sm_job_result(sm_job *j, json_t **out, sm_err *err)
+{
+    *out = NULL;
+    json_t *r = json_object(), *flags = json_array(), *steps = json_array(),
+           *reasoning = json_array();
+    if (!r || !flags || !steps || !reasoning) {
+        json_decref(r);
+        json_decref(flags);
+        json_decref(steps);
+        json_decref(reasoning);
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < j->n_injection; i++)
+        add_flag(flags, j->injection[i]);
+    if (j->checks_unavailable)
+        add_flag(flags, "checks_unavailable");
+    int64_t prompt_tok = 0, completion = 0, cached = 0;
+    int n_valid = 0, rep = -1;
+    double *scores = calloc((size_t)j->n_samples, sizeof *scores);
+    for (int i = 0; i < j->n_samples; i++) {
+        sm_sample *s = &j->s[i];
+        prompt_tok += s->prompt_tokens + s->cached_tokens;
+        cached += s->cached_tokens;
+        completion += s->tokens;
+        if (s->finish == SM_FINISH_LENGTH)
+            add_flag(flags, "cut_off");
+        if (s->valid && scores)
+            scores[n_valid++] = s->v.score;
+        char *text = NULL;
+        if (s->repair_request) {
+            if (asprintf(&text, "%s\n\n[verdict block rejected: %s; repair answer follows]\n%s",
+                         s->text ? s->text : "", s->repair_request,
+                         s->repair_text ? s->repair_text : "") < 0)
+                text = NULL;
+        }
+        json_array_append_new(reasoning,
+                              json_pack("{s:i, s:s, s:I}", "sample", i, "text",
+                                        text ? text : (s->text ? s->text : ""), "tokens",
+                                        (json_int_t)s->tokens));
+        free(text);
+    }
+    double confidence = 0;
+    if (n_valid == 0) {
+        add_flag(flags, "invalid_verdict");
+        const char *why = j->n_samples > 0 ? j->s[0].error : "";
+        char *sum = NULL;
+        if (asprintf(&sum, "The model's critique could not be read (%s), even after one repair "
+                     "request; a teacher should grade this submission.", why) < 0)
+            sum = NULL;
+        json_object_set_new(r, "summary", json_string(sum ? sum : "unreadable critique"));
+        free(sum);
+    } else {
+        qsort(scores, (size_t)n_valid, sizeof *scores, cmp_double);
+        double score = n_valid % 2 ? scores[n_valid / 2]
+                                   : 0.5 * (scores[n_valid / 2 - 1] + scores[n_valid / 2]);
+        /* the representative sample: the first valid one whose score is nearest the median */
+        double best = INFINITY;
+        for (int i = 0; i < j->n_samples; i++)
+            if (j->s[i].valid && fabs(j->s[i].v.score - score) < best) {
+                best = fabs(j->s[i].v.score - score);
+                rep = i;
+            }
+        const sm_verdict *rv = &j->s[rep].v;
+        double agree_sum = 0;
+        for (int k = 0; k < rv->n_steps; k++) {
+            int count[SM_VERDICT_KINDS] = {0}, voters = 0;
+            for (int i = 0; i < j->n_samples; i++)
+                if (j->s[i].valid && j->s[i].v.n_steps > k) {
+                    count[j->s[i].v.steps[k].verdict]++;
+                    voters++;
+                }
+            /* majority; a tie goes to the representative sample's verdict, then the more
+             * severe one (incorrect, incomplete, unclear, correct) */
+            int maj = rv->steps[k].verdict;
+            static const int order[] = {SM_VERDICT_INCORRECT, SM_VERDICT_INCOMPLETE,
+                                        SM_VERDICT_UNCLEAR, SM_VERDICT_CORRECT};
+            for (int o = 0; o < SM_VERDICT_KINDS; o++)
+                if (count[order[o]] > count[maj])
+                    maj = order[o];
+            double agreement = (double)count[maj] / (double)j->n_samples;
+            (void)voters;
+            agree_sum += agreement;
+            /* quote and explanation from the first valid sample holding the majority verdict */
+            const sm_verdict_step *src = &rv->steps[k];
+            if ((int)src->verdict != maj)
+                for (int i = 0; i < j->n_samples; i++)
+                    if (j->s[i].valid && j->s[i].v.n_steps > k &&
+                        (int)j->s[i].v.steps[k].verdict == maj) {
+                        src = &j->s[i].v.steps[k];
+                        break;
+                    }
+            json_array_append_new(
+                steps, json_pack("{s:i, s:s, s:s, s:s, s:f}", "number", k + 1, "quoted",
+                                 src->quoted, "verdict", sm_verdict_kind_name(maj),
+                                 "explanation", src->explanation, "agreement", agreement));
+        }
+        confidence = rv->n_steps ? agree_sum / rv->n_steps : 0;
+        /* disagreement on the score also lowers confidence */
+        double spread = scores[n_valid - 1] - scores[0];
+        confidence *= 1.0 - fmin(1.0, spread / j->max_score) * 0.5;
+        if (confidence < SM_GRADE_LOW_AGREEMENT)
+            add_flag(flags, "low_agreement");
+        if (contradicts(j, score))
+            add_flag(flags, "checks_contradict_score");
+        json_object_set_new(r, "score", json_real(score));
+        json_object_set_new(r, "summary", json_string(rv->summary));
+    }
+    free(scores);
+    const sm_config *c = j->g->cfg;
+    json_object_set_new(r, "job_id", json_integer((json_int_t)j->id));
+    json_object_set_new(r, "status", json_string(json_array_size(flags) ? "needs_review"
+                                                                        : "graded"));
+    json_object_set_new(r, "max_score", json_real(j->max_score));
+    json_object_set_new(r, "steps", steps);
+    json_object_set_new(r, "checks", json_incref(j->checks));
+    json_object_set_new(r, "flags", flags);
+    json_object_set_new(r, "confidence", json_real(confidence));
+    json_object_set_new(r, "reasoning", reasoning);
+    json_object_set_new(r, "model", json_pack("{s:s, s:s}", "name", j->g->model_name, "hash",
+                                              j->g->model_hash));
+    json_object_set_new(r, "engine_version", json_string(j->g->engine_version));
+    json_object_set_new(r, "prompt_template_version",
+                        json_string(j->prompt.version ? j->prompt.version
+                                                      : sm_prompt_version(j->g->prompts,
+                                                                          j->kind)));
+    json_object_set_new(
+        r, "sampling",
+        json_pack("{s:f, s:f, s:I, s:f, s:f, s:I, s:i, s:b}", "temperature",
+                  j->sp.temperature, "top_p", j->sp.top_p, "top_k", (json_int_t)j->sp.top_k,
+                  "min_p", j->sp.min_p, "repetition_penalty", j->sp.repeat_penalty,
+                  "max_new_tokens", (json_int_t)j->max_new, "samples", j->n_samples,
+                  "deterministic", c->worker.deterministic));
+    json_object_set_new(r, "seed", json_integer((json_int_t)j->seed));
+    json_object_set_new(r, "tokens", json_pack("{s:I, s:I}", "prompt", (json_int_t)prompt_tok,
+                                               "completion", (json_int_t)completion));
+    int64_t end = j->t_done_ms ? j->t_done_ms : sm_mono_ms();
+    json_object_set_new(r, "timings",
+                        json_pack("{s:I, s:I, s:I, s:I}", "checks_ms",
+                                  (json_int_t)j->checks_ms, "generate_ms",
+                                  (json_int_t)(j->t_gen_ms ? end - j->t_gen_ms : 0), "total_ms",
+                                  (json_int_t)(end - j->t_received_ms), "prefix_cached_tokens",
+                                  (json_int_t)cached));
+    *out = r;
+    return SM_OK;
+}

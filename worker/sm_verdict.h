@@ -1,0 +1,72 @@
+/* sm_verdict: the machine-readable verdict block that ends every critique, and its strict
+ * parser. The block (docs/worker.md "Verdict format") is, line by line:
+ *
+ *   === VERDICT ===
+ *   STEP 1: correct|incorrect|incomplete|unclear
+ *   QUOTE: <the student's step, on one line>
+ *   WHY: <the explanation, on one line>
+ *   ... (STEP/QUOTE/WHY for steps 2, 3, ... numbered without gaps)
+ *   SCORE: <points>/<maximum>
+ *   SUMMARY: <one line>
+ *   === END VERDICT ===
+ *
+ * The parser looks only at the text after the last "</think>" (if any), takes the last line
+ * reading "=== VERDICT ===", and rejects anything that deviates: a missing or unclosed block,
+ * text after it, missing, repeated or out-of-order lines, a step number out of sequence, an
+ * unknown verdict, empty fields, a score that is not a number in [0, maximum] or a maximum
+ * other than the assignment's. Keywords and verdict words are matched case-insensitively. */
+#ifndef SM_VERDICT_H
+#define SM_VERDICT_H
+
+#include <stddef.h>
+
+#include "sm_error.h"
+
+#define SM_VERDICT_MAX_STEPS 200
+#define SM_VERDICT_MAX_FIELD 4000 /* longest QUOTE, WHY or SUMMARY in bytes */
+#define SM_VERDICT_BEGIN "=== VERDICT ==="
+#define SM_VERDICT_END "=== END VERDICT ==="
+
+typedef enum sm_verdict_kind {
+    SM_VERDICT_CORRECT = 0,
+    SM_VERDICT_INCORRECT,
+    SM_VERDICT_INCOMPLETE,
+    SM_VERDICT_UNCLEAR,
+    SM_VERDICT_KINDS
+} sm_verdict_kind;
+
+typedef struct sm_verdict_step {
+    int number;
+    sm_verdict_kind verdict;
+    char *quoted;
+    char *explanation;
+} sm_verdict_step;
+
+typedef struct sm_verdict {
+    sm_verdict_step *steps;
+    int n_steps;
+    double score;
+    double max_score;
+    char *summary;
+} sm_verdict;
+
+/* Parses the verdict block at the end of text[0, len). On success *out owns its strings
+ * (sm_verdict_clear); on failure *out is empty and err says what is wrong (SM_EFORMAT), in a
+ * message short enough to quote back to the model in the repair request. */
+sm_code sm_verdict_parse(const char *text, size_t len, double max_score, sm_verdict *out,
+                         sm_err *err);
+
+void sm_verdict_clear(sm_verdict *v);
+
+/* "correct", "incorrect", "incomplete" or "unclear". */
+const char *sm_verdict_kind_name(sm_verdict_kind k);
+
+/* The instructions describing the block to the model (the {{verdict_format}} placeholder of
+ * the prompt templates), with the maximum score written in. *out is malloc'd. */
+sm_code sm_verdict_instructions(double max_score, char **out, sm_err *err);
+
+/* Writes a number the way the block and the prompts show it: an integer without decimals,
+ * otherwise up to 4 significant decimals ("2", "2.5"). */
+void sm_verdict_format_number(double v, char *buf, size_t n);
+
+#endif
