@@ -22,11 +22,14 @@
 
 #include <libpq-fe.h>
 
+#include <zmq.h>
+
 #include "sm_client.h"
 #include "sm_pgembed.h"
 
 typedef struct worker {
     int n;
+    void *zctx; /* shared by all client threads: one I/O thread, not one per client */
     const char *endpoint;
     const char *content;
     volatile int *go, *stop;
@@ -49,7 +52,7 @@ static void *client_thread(void *arg)
     sm_client_opts o = {.endpoint = w->endpoint, .timeout_ms = 10000, .retries = 0};
     sm_client *c;
     sm_err err;
-    if (sm_client_new(NULL, &o, &c, &err) != SM_OK) {
+    if (sm_client_new(w->zctx, &o, &c, &err) != SM_OK) {
         fprintf(stderr, "loadgen: %s\n", err.msg);
         return NULL;
     }
@@ -242,9 +245,10 @@ int main(int argc, char **argv)
     content[content_bytes] = '\0';
     volatile int go = 0, stop = 0;
     worker *ws = calloc((size_t)clients, sizeof *ws);
+    void *zctx = zmq_ctx_new();
     pthread_t *ts = calloc((size_t)clients, sizeof *ts);
     for (int i = 0; i < clients; i++) {
-        ws[i] = (worker){.n = i, .endpoint = ep, .content = content, .go = &go, .stop = &stop};
+        ws[i] = (worker){.n = i, .zctx = zctx, .endpoint = ep, .content = content, .go = &go, .stop = &stop};
         snprintf(ws[i].run, sizeof ws[i].run, "%d", (int)getpid());
         pthread_create(&ts[i], NULL, client_thread, &ws[i]);
     }
@@ -260,6 +264,7 @@ int main(int argc, char **argv)
         errors += ws[i].errors;
     }
     double el = now_s() - t0;
+    zmq_ctx_term(zctx);
     double *all = malloc(((size_t)total + 1) * sizeof *all);
     int k = 0;
     for (int i = 0; i < clients; i++) {
