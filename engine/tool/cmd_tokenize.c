@@ -3,7 +3,9 @@
  * spaces; `stepmark-engine detokenize --tokenizer DIR` reads whitespace-separated ids and
  * writes their text. Without --special, special-token text is encoded as plain text.
  * With --lines, every '\n'-separated line of the input is a separate item (tokenize: one line
- * of ids per input line; detokenize: one line of text per line of ids). */
+ * of ids per input line; detokenize: one line of text per line of ids). With --items, tokenize
+ * takes NUL-separated items (one line of ids each) and detokenize writes each line's text
+ * followed by a NUL byte. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -41,24 +43,26 @@ static char *read_stdin(size_t *len) {
 
 /* Parses --tokenizer DIR and, if allowed, --special. Returns 0 or the exit status 2. */
 static int parse_args(int argc, char **argv, bool allow_special, const char **dir, bool *special,
-                      bool *lines) {
+                      int *sep) {
     *dir = NULL;
     *special = false;
-    *lines = false;
+    *sep = -1; /* -1: the whole input is one item */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) {
             *dir = argv[++i];
         } else if (allow_special && strcmp(argv[i], "--special") == 0) {
             *special = true;
         } else if (strcmp(argv[i], "--lines") == 0) {
-            *lines = true;
+            *sep = '\n';
+        } else if (strcmp(argv[i], "--items") == 0) {
+            *sep = '\0';
         } else {
             fprintf(stderr, "%s: unknown argument \"%s\"\n", argv[0], argv[i]);
             return 2;
         }
     }
     if (!*dir) {
-        fprintf(stderr, "usage: stepmark-engine %s --tokenizer DIR%s [--lines]\n", argv[0],
+        fprintf(stderr, "usage: stepmark-engine %s --tokenizer DIR%s [--lines|--items]\n", argv[0],
                 allow_special ? " [--special]" : "");
         return 2;
     }
@@ -92,8 +96,9 @@ static int print_ids(const sm_tokenizer *tok, const char *text, size_t len, bool
 
 int sm_cmd_tokenize(int argc, char **argv) {
     const char *dir;
-    bool special, lines;
-    int rc = parse_args(argc, argv, true, &dir, &special, &lines);
+    bool special;
+    int sep;
+    int rc = parse_args(argc, argv, true, &dir, &special, &sep);
     if (rc) return rc;
     size_t len;
     char *text = read_stdin(&len);
@@ -106,12 +111,12 @@ int sm_cmd_tokenize(int argc, char **argv) {
         free(text);
         return 1;
     }
-    if (!lines) {
+    if (sep < 0) {
         rc = print_ids(tok, text, len, special);
     } else {
         size_t start = 0;
         for (size_t i = 0; i <= len && rc == 0; i++) {
-            if (i < len && text[i] != '\n') continue;
+            if (i < len && text[i] != (char)sep) continue;
             rc = print_ids(tok, text + start, i - start, special);
             start = i + 1;
         }
@@ -149,7 +154,8 @@ static int parse_ids(const char *p, const char *end, int32_t **ids, size_t *n) {
     }
 }
 
-static int print_text(const sm_tokenizer *tok, const char *p, const char *end, bool newline) {
+/* Decodes the ids in [p, end) and writes the text, followed by the byte term unless it is -1. */
+static int print_text(const sm_tokenizer *tok, const char *p, const char *end, int term) {
     int32_t *ids;
     size_t n;
     int rc = parse_ids(p, end, &ids, &n);
@@ -160,7 +166,7 @@ static int print_text(const sm_tokenizer *tok, const char *p, const char *end, b
         if (sm_tokenizer_decode(tok, ids, n, &out, &olen, &err)) {
             fprintf(stderr, "detokenize: %s (%s)\n", err.msg, sm_code_name(err.code));
             rc = 1;
-        } else if (fwrite(out, 1, olen, stdout) != olen || (newline && putchar('\n') == EOF)) {
+        } else if (fwrite(out, 1, olen, stdout) != olen || (term >= 0 && putchar(term) == EOF)) {
             rc = 1;
         }
         free(out);
@@ -171,8 +177,9 @@ static int print_text(const sm_tokenizer *tok, const char *p, const char *end, b
 
 int sm_cmd_detokenize(int argc, char **argv) {
     const char *dir;
-    bool special, lines;
-    int rc = parse_args(argc, argv, false, &dir, &special, &lines);
+    bool special;
+    int sep;
+    int rc = parse_args(argc, argv, false, &dir, &special, &sep);
     if (rc) return rc;
     size_t len;
     char *text = read_stdin(&len);
@@ -185,16 +192,16 @@ int sm_cmd_detokenize(int argc, char **argv) {
         free(text);
         return 1;
     }
-    if (!lines) {
-        rc = print_text(tok, text, text + len, false);
+    if (sep < 0) {
+        rc = print_text(tok, text, text + len, -1);
     } else {
         size_t start = 0;
         for (size_t i = 0; i < len && rc == 0; i++) {
             if (text[i] != '\n') continue;
-            rc = print_text(tok, text + start, text + i, true);
+            rc = print_text(tok, text + start, text + i, sep);
             start = i + 1;
         }
-        if (rc == 0 && start < len) rc = print_text(tok, text + start, text + len, true);
+        if (rc == 0 && start < len) rc = print_text(tok, text + start, text + len, sep);
     }
     if (fflush(stdout) != 0) rc = 1;
     sm_tokenizer_free(&tok);

@@ -37,13 +37,18 @@ def run_tool(tool, args, data):
     return p.stdout
 
 
-def our_encode_lines(tool, tok_dir, items, special):
-    """ids of every item (none may contain a newline), through one --lines run."""
-    data = "\n".join(items).encode("utf-8")
-    args = ["tokenize", "--tokenizer", tok_dir, "--lines"] + (["--special"] if special else [])
-    lines = run_tool(tool, args, data).decode().split("\n")
+def our_encode_many(tool, tok_dir, items, special, sep):
+    """ids of every item, through one run; sep "\n" (--lines) or "\0" (--items)."""
+    assert not any(sep in t for t in items)
+    data = sep.join(items).encode("utf-8")
+    args = ["tokenize", "--tokenizer", tok_dir, "--lines" if sep == "\n" else "--items"]
+    lines = run_tool(tool, args + (["--special"] if special else []), data).decode().split("\n")
     assert lines[-1] == "" and len(lines) == len(items) + 1, (len(lines), len(items))
     return [[int(t) for t in line.split()] for line in lines[:-1]]
+
+
+def our_encode_lines(tool, tok_dir, items, special):
+    return our_encode_many(tool, tok_dir, items, special, "\n")
 
 
 def our_encode(tool, tok_dir, text, special):
@@ -55,6 +60,15 @@ def our_encode(tool, tok_dir, text, special):
 def our_decode(tool, tok_dir, ids):
     return run_tool(tool, ["detokenize", "--tokenizer", tok_dir],
                     " ".join(map(str, ids)).encode()).decode("utf-8")
+
+
+def our_decode_many(tool, tok_dir, ids_lists):
+    """texts of every id list, through one detokenize --items run."""
+    data = "".join(" ".join(map(str, ids)) + "\n" for ids in ids_lists).encode()
+    out = run_tool(tool, ["detokenize", "--tokenizer", tok_dir, "--items"], data).decode("utf-8")
+    texts = out.split("\0")
+    assert texts[-1] == "" and len(texts) == len(ids_lists) + 1, (len(texts), len(ids_lists))
+    return texts[:-1]
 
 
 def hf_ids(tok, text, special):
@@ -99,11 +113,10 @@ def check_items(tool, tok_dir, hf, items, roundtrip=True):
     require decode(encode(x)) == NFC(x) (not so with lstrip/rstrip tokens, which eat spaces)."""
     compared = identical = 0
     names = list(items)
-    # whole items, one tool run each
-    for name in names:
-        text = items[name]
-        for special in (True, False):
-            ours = our_encode(tool, tok_dir, text, special)
+    # whole items, one tool run per mode for all of them
+    texts = [items[n] for n in names]
+    for special in (True, False):
+        for name, text, ours in zip(names, texts, our_encode_many(tool, tok_dir, texts, special, "\0")):
             ref = hf_ids(hf, text, special)
             compared += 1
             if ours == ref:
@@ -113,12 +126,19 @@ def check_items(tool, tok_dir, hf, items, roundtrip=True):
                              min(len(ours), len(ref)))
                 fail("%s (special=%s): ids differ at %d: ours %s hf %s" %
                      (name, special, first, ours[first:first + 8], ref[first:first + 8]))
-        ours = our_encode(tool, tok_dir, text, True)
-        back = our_decode(tool, tok_dir, ours)
+    # round trips, special tokens recognised
+    all_ids = our_encode_many(tool, tok_dir, texts, True, "\0")
+    for name, text, ids, back in zip(names, texts, all_ids, our_decode_many(tool, tok_dir, all_ids)):
         if roundtrip and back != unicodedata.normalize("NFC", text):
             fail("%s: decode(encode(x)) != NFC(x)" % name)
-        if back != hf.decode(ours, skip_special_tokens=False):
+        if back != hf.decode(ids, skip_special_tokens=False):
             fail("%s: our decode differs from HF decode" % name)
+    # one item through the plain (no --items) path of both commands
+    one = items[names[0]]
+    if our_encode(tool, tok_dir, one, True) != all_ids[0]:
+        fail("%s: tokenize without --items differs" % names[0])
+    if our_decode(tool, tok_dir, all_ids[0]) != hf.decode(all_ids[0], skip_special_tokens=False):
+        fail("%s: detokenize without --items differs" % names[0])
     # every line of every multi-line item, in one --lines run per mode
     lines = []
     for name in names:
