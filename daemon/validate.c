@@ -299,7 +299,7 @@ sm_code sm_validate_result(const json_t *body, sm_err *err)
         rc = sm_json_num(body, "max_score", true, 0.01, 999999, &max_score, err);
     bool has_score = json_is_number(json_object_get(body, "score"));
     if (!rc)
-        rc = sm_json_num(body, "score", false, 0, max_score, &score, err);
+        rc = sm_json_num(body, "score", false, 0, max_score + 0.005, &score, err); /* 2 decimals */
     if (!rc && !has_score && !strcmp(s, "graded"))
         rc = sm_err_set(err, SM_EINVAL, "a graded result needs a score");
     if (!rc)
