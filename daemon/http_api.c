@@ -34,8 +34,9 @@
     "  count(*) FILTER (WHERE x.bin = 7), count(*) FILTER (WHERE x.bin = 8), "                  \
     "  count(*) FILTER (WHERE x.bin = 9), count(*) FILTER (WHERE x.bin = 10)"                   \
     ") AS histogram "                                                                           \
-    "FROM (SELECT y.state, y.flagged, y.final_score, least(greatest(width_bucket("              \
-    "  y.final_score, 0, a.max_score, 10), 1), 10) AS bin FROM submission_status y "           \
+    "FROM (SELECT y.state, y.flagged, y.final_score, CASE WHEN y.final_score IS NOT NULL "     \
+    "  THEN least(greatest(width_bucket(y.final_score, 0, a.max_score, 10), 1), 10) END AS bin " \
+    "  FROM submission_status y "                                                               \
     "  WHERE y.assignment_id = a.id) x) agg ON true"
 
 void http_api_courses(http_req *rq, http_resp *rs)

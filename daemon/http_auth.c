@@ -19,45 +19,57 @@ void http_rate_init(sm_http *h)
     memset(h->rate, 0, sizeof h->rate);
 }
 
-/* Counts one attempt from client; false when the client is over its limit this minute. */
-static bool rate_allow(sm_http *h, const char *client)
+static double now_seconds(void)
 {
-    int64_t minute = (int64_t)time(NULL) / 60;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Counts one sign-in attempt from client against a token bucket holding login_per_minute
+ * attempts and refilled evenly over a minute. Returns 0 when allowed, else the seconds to wait. */
+static int rate_take(sm_http *h, const char *client)
+{
+    double now = now_seconds();
+    double cap = (double)h->login_per_minute, rate = cap / 60.0;
     char hash[SM_SHA256_HEX];
     sm_sha256_hex(client, strlen(client), hash);
     unsigned start = (unsigned)strtoul(hash + 56, NULL, 16) % HTTP_RATE_SLOTS;
-    bool allow = true;
+    int wait = 0;
     pthread_mutex_lock(&h->rate_lock);
     http_rate_slot *slot = NULL;
-    /* Open addressing over a few slots; a stale or free slot is reused. */
+    /* Open addressing over 8 slots: the client's own, else a free one or one idle for a minute
+     * (its bucket would be full again anyway), else the least recently used. */
     for (unsigned i = 0; i < 8 && !slot; i++) {
         http_rate_slot *s = &h->rate[(start + i) % HTTP_RATE_SLOTS];
         if (strcmp(s->client, client) == 0)
             slot = s;
     }
-    for (unsigned i = 0; i < 8 && !slot; i++) {
-        http_rate_slot *s = &h->rate[(start + i) % HTTP_RATE_SLOTS];
-        if (s->client[0] == '\0' || s->window != minute) {
-            slot = s;
-            snprintf(s->client, sizeof s->client, "%s", client);
-            s->window = minute;
-            s->count = 0;
-        }
-    }
     if (!slot) {
-        /* Eight busy clients share this bucket: count against the first one. */
-        slot = &h->rate[start];
+        http_rate_slot *oldest = &h->rate[start];
+        for (unsigned i = 0; i < 8; i++) {
+            http_rate_slot *s = &h->rate[(start + i) % HTTP_RATE_SLOTS];
+            if (s->last < oldest->last)
+                oldest = s;
+        }
+        slot = oldest;
+        bool idle = slot->client[0] == '\0' || now - slot->last >= 60.0;
+        snprintf(slot->client, sizeof slot->client, "%s", client);
+        if (idle) {
+            slot->tokens = cap;
+        } /* else: a busy slot is shared, which only makes the limit stricter */
+        slot->last = now;
     }
-    if (slot->window != minute) {
-        slot->window = minute;
-        slot->count = 0;
-    }
-    if (slot->count >= h->login_per_minute)
-        allow = false;
+    slot->tokens += (now - slot->last) * rate;
+    if (slot->tokens > cap)
+        slot->tokens = cap;
+    slot->last = now;
+    if (slot->tokens >= 1.0)
+        slot->tokens -= 1.0;
     else
-        slot->count++;
+        wait = (int)((1.0 - slot->tokens) / rate) + 1;
     pthread_mutex_unlock(&h->rate_lock);
-    return allow;
+    return wait;
 }
 
 static bool is_hex(const char *s, size_t n)
@@ -152,10 +164,11 @@ static json_t *session_json(const char *id, const char *name, const char *csrf)
 
 void http_api_signin(http_req *rq, http_resp *rs)
 {
-    if (!rate_allow(rq->http, rq->client)) {
+    int wait = rate_take(rq->http, rq->client);
+    if (wait > 0) {
         sm_log(SM_LOG_WARN, "sign-in rate limited", "client", rq->client, NULL);
-        rs->retry_after = 60;
-        http_resp_error(rs, 429, "ELIMIT", "too many sign-in attempts; wait a minute");
+        rs->retry_after = wait;
+        http_resp_error(rs, 429, "ELIMIT", "too many sign-in attempts; try again later");
         return;
     }
     json_t *body = rq->body ? json_loadb(rq->body, rq->len, 0, NULL) : NULL;

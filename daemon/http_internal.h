@@ -31,10 +31,10 @@ void http_pool_free(http_pool **p);
 
 /* ---- sign-in rate limiter (http_auth.c) ---- */
 #define HTTP_RATE_SLOTS 1024
-typedef struct http_rate_slot {
+typedef struct http_rate_slot { /* a token bucket per client address */
     char client[64];
-    int64_t window; /* minute number */
-    int count;
+    double tokens; /* attempts left; refilled at login_per_minute / 60 per second */
+    double last;   /* monotonic seconds of the last update */
 } http_rate_slot;
 
 struct sm_http {

@@ -423,11 +423,16 @@ def api_tests(t, env, web):
     t.equal('session gone after sign-out', st, 401)
 
     # rate limit (the server runs with 5 sign-in attempts per minute; 4 used above)
-    codes = [Client(base).signin('1' * 64)[0] for _ in range(3)]
-    t.equal('sign-in attempts rate-limited', codes, [401, 429, 429])
+    # 5 per minute, 4 used above: a burst runs into 429 within a few attempts (the bucket
+    # refills by one attempt every 12 s, so a slow run may allow one or two more)
+    codes = []
+    while len(codes) < 8 and (not codes or codes[-1] != 429):
+        codes.append(Client(base).signin('1' * 64)[0])
+    t.check('sign-in attempts rate-limited', codes[-1] == 429 and len(codes) <= 4
+            and set(codes[:-1]) <= {401}, codes)
     st, h = Client(base).signin(env.tokens['Bob'])
-    t.check('rate limit applies to valid tokens too', st == 429 and h.get('Retry-After') == '60',
-            (st, h.get('Retry-After')))
+    t.check('rate limit applies to valid tokens too', st == 429
+            and 1 <= int(h.get('Retry-After', '0')) <= 12, (st, h.get('Retry-After')))
 
     # secrets never logged
     env.log.flush()
