@@ -146,7 +146,7 @@ static sm_code parse_payload(rd *r, sm_tok_spec *spec) {
     spec->ignore_merges = take32(r) != 0;
     spec->normalizer = (int)take32(r);
     uint32_t rlen = take32(r);
-    if (r->bad || spec->n_ids > (1u << 24) || spec->n_added > spec->n_ids ||
+    if (r->bad || spec->n_ids > SM_TOK_MAX_IDS || spec->n_added > spec->n_ids ||
         spec->n_merges > r->left / 12 || spec->n_ids > r->left / 5 ||
         (spec->normalizer != SM_TOK_NORM_NONE && spec->normalizer != SM_TOK_NORM_NFC))
         return SM_EFORMAT;

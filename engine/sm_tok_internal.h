@@ -11,6 +11,9 @@
 
 #include "sm_tokenizer.h"
 
+/* The largest token id + 1 accepted (real vocabularies stay below 300k). */
+#define SM_TOK_MAX_IDS (1u << 22)
+
 /* ---- hashing and open-addressing maps (sm_tok_map.c) ---- */
 uint64_t sm_tok_hash(const void *data, size_t n);
 

@@ -9,8 +9,6 @@
 
 #include "sm_tok_internal.h"
 
-#define SM_TOK_MAX_IDS (1u << 24)
-
 void sm_tok_spec_clear(sm_tok_spec *spec) {
     if (spec->text) {
         for (size_t i = 0; i < spec->n_ids; i++) free(spec->text[i]);
