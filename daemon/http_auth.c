@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "http_internal.h"
@@ -234,9 +235,12 @@ void http_api_signin(http_req *rq, http_resp *rs)
         http_db_failed(rs, &err);
         return;
     }
-    char cookie[160];
-    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d",
-             HTTP_COOKIE, sid, HTTP_SESSION_HOURS * 3600);
+    /* Behind a TLS-terminating proxy the cookie is marked Secure (never sent over plain HTTP). */
+    const char *proto = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+    bool secure = proto && strcasecmp(proto, "https") == 0;
+    char cookie[176];
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s",
+             HTTP_COOKIE, sid, HTTP_SESSION_HOURS * 3600, secure ? "; Secure" : "");
     rs->set_cookie = strdup(cookie);
     memset(sid, 0, sizeof sid);
     sm_log(SM_LOG_INFO, "teacher signed in", "teacher", tid, "client", rq->client, NULL);

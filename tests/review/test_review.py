@@ -154,8 +154,9 @@ class Client:
             doc = None
         return status, doc
 
-    def signin(self, token):
-        status, headers, data = self.request('POST', '/api/signin', {'token': token})
+    def signin(self, token, headers=None):
+        status, headers, data = self.request('POST', '/api/signin', {'token': token},
+                                             headers=headers)
         if status == 200:
             self.cookie = headers['Set-Cookie'].split(';')[0]
             self.csrf = json.loads(data)['csrf']
@@ -200,9 +201,11 @@ def api_tests(t, env, web):
             env.sql(f"SELECT count(*) FROM teacher WHERE token_hash = '{env.tokens['Alice']}'") == '0')
     st, doc = alice.json('GET', '/api/session')
     t.check('session reports teacher', st == 200 and doc['teacher']['name'] == 'Alice', doc)
+    t.check('no Secure flag over plain HTTP', 'Secure' not in cookie, cookie)
     bob = Client(base)
-    st, _ = bob.signin(env.tokens['Bob'])
+    st, h = bob.signin(env.tokens['Bob'], headers={'X-Forwarded-Proto': 'https'})
     t.equal('bob signs in', st, 200)
+    t.check('Secure cookie behind a TLS proxy', 'Secure' in h.get('Set-Cookie', ''), h)
 
     # scoping: a teacher sees only their courses
     st, doc = alice.json('GET', '/api/courses')
@@ -510,6 +513,7 @@ def browser_tests(t, env, out, web):
         wait.until(lambda _: len(d.find_elements(By.CSS_SELECTOR, '#submissions tbody tr')) == 2)
         students = [e.text for e in d.find_elements(By.CSS_SELECTOR, '#submissions a.submission-link')]
         t.equal('flag filter shows flagged submissions', students, ['S002', 'S003'])
+        shot('review-assignment.png')
 
         d.find_element(By.LINK_TEXT, 'S002').click()
         find('#critique .step')
