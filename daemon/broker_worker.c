@@ -115,19 +115,23 @@ static void result(sm_broker *b, sm_worker *w, const unsigned char *ident, size_
         /* an unusable result is a failed attempt of the worker that holds the job */
         char msg[SM_ERR_MSG_MAX + 32];
         snprintf(msg, sizeof msg, "result rejected: %s", err.msg);
-        send_error(b, ident, len, req, rc, err.msg, false);
+        sm_err verr = err; /* the reply goes out after the job's state has changed */
         if (w && sm_worker_job_remove(w, job_id)) {
             char state[16];
             json_t *event = NULL;
             sm_err e2;
-            if (sm_store_fail(b->store, job_id, w->owner, msg, true, b->backoff_ms, state,
-                              &event, &e2) == SM_OK && event) {
+            sm_code frc = sm_store_fail(b->store, job_id, w->owner, msg, true, b->backoff_ms,
+                                        state, &event, &e2);
+            if (frc) {
+                sm_broker_db_failed(b, frc);
+            } else if (event) {
                 json_t *arr = json_array();
                 json_array_append_new(arr, event);
                 sm_broker_publish_all(b, arr);
             }
             b->dispatch_wanted = true;
         }
+        send_error(b, ident, len, req, rc, verr.msg, false);
         return;
     }
     json_t *event = NULL;
@@ -142,10 +146,31 @@ static void result(sm_broker *b, sm_worker *w, const unsigned char *ident, size_
     sm_wjob *wj = w ? sm_worker_job_find(w, job_id) : NULL;
     if (wj)
         streamed = wj->tokens;
+    if (rc == SM_EDB) {
+        /* refused by a constraint (connection alive): a failed attempt, like an invalid body */
+        char msg[SM_ERR_MSG_MAX + 48];
+        snprintf(msg, sizeof msg, "result rejected by the database: %s", err.msg);
+        if (wj) {
+            char state[16];
+            json_t *ev = NULL;
+            sm_err e2;
+            sm_code frc = sm_store_fail(b->store, job_id, w->owner, msg, true, b->backoff_ms,
+                                        state, &ev, &e2);
+            if (frc)
+                sm_broker_db_failed(b, frc);
+            else if (ev) {
+                json_t *arr = json_array();
+                json_array_append_new(arr, ev);
+                sm_broker_publish_all(b, arr);
+            }
+        }
+        send_error(b, ident, len, req, SM_EINVAL, msg, false);
+    }
     if (w && sm_worker_job_remove(w, job_id))
         b->dispatch_wanted = true;
     if (rc) {
-        send_error(b, ident, len, req, rc, err.msg, false);
+        if (rc != SM_EDB)
+            send_error(b, ident, len, req, rc, err.msg, false);
         return;
     }
     json_int_t completion =

@@ -880,6 +880,109 @@ static void case_duplicate_result(void)
     CHECK(stop_broker(SIGTERM) == 0);
 }
 
+/* Receives the next message of command want on a worker socket, skipping HEARTBEATs. */
+static json_t *worker_recv(void *s, const char *want)
+{
+    static const char *const cmds[] = {"JOB", "HEARTBEAT", "ACK", "ERROR", "CANCEL",
+                                       "DISCONNECT", NULL};
+    long end = now_ms() + 10000;
+    while (now_ms() < end) {
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 200) != 1)
+            continue;
+        sm_msg m;
+        sm_err err;
+        CHECK(sm_msg_recv(s, &m, 0, &err) == SM_OK);
+        sm_frame f[SM_PROTO_MAX_FRAMES];
+        for (int i = 0; i < m.n; i++)
+            f[i] = sm_msg_frame(&m, i);
+        sm_request r;
+        CHECK(sm_proto_parse(SM_PROTO_WORKER, cmds, f, m.n, m.total, 1 << 24, &r, &err) ==
+              SM_OK);
+        sm_msg_close(&m);
+        if (!strcmp(r.command, want)) {
+            json_t *b = r.body;
+            r.body = NULL;
+            sm_request_clear(&r);
+            return b;
+        }
+        CHECKM(!strcmp(r.command, "HEARTBEAT"), "got %s while waiting for %s", r.command, want);
+        sm_request_clear(&r);
+    }
+    fail("no %s within 10 s", want);
+}
+
+static void worker_send(void *s, const char *cmd, json_t *body)
+{
+    sm_err err;
+    CHECK(sm_proto_send_msg(s, NULL, SM_PROTO_WORKER, cmd, (const unsigned char *)"r", 1, body,
+                            &err) == SM_OK);
+    json_decref(body);
+}
+
+static json_t *bad_result(long long job_id, double score)
+{
+    return json_pack("{s:I, s:s, s:f, s:f, s:{s:s, s:s}, s:s, s:s}", "job_id",
+                     (json_int_t)job_id, "status", "graded", "score", score, "max_score", 4.0,
+                     "model", "name", "m", "hash", "h", "engine_version", "1",
+                     "prompt_template_version", "p");
+}
+
+/* A RESULT the broker cannot store is a failed attempt of the worker that holds the job,
+ * whether the broker's checks or the database's constraints refuse it. */
+static void case_bad_result(void)
+{
+    setup("badres", NULL);
+    start_broker();
+    sm_client *c = client();
+    make_assignment(c, "CS101", "hw1", "proof", NULL);
+    long long id = submit(c, "k", "interactive", NULL);
+    sm_client_free(&c);
+    void *ctx = zmq_ctx_new();
+    void *w = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_connect(w, E.wep);
+    worker_send(w, "READY", json_pack("{s:s, s:i}", "name", "raw", "slots", 1));
+    json_t *job = worker_recv(w, "JOB");
+    long long jid = json_integer_value(json_object_get(job, "job_id"));
+    CHECK(json_integer_value(json_object_get(job, "submission_id")) == id);
+    CHECK(!strcmp(json_string_value(json_object_get(
+                      json_object_get(job, "assignment"), "statement")), "Show that 1 + 1 = 2."));
+    json_decref(job);
+    worker_send(w, "RESULT", bad_result(jid, 5.0)); /* above max_score */
+    json_t *e = worker_recv(w, "ERROR");
+    CHECK(!strcmp(json_string_value(json_object_get(e, "code")), "EINVAL"));
+    json_decref(e);
+    CHECK(q_int("SELECT count(*) FROM job WHERE id = %lld AND state IN ('queued', 'leased')"
+                " AND last_error LIKE 'result rejected: %%'", jid) == 1);
+    /* it comes back (attempt 2); now a result that only a database constraint refuses (one
+     * this test adds, since the broker's own checks cover the schema's) */
+    job = worker_recv(w, "JOB");
+    CHECK(json_integer_value(json_object_get(job, "attempt")) == 2);
+    json_decref(job);
+    PQclear(PQexec(E.db, "ALTER TABLE grading ADD CONSTRAINT itest_refuse"
+                         " CHECK (summary IS DISTINCT FROM 'refuse me')"));
+    json_t *r2 = bad_result(jid, 3.0);
+    json_object_set_new(r2, "summary", json_string("refuse me"));
+    worker_send(w, "RESULT", r2);
+    e = worker_recv(w, "ERROR");
+    CHECK(!strcmp(json_string_value(json_object_get(e, "code")), "EINVAL"));
+    json_decref(e);
+    CHECK(q_int("SELECT count(*) FROM job WHERE id = %lld AND attempts = 2 AND last_error LIKE "
+                "'result rejected by the database%%'", jid) == 1);
+    /* attempt 3 with a good score is stored */
+    job = worker_recv(w, "JOB");
+    json_decref(job);
+    worker_send(w, "RESULT", bad_result(jid, 4.0));
+    json_t *ack = worker_recv(w, "ACK");
+    CHECK(json_is_false(json_object_get(ack, "duplicate")));
+    json_decref(ack);
+    CHECK(q_int("SELECT count(*) FROM grading WHERE job_id = %lld AND score = 4", jid) == 1);
+    worker_send(w, "DISCONNECT", NULL);
+    zmq_close(w);
+    zmq_ctx_term(ctx);
+    CHECK(stop_broker(SIGTERM) == 0);
+}
+
 static void case_cancel(void)
 {
     setup("cancel", NULL);
@@ -1276,6 +1379,7 @@ int main(int argc, char **argv)
                  {"broker_sigkill", case_broker_sigkill},
                  {"duplicate_result", case_duplicate_result},
                  {"cancel", case_cancel},
+                 {"bad_result", case_bad_result},
                  {"graceful", case_graceful},
                  {"curve", case_curve},
                  {"cli", case_cli},
