@@ -538,7 +538,7 @@ sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language,
             if (serr) normalize(serr, strlen(serr));
             bool cpu_exceeded = r.signal == SIGXCPU ||
                                 (r.signal == SIGKILL && !r.timed_out && !r.output_truncated &&
-                                 r.cpu_ms >= cpu_s * 1000 - 100);
+                                 !oom && r.cpu_ms >= cpu_s * 500);
             bool failed = r.exit_code != 0 || r.signal != 0;
             bool mem_exceeded =
                 oom || (failed && !r.timed_out && !cpu_exceeded && !r.output_truncated &&

@@ -156,6 +156,19 @@ static bool drain(int fd, char *buf, size_t *len, size_t keep, int64_t *total) {
     return true;
 }
 
+/* The parent pid of pid (from /proc), -1 when unknown. */
+static pid_t parent_of(pid_t pid) {
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    pid_t pp = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "PPid:", 5) == 0) pp = (pid_t)atol(line + 5);
+    fclose(f);
+    return pp;
+}
+
 static void set_limit(int resource, int64_t soft, int64_t hard) {
     struct rlimit r = {(rlim_t)soft, (rlim_t)hard};
     setrlimit(resource, &r);
@@ -193,6 +206,10 @@ sm_code sbx_run(const sbx_spec *spec, sbx_result *res, sm_err *err) {
     arg(&a, "--gid");
     arg(&a, uidbuf);
     arg(&a, "--die-with-parent");
+    /* fd 4: bwrap reports the host pid of the program, so a kill can aim at it (the pid
+     * namespace then dies with it and bwrap reaps it) */
+    arg(&a, "--json-status-fd");
+    arg(&a, "4");
     arg(&a, "--new-session");
     arg(&a, "--hostname");
     arg(&a, "sandbox");
@@ -291,15 +308,16 @@ sm_code sbx_run(const sbx_spec *spec, sbx_result *res, sm_err *err) {
         infd = open(p, O_RDONLY | O_CLOEXEC);
         close(memfd);
     }
-    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, statp[2] = {-1, -1};
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, statp[2] = {-1, -1}, jsp[2] = {-1, -1};
     if (infd < 0 || pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 ||
-        pipe2(statp, O_CLOEXEC) != 0) {
+        pipe2(statp, O_CLOEXEC) != 0 || pipe2(jsp, O_CLOEXEC) != 0) {
         int en = errno;
         if (infd >= 0) close(infd);
         for (int i = 0; i < 2; i++) {
             if (outp[i] >= 0) close(outp[i]);
             if (errp[i] >= 0) close(errp[i]);
             if (statp[i] >= 0) close(statp[i]);
+            if (jsp[i] >= 0) close(jsp[i]);
         }
         sbx_result_free(res);
         return sm_err_set(err, SM_EIO, "sandbox: pipes: %s", strerror(en));
@@ -316,7 +334,7 @@ sm_code sbx_run(const sbx_spec *spec, sbx_result *res, sm_err *err) {
         int en = errno;
         close(infd);
         close(outp[0]), close(outp[1]), close(errp[0]), close(errp[1]);
-        close(statp[0]), close(statp[1]);
+        close(statp[0]), close(statp[1]), close(jsp[0]), close(jsp[1]);
         sbx_result_free(res);
         return sm_err_set(err, SM_EIO, "sandbox: fork: %s", strerror(en));
     }
@@ -330,9 +348,10 @@ sm_code sbx_run(const sbx_spec *spec, sbx_result *res, sm_err *err) {
             if (fd >= 0) close(fd);
         }
         if (!e && (dup2(infd, 0) < 0 || dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0 ||
-                   dup2(statp[1], 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0))
+                   dup2(statp[1], 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0 ||
+                   dup2(jsp[1], 4) < 0))
             e = errno;
-        if (!e) close_range(4, ~0U, 0);
+        if (!e) close_range(5, ~0U, 0);
         if (!e && root) {
             if (setgroups(0, NULL) != 0 || setresgid(uid, uid, uid) != 0 ||
                 setresuid(uid, uid, uid) != 0)
@@ -363,6 +382,7 @@ sm_code sbx_run(const sbx_spec *spec, sbx_result *res, sm_err *err) {
     close(outp[1]);
     close(errp[1]);
     close(statp[1]);
+    close(jsp[1]);
     int child_errno = 0;
     ssize_t sr;
     do {
@@ -372,6 +392,7 @@ sm_code sbx_run(const sbx_spec *spec, sbx_result *res, sm_err *err) {
     if (sr == (ssize_t)sizeof child_errno) {
         close(outp[0]);
         close(errp[0]);
+        close(jsp[0]);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
         if (root) kill_uid(uid);
@@ -383,12 +404,19 @@ sm_code sbx_run(const sbx_spec *spec, sbx_result *res, sm_err *err) {
     int pidfd = pidfd_open(pid, 0);
     int64_t deadline = t0 + (spec->wall_ms > 0 ? spec->wall_ms : 10000);
     int64_t hard_end = 0; /* after a kill: give the pipes this long to close */
-    bool out_open = true, err_open = true, exited = false, killed = false;
+    int64_t soft_end = 0; /* after a kill of the program: when to kill bwrap too */
+    bool bwrap_killed = false;
+    bool out_open = true, err_open = true, js_open = true, exited = false, killed = false;
+    char js[512];
+    size_t js_len = 0;
+    pid_t prog = 0;   /* the program's host pid, from bwrap's status */
+    int progfd = -1;  /* and a pidfd on it */
+    int64_t js_total = 0;
     int status = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
     int64_t total = 0;
-    while (out_open || err_open || !exited) {
+    while (out_open || err_open || js_open || !exited) {
         int64_t now = now_ms();
         if (!killed && now >= deadline) {
             res->timed_out = true;
@@ -399,24 +427,48 @@ sm_code sbx_run(const sbx_spec *spec, sbx_result *res, sm_err *err) {
             killed = true;
         }
         if (killed && hard_end == 0) {
+            if (spec->cgroup) sbx_cgroup_kill(spec->cgroup);
+            if (progfd >= 0) {
+                /* the pid namespace dies with its first process; bwrap reaps it and exits */
+                pidfd_send_signal(progfd, SIGKILL, NULL, 0);
+                soft_end = now + 1000;
+            } else {
+                soft_end = now;
+            }
+            hard_end = now + 3000;
+        }
+        if (soft_end && now >= soft_end && !exited && !bwrap_killed) {
             kill(pid, SIGKILL);
             killpg(pid, SIGKILL);
-            if (spec->cgroup) sbx_cgroup_kill(spec->cgroup);
             if (root) kill_uid(uid);
-            hard_end = now + 2000;
+            bwrap_killed = true;
         }
         if (hard_end && now >= hard_end) break;
-        struct pollfd pf[3];
-        int np = 0, iout = -1, ierr = -1, ipid = -1;
+        struct pollfd pf[4];
+        int np = 0, iout = -1, ierr = -1, ipid = -1, ijs = -1;
+        if (js_open) ijs = np, pf[np++] = (struct pollfd){.fd = jsp[0], .events = POLLIN};
         if (out_open) iout = np, pf[np++] = (struct pollfd){.fd = outp[0], .events = POLLIN};
         if (err_open) ierr = np, pf[np++] = (struct pollfd){.fd = errp[0], .events = POLLIN};
         if (!exited && pidfd >= 0) ipid = np, pf[np++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-        int64_t until = hard_end ? hard_end : deadline;
+        int64_t until = hard_end ? (soft_end && !bwrap_killed ? soft_end : hard_end) : deadline;
         int timeout = (int)(until - now);
         if (timeout < 0) timeout = 0;
         if (!exited && pidfd < 0 && timeout > 20) timeout = 20;
         int n = poll(pf, (nfds_t)np, timeout);
         if (n < 0 && errno != EINTR) break;
+        if (n > 0 && ijs >= 0 && (pf[ijs].revents & (POLLIN | POLLHUP | POLLERR))) {
+            js_open = drain(jsp[0], js, &js_len, sizeof js - 1, &js_total);
+            const char *c = prog == 0 ? strstr(js, "\"child-pid\"") : NULL;
+            if (c && (c = strchr(c, ':')) != NULL && strpbrk(c, ",}")) {
+                prog = (pid_t)atol(c + 1);
+                progfd = prog > 0 ? pidfd_open(prog, 0) : -1;
+                /* a pidfd is immune to pid reuse; make sure it is bwrap's child */
+                if (progfd >= 0 && parent_of(prog) != pid) {
+                    close(progfd);
+                    progfd = -1;
+                }
+            }
+        }
         if (n > 0 && iout >= 0 && (pf[iout].revents & (POLLIN | POLLHUP | POLLERR)))
             out_open = drain(outp[0], res->out, &res->out_len, keep, &total);
         if (n > 0 && ierr >= 0 && (pf[ierr].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -437,8 +489,10 @@ sm_code sbx_run(const sbx_spec *spec, sbx_result *res, sm_err *err) {
     if (root) kill_uid(uid);
     if (spec->cgroup) sbx_cgroup_kill(spec->cgroup);
     if (pidfd >= 0) close(pidfd);
+    if (progfd >= 0) close(progfd);
     close(outp[0]);
     close(errp[0]);
+    close(jsp[0]);
 
     res->time_ms = now_ms() - t0;
     res->cpu_ms = (int64_t)ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000 +

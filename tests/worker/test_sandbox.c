@@ -1,0 +1,504 @@
+/* test_sandbox: the code sandbox (sm_sandbox) for real: bubblewrap, the compilers, and the limits.
+ * Correct and wrong programs, compile errors, and hostile programs (fork bomb, infinite loop,
+ * memory hog, network access, writes outside /tmp, huge output): each one is reported in the
+ * result, none crashes the caller, and the host is checked afterwards (it can still fork, no
+ * sandbox process is left, nothing was written). Run with no argument for the C/Python group,
+ * with "langs" for the C++/Java group (slower compilers). */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sm_sandbox.h"
+
+#ifndef SM_TOP
+#define SM_TOP "/nonexistent"
+#endif
+
+static sm_sandbox_limits limits(void) {
+    sm_sandbox_limits l = {
+        .cpu_seconds = 2,
+        .wall_seconds = 10,
+        .memory_mb = 256,
+        .max_processes = 16,
+        .max_output_bytes = 65536,
+        .use_cgroups = true,
+        .bwrap = "/usr/bin/bwrap",
+    };
+    return l;
+}
+
+/* Runs source with tests (a JSON text) and returns the result (printed when verbose). */
+static json_t *run(const sm_sandbox_limits *lim, const char *lang, const char *src,
+                   const char *tests_text) {
+    json_error_t je;
+    json_t *tests = json_loads(tests_text, 0, &je);
+    if (!tests) fprintf(stderr, "bad test JSON: %s\n", je.text);
+    assert_non_null(tests);
+    json_t *out = NULL;
+    sm_err err = {0};
+    sm_code rc = sm_sandbox_run_tests(lim, lang, src, tests, &out, &err);
+    if (rc != SM_OK) fprintf(stderr, "sm_sandbox_run_tests: %s\n", err.msg);
+    assert_int_equal(rc, SM_OK);
+    assert_non_null(out);
+    json_decref(tests);
+    if (getenv("SM_TEST_VERBOSE")) {
+        char *s = json_dumps(out, JSON_INDENT(1));
+        fprintf(stderr, "%s\n", s);
+        free(s);
+    }
+    return out;
+}
+
+static json_t *test_at(json_t *res, size_t i) {
+    json_t *t = json_array_get(json_object_get(res, "tests"), i);
+    assert_non_null(t);
+    return t;
+}
+
+static bool flag(json_t *t, const char *key) { return json_is_true(json_object_get(t, key)); }
+
+static const char *str(json_t *t, const char *key) {
+    const char *s = json_string_value(json_object_get(t, key));
+    return s ? s : "";
+}
+
+static void dump_on_fail(json_t *res, bool ok) {
+    if (!ok) {
+        char *s = json_dumps(res, JSON_INDENT(1));
+        fprintf(stderr, "%s\n", s);
+        free(s);
+    }
+    assert_true(ok);
+}
+
+/* The host can still create processes. */
+static void assert_host_can_fork(void) {
+    for (int i = 0; i < 4; i++) {
+        pid_t p = fork();
+        assert_true(p >= 0);
+        if (p == 0) _exit(7);
+        int st = 0;
+        assert_int_equal(waitpid(p, &st, 0), p);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+    }
+}
+
+/* Processes whose real uid is in the sandbox range (root only), i.e. leftovers. */
+static int sandbox_processes_left(void) {
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        char state[256] = "";
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "State:", 6) == 0 || strncmp(line, "PPid:", 5) == 0 || strncmp(line, "Name:", 5) == 0) { size_t l = strlen(state); snprintf(state + l, sizeof state - l, "%.20s", line); }
+            if (strncmp(line, "Uid:", 4) == 0 &&
+                strtoul(line + 4, NULL, 10) == 1500000000u + (unsigned)gettid()) {
+                fprintf(stderr, "left: pid %s state %s", e->d_name, state);
+                n++;
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static const char *c_sum =
+    "#include <stdio.h>\n"
+    "int main(void) { long a, b; if (scanf(\"%ld %ld\", &a, &b) != 2) return 1;\n"
+    "  printf(\"%ld   \\n\\n\", a + b); return 0; }\n";
+
+static const char *sum_tests =
+    "[{\"name\":\"small\",\"input\":\"1 2\\n\",\"expected_output\":\"3\\n\"},"
+    " {\"name\":\"big\",\"input\":\"1000000000 2000000000\",\"expected_output\":\"3000000000\"}]";
+
+static void test_c_correct(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    json_t *r = run(&lim, "c", c_sum, sum_tests);
+    dump_on_fail(r, json_integer_value(json_object_get(r, "passed")) == 2 &&
+                        json_integer_value(json_object_get(r, "total")) == 2);
+    assert_true(flag(json_object_get(r, "compile"), "ok"));
+    assert_string_equal(str(test_at(r, 0), "output"), "3");
+    assert_true(json_is_null(json_object_get(test_at(r, 0), "error")));
+    assert_string_equal(str(r, "summary"), "2/2 tests passed");
+    assert_string_equal(str(r, "language"), "c");
+    /* every limit says how it was enforced */
+    json_t *enf = json_object_get(json_object_get(r, "limits"), "enforcement");
+    static const char *const keys[] = {"cpu", "wall", "memory", "processes", "output",
+                                       "network", "filesystem", NULL};
+    for (int i = 0; keys[i]; i++) assert_true(strlen(str(enf, keys[i])) > 5);
+    json_decref(r);
+}
+
+static void test_c_wrong_answer(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    const char *src = "#include <stdio.h>\nint main(void){ puts(\"1\\n2\\n4\"); return 0; }\n";
+    json_t *r = run(&lim, "c", src,
+                    "[{\"name\":\"lines\",\"input\":\"\",\"expected_output\":\"1\\n2\\n3\\n\"}]");
+    json_t *t = test_at(r, 0);
+    dump_on_fail(r, !flag(t, "passed") && json_integer_value(json_object_get(r, "passed")) == 0);
+    assert_string_equal(str(t, "output"), "1\n2\n4");
+    assert_string_equal(str(t, "expected"), "1\n2\n3");
+    assert_non_null(strstr(str(t, "error"), "wrong answer"));
+    assert_non_null(strstr(str(t, "error"), "line 3"));
+    assert_non_null(strstr(str(r, "summary"), "0/1 tests passed"));
+    json_decref(r);
+}
+
+static void test_c_compile_error(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    json_t *r = run(&lim, "c", "int main(void) { return undefined_name; }\n", sum_tests);
+    json_t *c = json_object_get(r, "compile");
+    dump_on_fail(r, !flag(c, "ok"));
+    assert_non_null(strstr(str(c, "output"), "undefined_name"));
+    assert_null(strstr(str(c, "output"), "/work/")); /* sandbox paths are not shown */
+    assert_false(flag(test_at(r, 0), "passed"));
+    assert_string_equal(str(test_at(r, 1), "error"), "compile error");
+    assert_non_null(strstr(str(r, "summary"), "compile error"));
+    json_decref(r);
+}
+
+static void test_python_args_and_exit_code(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    const char *src = "import sys\n"
+                      "data = sys.stdin.read().split()\n"
+                      "print(' '.join(sys.argv[1:]), sum(map(int, data)))\n"
+                      "if sys.argv[1:] == ['fail']:\n    sys.exit(3)\n";
+    json_t *r = run(&lim, "python", src,
+                    "[{\"name\":\"args\",\"input\":\"4 5 6\",\"args\":[\"a\",\"b c\"],"
+                    "\"expected_output\":\"a b c 15\"},"
+                    " {\"name\":\"exit\",\"input\":\"1\",\"args\":[\"fail\"],"
+                    "\"expected_output\":\"fail 1\"}]");
+    dump_on_fail(r, flag(test_at(r, 0), "passed") && !flag(test_at(r, 1), "passed"));
+    assert_int_equal(json_integer_value(json_object_get(test_at(r, 1), "exit_code")), 3);
+    assert_string_equal(str(test_at(r, 1), "error"), "exit code 3");
+    json_decref(r);
+}
+
+static void test_python_syntax_error(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    json_t *r = run(&lim, "python", "def f(:\n  pass\n", sum_tests);
+    json_t *c = json_object_get(r, "compile");
+    dump_on_fail(r, !flag(c, "ok"));
+    assert_non_null(strstr(str(c, "output"), "SyntaxError"));
+    json_decref(r);
+}
+
+static void test_fork_bomb(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    lim.wall_seconds = 3;
+    const char *src =
+        "#define _POSIX_C_SOURCE 200809L\n"
+        "#include <stdio.h>\n#include <sys/types.h>\n#include <unistd.h>\n"
+        "int main(void) { int ok = 0, failed = 0;\n"
+        "  for (int i = 0; i < 2000; i++) { pid_t p = fork();\n"
+        "    if (p == 0) { for (;;) { fork(); pause(); } }\n"
+        "    if (p < 0) failed++; else ok++; }\n"
+        "  printf(\"forked %d failed %d\\n\", ok, failed); fflush(stdout);\n"
+        "  for (;;) pause(); }\n";
+    json_t *r = run(&lim, "c", src, "[{\"name\":\"bomb\",\"input\":\"\",\"expected_output\":\"\"}]");
+    json_t *t = test_at(r, 0);
+    int forked = -1, failed = -1;
+    sscanf(str(t, "output"), "forked %d failed %d", &forked, &failed);
+    /* contained: at most max_processes processes, the rest of the forks failed */
+    dump_on_fail(r, !flag(t, "passed") && forked >= 0 && forked <= lim.max_processes &&
+                        failed >= 2000 - lim.max_processes && flag(t, "timed_out"));
+    assert_host_can_fork();
+    assert_int_equal(sandbox_processes_left(), 0);
+    json_decref(r);
+}
+
+static void test_python_fork_bomb(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    lim.wall_seconds = 3;
+    const char *src = "import os\n"
+                      "n = 0\n"
+                      "try:\n"
+                      "    while True:\n"
+                      "        if os.fork() == 0:\n"
+                      "            while True: os.fork()\n"
+                      "        n += 1\n"
+                      "except OSError as e:\n"
+                      "    print('stopped after', n, type(e).__name__, flush=True)\n";
+    json_t *r = run(&lim, "python", src, "[{\"name\":\"bomb\",\"input\":\"\",\"expected_output\":\"\"}]");
+    json_t *t = test_at(r, 0);
+    dump_on_fail(r, !flag(t, "passed") && strstr(str(t, "output"), "stopped after") != NULL);
+    assert_host_can_fork();
+    assert_int_equal(sandbox_processes_left(), 0);
+    json_decref(r);
+}
+
+static void test_infinite_loop_cpu(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    lim.cpu_seconds = 1;
+    lim.wall_seconds = 30; /* the machine may be busy: the CPU limit must fire first */
+    const char *src = "int main(void) { volatile unsigned long x = 0; for (;;) x++; }\n";
+    json_t *r = run(&lim, "c", src, "[{\"name\":\"spin\",\"input\":\"\",\"expected_output\":\"\"}]");
+    json_t *t = test_at(r, 0);
+    dump_on_fail(r, !flag(t, "passed") && flag(t, "cpu_exceeded") && !flag(t, "timed_out"));
+    assert_non_null(strstr(str(t, "error"), "CPU-time limit"));
+    assert_true(json_integer_value(json_object_get(t, "cpu_ms")) >= 500);
+    json_decref(r);
+}
+
+static void test_sleep_wall_limit(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    lim.wall_seconds = 2;
+    const char *src = "#define _POSIX_C_SOURCE 200809L\n#include <unistd.h>\n"
+                      "int main(void) { for (;;) sleep(100); }\n";
+    /* the second test raises its own wall limit a little: still killed there */
+    json_t *r = run(&lim, "c", src,
+                    "[{\"name\":\"sleep\",\"input\":\"\",\"expected_output\":\"\"},"
+                    " {\"name\":\"sleep3\",\"input\":\"\",\"expected_output\":\"\","
+                    "\"timeout_seconds\":1}]");
+    json_t *t = test_at(r, 0), *t2 = test_at(r, 1);
+    dump_on_fail(r, flag(t, "timed_out") && !flag(t, "passed") && flag(t2, "timed_out"));
+    int64_t ms = json_integer_value(json_object_get(t, "time_ms"));
+    assert_true(ms >= 2000 && ms < 6000);
+    int64_t ms2 = json_integer_value(json_object_get(t2, "time_ms"));
+    assert_true(ms2 >= 2000 && ms2 < 6000); /* timeout_seconds 1 + 1 s grace */
+    assert_non_null(strstr(str(t, "error"), "wall-time limit"));
+    assert_int_equal(sandbox_processes_left(), 0);
+    json_decref(r);
+}
+
+static void test_memory_hog(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    const char *src = "#include <stdlib.h>\n#include <string.h>\n"
+                      "int main(void) { for (;;) { char *p = malloc(1 << 20); memset(p, 1, 1 << 20); } }\n";
+    json_t *r = run(&lim, "c", src, "[{\"name\":\"hog\",\"input\":\"\",\"expected_output\":\"\"}]");
+    json_t *t = test_at(r, 0);
+    dump_on_fail(r, !flag(t, "passed") && flag(t, "memory_exceeded"));
+    assert_non_null(strstr(str(t, "error"), "memory limit"));
+    json_decref(r);
+
+    const char *py = "x = []\nwhile True:\n    x.append(bytearray(1 << 20))\n";
+    r = run(&lim, "python", py, "[{\"name\":\"pyhog\",\"input\":\"\",\"expected_output\":\"\"}]");
+    t = test_at(r, 0);
+    dump_on_fail(r, !flag(t, "passed") && flag(t, "memory_exceeded"));
+    json_decref(r);
+}
+
+static void test_network(void **state) {
+    (void)state;
+    /* a real listener on the host's loopback: the sandbox must not reach it */
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(ls, 4), 0);
+    socklen_t al = sizeof a;
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &al), 0);
+    char tests[512];
+    snprintf(tests, sizeof tests,
+             "[{\"name\":\"net\",\"input\":\"\",\"args\":[\"%d\"],"
+             "\"expected_output\":\"blocked 127.0.0.1\\nblocked example.com\\nblocked 1.1.1.1\"}]",
+             ntohs(a.sin_port));
+    const char *src = "import socket, sys\n"
+                      "port = int(sys.argv[1])\n"
+                      "for host, p in [('127.0.0.1', port), ('example.com', 80), ('1.1.1.1', 53)]:\n"
+                      "    try:\n"
+                      "        socket.create_connection((host, p), timeout=2)\n"
+                      "        print('CONNECTED', host)\n"
+                      "    except OSError:\n"
+                      "        print('blocked', host)\n";
+    sm_sandbox_limits lim = limits();
+    json_t *r = run(&lim, "python", src, tests);
+    dump_on_fail(r, flag(test_at(r, 0), "passed"));
+    close(ls);
+    json_decref(r);
+}
+
+static void test_writes_outside_tmp(void **state) {
+    (void)state;
+    const char *home = getenv("HOME");
+    if (!home || !home[0]) home = "/root";
+    char tests[2048];
+    snprintf(tests, sizeof tests,
+             "[{\"name\":\"fs\",\"input\":\"\",\"args\":[\"%s/sm-sandbox-probe\",\"%s/sm-sandbox-probe\"],"
+             "\"expected_output\":\"denied /etc/x\\ndenied /usr/x\\ndenied /x\\ndenied /work/x\\n"
+             "denied /work/main.py\\ndenied home\\ndenied repo\\nwrote /tmp/ok\\n"
+             "no /root\\nno /home\"}]",
+             home, SM_TOP);
+    const char *src = "import os, sys\n"
+                      "def probe(path, label):\n"
+                      "    try:\n"
+                      "        with open(path, 'w') as f: f.write('x')\n"
+                      "        print('wrote', label)\n"
+                      "    except OSError:\n"
+                      "        print('denied', label)\n"
+                      "for p in ['/etc/x', '/usr/x', '/x', '/work/x', '/work/main.py']: probe(p, p)\n"
+                      "probe(sys.argv[1], 'home')\n"
+                      "probe(sys.argv[2], 'repo')\n"
+                      "probe('/tmp/ok', '/tmp/ok')\n"
+                      "for d in ['/root', '/home']:\n"
+                      "    print('no' if not os.path.exists(d) or not os.listdir(d) else 'SEES', d)\n";
+    sm_sandbox_limits lim = limits();
+    json_t *r = run(&lim, "python", src, tests);
+    dump_on_fail(r, flag(test_at(r, 0), "passed"));
+    /* and nothing appeared on the host */
+    char path[1024];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/sm-sandbox-probe", home);
+    assert_int_not_equal(stat(path, &st), 0);
+    snprintf(path, sizeof path, "%s/sm-sandbox-probe", SM_TOP);
+    assert_int_not_equal(stat(path, &st), 0);
+    assert_int_not_equal(stat("/etc/x", &st), 0);
+    json_decref(r);
+}
+
+static void test_huge_output(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    lim.max_output_bytes = 10000;
+    const char *src = "#include <stdio.h>\n"
+                      "int main(void) { for (;;) fputs(\"0123456789abcdef\\n\", stdout); }\n";
+    json_t *r = run(&lim, "c", src, "[{\"name\":\"flood\",\"input\":\"\",\"expected_output\":\"1\"}]");
+    json_t *t = test_at(r, 0);
+    dump_on_fail(r, !flag(t, "passed") && flag(t, "output_truncated") &&
+                        json_integer_value(json_object_get(t, "output_bytes")) > 10000);
+    assert_true(strlen(str(t, "output")) < 1200); /* the excerpt, not the flood */
+    assert_non_null(strstr(str(t, "error"), "output limit"));
+    assert_true(json_integer_value(json_object_get(t, "time_ms")) < 5000);
+    json_decref(r);
+
+    /* stderr counts too */
+    const char *src2 = "#include <stdio.h>\n"
+                       "int main(void) { for (;;) fputs(\"err err err err\\n\", stderr); }\n";
+    r = run(&lim, "c", src2, "[{\"name\":\"flood2\",\"input\":\"\",\"expected_output\":\"1\"}]");
+    t = test_at(r, 0);
+    dump_on_fail(r, flag(t, "output_truncated"));
+    json_decref(r);
+}
+
+static void test_bad_arguments(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    json_t *out = NULL, *arr = json_array(), *obj = json_object();
+    sm_err err = {0};
+    assert_int_equal(sm_sandbox_run_tests(&lim, "cobol", "x", arr, &out, &err), SM_EUNSUPPORTED);
+    assert_int_equal(sm_sandbox_run_tests(&lim, "c", "x", obj, &out, &err), SM_EINVAL);
+    assert_int_equal(sm_sandbox_run_tests(NULL, "c", "x", arr, &out, &err), SM_EINVAL);
+    json_t *bad = json_loads("[{\"name\":\"t\",\"input\":3,\"expected_output\":\"1\"}]", 0, NULL);
+    assert_int_equal(sm_sandbox_run_tests(&lim, "c", "x", bad, &out, &err), SM_EINVAL);
+    json_decref(bad);
+    lim.bwrap = "/nonexistent/bwrap";
+    assert_int_equal(sm_sandbox_run_tests(&lim, "c", "x", arr, &out, &err), SM_EUNSUPPORTED);
+    assert_null(out);
+    json_decref(arr);
+    json_decref(obj);
+}
+
+/* ---- the slower compilers ---- */
+
+static void test_cpp_correct_and_wrong(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    const char *src = "#include <iostream>\n#include <vector>\n"
+                      "int main() { long a, b; std::cin >> a >> b; std::vector<long> v{a, b};\n"
+                      "  std::cout << v[0] + v[1] << std::endl; }\n";
+    json_t *r = run(&lim, "cpp", src,
+                    "[{\"name\":\"ok\",\"input\":\"2 3\",\"expected_output\":\"5\"},"
+                    " {\"name\":\"wrong\",\"input\":\"2 3\",\"expected_output\":\"6\"}]");
+    dump_on_fail(r, flag(test_at(r, 0), "passed") && !flag(test_at(r, 1), "passed"));
+    assert_non_null(strstr(str(r, "summary"), "1/2 tests passed; failed: wrong: wrong answer"));
+    json_decref(r);
+    r = run(&lim, "cpp", "int main() { std::cout << 1; }\n", sum_tests);
+    dump_on_fail(r, !flag(json_object_get(r, "compile"), "ok"));
+    json_decref(r);
+}
+
+static void test_java_correct_and_wrong(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    const char *src = "import java.util.*;\n"
+                      "public class Main { public static void main(String[] a) {\n"
+                      "  Scanner s = new Scanner(System.in); long x = s.nextLong(), y = s.nextLong();\n"
+                      "  System.out.println(x + y); } }\n";
+    json_t *r = run(&lim, "java", src,
+                    "[{\"name\":\"ok\",\"input\":\"40 2\",\"expected_output\":\"42\"},"
+                    " {\"name\":\"wrong\",\"input\":\"40 2\",\"expected_output\":\"43\"}]");
+    dump_on_fail(r, flag(test_at(r, 0), "passed") && !flag(test_at(r, 1), "passed"));
+    json_decref(r);
+    r = run(&lim, "java", "public class Main { public static void main(String[] a) { int x = \"s\"; } }\n",
+            sum_tests);
+    dump_on_fail(r, !flag(json_object_get(r, "compile"), "ok") &&
+                        strstr(str(json_object_get(r, "compile"), "output"), "incompatible types"));
+    json_decref(r);
+}
+
+static void test_java_memory_hog(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    const char *src = "import java.util.*;\n"
+                      "public class Main { public static void main(String[] a) {\n"
+                      "  List<long[]> l = new ArrayList<>(); for (;;) l.add(new long[1 << 17]); } }\n";
+    json_t *r = run(&lim, "java", src, "[{\"name\":\"hog\",\"input\":\"\",\"expected_output\":\"\"}]");
+    json_t *t = test_at(r, 0);
+    dump_on_fail(r, !flag(t, "passed") && flag(t, "memory_exceeded"));
+    json_decref(r);
+}
+
+int main(int argc, char **argv) {
+    sm_sandbox_limits lim = limits();
+    sm_err err = {0};
+    if (!sm_sandbox_available(&lim, &err)) {
+        fprintf(stderr, "the sandbox cannot run here: %s\n", err.msg);
+        return 1;
+    }
+    const struct CMUnitTest fast[] = {
+        cmocka_unit_test(test_c_correct),
+        cmocka_unit_test(test_c_wrong_answer),
+        cmocka_unit_test(test_c_compile_error),
+        cmocka_unit_test(test_python_args_and_exit_code),
+        cmocka_unit_test(test_python_syntax_error),
+        cmocka_unit_test(test_fork_bomb),
+        cmocka_unit_test(test_python_fork_bomb),
+        cmocka_unit_test(test_infinite_loop_cpu),
+        cmocka_unit_test(test_sleep_wall_limit),
+        cmocka_unit_test(test_memory_hog),
+        cmocka_unit_test(test_network),
+        cmocka_unit_test(test_writes_outside_tmp),
+        cmocka_unit_test(test_huge_output),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    const struct CMUnitTest langs[] = {
+        cmocka_unit_test(test_cpp_correct_and_wrong),
+        cmocka_unit_test(test_java_correct_and_wrong),
+        cmocka_unit_test(test_java_memory_hog),
+    };
+    if (argc > 1 && strcmp(argv[1], "langs") == 0)
+        return cmocka_run_group_tests_name("sandbox_langs", langs, NULL, NULL);
+    return cmocka_run_group_tests_name("sandbox", fast, NULL, NULL);
+}
