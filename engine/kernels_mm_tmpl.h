@@ -31,6 +31,9 @@
 #define MM_KC 512  /* columns per tile when rows are long: a multiple of 32 and of MM_VL */
 #define MM_KS 2048 /* rows up to this long are one tile (read in order); the tile row stride */
 #define MM_MC 64  /* batch rows per block */
+#ifndef MM_WHOLE_ROWS
+#define MM_WHOLE_ROWS 16 /* batches up to this use whole-row tiles (when short enough) */
+#endif
 #ifndef MM_PF_STEPS
 #define MM_PF_STEPS 3 /* how many tiles ahead the weights are prefetched */
 #endif
@@ -78,6 +81,15 @@ static void mm_prefetch_ahead(const sm_mm_job *j, int64_t rb, int64_t nrb, int64
     for (int i = 0; i < MM_NR && rb + rt + i < r1; i++)
         mm_prefetch(j->w + (size_t)(rb + rt + i) * j->row_bytes + (size_t)k0 * num / den,
                     (size_t)kn * num / den);
+}
+
+/* Batch rows in the next pass when left remain: MM_NB, but 2 + 2 rather than 3 + 1 (a lone
+ * row has too few independent accumulators to keep the FMA units busy). */
+static inline int mm_pass_rows(int64_t left)
+{
+    if (left == 4)
+        return 2;
+    return (int)(left < MM_NB ? left : MM_NB);
 }
 
 /* ---- f32 / f16 / bf16 ---- */
@@ -160,7 +172,9 @@ static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
     float *wt = scr;
     float *accb = scr + MM_NR * MM_KS + MM_NR * MM_KS / 32;
     int64_t cv = j->cols / MM_VL * MM_VL;
-    int64_t kc = cv <= MM_KS ? cv : MM_KC;
+    /* one pass over the batch (decode): whole rows, read in order; several passes: tiles small
+     * enough that the weight tile and the activations of a pass stay in L1 */
+    int64_t kc = j->batch <= MM_WHOLE_ROWS && cv <= MM_KS ? cv : MM_KC;
     int64_t ncr = j->batch <= 8 ? MM_NR : MM_NCR;
     for (int64_t rb = r0; rb < r1; rb += ncr) {
         int64_t nrb = r1 - rb < ncr ? r1 - rb : ncr;
@@ -182,8 +196,8 @@ static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                         else
                             MM_CVT_BF16(dst, (const uint16_t *)(const void *)(row + 2 * k0), kn);
                     }
-                    for (int64_t b = 0; b < nbb; b += MM_NB) {
-                        int nbt = (int)(nbb - b < MM_NB ? nbb - b : MM_NB);
+                    for (int64_t b = 0, nbt; b < nbb; b += nbt) {
+                        nbt = mm_pass_rows(nbb - b);
                         const float *x[MM_NB];
                         for (int i = 0; i < nbt; i++)
                             x[i] = j->x + (bb + b + i) * j->ldx + k0;
@@ -321,7 +335,8 @@ static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
     float *accb = scr + MM_NR * MM_KS + MM_NR * MM_KS / 32;
     int64_t nbt_all = j->cols / 32;
     size_t bsz = j->dtype == SM_DTYPE_Q8_0 ? 34 : 18;
-    int64_t kcb = nbt_all <= MM_KS / 32 ? nbt_all : MM_KC / 32; /* blocks per tile */
+    /* blocks per tile, chosen as for f32 above */
+    int64_t kcb = j->batch <= MM_WHOLE_ROWS && nbt_all <= MM_KS / 32 ? nbt_all : MM_KC / 32;
     int64_t ncr = j->batch <= 8 ? MM_NR : MM_NCR;
     for (int64_t rb = r0; rb < r1; rb += ncr) {
         int64_t nrb = r1 - rb < ncr ? r1 - rb : ncr;
@@ -335,8 +350,8 @@ static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                     for (int i = 0; i < nrt; i++)
                         mm_q_unpack(j->dtype, j->w + (size_t)(rb + rt + i) * j->row_bytes + bsz * k0,
                                     kn, &tile, i);
-                    for (int64_t b = 0; b < nbb; b += MM_NB) {
-                        int nbt = (int)(nbb - b < MM_NB ? nbb - b : MM_NB);
+                    for (int64_t b = 0, nbt; b < nbb; b += nbt) {
+                        nbt = mm_pass_rows(nbb - b);
                         const int8_t *xq[MM_NB];
                         const float *xd[MM_NB];
                         for (int i = 0; i < nbt; i++) {
