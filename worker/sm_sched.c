@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sm_log.h"
 
@@ -428,9 +429,22 @@ sm_code sm_sched_step(sm_sched *s, bool *progressed, sm_err *err)
     }
     if (nb == 0)
         return SM_OK;
+    bool decode_only = true;
+    for (int b = 0; b < nb; b++)
+        if (s->bn[b] != 1 || s->slot[s->bslot[b]]->fed + 1 != s->slot[s->bslot[b]]->n_ids)
+            decode_only = false;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = sm_model_forward(s->m, s->bseq, s->btok, s->bn, nb, s->logits, err);
     if (rc)
         return rc;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (decode_only) {
+        s->st.decode_steps++;
+        s->st.decode_tokens += nb;
+        s->st.decode_us += (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+                           (t1.tv_nsec - t0.tv_nsec) / 1000;
+    }
     *progressed = true;
     s->st.steps++;
     for (int b = 0; b < nb; b++) {

@@ -86,6 +86,9 @@ typedef struct sm_sched_stats {
     int64_t cached_tokens;    /* prompt ids taken from the prefix cache instead */
     int64_t generated_tokens; /* tokens sampled */
     int64_t cache_hits, cache_misses;
+    /* steps where every busy slot decoded one token (no prompt reading): their count, wall
+     * time and tokens, i.e. the pure decoding throughput of continuous batching */
+    int64_t decode_steps, decode_us, decode_tokens;
 } sm_sched_stats;
 void sm_sched_get_stats(const sm_sched *s, sm_sched_stats *st);
 

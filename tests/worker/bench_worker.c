@@ -3,8 +3,10 @@
  * share the system prompt + assignment prefix), queues them all, and runs the worker's
  * scheduler (continuous batching over S slots, prefix cache on or off) until every one has
  * generated --max-new tokens (or stopped earlier at EOS). For every (slots, cache) pair, in
- * one run, it prints wall time, generated tokens/s, submissions/hour and the prompt tokens
- * computed or taken from the cache, then the ratios to 1 slot.
+ * one run, it prints wall time, generated tokens/s (all work included: prompts and decoding),
+ * submissions/hour, the prompt tokens computed or taken from the cache, and the tokens/s of
+ * the pure decoding steps (every busy slot generating, none reading a prompt), then the
+ * ratios to the first slot count.
  *   stepmark-worker-bench --model DIR [--submissions 64] [--max-new 32] [--slots 1,4,16]
  *       [--cache off,on] [--dtype bf16] [--threads N] [--fast]
  * Weights may be random (tests/engine/make_model.py): speed depends only on the shape. */
@@ -146,9 +148,9 @@ int main(int argc, char **argv)
     printf("%d submissions, prompts of %zu tokens on average (%zu shared prefix), %lld new "
            "tokens each, temperature 0.6, top-p 0.95\n\n",
            n_sub, total_prompt / (size_t)n_sub, pr[0].n_prefix, (long long)max_new);
-    printf("%5s %6s %9s %10s %9s %12s %11s %10s\n", "slots", "cache", "wall_s", "gen_tokens",
-           "tok/s", "subm/hour", "prompt_comp", "prompt_hit");
-    double tps_of[2][16] = {{0}};
+    printf("%5s %6s %9s %10s %9s %12s %11s %10s %12s\n", "slots", "cache", "wall_s",
+           "gen_tokens", "tok/s", "subm/hour", "prompt_comp", "prompt_hit", "decode_tok/s");
+    double tps_of[2][16] = {{0}}, dec_of[2][16] = {{0}};
     for (int ci = 0; ci < n_cache; ci++) {
         for (int si = 0; si < n_slots; si++) {
             sm_sched_opts so = {.slots = slots[si], .max_ctx = (int64_t)max_prompt + max_new + 8,
@@ -185,10 +187,12 @@ int main(int argc, char **argv)
             sm_sched_get_stats(s, &st);
             double tps = (double)c.tokens / wall;
             tps_of[ci][si] = tps;
-            printf("%5d %6s %9.1f %10lld %9.2f %12.0f %11lld %10lld\n", slots[si],
+            double dec = st.decode_us ? (double)st.decode_tokens * 1e6 / (double)st.decode_us : 0;
+            dec_of[ci][si] = dec;
+            printf("%5d %6s %9.1f %10lld %9.2f %12.0f %11lld %10lld %12.2f\n", slots[si],
                    cache_modes[ci] ? "on" : "off", wall, (long long)c.tokens, tps,
                    (double)n_sub / wall * 3600.0, (long long)st.prompt_tokens,
-                   (long long)st.cached_tokens);
+                   (long long)st.cached_tokens, dec);
             fflush(stdout);
             sm_sched_free(&s);
         }
@@ -199,6 +203,10 @@ int main(int argc, char **argv)
         printf("  cache %-3s", cache_modes[ci] ? "on" : "off");
         for (int si = 0; si < n_slots; si++)
             printf("  %d slots: %.2fx", slots[si], tps_of[ci][si] / tps_of[ci][0]);
+        printf("\n  decoding only");
+        for (int si = 0; si < n_slots; si++)
+            printf("  %d slots: %.2fx", slots[si],
+                   dec_of[ci][0] > 0 ? dec_of[ci][si] / dec_of[ci][0] : 0.0);
         printf("\n");
     }
     if (n_cache == 2)
