@@ -241,19 +241,18 @@ MM_INLINE void mm_q_kernel(int nr, int nb, const mm_qtile *t, const int8_t *cons
                             : _mm256_loadu_ps(acc + ((int64_t)r * ms + b) * 8);
     for (int64_t k = 0; k < nblk; k++) {
         __m256i xv[MM_NB];
-        float dx[MM_NB];
-        for (int b = 0; b < nb; b++) {
+        for (int b = 0; b < nb; b++)
             xv[b] = _mm256_loadu_si256((const __m256i *)(const void *)(xq[b] + 32 * k));
-            dx[b] = xd[b][k];
-        }
         for (int r = 0; r < nr; r++) {
             __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(t->w + r * MM_KS + 32 * k));
             __m256i aw = _mm256_loadu_si256((const __m256i *)(const void *)(t->aw + r * MM_KS + 32 * k));
-            float dw = t->d[r * (MM_KS / 32) + k];
+            /* the scale dw * dx, as one f32 product; broadcasts from memory use load ports */
+            __m256 vdw = _mm256_broadcast_ss(&t->d[r * (MM_KS / 32) + k]);
             for (int b = 0; b < nb; b++) {
                 __m256i s = _mm256_sign_epi8(xv[b], w);
                 __m256 p = _mm256_cvtepi32_ps(MM_QDOT(aw, s));
-                a[r][b] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[b]), p, a[r][b]);
+                __m256 sc = _mm256_mul_ps(vdw, _mm256_broadcast_ss(&xd[b][k]));
+                a[r][b] = _mm256_fmadd_ps(sc, p, a[r][b]);
             }
         }
     }

@@ -1,6 +1,8 @@
 /* sm_membw: memory read bandwidth (see sm_membw.h). Each thread sums its own contiguous part of
- * the buffer with 64-bit integer adds (vectorised by the compiler); the best of several passes
- * is kept. The buffer is written once first so that its pages are really mapped. */
+ * the buffer with 64-bit integer adds (vectorised by the compiler); passes run with 1, 2, ...
+ * up to all threads (one thread can already saturate the memory of a small machine, and other
+ * processes may be using some cores), and the best pass is kept. The buffer is written once
+ * first so that its pages are really mapped. */
 #include "sm_membw.h"
 
 #include <stdint.h>
@@ -11,13 +13,17 @@
 typedef struct membw_job {
     const uint64_t *buf;
     size_t words;
+    int readers; /* tasks that read in this pass; the others return at once */
     uint64_t sums[1024];
 } membw_job;
 
 static void membw_task(void *arg, int task, int n_tasks)
 {
+    (void)n_tasks;
     membw_job *j = arg;
-    size_t per = j->words / (size_t)n_tasks / 8 * 8;
+    if (task >= j->readers)
+        return;
+    size_t per = j->words / (size_t)j->readers / 8 * 8;
     const uint64_t *p = j->buf + per * (size_t)task;
     uint64_t s[8] = {0};
     for (size_t i = 0; i < per; i += 8)
@@ -54,21 +60,23 @@ sm_code sm_membw_measure(sm_pool *pool, size_t bytes, int repeats, double *gbs, 
     int threads = sm_pool_threads(pool);
     if (threads > 1024)
         threads = 1024;
-    size_t read = j->words / (size_t)threads / 8 * 8 * (size_t)threads * 8;
     double best = 0;
-    for (int r = 0; r < repeats; r++) {
-        double t0 = now_s();
-        if (pool)
-            sm_pool_run(pool, membw_task, j, threads);
-        else
-            membw_task(j, 0, 1);
-        double dt = now_s() - t0;
-        if (dt > 0 && (double)read / dt > best)
-            best = (double)read / dt;
-    }
     uint64_t check = 0;
-    for (int t = 0; t < threads; t++)
-        check += j->sums[t];
+    for (int readers = 1; readers <= threads; readers++) {
+        j->readers = readers;
+        size_t read = j->words / (size_t)readers / 8 * 8 * (size_t)readers * 8;
+        for (int r = 0; r < repeats; r++) {
+            double t0 = now_s();
+            if (pool && readers > 1)
+                sm_pool_run(pool, membw_task, j, threads);
+            else
+                membw_task(j, 0, 1);
+            double dt = now_s() - t0;
+            if (dt > 0 && (double)read / dt > best)
+                best = (double)read / dt;
+        }
+        check += j->sums[0];
+    }
     free(buf);
     free(j);
     if (check == 0) /* the buffer holds 0x0101... words: the sums cannot be zero */

@@ -9,8 +9,9 @@
 #include "sm_error.h"
 #include "sm_pool.h"
 
-/* Reads a buffer of bytes (rounded down to 4 KiB; at least 64 MiB) repeats times with every
- * thread of pool (NULL: one thread) and stores the best rate in GB/s (10^9 bytes/s). */
+/* Reads a buffer of bytes (rounded down to 4 KiB; at least 64 MiB) repeats times with 1, 2, ...
+ * up to every thread of pool (NULL: one thread) and stores the best rate in GB/s (10^9
+ * bytes/s). */
 sm_code sm_membw_measure(sm_pool *pool, size_t bytes, int repeats, double *gbs, sm_err *err);
 
 #endif

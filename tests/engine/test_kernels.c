@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "sm_kernels.h"
+#include "sm_membw.h"
 #include "sm_pool.h"
 
 /* small deterministic generator (xorshift) */
@@ -547,6 +548,21 @@ static void test_peak(void **state)
     assert_int_equal(sm_kernels_peak(&k, (sm_dtype)77, &g, &err), SM_EINVAL);
 }
 
+static void test_membw(void **state)
+{
+    (void)state;
+    sm_err err;
+    double g = 0;
+    assert_int_equal(sm_membw_measure(NULL, 64 << 20, 2, &g, &err), SM_OK);
+    assert_true(g > 0.1 && g < 10000);
+    sm_pool *pool;
+    assert_int_equal(sm_pool_new(2, &pool, &err), SM_OK);
+    assert_int_equal(sm_membw_measure(pool, 64 << 20, 1, &g, &err), SM_OK);
+    assert_true(g > 0.1 && g < 10000);
+    sm_pool_free(&pool);
+    assert_int_equal(sm_membw_measure(NULL, 64 << 20, 1, NULL, &err), SM_EINVAL);
+}
+
 /* ---- pool ---- */
 
 typedef struct pool_arg {
@@ -623,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_vector_portable),
         cmocka_unit_test(test_variants),
         cmocka_unit_test(test_peak),
+        cmocka_unit_test(test_membw),
         cmocka_unit_test(test_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
