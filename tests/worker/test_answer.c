@@ -231,7 +231,8 @@ static void check_hostile(const char *student, const char *key, bool want_equal)
         fail();
     }
     json_decref(out);
-    assert_true(dt < 2.0);
+    if (dt > 0.2) fprintf(stderr, "hostile: slow (%.2f s) on %.60s...\n", dt, student);
+    assert_true(dt < 5.0);
 }
 
 static void test_hostile(void **state) {
