@@ -159,10 +159,29 @@ static json_t *excerpt(const char *s, size_t max) {
 static int first_diff_line(const char *a, const char *b) {
     int line = 1;
     for (size_t i = 0;; i++) {
-        if (a[i] != b[i]) return line;
+        if (a[i] != b[i]) {
+            /* one text just has more lines: the difference is the next line */
+            bool extra = (a[i] == '\n' && b[i] == '\0') || (a[i] == '\0' && b[i] == '\n');
+            return extra ? line + 1 : line;
+        }
         if (a[i] == '\0') return 0;
         if (a[i] == '\n') line++;
     }
+}
+
+/* Line number line (1-based) of s as a JSON string of at most 200 bytes, or null past the end. */
+static json_t *line_at(const char *s, int line) {
+    for (int l = 1; l < line && s; l++) {
+        s = strchr(s, '\n');
+        if (s) s++;
+    }
+    if (!s) return json_null();
+    size_t n = strcspn(s, "\n");
+    if (n > 200) {
+        n = 200;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    }
+    return json_stringn(s, n);
 }
 
 static bool has_oom_marker(const char *s) {
@@ -576,6 +595,10 @@ sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language,
                     snprintf(errbuf, sizeof errbuf, "wrong answer (first difference at line %d)",
                              line);
                     error = errbuf;
+                    json_object_set_new(jt, "first_difference",
+                                        json_pack("{s:i,s:o,s:o}", "line", line, "output",
+                                                  line_at(got, line), "expected",
+                                                  line_at(expected, line)));
                 }
             } else {
                 error = "out of memory in the worker";

@@ -164,6 +164,10 @@ static void test_c_wrong_answer(void **state) {
     assert_string_equal(str(t, "expected"), "1\n2\n3");
     assert_non_null(strstr(str(t, "error"), "wrong answer"));
     assert_non_null(strstr(str(t, "error"), "line 3"));
+    json_t *fd = json_object_get(t, "first_difference");
+    assert_int_equal(json_integer_value(json_object_get(fd, "line")), 3);
+    assert_string_equal(str(fd, "output"), "4");
+    assert_string_equal(str(fd, "expected"), "3");
     assert_non_null(strstr(str(r, "summary"), "0/1 tests passed"));
     json_decref(r);
 }
@@ -420,6 +424,30 @@ static void test_bad_arguments(void **state) {
     json_decref(obj);
 }
 
+static void test_limits_from_config(void **state) {
+    (void)state;
+    sm_config cfg;
+    sm_config_defaults(&cfg);
+    cfg.sandbox.cpu_seconds = 3;
+    cfg.sandbox.memory_mb = 300;
+    cfg.sandbox.use_cgroups = false;
+    sm_sandbox_limits l;
+    sm_sandbox_limits_from_config(&cfg, &l);
+    assert_int_equal(l.cpu_seconds, 3);
+    assert_int_equal(l.wall_seconds, cfg.sandbox.wall_seconds);
+    assert_int_equal(l.memory_mb, 300);
+    assert_int_equal(l.max_processes, cfg.sandbox.max_processes);
+    assert_int_equal(l.max_output_bytes, cfg.sandbox.max_output_bytes);
+    assert_false(l.use_cgroups);
+    assert_string_equal(l.bwrap, cfg.sandbox.bwrap);
+    /* cgroups off: the result says so */
+    json_t *r = run(&l, "c", c_sum, sum_tests);
+    assert_false(json_is_true(json_object_get(json_object_get(r, "limits"), "cgroup")));
+    assert_non_null(strstr(str(json_object_get(json_object_get(r, "limits"), "enforcement"),
+                               "memory"), "disabled in the config"));
+    json_decref(r);
+}
+
 /* ---- the slower compilers ---- */
 
 static void test_cpp_correct_and_wrong(void **state) {
@@ -492,6 +520,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_writes_outside_tmp),
         cmocka_unit_test(test_huge_output),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_limits_from_config),
     };
     const struct CMUnitTest langs[] = {
         cmocka_unit_test(test_cpp_correct_and_wrong),
