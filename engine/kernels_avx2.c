@@ -52,6 +52,8 @@ static inline __m256i qdot_avx2(__m256i aw, __m256i sx)
 #define MM_HSUM(v) mm_hsum8(v)
 #define MM_CVT_BF16(dst, src, n) sm_avx2_cvt_bf16((dst), (src), (n))
 #define MM_CVT_F16(dst, src, n) sm_avx2_cvt_f16((dst), (src), (n))
+#define MM_LOAD_BF16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))), 16))
+#define MM_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
 #define MM_QDOT(aw, sx) qdot_avx2((aw), (sx))
 #include "kernels_mm_tmpl.h"
 

@@ -58,6 +58,8 @@ static inline __m256i qdot_vnni(__m256i aw, __m256i sx)
 #define MM_HSUM(v) mm_hsum16(v)
 #define MM_CVT_BF16(dst, src, n) cvt_bf16_16((dst), (src), (n))
 #define MM_CVT_F16(dst, src, n) cvt_f16_16((dst), (src), (n))
+#define MM_LOAD_BF16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
+#define MM_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 #define MM_QDOT(aw, sx) qdot_vnni((aw), (sx))
 #include "kernels_mm_tmpl.h"
 

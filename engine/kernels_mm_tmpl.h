@@ -19,6 +19,7 @@
  *   MM_ZERO(), MM_LOADU(p), MM_STOREU(p, v), MM_FMA(a, b, c) (a*b + c), MM_HSUM(v) -> float
  *   MM_CVT_BF16(dst, src, n)  n (multiple of MM_VL) bf16 values to f32
  *   MM_CVT_F16(dst, src, n)   n (multiple of MM_VL) f16 values to f32
+ *   MM_LOAD_BF16(p), MM_LOAD_F16(p)  MM_VL bf16 / f16 values at p as an f32 vector
  *   MM_QDOT(aw, sx)           __m256i: 8 int32 lanes, lane l = sum of aw[i]*sx[i], i in 4l..4l+3
  *                             (aw unsigned bytes, sx signed bytes)
  */
@@ -34,8 +35,8 @@
 #ifndef MM_WHOLE_ROWS
 #define MM_WHOLE_ROWS 16 /* batches up to this use whole-row tiles (when short enough) */
 #endif
-#ifndef MM_PF_STEPS
-#define MM_PF_STEPS 3 /* how many tiles ahead the weights are prefetched */
+#ifndef MM_DIRECT_BATCH
+#define MM_DIRECT_BATCH 16 /* batches up to this convert weights in registers, in passes */
 #endif
 #define MM_NCR 64 /* weight rows per block (a multiple of MM_NR) */
 
@@ -49,38 +50,6 @@ static int64_t mm_scratch_floats(sm_dtype t, int64_t cols, int64_t batch)
     (void)batch;
     int64_t lanes = (t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0) ? 8 : MM_VL;
     return MM_NR * MM_KS + MM_NR * MM_KS / 32 + (int64_t)MM_NCR * MM_MC * lanes + 64;
-}
-
-/* Prefetches bytes of memory at p (the weights of the next tile, while this one computes). */
-static inline void mm_prefetch(const uint8_t *p, size_t bytes)
-{
-    for (size_t o = 0; o < bytes; o += 64)
-        _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
-}
-
-/* Prefetches the weights of the tile two steps after (rt, k0) in the loop order of a row
- * block (the next row tile at the same columns, else the first row tile at the next columns,
- * else the next row block; bb > 0 re-reads a block that is cached already). Weight bytes of
- * kn columns are kn * num / den. */
-static void mm_prefetch_ahead(const sm_mm_job *j, int64_t rb, int64_t nrb, int64_t rt,
-                              int64_t k0, int64_t kc, int64_t kend, int64_t r1, size_t num,
-                              size_t den)
-{
-    for (int step = 0; step < MM_PF_STEPS; step++) {
-        rt += MM_NR;
-        if (rt >= nrb) {
-            rt = 0;
-            k0 += kc;
-            if (k0 >= kend) {
-                k0 = 0;
-                rb += nrb;
-            }
-        }
-    }
-    int64_t kn = kend - k0 < kc ? kend - k0 : kc;
-    for (int i = 0; i < MM_NR && rb + rt + i < r1; i++)
-        mm_prefetch(j->w + (size_t)(rb + rt + i) * j->row_bytes + (size_t)k0 * num / den,
-                    (size_t)kn * num / den);
 }
 
 /* Batch rows in the next pass when left remain: MM_NB, but 2 + 2 rather than 3 + 1 (a lone
@@ -167,8 +136,115 @@ static float mm_weight_at(const sm_mm_job *j, const uint8_t *row, int64_t c)
     }
 }
 
+/* Small batches (one pass, decode): the weights are converted in registers as they stream in,
+ * 4 rows at a time, with the same per-output arithmetic as the tiled path (one FMA per lane in
+ * column order, the same tree). dtype is a compile-time constant in each instance. */
+MM_INLINE MM_V mm_load_w(sm_dtype t, const uint8_t *row, int64_t c)
+{
+    if (t == SM_DTYPE_F32)
+        return MM_LOADU((const float *)(const void *)row + c);
+    if (t == SM_DTYPE_F16)
+        return MM_LOAD_F16((const uint16_t *)(const void *)row + c);
+    return MM_LOAD_BF16((const uint16_t *)(const void *)row + c);
+}
+
+MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
+                           const float *const *x, int64_t cv, float out[MM_NR][MM_NB])
+{
+    MM_V a[MM_NR][MM_NB];
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            a[r][b] = MM_ZERO();
+    for (int64_t c = 0; c < cv; c += MM_VL) {
+        MM_V xv[MM_NB];
+        for (int b = 0; b < nb; b++)
+            xv[b] = MM_LOADU(x[b] + c);
+        for (int r = 0; r < nr; r++) {
+            MM_V wv = mm_load_w(t, w[r], c);
+            for (int b = 0; b < nb; b++)
+                a[r][b] = MM_FMA(wv, xv[b], a[r][b]);
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            out[r][b] = MM_HSUM(a[r][b]);
+}
+
+#define MM_D_CASE(T_, TN_, NR_, NB_)                                                           \
+    static void mm_f_direct_##TN_##_##NR_##_##NB_(const uint8_t *const *w,                     \
+                                                  const float *const *x, int64_t cv,           \
+                                                  float out[MM_NR][MM_NB])                     \
+    {                                                                                          \
+        mm_f_direct(T_, NR_, NB_, w, x, cv, out);                                              \
+    }
+#define MM_D_CASES(T_, TN_)                                                                    \
+    MM_D_CASE(T_, TN_, 4, 3)                                                                   \
+    MM_D_CASE(T_, TN_, 4, 2)                                                                   \
+    MM_D_CASE(T_, TN_, 4, 1)                                                                   \
+    MM_D_CASE(T_, TN_, 1, 3)                                                                   \
+    MM_D_CASE(T_, TN_, 1, 2)                                                                   \
+    MM_D_CASE(T_, TN_, 1, 1)
+MM_D_CASES(SM_DTYPE_F32, f32)
+MM_D_CASES(SM_DTYPE_F16, f16)
+MM_D_CASES(SM_DTYPE_BF16, bf16)
+
+typedef void (*mm_direct_fn)(const uint8_t *const *, const float *const *, int64_t,
+                             float[MM_NR][MM_NB]);
+
+/* [dtype f32/f16/bf16][rows 4 or 1][batch rows - 1] */
+static const mm_direct_fn mm_direct_fns[3][2][MM_NB] = {
+    {{mm_f_direct_f32_4_1, mm_f_direct_f32_4_2, mm_f_direct_f32_4_3},
+     {mm_f_direct_f32_1_1, mm_f_direct_f32_1_2, mm_f_direct_f32_1_3}},
+    {{mm_f_direct_f16_4_1, mm_f_direct_f16_4_2, mm_f_direct_f16_4_3},
+     {mm_f_direct_f16_1_1, mm_f_direct_f16_1_2, mm_f_direct_f16_1_3}},
+    {{mm_f_direct_bf16_4_1, mm_f_direct_bf16_4_2, mm_f_direct_bf16_4_3},
+     {mm_f_direct_bf16_1_1, mm_f_direct_bf16_1_2, mm_f_direct_bf16_1_3}},
+};
+
+static void mm_f_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1)
+{
+    int64_t cv = j->cols / MM_VL * MM_VL;
+    int ti = j->dtype == SM_DTYPE_F32 ? 0 : j->dtype == SM_DTYPE_F16 ? 1 : 2;
+    for (int64_t r = r0; r < r1; r += MM_NR) {
+        int nr = (int)(r1 - r < MM_NR ? r1 - r : MM_NR);
+        const uint8_t *w[MM_NR];
+        for (int i = 0; i < nr; i++)
+            w[i] = j->w + (size_t)(r + i) * j->row_bytes;
+        for (int64_t b0 = 0, nb; b0 < j->batch; b0 += nb) {
+            nb = mm_pass_rows(j->batch - b0);
+            const float *x[MM_NB];
+            for (int b = 0; b < nb; b++)
+                x[b] = j->x + (b0 + b) * j->ldx;
+            float out[MM_NR][MM_NB];
+            if (nr == MM_NR) {
+                mm_direct_fns[ti][0][nb - 1](w, x, cv, out);
+            } else {
+                for (int i = 0; i < nr; i++) {
+                    float o1[MM_NR][MM_NB];
+                    mm_direct_fns[ti][1][nb - 1](w + i, x, cv, o1);
+                    for (int b = 0; b < nb; b++)
+                        out[i][b] = o1[0][b];
+                }
+            }
+            for (int i = 0; i < nr; i++) {
+                float bias = j->bias ? j->bias[r + i] : 0.0f;
+                for (int b = 0; b < nb; b++) {
+                    float t = cv > 0 ? out[i][b] : 0.0f;
+                    for (int64_t c = cv; c < j->cols; c++)
+                        t += mm_weight_at(j, w[i], c) * x[b][c];
+                    j->y[(b0 + b) * j->ldy + r + i] = t + bias;
+                }
+            }
+        }
+    }
+}
+
 static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
 {
+    if (j->batch <= MM_DIRECT_BATCH) {
+        mm_f_rows_direct(j, r0, r1);
+        return;
+    }
     float *wt = scr;
     float *accb = scr + MM_NR * MM_KS + MM_NR * MM_KS / 32;
     int64_t cv = j->cols / MM_VL * MM_VL;
@@ -184,8 +260,6 @@ static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                 int64_t kn = cv - k0 < kc ? cv - k0 : kc;
                 for (int64_t rt = 0; rt < nrb; rt += MM_NR) {
                     int nrt = (int)(nrb - rt < MM_NR ? nrb - rt : MM_NR);
-                    mm_prefetch_ahead(j, rb, nrb, rt, k0, kc, cv, r1,
-                                     j->dtype == SM_DTYPE_F32 ? 4 : 2, 1);
                     for (int i = 0; i < nrt; i++) {
                         const uint8_t *row = j->w + (size_t)(rb + rt + i) * j->row_bytes;
                         float *dst = wt + (int64_t)i * MM_KS;
@@ -345,7 +419,6 @@ static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                 int64_t kn = nbt_all - k0 < kcb ? nbt_all - k0 : kcb;
                 for (int64_t rt = 0; rt < nrb; rt += MM_NR) {
                     int nrt = (int)(nrb - rt < MM_NR ? nrb - rt : MM_NR);
-                    mm_prefetch_ahead(j, rb, nrb, rt, k0, kcb, nbt_all, r1, bsz, 1);
                     for (int i = 0; i < nrt; i++)
                         mm_q_unpack(j->dtype, j->w + (size_t)(rb + rt + i) * j->row_bytes + bsz * k0,
                                     kn, &tile, i);

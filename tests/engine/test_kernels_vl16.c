@@ -49,6 +49,17 @@ static inline float v16_hsum(v16 v)
 {
     return mm_hsum8(_mm256_add_ps(v.lo, v.hi));
 }
+static inline v16 v16_load_bf16(const uint16_t *p)
+{
+    __m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)), 16));
+    __m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p + 8))), 16));
+    return (v16){lo, hi};
+}
+static inline v16 v16_load_f16(const uint16_t *p)
+{
+    return (v16){_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)),
+                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 8)))};
+}
 static inline __m256i qdot(__m256i aw, __m256i sx)
 {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1));
@@ -63,6 +74,8 @@ static inline __m256i qdot(__m256i aw, __m256i sx)
 #define MM_HSUM(v) v16_hsum(v)
 #define MM_CVT_BF16(dst, src, n) sm_avx2_cvt_bf16((dst), (src), (n))
 #define MM_CVT_F16(dst, src, n) sm_avx2_cvt_f16((dst), (src), (n))
+#define MM_LOAD_BF16(p) v16_load_bf16(p)
+#define MM_LOAD_F16(p) v16_load_f16(p)
 #define MM_QDOT(aw, sx) qdot((aw), (sx))
 #include "kernels_mm_tmpl.h"
 
