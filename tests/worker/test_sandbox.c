@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -424,6 +425,29 @@ static void test_bad_arguments(void **state) {
     json_decref(obj);
 }
 
+static void *concurrent_run(void *arg) {
+    int *ok = arg;
+    sm_sandbox_limits lim = limits();
+    json_error_t je;
+    json_t *tests = json_loads(sum_tests, 0, &je), *out = NULL;
+    sm_err err = {0};
+    *ok = tests && sm_sandbox_run_tests(&lim, "c", c_sum, tests, &out, &err) == SM_OK &&
+          json_integer_value(json_object_get(out, "passed")) == 2;
+    json_decref(out);
+    json_decref(tests);
+    return NULL;
+}
+
+/* Several worker threads check code at once (each run gets its own uid and work dir). */
+static void test_concurrent_runs(void **state) {
+    (void)state;
+    pthread_t th[3];
+    int ok[3] = {0};
+    for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&th[i], NULL, concurrent_run, &ok[i]), 0);
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) assert_true(ok[i]);
+}
+
 static void test_limits_from_config(void **state) {
     (void)state;
     sm_config cfg;
@@ -521,6 +545,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_huge_output),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_limits_from_config),
+        cmocka_unit_test(test_concurrent_runs),
     };
     const struct CMUnitTest langs[] = {
         cmocka_unit_test(test_cpp_correct_and_wrong),
