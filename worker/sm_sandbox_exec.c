@@ -342,6 +342,15 @@ sm_code sbx_run(const sbx_spec *spec, sbx_result *res, sm_err *err) {
         /* child: async-signal-safe calls only */
         int e = 0;
         setpgid(0, 0);
+        /* the worker's signal mask and ignored signals (SIGPIPE) must not reach the program */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         if (procs_path[0]) {
             int fd = open(procs_path, O_WRONLY | O_CLOEXEC);
             if (fd < 0 || write(fd, "0", 1) != 1) e = errno ? errno : EIO;
