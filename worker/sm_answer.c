@@ -170,6 +170,27 @@ static bool extract_after(const char *s, size_t n, const char *marker, char **ou
         if (len > 0) {
             /* an answer line may still hold a \boxed{} */
             if (extract_boxed(a, len, out)) return true;
+            /* "$12$. I hope it is correct.": the first $...$ of the line */
+            const char *d1 = memchr(p, '$', (size_t)(e - p));
+            const char *d2 = d1 ? memchr(d1 + 1, '$', (size_t)(e - d1 - 1)) : NULL;
+            while (d2 && d2 + 1 < e && d2[1] == '$' && d2 == d1 + 1) /* $$...$$ */
+                d1 = d2, d2 = memchr(d1 + 1, '$', (size_t)(e - d1 - 1));
+            if (d1 && d2 && d2 > d1 + 1) {
+                const char *m = d1 + 1;
+                size_t ml = (size_t)(d2 - m);
+                trim_answer(&m, &ml);
+                if (ml > 0) {
+                    *out = dup_range(m, ml);
+                    return true;
+                }
+            }
+            /* "12. I hope it is correct.": stop at the end of the first sentence */
+            for (size_t k = 0; k + 2 < len; k++)
+                if (a[k] == '.' && a[k + 1] == ' ' && isupper((unsigned char)a[k + 2])) {
+                    len = k;
+                    trim_answer(&a, &len);
+                    break;
+                }
             *out = dup_range(a, len);
             return true;
         }
@@ -397,6 +418,11 @@ static char *normalize(const char *in) {
             memchr(a + v + 1, '=', len - v - 1) == NULL) {
             a += v + 1;
             len -= v + 1;
+            trim_answer(&a, &len);
+        } else if (v + 3 <= len && strncmp(a + v, "\\in", 3) == 0 &&
+                   !isalpha((unsigned char)a[v + 3])) {
+            a += v + 3; /* x \in \{1, 2\} */
+            len -= v + 3;
             trim_answer(&a, &len);
         }
     }

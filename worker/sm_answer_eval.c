@@ -401,8 +401,29 @@ static bool starts_primary(parser *p) {
            starts(p, "\\frac") || starts(p, "\\pi") || starts(p, "pi") || starts(p, "sqrt");
 }
 
+/* Whether s[from..to) is an optionally signed run of digits (a mixed number's whole part). */
+static bool plain_integer(const char *s, size_t from, size_t to) {
+    while (from < to && (s[from] == ' ' || s[from] == '-' || s[from] == '+')) from++;
+    while (to > from && s[to - 1] == ' ') to--;
+    if (from == to) return false;
+    for (size_t i = from; i < to; i++)
+        if (!isdigit((unsigned char)s[i])) return false;
+    return true;
+}
+
 static bool term(parser *p, ans_val *out) {
+    skip_ws(p);
+    size_t start = p->i;
     if (!unary(p, out)) return false;
+    /* a mixed number: 3\frac{1}{2} is 3 + 1/2 (and -3\frac{1}{2} is -(3 + 1/2)) */
+    if (plain_integer(p->s, start, p->i) && out->exact && out->d == 1 && starts(p, "\\frac")) {
+        ans_val f;
+        if (!power(p, &f)) return false;
+        bool neg = out->n < 0 || (out->n == 0 && p->s[start] == '-');
+        if (neg && f.exact && f.n != INT64_MIN) f.n = -f.n;
+        if (neg) f.v = -f.v;
+        *out = v_add(*out, f, 1);
+    }
     for (;;) {
         if (++p->steps > MAX_STEPS) return fail(p, "expression too long");
         skip_ws(p);

@@ -113,6 +113,13 @@ static const cmp_case cases[] = {
     {"\\boxed{\\text{yes}}", "no", false, "string"},
     {"\\boxed{x^2+1}", "x^2 + 1", true, "string"},
     {"\\boxed{3x}", "3", false, NULL},
+    /* mixed numbers, MATH-style answer lines, membership */
+    {"\\boxed{3\\frac{1}{2}}", "3.5", true, "expression"},
+    {"\\boxed{-3\\frac{1}{2}}", "-7/2", true, "expression"},
+    {"Final Answer: The final answer is $12$. I hope it is correct.", "12", true, "integer"},
+    {"Final Answer: 12. I hope it is correct.", "12", true, "integer"},
+    {"\\boxed{x \\in \\{1,2\\}}", "\\{2,1\\}", true, "set"},
+    {"\\boxed{\\frac{3}{4}x}", "0.75", false, "string"},
     /* the key written as a solution */
     {"\\boxed{6}", "The answer is \\boxed{6}", true, "integer"},
     /* no answer */
