@@ -11,6 +11,9 @@
 #define CACHE_SLOTS 16384
 #define CACHE_KEY_MAX 38
 #define CACHE_IDS_MAX 20
+/* A single pre-token (e.g. letters without a space) is refused beyond this: its merge state
+ * takes 64 bytes per byte. */
+#define SM_BPE_MAX_WORD (16 << 20)
 
 typedef struct cache_slot {
     uint64_t hash;
@@ -157,7 +160,10 @@ sm_code sm_bpe_word(const sm_tokenizer *tok, sm_bpe_cache *cache, const uint8_t 
     symbol *sym = small_sym;
     heap_item *heap = small_heap;
     if (n > 64) {
-        if (n > INT32_MAX / 4) return sm_err_set(err, SM_ELIMIT, "tokenizer: word too long");
+        if (n > SM_BPE_MAX_WORD)
+            return sm_err_set(err, SM_ELIMIT,
+                              "tokenizer: one pre-token of %zu bytes (more than %d MiB without a "
+                              "break)", n, SM_BPE_MAX_WORD >> 20);
         sym = malloc(n * sizeof *sym);
         heap = malloc(3 * n * sizeof *heap);
         if (!sym || !heap) {

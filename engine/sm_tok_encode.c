@@ -128,6 +128,7 @@ typedef struct enc {
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit_stack;
     size_t jit_stack_size;
+    bool limit_raised;
     bool special;
     int32_t *ids;
     size_t n, cap;
@@ -166,6 +167,21 @@ static sm_code grow_jit_stack(enc *e) {
     return SM_OK;
 }
 
+/* PCRE2's default match limit (10 million steps) is reached by one linear backtrack over a
+ * very long whitespace run (e.g. "\s*[\r\n]+" over 20 MB of spaces); raise it once to a
+ * bound proportional to the subject, which still stops pathological backtracking. */
+static sm_code raise_match_limit(enc *e, size_t n) {
+    if (e->limit_raised)
+        return sm_err_set(e->err, SM_ELIMIT,
+                          "tokenizer: the pre-tokenizer regex backtracks too much on this input");
+    if (!e->mctx && !(e->mctx = pcre2_match_context_create(NULL)))
+        return sm_err_set(e->err, SM_ENOMEM, "tokenizer: out of memory");
+    uint64_t limit = 10000000ull + 64ull * n;
+    pcre2_set_match_limit(e->mctx, limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit);
+    e->limit_raised = true;
+    return SM_OK;
+}
+
 /* Split pre-tokenizer, behaviour Isolated: every match and every gap between matches is a
  * pre-token. An empty match only splits (its gap ends there); the search resumes one
  * character further, as Oniguruma's find_iter does. */
@@ -181,6 +197,10 @@ static sm_code pretokenize(enc *e, const char *s, size_t n) {
         if (m == PCRE2_ERROR_NOMATCH) break;
         if (m == PCRE2_ERROR_JIT_STACKLIMIT) {
             rc = grow_jit_stack(e);
+            continue;
+        }
+        if (m == PCRE2_ERROR_MATCHLIMIT || m == PCRE2_ERROR_DEPTHLIMIT) {
+            rc = raise_match_limit(e, n);
             continue;
         }
         if (m < 0) {

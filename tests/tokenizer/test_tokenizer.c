@@ -236,6 +236,13 @@ static void test_invalid_utf8(void **state) {
     assert_int_equal(sm_tokenizer_encode(qwen, "", 0, true, &ids, &n, &err), SM_OK);
     assert_int_equal(n, 0);
     free(ids);
+    /* one pre-token beyond 16 MiB is a typed limit error, not an out-of-memory */
+    size_t big = (17u << 20);
+    char *word = malloc(big);
+    memset(word, 'a', big);
+    assert_int_equal(sm_tokenizer_encode(qwen, word, big, false, &ids, &n, &err), SM_ELIMIT);
+    assert_null(ids);
+    free(word);
 }
 
 static void test_student_im_end(void **state) {
