@@ -14,7 +14,7 @@
 
 /* Writes one CSV cell: quoted when needed; a text starting with = + - @ tab or CR gets a
  * leading ' so spreadsheets do not run it as a formula. */
-static void csv_cell(FILE *f, const char *s, bool text, bool last)
+void http_csv_cell(FILE *f, const char *s, bool text, bool last)
 {
     if (!s)
         s = "";
@@ -129,10 +129,10 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
     }
     char column[512];
     if (strcmp(fmt, "moodle") == 0) {
-        csv_cell(f, "Email address", true, false);
-        csv_cell(f, "ID number", true, false);
-        csv_cell(f, title, true, false);
-        csv_cell(f, "Status", true, true);
+        http_csv_cell(f, "Email address", true, false);
+        http_csv_cell(f, "ID number", true, false);
+        http_csv_cell(f, title, true, false);
+        http_csv_cell(f, "Status", true, true);
     } else if (strcmp(fmt, "canvas") == 0) {
         if (canvas_id)
             snprintf(column, sizeof column, "%s (%lld)", title, (long long)canvas_id);
@@ -140,17 +140,17 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
             snprintf(column, sizeof column, "%s", title);
         const char *head[] = {"Student", "ID", "SIS User ID", "SIS Login ID", "Section"};
         for (int i = 0; i < 5; i++)
-            csv_cell(f, head[i], true, false);
-        csv_cell(f, column, true, true);
+            http_csv_cell(f, head[i], true, false);
+        http_csv_cell(f, column, true, true);
         const char *pp[] = {"    Points Possible", "", "", "", ""};
         for (int i = 0; i < 5; i++)
-            csv_cell(f, pp[i], true, false);
-        csv_cell(f, max, false, true);
+            http_csv_cell(f, pp[i], true, false);
+        http_csv_cell(f, max, false, true);
     } else {
         const char *head[] = {"student", "score", "max_score", "model_score", "status",
                               "flagged", "flags", "submission_id"};
         for (int i = 0; i < 8; i++)
-            csv_cell(f, head[i], true, i == 7);
+            http_csv_cell(f, head[i], true, i == 7);
     }
     int nrows = PQntuples(r);
     int c_sid = PQfnumber(r, "submission_id"), c_stu = PQfnumber(r, "student_ref"),
@@ -163,17 +163,17 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
         const char *state = PQgetvalue(r, i, c_state);
         bool email = strchr(student, '@') != NULL;
         if (strcmp(fmt, "moodle") == 0) {
-            csv_cell(f, email ? student : "", true, false);
-            csv_cell(f, email ? "" : student, true, false);
-            csv_cell(f, score, false, false);
-            csv_cell(f, state, true, true);
+            http_csv_cell(f, email ? student : "", true, false);
+            http_csv_cell(f, email ? "" : student, true, false);
+            http_csv_cell(f, score, false, false);
+            http_csv_cell(f, state, true, true);
         } else if (strcmp(fmt, "canvas") == 0) {
-            csv_cell(f, student, true, false);
-            csv_cell(f, "", true, false);
-            csv_cell(f, email ? "" : student, true, false);
-            csv_cell(f, email ? student : "", true, false);
-            csv_cell(f, "", true, false);
-            csv_cell(f, score, false, true);
+            http_csv_cell(f, student, true, false);
+            http_csv_cell(f, "", true, false);
+            http_csv_cell(f, email ? "" : student, true, false);
+            http_csv_cell(f, email ? student : "", true, false);
+            http_csv_cell(f, "", true, false);
+            http_csv_cell(f, score, false, true);
         } else {
             json_t *fl = json_loads(PQgetvalue(r, i, c_flags), 0, NULL);
             char flags[1024] = "";
@@ -187,15 +187,15 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
                     k += (size_t)snprintf(flags + k, sizeof flags - k, "%s%s", k ? ";" : "", s);
             }
             json_decref(fl);
-            csv_cell(f, student, true, false);
-            csv_cell(f, score, false, false);
+            http_csv_cell(f, student, true, false);
+            http_csv_cell(f, score, false, false);
             int c_max = PQfnumber(r, "max_score");
-            csv_cell(f, PQgetisnull(r, i, c_max) ? max : PQgetvalue(r, i, c_max), false, false);
-            csv_cell(f, PQgetisnull(r, i, c_mod) ? "" : PQgetvalue(r, i, c_mod), false, false);
-            csv_cell(f, state, true, false);
-            csv_cell(f, PQgetvalue(r, i, c_flagged)[0] == 't' ? "yes" : "no", true, false);
-            csv_cell(f, flags, true, false);
-            csv_cell(f, PQgetvalue(r, i, c_sid), false, true);
+            http_csv_cell(f, PQgetisnull(r, i, c_max) ? max : PQgetvalue(r, i, c_max), false, false);
+            http_csv_cell(f, PQgetisnull(r, i, c_mod) ? "" : PQgetvalue(r, i, c_mod), false, false);
+            http_csv_cell(f, state, true, false);
+            http_csv_cell(f, PQgetvalue(r, i, c_flagged)[0] == 't' ? "yes" : "no", true, false);
+            http_csv_cell(f, flags, true, false);
+            http_csv_cell(f, PQgetvalue(r, i, c_sid), false, true);
         }
     }
     fclose(f);

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sm_error.h"
 #include "sm_http.h"
@@ -121,6 +122,11 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id);
 void http_api_export_json(http_req *rq, http_resp *rs, int64_t assignment_id);
 void http_api_progress(http_req *rq, http_resp *rs);
 void http_metrics_page(http_req *rq, http_resp *rs);
+
+/* ---- exports (http_export.c) ---- */
+/* Writes one CSV cell and a separator (or CRLF when last): quoted when needed; a text cell
+ * starting with = + - @ tab or CR gets a leading ' (no formula injection). */
+void http_csv_cell(FILE *f, const char *s, bool text, bool last);
 
 /* ---- static files (http_static.c) ---- */
 void http_static(http_req *rq, http_resp *rs, const char *path);

@@ -8,6 +8,7 @@
 
 #include "http_internal.h"
 #include "sm_db.h"
+#include "sm_log.h"
 
 void http_api_progress(http_req *rq, http_resp *rs)
 {
@@ -96,22 +97,20 @@ void http_metrics_page(http_req *rq, http_resp *rs)
         http_resp_error(rs, 500, "ENOMEM", "cannot render metrics");
         return;
     }
-    PGconn *db = http_db(rq, rs);
-    if (!db) {
-        free(counters);
-        return;
-    }
-    PGresult *r;
-    if (sm_db_query(db,
+    /* Without the database the broker's counters are still worth reporting. */
+    sm_err ignored;
+    if (http_pool_get(rq->http->pool, &rq->db, &ignored) != SM_OK)
+        rq->db = NULL;
+    PGresult *r = NULL;
+    if (rq->db && sm_db_query(rq->db,
                     "SELECT s.state, p.priority, count(j.id) FROM "
                     "unnest(ARRAY['queued','leased','done','dead','cancelled']) AS s(state) "
                     "CROSS JOIN unnest(ARRAY[0,1]) AS p(priority) "
                     "LEFT JOIN job j ON j.state = s.state AND j.priority = p.priority "
                     "GROUP BY s.state, p.priority ORDER BY s.state, p.priority",
                     0, NULL, &r, &err) != SM_OK) {
-        free(counters);
-        http_db_failed(rs, &err);
-        return;
+        sm_log(SM_LOG_WARN, "metrics: queue depth query failed", "error", err.msg, NULL);
+        r = NULL;
     }
     char *buf = NULL;
     size_t len = 0;
@@ -124,10 +123,14 @@ void http_metrics_page(http_req *rq, http_resp *rs)
     }
     fputs(counters, f);
     free(counters);
+    fprintf(f,
+            "# HELP stepmark_database_up Whether the HTTP side could query the database.\n"
+            "# TYPE stepmark_database_up gauge\nstepmark_database_up %d\n",
+            r ? 1 : 0);
     fputs("# HELP stepmark_queue_depth Jobs in the database by state and priority.\n"
           "# TYPE stepmark_queue_depth gauge\n",
           f);
-    for (int i = 0; i < PQntuples(r); i++)
+    for (int i = 0; r && i < PQntuples(r); i++)
         fprintf(f, "stepmark_queue_depth{state=\"%s\",priority=\"%s\"} %s\n", PQgetvalue(r, i, 0),
                 strcmp(PQgetvalue(r, i, 1), "0") == 0 ? "interactive" : "batch",
                 PQgetvalue(r, i, 2));
