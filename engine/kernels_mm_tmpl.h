@@ -29,9 +29,13 @@
 
 #define MM_NR 4   /* weight rows per micro tile */
 #define MM_NB 3   /* batch rows per micro tile */
-#define MM_KC 512  /* columns per tile when rows are long: a multiple of 32 and of MM_VL */
+#ifndef MM_KC
+#define MM_KC 512 /* columns per tile when rows are long: a multiple of 32 and of MM_VL */
+#endif
 #define MM_KS 2048 /* rows up to this long are one tile (read in order); the tile row stride */
-#define MM_MC 64  /* batch rows per block */
+#ifndef MM_MC
+#define MM_MC 64 /* batch rows per block */
+#endif
 #ifndef MM_WHOLE_ROWS
 #define MM_WHOLE_ROWS 16 /* batches up to this use whole-row tiles (when short enough) */
 #endif
