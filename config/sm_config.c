@@ -117,7 +117,7 @@ void sm_config_defaults(sm_config *c)
     c->broker.max_attempts = 3;
     c->broker.retry_backoff_ms = 2000;
     c->broker.max_body_bytes = 1024 * 1024;
-    c->broker.group_commit_us = 2000;
+    c->broker.group_commit_us = 0;
 
     set_str(c->worker.broker_endpoint, sizeof c->worker.broker_endpoint, "tcp://127.0.0.1:5556");
     set_str(c->worker.device, sizeof c->worker.device, "cpu");

@@ -51,7 +51,7 @@ typedef struct sm_config {
         int64_t max_attempts;       /* attempts before a job is dead */
         int64_t retry_backoff_ms;   /* first retry delay; doubles per attempt */
         int64_t max_body_bytes;     /* largest JSON body accepted */
-        int64_t group_commit_us;    /* longest a SUBMIT waits to share a commit */
+        int64_t group_commit_us;    /* extra wait before a group commit (0: none) */
         sm_curve_config curve;
     } broker;
 

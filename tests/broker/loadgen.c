@@ -5,7 +5,7 @@
  * with the same number of clients on the same cluster for a one-row INSERT transaction and
  * prints its TPS and the ratio, so both numbers come from one run on one machine.
  *   stepmark-loadgen [--clients 32] [--seconds 10] [--content-bytes 300]
- *                    [--group-commit-us 2000] [--stepmarkd PATH] [--pgbench PATH] [--data DIR]
+ *                    [--group-commit-us 0] [--stepmarkd PATH] [--pgbench PATH] [--data DIR]
  */
 #include <errno.h>
 #include <glob.h>
@@ -157,14 +157,14 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: stepmark-loadgen [--clients 32] [--seconds 10] [--content-bytes 300]\n"
-               "         [--group-commit-us 2000] [--stepmarkd PATH] [--pgbench PATH] "
+               "         [--group-commit-us 0] [--stepmarkd PATH] [--pgbench PATH] "
                "[--data DIR]\n");
         return 0;
     }
     int clients = atoi(opt(argc, argv, "--clients", "32"));
     int seconds = atoi(opt(argc, argv, "--seconds", "10"));
     int content_bytes = atoi(opt(argc, argv, "--content-bytes", "300"));
-    const char *gc = opt(argc, argv, "--group-commit-us", "2000");
+    const char *gc = opt(argc, argv, "--group-commit-us", "0");
     if (clients < 1 || clients > 1024 || seconds < 1 || content_bytes < 1 ||
         content_bytes > 100000) {
         fprintf(stderr, "loadgen: bad arguments\n");
