@@ -251,6 +251,16 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         job.xq = (int8_t *)((float *)qbuf + batch * nb);
         run_tasks(k, quant_task, &c, batch >= 4 ? threads : 1);
     }
+    if (W->dtype == SM_DTYPE_BF16 && c.v->permute_x) {
+        float *xp = malloc((size_t)batch * (size_t)W->cols * sizeof *xp);
+        if (!xp)
+            return sm_err_set(err, SM_ENOMEM, "matmul: no memory for permuted activations");
+        for (int64_t b = 0; b < batch; b++)
+            c.v->permute_x(X + b * ldx, W->cols, xp + b * W->cols);
+        qbuf = xp;
+        job.x = xp;
+        job.ldx = W->cols;
+    }
     if (W->dtype == SM_DTYPE_BF16 && c.v->x_to_bf16) {
         qbuf = malloc((size_t)batch * (size_t)W->cols * sizeof(uint16_t));
         if (!qbuf)

@@ -55,7 +55,25 @@ static inline __m256i qdot_avx2(__m256i aw, __m256i sx)
 #define MM_LOAD_BF16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))), 16))
 #define MM_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
 #define MM_QDOT(aw, sx) qdot_avx2((aw), (sx))
+#define MM_BF16_PAIRS 1
+#define MM_BF16_EVEN(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p)), 16))
+#define MM_BF16_ODD(p) _mm256_castsi256_ps(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p)), _mm256_set1_epi32((int)0xffff0000u)))
 #include "kernels_mm_tmpl.h"
+
+/* Activations for MM_BF16_PAIRS: each group of 16 as [x0 x2 .. x14, x1 x3 .. x15]. */
+static void permute_x_pairs(const float *x, int64_t cols, float *out)
+{
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        __m256 a = _mm256_loadu_ps(x + c), b = _mm256_loadu_ps(x + c + 8);
+        /* per 128-bit lane [a0 a2 b0 b2 | a4 a6 b4 b6], then 64-bit pieces 0 2 1 3 */
+        __m256 ev = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 od = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+        _mm256_storeu_ps(out + c, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xd8)));
+        _mm256_storeu_ps(out + c + 8, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), 0xd8)));
+    }
+    memcpy(out + c, x + c, (size_t)(cols - c) * sizeof *out);
+}
 
 /* Same float operations as the portable quantize_x, so every variant quantizes identically. */
 void sm_avx2_quantize_x(const float *x, int64_t cols, int8_t *q, float *d)
@@ -334,6 +352,7 @@ static const sm_kvariant avx2 = {
     .scratch_floats = mm_scratch_floats,
     .matmul_rows = mm_rows,
     .quantize_x = sm_avx2_quantize_x,
+    .permute_x = permute_x_pairs,
     .rows_to_f32 = sm_avx2_rows_to_f32,
     .rmsnorm = sm_avx2_rmsnorm,
     .silu_mul = sm_avx2_silu_mul,

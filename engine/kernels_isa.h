@@ -51,6 +51,10 @@ typedef struct sm_kvariant {
     /* Activations to 8-bit blocks: d = max|x|/127, q = round-half-even(x / d). Identical
      * results in every variant (the same float operations). */
     void (*quantize_x)(const float *x, int64_t cols, int8_t *q, float *d);
+    /* NULL, or: bf16 weight products want each group of 2*lanes activations permuted to
+     * [even columns, odd columns] (see MM_BF16_PAIRS in kernels_mm_tmpl.h); the job's x is
+     * then that permuted copy, cols floats per row. */
+    void (*permute_x)(const float *x, int64_t cols, float *out);
     /* NULL, or: bf16 weight products want the activations rounded to bf16 (job->xb). */
     void (*x_to_bf16)(const float *x, int64_t cols, uint16_t *out);
     /* Rows [r0, r1) of a weight matrix to f32 (for sgemm tiles). */

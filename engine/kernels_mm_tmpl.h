@@ -22,6 +22,14 @@
  *   MM_LOAD_BF16(p), MM_LOAD_F16(p)  MM_VL bf16 / f16 values at p as an f32 vector
  *   MM_QDOT(aw, sx)           __m256i: 8 int32 lanes, lane l = sum of aw[i]*sx[i], i in 4l..4l+3
  *                             (aw unsigned bytes, sx signed bytes)
+ *
+ * Optional: MM_BF16_PAIRS, with MM_BF16_EVEN(p) and MM_BF16_ODD(p): of the 2*MM_VL bf16 values
+ * at p, those at even / odd positions as an f32 vector (one shift / one mask of a plain load,
+ * where a widening load takes two operations per vector). bf16 products then see each group of
+ * 2*MM_VL columns permuted to [even columns, odd columns]: the variant's permute_x puts the
+ * activations in that order, and the rule above holds on the permuted column index (so lane l
+ * adds column g+2l, then g+2l+1, for each group g in order). Columns past the last whole
+ * group keep their places.
  */
 #ifndef MM_VL
 #error "define the vector macros before including kernels_mm_tmpl.h"
@@ -126,6 +134,23 @@ static void mm_f_dispatch(int nr, int nb, const float *wt, const float *const *x
     }
 }
 
+/* Columns [k0, k0 + n) of a bf16 weight row to f32 at dst, in the order the products use
+ * (see MM_BF16_PAIRS; k0 is a multiple of 2*MM_VL). */
+static void mm_cvt_bf16_cols(float *dst, const uint16_t *row, int64_t k0, int64_t n, int64_t cols)
+{
+    int64_t i = 0;
+#ifdef MM_BF16_PAIRS
+    int64_t pair_end = cols / (2 * MM_VL) * (2 * MM_VL);
+    for (; i + 2 * MM_VL <= n && k0 + i + 2 * MM_VL <= pair_end; i += 2 * MM_VL) {
+        MM_STOREU(dst + i, MM_BF16_EVEN(row + k0 + i));
+        MM_STOREU(dst + i + MM_VL, MM_BF16_ODD(row + k0 + i));
+    }
+#else
+    (void)cols;
+#endif
+    MM_CVT_BF16(dst + i, row + k0 + i, n - i);
+}
+
 static float mm_weight_at(const sm_mm_job *j, const uint8_t *row, int64_t c)
 {
     uint16_t h;
@@ -153,13 +178,43 @@ MM_INLINE MM_V mm_load_w(sm_dtype t, const uint8_t *row, int64_t c)
 }
 
 MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
-                           const float *const *x, int64_t cv, float out[MM_NR][MM_NB])
+                           const float *const *x, int64_t cv, const uint8_t *pf,
+                           float out[MM_NR][MM_NB])
 {
+    /* bytes per weight, and columns per 64-byte cache line of weights */
+    const int64_t line_cols = t == SM_DTYPE_F32 ? 16 : 32;
     MM_V a[MM_NR][MM_NB];
     for (int r = 0; r < nr; r++)
         for (int b = 0; b < nb; b++)
             a[r][b] = MM_ZERO();
-    for (int64_t c = 0; c < cv; c += MM_VL) {
+    int64_t c = 0;
+#ifdef MM_BF16_PAIRS
+    if (t == SM_DTYPE_BF16) {
+        for (; c + 2 * MM_VL <= cv; c += 2 * MM_VL) {
+            if (pf && c % line_cols == 0)
+                __builtin_prefetch(pf + 2 * c, 0, 2);
+            MM_V xv[MM_NB];
+            for (int b = 0; b < nb; b++)
+                xv[b] = MM_LOADU(x[b] + c);
+            for (int r = 0; r < nr; r++) {
+                MM_V wv = MM_BF16_EVEN((const uint16_t *)(const void *)w[r] + c);
+                for (int b = 0; b < nb; b++)
+                    a[r][b] = MM_FMA(wv, xv[b], a[r][b]);
+            }
+            for (int b = 0; b < nb; b++)
+                xv[b] = MM_LOADU(x[b] + c + MM_VL);
+            for (int r = 0; r < nr; r++) {
+                MM_V wv = MM_BF16_ODD((const uint16_t *)(const void *)w[r] + c);
+                for (int b = 0; b < nb; b++)
+                    a[r][b] = MM_FMA(wv, xv[b], a[r][b]);
+            }
+        }
+    }
+#endif
+    for (; c < cv; c += MM_VL) {
+        /* pf: a weight row of the next block, fetched into L2 while this pass computes */
+        if (pf && c % line_cols == 0)
+            __builtin_prefetch(pf + c * (64 / line_cols), 0, 2);
         MM_V xv[MM_NB];
         for (int b = 0; b < nb; b++)
             xv[b] = MM_LOADU(x[b] + c);
@@ -177,9 +232,9 @@ MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
 #define MM_D_CASE(T_, TN_, NR_, NB_)                                                           \
     static void mm_f_direct_##TN_##_##NR_##_##NB_(const uint8_t *const *w,                     \
                                                   const float *const *x, int64_t cv,           \
-                                                  float out[MM_NR][MM_NB])                     \
+                                                  const uint8_t *pf, float out[MM_NR][MM_NB])  \
     {                                                                                          \
-        mm_f_direct(T_, NR_, NB_, w, x, cv, out);                                              \
+        mm_f_direct(T_, NR_, NB_, w, x, cv, pf, out);                                          \
     }
 #define MM_D_CASES(T_, TN_)                                                                    \
     MM_D_CASE(T_, TN_, 4, 3)                                                                   \
@@ -193,7 +248,7 @@ MM_D_CASES(SM_DTYPE_F16, f16)
 MM_D_CASES(SM_DTYPE_BF16, bf16)
 
 typedef void (*mm_direct_fn)(const uint8_t *const *, const float *const *, int64_t,
-                             float[MM_NR][MM_NB]);
+                             const uint8_t *, float[MM_NR][MM_NB]);
 
 /* [dtype f32/f16/bf16][rows 4 or 1][batch rows - 1] */
 static const mm_direct_fn mm_direct_fns[3][2][MM_NB] = {
@@ -214,18 +269,25 @@ static void mm_f_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1)
         const uint8_t *w[MM_NR];
         for (int i = 0; i < nr; i++)
             w[i] = j->w + (size_t)(r + i) * j->row_bytes;
-        for (int64_t b0 = 0, nb; b0 < j->batch; b0 += nb) {
+        /* several passes over these rows compute from cache: pass p fetches row p of the
+         * next block, so that the next block's first pass does not wait on memory */
+        int64_t next_rows = r1 - (r + nr) < MM_NR ? r1 - (r + nr) : MM_NR;
+        int pass = 0;
+        for (int64_t b0 = 0, nb; b0 < j->batch; b0 += nb, pass++) {
             nb = mm_pass_rows(j->batch - b0);
             const float *x[MM_NB];
             for (int b = 0; b < nb; b++)
                 x[b] = j->x + (b0 + b) * j->ldx;
+            const uint8_t *pf = NULL;
+            if (j->batch > MM_NB && pass < next_rows)
+                pf = j->w + (size_t)(r + nr + pass) * j->row_bytes;
             float out[MM_NR][MM_NB];
             if (nr == MM_NR) {
-                mm_direct_fns[ti][0][nb - 1](w, x, cv, out);
+                mm_direct_fns[ti][0][nb - 1](w, x, cv, pf, out);
             } else {
                 for (int i = 0; i < nr; i++) {
                     float o1[MM_NR][MM_NB];
-                    mm_direct_fns[ti][1][nb - 1](w + i, x, cv, o1);
+                    mm_direct_fns[ti][1][nb - 1](w + i, x, cv, NULL, o1);
                     for (int b = 0; b < nb; b++)
                         out[i][b] = o1[0][b];
                 }
@@ -272,7 +334,8 @@ static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                         else if (j->dtype == SM_DTYPE_F16)
                             MM_CVT_F16(dst, (const uint16_t *)(const void *)(row + 2 * k0), kn);
                         else
-                            MM_CVT_BF16(dst, (const uint16_t *)(const void *)(row + 2 * k0), kn);
+                            mm_cvt_bf16_cols(dst, (const uint16_t *)(const void *)row, k0, kn,
+                                             j->cols);
                     }
                     for (int64_t b = 0, nbt; b < nbb; b += nbt) {
                         nbt = mm_pass_rows(nbb - b);

@@ -100,54 +100,91 @@ done:
     return rc;
 }
 
-/* Median seconds of one decode step of batch sequences, each first given a prompt of
- * a->decode_ctx tokens (lengths differ a little, as in real batches). */
-static sm_code bench_decode(sm_model *m, const bench_args *a, int batch, double *out,
-                            sm_err *err)
+/* One group of sequences decoding together (one batch size). */
+typedef struct decode_group {
+    int batch;
+    sm_seq **seqs;
+    int32_t *ids;
+    const int32_t **toks;
+    int64_t *ntok;
+    int64_t per; /* ids per sequence */
+    double *times;
+} decode_group;
+
+static void decode_group_free(decode_group *g)
+{
+    for (int b = 0; g->seqs && b < g->batch; b++)
+        sm_seq_free(&g->seqs[b]);
+    free(g->seqs);
+    free(g->ids);
+    free((void *)g->toks);
+    free(g->ntok);
+    free(g->times);
+}
+
+/* batch sequences, each given a prompt of a->decode_ctx + b tokens (lengths differ a little,
+ * as in real batches), all prompts in one forward step. */
+static sm_code decode_group_start(sm_model *m, const bench_args *a, int batch, decode_group *g,
+                                  float *logits, sm_err *err)
 {
     int64_t vocab = sm_model_info(m)->config.vocab;
-    int64_t steps = a->decode_tokens;
-    sm_seq **seqs = calloc((size_t)batch, sizeof *seqs);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(a->decode_ctx + batch + steps) * batch);
-    const int32_t **toks = calloc((size_t)batch, sizeof *toks);
-    int64_t *ntok = calloc((size_t)batch, sizeof *ntok);
-    float *logits = malloc(sizeof(float) * (size_t)vocab * (size_t)batch);
-    double *times = calloc((size_t)steps, sizeof(double));
-    sm_code rc = SM_OK;
-    if (!seqs || !ids || !toks || !ntok || !logits || !times) {
-        rc = sm_err_set(err, SM_ENOMEM, "bench: out of memory");
-        goto done;
-    }
+    g->batch = batch;
+    g->per = a->decode_ctx + batch + a->decode_tokens;
+    g->seqs = calloc((size_t)batch, sizeof *g->seqs);
+    g->ids = malloc(sizeof(int32_t) * (size_t)g->per * (size_t)batch);
+    g->toks = calloc((size_t)batch, sizeof *g->toks);
+    g->ntok = calloc((size_t)batch, sizeof *g->ntok);
+    g->times = calloc((size_t)a->decode_tokens, sizeof(double));
+    if (!g->seqs || !g->ids || !g->toks || !g->ntok || !g->times)
+        return sm_err_set(err, SM_ENOMEM, "bench: out of memory");
     uint64_t state = 0x2545f4914f6cdd1dull + (uint64_t)batch;
-    int64_t per = a->decode_ctx + batch + steps;
-    fill_ids(ids, per * batch, vocab, &state);
+    fill_ids(g->ids, g->per * batch, vocab, &state);
+    sm_code rc = SM_OK;
     for (int b = 0; b < batch && rc == SM_OK; b++) {
-        rc = sm_seq_new(m, per + 1, &seqs[b], err);
-        toks[b] = ids + b * per;
-        ntok[b] = a->decode_ctx + b; /* different lengths */
-    }
-    if (rc == SM_OK) /* the prompts of all sequences in one step */
-        rc = sm_model_forward(m, seqs, toks, ntok, batch, logits, err);
-    for (int64_t s = 0; s < steps && rc == SM_OK; s++) {
-        for (int b = 0; b < batch; b++) {
-            toks[b] = ids + b * per + a->decode_ctx + b + s;
-            ntok[b] = 1;
-        }
-        double t0 = now_s();
-        rc = sm_model_forward(m, seqs, toks, ntok, batch, logits, err);
-        times[s] = now_s() - t0;
+        rc = sm_seq_new(m, g->per + 1, &g->seqs[b], err);
+        g->toks[b] = g->ids + b * g->per;
+        g->ntok[b] = a->decode_ctx + b;
     }
     if (rc == SM_OK)
-        *out = median(times, (int)steps);
-done:
-    for (int b = 0; seqs && b < batch; b++)
-        sm_seq_free(&seqs[b]);
-    free(seqs);
-    free(ids);
-    free((void *)toks);
-    free(ntok);
+        rc = sm_model_forward(m, g->seqs, g->toks, g->ntok, batch, logits, err);
+    return rc;
+}
+
+/* Median seconds of one decode step at each batch size of batch[0..n). The steps of the
+ * different sizes take turns (step s of every size, then step s + 1), so that a slow spell of
+ * a shared machine slows every size alike and the ratios between them stay fair. */
+static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, int n,
+                            double *out, sm_err *err)
+{
+    int64_t vocab = sm_model_info(m)->config.vocab;
+    int max_batch = 0;
+    for (int i = 0; i < n; i++)
+        max_batch = batch[i] > max_batch ? batch[i] : max_batch;
+    decode_group *g = calloc((size_t)n, sizeof *g);
+    float *logits = malloc(sizeof(float) * (size_t)vocab * (size_t)max_batch);
+    sm_code rc = SM_OK;
+    if (!g || !logits)
+        rc = sm_err_set(err, SM_ENOMEM, "bench: out of memory");
+    for (int i = 0; i < n && rc == SM_OK; i++)
+        rc = decode_group_start(m, a, batch[i], &g[i], logits, err);
+    for (int64_t s = 0; s < a->decode_tokens && rc == SM_OK; s++) {
+        for (int i = 0; i < n && rc == SM_OK; i++) {
+            decode_group *q = &g[i];
+            for (int b = 0; b < q->batch; b++) {
+                q->toks[b] = q->ids + b * q->per + a->decode_ctx + b + s;
+                q->ntok[b] = 1;
+            }
+            double t0 = now_s();
+            rc = sm_model_forward(m, q->seqs, q->toks, q->ntok, q->batch, logits, err);
+            q->times[s] = now_s() - t0;
+        }
+    }
+    for (int i = 0; i < n && rc == SM_OK; i++)
+        out[i] = median(g[i].times, (int)a->decode_tokens);
+    for (int i = 0; g && i < n; i++)
+        decode_group_free(&g[i]);
+    free(g);
     free(logits);
-    free(times);
     return rc;
 }
 
@@ -155,11 +192,11 @@ static sm_code bench_mode(sm_model *m, const bench_args *a, bool decode_all, ben
                           sm_err *err)
 {
     sm_code rc = bench_prefill(m, a, &r->prefill_s, err);
-    for (int i = 0; i < 3 && rc == SM_OK; i++) {
-        r->decode_s[i] = 0;
-        if (decode_all || batches[i] == 16)
-            rc = bench_decode(m, a, batches[i], &r->decode_s[i], err);
-    }
+    r->decode_s[0] = r->decode_s[1] = r->decode_s[2] = 0;
+    if (rc == SM_OK && decode_all)
+        rc = bench_decode(m, a, batches, 3, r->decode_s, err);
+    else if (rc == SM_OK)
+        rc = bench_decode(m, a, &batches[2], 1, &r->decode_s[2], err);
     return rc;
 }
 
@@ -357,7 +394,8 @@ int sm_cmd_bench(int argc, char **argv)
                    "tokens/s (%s is %.2fx)\n",
                    other, other_prefill_tps, mode, prefill_tps / other_prefill_tps, other_tps16,
                    mode, tps[2] / other_tps16);
-        printf("(medians: prompt over %d runs, decode over %lld steps after a %lld-token prompt)\n",
+        printf("(medians: prompt over %d runs, decode over %lld steps after a %lld-token prompt;"
+               " the batch sizes' steps take turns)\n",
                a.repeats, (long long)a.decode_tokens, (long long)a.decode_ctx);
     }
     sm_model_free(&m);
