@@ -27,10 +27,13 @@ typedef struct bench_args {
     int64_t decode_tokens;
     int64_t decode_ctx; /* prompt length of each decoding sequence */
     int repeats;
+    const sm_kctx *peak_kc; /* NULL, or: measure the machine's peak before each prompt */
+    sm_dtype peak_dtype;
 } bench_args;
 
 typedef struct bench_result {
     double prefill_s;     /* median seconds for one prompt */
+    double peak_gflops;   /* median of the peaks measured between the prompts (0: none) */
     double decode_s[3];   /* median seconds per step at batch 1, 4, 16 */
 } bench_result;
 
@@ -66,15 +69,21 @@ static void fill_ids(int32_t *ids, int64_t n, int64_t vocab, uint64_t *state)
     }
 }
 
-/* Median seconds of a prompt of a->prompt_tokens tokens in one forward step of a new sequence. */
-static sm_code bench_prefill(sm_model *m, const bench_args *a, double *out, sm_err *err)
+/* Median seconds of a prompt of a->prompt_tokens tokens in one forward step of a new sequence.
+ * With a->peak_kc, the machine's peak is measured just before each prompt and *peak is the
+ * median of those: on a shared machine whose speed drifts, prompt and peak are then taken in
+ * the same spells, and their ratio is fair. */
+static sm_code bench_prefill(sm_model *m, const bench_args *a, double *out, double *peak,
+                             sm_err *err)
 {
     int64_t vocab = sm_model_info(m)->config.vocab;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)a->prompt_tokens);
     float *logits = malloc(sizeof(float) * (size_t)vocab);
     double *times = calloc((size_t)a->repeats, sizeof(double));
+    double *peaks = calloc((size_t)a->repeats, sizeof(double));
     sm_code rc = SM_OK;
-    if (!ids || !logits || !times) {
+    *peak = 0;
+    if (!ids || !logits || !times || !peaks) {
         rc = sm_err_set(err, SM_ENOMEM, "bench: out of memory");
         goto done;
     }
@@ -86,17 +95,23 @@ static sm_code bench_prefill(sm_model *m, const bench_args *a, double *out, sm_e
         if (rc != SM_OK)
             break;
         const int32_t *toks = ids;
+        if (a->peak_kc && sm_kernels_peak(a->peak_kc, a->peak_dtype, &peaks[r], err) != SM_OK)
+            peaks[r] = 0; /* no peak: the timing stands, the ratio is left out */
         double t0 = now_s();
         rc = sm_model_forward(m, &seq, &toks, &a->prompt_tokens, 1, logits, err);
         times[r] = now_s() - t0;
         sm_seq_free(&seq);
     }
-    if (rc == SM_OK)
+    if (rc == SM_OK) {
         *out = median(times, a->repeats);
+        if (a->peak_kc)
+            *peak = median(peaks, a->repeats);
+    }
 done:
     free(ids);
     free(logits);
     free(times);
+    free(peaks);
     return rc;
 }
 
@@ -191,7 +206,7 @@ static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, 
 static sm_code bench_mode(sm_model *m, const bench_args *a, bool decode_all, bench_result *r,
                           sm_err *err)
 {
-    sm_code rc = bench_prefill(m, a, &r->prefill_s, err);
+    sm_code rc = bench_prefill(m, a, &r->prefill_s, &r->peak_gflops, err);
     r->decode_s[0] = r->decode_s[1] = r->decode_s[2] = 0;
     if (rc == SM_OK && decode_all)
         rc = bench_decode(m, a, batches, 3, r->decode_s, err);
@@ -285,20 +300,24 @@ int sm_cmd_bench(int argc, char **argv)
         return 2;
     }
 
-    /* the machine's peak for this weight type, with the model's kernels and thread count */
-    double peak = 0;
+    /* the machine's peak for this weight type, with the model's kernels and thread count,
+     * measured between the prompts of the main mode (see bench_prefill) */
     sm_pool *ppool = NULL;
     sm_kctx kc = {.isa = s->isa, .deterministic = s->deterministic};
     if (sm_pool_new(s->threads, &ppool, &err) == SM_OK) {
         kc.pool = ppool;
-        if (sm_kernels_peak(&kc, s->weight_dtype, &peak, &err) != SM_OK)
-            fprintf(stderr, "bench: peak: %s\n", err.msg);
-        sm_pool_free(&ppool);
+        a.peak_kc = &kc;
+        a.peak_dtype = s->weight_dtype;
+    } else {
+        fprintf(stderr, "bench: peak: %s\n", err.msg);
     }
 
     bool fast = !s->deterministic;
     bench_result main_r = {0}, other_r = {0};
     sm_code rc = bench_mode(m, &a, true, &main_r, &err);
+    a.peak_kc = NULL;
+    sm_pool_free(&ppool);
+    double peak = main_r.peak_gflops;
     if (rc == SM_OK && a.compare) {
         sm_model_set_fast(m, !fast);
         rc = bench_mode(m, &a, false, &other_r, &err);
@@ -334,8 +353,8 @@ int sm_cmd_bench(int argc, char **argv)
     const char *mode = fast ? "fast" : "deterministic";
     const char *other = fast ? "deterministic" : "fast";
     const char *peak_method = s->weight_dtype == SM_DTYPE_Q8_0 || s->weight_dtype == SM_DTYPE_Q4_0
-                                  ? "8-bit dot-product instruction loop, all threads"
-                                  : "f32 FMA instruction loop, all threads";
+                                  ? "8-bit dot-product instruction loop, all threads, between the prompts"
+                                  : "f32 FMA instruction loop, all threads, between the prompts";
 
     if (a.json) {
         json_t *o = json_object();
