@@ -177,12 +177,37 @@ MM_INLINE MM_V mm_load_w(sm_dtype t, const uint8_t *row, int64_t c)
     return MM_LOAD_BF16((const uint16_t *)(const void *)row + c);
 }
 
+/* Software prefetch of a region of weights spread evenly over a loop: each step() fetches the
+ * cache lines up to step bytes further. The region is what the next rows' first pass will read
+ * from memory, fetched into L2 while this pass computes. */
+typedef struct mm_prefetch {
+    const uint8_t *line; /* next line to fetch */
+    const uint8_t *to;   /* fetched up to here after the last step */
+    size_t step;         /* 0: nothing to fetch */
+} mm_prefetch;
+
+static inline mm_prefetch mm_prefetch_init(const uint8_t *p, size_t len, int64_t steps)
+{
+    mm_prefetch f = {p, p, 0};
+    if (p && len > 0 && steps > 0)
+        f.step = (len + (size_t)steps - 1) / (size_t)steps;
+    return f;
+}
+
+MM_INLINE void mm_prefetch_step(mm_prefetch *f)
+{
+    if (f->step == 0)
+        return;
+    f->to += f->step;
+    for (; f->line < f->to; f->line += 64)
+        __builtin_prefetch(f->line, 0, 2);
+}
+
 MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
-                           const float *const *x, int64_t cv, const uint8_t *pf,
+                           const float *const *x, int64_t cv, const uint8_t *pf, size_t pf_len,
                            float out[MM_NR][MM_NB])
 {
-    /* bytes per weight, and columns per 64-byte cache line of weights */
-    const int64_t line_cols = t == SM_DTYPE_F32 ? 16 : 32;
+    mm_prefetch pfs = mm_prefetch_init(pf, pf_len, cv / MM_VL);
     MM_V a[MM_NR][MM_NB];
     for (int r = 0; r < nr; r++)
         for (int b = 0; b < nb; b++)
@@ -191,8 +216,8 @@ MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
 #ifdef MM_BF16_PAIRS
     if (t == SM_DTYPE_BF16) {
         for (; c + 2 * MM_VL <= cv; c += 2 * MM_VL) {
-            if (pf && c % line_cols == 0)
-                __builtin_prefetch(pf + 2 * c, 0, 2);
+            mm_prefetch_step(&pfs);
+            mm_prefetch_step(&pfs);
             MM_V xv[MM_NB];
             for (int b = 0; b < nb; b++)
                 xv[b] = MM_LOADU(x[b] + c);
@@ -212,9 +237,7 @@ MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
     }
 #endif
     for (; c < cv; c += MM_VL) {
-        /* pf: a weight row of the next block, fetched into L2 while this pass computes */
-        if (pf && c % line_cols == 0)
-            __builtin_prefetch(pf + c * (64 / line_cols), 0, 2);
+        mm_prefetch_step(&pfs);
         MM_V xv[MM_NB];
         for (int b = 0; b < nb; b++)
             xv[b] = MM_LOADU(x[b] + c);
@@ -232,9 +255,10 @@ MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
 #define MM_D_CASE(T_, TN_, NR_, NB_)                                                           \
     static void mm_f_direct_##TN_##_##NR_##_##NB_(const uint8_t *const *w,                     \
                                                   const float *const *x, int64_t cv,           \
-                                                  const uint8_t *pf, float out[MM_NR][MM_NB])  \
+                                                  const uint8_t *pf, size_t pf_len,            \
+                                                  float out[MM_NR][MM_NB])                     \
     {                                                                                          \
-        mm_f_direct(T_, NR_, NB_, w, x, cv, pf, out);                                          \
+        mm_f_direct(T_, NR_, NB_, w, x, cv, pf, pf_len, out);                                  \
     }
 #define MM_D_CASES(T_, TN_)                                                                    \
     MM_D_CASE(T_, TN_, 4, 3)                                                                   \
@@ -248,7 +272,33 @@ MM_D_CASES(SM_DTYPE_F16, f16)
 MM_D_CASES(SM_DTYPE_BF16, bf16)
 
 typedef void (*mm_direct_fn)(const uint8_t *const *, const float *const *, int64_t,
-                             const uint8_t *, float[MM_NR][MM_NB]);
+                             const uint8_t *, size_t, float[MM_NR][MM_NB]);
+
+/* The part of the next MM_NR rows (contiguous in memory) that pass p of passes should fetch:
+ * the first up to MM_NR passes share them (early enough for them to arrive), later passes
+ * fetch nothing. */
+static inline const uint8_t *mm_next_part(const sm_mm_job *j, int64_t next_row, int64_t r1,
+                                          int pass, int passes, size_t *len)
+{
+    int64_t rows = r1 - next_row < MM_NR ? r1 - next_row : MM_NR;
+    *len = 0;
+    if (passes > MM_NR)
+        passes = MM_NR;
+    if (rows <= 0 || pass >= passes)
+        return NULL;
+    size_t all = (size_t)rows * j->row_bytes;
+    size_t from = all * (size_t)pass / (size_t)passes;
+    *len = all * (size_t)(pass + 1) / (size_t)passes - from;
+    return j->w + (size_t)next_row * j->row_bytes + from;
+}
+
+static inline int mm_passes(int64_t batch)
+{
+    int n = 0;
+    for (int64_t b = 0; b < batch; b += mm_pass_rows(batch - b))
+        n++;
+    return n;
+}
 
 /* [dtype f32/f16/bf16][rows 4 or 1][batch rows - 1] */
 static const mm_direct_fn mm_direct_fns[3][2][MM_NB] = {
@@ -262,6 +312,7 @@ static const mm_direct_fn mm_direct_fns[3][2][MM_NB] = {
 
 static void mm_f_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1)
 {
+    int passes = mm_passes(j->batch);
     int64_t cv = j->cols / MM_VL * MM_VL;
     int ti = j->dtype == SM_DTYPE_F32 ? 0 : j->dtype == SM_DTYPE_F16 ? 1 : 2;
     for (int64_t r = r0; r < r1; r += MM_NR) {
@@ -269,25 +320,23 @@ static void mm_f_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1)
         const uint8_t *w[MM_NR];
         for (int i = 0; i < nr; i++)
             w[i] = j->w + (size_t)(r + i) * j->row_bytes;
-        /* several passes over these rows compute from cache: pass p fetches row p of the
-         * next block, so that the next block's first pass does not wait on memory */
-        int64_t next_rows = r1 - (r + nr) < MM_NR ? r1 - (r + nr) : MM_NR;
+        /* the passes over these rows share the fetching of the next MM_NR rows, so that the
+         * next first pass does not wait on memory */
         int pass = 0;
         for (int64_t b0 = 0, nb; b0 < j->batch; b0 += nb, pass++) {
             nb = mm_pass_rows(j->batch - b0);
             const float *x[MM_NB];
             for (int b = 0; b < nb; b++)
                 x[b] = j->x + (b0 + b) * j->ldx;
-            const uint8_t *pf = NULL;
-            if (j->batch > MM_NB && pass < next_rows)
-                pf = j->w + (size_t)(r + nr + pass) * j->row_bytes;
+            size_t pf_len;
+            const uint8_t *pf = mm_next_part(j, r + nr, r1, pass, passes, &pf_len);
             float out[MM_NR][MM_NB];
             if (nr == MM_NR) {
-                mm_direct_fns[ti][0][nb - 1](w, x, cv, pf, out);
+                mm_direct_fns[ti][0][nb - 1](w, x, cv, pf, pf_len, out);
             } else {
                 for (int i = 0; i < nr; i++) {
                     float o1[MM_NR][MM_NB];
-                    mm_direct_fns[ti][1][nb - 1](w + i, x, cv, NULL, o1);
+                    mm_direct_fns[ti][1][nb - 1](w + i, x, cv, NULL, 0, o1);
                     for (int b = 0; b < nb; b++)
                         out[i][b] = o1[0][b];
                 }
@@ -441,30 +490,145 @@ static void mm_q_dispatch(int nr, int nb, const mm_qtile *t, const int8_t *const
     }
 }
 
+/* The 32 values of the q8_0/q4_0 block at b as signed bytes, and its scale. */
+MM_INLINE __m256i mm_q_block(sm_dtype t, const uint8_t *b)
+{
+    if (t == SM_DTYPE_Q8_0)
+        return _mm256_loadu_si256((const __m256i *)(const void *)(b + 2));
+    __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(b + 2));
+    __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
+}
+
+MM_INLINE float mm_q_scale(const uint8_t *b)
+{
+    uint16_t dh;
+    memcpy(&dh, b, 2);
+    return _cvtsh_ss(dh);
+}
+
 /* Unpacks nblk blocks of one weight row into the tile row i. */
 static void mm_q_unpack(sm_dtype t, const uint8_t *src, int64_t nblk, const mm_qtile *tile,
                         int i)
 {
-    const __m256i low = _mm256_set1_epi8(0x0f);
-    const __m256i eight = _mm256_set1_epi8(8);
+    size_t bsz = t == SM_DTYPE_Q8_0 ? 34 : 18;
     for (int64_t k = 0; k < nblk; k++) {
-        __m256i w;
-        uint16_t dh;
-        if (t == SM_DTYPE_Q8_0) {
-            const uint8_t *b = src + 34 * k;
-            memcpy(&dh, b, 2);
-            w = _mm256_loadu_si256((const __m256i *)(const void *)(b + 2));
-        } else {
-            const uint8_t *b = src + 18 * k;
-            memcpy(&dh, b, 2);
-            __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(b + 2));
-            __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-            w = _mm256_sub_epi8(_mm256_and_si256(both, low), eight);
-        }
-        tile->d[i * (MM_KS / 32) + k] = _cvtsh_ss(dh);
+        const uint8_t *b = src + bsz * (size_t)k;
+        __m256i w = mm_q_block(t, b);
+        tile->d[i * (MM_KS / 32) + k] = mm_q_scale(b);
         _mm256_storeu_si256((__m256i *)(void *)(tile->w + i * MM_KS + 32 * k), w);
         _mm256_storeu_si256((__m256i *)(void *)(tile->aw + i * MM_KS + 32 * k),
                             _mm256_abs_epi8(w));
+    }
+}
+
+/* Small batches (decode): the blocks are unpacked in registers as they stream in, with the
+ * arithmetic of mm_q_kernel (the same operations on the same values). Lanes go to acc as in
+ * mm_f_direct; pf, pf_len: weights to fetch into L2 meanwhile (NULL: none). */
+MM_INLINE void mm_q_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
+                           const int8_t *const *xq, const float *const *xd, int64_t nblk,
+                           const uint8_t *pf, size_t pf_len, float *acc, int64_t ms)
+{
+    const size_t bsz = t == SM_DTYPE_Q8_0 ? 34 : 18;
+    mm_prefetch pfs = mm_prefetch_init(pf, pf_len, nblk);
+    __m256 a[MM_NR][MM_NB];
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            a[r][b] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < nblk; k++) {
+        mm_prefetch_step(&pfs);
+        __m256i xv[MM_NB];
+        for (int b = 0; b < nb; b++)
+            xv[b] = _mm256_loadu_si256((const __m256i *)(const void *)(xq[b] + 32 * k));
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *blk = w[r] + bsz * (size_t)k;
+            __m256i wq = mm_q_block(t, blk);
+            __m256i aw = _mm256_abs_epi8(wq);
+            __m256 vdw = _mm256_set1_ps(mm_q_scale(blk));
+            for (int b = 0; b < nb; b++) {
+                __m256i sg = _mm256_sign_epi8(xv[b], wq);
+                __m256 p = _mm256_cvtepi32_ps(MM_QDOT(aw, sg));
+                __m256 sc = _mm256_mul_ps(vdw, _mm256_broadcast_ss(&xd[b][k]));
+                a[r][b] = _mm256_fmadd_ps(sc, p, a[r][b]);
+            }
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            _mm256_storeu_ps(acc + ((int64_t)r * ms + b) * 8, a[r][b]);
+}
+
+#define MM_QD_CASE(T_, TN_, NR_, NB_)                                                          \
+    static void mm_q_direct_##TN_##_##NR_##_##NB_(const uint8_t *const *w,                     \
+                                                  const int8_t *const *xq,                     \
+                                                  const float *const *xd, int64_t nblk,        \
+                                                  const uint8_t *pf, size_t pf_len,            \
+                                                  float *acc, int64_t ms)                      \
+    {                                                                                          \
+        mm_q_direct(T_, NR_, NB_, w, xq, xd, nblk, pf, pf_len, acc, ms);                       \
+    }
+#define MM_QD_CASES(T_, TN_)                                                                   \
+    MM_QD_CASE(T_, TN_, 4, 3)                                                                  \
+    MM_QD_CASE(T_, TN_, 4, 2)                                                                  \
+    MM_QD_CASE(T_, TN_, 4, 1)                                                                  \
+    MM_QD_CASE(T_, TN_, 1, 3)                                                                  \
+    MM_QD_CASE(T_, TN_, 1, 2)                                                                  \
+    MM_QD_CASE(T_, TN_, 1, 1)
+MM_QD_CASES(SM_DTYPE_Q8_0, q8)
+MM_QD_CASES(SM_DTYPE_Q4_0, q4)
+
+typedef void (*mm_qdirect_fn)(const uint8_t *const *, const int8_t *const *,
+                              const float *const *, int64_t, const uint8_t *, size_t, float *,
+                              int64_t);
+
+/* [q8_0/q4_0][rows 4 or 1][batch rows - 1] */
+static const mm_qdirect_fn mm_qdirect_fns[2][2][MM_NB] = {
+    {{mm_q_direct_q8_4_1, mm_q_direct_q8_4_2, mm_q_direct_q8_4_3},
+     {mm_q_direct_q8_1_1, mm_q_direct_q8_1_2, mm_q_direct_q8_1_3}},
+    {{mm_q_direct_q4_4_1, mm_q_direct_q4_4_2, mm_q_direct_q4_4_3},
+     {mm_q_direct_q4_1_1, mm_q_direct_q4_1_2, mm_q_direct_q4_1_3}},
+};
+
+/* The q8_0/q4_0 counterpart of mm_f_rows_direct: whole rows, MM_NR at a time, passes of up to
+ * MM_NB batch rows, which share the fetching of the next MM_NR rows. */
+static void mm_q_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float *accb)
+{
+    int passes = mm_passes(j->batch);
+    int64_t nblk = j->cols / 32;
+    int ti = j->dtype == SM_DTYPE_Q8_0 ? 0 : 1;
+    for (int64_t r = r0; r < r1; r += MM_NR) {
+        int nr = (int)(r1 - r < MM_NR ? r1 - r : MM_NR);
+        const uint8_t *w[MM_NR];
+        for (int i = 0; i < nr; i++)
+            w[i] = j->w + (size_t)(r + i) * j->row_bytes;
+        int pass = 0;
+        for (int64_t b0 = 0, nb; b0 < j->batch; b0 += nb, pass++) {
+            nb = mm_pass_rows(j->batch - b0);
+            const int8_t *xq[MM_NB];
+            const float *xd[MM_NB];
+            for (int b = 0; b < nb; b++) {
+                xq[b] = j->xq + (b0 + b) * j->cols;
+                xd[b] = j->xd + (b0 + b) * nblk;
+            }
+            size_t pf_len;
+            const uint8_t *pf = mm_next_part(j, r + nr, r1, pass, passes, &pf_len);
+            float *acc = accb + b0 * 8;
+            if (nr == MM_NR) {
+                mm_qdirect_fns[ti][0][nb - 1](w, xq, xd, nblk, pf, pf_len, acc, j->batch);
+            } else {
+                for (int i = 0; i < nr; i++)
+                    mm_qdirect_fns[ti][1][nb - 1](w + i, xq, xd, nblk, NULL, 0,
+                                                  acc + i * j->batch * 8, j->batch);
+            }
+        }
+        for (int i = 0; i < nr; i++) {
+            float bias = j->bias ? j->bias[r + i] : 0.0f;
+            for (int64_t b = 0; b < j->batch; b++) {
+                float t = nblk > 0 ? mm_hsum8(_mm256_loadu_ps(accb + (i * j->batch + b) * 8))
+                                   : 0.0f;
+                j->y[b * j->ldy + r + i] = t + bias;
+            }
+        }
     }
 }
 
@@ -473,6 +637,10 @@ static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
     mm_qtile tile = {(int8_t *)scr, (uint8_t *)scr + MM_NR * MM_KS,
                      scr + MM_NR * MM_KS / 2};
     float *accb = scr + MM_NR * MM_KS + MM_NR * MM_KS / 32;
+    if (j->batch <= MM_DIRECT_BATCH) {
+        mm_q_rows_direct(j, r0, r1, accb);
+        return;
+    }
     int64_t nbt_all = j->cols / 32;
     size_t bsz = j->dtype == SM_DTYPE_Q8_0 ? 34 : 18;
     /* blocks per tile, chosen as for f32 above */
