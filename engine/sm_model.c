@@ -211,6 +211,20 @@ static void convert_task(void *arg, int task, int n_tasks)
 
 static bool is_block(sm_dtype t) { return t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0; }
 
+/* A converted tensor's file pages were read once: drops them from this process (they stay in
+ * the page cache, and a later read, an embedding row say, maps them again), so that converting
+ * at load does not hold both copies resident. Advice only: a failure changes nothing. */
+static void release_source(const void *data, size_t bytes)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0)
+        return;
+    uintptr_t from = ((uintptr_t)data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    uintptr_t to = ((uintptr_t)data + bytes) / (uintptr_t)page * (uintptr_t)page;
+    if (to > from)
+        (void)madvise((void *)from, to - from, MADV_DONTNEED);
+}
+
 static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, int64_t cols,
                            sm_matrix *out, sm_err *err)
 {
@@ -269,6 +283,8 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
     }
     free(j);
     out->data = dst;
+    if (rc == SM_OK)
+        release_source(t->data, sm_dtype_row_bytes(t->dtype, cols) * (size_t)rows);
     return rc;
 }
 
