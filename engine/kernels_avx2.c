@@ -56,9 +56,102 @@ static inline __m256i qdot_avx2(__m256i aw, __m256i sx)
 #define MM_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
 #define MM_QDOT(aw, sx) qdot_avx2((aw), (sx))
 #define MM_BF16_PAIRS 1
+/* the 4 x 3 bf16-pair loop in assembly (bf16_pairs_4x3 below) */
+#define MM_BF16_PAIRS_4X3(w, x, kn, pfs, a) bf16_pairs_4x3((w), (x), (kn), (pfs), (a))
+struct mm_prefetch;
+static int64_t bf16_pairs_4x3(const uint8_t *const *w, const float *const *x, int64_t kn,
+                              struct mm_prefetch *pfs, __m256 a[4][3]);
 #define MM_BF16_EVEN(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p)), 16))
 #define MM_BF16_ODD(p) _mm256_castsi256_ps(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p)), _mm256_set1_epi32((int)0xffff0000u)))
 #include "kernels_mm_tmpl.h"
+
+/* The 4 x 3 bf16-pair product (MM_BF16_PAIRS) over the whole groups of 16 of columns [0, kn)
+ * in assembly; returns the columns done. Left to itself, GCC keeps the odd-value mask in a
+ * register and folds 16 activation loads per group into the multiply-adds instead (26 loads
+ * per 24 multiply-adds, more than the load ports give); here the 3 + 3 activation vectors of
+ * a group are loaded once and the mask is a memory operand (18 loads). The arithmetic is the
+ * template's: the same products, added in the same order. The 4 weight rows and the 3
+ * activation rows must be equally spaced, as the direct path makes them. */
+static const uint32_t bf16_odd_mask[8] __attribute__((aligned(32))) = {
+    0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u,
+    0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u};
+
+static int64_t bf16_pairs_4x3(const uint8_t *const *w, const float *const *x, int64_t kn,
+                              struct mm_prefetch *pfs, __m256 a[4][3])
+{
+    __m256 a00 = a[0][0], a01 = a[0][1], a02 = a[0][2];
+    __m256 a10 = a[1][0], a11 = a[1][1], a12 = a[1][2];
+    __m256 a20 = a[2][0], a21 = a[2][1], a22 = a[2][2];
+    __m256 a30 = a[3][0], a31 = a[3][1], a32 = a[3][2];
+    intptr_t ws = w[1] - w[0];
+    intptr_t xs = (const char *)(const void *)x[1] - (const char *)(const void *)x[0];
+    int64_t c = 0;
+    for (; c + 16 <= kn; c += 16) {
+        mm_prefetch_step(pfs);
+        mm_prefetch_step(pfs);
+        const uint8_t *w0 = w[0] + 2 * c, *w2 = w[2] + 2 * c;
+        const float *x0 = x[0] + c;
+        __asm__(
+            "vmovups (%[x0]), %%ymm12\n\t"
+            "vmovups (%[x0],%[xs]), %%ymm13\n\t"
+            "vmovups (%[x0],%[xs],2), %%ymm14\n\t"
+            "vmovdqu (%[w0]), %%ymm15\n\t"
+            "vpslld $16, %%ymm15, %%ymm15\n\t"
+            "vfmadd231ps %%ymm12, %%ymm15, %t[a00]\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %t[a01]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %t[a02]\n\t"
+            "vmovdqu (%[w0],%[ws]), %%ymm15\n\t"
+            "vpslld $16, %%ymm15, %%ymm15\n\t"
+            "vfmadd231ps %%ymm12, %%ymm15, %t[a10]\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %t[a11]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %t[a12]\n\t"
+            "vmovdqu (%[w2]), %%ymm15\n\t"
+            "vpslld $16, %%ymm15, %%ymm15\n\t"
+            "vfmadd231ps %%ymm12, %%ymm15, %t[a20]\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %t[a21]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %t[a22]\n\t"
+            "vmovdqu (%[w2],%[ws]), %%ymm15\n\t"
+            "vpslld $16, %%ymm15, %%ymm15\n\t"
+            "vfmadd231ps %%ymm12, %%ymm15, %t[a30]\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %t[a31]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %t[a32]\n\t"
+            "vmovups 32(%[x0]), %%ymm12\n\t"
+            "vmovups 32(%[x0],%[xs]), %%ymm13\n\t"
+            "vmovups 32(%[x0],%[xs],2), %%ymm14\n\t"
+            "vmovdqu (%[w0]), %%ymm15\n\t"
+            "vpand %[mask], %%ymm15, %%ymm15\n\t"
+            "vfmadd231ps %%ymm12, %%ymm15, %t[a00]\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %t[a01]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %t[a02]\n\t"
+            "vmovdqu (%[w0],%[ws]), %%ymm15\n\t"
+            "vpand %[mask], %%ymm15, %%ymm15\n\t"
+            "vfmadd231ps %%ymm12, %%ymm15, %t[a10]\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %t[a11]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %t[a12]\n\t"
+            "vmovdqu (%[w2]), %%ymm15\n\t"
+            "vpand %[mask], %%ymm15, %%ymm15\n\t"
+            "vfmadd231ps %%ymm12, %%ymm15, %t[a20]\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %t[a21]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %t[a22]\n\t"
+            "vmovdqu (%[w2],%[ws]), %%ymm15\n\t"
+            "vpand %[mask], %%ymm15, %%ymm15\n\t"
+            "vfmadd231ps %%ymm12, %%ymm15, %t[a30]\n\t"
+            "vfmadd231ps %%ymm13, %%ymm15, %t[a31]\n\t"
+            "vfmadd231ps %%ymm14, %%ymm15, %t[a32]\n\t"
+            : [a00] "+x"(a00), [a01] "+x"(a01), [a02] "+x"(a02),
+              [a10] "+x"(a10), [a11] "+x"(a11), [a12] "+x"(a12),
+              [a20] "+x"(a20), [a21] "+x"(a21), [a22] "+x"(a22),
+              [a30] "+x"(a30), [a31] "+x"(a31), [a32] "+x"(a32)
+            : [w0] "r"(w0), [w2] "r"(w2), [ws] "r"(ws), [x0] "r"(x0), [xs] "r"(xs),
+              [mask] "m"(*(const __m256i *)(const void *)bf16_odd_mask)
+            : "xmm12", "xmm13", "xmm14", "xmm15");
+    }
+    a[0][0] = a00; a[0][1] = a01; a[0][2] = a02;
+    a[1][0] = a10; a[1][1] = a11; a[1][2] = a12;
+    a[2][0] = a20; a[2][1] = a21; a[2][2] = a22;
+    a[3][0] = a30; a[3][1] = a31; a[3][2] = a32;
+    return c;
+}
 
 /* Activations for MM_BF16_PAIRS: each group of 16 as [x0 x2 .. x14, x1 x3 .. x15]. */
 static void permute_x_pairs(const float *x, int64_t cols, float *out)

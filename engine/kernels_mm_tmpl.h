@@ -180,11 +180,12 @@ MM_INLINE MM_V mm_load_w(sm_dtype t, const uint8_t *row, int64_t c)
 /* Software prefetch of a region of weights spread evenly over a loop: each step() fetches the
  * cache lines up to step bytes further. The region is what the next rows' first pass will read
  * from memory, fetched into L2 while this pass computes. */
-typedef struct mm_prefetch {
+typedef struct mm_prefetch mm_prefetch;
+struct mm_prefetch {
     const uint8_t *line; /* next line to fetch */
     const uint8_t *to;   /* fetched up to here after the last step */
     size_t step;         /* 0: nothing to fetch */
-} mm_prefetch;
+};
 
 static inline mm_prefetch mm_prefetch_init(const uint8_t *p, size_t len, int64_t steps)
 {
@@ -213,6 +214,10 @@ MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
         for (int b = 0; b < nb; b++)
             a[r][b] = MM_ZERO();
     int64_t c = 0;
+#ifdef MM_BF16_PAIRS_4X3
+    if (t == SM_DTYPE_BF16 && nr == 4 && nb == 3)
+        c = MM_BF16_PAIRS_4X3(w, x, cv, &pfs, a);
+#endif
 #ifdef MM_BF16_PAIRS
     if (t == SM_DTYPE_BF16) {
         for (; c + 2 * MM_VL <= cv; c += 2 * MM_VL) {
