@@ -2,7 +2,7 @@
  * the buffer with 64-bit integer adds (vectorised by the compiler); passes run with 1, 2, ...
  * up to all threads (one thread can already saturate the memory of a small machine, and other
  * processes may be using some cores), and the best pass is kept. The buffer is written once
- * first so that its pages are really mapped. */
+ * when it is made, so that its pages are really mapped. */
 #include "sm_membw.h"
 
 #include <stdint.h>
@@ -39,24 +39,55 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-sm_code sm_membw_measure(sm_pool *pool, size_t bytes, int repeats, double *gbs, sm_err *err)
+struct sm_membw_buf {
+    uint64_t *words;
+    size_t bytes;
+    membw_job job;
+};
+
+sm_code sm_membw_buf_new(size_t bytes, sm_membw_buf **out, sm_err *err)
 {
-    if (!gbs)
+    if (!out)
         return sm_err_set(err, SM_EINVAL, "membw: null result pointer");
     if (bytes < ((size_t)64 << 20))
         bytes = (size_t)64 << 20;
     bytes &= ~(size_t)4095;
-    if (repeats < 1)
-        repeats = 1;
-    membw_job *j = calloc(1, sizeof *j);
-    uint64_t *buf = j ? aligned_alloc(4096, bytes) : NULL;
-    if (!buf) {
-        free(j);
+    sm_membw_buf *b = calloc(1, sizeof *b);
+    uint64_t *words = b ? aligned_alloc(4096, bytes) : NULL;
+    if (!words) {
+        free(b);
         return sm_err_set(err, SM_ENOMEM, "membw: cannot allocate %zu bytes", bytes);
     }
-    memset(buf, 1, bytes);
-    j->buf = buf;
-    j->words = bytes / 8;
+    memset(words, 1, bytes);
+    b->words = words;
+    b->bytes = bytes;
+    *out = b;
+    return SM_OK;
+}
+
+size_t sm_membw_buf_bytes(const sm_membw_buf *b)
+{
+    return b ? b->bytes : 0;
+}
+
+void sm_membw_buf_free(sm_membw_buf **b)
+{
+    if (b && *b) {
+        free((*b)->words);
+        free(*b);
+        *b = NULL;
+    }
+}
+
+sm_code sm_membw_read(sm_pool *pool, sm_membw_buf *b, int repeats, double *gbs, sm_err *err)
+{
+    if (!gbs || !b)
+        return sm_err_set(err, SM_EINVAL, "membw: null argument");
+    if (repeats < 1)
+        repeats = 1;
+    membw_job *j = &b->job;
+    j->buf = b->words;
+    j->words = b->bytes / 8;
     int threads = sm_pool_threads(pool);
     if (threads > 1024)
         threads = 1024;
@@ -77,10 +108,20 @@ sm_code sm_membw_measure(sm_pool *pool, size_t bytes, int repeats, double *gbs, 
         }
         check += j->sums[0];
     }
-    free(buf);
-    free(j);
     if (check == 0) /* the buffer holds 0x0101... words: the sums cannot be zero */
         return sm_err_set(err, SM_EINTERNAL, "membw: read check failed");
     *gbs = best / 1e9;
     return SM_OK;
+}
+
+sm_code sm_membw_measure(sm_pool *pool, size_t bytes, int repeats, double *gbs, sm_err *err)
+{
+    if (!gbs)
+        return sm_err_set(err, SM_EINVAL, "membw: null result pointer");
+    sm_membw_buf *b = NULL;
+    sm_code rc = sm_membw_buf_new(bytes, &b, err);
+    if (rc == SM_OK)
+        rc = sm_membw_read(pool, b, repeats, gbs, err);
+    sm_membw_buf_free(&b);
+    return rc;
 }

@@ -14,4 +14,12 @@
  * bytes/s). */
 sm_code sm_membw_measure(sm_pool *pool, size_t bytes, int repeats, double *gbs, sm_err *err);
 
+/* The same with a buffer kept between measurements (to measure again and again, between
+ * other work, without allocating and touching a new one each time). */
+typedef struct sm_membw_buf sm_membw_buf;
+sm_code sm_membw_buf_new(size_t bytes, sm_membw_buf **out, sm_err *err);
+size_t sm_membw_buf_bytes(const sm_membw_buf *b);
+sm_code sm_membw_read(sm_pool *pool, sm_membw_buf *b, int repeats, double *gbs, sm_err *err);
+void sm_membw_buf_free(sm_membw_buf **b);
+
 #endif

@@ -29,15 +29,21 @@ typedef struct bench_args {
     int repeats;
     const sm_kctx *peak_kc; /* NULL, or: measure the machine's peak before each prompt */
     sm_dtype peak_dtype;
+    sm_pool *bw_pool;       /* NULL, or: measure the bandwidth before each decode round */
 } bench_args;
 
 typedef struct bench_result {
     double prefill_s;     /* median seconds for one prompt */
     double peak_gflops;   /* median of the peaks measured between the prompts (0: none) */
+    double bw_gbs;        /* median of the bandwidths measured between decode rounds (0: none) */
+    double rss_mb;        /* peak resident memory without the bandwidth test's buffer */
     double decode_s[3];   /* median seconds per step at batch 1, 4, 16 */
 } bench_result;
 
 static const int batches[3] = {1, 4, 16};
+
+/* The bandwidth test's buffer: much larger than any cache. */
+#define SM_BENCH_BW_BYTES ((size_t)1 << 30)
 
 static double now_s(void)
 {
@@ -165,11 +171,20 @@ static sm_code decode_group_start(sm_model *m, const bench_args *a, int batch, d
     return rc;
 }
 
+static double max_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
 /* Median seconds of one decode step at each batch size of batch[0..n). The steps of the
  * different sizes take turns (step s of every size, then step s + 1), so that a slow spell of
- * a shared machine slows every size alike and the ratios between them stay fair. */
+ * a shared machine slows every size alike and the ratios between them stay fair. With
+ * a->bw_pool, the memory bandwidth is measured before each round too (r->bw_gbs, the median),
+ * for the same reason; r->rss_mb is then the peak resident memory without its buffer. */
 static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, int n,
-                            double *out, sm_err *err)
+                            double *out, bench_result *r, sm_err *err)
 {
     int64_t vocab = sm_model_info(m)->config.vocab;
     int max_batch = 0;
@@ -182,7 +197,19 @@ static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, 
         rc = sm_err_set(err, SM_ENOMEM, "bench: out of memory");
     for (int i = 0; i < n && rc == SM_OK; i++)
         rc = decode_group_start(m, a, batch[i], &g[i], logits, err);
+    sm_membw_buf *bwb = NULL;
+    double *bws = NULL;
+    double rss_model = max_rss_mb();
+    if (rc == SM_OK && a->bw_pool) {
+        bws = calloc((size_t)a->decode_tokens, sizeof *bws);
+        if (!bws)
+            rc = sm_err_set(err, SM_ENOMEM, "bench: out of memory");
+        else
+            rc = sm_membw_buf_new(SM_BENCH_BW_BYTES, &bwb, err);
+    }
     for (int64_t s = 0; s < a->decode_tokens && rc == SM_OK; s++) {
+        if (bwb)
+            rc = sm_membw_read(a->bw_pool, bwb, 1, &bws[s], err);
         for (int i = 0; i < n && rc == SM_OK; i++) {
             decode_group *q = &g[i];
             for (int b = 0; b < q->batch; b++) {
@@ -196,6 +223,15 @@ static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, 
     }
     for (int i = 0; i < n && rc == SM_OK; i++)
         out[i] = median(g[i].times, (int)a->decode_tokens);
+    if (rc == SM_OK && bwb) {
+        r->bw_gbs = median(bws, (int)a->decode_tokens);
+        /* the buffer stayed resident through the rounds: the peak without it is the larger
+         * of the peak before it and the peak during the rounds less its size */
+        double during = max_rss_mb() - (double)sm_membw_buf_bytes(bwb) / 1048576.0;
+        r->rss_mb = during > rss_model ? during : rss_model;
+    }
+    sm_membw_buf_free(&bwb);
+    free(bws);
     for (int i = 0; g && i < n; i++)
         decode_group_free(&g[i]);
     free(g);
@@ -209,9 +245,9 @@ static sm_code bench_mode(sm_model *m, const bench_args *a, bool decode_all, ben
     sm_code rc = bench_prefill(m, a, &r->prefill_s, &r->peak_gflops, err);
     r->decode_s[0] = r->decode_s[1] = r->decode_s[2] = 0;
     if (rc == SM_OK && decode_all)
-        rc = bench_decode(m, a, batches, 3, r->decode_s, err);
+        rc = bench_decode(m, a, batches, 3, r->decode_s, r, err);
     else if (rc == SM_OK)
-        rc = bench_decode(m, a, &batches[2], 1, &r->decode_s[2], err);
+        rc = bench_decode(m, a, &batches[2], 1, &r->decode_s[2], r, err);
     return rc;
 }
 
@@ -274,18 +310,6 @@ int sm_cmd_bench(int argc, char **argv)
         return usage();
 
     sm_err err = {0};
-    /* bandwidth first: its 1 GiB buffer is freed before the model is loaded, so it does not
-     * count in the peak memory reported below */
-    sm_pool *pool = NULL;
-    double bw = 0;
-    if (sm_pool_new(a.opts.threads, &pool, &err) != SM_OK ||
-        sm_membw_measure(pool, (size_t)1 << 30, 5, &bw, &err) != SM_OK) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        sm_pool_free(&pool);
-        return 1;
-    }
-    sm_pool_free(&pool);
-
     sm_model *m = NULL;
     if (sm_model_load(a.path, &a.opts, &m, &err) != SM_OK) {
         fprintf(stderr, "bench: %s\n", err.msg);
@@ -304,20 +328,25 @@ int sm_cmd_bench(int argc, char **argv)
      * measured between the prompts of the main mode (see bench_prefill) */
     sm_pool *ppool = NULL;
     sm_kctx kc = {.isa = s->isa, .deterministic = s->deterministic};
-    if (sm_pool_new(s->threads, &ppool, &err) == SM_OK) {
-        kc.pool = ppool;
-        a.peak_kc = &kc;
-        a.peak_dtype = s->weight_dtype;
-    } else {
-        fprintf(stderr, "bench: peak: %s\n", err.msg);
+    if (sm_pool_new(s->threads, &ppool, &err) != SM_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        sm_model_free(&m);
+        return 1;
     }
+    kc.pool = ppool;
+    a.peak_kc = &kc;
+    a.peak_dtype = s->weight_dtype;
+    a.bw_pool = ppool;
 
     bool fast = !s->deterministic;
     bench_result main_r = {0}, other_r = {0};
     sm_code rc = bench_mode(m, &a, true, &main_r, &err);
     a.peak_kc = NULL;
+    a.bw_pool = NULL;
     sm_pool_free(&ppool);
     double peak = main_r.peak_gflops;
+    double bw = main_r.bw_gbs;
+    double rss_after_main = max_rss_mb();
     if (rc == SM_OK && a.compare) {
         sm_model_set_fast(m, !fast);
         rc = bench_mode(m, &a, false, &other_r, &err);
@@ -345,9 +374,10 @@ int sm_cmd_bench(int argc, char **argv)
     double bpt = (double)s->bytes_per_token;
     double limit_tps = bw * 1e9 / bpt;
     double bw_frac = tps[0] / limit_tps;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double rss_mb = (double)ru.ru_maxrss / 1024.0;
+    /* a new overall peak in the other mode (run without the bandwidth buffer) counts as is */
+    double rss_mb = main_r.rss_mb;
+    if (max_rss_mb() > rss_after_main && max_rss_mb() > rss_mb)
+        rss_mb = max_rss_mb();
     double other_prefill_tps = a.compare ? P / other_r.prefill_s : 0;
     double other_tps16 = a.compare ? 16 / other_r.decode_s[2] : 0;
     const char *mode = fast ? "fast" : "deterministic";
@@ -405,7 +435,9 @@ int sm_cmd_bench(int argc, char **argv)
                tps[1] / tps[0]);
         printf("decode batch 16:  %.2f tokens/s aggregate (%.2fx batch 1)\n", tps[2],
                tps[2] / tps[0]);
-        printf("bandwidth:        %.2f GB/s measured (streaming reads, 1 GiB, best of 5)\n", bw);
+        printf("bandwidth:        %.2f GB/s measured (streaming reads of 1 GiB, median of %lld "
+               "taken between the decode rounds)\n",
+               bw, (long long)a.decode_tokens);
         printf("bytes per token:  %.1f MB of weights read per decode step\n", bpt / 1e6);
         printf("peak memory:      %.0f MB resident\n", rss_mb);
         if (a.compare)
