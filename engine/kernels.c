@@ -145,6 +145,21 @@ static void quant_task(void *arg, int t, int n)
                          (float *)j->xd + b * nb);
 }
 
+/* Activations for variants that want them permuted (permute_x), split over the pool by rows. */
+typedef struct permute_ctx {
+    const sm_kvariant *v;
+    const float *x;
+    int64_t ldx, cols, batch;
+    float *out;
+} permute_ctx;
+
+static void permute_task(void *arg, int t, int n)
+{
+    permute_ctx *p = arg;
+    for (int64_t b = t; b < p->batch; b += n)
+        p->v->permute_x(p->x + b * p->ldx, p->cols, p->out + b * p->cols);
+}
+
 static void sgemm_task(void *arg, int t, int n)
 {
     (void)n;
@@ -255,8 +270,9 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         float *xp = malloc((size_t)batch * (size_t)W->cols * sizeof *xp);
         if (!xp)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for permuted activations");
-        for (int64_t b = 0; b < batch; b++)
-            c.v->permute_x(X + b * ldx, W->cols, xp + b * W->cols);
+        permute_ctx pc = {.v = c.v, .x = X, .ldx = ldx, .cols = W->cols, .batch = batch,
+                          .out = xp};
+        run_tasks(k, permute_task, &pc, batch >= 4 ? threads : 1);
         qbuf = xp;
         job.x = xp;
         job.ldx = W->cols;

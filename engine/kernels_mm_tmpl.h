@@ -400,16 +400,17 @@ static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                     }
                 }
             }
-            for (int64_t i = 0; i < nrb; i++) {
-                int64_t r = rb + i;
-                const uint8_t *row = j->w + (size_t)r * j->row_bytes;
-                float bias = j->bias ? j->bias[r] : 0.0f;
-                for (int64_t b = 0; b < nbb; b++) {
-                    const float *xb = j->x + (bb + b) * j->ldx;
+            /* batch row by batch row, so that each writes a run of adjacent outputs */
+            for (int64_t b = 0; b < nbb; b++) {
+                const float *xb = j->x + (bb + b) * j->ldx;
+                float *yb = j->y + (bb + b) * j->ldy;
+                for (int64_t i = 0; i < nrb; i++) {
+                    int64_t r = rb + i;
+                    const uint8_t *row = j->w + (size_t)r * j->row_bytes;
                     float t = cv > 0 ? MM_HSUM(MM_LOADU(accb + (i * nbb + b) * MM_VL)) : 0.0f;
                     for (int64_t c = cv; c < j->cols; c++)
                         t += mm_weight_at(j, row, c) * xb[c];
-                    j->y[(bb + b) * j->ldy + r] = t + bias;
+                    yb[r] = t + (j->bias ? j->bias[r] : 0.0f);
                 }
             }
         }
@@ -675,13 +676,13 @@ static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                     }
                 }
             }
-            for (int64_t i = 0; i < nrb; i++) {
-                int64_t r = rb + i;
-                float bias = j->bias ? j->bias[r] : 0.0f;
-                for (int64_t b = 0; b < nbb; b++) {
+            for (int64_t b = 0; b < nbb; b++) {
+                float *yb = j->y + (bb + b) * j->ldy;
+                for (int64_t i = 0; i < nrb; i++) {
+                    int64_t r = rb + i;
                     float t = nbt_all > 0 ? mm_hsum8(_mm256_loadu_ps(accb + (i * nbb + b) * 8))
                                           : 0.0f;
-                    j->y[(bb + b) * j->ldy + r] = t + bias;
+                    yb[r] = t + (j->bias ? j->bias[r] : 0.0f);
                 }
             }
         }
