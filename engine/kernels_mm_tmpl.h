@@ -426,6 +426,21 @@ typedef struct mm_qtile {
     float *d;
 } mm_qtile;
 
+/* Block k of one weight row (signed values w, their absolute values aw, scale vdw) times the
+ * activation blocks xv[0..nb) (scales xd[b][k]), added into a[0..nb): the one definition of the
+ * q8_0/q4_0 arithmetic, shared by the tiled and the direct path so that they agree bitwise. The
+ * scale dw * dx is one f32 product. */
+MM_INLINE void mm_q_block_fma(int nb, __m256i w, __m256i aw, __m256 vdw, const __m256i *xv,
+                              const float *const *xd, int64_t k, __m256 *a)
+{
+    for (int b = 0; b < nb; b++) {
+        __m256i s = _mm256_sign_epi8(xv[b], w);
+        __m256 p = _mm256_cvtepi32_ps(MM_QDOT(aw, s));
+        __m256 sc = _mm256_mul_ps(vdw, _mm256_broadcast_ss(&xd[b][k]));
+        a[b] = _mm256_fmadd_ps(sc, p, a[b]);
+    }
+}
+
 MM_INLINE void mm_q_kernel(int nr, int nb, const mm_qtile *t, const int8_t *const *xq,
                            const float *const *xd, int64_t nblk, float *acc, int64_t ms,
                            bool first)
@@ -442,14 +457,9 @@ MM_INLINE void mm_q_kernel(int nr, int nb, const mm_qtile *t, const int8_t *cons
         for (int r = 0; r < nr; r++) {
             __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(t->w + r * MM_KS + 32 * k));
             __m256i aw = _mm256_loadu_si256((const __m256i *)(const void *)(t->aw + r * MM_KS + 32 * k));
-            /* the scale dw * dx, as one f32 product; broadcasts from memory use load ports */
+            /* broadcasts from memory use load ports */
             __m256 vdw = _mm256_broadcast_ss(&t->d[r * (MM_KS / 32) + k]);
-            for (int b = 0; b < nb; b++) {
-                __m256i s = _mm256_sign_epi8(xv[b], w);
-                __m256 p = _mm256_cvtepi32_ps(MM_QDOT(aw, s));
-                __m256 sc = _mm256_mul_ps(vdw, _mm256_broadcast_ss(&xd[b][k]));
-                a[r][b] = _mm256_fmadd_ps(sc, p, a[r][b]);
-            }
+            mm_q_block_fma(nb, w, aw, vdw, xv, xd, k, a[r]);
         }
     }
     for (int r = 0; r < nr; r++)
@@ -529,7 +539,7 @@ static void mm_q_unpack(sm_dtype t, const uint8_t *src, int64_t nblk, const mm_q
 }
 
 /* Small batches (decode): the blocks are unpacked in registers as they stream in, with the
- * arithmetic of mm_q_kernel (the same operations on the same values). Lanes go to acc as in
+ * arithmetic of mm_q_kernel (mm_q_block_fma on the same values). Lanes go to acc as in
  * mm_f_direct; pf, pf_len: weights to fetch into L2 meanwhile (NULL: none). */
 MM_INLINE void mm_q_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
                            const int8_t *const *xq, const float *const *xd, int64_t nblk,
@@ -550,13 +560,7 @@ MM_INLINE void mm_q_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
             const uint8_t *blk = w[r] + bsz * (size_t)k;
             __m256i wq = mm_q_block(t, blk);
             __m256i aw = _mm256_abs_epi8(wq);
-            __m256 vdw = _mm256_set1_ps(mm_q_scale(blk));
-            for (int b = 0; b < nb; b++) {
-                __m256i sg = _mm256_sign_epi8(xv[b], wq);
-                __m256 p = _mm256_cvtepi32_ps(MM_QDOT(aw, sg));
-                __m256 sc = _mm256_mul_ps(vdw, _mm256_broadcast_ss(&xd[b][k]));
-                a[r][b] = _mm256_fmadd_ps(sc, p, a[r][b]);
-            }
+            mm_q_block_fma(nb, wq, aw, _mm256_set1_ps(mm_q_scale(blk)), xv, xd, k, a[r]);
         }
     }
     for (int r = 0; r < nr; r++)

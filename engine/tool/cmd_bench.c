@@ -375,9 +375,9 @@ int sm_cmd_bench(int argc, char **argv)
     double limit_tps = bw * 1e9 / bpt;
     double bw_frac = tps[0] / limit_tps;
     /* a new overall peak in the other mode (run without the bandwidth buffer) counts as is */
-    double rss_mb = main_r.rss_mb;
-    if (max_rss_mb() > rss_after_main && max_rss_mb() > rss_mb)
-        rss_mb = max_rss_mb();
+    double rss_mb = main_r.rss_mb, rss_end = max_rss_mb();
+    if (rss_end > rss_after_main && rss_end > rss_mb)
+        rss_mb = rss_end;
     double other_prefill_tps = a.compare ? P / other_r.prefill_s : 0;
     double other_tps16 = a.compare ? 16 / other_r.decode_s[2] : 0;
     const char *mode = fast ? "fast" : "deterministic";
