@@ -359,6 +359,53 @@ static void mm_f_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1)
     }
 }
 
+/* Software prefetch for the tiled paths: the weights of the micro tile after this one (the next
+ * MM_NR rows at the same columns, else the first rows at the next column tile, else, after the
+ * last batch block, the first tile of the next row block), fetched a part per pass while this
+ * tile's passes compute, so that converting it does not wait on memory. */
+typedef struct mm_tile_pf {
+    const uint8_t *base; /* the next tile's first row at its first column; NULL: none */
+    size_t len;          /* bytes of each of its rows */
+    int rows;
+} mm_tile_pf;
+
+/* unit: bytes per column step (an element, or a block for q8_0/q4_0); kc, kend, k0 in steps */
+static mm_tile_pf mm_tile_next(const sm_mm_job *j, int64_t r1, int64_t rb, int64_t nrb,
+                               int64_t rt, bool last_bb, int64_t k0, int64_t kc, int64_t kend,
+                               size_t unit)
+{
+    mm_tile_pf f = {NULL, 0, 0};
+    int64_t row = rb + rt + MM_NR, k = k0, lim = rb + nrb;
+    if (row >= lim) {
+        row = rb;
+        k = k0 + kc;
+        if (k >= kend) {
+            if (!last_bb)
+                return f;
+            row = rb + nrb;
+            k = 0;
+            lim = r1;
+        }
+    }
+    if (row >= lim)
+        return f;
+    f.rows = (int)(lim - row < MM_NR ? lim - row : MM_NR);
+    f.len = (size_t)(kend - k < kc ? kend - k : kc) * unit;
+    f.base = j->w + (size_t)row * j->row_bytes + (size_t)k * unit;
+    return f;
+}
+
+MM_INLINE void mm_tile_pf_part(const mm_tile_pf *f, size_t row_bytes, int part, int parts)
+{
+    if (!f->base)
+        return;
+    size_t from = f->len * (size_t)part / (size_t)parts & ~(size_t)63;
+    size_t to = f->len * (size_t)(part + 1) / (size_t)parts;
+    for (int i = 0; i < f->rows; i++)
+        for (size_t o = from; o < to; o += 64)
+            __builtin_prefetch(f->base + (size_t)i * row_bytes + o, 0, 3);
+}
+
 static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
 {
     if (j->batch <= MM_DIRECT_BATCH) {
@@ -391,8 +438,12 @@ static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                             mm_cvt_bf16_cols(dst, (const uint16_t *)(const void *)row, k0, kn,
                                              j->cols);
                     }
-                    for (int64_t b = 0, nbt; b < nbb; b += nbt) {
+                    mm_tile_pf pf = mm_tile_next(j, r1, rb, nrb, rt, bb + nbb >= j->batch, k0,
+                                                 kc, cv, (size_t)(j->row_bytes / j->cols));
+                    int passes = mm_passes(nbb), pass = 0;
+                    for (int64_t b = 0, nbt; b < nbb; b += nbt, pass++) {
                         nbt = mm_pass_rows(nbb - b);
+                        mm_tile_pf_part(&pf, j->row_bytes, pass, passes);
                         const float *x[MM_NB];
                         for (int i = 0; i < nbt; i++)
                             x[i] = j->x + (bb + b + i) * j->ldx + k0;
@@ -667,8 +718,12 @@ static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                     for (int i = 0; i < nrt; i++)
                         mm_q_unpack(j->dtype, j->w + (size_t)(rb + rt + i) * j->row_bytes + bsz * k0,
                                     kn, &tile, i);
-                    for (int64_t b = 0, nbt; b < nbb; b += nbt) {
+                    mm_tile_pf pf = mm_tile_next(j, r1, rb, nrb, rt, bb + nbb >= j->batch, k0,
+                                                 kcb, nbt_all, bsz);
+                    int passes = mm_passes(nbb), pass = 0;
+                    for (int64_t b = 0, nbt; b < nbb; b += nbt, pass++) {
                         nbt = mm_pass_rows(nbb - b);
+                        mm_tile_pf_part(&pf, j->row_bytes, pass, passes);
                         const int8_t *xq[MM_NB];
                         const float *xd[MM_NB];
                         for (int i = 0; i < nbt; i++) {
