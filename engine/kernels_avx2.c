@@ -232,6 +232,32 @@ static float dot8(const float *a, const float *b, int64_t n)
     return t;
 }
 
+/* q dotted with the 8 rows k, k + stride, ..., k + 7 stride (n a multiple of 8), each exactly
+ * as dot8 does it: one accumulator per row, lanes summed in mm_hsum8's tree. Eight independent
+ * FMA chains instead of one, and one transposing reduction for all eight rows, whose steps are
+ * mm_hsum8's: halves added, then lanes 0+2 and 1+3, then those two. */
+static void dot8_rows8(const float *q, const float *k, int64_t stride, int64_t n, float *out)
+{
+    __m256 a[8];
+    for (int j = 0; j < 8; j++)
+        a[j] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < n; c += 8) {
+        __m256 qv = _mm256_loadu_ps(q + c);
+        for (int j = 0; j < 8; j++)
+            a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + j * stride + c), a[j]);
+    }
+    __m256 t[4]; /* t[j]: row j in the low half, row j + 4 in the high half */
+    for (int j = 0; j < 4; j++)
+        t[j] = _mm256_add_ps(_mm256_permute2f128_ps(a[j], a[j + 4], 0x20),
+                             _mm256_permute2f128_ps(a[j], a[j + 4], 0x31));
+    __m256 u01 = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                               _mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m256 u23 = _mm256_add_ps(_mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                               _mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_shuffle_ps(u01, u23, _MM_SHUFFLE(2, 0, 2, 0)),
+                                        _mm256_shuffle_ps(u01, u23, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
 void sm_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out)
 {
     float ss = dot8(x, x, n);
@@ -311,36 +337,62 @@ void sm_avx2_rope(float *x, int n_heads, int head_dim, int i0, int n, const floa
     }
 }
 
+/* o[i..i + 8 nv) = o * corr + sum_p e[p] * v_p, in order of p: nv independent FMA chains
+ * (8 fill both FMA pipes at a latency of 4). */
+static inline __attribute__((always_inline)) void
+attn_accumulate_block(float *o, int i, int nv, float corr, const float *e, const float *v,
+                      int64_t stride, int64_t np)
+{
+    __m256 acc[8];
+    __m256 vc = _mm256_set1_ps(corr);
+    for (int j = 0; j < nv; j++)
+        acc[j] = _mm256_mul_ps(_mm256_loadu_ps(o + i + 8 * j), vc);
+    for (int64_t p = 0; p < np; p++) {
+        const float *vp = v + p * stride + i;
+        __m256 ep = _mm256_set1_ps(e[p]);
+        for (int j = 0; j < nv; j++)
+            acc[j] = _mm256_fmadd_ps(ep, _mm256_loadu_ps(vp + 8 * j), acc[j]);
+    }
+    for (int j = 0; j < nv; j++)
+        _mm256_storeu_ps(o + i + 8 * j, acc[j]);
+}
+
 /* o[0..hd) = o * corr + sum_p e[p] * v_p, in order of p (v_p at v + p * stride). */
 static void attn_accumulate(float *o, int hd, float corr, const float *e, const float *v,
                             int64_t stride, int64_t np)
 {
     int i = 0;
-    for (; i + 32 <= hd; i += 32) {
-        __m256 vc = _mm256_set1_ps(corr);
-        __m256 o0 = _mm256_mul_ps(_mm256_loadu_ps(o + i), vc);
-        __m256 o1 = _mm256_mul_ps(_mm256_loadu_ps(o + i + 8), vc);
-        __m256 o2 = _mm256_mul_ps(_mm256_loadu_ps(o + i + 16), vc);
-        __m256 o3 = _mm256_mul_ps(_mm256_loadu_ps(o + i + 24), vc);
-        for (int64_t p = 0; p < np; p++) {
-            const float *vp = v + p * stride + i;
-            __m256 ep = _mm256_set1_ps(e[p]);
-            o0 = _mm256_fmadd_ps(ep, _mm256_loadu_ps(vp), o0);
-            o1 = _mm256_fmadd_ps(ep, _mm256_loadu_ps(vp + 8), o1);
-            o2 = _mm256_fmadd_ps(ep, _mm256_loadu_ps(vp + 16), o2);
-            o3 = _mm256_fmadd_ps(ep, _mm256_loadu_ps(vp + 24), o3);
-        }
-        _mm256_storeu_ps(o + i, o0);
-        _mm256_storeu_ps(o + i + 8, o1);
-        _mm256_storeu_ps(o + i + 16, o2);
-        _mm256_storeu_ps(o + i + 24, o3);
-    }
+    for (; i + 64 <= hd; i += 64)
+        attn_accumulate_block(o, i, 8, corr, e, v, stride, np);
+    for (; i + 32 <= hd; i += 32)
+        attn_accumulate_block(o, i, 4, corr, e, v, stride, np);
     for (; i < hd; i++) {
         float t = o[i] * corr;
         for (int64_t p = 0; p < np; p++)
             t = fmaf(e[p], v[p * stride + i], t);
         o[i] = t;
     }
+}
+
+/* s[0..n) *= scale; returns their maximum (-inf when n is 0). */
+static float scale_and_max(float *s, int64_t n, float scale)
+{
+    __m256 vscale = _mm256_set1_ps(scale), vmax = _mm256_set1_ps(-INFINITY);
+    int64_t p = 0;
+    for (; p + 8 <= n; p += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(s + p), vscale);
+        _mm256_storeu_ps(s + p, v);
+        vmax = _mm256_max_ps(vmax, v);
+    }
+    float lanes[8], mx = -INFINITY;
+    _mm256_storeu_ps(lanes, vmax);
+    for (int i = 0; i < 8; i++)
+        mx = fmaxf(mx, lanes[i]);
+    for (; p < n; p++) {
+        s[p] *= scale;
+        mx = fmaxf(mx, s[p]);
+    }
+    return mx;
 }
 
 /* Online softmax over chunks of SM_ATTN_CHUNK positions, per query head of kv head kvh. */
@@ -358,11 +410,12 @@ void sm_avx2_attention_kv(const sm_attn_job *a, int kvh)
         for (int64_t p0 = 0; p0 < a->n_pos; p0 += SM_ATTN_CHUNK) {
             int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
             float s[SM_ATTN_CHUNK];
-            float cmax = -INFINITY;
-            for (int64_t p = 0; p < np; p++) {
-                s[p] = dot8(q, kbase + (p0 + p) * a->kv_stride, hd) * a->scale;
-                cmax = fmaxf(cmax, s[p]);
-            }
+            int64_t p8 = hd % 8 == 0 ? np / 8 * 8 : 0;
+            for (int64_t p = 0; p < p8; p += 8)
+                dot8_rows8(q, kbase + (p0 + p) * a->kv_stride, a->kv_stride, hd, s + p);
+            for (int64_t p = p8; p < np; p++)
+                s[p] = dot8(q, kbase + (p0 + p) * a->kv_stride, hd);
+            float cmax = scale_and_max(s, np, a->scale);
             float mnew = fmaxf(m, cmax);
             float corr = expf(m - mnew);
             __m256 vm = _mm256_set1_ps(mnew);
