@@ -15,6 +15,7 @@
 
 /* Fast mode sends batches of at least this many rows to sgemm. */
 #define SM_SGEMM_MIN_BATCH 32
+#define SM_LONG_BATCH 64 /* batches from this size are split into smaller tasks */
 /* Row tiles converted to f32 for sgemm hold about this many floats. */
 #define SM_SGEMM_TILE_FLOATS (512 * 1024)
 
@@ -250,9 +251,14 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         return matmul_sgemm(k, &c, err);
 
     int threads = kctx_threads(k);
-    int n_tasks = threads > 1 ? threads * 4 : 1;
+    /* Prompts (long batches): smaller tasks of whole 64-row blocks, so that a thread that was
+     * held up (a shared machine) leaves less for the others to wait on at the end. Decode:
+     * fewer, longer tasks, each streaming its rows with the next ones prefetched. */
+    bool long_batch = batch >= SM_LONG_BATCH;
+    int n_tasks = threads > 1 ? threads * (long_batch ? 8 : 4) : 1;
     int64_t chunk = (W->rows + n_tasks - 1) / n_tasks;
-    chunk = (chunk + 7) / 8 * 8;
+    int64_t align = long_batch ? 64 : 8;
+    chunk = (chunk + align - 1) / align * align;
     n_tasks = (int)((W->rows + chunk - 1) / chunk);
     c.chunk = chunk;
 
