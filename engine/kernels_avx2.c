@@ -61,6 +61,16 @@ static inline __m256i qdot_avx2(__m256i aw, __m256i sx)
 struct mm_prefetch;
 static int64_t bf16_pairs_4x3(const uint8_t *const *w, const float *const *x, int64_t kn,
                               struct mm_prefetch *pfs, __m256 a[4][3]);
+/* 4 weight rows x 2 or 3 batch rows of q8_0 blocks in assembly, for decode (q_rows4 below) */
+#define MM_Q_ROWS4(nb, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a)                        \
+    ((nb) == 3 ? q_rows4_3 : q_rows4_2)((w0), (wstep), (ws), (x0), (xs), (dw), (dws), (xd),    \
+                                        (nblk), (pfs), (a))
+static void q_rows4_3(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
+                      intptr_t xs, const float *dw, intptr_t dws, const float *const *xd,
+                      int64_t nblk, struct mm_prefetch *pfs, __m256 a[4][3]);
+static void q_rows4_2(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
+                      intptr_t xs, const float *dw, intptr_t dws, const float *const *xd,
+                      int64_t nblk, struct mm_prefetch *pfs, __m256 a[4][3]);
 #define MM_BF16_EVEN(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p)), 16))
 #define MM_BF16_ODD(p) _mm256_castsi256_ps(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p)), _mm256_set1_epi32((int)0xffff0000u)))
 #include "kernels_mm_tmpl.h"
@@ -151,6 +161,132 @@ static int64_t bf16_pairs_4x3(const uint8_t *const *w, const float *const *x, in
     a[2][0] = a20; a[2][1] = a21; a[2][2] = a22;
     a[3][0] = a30; a[3][1] = a31; a[3][2] = a32;
     return c;
+}
+
+/* ---- q8_0 decode: 4 weight rows x 2 or 3 batch rows in assembly (MM_Q_ROWS4) ----
+ * Per block k and output (r, b), the template's arithmetic (mm_q_block_fma): the activation
+ * block signed by the weights, multiplied with the weights' absolute values (vpmaddubsw,
+ * vpmaddwd with ones: 8 exact integer lanes), converted, and added with one fused
+ * multiply-add scaled by the f32 product dw[r][k] * dx[b][k]. Written by GCC, the 4 x 3 case
+ * needs 19 vector registers and spills its accumulators every block; here the 12 (or 8)
+ * accumulators stay in registers: the activations are reloaded for each weight row (loads are
+ * cheaper than spills), the weights are memory operands, and the scale products are computed
+ * beforehand, 8 blocks per vector multiply, into a table read by broadcasts. */
+
+#define Q_CHUNK 64 /* blocks per scale table */
+
+/* sc[g][r * nb + b][j] = dw[r][k] * xd[b][k] for k = k0 + 8 g + j, k < k0 + n */
+static void q_scale_table(int nb, const float *dw, intptr_t dws, const float *const *xd,
+                          int64_t k0, int64_t n, float *sc)
+{
+    for (int64_t g = 0; g * 8 < n; g++) {
+        int64_t left = n - g * 8;
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? left : 8)),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256 dx[MM_NB];
+        for (int b = 0; b < nb; b++)
+            dx[b] = _mm256_maskload_ps(xd[b] + k0 + 8 * g, mask);
+        for (int r = 0; r < 4; r++) {
+            __m256 d = _mm256_maskload_ps(dw + r * dws + k0 + 8 * g, mask);
+            for (int b = 0; b < nb; b++)
+                _mm256_store_ps(sc + (g * 4 * nb + r * nb + b) * 8, _mm256_mul_ps(d, dx[b]));
+        }
+    }
+}
+
+#define Q_W2_SET "lea (%[w0],%[ws],2), %%r11\n\t"
+#define Q_ABS(W) "vpabsb " W ", %%ymm13\n\t"
+#define Q_RB(W, X, SC, ACC)                                                                    \
+    "vmovdqu " X ", %%ymm14\n\t"                                                               \
+    "vpsignb " W ", %%ymm14, %%ymm14\n\t"                                                      \
+    "vpmaddubsw %%ymm14, %%ymm13, %%ymm14\n\t"                                                 \
+    "vpmaddwd %t[ones], %%ymm14, %%ymm14\n\t"                                                  \
+    "vcvtdq2ps %%ymm14, %%ymm14\n\t"                                                           \
+    "vbroadcastss " SC "(%[sc]), %%ymm15\n\t"                                                  \
+    "vfmadd231ps %%ymm15, %%ymm14, %t[" ACC "]\n\t"
+#define Q_W0 "(%[w0])"
+#define Q_W1 "(%[w0],%[ws])"
+#define Q_W2 "(%%r11)"
+#define Q_W3 "(%%r11,%[ws])"
+#define Q_X0 "(%[x0])"
+#define Q_X1 "(%[x0],%[xs])"
+#define Q_X2 "(%[x0],%[xs],2)"
+
+/* w0: row 0's values of block 0 (rows ws bytes apart, blocks wstep apart); x0: batch row 0's
+ * activation blocks (rows xs apart); dw: row 0's block scales (rows dws floats apart). */
+static inline __attribute__((always_inline)) void
+q_rows4(int nb, const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
+                    intptr_t xs, const float *dw, intptr_t dws, const float *const *xd,
+                    int64_t nblk, struct mm_prefetch *pfs, __m256 a[4][MM_NB])
+{
+    float sc[Q_CHUNK / 8 * 4 * MM_NB * 8] __attribute__((aligned(32)));
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256 z = _mm256_setzero_ps();
+    __m256 a00 = a[0][0], a01 = a[0][1], a02 = nb == 3 ? a[0][2] : z;
+    __m256 a10 = a[1][0], a11 = a[1][1], a12 = nb == 3 ? a[1][2] : z;
+    __m256 a20 = a[2][0], a21 = a[2][1], a22 = nb == 3 ? a[2][2] : z;
+    __m256 a30 = a[3][0], a31 = a[3][1], a32 = nb == 3 ? a[3][2] : z;
+    for (int64_t k0 = 0; k0 < nblk; k0 += Q_CHUNK) {
+        int64_t n = nblk - k0 < Q_CHUNK ? nblk - k0 : Q_CHUNK;
+        q_scale_table(nb, dw, dws, xd, k0, n, sc);
+        for (int64_t kk = 0; kk < n; kk++) {
+            int64_t k = k0 + kk;
+            if (pfs)
+                mm_prefetch_step(pfs);
+            const int8_t *wk = w0 + k * wstep, *xk = x0 + 32 * k;
+            const float *s = sc + ((kk >> 3) * 4 * nb * 8 + (kk & 7));
+            if (nb == 3) {
+                __asm__(Q_W2_SET Q_ABS(Q_W0) Q_RB(Q_W0, Q_X0, "0", "a00") Q_RB(Q_W0, Q_X1, "32", "a01")
+                            Q_RB(Q_W0, Q_X2, "64", "a02")
+                        Q_ABS(Q_W1) Q_RB(Q_W1, Q_X0, "96", "a10") Q_RB(Q_W1, Q_X1, "128", "a11")
+                            Q_RB(Q_W1, Q_X2, "160", "a12")
+                        Q_ABS(Q_W2) Q_RB(Q_W2, Q_X0, "192", "a20") Q_RB(Q_W2, Q_X1, "224", "a21")
+                            Q_RB(Q_W2, Q_X2, "256", "a22")
+                        Q_ABS(Q_W3) Q_RB(Q_W3, Q_X0, "288", "a30") Q_RB(Q_W3, Q_X1, "320", "a31")
+                            Q_RB(Q_W3, Q_X2, "352", "a32")
+                        : [a00] "+x"(a00), [a01] "+x"(a01), [a02] "+x"(a02),
+                          [a10] "+x"(a10), [a11] "+x"(a11), [a12] "+x"(a12),
+                          [a20] "+x"(a20), [a21] "+x"(a21), [a22] "+x"(a22),
+                          [a30] "+x"(a30), [a31] "+x"(a31), [a32] "+x"(a32)
+                        : [w0] "r"(wk), [ws] "r"(ws), [x0] "r"(xk), [xs] "r"(xs), [sc] "r"(s),
+                          [ones] "x"(ones)
+                        : "r11", "xmm13", "xmm14", "xmm15", "memory");
+            } else {
+                __asm__(Q_W2_SET Q_ABS(Q_W0) Q_RB(Q_W0, Q_X0, "0", "a00") Q_RB(Q_W0, Q_X1, "32", "a01")
+                        Q_ABS(Q_W1) Q_RB(Q_W1, Q_X0, "64", "a10") Q_RB(Q_W1, Q_X1, "96", "a11")
+                        Q_ABS(Q_W2) Q_RB(Q_W2, Q_X0, "128", "a20") Q_RB(Q_W2, Q_X1, "160", "a21")
+                        Q_ABS(Q_W3) Q_RB(Q_W3, Q_X0, "192", "a30") Q_RB(Q_W3, Q_X1, "224", "a31")
+                        : [a00] "+x"(a00), [a01] "+x"(a01),
+                          [a10] "+x"(a10), [a11] "+x"(a11),
+                          [a20] "+x"(a20), [a21] "+x"(a21),
+                          [a30] "+x"(a30), [a31] "+x"(a31)
+                        : [w0] "r"(wk), [ws] "r"(ws), [x0] "r"(xk), [xs] "r"(xs), [sc] "r"(s),
+                          [ones] "x"(ones)
+                        : "r11", "xmm13", "xmm14", "xmm15", "memory");
+            }
+        }
+    }
+    a[0][0] = a00; a[0][1] = a01;
+    a[1][0] = a10; a[1][1] = a11;
+    a[2][0] = a20; a[2][1] = a21;
+    a[3][0] = a30; a[3][1] = a31;
+    if (nb == 3) {
+        a[0][2] = a02; a[1][2] = a12; a[2][2] = a22; a[3][2] = a32;
+    }
+}
+
+static void q_rows4_3(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
+                      intptr_t xs, const float *dw, intptr_t dws, const float *const *xd,
+                      int64_t nblk, struct mm_prefetch *pfs, __m256 a[4][MM_NB])
+{
+    q_rows4(3, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a);
+}
+
+static void q_rows4_2(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
+                      intptr_t xs, const float *dw, intptr_t dws, const float *const *xd,
+                      int64_t nblk, struct mm_prefetch *pfs, __m256 a[4][MM_NB])
+{
+    q_rows4(2, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a);
 }
 
 /* Activations for MM_BF16_PAIRS: each group of 16 as [x0 x2 .. x14, x1 x3 .. x15]. */

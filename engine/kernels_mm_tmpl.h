@@ -23,6 +23,10 @@
  *   MM_QDOT(aw, sx)           __m256i: 8 int32 lanes, lane l = sum of aw[i]*sx[i], i in 4l..4l+3
  *                             (aw unsigned bytes, sx signed bytes)
  *
+ * Optional: MM_Q_ROWS4(nb, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a): the q8_0 decode
+ * product of 4 weight rows and nb = 2 or 3 batch rows over nblk blocks, added into a, with the
+ * arithmetic of mm_q_block_fma (see kernels_avx2.c).
+ *
  * Optional: MM_BF16_PAIRS, with MM_BF16_EVEN(p) and MM_BF16_ODD(p): of the 2*MM_VL bf16 values
  * at p, those at even / odd positions as an f32 vector (one shift / one mask of a plain load,
  * where a widening load takes two operations per vector). bf16 products then see each group of
@@ -594,7 +598,8 @@ static void mm_q_unpack(sm_dtype t, const uint8_t *src, int64_t nblk, const mm_q
  * mm_f_direct; pf, pf_len: weights to fetch into L2 meanwhile (NULL: none). */
 MM_INLINE void mm_q_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
                            const int8_t *const *xq, const float *const *xd, int64_t nblk,
-                           const uint8_t *pf, size_t pf_len, float *acc, int64_t ms)
+                           const float *dw, const uint8_t *pf, size_t pf_len, float *acc,
+                           int64_t ms)
 {
     const size_t bsz = t == SM_DTYPE_Q8_0 ? 34 : 18;
     mm_prefetch pfs = mm_prefetch_init(pf, pf_len, nblk);
@@ -602,7 +607,17 @@ MM_INLINE void mm_q_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
     for (int r = 0; r < nr; r++)
         for (int b = 0; b < nb; b++)
             a[r][b] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < nblk; k++) {
+    int64_t k = 0;
+#ifdef MM_Q_ROWS4
+    if (t == SM_DTYPE_Q8_0 && nr == MM_NR && nb >= 2 && dw) {
+        MM_Q_ROWS4(nb, (const int8_t *)(w[0] + 2), (intptr_t)bsz, w[1] - w[0], xq[0],
+                   xq[1] - xq[0], dw, nblk, xd, nblk, &pfs, a);
+        k = nblk;
+    }
+#else
+    (void)dw;
+#endif
+    for (; k < nblk; k++) {
         mm_prefetch_step(&pfs);
         __m256i xv[MM_NB];
         for (int b = 0; b < nb; b++)
@@ -623,10 +638,10 @@ MM_INLINE void mm_q_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
     static void mm_q_direct_##TN_##_##NR_##_##NB_(const uint8_t *const *w,                     \
                                                   const int8_t *const *xq,                     \
                                                   const float *const *xd, int64_t nblk,        \
-                                                  const uint8_t *pf, size_t pf_len,            \
-                                                  float *acc, int64_t ms)                      \
+                                                  const float *dw, const uint8_t *pf,          \
+                                                  size_t pf_len, float *acc, int64_t ms)       \
     {                                                                                          \
-        mm_q_direct(T_, NR_, NB_, w, xq, xd, nblk, pf, pf_len, acc, ms);                       \
+        mm_q_direct(T_, NR_, NB_, w, xq, xd, nblk, dw, pf, pf_len, acc, ms);                   \
     }
 #define MM_QD_CASES(T_, TN_)                                                                   \
     MM_QD_CASE(T_, TN_, 4, 3)                                                                  \
@@ -639,8 +654,8 @@ MM_QD_CASES(SM_DTYPE_Q8_0, q8)
 MM_QD_CASES(SM_DTYPE_Q4_0, q4)
 
 typedef void (*mm_qdirect_fn)(const uint8_t *const *, const int8_t *const *,
-                              const float *const *, int64_t, const uint8_t *, size_t, float *,
-                              int64_t);
+                              const float *const *, int64_t, const float *, const uint8_t *,
+                              size_t, float *, int64_t);
 
 /* [q8_0/q4_0][rows 4 or 1][batch rows - 1] */
 static const mm_qdirect_fn mm_qdirect_fns[2][2][MM_NB] = {
@@ -657,11 +672,21 @@ static void mm_q_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float *
     int passes = mm_passes(j->batch);
     int64_t nblk = j->cols / 32;
     int ti = j->dtype == SM_DTYPE_Q8_0 ? 0 : 1;
+    /* q8_0 passes of 2-3 batch rows take the rows' scales as f32, converted once for all the
+     * passes, after the accumulators in the row buffer (when they fit) */
+    float *dw = NULL;
+    if (j->dtype == SM_DTYPE_Q8_0 && j->batch >= 2 &&
+        MM_NR * MM_DIRECT_BATCH * 8 + MM_NR * nblk <= (int64_t)MM_NCR * MM_MC * 8)
+        dw = accb + MM_NR * MM_DIRECT_BATCH * 8;
     for (int64_t r = r0; r < r1; r += MM_NR) {
         int nr = (int)(r1 - r < MM_NR ? r1 - r : MM_NR);
         const uint8_t *w[MM_NR];
         for (int i = 0; i < nr; i++)
             w[i] = j->w + (size_t)(r + i) * j->row_bytes;
+        if (dw && nr == MM_NR)
+            for (int i = 0; i < nr; i++)
+                for (int64_t k = 0; k < nblk; k++)
+                    dw[i * nblk + k] = mm_q_scale(w[i] + 34 * (size_t)k);
         int pass = 0;
         for (int64_t b0 = 0, nb; b0 < j->batch; b0 += nb, pass++) {
             nb = mm_pass_rows(j->batch - b0);
@@ -675,10 +700,10 @@ static void mm_q_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float *
             const uint8_t *pf = mm_next_part(j, r + nr, r1, pass, passes, &pf_len);
             float *acc = accb + b0 * 8;
             if (nr == MM_NR) {
-                mm_qdirect_fns[ti][0][nb - 1](w, xq, xd, nblk, pf, pf_len, acc, j->batch);
+                mm_qdirect_fns[ti][0][nb - 1](w, xq, xd, nblk, dw, pf, pf_len, acc, j->batch);
             } else {
                 for (int i = 0; i < nr; i++)
-                    mm_qdirect_fns[ti][1][nb - 1](w + i, xq, xd, nblk, NULL, 0,
+                    mm_qdirect_fns[ti][1][nb - 1](w + i, xq, xd, nblk, NULL, NULL, 0,
                                                   acc + i * j->batch * 8, j->batch);
             }
         }
