@@ -18,6 +18,22 @@ static inline float mm_hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* Lane j of the result is mm_hsum8(a[j]), bitwise: the same three steps (halves added, then
+ * lanes 0+2 and 1+3, then those two) done for eight vectors at once with a transposition. */
+static inline __m256 mm_hsum8x8(const __m256 a[8])
+{
+    __m256 t[4]; /* t[j]: a[j] in the low half, a[j + 4] in the high half */
+    for (int j = 0; j < 4; j++)
+        t[j] = _mm256_add_ps(_mm256_permute2f128_ps(a[j], a[j + 4], 0x20),
+                             _mm256_permute2f128_ps(a[j], a[j + 4], 0x31));
+    __m256 u01 = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                               _mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m256 u23 = _mm256_add_ps(_mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                               _mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm256_add_ps(_mm256_shuffle_ps(u01, u23, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm256_shuffle_ps(u01, u23, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 void sm_avx2_cvt_bf16(float *dst, const uint16_t *src, int64_t n)
 {
     int64_t i = 0;
@@ -50,6 +66,7 @@ static inline __m256i qdot_avx2(__m256i aw, __m256i sx)
 #define MM_STOREU(p, v) _mm256_storeu_ps((p), (v))
 #define MM_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define MM_HSUM(v) mm_hsum8(v)
+#define MM_HSUM8X(a) mm_hsum8x8(a)
 #define MM_CVT_BF16(dst, src, n) sm_avx2_cvt_bf16((dst), (src), (n))
 #define MM_CVT_F16(dst, src, n) sm_avx2_cvt_f16((dst), (src), (n))
 #define MM_LOAD_BF16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))), 16))
@@ -370,8 +387,7 @@ static float dot8(const float *a, const float *b, int64_t n)
 
 /* q dotted with the 8 rows k, k + stride, ..., k + 7 stride (n a multiple of 8), each exactly
  * as dot8 does it: one accumulator per row, lanes summed in mm_hsum8's tree. Eight independent
- * FMA chains instead of one, and one transposing reduction for all eight rows, whose steps are
- * mm_hsum8's: halves added, then lanes 0+2 and 1+3, then those two. */
+ * FMA chains instead of one, and one transposing reduction for all eight rows. */
 static void dot8_rows8(const float *q, const float *k, int64_t stride, int64_t n, float *out)
 {
     __m256 a[8];
@@ -382,16 +398,7 @@ static void dot8_rows8(const float *q, const float *k, int64_t stride, int64_t n
         for (int j = 0; j < 8; j++)
             a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + j * stride + c), a[j]);
     }
-    __m256 t[4]; /* t[j]: row j in the low half, row j + 4 in the high half */
-    for (int j = 0; j < 4; j++)
-        t[j] = _mm256_add_ps(_mm256_permute2f128_ps(a[j], a[j + 4], 0x20),
-                             _mm256_permute2f128_ps(a[j], a[j + 4], 0x31));
-    __m256 u01 = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(1, 0, 1, 0)),
-                               _mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 2, 3, 2)));
-    __m256 u23 = _mm256_add_ps(_mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(1, 0, 1, 0)),
-                               _mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(3, 2, 3, 2)));
-    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_shuffle_ps(u01, u23, _MM_SHUFFLE(2, 0, 2, 0)),
-                                        _mm256_shuffle_ps(u01, u23, _MM_SHUFFLE(3, 1, 3, 1))));
+    _mm256_storeu_ps(out, mm_hsum8x8(a));
 }
 
 void sm_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out)

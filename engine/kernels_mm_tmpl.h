@@ -23,6 +23,9 @@
  *   MM_QDOT(aw, sx)           __m256i: 8 int32 lanes, lane l = sum of aw[i]*sx[i], i in 4l..4l+3
  *                             (aw unsigned bytes, sx signed bytes)
  *
+ * Optional: MM_HSUM8X(a): a __m256 whose lane q is mm_hsum8(a[q]) bitwise, for __m256 a[8],
+ * to sum the lanes of 8 outputs at once.
+ *
  * Optional: MM_Q_ROWS4(nb, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a): the q8_0 decode
  * product of 4 weight rows and nb = 2 or 3 batch rows over nblk blocks, added into a, with the
  * arithmetic of mm_q_block_fma (see kernels_avx2.c).
@@ -167,6 +170,24 @@ static float mm_weight_at(const sm_mm_job *j, const uint8_t *row, int64_t c)
     case SM_DTYPE_F16: memcpy(&h, row + 2 * c, 2); return sm_f16_to_f32(h);
     default: memcpy(&h, row + 2 * c, 2); return sm_bf16_to_f32(h);
     }
+}
+
+/* y[i] = (the 8 lanes at acc + i * stride summed in mm_hsum8's tree) + (bias ? bias[i] : 0),
+ * for i < n: 8 outputs at a time where the variant offers MM_HSUM8X (bitwise the same). */
+static void mm_sums8(const float *acc, int64_t stride, int64_t n, const float *bias, float *y)
+{
+    int64_t i = 0;
+#ifdef MM_HSUM8X
+    for (; i + 8 <= n; i += 8) {
+        __m256 v[8];
+        for (int q = 0; q < 8; q++)
+            v[q] = _mm256_loadu_ps(acc + (i + q) * stride);
+        __m256 bv = bias ? _mm256_loadu_ps(bias + i) : _mm256_setzero_ps();
+        _mm256_storeu_ps(y + i, _mm256_add_ps(MM_HSUM8X(v), bv));
+    }
+#endif
+    for (; i < n; i++)
+        y[i] = mm_hsum8(_mm256_loadu_ps(acc + i * stride)) + (bias ? bias[i] : 0.0f);
 }
 
 /* Small batches (one pass, decode): the weights are converted in registers as they stream in,
@@ -459,6 +480,11 @@ static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
             for (int64_t b = 0; b < nbb; b++) {
                 const float *xb = j->x + (bb + b) * j->ldx;
                 float *yb = j->y + (bb + b) * j->ldy;
+                if (MM_VL == 8 && cv == j->cols) {
+                    mm_sums8(accb + b * MM_VL, nbb * MM_VL, nrb, j->bias ? j->bias + rb : NULL,
+                             yb + rb);
+                    continue;
+                }
                 for (int64_t i = 0; i < nrb; i++) {
                     int64_t r = rb + i;
                     const uint8_t *row = j->w + (size_t)r * j->row_bytes;
@@ -760,15 +786,9 @@ static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                     }
                 }
             }
-            for (int64_t b = 0; b < nbb; b++) {
-                float *yb = j->y + (bb + b) * j->ldy;
-                for (int64_t i = 0; i < nrb; i++) {
-                    int64_t r = rb + i;
-                    float t = nbt_all > 0 ? mm_hsum8(_mm256_loadu_ps(accb + (i * nbb + b) * 8))
-                                          : 0.0f;
-                    yb[r] = t + (j->bias ? j->bias[r] : 0.0f);
-                }
-            }
+            for (int64_t b = 0; b < nbb; b++)
+                mm_sums8(accb + b * 8, nbb * 8, nrb, j->bias ? j->bias + rb : NULL,
+                         j->y + (bb + b) * j->ldy + rb);
         }
     }
 }
