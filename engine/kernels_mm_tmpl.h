@@ -49,7 +49,7 @@
 #endif
 #define MM_KS 2048 /* rows up to this long are one tile (read in order); the tile row stride */
 #ifndef MM_MC
-#define MM_MC 64 /* batch rows per block */
+#define MM_MC 63 /* batch rows per block: a multiple of MM_NB, so that blocks need no 2 + 2 passes */
 #endif
 #ifndef MM_WHOLE_ROWS
 #define MM_WHOLE_ROWS 16 /* batches up to this use whole-row tiles (when short enough) */
