@@ -232,9 +232,9 @@ static void q_scale_table(int nb, const float *dw, intptr_t dws, const float *co
 /* w0: row 0's values of block 0 (rows ws bytes apart, blocks wstep apart); x0: batch row 0's
  * activation blocks (rows xs apart); dw: row 0's block scales (rows dws floats apart). */
 static inline __attribute__((always_inline)) void
-q_rows4(int nb, const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
-                    intptr_t xs, const float *dw, intptr_t dws, const float *const *xd,
-                    int64_t nblk, struct mm_prefetch *pfs, __m256 a[4][MM_NB])
+q_rows4(int nb, const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0, intptr_t xs,
+        const float *dw, intptr_t dws, const float *const *xd, int64_t nblk,
+        struct mm_prefetch *pfs, __m256 a[4][MM_NB])
 {
     float sc[Q_CHUNK / 8 * 4 * MM_NB * 8] __attribute__((aligned(32)));
     const __m256i ones = _mm256_set1_epi16(1);
@@ -248,8 +248,7 @@ q_rows4(int nb, const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
         q_scale_table(nb, dw, dws, xd, k0, n, sc);
         for (int64_t kk = 0; kk < n; kk++) {
             int64_t k = k0 + kk;
-            if (pfs)
-                mm_prefetch_step(pfs);
+            mm_prefetch_step(pfs);
             const int8_t *wk = w0 + k * wstep, *xk = x0 + 32 * k;
             const float *s = sc + ((kk >> 3) * 4 * nb * 8 + (kk & 7));
             if (nb == 3) {
