@@ -400,6 +400,29 @@ static void dot8_rows8(const float *q, const float *k, int64_t stride, int64_t n
     _mm256_storeu_ps(out, mm_hsum8x8(a));
 }
 
+/* Two query heads q0 and q1 dotted with the 4 rows k, k + stride, ..., k + 3 stride (n a
+ * multiple of 8), each score exactly as dot8 makes it; each key vector is loaded once for both
+ * heads. out0 and out1 get the 4 scores of each head. */
+static void dot8_heads2_rows4(const float *q0, const float *q1, const float *k, int64_t stride,
+                              int64_t n, float *out0, float *out1)
+{
+    __m256 a[8]; /* a[j]: head 0 and key j; a[4 + j]: head 1 and key j */
+    for (int j = 0; j < 8; j++)
+        a[j] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < n; c += 8) {
+        __m256 qv0 = _mm256_loadu_ps(q0 + c), qv1 = _mm256_loadu_ps(q1 + c);
+        for (int j = 0; j < 4; j++) {
+            __m256 kv = _mm256_loadu_ps(k + j * stride + c);
+            a[j] = _mm256_fmadd_ps(qv0, kv, a[j]);
+            a[4 + j] = _mm256_fmadd_ps(qv1, kv, a[4 + j]);
+        }
+    }
+    float r[8];
+    _mm256_storeu_ps(r, mm_hsum8x8(a));
+    memcpy(out0, r, 4 * sizeof(float));
+    memcpy(out1, r + 4, 4 * sizeof(float));
+}
+
 void sm_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out)
 {
     float ss = dot8(x, x, n);
@@ -499,6 +522,19 @@ attn_accumulate_block(float *o, int i, int nv, float corr, const float *e, const
         _mm256_storeu_ps(o + i + 8 * j, acc[j]);
 }
 
+/* o[i0..hd) = o * corr + sum_p e[p] * v_p one lane at a time (the same arithmetic per lane as
+ * attn_accumulate_block). */
+static void attn_accumulate_tail(float *o, int i0, int hd, float corr, const float *e,
+                                 const float *v, int64_t stride, int64_t np)
+{
+    for (int i = i0; i < hd; i++) {
+        float t = o[i] * corr;
+        for (int64_t p = 0; p < np; p++)
+            t = fmaf(e[p], v[p * stride + i], t);
+        o[i] = t;
+    }
+}
+
 /* o[0..hd) = o * corr + sum_p e[p] * v_p, in order of p (v_p at v + p * stride). */
 static void attn_accumulate(float *o, int hd, float corr, const float *e, const float *v,
                             int64_t stride, int64_t np)
@@ -508,11 +544,41 @@ static void attn_accumulate(float *o, int hd, float corr, const float *e, const 
         attn_accumulate_block(o, i, 8, corr, e, v, stride, np);
     for (; i + 32 <= hd; i += 32)
         attn_accumulate_block(o, i, 4, corr, e, v, stride, np);
-    for (; i < hd; i++) {
-        float t = o[i] * corr;
-        for (int64_t p = 0; p < np; p++)
-            t = fmaf(e[p], v[p * stride + i], t);
-        o[i] = t;
+    attn_accumulate_tail(o, i, hd, corr, e, v, stride, np);
+}
+
+/* attn_accumulate for two heads at once (o0 with e0 and corr0, o1 with e1 and corr1) over the
+ * same values: each value vector is loaded once for both. Every lane's arithmetic is the one
+ * attn_accumulate does. */
+static void attn_accumulate2(float *o0, float *o1, int hd, float corr0, float corr1,
+                             const float *e0, const float *e1, const float *v, int64_t stride,
+                             int64_t np)
+{
+    __m256 c0 = _mm256_set1_ps(corr0), c1 = _mm256_set1_ps(corr1);
+    int i = 0;
+    for (; i + 32 <= hd; i += 32) {
+        __m256 a0[4], a1[4];
+        for (int j = 0; j < 4; j++) {
+            a0[j] = _mm256_mul_ps(_mm256_loadu_ps(o0 + i + 8 * j), c0);
+            a1[j] = _mm256_mul_ps(_mm256_loadu_ps(o1 + i + 8 * j), c1);
+        }
+        for (int64_t p = 0; p < np; p++) {
+            const float *vp = v + p * stride + i;
+            __m256 ep0 = _mm256_set1_ps(e0[p]), ep1 = _mm256_set1_ps(e1[p]);
+            for (int j = 0; j < 4; j++) {
+                __m256 vv = _mm256_loadu_ps(vp + 8 * j);
+                a0[j] = _mm256_fmadd_ps(ep0, vv, a0[j]);
+                a1[j] = _mm256_fmadd_ps(ep1, vv, a1[j]);
+            }
+        }
+        for (int j = 0; j < 4; j++) {
+            _mm256_storeu_ps(o0 + i + 8 * j, a0[j]);
+            _mm256_storeu_ps(o1 + i + 8 * j, a1[j]);
+        }
+    }
+    if (i < hd) {
+        attn_accumulate_tail(o0, i, hd, corr0, e0, v, stride, np);
+        attn_accumulate_tail(o1, i, hd, corr1, e1, v, stride, np);
     }
 }
 
@@ -537,49 +603,112 @@ static float scale_and_max(float *s, int64_t n, float scale)
     return mx;
 }
 
-/* Online softmax over chunks of SM_ATTN_CHUNK positions, per query head of kv head kvh. */
-void sm_avx2_attention_kv(const sm_attn_job *a, int kvh)
+/* Fetches the keys and values of kv head kvh (at kbase, vbase) for the chunk of positions
+ * from p0 into the cache while this chunk computes: a head's 4 * hd bytes per position lie
+ * kv_stride floats apart, a pattern the hardware prefetcher does not follow well. */
+static void attn_prefetch_chunk(const sm_attn_job *a, const float *kbase, const float *vbase,
+                                int64_t p0, int hd)
 {
-    int group = a->n_heads / a->n_kv_heads;
+    int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
+    for (int64_t p = 0; p < np; p++) {
+        const char *kp = (const char *)(kbase + (p0 + p) * a->kv_stride);
+        const char *vp = (const char *)(vbase + (p0 + p) * a->kv_stride);
+        for (int64_t o = 0; o < (int64_t)hd * 4; o += 64) {
+            __builtin_prefetch(kp + o, 0, 3);
+            __builtin_prefetch(vp + o, 0, 3);
+        }
+    }
+}
+
+#define ATTN_HEADS 8 /* query heads that take turns on one chunk of keys and values */
+
+/* Online softmax over chunks of SM_ATTN_CHUNK positions for query heads h0 .. h0 + nh of kv
+ * head kvh. The heads share each chunk: a chunk of keys and values is read from memory once
+ * for all of them, and two heads at a time share each load of a key or value vector from the
+ * cache; each head's arithmetic is the same as if it ran alone. */
+static void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh)
+{
     int hd = a->head_dim;
     const float *kbase = a->k + (int64_t)kvh * hd;
     const float *vbase = a->v + (int64_t)kvh * hd;
-    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-        const float *q = a->q + (int64_t)h * hd;
-        float *o = a->out + (int64_t)h * hd;
-        memset(o, 0, sizeof(float) * (size_t)hd);
-        float m = -INFINITY, l = 0.0f;
-        for (int64_t p0 = 0; p0 < a->n_pos; p0 += SM_ATTN_CHUNK) {
-            int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
-            float s[SM_ATTN_CHUNK];
+    float m[ATTN_HEADS], l[ATTN_HEADS];
+    for (int j = 0; j < nh; j++) {
+        m[j] = -INFINITY;
+        l[j] = 0.0f;
+        memset(a->out + (int64_t)(h0 + j) * hd, 0, sizeof(float) * (size_t)hd);
+    }
+    for (int64_t p0 = 0; p0 < a->n_pos; p0 += SM_ATTN_CHUNK) {
+        int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
+        const float *kc = kbase + p0 * a->kv_stride, *vc = vbase + p0 * a->kv_stride;
+        float s[ATTN_HEADS][SM_ATTN_CHUNK], corr[ATTN_HEADS];
+        attn_prefetch_chunk(a, kbase, vbase, p0 + SM_ATTN_CHUNK, hd);
+        int j = 0;
+        if (hd % 8 == 0) {
+            int64_t p4 = np / 4 * 4;
+            for (; j + 2 <= nh; j += 2) {
+                const float *q0 = a->q + (int64_t)(h0 + j) * hd, *q1 = q0 + hd;
+                for (int64_t p = 0; p < p4; p += 4)
+                    dot8_heads2_rows4(q0, q1, kc + p * a->kv_stride, a->kv_stride, hd,
+                                      s[j] + p, s[j + 1] + p);
+                for (int64_t p = p4; p < np; p++) {
+                    s[j][p] = dot8(q0, kc + p * a->kv_stride, hd);
+                    s[j + 1][p] = dot8(q1, kc + p * a->kv_stride, hd);
+                }
+            }
+        }
+        for (; j < nh; j++) {
+            const float *q = a->q + (int64_t)(h0 + j) * hd;
             int64_t p8 = hd % 8 == 0 ? np / 8 * 8 : 0;
             for (int64_t p = 0; p < p8; p += 8)
-                dot8_rows8(q, kbase + (p0 + p) * a->kv_stride, a->kv_stride, hd, s + p);
+                dot8_rows8(q, kc + p * a->kv_stride, a->kv_stride, hd, s[j] + p);
             for (int64_t p = p8; p < np; p++)
-                s[p] = dot8(q, kbase + (p0 + p) * a->kv_stride, hd);
-            float cmax = scale_and_max(s, np, a->scale);
-            float mnew = fmaxf(m, cmax);
-            float corr = expf(m - mnew);
+                s[j][p] = dot8(q, kc + p * a->kv_stride, hd);
+        }
+        for (j = 0; j < nh; j++) {
+            float cmax = scale_and_max(s[j], np, a->scale);
+            float mnew = fmaxf(m[j], cmax);
+            corr[j] = expf(m[j] - mnew);
             __m256 vm = _mm256_set1_ps(mnew);
             int64_t p = 0;
             for (; p + 8 <= np; p += 8)
-                _mm256_storeu_ps(s + p, sm_avx2_exp(_mm256_sub_ps(_mm256_loadu_ps(s + p), vm)));
+                _mm256_storeu_ps(s[j] + p,
+                                 sm_avx2_exp(_mm256_sub_ps(_mm256_loadu_ps(s[j] + p), vm)));
             for (; p < np; p++)
-                s[p] = expf(s[p] - mnew);
+                s[j][p] = expf(s[j][p] - mnew);
             float csum = 0.0f;
             for (p = 0; p < np; p++)
-                csum += s[p];
-            l = l * corr + csum;
-            attn_accumulate(o, hd, corr, s, vbase + p0 * a->kv_stride, a->kv_stride, np);
-            m = mnew;
+                csum += s[j][p];
+            l[j] = l[j] * corr[j] + csum;
+            m[j] = mnew;
         }
-        float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        for (j = 0; j + 2 <= nh; j += 2) {
+            float *o0 = a->out + (int64_t)(h0 + j) * hd;
+            attn_accumulate2(o0, o0 + hd, hd, corr[j], corr[j + 1], s[j], s[j + 1], vc,
+                             a->kv_stride, np);
+        }
+        for (; j < nh; j++)
+            attn_accumulate(a->out + (int64_t)(h0 + j) * hd, hd, corr[j], s[j], vc,
+                            a->kv_stride, np);
+    }
+    for (int j = 0; j < nh; j++) {
+        float *o = a->out + (int64_t)(h0 + j) * hd;
+        float inv = l[j] > 0.0f ? 1.0f / l[j] : 0.0f;
         __m256 vi = _mm256_set1_ps(inv);
         int i = 0;
         for (; i + 8 <= hd; i += 8)
             _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(o + i), vi));
         for (; i < hd; i++)
             o[i] *= inv;
+    }
+}
+
+/* The query heads of kv head kvh, ATTN_HEADS at a time. */
+void sm_avx2_attention_kv(const sm_attn_job *a, int kvh)
+{
+    int group = a->n_heads / a->n_kv_heads;
+    for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += ATTN_HEADS) {
+        int nh = (kvh + 1) * group - h0 < ATTN_HEADS ? (kvh + 1) * group - h0 : ATTN_HEADS;
+        attn_heads(a, kvh, h0, nh);
     }
 }
 

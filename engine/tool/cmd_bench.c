@@ -143,9 +143,30 @@ static void decode_group_free(decode_group *g)
     free(g->times);
 }
 
-/* batch sequences, each given a prompt of a->decode_ctx + b tokens (lengths differ a little,
- * as in real batches), all prompts in one forward step. */
-static sm_code decode_group_start(sm_model *m, const bench_args *a, int batch, decode_group *g,
+/* The context every decoding sequence starts from: one sequence given a prompt of
+ * a->decode_ctx tokens (computed once, then copied into each sequence, so that a long
+ * --decode-ctx costs one prompt, not one per sequence). */
+static sm_code decode_base_new(sm_model *m, const bench_args *a, sm_seq **base, int32_t **ids,
+                               float *logits, sm_err *err)
+{
+    int64_t vocab = sm_model_info(m)->config.vocab;
+    *ids = malloc(sizeof(int32_t) * (size_t)a->decode_ctx);
+    if (!*ids)
+        return sm_err_set(err, SM_ENOMEM, "bench: out of memory");
+    uint64_t state = 0x2545f4914f6cdd1dull;
+    fill_ids(*ids, a->decode_ctx, vocab, &state);
+    sm_code rc = sm_seq_new(m, a->decode_ctx, base, err);
+    if (rc == SM_OK) {
+        const int32_t *toks = *ids;
+        rc = sm_model_forward(m, base, &toks, &a->decode_ctx, 1, logits, err);
+    }
+    return rc;
+}
+
+/* batch sequences, each the base context followed by b + 1 more tokens (lengths differ a
+ * little, as in real batches), the extra tokens of all in one forward step. */
+static sm_code decode_group_start(sm_model *m, const bench_args *a, const sm_seq *base,
+                                  const int32_t *base_ids, int batch, decode_group *g,
                                   float *logits, sm_err *err)
 {
     int64_t vocab = sm_model_info(m)->config.vocab;
@@ -162,9 +183,12 @@ static sm_code decode_group_start(sm_model *m, const bench_args *a, int batch, d
     fill_ids(g->ids, g->per * batch, vocab, &state);
     sm_code rc = SM_OK;
     for (int b = 0; b < batch && rc == SM_OK; b++) {
+        memcpy(g->ids + b * g->per, base_ids, sizeof(int32_t) * (size_t)a->decode_ctx);
         rc = sm_seq_new(m, g->per + 1, &g->seqs[b], err);
-        g->toks[b] = g->ids + b * g->per;
-        g->ntok[b] = a->decode_ctx + b;
+        if (rc == SM_OK)
+            rc = sm_seq_copy_prefix(g->seqs[b], base, a->decode_ctx, err);
+        g->toks[b] = g->ids + b * g->per + a->decode_ctx;
+        g->ntok[b] = b + 1;
     }
     if (rc == SM_OK)
         rc = sm_model_forward(m, g->seqs, g->toks, g->ntok, batch, logits, err);
@@ -195,8 +219,14 @@ static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, 
     sm_code rc = SM_OK;
     if (!g || !logits)
         rc = sm_err_set(err, SM_ENOMEM, "bench: out of memory");
+    sm_seq *base = NULL;
+    int32_t *base_ids = NULL;
+    if (rc == SM_OK)
+        rc = decode_base_new(m, a, &base, &base_ids, logits, err);
     for (int i = 0; i < n && rc == SM_OK; i++)
-        rc = decode_group_start(m, a, batch[i], &g[i], logits, err);
+        rc = decode_group_start(m, a, base, base_ids, batch[i], &g[i], logits, err);
+    sm_seq_free(&base);
+    free(base_ids);
     sm_membw_buf *bwb = NULL;
     double *bws = NULL;
     double rss_model = max_rss_mb();
@@ -213,7 +243,7 @@ static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, 
         for (int i = 0; i < n && rc == SM_OK; i++) {
             decode_group *q = &g[i];
             for (int b = 0; b < q->batch; b++) {
-                q->toks[b] = q->ids + b * q->per + a->decode_ctx + b + s;
+                q->toks[b] = q->ids + b * q->per + a->decode_ctx + b + 1 + s;
                 q->ntok[b] = 1;
             }
             double t0 = now_s();

@@ -437,50 +437,64 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
                 assert_true(fabs(x[h * hd + i + hd / 2] - (b * cos(ang) + a * sin(ang))) < 1e-5);
             }
     }
-    /* attention against a double-precision softmax */
+    /* attention against a double-precision softmax, for head layouts whose groups split into
+     * pairs and a single head (7 per kv head), head sizes with and without a vector tail; and
+     * every head bitwise what the same head gives alone (heads share loads of keys and values,
+     * never arithmetic) */
     static const int64_t npos_list[] = {1, 5, 64, 65, 300};
-    for (int pi = 0; pi < 5; pi++) {
-        int64_t np = npos_list[pi];
-        int nh = 6, nkv = 2, hd = 64;
-        int64_t stride = nkv * hd + 8;
-        float *q = malloc(sizeof(float) * nh * hd);
-        float *kc = malloc(sizeof(float) * (size_t)(np * stride));
-        float *vc = malloc(sizeof(float) * (size_t)(np * stride));
-        float *out = malloc(sizeof(float) * nh * hd);
-        float *scratch = malloc(sizeof(float) * (size_t)np);
-        double *s = malloc(sizeof(double) * (size_t)np);
-        fill(q, nh * hd, 1.0f);
-        fill(kc, np * stride, 1.0f);
-        fill(vc, np * stride, 1.0f);
-        sm_attention(&k, q, nh, nkv, hd, kc, vc, stride, np, out, scratch);
-        for (int h = 0; h < nh; h++) {
-            int kvh = h / (nh / nkv);
-            double mx = -1e300, sum = 0;
-            for (int64_t p = 0; p < np; p++) {
-                double d = 0;
-                for (int i = 0; i < hd; i++)
-                    d += (double)q[h * hd + i] * kc[p * stride + kvh * hd + i];
-                s[p] = d / sqrt((double)hd);
-                mx = s[p] > mx ? s[p] : mx;
-            }
-            for (int64_t p = 0; p < np; p++)
-                sum += exp(s[p] - mx);
-            for (int i = 0; i < hd; i++) {
-                double o = 0;
+    static const int layouts[][3] = {{6, 2, 64}, {7, 1, 128}, {4, 4, 40}, {3, 1, 36}};
+    for (int li = 0; li < 4; li++)
+        for (int pi = 0; pi < 5; pi++) {
+            int64_t np = npos_list[pi];
+            int nh = layouts[li][0], nkv = layouts[li][1], hd = layouts[li][2];
+            int64_t stride = nkv * hd + 8;
+            float *q = malloc(sizeof(float) * nh * hd);
+            float *kc = malloc(sizeof(float) * (size_t)(np * stride));
+            float *vc = malloc(sizeof(float) * (size_t)(np * stride));
+            float *out = malloc(sizeof(float) * nh * hd);
+            float *one = malloc(sizeof(float) * hd);
+            float *scratch = malloc(sizeof(float) * (size_t)np * nh);
+            double *s = malloc(sizeof(double) * (size_t)np);
+            fill(q, nh * hd, 1.0f);
+            fill(kc, np * stride, 1.0f);
+            fill(vc, np * stride, 1.0f);
+            sm_attention(&k, q, nh, nkv, hd, kc, vc, stride, np, out, scratch);
+            for (int h = 0; h < nh; h++) {
+                int kvh = h / (nh / nkv);
+                double mx = -1e300, sum = 0;
+                for (int64_t p = 0; p < np; p++) {
+                    double d = 0;
+                    for (int i = 0; i < hd; i++)
+                        d += (double)q[h * hd + i] * kc[p * stride + kvh * hd + i];
+                    s[p] = d / sqrt((double)hd);
+                    mx = s[p] > mx ? s[p] : mx;
+                }
                 for (int64_t p = 0; p < np; p++)
-                    o += exp(s[p] - mx) / sum * vc[p * stride + kvh * hd + i];
-                if (!(fabs(out[h * hd + i] - o) < 1e-5))
-                    fail_msg("%s attention n_pos %lld head %d: %g vs %g", sm_isa_name(isa),
-                             (long long)np, h, (double)out[h * hd + i], o);
+                    sum += exp(s[p] - mx);
+                for (int i = 0; i < hd; i++) {
+                    double o = 0;
+                    for (int64_t p = 0; p < np; p++)
+                        o += exp(s[p] - mx) / sum * vc[p * stride + kvh * hd + i];
+                    if (!(fabs(out[h * hd + i] - o) < 1e-5))
+                        fail_msg("%s attention %d/%d heads of %d, n_pos %lld head %d: %g vs %g",
+                                 sm_isa_name(isa), nh, nkv, hd, (long long)np, h,
+                                 (double)out[h * hd + i], o);
+                }
+                sm_attention(&k, q + h * hd, 1, 1, hd, kc + kvh * hd, vc + kvh * hd, stride,
+                             np, one, scratch);
+                if (memcmp(one, out + h * hd, sizeof(float) * hd) != 0)
+                    fail_msg("%s attention %d/%d heads of %d, n_pos %lld: head %d differs from "
+                             "the same head alone", sm_isa_name(isa), nh, nkv, hd,
+                             (long long)np, h);
             }
+            free(q);
+            free(kc);
+            free(vc);
+            free(out);
+            free(one);
+            free(scratch);
+            free(s);
         }
-        free(q);
-        free(kc);
-        free(vc);
-        free(out);
-        free(scratch);
-        free(s);
-    }
 }
 
 static void test_vector_portable(void **state)
