@@ -421,11 +421,12 @@ static void attn_task(void *arg, int t, int n)
 }
 
 void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads, int head_dim,
-                  const float *kcache, const float *vcache, int64_t kv_stride, int64_t n_pos,
-                  float *out, float *scratch)
+                  const void *kcache, const void *vcache, sm_dtype kv_dtype, int64_t kv_stride,
+                  int64_t n_pos, float *out, float *scratch)
 {
     (void)scratch; /* the online softmax keeps its scores in a fixed chunk on the stack */
-    if (n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || n_heads % n_kv_heads != 0)
+    if (n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || n_heads % n_kv_heads != 0 ||
+        (kv_dtype != SM_DTYPE_F32 && kv_dtype != SM_DTYPE_F16))
         return;
     sm_attn_job a = {
         .q = q,
@@ -434,6 +435,7 @@ void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads,
         .head_dim = head_dim,
         .k = kcache,
         .v = vcache,
+        .kv_f16 = kv_dtype == SM_DTYPE_F16,
         .kv_stride = kv_stride,
         .n_pos = n_pos,
         .out = out,

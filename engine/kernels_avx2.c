@@ -384,45 +384,6 @@ static float dot8(const float *a, const float *b, int64_t n)
     return t;
 }
 
-/* q dotted with the 8 rows k, k + stride, ..., k + 7 stride (n a multiple of 8), each exactly
- * as dot8 does it: one accumulator per row, lanes summed in mm_hsum8's tree. Eight independent
- * FMA chains instead of one, and one transposing reduction for all eight rows. */
-static void dot8_rows8(const float *q, const float *k, int64_t stride, int64_t n, float *out)
-{
-    __m256 a[8];
-    for (int j = 0; j < 8; j++)
-        a[j] = _mm256_setzero_ps();
-    for (int64_t c = 0; c < n; c += 8) {
-        __m256 qv = _mm256_loadu_ps(q + c);
-        for (int j = 0; j < 8; j++)
-            a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + j * stride + c), a[j]);
-    }
-    _mm256_storeu_ps(out, mm_hsum8x8(a));
-}
-
-/* Two query heads q0 and q1 dotted with the 4 rows k, k + stride, ..., k + 3 stride (n a
- * multiple of 8), each score exactly as dot8 makes it; each key vector is loaded once for both
- * heads. out0 and out1 get the 4 scores of each head. */
-static void dot8_heads2_rows4(const float *q0, const float *q1, const float *k, int64_t stride,
-                              int64_t n, float *out0, float *out1)
-{
-    __m256 a[8]; /* a[j]: head 0 and key j; a[4 + j]: head 1 and key j */
-    for (int j = 0; j < 8; j++)
-        a[j] = _mm256_setzero_ps();
-    for (int64_t c = 0; c < n; c += 8) {
-        __m256 qv0 = _mm256_loadu_ps(q0 + c), qv1 = _mm256_loadu_ps(q1 + c);
-        for (int j = 0; j < 4; j++) {
-            __m256 kv = _mm256_loadu_ps(k + j * stride + c);
-            a[j] = _mm256_fmadd_ps(qv0, kv, a[j]);
-            a[4 + j] = _mm256_fmadd_ps(qv1, kv, a[4 + j]);
-        }
-    }
-    float r[8];
-    _mm256_storeu_ps(r, mm_hsum8x8(a));
-    memcpy(out0, r, 4 * sizeof(float));
-    memcpy(out1, r + 4, 4 * sizeof(float));
-}
-
 void sm_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out)
 {
     float ss = dot8(x, x, n);
@@ -502,21 +463,95 @@ void sm_avx2_rope(float *x, int n_heads, int head_dim, int i0, int n, const floa
     }
 }
 
+/* ---- attention ----
+ * The KV cache holds f32 or f16 values (kv_f16, a compile-time constant in each instance of
+ * attn_heads); rows lie rs bytes apart. f16 values are widened exactly, so every product and
+ * sum below is the same f32 arithmetic for both. */
+
+/* 8 cache values from element i of row p, as f32. */
+MM_INLINE __m256 kv_load8(const char *p, int64_t i, bool kv_f16)
+{
+    if (kv_f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
+    return _mm256_loadu_ps((const float *)(const void *)p + i);
+}
+
+MM_INLINE float kv_load1(const char *p, int64_t i, bool kv_f16)
+{
+    if (kv_f16) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        return sm_f16_to_f32(h);
+    }
+    return ((const float *)(const void *)p)[i];
+}
+
+/* q . k over n values, as dot8 computes it (one accumulator, mm_hsum8's tree, then the tail). */
+MM_INLINE float kv_dot(const float *q, const char *k, int64_t n, bool kv_f16)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), kv_load8(k, c, kv_f16), acc);
+    float t = mm_hsum8(acc);
+    for (; c < n; c++)
+        t += q[c] * kv_load1(k, c, kv_f16);
+    return t;
+}
+
+/* q dotted with the 8 rows k, k + rs, ..., k + 7 rs (n a multiple of 8), each exactly as
+ * kv_dot does it: eight independent FMA chains and one transposing reduction for all eight. */
+MM_INLINE void kv_dot_rows8(const float *q, const char *k, int64_t rs, int64_t n, bool kv_f16,
+                            float *out)
+{
+    __m256 a[8];
+    for (int j = 0; j < 8; j++)
+        a[j] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < n; c += 8) {
+        __m256 qv = _mm256_loadu_ps(q + c);
+        for (int j = 0; j < 8; j++)
+            a[j] = _mm256_fmadd_ps(qv, kv_load8(k + j * rs, c, kv_f16), a[j]);
+    }
+    _mm256_storeu_ps(out, mm_hsum8x8(a));
+}
+
+/* Two query heads q0 and q1 dotted with the 4 rows k .. k + 3 rs (n a multiple of 8), each
+ * score exactly as kv_dot makes it; each key vector is loaded once for both heads. out0 and
+ * out1 get the 4 scores of each head. */
+MM_INLINE void kv_dot_heads2_rows4(const float *q0, const float *q1, const char *k, int64_t rs,
+                                   int64_t n, bool kv_f16, float *out0, float *out1)
+{
+    __m256 a[8]; /* a[j]: head 0 and key j; a[4 + j]: head 1 and key j */
+    for (int j = 0; j < 8; j++)
+        a[j] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < n; c += 8) {
+        __m256 qv0 = _mm256_loadu_ps(q0 + c), qv1 = _mm256_loadu_ps(q1 + c);
+        for (int j = 0; j < 4; j++) {
+            __m256 kv = kv_load8(k + j * rs, c, kv_f16);
+            a[j] = _mm256_fmadd_ps(qv0, kv, a[j]);
+            a[4 + j] = _mm256_fmadd_ps(qv1, kv, a[4 + j]);
+        }
+    }
+    float r[8];
+    _mm256_storeu_ps(r, mm_hsum8x8(a));
+    memcpy(out0, r, 4 * sizeof(float));
+    memcpy(out1, r + 4, 4 * sizeof(float));
+}
+
 /* o[i..i + 8 nv) = o * corr + sum_p e[p] * v_p, in order of p: nv independent FMA chains
  * (8 fill both FMA pipes at a latency of 4). */
-static inline __attribute__((always_inline)) void
-attn_accumulate_block(float *o, int i, int nv, float corr, const float *e, const float *v,
-                      int64_t stride, int64_t np)
+MM_INLINE void attn_accumulate_block(float *o, int i, int nv, float corr, const float *e,
+                                     const char *v, int64_t rs, int64_t np, bool kv_f16)
 {
     __m256 acc[8];
     __m256 vc = _mm256_set1_ps(corr);
     for (int j = 0; j < nv; j++)
         acc[j] = _mm256_mul_ps(_mm256_loadu_ps(o + i + 8 * j), vc);
     for (int64_t p = 0; p < np; p++) {
-        const float *vp = v + p * stride + i;
+        const char *vp = v + p * rs;
         __m256 ep = _mm256_set1_ps(e[p]);
         for (int j = 0; j < nv; j++)
-            acc[j] = _mm256_fmadd_ps(ep, _mm256_loadu_ps(vp + 8 * j), acc[j]);
+            acc[j] = _mm256_fmadd_ps(ep, kv_load8(vp, i + 8 * j, kv_f16), acc[j]);
     }
     for (int j = 0; j < nv; j++)
         _mm256_storeu_ps(o + i + 8 * j, acc[j]);
@@ -524,35 +559,35 @@ attn_accumulate_block(float *o, int i, int nv, float corr, const float *e, const
 
 /* o[i0..hd) = o * corr + sum_p e[p] * v_p one lane at a time (the same arithmetic per lane as
  * attn_accumulate_block). */
-static void attn_accumulate_tail(float *o, int i0, int hd, float corr, const float *e,
-                                 const float *v, int64_t stride, int64_t np)
+MM_INLINE void attn_accumulate_tail(float *o, int i0, int hd, float corr, const float *e,
+                                    const char *v, int64_t rs, int64_t np, bool kv_f16)
 {
     for (int i = i0; i < hd; i++) {
         float t = o[i] * corr;
         for (int64_t p = 0; p < np; p++)
-            t = fmaf(e[p], v[p * stride + i], t);
+            t = fmaf(e[p], kv_load1(v + p * rs, i, kv_f16), t);
         o[i] = t;
     }
 }
 
-/* o[0..hd) = o * corr + sum_p e[p] * v_p, in order of p (v_p at v + p * stride). */
-static void attn_accumulate(float *o, int hd, float corr, const float *e, const float *v,
-                            int64_t stride, int64_t np)
+/* o[0..hd) = o * corr + sum_p e[p] * v_p, in order of p (v_p at v + p * rs). */
+MM_INLINE void attn_accumulate(float *o, int hd, float corr, const float *e, const char *v,
+                               int64_t rs, int64_t np, bool kv_f16)
 {
     int i = 0;
     for (; i + 64 <= hd; i += 64)
-        attn_accumulate_block(o, i, 8, corr, e, v, stride, np);
+        attn_accumulate_block(o, i, 8, corr, e, v, rs, np, kv_f16);
     for (; i + 32 <= hd; i += 32)
-        attn_accumulate_block(o, i, 4, corr, e, v, stride, np);
-    attn_accumulate_tail(o, i, hd, corr, e, v, stride, np);
+        attn_accumulate_block(o, i, 4, corr, e, v, rs, np, kv_f16);
+    attn_accumulate_tail(o, i, hd, corr, e, v, rs, np, kv_f16);
 }
 
 /* attn_accumulate for two heads at once (o0 with e0 and corr0, o1 with e1 and corr1) over the
  * same values: each value vector is loaded once for both. Every lane's arithmetic is the one
  * attn_accumulate does. */
-static void attn_accumulate2(float *o0, float *o1, int hd, float corr0, float corr1,
-                             const float *e0, const float *e1, const float *v, int64_t stride,
-                             int64_t np)
+MM_INLINE void attn_accumulate2(float *o0, float *o1, int hd, float corr0, float corr1,
+                                const float *e0, const float *e1, const char *v, int64_t rs,
+                                int64_t np, bool kv_f16)
 {
     __m256 c0 = _mm256_set1_ps(corr0), c1 = _mm256_set1_ps(corr1);
     int i = 0;
@@ -563,10 +598,10 @@ static void attn_accumulate2(float *o0, float *o1, int hd, float corr0, float co
             a1[j] = _mm256_mul_ps(_mm256_loadu_ps(o1 + i + 8 * j), c1);
         }
         for (int64_t p = 0; p < np; p++) {
-            const float *vp = v + p * stride + i;
+            const char *vp = v + p * rs;
             __m256 ep0 = _mm256_set1_ps(e0[p]), ep1 = _mm256_set1_ps(e1[p]);
             for (int j = 0; j < 4; j++) {
-                __m256 vv = _mm256_loadu_ps(vp + 8 * j);
+                __m256 vv = kv_load8(vp, i + 8 * j, kv_f16);
                 a0[j] = _mm256_fmadd_ps(ep0, vv, a0[j]);
                 a1[j] = _mm256_fmadd_ps(ep1, vv, a1[j]);
             }
@@ -577,8 +612,8 @@ static void attn_accumulate2(float *o0, float *o1, int hd, float corr0, float co
         }
     }
     if (i < hd) {
-        attn_accumulate_tail(o0, i, hd, corr0, e0, v, stride, np);
-        attn_accumulate_tail(o1, i, hd, corr1, e1, v, stride, np);
+        attn_accumulate_tail(o0, i, hd, corr0, e0, v, rs, np, kv_f16);
+        attn_accumulate_tail(o1, i, hd, corr1, e1, v, rs, np, kv_f16);
     }
 }
 
@@ -603,21 +638,38 @@ static float scale_and_max(float *s, int64_t n, float scale)
     return mx;
 }
 
-/* Fetches the keys and values of kv head kvh (at kbase, vbase) for the chunk of positions
- * from p0 into the cache while this chunk computes: a head's 4 * hd bytes per position lie
- * kv_stride floats apart, a pattern the hardware prefetcher does not follow well. */
-static void attn_prefetch_chunk(const sm_attn_job *a, const float *kbase, const float *vbase,
-                                int64_t p0, int hd)
+/* The scores s[0..np) of one chunk become exp(s * scale - new max); updates the head's running
+ * max m and sum l, and returns the factor its earlier output must be scaled by. */
+static float softmax_chunk(float *s, int64_t np, float scale, float *m, float *l)
+{
+    float cmax = scale_and_max(s, np, scale);
+    float mnew = fmaxf(*m, cmax);
+    float corr = expf(*m - mnew);
+    __m256 vm = _mm256_set1_ps(mnew);
+    int64_t p = 0;
+    for (; p + 8 <= np; p += 8)
+        _mm256_storeu_ps(s + p, sm_avx2_exp(_mm256_sub_ps(_mm256_loadu_ps(s + p), vm)));
+    for (; p < np; p++)
+        s[p] = expf(s[p] - mnew);
+    float csum = 0.0f;
+    for (p = 0; p < np; p++)
+        csum += s[p];
+    *l = *l * corr + csum;
+    *m = mnew;
+    return corr;
+}
+
+/* Fetches the cache rows [p0, p0 + SM_ATTN_CHUNK) of one kv head (hb bytes each at k, v) into
+ * the cache while this chunk computes. */
+static void attn_prefetch_chunk(const sm_attn_job *a, const char *k, const char *v, int64_t rs,
+                                int64_t p0, int64_t hb)
 {
     int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
-    for (int64_t p = 0; p < np; p++) {
-        const char *kp = (const char *)(kbase + (p0 + p) * a->kv_stride);
-        const char *vp = (const char *)(vbase + (p0 + p) * a->kv_stride);
-        for (int64_t o = 0; o < (int64_t)hd * 4; o += 64) {
-            __builtin_prefetch(kp + o, 0, 3);
-            __builtin_prefetch(vp + o, 0, 3);
+    for (int64_t p = p0; p < p0 + np; p++)
+        for (int64_t o = 0; o < hb; o += 64) {
+            __builtin_prefetch(k + p * rs + o, 0, 3);
+            __builtin_prefetch(v + p * rs + o, 0, 3);
         }
-    }
 }
 
 #define ATTN_HEADS 8 /* query heads that take turns on one chunk of keys and values */
@@ -626,11 +678,12 @@ static void attn_prefetch_chunk(const sm_attn_job *a, const float *kbase, const 
  * head kvh. The heads share each chunk: a chunk of keys and values is read from memory once
  * for all of them, and two heads at a time share each load of a key or value vector from the
  * cache; each head's arithmetic is the same as if it ran alone. */
-static void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh)
+MM_INLINE void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh, bool kv_f16)
 {
     int hd = a->head_dim;
-    const float *kbase = a->k + (int64_t)kvh * hd;
-    const float *vbase = a->v + (int64_t)kvh * hd;
+    int64_t esz = kv_f16 ? 2 : 4, rs = a->kv_stride * esz;
+    const char *kbase = (const char *)a->k + (int64_t)kvh * hd * esz;
+    const char *vbase = (const char *)a->v + (int64_t)kvh * hd * esz;
     float m[ATTN_HEADS], l[ATTN_HEADS];
     for (int j = 0; j < nh; j++) {
         m[j] = -INFINITY;
@@ -639,20 +692,20 @@ static void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh)
     }
     for (int64_t p0 = 0; p0 < a->n_pos; p0 += SM_ATTN_CHUNK) {
         int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
-        const float *kc = kbase + p0 * a->kv_stride, *vc = vbase + p0 * a->kv_stride;
+        const char *kc = kbase + p0 * rs, *vc = vbase + p0 * rs;
         float s[ATTN_HEADS][SM_ATTN_CHUNK], corr[ATTN_HEADS];
-        attn_prefetch_chunk(a, kbase, vbase, p0 + SM_ATTN_CHUNK, hd);
+        attn_prefetch_chunk(a, kbase, vbase, rs, p0 + SM_ATTN_CHUNK, hd * esz);
         int j = 0;
         if (hd % 8 == 0) {
             int64_t p4 = np / 4 * 4;
             for (; j + 2 <= nh; j += 2) {
                 const float *q0 = a->q + (int64_t)(h0 + j) * hd, *q1 = q0 + hd;
                 for (int64_t p = 0; p < p4; p += 4)
-                    dot8_heads2_rows4(q0, q1, kc + p * a->kv_stride, a->kv_stride, hd,
-                                      s[j] + p, s[j + 1] + p);
+                    kv_dot_heads2_rows4(q0, q1, kc + p * rs, rs, hd, kv_f16, s[j] + p,
+                                        s[j + 1] + p);
                 for (int64_t p = p4; p < np; p++) {
-                    s[j][p] = dot8(q0, kc + p * a->kv_stride, hd);
-                    s[j + 1][p] = dot8(q1, kc + p * a->kv_stride, hd);
+                    s[j][p] = kv_dot(q0, kc + p * rs, hd, kv_f16);
+                    s[j + 1][p] = kv_dot(q1, kc + p * rs, hd, kv_f16);
                 }
             }
         }
@@ -660,35 +713,20 @@ static void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh)
             const float *q = a->q + (int64_t)(h0 + j) * hd;
             int64_t p8 = hd % 8 == 0 ? np / 8 * 8 : 0;
             for (int64_t p = 0; p < p8; p += 8)
-                dot8_rows8(q, kc + p * a->kv_stride, a->kv_stride, hd, s[j] + p);
+                kv_dot_rows8(q, kc + p * rs, rs, hd, kv_f16, s[j] + p);
             for (int64_t p = p8; p < np; p++)
-                s[j][p] = dot8(q, kc + p * a->kv_stride, hd);
+                s[j][p] = kv_dot(q, kc + p * rs, hd, kv_f16);
         }
-        for (j = 0; j < nh; j++) {
-            float cmax = scale_and_max(s[j], np, a->scale);
-            float mnew = fmaxf(m[j], cmax);
-            corr[j] = expf(m[j] - mnew);
-            __m256 vm = _mm256_set1_ps(mnew);
-            int64_t p = 0;
-            for (; p + 8 <= np; p += 8)
-                _mm256_storeu_ps(s[j] + p,
-                                 sm_avx2_exp(_mm256_sub_ps(_mm256_loadu_ps(s[j] + p), vm)));
-            for (; p < np; p++)
-                s[j][p] = expf(s[j][p] - mnew);
-            float csum = 0.0f;
-            for (p = 0; p < np; p++)
-                csum += s[j][p];
-            l[j] = l[j] * corr[j] + csum;
-            m[j] = mnew;
-        }
+        for (j = 0; j < nh; j++)
+            corr[j] = softmax_chunk(s[j], np, a->scale, &m[j], &l[j]);
         for (j = 0; j + 2 <= nh; j += 2) {
             float *o0 = a->out + (int64_t)(h0 + j) * hd;
-            attn_accumulate2(o0, o0 + hd, hd, corr[j], corr[j + 1], s[j], s[j + 1], vc,
-                             a->kv_stride, np);
+            attn_accumulate2(o0, o0 + hd, hd, corr[j], corr[j + 1], s[j], s[j + 1], vc, rs, np,
+                             kv_f16);
         }
         for (; j < nh; j++)
-            attn_accumulate(a->out + (int64_t)(h0 + j) * hd, hd, corr[j], s[j], vc,
-                            a->kv_stride, np);
+            attn_accumulate(a->out + (int64_t)(h0 + j) * hd, hd, corr[j], s[j], vc, rs, np,
+                            kv_f16);
     }
     for (int j = 0; j < nh; j++) {
         float *o = a->out + (int64_t)(h0 + j) * hd;
@@ -702,13 +740,26 @@ static void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh)
     }
 }
 
+static void attn_heads_f32(const sm_attn_job *a, int kvh, int h0, int nh)
+{
+    attn_heads(a, kvh, h0, nh, false);
+}
+
+static void attn_heads_f16(const sm_attn_job *a, int kvh, int h0, int nh)
+{
+    attn_heads(a, kvh, h0, nh, true);
+}
+
 /* The query heads of kv head kvh, ATTN_HEADS at a time. */
 void sm_avx2_attention_kv(const sm_attn_job *a, int kvh)
 {
     int group = a->n_heads / a->n_kv_heads;
     for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += ATTN_HEADS) {
         int nh = (kvh + 1) * group - h0 < ATTN_HEADS ? (kvh + 1) * group - h0 : ATTN_HEADS;
-        attn_heads(a, kvh, h0, nh);
+        if (a->kv_f16)
+            attn_heads_f16(a, kvh, h0, nh);
+        else
+            attn_heads_f32(a, kvh, h0, nh);
     }
 }
 

@@ -33,8 +33,9 @@ typedef struct sm_mm_job {
 typedef struct sm_attn_job {
     const float *q;
     int n_heads, n_kv_heads, head_dim;
-    const float *k, *v;
-    int64_t kv_stride, n_pos;
+    const void *k, *v; /* f32, or f16 when kv_f16 */
+    bool kv_f16;
+    int64_t kv_stride, n_pos; /* kv_stride in values */
     float *out;
     float scale;
 } sm_attn_job;

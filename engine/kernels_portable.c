@@ -149,6 +149,42 @@ static void rope(float *x, int n_heads, int head_dim, int i0, int n, const float
 
 /* Online softmax over chunks of SM_ATTN_CHUNK positions: scores of a chunk, then the running
  * maximum, sum and weighted value sum are rescaled and updated. */
+/* Value i of a KV cache row (f32 or f16, widened exactly). */
+static float kv_at(const sm_attn_job *a, const void *row, int64_t i)
+{
+    if (a->kv_f16) {
+        uint16_t h;
+        memcpy(&h, (const uint16_t *)row + i, 2);
+        return sm_f16_to_f32(h);
+    }
+    return ((const float *)row)[i];
+}
+
+/* Start of kv head kvh's values at position p in the K (which 0) or V cache. */
+static const void *kv_row(const sm_attn_job *a, int which, int64_t p, int kvh)
+{
+    size_t esz = a->kv_f16 ? 2 : 4;
+    const char *base = which ? a->v : a->k;
+    return base + ((size_t)p * (size_t)a->kv_stride + (size_t)kvh * (size_t)a->head_dim) * esz;
+}
+
+/* q . k over head_dim values, in dot_f32's order. */
+static float kv_dot(const sm_attn_job *a, const float *q, const void *k)
+{
+    int64_t n = a->head_dim;
+    if (!a->kv_f16)
+        return dot_f32(q, k, n);
+    float s[8] = {0};
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (int l = 0; l < 8; l++)
+            s[l] += q[c + l] * kv_at(a, k, c + l);
+    float t = hsum8(s);
+    for (; c < n; c++)
+        t += q[c] * kv_at(a, k, c);
+    return t;
+}
+
 static void attention_kv(const sm_attn_job *a, int kvh)
 {
     int group = a->n_heads / a->n_kv_heads;
@@ -164,8 +200,7 @@ static void attention_kv(const sm_attn_job *a, int kvh)
             float s[SM_ATTN_CHUNK];
             float cmax = -INFINITY;
             for (int64_t p = 0; p < np; p++) {
-                const float *kp = a->k + (p0 + p) * a->kv_stride + (int64_t)kvh * hd;
-                s[p] = dot_f32(q, kp, hd) * a->scale;
+                s[p] = kv_dot(a, q, kv_row(a, 0, p0 + p, kvh)) * a->scale;
                 cmax = fmaxf(cmax, s[p]);
             }
             float mnew = fmaxf(m, cmax);
@@ -176,9 +211,15 @@ static void attention_kv(const sm_attn_job *a, int kvh)
             for (int64_t p = 0; p < np; p++) {
                 float e = expf(s[p] - mnew);
                 l += e;
-                const float *vp = a->v + (p0 + p) * a->kv_stride + (int64_t)kvh * hd;
-                for (int i = 0; i < hd; i++)
-                    o[i] += e * vp[i];
+                const void *vp = kv_row(a, 1, p0 + p, kvh);
+                if (a->kv_f16) {
+                    for (int i = 0; i < hd; i++)
+                        o[i] += e * kv_at(a, vp, i);
+                } else {
+                    const float *vf = vp;
+                    for (int i = 0; i < hd; i++)
+                        o[i] += e * vf[i];
+                }
             }
             m = mnew;
         }

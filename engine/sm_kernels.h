@@ -79,12 +79,13 @@ void sm_rope(const sm_kctx *k, float *x, int n_heads, int head_dim, int64_t pos,
 void sm_silu_mul(const sm_kctx *k, float *gate, const float *up, int64_t n);
 
 /* Causal attention of one query position against n_pos cached positions.
- * q: n_heads*head_dim; kcache/vcache: position p's kv head h at [p*kv_stride + h*head_dim];
- * query head h uses kv head h / (n_heads / n_kv_heads); out: n_heads*head_dim.
- * scratch: at least n_pos floats. Scale is 1/sqrt(head_dim). */
+ * q: n_heads*head_dim; kcache/vcache: values of kv_dtype (SM_DTYPE_F32 or SM_DTYPE_F16),
+ * position p's kv head h at [p*kv_stride + h*head_dim]; query head h uses kv head
+ * h / (n_heads / n_kv_heads); out: n_heads*head_dim. scratch: at least n_pos floats (unused by
+ * the current variants). Scale is 1/sqrt(head_dim). */
 void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads, int head_dim,
-                  const float *kcache, const float *vcache, int64_t kv_stride, int64_t n_pos,
-                  float *out, float *scratch);
+                  const void *kcache, const void *vcache, sm_dtype kv_dtype, int64_t kv_stride,
+                  int64_t n_pos, float *out, float *scratch);
 
 /* Measures the arithmetic peak of this machine for weights of type t with the k->isa variant
  * on every thread of k->pool, in GFLOP/s: for f32/f16/bf16 a register-only loop of independent

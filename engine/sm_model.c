@@ -58,9 +58,15 @@ struct sm_model {
 struct sm_seq {
     sm_model *model;
     int64_t pos, max_ctx;
-    float *kv;
+    uint8_t *kv; /* values of the model's kv_dtype */
     size_t kv_bytes;
 };
+
+/* Bytes of one KV cache value. */
+static size_t kv_value_bytes(const sm_model *m)
+{
+    return m->info.kv_dtype == SM_DTYPE_F16 ? 2 : 4;
+}
 
 void sm_model_opts_init(sm_model_opts *opts)
 {
@@ -644,6 +650,9 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
         return sm_err_set(err, SM_EUNSUPPORTED, "this CPU cannot run %s kernels",
                           sm_isa_name(opts->isa));
     }
+    if (opts->kv_dtype_set && opts->kv_dtype != SM_DTYPE_F32 && opts->kv_dtype != SM_DTYPE_F16) {
+        return sm_err_set(err, SM_EINVAL, "the KV cache holds f32 or f16 values");
+    }
     sm_model *m = calloc(1, sizeof *m);
     if (m == NULL) {
         return sm_err_set(err, SM_ENOMEM, "out of memory");
@@ -673,17 +682,24 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
         return rc;
     }
     const sm_model_config *c = &m->info.config;
-    m->info.kv_bytes_per_token = (size_t)c->n_layers * 2 * (size_t)(c->n_kv_heads * c->head_dim) * 4;
+    /* f16 keys and values lose nothing that matters next to 16-bit or 8-bit weights and halve
+     * the cache's memory and the bytes attention reads; f32 weights keep an exact f32 cache */
+    m->info.kv_dtype = opts->kv_dtype_set                          ? opts->kv_dtype
+                       : m->info.weight_dtype == SM_DTYPE_F32 ? SM_DTYPE_F32
+                                                               : SM_DTYPE_F16;
+    m->info.kv_bytes_per_token = (size_t)c->n_layers * 2 * (size_t)(c->n_kv_heads * c->head_dim) *
+                                 kv_value_bytes(m);
     m->info.threads = sm_pool_threads(m->pool);
     m->info.isa = m->k.isa;
     m->info.deterministic = m->k.deterministic;
     sm_logf(SM_LOG_INFO,
             "model loaded: %s (%s, stored %s, compute %s), %lld layers, hidden %lld, vocab %lld, "
-            "%.1f MiB of weights, KV cache %.1f KiB per position, %d threads, %s kernels",
+            "%.1f MiB of weights, %s KV cache %.1f KiB per position, %d threads, %s kernels",
             path, m->info.format, sm_dtype_name(m->info.stored_dtype),
             sm_dtype_name(m->info.weight_dtype), (long long)c->n_layers, (long long)c->hidden,
             (long long)c->vocab, (double)m->info.weight_bytes / 1048576.0,
-            (double)m->info.kv_bytes_per_token / 1024.0, m->info.threads, sm_isa_name(m->k.isa));
+            sm_dtype_name(m->info.kv_dtype), (double)m->info.kv_bytes_per_token / 1024.0,
+            m->info.threads, sm_isa_name(m->k.isa));
     *out = m;
     return SM_OK;
 }
@@ -801,7 +817,7 @@ sm_code sm_seq_truncate(sm_seq *s, int64_t pos, sm_err *err)
     return SM_OK;
 }
 
-static float *seq_cache(const sm_seq *s, int64_t l, int which, int64_t kvd);
+static void *seq_cache(const sm_seq *s, int64_t l, int which, int64_t kvd);
 
 sm_code sm_seq_copy(const sm_seq *src, int64_t n_pos, int64_t max_ctx, sm_seq **out, sm_err *err)
 {
@@ -828,7 +844,7 @@ sm_code sm_seq_copy(const sm_seq *src, int64_t n_pos, int64_t max_ctx, sm_seq **
     for (int64_t l = 0; l < c->n_layers; l++) {
         for (int which = 0; which < 2; which++) {
             memcpy(seq_cache(s, l, which, kvd), seq_cache(src, l, which, kvd),
-                   (size_t)(n_pos * kvd) * sizeof(float));
+                   (size_t)(n_pos * kvd) * kv_value_bytes(m));
         }
     }
     s->pos = n_pos;
@@ -836,10 +852,11 @@ sm_code sm_seq_copy(const sm_seq *src, int64_t n_pos, int64_t max_ctx, sm_seq **
     return SM_OK;
 }
 
-/* K (which = 0) or V (1) cache of layer l: max_ctx rows of kv_dim floats. */
-static float *seq_cache(const sm_seq *s, int64_t l, int which, int64_t kvd)
+/* K (which = 0) or V (1) cache of layer l: max_ctx rows of kv_dim values. */
+static void *seq_cache(const sm_seq *s, int64_t l, int which, int64_t kvd)
 {
-    return s->kv + ((size_t)(2 * l + which) * (size_t)s->max_ctx) * (size_t)kvd;
+    return s->kv + ((size_t)(2 * l + which) * (size_t)s->max_ctx) * (size_t)kvd *
+                       kv_value_bytes(s->model);
 }
 
 sm_code sm_seq_copy_prefix(sm_seq *dst, const sm_seq *src, int64_t n, sm_err *err)
@@ -857,7 +874,7 @@ sm_code sm_seq_copy_prefix(sm_seq *dst, const sm_seq *src, int64_t n, sm_err *er
     for (int64_t l = 0; l < c->n_layers; l++) {
         for (int w = 0; w < 2; w++) {
             memcpy(seq_cache(dst, l, w, kvd), seq_cache(src, l, w, kvd),
-                   (size_t)n * (size_t)kvd * sizeof(float));
+                   (size_t)n * (size_t)kvd * kv_value_bytes(src->model));
         }
     }
     dst->pos = n;
@@ -905,6 +922,25 @@ static sm_code ensure_scratch(sm_model *m, int64_t rows, int64_t max_pos, sm_err
     return SM_OK;
 }
 
+/* Writes the kv_dim values x as position pos of layer l's K (which = 0) or V cache. f16 values
+ * are rounded to nearest; magnitudes beyond f16's range are clamped to its largest finite
+ * value rather than becoming infinite. */
+static void kv_store(const sm_model *m, sm_seq *s, int64_t l, int which, int64_t pos,
+                     const float *x)
+{
+    const sm_model_config *c = &m->info.config;
+    int64_t kvd = c->n_kv_heads * c->head_dim;
+    if (m->info.kv_dtype == SM_DTYPE_F32) {
+        memcpy((float *)seq_cache(s, l, which, kvd) + pos * kvd, x, (size_t)kvd * sizeof *x);
+        return;
+    }
+    uint16_t *dst = (uint16_t *)seq_cache(s, l, which, kvd) + pos * kvd;
+    for (int64_t i = 0; i < kvd; i++) {
+        float v = x[i] > 65504.0f ? 65504.0f : x[i] < -65504.0f ? -65504.0f : x[i];
+        dst[i] = sm_f32_to_f16(v);
+    }
+}
+
 typedef struct row_info {
     sm_seq *seq;
     int64_t pos;
@@ -928,7 +964,8 @@ static void attn_rows_task(void *arg, int task, int n_tasks)
     for (int64_t r = task; r < a->n; r += n_tasks) {
         const row_info *ri = &a->ri[r];
         sm_attention(&a->k1, a->m->q + r * qd, (int)c->n_heads, (int)c->n_kv_heads, (int)hd,
-                     seq_cache(ri->seq, a->l, 0, kvd), seq_cache(ri->seq, a->l, 1, kvd), kvd,
+                     seq_cache(ri->seq, a->l, 0, kvd), seq_cache(ri->seq, a->l, 1, kvd),
+                     a->m->info.kv_dtype, kvd,
                      ri->pos + 1, a->m->att + r * qd, a->m->att_scratch + task * a->stride);
     }
 }
@@ -963,10 +1000,8 @@ static sm_code forward_rows(sm_model *m, const row_info *ri, int64_t n, float *l
         for (int64_t r = 0; r < n; r++) {
             sm_rope(k, m->q + r * qd, (int)c->n_heads, (int)hd, ri[r].pos, c->rope_theta);
             sm_rope(k, m->kb + r * kvd, (int)c->n_kv_heads, (int)hd, ri[r].pos, c->rope_theta);
-            memcpy(seq_cache(ri[r].seq, l, 0, kvd) + ri[r].pos * kvd, m->kb + r * kvd,
-                   (size_t)kvd * 4);
-            memcpy(seq_cache(ri[r].seq, l, 1, kvd) + ri[r].pos * kvd, m->vb + r * kvd,
-                   (size_t)kvd * 4);
+            kv_store(m, ri[r].seq, l, 0, ri[r].pos, m->kb + r * kvd);
+            kv_store(m, ri[r].seq, l, 1, ri[r].pos, m->vb + r * kvd);
         }
         int threads = m->pool ? sm_pool_threads(m->pool) : 1;
         if (n >= 2 * threads && threads > 1) {
@@ -978,7 +1013,7 @@ static sm_code forward_rows(sm_model *m, const row_info *ri, int64_t n, float *l
             for (int64_t r = 0; r < n; r++) {
                 sm_attention(k, m->q + r * qd, (int)c->n_heads, (int)c->n_kv_heads, (int)hd,
                              seq_cache(ri[r].seq, l, 0, kvd), seq_cache(ri[r].seq, l, 1, kvd),
-                             kvd, ri[r].pos + 1, m->att + r * qd, m->att_scratch);
+                             m->info.kv_dtype, kvd, ri[r].pos + 1, m->att + r * qd, m->att_scratch);
             }
         }
         if ((rc = sm_matmul(k, &L->o, NULL, m->att, qd, n, m->tmp, h, err))) {

@@ -54,6 +54,8 @@ typedef struct sm_model_opts {
     bool fast;        /* false: deterministic (batch-invariant) kernels */
     bool isa_set;     /* false: the best variant this CPU supports */
     sm_isa isa;
+    bool kv_dtype_set; /* false: f32 KV cache for f32 weights, f16 for every other type */
+    sm_dtype kv_dtype; /* SM_DTYPE_F32 or SM_DTYPE_F16 */
 } sm_model_opts;
 
 void sm_model_opts_init(sm_model_opts *opts);
@@ -67,7 +69,8 @@ typedef struct sm_model_info {
     int64_t n_params;         /* parameters, LM head counted once when tied */
     size_t weight_bytes;      /* bytes of all weights in their compute types */
     size_t bytes_per_token;   /* weight bytes read by one decode step (all layers + LM head) */
-    size_t kv_bytes_per_token;/* f32 KV cache bytes per position of one sequence */
+    sm_dtype kv_dtype;        /* type of the KV cache's values: f32 or f16 */
+    size_t kv_bytes_per_token;/* KV cache bytes per position of one sequence */
     int threads;
     sm_isa isa;
     bool deterministic;

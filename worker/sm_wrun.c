@@ -599,8 +599,9 @@ static sm_code serve(wctx *w, volatile sig_atomic_t *stop, sm_err *err)
 void sm_wrun_engine_version(const void *summary, char *out, size_t n)
 {
     const sm_model_summary *s = summary;
-    snprintf(out, n, "%s+%s+%s+%s+t%d", SM_VERSION, sm_isa_name(s->isa),
-             s->deterministic ? "det" : "fast", sm_dtype_name(s->weight_dtype), s->threads);
+    snprintf(out, n, "%s+%s+%s+%s+kv%s+t%d", SM_VERSION, sm_isa_name(s->isa),
+             s->deterministic ? "det" : "fast", sm_dtype_name(s->weight_dtype),
+             sm_dtype_name(s->kv_dtype), s->threads);
 }
 
 sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
@@ -617,6 +618,10 @@ sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
     if (cfg->worker.dtype[0]) {
         rc = sm_dtype_parse(cfg->worker.dtype, &mo.dtype, err);
         mo.dtype_set = true;
+    }
+    if (!rc && strcmp(cfg->worker.kv_dtype, "auto") != 0 && cfg->worker.kv_dtype[0]) {
+        rc = sm_dtype_parse(cfg->worker.kv_dtype, &mo.kv_dtype, err);
+        mo.kv_dtype_set = true;
     }
     mo.threads = (int)cfg->worker.threads;
     mo.fast = !cfg->worker.deterministic;

@@ -59,8 +59,9 @@ int sm_cmd_info(int argc, char **argv)
     printf("weight bytes:      %zu (%.1f MiB)\n", s->weight_bytes,
            (double)s->weight_bytes / 1048576.0);
     printf("bytes per token:   %zu (weights read by one decode step)\n", s->bytes_per_token);
-    printf("kv cache:          %zu bytes per position, %.1f MiB per 1k positions\n",
-           s->kv_bytes_per_token, (double)s->kv_bytes_per_token * 1000.0 / 1048576.0);
+    printf("kv cache:          %s, %zu bytes per position, %.1f MiB per 1k positions\n",
+           sm_dtype_name(s->kv_dtype), s->kv_bytes_per_token,
+           (double)s->kv_bytes_per_token * 1000.0 / 1048576.0);
     printf("bos id:            %d\n", c->bos_id);
     printf("eos ids:          ");
     for (int i = 0; i < c->n_eos; i++) {

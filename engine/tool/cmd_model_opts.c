@@ -14,7 +14,8 @@ int sm_cmd_model_opt(int argc, char **argv, int *i, sm_model_opts *opts)
         opts->fast = true;
         return 1;
     }
-    if (strcmp(a, "--dtype") != 0 && strcmp(a, "--threads") != 0 && strcmp(a, "--isa") != 0) {
+    if (strcmp(a, "--dtype") != 0 && strcmp(a, "--kv-dtype") != 0 &&
+        strcmp(a, "--threads") != 0 && strcmp(a, "--isa") != 0) {
         return 0;
     }
     if (*i + 1 >= argc) {
@@ -28,6 +29,13 @@ int sm_cmd_model_opt(int argc, char **argv, int *i, sm_model_opts *opts)
             return -1;
         }
         opts->dtype_set = true;
+    } else if (strcmp(a, "--kv-dtype") == 0) {
+        if (sm_dtype_parse(v, &opts->kv_dtype, &err) != SM_OK ||
+            (opts->kv_dtype != SM_DTYPE_F32 && opts->kv_dtype != SM_DTYPE_F16)) {
+            fprintf(stderr, "--kv-dtype: expected f32 or f16, got \"%s\"\n", v);
+            return -1;
+        }
+        opts->kv_dtype_set = true;
     } else if (strcmp(a, "--isa") == 0) {
         if (sm_isa_parse(v, &opts->isa, &err) != SM_OK) {
             fprintf(stderr, "--isa: %s\n", err.msg);

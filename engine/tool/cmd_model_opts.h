@@ -17,6 +17,7 @@ int sm_cmd_model_opt(int argc, char **argv, int *i, sm_model_opts *opts);
 int sm_cmd_parse_ids(const char *s, int32_t **ids, size_t *n);
 
 /* Usage text for the options above. */
-#define SM_CMD_MODEL_OPTS_HELP "[--dtype f32|bf16|f16|q8_0|q4_0] [--threads N] [--fast] [--isa NAME]"
+#define SM_CMD_MODEL_OPTS_HELP \
+    "[--dtype f32|bf16|f16|q8_0|q4_0] [--kv-dtype f32|f16] [--threads N] [--fast] [--isa NAME]"
 
 #endif

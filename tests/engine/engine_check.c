@@ -1,5 +1,6 @@
 /* engine_check: end-to-end checks of the model forward pass (run by ctest on generated models).
- * Every mode takes --fast to use the fast (not batch-invariant) kernels.
+ * Every mode takes --fast to use the fast (not batch-invariant) kernels and --kv-dtype f32|f16
+ * to choose the KV cache's type (else the engine's default for the weight type).
  *   ref --model M --ref FILE [--dtype T] --tol X [--greedy]
  *       prompt + decode steps against a transformers reference file (hf_reference.py),
  *       relative error ||ours - ref|| / ||ref|| of every step's logits <= X; with --greedy our
@@ -37,6 +38,7 @@ static int flag(int argc, char **argv, const char *name)
 }
 
 static int g_fast;
+static const char *g_kv_dtype; /* --kv-dtype, or NULL: the engine's choice */
 
 static sm_model *load(const char *path, const char *dtype)
 {
@@ -50,6 +52,13 @@ static sm_model *load(const char *path, const char *dtype)
             exit(2);
         }
         o.dtype_set = true;
+    }
+    if (g_kv_dtype != NULL) {
+        if (sm_dtype_parse(g_kv_dtype, &o.kv_dtype, &err) != SM_OK) {
+            fprintf(stderr, "%s\n", err.msg);
+            exit(2);
+        }
+        o.kv_dtype_set = true;
     }
     sm_model *m = NULL;
     if (sm_model_load(path, &o, &m, &err) != SM_OK) {
@@ -354,6 +363,7 @@ int main(int argc, char **argv)
         return 2;
     }
     g_fast = flag(argc, argv, "--fast");
+    g_kv_dtype = arg(argc, argv, "--kv-dtype");
     if (strcmp(argv[1], "ref") == 0) {
         return cmd_ref(argc, argv);
     }

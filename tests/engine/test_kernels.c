@@ -440,11 +440,14 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
     /* attention against a double-precision softmax, for head layouts whose groups split into
      * pairs and a single head (7 per kv head), head sizes with and without a vector tail; and
      * every head bitwise what the same head gives alone (heads share loads of keys and values,
-     * never arithmetic) */
+     * never arithmetic); with an f32 and an f16 cache (the reference reads the f16 values) */
     static const int64_t npos_list[] = {1, 5, 64, 65, 300};
     static const int layouts[][3] = {{6, 2, 64}, {7, 1, 128}, {4, 4, 40}, {3, 1, 36}};
+    for (int kvt = 0; kvt < 2; kvt++)
     for (int li = 0; li < 4; li++)
         for (int pi = 0; pi < 5; pi++) {
+            sm_dtype kv_dtype = kvt ? SM_DTYPE_F16 : SM_DTYPE_F32;
+            size_t esz = kvt ? 2 : 4;
             int64_t np = npos_list[pi];
             int nh = layouts[li][0], nkv = layouts[li][1], hd = layouts[li][2];
             int64_t stride = nkv * hd + 8;
@@ -458,7 +461,18 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
             fill(q, nh * hd, 1.0f);
             fill(kc, np * stride, 1.0f);
             fill(vc, np * stride, 1.0f);
-            sm_attention(&k, q, nh, nkv, hd, kc, vc, stride, np, out, scratch);
+            uint16_t *kh = malloc(2 * (size_t)(np * stride)), *vh = malloc(2 * (size_t)(np * stride));
+            for (int64_t i = 0; i < np * stride; i++) {
+                kh[i] = sm_f32_to_f16(kc[i]);
+                vh[i] = sm_f32_to_f16(vc[i]);
+                if (kvt) {
+                    kc[i] = sm_f16_to_f32(kh[i]);
+                    vc[i] = sm_f16_to_f32(vh[i]);
+                }
+            }
+            const char *kbuf = kvt ? (const char *)kh : (const char *)kc;
+            const char *vbuf = kvt ? (const char *)vh : (const char *)vc;
+            sm_attention(&k, q, nh, nkv, hd, kbuf, vbuf, kv_dtype, stride, np, out, scratch);
             for (int h = 0; h < nh; h++) {
                 int kvh = h / (nh / nkv);
                 double mx = -1e300, sum = 0;
@@ -476,22 +490,24 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
                     for (int64_t p = 0; p < np; p++)
                         o += exp(s[p] - mx) / sum * vc[p * stride + kvh * hd + i];
                     if (!(fabs(out[h * hd + i] - o) < 1e-5))
-                        fail_msg("%s attention %d/%d heads of %d, n_pos %lld head %d: %g vs %g",
-                                 sm_isa_name(isa), nh, nkv, hd, (long long)np, h,
-                                 (double)out[h * hd + i], o);
+                        fail_msg("%s attention (%s cache) %d/%d heads of %d, n_pos %lld head %d: "
+                                 "%g vs %g", sm_isa_name(isa), sm_dtype_name(kv_dtype), nh, nkv,
+                                 hd, (long long)np, h, (double)out[h * hd + i], o);
                 }
-                sm_attention(&k, q + h * hd, 1, 1, hd, kc + kvh * hd, vc + kvh * hd, stride,
-                             np, one, scratch);
+                sm_attention(&k, q + h * hd, 1, 1, hd, kbuf + (size_t)(kvh * hd) * esz,
+                             vbuf + (size_t)(kvh * hd) * esz, kv_dtype, stride, np, one, scratch);
                 if (memcmp(one, out + h * hd, sizeof(float) * hd) != 0)
-                    fail_msg("%s attention %d/%d heads of %d, n_pos %lld: head %d differs from "
-                             "the same head alone", sm_isa_name(isa), nh, nkv, hd,
-                             (long long)np, h);
+                    fail_msg("%s attention (%s cache) %d/%d heads of %d, n_pos %lld: head %d "
+                             "differs from the same head alone", sm_isa_name(isa),
+                             sm_dtype_name(kv_dtype), nh, nkv, hd, (long long)np, h);
             }
             free(q);
             free(kc);
             free(vc);
             free(out);
             free(one);
+            free(kh);
+            free(vh);
             free(scratch);
             free(s);
         }

@@ -301,7 +301,7 @@ int main(int argc, char **argv)
     CHECK(q_int("SELECT count(*) FROM grading WHERE status = 'needs_review' AND"
                 " 'invalid_verdict' = ANY(flags) AND model_name = 'model' AND"
                 " length(model_hash) = 64 AND completion_tokens > 0 AND prompt_tokens > 100 AND"
-                " engine_version LIKE '%%+det+f32+t2'") == 6);
+                " engine_version LIKE '%%+det+f32+kvf32+t2'") == 6);
     CHECK(q_int("SELECT count(*) FROM grading g JOIN submission s ON s.id = g.submission_id"
                 " JOIN assignment a ON a.id = s.assignment_id"
                 " WHERE g.prompt_template_version = a.kind || '-v1'") == 6);
