@@ -443,9 +443,9 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
      * never arithmetic); with an f32 and an f16 cache (the reference reads the f16 values) */
     static const int64_t npos_list[] = {1, 5, 64, 65, 300};
     static const int layouts[][3] = {{6, 2, 64}, {7, 1, 128}, {4, 4, 40}, {3, 1, 36}};
-    for (int kvt = 0; kvt < 2; kvt++)
-    for (int li = 0; li < 4; li++)
-        for (int pi = 0; pi < 5; pi++) {
+    for (int kvt = 0; kvt < 2; kvt++) {
+        for (int ci = 0; ci < 4 * 5; ci++) {
+            int li = ci / 5, pi = ci % 5; /* layout, length */
             sm_dtype kv_dtype = kvt ? SM_DTYPE_F16 : SM_DTYPE_F32;
             size_t esz = kvt ? 2 : 4;
             int64_t np = npos_list[pi];
@@ -511,6 +511,7 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
             free(scratch);
             free(s);
         }
+    }
 }
 
 static void test_vector_portable(void **state)
