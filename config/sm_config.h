@@ -61,7 +61,7 @@ typedef struct sm_config {
         char model[SM_CONFIG_STR];     /* HF directory or GGUF file */
         char device[16];               /* "cpu" or "cuda" */
         char dtype[16];                /* "f32", "bf16", "q8_0", "q4_0" */
-        char kv_dtype[16];             /* "auto" (f32 for f32 weights, else f16), "f32", "f16" */
+        char kv_dtype[16];             /* "auto" (the engine's choice), "f32", "f16" */
         int64_t threads;               /* 0 = all cores */
         int64_t slots;                 /* sequences decoded together */
         int64_t max_prompt_tokens;

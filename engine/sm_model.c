@@ -683,10 +683,10 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
     }
     const sm_model_config *c = &m->info.config;
     /* f16 keys and values lose nothing that matters next to 16-bit or 8-bit weights and halve
-     * the cache's memory and the bytes attention reads; f32 weights keep an exact f32 cache */
-    m->info.kv_dtype = opts->kv_dtype_set                          ? opts->kv_dtype
-                       : m->info.weight_dtype == SM_DTYPE_F32 ? SM_DTYPE_F32
-                                                               : SM_DTYPE_F16;
+     * the cache's memory and the bytes attention reads; f32 weights keep an exact f32 cache,
+     * and so does the portable variant (no f16 conversion instruction: f16 is slower there) */
+    bool kv_f32 = m->info.weight_dtype == SM_DTYPE_F32 || m->k.isa == SM_ISA_PORTABLE;
+    m->info.kv_dtype = opts->kv_dtype_set ? opts->kv_dtype : kv_f32 ? SM_DTYPE_F32 : SM_DTYPE_F16;
     m->info.kv_bytes_per_token = (size_t)c->n_layers * 2 * (size_t)(c->n_kv_heads * c->head_dim) *
                                  kv_value_bytes(m);
     m->info.threads = sm_pool_threads(m->pool);

@@ -76,6 +76,20 @@ check("format:            gguf" in p.stdout and "stored type:       q4_0" in p.s
       "info gguf: " + p.stdout)
 p = run("info", "--model", tiny, "--dtype", "q8_0")
 check("compute type:      q8_0" in p.stdout, "info --dtype: " + p.stdout)
+# the KV cache's type: f32 for f32 weights and for the portable kernels, else f16; --kv-dtype
+p = run("info", "--model", tiny)
+check("kv cache:          f32, 512 bytes per position" in p.stdout, "info kv f32: " + p.stdout)
+p = run("info", "--model", tiny, "--dtype", "bf16", "--isa", "portable")
+check("kv cache:          f32," in p.stdout, "info kv portable: " + p.stdout)
+p = run("info", "--model", tiny, "--dtype", "bf16", "--isa", "portable", "--kv-dtype", "f16")
+check("kv cache:          f16, 256 bytes per position" in p.stdout, "info --kv-dtype: " + p.stdout)
+run("info", "--model", tiny, "--kv-dtype", "bf16", expect=2)
+# an f16 cache with f32 weights stays close to the f32 cache
+a = run("logits", "--model", tiny, "--ids", "1 2 3 4 5 6 7 8 9 10").stdout.split()
+b = run("logits", "--model", tiny, "--ids", "1 2 3 4 5 6 7 8 9 10", "--kv-dtype", "f16").stdout.split()
+la, lb = np.array(a, dtype=np.float64), np.array(b, dtype=np.float64)
+check(len(la) == len(lb) and len(la) > 0 and not np.array_equal(la, lb) and
+      np.linalg.norm(la - lb) <= 1e-3 * np.linalg.norm(la), "logits --kv-dtype f16 vs f32")
 
 # failures, never crashes
 run("run", "--model", os.path.join(MODELS, "tiny-f32.gguf"), "--prompt", "hi", expect=1)

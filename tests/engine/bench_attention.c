@@ -1,0 +1,140 @@
+/* stepmark-attn-bench: how fast one layer's decode attention runs for a batch of sequences with
+ * long contexts, with an f32 and an f16 KV cache. Each of --seqs sequences has its own cache of
+ * --positions positions (larger than the caches, as in a worker's slots); one query per
+ * sequence, as in a decode step; one thread, as each row's attention runs in a decode step.
+ * The two cache types take turns, round after round, so that a slow spell of a shared machine
+ * slows both alike. Prints the minimum and median time of a round, the GFLOP/s (q.k and p.v)
+ * and the cache bytes read per second.
+ *   stepmark-attn-bench [--positions 1024] [--seqs 16] [--heads 12] [--kv-heads 2]
+ *       [--head-dim 128] [--rounds 50] [--isa NAME] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sm_kernels.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: stepmark-attn-bench [--positions N] [--seqs N] [--heads N] "
+                    "[--kv-heads N] [--head-dim N] [--rounds N] [--isa NAME]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    long positions = 1024, seqs = 16, heads = 12, kv_heads = 2, head_dim = 128, rounds = 50;
+    sm_kctx k = {.isa = sm_isa_detect(), .pool = NULL, .deterministic = true};
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc)
+            return usage();
+        const char *a = argv[i], *v = argv[++i];
+        long *dst = !strcmp(a, "--positions")  ? &positions
+                    : !strcmp(a, "--seqs")     ? &seqs
+                    : !strcmp(a, "--heads")    ? &heads
+                    : !strcmp(a, "--kv-heads") ? &kv_heads
+                    : !strcmp(a, "--head-dim") ? &head_dim
+                    : !strcmp(a, "--rounds")   ? &rounds
+                                               : NULL;
+        if (!strcmp(a, "--isa")) {
+            sm_err err = {0};
+            if (sm_isa_parse(v, &k.isa, &err) != SM_OK || !sm_isa_supported(k.isa)) {
+                fprintf(stderr, "--isa %s: not available here\n", v);
+                return 2;
+            }
+            continue;
+        }
+        char *end;
+        if (!dst || (*dst = strtol(v, &end, 10)) < 1 || *end)
+            return usage();
+    }
+    if (heads % kv_heads != 0 || positions > (1L << 24) || seqs > 4096 || head_dim > 4096) {
+        fprintf(stderr, "stepmark-attn-bench: heads must be a multiple of kv heads; sizes too large\n");
+        return 2;
+    }
+    int64_t stride = kv_heads * head_dim, n = positions * stride;
+    float *q = malloc(sizeof(float) * (size_t)(heads * head_dim));
+    float *out = malloc(sizeof(float) * (size_t)(heads * head_dim));
+    void **kc[2], **vc[2];
+    double *t[2];
+    for (int d = 0; d < 2; d++) {
+        kc[d] = calloc((size_t)seqs, sizeof(void *));
+        vc[d] = calloc((size_t)seqs, sizeof(void *));
+        t[d] = malloc(sizeof(double) * (size_t)rounds);
+    }
+    if (!q || !out)
+        return 1;
+    for (int64_t i = 0; i < heads * head_dim; i++)
+        q[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+    for (int d = 0; d < 2; d++)
+        for (long s = 0; s < seqs; s++) {
+            size_t esz = d ? 2 : 4;
+            kc[d][s] = malloc(esz * (size_t)n);
+            vc[d][s] = malloc(esz * (size_t)n);
+            if (!kc[d][s] || !vc[d][s]) {
+                fprintf(stderr, "stepmark-attn-bench: out of memory\n");
+                return 1;
+            }
+            for (int64_t i = 0; i < n; i++) {
+                float kv = (float)((i * 7919 + s) % 1000) / 1000.0f - 0.5f;
+                float vv = (float)((i * 104729 + s) % 1000) / 1000.0f - 0.5f;
+                if (d) {
+                    ((uint16_t *)kc[d][s])[i] = sm_f32_to_f16(kv);
+                    ((uint16_t *)vc[d][s])[i] = sm_f32_to_f16(vv);
+                } else {
+                    ((float *)kc[d][s])[i] = kv;
+                    ((float *)vc[d][s])[i] = vv;
+                }
+            }
+        }
+    float sink = 0.0f;
+    for (long r = 0; r < rounds; r++)
+        for (int d = 0; d < 2; d++) {
+            double t0 = now_s();
+            for (long s = 0; s < seqs; s++)
+                sm_attention(&k, q, (int)heads, (int)kv_heads, (int)head_dim, kc[d][s], vc[d][s],
+                             d ? SM_DTYPE_F16 : SM_DTYPE_F32, stride, positions, out, NULL);
+            t[d][r] = now_s() - t0;
+            sink += out[0];
+        }
+    printf("attention of one layer: %ld sequences x %ld positions, %ld/%ld heads of %ld, "
+           "1 thread, %s kernels, %ld rounds (checksum %g)\n",
+           seqs, positions, heads, kv_heads, head_dim, sm_isa_name(k.isa), rounds, (double)sink);
+    double flops = 4.0 * (double)heads * (double)head_dim * (double)positions * (double)seqs;
+    double med[2];
+    for (int d = 0; d < 2; d++) {
+        qsort(t[d], (size_t)rounds, sizeof(double), cmp_double);
+        med[d] = t[d][rounds / 2];
+        double bytes = 2.0 * (double)n * (d ? 2 : 4) * (double)seqs;
+        printf("%s cache: min %.3f ms, median %.3f ms, %.1f GFLOP/s, %.1f GB/s of cache read "
+               "(at the median)\n",
+               d ? "f16" : "f32", t[d][0] * 1e3, med[d] * 1e3, flops / med[d] / 1e9,
+               bytes / med[d] / 1e9);
+    }
+    printf("f16 / f32 speed: %.2fx (medians)\n", med[0] / med[1]);
+    for (int d = 0; d < 2; d++) {
+        for (long s = 0; s < seqs; s++) {
+            free(kc[d][s]);
+            free(vc[d][s]);
+        }
+        free(kc[d]);
+        free(vc[d]);
+        free(t[d]);
+    }
+    free(q);
+    free(out);
+    return 0;
+}
