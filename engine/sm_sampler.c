@@ -13,6 +13,8 @@ struct sm_sampler {
     float *logits;  /* working copy */
     float *probs;   /* result distribution over the vocabulary */
     int32_t *idx;   /* candidate ids */
+    int32_t *idx2;  /* the radix sort's second id buffer (allocated on first use) */
+    uint32_t *keys, *keys2; /* its sort keys */
     double *w;      /* unnormalised probabilities */
     uint8_t *seen;  /* repetition-penalty marks */
 };
@@ -92,6 +94,9 @@ void sm_sampler_free(sm_sampler **ps)
     free(s->logits);
     free(s->probs);
     free(s->idx);
+    free(s->idx2);
+    free(s->keys);
+    free(s->keys2);
     free(s->seen);
     free(s->w);
     free(s);
@@ -152,6 +157,64 @@ static int64_t select_top(const float *l, int64_t V, int64_t k, int32_t *out)
     return k;
 }
 
+/* A key whose ascending order is the candidate order (logit descending; -0 and +0 equal). */
+static uint32_t order_key(float v)
+{
+    uint32_t u;
+    if (v == 0.0f)
+        v = 0.0f;
+    memcpy(&u, &v, sizeof u);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u); /* ascending in v */
+    return ~u;                                       /* descending in v */
+}
+
+/* Writes every id of l[0, V) into out in candidate order (as select_top with k = V would) with
+ * a stable least-significant-digit radix sort: 4 passes of 8 bits, ids start ascending, so
+ * equal logits stay in id order. O(V), about a millisecond for 152k ids. */
+static sm_code sort_all(sm_sampler *s, const float *l, int32_t *out, sm_err *err)
+{
+    int64_t V = s->vocab;
+    if (!s->keys) {
+        s->keys = malloc((size_t)V * sizeof *s->keys);
+        s->keys2 = malloc((size_t)V * sizeof *s->keys2);
+        s->idx2 = malloc((size_t)V * sizeof *s->idx2);
+        if (!s->keys || !s->keys2 || !s->idx2) {
+            free(s->keys);
+            free(s->keys2);
+            free(s->idx2);
+            s->keys = s->keys2 = NULL;
+            s->idx2 = NULL;
+            return sm_err_set(err, SM_ENOMEM, "out of memory");
+        }
+    }
+    uint32_t *k = s->keys, *k2 = s->keys2;
+    int32_t *id = out, *id2 = s->idx2;
+    for (int64_t i = 0; i < V; i++) {
+        k[i] = order_key(l[i]);
+        id[i] = (int32_t)i;
+    }
+    for (int shift = 0; shift < 32; shift += 8) {
+        int64_t count[257] = {0};
+        for (int64_t i = 0; i < V; i++)
+            count[((k[i] >> shift) & 0xff) + 1]++;
+        for (int b = 0; b < 256; b++)
+            count[b + 1] += count[b];
+        for (int64_t i = 0; i < V; i++) {
+            int64_t at = count[(k[i] >> shift) & 0xff]++;
+            k2[at] = k[i];
+            id2[at] = id[i];
+        }
+        uint32_t *tk = k;
+        k = k2;
+        k2 = tk;
+        int32_t *ti = id;
+        id = id2;
+        id2 = ti;
+    }
+    /* an even number of passes: the sorted ids are back in out */
+    return SM_OK;
+}
+
 sm_code sm_sampler_sample(sm_sampler *s, const float *logits, const int32_t *history,
                           size_t n_history, int32_t *token, sm_err *err)
 {
@@ -207,22 +270,23 @@ sm_code sm_sampler_sample(sm_sampler *s, const float *logits, const int32_t *his
     }
     int64_t n;
     if (s->p.top_k > 0 || s->p.top_p < 1.0) {
-        /* The k best ids in order; for top-p alone, grow k until they hold top_p of the mass. */
+        /* The k best ids in order; for top-p alone the 64 best, else (a flat distribution)
+         * every id in order: the same candidates as any k that holds top_p of the mass. */
         int64_t k = s->p.top_k > 0 ? s->p.top_k : 64;
-        for (;;) {
-            k = k > V ? V : k;
-            n = select_top(l, V, k, s->idx);
-            if (s->p.top_k > 0 || k == V) {
-                break;
-            }
+        k = k > V ? V : k;
+        n = select_top(l, V, k, s->idx);
+        if (s->p.top_k <= 0 && k < V) {
             double c = 0.0;
             for (int64_t i = 0; i < n; i++) {
                 c += w[s->idx[i]];
             }
-            if (c >= s->p.top_p * z_all) {
-                break;
+            if (!(c >= s->p.top_p * z_all)) {
+                sm_code rc = sort_all(s, l, s->idx, err);
+                if (rc != SM_OK) {
+                    return rc;
+                }
+                n = V;
             }
-            k *= 8;
         }
         if (s->p.top_p < 1.0) {
             double z = 0.0;

@@ -138,6 +138,88 @@ static void test_masks(void **state)
     sm_sampler_free(&s);
 }
 
+/* Candidate order of the reference below: logit descending, then id ascending. */
+static const float *g_order_logits;
+static int cmp_candidates(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    float lx = g_order_logits[x], ly = g_order_logits[y];
+    if (lx != ly)
+        return lx > ly ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* Top-p over a flat distribution (the kept ids far more than the first 64 the sampler tries
+ * first) with many equal logits and both zeros: the kept set and its probabilities are those
+ * of a full sort in candidate order. */
+static void test_top_p_flat(void **state)
+{
+    (void)state;
+    enum { V = 20000 };
+    float *l = malloc(sizeof(float) * V);
+    int32_t *ids = malloc(sizeof(int32_t) * V);
+    double *w = malloc(sizeof(double) * V);
+    uint64_t x = 99;
+    for (int i = 0; i < V; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        l[i] = (float)((double)(x >> 40) / (double)(1 << 24)) * 2.0f;
+        if (i % 7 == 0)
+            l[i] = l[i / 3]; /* ties */
+        if (i % 101 == 0)
+            l[i] = i % 202 ? 0.0f : -0.0f;
+        ids[i] = i;
+    }
+    const double T = 0.8, top_p = 0.9;
+    sm_sampler *s = mk(T, 0, top_p, 0, 1, 11, V);
+    draw(s, l, NULL, 0);
+    const float *pr = sm_sampler_probs(s);
+    float maxl = l[0];
+    for (int i = 1; i < V; i++)
+        maxl = l[i] > maxl ? l[i] : maxl;
+    double z_all = 0.0;
+    for (int i = 0; i < V; i++) {
+        w[i] = exp(((double)l[i] - (double)maxl) * (1.0 / T));
+        z_all += w[i];
+    }
+    g_order_logits = l;
+    qsort(ids, V, sizeof *ids, cmp_candidates);
+    int n = V;
+    double c = 0.0;
+    for (int i = 0; i < V; i++) {
+        c += w[ids[i]];
+        if (c >= top_p * z_all) {
+            n = i + 1;
+            break;
+        }
+    }
+    assert_true(n > 1000);
+    double sum = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += w[ids[i]];
+    for (int i = 0; i < V; i++) {
+        float want = i < n ? (float)(w[ids[i]] / sum) : 0.0f;
+        if (pr[ids[i]] != want)
+            fail_msg("rank %d (id %d): probability %g, want %g", i, ids[i], (double)pr[ids[i]],
+                     (double)want);
+    }
+    sm_sampler_free(&s);
+    free(l);
+    free(ids);
+    free(w);
+
+    /* 100 equal logits, -0 at even ids and +0 at odd ones, the rest far below: top-p 0.5 keeps
+     * exactly the 50 lowest ids (equal logits go in id order, and -0 equals +0) */
+    float z[200];
+    for (int i = 0; i < 200; i++)
+        z[i] = i < 100 ? (i % 2 ? 0.0f : -0.0f) : -1000.0f;
+    s = mk(1.0, 0, 0.7, 0, 1, 3, 200);
+    draw(s, z, NULL, 0);
+    for (int i = 0; i < 200; i++)
+        if ((sm_sampler_probs(s)[i] != 0.0f) != (i < 70))
+            fail_msg("top-p over equal logits: id %d %s", i, i < 70 ? "dropped" : "kept");
+    sm_sampler_free(&s);
+}
+
 static void test_repetition_penalty(void **state)
 {
     (void)state;
@@ -237,7 +319,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy),          cmocka_unit_test(test_same_seed_same_tokens),
-        cmocka_unit_test(test_masks),           cmocka_unit_test(test_repetition_penalty),
+        cmocka_unit_test(test_masks),           cmocka_unit_test(test_top_p_flat),
+        cmocka_unit_test(test_repetition_penalty),
         cmocka_unit_test(test_distribution),    cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_stop_find),
     };
