@@ -94,6 +94,10 @@ void sm_model_set_fast(sm_model *model, bool fast);
 /* The directory of the model (the GGUF file's directory for GGUF), e.g. for the tokenizer. */
 const char *sm_model_dir(const sm_model *model);
 
+/* The model's thread pool, free between forward steps for the caller's own parallel work
+ * (e.g. sampling every sequence of a batch); NULL when the model runs on one thread. */
+sm_pool *sm_model_pool(sm_model *model);
+
 /* A new empty sequence with room for max_ctx positions (<= 0: max_position_embeddings).
  * The KV cache size is computed and logged before it is reserved; pages are committed as
  * positions are filled. SM_ELIMIT if max_ctx exceeds max_position_embeddings. */

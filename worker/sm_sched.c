@@ -60,6 +60,12 @@ struct sm_sched {
     const int32_t **btok;
     int64_t *bn;
     int *bslot;
+    /* per batch row of the current step: whether it samples, the id drawn, its error */
+    bool *bsample;
+    int32_t *bid;
+    sm_code *brc;
+    sm_err *berr;
+    int nb;
     sm_sched_stats st;
 };
 
@@ -120,8 +126,12 @@ sm_code sm_sched_new(sm_model *model, const sm_tokenizer *tok, const sm_sched_op
     s->btok = calloc((size_t)n, sizeof *s->btok);
     s->bn = calloc((size_t)n, sizeof *s->bn);
     s->bslot = calloc((size_t)n, sizeof *s->bslot);
+    s->bsample = calloc((size_t)n, sizeof *s->bsample);
+    s->bid = calloc((size_t)n, sizeof *s->bid);
+    s->brc = calloc((size_t)n, sizeof *s->brc);
+    s->berr = calloc((size_t)n, sizeof *s->berr);
     if (!s->seqs || !s->slot || !s->cache || !s->logits || !s->bseq || !s->btok || !s->bn ||
-        !s->bslot) {
+        !s->bslot || !s->bsample || !s->bid || !s->brc || !s->berr) {
         sm_sched_free(&s);
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     }
@@ -164,6 +174,10 @@ void sm_sched_free(sm_sched **ps)
     free(s->btok);
     free(s->bn);
     free(s->bslot);
+    free(s->bsample);
+    free(s->bid);
+    free(s->brc);
+    free(s->berr);
     free(s);
     *ps = NULL;
 }
@@ -345,13 +359,25 @@ static bool is_eos(const sm_sched *s, int32_t id)
     return false;
 }
 
-/* Samples slot i's next token from row; sets t->finish when the phase ends. */
-static sm_code advance(sm_sched *s, sm_task *t, const float *row, sm_err *err)
+/* Draws the next id of every batch row of this step that samples (rows task, task + n_tasks,
+ * ...). Each task has its own sampler and generator, so the ids do not depend on which thread
+ * draws them or in which order. */
+static void sample_rows(void *arg, int task, int n_tasks)
 {
-    int32_t id;
-    sm_code rc = sm_sampler_sample(t->smp, row, t->ids, t->n_ids, &id, err);
-    if (rc)
-        return rc;
+    sm_sched *s = arg;
+    for (int b = task; b < s->nb; b += n_tasks) {
+        if (!s->bsample[b])
+            continue;
+        sm_task *t = s->slot[s->bslot[b]];
+        s->brc[b] = sm_sampler_sample(t->smp, s->logits + (size_t)b * (size_t)s->vocab, t->ids,
+                                      t->n_ids, &s->bid[b], &s->berr[b]);
+    }
+}
+
+/* Appends the sampled id to the task; sets t->finish when the phase ends. */
+static sm_code advance(sm_sched *s, sm_task *t, int32_t id, sm_err *err)
+{
+    sm_code rc;
     t->phase_tokens++;
     t->total_tokens++;
     s->st.generated_tokens++;
@@ -447,9 +473,9 @@ sm_code sm_sched_step(sm_sched *s, bool *progressed, sm_err *err)
     }
     *progressed = true;
     s->st.steps++;
+    int n_sample = 0;
     for (int b = 0; b < nb; b++) {
-        int i = s->bslot[b];
-        sm_task *t = s->slot[i];
+        sm_task *t = s->slot[s->bslot[b]];
         size_t n = (size_t)s->bn[b];
         bool had_sample = t->sampled_at >= t->fed && t->sampled_at < t->fed + n;
         t->prompt_fed += (int64_t)n - (had_sample ? 1 : 0);
@@ -457,9 +483,29 @@ sm_code sm_sched_step(sm_sched *s, bool *progressed, sm_err *err)
         if (had_sample)
             t->sampled_at = SIZE_MAX;
         t->fed += n;
-        if (t->fed < t->n_ids)
-            continue; /* still reading its prompt */
-        if ((rc = advance(s, t, s->logits + (size_t)b * (size_t)s->vocab, err)))
+        s->bsample[b] = t->fed >= t->n_ids; /* else still reading its prompt */
+        s->brc[b] = SM_OK;
+        n_sample += s->bsample[b];
+    }
+    /* the draws on the model's threads (idle between steps), then the rest in slot order */
+    s->nb = nb;
+    sm_pool *pool = sm_model_pool(s->m);
+    if (pool && n_sample > 1)
+        sm_pool_run(pool, sample_rows, s, n_sample < sm_pool_threads(pool) ? n_sample
+                                                                            : sm_pool_threads(pool));
+    else
+        sample_rows(s, 0, 1);
+    for (int b = 0; b < nb; b++) {
+        int i = s->bslot[b];
+        sm_task *t = s->slot[i];
+        if (!s->bsample[b] || !t)
+            continue;
+        if (s->brc[b]) {
+            if (err)
+                *err = s->berr[b];
+            return s->brc[b];
+        }
+        if ((rc = advance(s, t, s->bid[b], err)))
             return rc;
         if (t->finish == SM_FINISH_NONE)
             continue;
