@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "cmd_model_opts.h"
+#include "cmd_timing.h"
 #include "commands.h"
 #include "sm_membw.h"
 #include "sm_model.h"
@@ -44,25 +45,6 @@ static const int batches[3] = {1, 4, 16};
 
 /* The bandwidth test's buffer: much larger than any cache. */
 #define SM_BENCH_BW_BYTES ((size_t)1 << 30)
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* seeded ids in [0, vocab) (xorshift) */
 static void fill_ids(int32_t *ids, int64_t n, int64_t vocab, uint64_t *state)
@@ -103,15 +85,15 @@ static sm_code bench_prefill(sm_model *m, const bench_args *a, double *out, doub
         const int32_t *toks = ids;
         if (a->peak_kc && sm_kernels_peak(a->peak_kc, a->peak_dtype, &peaks[r], err) != SM_OK)
             peaks[r] = 0; /* no peak: the timing stands, the ratio is left out */
-        double t0 = now_s();
+        double t0 = sm_cmd_now_s();
         rc = sm_model_forward(m, &seq, &toks, &a->prompt_tokens, 1, logits, err);
-        times[r] = now_s() - t0;
+        times[r] = sm_cmd_now_s() - t0;
         sm_seq_free(&seq);
     }
     if (rc == SM_OK) {
-        *out = median(times, a->repeats);
+        *out = sm_cmd_median(times, a->repeats);
         if (a->peak_kc)
-            *peak = median(peaks, a->repeats);
+            *peak = sm_cmd_median(peaks, a->repeats);
     }
 done:
     free(ids);
@@ -246,15 +228,15 @@ static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, 
                 q->toks[b] = q->ids + b * q->per + a->decode_ctx + b + 1 + s;
                 q->ntok[b] = 1;
             }
-            double t0 = now_s();
+            double t0 = sm_cmd_now_s();
             rc = sm_model_forward(m, q->seqs, q->toks, q->ntok, q->batch, logits, err);
-            q->times[s] = now_s() - t0;
+            q->times[s] = sm_cmd_now_s() - t0;
         }
     }
     for (int i = 0; i < n && rc == SM_OK; i++)
-        out[i] = median(g[i].times, (int)a->decode_tokens);
+        out[i] = sm_cmd_median(g[i].times, (int)a->decode_tokens);
     if (rc == SM_OK && bwb) {
-        r->bw_gbs = median(bws, (int)a->decode_tokens);
+        r->bw_gbs = sm_cmd_median(bws, (int)a->decode_tokens);
         /* the buffer stayed resident through the rounds: the peak without it is the larger
          * of the peak before it and the peak during the rounds less its size */
         double during = max_rss_mb() - (double)sm_membw_buf_bytes(bwb) / 1048576.0;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cmd_model_opts.h"
+#include "cmd_timing.h"
 #include "commands.h"
 #include "sm_model.h"
 #include "sm_sampler.h"
@@ -28,13 +29,6 @@ typedef struct run_args {
     sm_sampler_params sp;
     sm_model_opts opts;
 } run_args;
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static int num_arg(const char *name, const char *v, double lo, double hi, double *out)
 {
@@ -346,14 +340,14 @@ int sm_cmd_run(int argc, char **argv)
         size_t l = strlen(a.stops[i]);
         hold = l - 1 > hold ? l - 1 : hold;
     }
-    double t0 = now_s();
+    double t0 = sm_cmd_now_s();
     const int32_t *tp = hist;
     int64_t nt = (int64_t)np;
     if (sm_model_forward(m, &seq, &tp, &nt, 1, lg, &err) != SM_OK) {
         fprintf(stderr, "run: %s\n", err.msg);
         goto done;
     }
-    double t1 = now_s();
+    double t1 = sm_cmd_now_s();
     size_t n = np, gen = 0;
     const char *why = "max tokens";
     bool stopped = false;
@@ -403,7 +397,7 @@ int sm_cmd_run(int argc, char **argv)
             goto done;
         }
     }
-    double t2 = now_s();
+    double t2 = sm_cmd_now_s();
     if (ds && !stopped) {
         size_t cl;
         if (sm_detok_stream_flush(ds, chunk, sizeof chunk, &cl, &err) == SM_OK) {

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd_timing.h"
 #include "commands.h"
 #include "sm_tokenizer.h"
 
@@ -20,16 +21,6 @@ static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -215,7 +206,7 @@ int sm_cmd_tokbench(int argc, char **argv) {
             our_n[mode] = total;
             our_hash[mode] = h;
         }
-        if (rc == 0) our[mode] = median(mbps, runs);
+        if (rc == 0) our[mode] = sm_cmd_median(mbps, runs);
     }
     free(joined);
     if (rc) {
@@ -269,8 +260,8 @@ int sm_cmd_tokbench(int argc, char **argv) {
                hf_mbps[mode], our[mode] / hf_mbps[mode], same ? "yes" : "NO", our_n[mode]);
         if (!same) rc = 1;
     }
-    printf("load: stepmark %.1f ms cold (no cache), %.1f ms warm (cache)", median(cold, runs),
-           median(warm, runs));
+    printf("load: stepmark %.1f ms cold (no cache), %.1f ms warm (cache)", sm_cmd_median(cold, runs),
+           sm_cmd_median(warm, runs));
     if (hf) printf("; HF tokenizers %.1f ms", hf_load);
     printf(" (medians of %d)\n", runs);
     free(text);

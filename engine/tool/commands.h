@@ -21,5 +21,6 @@ int sm_cmd_run(int argc, char **argv);
 int sm_cmd_logits(int argc, char **argv);
 int sm_cmd_info(int argc, char **argv);
 int sm_cmd_bench(int argc, char **argv);
+int sm_cmd_attnbench(int argc, char **argv);
 
 #endif

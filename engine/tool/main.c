@@ -20,6 +20,8 @@ static const sm_command commands[] = {
     {"info", sm_cmd_info, "--model PATH: model summary (sizes, types, memory)"},
     {"bench", sm_cmd_bench,
      "--model PATH [--dtype T] [--threads N] [--json]: prompt and decode speed vs the machine"},
+    {"attnbench", sm_cmd_attnbench,
+     "[--positions N] [--seqs N]: decode attention over long contexts, f32 vs f16 KV cache"},
 };
 
 static void usage(FILE *f) {

@@ -1,40 +1,28 @@
-/* stepmark-attn-bench: how fast one layer's decode attention runs for a batch of sequences with
- * long contexts, with an f32 and an f16 KV cache. Each of --seqs sequences has its own cache of
- * --positions positions (larger than the caches, as in a worker's slots); one query per
- * sequence, as in a decode step; one thread, as each row's attention runs in a decode step.
- * The two cache types take turns, round after round, so that a slow spell of a shared machine
- * slows both alike. Prints the minimum and median time of a round, the GFLOP/s (q.k and p.v)
- * and the cache bytes read per second.
- *   stepmark-attn-bench [--positions 1024] [--seqs 16] [--heads 12] [--kv-heads 2]
+/* cmd_attnbench: `stepmark-engine attnbench` measures one layer's decode attention for a batch
+ * of sequences with long contexts, with an f32 and an f16 KV cache. Each of --seqs sequences
+ * has its own cache of --positions positions (together far larger than the CPU caches, as in a
+ * worker's slots); one query per sequence, as in a decode step; one thread, as each row's
+ * attention runs in a decode step. The two cache types take turns, round after round, so that
+ * a slow spell of a shared machine slows both alike. Prints the minimum and median time of a
+ * round, the GFLOP/s (q.k and p.v) and the cache bytes read per second at the median.
+ *   stepmark-engine attnbench [--positions 1024] [--seqs 16] [--heads 12] [--kv-heads 2]
  *       [--head-dim 128] [--rounds 50] [--isa NAME] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "cmd_timing.h"
+#include "commands.h"
 #include "sm_kernels.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: stepmark-attn-bench [--positions N] [--seqs N] [--heads N] "
+    fprintf(stderr, "usage: stepmark-engine attnbench [--positions N] [--seqs N] [--heads N] "
                     "[--kv-heads N] [--head-dim N] [--rounds N] [--isa NAME]\n");
     return 2;
 }
 
-int main(int argc, char **argv)
+int sm_cmd_attnbench(int argc, char **argv)
 {
     long positions = 1024, seqs = 16, heads = 12, kv_heads = 2, head_dim = 128, rounds = 50;
     sm_kctx k = {.isa = sm_isa_detect(), .pool = NULL, .deterministic = true};
@@ -62,7 +50,7 @@ int main(int argc, char **argv)
             return usage();
     }
     if (heads % kv_heads != 0 || positions > (1L << 24) || seqs > 4096 || head_dim > 4096) {
-        fprintf(stderr, "stepmark-attn-bench: heads must be a multiple of kv heads; sizes too large\n");
+        fprintf(stderr, "attnbench: heads must be a multiple of kv heads; sizes too large\n");
         return 2;
     }
     int64_t stride = kv_heads * head_dim, n = positions * stride;
@@ -85,7 +73,7 @@ int main(int argc, char **argv)
             kc[d][s] = malloc(esz * (size_t)n);
             vc[d][s] = malloc(esz * (size_t)n);
             if (!kc[d][s] || !vc[d][s]) {
-                fprintf(stderr, "stepmark-attn-bench: out of memory\n");
+                fprintf(stderr, "attnbench: out of memory\n");
                 return 1;
             }
             for (int64_t i = 0; i < n; i++) {
@@ -103,11 +91,11 @@ int main(int argc, char **argv)
     float sink = 0.0f;
     for (long r = 0; r < rounds; r++)
         for (int d = 0; d < 2; d++) {
-            double t0 = now_s();
+            double t0 = sm_cmd_now_s();
             for (long s = 0; s < seqs; s++)
                 sm_attention(&k, q, (int)heads, (int)kv_heads, (int)head_dim, kc[d][s], vc[d][s],
                              d ? SM_DTYPE_F16 : SM_DTYPE_F32, stride, positions, out, NULL);
-            t[d][r] = now_s() - t0;
+            t[d][r] = sm_cmd_now_s() - t0;
             sink += out[0];
         }
     printf("attention of one layer: %ld sequences x %ld positions, %ld/%ld heads of %ld, "
@@ -116,8 +104,7 @@ int main(int argc, char **argv)
     double flops = 4.0 * (double)heads * (double)head_dim * (double)positions * (double)seqs;
     double med[2];
     for (int d = 0; d < 2; d++) {
-        qsort(t[d], (size_t)rounds, sizeof(double), cmp_double);
-        med[d] = t[d][rounds / 2];
+        med[d] = sm_cmd_median(t[d], (int)rounds); /* sorts: t[d][0] is the minimum */
         double bytes = 2.0 * (double)n * (d ? 2 : 4) * (double)seqs;
         printf("%s cache: min %.3f ms, median %.3f ms, %.1f GFLOP/s, %.1f GB/s of cache read "
                "(at the median)\n",
