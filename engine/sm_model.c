@@ -753,7 +753,10 @@ void sm_model_set_fast(sm_model *m, bool fast)
 
 const char *sm_model_dir(const sm_model *m) { return m->dir; }
 
-sm_pool *sm_model_pool(sm_model *m) { return m->pool && sm_pool_threads(m->pool) > 1 ? m->pool : NULL; }
+sm_pool *sm_model_pool(sm_model *m)
+{
+    return m->pool && sm_pool_threads(m->pool) > 1 ? m->pool : NULL;
+}
 
 /* ---- sequences ---- */
 

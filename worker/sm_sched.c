@@ -490,9 +490,9 @@ sm_code sm_sched_step(sm_sched *s, bool *progressed, sm_err *err)
     /* the draws on the model's threads (idle between steps), then the rest in slot order */
     s->nb = nb;
     sm_pool *pool = sm_model_pool(s->m);
+    int n_tasks = pool ? sm_pool_threads(pool) : 1;
     if (pool && n_sample > 1)
-        sm_pool_run(pool, sample_rows, s, n_sample < sm_pool_threads(pool) ? n_sample
-                                                                            : sm_pool_threads(pool));
+        sm_pool_run(pool, sample_rows, s, n_sample < n_tasks ? n_sample : n_tasks);
     else
         sample_rows(s, 0, 1);
     for (int b = 0; b < nb; b++) {

@@ -23,7 +23,8 @@
  * non-zero (the signal handler's counter: 1 = drain, 2 = quit now). */
 sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err);
 
-/* The engine version string recorded in results: "<version>+<isa>+<det|fast>+<dtype>+kv<kv dtype>+t<n>". */
+/* The engine version string recorded in results:
+ * "<version>+<isa>+<det|fast>+<dtype>+kv<kv dtype>+t<n>". */
 void sm_wrun_engine_version(const void *model_summary, char *out, size_t n);
 
 #endif

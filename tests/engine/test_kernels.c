@@ -461,7 +461,8 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
             fill(q, nh * hd, 1.0f);
             fill(kc, np * stride, 1.0f);
             fill(vc, np * stride, 1.0f);
-            uint16_t *kh = malloc(2 * (size_t)(np * stride)), *vh = malloc(2 * (size_t)(np * stride));
+            uint16_t *kh = malloc(2 * (size_t)(np * stride));
+            uint16_t *vh = malloc(2 * (size_t)(np * stride));
             for (int64_t i = 0; i < np * stride; i++) {
                 kh[i] = sm_f32_to_f16(kc[i]);
                 vh[i] = sm_f32_to_f16(vc[i]);

@@ -49,7 +49,8 @@ static void values_are_read(void **state)
     sm_config cfg;
     sm_err err;
     const char *text = "database:\n  url: \"postgresql://u@h/db\"\n"
-                       "worker:\n  slots: 16\n  prefix_cache: false\n  dtype: q8_0\n  kv_dtype: f16\n"
+                       "worker:\n  slots: 16\n  prefix_cache: false\n  dtype: q8_0\n"
+                       "  kv_dtype: f16\n"
                        "  sampling:\n    temperature: 1.0\n    top_k: 40\n"
                        "http:\n  port: 9000\n";
     assert_int_equal(parse(text, &cfg, &err), SM_OK);
