@@ -371,17 +371,45 @@ void sm_avx2_rows_to_f32(const sm_mm_job *j, int64_t r0, int64_t r1, float *dst)
     }
 }
 
-/* 8-lane dot product with one accumulator, fixed tree, ordered tail (depends only on n). */
-static float dot8(const float *a, const float *b, int64_t n)
+/* KV cache values (attention below, f32 or f16 as kv_f16 says; f16 widened exactly) and the
+ * 8-lane dot product that scores keys and sums squares for RMSNorm. */
+
+/* 8 cache values from element i of row p, as f32. */
+MM_INLINE __m256 kv_load8(const char *p, int64_t i, bool kv_f16)
+{
+    if (kv_f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
+    return _mm256_loadu_ps((const float *)(const void *)p + i);
+}
+
+MM_INLINE float kv_load1(const char *p, int64_t i, bool kv_f16)
+{
+    if (kv_f16) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        return sm_f16_to_f32(h);
+    }
+    return ((const float *)(const void *)p)[i];
+}
+
+/* q . k over n values: one 8-lane accumulator, mm_hsum8's tree, then the ordered tail (the
+ * result depends only on n). */
+MM_INLINE float kv_dot(const float *q, const char *k, int64_t n, bool kv_f16)
 {
     __m256 acc = _mm256_setzero_ps();
     int64_t c = 0;
     for (; c + 8 <= n; c += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + c), _mm256_loadu_ps(b + c), acc);
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), kv_load8(k, c, kv_f16), acc);
     float t = mm_hsum8(acc);
     for (; c < n; c++)
-        t += a[c] * b[c];
+        t += q[c] * kv_load1(k, c, kv_f16);
     return t;
+}
+
+/* dot8 on f32 vectors. */
+static float dot8(const float *a, const float *b, int64_t n)
+{
+    return kv_dot(a, (const char *)(const void *)b, n, false);
 }
 
 void sm_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out)
@@ -467,37 +495,6 @@ void sm_avx2_rope(float *x, int n_heads, int head_dim, int i0, int n, const floa
  * The KV cache holds f32 or f16 values (kv_f16, a compile-time constant in each instance of
  * attn_heads); rows lie rs bytes apart. f16 values are widened exactly, so every product and
  * sum below is the same f32 arithmetic for both. */
-
-/* 8 cache values from element i of row p, as f32. */
-MM_INLINE __m256 kv_load8(const char *p, int64_t i, bool kv_f16)
-{
-    if (kv_f16)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
-    return _mm256_loadu_ps((const float *)(const void *)p + i);
-}
-
-MM_INLINE float kv_load1(const char *p, int64_t i, bool kv_f16)
-{
-    if (kv_f16) {
-        uint16_t h;
-        memcpy(&h, p + 2 * i, 2);
-        return sm_f16_to_f32(h);
-    }
-    return ((const float *)(const void *)p)[i];
-}
-
-/* q . k over n values, as dot8 computes it (one accumulator, mm_hsum8's tree, then the tail). */
-MM_INLINE float kv_dot(const float *q, const char *k, int64_t n, bool kv_f16)
-{
-    __m256 acc = _mm256_setzero_ps();
-    int64_t c = 0;
-    for (; c + 8 <= n; c += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), kv_load8(k, c, kv_f16), acc);
-    float t = mm_hsum8(acc);
-    for (; c < n; c++)
-        t += q[c] * kv_load1(k, c, kv_f16);
-    return t;
-}
 
 /* q dotted with the 8 rows k, k + rs, ..., k + 7 rs (n a multiple of 8), each exactly as
  * kv_dot does it: eight independent FMA chains and one transposing reduction for all eight. */
@@ -659,19 +656,6 @@ static float softmax_chunk(float *s, int64_t np, float scale, float *m, float *l
     return corr;
 }
 
-/* Fetches the cache rows [p0, p0 + SM_ATTN_CHUNK) of one kv head (hb bytes each at k, v) into
- * the cache while this chunk computes. */
-static void attn_prefetch_chunk(const sm_attn_job *a, const char *k, const char *v, int64_t rs,
-                                int64_t p0, int64_t hb)
-{
-    int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
-    for (int64_t p = p0; p < p0 + np; p++)
-        for (int64_t o = 0; o < hb; o += 64) {
-            __builtin_prefetch(k + p * rs + o, 0, 3);
-            __builtin_prefetch(v + p * rs + o, 0, 3);
-        }
-}
-
 #define ATTN_HEADS 8 /* query heads that take turns on one chunk of keys and values */
 
 /* Online softmax over chunks of SM_ATTN_CHUNK positions for query heads h0 .. h0 + nh of kv
@@ -694,7 +678,6 @@ MM_INLINE void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh, bool kv
         int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
         const char *kc = kbase + p0 * rs, *vc = vbase + p0 * rs;
         float s[ATTN_HEADS][SM_ATTN_CHUNK], corr[ATTN_HEADS];
-        attn_prefetch_chunk(a, kbase, vbase, rs, p0 + SM_ATTN_CHUNK, hd * esz);
         int j = 0;
         if (hd % 8 == 0) {
             int64_t p4 = np / 4 * 4;

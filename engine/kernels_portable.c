@@ -147,8 +147,6 @@ static void rope(float *x, int n_heads, int head_dim, int i0, int n, const float
     }
 }
 
-/* Online softmax over chunks of SM_ATTN_CHUNK positions: scores of a chunk, then the running
- * maximum, sum and weighted value sum are rescaled and updated. */
 /* Value i of a KV cache row (f32 or f16, widened exactly). */
 static float kv_at(const sm_attn_job *a, const void *row, int64_t i)
 {
@@ -185,6 +183,8 @@ static float kv_dot(const sm_attn_job *a, const float *q, const void *k)
     return t;
 }
 
+/* Online softmax over chunks of SM_ATTN_CHUNK positions: scores of a chunk, then the running
+ * maximum, sum and weighted value sum are rescaled and updated. */
 static void attention_kv(const sm_attn_job *a, int kvh)
 {
     int group = a->n_heads / a->n_kv_heads;
