@@ -78,10 +78,15 @@ bool sm_isa_supported(sm_isa isa)
 #endif
 }
 
+/* avx512bf16 is never the default: on the Xeon (Emerald Rapids guest) it was measured on,
+ * vdpbf16ps retires at about a quarter of the rate of vfmadd231ps (1.3 against 5.2 G zmm
+ * instructions/s per core), so 32 bf16 products per instruction give half the f32 FMA rate;
+ * the avx512 variant's f32 products are faster for prompts and batches, and exact in their
+ * activations (avx512bf16 rounds them to bf16). --isa avx512bf16 still selects it. */
 sm_isa sm_isa_detect(void)
 {
     for (int i = SM_ISA_COUNT - 1; i > 0; i--)
-        if (sm_isa_supported((sm_isa)i))
+        if (i != SM_ISA_AVX512BF16 && sm_isa_supported((sm_isa)i))
             return (sm_isa)i;
     return SM_ISA_PORTABLE;
 }
@@ -114,6 +119,13 @@ static void run_tasks(const sm_kctx *k, sm_pool_fn fn, void *arg, int n_tasks)
         for (int t = 0; t < n_tasks; t++)
             fn(arg, t, n_tasks);
     }
+}
+
+/* Kernel buffers start on a cache line, so that no 64-byte vector load of a tile or of prepared
+ * activations splits across two lines (glibc's malloc gives 16-byte alignment). */
+static void *kbuf_alloc(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
 }
 
 /* ---- matrix products ---- */
@@ -193,7 +205,7 @@ static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
         tile_rows = chunk;
     c->tile_rows = tile_rows;
     c->chunk = chunk;
-    c->tiles = malloc((size_t)threads * (size_t)tile_rows * (size_t)j->cols * sizeof(float));
+    c->tiles = kbuf_alloc((size_t)threads * (size_t)tile_rows * (size_t)j->cols * sizeof(float));
     if (!c->tiles)
         return sm_err_set(err, SM_ENOMEM, "matmul: no memory for %d sgemm tiles", threads);
     /* our pool runs one sgemm per thread: OpenBLAS itself must not start more threads */
@@ -265,7 +277,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     void *qbuf = NULL;
     if (quant) {
         int64_t nb = W->cols / SM_QBLOCK;
-        qbuf = malloc((size_t)batch * (size_t)nb * (sizeof(float) + SM_QBLOCK));
+        qbuf = kbuf_alloc((size_t)batch * (size_t)nb * (sizeof(float) + SM_QBLOCK));
         if (!qbuf)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for quantized activations");
         job.xd = qbuf;
@@ -273,7 +285,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         run_tasks(k, quant_task, &c, batch >= 4 ? threads : 1);
     }
     if (W->dtype == SM_DTYPE_BF16 && c.v->permute_x) {
-        float *xp = malloc((size_t)batch * (size_t)W->cols * sizeof *xp);
+        float *xp = kbuf_alloc((size_t)batch * (size_t)W->cols * sizeof *xp);
         if (!xp)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for permuted activations");
         permute_ctx pc = {.v = c.v, .x = X, .ldx = ldx, .cols = W->cols, .batch = batch,
@@ -284,7 +296,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         job.ldx = W->cols;
     }
     if (W->dtype == SM_DTYPE_BF16 && c.v->x_to_bf16) {
-        qbuf = malloc((size_t)batch * (size_t)W->cols * sizeof(uint16_t));
+        qbuf = kbuf_alloc((size_t)batch * (size_t)W->cols * sizeof(uint16_t));
         if (!qbuf)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for bf16 activations");
         job.xb = qbuf;
@@ -294,7 +306,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     job.scratch_floats = c.v->scratch_floats(W->dtype, W->cols, batch);
     if (job.scratch_floats > 0) {
         job.scratch_floats = (job.scratch_floats + 15) / 16 * 16;
-        job.scratch = malloc((size_t)n_tasks * (size_t)job.scratch_floats * sizeof(float));
+        job.scratch = kbuf_alloc((size_t)n_tasks * (size_t)job.scratch_floats * sizeof(float));
         if (!job.scratch) {
             free(qbuf);
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for row buffers");

@@ -67,11 +67,26 @@ double sm_avx512_peak(sm_dtype t, int64_t iters)
     return (double)iters * 12 * 16 * 2;
 }
 
+/* Activations for MM_BF16_PAIRS: each group of 32 as [x0 x2 .. x30, x1 x3 .. x31]. */
+static void permute_x_pairs16(const float *x, int64_t cols, float *out)
+{
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    int64_t c = 0;
+    for (; c + 32 <= cols; c += 32) {
+        __m512 a = _mm512_loadu_ps(x + c), b = _mm512_loadu_ps(x + c + 16);
+        _mm512_storeu_ps(out + c, _mm512_permutex2var_ps(a, even, b));
+        _mm512_storeu_ps(out + c + 16, _mm512_permutex2var_ps(a, odd, b));
+    }
+    memcpy(out + c, x + c, (size_t)(cols - c) * sizeof *out);
+}
+
 static const sm_kvariant avx512 = {
     .isa = SM_ISA_AVX512,
     .scratch_floats = mm_scratch_floats,
     .matmul_rows = mm_rows,
     .quantize_x = sm_avx2_quantize_x,
+    .permute_x = permute_x_pairs16,
     .rows_to_f32 = sm_avx2_rows_to_f32,
     .rmsnorm = sm_avx2_rmsnorm,
     .silu_mul = sm_avx2_silu_mul,

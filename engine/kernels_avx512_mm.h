@@ -56,5 +56,16 @@ static inline __m256i qdot_vnni(__m256i aw, __m256i sx)
 #define MM_LOAD_BF16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
 #define MM_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 #define MM_QDOT(aw, sx) qdot_vnni((aw), (sx))
+/* 32 vector registers: micro tiles of 8 weight rows x 3 batch rows, each weight vector loaded
+ * once for the 3 rows */
+#define MM_NR 8
+#define MM_IN_REG(v) __asm__("" : "+v"(v))
+/* bf16 weights in pairs (see kernels_mm_tmpl.h): 32 values per load, the even ones by a shift,
+ * the odd ones by a mask; one operation per 16 weights where the widening load takes two */
+#define MM_BF16_PAIRS 1
+#define MM_BF16_EVEN(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_loadu_si512((const void *)(p)), 16))
+#define MM_BF16_ODD(p)                                                                             \
+    _mm512_castsi512_ps(                                                                           \
+        _mm512_and_si512(_mm512_loadu_si512((const void *)(p)), _mm512_set1_epi32((int)0xffff0000u)))
 #include "kernels_mm_tmpl.h"
 #endif

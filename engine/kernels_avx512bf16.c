@@ -26,11 +26,13 @@ static void x_to_bf16(const float *x, int64_t cols, uint16_t *out)
         out[i] = sm_f32_to_bf16(x[i]);
 }
 
+#define DP_NR 4 /* weight rows per vdpbf16ps micro tile */
+
 /* nr weight rows x nb activation rows over n32 chunks of 32 columns. */
 MM_INLINE void dp_kernel(int nr, int nb, const uint16_t *const *w, const uint16_t *const *x,
-                         int64_t n32, float out[MM_NR][MM_NB])
+                         int64_t n32, float out[DP_NR][MM_NB])
 {
-    __m512 a[MM_NR][MM_NB];
+    __m512 a[DP_NR][MM_NB];
     for (int r = 0; r < nr; r++)
         for (int b = 0; b < nb; b++)
             a[r][b] = _mm512_setzero_ps();
@@ -51,7 +53,7 @@ MM_INLINE void dp_kernel(int nr, int nb, const uint16_t *const *w, const uint16_
 
 #define DP_CASE(NR_, NB_)                                                                      \
     static void dp_kernel_##NR_##_##NB_(const uint16_t *const *w, const uint16_t *const *x,   \
-                                        int64_t n32, float out[MM_NR][MM_NB])                  \
+                                        int64_t n32, float out[DP_NR][MM_NB])                  \
     {                                                                                          \
         dp_kernel(NR_, NB_, w, x, n32, out);                                                   \
     }
@@ -65,9 +67,9 @@ DP_CASE(1, 1)
 static void dp_rows(const sm_mm_job *j, int64_t r0, int64_t r1)
 {
     int64_t n32 = j->cols / 32, c32 = n32 * 32;
-    for (int64_t r = r0; r < r1; r += MM_NR) {
-        int nr = (int)(r1 - r < MM_NR ? r1 - r : MM_NR);
-        const uint16_t *w[MM_NR];
+    for (int64_t r = r0; r < r1; r += DP_NR) {
+        int nr = (int)(r1 - r < DP_NR ? r1 - r : DP_NR);
+        const uint16_t *w[DP_NR];
         for (int i = 0; i < nr; i++)
             w[i] = (const uint16_t *)(const void *)(j->w + (size_t)(r + i) * j->row_bytes);
         for (int64_t b = 0; b < j->batch; b += MM_NB) {
@@ -75,8 +77,8 @@ static void dp_rows(const sm_mm_job *j, int64_t r0, int64_t r1)
             const uint16_t *x[MM_NB];
             for (int i = 0; i < nb; i++)
                 x[i] = j->xb + (b + i) * j->cols;
-            float out[MM_NR][MM_NB];
-            if (nr == MM_NR) {
+            float out[DP_NR][MM_NB];
+            if (nr == DP_NR) {
                 if (nb == 3)
                     dp_kernel_4_3(w, x, n32, out);
                 else if (nb == 2)
@@ -85,7 +87,7 @@ static void dp_rows(const sm_mm_job *j, int64_t r0, int64_t r1)
                     dp_kernel_4_1(w, x, n32, out);
             } else {
                 for (int i = 0; i < nr; i++) {
-                    float o1[MM_NR][MM_NB];
+                    float o1[DP_NR][MM_NB];
                     if (nb == 3)
                         dp_kernel_1_3(w + i, x, n32, o1);
                     else if (nb == 2)

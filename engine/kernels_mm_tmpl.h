@@ -42,7 +42,12 @@
 #error "define the vector macros before including kernels_mm_tmpl.h"
 #endif
 
-#define MM_NR 4   /* weight rows per micro tile */
+#ifndef MM_NR
+#define MM_NR 4   /* weight rows per micro tile (a variant with 32 vector registers may take 8) */
+#endif
+/* row counts of the instantiated micro kernels: "n" is a full micro tile, "1" a single row */
+#define MM_ROWS_n MM_NR
+#define MM_ROWS_1 1
 #define MM_NB 3   /* batch rows per micro tile */
 #ifndef MM_KC
 #define MM_KC 512 /* columns per tile when rows are long: a multiple of 32 and of MM_VL */
@@ -60,6 +65,13 @@
 #define MM_NCR 64 /* weight rows per block (a multiple of MM_NR) */
 
 #define MM_INLINE static inline __attribute__((always_inline))
+
+/* MM_IN_REG(v): keep a loaded vector in a register (a variant with registers to spare defines it
+ * as an empty asm statement, so that the compiler does not fold the load into each of the
+ * multiply-adds that use it, which would load it once per batch row). */
+#ifndef MM_IN_REG
+#define MM_IN_REG(v) ((void)0)
+#endif
 
 /* scratch: the weight tile (MM_NR x MM_KS floats, or for block types int8 values, their
  * absolute values and the scales) and the partial-lane buffer (MM_NCR x MM_MC x lanes). */
@@ -95,6 +107,7 @@ MM_INLINE void mm_f_kernel(int nr, int nb, const float *wt, const float *const *
             xv[b] = MM_LOADU(x[b] + c);
         for (int r = 0; r < nr; r++) {
             MM_V w = MM_LOADU(wt + (int64_t)r * MM_KS + c);
+            MM_IN_REG(w);
             for (int b = 0; b < nb; b++)
                 a[r][b] = MM_FMA(w, xv[b], a[r][b]);
         }
@@ -108,11 +121,11 @@ MM_INLINE void mm_f_kernel(int nr, int nb, const float *wt, const float *const *
     static void mm_f_kernel_##NR_##_##NB_(const float *wt, const float *const *x, int64_t kn, \
                                           float *acc, int64_t ms, bool first)                 \
     {                                                                                          \
-        mm_f_kernel(NR_, NB_, wt, x, kn, acc, ms, first);                                      \
+        mm_f_kernel(MM_ROWS_##NR_, NB_, wt, x, kn, acc, ms, first);                                \
     }
-MM_F_CASE(4, 3)
-MM_F_CASE(4, 2)
-MM_F_CASE(4, 1)
+MM_F_CASE(n, 3)
+MM_F_CASE(n, 2)
+MM_F_CASE(n, 1)
 MM_F_CASE(1, 3)
 MM_F_CASE(1, 2)
 MM_F_CASE(1, 1)
@@ -122,11 +135,11 @@ static void mm_f_dispatch(int nr, int nb, const float *wt, const float *const *x
 {
     if (nr == MM_NR) {
         if (nb == 3)
-            mm_f_kernel_4_3(wt, x, kn, acc, ms, first);
+            mm_f_kernel_n_3(wt, x, kn, acc, ms, first);
         else if (nb == 2)
-            mm_f_kernel_4_2(wt, x, kn, acc, ms, first);
+            mm_f_kernel_n_2(wt, x, kn, acc, ms, first);
         else
-            mm_f_kernel_4_1(wt, x, kn, acc, ms, first);
+            mm_f_kernel_n_1(wt, x, kn, acc, ms, first);
         return;
     }
     for (int r = 0; r < nr; r++) {
@@ -288,12 +301,12 @@ MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
                                                   const uint8_t *pf, size_t pf_len,            \
                                                   float out[MM_NR][MM_NB])                     \
     {                                                                                          \
-        mm_f_direct(T_, NR_, NB_, w, x, cv, pf, pf_len, out);                                  \
+        mm_f_direct(T_, MM_ROWS_##NR_, NB_, w, x, cv, pf, pf_len, out);                            \
     }
 #define MM_D_CASES(T_, TN_)                                                                    \
-    MM_D_CASE(T_, TN_, 4, 3)                                                                   \
-    MM_D_CASE(T_, TN_, 4, 2)                                                                   \
-    MM_D_CASE(T_, TN_, 4, 1)                                                                   \
+    MM_D_CASE(T_, TN_, n, 3)                                                                   \
+    MM_D_CASE(T_, TN_, n, 2)                                                                   \
+    MM_D_CASE(T_, TN_, n, 1)                                                                   \
     MM_D_CASE(T_, TN_, 1, 3)                                                                   \
     MM_D_CASE(T_, TN_, 1, 2)                                                                   \
     MM_D_CASE(T_, TN_, 1, 1)
@@ -332,11 +345,11 @@ static inline int mm_passes(int64_t batch)
 
 /* [dtype f32/f16/bf16][rows 4 or 1][batch rows - 1] */
 static const mm_direct_fn mm_direct_fns[3][2][MM_NB] = {
-    {{mm_f_direct_f32_4_1, mm_f_direct_f32_4_2, mm_f_direct_f32_4_3},
+    {{mm_f_direct_f32_n_1, mm_f_direct_f32_n_2, mm_f_direct_f32_n_3},
      {mm_f_direct_f32_1_1, mm_f_direct_f32_1_2, mm_f_direct_f32_1_3}},
-    {{mm_f_direct_f16_4_1, mm_f_direct_f16_4_2, mm_f_direct_f16_4_3},
+    {{mm_f_direct_f16_n_1, mm_f_direct_f16_n_2, mm_f_direct_f16_n_3},
      {mm_f_direct_f16_1_1, mm_f_direct_f16_1_2, mm_f_direct_f16_1_3}},
-    {{mm_f_direct_bf16_4_1, mm_f_direct_bf16_4_2, mm_f_direct_bf16_4_3},
+    {{mm_f_direct_bf16_n_1, mm_f_direct_bf16_n_2, mm_f_direct_bf16_n_3},
      {mm_f_direct_bf16_1_1, mm_f_direct_bf16_1_2, mm_f_direct_bf16_1_3}},
 };
 
@@ -553,11 +566,11 @@ MM_INLINE void mm_q_kernel(int nr, int nb, const mm_qtile *t, const int8_t *cons
                                           const float *const *xd, int64_t nblk, float *acc,    \
                                           int64_t ms, bool first)                              \
     {                                                                                          \
-        mm_q_kernel(NR_, NB_, t, xq, xd, nblk, acc, ms, first);                                \
+        mm_q_kernel(MM_ROWS_##NR_, NB_, t, xq, xd, nblk, acc, ms, first);                          \
     }
-MM_Q_CASE(4, 3)
-MM_Q_CASE(4, 2)
-MM_Q_CASE(4, 1)
+MM_Q_CASE(n, 3)
+MM_Q_CASE(n, 2)
+MM_Q_CASE(n, 1)
 MM_Q_CASE(1, 3)
 MM_Q_CASE(1, 2)
 MM_Q_CASE(1, 1)
@@ -568,11 +581,11 @@ static void mm_q_dispatch(int nr, int nb, const mm_qtile *t, const int8_t *const
 {
     if (nr == MM_NR) {
         if (nb == 3)
-            mm_q_kernel_4_3(t, xq, xd, nblk, acc, ms, first);
+            mm_q_kernel_n_3(t, xq, xd, nblk, acc, ms, first);
         else if (nb == 2)
-            mm_q_kernel_4_2(t, xq, xd, nblk, acc, ms, first);
+            mm_q_kernel_n_2(t, xq, xd, nblk, acc, ms, first);
         else
-            mm_q_kernel_4_1(t, xq, xd, nblk, acc, ms, first);
+            mm_q_kernel_n_1(t, xq, xd, nblk, acc, ms, first);
         return;
     }
     for (int r = 0; r < nr; r++) {
@@ -667,12 +680,12 @@ MM_INLINE void mm_q_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
                                                   const float *dw, const uint8_t *pf,          \
                                                   size_t pf_len, float *acc, int64_t ms)       \
     {                                                                                          \
-        mm_q_direct(T_, NR_, NB_, w, xq, xd, nblk, dw, pf, pf_len, acc, ms);                   \
+        mm_q_direct(T_, MM_ROWS_##NR_, NB_, w, xq, xd, nblk, dw, pf, pf_len, acc, ms);             \
     }
 #define MM_QD_CASES(T_, TN_)                                                                   \
-    MM_QD_CASE(T_, TN_, 4, 3)                                                                  \
-    MM_QD_CASE(T_, TN_, 4, 2)                                                                  \
-    MM_QD_CASE(T_, TN_, 4, 1)                                                                  \
+    MM_QD_CASE(T_, TN_, n, 3)                                                                  \
+    MM_QD_CASE(T_, TN_, n, 2)                                                                  \
+    MM_QD_CASE(T_, TN_, n, 1)                                                                  \
     MM_QD_CASE(T_, TN_, 1, 3)                                                                  \
     MM_QD_CASE(T_, TN_, 1, 2)                                                                  \
     MM_QD_CASE(T_, TN_, 1, 1)
@@ -685,9 +698,9 @@ typedef void (*mm_qdirect_fn)(const uint8_t *const *, const int8_t *const *,
 
 /* [q8_0/q4_0][rows 4 or 1][batch rows - 1] */
 static const mm_qdirect_fn mm_qdirect_fns[2][2][MM_NB] = {
-    {{mm_q_direct_q8_4_1, mm_q_direct_q8_4_2, mm_q_direct_q8_4_3},
+    {{mm_q_direct_q8_n_1, mm_q_direct_q8_n_2, mm_q_direct_q8_n_3},
      {mm_q_direct_q8_1_1, mm_q_direct_q8_1_2, mm_q_direct_q8_1_3}},
-    {{mm_q_direct_q4_4_1, mm_q_direct_q4_4_2, mm_q_direct_q4_4_3},
+    {{mm_q_direct_q4_n_1, mm_q_direct_q4_n_2, mm_q_direct_q4_n_3},
      {mm_q_direct_q4_1_1, mm_q_direct_q4_1_2, mm_q_direct_q4_1_3}},
 };
 

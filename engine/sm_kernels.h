@@ -49,7 +49,7 @@ typedef enum sm_isa {
 } sm_isa;
 
 const char *sm_isa_name(sm_isa isa);
-/* The best variant this CPU supports. */
+/* The default variant for this CPU: the best it supports, except avx512bf16 (opt-in). */
 sm_isa sm_isa_detect(void);
 /* Whether this CPU can run isa. */
 bool sm_isa_supported(sm_isa isa);

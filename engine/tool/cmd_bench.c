@@ -394,9 +394,13 @@ int sm_cmd_bench(int argc, char **argv)
     double other_tps16 = a.compare ? 16 / other_r.decode_s[2] : 0;
     const char *mode = fast ? "fast" : "deterministic";
     const char *other = fast ? "deterministic" : "fast";
-    const char *peak_method = s->weight_dtype == SM_DTYPE_Q8_0 || s->weight_dtype == SM_DTYPE_Q4_0
-                                  ? "8-bit dot-product instruction loop, all threads, between the prompts"
-                                  : "f32 FMA instruction loop, all threads, between the prompts";
+    /* the instruction the variant's peak loop runs for this weight type (sm_kvariant.peak) */
+    const char *peak_method =
+        s->weight_dtype == SM_DTYPE_Q8_0 || s->weight_dtype == SM_DTYPE_Q4_0
+            ? "8-bit dot-product instruction loop, all threads, between the prompts"
+        : s->weight_dtype == SM_DTYPE_BF16 && s->isa == SM_ISA_AVX512BF16
+            ? "bf16 dot-product (vdpbf16ps) instruction loop, all threads, between the prompts"
+            : "f32 FMA instruction loop, all threads, between the prompts";
 
     if (a.json) {
         json_t *o = json_object();
