@@ -578,6 +578,33 @@ static void test_peak(void **state)
     assert_int_equal(sm_kernels_peak(&k, SM_DTYPE_Q8_0, &g, &err), SM_OK);
     assert_true(g > 0.01);
     assert_int_equal(sm_kernels_peak(&k, (sm_dtype)77, &g, &err), SM_EINVAL);
+    /* every variant this CPU runs, for each kind of peak loop (f32 FMA, bf16 dot products on
+     * avx512bf16, 8-bit dot products) */
+    const sm_dtype kinds[] = {SM_DTYPE_F32, SM_DTYPE_BF16, SM_DTYPE_Q8_0};
+    for (int i = 0; i < SM_ISA_COUNT; i++) {
+        if (!sm_isa_supported((sm_isa)i))
+            continue;
+        k.isa = (sm_isa)i;
+        for (size_t t = 0; t < sizeof kinds / sizeof kinds[0]; t++) {
+            g = 0;
+            assert_int_equal(sm_kernels_peak(&k, kinds[t], &g, &err), SM_OK);
+            assert_true(g > 0.01);
+        }
+    }
+}
+
+/* The default variant is one the CPU runs, and never the opt-in avx512bf16 (whose bf16
+ * activations are rounded: see sm_isa_detect). */
+static void test_isa_default(void **state)
+{
+    (void)state;
+    sm_isa d = sm_isa_detect();
+    assert_true(sm_isa_supported(d));
+    assert_int_not_equal(d, SM_ISA_AVX512BF16);
+    if (sm_isa_supported(SM_ISA_AVX512))
+        assert_int_equal(d, SM_ISA_AVX512);
+    else if (sm_isa_supported(SM_ISA_AVX2))
+        assert_int_equal(d, SM_ISA_AVX2);
 }
 
 static void test_membw(void **state)
@@ -671,6 +698,7 @@ int main(void)
         cmocka_unit_test(test_vector_portable),
         cmocka_unit_test(test_variants),
         cmocka_unit_test(test_peak),
+        cmocka_unit_test(test_isa_default),
         cmocka_unit_test(test_membw),
         cmocka_unit_test(test_pool),
     };
