@@ -3,7 +3,10 @@
  * vectors for f32/f16/bf16 weights, and for q8_0/q4_0 blocks the 256-bit VNNI instruction
  * vpdpbusd in place of AVX2's vpmaddubsw + vpmaddwd (the same exact integer sums, so q8_0/q4_0
  * results equal the AVX2 variant's). Vector kernels (norms, RoPE, SiLU, attention) are the
- * AVX2 ones. Chosen only when the CPU reports every one of these extensions. */
+ * AVX2 ones. With 32 vector registers its micro tiles are 8 weight rows x 3 batch rows
+ * (MM_NR, MM_IN_REG in kernels_avx512_mm.h) and bf16 weights are read in pairs like AVX2's
+ * (permute_x_pairs16 below). Chosen only when the CPU reports every one of these extensions;
+ * it is the default on such CPUs (see sm_isa_detect). */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -72,7 +75,8 @@ double sm_avx512_peak(sm_dtype t, int64_t iters)
 /* Activations for MM_BF16_PAIRS: each group of 32 as [x0 x2 .. x30, x1 x3 .. x31]. */
 static void permute_x_pairs16(const float *x, int64_t cols, float *out)
 {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i even =
+        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     int64_t c = 0;
     for (; c + 32 <= cols; c += 32) {

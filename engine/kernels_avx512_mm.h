@@ -63,9 +63,9 @@ static inline __m256i qdot_vnni(__m256i aw, __m256i sx)
 /* bf16 weights in pairs (see kernels_mm_tmpl.h): 32 values per load, the even ones by a shift,
  * the odd ones by a mask; one operation per 16 weights where the widening load takes two */
 #define MM_BF16_PAIRS 1
-#define MM_BF16_EVEN(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_loadu_si512((const void *)(p)), 16))
+#define MM_BF16_LOAD32(p) _mm512_loadu_si512((const void *)(p))
+#define MM_BF16_EVEN(p) _mm512_castsi512_ps(_mm512_slli_epi32(MM_BF16_LOAD32(p), 16))
 #define MM_BF16_ODD(p)                                                                             \
-    _mm512_castsi512_ps(                                                                           \
-        _mm512_and_si512(_mm512_loadu_si512((const void *)(p)), _mm512_set1_epi32((int)0xffff0000u)))
+    _mm512_castsi512_ps(_mm512_and_si512(MM_BF16_LOAD32(p), _mm512_set1_epi32((int)0xffff0000u)))
 #include "kernels_mm_tmpl.h"
 #endif
