@@ -23,6 +23,9 @@
  *   MM_QDOT(aw, sx)           __m256i: 8 int32 lanes, lane l = sum of aw[i]*sx[i], i in 4l..4l+3
  *                             (aw unsigned bytes, sx signed bytes)
  *
+ * Optional: MM_NR (weight rows per micro tile, default 4) and MM_IN_REG(v) (see below): a
+ * variant with 32 vector registers takes 8 rows and keeps each weight vector in a register.
+ *
  * Optional: MM_HSUM8X(a): a __m256 whose lane q is mm_hsum8(a[q]) bitwise, for __m256 a[8],
  * to sum the lanes of 8 outputs at once.
  *
@@ -48,6 +51,9 @@
 /* row counts of the instantiated micro kernels: "n" is a full micro tile, "1" a single row */
 #define MM_ROWS_n MM_NR
 #define MM_ROWS_1 1
+#if (defined(MM_Q_ROWS4) || defined(MM_BF16_PAIRS_4X3)) && MM_NR != 4
+#error "the 4-row assembly passes (MM_Q_ROWS4, MM_BF16_PAIRS_4X3) need MM_NR 4"
+#endif
 #define MM_NB 3   /* batch rows per micro tile */
 #ifndef MM_KC
 #define MM_KC 512 /* columns per tile when rows are long: a multiple of 32 and of MM_VL */
@@ -343,7 +349,7 @@ static inline int mm_passes(int64_t batch)
     return n;
 }
 
-/* [dtype f32/f16/bf16][rows 4 or 1][batch rows - 1] */
+/* [dtype f32/f16/bf16][rows MM_NR or 1][batch rows - 1] */
 static const mm_direct_fn mm_direct_fns[3][2][MM_NB] = {
     {{mm_f_direct_f32_n_1, mm_f_direct_f32_n_2, mm_f_direct_f32_n_3},
      {mm_f_direct_f32_1_1, mm_f_direct_f32_1_2, mm_f_direct_f32_1_3}},
@@ -696,7 +702,7 @@ typedef void (*mm_qdirect_fn)(const uint8_t *const *, const int8_t *const *,
                               const float *const *, int64_t, const float *, const uint8_t *,
                               size_t, float *, int64_t);
 
-/* [q8_0/q4_0][rows 4 or 1][batch rows - 1] */
+/* [q8_0/q4_0][rows MM_NR or 1][batch rows - 1] */
 static const mm_qdirect_fn mm_qdirect_fns[2][2][MM_NB] = {
     {{mm_q_direct_q8_n_1, mm_q_direct_q8_n_2, mm_q_direct_q8_n_3},
      {mm_q_direct_q8_1_1, mm_q_direct_q8_1_2, mm_q_direct_q8_1_3}},
