@@ -25,6 +25,9 @@
  *
  * Optional: MM_NR (weight rows per micro tile, default 4) and MM_IN_REG(v) (see below): a
  * variant with 32 vector registers takes 8 rows and keeps each weight vector in a register.
+ * MM_DNR x MM_DNB (default MM_NR x 3; MM_DNB 3 or 6): the shape of the f32/f16/bf16 decode
+ * passes, where each weight vector is converted once per pass (AVX-512: 4 x 6, so a batch of
+ * 16 is 3 passes, 6 + 5 + 5).
  *
  * Optional: MM_HSUM8X(a): a __m256 whose lane q is mm_hsum8(a[q]) bitwise, for __m256 a[8],
  * to sum the lanes of 8 outputs at once.
@@ -32,6 +35,9 @@
  * Optional: MM_Q_ROWS4(nb, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a): the q8_0 decode
  * product of 4 weight rows and nb = 2 or 3 batch rows over nblk blocks, added into a, with the
  * arithmetic of mm_q_block_fma (see kernels_avx2.c).
+ *
+ * Optional: MM_BF16_PAIRS_4X3(w, x, kn, pfs, a) / MM_BF16_PAIRS_4X6(...): the bf16-pair decode
+ * pass of 4 weight rows x 3 / 6 batch rows in assembly, with the template's arithmetic.
  *
  * Optional: MM_BF16_PAIRS, with MM_BF16_EVEN(p) and MM_BF16_ODD(p): of the 2*MM_VL bf16 values
  * at p, those at even / odd positions as an f32 vector (one shift / one mask of a plain load,
@@ -51,10 +57,26 @@
 /* row counts of the instantiated micro kernels: "n" is a full micro tile, "1" a single row */
 #define MM_ROWS_n MM_NR
 #define MM_ROWS_1 1
-#if (defined(MM_Q_ROWS4) || defined(MM_BF16_PAIRS_4X3)) && MM_NR != 4
-#error "the 4-row assembly passes (MM_Q_ROWS4, MM_BF16_PAIRS_4X3) need MM_NR 4"
-#endif
 #define MM_NB 3   /* batch rows per micro tile */
+/* the f32/f16/bf16 decode passes ("direct" path) may use another shape: MM_DNR weight rows x
+ * up to MM_DNB batch rows (3 or 6) */
+#ifndef MM_DNR
+#define MM_DNR MM_NR
+#endif
+#ifndef MM_DNB
+#define MM_DNB MM_NB
+#endif
+#if MM_DNB != 3 && MM_DNB != 6
+#error "MM_DNB is 3 or 6"
+#endif
+#if (defined(MM_Q_ROWS4) || defined(MM_BF16_PAIRS_4X3)) && (MM_NR != 4 || MM_DNR != 4)
+#error "the 4-row assembly passes (MM_Q_ROWS4, MM_BF16_PAIRS_4X3) need MM_NR and MM_DNR 4"
+#endif
+#if defined(MM_BF16_PAIRS_4X6) && (MM_DNR != 4 || MM_DNB != 6)
+#error "the 4 x 6 assembly pass (MM_BF16_PAIRS_4X6) needs MM_DNR 4 and MM_DNB 6"
+#endif
+#define MM_DROWS_n MM_DNR
+#define MM_DROWS_1 1
 #ifndef MM_KC
 #define MM_KC 512 /* columns per tile when rows are long: a multiple of 32 and of MM_VL */
 #endif
@@ -96,6 +118,19 @@ static inline int mm_pass_rows(int64_t left)
     if (left == 4)
         return 2;
     return (int)(left < MM_NB ? left : MM_NB);
+}
+
+/* The same for the direct passes: MM_DNB rows, but two even passes rather than a full one and
+ * a short one when fewer than 2 * MM_DNB remain (16 rows in 6 + 5 + 5 for MM_DNB 6). */
+static inline int mm_dpass_rows(int64_t left)
+{
+    if (MM_DNB == MM_NB)
+        return mm_pass_rows(left);
+    if (left <= MM_DNB)
+        return (int)left;
+    if (left < 2 * MM_DNB)
+        return (int)((left + 1) / 2);
+    return MM_DNB;
 }
 
 /* ---- f32 / f16 / bf16 ---- */
@@ -250,10 +285,10 @@ MM_INLINE void mm_prefetch_step(mm_prefetch *f)
 
 MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
                            const float *const *x, int64_t cv, const uint8_t *pf, size_t pf_len,
-                           float out[MM_NR][MM_NB])
+                           float out[MM_DNR][MM_DNB])
 {
     mm_prefetch pfs = mm_prefetch_init(pf, pf_len, cv / MM_VL);
-    MM_V a[MM_NR][MM_NB];
+    MM_V a[MM_DNR][MM_DNB];
     for (int r = 0; r < nr; r++)
         for (int b = 0; b < nb; b++)
             a[r][b] = MM_ZERO();
@@ -262,12 +297,16 @@ MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
     if (t == SM_DTYPE_BF16 && nr == 4 && nb == 3)
         c = MM_BF16_PAIRS_4X3(w, x, cv, &pfs, a);
 #endif
+#ifdef MM_BF16_PAIRS_4X6
+    if (t == SM_DTYPE_BF16 && nr == 4 && nb == 6)
+        c = MM_BF16_PAIRS_4X6(w, x, cv, &pfs, a);
+#endif
 #ifdef MM_BF16_PAIRS
     if (t == SM_DTYPE_BF16) {
         for (; c + 2 * MM_VL <= cv; c += 2 * MM_VL) {
             mm_prefetch_step(&pfs);
             mm_prefetch_step(&pfs);
-            MM_V xv[MM_NB];
+            MM_V xv[MM_DNB];
             for (int b = 0; b < nb; b++)
                 xv[b] = MM_LOADU(x[b] + c);
             for (int r = 0; r < nr; r++) {
@@ -287,7 +326,7 @@ MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
 #endif
     for (; c < cv; c += MM_VL) {
         mm_prefetch_step(&pfs);
-        MM_V xv[MM_NB];
+        MM_V xv[MM_DNB];
         for (int b = 0; b < nb; b++)
             xv[b] = MM_LOADU(x[b] + c);
         for (int r = 0; r < nr; r++) {
@@ -305,34 +344,47 @@ MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
     static void mm_f_direct_##TN_##_##NR_##_##NB_(const uint8_t *const *w,                     \
                                                   const float *const *x, int64_t cv,           \
                                                   const uint8_t *pf, size_t pf_len,            \
-                                                  float out[MM_NR][MM_NB])                     \
+                                                  float out[MM_DNR][MM_DNB])                   \
     {                                                                                          \
-        mm_f_direct(T_, MM_ROWS_##NR_, NB_, w, x, cv, pf, pf_len, out);                            \
+        mm_f_direct(T_, MM_DROWS_##NR_, NB_, w, x, cv, pf, pf_len, out);                       \
     }
+#define MM_D_CASES_NB(T_, TN_, NB_)                                                            \
+    MM_D_CASE(T_, TN_, n, NB_)                                                                 \
+    MM_D_CASE(T_, TN_, 1, NB_)
 #define MM_D_CASES(T_, TN_)                                                                    \
-    MM_D_CASE(T_, TN_, n, 3)                                                                   \
-    MM_D_CASE(T_, TN_, n, 2)                                                                   \
-    MM_D_CASE(T_, TN_, n, 1)                                                                   \
-    MM_D_CASE(T_, TN_, 1, 3)                                                                   \
-    MM_D_CASE(T_, TN_, 1, 2)                                                                   \
-    MM_D_CASE(T_, TN_, 1, 1)
+    MM_D_CASES_NB(T_, TN_, 1)                                                                  \
+    MM_D_CASES_NB(T_, TN_, 2)                                                                  \
+    MM_D_CASES_NB(T_, TN_, 3)                                                                  \
+    MM_D_CASES_MORE(T_, TN_)
+#if MM_DNB > 3
+#define MM_D_CASES_MORE(T_, TN_)                                                               \
+    MM_D_CASES_NB(T_, TN_, 4)                                                                  \
+    MM_D_CASES_NB(T_, TN_, 5)                                                                  \
+    MM_D_CASES_NB(T_, TN_, 6)
+#define MM_D_ENTRIES_MORE(TN_, NR_)                                                            \
+    , mm_f_direct_##TN_##_##NR_##_4, mm_f_direct_##TN_##_##NR_##_5,                            \
+        mm_f_direct_##TN_##_##NR_##_6
+#else
+#define MM_D_CASES_MORE(T_, TN_)
+#define MM_D_ENTRIES_MORE(TN_, NR_)
+#endif
 MM_D_CASES(SM_DTYPE_F32, f32)
 MM_D_CASES(SM_DTYPE_F16, f16)
 MM_D_CASES(SM_DTYPE_BF16, bf16)
 
 typedef void (*mm_direct_fn)(const uint8_t *const *, const float *const *, int64_t,
-                             const uint8_t *, size_t, float[MM_NR][MM_NB]);
+                             const uint8_t *, size_t, float[MM_DNR][MM_DNB]);
 
-/* The part of the next MM_NR rows (contiguous in memory) that pass p of passes should fetch:
- * the first up to MM_NR passes share them (early enough for them to arrive), later passes
+/* The part of the next group rows (contiguous in memory) that pass p of passes should fetch:
+ * the first up to group passes share them (early enough for them to arrive), later passes
  * fetch nothing. */
 static inline const uint8_t *mm_next_part(const sm_mm_job *j, int64_t next_row, int64_t r1,
-                                          int pass, int passes, size_t *len)
+                                          int group, int pass, int passes, size_t *len)
 {
-    int64_t rows = r1 - next_row < MM_NR ? r1 - next_row : MM_NR;
+    int64_t rows = r1 - next_row < group ? r1 - next_row : group;
     *len = 0;
-    if (passes > MM_NR)
-        passes = MM_NR;
+    if (passes > group)
+        passes = group;
     if (rows <= 0 || pass >= passes)
         return NULL;
     size_t all = (size_t)rows * j->row_bytes;
@@ -349,42 +401,50 @@ static inline int mm_passes(int64_t batch)
     return n;
 }
 
-/* [dtype f32/f16/bf16][rows MM_NR or 1][batch rows - 1] */
-static const mm_direct_fn mm_direct_fns[3][2][MM_NB] = {
-    {{mm_f_direct_f32_n_1, mm_f_direct_f32_n_2, mm_f_direct_f32_n_3},
-     {mm_f_direct_f32_1_1, mm_f_direct_f32_1_2, mm_f_direct_f32_1_3}},
-    {{mm_f_direct_f16_n_1, mm_f_direct_f16_n_2, mm_f_direct_f16_n_3},
-     {mm_f_direct_f16_1_1, mm_f_direct_f16_1_2, mm_f_direct_f16_1_3}},
-    {{mm_f_direct_bf16_n_1, mm_f_direct_bf16_n_2, mm_f_direct_bf16_n_3},
-     {mm_f_direct_bf16_1_1, mm_f_direct_bf16_1_2, mm_f_direct_bf16_1_3}},
+static inline int mm_dpasses(int64_t batch)
+{
+    int n = 0;
+    for (int64_t b = 0; b < batch; b += mm_dpass_rows(batch - b))
+        n++;
+    return n;
+}
+
+/* [dtype f32/f16/bf16][rows MM_DNR or 1][batch rows - 1] */
+#define MM_D_ENTRIES(TN_, NR_)                                                                 \
+    {mm_f_direct_##TN_##_##NR_##_1, mm_f_direct_##TN_##_##NR_##_2,                             \
+     mm_f_direct_##TN_##_##NR_##_3 MM_D_ENTRIES_MORE(TN_, NR_)}
+static const mm_direct_fn mm_direct_fns[3][2][MM_DNB] = {
+    {MM_D_ENTRIES(f32, n), MM_D_ENTRIES(f32, 1)},
+    {MM_D_ENTRIES(f16, n), MM_D_ENTRIES(f16, 1)},
+    {MM_D_ENTRIES(bf16, n), MM_D_ENTRIES(bf16, 1)},
 };
 
 static void mm_f_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1)
 {
-    int passes = mm_passes(j->batch);
+    int passes = mm_dpasses(j->batch);
     int64_t cv = j->cols / MM_VL * MM_VL;
     int ti = j->dtype == SM_DTYPE_F32 ? 0 : j->dtype == SM_DTYPE_F16 ? 1 : 2;
-    for (int64_t r = r0; r < r1; r += MM_NR) {
-        int nr = (int)(r1 - r < MM_NR ? r1 - r : MM_NR);
-        const uint8_t *w[MM_NR];
+    for (int64_t r = r0; r < r1; r += MM_DNR) {
+        int nr = (int)(r1 - r < MM_DNR ? r1 - r : MM_DNR);
+        const uint8_t *w[MM_DNR];
         for (int i = 0; i < nr; i++)
             w[i] = j->w + (size_t)(r + i) * j->row_bytes;
-        /* the passes over these rows share the fetching of the next MM_NR rows, so that the
+        /* the passes over these rows share the fetching of the next MM_DNR rows, so that the
          * next first pass does not wait on memory */
         int pass = 0;
         for (int64_t b0 = 0, nb; b0 < j->batch; b0 += nb, pass++) {
-            nb = mm_pass_rows(j->batch - b0);
-            const float *x[MM_NB];
+            nb = mm_dpass_rows(j->batch - b0);
+            const float *x[MM_DNB];
             for (int b = 0; b < nb; b++)
                 x[b] = j->x + (b0 + b) * j->ldx;
             size_t pf_len;
-            const uint8_t *pf = mm_next_part(j, r + nr, r1, pass, passes, &pf_len);
-            float out[MM_NR][MM_NB];
-            if (nr == MM_NR) {
+            const uint8_t *pf = mm_next_part(j, r + nr, r1, MM_DNR, pass, passes, &pf_len);
+            float out[MM_DNR][MM_DNB];
+            if (nr == MM_DNR) {
                 mm_direct_fns[ti][0][nb - 1](w, x, cv, pf, pf_len, out);
             } else {
                 for (int i = 0; i < nr; i++) {
-                    float o1[MM_NR][MM_NB];
+                    float o1[MM_DNR][MM_DNB];
                     mm_direct_fns[ti][1][nb - 1](w + i, x, cv, NULL, 0, o1);
                     for (int b = 0; b < nb; b++)
                         out[i][b] = o1[0][b];
@@ -742,7 +802,7 @@ static void mm_q_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float *
                 xd[b] = j->xd + (b0 + b) * nblk;
             }
             size_t pf_len;
-            const uint8_t *pf = mm_next_part(j, r + nr, r1, pass, passes, &pf_len);
+            const uint8_t *pf = mm_next_part(j, r + nr, r1, MM_NR, pass, passes, &pf_len);
             float *acc = accb + b0 * 8;
             if (nr == MM_NR) {
                 mm_qdirect_fns[ti][0][nb - 1](w, xq, xd, nblk, dw, pf, pf_len, acc, j->batch);
