@@ -2,13 +2,15 @@
  * detects what the CPU supports, checks arguments, prepares activations (8-bit quantization for
  * q8_0/q4_0 weights), splits work over the thread pool in fixed row ranges and calls the chosen
  * instruction-set variant (kernels_isa.h). In fast mode, large batches go through OpenBLAS
- * sgemm on weight tiles converted to f32. */
+ * sgemm on weight tiles converted to f32, where OpenBLAS's kernels suit the CPU. */
 #include "sm_kernels.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "kernels_isa.h"
@@ -193,6 +195,36 @@ static void sgemm_task(void *arg, int t, int n)
     }
 }
 
+/* OpenBLAS chooses its kernels by its own CPU detection when it is loaded; a release that does
+ * not know the CPU falls back to older ones (Debian's 0.3.21 runs its SSE3 "Prescott" kernels
+ * on the Xeon of family 6 model 207, 4x slower than the engine's AVX-512 tiles). These core
+ * names are the ones whose kernels use 512-bit / 256-bit vectors with FMA. */
+static bool blas_core_in(const char *core, const char *const *names)
+{
+    for (; *names; names++)
+        if (strcasecmp(core, *names) == 0)
+            return true;
+    return false;
+}
+
+bool sm_kernels_fast_uses_blas(const sm_kctx *k, char *core, size_t core_len)
+{
+    static const char *const avx512_cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids", NULL};
+    static const char *const avx2_cores[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake",
+                                             "SapphireRapids", NULL};
+    const char *name = openblas_get_corename();
+    if (!name)
+        name = "unknown";
+    if (core && core_len > 0)
+        snprintf(core, core_len, "%s", name);
+    sm_isa isa = k ? k->isa : SM_ISA_PORTABLE;
+    if (isa == SM_ISA_AVX512 || isa == SM_ISA_AVX512BF16)
+        return blas_core_in(name, avx512_cores);
+    if (isa == SM_ISA_AVX2)
+        return blas_core_in(name, avx2_cores);
+    return true;
+}
+
 static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
 {
     sm_mm_job *j = c->job;
@@ -259,7 +291,8 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         .ldy = ldy,
     };
     mm_ctx c = {.v = variant(k), .job = &job};
-    if (k && !k->deterministic && batch >= SM_SGEMM_MIN_BATCH)
+    if (k && !k->deterministic && batch >= SM_SGEMM_MIN_BATCH &&
+        sm_kernels_fast_uses_blas(k, NULL, 0))
         return matmul_sgemm(k, &c, err);
 
     int threads = kctx_threads(k);

@@ -95,6 +95,12 @@ void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads,
  * products; AVX-512 VNNI: vpdpbusd), counting 2 operations per 8-bit product. */
 sm_code sm_kernels_peak(const sm_kctx *k, sm_dtype t, double *gflops, sm_err *err);
 
+/* Whether fast mode sends prompts (batches of 32 rows or more) to OpenBLAS with the k->isa
+ * variant: only where the kernels OpenBLAS picked for this CPU at load (its core name, copied
+ * into core, which may be NULL) use at least that variant's vector width. Otherwise fast mode
+ * runs the engine's own kernels, as deterministic mode does. */
+bool sm_kernels_fast_uses_blas(const sm_kctx *k, char *core, size_t core_len);
+
 /* Conversions. dst has rows*cols f32 values / the quantized layout. */
 sm_code sm_dequantize_row(sm_dtype t, const void *src, int64_t cols, float *dst, sm_err *err);
 sm_code sm_quantize_row(sm_dtype t, const float *src, int64_t cols, void *dst, sm_err *err);

@@ -394,6 +394,10 @@ int sm_cmd_bench(int argc, char **argv)
     double other_tps16 = a.compare ? 16 / other_r.decode_s[2] : 0;
     const char *mode = fast ? "fast" : "deterministic";
     const char *other = fast ? "deterministic" : "fast";
+    /* which kernels fast mode gives prompts on this machine */
+    char blas_core[64];
+    sm_kctx fast_k = {.isa = s->isa, .deterministic = false};
+    bool fast_blas = sm_kernels_fast_uses_blas(&fast_k, blas_core, sizeof blas_core);
     /* the instruction the variant's peak loop runs for this weight type (sm_kvariant.peak) */
     const char *peak_method =
         s->weight_dtype == SM_DTYPE_Q8_0 || s->weight_dtype == SM_DTYPE_Q4_0
@@ -425,6 +429,8 @@ int sm_cmd_bench(int argc, char **argv)
         json_object_set_new(o, "bandwidth_limit_tps", json_real(limit_tps));
         json_object_set_new(o, "bandwidth_fraction", json_real(bw_frac));
         json_object_set_new(o, "peak_rss_mb", json_real(rss_mb));
+        json_object_set_new(o, "fast_prompt_openblas", json_boolean(fast_blas));
+        json_object_set_new(o, "openblas_core", json_string(blas_core));
         if (a.compare) {
             char key[64];
             snprintf(key, sizeof key, "%s_prefill_tps", other);
@@ -461,6 +467,8 @@ int sm_cmd_bench(int argc, char **argv)
                    "tokens/s (%s is %.2fx)\n",
                    other, other_prefill_tps, mode, prefill_tps / other_prefill_tps, other_tps16,
                    mode, tps[2] / other_tps16);
+        printf("fast-mode prompts: %s (OpenBLAS runs its %s kernels on this CPU)\n",
+               fast_blas ? "OpenBLAS sgemm" : "the engine's own kernels", blas_core);
         printf("(medians: prompt over %d runs, decode over %lld steps after a %lld-token prompt;"
                " the batch sizes' steps take turns)\n",
                a.repeats, (long long)a.decode_tokens, (long long)a.decode_ctx);
