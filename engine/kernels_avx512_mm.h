@@ -65,6 +65,8 @@ static inline __m256i qdot_vnni(__m256i aw, __m256i sx)
  * 3 passes over the rows instead of 6 */
 #define MM_DNR 4
 #define MM_DNB 6
+/* q8_0/q4_0: two blocks per 512-bit vpdpbusd (see kernels_mm_tmpl.h) */
+#define MM_Q_PAIRS 1
 /* bf16 weights in pairs (see kernels_mm_tmpl.h): 32 values per load, the even ones by a shift,
  * the odd ones by a mask; one operation per 16 weights where the widening load takes two */
 #define MM_BF16_PAIRS 1

@@ -94,6 +94,13 @@
 
 #define MM_INLINE static inline __attribute__((always_inline))
 
+/* lanes of a q8_0/q4_0 accumulator: 8, or 16 with MM_Q_PAIRS (two blocks per vector) */
+#ifdef MM_Q_PAIRS
+#define MM_QL 16
+#else
+#define MM_QL 8
+#endif
+
 /* MM_IN_REG(v): keep a loaded vector in a register (a variant with registers to spare defines it
  * as an empty asm statement, so that the compiler does not fold the load into each of the
  * multiply-adds that use it, which would load it once per batch row). */
@@ -107,7 +114,7 @@ static int64_t mm_scratch_floats(sm_dtype t, int64_t cols, int64_t batch)
 {
     (void)cols;
     (void)batch;
-    int64_t lanes = (t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0) ? 8 : MM_VL;
+    int64_t lanes = (t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0) ? MM_QL : MM_VL;
     return MM_NR * MM_KS + MM_NR * MM_KS / 32 + (int64_t)MM_NCR * MM_MC * lanes + 64;
 }
 
@@ -586,6 +593,7 @@ typedef struct mm_qtile {
     float *d;
 } mm_qtile;
 
+#ifndef MM_Q_PAIRS /* the 8-lane rule (see MM_Q_PAIRS below for the 16-lane one) */
 /* Block k of one weight row (signed values w, their absolute values aw, scale vdw) times the
  * activation blocks xv[0..nb) (scales xd[b][k]), added into a[0..nb): the one definition of the
  * q8_0/q4_0 arithmetic, shared by the tiled and the direct path so that they agree bitwise. The
@@ -666,6 +674,8 @@ static void mm_q_dispatch(int nr, int nb, const mm_qtile *t, const int8_t *const
     }
 }
 
+#endif /* !MM_Q_PAIRS */
+
 /* The 32 values of the q8_0/q4_0 block at b as signed bytes, and its scale. */
 MM_INLINE __m256i mm_q_block(sm_dtype t, const uint8_t *b)
 {
@@ -698,6 +708,7 @@ static void mm_q_unpack(sm_dtype t, const uint8_t *src, int64_t nblk, const mm_q
     }
 }
 
+#ifndef MM_Q_PAIRS
 /* Small batches (decode): the blocks are unpacked in registers as they stream in, with the
  * arithmetic of mm_q_kernel (mm_q_block_fma on the same values). Lanes go to acc as in
  * mm_f_direct; pf, pf_len: weights to fetch into L2 meanwhile (NULL: none). */
@@ -770,6 +781,238 @@ static const mm_qdirect_fn mm_qdirect_fns[2][2][MM_NB] = {
      {mm_q_direct_q4_1_1, mm_q_direct_q4_1_2, mm_q_direct_q4_1_3}},
 };
 
+#endif /* !MM_Q_PAIRS */
+
+#ifdef MM_Q_PAIRS
+/* ---- q8_0/q4_0 with two blocks per 512-bit vector (MM_Q_PAIRS) ----
+ * Arithmetic per output, in place of the 8-lane rule at the top: one 16-lane accumulator;
+ * block k goes to the lanes 8 (k & 1) .. 8 (k & 1) + 7, where lane l of that half gets
+ * fma(dw_k * dx_k, (float)isum_l, acc) exactly as before; the last block of an odd count is
+ * added with zeros in the other half (which adds +0 there); at the end lanes l and l + 8 are
+ * added, then the 8-lane tree (MM_HSUM, mm_hsum16). One vpdpbusd then does 64 products, where
+ * the 8-lane rule did 32 per instruction. */
+#define MM_QP_NR 4 /* weight rows per micro kernel (4 x 3 accumulators, registers to spare) */
+
+/* [v[0] x 8 | v[1] x 8] */
+MM_INLINE __m512 mm_qp_scales(const float *v)
+{
+    __m128 two = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(const void *)v));
+    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                                 _mm512_castps128_ps512(two));
+}
+
+/* One pair of blocks of one weight row (absolute values aw, the mask of its negative values,
+ * scales vdw) times the activation pairs xv[0..nb) (scales vdx), added into a[0..nb): the one
+ * definition of this arithmetic, shared by the tiled and the direct path. */
+MM_INLINE void mm_qp_fma(int nb, __m512i aw, __mmask64 neg, __m512 vdw, const __m512i *xv,
+                         const __m512 *vdx, __m512 *a)
+{
+    for (int b = 0; b < nb; b++) {
+        __m512i sx = _mm512_mask_sub_epi8(xv[b], neg, _mm512_setzero_si512(), xv[b]);
+        __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, sx));
+        a[b] = _mm512_fmadd_ps(_mm512_mul_ps(vdw, vdx[b]), p, a[b]);
+    }
+}
+
+/* the activation blocks k, k + 1 of the batch rows (one block, zeros above, when single) */
+MM_INLINE void mm_qp_load_x(int nb, const int8_t *const *xq, const float *const *xd, int64_t k,
+                            bool single, __m512i *xv, __m512 *vdx)
+{
+    for (int b = 0; b < nb; b++) {
+        if (single) {
+            xv[b] = _mm512_zextsi256_si512(
+                _mm256_loadu_si256((const __m256i *)(const void *)(xq[b] + 32 * k)));
+            vdx[b] = _mm512_set1_ps(xd[b][k]);
+        } else {
+            xv[b] = _mm512_loadu_si512((const void *)(xq[b] + 32 * k));
+            vdx[b] = mm_qp_scales(xd[b] + k);
+        }
+    }
+}
+
+/* Tiled path (prompts): rows [0, nr) of the tile, nr <= MM_QP_NR. */
+MM_INLINE void mm_qp_kernel(int nr, int nb, const mm_qtile *t, const int8_t *const *xq,
+                            const float *const *xd, int64_t nblk, float *acc, int64_t ms,
+                            bool first)
+{
+    __m512 a[MM_QP_NR][MM_NB];
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            a[r][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + ((int64_t)r * ms + b) * 16);
+    for (int64_t k = 0; k < nblk; k += 2) {
+        bool single = k + 1 == nblk;
+        __m512i xv[MM_NB];
+        __m512 vdx[MM_NB];
+        mm_qp_load_x(nb, xq, xd, k, single, xv, vdx);
+        for (int r = 0; r < nr; r++) {
+            const int8_t *w = t->w + r * MM_KS + 32 * k;
+            const uint8_t *aw = t->aw + r * MM_KS + 32 * k;
+            const float *d = t->d + r * (MM_KS / 32) + k;
+            __m512i wv, awv;
+            __m512 vdw;
+            if (single) {
+                wv = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)w));
+                awv = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)aw));
+                vdw = _mm512_set1_ps(d[0]);
+            } else {
+                wv = _mm512_loadu_si512((const void *)w);
+                awv = _mm512_loadu_si512((const void *)aw);
+                vdw = mm_qp_scales(d);
+            }
+            mm_qp_fma(nb, awv, _mm512_movepi8_mask(wv), vdw, xv, vdx, a[r]);
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            _mm512_storeu_ps(acc + ((int64_t)r * ms + b) * 16, a[r][b]);
+}
+
+#define MM_QP_CASE(NR_, NB_)                                                                   \
+    static void mm_qp_kernel_##NR_##_##NB_(const mm_qtile *t, const int8_t *const *xq,        \
+                                           const float *const *xd, int64_t nblk, float *acc,   \
+                                           int64_t ms, bool first)                             \
+    {                                                                                          \
+        mm_qp_kernel(NR_, NB_, t, xq, xd, nblk, acc, ms, first);                               \
+    }
+MM_QP_CASE(4, 3)
+MM_QP_CASE(4, 2)
+MM_QP_CASE(4, 1)
+MM_QP_CASE(1, 3)
+MM_QP_CASE(1, 2)
+MM_QP_CASE(1, 1)
+
+static void mm_qp_dispatch(int nr, int nb, const mm_qtile *t, const int8_t *const *xq,
+                           const float *const *xd, int64_t nblk, float *acc, int64_t ms,
+                           bool first)
+{
+    for (int r = 0; r < nr;) {
+        int n = nr - r >= MM_QP_NR ? MM_QP_NR : 1;
+        mm_qtile part = {t->w + r * MM_KS, t->aw + r * MM_KS, t->d + r * (MM_KS / 32)};
+        float *a = acc + (int64_t)r * ms * 16;
+        if (n == MM_QP_NR)
+            (nb == 3 ? mm_qp_kernel_4_3 : nb == 2 ? mm_qp_kernel_4_2 : mm_qp_kernel_4_1)(
+                &part, xq, xd, nblk, a, ms, first);
+        else
+            (nb == 3 ? mm_qp_kernel_1_3 : nb == 2 ? mm_qp_kernel_1_2 : mm_qp_kernel_1_1)(
+                &part, xq, xd, nblk, a, ms, first);
+        r += n;
+    }
+}
+
+/* Direct path (decode): nr <= MM_QP_NR rows read from their blocks as they stream in, dw their
+ * scales as f32 (row r at dw + r * nblk); the lanes go to acc as in mm_q_direct. */
+MM_INLINE void mm_qp_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
+                            const int8_t *const *xq, const float *const *xd, int64_t nblk,
+                            const float *dw, const uint8_t *pf, size_t pf_len, float *acc,
+                            int64_t ms)
+{
+    const size_t bsz = t == SM_DTYPE_Q8_0 ? 34 : 18;
+    mm_prefetch pfs = mm_prefetch_init(pf, pf_len, nblk);
+    __m512 a[MM_QP_NR][MM_NB];
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            a[r][b] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < nblk; k += 2) {
+        bool single = k + 1 == nblk;
+        mm_prefetch_step(&pfs);
+        mm_prefetch_step(&pfs);
+        __m512i xv[MM_NB];
+        __m512 vdx[MM_NB];
+        mm_qp_load_x(nb, xq, xd, k, single, xv, vdx);
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *blk = w[r] + bsz * (size_t)k;
+            __m512i wq = _mm512_castsi256_si512(mm_q_block(t, blk));
+            wq = single ? _mm512_zextsi256_si512(_mm512_castsi512_si256(wq))
+                        : _mm512_inserti64x4(wq, mm_q_block(t, blk + bsz), 1);
+            const float *d = dw + r * nblk + k;
+            __m512 vdw = single ? _mm512_set1_ps(d[0]) : mm_qp_scales(d);
+            mm_qp_fma(nb, _mm512_abs_epi8(wq), _mm512_movepi8_mask(wq), vdw, xv, vdx, a[r]);
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int b = 0; b < nb; b++)
+            _mm512_storeu_ps(acc + ((int64_t)r * ms + b) * 16, a[r][b]);
+}
+
+#define MM_QPD_CASE(T_, TN_, NR_, NB_)                                                         \
+    static void mm_qp_direct_##TN_##_##NR_##_##NB_(                                            \
+        const uint8_t *const *w, const int8_t *const *xq, const float *const *xd, int64_t nblk, \
+        const float *dw, const uint8_t *pf, size_t pf_len, float *acc, int64_t ms)             \
+    {                                                                                          \
+        mm_qp_direct(T_, NR_, NB_, w, xq, xd, nblk, dw, pf, pf_len, acc, ms);                  \
+    }
+#define MM_QPD_CASES(T_, TN_)                                                                  \
+    MM_QPD_CASE(T_, TN_, 4, 3)                                                                 \
+    MM_QPD_CASE(T_, TN_, 4, 2)                                                                 \
+    MM_QPD_CASE(T_, TN_, 4, 1)                                                                 \
+    MM_QPD_CASE(T_, TN_, 1, 3)                                                                 \
+    MM_QPD_CASE(T_, TN_, 1, 2)                                                                 \
+    MM_QPD_CASE(T_, TN_, 1, 1)
+MM_QPD_CASES(SM_DTYPE_Q8_0, q8)
+MM_QPD_CASES(SM_DTYPE_Q4_0, q4)
+
+typedef void (*mm_qpdirect_fn)(const uint8_t *const *, const int8_t *const *,
+                               const float *const *, int64_t, const float *, const uint8_t *,
+                               size_t, float *, int64_t);
+
+/* [q8_0/q4_0][rows MM_QP_NR or 1][batch rows - 1] */
+static const mm_qpdirect_fn mm_qpdirect_fns[2][2][MM_NB] = {
+    {{mm_qp_direct_q8_4_1, mm_qp_direct_q8_4_2, mm_qp_direct_q8_4_3},
+     {mm_qp_direct_q8_1_1, mm_qp_direct_q8_1_2, mm_qp_direct_q8_1_3}},
+    {{mm_qp_direct_q4_4_1, mm_qp_direct_q4_4_2, mm_qp_direct_q4_4_3},
+     {mm_qp_direct_q4_1_1, mm_qp_direct_q4_1_2, mm_qp_direct_q4_1_3}},
+};
+
+/* The pair counterpart of mm_q_rows_direct: MM_QP_NR rows at a time, their scales converted
+ * once for all the passes (after the accumulators in the row buffer). */
+static void mm_qp_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float *accb)
+{
+    int passes = mm_passes(j->batch);
+    int64_t nblk = j->cols / 32;
+    int ti = j->dtype == SM_DTYPE_Q8_0 ? 0 : 1;
+    size_t bsz = j->dtype == SM_DTYPE_Q8_0 ? 34 : 18;
+    float *dw = accb + MM_QP_NR * MM_DIRECT_BATCH * 16;
+    for (int64_t r = r0; r < r1; r += MM_QP_NR) {
+        int nr = (int)(r1 - r < MM_QP_NR ? r1 - r : MM_QP_NR);
+        const uint8_t *w[MM_QP_NR];
+        for (int i = 0; i < nr; i++) {
+            w[i] = j->w + (size_t)(r + i) * j->row_bytes;
+            for (int64_t k = 0; k < nblk; k++)
+                dw[i * nblk + k] = mm_q_scale(w[i] + bsz * (size_t)k);
+        }
+        int pass = 0;
+        for (int64_t b0 = 0, nb; b0 < j->batch; b0 += nb, pass++) {
+            nb = mm_pass_rows(j->batch - b0);
+            const int8_t *xq[MM_NB];
+            const float *xd[MM_NB];
+            for (int b = 0; b < nb; b++) {
+                xq[b] = j->xq + (b0 + b) * j->cols;
+                xd[b] = j->xd + (b0 + b) * nblk;
+            }
+            size_t pf_len;
+            const uint8_t *pf = mm_next_part(j, r + nr, r1, MM_QP_NR, pass, passes, &pf_len);
+            float *acc = accb + b0 * 16;
+            if (nr == MM_QP_NR) {
+                mm_qpdirect_fns[ti][0][nb - 1](w, xq, xd, nblk, dw, pf, pf_len, acc, j->batch);
+            } else {
+                for (int i = 0; i < nr; i++)
+                    mm_qpdirect_fns[ti][1][nb - 1](w + i, xq, xd, nblk, dw + i * nblk, NULL, 0,
+                                                   acc + i * j->batch * 16, j->batch);
+            }
+        }
+        for (int i = 0; i < nr; i++) {
+            float bias = j->bias ? j->bias[r + i] : 0.0f;
+            for (int64_t b = 0; b < j->batch; b++) {
+                float t = nblk > 0 ? MM_HSUM(_mm512_loadu_ps(accb + (i * j->batch + b) * 16))
+                                   : 0.0f;
+                j->y[b * j->ldy + r + i] = t + bias;
+            }
+        }
+    }
+}
+#endif /* MM_Q_PAIRS */
+
+#ifndef MM_Q_PAIRS
 /* The q8_0/q4_0 counterpart of mm_f_rows_direct: whole rows, MM_NR at a time, passes of up to
  * MM_NB batch rows, which share the fetching of the next MM_NR rows. */
 static void mm_q_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float *accb)
@@ -823,13 +1066,19 @@ static void mm_q_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float *
     }
 }
 
+#endif /* !MM_Q_PAIRS */
+
 static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
 {
     mm_qtile tile = {(int8_t *)scr, (uint8_t *)scr + MM_NR * MM_KS,
                      scr + MM_NR * MM_KS / 2};
     float *accb = scr + MM_NR * MM_KS + MM_NR * MM_KS / 32;
     if (j->batch <= MM_DIRECT_BATCH) {
+#ifdef MM_Q_PAIRS
+        mm_qp_rows_direct(j, r0, r1, accb);
+#else
         mm_q_rows_direct(j, r0, r1, accb);
+#endif
         return;
     }
     int64_t nbt_all = j->cols / 32;
@@ -860,14 +1109,27 @@ static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                             xq[i] = j->xq + (bb + b + i) * j->cols + 32 * k0;
                             xd[i] = j->xd + (bb + b + i) * nbt_all + k0;
                         }
+#ifdef MM_Q_PAIRS
+                        mm_qp_dispatch(nrt, nbt, &tile, xq, xd, kn, accb + (rt * nbb + b) * 16,
+                                       nbb, k0 == 0);
+#else
                         mm_q_dispatch(nrt, nbt, &tile, xq, xd, kn, accb + (rt * nbb + b) * 8,
                                       nbb, k0 == 0);
+#endif
                     }
                 }
             }
-            for (int64_t b = 0; b < nbb; b++)
+            for (int64_t b = 0; b < nbb; b++) {
+#ifdef MM_Q_PAIRS
+                float *yb = j->y + (bb + b) * j->ldy + rb;
+                for (int64_t i = 0; i < nrb; i++)
+                    yb[i] = MM_HSUM(_mm512_loadu_ps(accb + (i * nbb + b) * 16)) +
+                            (j->bias ? j->bias[rb + i] : 0.0f);
+#else
                 mm_sums8(accb + b * 8, nbb * 8, nrb, j->bias ? j->bias + rb : NULL,
                          j->y + (bb + b) * j->ldy + rb);
+#endif
+            }
         }
     }
 }
