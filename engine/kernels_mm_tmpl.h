@@ -792,6 +792,7 @@ static const mm_qdirect_fn mm_qdirect_fns[2][2][MM_NB] = {
  * added, then the 8-lane tree (MM_HSUM, mm_hsum16). One vpdpbusd then does 64 products, where
  * the 8-lane rule did 32 per instruction. */
 #define MM_QP_NR 4 /* weight rows per micro kernel (4 x 3 accumulators, registers to spare) */
+#define MM_QP_NR1 8 /* weight rows per decode group at batch 1: more rows streaming at once */
 
 /* [v[0] x 8 | v[1] x 8] */
 MM_INLINE __m512 mm_qp_scales(const float *v)
@@ -899,55 +900,83 @@ static void mm_qp_dispatch(int nr, int nb, const mm_qtile *t, const int8_t *cons
     }
 }
 
-/* Direct path (decode): nr <= MM_QP_NR rows read from their blocks as they stream in, dw their
- * scales as f32 (row r at dw + r * nblk); the lanes go to acc as in mm_q_direct. */
+/* One weight row's pair of blocks at blk (or one block, zeros above, when single) times the
+ * activation pairs, added into a; scales from d (the row's f32 scales at block k) when
+ * has_d, else read with the blocks. */
+MM_INLINE void mm_qp_direct_row(sm_dtype t, size_t bsz, const uint8_t *blk, bool has_d,
+                                const float *d, bool single, int nb, const __m512i *xv,
+                                const __m512 *vdx, __m512 *a)
+{
+    __m512i wq;
+    __m512 vdw;
+    if (single) {
+        wq = _mm512_zextsi256_si512(mm_q_block(t, blk));
+        vdw = _mm512_set1_ps(has_d ? d[0] : mm_q_scale(blk));
+    } else {
+        wq = _mm512_inserti64x4(_mm512_castsi256_si512(mm_q_block(t, blk)),
+                                mm_q_block(t, blk + bsz), 1);
+        vdw = has_d ? mm_qp_scales(d)
+                    : _mm512_insertf32x8(_mm512_set1_ps(mm_q_scale(blk)),
+                                         _mm256_set1_ps(mm_q_scale(blk + bsz)), 1);
+    }
+    mm_qp_fma(nb, _mm512_abs_epi8(wq), _mm512_movepi8_mask(wq), vdw, xv, vdx, a);
+}
+
+/* Direct path (decode): nr rows read from their blocks as they stream in; with has_dw their
+ * scales as f32 from dw (row r at dw + r * nblk), else read with the blocks (one pass); the
+ * lanes go to acc as in mm_q_direct. */
 MM_INLINE void mm_qp_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
                             const int8_t *const *xq, const float *const *xd, int64_t nblk,
-                            const float *dw, const uint8_t *pf, size_t pf_len, float *acc,
-                            int64_t ms)
+                            bool has_dw, const float *dw, const uint8_t *pf, size_t pf_len,
+                            float *acc, int64_t ms)
 {
     const size_t bsz = t == SM_DTYPE_Q8_0 ? 34 : 18;
     mm_prefetch pfs = mm_prefetch_init(pf, pf_len, nblk);
-    __m512 a[MM_QP_NR][MM_NB];
+    __m512 a[MM_QP_NR1][MM_NB];
     for (int r = 0; r < nr; r++)
         for (int b = 0; b < nb; b++)
             a[r][b] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < nblk; k += 2) {
-        bool single = k + 1 == nblk;
+    int64_t k = 0;
+    for (; k + 2 <= nblk; k += 2) {
         mm_prefetch_step(&pfs);
         mm_prefetch_step(&pfs);
         __m512i xv[MM_NB];
         __m512 vdx[MM_NB];
-        mm_qp_load_x(nb, xq, xd, k, single, xv, vdx);
-        for (int r = 0; r < nr; r++) {
-            const uint8_t *blk = w[r] + bsz * (size_t)k;
-            __m512i wq = _mm512_castsi256_si512(mm_q_block(t, blk));
-            wq = single ? _mm512_zextsi256_si512(_mm512_castsi512_si256(wq))
-                        : _mm512_inserti64x4(wq, mm_q_block(t, blk + bsz), 1);
-            const float *d = dw + r * nblk + k;
-            __m512 vdw = single ? _mm512_set1_ps(d[0]) : mm_qp_scales(d);
-            mm_qp_fma(nb, _mm512_abs_epi8(wq), _mm512_movepi8_mask(wq), vdw, xv, vdx, a[r]);
-        }
+        mm_qp_load_x(nb, xq, xd, k, false, xv, vdx);
+        for (int r = 0; r < nr; r++)
+            mm_qp_direct_row(t, bsz, w[r] + bsz * (size_t)k, has_dw,
+                             has_dw ? dw + r * nblk + k : NULL, false, nb, xv, vdx, a[r]);
+    }
+    if (k < nblk) {
+        __m512i xv[MM_NB];
+        __m512 vdx[MM_NB];
+        mm_qp_load_x(nb, xq, xd, k, true, xv, vdx);
+        for (int r = 0; r < nr; r++)
+            mm_qp_direct_row(t, bsz, w[r] + bsz * (size_t)k, has_dw,
+                             has_dw ? dw + r * nblk + k : NULL, true, nb, xv, vdx, a[r]);
     }
     for (int r = 0; r < nr; r++)
         for (int b = 0; b < nb; b++)
             _mm512_storeu_ps(acc + ((int64_t)r * ms + b) * 16, a[r][b]);
 }
 
-#define MM_QPD_CASE(T_, TN_, NR_, NB_)                                                         \
+/* instances: 8 x 1 (batch 1, scales read with the blocks), 4 x nb (several passes, scales from
+ * the table), 1 x nb (the rows left over; either) */
+#define MM_QPD_CASE(T_, TN_, NR_, NB_, HAS_DW_)                                                \
     static void mm_qp_direct_##TN_##_##NR_##_##NB_(                                            \
         const uint8_t *const *w, const int8_t *const *xq, const float *const *xd, int64_t nblk, \
         const float *dw, const uint8_t *pf, size_t pf_len, float *acc, int64_t ms)             \
     {                                                                                          \
-        mm_qp_direct(T_, NR_, NB_, w, xq, xd, nblk, dw, pf, pf_len, acc, ms);                  \
+        mm_qp_direct(T_, NR_, NB_, w, xq, xd, nblk, HAS_DW_, dw, pf, pf_len, acc, ms);         \
     }
 #define MM_QPD_CASES(T_, TN_)                                                                  \
-    MM_QPD_CASE(T_, TN_, 4, 3)                                                                 \
-    MM_QPD_CASE(T_, TN_, 4, 2)                                                                 \
-    MM_QPD_CASE(T_, TN_, 4, 1)                                                                 \
-    MM_QPD_CASE(T_, TN_, 1, 3)                                                                 \
-    MM_QPD_CASE(T_, TN_, 1, 2)                                                                 \
-    MM_QPD_CASE(T_, TN_, 1, 1)
+    MM_QPD_CASE(T_, TN_, 8, 1, false)                                                          \
+    MM_QPD_CASE(T_, TN_, 4, 3, true)                                                           \
+    MM_QPD_CASE(T_, TN_, 4, 2, true)                                                           \
+    MM_QPD_CASE(T_, TN_, 4, 1, true)                                                           \
+    MM_QPD_CASE(T_, TN_, 1, 3, dw != NULL)                                                     \
+    MM_QPD_CASE(T_, TN_, 1, 2, dw != NULL)                                                     \
+    MM_QPD_CASE(T_, TN_, 1, 1, dw != NULL)
 MM_QPD_CASES(SM_DTYPE_Q8_0, q8)
 MM_QPD_CASES(SM_DTYPE_Q4_0, q4)
 
@@ -963,21 +992,24 @@ static const mm_qpdirect_fn mm_qpdirect_fns[2][2][MM_NB] = {
      {mm_qp_direct_q4_1_1, mm_qp_direct_q4_1_2, mm_qp_direct_q4_1_3}},
 };
 
-/* The pair counterpart of mm_q_rows_direct: MM_QP_NR rows at a time, their scales converted
- * once for all the passes (after the accumulators in the row buffer). */
+/* The pair counterpart of mm_q_rows_direct: batch 1 takes 8 rows at a time and reads their
+ * scales with the blocks, so that the rows stream from memory once, in the vector loop with its
+ * prefetch; larger batches take MM_QP_NR rows at a time, their scales converted once for all
+ * the passes (after the accumulators in the row buffer). */
 static void mm_qp_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float *accb)
 {
     int passes = mm_passes(j->batch);
     int64_t nblk = j->cols / 32;
     int ti = j->dtype == SM_DTYPE_Q8_0 ? 0 : 1;
     size_t bsz = j->dtype == SM_DTYPE_Q8_0 ? 34 : 18;
-    float *dw = accb + MM_QP_NR * MM_DIRECT_BATCH * 16;
-    for (int64_t r = r0; r < r1; r += MM_QP_NR) {
-        int nr = (int)(r1 - r < MM_QP_NR ? r1 - r : MM_QP_NR);
-        const uint8_t *w[MM_QP_NR];
+    float *dw = j->batch > 1 ? accb + MM_QP_NR * MM_DIRECT_BATCH * 16 : NULL;
+    int group = j->batch == 1 ? MM_QP_NR1 : MM_QP_NR;
+    for (int64_t r = r0; r < r1; r += group) {
+        int nr = (int)(r1 - r < group ? r1 - r : group);
+        const uint8_t *w[MM_QP_NR1];
         for (int i = 0; i < nr; i++) {
             w[i] = j->w + (size_t)(r + i) * j->row_bytes;
-            for (int64_t k = 0; k < nblk; k++)
+            for (int64_t k = 0; dw && k < nblk; k++)
                 dw[i * nblk + k] = mm_q_scale(w[i] + bsz * (size_t)k);
         }
         int pass = 0;
@@ -990,13 +1022,17 @@ static void mm_qp_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float 
                 xd[b] = j->xd + (b0 + b) * nblk;
             }
             size_t pf_len;
-            const uint8_t *pf = mm_next_part(j, r + nr, r1, MM_QP_NR, pass, passes, &pf_len);
+            const uint8_t *pf = mm_next_part(j, r + nr, r1, group, pass, passes, &pf_len);
             float *acc = accb + b0 * 16;
-            if (nr == MM_QP_NR) {
+            if (nr == MM_QP_NR1 && group == MM_QP_NR1) {
+                (ti == 0 ? mm_qp_direct_q8_8_1 : mm_qp_direct_q4_8_1)(w, xq, xd, nblk, dw, pf,
+                                                                     pf_len, acc, j->batch);
+            } else if (nr == MM_QP_NR && group == MM_QP_NR) {
                 mm_qpdirect_fns[ti][0][nb - 1](w, xq, xd, nblk, dw, pf, pf_len, acc, j->batch);
             } else {
                 for (int i = 0; i < nr; i++)
-                    mm_qpdirect_fns[ti][1][nb - 1](w + i, xq, xd, nblk, dw + i * nblk, NULL, 0,
+                    mm_qpdirect_fns[ti][1][nb - 1](w + i, xq, xd, nblk,
+                                                   dw ? dw + i * nblk : NULL, NULL, 0,
                                                    acc + i * j->batch * 16, j->batch);
             }
         }
