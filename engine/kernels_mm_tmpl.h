@@ -10,7 +10,7 @@
  *  - q8_0/q4_0 weights (activations quantized to 8-bit blocks): one 8-lane accumulator; for
  *    each block k in order, lane l gets fma(dw_k * dx_k, (float)isum_l, acc_l) where isum_l is
  *    the exact integer sum of the 4 products of elements 4l..4l+3 of the block; then the fixed
- *    8-lane tree, then the bias.
+ *    8-lane tree, then the bias. (With MM_Q_PAIRS, two blocks per 512-bit vector: see there.)
  * Blocking (which outputs are computed together, tiles of columns whose partial lanes are kept
  * in a buffer between tiles) changes only the order in which outputs are worked on.
  *
@@ -35,6 +35,9 @@
  * Optional: MM_Q_ROWS4(nb, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a): the q8_0 decode
  * product of 4 weight rows and nb = 2 or 3 batch rows over nblk blocks, added into a, with the
  * arithmetic of mm_q_block_fma (see kernels_avx2.c).
+ *
+ * Optional: MM_Q_PAIRS (AVX-512 BW + VNNI): q8_0/q4_0 products with two blocks per 512-bit
+ * vpdpbusd and a 16-lane accumulator, in 4-row micro kernels (8 rows at batch 1).
  *
  * Optional: MM_BF16_PAIRS_4X3(w, x, kn, pfs, a) / MM_BF16_PAIRS_4X6(...): the bf16-pair decode
  * pass of 4 weight rows x 3 / 6 batch rows in assembly, with the template's arithmetic.
@@ -839,7 +842,8 @@ MM_INLINE void mm_qp_kernel(int nr, int nb, const mm_qtile *t, const int8_t *con
     __m512 a[MM_QP_NR][MM_NB];
     for (int r = 0; r < nr; r++)
         for (int b = 0; b < nb; b++)
-            a[r][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + ((int64_t)r * ms + b) * 16);
+            a[r][b] = first ? _mm512_setzero_ps()
+                            : _mm512_loadu_ps(acc + ((int64_t)r * ms + b) * 16);
     for (int64_t k = 0; k < nblk; k += 2) {
         bool single = k + 1 == nblk;
         __m512i xv[MM_NB];
