@@ -679,6 +679,13 @@ static void mm_q_dispatch(int nr, int nb, const mm_qtile *t, const int8_t *const
 
 #endif /* !MM_Q_PAIRS */
 
+/* a decode pass over q8_0/q4_0 rows (mm_q_direct, mm_qp_direct): rows, activations and their
+ * scales, blocks, the rows' f32 scales or NULL, what to prefetch, accumulators and their
+ * batch stride */
+typedef void (*mm_qdirect_fn)(const uint8_t *const *, const int8_t *const *,
+                              const float *const *, int64_t, const float *, const uint8_t *,
+                              size_t, float *, int64_t);
+
 /* The 32 values of the q8_0/q4_0 block at b as signed bytes, and its scale. */
 MM_INLINE __m256i mm_q_block(sm_dtype t, const uint8_t *b)
 {
@@ -771,10 +778,6 @@ MM_INLINE void mm_q_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
     MM_QD_CASE(T_, TN_, 1, 1)
 MM_QD_CASES(SM_DTYPE_Q8_0, q8)
 MM_QD_CASES(SM_DTYPE_Q4_0, q4)
-
-typedef void (*mm_qdirect_fn)(const uint8_t *const *, const int8_t *const *,
-                              const float *const *, int64_t, const float *, const uint8_t *,
-                              size_t, float *, int64_t);
 
 /* [q8_0/q4_0][rows MM_NR or 1][batch rows - 1] */
 static const mm_qdirect_fn mm_qdirect_fns[2][2][MM_NB] = {
@@ -984,12 +987,8 @@ MM_INLINE void mm_qp_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
 MM_QPD_CASES(SM_DTYPE_Q8_0, q8)
 MM_QPD_CASES(SM_DTYPE_Q4_0, q4)
 
-typedef void (*mm_qpdirect_fn)(const uint8_t *const *, const int8_t *const *,
-                               const float *const *, int64_t, const float *, const uint8_t *,
-                               size_t, float *, int64_t);
-
 /* [q8_0/q4_0][rows MM_QP_NR or 1][batch rows - 1] */
-static const mm_qpdirect_fn mm_qpdirect_fns[2][2][MM_NB] = {
+static const mm_qdirect_fn mm_qpdirect_fns[2][2][MM_NB] = {
     {{mm_qp_direct_q8_4_1, mm_qp_direct_q8_4_2, mm_qp_direct_q8_4_3},
      {mm_qp_direct_q8_1_1, mm_qp_direct_q8_1_2, mm_qp_direct_q8_1_3}},
     {{mm_qp_direct_q4_4_1, mm_qp_direct_q4_4_2, mm_qp_direct_q4_4_3},
