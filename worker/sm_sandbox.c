@@ -268,7 +268,7 @@ static sm_code run_one(run_ctx *ctx, const char *const *argv, const char *const 
     bool have_cg = false;
     *cgroup_used = *oom_killed = false;
     if (ctx->use_cgroup) {
-        have_cg = sbx_cgroup_create(&cg, mem_bytes, nproc + 3, ctx->cgroup_why,
+        have_cg = sbx_cgroup_create(&cg, mem_bytes, nproc + SBX_BWRAP_TASKS, ctx->cgroup_why,
                                     sizeof ctx->cgroup_why);
         if (!have_cg) ctx->use_cgroup = false;
     }

@@ -186,8 +186,9 @@ sm_code sbx_run(const sbx_spec *spec, sbx_result *res, sm_err *err) {
     bool root = geteuid() == 0;
     uid_t uid = root ? (uid_t)(SBX_UID_BASE + (unsigned)gettid()) : getuid();
     int64_t nproc = spec->nproc > 0 ? spec->nproc : 32;
-    /* bwrap itself: the outer monitor and the pid-namespace init. */
-    int64_t nproc_limit = nproc + 3;
+    /* nproc tasks for the program (which runs as pid 1 of its namespace, --as-pid-1, so
+     * bwrap keeps no init process there), plus bwrap's monitor outside it */
+    int64_t nproc_limit = nproc + SBX_BWRAP_TASKS;
     if (!root) nproc_limit += count_uid_tasks(uid);
     res->nproc_rlimit = true;
     res->uid_switched = root;

@@ -10,6 +10,11 @@
 
 #include "sm_error.h"
 
+/* Tasks of bubblewrap's own that share the run's process limits with the program: its monitor
+ * process outside the namespaces (the program is pid 1 inside, --as-pid-1). The program then
+ * has at most nproc tasks, itself and its threads included. */
+#define SBX_BWRAP_TASKS 1
+
 /* A cgroup v2 child made for one run (path empty when none). */
 typedef struct sbx_cgroup {
     char path[512];
