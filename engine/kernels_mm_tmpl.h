@@ -1005,7 +1005,10 @@ static void mm_qp_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float 
     int64_t nblk = j->cols / 32;
     int ti = j->dtype == SM_DTYPE_Q8_0 ? 0 : 1;
     size_t bsz = j->dtype == SM_DTYPE_Q8_0 ? 34 : 18;
-    float *dw = j->batch > 1 ? accb + MM_QP_NR * MM_DIRECT_BATCH * 16 : NULL;
+    /* the table, when it fits in the row buffer after the accumulators (rows of up to about
+     * 500,000 columns); else the rows go one at a time with their scales read inline */
+    bool fits = MM_QP_NR * MM_DIRECT_BATCH * 16 + MM_QP_NR * nblk <= (int64_t)MM_NCR * MM_MC * 16;
+    float *dw = j->batch > 1 && fits ? accb + MM_QP_NR * MM_DIRECT_BATCH * 16 : NULL;
     int group = j->batch == 1 ? MM_QP_NR1 : MM_QP_NR;
     for (int64_t r = r0; r < r1; r += group) {
         int nr = (int)(r1 - r < group ? r1 - r : group);
@@ -1030,7 +1033,7 @@ static void mm_qp_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float 
             if (nr == MM_QP_NR1 && group == MM_QP_NR1) {
                 (ti == 0 ? mm_qp_direct_q8_8_1 : mm_qp_direct_q4_8_1)(w, xq, xd, nblk, dw, pf,
                                                                      pf_len, acc, j->batch);
-            } else if (nr == MM_QP_NR && group == MM_QP_NR) {
+            } else if (nr == MM_QP_NR && group == MM_QP_NR && dw) {
                 mm_qpdirect_fns[ti][0][nb - 1](w, xq, xd, nblk, dw, pf, pf_len, acc, j->batch);
             } else {
                 for (int i = 0; i < nr; i++)

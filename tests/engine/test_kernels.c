@@ -523,6 +523,56 @@ static void test_vector_portable(void **state)
 
 /* ---- every ISA variant this CPU supports against the portable one ---- */
 
+/* q8_0/q4_0 rows too long for the decode path's scale table (AVX-512 keeps it after the
+ * accumulators in the row buffer, up to about 500,000 columns): a batch of 4 still equals
+ * each row alone bitwise, and the portable variant within rounding. */
+static void test_q_long_rows(void **state)
+{
+    (void)state;
+    enum { ROWS = 5, COLS = 32 * 16400, BATCH = 4 };
+    sm_err err;
+    float *X = malloc(sizeof *X * BATCH * COLS);
+    float *Y = malloc(sizeof *Y * BATCH * ROWS), *Y1 = malloc(sizeof *Y1 * ROWS);
+    float *Yp = malloc(sizeof *Yp * BATCH * ROWS);
+    assert_non_null(X);
+    assert_non_null(Y);
+    assert_non_null(Y1);
+    assert_non_null(Yp);
+    fill(X, (int64_t)BATCH * COLS, 1.0f);
+    for (int t = SM_DTYPE_Q8_0; t <= SM_DTYPE_Q4_0; t++) {
+        mat a;
+        mat_make(&a, (sm_dtype)t, ROWS, COLS);
+        sm_kctx kp = {.isa = SM_ISA_PORTABLE, .deterministic = true};
+        assert_int_equal(sm_matmul(&kp, &a.m, NULL, X, COLS, BATCH, Yp, ROWS, &err), SM_OK);
+        for (int i = SM_ISA_AVX2; i < SM_ISA_COUNT; i++) {
+            if (!sm_isa_supported((sm_isa)i))
+                continue;
+            sm_kctx k = {.isa = (sm_isa)i, .deterministic = true};
+            assert_int_equal(sm_matmul(&k, &a.m, NULL, X, COLS, BATCH, Y, ROWS, &err), SM_OK);
+            double num = 0, den = 0;
+            for (int b = 0; b < BATCH; b++) {
+                assert_int_equal(sm_matmul(&k, &a.m, NULL, X + (int64_t)b * COLS, COLS, 1, Y1,
+                                           ROWS, &err),
+                                 SM_OK);
+                assert_memory_equal(Y + b * ROWS, Y1, sizeof *Y1 * ROWS);
+                for (int r = 0; r < ROWS; r++) {
+                    double d = (double)Y[b * ROWS + r] - Yp[b * ROWS + r];
+                    num += d * d;
+                    den += (double)Yp[b * ROWS + r] * Yp[b * ROWS + r];
+                }
+            }
+            if (!(sqrt(num / den) < 1e-5))
+                fail_msg("%s %s long rows: %g from portable", sm_isa_name((sm_isa)i),
+                         sm_dtype_name((sm_dtype)t), sqrt(num / den));
+        }
+        mat_free(&a);
+    }
+    free(X);
+    free(Y);
+    free(Y1);
+    free(Yp);
+}
+
 static void test_variants(void **state)
 {
     (void)state;
@@ -697,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_batch_invariance_portable),
         cmocka_unit_test(test_vector_portable),
         cmocka_unit_test(test_variants),
+        cmocka_unit_test(test_q_long_rows),
         cmocka_unit_test(test_peak),
         cmocka_unit_test(test_isa_default),
         cmocka_unit_test(test_membw),
