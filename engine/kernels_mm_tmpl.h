@@ -718,6 +718,47 @@ static void mm_q_unpack(sm_dtype t, const uint8_t *src, int64_t nblk, const mm_q
     }
 }
 
+/* Shared by the two decode row loops (mm_q_rows_direct, mm_qp_rows_direct). */
+
+/* The quantized activations and their scales of the nb batch rows from b0. */
+static void mm_q_pass_x(const sm_mm_job *j, int64_t b0, int nb, int64_t nblk,
+                        const int8_t *xq[MM_NB], const float *xd[MM_NB])
+{
+    for (int b = 0; b < nb; b++) {
+        xq[b] = j->xq + (b0 + b) * j->cols;
+        xd[b] = j->xd + (b0 + b) * nblk;
+    }
+}
+
+/* The f32 scales of nr weight rows, row i at dw + i * nblk. */
+static void mm_q_row_scales(const sm_mm_job *j, const uint8_t *const *w, int nr, int64_t nblk,
+                            float *dw)
+{
+    size_t bsz = j->dtype == SM_DTYPE_Q8_0 ? 34 : 18;
+    for (int i = 0; i < nr; i++)
+        for (int64_t k = 0; k < nblk; k++)
+            dw[i * nblk + k] = mm_q_scale(w[i] + bsz * (size_t)k);
+}
+
+/* The outputs of rows r .. r + nr from their MM_QL-lane accumulators (row i, batch row b at
+ * accb + (i * batch + b) * MM_QL), plus the bias. */
+static void mm_q_group_out(const sm_mm_job *j, int64_t r, int nr, int64_t nblk,
+                           const float *accb)
+{
+    for (int i = 0; i < nr; i++) {
+        float bias = j->bias ? j->bias[r + i] : 0.0f;
+        for (int64_t b = 0; b < j->batch; b++) {
+            const float *a = accb + (i * j->batch + b) * MM_QL;
+#ifdef MM_Q_PAIRS
+            float t = nblk > 0 ? MM_HSUM(_mm512_loadu_ps(a)) : 0.0f;
+#else
+            float t = nblk > 0 ? mm_hsum8(_mm256_loadu_ps(a)) : 0.0f;
+#endif
+            j->y[b * j->ldy + r + i] = t + bias;
+        }
+    }
+}
+
 #ifndef MM_Q_PAIRS
 /* Small batches (decode): the blocks are unpacked in registers as they stream in, with the
  * arithmetic of mm_q_kernel (mm_q_block_fma on the same values). Lanes go to acc as in
@@ -1004,7 +1045,6 @@ static void mm_qp_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float 
     int passes = mm_passes(j->batch);
     int64_t nblk = j->cols / 32;
     int ti = j->dtype == SM_DTYPE_Q8_0 ? 0 : 1;
-    size_t bsz = j->dtype == SM_DTYPE_Q8_0 ? 34 : 18;
     /* the table, when it fits in the row buffer after the accumulators (rows of up to about
      * 500,000 columns); else the rows go one at a time with their scales read inline */
     bool fits = MM_QP_NR * MM_DIRECT_BATCH * 16 + MM_QP_NR * nblk <= (int64_t)MM_NCR * MM_MC * 16;
@@ -1013,20 +1053,16 @@ static void mm_qp_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float 
     for (int64_t r = r0; r < r1; r += group) {
         int nr = (int)(r1 - r < group ? r1 - r : group);
         const uint8_t *w[MM_QP_NR1];
-        for (int i = 0; i < nr; i++) {
+        for (int i = 0; i < nr; i++)
             w[i] = j->w + (size_t)(r + i) * j->row_bytes;
-            for (int64_t k = 0; dw && k < nblk; k++)
-                dw[i * nblk + k] = mm_q_scale(w[i] + bsz * (size_t)k);
-        }
+        if (dw)
+            mm_q_row_scales(j, w, nr, nblk, dw);
         int pass = 0;
         for (int64_t b0 = 0, nb; b0 < j->batch; b0 += nb, pass++) {
             nb = mm_pass_rows(j->batch - b0);
             const int8_t *xq[MM_NB];
             const float *xd[MM_NB];
-            for (int b = 0; b < nb; b++) {
-                xq[b] = j->xq + (b0 + b) * j->cols;
-                xd[b] = j->xd + (b0 + b) * nblk;
-            }
+            mm_q_pass_x(j, b0, (int)nb, nblk, xq, xd);
             size_t pf_len;
             const uint8_t *pf = mm_next_part(j, r + nr, r1, group, pass, passes, &pf_len);
             float *acc = accb + b0 * 16;
@@ -1042,14 +1078,7 @@ static void mm_qp_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float 
                                                    acc + i * j->batch * 16, j->batch);
             }
         }
-        for (int i = 0; i < nr; i++) {
-            float bias = j->bias ? j->bias[r + i] : 0.0f;
-            for (int64_t b = 0; b < j->batch; b++) {
-                float t = nblk > 0 ? MM_HSUM(_mm512_loadu_ps(accb + (i * j->batch + b) * 16))
-                                   : 0.0f;
-                j->y[b * j->ldy + r + i] = t + bias;
-            }
-        }
+        mm_q_group_out(j, r, nr, nblk, accb);
     }
 }
 #endif /* MM_Q_PAIRS */
@@ -1074,18 +1103,13 @@ static void mm_q_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float *
         for (int i = 0; i < nr; i++)
             w[i] = j->w + (size_t)(r + i) * j->row_bytes;
         if (dw && nr == MM_NR)
-            for (int i = 0; i < nr; i++)
-                for (int64_t k = 0; k < nblk; k++)
-                    dw[i * nblk + k] = mm_q_scale(w[i] + 34 * (size_t)k);
+            mm_q_row_scales(j, w, nr, nblk, dw);
         int pass = 0;
         for (int64_t b0 = 0, nb; b0 < j->batch; b0 += nb, pass++) {
             nb = mm_pass_rows(j->batch - b0);
             const int8_t *xq[MM_NB];
             const float *xd[MM_NB];
-            for (int b = 0; b < nb; b++) {
-                xq[b] = j->xq + (b0 + b) * j->cols;
-                xd[b] = j->xd + (b0 + b) * nblk;
-            }
+            mm_q_pass_x(j, b0, (int)nb, nblk, xq, xd);
             size_t pf_len;
             const uint8_t *pf = mm_next_part(j, r + nr, r1, MM_NR, pass, passes, &pf_len);
             float *acc = accb + b0 * 8;
@@ -1097,14 +1121,7 @@ static void mm_q_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float *
                                                   acc + i * j->batch * 8, j->batch);
             }
         }
-        for (int i = 0; i < nr; i++) {
-            float bias = j->bias ? j->bias[r + i] : 0.0f;
-            for (int64_t b = 0; b < j->batch; b++) {
-                float t = nblk > 0 ? mm_hsum8(_mm256_loadu_ps(accb + (i * j->batch + b) * 8))
-                                   : 0.0f;
-                j->y[b * j->ldy + r + i] = t + bias;
-            }
-        }
+        mm_q_group_out(j, r, nr, nblk, accb);
     }
 }
 
