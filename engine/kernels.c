@@ -160,6 +160,36 @@ static void quant_task(void *arg, int t, int n)
                          (float *)j->xd + b * nb);
 }
 
+/* Activations of packed q8_0 weights: quantized as for GGUF blocks, then interleaved. */
+static void q8x_prepare_task(void *arg, int t, int n)
+{
+    mm_ctx *c = arg;
+    sm_mm_job *j = c->job;
+    int width = j->packed;
+    int64_t nblk = j->cols / SM_QBLOCK, ng = sm_q8x_groups(width, j->cols);
+    _Alignas(64) int8_t q[16 * SM_QBLOCK];
+    _Alignas(64) float d[16];
+    for (int64_t b = t; b < j->batch; b += n) {
+        const float *x = j->x + b * j->ldx;
+        uint8_t *out = (uint8_t *)j->xp + b * j->xp_stride;
+        for (int64_t g = 0; g < ng; g++) {
+            int64_t kn = nblk - g * width < width ? nblk - g * width : width;
+            c->v->quantize_x(x + g * width * SM_QBLOCK, kn * SM_QBLOCK, q, d);
+            sm_q8x_interleave_x(width, q, d, kn, out + (size_t)g * (size_t)(40 * width));
+        }
+    }
+}
+
+static void q8x_task(void *arg, int t, int n)
+{
+    (void)n;
+    mm_ctx *c = arg;
+    int64_t r0 = (int64_t)t * c->chunk;
+    int64_t r1 = r0 + c->chunk < c->job->rows ? r0 + c->chunk : c->job->rows;
+    if (r0 < r1)
+        c->v->q8x_rows(c->job, r0, r1, t);
+}
+
 /* Activations for variants that want them permuted (permute_x), split over the pool by rows. */
 typedef struct permute_ctx {
     const sm_kvariant *v;
@@ -184,7 +214,13 @@ static void sgemm_task(void *arg, int t, int n)
     int64_t end = (int64_t)(t + 1) * c->chunk < j->rows ? (int64_t)(t + 1) * c->chunk : j->rows;
     for (int64_t r0 = (int64_t)t * c->chunk; r0 < end; r0 += c->tile_rows) {
         int64_t nr = end - r0 < c->tile_rows ? end - r0 : c->tile_rows;
-        c->v->rows_to_f32(j, r0, r0 + nr, tile);
+        if (j->packed) {
+            for (int64_t r = 0; r < nr; r++)
+                sm_q8x_row_to_f32(j->packed, j->w + (size_t)(r0 + r) * j->row_bytes, j->cols,
+                                  tile + r * j->cols);
+        } else {
+            c->v->rows_to_f32(j, r0, r0 + nr, tile);
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)j->batch, (blasint)nr,
                     (blasint)j->cols, 1.0f, j->x, (blasint)j->ldx, tile, (blasint)j->cols, 0.0f,
                     j->y + r0, (blasint)j->ldy);
@@ -247,6 +283,28 @@ static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
     return SM_OK;
 }
 
+/* Packed q8_0 weights: activations in the packed layout, then the variant's products. */
+static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
+{
+    sm_mm_job *j = c->job;
+    int threads = kctx_threads(k);
+    j->xp_stride = sm_q8x_x_bytes(j->packed, j->cols);
+    uint8_t *xp = kbuf_alloc((size_t)j->batch * j->xp_stride);
+    j->scratch_floats = (c->v->q8x_scratch_floats(j->batch) + 15) / 16 * 16;
+    j->scratch = kbuf_alloc((size_t)n_tasks * (size_t)j->scratch_floats * sizeof(float));
+    if (!xp || !j->scratch) {
+        free(xp);
+        free(j->scratch);
+        return sm_err_set(err, SM_ENOMEM, "matmul: no memory for packed activations");
+    }
+    j->xp = xp;
+    run_tasks(k, q8x_prepare_task, c, j->batch >= 4 ? threads : 1);
+    run_tasks(k, q8x_task, c, n_tasks);
+    free(xp);
+    free(j->scratch);
+    return SM_OK;
+}
+
 sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const float *X,
                   int64_t ldx, int64_t batch, float *Y, int64_t ldy, sm_err *err)
 {
@@ -262,6 +320,11 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
                           (long long)ldx, (long long)ldy, (long long)W->rows,
                           (long long)W->cols);
     bool quant = W->dtype == SM_DTYPE_Q8_0 || W->dtype == SM_DTYPE_Q4_0;
+    if (W->packed && (W->dtype != SM_DTYPE_Q8_0 || variant(k)->q8x_width != W->packed))
+        return sm_err_set(err, SM_EUNSUPPORTED,
+                          "matmul: %s weights packed %d blocks per group, which the %s kernels "
+                          "do not read", sm_dtype_name(W->dtype), W->packed,
+                          sm_isa_name(k ? k->isa : SM_ISA_PORTABLE));
     if (quant && W->cols % SM_QBLOCK != 0)
         return sm_err_set(err, SM_EINVAL, "matmul: %s needs cols divisible by %d, got %lld",
                           sm_dtype_name(W->dtype), SM_QBLOCK, (long long)W->cols);
@@ -282,7 +345,9 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         .rows = W->rows,
         .cols = W->cols,
         .w = W->data,
-        .row_bytes = sm_dtype_row_bytes(W->dtype, W->cols),
+        .row_bytes = W->packed ? sm_q8x_row_bytes(W->packed, W->cols)
+                               : sm_dtype_row_bytes(W->dtype, W->cols),
+        .packed = W->packed,
         .bias = bias,
         .x = X,
         .ldx = ldx,
@@ -306,6 +371,9 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     chunk = (chunk + align - 1) / align * align;
     n_tasks = (int)((W->rows + chunk - 1) / chunk);
     c.chunk = chunk;
+
+    if (W->packed)
+        return matmul_q8x(k, &c, n_tasks, err);
 
     void *qbuf = NULL;
     if (quant) {
@@ -349,6 +417,58 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     free(qbuf);
     free(job.scratch);
     return SM_OK;
+}
+
+/* ---- packed weights ---- */
+
+int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t)
+{
+    sm_isa isa = k ? k->isa : SM_ISA_PORTABLE;
+    if (t != SM_DTYPE_Q8_0 || isa == SM_ISA_PORTABLE || !sm_isa_supported(isa))
+        return 0;
+    return variant(k)->q8x_width;
+}
+
+size_t sm_packed_row_bytes(int width, sm_dtype t, int64_t cols)
+{
+    if ((width != 8 && width != 16) || t != SM_DTYPE_Q8_0 || cols <= 0 || cols % SM_QBLOCK != 0)
+        return 0;
+    return sm_q8x_row_bytes(width, cols);
+}
+
+sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64_t cols,
+                     void *dst, sm_err *err)
+{
+    size_t prb = sm_packed_row_bytes(width, t, cols);
+    if (!src || !dst || rows < 0)
+        return sm_err_set(err, SM_EINVAL, "pack: bad argument");
+    if (prb == 0)
+        return sm_err_set(err, SM_EUNSUPPORTED,
+                          "pack: no packed layout of width %d for %lld %s columns", width,
+                          (long long)cols, sm_dtype_name(t));
+    size_t rb = sm_dtype_row_bytes(t, cols);
+    for (int64_t r = 0; r < rows; r++)
+        sm_q8x_pack_row(width, (const uint8_t *)src + (size_t)r * rb, cols,
+                        (uint8_t *)dst + (size_t)r * prb);
+    return SM_OK;
+}
+
+sm_code sm_matrix_row_f32(const sm_matrix *W, int64_t r, float *dst, sm_err *err)
+{
+    if (!W || !W->data || !dst || r < 0 || r >= W->rows)
+        return sm_err_set(err, SM_EINVAL, "matrix row %lld: bad argument", (long long)r);
+    const uint8_t *row;
+    if (W->packed) {
+        size_t prb = sm_packed_row_bytes(W->packed, W->dtype, W->cols);
+        if (prb == 0)
+            return sm_err_set(err, SM_EINVAL, "matrix row: no packed layout of width %d for %s",
+                              W->packed, sm_dtype_name(W->dtype));
+        row = (const uint8_t *)W->data + (size_t)r * prb;
+        sm_q8x_row_to_f32(W->packed, row, W->cols, dst);
+        return SM_OK;
+    }
+    row = (const uint8_t *)W->data + (size_t)r * sm_dtype_row_bytes(W->dtype, W->cols);
+    return sm_dequantize_row(W->dtype, row, W->cols, dst, err);
 }
 
 /* ---- machine peak ---- */

@@ -809,6 +809,9 @@ static const sm_kvariant avx2 = {
     .silu_mul = sm_avx2_silu_mul,
     .rope = sm_avx2_rope,
     .attention_kv = sm_avx2_attention_kv,
+    .q8x_width = 8,
+    .q8x_rows = sm_avx2_q8x_rows,
+    .q8x_scratch_floats = sm_avx2_q8x_scratch_floats,
     .peak = sm_avx2_peak,
 };
 

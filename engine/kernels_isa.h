@@ -25,6 +25,9 @@ typedef struct sm_mm_job {
     const int8_t *xq; /* q8_0/q4_0 weights: activations quantized, batch x cols (stride cols) */
     const float *xd;  /* their scales, batch x cols/32 */
     const uint16_t *xb; /* bf16 weights on a variant with x_to_bf16: activations as bf16 */
+    int packed;         /* 0, or q8_0 weights packed with this width (kernels_q8x.c) */
+    const uint8_t *xp;  /* packed weights: the activations in its layout, xp_stride per row */
+    size_t xp_stride;
     float *scratch;   /* scratch_floats floats per task (for variants that want one) */
     int64_t scratch_floats;
 } sm_mm_job;
@@ -68,10 +71,35 @@ typedef struct sm_kvariant {
                  const float *sin);
     /* Every query head that uses kv head kvh. */
     void (*attention_kv)(const sm_attn_job *a, int kvh);
+    /* 0, or the width of the packed q8_0 layout this variant reads (kernels_q8x.c), with
+     * q8x_rows: the products of such weights (job->packed; activations quantized by quantize_x
+     * and interleaved in job->xp), rows [r0, r1), using q8x_scratch_floats(batch) floats of
+     * job->scratch per task. */
+    int q8x_width;
+    void (*q8x_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+    int64_t (*q8x_scratch_floats)(int64_t batch);
     /* A register-only loop of iters rounds of the instructions the products of weights of
      * type t are built on; returns the operations done (see sm_kernels_peak). */
     double (*peak)(sm_dtype t, int64_t iters);
 } sm_kvariant;
+
+/* ---- the packed q8_0 layouts of width 8 or 16 blocks per group (kernels_q8x.c) ---- */
+int64_t sm_q8x_groups(int width, int64_t cols);
+size_t sm_q8x_row_bytes(int width, int64_t cols);
+size_t sm_q8x_x_bytes(int width, int64_t cols); /* activations of one batch row */
+void sm_q8x_pack_row(int width, const uint8_t *q8, int64_t cols, uint8_t *dst);
+void sm_q8x_row_to_f32(int width, const uint8_t *src, int64_t cols, float *dst);
+/* One activation group from nblk (<= width) blocks quantized by quantize_x. */
+void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nblk,
+                         uint8_t *group);
+
+/* The products of packed q8_0 weights (kernels_q8x_tmpl.h in kernels_avx2_q8x.c and
+ * kernels_avx512_q8x.c). */
+void sm_avx2_q8x_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+int64_t sm_avx2_q8x_scratch_floats(int64_t batch);
+void sm_avx512_q8x_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+int64_t sm_avx512_q8x_scratch_floats(int64_t batch);
+void sm_avx512_q8x_prepare_x(const float *x, int64_t cols, uint8_t *out);
 
 /* The AVX2 vector functions, shared with the AVX-512 variants (which need AVX2 too). */
 void sm_avx2_cvt_bf16(float *dst, const uint16_t *src, int64_t n);

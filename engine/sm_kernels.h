@@ -31,12 +31,16 @@ sm_code sm_dtype_parse(const char *name, sm_dtype *out, sm_err *err);
 /* Bytes used by one row of cols values (cols must be a multiple of 32 for block types). */
 size_t sm_dtype_row_bytes(sm_dtype t, int64_t cols);
 
-/* A weight matrix of rows x cols stored row-major (row r, then its cols values or blocks). */
+/* A weight matrix of rows x cols stored row-major (row r, then its cols values or blocks), or
+ * when packed is not 0, q8_0 rows repacked for the SIMD kernels with that width
+ * (sm_pack_rows; such a matrix can only be used with a context whose kernels read that width,
+ * see sm_kernels_pack_width). */
 typedef struct sm_matrix {
     sm_dtype dtype;
     int64_t rows;
     int64_t cols;
     const void *data;
+    int packed;
 } sm_matrix;
 
 /* Instruction-set variants. */
@@ -100,6 +104,20 @@ sm_code sm_kernels_peak(const sm_kctx *k, sm_dtype t, double *gflops, sm_err *er
  * into core, which may be NULL) use at least that variant's vector width. Otherwise fast mode
  * runs the engine's own kernels, as deterministic mode does. */
 bool sm_kernels_fast_uses_blas(const sm_kctx *k, char *core, size_t core_len);
+
+/* 0, or the width of the packed layout in which the k->isa variant reads weights of type t
+ * faster (sm_pack_rows): q8_0 on AVX2 (8, blocks per group) and AVX-512 (16), whose products
+ * then add 4 values of each of 8 / 16 blocks per vector instruction into the block's own lane. */
+int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t);
+/* Bytes of one packed row of cols values of type t (64-byte multiples), or 0 where there is no
+ * such layout (only q8_0, widths 8 and 16). */
+size_t sm_packed_row_bytes(int width, sm_dtype t, int64_t cols);
+/* rows rows of type t as stored (sm_dtype_row_bytes each) to the packed layout of that width
+ * at dst (sm_packed_row_bytes each; dst 64-byte aligned for the fastest loads). */
+sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64_t cols,
+                     void *dst, sm_err *err);
+/* Row r of W (packed or not) as cols f32 values. */
+sm_code sm_matrix_row_f32(const sm_matrix *W, int64_t r, float *dst, sm_err *err);
 
 /* Conversions. dst has rows*cols f32 values / the quantized layout. */
 sm_code sm_dequantize_row(sm_dtype t, const void *src, int64_t cols, float *dst, sm_err *err);

@@ -184,6 +184,7 @@ static sm_code row_from_f32(sm_dtype t, const float *src, int64_t cols, void *ds
 typedef struct convert_job {
     const sm_tensor *src;
     sm_dtype to;
+    int pack; /* 0, or rows go on to the kernels' packed layout of this width */
     int64_t rows, cols;
     uint8_t *dst;
     sm_code rc[64];
@@ -195,17 +196,28 @@ static void convert_task(void *arg, int task, int n_tasks)
     convert_job *j = arg;
     int64_t r0 = j->rows * task / n_tasks, r1 = j->rows * (task + 1) / n_tasks;
     size_t sb = sm_dtype_row_bytes(j->src->dtype, j->cols);
-    size_t db = sm_dtype_row_bytes(j->to, j->cols);
+    size_t qb = sm_dtype_row_bytes(j->to, j->cols);
+    size_t db = j->pack ? sm_packed_row_bytes(j->pack, j->to, j->cols) : qb;
     float *tmp = malloc((size_t)j->cols * sizeof *tmp);
-    if (tmp == NULL) {
+    uint8_t *row = j->pack ? malloc(qb) : NULL; /* the row as stored in to, before packing */
+    if (tmp == NULL || (j->pack && row == NULL)) {
         j->rc[task] = sm_err_set(&j->err[task], SM_ENOMEM, "out of memory");
+        free(tmp);
         return;
     }
     for (int64_t r = r0; r < r1; r++) {
-        sm_code rc = row_to_f32(j->src->dtype, (const uint8_t *)j->src->data + (size_t)r * sb,
-                                j->cols, tmp, &j->err[task]);
-        if (rc == SM_OK) {
-            rc = row_from_f32(j->to, tmp, j->cols, j->dst + (size_t)r * db, &j->err[task]);
+        const uint8_t *src = (const uint8_t *)j->src->data + (size_t)r * sb;
+        uint8_t *dst = j->dst + (size_t)r * db;
+        sm_code rc = SM_OK;
+        if (!j->pack || j->src->dtype != j->to) {
+            rc = row_to_f32(j->src->dtype, src, j->cols, tmp, &j->err[task]);
+            if (rc == SM_OK) {
+                rc = row_from_f32(j->to, tmp, j->cols, j->pack ? row : dst, &j->err[task]);
+            }
+            src = row;
+        }
+        if (rc == SM_OK && j->pack) {
+            rc = sm_pack_rows(j->pack, j->to, src, 1, j->cols, dst, &j->err[task]);
         }
         if (rc != SM_OK) {
             j->rc[task] = rc;
@@ -213,6 +225,7 @@ static void convert_task(void *arg, int task, int n_tasks)
         }
     }
     free(tmp);
+    free(row);
 }
 
 static bool is_block(sm_dtype t) { return t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0; }
@@ -258,12 +271,15 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
     out->dtype = to;
     out->rows = rows;
     out->cols = cols;
+    /* q8_0 weights go to the layout the SIMD kernels read fastest (repacked once, here) */
+    int pack = sm_kernels_pack_width(&m->k, to);
+    out->packed = pack;
     size_t align = t->dtype == SM_DTYPE_F32 ? 4 : 2;
-    if (to == t->dtype && (uintptr_t)t->data % align == 0) {
+    if (to == t->dtype && !pack && (uintptr_t)t->data % align == 0) {
         out->data = t->data;
         return SM_OK;
     }
-    size_t rb = sm_dtype_row_bytes(to, cols);
+    size_t rb = pack ? sm_packed_row_bytes(pack, to, cols) : sm_dtype_row_bytes(to, cols);
     uint8_t *dst = model_alloc(m, rb * (size_t)rows);
     if (dst == NULL) {
         return sm_err_set(err, SM_ENOMEM, "out of memory converting %s to %s", name,
@@ -273,7 +289,7 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
     if (j == NULL) {
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     }
-    *j = (convert_job){.src = t, .to = to, .rows = rows, .cols = cols, .dst = dst};
+    *j = (convert_job){.src = t, .to = to, .pack = pack, .rows = rows, .cols = cols, .dst = dst};
     int n_tasks = m->pool ? sm_pool_threads(m->pool) : 1;
     n_tasks = n_tasks > 64 ? 64 : n_tasks < 1 ? 1 : n_tasks;
     if (m->pool) {
@@ -322,7 +338,9 @@ static sm_code load_vector(sm_model *m, enum role r, int64_t l, int64_t n, float
 
 static size_t matrix_bytes(const sm_matrix *w)
 {
-    return sm_dtype_row_bytes(w->dtype, w->cols) * (size_t)w->rows;
+    size_t rb = w->packed ? sm_packed_row_bytes(w->packed, w->dtype, w->cols)
+                          : sm_dtype_row_bytes(w->dtype, w->cols);
+    return rb * (size_t)w->rows;
 }
 
 static sm_code load_weights(sm_model *m, sm_err *err)
@@ -986,9 +1004,7 @@ static sm_code forward_rows(sm_model *m, const row_info *ri, int64_t n, float *l
     float eps = (float)c->rms_eps;
     sm_code rc;
     for (int64_t r = 0; r < n; r++) {
-        const uint8_t *row = (const uint8_t *)m->embed.data +
-                             (size_t)ri[r].token * sm_dtype_row_bytes(m->embed.dtype, h);
-        if ((rc = row_to_f32(m->embed.dtype, row, h, m->x + r * h, err)) != SM_OK) {
+        if ((rc = sm_matrix_row_f32(&m->embed, ri[r].token, m->x + r * h, err)) != SM_OK) {
             return rc;
         }
     }

@@ -1,0 +1,57 @@
+/* kernels_avx2_q8x: the AVX2 products of q8_0 weights packed 8 blocks per group
+ * (kernels_q8x.c, kernels_q8x_tmpl.h). A 256-bit vector holds 4 values of each of 8 blocks;
+ * a product is vpsignb (the weights' signs onto the activations), vpmaddubsw (absolute weights
+ * times those), vpmaddwd by ones and vpaddd, into each block's own lane. */
+#include <immintrin.h>
+#include <stdbool.h>
+
+#include "kernels_isa.h"
+
+typedef struct q8x_w8 {
+    __m256i abs, sgn; /* |w| and w */
+} q8x_w8;
+
+static inline q8x_w8 q8x_load_w8(const uint8_t *p)
+{
+    __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    return (q8x_w8){_mm256_abs_epi8(w), w};
+}
+
+static inline __m256i q8x_dot8(__m256i i, q8x_w8 w, __m256i x)
+{
+    __m256i p = _mm256_maddubs_epi16(w.abs, _mm256_sign_epi8(x, w.sgn));
+    return _mm256_add_epi32(i, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+static inline float q8x_hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+#define Q8X_L 8
+#define Q8X_IV __m256i
+#define Q8X_FV __m256
+#define Q8X_W q8x_w8
+#define Q8X_LOAD_W(p) q8x_load_w8(p)
+#define Q8X_LOAD_X(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define Q8X_DOT(i, w, x) q8x_dot8((i), (w), (x))
+#define Q8X_ZERO_I() _mm256_setzero_si256()
+#define Q8X_LOAD_I(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define Q8X_CORR 0
+#define Q8X_ZERO_F() _mm256_setzero_ps()
+#define Q8X_LOAD_F(p) _mm256_loadu_ps(p)
+#define Q8X_STORE_F(p, v) _mm256_storeu_ps((p), (v))
+#define Q8X_MUL(a, b) _mm256_mul_ps((a), (b))
+#define Q8X_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define Q8X_CVT(i) _mm256_cvtepi32_ps(i)
+#define Q8X_LOAD_SCALES(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
+#define Q8X_HSUM(v) q8x_hsum8(v)
+/* 16 registers: 2 weight rows (absolute and signed) x 3 batch rows of int32 lanes */
+#define Q8X_NR 2
+#define Q8X_NB 3
+#define Q8X_ROWS_FN sm_avx2_q8x_rows
+#define Q8X_SCRATCH_FN sm_avx2_q8x_scratch_floats
+#include "kernels_q8x_tmpl.h"

@@ -1,0 +1,194 @@
+/* kernels_q8x_tmpl: products of packed q8_0 weights (layouts in kernels_q8x.c) for every batch
+ * size, decode steps and prompts. A variant file defines the vector macros below and includes
+ * this file once; it gets Q8X_ROWS_FN and Q8X_SCRATCH_FN for its table.
+ *
+ * Each vector product adds 4 values of each of the L blocks of a group into that block's own
+ * int32 lane, so a group of L blocks costs 8 products per weight row and batch row, then one
+ * conversion and one multiply-add for all L blocks (GGUF blocks read as they are need a
+ * conversion, a scale and a multiply-add per block, and on AVX-512 a shuffle of their signs).
+ *
+ * Arithmetic per output (r, b), the same for every batch size, blocking and thread split: one
+ * L-lane f32 accumulator A, zero at first; for each group G in order, the int32 lanes
+ * I = correction(b, G) (or zero) + the 8 products of the group (lane j: the exact integer sum
+ * of block L G + j's 32 products), then A = fma((float)I, dw(r, G) * dx(b, G), A) lane by lane
+ * (the scale one f32 product); then the lanes summed by Q8X_HSUM, then the bias.
+ *
+ * Required macros:
+ *   Q8X_L                 blocks per group, the lanes of a vector (8 or 16)
+ *   Q8X_IV, Q8X_FV        int32 / f32 vector types of Q8X_L lanes
+ *   Q8X_W, Q8X_LOAD_W(p)  a weight vector (4 Q8X_L bytes at p) as the products want it
+ *   Q8X_LOAD_X(p)         4 Q8X_L activation bytes at p
+ *   Q8X_DOT(i, w, x)      i + in lane l the sum of the 4 products of bytes 4l .. 4l+3
+ *   Q8X_ZERO_I(), Q8X_LOAD_I(p)  int32 lanes: zeros / the corrections at p
+ *   Q8X_CORR              1 when the activations carry corrections (width 16), else 0
+ *   Q8X_ZERO_F(), Q8X_LOAD_F(p), Q8X_STORE_F(p, v), Q8X_MUL(a, b), Q8X_FMA(a, b, c) (a*b+c)
+ *   Q8X_CVT(i)            int32 lanes to f32
+ *   Q8X_LOAD_SCALES(p)    Q8X_L f16 values at p as f32 lanes
+ *   Q8X_HSUM(v)           the lanes' sum in a fixed tree
+ *   Q8X_NR, Q8X_NB        weight rows x batch rows of a micro tile (int32 lanes in registers)
+ *   Q8X_ROWS_FN, Q8X_SCRATCH_FN  the names of the two functions made here
+ * Optional: Q8X_IN_REG(v) keeps a loaded vector in a register. */
+#ifndef Q8X_L
+#error "define the vector macros before including kernels_q8x_tmpl.h"
+#endif
+#ifndef Q8X_IN_REG
+#define Q8X_IN_REG(v) ((void)0)
+#endif
+
+#define Q8X_GW (32 * Q8X_L)   /* weight bytes of a group */
+#define Q8X_XG (40 * Q8X_L)   /* activation bytes of a group */
+#define Q8X_XSC (32 * Q8X_L)  /* their scales, within the group */
+#define Q8X_XCORR (36 * Q8X_L) /* their corrections */
+#define Q8X_NCR 64     /* weight rows per block (prompts; a multiple of Q8X_NR) */
+#define Q8X_MC 63      /* batch rows per block (prompts) */
+#define Q8X_KC 3072    /* columns per tile when a prompt's rows are longer than 4096 */
+#define Q8X_DECODE 16  /* batches up to this stream each tile of rows once, prefetching the next */
+
+#define Q8X_INLINE static inline __attribute__((always_inline))
+
+/* nr weight rows (w, stride rb; their scales at sc, stride rb) x nb batch rows (x) over
+ * groups [g0, g1); accumulators at acc (row i, batch row b at acc + (i * ms + b) * Q8X_L),
+ * zero first when first; pf_n lines from pf are fetched meanwhile, pf_per per group. */
+Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, size_t rb,
+                         const uint8_t *const *x, int64_t g0, int64_t g1, float *acc,
+                         int64_t ms, bool first, const char *pf, int64_t pf_n, int64_t pf_per)
+{
+    for (int64_t g = g0; g < g1; g++) {
+        Q8X_IV s[Q8X_NR][Q8X_NB];
+        for (int b = 0; b < nb; b++) {
+#if Q8X_CORR
+            Q8X_IV c = Q8X_LOAD_I(x[b] + (size_t)g * Q8X_XG + Q8X_XCORR);
+#else
+            Q8X_IV c = Q8X_ZERO_I();
+#endif
+            for (int r = 0; r < nr; r++)
+                s[r][b] = c;
+        }
+        const uint8_t *wg = w + (size_t)g * Q8X_GW;
+        for (int v = 0; v < 8; v++) {
+            Q8X_W wv[Q8X_NR];
+            for (int r = 0; r < nr; r++) {
+                wv[r] = Q8X_LOAD_W(wg + (size_t)r * rb + 4 * Q8X_L * v);
+                Q8X_IN_REG(wv[r]);
+            }
+            for (int b = 0; b < nb; b++) {
+                Q8X_IV xv = Q8X_LOAD_X(x[b] + (size_t)g * Q8X_XG + 4 * Q8X_L * v);
+                Q8X_IN_REG(xv);
+                for (int r = 0; r < nr; r++)
+                    s[r][b] = Q8X_DOT(s[r][b], wv[r], xv);
+            }
+        }
+        for (int64_t p = 0; p < pf_per && pf_n > 0; p++, pf_n--, pf += 64)
+            _mm_prefetch(pf, _MM_HINT_T0);
+        bool zero = first && g == g0;
+        for (int r = 0; r < nr; r++) {
+            Q8X_FV dw = Q8X_LOAD_SCALES(sc + (size_t)r * rb + 2 * Q8X_L * g);
+            for (int b = 0; b < nb; b++) {
+                float *a = acc + (r * ms + b) * Q8X_L;
+                Q8X_FV dx = Q8X_LOAD_F((const float *)(const void *)(x[b] + (size_t)g * Q8X_XG +
+                                                                     Q8X_XSC));
+                Q8X_FV av = zero ? Q8X_ZERO_F() : Q8X_LOAD_F(a);
+                Q8X_STORE_F(a, Q8X_FMA(Q8X_CVT(s[r][b]), Q8X_MUL(dw, dx), av));
+            }
+        }
+    }
+}
+
+typedef void (*q8x_tile_fn)(const uint8_t *, const uint8_t *, size_t, const uint8_t *const *,
+                            int64_t, int64_t, float *, int64_t, bool, const char *, int64_t,
+                            int64_t);
+
+#define Q8X_TILE(NAME_, NR_, NB_)                                                              \
+    static void q8x_tile_##NAME_##_##NB_(const uint8_t *w, const uint8_t *sc, size_t rb,       \
+                                         const uint8_t *const *x, int64_t g0, int64_t g1,      \
+                                         float *acc, int64_t ms, bool first, const char *pf,   \
+                                         int64_t pf_n, int64_t pf_per)                         \
+    {                                                                                          \
+        q8x_tile(NR_, NB_, w, sc, rb, x, g0, g1, acc, ms, first, pf, pf_n, pf_per);            \
+    }
+Q8X_TILE(n, Q8X_NR, 1)
+Q8X_TILE(n, Q8X_NR, 2)
+Q8X_TILE(n, Q8X_NR, 3)
+Q8X_TILE(1, 1, 1)
+Q8X_TILE(1, 1, 2)
+Q8X_TILE(1, 1, 3)
+
+#if Q8X_NB != 3
+#error "the micro tiles above take up to 3 batch rows"
+#endif
+
+/* [Q8X_NR rows or 1][batch rows - 1] */
+static const q8x_tile_fn q8x_tiles[2][3] = {
+    {q8x_tile_n_1, q8x_tile_n_2, q8x_tile_n_3},
+    {q8x_tile_1_1, q8x_tile_1_2, q8x_tile_1_3},
+};
+
+/* Batch rows in the next pass when left remain: 3, but 2 + 2 rather than 3 + 1. */
+static int q8x_pass_rows(int64_t left)
+{
+    return left == 4 ? 2 : (int)(left < Q8X_NB ? left : Q8X_NB);
+}
+
+/* the lanes of one block of weight rows x batch rows */
+int64_t Q8X_SCRATCH_FN(int64_t batch)
+{
+    if (batch <= Q8X_DECODE)
+        return Q8X_NR * batch * Q8X_L;
+    return Q8X_NCR * (batch < Q8X_MC ? batch : Q8X_MC) * Q8X_L;
+}
+
+void Q8X_ROWS_FN(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
+{
+    float *accb = j->scratch + (int64_t)task * j->scratch_floats;
+    int64_t ng = sm_q8x_groups(Q8X_L, j->cols);
+    size_t rb = j->row_bytes, wbytes = (size_t)ng * Q8X_GW;
+    bool decode = j->batch <= Q8X_DECODE;
+    int64_t ncr = decode ? Q8X_NR : Q8X_NCR;
+    int64_t kg = decode || j->cols <= 4096 ? ng : Q8X_KC / (32 * Q8X_L);
+    for (int64_t rb0 = r0; rb0 < r1; rb0 += ncr) {
+        int64_t nrb = r1 - rb0 < ncr ? r1 - rb0 : ncr;
+        /* decode: the next tile's rows are fetched while this one's passes run */
+        int64_t next_rows = decode ? (r1 - rb0 - nrb < Q8X_NR ? r1 - rb0 - nrb : Q8X_NR) : 0;
+        const char *next = (const char *)(j->w + (size_t)(rb0 + nrb) * rb);
+        int64_t pf_lines = next_rows * (int64_t)rb / 64;
+        for (int64_t bb = 0; bb < j->batch; bb += Q8X_MC) {
+            int64_t nbb = j->batch - bb < Q8X_MC ? j->batch - bb : Q8X_MC;
+            int passes = 0;
+            for (int64_t b = 0; b < nbb; b += q8x_pass_rows(nbb - b))
+                passes++;
+            for (int64_t k0 = 0; k0 < ng; k0 += kg) {
+                int64_t kn = ng - k0 < kg ? ng - k0 : kg;
+                for (int64_t rt = 0; rt < nrb; rt += Q8X_NR) {
+                    int nrt = (int)(nrb - rt < Q8X_NR ? nrb - rt : Q8X_NR);
+                    const uint8_t *w = j->w + (size_t)(rb0 + rt) * rb;
+                    int pass = 0;
+                    for (int64_t b = 0, nbt; b < nbb; b += nbt, pass++) {
+                        nbt = q8x_pass_rows(nbb - b);
+                        const uint8_t *x[Q8X_NB];
+                        for (int i = 0; i < nbt; i++)
+                            x[i] = j->xp + (size_t)(bb + b + i) * j->xp_stride;
+                        int64_t p0 = pf_lines * pass / passes;
+                        int64_t p1 = pf_lines * (pass + 1) / passes;
+                        int64_t per = (p1 - p0 + kn - 1) / kn;
+                        float *acc = accb + (rt * nbb + b) * Q8X_L;
+                        if (nrt == Q8X_NR) {
+                            q8x_tiles[0][nbt - 1](w, w + wbytes, rb, x, k0, k0 + kn, acc, nbb,
+                                                  k0 == 0, next + 64 * p0, p1 - p0, per);
+                            continue;
+                        }
+                        for (int i = 0; i < nrt; i++)
+                            q8x_tiles[1][nbt - 1](w + i * rb, w + i * rb + wbytes, rb, x, k0,
+                                                  k0 + kn, acc + i * nbb * Q8X_L, nbb,
+                                                  k0 == 0, NULL, 0, 0);
+                    }
+                }
+            }
+            for (int64_t b = 0; b < nbb; b++) {
+                float *yb = j->y + (bb + b) * j->ldy + rb0;
+                for (int64_t i = 0; i < nrb; i++)
+                    yb[i] = Q8X_HSUM(Q8X_LOAD_F(accb + (i * nbb + b) * Q8X_L)) +
+                            (j->bias ? j->bias[rb0 + i] : 0.0f);
+            }
+        }
+    }
+}

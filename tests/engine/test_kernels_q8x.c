@@ -1,0 +1,376 @@
+/* test_kernels_q8x: q8_0 weights packed for the SIMD kernels (sm_pack_rows), widths 8 (AVX2)
+ * and 16 (AVX-512). Packing loses nothing (rows read back equal the GGUF rows); the packed
+ * products equal, bitwise, a scalar rendering of their documented arithmetic for every batch
+ * size (decode and prompt blocking, column tiles, rows left over, threads), so each output is
+ * the same whatever it is batched with; they stay within rounding of a double-precision
+ * product; a context that cannot read the layout is refused. A variant this CPU lacks is
+ * reported and not tested (test_kernels_q8x16 tests the 16-wide logic on AVX2). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kernels_isa.h"
+#include "sm_kernels.h"
+#include "sm_pool.h"
+
+/* test_kernels_q8x16_emul.c: the 16-wide products with AVX2 registers */
+void q8x16_emul_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+int64_t q8x16_emul_scratch_floats(int64_t batch);
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float rng_f(void) /* uniform in [-1, 1) */
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((double)(uint32_t)(rng_state >> 16) / 2147483648.0 - 1.0);
+}
+
+static void fill(float *x, int64_t n, float scale)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = rng_f() * scale;
+}
+
+/* A q8_0 matrix as stored (GGUF blocks) and packed. */
+typedef struct qmat {
+    int width;
+    int64_t rows, cols;
+    uint8_t *q8;
+    void *packed;
+    sm_matrix m;
+} qmat;
+
+static void qmat_make(qmat *a, int width, int64_t rows, int64_t cols)
+{
+    sm_err err;
+    size_t rb = sm_dtype_row_bytes(SM_DTYPE_Q8_0, cols);
+    size_t prb = sm_packed_row_bytes(width, SM_DTYPE_Q8_0, cols);
+    assert_true(prb > 0 && prb % 64 == 0);
+    a->width = width;
+    a->rows = rows;
+    a->cols = cols;
+    a->q8 = malloc(rb * (size_t)rows);
+    assert_int_equal(posix_memalign(&a->packed, 64, prb * (size_t)rows), 0);
+    float *row = malloc(sizeof *row * (size_t)cols);
+    assert_non_null(a->q8);
+    assert_non_null(row);
+    for (int64_t r = 0; r < rows; r++) {
+        fill(row, cols, 0.5f);
+        if (r % 7 == 3)
+            row[r % cols] = 3.0f; /* some blocks with a larger scale */
+        assert_int_equal(sm_quantize_row(SM_DTYPE_Q8_0, row, cols, a->q8 + rb * (size_t)r, &err),
+                         SM_OK);
+    }
+    free(row);
+    assert_int_equal(sm_pack_rows(width, SM_DTYPE_Q8_0, a->q8, rows, cols, a->packed, &err),
+                     SM_OK);
+    a->m = (sm_matrix){.dtype = SM_DTYPE_Q8_0, .rows = rows, .cols = cols, .data = a->packed,
+                       .packed = width};
+}
+
+static void qmat_free(qmat *a)
+{
+    free(a->q8);
+    free(a->packed);
+}
+
+/* The activation quantization of the kernels: d = max|x| / 127, q = round-half-even(x / d),
+ * as x * (1 / d). */
+static void quantize_x(const float *x, int64_t cols, int8_t *q, float *d)
+{
+    for (int64_t k = 0; k < cols / 32; k++) {
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++)
+            amax = fmaxf(amax, fabsf(x[k * 32 + i]));
+        float dk = amax / 127.0f, id = dk != 0.0f ? 1.0f / dk : 0.0f;
+        d[k] = dk;
+        for (int i = 0; i < 32; i++)
+            q[k * 32 + i] = (int8_t)fminf(fmaxf(nearbyintf(x[k * 32 + i] * id), -127.0f), 127.0f);
+    }
+}
+
+/* One output by the packed kernels' rule: L lanes, lane j adds the blocks L G + j in order as
+ * fma(isum, dw * dx, lane) (padding blocks: isum 0, scale 0); then for 16 lanes lanes l + 8,
+ * then the 8-lane tree. */
+static float ref_output(const qmat *a, int64_t r, const int8_t *xq, const float *xd,
+                        float bias)
+{
+    int L = a->width;
+    int64_t nblk = a->cols / 32, ng = (nblk + L - 1) / L;
+    const uint8_t *row = a->q8 + sm_dtype_row_bytes(SM_DTYPE_Q8_0, a->cols) * (size_t)r;
+    float lane[16] = {0};
+    for (int64_t g = 0; g < ng; g++)
+        for (int j = 0; j < L; j++) {
+            int64_t k = L * g + j;
+            int32_t isum = 0;
+            float s = 0.0f;
+            if (k < nblk) {
+                const uint8_t *b = row + 34 * k;
+                uint16_t dh;
+                memcpy(&dh, b, 2);
+                for (int i = 0; i < 32; i++)
+                    isum += (int32_t)(int8_t)b[2 + i] * xq[k * 32 + i];
+                s = sm_f16_to_f32(dh) * xd[k];
+            }
+            lane[j] = fmaf((float)isum, s, lane[j]);
+        }
+    float h[8], q[4];
+    for (int l = 0; l < 8; l++)
+        h[l] = L == 16 ? lane[l] + lane[l + 8] : lane[l];
+    for (int l = 0; l < 4; l++)
+        q[l] = h[l] + h[l + 4];
+    return ((q[0] + q[2]) + (q[1] + q[3])) + bias;
+}
+
+static void test_pack_roundtrip(void **state)
+{
+    (void)state;
+    static const int64_t cols_list[] = {32, 96, 512, 544, 1536, 2080, 8960};
+    for (size_t ci = 0; ci < 2 * sizeof cols_list / sizeof *cols_list; ci++) {
+        int64_t cols = cols_list[ci / 2];
+        qmat a;
+        qmat_make(&a, ci % 2 ? 16 : 8, 5, cols);
+        float *want = malloc(sizeof *want * (size_t)cols);
+        float *got = malloc(sizeof *got * (size_t)cols);
+        assert_non_null(want);
+        assert_non_null(got);
+        sm_err err;
+        sm_matrix plain = {.dtype = SM_DTYPE_Q8_0, .rows = 5, .cols = cols, .data = a.q8};
+        for (int64_t r = 0; r < 5; r++) {
+            assert_int_equal(sm_matrix_row_f32(&plain, r, want, &err), SM_OK);
+            assert_int_equal(sm_matrix_row_f32(&a.m, r, got, &err), SM_OK);
+            assert_memory_equal(want, got, sizeof *got * (size_t)cols);
+        }
+        assert_int_equal(sm_matrix_row_f32(&a.m, 5, got, &err), SM_EINVAL);
+        free(want);
+        free(got);
+        qmat_free(&a);
+    }
+    /* only q8_0 has a packed layout */
+    sm_err err;
+    uint8_t src[64], dst[64];
+    assert_int_equal(sm_packed_row_bytes(8, SM_DTYPE_Q4_0, 32), 0);
+    assert_int_equal(sm_packed_row_bytes(8, SM_DTYPE_Q8_0, 33), 0);
+    assert_int_equal(sm_packed_row_bytes(4, SM_DTYPE_Q8_0, 32), 0);
+    assert_int_equal(sm_pack_rows(16, SM_DTYPE_BF16, src, 1, 32, dst, &err), SM_EUNSUPPORTED);
+}
+
+/* Each variant reads only its own width; the portable one none. */
+static void test_refused(void **state)
+{
+    (void)state;
+    static const int widths[SM_ISA_COUNT] = {0, 8, 16, 16};
+    for (int wi = 0; wi < 2; wi++) {
+        qmat a;
+        qmat_make(&a, wi ? 16 : 8, 4, 64);
+        float x[64], y[4];
+        fill(x, 64, 1.0f);
+        sm_err err;
+        for (int i = 0; i < SM_ISA_COUNT; i++) {
+            if (!sm_isa_supported((sm_isa)i))
+                continue;
+            sm_kctx k = {.isa = (sm_isa)i, .deterministic = true};
+            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q8_0), widths[i]);
+            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q4_0), 0);
+            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_BF16), 0);
+            if (widths[i] != a.width) {
+                assert_int_equal(sm_matmul(&k, &a.m, NULL, x, 64, 1, y, 4, &err),
+                                 SM_EUNSUPPORTED);
+                assert_non_null(strstr(err.msg, "packed"));
+            }
+        }
+        qmat_free(&a);
+    }
+}
+
+/* sm_matmul of a packed matrix against ref_output, bitwise, and against a double product
+ * (the error relative to the sum of the products' magnitudes, which bounds what quantizing the
+ * activations to 8 bits loses even where the products cancel). */
+static void check_shape(sm_isa isa, sm_pool *pool, bool det, int64_t rows, int64_t cols,
+                        int64_t batch)
+{
+    sm_kctx k = {.isa = isa, .pool = pool, .deterministic = det};
+    qmat a;
+    qmat_make(&a, sm_kernels_pack_width(&k, SM_DTYPE_Q8_0), rows, cols);
+    int64_t ldx = cols + 5, ldy = rows + 3, nblk = cols / 32;
+    float *X = malloc(sizeof *X * (size_t)(ldx * batch));
+    float *Y = malloc(sizeof *Y * (size_t)(ldy * batch));
+    float *bias = malloc(sizeof *bias * (size_t)rows);
+    float *deq = malloc(sizeof *deq * (size_t)cols);
+    int8_t *xq = malloc((size_t)cols);
+    float *xd = malloc(sizeof *xd * (size_t)nblk);
+    assert_true(X && Y && bias && deq && xq && xd);
+    fill(X, ldx * batch, 1.0f);
+    fill(bias, rows, 0.1f);
+    bool with_bias = (rows + batch) % 2 == 0;
+    sm_err err;
+    assert_int_equal(sm_matmul(&k, &a.m, with_bias ? bias : NULL, X, ldx, batch, Y, ldy, &err),
+                     SM_OK);
+    double num = 0, den = 0;
+    sm_matrix plain = {.dtype = SM_DTYPE_Q8_0, .rows = rows, .cols = cols, .data = a.q8};
+    for (int64_t b = 0; b < batch; b++) {
+        quantize_x(X + b * ldx, cols, xq, xd);
+        for (int64_t r = 0; r < rows; r++) {
+            float got = Y[b * ldy + r];
+            if (det) {
+                float want = ref_output(&a, r, xq, xd, with_bias ? bias[r] : 0.0f);
+                if (memcmp(&want, &got, sizeof got) != 0)
+                    fail_msg("%s %lldx%lld batch %lld: row %lld of batch row %lld is %.9g, the "
+                             "rule gives %.9g", sm_isa_name(isa), (long long)rows,
+                             (long long)cols, (long long)batch, (long long)r, (long long)b,
+                             (double)got, (double)want);
+            }
+            assert_int_equal(sm_matrix_row_f32(&plain, r, deq, &err), SM_OK);
+            double s = with_bias ? bias[r] : 0.0, mag = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                s += (double)deq[c] * X[b * ldx + c];
+                mag += fabs((double)deq[c] * X[b * ldx + c]);
+            }
+            num += (s - got) * (s - got);
+            den += mag * mag;
+        }
+    }
+    if (!(sqrt(num / den) < 1e-2))
+        fail_msg("%s %lldx%lld batch %lld det %d: relative error %g", sm_isa_name(isa),
+                 (long long)rows, (long long)cols, (long long)batch, det, sqrt(num / den));
+    free(X);
+    free(Y);
+    free(bias);
+    free(deq);
+    free(xq);
+    free(xd);
+    qmat_free(&a);
+}
+
+static void test_products(void **state)
+{
+    (void)state;
+    /* rows, cols, batch: decode (1-16) and prompt blocking (17+, past 63 batch rows, past 64
+     * weight rows), rows not a multiple of the micro tile, a last group of fewer blocks than
+     * the width, rows long enough for column tiles (> 4096 columns), the VibeThinker shapes'
+     * column counts */
+    static const int64_t shapes[][3] = {
+        {1, 32, 1},    {5, 64, 3},     {37, 96, 7},    {8, 544, 2},     {13, 1536, 4},
+        {64, 512, 16}, {70, 2080, 17}, {9, 8960, 5},   {130, 1536, 40}, {67, 6400, 70},
+        {4, 512, 1},   {12, 1024, 16}, {3, 8960, 33},
+    };
+    sm_pool *pool;
+    sm_err err;
+    assert_int_equal(sm_pool_new(3, &pool, &err), SM_OK);
+    int tested = 0;
+    for (int isa = SM_ISA_AVX2; isa < SM_ISA_COUNT; isa++) {
+        if (!sm_isa_supported((sm_isa)isa)) {
+            print_message("[ INFO     ] %s: not supported by this CPU, not tested\n",
+                          sm_isa_name((sm_isa)isa));
+            continue;
+        }
+        tested++;
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (int p = 0; p < 2; p++)
+                check_shape((sm_isa)isa, p ? pool : NULL, true, shapes[s][0], shapes[s][1],
+                            shapes[s][2]);
+        /* fast mode: the same kernels, or OpenBLAS on f32 tiles unpacked from the packed rows
+         * where its kernels suit the CPU (ctest runs this test again with OPENBLAS_CORETYPE
+         * set to a core type with AVX2 and one with AVX-512 kernels) */
+        check_shape((sm_isa)isa, pool, false, 70, 1536, 40);
+        check_shape((sm_isa)isa, pool, false, 33, 544, 3);
+        char core[64];
+        sm_kctx fast = {.isa = (sm_isa)isa, .pool = pool};
+        print_message("[ INFO     ] %s fast mode's prompts: %s (OpenBLAS core %s)\n",
+                      sm_isa_name((sm_isa)isa),
+                      sm_kernels_fast_uses_blas(&fast, core, sizeof core) ? "OpenBLAS sgemm"
+                                                                           : "own kernels",
+                      core);
+    }
+    print_message("[ INFO     ] packed products of %d variant(s) tested\n", tested);
+    sm_pool_free(&pool);
+}
+
+/* The 16-wide template (AVX-512's tiles, weights plus 128, corrections) emulated with AVX2,
+ * on row ranges split as sm_matmul splits them, against the rule bitwise. */
+static void test_emulated16(void **state)
+{
+    (void)state;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
+        !__builtin_cpu_supports("f16c")) {
+        print_message("[ INFO     ] no AVX2: the emulated 16-wide products not tested\n");
+        skip();
+    }
+    static const int64_t shapes[][3] = {
+        {1, 32, 1}, {5, 96, 3}, {13, 1536, 4}, {70, 2080, 17}, {9, 8960, 5}, {67, 6400, 70},
+        {12, 1024, 16}, {130, 544, 2},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int64_t rows = shapes[s][0], cols = shapes[s][1], batch = shapes[s][2];
+        int64_t nblk = cols / 32, ng = sm_q8x_groups(16, cols);
+        qmat a;
+        qmat_make(&a, 16, rows, cols);
+        size_t xs = sm_q8x_x_bytes(16, cols);
+        float *X = malloc(sizeof *X * (size_t)(cols * batch));
+        float *Y = malloc(sizeof *Y * (size_t)(rows * batch));
+        float *bias = malloc(sizeof *bias * (size_t)rows);
+        uint8_t *xp = malloc(xs * (size_t)batch);
+        int8_t *xq = malloc((size_t)(cols * batch));
+        float *xd = malloc(sizeof *xd * (size_t)(nblk * batch));
+        int64_t sf = q8x16_emul_scratch_floats(batch);
+        float *scratch = malloc(sizeof *scratch * (size_t)(2 * sf));
+        assert_true(X && Y && bias && xp && xq && xd && scratch);
+        fill(X, cols * batch, 1.0f);
+        fill(bias, rows, 0.1f);
+        for (int64_t b = 0; b < batch; b++) {
+            quantize_x(X + b * cols, cols, xq + b * cols, xd + b * nblk);
+            for (int64_t g = 0; g < ng; g++) {
+                int64_t kn = nblk - 16 * g < 16 ? nblk - 16 * g : 16;
+                sm_q8x_interleave_x(16, xq + b * cols + g * 512, xd + b * nblk + g * 16, kn,
+                                    xp + (size_t)b * xs + (size_t)g * 640);
+            }
+        }
+        sm_mm_job j = {.dtype = SM_DTYPE_Q8_0, .rows = rows, .cols = cols, .w = a.packed,
+                       .row_bytes = sm_packed_row_bytes(16, SM_DTYPE_Q8_0, cols),
+                       .bias = s % 2 ? bias : NULL, .batch = batch, .y = Y, .ldy = rows,
+                       .packed = 16, .xp = xp, .xp_stride = xs, .scratch = scratch,
+                       .scratch_floats = sf};
+        int64_t split = rows > 8 ? (rows / 2 + 7) / 8 * 8 : rows;
+        q8x16_emul_rows(&j, 0, split, 0);
+        if (split < rows)
+            q8x16_emul_rows(&j, split, rows, 1);
+        for (int64_t b = 0; b < batch; b++)
+            for (int64_t r = 0; r < rows; r++) {
+                float want = ref_output(&a, r, xq + b * cols, xd + b * nblk,
+                                        s % 2 ? bias[r] : 0.0f);
+                if (memcmp(&want, &Y[b * rows + r], sizeof want) != 0)
+                    fail_msg("emulated 16-wide %lldx%lld batch %lld: row %lld of batch row "
+                             "%lld is %.9g, the rule gives %.9g", (long long)rows,
+                             (long long)cols, (long long)batch, (long long)r, (long long)b,
+                             (double)Y[b * rows + r], (double)want);
+            }
+        free(X);
+        free(Y);
+        free(bias);
+        free(xp);
+        free(xq);
+        free(xd);
+        free(scratch);
+        qmat_free(&a);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pack_roundtrip),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_products),
+        cmocka_unit_test(test_emulated16),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
