@@ -214,13 +214,7 @@ static void sgemm_task(void *arg, int t, int n)
     int64_t end = (int64_t)(t + 1) * c->chunk < j->rows ? (int64_t)(t + 1) * c->chunk : j->rows;
     for (int64_t r0 = (int64_t)t * c->chunk; r0 < end; r0 += c->tile_rows) {
         int64_t nr = end - r0 < c->tile_rows ? end - r0 : c->tile_rows;
-        if (j->packed) {
-            for (int64_t r = 0; r < nr; r++)
-                sm_q8x_row_to_f32(j->packed, j->w + (size_t)(r0 + r) * j->row_bytes, j->cols,
-                                  tile + r * j->cols);
-        } else {
-            c->v->rows_to_f32(j, r0, r0 + nr, tile);
-        }
+        c->v->rows_to_f32(j, r0, r0 + nr, tile);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)j->batch, (blasint)nr,
                     (blasint)j->cols, 1.0f, j->x, (blasint)j->ldx, tile, (blasint)j->cols, 0.0f,
                     j->y + r0, (blasint)j->ldy);
@@ -356,7 +350,8 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         .ldy = ldy,
     };
     mm_ctx c = {.v = variant(k), .job = &job};
-    if (k && !k->deterministic && batch >= SM_SGEMM_MIN_BATCH &&
+    /* packed q8_0 weights: the 8-bit products are faster than f32 sgemm on converted tiles */
+    if (k && !k->deterministic && batch >= SM_SGEMM_MIN_BATCH && !W->packed &&
         sm_kernels_fast_uses_blas(k, NULL, 0))
         return matmul_sgemm(k, &c, err);
 

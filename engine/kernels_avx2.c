@@ -751,17 +751,23 @@ void sm_avx2_attention_kv(const sm_attn_job *a, int kvh)
 double sm_avx2_peak(sm_dtype t, int64_t iters)
 {
     if (t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0) {
-        __m256i a0 = _mm256_set1_epi8(3), b0 = _mm256_set1_epi8(-5), one = _mm256_set1_epi16(1);
+        /* six chains with six different operands: with one pair of operands GCC computed the
+         * repeated vpmaddubsw/vpmaddwd once per round (4 of the 6 counted), which overstated
+         * the peak by 1.5x */
+        __m256i a0 = _mm256_set1_epi8(3), a1 = _mm256_set1_epi8(4), a2 = _mm256_set1_epi8(5);
+        __m256i a3 = _mm256_set1_epi8(6), a4 = _mm256_set1_epi8(7), a5 = _mm256_set1_epi8(9);
+        __m256i b0 = _mm256_set1_epi8(-5), one = _mm256_set1_epi16(1);
         __m256i c0 = _mm256_setzero_si256(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
         for (int64_t it = 0; it < iters; it++) {
             c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(_mm256_maddubs_epi16(a0, b0), one));
-            c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, a0), one));
-            c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(_mm256_maddubs_epi16(a0, a0), one));
-            c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, b0), one));
-            c4 = _mm256_add_epi32(c4, _mm256_madd_epi16(_mm256_maddubs_epi16(a0, b0), one));
-            c5 = _mm256_add_epi32(c5, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, a0), one));
+            c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(_mm256_maddubs_epi16(a1, b0), one));
+            c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(_mm256_maddubs_epi16(a2, b0), one));
+            c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(_mm256_maddubs_epi16(a3, b0), one));
+            c4 = _mm256_add_epi32(c4, _mm256_madd_epi16(_mm256_maddubs_epi16(a4, b0), one));
+            c5 = _mm256_add_epi32(c5, _mm256_madd_epi16(_mm256_maddubs_epi16(a5, b0), one));
             __asm__ volatile("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5),
-                             "+x"(a0), "+x"(b0));
+                             "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5),
+                             "+x"(b0));
         }
         __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), c2),
                                      _mm256_add_epi32(_mm256_add_epi32(c3, c4), c5));

@@ -393,6 +393,7 @@ static sm_code load_weights(sm_model *m, sm_err *err)
     m->info.weight_bytes = all + (bytes - matrix_bytes(&m->lm_head) - (size_t)h * 4);
     m->info.n_params = params;
     m->info.weight_dtype = m->layers[0].q.dtype;
+    m->info.packed = m->layers[0].q.packed;
     size_t best = 0;
     for (int t = 0; t < SM_DTYPE_COUNT; t++) {
         if (m->n_stored[t] > best) {
@@ -711,10 +712,12 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
     m->info.isa = m->k.isa;
     m->info.deterministic = m->k.deterministic;
     sm_logf(SM_LOG_INFO,
-            "model loaded: %s (%s, stored %s, compute %s), %lld layers, hidden %lld, vocab %lld, "
-            "%.1f MiB of weights, %s KV cache %.1f KiB per position, %d threads, %s kernels",
+            "model loaded: %s (%s, stored %s, compute %s%s), %lld layers, hidden %lld, "
+            "vocab %lld, %.1f MiB of weights, %s KV cache %.1f KiB per position, %d threads, "
+            "%s kernels",
             path, m->info.format, sm_dtype_name(m->info.stored_dtype),
-            sm_dtype_name(m->info.weight_dtype), (long long)c->n_layers, (long long)c->hidden,
+            sm_dtype_name(m->info.weight_dtype), m->info.packed ? " repacked" : "",
+            (long long)c->n_layers, (long long)c->hidden,
             (long long)c->vocab, (double)m->info.weight_bytes / 1048576.0,
             sm_dtype_name(m->info.kv_dtype), (double)m->info.kv_bytes_per_token / 1024.0,
             m->info.threads, sm_isa_name(m->k.isa));

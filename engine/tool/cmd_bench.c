@@ -398,6 +398,7 @@ int sm_cmd_bench(int argc, char **argv)
     char blas_core[64];
     sm_kctx fast_k = {.isa = s->isa, .deterministic = false};
     bool fast_blas = sm_kernels_fast_uses_blas(&fast_k, blas_core, sizeof blas_core);
+    fast_blas = fast_blas && !s->packed; /* repacked q8_0 weights keep their 8-bit products */
     /* the instruction the variant's peak loop runs for this weight type (sm_kvariant.peak) */
     const char *peak_method =
         s->weight_dtype == SM_DTYPE_Q8_0 || s->weight_dtype == SM_DTYPE_Q4_0
@@ -444,9 +445,9 @@ int sm_cmd_bench(int argc, char **argv)
         free(txt);
         json_decref(o);
     } else {
-        printf("model:            %s (%s weights, %lld params, %s kernels, %d threads, %s)\n",
-               a.path, sm_dtype_name(s->weight_dtype), (long long)s->n_params,
-               sm_isa_name(s->isa), s->threads, mode);
+        printf("model:            %s (%s weights%s, %lld params, %s kernels, %d threads, %s)\n",
+               a.path, sm_dtype_name(s->weight_dtype), s->packed ? " repacked" : "",
+               (long long)s->n_params, sm_isa_name(s->isa), s->threads, mode);
         printf("prompt (%lld tok): %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak %.1f GFLOP/s "
                "(%s)\n",
                (long long)a.prompt_tokens, prefill_tps, prefill_gflops,
@@ -467,8 +468,12 @@ int sm_cmd_bench(int argc, char **argv)
                    "tokens/s (%s is %.2fx)\n",
                    other, other_prefill_tps, mode, prefill_tps / other_prefill_tps, other_tps16,
                    mode, tps[2] / other_tps16);
-        printf("fast-mode prompts: %s (OpenBLAS runs its %s kernels on this CPU)\n",
-               fast_blas ? "OpenBLAS sgemm" : "the engine's own kernels", blas_core);
+        if (s->packed)
+            printf("fast-mode prompts: the engine's own kernels (8-bit products of the "
+                   "repacked q8_0 weights)\n");
+        else
+            printf("fast-mode prompts: %s (OpenBLAS runs its %s kernels on this CPU)\n",
+                   fast_blas ? "OpenBLAS sgemm" : "the engine's own kernels", blas_core);
         printf("(medians: prompt over %d runs, decode over %lld steps after a %lld-token prompt;"
                " the batch sizes' steps take turns)\n",
                a.repeats, (long long)a.decode_tokens, (long long)a.decode_ctx);

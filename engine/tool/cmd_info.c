@@ -55,6 +55,9 @@ int sm_cmd_info(int argc, char **argv)
     printf("tied embeddings:   %s\n", c->tied ? "yes" : "no");
     printf("stored type:       %s\n", sm_dtype_name(s->stored_dtype));
     printf("compute type:      %s\n", sm_dtype_name(s->weight_dtype));
+    if (s->packed)
+        printf("weight layout:     repacked for the %s kernels, %d blocks per group\n",
+               sm_isa_name(s->isa), s->packed);
     printf("parameters:        %lld (%.3f B)\n", (long long)s->n_params, (double)s->n_params / 1e9);
     printf("weight bytes:      %zu (%.1f MiB)\n", s->weight_bytes,
            (double)s->weight_bytes / 1048576.0);
