@@ -146,7 +146,9 @@ static void mm_task(void *arg, int t, int n)
     mm_ctx *c = arg;
     int64_t r0 = (int64_t)t * c->chunk;
     int64_t r1 = r0 + c->chunk < c->job->rows ? r0 + c->chunk : c->job->rows;
-    if (r0 < r1)
+    if (r0 < r1 && c->job->packed)
+        c->v->q8x_rows(c->job, r0, r1, t);
+    else if (r0 < r1)
         c->v->matmul_rows(c->job, r0, r1, t);
 }
 
@@ -178,16 +180,6 @@ static void q8x_prepare_task(void *arg, int t, int n)
             sm_q8x_interleave_x(width, q, d, kn, out + (size_t)g * (size_t)(40 * width));
         }
     }
-}
-
-static void q8x_task(void *arg, int t, int n)
-{
-    (void)n;
-    mm_ctx *c = arg;
-    int64_t r0 = (int64_t)t * c->chunk;
-    int64_t r1 = r0 + c->chunk < c->job->rows ? r0 + c->chunk : c->job->rows;
-    if (r0 < r1)
-        c->v->q8x_rows(c->job, r0, r1, t);
 }
 
 /* Activations for variants that want them permuted (permute_x), split over the pool by rows. */
@@ -293,7 +285,7 @@ static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
     }
     j->xp = xp;
     run_tasks(k, q8x_prepare_task, c, j->batch >= 4 ? threads : 1);
-    run_tasks(k, q8x_task, c, n_tasks);
+    run_tasks(k, mm_task, c, n_tasks);
     free(xp);
     free(j->scratch);
     return SM_OK;

@@ -7,16 +7,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels_hsum.h"
 #include "kernels_isa.h"
-
-/* Fixed summation tree: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), as the portable variant. */
-static inline float mm_hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
 
 /* Lane j of the result is mm_hsum8(a[j]), bitwise: the same three steps (halves added, then
  * lanes 0+2 and 1+3, then those two) done for eight vectors at once with a transposition. */

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <stdbool.h>
 
+#include "kernels_hsum.h"
 #include "kernels_isa.h"
 
 typedef struct q8x_w8 {
@@ -21,14 +22,6 @@ static inline __m256i q8x_dot8(__m256i i, q8x_w8 w, __m256i x)
 {
     __m256i p = _mm256_maddubs_epi16(w.abs, _mm256_sign_epi8(x, w.sgn));
     return _mm256_add_epi32(i, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-}
-
-static inline float q8x_hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
 }
 
 #define Q8X_L 8
@@ -48,7 +41,7 @@ static inline float q8x_hsum8(__m256 v)
 #define Q8X_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define Q8X_CVT(i) _mm256_cvtepi32_ps(i)
 #define Q8X_LOAD_SCALES(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
-#define Q8X_HSUM(v) q8x_hsum8(v)
+#define Q8X_HSUM(v) mm_hsum8(v)
 /* 16 registers: 2 weight rows (absolute and signed) x 3 batch rows of int32 lanes */
 #define Q8X_NR 2
 #define Q8X_NB 3

@@ -6,14 +6,7 @@
 #define SM_KERNELS_AVX512_MM_H
 #include <immintrin.h>
 
-/* 8-lane tree of the AVX2 variant (used by the q8_0/q4_0 path). */
-static inline float mm_hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
+#include "kernels_hsum.h"
 
 /* 16 lanes: lanes l and l+8 first, then the 8-lane tree. */
 static inline float mm_hsum16(__m512 v)

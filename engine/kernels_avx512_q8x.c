@@ -5,16 +5,13 @@
 #include <immintrin.h>
 #include <stdbool.h>
 
+#include "kernels_hsum.h"
 #include "kernels_isa.h"
 
 /* 16 lanes: lanes l and l+8 first, then the 8-lane tree (as the AVX-512 variants' mm_hsum16) */
 static inline float q8x_hsum16(__m512 v)
 {
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
+    return mm_hsum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
 }
 
 #define Q8X_L 16

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 #include <stdbool.h>
 
+#include "kernels_hsum.h"
 #include "kernels_isa.h"
 
 void q8x16_emul_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
@@ -71,11 +72,7 @@ static inline e16f e16_scales(const uint8_t *p)
 /* the AVX-512 tree: lanes l and l + 8, then the 8-lane tree */
 static inline float e16_hsum(e16f v)
 {
-    __m256 h = _mm256_add_ps(v.lo, v.hi);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
+    return mm_hsum8(_mm256_add_ps(v.lo, v.hi));
 }
 
 #define Q8X_L 16
