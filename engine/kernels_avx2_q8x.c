@@ -42,9 +42,11 @@ static inline __m256i q8x_dot8(__m256i i, q8x_w8 w, __m256i x)
 #define Q8X_CVT(i) _mm256_cvtepi32_ps(i)
 #define Q8X_LOAD_SCALES(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
 #define Q8X_HSUM(v) mm_hsum8(v)
-/* 16 registers: 2 weight rows (absolute and signed) x 3 batch rows of int32 lanes */
+/* 16 registers: 2 weight rows (absolute and signed) x 4 batch rows of int32 lanes (measured
+ * against 2 x 3 and 1 x 6 on the Zen 3 machine: batch 4 and 16 decode 27% and 11% faster,
+ * prompts the same) */
 #define Q8X_NR 2
-#define Q8X_NB 3
+#define Q8X_NB 4
 #define Q8X_ROWS_FN sm_avx2_q8x_rows
 #define Q8X_SCRATCH_FN sm_avx2_q8x_scratch_floats
 #include "kernels_q8x_tmpl.h"

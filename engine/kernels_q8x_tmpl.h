@@ -42,7 +42,8 @@
 #define Q8X_NCR 64     /* weight rows per block (prompts; a multiple of Q8X_NR) */
 #define Q8X_MC 63      /* batch rows per block (prompts) */
 #define Q8X_KC 3072    /* columns per tile when a prompt's rows are longer than 4096 */
-#define Q8X_DECODE 16  /* batches up to this stream each tile of rows once, prefetching the next */
+#define Q8X_DECODE 16  /* batches up to this stream each block of rows once, prefetching the next */
+#define Q8X_DROWS 4    /* weight rows per block in decode (a multiple of Q8X_NR) */
 
 #define Q8X_INLINE static inline __attribute__((always_inline))
 
@@ -106,34 +107,68 @@ typedef void (*q8x_tile_fn)(const uint8_t *, const uint8_t *, size_t, const uint
     {                                                                                          \
         q8x_tile(NR_, NB_, w, sc, rb, x, g0, g1, acc, ms, first, pf, pf_n, pf_per);            \
     }
+#if Q8X_NB < 3 || Q8X_NB > 6
+#error "Q8X_NB is 3 to 6"
+#endif
 Q8X_TILE(n, Q8X_NR, 1)
 Q8X_TILE(n, Q8X_NR, 2)
 Q8X_TILE(n, Q8X_NR, 3)
 Q8X_TILE(1, 1, 1)
 Q8X_TILE(1, 1, 2)
 Q8X_TILE(1, 1, 3)
-
-#if Q8X_NB != 3
-#error "the micro tiles above take up to 3 batch rows"
+#if Q8X_NB >= 4
+Q8X_TILE(n, Q8X_NR, 4)
+Q8X_TILE(1, 1, 4)
+#endif
+#if Q8X_NB >= 5
+Q8X_TILE(n, Q8X_NR, 5)
+Q8X_TILE(1, 1, 5)
+#endif
+#if Q8X_NB >= 6
+Q8X_TILE(n, Q8X_NR, 6)
+Q8X_TILE(1, 1, 6)
 #endif
 
 /* [Q8X_NR rows or 1][batch rows - 1] */
-static const q8x_tile_fn q8x_tiles[2][3] = {
-    {q8x_tile_n_1, q8x_tile_n_2, q8x_tile_n_3},
-    {q8x_tile_1_1, q8x_tile_1_2, q8x_tile_1_3},
+static const q8x_tile_fn q8x_tiles[2][6] = {
+    {q8x_tile_n_1, q8x_tile_n_2, q8x_tile_n_3,
+#if Q8X_NB >= 4
+     q8x_tile_n_4,
+#endif
+#if Q8X_NB >= 5
+     q8x_tile_n_5,
+#endif
+#if Q8X_NB >= 6
+     q8x_tile_n_6,
+#endif
+    },
+    {q8x_tile_1_1, q8x_tile_1_2, q8x_tile_1_3,
+#if Q8X_NB >= 4
+     q8x_tile_1_4,
+#endif
+#if Q8X_NB >= 5
+     q8x_tile_1_5,
+#endif
+#if Q8X_NB >= 6
+     q8x_tile_1_6,
+#endif
+    },
 };
 
-/* Batch rows in the next pass when left remain: 3, but 2 + 2 rather than 3 + 1. */
+/* Batch rows in the next pass when left remain: the fewest passes of at most Q8X_NB rows,
+ * as even as they go (so never a lone row after a full pass: 4 rows with 3 per pass go as
+ * 2 + 2, 16 with 6 as 6 + 5 + 5). */
 static int q8x_pass_rows(int64_t left)
 {
-    return left == 4 ? 2 : (int)(left < Q8X_NB ? left : Q8X_NB);
+    int64_t passes = (left + Q8X_NB - 1) / Q8X_NB;
+    return (int)((left + passes - 1) / passes);
 }
 
 /* the lanes of one block of weight rows x batch rows */
 int64_t Q8X_SCRATCH_FN(int64_t batch)
 {
     if (batch <= Q8X_DECODE)
-        return Q8X_NR * batch * Q8X_L;
+        return Q8X_DROWS * batch * Q8X_L;
     return Q8X_NCR * (batch < Q8X_MC ? batch : Q8X_MC) * Q8X_L;
 }
 
@@ -143,32 +178,34 @@ void Q8X_ROWS_FN(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
     int64_t ng = sm_q8x_groups(Q8X_L, j->cols);
     size_t rb = j->row_bytes, wbytes = (size_t)ng * Q8X_GW;
     bool decode = j->batch <= Q8X_DECODE;
-    int64_t ncr = decode ? Q8X_NR : Q8X_NCR;
+    int64_t ncr = decode ? Q8X_DROWS : Q8X_NCR;
     int64_t kg = decode || j->cols <= 4096 ? ng : Q8X_KC / (32 * Q8X_L);
     for (int64_t rb0 = r0; rb0 < r1; rb0 += ncr) {
         int64_t nrb = r1 - rb0 < ncr ? r1 - rb0 : ncr;
         /* decode: the next tile's rows are fetched while this one's passes run */
-        int64_t next_rows = decode ? (r1 - rb0 - nrb < Q8X_NR ? r1 - rb0 - nrb : Q8X_NR) : 0;
+        int64_t next_rows = decode ? (r1 - rb0 - nrb < ncr ? r1 - rb0 - nrb : ncr) : 0;
         const char *next = (const char *)(j->w + (size_t)(rb0 + nrb) * rb);
         int64_t pf_lines = next_rows * (int64_t)rb / 64;
         for (int64_t bb = 0; bb < j->batch; bb += Q8X_MC) {
             int64_t nbb = j->batch - bb < Q8X_MC ? j->batch - bb : Q8X_MC;
-            int passes = 0;
+            int64_t passes = 0;
             for (int64_t b = 0; b < nbb; b += q8x_pass_rows(nbb - b))
                 passes++;
+            /* the next block's lines are fetched in equal parts over every (tile, pass) */
+            int64_t parts = (nrb + Q8X_NR - 1) / Q8X_NR * passes;
             for (int64_t k0 = 0; k0 < ng; k0 += kg) {
                 int64_t kn = ng - k0 < kg ? ng - k0 : kg;
                 for (int64_t rt = 0; rt < nrb; rt += Q8X_NR) {
                     int nrt = (int)(nrb - rt < Q8X_NR ? nrb - rt : Q8X_NR);
                     const uint8_t *w = j->w + (size_t)(rb0 + rt) * rb;
-                    int pass = 0;
-                    for (int64_t b = 0, nbt; b < nbb; b += nbt, pass++) {
+                    int64_t part = rt / Q8X_NR * passes;
+                    for (int64_t b = 0, nbt; b < nbb; b += nbt, part++) {
                         nbt = q8x_pass_rows(nbb - b);
                         const uint8_t *x[Q8X_NB];
                         for (int i = 0; i < nbt; i++)
                             x[i] = j->xp + (size_t)(bb + b + i) * j->xp_stride;
-                        int64_t p0 = pf_lines * pass / passes;
-                        int64_t p1 = pf_lines * (pass + 1) / passes;
+                        int64_t p0 = pf_lines * part / parts;
+                        int64_t p1 = pf_lines * (part + 1) / parts;
                         int64_t per = (p1 - p0 + kn - 1) / kn;
                         float *acc = accb + (rt * nbb + b) * Q8X_L;
                         if (nrt == Q8X_NR) {
@@ -179,7 +216,8 @@ void Q8X_ROWS_FN(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
                         for (int i = 0; i < nrt; i++)
                             q8x_tiles[1][nbt - 1](w + i * rb, w + i * rb + wbytes, rb, x, k0,
                                                   k0 + kn, acc + i * nbb * Q8X_L, nbb,
-                                                  k0 == 0, NULL, 0, 0);
+                                                  k0 == 0, next + 64 * p0, i ? 0 : p1 - p0,
+                                                  per);
                     }
                 }
             }
