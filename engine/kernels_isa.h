@@ -99,7 +99,6 @@ void sm_avx2_q8x_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 int64_t sm_avx2_q8x_scratch_floats(int64_t batch);
 void sm_avx512_q8x_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 int64_t sm_avx512_q8x_scratch_floats(int64_t batch);
-void sm_avx512_q8x_prepare_x(const float *x, int64_t cols, uint8_t *out);
 
 /* The AVX2 vector functions, shared with the AVX-512 variants (which need AVX2 too). */
 void sm_avx2_cvt_bf16(float *dst, const uint16_t *src, int64_t n);

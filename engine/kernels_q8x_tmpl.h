@@ -25,7 +25,8 @@
  *   Q8X_CVT(i)            int32 lanes to f32
  *   Q8X_LOAD_SCALES(p)    Q8X_L f16 values at p as f32 lanes
  *   Q8X_HSUM(v)           the lanes' sum in a fixed tree
- *   Q8X_NR, Q8X_NB        weight rows x batch rows of a micro tile (int32 lanes in registers)
+ *   Q8X_NR, Q8X_NB        weight rows x batch rows (3 to 6) of a micro tile (int32 lanes in
+ *                         registers)
  *   Q8X_ROWS_FN, Q8X_SCRATCH_FN  the names of the two functions made here
  * Optional: Q8X_IN_REG(v) keeps a loaded vector in a register. */
 #ifndef Q8X_L
