@@ -6,7 +6,7 @@
  * A layout has a width L of 8 (AVX2: 256-bit vectors) or 16 (AVX-512) blocks per group. A row
  * of cols values is ng = ceil(cols / (32 L)) groups (the last one padded with zero blocks of
  * scale 0):
- *   [ng x 32 L weight bytes][ng x L f16 scales][zeros up to a multiple of 64 bytes]
+ *   [ng x 32 L weight bytes][ng x L f16 scales][zeros up to a multiple of 4 L bytes]
  * Group G's weight bytes are 8 vectors of 4 L bytes; byte 4 j + e of vector v is value 4 v + e
  * of block L G + j: one 4-byte dot-product lane per block, so 8 vector products give each of
  * the L blocks its exact integer sum in its own lane, with no reduction across lanes. Width 16
@@ -28,7 +28,8 @@ int64_t sm_q8x_groups(int width, int64_t cols)
 size_t sm_q8x_row_bytes(int width, int64_t cols)
 {
     size_t bytes = (size_t)sm_q8x_groups(width, cols) * (size_t)(34 * width);
-    return (bytes + 63) / 64 * 64;
+    size_t vec = (size_t)(4 * width); /* rows start on a whole vector: no load splits a line */
+    return (bytes + vec - 1) / vec * vec;
 }
 
 size_t sm_q8x_x_bytes(int width, int64_t cols)

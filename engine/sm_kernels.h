@@ -109,8 +109,8 @@ bool sm_kernels_fast_uses_blas(const sm_kctx *k, char *core, size_t core_len);
  * faster (sm_pack_rows): q8_0 on AVX2 (8, blocks per group) and AVX-512 (16), whose products
  * then add 4 values of each of 8 / 16 blocks per vector instruction into the block's own lane. */
 int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t);
-/* Bytes of one packed row of cols values of type t (64-byte multiples), or 0 where there is no
- * such layout (only q8_0, widths 8 and 16). */
+/* Bytes of one packed row of cols values of type t (multiples of 4 x width), or 0 where there
+ * is no such layout (only q8_0, widths 8 and 16). */
 size_t sm_packed_row_bytes(int width, sm_dtype t, int64_t cols);
 /* rows rows of type t as stored (sm_dtype_row_bytes each) to the packed layout of that width
  * at dst (sm_packed_row_bytes each; dst 64-byte aligned for the fastest loads). */

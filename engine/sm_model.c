@@ -42,6 +42,7 @@ struct sm_model {
     sm_gguf *gguf;
     bool dtype_set;
     sm_dtype dtype;
+    int pack; /* 0, or q8_0 matrices are repacked for the kernels with this width */
     sm_matrix embed, lm_head;
     float *final_norm;
     sm_layer *layers;
@@ -272,7 +273,7 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
     out->rows = rows;
     out->cols = cols;
     /* q8_0 weights go to the layout the SIMD kernels read fastest (repacked once, here) */
-    int pack = sm_kernels_pack_width(&m->k, to);
+    int pack = to == SM_DTYPE_Q8_0 ? m->pack : 0;
     out->packed = pack;
     size_t align = t->dtype == SM_DTYPE_F32 ? 4 : 2;
     if (to == t->dtype && !pack && (uintptr_t)t->data % align == 0) {
@@ -343,6 +344,31 @@ static size_t matrix_bytes(const sm_matrix *w)
     return rb * (size_t)w->rows;
 }
 
+/* The width of the packed layout for the model's q8_0 matrices, or 0. Packing pads every row
+ * to whole groups of 8 or 16 blocks (256 or 512 values), so it is used only where that adds
+ * at most 1/32 to the bytes of all the matrices: VibeThinker-1.5B's shapes add 0.04% (8
+ * blocks) or 2.2% (16), Qwen2-7B's 0% or 0.7%; Qwen2-0.5B's (hidden size 896) would add 11-12%,
+ * which batch-1 decoding, bound by the bytes it reads, would pay for. */
+static int model_pack_width(const sm_model *m)
+{
+    int width = sm_kernels_pack_width(&m->k, SM_DTYPE_Q8_0);
+    const sm_model_config *c = &m->info.config;
+    int64_t h = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    int64_t shapes[8][2] = {{c->vocab, h},          {qd, h},  {kvd, h}, {kvd, h}, {h, qd},
+                            {c->intermediate, h}, {c->intermediate, h}, {h, c->intermediate}};
+    double plain = 0, packed = 0;
+    for (int i = 0; i < 8 && width; i++) {
+        size_t prb = sm_packed_row_bytes(width, SM_DTYPE_Q8_0, shapes[i][1]);
+        if (prb == 0)
+            return 0; /* such a matrix cannot be q8_0 */
+        double times = i == 0 ? (c->tied ? 1.0 : 2.0) : (double)c->n_layers;
+        plain += times * (double)shapes[i][0] *
+                 (double)sm_dtype_row_bytes(SM_DTYPE_Q8_0, shapes[i][1]);
+        packed += times * (double)shapes[i][0] * (double)prb;
+    }
+    return width && packed <= plain * (1.0 + 1.0 / 32) ? width : 0;
+}
+
 static sm_code load_weights(sm_model *m, sm_err *err)
 {
     const sm_model_config *c = &m->info.config;
@@ -353,6 +379,7 @@ static sm_code load_weights(sm_model *m, sm_err *err)
     if (m->layers == NULL) {
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     }
+    m->pack = model_pack_width(m);
     if ((rc = load_matrix(m, R_EMBED, 0, c->vocab, h, &m->embed, err)) ||
         (rc = load_vector(m, R_NORM, 0, h, &m->final_norm, err))) {
         return rc;
@@ -393,7 +420,7 @@ static sm_code load_weights(sm_model *m, sm_err *err)
     m->info.weight_bytes = all + (bytes - matrix_bytes(&m->lm_head) - (size_t)h * 4);
     m->info.n_params = params;
     m->info.weight_dtype = m->layers[0].q.dtype;
-    m->info.packed = m->layers[0].q.packed;
+    m->info.packed = m->layers[0].q.packed || m->embed.packed ? m->pack : 0;
     size_t best = 0;
     for (int t = 0; t < SM_DTYPE_COUNT; t++) {
         if (m->n_stored[t] > best) {
