@@ -221,14 +221,12 @@ static void check_shape(sm_isa isa, sm_pool *pool, bool det, int64_t rows, int64
         quantize_x(X + b * ldx, cols, xq, xd);
         for (int64_t r = 0; r < rows; r++) {
             float got = Y[b * ldy + r];
-            {
-                float want = ref_output(&a, r, xq, xd, with_bias ? bias[r] : 0.0f);
-                if (memcmp(&want, &got, sizeof got) != 0)
-                    fail_msg("%s %lldx%lld batch %lld: row %lld of batch row %lld is %.9g, the "
-                             "rule gives %.9g", sm_isa_name(isa), (long long)rows,
-                             (long long)cols, (long long)batch, (long long)r, (long long)b,
-                             (double)got, (double)want);
-            }
+            float want = ref_output(&a, r, xq, xd, with_bias ? bias[r] : 0.0f);
+            if (memcmp(&want, &got, sizeof got) != 0)
+                fail_msg("%s %lldx%lld batch %lld det %d: row %lld of batch row %lld is %.9g, "
+                         "the rule gives %.9g", sm_isa_name(isa), (long long)rows,
+                         (long long)cols, (long long)batch, det, (long long)r, (long long)b,
+                         (double)got, (double)want);
             assert_int_equal(sm_matrix_row_f32(&plain, r, deq, &err), SM_OK);
             double s = with_bias ? bias[r] : 0.0, mag = 0;
             for (int64_t c = 0; c < cols; c++) {
