@@ -410,10 +410,8 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
 
 int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t)
 {
-    sm_isa isa = k ? k->isa : SM_ISA_PORTABLE;
-    if (t != SM_DTYPE_Q8_0 || isa == SM_ISA_PORTABLE || !sm_isa_supported(isa))
-        return 0;
-    return variant(k)->q8x_width;
+    /* variant() gives the portable table (width 0) for a variant the CPU cannot run */
+    return t == SM_DTYPE_Q8_0 ? variant(k)->q8x_width : 0;
 }
 
 size_t sm_packed_row_bytes(int width, sm_dtype t, int64_t cols)

@@ -210,12 +210,13 @@ static void convert_task(void *arg, int task, int n_tasks)
         const uint8_t *src = (const uint8_t *)j->src->data + (size_t)r * sb;
         uint8_t *dst = j->dst + (size_t)r * db;
         sm_code rc = SM_OK;
-        if (!j->pack || j->src->dtype != j->to) {
+        if (!j->pack || j->src->dtype != j->to) { /* to type to (into row when packed next) */
+            uint8_t *out = j->pack ? row : dst;
             rc = row_to_f32(j->src->dtype, src, j->cols, tmp, &j->err[task]);
             if (rc == SM_OK) {
-                rc = row_from_f32(j->to, tmp, j->cols, j->pack ? row : dst, &j->err[task]);
+                rc = row_from_f32(j->to, tmp, j->cols, out, &j->err[task]);
             }
-            src = row;
+            src = out;
         }
         if (rc == SM_OK && j->pack) {
             rc = sm_pack_rows(j->pack, j->to, src, 1, j->cols, dst, &j->err[task]);
@@ -420,7 +421,7 @@ static sm_code load_weights(sm_model *m, sm_err *err)
     m->info.weight_bytes = all + (bytes - matrix_bytes(&m->lm_head) - (size_t)h * 4);
     m->info.n_params = params;
     m->info.weight_dtype = m->layers[0].q.dtype;
-    m->info.packed = m->layers[0].q.packed || m->embed.packed ? m->pack : 0;
+    m->info.packed = m->layers[0].q.packed;
     size_t best = 0;
     for (int t = 0; t < SM_DTYPE_COUNT; t++) {
         if (m->n_stored[t] > best) {
