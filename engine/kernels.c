@@ -130,6 +130,62 @@ static void *kbuf_alloc(size_t bytes)
     return aligned_alloc(64, (bytes + 63) / 64 * 64);
 }
 
+/* A product's buffers: its activations (prepared, quantized, converted or sgemm tiles) and its
+ * row scratch. */
+enum { KBUF_X = 0, KBUF_SCRATCH, KBUF_SLOTS };
+
+struct sm_kbufs {
+    void *p[KBUF_SLOTS];
+    size_t n[KBUF_SLOTS];
+};
+
+sm_code sm_kbufs_new(sm_kbufs **out, sm_err *err)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? SM_OK : sm_err_set(err, SM_ENOMEM, "kernel buffers: out of memory");
+}
+
+void sm_kbufs_free(sm_kbufs **bufs)
+{
+    if (!*bufs)
+        return;
+    for (int i = 0; i < KBUF_SLOTS; i++)
+        free((*bufs)->p[i]);
+    free(*bufs);
+    *bufs = NULL;
+}
+
+size_t sm_kbufs_bytes(const sm_kbufs *bufs)
+{
+    size_t n = 0;
+    for (int i = 0; bufs && i < KBUF_SLOTS; i++)
+        n += bufs->n[i];
+    return n;
+}
+
+/* bytes for slot: the context's kept buffer (grown when too small), or a new one */
+static void *kbuf_take(const sm_kctx *k, int slot, size_t bytes)
+{
+    sm_kbufs *b = k ? k->bufs : NULL;
+    if (!b)
+        return kbuf_alloc(bytes);
+    if (b->n[slot] < bytes || !b->p[slot]) {
+        free(b->p[slot]);
+        b->n[slot] = (bytes + 63) / 64 * 64;
+        b->p[slot] = kbuf_alloc(b->n[slot]);
+        if (!b->p[slot])
+            b->n[slot] = 0;
+    }
+    return b->p[slot];
+}
+
+/* p from kbuf_take: freed unless the context keeps it */
+static void kbuf_give(const sm_kctx *k, void *p)
+{
+    if (!k || !k->bufs)
+        free(p);
+}
+
 /* ---- matrix products ---- */
 
 typedef struct mm_ctx {
@@ -259,13 +315,14 @@ static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
         tile_rows = chunk;
     c->tile_rows = tile_rows;
     c->chunk = chunk;
-    c->tiles = kbuf_alloc((size_t)threads * (size_t)tile_rows * (size_t)j->cols * sizeof(float));
+    c->tiles = kbuf_take(k, KBUF_X,
+                         (size_t)threads * (size_t)tile_rows * (size_t)j->cols * sizeof(float));
     if (!c->tiles)
         return sm_err_set(err, SM_ENOMEM, "matmul: no memory for %d sgemm tiles", threads);
     /* our pool runs one sgemm per thread: OpenBLAS itself must not start more threads */
     openblas_set_num_threads(1);
     run_tasks(k, sgemm_task, c, threads);
-    free(c->tiles);
+    kbuf_give(k, c->tiles);
     return SM_OK;
 }
 
@@ -275,19 +332,20 @@ static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
     sm_mm_job *j = c->job;
     int threads = kctx_threads(k);
     j->xp_stride = sm_q8x_x_bytes(j->packed, j->cols);
-    uint8_t *xp = kbuf_alloc((size_t)j->batch * j->xp_stride);
+    uint8_t *xp = kbuf_take(k, KBUF_X, (size_t)j->batch * j->xp_stride);
     j->scratch_floats = (c->v->q8x_scratch_floats(j->batch) + 15) / 16 * 16;
-    j->scratch = kbuf_alloc((size_t)n_tasks * (size_t)j->scratch_floats * sizeof(float));
+    j->scratch = kbuf_take(k, KBUF_SCRATCH,
+                           (size_t)n_tasks * (size_t)j->scratch_floats * sizeof(float));
     if (!xp || !j->scratch) {
-        free(xp);
-        free(j->scratch);
+        kbuf_give(k, xp);
+        kbuf_give(k, j->scratch);
         return sm_err_set(err, SM_ENOMEM, "matmul: no memory for packed activations");
     }
     j->xp = xp;
     run_tasks(k, q8x_prepare_task, c, j->batch >= 4 ? threads : 1);
     run_tasks(k, mm_task, c, n_tasks);
-    free(xp);
-    free(j->scratch);
+    kbuf_give(k, xp);
+    kbuf_give(k, j->scratch);
     return SM_OK;
 }
 
@@ -365,7 +423,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     void *qbuf = NULL;
     if (quant) {
         int64_t nb = W->cols / SM_QBLOCK;
-        qbuf = kbuf_alloc((size_t)batch * (size_t)nb * (sizeof(float) + SM_QBLOCK));
+        qbuf = kbuf_take(k, KBUF_X, (size_t)batch * (size_t)nb * (sizeof(float) + SM_QBLOCK));
         if (!qbuf)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for quantized activations");
         job.xd = qbuf;
@@ -373,7 +431,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         run_tasks(k, quant_task, &c, batch >= 4 ? threads : 1);
     }
     if (W->dtype == SM_DTYPE_BF16 && c.v->permute_x) {
-        float *xp = kbuf_alloc((size_t)batch * (size_t)W->cols * sizeof *xp);
+        float *xp = kbuf_take(k, KBUF_X, (size_t)batch * (size_t)W->cols * sizeof *xp);
         if (!xp)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for permuted activations");
         permute_ctx pc = {.v = c.v, .x = X, .ldx = ldx, .cols = W->cols, .batch = batch,
@@ -384,7 +442,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         job.ldx = W->cols;
     }
     if (W->dtype == SM_DTYPE_BF16 && c.v->x_to_bf16) {
-        qbuf = kbuf_alloc((size_t)batch * (size_t)W->cols * sizeof(uint16_t));
+        qbuf = kbuf_take(k, KBUF_X, (size_t)batch * (size_t)W->cols * sizeof(uint16_t));
         if (!qbuf)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for bf16 activations");
         job.xb = qbuf;
@@ -394,15 +452,16 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     job.scratch_floats = c.v->scratch_floats(W->dtype, W->cols, batch);
     if (job.scratch_floats > 0) {
         job.scratch_floats = (job.scratch_floats + 15) / 16 * 16;
-        job.scratch = kbuf_alloc((size_t)n_tasks * (size_t)job.scratch_floats * sizeof(float));
+        job.scratch = kbuf_take(k, KBUF_SCRATCH,
+                                (size_t)n_tasks * (size_t)job.scratch_floats * sizeof(float));
         if (!job.scratch) {
-            free(qbuf);
+            kbuf_give(k, qbuf);
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for row buffers");
         }
     }
     run_tasks(k, mm_task, &c, n_tasks);
-    free(qbuf);
-    free(job.scratch);
+    kbuf_give(k, qbuf);
+    kbuf_give(k, job.scratch);
     return SM_OK;
 }
 

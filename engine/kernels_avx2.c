@@ -10,22 +10,6 @@
 #include "kernels_hsum.h"
 #include "kernels_isa.h"
 
-/* Lane j of the result is mm_hsum8(a[j]), bitwise: the same three steps (halves added, then
- * lanes 0+2 and 1+3, then those two) done for eight vectors at once with a transposition. */
-static inline __m256 mm_hsum8x8(const __m256 a[8])
-{
-    __m256 t[4]; /* t[j]: a[j] in the low half, a[j + 4] in the high half */
-    for (int j = 0; j < 4; j++)
-        t[j] = _mm256_add_ps(_mm256_permute2f128_ps(a[j], a[j + 4], 0x20),
-                             _mm256_permute2f128_ps(a[j], a[j + 4], 0x31));
-    __m256 u01 = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(1, 0, 1, 0)),
-                               _mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 2, 3, 2)));
-    __m256 u23 = _mm256_add_ps(_mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(1, 0, 1, 0)),
-                               _mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(3, 2, 3, 2)));
-    return _mm256_add_ps(_mm256_shuffle_ps(u01, u23, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm256_shuffle_ps(u01, u23, _MM_SHUFFLE(3, 1, 3, 1)));
-}
-
 void sm_avx2_cvt_bf16(float *dst, const uint16_t *src, int64_t n)
 {
     int64_t i = 0;

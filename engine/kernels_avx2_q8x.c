@@ -42,6 +42,8 @@ static inline __m256i q8x_dot8(__m256i i, q8x_w8 w, __m256i x)
 #define Q8X_CVT(i) _mm256_cvtepi32_ps(i)
 #define Q8X_LOAD_SCALES(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
 #define Q8X_HSUM(v) mm_hsum8(v)
+#define Q8X_HSUM_L(v) mm_hsum8x8(v)
+#define Q8X_ADD(a, b) _mm256_add_ps((a), (b))
 /* 16 registers: 2 weight rows (absolute and signed) x 4 batch rows of int32 lanes (against
  * 2 x 3 and 1 x 6 on a Zen 3: decode products 11-27% faster alone, 5-8% in whole decode steps;
  * prompts the same) */

@@ -8,12 +8,6 @@
 
 #include "kernels_hsum.h"
 
-/* 16 lanes: lanes l and l+8 first, then the 8-lane tree. */
-static inline float mm_hsum16(__m512 v)
-{
-    return mm_hsum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
-}
-
 static void cvt_bf16_16(float *dst, const uint16_t *src, int64_t n)
 {
     int64_t i = 0;

@@ -8,12 +8,6 @@
 #include "kernels_hsum.h"
 #include "kernels_isa.h"
 
-/* 16 lanes: lanes l and l+8 first, then the 8-lane tree (as the AVX-512 variants' mm_hsum16) */
-static inline float q8x_hsum16(__m512 v)
-{
-    return mm_hsum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
-}
-
 #define Q8X_L 16
 #define Q8X_IV __m512i
 #define Q8X_FV __m512
@@ -31,12 +25,14 @@ static inline float q8x_hsum16(__m512 v)
 #define Q8X_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define Q8X_CVT(i) _mm512_cvtepi32_ps(i)
 #define Q8X_LOAD_SCALES(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
-#define Q8X_HSUM(v) q8x_hsum16(v)
+#define Q8X_HSUM(v) mm_hsum16(v)
+#define Q8X_HSUM_L(v) mm_hsum16x16(v)
+#define Q8X_ADD(a, b) _mm512_add_ps((a), (b))
 #define Q8X_IN_REG(v) __asm__("" : "+v"(v))
 /* 32 registers: 4 weight rows x 3 batch rows of int32 lanes, each weight vector loaded once
  * for the 3 batch rows */
 #define Q8X_NR 4
-#define Q8X_NB 3
+#define Q8X_NB 6
 #define Q8X_ROWS_FN sm_avx512_q8x_rows
 #define Q8X_SCRATCH_FN sm_avx512_q8x_scratch_floats
 #include "kernels_q8x_tmpl.h"

@@ -28,7 +28,8 @@
  *   Q8X_NR, Q8X_NB        weight rows x batch rows (3 to 6) of a micro tile (int32 lanes in
  *                         registers)
  *   Q8X_ROWS_FN, Q8X_SCRATCH_FN  the names of the two functions made here
- * Optional: Q8X_IN_REG(v) keeps a loaded vector in a register. */
+ * Optional: Q8X_IN_REG(v) keeps a loaded vector in a register; Q8X_HSUM_L(v) with Q8X_ADD(a, b)
+ * sums Q8X_L vectors v[] at once (lane l: Q8X_HSUM(v[l]), bitwise). */
 #ifndef Q8X_L
 #error "define the vector macros before including kernels_q8x_tmpl.h"
 #endif
@@ -67,6 +68,7 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, si
                 s[r][b] = c;
         }
         const uint8_t *wg = w + (size_t)g * Q8X_GW;
+        _Pragma("GCC unroll 8")
         for (int v = 0; v < 8; v++) {
             Q8X_W wv[Q8X_NR];
             for (int r = 0; r < nr; r++) {
@@ -165,6 +167,40 @@ static int q8x_pass_rows(int64_t left)
     return (int)((left + passes - 1) / passes);
 }
 
+/* the weight rows and activations one block's tiles read: a tile call covers rows
+ * [rt, rt + Q8X_NR) of the block (fewer at its end, one row at a time) and nbt batch rows
+ * from b, groups [g0, g1) */
+typedef struct q8x_span {
+    const uint8_t *wb; /* the block's first weight row */
+    size_t wbytes, rb;  /* weight bytes of a row (scales after them), bytes per row */
+    const uint8_t *xb; /* the batch block's first activation row */
+    size_t xs;          /* bytes per activation row */
+    int64_t g0, g1;
+    float *acc;
+    int64_t ms;         /* batch rows of the block (accumulator stride) */
+    bool first;
+} q8x_span;
+
+static void q8x_call(const q8x_span *sp, int64_t rt, int64_t nrb, int64_t b, int nbt,
+                     const char *pf, int64_t pf_n, int64_t pf_per)
+{
+    int nrt = (int)(nrb - rt < Q8X_NR ? nrb - rt : Q8X_NR);
+    const uint8_t *w = sp->wb + (size_t)rt * sp->rb;
+    const uint8_t *x[Q8X_NB];
+    for (int i = 0; i < nbt; i++)
+        x[i] = sp->xb + (size_t)(b + i) * sp->xs;
+    float *acc = sp->acc + (rt * sp->ms + b) * Q8X_L;
+    if (nrt == Q8X_NR) {
+        q8x_tiles[0][nbt - 1](w, w + sp->wbytes, sp->rb, x, sp->g0, sp->g1, acc, sp->ms,
+                              sp->first, pf, pf_n, pf_per);
+        return;
+    }
+    for (int i = 0; i < nrt; i++)
+        q8x_tiles[1][nbt - 1](w + i * sp->rb, w + i * sp->rb + sp->wbytes, sp->rb, x, sp->g0,
+                              sp->g1, acc + i * sp->ms * Q8X_L, sp->ms, sp->first, pf,
+                              i ? 0 : pf_n, pf_per);
+}
+
 /* the lanes of one block of weight rows x batch rows */
 int64_t Q8X_SCRATCH_FN(int64_t batch)
 {
@@ -190,41 +226,53 @@ void Q8X_ROWS_FN(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
         for (int64_t bb = 0; bb < j->batch; bb += Q8X_MC) {
             int64_t nbb = j->batch - bb < Q8X_MC ? j->batch - bb : Q8X_MC;
             int64_t passes = 0;
-            for (int64_t b = 0; b < nbb; b += q8x_pass_rows(nbb - b))
+            for (int64_t b = 0; decode && b < nbb; b += q8x_pass_rows(nbb - b))
                 passes++;
-            /* the next block's lines are fetched in equal parts over every (tile, pass) */
-            int64_t parts = (nrb + Q8X_NR - 1) / Q8X_NR * passes;
             for (int64_t k0 = 0; k0 < ng; k0 += kg) {
                 int64_t kn = ng - k0 < kg ? ng - k0 : kg;
+                q8x_span sp = {.wb = j->w + (size_t)rb0 * rb, .wbytes = wbytes, .rb = rb,
+                               .xb = j->xp + (size_t)bb * j->xp_stride,
+                               .xs = j->xp_stride, .g0 = k0, .g1 = k0 + kn, .acc = accb,
+                               .ms = nbb, .first = k0 == 0};
+                if (!decode) {
+                    /* prompts: one pass's activations stay in L1 while the block's weight
+                     * rows stream past them (from L2) */
+                    for (int64_t b = 0, nbt; b < nbb; b += nbt) {
+                        nbt = q8x_pass_rows(nbb - b);
+                        for (int64_t rt = 0; rt < nrb; rt += Q8X_NR)
+                            q8x_call(&sp, rt, nrb, b, (int)nbt, NULL, 0, 0);
+                    }
+                    continue;
+                }
+                /* decode: a tile's weight rows stay in L1 over the passes; the next block's
+                 * lines are fetched in equal parts over every (tile, pass) */
+                int64_t parts = (nrb + Q8X_NR - 1) / Q8X_NR * passes;
                 for (int64_t rt = 0; rt < nrb; rt += Q8X_NR) {
-                    int nrt = (int)(nrb - rt < Q8X_NR ? nrb - rt : Q8X_NR);
-                    const uint8_t *w = j->w + (size_t)(rb0 + rt) * rb;
                     int64_t part = rt / Q8X_NR * passes;
                     for (int64_t b = 0, nbt; b < nbb; b += nbt, part++) {
                         nbt = q8x_pass_rows(nbb - b);
-                        const uint8_t *x[Q8X_NB];
-                        for (int i = 0; i < nbt; i++)
-                            x[i] = j->xp + (size_t)(bb + b + i) * j->xp_stride;
                         int64_t p0 = pf_lines * part / parts;
                         int64_t p1 = pf_lines * (part + 1) / parts;
-                        int64_t per = (p1 - p0 + kn - 1) / kn;
-                        float *acc = accb + (rt * nbb + b) * Q8X_L;
-                        if (nrt == Q8X_NR) {
-                            q8x_tiles[0][nbt - 1](w, w + wbytes, rb, x, k0, k0 + kn, acc, nbb,
-                                                  k0 == 0, next + 64 * p0, p1 - p0, per);
-                            continue;
-                        }
-                        for (int i = 0; i < nrt; i++)
-                            q8x_tiles[1][nbt - 1](w + i * rb, w + i * rb + wbytes, rb, x, k0,
-                                                  k0 + kn, acc + i * nbb * Q8X_L, nbb,
-                                                  k0 == 0, next + 64 * p0, i ? 0 : p1 - p0,
-                                                  per);
+                        q8x_call(&sp, rt, nrb, b, (int)nbt, next + 64 * p0, p1 - p0,
+                                 (p1 - p0 + kn - 1) / kn);
                     }
                 }
             }
             for (int64_t b = 0; b < nbb; b++) {
                 float *yb = j->y + (bb + b) * j->ldy + rb0;
-                for (int64_t i = 0; i < nrb; i++)
+                int64_t i = 0;
+#ifdef Q8X_HSUM_L
+                for (; i + Q8X_L <= nrb; i += Q8X_L) {
+                    Q8X_FV v[Q8X_L];
+                    for (int l = 0; l < Q8X_L; l++)
+                        v[l] = Q8X_LOAD_F(accb + ((i + l) * nbb + b) * Q8X_L);
+                    Q8X_FV s = Q8X_HSUM_L(v);
+                    if (j->bias)
+                        s = Q8X_ADD(s, Q8X_LOAD_F(j->bias + rb0 + i));
+                    Q8X_STORE_F(yb + i, s);
+                }
+#endif
+                for (; i < nrb; i++)
                     yb[i] = Q8X_HSUM(Q8X_LOAD_F(accb + (i * nbb + b) * Q8X_L)) +
                             (j->bias ? j->bias[rb0 + i] : 0.0f);
             }

@@ -59,11 +59,22 @@ sm_isa sm_isa_detect(void);
 bool sm_isa_supported(sm_isa isa);
 sm_code sm_isa_parse(const char *name, sm_isa *out, sm_err *err);
 
+/* Buffers a kernel context keeps from one product to the next (prepared activations, row
+ * scratch), each grown to the largest size asked so far, so that a prompt's products reuse
+ * memory instead of faulting in fresh pages for every call. */
+typedef struct sm_kbufs sm_kbufs;
+sm_code sm_kbufs_new(sm_kbufs **out, sm_err *err);
+void sm_kbufs_free(sm_kbufs **bufs);
+/* Bytes the buffers hold now. */
+size_t sm_kbufs_bytes(const sm_kbufs *bufs);
+
 /* The kernel context: a chosen ISA, a thread pool and the mode. */
 typedef struct sm_kctx {
     sm_isa isa;
     sm_pool *pool;      /* may be NULL: single thread */
     bool deterministic; /* batch-invariant reductions (default for grading) */
+    sm_kbufs *bufs;     /* may be NULL: buffers taken and given back per call; else used by
+                           one call at a time */
 } sm_kctx;
 
 /* Y[b*ldy + r] = bias[r] + sum_c W[r,c] * X[b*ldx + c]  for b < batch, r < W->rows.

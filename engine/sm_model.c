@@ -716,6 +716,9 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
         rc = sm_pool_new(opts->threads, &m->pool, err);
     }
     if (rc == SM_OK) {
+        rc = sm_kbufs_new(&m->k.bufs, err);
+    }
+    if (rc == SM_OK) {
         m->k.isa = opts->isa_set ? opts->isa : sm_isa_detect();
         m->k.pool = m->pool;
         m->k.deterministic = !opts->fast;
@@ -787,6 +790,7 @@ void sm_model_free(sm_model **pm)
     free(m->st);
     sm_gguf_close(&m->gguf);
     sm_pool_free(&m->pool);
+    sm_kbufs_free(&m->k.bufs);
     free(m->dir);
     free(m);
     *pm = NULL;
@@ -1060,6 +1064,7 @@ static sm_code forward_rows(sm_model *m, const row_info *ri, int64_t n, float *l
             /* Several rows: one row per task, each on one thread (same results per row). */
             attn_rows a = {m, ri, n, l, m->att_scratch_n / (4 * threads), *k};
             a.k1.pool = NULL;
+            a.k1.bufs = NULL; /* the tasks run at once: none shares the model's buffers */
             sm_pool_run(m->pool, attn_rows_task, &a, (int)(n < 4 * threads ? n : 4 * threads));
         } else {
             for (int64_t r = 0; r < n; r++) {
