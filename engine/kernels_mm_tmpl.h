@@ -29,8 +29,8 @@
  * passes, where each weight vector is converted once per pass (AVX-512: 4 x 6, so a batch of
  * 16 is 3 passes, 6 + 5 + 5).
  *
- * Optional: MM_HSUM8X(a): a __m256 whose lane q is mm_hsum8(a[q]) bitwise, for __m256 a[8],
- * to sum the lanes of 8 outputs at once.
+ * Optional: MM_HSUMX(a) with MM_ADD(a, b): an MM_V whose lane q is MM_HSUM(a[q]) bitwise, for
+ * MM_V a[MM_VL], to sum the lanes of MM_VL outputs at once.
  *
  * Optional: MM_Q_ROWS4(nb, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a): the q8_0 decode
  * product of 4 weight rows and nb = 2 or 3 batch rows over nblk blocks, added into a, with the
@@ -236,22 +236,22 @@ static float mm_weight_at(const sm_mm_job *j, const uint8_t *row, int64_t c)
     }
 }
 
-/* y[i] = (the 8 lanes at acc + i * stride summed in mm_hsum8's tree) + (bias ? bias[i] : 0),
- * for i < n: 8 outputs at a time where the variant offers MM_HSUM8X (bitwise the same). */
-static void mm_sums8(const float *acc, int64_t stride, int64_t n, const float *bias, float *y)
+/* y[i] = MM_HSUM(the MM_VL lanes at acc + i * stride) + (bias ? bias[i] : 0), for i < n:
+ * MM_VL outputs at a time where the variant offers MM_HSUMX (bitwise the same). */
+static void mm_sums(const float *acc, int64_t stride, int64_t n, const float *bias, float *y)
 {
     int64_t i = 0;
-#ifdef MM_HSUM8X
-    for (; i + 8 <= n; i += 8) {
-        __m256 v[8];
-        for (int q = 0; q < 8; q++)
-            v[q] = _mm256_loadu_ps(acc + (i + q) * stride);
-        __m256 bv = bias ? _mm256_loadu_ps(bias + i) : _mm256_setzero_ps();
-        _mm256_storeu_ps(y + i, _mm256_add_ps(MM_HSUM8X(v), bv));
+#ifdef MM_HSUMX
+    for (; i + MM_VL <= n; i += MM_VL) {
+        MM_V v[MM_VL];
+        for (int q = 0; q < MM_VL; q++)
+            v[q] = MM_LOADU(acc + (i + q) * stride);
+        MM_V bv = bias ? MM_LOADU(bias + i) : MM_ZERO();
+        MM_STOREU(y + i, MM_ADD(MM_HSUMX(v), bv));
     }
 #endif
     for (; i < n; i++)
-        y[i] = mm_hsum8(_mm256_loadu_ps(acc + i * stride)) + (bias ? bias[i] : 0.0f);
+        y[i] = MM_HSUM(MM_LOADU(acc + i * stride)) + (bias ? bias[i] : 0.0f);
 }
 
 /* Small batches (one pass, decode): the weights are converted in registers as they stream in,
@@ -569,9 +569,9 @@ static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
             for (int64_t b = 0; b < nbb; b++) {
                 const float *xb = j->x + (bb + b) * j->ldx;
                 float *yb = j->y + (bb + b) * j->ldy;
-                if (MM_VL == 8 && cv == j->cols) {
-                    mm_sums8(accb + b * MM_VL, nbb * MM_VL, nrb, j->bias ? j->bias + rb : NULL,
-                             yb + rb);
+                if (cv == j->cols) {
+                    mm_sums(accb + b * MM_VL, nbb * MM_VL, nrb, j->bias ? j->bias + rb : NULL,
+                            yb + rb);
                     continue;
                 }
                 for (int64_t i = 0; i < nrb; i++) {
@@ -1179,14 +1179,15 @@ static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                 }
             }
             for (int64_t b = 0; b < nbb; b++) {
-#ifdef MM_Q_PAIRS
                 float *yb = j->y + (bb + b) * j->ldy + rb;
-                for (int64_t i = 0; i < nrb; i++)
-                    yb[i] = MM_HSUM(_mm512_loadu_ps(accb + (i * nbb + b) * 16)) +
-                            (j->bias ? j->bias[rb + i] : 0.0f);
+#if defined(MM_Q_PAIRS) || MM_VL == 8
+                /* MM_VL lanes: 16 with MM_Q_PAIRS, else 8 */
+                mm_sums(accb + b * MM_VL, nbb * MM_VL, nrb, j->bias ? j->bias + rb : NULL, yb);
 #else
-                mm_sums8(accb + b * 8, nbb * 8, nrb, j->bias ? j->bias + rb : NULL,
-                         j->y + (bb + b) * j->ldy + rb);
+                /* 8-lane accumulators under 16-lane vectors (test_kernels_vl16) */
+                for (int64_t i = 0; i < nrb; i++)
+                    yb[i] = mm_hsum8(_mm256_loadu_ps(accb + (i * nbb + b) * 8)) +
+                            (j->bias ? j->bias[rb + i] : 0.0f);
 #endif
             }
         }

@@ -266,10 +266,8 @@ void Q8X_ROWS_FN(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
                     Q8X_FV v[Q8X_L];
                     for (int l = 0; l < Q8X_L; l++)
                         v[l] = Q8X_LOAD_F(accb + ((i + l) * nbb + b) * Q8X_L);
-                    Q8X_FV s = Q8X_HSUM_L(v);
-                    if (j->bias)
-                        s = Q8X_ADD(s, Q8X_LOAD_F(j->bias + rb0 + i));
-                    Q8X_STORE_F(yb + i, s);
+                    Q8X_FV bv = j->bias ? Q8X_LOAD_F(j->bias + rb0 + i) : Q8X_ZERO_F();
+                    Q8X_STORE_F(yb + i, Q8X_ADD(Q8X_HSUM_L(v), bv));
                 }
 #endif
                 for (; i < nrb; i++)
