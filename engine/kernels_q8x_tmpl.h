@@ -209,6 +209,29 @@ int64_t Q8X_SCRATCH_FN(int64_t batch)
     return Q8X_NCR * (batch < Q8X_MC ? batch : Q8X_MC) * Q8X_L;
 }
 
+/* the outputs of rows [rb0, rb0 + nrb) for batch rows bb + [b0, b1) of a block of nbb, from
+ * their lanes in acc */
+static void q8x_sums(const sm_mm_job *j, const float *acc, int64_t nbb, int64_t rb0,
+                     int64_t nrb, int64_t bb, int64_t b0, int64_t b1)
+{
+    for (int64_t b = b0; b < b1; b++) {
+        float *yb = j->y + (bb + b) * j->ldy + rb0;
+        int64_t i = 0;
+#ifdef Q8X_HSUM_L
+        for (; i + Q8X_L <= nrb; i += Q8X_L) {
+            Q8X_FV v[Q8X_L];
+            for (int l = 0; l < Q8X_L; l++)
+                v[l] = Q8X_LOAD_F(acc + ((i + l) * nbb + b) * Q8X_L);
+            Q8X_FV bv = j->bias ? Q8X_LOAD_F(j->bias + rb0 + i) : Q8X_ZERO_F();
+            Q8X_STORE_F(yb + i, Q8X_ADD(Q8X_HSUM_L(v), bv));
+        }
+#endif
+        for (; i < nrb; i++)
+            yb[i] = Q8X_HSUM(Q8X_LOAD_F(acc + (i * nbb + b) * Q8X_L)) +
+                    (j->bias ? j->bias[rb0 + i] : 0.0f);
+    }
+}
+
 void Q8X_ROWS_FN(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
 {
     float *accb = j->scratch + (int64_t)task * j->scratch_floats;
@@ -241,6 +264,9 @@ void Q8X_ROWS_FN(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
                         nbt = q8x_pass_rows(nbb - b);
                         for (int64_t rt = 0; rt < nrb; rt += Q8X_NR)
                             q8x_call(&sp, rt, nrb, b, (int)nbt, NULL, 0, 0);
+                        /* the pass's lanes are summed while they are still in cache */
+                        if (k0 + kn == ng)
+                            q8x_sums(j, accb, nbb, rb0, nrb, bb, b, b + nbt);
                     }
                     continue;
                 }
@@ -258,22 +284,8 @@ void Q8X_ROWS_FN(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
                     }
                 }
             }
-            for (int64_t b = 0; b < nbb; b++) {
-                float *yb = j->y + (bb + b) * j->ldy + rb0;
-                int64_t i = 0;
-#ifdef Q8X_HSUM_L
-                for (; i + Q8X_L <= nrb; i += Q8X_L) {
-                    Q8X_FV v[Q8X_L];
-                    for (int l = 0; l < Q8X_L; l++)
-                        v[l] = Q8X_LOAD_F(accb + ((i + l) * nbb + b) * Q8X_L);
-                    Q8X_FV bv = j->bias ? Q8X_LOAD_F(j->bias + rb0 + i) : Q8X_ZERO_F();
-                    Q8X_STORE_F(yb + i, Q8X_ADD(Q8X_HSUM_L(v), bv));
-                }
-#endif
-                for (; i < nrb; i++)
-                    yb[i] = Q8X_HSUM(Q8X_LOAD_F(accb + (i * nbb + b) * Q8X_L)) +
-                            (j->bias ? j->bias[rb0 + i] : 0.0f);
-            }
+            if (decode)
+                q8x_sums(j, accb, nbb, rb0, nrb, bb, 0, nbb);
         }
     }
 }
