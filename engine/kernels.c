@@ -155,14 +155,6 @@ void sm_kbufs_free(sm_kbufs **bufs)
     *bufs = NULL;
 }
 
-size_t sm_kbufs_bytes(const sm_kbufs *bufs)
-{
-    size_t n = 0;
-    for (int i = 0; bufs && i < KBUF_SLOTS; i++)
-        n += bufs->n[i];
-    return n;
-}
-
 /* bytes for slot: the context's kept buffer (grown when too small), or a new one */
 static void *kbuf_take(const sm_kctx *k, int slot, size_t bytes)
 {

@@ -65,8 +65,6 @@ sm_code sm_isa_parse(const char *name, sm_isa *out, sm_err *err);
 typedef struct sm_kbufs sm_kbufs;
 sm_code sm_kbufs_new(sm_kbufs **out, sm_err *err);
 void sm_kbufs_free(sm_kbufs **bufs);
-/* Bytes the buffers hold now. */
-size_t sm_kbufs_bytes(const sm_kbufs *bufs);
 
 /* The kernel context: a chosen ISA, a thread pool and the mode. */
 typedef struct sm_kctx {
