@@ -171,11 +171,23 @@ static void *kbuf_take(const sm_kctx *k, int slot, size_t bytes)
     return b->p[slot];
 }
 
-/* p from kbuf_take: freed unless the context keeps it */
-static void kbuf_give(const sm_kctx *k, void *p)
+/* A kept buffer larger than this is freed after its product (the worker's long prompt steps
+ * would otherwise hold hundreds of MB of bf16 activations for the model's life). */
+#define KBUF_KEEP_MAX ((size_t)64 << 20)
+
+/* p from kbuf_take(k, slot, ...): freed unless the context keeps it */
+static void kbuf_give(const sm_kctx *k, int slot, void *p)
 {
-    if (!k || !k->bufs)
+    sm_kbufs *b = k ? k->bufs : NULL;
+    if (!b) {
         free(p);
+        return;
+    }
+    if (b->p[slot] == p && b->n[slot] > KBUF_KEEP_MAX) {
+        free(p);
+        b->p[slot] = NULL;
+        b->n[slot] = 0;
+    }
 }
 
 /* ---- matrix products ---- */
@@ -314,7 +326,7 @@ static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
     /* our pool runs one sgemm per thread: OpenBLAS itself must not start more threads */
     openblas_set_num_threads(1);
     run_tasks(k, sgemm_task, c, threads);
-    kbuf_give(k, c->tiles);
+    kbuf_give(k, KBUF_X, c->tiles);
     return SM_OK;
 }
 
@@ -329,15 +341,15 @@ static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
     j->scratch = kbuf_take(k, KBUF_SCRATCH,
                            (size_t)n_tasks * (size_t)j->scratch_floats * sizeof(float));
     if (!xp || !j->scratch) {
-        kbuf_give(k, xp);
-        kbuf_give(k, j->scratch);
+        kbuf_give(k, KBUF_X, xp);
+        kbuf_give(k, KBUF_SCRATCH, j->scratch);
         return sm_err_set(err, SM_ENOMEM, "matmul: no memory for packed activations");
     }
     j->xp = xp;
     run_tasks(k, q8x_prepare_task, c, j->batch >= 4 ? threads : 1);
     run_tasks(k, mm_task, c, n_tasks);
-    kbuf_give(k, xp);
-    kbuf_give(k, j->scratch);
+    kbuf_give(k, KBUF_X, xp);
+    kbuf_give(k, KBUF_SCRATCH, j->scratch);
     return SM_OK;
 }
 
@@ -447,13 +459,13 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         job.scratch = kbuf_take(k, KBUF_SCRATCH,
                                 (size_t)n_tasks * (size_t)job.scratch_floats * sizeof(float));
         if (!job.scratch) {
-            kbuf_give(k, qbuf);
+            kbuf_give(k, KBUF_X, qbuf);
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for row buffers");
         }
     }
     run_tasks(k, mm_task, &c, n_tasks);
-    kbuf_give(k, qbuf);
-    kbuf_give(k, job.scratch);
+    kbuf_give(k, KBUF_X, qbuf);
+    kbuf_give(k, KBUF_SCRATCH, job.scratch);
     return SM_OK;
 }
 

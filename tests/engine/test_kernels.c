@@ -616,6 +616,56 @@ static void test_variants(void **state)
     sm_pool_free(&pool);
 }
 
+/* A context that keeps its buffers (as the model's does) gives bitwise the results of one that
+ * allocates per call, over products of growing and shrinking batches, one of them past the
+ * size above which a kept buffer is given back (bf16: 2100 x 8192 permuted floats, 69 MB). */
+static void test_kept_buffers(void **state)
+{
+    (void)state;
+    sm_pool *pool;
+    sm_err err;
+    assert_int_equal(sm_pool_new(2, &pool, &err), SM_OK);
+    sm_kbufs *bufs = NULL;
+    assert_int_equal(sm_kbufs_new(&bufs, &err), SM_OK);
+    const int64_t rows = 16, cols = 8192, batches[] = {3, 40, 2100, 40, 3, 70};
+    float *X = malloc(sizeof(float) * 2100 * (size_t)cols);
+    float *Y0 = malloc(sizeof(float) * 2100 * (size_t)rows);
+    float *Y1 = malloc(sizeof(float) * 2100 * (size_t)rows);
+    assert_non_null(X);
+    assert_non_null(Y0);
+    assert_non_null(Y1);
+    fill(X, 2100 * cols, 1.0f);
+    const sm_dtype types[] = {SM_DTYPE_BF16, SM_DTYPE_Q8_0, SM_DTYPE_F32};
+    for (int t = 0; t < 3; t++) {
+        mat a;
+        mat_make(&a, types[t], rows, cols);
+        for (int det = 0; det < 2; det++) {
+            sm_kctx plain = {.isa = sm_isa_detect(), .pool = pool, .deterministic = det};
+            sm_kctx kept = plain;
+            kept.bufs = bufs;
+            for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
+                int64_t n = batches[i];
+                assert_int_equal(sm_matmul(&plain, &a.m, NULL, X, cols, n, Y0, rows, &err),
+                                 SM_OK);
+                assert_int_equal(sm_matmul(&kept, &a.m, NULL, X, cols, n, Y1, rows, &err),
+                                 SM_OK);
+                if (memcmp(Y0, Y1, sizeof(float) * (size_t)(n * rows)) != 0)
+                    fail_msg("%s batch %lld (%s): kept buffers change the results",
+                             sm_dtype_name(types[t]), (long long)n,
+                             det ? "deterministic" : "fast");
+            }
+        }
+        mat_free(&a);
+    }
+    sm_kbufs_free(&bufs);
+    assert_null(bufs);
+    sm_kbufs_free(&bufs); /* freeing twice is harmless */
+    free(X);
+    free(Y0);
+    free(Y1);
+    sm_pool_free(&pool);
+}
+
 static void test_peak(void **state)
 {
     (void)state;
@@ -748,6 +798,7 @@ int main(void)
         cmocka_unit_test(test_vector_portable),
         cmocka_unit_test(test_variants),
         cmocka_unit_test(test_q_long_rows),
+        cmocka_unit_test(test_kept_buffers),
         cmocka_unit_test(test_peak),
         cmocka_unit_test(test_isa_default),
         cmocka_unit_test(test_membw),
