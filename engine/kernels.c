@@ -161,7 +161,7 @@ static void *kbuf_take(const sm_kctx *k, int slot, size_t bytes)
     sm_kbufs *b = k ? k->bufs : NULL;
     if (!b)
         return kbuf_alloc(bytes);
-    if (b->n[slot] < bytes || !b->p[slot]) {
+    if (!b->p[slot] || b->n[slot] < bytes) {
         free(b->p[slot]);
         b->n[slot] = (bytes + 63) / 64 * 64;
         b->p[slot] = kbuf_alloc(b->n[slot]);
@@ -175,7 +175,8 @@ static void *kbuf_take(const sm_kctx *k, int slot, size_t bytes)
  * would otherwise hold hundreds of MB of bf16 activations for the model's life). */
 #define KBUF_KEEP_MAX ((size_t)64 << 20)
 
-/* p from kbuf_take(k, slot, ...): freed unless the context keeps it */
+/* p from kbuf_take(k, slot, ...) (with kept buffers, p is the slot's buffer or NULL): freed
+ * unless the context keeps it */
 static void kbuf_give(const sm_kctx *k, int slot, void *p)
 {
     sm_kbufs *b = k ? k->bufs : NULL;
@@ -183,8 +184,8 @@ static void kbuf_give(const sm_kctx *k, int slot, void *p)
         free(p);
         return;
     }
-    if (b->p[slot] == p && b->n[slot] > KBUF_KEEP_MAX) {
-        free(p);
+    if (b->n[slot] > KBUF_KEEP_MAX) {
+        free(b->p[slot]);
         b->p[slot] = NULL;
         b->n[slot] = 0;
     }

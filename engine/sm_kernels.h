@@ -60,8 +60,9 @@ bool sm_isa_supported(sm_isa isa);
 sm_code sm_isa_parse(const char *name, sm_isa *out, sm_err *err);
 
 /* Buffers a kernel context keeps from one product to the next (prepared activations, row
- * scratch), each grown to the largest size asked so far, so that a prompt's products reuse
- * memory instead of faulting in fresh pages for every call. */
+ * scratch), each grown to the largest size asked so far (up to 64 MB; a larger one is given
+ * back after its product), so that a prompt's products reuse memory instead of faulting in
+ * fresh pages for every call. */
 typedef struct sm_kbufs sm_kbufs;
 sm_code sm_kbufs_new(sm_kbufs **out, sm_err *err);
 void sm_kbufs_free(sm_kbufs **bufs);
