@@ -214,6 +214,26 @@ int64_t Q8X_SCRATCH_FN(int64_t batch)
 static void q8x_sums(const sm_mm_job *j, const float *acc, int64_t nbb, int64_t rb0,
                      int64_t nrb, int64_t bb, int64_t b0, int64_t b1)
 {
+#ifdef Q8X_HSUM_L
+    /* a decode block's few weight rows: Q8X_L batch rows of one weight row at once (lanes of
+     * the missing batch rows are zeros, summed and dropped) */
+    if (nrb < Q8X_L && b1 - b0 >= Q8X_L / 2) {
+        for (int64_t i = 0; i < nrb; i++) {
+            float bias = j->bias ? j->bias[rb0 + i] : 0.0f;
+            for (int64_t b = b0; b < b1; b += Q8X_L) {
+                int n = b1 - b < Q8X_L ? (int)(b1 - b) : Q8X_L;
+                Q8X_FV v[Q8X_L];
+                float sum[Q8X_L];
+                for (int l = 0; l < Q8X_L; l++)
+                    v[l] = l < n ? Q8X_LOAD_F(acc + (i * nbb + b + l) * Q8X_L) : Q8X_ZERO_F();
+                Q8X_STORE_F(sum, Q8X_HSUM_L(v));
+                for (int l = 0; l < n; l++)
+                    j->y[(bb + b + l) * j->ldy + rb0 + i] = sum[l] + bias;
+            }
+        }
+        return;
+    }
+#endif
     for (int64_t b = b0; b < b1; b++) {
         float *yb = j->y + (bb + b) * j->ldy + rb0;
         int64_t i = 0;

@@ -252,14 +252,15 @@ static void check_shape(sm_isa isa, sm_pool *pool, bool det, int64_t rows, int64
 static void test_products(void **state)
 {
     (void)state;
-    /* rows, cols, batch: decode (1-16) and prompt blocking (17+, past 63 batch rows, past 64
-     * weight rows), rows not a multiple of the micro tile, a last group of fewer blocks than
-     * the width, rows long enough for column tiles (> 4096 columns), the VibeThinker shapes'
-     * column counts */
+    /* rows, cols, batch: decode (1-16; from 8 batch rows on AVX-512 and 4 on AVX2 a weight
+     * row's outputs are summed together, 11 of them in a vector of 16) and prompt blocking
+     * (17+, past 63 batch rows, past 64 weight rows), rows not a multiple of the micro tile, a
+     * last group of fewer blocks than the width, rows long enough for column tiles (> 4096
+     * columns), the VibeThinker shapes' column counts */
     static const int64_t shapes[][3] = {
         {1, 32, 1},    {5, 64, 3},     {37, 96, 7},    {8, 544, 2},     {13, 1536, 4},
         {64, 512, 16}, {70, 2080, 17}, {9, 8960, 5},   {130, 1536, 40}, {67, 6400, 70},
-        {4, 512, 1},   {12, 1024, 16}, {3, 8960, 33},
+        {4, 512, 1},   {12, 1024, 16}, {3, 8960, 33},  {6, 1536, 11},
     };
     sm_pool *pool;
     sm_err err;
