@@ -1,0 +1,284 @@
+/* kernels_avx512_attn: attention over the KV cache with 16-lane vectors, for the AVX-512
+ * variants, when the head size is a multiple of 16 (the AVX2 attention otherwise).
+ *
+ * The query heads of one kv head (grouped-query attention: 6 per kv head in Qwen2-1.5B) take
+ * each chunk of SM_ATTN_CHUNK positions together, in register tiles of up to 6 heads x 4 key
+ * rows for the scores and 6 heads x 64 values for the weighted sum, so one load and widening
+ * of a key or value vector serves every head of the tile (the AVX2 kernel shares a load
+ * between two heads, with 8 lanes).
+ *
+ * Arithmetic per head, the same whichever tile or other heads it shares: a score q . k is one
+ * 16-lane accumulator of FMAs in order of the values, then mm_hsum16's tree, times the scale;
+ * the online softmax of sm_avx2_softmax_chunk per chunk; each output value o = o * corr, then
+ * o = fma(e_p, v_p, o) in order of the positions; at the end o / l. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels_hsum.h"
+#include "kernels_isa.h"
+
+#define A5_INLINE static inline __attribute__((always_inline))
+#define A5_HEADS 8 /* query heads that take turns on one chunk of keys and values */
+#define A5_TH 6    /* query heads per register tile */
+#define A5_TR 4    /* key rows per score tile */
+#define A5_TV 4    /* value vectors (of 16) per output tile */
+/* sm_avx2_exp (kernels_avx2.c) on 16 lanes: the same operations lane by lane, so the same
+ * results; inlined here, where it is a tenth of the attention's time. */
+A5_INLINE __m512 exp16(__m512 x)
+{
+    const __m512 hi = _mm512_set1_ps(88.72283905206835f), lo = _mm512_set1_ps(-87.33654475055310f);
+    __mmask16 over = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
+    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i ni = _mm512_cvtps_epi32(n);
+    __m512i n1 = _mm512_srai_epi32(ni, 1);
+    __m512i n2 = _mm512_sub_epi32(ni, n1);
+    const __m512i bias = _mm512_set1_epi32(127);
+    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
+    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
+    __m512 res = _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+    res = _mm512_mask_blend_ps(over, res, _mm512_set1_ps(INFINITY));
+    return _mm512_maskz_mov_ps((__mmask16)~under, res);
+}
+
+_Static_assert(SM_ATTN_CHUNK == 64, "softmax_chunk16 sums four vectors of scores");
+
+/* 16 cache values from element i of row p, as f32 (f16 widened exactly). */
+A5_INLINE __m512 kv_load16(const char *p, int64_t i, bool kv_f16)
+{
+    if (kv_f16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i)));
+    return _mm512_loadu_ps((const float *)(const void *)p + i);
+}
+
+/* The unsummed lanes of q_h . k_r for nh heads (q, hd apart) and nr key rows (k, rs bytes
+ * apart): lanes[h * 16 + r]. */
+A5_INLINE void score_tile(int nh, int nr, const float *q, int hd, const char *k, int64_t rs,
+                          bool kv_f16, __m512 *lanes)
+{
+    __m512 acc[A5_TH][A5_TR];
+    for (int h = 0; h < nh; h++)
+        for (int r = 0; r < nr; r++)
+            acc[h][r] = _mm512_setzero_ps();
+    for (int c = 0; c < hd; c += 16) {
+        __m512 kv[A5_TR];
+        for (int r = 0; r < nr; r++)
+            kv[r] = kv_load16(k + r * rs, c, kv_f16);
+        for (int h = 0; h < nh; h++) {
+            __m512 qv = _mm512_loadu_ps(q + (int64_t)h * hd + c);
+            for (int r = 0; r < nr; r++)
+                acc[h][r] = _mm512_fmadd_ps(qv, kv[r], acc[h][r]);
+        }
+    }
+    for (int h = 0; h < nh; h++)
+        for (int r = 0; r < nr; r++)
+            lanes[h * 16 + r] = acc[h][r];
+}
+
+/* o_h[i .. i + 16 nv) = o_h * corr_h + sum_p e_h[p] v_p for nh heads (o and e hd and
+ * SM_ATTN_CHUNK apart), positions in order. */
+A5_INLINE void value_tile(int nh, int nv, float *o, int hd, int i, const float *corr,
+                          const float *e, const char *v, int64_t rs, int64_t np, bool kv_f16)
+{
+    __m512 acc[A5_TH][A5_TV];
+    for (int h = 0; h < nh; h++) {
+        __m512 c = _mm512_set1_ps(corr[h]);
+        for (int j = 0; j < nv; j++)
+            acc[h][j] = _mm512_mul_ps(_mm512_loadu_ps(o + (int64_t)h * hd + i + 16 * j), c);
+    }
+    for (int64_t p = 0; p < np; p++) {
+        const char *vp = v + p * rs;
+        __m512 vv[A5_TV];
+        for (int j = 0; j < nv; j++)
+            vv[j] = kv_load16(vp, i + 16 * j, kv_f16);
+        for (int h = 0; h < nh; h++) {
+            __m512 ep = _mm512_set1_ps(e[h * SM_ATTN_CHUNK + p]);
+            for (int j = 0; j < nv; j++)
+                acc[h][j] = _mm512_fmadd_ps(ep, vv[j], acc[h][j]);
+        }
+    }
+    for (int h = 0; h < nh; h++)
+        for (int j = 0; j < nv; j++)
+            _mm512_storeu_ps(o + (int64_t)h * hd + i + 16 * j, acc[h][j]);
+}
+
+/* One function per tile shape (nh heads 1..6; 4 rows or 1, 4 vectors or 1) and cache type,
+ * so that every loop above has constant bounds. */
+typedef void (*score_fn)(const float *, int, const char *, int64_t, __m512 *);
+typedef void (*value_fn)(float *, int, int, const float *, const float *, const char *, int64_t,
+                         int64_t);
+
+#define A5_SCORE(NH, NR, F16, SUF)                                                             \
+    static void score_##NH##_##NR##SUF(const float *q, int hd, const char *k, int64_t rs,     \
+                                       __m512 *lanes)                                         \
+    {                                                                                          \
+        score_tile(NH, NR, q, hd, k, rs, F16, lanes);                                          \
+    }
+#define A5_VALUE(NH, NV, F16, SUF)                                                             \
+    static void value_##NH##_##NV##SUF(float *o, int hd, int i, const float *corr,             \
+                                       const float *e, const char *v, int64_t rs, int64_t np)  \
+    {                                                                                          \
+        value_tile(NH, NV, o, hd, i, corr, e, v, rs, np, F16);                                 \
+    }
+#define A5_SHAPES(NH, F16, SUF)                                                                \
+    A5_SCORE(NH, 4, F16, SUF) A5_SCORE(NH, 1, F16, SUF) A5_VALUE(NH, 4, F16, SUF)              \
+        A5_VALUE(NH, 1, F16, SUF)
+#define A5_ALL(F16, SUF)                                                                       \
+    A5_SHAPES(1, F16, SUF) A5_SHAPES(2, F16, SUF) A5_SHAPES(3, F16, SUF)                       \
+        A5_SHAPES(4, F16, SUF) A5_SHAPES(5, F16, SUF) A5_SHAPES(6, F16, SUF)
+A5_ALL(false, _f32)
+A5_ALL(true, _f16)
+
+#define A5_TABLE(KIND, N, SUF)                                                                 \
+    {KIND##_1_##N##SUF, KIND##_2_##N##SUF, KIND##_3_##N##SUF, KIND##_4_##N##SUF,               \
+     KIND##_5_##N##SUF, KIND##_6_##N##SUF}
+/* [f16][4 rows / 1 row][heads - 1] */
+static const score_fn score_fns[2][2][A5_TH] = {
+    {A5_TABLE(score, 4, _f32), A5_TABLE(score, 1, _f32)},
+    {A5_TABLE(score, 4, _f16), A5_TABLE(score, 1, _f16)},
+};
+/* [f16][4 vectors / 1 vector][heads - 1] */
+static const value_fn value_fns[2][2][A5_TH] = {
+    {A5_TABLE(value, 4, _f32), A5_TABLE(value, 1, _f32)},
+    {A5_TABLE(value, 4, _f16), A5_TABLE(value, 1, _f16)},
+};
+
+/* Fetches n rows of bytes bytes each, rs apart, from p (into L2: the cache's rows come from
+ * memory, far too many for the hardware prefetchers to run ahead of the loads). */
+static void fetch_rows(const char *p, int64_t rs, int64_t n, int64_t bytes)
+{
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t b = 0; b < bytes; b += 64)
+            _mm_prefetch(p + r * rs + b, _MM_HINT_T1);
+}
+
+/* The online softmax of one chunk (sm_avx2_softmax_chunk's contract) with 16-lane vectors:
+ * s[0..np) becomes exp(s * scale - new max) (s[np..] up to the next multiple of 16 becomes 0);
+ * the chunk's sum is four 16-lane partial sums added in a fixed tree. */
+static float softmax_chunk16(float *s, int64_t np, float scale, float *m, float *l)
+{
+    __m512 v[SM_ATTN_CHUNK / 16];
+    int nv = (int)((np + 15) / 16);
+    __m512 vs = _mm512_set1_ps(scale), vmax = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < nv; i++) {
+        int64_t n = np - 16 * i < 16 ? np - 16 * i : 16;
+        __mmask16 k = (__mmask16)((1u << n) - 1u);
+        v[i] = _mm512_mul_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, s + 16 * i),
+                             vs);
+        vmax = _mm512_max_ps(vmax, v[i]);
+    }
+    float mnew = fmaxf(*m, _mm512_reduce_max_ps(vmax));
+    float corr = expf(*m - mnew);
+    __m512 vm = _mm512_set1_ps(mnew), sum;
+    for (int i = 0; i < nv; i++) {
+        __m512 x = _mm512_sub_ps(v[i], vm); /* exp(-inf) is 0: the lanes past np */
+        __m512 e = exp16(x);
+        _mm512_storeu_ps(s + 16 * i, e);
+        v[i] = e;
+    }
+    sum = nv > 1 ? _mm512_add_ps(v[0], v[1]) : v[0];
+    if (nv > 2)
+        sum = _mm512_add_ps(sum, nv > 3 ? _mm512_add_ps(v[2], v[3]) : v[2]);
+    *l = *l * corr + mm_hsum16(sum);
+    *m = mnew;
+    return corr;
+}
+
+/* The scores s[h][0..np) of heads h0 .. h0 + nh against one chunk of keys kc, unscaled; the
+ * chunk's values vc and the next chunk's nk keys are fetched meanwhile. */
+static void chunk_scores(const sm_attn_job *a, int h0, int nh, const char *kc, int64_t rs,
+                         int64_t np, const char *vc, int64_t nk,
+                         float s[A5_HEADS][SM_ATTN_CHUNK])
+{
+    int hd = a->head_dim, f16 = a->kv_f16;
+    int64_t bytes = (int64_t)hd * (f16 ? 2 : 4);
+    __m512 lanes[A5_HEADS * 16];
+    for (int64_t p0 = 0; p0 < np; p0 += 16) {
+        int n16 = np - p0 < 16 ? (int)(np - p0) : 16;
+        fetch_rows(vc + p0 * rs, rs, n16, bytes);
+        if (p0 < nk)
+            fetch_rows(kc + (SM_ATTN_CHUNK + p0) * rs, rs, nk - p0 < 16 ? nk - p0 : 16, bytes);
+        if (n16 < 16) /* lanes past the chunk's end are summed too, and dropped */
+            memset(lanes, 0, sizeof lanes);
+        for (int hg = 0; hg < nh; hg += A5_TH) {
+            int nt = nh - hg < A5_TH ? nh - hg : A5_TH;
+            const float *q = a->q + (int64_t)(h0 + hg) * hd;
+            int r = 0;
+            for (; r + A5_TR <= n16; r += A5_TR)
+                score_fns[f16][0][nt - 1](q, hd, kc + (p0 + r) * rs, rs, lanes + hg * 16 + r);
+            for (; r < n16; r++)
+                score_fns[f16][1][nt - 1](q, hd, kc + (p0 + r) * rs, rs, lanes + hg * 16 + r);
+        }
+        for (int h = 0; h < nh; h++) {
+            float sum[16];
+            _mm512_storeu_ps(sum, mm_hsum16x16(lanes + h * 16));
+            memcpy(s[h] + p0, sum, sizeof(float) * (size_t)n16);
+        }
+    }
+}
+
+/* Query heads h0 .. h0 + nh (at most A5_HEADS) of kv head kvh. */
+static void attn_heads16(const sm_attn_job *a, int kvh, int h0, int nh)
+{
+    int hd = a->head_dim, f16 = a->kv_f16;
+    int64_t esz = f16 ? 2 : 4, rs = a->kv_stride * esz;
+    const char *kbase = (const char *)a->k + (int64_t)kvh * hd * esz;
+    const char *vbase = (const char *)a->v + (int64_t)kvh * hd * esz;
+    float m[A5_HEADS], l[A5_HEADS], corr[A5_HEADS];
+    float s[A5_HEADS][SM_ATTN_CHUNK];
+    float *out = a->out + (int64_t)h0 * hd;
+    for (int j = 0; j < nh; j++) {
+        m[j] = -INFINITY;
+        l[j] = 0.0f;
+    }
+    memset(out, 0, sizeof(float) * (size_t)(nh * hd));
+    for (int64_t p0 = 0; p0 < a->n_pos; p0 += SM_ATTN_CHUNK) {
+        int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
+        const char *vc = vbase + p0 * rs;
+        int64_t left = a->n_pos - p0 - np;
+        chunk_scores(a, h0, nh, kbase + p0 * rs, rs, np, vc,
+                     left < SM_ATTN_CHUNK ? left : SM_ATTN_CHUNK, s);
+        for (int j = 0; j < nh; j++)
+            corr[j] = softmax_chunk16(s[j], np, a->scale, &m[j], &l[j]);
+        for (int hg = 0; hg < nh; hg += A5_TH) {
+            int nt = nh - hg < A5_TH ? nh - hg : A5_TH;
+            float *o = out + (int64_t)hg * hd;
+            int i = 0;
+            for (; i + 16 * A5_TV <= hd; i += 16 * A5_TV)
+                value_fns[f16][0][nt - 1](o, hd, i, corr + hg, s[hg], vc, rs, np);
+            for (; i < hd; i += 16)
+                value_fns[f16][1][nt - 1](o, hd, i, corr + hg, s[hg], vc, rs, np);
+        }
+    }
+    for (int j = 0; j < nh; j++) {
+        __m512 inv = _mm512_set1_ps(l[j] > 0.0f ? 1.0f / l[j] : 0.0f);
+        for (int i = 0; i < hd; i += 16)
+            _mm512_storeu_ps(out + (int64_t)j * hd + i,
+                             _mm512_mul_ps(_mm512_loadu_ps(out + (int64_t)j * hd + i), inv));
+    }
+}
+
+void sm_avx512_attention_kv(const sm_attn_job *a, int kvh)
+{
+    if (a->head_dim % 16 != 0) {
+        sm_avx2_attention_kv(a, kvh);
+        return;
+    }
+    int group = a->n_heads / a->n_kv_heads;
+    for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += A5_HEADS) {
+        int nh = (kvh + 1) * group - h0 < A5_HEADS ? (kvh + 1) * group - h0 : A5_HEADS;
+        attn_heads16(a, kvh, h0, nh);
+    }
+}
