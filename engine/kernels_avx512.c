@@ -2,10 +2,11 @@
  * kernels_avx2.c: the same blocked weight-matrix product (kernels_mm_tmpl.h) with 16-lane f32
  * vectors for f32/f16/bf16 weights, and for q8_0/q4_0 blocks the 256-bit VNNI instruction
  * vpdpbusd in place of AVX2's vpmaddubsw + vpmaddwd (the same exact integer sums, so q8_0/q4_0
- * results equal the AVX2 variant's). Vector kernels (norms, RoPE, SiLU, attention) are the
- * AVX2 ones. With 32 vector registers its micro tiles are 8 weight rows x 3 batch rows
- * (MM_NR, MM_IN_REG in kernels_avx512_mm.h) and bf16 weights are read in pairs like AVX2's
- * (permute_x_pairs16 below). Chosen only when the CPU reports every one of these extensions;
+ * results equal the AVX2 variant's). Attention has its own 16-lane kernel
+ * (kernels_avx512_attn.c); the other vector kernels (norms, RoPE, SiLU) are the AVX2 ones.
+ * With 32 vector registers its micro tiles are 8 weight rows x 3 batch rows (MM_NR, MM_IN_REG
+ * in kernels_avx512_mm.h) and bf16 weights are read in pairs like AVX2's (permute_x_pairs16
+ * below). Chosen only when the CPU reports every one of these extensions;
  * it is the default on such CPUs (see sm_isa_detect). */
 #include <immintrin.h>
 #include <math.h>
