@@ -585,7 +585,7 @@ static float scale_and_max(float *s, int64_t n, float scale)
 
 /* The scores s[0..np) of one chunk become exp(s * scale - new max); updates the head's running
  * max m and sum l, and returns the factor its earlier output must be scaled by. */
-float sm_avx2_softmax_chunk(float *s, int64_t np, float scale, float *m, float *l)
+static float softmax_chunk(float *s, int64_t np, float scale, float *m, float *l)
 {
     float cmax = scale_and_max(s, np, scale);
     float mnew = fmaxf(*m, cmax);
@@ -649,7 +649,7 @@ MM_INLINE void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh, bool kv
                 s[j][p] = kv_dot(q, kc + p * rs, hd, kv_f16);
         }
         for (j = 0; j < nh; j++)
-            corr[j] = sm_avx2_softmax_chunk(s[j], np, a->scale, &m[j], &l[j]);
+            corr[j] = softmax_chunk(s[j], np, a->scale, &m[j], &l[j]);
         for (j = 0; j + 2 <= nh; j += 2) {
             float *o0 = a->out + (int64_t)(h0 + j) * hd;
             attn_accumulate2(o0, o0 + hd, hd, corr[j], corr[j + 1], s[j], s[j + 1], vc, rs, np,

@@ -9,7 +9,7 @@
  *
  * Arithmetic per head, the same whichever tile or other heads it shares: a score q . k is one
  * 16-lane accumulator of FMAs in order of the values, then mm_hsum16's tree, times the scale;
- * the online softmax of sm_avx2_softmax_chunk per chunk; each output value o = o * corr, then
+ * the online softmax per chunk (softmax_chunk16); each output value o = o * corr, then
  * o = fma(e_p, v_p, o) in order of the positions; at the end o / l. */
 #include <immintrin.h>
 #include <math.h>
@@ -142,9 +142,10 @@ static void fetch_rows(const char *p, int64_t rs, int64_t n, int64_t bytes)
             _mm_prefetch(p + r * rs + b, _MM_HINT_T1);
 }
 
-/* The online softmax of one chunk (sm_avx2_softmax_chunk's contract) with 16-lane vectors:
- * s[0..np) becomes exp(s * scale - new max) (s[np..] up to the next multiple of 16 becomes 0);
- * the chunk's sum is four 16-lane partial sums added in a fixed tree. */
+/* The online softmax of one chunk with 16-lane vectors: s[0..np) becomes exp(s * scale - new
+ * max) (s[np..] up to the next multiple of 16 becomes 0); updates the head's running max m and
+ * sum l (the chunk's part: up to four 16-lane vectors added in a fixed tree, then mm_hsum16)
+ * and returns the factor the head's earlier output must be scaled by. */
 static float softmax_chunk16(float *s, int64_t np, float scale, float *m, float *l)
 {
     __m512 v[SM_ATTN_CHUNK / 16];

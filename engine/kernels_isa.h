@@ -110,10 +110,6 @@ void sm_avx2_silu_mul(float *gate, const float *up, int64_t n);
 void sm_avx2_rope(float *x, int n_heads, int head_dim, int i0, int n, const float *cos,
                   const float *sin);
 void sm_avx2_attention_kv(const sm_attn_job *a, int kvh);
-/* The scores s[0..np) of one chunk of positions become exp(s * scale - new max); updates the
- * head's running max m and sum l, and returns the factor its earlier output must be scaled by
- * (the online softmax of both attention variants). */
-float sm_avx2_softmax_chunk(float *s, int64_t np, float scale, float *m, float *l);
 /* Attention with 16-lane vectors for head sizes that are multiples of 16 (the AVX2 one
  * otherwise); kernels_avx512_attn.c. */
 void sm_avx512_attention_kv(const sm_attn_job *a, int kvh);
