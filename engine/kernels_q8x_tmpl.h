@@ -36,6 +36,7 @@
 #ifndef Q8X_IN_REG
 #define Q8X_IN_REG(v) ((void)0)
 #endif
+#include <string.h>
 
 #define Q8X_GW (32 * Q8X_L)   /* weight bytes of a group */
 #define Q8X_XG (40 * Q8X_L)   /* activation bytes of a group */
@@ -215,6 +216,27 @@ static void q8x_sums(const sm_mm_job *j, const float *acc, int64_t nbb, int64_t 
                      int64_t nrb, int64_t bb, int64_t b0, int64_t b1)
 {
 #ifdef Q8X_HSUM_L
+    /* a full decode block: its Q8X_DROWS weight rows for Q8X_L / Q8X_DROWS batch rows at once,
+     * each batch row's outputs stored together */
+    if (nrb == Q8X_DROWS && Q8X_L % Q8X_DROWS == 0) {
+        enum { per = Q8X_L / Q8X_DROWS };
+        for (; b0 + per <= b1; b0 += per) {
+            Q8X_FV v[Q8X_L];
+            float sum[Q8X_L];
+            for (int l = 0; l < Q8X_L; l++)
+                v[l] = Q8X_LOAD_F(acc + ((l % Q8X_DROWS) * nbb + b0 + l / Q8X_DROWS) * Q8X_L);
+            Q8X_STORE_F(sum, Q8X_HSUM_L(v));
+            for (int bi = 0; bi < per; bi++) {
+                float *yb = j->y + (bb + b0 + bi) * j->ldy + rb0;
+                const float *sb = sum + bi * Q8X_DROWS;
+                if (j->bias)
+                    for (int i = 0; i < Q8X_DROWS; i++)
+                        yb[i] = sb[i] + j->bias[rb0 + i];
+                else
+                    memcpy(yb, sb, Q8X_DROWS * sizeof *sb);
+            }
+        }
+    }
     /* a decode block's few weight rows: Q8X_L batch rows of one weight row at once (lanes of
      * the missing batch rows are zeros, summed and dropped) */
     if (nrb < Q8X_L && b1 - b0 >= Q8X_L / 2) {
@@ -252,60 +274,98 @@ static void q8x_sums(const sm_mm_job *j, const float *acc, int64_t nbb, int64_t 
     }
 }
 
+/* A decode step's passes over a block of weight rows and the share of the next block's lines
+ * each (tile, pass) fetches: the same for every full block, so worked out once per call (the
+ * divisions were a third of the loop's own time at batch 16). */
+#define Q8X_MAX_PASSES ((Q8X_DECODE + Q8X_NB - 1) / Q8X_NB)
+#define Q8X_MAX_PARTS (Q8X_DROWS / Q8X_NR * Q8X_MAX_PASSES)
+typedef struct q8x_plan {
+    int passes, pass_b[Q8X_MAX_PASSES + 1]; /* pass p: batch rows [pass_b[p], pass_b[p + 1]) */
+    int64_t pf_lines, pf_at[Q8X_MAX_PARTS + 1], pf_per[Q8X_MAX_PARTS]; /* lines from the next
+                                                * block's start, and per group, of each part */
+} q8x_plan;
+
+static void q8x_plan_passes(q8x_plan *pl, int64_t nbb)
+{
+    pl->passes = 0;
+    pl->pass_b[0] = 0;
+    for (int64_t b = 0; b < nbb; b += q8x_pass_rows(nbb - b)) {
+        pl->pass_b[pl->passes + 1] = (int)(b + q8x_pass_rows(nbb - b));
+        pl->passes++;
+    }
+    pl->pf_lines = -1;
+}
+
+/* the fetch shares of pf_lines lines over the parts of a block of nrb rows, kn groups */
+static void q8x_plan_fetch(q8x_plan *pl, int64_t pf_lines, int64_t nrb, int64_t kn)
+{
+    int64_t parts = (nrb + Q8X_NR - 1) / Q8X_NR * pl->passes;
+    pl->pf_lines = pf_lines;
+    for (int64_t part = 0; part <= parts; part++)
+        pl->pf_at[part] = pf_lines * part / parts;
+    for (int64_t part = 0; part < parts; part++)
+        pl->pf_per[part] = (pl->pf_at[part + 1] - pl->pf_at[part] + kn - 1) / kn;
+}
+
+/* decode: blocks of Q8X_DROWS rows, each streamed once for the whole batch */
+static void q8x_rows_decode(const sm_mm_job *j, int64_t r0, int64_t r1, float *accb)
+{
+    int64_t ng = sm_q8x_groups(Q8X_L, j->cols), ncr = Q8X_DROWS;
+    size_t rb = j->row_bytes;
+    q8x_plan pl;
+    q8x_plan_passes(&pl, j->batch);
+    for (int64_t rb0 = r0; rb0 < r1; rb0 += ncr) {
+        int64_t nrb = r1 - rb0 < ncr ? r1 - rb0 : ncr;
+        q8x_span sp = {.wb = j->w + (size_t)rb0 * rb, .wbytes = (size_t)ng * Q8X_GW, .rb = rb,
+                       .xb = j->xp, .xs = j->xp_stride, .g0 = 0, .g1 = ng, .acc = accb,
+                       .ms = j->batch, .first = true};
+        /* a tile's weight rows stay in L1 over the passes; the next block's lines are fetched
+         * in equal parts over every (tile, pass) */
+        int64_t next_rows = r1 - rb0 - nrb < ncr ? r1 - rb0 - nrb : ncr;
+        int64_t pf_lines = next_rows * (int64_t)rb / 64;
+        if (pf_lines != pl.pf_lines || nrb != ncr)
+            q8x_plan_fetch(&pl, pf_lines, nrb, ng);
+        const char *next = (const char *)(j->w + (size_t)(rb0 + nrb) * rb);
+        for (int64_t rt = 0, part = 0; rt < nrb; rt += Q8X_NR)
+            for (int p = 0; p < pl.passes; p++, part++)
+                q8x_call(&sp, rt, nrb, pl.pass_b[p], pl.pass_b[p + 1] - pl.pass_b[p],
+                         next + 64 * pl.pf_at[part], pl.pf_at[part + 1] - pl.pf_at[part],
+                         pl.pf_per[part]);
+        q8x_sums(j, accb, j->batch, rb0, nrb, 0, 0, j->batch);
+    }
+}
+
 void Q8X_ROWS_FN(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
 {
     float *accb = j->scratch + (int64_t)task * j->scratch_floats;
+    if (j->batch <= Q8X_DECODE) {
+        q8x_rows_decode(j, r0, r1, accb);
+        return;
+    }
     int64_t ng = sm_q8x_groups(Q8X_L, j->cols);
-    size_t rb = j->row_bytes, wbytes = (size_t)ng * Q8X_GW;
-    bool decode = j->batch <= Q8X_DECODE;
-    int64_t ncr = decode ? Q8X_DROWS : Q8X_NCR;
-    int64_t kg = decode || j->cols <= 4096 ? ng : Q8X_KC / (32 * Q8X_L);
-    for (int64_t rb0 = r0; rb0 < r1; rb0 += ncr) {
-        int64_t nrb = r1 - rb0 < ncr ? r1 - rb0 : ncr;
-        /* decode: the next tile's rows are fetched while this one's passes run */
-        int64_t next_rows = decode ? (r1 - rb0 - nrb < ncr ? r1 - rb0 - nrb : ncr) : 0;
-        const char *next = (const char *)(j->w + (size_t)(rb0 + nrb) * rb);
-        int64_t pf_lines = next_rows * (int64_t)rb / 64;
+    size_t rb = j->row_bytes;
+    int64_t kg = j->cols <= 4096 ? ng : Q8X_KC / (32 * Q8X_L);
+    for (int64_t rb0 = r0; rb0 < r1; rb0 += Q8X_NCR) {
+        int64_t nrb = r1 - rb0 < Q8X_NCR ? r1 - rb0 : Q8X_NCR;
         for (int64_t bb = 0; bb < j->batch; bb += Q8X_MC) {
             int64_t nbb = j->batch - bb < Q8X_MC ? j->batch - bb : Q8X_MC;
-            int64_t passes = 0;
-            for (int64_t b = 0; decode && b < nbb; b += q8x_pass_rows(nbb - b))
-                passes++;
             for (int64_t k0 = 0; k0 < ng; k0 += kg) {
                 int64_t kn = ng - k0 < kg ? ng - k0 : kg;
-                q8x_span sp = {.wb = j->w + (size_t)rb0 * rb, .wbytes = wbytes, .rb = rb,
-                               .xb = j->xp + (size_t)bb * j->xp_stride,
+                q8x_span sp = {.wb = j->w + (size_t)rb0 * rb, .wbytes = (size_t)ng * Q8X_GW,
+                               .rb = rb, .xb = j->xp + (size_t)bb * j->xp_stride,
                                .xs = j->xp_stride, .g0 = k0, .g1 = k0 + kn, .acc = accb,
                                .ms = nbb, .first = k0 == 0};
-                if (!decode) {
-                    /* prompts: one pass's activations stay in L1 while the block's weight
-                     * rows stream past them (from L2) */
-                    for (int64_t b = 0, nbt; b < nbb; b += nbt) {
-                        nbt = q8x_pass_rows(nbb - b);
-                        for (int64_t rt = 0; rt < nrb; rt += Q8X_NR)
-                            q8x_call(&sp, rt, nrb, b, (int)nbt, NULL, 0, 0);
-                        /* the pass's lanes are summed while they are still in cache */
-                        if (k0 + kn == ng)
-                            q8x_sums(j, accb, nbb, rb0, nrb, bb, b, b + nbt);
-                    }
-                    continue;
-                }
-                /* decode: a tile's weight rows stay in L1 over the passes; the next block's
-                 * lines are fetched in equal parts over every (tile, pass) */
-                int64_t parts = (nrb + Q8X_NR - 1) / Q8X_NR * passes;
-                for (int64_t rt = 0; rt < nrb; rt += Q8X_NR) {
-                    int64_t part = rt / Q8X_NR * passes;
-                    for (int64_t b = 0, nbt; b < nbb; b += nbt, part++) {
-                        nbt = q8x_pass_rows(nbb - b);
-                        int64_t p0 = pf_lines * part / parts;
-                        int64_t p1 = pf_lines * (part + 1) / parts;
-                        q8x_call(&sp, rt, nrb, b, (int)nbt, next + 64 * p0, p1 - p0,
-                                 (p1 - p0 + kn - 1) / kn);
-                    }
+                /* prompts: one pass's activations stay in L1 while the block's weight rows
+                 * stream past them (from L2) */
+                for (int64_t b = 0, nbt; b < nbb; b += nbt) {
+                    nbt = q8x_pass_rows(nbb - b);
+                    for (int64_t rt = 0; rt < nrb; rt += Q8X_NR)
+                        q8x_call(&sp, rt, nrb, b, (int)nbt, NULL, 0, 0);
+                    /* the pass's lanes are summed while they are still in cache */
+                    if (k0 + kn == ng)
+                        q8x_sums(j, accb, nbb, rb0, nrb, bb, b, b + nbt);
                 }
             }
-            if (decode)
-                q8x_sums(j, accb, nbb, rb0, nrb, bb, 0, nbb);
         }
     }
 }
