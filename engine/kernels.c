@@ -657,8 +657,10 @@ void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads,
     };
     attn_ctx c = {.v = variant(k), .a = &a};
     /* split over kv heads only when there is enough work to pay for waking the pool */
-    if (n_pos * n_heads * head_dim >= 65536)
+    if (n_pos * n_heads * head_dim >= 65536 && k->pool && sm_pool_threads(k->pool) > 1)
         run_tasks(k, attn_task, &c, n_kv_heads);
+    else if (c.v->attention_kvs)
+        c.v->attention_kvs(&a, 0, n_kv_heads);
     else
         for (int h = 0; h < n_kv_heads; h++)
             attn_task(&c, h, n_kv_heads);

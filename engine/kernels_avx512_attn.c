@@ -5,7 +5,9 @@
  * each chunk of SM_ATTN_CHUNK positions together, in register tiles of up to 6 heads x 4 key
  * rows for the scores and 6 heads x 64 values for the weighted sum, so one load and widening
  * of a key or value vector serves every head of the tile (the AVX2 kernel shares a load
- * between two heads, with 8 lanes).
+ * between two heads, with 8 lanes). The kv heads of a call take turns on each chunk too
+ * (sm_avx512_attention_kvs): a cache row holds every kv head side by side, and reading one kv
+ * head's part of every row, then the next one's, fetched each row from memory in pieces.
  *
  * Arithmetic per head, the same whichever tile or other heads it shares: a score q . k is one
  * 16-lane accumulator of FMAs in order of the values, then mm_hsum16's tree, times the scale;
@@ -175,20 +177,22 @@ static float softmax_chunk16(float *s, int64_t np, float scale, float *m, float 
     return corr;
 }
 
-/* The scores s[h][0..np) of heads h0 .. h0 + nh against one chunk of keys kc, unscaled; the
- * chunk's values vc and the next chunk's nk keys are fetched meanwhile. */
+/* The scores s[h][0..np) of heads h0 .. h0 + nh against one chunk of keys kc, unscaled; when
+ * fetch is not 0, the chunk's rows of values (vc) and the next chunk's nk rows of keys are
+ * fetched meanwhile, fetch bytes of each row from there. */
 static void chunk_scores(const sm_attn_job *a, int h0, int nh, const char *kc, int64_t rs,
-                         int64_t np, const char *vc, int64_t nk,
+                         int64_t np, const char *vc, int64_t nk, int64_t fetch,
                          float s[A5_HEADS][SM_ATTN_CHUNK])
 {
     int hd = a->head_dim, f16 = a->kv_f16;
-    int64_t bytes = (int64_t)hd * (f16 ? 2 : 4);
     __m512 lanes[A5_HEADS * 16];
     for (int64_t p0 = 0; p0 < np; p0 += 16) {
         int n16 = np - p0 < 16 ? (int)(np - p0) : 16;
-        fetch_rows(vc + p0 * rs, rs, n16, bytes);
-        if (p0 < nk)
-            fetch_rows(kc + (SM_ATTN_CHUNK + p0) * rs, rs, nk - p0 < 16 ? nk - p0 : 16, bytes);
+        if (fetch > 0 && p0 < nk) {
+            int64_t n = nk - p0 < 16 ? nk - p0 : 16;
+            fetch_rows(kc + (SM_ATTN_CHUNK + p0) * rs, rs, n, fetch);
+            fetch_rows(vc + (SM_ATTN_CHUNK + p0) * rs, rs, n, fetch);
+        }
         if (n16 < 16) /* lanes past the chunk's end are summed too, and dropped */
             memset(lanes, 0, sizeof lanes);
         for (int hg = 0; hg < nh; hg += A5_TH) {
@@ -208,56 +212,106 @@ static void chunk_scores(const sm_attn_job *a, int h0, int nh, const char *kc, i
     }
 }
 
-/* Query heads h0 .. h0 + nh (at most A5_HEADS) of kv head kvh. */
-static void attn_heads16(const sm_attn_job *a, int kvh, int h0, int nh)
+/* Query heads h0 .. h0 + nh (at most A5_HEADS) of kv head kvh, with their online softmax's
+ * state. */
+typedef struct a5_heads {
+    int h0, nh;
+    const char *k, *v; /* the kv head's part of the first cache row */
+    float m[A5_HEADS], l[A5_HEADS];
+    float s[A5_HEADS][SM_ATTN_CHUNK];
+} a5_heads;
+
+/* kv heads whose query heads take turns on each chunk (all of Qwen2-1.5B's two), so that the
+ * cache rows, which hold every kv head side by side, are read whole and once per chunk */
+#define A5_GROUPS 4
+
+static void heads_init(const sm_attn_job *a, int kvh, int h0, int nh, a5_heads *g)
+{
+    int64_t esz = a->kv_f16 ? 2 : 4;
+    g->h0 = h0;
+    g->nh = nh;
+    g->k = (const char *)a->k + (int64_t)kvh * a->head_dim * esz;
+    g->v = (const char *)a->v + (int64_t)kvh * a->head_dim * esz;
+    for (int j = 0; j < nh; j++) {
+        g->m[j] = -INFINITY;
+        g->l[j] = 0.0f;
+    }
+    memset(a->out + (int64_t)h0 * a->head_dim, 0, sizeof(float) * (size_t)(nh * a->head_dim));
+}
+
+/* The chunk of positions from p0 for the heads of g; fetch as in chunk_scores. */
+static void heads_chunk(const sm_attn_job *a, a5_heads *g, int64_t p0, int64_t fetch)
 {
     int hd = a->head_dim, f16 = a->kv_f16;
-    int64_t esz = f16 ? 2 : 4, rs = a->kv_stride * esz;
-    const char *kbase = (const char *)a->k + (int64_t)kvh * hd * esz;
-    const char *vbase = (const char *)a->v + (int64_t)kvh * hd * esz;
-    float m[A5_HEADS], l[A5_HEADS], corr[A5_HEADS];
-    float s[A5_HEADS][SM_ATTN_CHUNK];
-    float *out = a->out + (int64_t)h0 * hd;
-    for (int j = 0; j < nh; j++) {
-        m[j] = -INFINITY;
-        l[j] = 0.0f;
+    int64_t rs = a->kv_stride * (f16 ? 2 : 4);
+    int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
+    int64_t left = a->n_pos - p0 - np;
+    const char *vc = g->v + p0 * rs;
+    float corr[A5_HEADS];
+    chunk_scores(a, g->h0, g->nh, g->k + p0 * rs, rs, np, vc,
+                 left < SM_ATTN_CHUNK ? left : SM_ATTN_CHUNK, fetch, g->s);
+    for (int j = 0; j < g->nh; j++)
+        corr[j] = softmax_chunk16(g->s[j], np, a->scale, &g->m[j], &g->l[j]);
+    float *out = a->out + (int64_t)g->h0 * hd;
+    for (int hg = 0; hg < g->nh; hg += A5_TH) {
+        int nt = g->nh - hg < A5_TH ? g->nh - hg : A5_TH;
+        float *o = out + (int64_t)hg * hd;
+        int i = 0;
+        for (; i + 16 * A5_TV <= hd; i += 16 * A5_TV)
+            value_fns[f16][0][nt - 1](o, hd, i, corr + hg, g->s[hg], vc, rs, np);
+        for (; i < hd; i += 16)
+            value_fns[f16][1][nt - 1](o, hd, i, corr + hg, g->s[hg], vc, rs, np);
     }
-    memset(out, 0, sizeof(float) * (size_t)(nh * hd));
-    for (int64_t p0 = 0; p0 < a->n_pos; p0 += SM_ATTN_CHUNK) {
-        int64_t np = a->n_pos - p0 < SM_ATTN_CHUNK ? a->n_pos - p0 : SM_ATTN_CHUNK;
-        const char *vc = vbase + p0 * rs;
-        int64_t left = a->n_pos - p0 - np;
-        chunk_scores(a, h0, nh, kbase + p0 * rs, rs, np, vc,
-                     left < SM_ATTN_CHUNK ? left : SM_ATTN_CHUNK, s);
-        for (int j = 0; j < nh; j++)
-            corr[j] = softmax_chunk16(s[j], np, a->scale, &m[j], &l[j]);
-        for (int hg = 0; hg < nh; hg += A5_TH) {
-            int nt = nh - hg < A5_TH ? nh - hg : A5_TH;
-            float *o = out + (int64_t)hg * hd;
-            int i = 0;
-            for (; i + 16 * A5_TV <= hd; i += 16 * A5_TV)
-                value_fns[f16][0][nt - 1](o, hd, i, corr + hg, s[hg], vc, rs, np);
-            for (; i < hd; i += 16)
-                value_fns[f16][1][nt - 1](o, hd, i, corr + hg, s[hg], vc, rs, np);
+}
+
+static void heads_finish(const sm_attn_job *a, const a5_heads *g)
+{
+    for (int j = 0; j < g->nh; j++) {
+        float *o = a->out + (int64_t)(g->h0 + j) * a->head_dim;
+        __m512 inv = _mm512_set1_ps(g->l[j] > 0.0f ? 1.0f / g->l[j] : 0.0f);
+        for (int i = 0; i < a->head_dim; i += 16)
+            _mm512_storeu_ps(o + i, _mm512_mul_ps(_mm512_loadu_ps(o + i), inv));
+    }
+}
+
+/* The heads of g[0 .. ng), of kv heads kv_first .. kv_last, chunk by chunk; the first group
+ * fetches the part of each row that all of them read. */
+static void attn_groups(const sm_attn_job *a, a5_heads *g, int ng, int kv_first, int kv_last)
+{
+    int64_t fetch = (int64_t)(kv_last - kv_first + 1) * a->head_dim * (a->kv_f16 ? 2 : 4);
+    for (int64_t p0 = 0; p0 < a->n_pos; p0 += SM_ATTN_CHUNK)
+        for (int i = 0; i < ng; i++)
+            heads_chunk(a, &g[i], p0, i == 0 ? fetch : 0);
+    for (int i = 0; i < ng; i++)
+        heads_finish(a, &g[i]);
+}
+
+void sm_avx512_attention_kvs(const sm_attn_job *a, int kv0, int kv1)
+{
+    if (a->head_dim % 16 != 0) {
+        for (int kvh = kv0; kv1 > kvh; kvh++)
+            sm_avx2_attention_kv(a, kvh);
+        return;
+    }
+    int group = a->n_heads / a->n_kv_heads;
+    a5_heads g[A5_GROUPS];
+    int ng = 0, first = kv0;
+    for (int kvh = kv0; kvh < kv1; kvh++) {
+        for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += A5_HEADS) {
+            if (ng == A5_GROUPS) {
+                attn_groups(a, g, ng, first, kvh);
+                ng = 0;
+                first = kvh;
+            }
+            int nh = (kvh + 1) * group - h0 < A5_HEADS ? (kvh + 1) * group - h0 : A5_HEADS;
+            heads_init(a, kvh, h0, nh, &g[ng++]);
         }
     }
-    for (int j = 0; j < nh; j++) {
-        __m512 inv = _mm512_set1_ps(l[j] > 0.0f ? 1.0f / l[j] : 0.0f);
-        for (int i = 0; i < hd; i += 16)
-            _mm512_storeu_ps(out + (int64_t)j * hd + i,
-                             _mm512_mul_ps(_mm512_loadu_ps(out + (int64_t)j * hd + i), inv));
-    }
+    if (ng > 0)
+        attn_groups(a, g, ng, first, kv1 - 1);
 }
 
 void sm_avx512_attention_kv(const sm_attn_job *a, int kvh)
 {
-    if (a->head_dim % 16 != 0) {
-        sm_avx2_attention_kv(a, kvh);
-        return;
-    }
-    int group = a->n_heads / a->n_kv_heads;
-    for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += A5_HEADS) {
-        int nh = (kvh + 1) * group - h0 < A5_HEADS ? (kvh + 1) * group - h0 : A5_HEADS;
-        attn_heads16(a, kvh, h0, nh);
-    }
+    sm_avx512_attention_kvs(a, kvh, kvh + 1);
 }

@@ -71,6 +71,10 @@ typedef struct sm_kvariant {
                  const float *sin);
     /* Every query head that uses kv head kvh. */
     void (*attention_kv)(const sm_attn_job *a, int kvh);
+    /* NULL, or every query head of kv heads [kv0, kv1), each with attention_kv's arithmetic,
+     * the kv heads taking turns on each chunk of positions (the cache rows hold all kv heads
+     * side by side: one pass over them instead of one per kv head). */
+    void (*attention_kvs)(const sm_attn_job *a, int kv0, int kv1);
     /* 0, or the width of the packed q8_0 layout this variant reads (kernels_q8x.c), with
      * q8x_rows: the products of such weights (job->packed; activations quantized by quantize_x
      * and interleaved in job->xp), rows [r0, r1), using q8x_scratch_floats(batch) floats of
@@ -113,6 +117,7 @@ void sm_avx2_attention_kv(const sm_attn_job *a, int kvh);
 /* Attention with 16-lane vectors for head sizes that are multiples of 16 (the AVX2 one
  * otherwise); kernels_avx512_attn.c. */
 void sm_avx512_attention_kv(const sm_attn_job *a, int kvh);
+void sm_avx512_attention_kvs(const sm_attn_job *a, int kv0, int kv1);
 double sm_avx2_peak(sm_dtype t, int64_t iters);
 double sm_avx512_peak(sm_dtype t, int64_t iters);
 

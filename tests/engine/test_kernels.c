@@ -439,15 +439,18 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
     }
     /* attention against a double-precision softmax, for head layouts whose groups split into
      * pairs and a single head (7 per kv head), or into register tiles and chunks of heads
-     * (13: 6 + 2 and 5 on AVX-512), head sizes with and without a vector tail (80: 64 + 16 on
-     * AVX-512; 40 and 36 take the AVX2 kernel there); and
+     * (13: 6 + 2 and 5 on AVX-512), kv heads taking turns on each chunk (2 x 6 heads; 3 x 9
+     * heads: 8 + 1 per kv head, more groups than one pass takes on AVX-512), head sizes with
+     * and without a vector tail (80: 64 + 16 on AVX-512; 40 and 36 take the AVX2 kernel
+     * there); and
      * every head bitwise what the same head gives alone (heads share loads of keys and values,
      * never arithmetic); with an f32 and an f16 cache (the reference reads the f16 values) */
     static const int64_t npos_list[] = {1, 5, 64, 65, 300};
     static const int layouts[][3] = {{6, 2, 64}, {7, 1, 128}, {4, 4, 40}, {3, 1, 36},
-                                     {13, 1, 80}};
+                                     {13, 1, 80}, {27, 3, 16}};
+    enum { N_LAYOUTS = sizeof layouts / sizeof layouts[0] };
     for (int kvt = 0; kvt < 2; kvt++) {
-        for (int ci = 0; ci < 5 * 5; ci++) {
+        for (int ci = 0; ci < N_LAYOUTS * 5; ci++) {
             int li = ci / 5, pi = ci % 5; /* layout, length */
             sm_dtype kv_dtype = kvt ? SM_DTYPE_F16 : SM_DTYPE_F32;
             size_t esz = kvt ? 2 : 4;
