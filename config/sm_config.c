@@ -62,6 +62,7 @@ static const field fields[] = {
     CHOICE("worker.device", worker.device, "cpu|cuda"),
     CHOICE("worker.dtype", worker.dtype, "f32|bf16|q8_0|q4_0"),
     CHOICE("worker.kv_dtype", worker.kv_dtype, "auto|f32|f16"),
+    CHOICE("worker.isa", worker.isa, "auto|portable|avx2|avx512|avx512bf16"),
     INT("worker.threads", worker.threads, 0, 1024),
     INT("worker.slots", worker.slots, 1, 1024),
     INT("worker.max_prompt_tokens", worker.max_prompt_tokens, 16, 1048576),
@@ -124,6 +125,7 @@ void sm_config_defaults(sm_config *c)
     set_str(c->worker.device, sizeof c->worker.device, "cpu");
     set_str(c->worker.dtype, sizeof c->worker.dtype, "bf16");
     set_str(c->worker.kv_dtype, sizeof c->worker.kv_dtype, "auto");
+    set_str(c->worker.isa, sizeof c->worker.isa, "auto");
     c->worker.threads = 0;
     c->worker.slots = 4;
     c->worker.max_prompt_tokens = 8192;

@@ -62,6 +62,7 @@ typedef struct sm_config {
         char device[16];               /* "cpu" or "cuda" */
         char dtype[16];                /* "f32", "bf16", "q8_0", "q4_0" */
         char kv_dtype[16];             /* "auto" (the engine's choice), "f32", "f16" */
+        char isa[16];                  /* "auto" (this CPU's default), or a kernel variant */
         int64_t threads;               /* 0 = all cores */
         int64_t slots;                 /* sequences decoded together */
         int64_t max_prompt_tokens;

@@ -623,6 +623,10 @@ sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
         rc = sm_dtype_parse(cfg->worker.kv_dtype, &mo.kv_dtype, err);
         mo.kv_dtype_set = true;
     }
+    if (!rc && strcmp(cfg->worker.isa, "auto") != 0 && cfg->worker.isa[0]) {
+        rc = sm_isa_parse(cfg->worker.isa, &mo.isa, err);
+        mo.isa_set = true;
+    }
     mo.threads = (int)cfg->worker.threads;
     mo.fast = !cfg->worker.deterministic;
     if (!rc)

@@ -50,7 +50,7 @@ static void values_are_read(void **state)
     sm_err err;
     const char *text = "database:\n  url: \"postgresql://u@h/db\"\n"
                        "worker:\n  slots: 16\n  prefix_cache: false\n  dtype: q8_0\n"
-                       "  kv_dtype: f16\n"
+                       "  kv_dtype: f16\n  isa: avx512bf16\n"
                        "  sampling:\n    temperature: 1.0\n    top_k: 40\n"
                        "http:\n  port: 9000\n";
     assert_int_equal(parse(text, &cfg, &err), SM_OK);
@@ -59,6 +59,7 @@ static void values_are_read(void **state)
     assert_false(cfg.worker.prefix_cache);
     assert_string_equal(cfg.worker.dtype, "q8_0");
     assert_string_equal(cfg.worker.kv_dtype, "f16");
+    assert_string_equal(cfg.worker.isa, "avx512bf16");
     assert_true(cfg.worker.sampling.temperature == 1.0);
     assert_int_equal(cfg.worker.sampling.top_k, 40);
     assert_int_equal(cfg.http.port, 9000);
@@ -109,6 +110,7 @@ static void out_of_range_rejected(void **state)
     expect_reject("worker:\n  slots: 99999999999999999999999\n", "t.yaml:2:10: ", "integer");
     expect_reject("worker:\n  device: tpu\n", "t.yaml:2:11: ", "not one of cpu|cuda");
     expect_reject("worker:\n  kv_dtype: bf16\n", "t.yaml:2:13: ", "not one of auto|f32|f16");
+    expect_reject("worker:\n  isa: sse2\n", "t.yaml:2:8: ", "not one of auto|portable|avx2");
     expect_reject("logging:\n  level: loud\n", "t.yaml:2:10: ", "not one of");
 }
 

@@ -232,7 +232,7 @@ static void setup(void)
             "  event_endpoint: \"ipc://%s/events\"\n  heartbeat_ms: 200\n"
             "  heartbeat_timeout_ms: 3000\n  lease_ms: 60000\n  max_body_bytes: 4194304\n"
             "worker:\n  name: e2e\n  broker_endpoint: \"%s\"\n  model: \"%s\"\n"
-            "  dtype: f32\n  threads: 2\n  slots: 4\n  max_prompt_tokens: 4096\n"
+            "  dtype: f32\n  isa: portable\n  threads: 2\n  slots: 4\n  max_prompt_tokens: 4096\n"
             "  max_new_tokens: 24\n  samples: 1\n  prefix_cache: true\n"
             "  deterministic: true\n"
             "  sampling:\n    temperature: 0.8\n    top_p: 0.95\n"
@@ -297,11 +297,12 @@ int main(int argc, char **argv)
     wait_for(6, 240000, "SELECT count(*) FROM grading");
 
     /* every grading stored, needs_review (the random model's output is no verdict block),
-     * with the model identity, template version, seed and token counts */
+     * with the model identity, template version, seed and token counts; the engine version
+     * names the kernels worker.isa chose */
     CHECK(q_int("SELECT count(*) FROM grading WHERE status = 'needs_review' AND"
                 " 'invalid_verdict' = ANY(flags) AND model_name = 'model' AND"
                 " length(model_hash) = 64 AND completion_tokens > 0 AND prompt_tokens > 100 AND"
-                " engine_version LIKE '%%+det+f32+kvf32+t2'") == 6);
+                " engine_version LIKE '%%+portable+det+f32+kvf32+t2'") == 6);
     CHECK(q_int("SELECT count(*) FROM grading g JOIN submission s ON s.id = g.submission_id"
                 " JOIN assignment a ON a.id = s.assignment_id"
                 " WHERE g.prompt_template_version = a.kind || '-v1'") == 6);
