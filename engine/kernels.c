@@ -631,7 +631,7 @@ static void attn_task(void *arg, int t, int n)
 {
     (void)n;
     attn_ctx *c = arg;
-    c->v->attention_kv(c->a, t);
+    c->v->attention_kvs(c->a, t, t + 1);
 }
 
 void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads, int head_dim,
@@ -659,9 +659,6 @@ void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads,
     /* split over kv heads only when there is enough work to pay for waking the pool */
     if (n_pos * n_heads * head_dim >= 65536 && k->pool && sm_pool_threads(k->pool) > 1)
         run_tasks(k, attn_task, &c, n_kv_heads);
-    else if (c.v->attention_kvs)
-        c.v->attention_kvs(&a, 0, n_kv_heads);
     else
-        for (int h = 0; h < n_kv_heads; h++)
-            attn_task(&c, h, n_kv_heads);
+        c.v->attention_kvs(&a, 0, n_kv_heads);
 }

@@ -681,16 +681,18 @@ static void attn_heads_f16(const sm_attn_job *a, int kvh, int h0, int nh)
     attn_heads(a, kvh, h0, nh, true);
 }
 
-/* The query heads of kv head kvh, ATTN_HEADS at a time. */
-void sm_avx2_attention_kv(const sm_attn_job *a, int kvh)
+/* The query heads of kv heads [kv0, kv1), ATTN_HEADS of one kv head at a time. */
+void sm_avx2_attention_kvs(const sm_attn_job *a, int kv0, int kv1)
 {
     int group = a->n_heads / a->n_kv_heads;
-    for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += ATTN_HEADS) {
-        int nh = (kvh + 1) * group - h0 < ATTN_HEADS ? (kvh + 1) * group - h0 : ATTN_HEADS;
-        if (a->kv_f16)
-            attn_heads_f16(a, kvh, h0, nh);
-        else
-            attn_heads_f32(a, kvh, h0, nh);
+    for (int kvh = kv0; kvh < kv1; kvh++) {
+        for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += ATTN_HEADS) {
+            int nh = (kvh + 1) * group - h0 < ATTN_HEADS ? (kvh + 1) * group - h0 : ATTN_HEADS;
+            if (a->kv_f16)
+                attn_heads_f16(a, kvh, h0, nh);
+            else
+                attn_heads_f32(a, kvh, h0, nh);
+        }
     }
 }
 
@@ -762,7 +764,7 @@ static const sm_kvariant avx2 = {
     .rmsnorm = sm_avx2_rmsnorm,
     .silu_mul = sm_avx2_silu_mul,
     .rope = sm_avx2_rope,
-    .attention_kv = sm_avx2_attention_kv,
+    .attention_kvs = sm_avx2_attention_kvs,
     .q8x_width = 8,
     .q8x_rows = sm_avx2_q8x_rows,
     .q8x_scratch_floats = sm_avx2_q8x_scratch_floats,

@@ -98,7 +98,6 @@ static const sm_kvariant avx512 = {
     .rmsnorm = sm_avx2_rmsnorm,
     .silu_mul = sm_avx2_silu_mul,
     .rope = sm_avx2_rope,
-    .attention_kv = sm_avx512_attention_kv,
     .attention_kvs = sm_avx512_attention_kvs,
     .q8x_width = 16,
     .q8x_rows = sm_avx512_q8x_rows,

@@ -5,9 +5,9 @@
  * each chunk of SM_ATTN_CHUNK positions together, in register tiles of up to 6 heads x 4 key
  * rows for the scores and 6 heads x 64 values for the weighted sum, so one load and widening
  * of a key or value vector serves every head of the tile (the AVX2 kernel shares a load
- * between two heads, with 8 lanes). The kv heads of a call take turns on each chunk too
- * (sm_avx512_attention_kvs): a cache row holds every kv head side by side, and reading one kv
- * head's part of every row, then the next one's, fetched each row from memory in pieces.
+ * between two heads, with 8 lanes). The kv heads of a call take turns on each chunk too: a
+ * cache row holds every kv head side by side, so each row is fetched whole, once per chunk,
+ * rather than in one piece per kv head.
  *
  * Arithmetic per head, the same whichever tile or other heads it shares: a score q . k is one
  * 16-lane accumulator of FMAs in order of the values, then mm_hsum16's tree, times the scale;
@@ -289,8 +289,7 @@ static void attn_groups(const sm_attn_job *a, a5_heads *g, int ng, int kv_first,
 void sm_avx512_attention_kvs(const sm_attn_job *a, int kv0, int kv1)
 {
     if (a->head_dim % 16 != 0) {
-        for (int kvh = kv0; kv1 > kvh; kvh++)
-            sm_avx2_attention_kv(a, kvh);
+        sm_avx2_attention_kvs(a, kv0, kv1);
         return;
     }
     int group = a->n_heads / a->n_kv_heads;
@@ -309,9 +308,4 @@ void sm_avx512_attention_kvs(const sm_attn_job *a, int kv0, int kv1)
     }
     if (ng > 0)
         attn_groups(a, g, ng, first, kv1 - 1);
-}
-
-void sm_avx512_attention_kv(const sm_attn_job *a, int kvh)
-{
-    sm_avx512_attention_kvs(a, kvh, kvh + 1);
 }

@@ -69,11 +69,9 @@ typedef struct sm_kvariant {
      * (cos[i - i0], sin[i - i0]). */
     void (*rope)(float *x, int n_heads, int head_dim, int i0, int n, const float *cos,
                  const float *sin);
-    /* Every query head that uses kv head kvh. */
-    void (*attention_kv)(const sm_attn_job *a, int kvh);
-    /* NULL, or every query head of kv heads [kv0, kv1), each with attention_kv's arithmetic,
-     * the kv heads taking turns on each chunk of positions (the cache rows hold all kv heads
-     * side by side: one pass over them instead of one per kv head). */
+    /* Every query head that uses one of kv heads [kv0, kv1); a head's arithmetic does not
+     * depend on the range (the AVX-512 kernel lets the kv heads take turns on each chunk of
+     * positions: the cache rows hold all kv heads side by side). */
     void (*attention_kvs)(const sm_attn_job *a, int kv0, int kv1);
     /* 0, or the width of the packed q8_0 layout this variant reads (kernels_q8x.c), with
      * q8x_rows: the products of such weights (job->packed; activations quantized by quantize_x
@@ -113,10 +111,9 @@ void sm_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps, float
 void sm_avx2_silu_mul(float *gate, const float *up, int64_t n);
 void sm_avx2_rope(float *x, int n_heads, int head_dim, int i0, int n, const float *cos,
                   const float *sin);
-void sm_avx2_attention_kv(const sm_attn_job *a, int kvh);
+void sm_avx2_attention_kvs(const sm_attn_job *a, int kv0, int kv1);
 /* Attention with 16-lane vectors for head sizes that are multiples of 16 (the AVX2 one
  * otherwise); kernels_avx512_attn.c. */
-void sm_avx512_attention_kv(const sm_attn_job *a, int kvh);
 void sm_avx512_attention_kvs(const sm_attn_job *a, int kv0, int kv1);
 double sm_avx2_peak(sm_dtype t, int64_t iters);
 double sm_avx512_peak(sm_dtype t, int64_t iters);

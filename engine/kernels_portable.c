@@ -185,11 +185,12 @@ static float kv_dot(const sm_attn_job *a, const float *q, const void *k)
 
 /* Online softmax over chunks of SM_ATTN_CHUNK positions: scores of a chunk, then the running
  * maximum, sum and weighted value sum are rescaled and updated. */
-static void attention_kv(const sm_attn_job *a, int kvh)
+static void attention_kvs(const sm_attn_job *a, int kv0, int kv1)
 {
     int group = a->n_heads / a->n_kv_heads;
     int hd = a->head_dim;
-    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+    for (int h = kv0 * group; h < kv1 * group; h++) {
+        int kvh = h / group;
         const float *q = a->q + (int64_t)h * hd;
         float *o = a->out + (int64_t)h * hd;
         float m = -INFINITY, l = 0.0f;
@@ -276,7 +277,7 @@ static const sm_kvariant portable = {
     .rmsnorm = rmsnorm,
     .silu_mul = silu_mul,
     .rope = rope,
-    .attention_kv = attention_kv,
+    .attention_kvs = attention_kvs,
     .peak = peak,
 };
 
