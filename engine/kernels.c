@@ -223,7 +223,8 @@ static void quant_task(void *arg, int t, int n)
                          (float *)j->xd + b * nb);
 }
 
-/* Activations of packed q8_0 weights: quantized as for GGUF blocks, then interleaved. */
+/* Activations of packed q8_0 weights: quantized as for GGUF blocks, then laid out for the
+ * width (interleaved in groups for width 8; as they are, with corrections, for width 16). */
 static void q8x_prepare_task(void *arg, int t, int n)
 {
     mm_ctx *c = arg;
@@ -235,6 +236,12 @@ static void q8x_prepare_task(void *arg, int t, int n)
     for (int64_t b = t; b < j->batch; b += n) {
         const float *x = j->x + b * j->ldx;
         uint8_t *out = (uint8_t *)j->xp + b * j->xp_stride;
+        if (width == 16) {
+            c->v->quantize_x(x, j->cols, (int8_t *)out,
+                             (float *)(void *)(out + j->cols + 4 * (size_t)nblk));
+            sm_q8r_finish_x(out, j->cols);
+            continue;
+        }
         for (int64_t g = 0; g < ng; g++) {
             int64_t kn = nblk - g * width < width ? nblk - g * width : width;
             c->v->quantize_x(x + g * width * SM_QBLOCK, kn * SM_QBLOCK, q, d);
@@ -336,12 +343,15 @@ static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
 {
     sm_mm_job *j = c->job;
     int threads = kctx_threads(k);
-    j->xp_stride = sm_q8x_x_bytes(j->packed, j->cols);
+    j->xp_stride = j->packed == 16 ? sm_q8r_x_bytes(j->cols) : sm_q8x_x_bytes(j->packed, j->cols);
     uint8_t *xp = kbuf_take(k, KBUF_X, (size_t)j->batch * j->xp_stride);
-    j->scratch_floats = (c->v->q8x_scratch_floats(j->batch) + 15) / 16 * 16;
-    j->scratch = kbuf_take(k, KBUF_SCRATCH,
-                           (size_t)n_tasks * (size_t)j->scratch_floats * sizeof(float));
-    if (!xp || !j->scratch) {
+    j->scratch_floats = c->v->q8x_scratch_floats
+                            ? (c->v->q8x_scratch_floats(j->batch) + 15) / 16 * 16 : 0;
+    j->scratch = j->scratch_floats
+                     ? kbuf_take(k, KBUF_SCRATCH,
+                                 (size_t)n_tasks * (size_t)j->scratch_floats * sizeof(float))
+                     : NULL;
+    if (!xp || (j->scratch_floats && !j->scratch)) {
         kbuf_give(k, KBUF_X, xp);
         kbuf_give(k, KBUF_SCRATCH, j->scratch);
         return sm_err_set(err, SM_ENOMEM, "matmul: no memory for packed activations");
@@ -371,7 +381,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     bool quant = W->dtype == SM_DTYPE_Q8_0 || W->dtype == SM_DTYPE_Q4_0;
     if (W->packed && (W->dtype != SM_DTYPE_Q8_0 || variant(k)->q8x_width != W->packed))
         return sm_err_set(err, SM_EUNSUPPORTED,
-                          "matmul: %s weights packed %d blocks per group, which the %s kernels "
+                          "matmul: %s weights packed with width %d, which the %s kernels "
                           "do not read", sm_dtype_name(W->dtype), W->packed,
                           sm_isa_name(k ? k->isa : SM_ISA_PORTABLE));
     if (quant && W->cols % SM_QBLOCK != 0)
@@ -394,8 +404,9 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         .rows = W->rows,
         .cols = W->cols,
         .w = W->data,
-        .row_bytes = W->packed ? sm_q8x_row_bytes(W->packed, W->cols)
-                               : sm_dtype_row_bytes(W->dtype, W->cols),
+        .row_bytes = W->packed == 16 ? sm_q8r_group_bytes(W->cols)
+                     : W->packed ? sm_q8x_row_bytes(W->packed, W->cols)
+                                 : sm_dtype_row_bytes(W->dtype, W->cols),
         .packed = W->packed,
         .bias = bias,
         .x = X,
@@ -417,7 +428,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     bool long_batch = batch >= SM_LONG_BATCH;
     int n_tasks = threads > 1 ? threads * (long_batch ? 8 : 4) : 1;
     int64_t chunk = (W->rows + n_tasks - 1) / n_tasks;
-    int64_t align = long_batch ? 64 : 8;
+    int64_t align = long_batch ? 64 : W->packed == 16 ? 32 : 8; /* width 16: whole groups */
     chunk = (chunk + align - 1) / align * align;
     n_tasks = (int)((W->rows + chunk - 1) / chunk);
     c.chunk = chunk;
@@ -478,24 +489,35 @@ int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t)
     return t == SM_DTYPE_Q8_0 ? variant(k)->q8x_width : 0;
 }
 
-size_t sm_packed_row_bytes(int width, sm_dtype t, int64_t cols)
+size_t sm_packed_bytes(int width, sm_dtype t, int64_t rows, int64_t cols)
 {
-    if ((width != 8 && width != 16) || t != SM_DTYPE_Q8_0 || cols <= 0 || cols % SM_QBLOCK != 0)
+    if ((width != 8 && width != 16) || t != SM_DTYPE_Q8_0 || rows < 0 || cols <= 0 ||
+        cols % SM_QBLOCK != 0)
         return 0;
-    return sm_q8x_row_bytes(width, cols);
+    if (width == 16)
+        return (size_t)((rows + 15) / 16) * sm_q8r_group_bytes(cols);
+    return (size_t)rows * sm_q8x_row_bytes(width, cols);
 }
 
 sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64_t cols,
                      void *dst, sm_err *err)
 {
-    size_t prb = sm_packed_row_bytes(width, t, cols);
     if (!src || !dst || rows < 0)
         return sm_err_set(err, SM_EINVAL, "pack: bad argument");
-    if (prb == 0)
+    if (sm_packed_bytes(width, t, 1, cols) == 0)
         return sm_err_set(err, SM_EUNSUPPORTED,
                           "pack: no packed layout of width %d for %lld %s columns", width,
                           (long long)cols, sm_dtype_name(t));
     size_t rb = sm_dtype_row_bytes(t, cols);
+    if (width == 16) {
+        size_t gb = sm_q8r_group_bytes(cols);
+        for (int64_t r = 0; r < rows; r += 16)
+            sm_q8r_pack_group((const uint8_t *)src + (size_t)r * rb, rb,
+                              (int)(rows - r < 16 ? rows - r : 16), cols,
+                              (uint8_t *)dst + (size_t)(r / 16) * gb);
+        return SM_OK;
+    }
+    size_t prb = sm_q8x_row_bytes(width, cols);
     for (int64_t r = 0; r < rows; r++)
         sm_q8x_pack_row(width, (const uint8_t *)src + (size_t)r * rb, cols,
                         (uint8_t *)dst + (size_t)r * prb);
@@ -508,11 +530,16 @@ sm_code sm_matrix_row_f32(const sm_matrix *W, int64_t r, float *dst, sm_err *err
         return sm_err_set(err, SM_EINVAL, "matrix row %lld: bad argument", (long long)r);
     const uint8_t *row;
     if (W->packed) {
-        size_t prb = sm_packed_row_bytes(W->packed, W->dtype, W->cols);
-        if (prb == 0)
+        if (sm_packed_bytes(W->packed, W->dtype, 1, W->cols) == 0)
             return sm_err_set(err, SM_EINVAL, "matrix row: no packed layout of width %d for %s",
                               W->packed, sm_dtype_name(W->dtype));
-        row = (const uint8_t *)W->data + (size_t)r * prb;
+        if (W->packed == 16) {
+            sm_q8r_row_to_f32((const uint8_t *)W->data + (size_t)(r / 16) *
+                                                             sm_q8r_group_bytes(W->cols),
+                              (int)(r % 16), W->cols, dst);
+            return SM_OK;
+        }
+        row = (const uint8_t *)W->data + (size_t)r * sm_q8x_row_bytes(W->packed, W->cols);
         sm_q8x_row_to_f32(W->packed, row, W->cols, dst);
         return SM_OK;
     }

@@ -32,8 +32,6 @@ static inline __m256i q8x_dot8(__m256i i, q8x_w8 w, __m256i x)
 #define Q8X_LOAD_X(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define Q8X_DOT(i, w, x) q8x_dot8((i), (w), (x))
 #define Q8X_ZERO_I() _mm256_setzero_si256()
-#define Q8X_LOAD_I(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
-#define Q8X_CORR 0
 #define Q8X_ZERO_F() _mm256_setzero_ps()
 #define Q8X_LOAD_F(p) _mm256_loadu_ps(p)
 #define Q8X_STORE_F(p, v) _mm256_storeu_ps((p), (v))

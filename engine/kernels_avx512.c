@@ -100,8 +100,8 @@ static const sm_kvariant avx512 = {
     .rope = sm_avx2_rope,
     .attention_kvs = sm_avx512_attention_kvs,
     .q8x_width = 16,
-    .q8x_rows = sm_avx512_q8x_rows,
-    .q8x_scratch_floats = sm_avx512_q8x_scratch_floats,
+    .q8x_rows = sm_avx512_q8r_rows,
+    .q8x_scratch_floats = NULL,
     .peak = sm_avx512_peak,
 };
 

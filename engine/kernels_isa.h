@@ -15,7 +15,7 @@
 typedef struct sm_mm_job {
     sm_dtype dtype;
     int64_t rows, cols;
-    const uint8_t *w; /* row r starts at w + r * row_bytes */
+    const uint8_t *w; /* row r starts at w + r * row_bytes (width 16: group g at g * row_bytes) */
     size_t row_bytes;
     const float *bias; /* may be NULL */
     const float *x;
@@ -75,8 +75,8 @@ typedef struct sm_kvariant {
     void (*attention_kvs)(const sm_attn_job *a, int kv0, int kv1);
     /* 0, or the width of the packed q8_0 layout this variant reads (kernels_q8x.c), with
      * q8x_rows: the products of such weights (job->packed; activations quantized by quantize_x
-     * and interleaved in job->xp), rows [r0, r1), using q8x_scratch_floats(batch) floats of
-     * job->scratch per task. */
+     * and laid out for the width in job->xp), rows [r0, r1), using q8x_scratch_floats(batch)
+     * floats of job->scratch per task (NULL: none). */
     int q8x_width;
     void (*q8x_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
     int64_t (*q8x_scratch_floats)(int64_t batch);
@@ -85,7 +85,8 @@ typedef struct sm_kvariant {
     double (*peak)(sm_dtype t, int64_t iters);
 } sm_kvariant;
 
-/* ---- the packed q8_0 layouts of width 8 or 16 blocks per group (kernels_q8x.c) ---- */
+/* ---- the packed q8_0 layouts (kernels_q8x.c) ---- */
+/* width 8: blocks in groups of 8 along each row */
 int64_t sm_q8x_groups(int width, int64_t cols);
 size_t sm_q8x_row_bytes(int width, int64_t cols);
 size_t sm_q8x_x_bytes(int width, int64_t cols); /* activations of one batch row */
@@ -94,13 +95,21 @@ void sm_q8x_row_to_f32(int width, const uint8_t *src, int64_t cols, float *dst);
 /* One activation group from nblk (<= width) blocks quantized by quantize_x. */
 void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nblk,
                          uint8_t *group);
+/* width 16: rows in groups of 16, one lane per row */
+size_t sm_q8r_group_bytes(int64_t cols);
+size_t sm_q8r_x_bytes(int64_t cols); /* activations of one batch row */
+/* rows (<= 16) GGUF rows q8_stride bytes apart to one group at dst (64-byte aligned) */
+void sm_q8r_pack_group(const uint8_t *q8, size_t q8_stride, int rows, int64_t cols, uint8_t *dst);
+void sm_q8r_row_to_f32(const uint8_t *group, int lane, int64_t cols, float *dst);
+/* An activation row whose values and scales quantize_x wrote (values at xrow, scales at
+ * xrow + cols + 4 nblk): its corrections and padding. */
+void sm_q8r_finish_x(uint8_t *xrow, int64_t cols);
 
-/* The products of packed q8_0 weights (kernels_q8x_tmpl.h in kernels_avx2_q8x.c and
- * kernels_avx512_q8x.c). */
+/* The products of packed q8_0 weights: width 8 (kernels_q8x_tmpl.h in kernels_avx2_q8x.c),
+ * width 16 (kernels_avx512_q8x.c, rows [r0, r1) from a group's first row, no scratch). */
 void sm_avx2_q8x_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 int64_t sm_avx2_q8x_scratch_floats(int64_t batch);
-void sm_avx512_q8x_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
-int64_t sm_avx512_q8x_scratch_floats(int64_t batch);
+void sm_avx512_q8r_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 
 /* The AVX2 vector functions, shared with the AVX-512 variants (which need AVX2 too). */
 void sm_avx2_cvt_bf16(float *dst, const uint16_t *src, int64_t n);

@@ -1,21 +1,29 @@
 /* kernels_q8x: the packed q8_0 weight layouts that the AVX2 and AVX-512 VNNI variants read
- * q8_0 weights from (repacked once at load), and the matching activation layout. Portable code:
- * packing, unpacking to f32 (embedding rows, sgemm tiles), the activations' interleaving and
- * the layouts' sizes; the products are in kernels_q8x_tmpl.h.
+ * q8_0 weights from (repacked once at load), and the matching activation layouts. Portable
+ * code: packing, unpacking to f32 (embedding rows, sgemm tiles), the activations' layouts and
+ * the layouts' sizes; the products are in kernels_q8x_tmpl.h (AVX2) and kernels_avx512_q8x.c.
  *
- * A layout has a width L of 8 (AVX2: 256-bit vectors) or 16 (AVX-512) blocks per group. A row
- * of cols values is ng = ceil(cols / (32 L)) groups (the last one padded with zero blocks of
- * scale 0):
- *   [ng x 32 L weight bytes][ng x L f16 scales][zeros up to a multiple of 4 L bytes]
- * Group G's weight bytes are 8 vectors of 4 L bytes; byte 4 j + e of vector v is value 4 v + e
- * of block L G + j: one 4-byte dot-product lane per block, so 8 vector products give each of
- * the L blocks its exact integer sum in its own lane, with no reduction across lanes. Width 16
- * stores each value plus 128 (unsigned, as vpdpbusd wants its first operand); width 8 stores
- * the values as they are (AVX2 moves their signs to the activations, vpsignb).
+ * Width 8 (AVX2), blocks in groups along a row. A row of cols values is ng = ceil(cols / 256)
+ * groups (the last one padded with zero blocks of scale 0):
+ *   [ng x 256 weight bytes][ng x 8 f16 scales][zeros up to a multiple of 32 bytes]
+ * Group G's weight bytes are 8 vectors of 32 bytes; byte 4 j + e of vector v is value 4 v + e
+ * of block 8 G + j: one 4-byte dot-product lane per block, so 8 vector products give each of
+ * the 8 blocks its exact integer sum in its own lane, with no reduction across lanes. The
+ * values are stored as they are (AVX2 moves their signs to the activations, vpsignb).
+ * Activations, per batch row: ng groups of 320 bytes: the 256 int8 values in the same order,
+ * 8 f32 block scales, 8 zero words.
  *
- * Activations, per batch row: ng groups of 40 L bytes: the 32 L int8 values in the same order,
- * L f32 block scales, L int32 corrections: -128 * (sum of the block's values) for width 16,
- * which take back the 128 added to the weights; zero for width 8. */
+ * Width 16 (AVX-512), rows in groups of 16, one dot-product lane per row. A group of 16 rows
+ * (the last one padded with zero rows) of nblk = cols / 32 blocks is
+ *   [nblk x 512 weight bytes][nblk x 16 f16 scales][zeros up to a multiple of 64 bytes]
+ * Block k's 512 bytes are 8 vectors of 64; bytes 4 l .. 4 l + 3 of vector v are values
+ * 4 v .. 4 v + 3 of block k of row l, plus 128 (unsigned, as vpdpbusd wants its first
+ * operand); its scales are row l's at 2 l. A vector product with 4 activation values
+ * broadcast adds them into every row's own lane, so 8 give 16 rows' exact block sums and one
+ * conversion, scale product and multiply-add take them into 16 outputs: no sums across lanes.
+ * Activations, per batch row (q8r_x_bytes): the cols int8 values as quantized, nblk int32
+ * corrections -128 x (sum of the block's values), which take back the 128 added to the
+ * weights, nblk f32 block scales, zeros up to a multiple of 64 bytes. */
 #include <string.h>
 
 #include "kernels_isa.h"
@@ -46,24 +54,20 @@ static size_t q8x_quad(int width, int64_t j, int v)
 void sm_q8x_pack_row(int width, const uint8_t *q8, int64_t cols, uint8_t *dst)
 {
     int64_t nblk = cols / SM_QBLOCK, ng = sm_q8x_groups(width, cols);
-    int offset = width == 16 ? 128 : 0;
     size_t wbytes = (size_t)ng * (size_t)(32 * width);
     memset(dst, 0, sm_q8x_row_bytes(width, cols));
-    memset(dst, offset, wbytes);
     for (int64_t k = 0; k < nblk; k++) {
         const uint8_t *b = q8 + 34 * (size_t)k;
         uint8_t *grp = dst + (size_t)(k / width) * (size_t)(32 * width);
         memcpy(dst + wbytes + 2 * (size_t)k, b, 2);
         for (int i = 0; i < SM_QBLOCK; i++)
-            grp[q8x_quad(width, k % width, i / 4) + (size_t)(i % 4)] =
-                (uint8_t)((int)(int8_t)b[2 + i] + offset);
+            grp[q8x_quad(width, k % width, i / 4) + (size_t)(i % 4)] = b[2 + i];
     }
 }
 
 void sm_q8x_row_to_f32(int width, const uint8_t *src, int64_t cols, float *dst)
 {
     int64_t nblk = cols / SM_QBLOCK, ng = sm_q8x_groups(width, cols);
-    int offset = width == 16 ? 128 : 0;
     const uint8_t *scales = src + (size_t)ng * (size_t)(32 * width);
     for (int64_t k = 0; k < nblk; k++) {
         uint16_t dh;
@@ -71,8 +75,7 @@ void sm_q8x_row_to_f32(int width, const uint8_t *src, int64_t cols, float *dst)
         float d = sm_f16_to_f32(dh);
         const uint8_t *grp = src + (size_t)(k / width) * (size_t)(32 * width);
         for (int i = 0; i < SM_QBLOCK; i++) {
-            uint8_t u = grp[q8x_quad(width, k % width, i / 4) + (size_t)(i % 4)];
-            int v = width == 16 ? (int)u - offset : (int)(int8_t)u;
+            int8_t v = (int8_t)grp[q8x_quad(width, k % width, i / 4) + (size_t)(i % 4)];
             dst[k * SM_QBLOCK + i] = d * (float)v;
         }
     }
@@ -83,17 +86,68 @@ void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nbl
 {
     memset(group, 0, (size_t)(40 * width));
     float *scales = (float *)(void *)(group + 32 * width);
-    int32_t *corr = (int32_t *)(void *)(group + 36 * width);
     for (int64_t j = 0; j < nblk; j++) {
-        const int8_t *b = q + j * SM_QBLOCK;
         for (int v = 0; v < 8; v++)
-            memcpy(group + q8x_quad(width, j, v), b + 4 * v, 4);
+            memcpy(group + q8x_quad(width, j, v), q + j * SM_QBLOCK + 4 * v, 4);
         scales[j] = d[j];
-        if (width == 16) {
-            int32_t sum = 0;
+    }
+}
+
+/* ---- width 16: rows in groups of 16 ---- */
+
+static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
+
+size_t sm_q8r_group_bytes(int64_t cols)
+{
+    return round64((size_t)(cols / SM_QBLOCK) * 544);
+}
+
+size_t sm_q8r_x_bytes(int64_t cols)
+{
+    return round64((size_t)(cols / SM_QBLOCK) * 40);
+}
+
+void sm_q8r_pack_group(const uint8_t *q8, size_t q8_stride, int rows, int64_t cols, uint8_t *dst)
+{
+    int64_t nblk = cols / SM_QBLOCK;
+    memset(dst, 0, sm_q8r_group_bytes(cols));
+    memset(dst, 128, (size_t)nblk * 512); /* zero rows: the value 0 plus 128 */
+    for (int l = 0; l < rows; l++) {
+        const uint8_t *row = q8 + (size_t)l * q8_stride;
+        for (int64_t k = 0; k < nblk; k++) {
+            const uint8_t *b = row + 34 * (size_t)k;
+            uint8_t *blk = dst + (size_t)k * 512 + 4 * (size_t)l;
+            memcpy(dst + (size_t)nblk * 512 + 32 * (size_t)k + 2 * (size_t)l, b, 2);
             for (int i = 0; i < SM_QBLOCK; i++)
-                sum += b[i];
-            corr[j] = -128 * sum;
+                blk[64 * (i / 4) + i % 4] = (uint8_t)((int)(int8_t)b[2 + i] + 128);
         }
     }
+}
+
+void sm_q8r_row_to_f32(const uint8_t *group, int lane, int64_t cols, float *dst)
+{
+    int64_t nblk = cols / SM_QBLOCK;
+    for (int64_t k = 0; k < nblk; k++) {
+        uint16_t dh;
+        memcpy(&dh, group + (size_t)nblk * 512 + 32 * (size_t)k + 2 * (size_t)lane, 2);
+        float d = sm_f16_to_f32(dh);
+        const uint8_t *blk = group + (size_t)k * 512 + 4 * (size_t)lane;
+        for (int i = 0; i < SM_QBLOCK; i++)
+            dst[k * SM_QBLOCK + i] = d * (float)((int)blk[64 * (i / 4) + i % 4] - 128);
+    }
+}
+
+void sm_q8r_finish_x(uint8_t *xrow, int64_t cols)
+{
+    int64_t nblk = cols / SM_QBLOCK;
+    const int8_t *q = (const int8_t *)xrow;
+    int32_t *corr = (int32_t *)(void *)(xrow + cols);
+    for (int64_t k = 0; k < nblk; k++) {
+        int32_t sum = 0;
+        for (int i = 0; i < SM_QBLOCK; i++)
+            sum += q[k * SM_QBLOCK + i];
+        corr[k] = -128 * sum;
+    }
+    size_t used = (size_t)nblk * 40;
+    memset(xrow + used, 0, sm_q8r_x_bytes(cols) - used);
 }

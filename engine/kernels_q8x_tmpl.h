@@ -1,6 +1,7 @@
-/* kernels_q8x_tmpl: products of packed q8_0 weights (layouts in kernels_q8x.c) for every batch
- * size, decode steps and prompts. A variant file defines the vector macros below and includes
- * this file once; it gets Q8X_ROWS_FN and Q8X_SCRATCH_FN for its table.
+/* kernels_q8x_tmpl: products of q8_0 weights packed in groups of blocks along each row (width 8,
+ * kernels_q8x.c) for every batch size, decode steps and prompts. A variant file (AVX2's,
+ * kernels_avx2_q8x.c) defines the vector macros below and includes this file once; it gets
+ * Q8X_ROWS_FN and Q8X_SCRATCH_FN for its table.
  *
  * Each vector product adds 4 values of each of the L blocks of a group into that block's own
  * int32 lane, so a group of L blocks costs 8 products per weight row and batch row, then one
@@ -9,18 +10,17 @@
  *
  * Arithmetic per output (r, b), the same for every batch size, blocking and thread split: one
  * L-lane f32 accumulator A, zero at first; for each group G in order, the int32 lanes
- * I = correction(b, G) (or zero) + the 8 products of the group (lane j: the exact integer sum
+ * I = the 8 products of the group (lane j: the exact integer sum
  * of block L G + j's 32 products), then A = fma((float)I, dw(r, G) * dx(b, G), A) lane by lane
  * (the scale one f32 product); then the lanes summed by Q8X_HSUM, then the bias.
  *
  * Required macros:
- *   Q8X_L                 blocks per group, the lanes of a vector (8 or 16)
+ *   Q8X_L                 blocks per group, the lanes of a vector
  *   Q8X_IV, Q8X_FV        int32 / f32 vector types of Q8X_L lanes
  *   Q8X_W, Q8X_LOAD_W(p)  a weight vector (4 Q8X_L bytes at p) as the products want it
  *   Q8X_LOAD_X(p)         4 Q8X_L activation bytes at p
  *   Q8X_DOT(i, w, x)      i + in lane l the sum of the 4 products of bytes 4l .. 4l+3
- *   Q8X_ZERO_I(), Q8X_LOAD_I(p)  int32 lanes: zeros / the corrections at p
- *   Q8X_CORR              1 when the activations carry corrections (width 16), else 0
+ *   Q8X_ZERO_I()          int32 lanes of zeros
  *   Q8X_ZERO_F(), Q8X_LOAD_F(p), Q8X_STORE_F(p, v), Q8X_MUL(a, b), Q8X_FMA(a, b, c) (a*b+c)
  *   Q8X_CVT(i)            int32 lanes to f32
  *   Q8X_LOAD_SCALES(p)    Q8X_L f16 values at p as f32 lanes
@@ -41,7 +41,6 @@
 #define Q8X_GW (32 * Q8X_L)   /* weight bytes of a group */
 #define Q8X_XG (40 * Q8X_L)   /* activation bytes of a group */
 #define Q8X_XSC (32 * Q8X_L)  /* their scales, within the group */
-#define Q8X_XCORR (36 * Q8X_L) /* their corrections */
 #define Q8X_NCR 64     /* weight rows per block (prompts; a multiple of Q8X_NR) */
 #define Q8X_MC 63      /* batch rows per block (prompts) */
 #define Q8X_KC 3072    /* columns per tile when a prompt's rows are longer than 4096 */
@@ -60,11 +59,7 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, si
     for (int64_t g = g0; g < g1; g++) {
         Q8X_IV s[Q8X_NR][Q8X_NB];
         for (int b = 0; b < nb; b++) {
-#if Q8X_CORR
-            Q8X_IV c = Q8X_LOAD_I(x[b] + (size_t)g * Q8X_XG + Q8X_XCORR);
-#else
             Q8X_IV c = Q8X_ZERO_I();
-#endif
             for (int r = 0; r < nr; r++)
                 s[r][b] = c;
         }

@@ -116,14 +116,18 @@ sm_code sm_kernels_peak(const sm_kctx *k, sm_dtype t, double *gflops, sm_err *er
 bool sm_kernels_fast_uses_blas(const sm_kctx *k, char *core, size_t core_len);
 
 /* 0, or the width of the packed layout in which the k->isa variant reads weights of type t
- * faster (sm_pack_rows): q8_0 on AVX2 (8, blocks per group) and AVX-512 (16), whose products
- * then add 4 values of each of 8 / 16 blocks per vector instruction into the block's own lane. */
+ * faster (sm_pack_rows): q8_0 on AVX2 (8: blocks in groups of 8, 4 values of each of the 8
+ * blocks per vector instruction into the block's own lane) and AVX-512 (16: rows in groups of
+ * 16, 4 values of one block of each of the 16 rows into the row's own lane). */
 int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t);
-/* Bytes of one packed row of cols values of type t (multiples of 4 x width), or 0 where there
- * is no such layout (only q8_0, widths 8 and 16). */
-size_t sm_packed_row_bytes(int width, sm_dtype t, int64_t cols);
+/* Bytes of rows x cols values of type t in the packed layout of that width, or 0 where there
+ * is no such layout (only q8_0, widths 8 and 16). Width 8 packs each row on its own (rows
+ * times the bytes of one); width 16 packs rows in groups of 16 (the last one padded). */
+size_t sm_packed_bytes(int width, sm_dtype t, int64_t rows, int64_t cols);
 /* rows rows of type t as stored (sm_dtype_row_bytes each) to the packed layout of that width
- * at dst (sm_packed_row_bytes each; dst 64-byte aligned for the fastest loads). */
+ * at dst (sm_packed_bytes; dst 64-byte aligned for the fastest loads). A matrix may be packed
+ * in parts that start at a row that is a multiple of 16, at dst + sm_packed_bytes(width, t,
+ * that row, cols). */
 sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64_t cols,
                      void *dst, sm_err *err);
 /* Row r of W (packed or not) as cols f32 values. */

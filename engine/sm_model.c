@@ -192,34 +192,41 @@ typedef struct convert_job {
     sm_err err[64];
 } convert_job;
 
+/* Rows in units (of 16 rows for the packed width 16, else 1): a task converts whole units. */
 static void convert_task(void *arg, int task, int n_tasks)
 {
     convert_job *j = arg;
-    int64_t r0 = j->rows * task / n_tasks, r1 = j->rows * (task + 1) / n_tasks;
+    int64_t unit = j->pack == 16 ? 16 : 1, units = (j->rows + unit - 1) / unit;
+    int64_t u0 = units * task / n_tasks, u1 = units * (task + 1) / n_tasks;
     size_t sb = sm_dtype_row_bytes(j->src->dtype, j->cols);
     size_t qb = sm_dtype_row_bytes(j->to, j->cols);
-    size_t db = j->pack ? sm_packed_row_bytes(j->pack, j->to, j->cols) : qb;
+    bool convert = j->src->dtype != j->to;
     float *tmp = malloc((size_t)j->cols * sizeof *tmp);
-    uint8_t *row = j->pack ? malloc(qb) : NULL; /* the row as stored in to, before packing */
-    if (tmp == NULL || (j->pack && row == NULL)) {
+    /* a unit's rows as stored in to, before packing */
+    uint8_t *rows = j->pack && convert ? malloc(qb * (size_t)unit) : NULL;
+    if (tmp == NULL || (j->pack && convert && rows == NULL)) {
         j->rc[task] = sm_err_set(&j->err[task], SM_ENOMEM, "out of memory");
         free(tmp);
         return;
     }
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *src = (const uint8_t *)j->src->data + (size_t)r * sb;
-        uint8_t *dst = j->dst + (size_t)r * db;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t r0 = u * unit, n = j->rows - r0 < unit ? j->rows - r0 : unit;
+        const uint8_t *src = (const uint8_t *)j->src->data + (size_t)r0 * sb;
         sm_code rc = SM_OK;
-        if (!j->pack || j->src->dtype != j->to) { /* to type to (into row when packed next) */
-            uint8_t *out = j->pack ? row : dst;
-            rc = row_to_f32(j->src->dtype, src, j->cols, tmp, &j->err[task]);
-            if (rc == SM_OK) {
-                rc = row_from_f32(j->to, tmp, j->cols, out, &j->err[task]);
+        if (convert) { /* to type to (into rows when packed next) */
+            uint8_t *out = j->pack ? rows : j->dst + (size_t)r0 * qb;
+            for (int64_t i = 0; i < n && rc == SM_OK; i++) {
+                rc = row_to_f32(j->src->dtype, src + (size_t)i * sb, j->cols, tmp, &j->err[task]);
+                if (rc == SM_OK) {
+                    rc = row_from_f32(j->to, tmp, j->cols, out + (size_t)i * qb, &j->err[task]);
+                }
             }
             src = out;
         }
         if (rc == SM_OK && j->pack) {
-            rc = sm_pack_rows(j->pack, j->to, src, 1, j->cols, dst, &j->err[task]);
+            rc = sm_pack_rows(j->pack, j->to, src, n, j->cols,
+                              j->dst + sm_packed_bytes(j->pack, j->to, r0, j->cols),
+                              &j->err[task]);
         }
         if (rc != SM_OK) {
             j->rc[task] = rc;
@@ -227,7 +234,7 @@ static void convert_task(void *arg, int task, int n_tasks)
         }
     }
     free(tmp);
-    free(row);
+    free(rows);
 }
 
 static bool is_block(sm_dtype t) { return t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0; }
@@ -281,8 +288,9 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
         out->data = t->data;
         return SM_OK;
     }
-    size_t rb = pack ? sm_packed_row_bytes(pack, to, cols) : sm_dtype_row_bytes(to, cols);
-    uint8_t *dst = model_alloc(m, rb * (size_t)rows);
+    size_t bytes = pack ? sm_packed_bytes(pack, to, rows, cols)
+                        : sm_dtype_row_bytes(to, cols) * (size_t)rows;
+    uint8_t *dst = model_alloc(m, bytes);
     if (dst == NULL) {
         return sm_err_set(err, SM_ENOMEM, "out of memory converting %s to %s", name,
                           sm_dtype_name(to));
@@ -340,16 +348,16 @@ static sm_code load_vector(sm_model *m, enum role r, int64_t l, int64_t n, float
 
 static size_t matrix_bytes(const sm_matrix *w)
 {
-    size_t rb = w->packed ? sm_packed_row_bytes(w->packed, w->dtype, w->cols)
-                          : sm_dtype_row_bytes(w->dtype, w->cols);
-    return rb * (size_t)w->rows;
+    return w->packed ? sm_packed_bytes(w->packed, w->dtype, w->rows, w->cols)
+                     : sm_dtype_row_bytes(w->dtype, w->cols) * (size_t)w->rows;
 }
 
-/* The width of the packed layout for the model's q8_0 matrices, or 0. Packing pads every row
- * to whole groups of 8 or 16 blocks (256 or 512 values), so it is used only where that adds
- * at most 1/32 to the bytes of all the matrices: VibeThinker-1.5B's shapes add 0.04% (8
- * blocks) or 2.2% (16), Qwen2-7B's 0% or 0.7%; Qwen2-0.5B's (hidden size 896) would add 11-12%,
- * which batch-1 decoding, bound by the bytes it reads, would pay for. */
+/* The width of the packed layout for the model's q8_0 matrices, or 0. Packing pads rows to
+ * whole groups of 8 blocks (256 values; width 8) or to groups of 16 rows of a multiple of 64
+ * bytes (width 16), so it is used only where that adds at most 1/32 to the bytes of all the
+ * matrices: VibeThinker-1.5B's shapes add 0.04% (width 8) or nothing (16); Qwen2-0.5B's
+ * (hidden size 896) would add 11-12% with width 8, which batch-1 decoding, bound by the bytes
+ * it reads, would pay for. */
 static int model_pack_width(const sm_model *m)
 {
     int width = sm_kernels_pack_width(&m->k, SM_DTYPE_Q8_0);
@@ -359,13 +367,13 @@ static int model_pack_width(const sm_model *m)
                             {c->intermediate, h}, {c->intermediate, h}, {h, c->intermediate}};
     double plain = 0, packed = 0;
     for (int i = 0; i < 8 && width; i++) {
-        size_t prb = sm_packed_row_bytes(width, SM_DTYPE_Q8_0, shapes[i][1]);
-        if (prb == 0)
+        size_t pb = sm_packed_bytes(width, SM_DTYPE_Q8_0, shapes[i][0], shapes[i][1]);
+        if (pb == 0)
             return 0; /* such a matrix cannot be q8_0 */
         double times = i == 0 ? (c->tied ? 1.0 : 2.0) : (double)c->n_layers;
         plain += times * (double)shapes[i][0] *
                  (double)sm_dtype_row_bytes(SM_DTYPE_Q8_0, shapes[i][1]);
-        packed += times * (double)shapes[i][0] * (double)prb;
+        packed += times * (double)pb;
     }
     return width && packed <= plain * (1.0 + 1.0 / 32) ? width : 0;
 }

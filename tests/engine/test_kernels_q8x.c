@@ -4,7 +4,7 @@
  * size (decode and prompt blocking, column tiles, rows left over, threads), so each output is
  * the same whatever it is batched with; they stay within rounding of a double-precision
  * product; a context that cannot read the layout is refused. A variant this CPU lacks is
- * reported and not tested (test_kernels_q8x16 tests the 16-wide logic on AVX2). */
+ * reported and not tested. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,10 +19,6 @@
 #include "kernels_isa.h"
 #include "sm_kernels.h"
 #include "sm_pool.h"
-
-/* test_kernels_q8x16_emul.c: the 16-wide products with AVX2 registers */
-void q8x16_emul_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
-int64_t q8x16_emul_scratch_floats(int64_t batch);
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static float rng_f(void) /* uniform in [-1, 1) */
@@ -52,13 +48,13 @@ static void qmat_make(qmat *a, int width, int64_t rows, int64_t cols)
 {
     sm_err err;
     size_t rb = sm_dtype_row_bytes(SM_DTYPE_Q8_0, cols);
-    size_t prb = sm_packed_row_bytes(width, SM_DTYPE_Q8_0, cols);
-    assert_true(prb > 0 && prb % (size_t)(4 * width) == 0);
+    size_t pb = sm_packed_bytes(width, SM_DTYPE_Q8_0, rows, cols);
+    assert_true(pb > 0 && pb % (size_t)(4 * width) == 0);
     a->width = width;
     a->rows = rows;
     a->cols = cols;
     a->q8 = malloc(rb * (size_t)rows);
-    assert_int_equal(posix_memalign(&a->packed, 64, prb * (size_t)rows), 0);
+    assert_int_equal(posix_memalign(&a->packed, 64, pb), 0);
     float *row = malloc(sizeof *row * (size_t)cols);
     assert_non_null(a->q8);
     assert_non_null(row);
@@ -97,36 +93,50 @@ static void quantize_x(const float *x, int64_t cols, int8_t *q, float *d)
     }
 }
 
-/* One output by the packed kernels' rule: L lanes, lane j adds the blocks L G + j in order as
- * fma(isum, dw * dx, lane) (padding blocks: isum 0, scale 0); then for 16 lanes lanes l + 8,
- * then the 8-lane tree. */
+/* The integer sum of block k of row r with the activations' block k. */
+static int32_t block_isum(const qmat *a, int64_t r, int64_t k, const int8_t *xq, float *dw)
+{
+    const uint8_t *b = a->q8 + sm_dtype_row_bytes(SM_DTYPE_Q8_0, a->cols) * (size_t)r + 34 * k;
+    uint16_t dh;
+    memcpy(&dh, b, 2);
+    *dw = sm_f16_to_f32(dh);
+    int32_t isum = 0;
+    for (int i = 0; i < 32; i++)
+        isum += (int32_t)(int8_t)b[2 + i] * xq[k * 32 + i];
+    return isum;
+}
+
+/* One output by the packed kernels' rule. Width 16: the blocks in order,
+ * acc = fma(isum, dw * dx, acc), then the bias. Width 8: 8 lanes, lane j adds the blocks 8 G + j
+ * in order the same way (padding blocks: isum 0, scale 0); then the 8-lane tree. */
 static float ref_output(const qmat *a, int64_t r, const int8_t *xq, const float *xd,
                         float bias)
 {
-    int L = a->width;
-    int64_t nblk = a->cols / 32, ng = (nblk + L - 1) / L;
-    const uint8_t *row = a->q8 + sm_dtype_row_bytes(SM_DTYPE_Q8_0, a->cols) * (size_t)r;
-    float lane[16] = {0};
+    int64_t nblk = a->cols / 32, ng = (nblk + 7) / 8;
+    float dw;
+    if (a->width == 16) {
+        float acc = 0.0f;
+        for (int64_t k = 0; k < nblk; k++) {
+            int32_t isum = block_isum(a, r, k, xq, &dw);
+            acc = fmaf((float)isum, dw * xd[k], acc);
+        }
+        return acc + bias;
+    }
+    float lane[8] = {0};
     for (int64_t g = 0; g < ng; g++)
-        for (int j = 0; j < L; j++) {
-            int64_t k = L * g + j;
+        for (int j = 0; j < 8; j++) {
+            int64_t k = 8 * g + j;
             int32_t isum = 0;
             float s = 0.0f;
             if (k < nblk) {
-                const uint8_t *b = row + 34 * k;
-                uint16_t dh;
-                memcpy(&dh, b, 2);
-                for (int i = 0; i < 32; i++)
-                    isum += (int32_t)(int8_t)b[2 + i] * xq[k * 32 + i];
-                s = sm_f16_to_f32(dh) * xd[k];
+                isum = block_isum(a, r, k, xq, &dw);
+                s = dw * xd[k];
             }
             lane[j] = fmaf((float)isum, s, lane[j]);
         }
-    float h[8], q[4];
-    for (int l = 0; l < 8; l++)
-        h[l] = L == 16 ? lane[l] + lane[l + 8] : lane[l];
+    float q[4];
     for (int l = 0; l < 4; l++)
-        q[l] = h[l] + h[l + 4];
+        q[l] = lane[l] + lane[l + 4];
     return ((q[0] + q[2]) + (q[1] + q[3])) + bias;
 }
 
@@ -137,19 +147,19 @@ static void test_pack_roundtrip(void **state)
     for (size_t ci = 0; ci < 2 * sizeof cols_list / sizeof *cols_list; ci++) {
         int64_t cols = cols_list[ci / 2];
         qmat a;
-        qmat_make(&a, ci % 2 ? 16 : 8, 5, cols);
+        qmat_make(&a, ci % 2 ? 16 : 8, ci % 2 ? 21 : 5, cols);
         float *want = malloc(sizeof *want * (size_t)cols);
         float *got = malloc(sizeof *got * (size_t)cols);
         assert_non_null(want);
         assert_non_null(got);
         sm_err err;
-        sm_matrix plain = {.dtype = SM_DTYPE_Q8_0, .rows = 5, .cols = cols, .data = a.q8};
-        for (int64_t r = 0; r < 5; r++) {
+        sm_matrix plain = {.dtype = SM_DTYPE_Q8_0, .rows = a.rows, .cols = cols, .data = a.q8};
+        for (int64_t r = 0; r < a.rows; r++) {
             assert_int_equal(sm_matrix_row_f32(&plain, r, want, &err), SM_OK);
             assert_int_equal(sm_matrix_row_f32(&a.m, r, got, &err), SM_OK);
             assert_memory_equal(want, got, sizeof *got * (size_t)cols);
         }
-        assert_int_equal(sm_matrix_row_f32(&a.m, 5, got, &err), SM_EINVAL);
+        assert_int_equal(sm_matrix_row_f32(&a.m, a.rows, got, &err), SM_EINVAL);
         free(want);
         free(got);
         qmat_free(&a);
@@ -157,9 +167,14 @@ static void test_pack_roundtrip(void **state)
     /* only q8_0 has a packed layout */
     sm_err err;
     uint8_t src[64], dst[64];
-    assert_int_equal(sm_packed_row_bytes(8, SM_DTYPE_Q4_0, 32), 0);
-    assert_int_equal(sm_packed_row_bytes(8, SM_DTYPE_Q8_0, 33), 0);
-    assert_int_equal(sm_packed_row_bytes(4, SM_DTYPE_Q8_0, 32), 0);
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_0, 1, 32), 0);
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q8_0, 1, 33), 0);
+    assert_int_equal(sm_packed_bytes(4, SM_DTYPE_Q8_0, 1, 32), 0);
+    assert_int_equal(sm_packed_bytes(16, SM_DTYPE_Q8_0, -1, 32), 0);
+    /* width 16: groups of 16 rows, 544 bytes per block and group, a multiple of 64 */
+    assert_int_equal(sm_packed_bytes(16, SM_DTYPE_Q8_0, 16, 64), 1088);
+    assert_int_equal(sm_packed_bytes(16, SM_DTYPE_Q8_0, 17, 32), 2 * 576);
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q8_0, 3, 32), 3 * 288);
     assert_int_equal(sm_pack_rows(16, SM_DTYPE_BF16, src, 1, 32, dst, &err), SM_EUNSUPPORTED);
 }
 
@@ -212,9 +227,17 @@ static void check_shape(sm_isa isa, sm_pool *pool, bool det, int64_t rows, int64
     fill(X, ldx * batch, 1.0f);
     fill(bias, rows, 0.1f);
     bool with_bias = (rows + batch) % 2 == 0;
+    for (int64_t i = 0; i < ldy * batch; i++)
+        Y[i] = -777.0f; /* the columns past rows must keep it */
     sm_err err;
     assert_int_equal(sm_matmul(&k, &a.m, with_bias ? bias : NULL, X, ldx, batch, Y, ldy, &err),
                      SM_OK);
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t r = rows; r < ldy; r++)
+            if (Y[b * ldy + r] != -777.0f)
+                fail_msg("%s %lldx%lld batch %lld: wrote past the rows, at %lld of batch row %lld",
+                         sm_isa_name(isa), (long long)rows, (long long)cols, (long long)batch,
+                         (long long)r, (long long)b);
     double num = 0, den = 0;
     sm_matrix plain = {.dtype = SM_DTYPE_Q8_0, .rows = rows, .cols = cols, .data = a.q8};
     for (int64_t b = 0; b < batch; b++) {
@@ -260,7 +283,8 @@ static void test_products(void **state)
     static const int64_t shapes[][3] = {
         {1, 32, 1},    {5, 64, 3},     {37, 96, 7},    {8, 544, 2},     {13, 1536, 4},
         {64, 512, 16}, {70, 2080, 17}, {9, 8960, 5},   {130, 1536, 40}, {67, 6400, 70},
-        {4, 512, 1},   {12, 1024, 16}, {3, 8960, 33},  {6, 1536, 11},
+        {4, 512, 1},   {12, 1024, 16}, {3, 8960, 33},  {6, 1536, 11},   {47, 544, 19},
+        {15, 96, 2},
     };
     sm_pool *pool;
     sm_err err;
@@ -286,83 +310,12 @@ static void test_products(void **state)
     sm_pool_free(&pool);
 }
 
-/* The 16-wide template (AVX-512's tiles, weights plus 128, corrections) emulated with AVX2,
- * on row ranges split as sm_matmul splits them, against the rule bitwise. */
-static void test_emulated16(void **state)
-{
-    (void)state;
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
-        !__builtin_cpu_supports("f16c")) {
-        print_message("[ INFO     ] no AVX2: the emulated 16-wide products not tested\n");
-        skip();
-    }
-    static const int64_t shapes[][3] = {
-        {1, 32, 1}, {5, 96, 3}, {13, 1536, 4}, {70, 2080, 17}, {9, 8960, 5}, {67, 6400, 70},
-        {12, 1024, 16}, {130, 544, 2},
-    };
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-        int64_t rows = shapes[s][0], cols = shapes[s][1], batch = shapes[s][2];
-        int64_t nblk = cols / 32, ng = sm_q8x_groups(16, cols);
-        qmat a;
-        qmat_make(&a, 16, rows, cols);
-        size_t xs = sm_q8x_x_bytes(16, cols);
-        float *X = malloc(sizeof *X * (size_t)(cols * batch));
-        float *Y = malloc(sizeof *Y * (size_t)(rows * batch));
-        float *bias = malloc(sizeof *bias * (size_t)rows);
-        uint8_t *xp = malloc(xs * (size_t)batch);
-        int8_t *xq = malloc((size_t)(cols * batch));
-        float *xd = malloc(sizeof *xd * (size_t)(nblk * batch));
-        int64_t sf = q8x16_emul_scratch_floats(batch);
-        float *scratch = malloc(sizeof *scratch * (size_t)(2 * sf));
-        assert_true(X && Y && bias && xp && xq && xd && scratch);
-        fill(X, cols * batch, 1.0f);
-        fill(bias, rows, 0.1f);
-        for (int64_t b = 0; b < batch; b++) {
-            quantize_x(X + b * cols, cols, xq + b * cols, xd + b * nblk);
-            for (int64_t g = 0; g < ng; g++) {
-                int64_t kn = nblk - 16 * g < 16 ? nblk - 16 * g : 16;
-                sm_q8x_interleave_x(16, xq + b * cols + g * 512, xd + b * nblk + g * 16, kn,
-                                    xp + (size_t)b * xs + (size_t)g * 640);
-            }
-        }
-        sm_mm_job j = {.dtype = SM_DTYPE_Q8_0, .rows = rows, .cols = cols, .w = a.packed,
-                       .row_bytes = sm_packed_row_bytes(16, SM_DTYPE_Q8_0, cols),
-                       .bias = s % 2 ? bias : NULL, .batch = batch, .y = Y, .ldy = rows,
-                       .packed = 16, .xp = xp, .xp_stride = xs, .scratch = scratch,
-                       .scratch_floats = sf};
-        int64_t split = rows > 8 ? (rows / 2 + 7) / 8 * 8 : rows;
-        q8x16_emul_rows(&j, 0, split, 0);
-        if (split < rows)
-            q8x16_emul_rows(&j, split, rows, 1);
-        for (int64_t b = 0; b < batch; b++)
-            for (int64_t r = 0; r < rows; r++) {
-                float want = ref_output(&a, r, xq + b * cols, xd + b * nblk,
-                                        s % 2 ? bias[r] : 0.0f);
-                if (memcmp(&want, &Y[b * rows + r], sizeof want) != 0)
-                    fail_msg("emulated 16-wide %lldx%lld batch %lld: row %lld of batch row "
-                             "%lld is %.9g, the rule gives %.9g", (long long)rows,
-                             (long long)cols, (long long)batch, (long long)r, (long long)b,
-                             (double)Y[b * rows + r], (double)want);
-            }
-        free(X);
-        free(Y);
-        free(bias);
-        free(xp);
-        free(xq);
-        free(xd);
-        free(scratch);
-        qmat_free(&a);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pack_roundtrip),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_products),
-        cmocka_unit_test(test_emulated16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
