@@ -275,10 +275,11 @@ static void check_shape(sm_isa isa, sm_pool *pool, bool det, int64_t rows, int64
 static void test_products(void **state)
 {
     (void)state;
-    /* rows, cols, batch: decode (1-16; from 8 batch rows on AVX-512 and 4 on AVX2 a weight
-     * row's outputs are summed together, 11 of them in a vector of 16) and prompt blocking
-     * (17+, past 63 batch rows, past 64 weight rows), rows not a multiple of the micro tile, a
-     * last group of fewer blocks than the width, rows long enough for column tiles (> 4096
+    /* rows, cols, batch: decode (1-16; AVX2 sums a weight row's outputs for several batch
+     * rows together; AVX-512 takes column ranges of 16 blocks in passes of up to 6 rows) and
+     * prompt blocking (17+, past 63 batch rows, past 64 weight rows), rows not a multiple of
+     * the micro tile or of AVX-512's groups of 16 (15 of a group, 47 = 2 groups and 15), a last
+     * group of fewer blocks than AVX2's 8, rows long enough for column ranges (more than 4096
      * columns), the VibeThinker shapes' column counts */
     static const int64_t shapes[][3] = {
         {1, 32, 1},    {5, 64, 3},     {37, 96, 7},    {8, 544, 2},     {13, 1536, 4},
