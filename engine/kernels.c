@@ -245,7 +245,7 @@ static void q8x_prepare_task(void *arg, int t, int n)
         for (int64_t g = 0; g < ng; g++) {
             int64_t kn = nblk - g * width < width ? nblk - g * width : width;
             c->v->quantize_x(x + g * width * SM_QBLOCK, kn * SM_QBLOCK, q, d);
-            sm_q8x_interleave_x(width, q, d, kn, out + (size_t)g * (size_t)(40 * width));
+            sm_q8x_interleave_x(width, q, d, kn, out + (size_t)g * (size_t)(36 * width));
         }
     }
 }
@@ -343,7 +343,7 @@ static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
 {
     sm_mm_job *j = c->job;
     int threads = kctx_threads(k);
-    j->xp_stride = j->packed == 16 ? sm_q8r_x_bytes(j->cols) : sm_q8x_x_bytes(j->packed, j->cols);
+    j->xp_stride = sm_q8x_x_bytes(j->packed, j->cols);
     uint8_t *xp = kbuf_take(k, KBUF_X, (size_t)j->batch * j->xp_stride);
     j->scratch_floats = c->v->q8x_scratch_floats
                             ? (c->v->q8x_scratch_floats(j->batch) + 15) / 16 * 16 : 0;
@@ -404,9 +404,8 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         .rows = W->rows,
         .cols = W->cols,
         .w = W->data,
-        .row_bytes = W->packed == 16 ? sm_q8r_group_bytes(W->cols)
-                     : W->packed ? sm_q8x_row_bytes(W->packed, W->cols)
-                                 : sm_dtype_row_bytes(W->dtype, W->cols),
+        .row_bytes = W->packed ? sm_q8x_unit_bytes(W->packed, W->cols)
+                               : sm_dtype_row_bytes(W->dtype, W->cols),
         .packed = W->packed,
         .bias = bias,
         .x = X,
@@ -428,7 +427,9 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     bool long_batch = batch >= SM_LONG_BATCH;
     int n_tasks = threads > 1 ? threads * (long_batch ? 8 : 4) : 1;
     int64_t chunk = (W->rows + n_tasks - 1) / n_tasks;
-    int64_t align = long_batch ? 64 : W->packed == 16 ? 32 : 8; /* width 16: whole groups */
+    /* decode tasks of whole units, in pairs (width 16's decode tiles take two groups) */
+    int64_t unit = W->packed ? sm_q8x_unit_rows(W->packed) : 1;
+    int64_t align = long_batch ? 64 : unit > 4 ? 2 * unit : 8;
     chunk = (chunk + align - 1) / align * align;
     n_tasks = (int)((W->rows + chunk - 1) / chunk);
     c.chunk = chunk;
@@ -494,9 +495,8 @@ size_t sm_packed_bytes(int width, sm_dtype t, int64_t rows, int64_t cols)
     if ((width != 8 && width != 16) || t != SM_DTYPE_Q8_0 || rows < 0 || cols <= 0 ||
         cols % SM_QBLOCK != 0)
         return 0;
-    if (width == 16)
-        return (size_t)((rows + 15) / 16) * sm_q8r_group_bytes(cols);
-    return (size_t)rows * sm_q8x_row_bytes(width, cols);
+    int64_t unit = sm_q8x_unit_rows(width);
+    return (size_t)((rows + unit - 1) / unit) * sm_q8x_unit_bytes(width, cols);
 }
 
 sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64_t cols,
@@ -508,19 +508,12 @@ sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64
         return sm_err_set(err, SM_EUNSUPPORTED,
                           "pack: no packed layout of width %d for %lld %s columns", width,
                           (long long)cols, sm_dtype_name(t));
-    size_t rb = sm_dtype_row_bytes(t, cols);
-    if (width == 16) {
-        size_t gb = sm_q8r_group_bytes(cols);
-        for (int64_t r = 0; r < rows; r += 16)
-            sm_q8r_pack_group((const uint8_t *)src + (size_t)r * rb, rb,
-                              (int)(rows - r < 16 ? rows - r : 16), cols,
-                              (uint8_t *)dst + (size_t)(r / 16) * gb);
-        return SM_OK;
-    }
-    size_t prb = sm_q8x_row_bytes(width, cols);
-    for (int64_t r = 0; r < rows; r++)
-        sm_q8x_pack_row(width, (const uint8_t *)src + (size_t)r * rb, cols,
-                        (uint8_t *)dst + (size_t)r * prb);
+    size_t rb = sm_dtype_row_bytes(t, cols), ub = sm_q8x_unit_bytes(width, cols);
+    int64_t unit = sm_q8x_unit_rows(width);
+    for (int64_t r = 0; r < rows; r += unit)
+        sm_q8x_pack_unit(width, (const uint8_t *)src + (size_t)r * rb, rb,
+                         (int)(rows - r < unit ? rows - r : unit), cols,
+                         (uint8_t *)dst + (size_t)(r / unit) * ub);
     return SM_OK;
 }
 
@@ -528,22 +521,19 @@ sm_code sm_matrix_row_f32(const sm_matrix *W, int64_t r, float *dst, sm_err *err
 {
     if (!W || !W->data || !dst || r < 0 || r >= W->rows)
         return sm_err_set(err, SM_EINVAL, "matrix row %lld: bad argument", (long long)r);
-    const uint8_t *row;
     if (W->packed) {
         if (sm_packed_bytes(W->packed, W->dtype, 1, W->cols) == 0)
             return sm_err_set(err, SM_EINVAL, "matrix row: no packed layout of width %d for %s",
                               W->packed, sm_dtype_name(W->dtype));
-        if (W->packed == 16) {
-            sm_q8r_row_to_f32((const uint8_t *)W->data + (size_t)(r / 16) *
-                                                             sm_q8r_group_bytes(W->cols),
-                              (int)(r % 16), W->cols, dst);
-            return SM_OK;
-        }
-        row = (const uint8_t *)W->data + (size_t)r * sm_q8x_row_bytes(W->packed, W->cols);
-        sm_q8x_row_to_f32(W->packed, row, W->cols, dst);
+        int64_t unit = sm_q8x_unit_rows(W->packed);
+        sm_q8x_unit_row_to_f32(W->packed,
+                               (const uint8_t *)W->data +
+                                   (size_t)(r / unit) * sm_q8x_unit_bytes(W->packed, W->cols),
+                               (int)(r % unit), W->cols, dst);
         return SM_OK;
     }
-    row = (const uint8_t *)W->data + (size_t)r * sm_dtype_row_bytes(W->dtype, W->cols);
+    const uint8_t *row =
+        (const uint8_t *)W->data + (size_t)r * sm_dtype_row_bytes(W->dtype, W->cols);
     return sm_dequantize_row(W->dtype, row, W->cols, dst, err);
 }
 

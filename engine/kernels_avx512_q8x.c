@@ -25,7 +25,7 @@ typedef struct q8r_args {
     const uint8_t *w;          /* the tile's first group */
     size_t gb;                 /* bytes per group */
     int64_t nblk, k0, k1;      /* blocks per row; this column range */
-    const uint8_t *x[Q8R_NB];  /* activation rows (sm_q8r_x_bytes layout) */
+    const uint8_t *x[Q8R_NB];  /* activation rows (kernels_q8x.c, width 16) */
     float *y;                  /* outputs of group r, batch row b at y + b * ldy + 16 r */
     int64_t ldy;
     __mmask16 m[2];            /* the rows of each group that exist */

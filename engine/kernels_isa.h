@@ -85,24 +85,24 @@ typedef struct sm_kvariant {
     double (*peak)(sm_dtype t, int64_t iters);
 } sm_kvariant;
 
-/* ---- the packed q8_0 layouts (kernels_q8x.c) ---- */
-/* width 8: blocks in groups of 8 along each row */
+/* ---- the packed q8_0 layouts (kernels_q8x.c), width 8 or 16 ---- */
+/* A matrix is packed in units of sm_q8x_unit_rows rows (1 for width 8, 16 for width 16; the
+ * last one padded), each sm_q8x_unit_bytes; a batch row of activations takes sm_q8x_x_bytes. */
+int sm_q8x_unit_rows(int width);
+size_t sm_q8x_unit_bytes(int width, int64_t cols);
+size_t sm_q8x_x_bytes(int width, int64_t cols);
+/* rows (at most a unit's) GGUF rows q8_stride bytes apart to one unit at dst */
+void sm_q8x_pack_unit(int width, const uint8_t *q8, size_t q8_stride, int rows, int64_t cols,
+                      uint8_t *dst);
+/* row (< sm_q8x_unit_rows) of a unit as cols f32 values */
+void sm_q8x_unit_row_to_f32(int width, const uint8_t *unit, int row, int64_t cols, float *dst);
+/* width 8: groups of 8 blocks along a row */
 int64_t sm_q8x_groups(int width, int64_t cols);
-size_t sm_q8x_row_bytes(int width, int64_t cols);
-size_t sm_q8x_x_bytes(int width, int64_t cols); /* activations of one batch row */
-void sm_q8x_pack_row(int width, const uint8_t *q8, int64_t cols, uint8_t *dst);
-void sm_q8x_row_to_f32(int width, const uint8_t *src, int64_t cols, float *dst);
 /* One activation group from nblk (<= width) blocks quantized by quantize_x. */
 void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nblk,
                          uint8_t *group);
-/* width 16: rows in groups of 16, one lane per row */
-size_t sm_q8r_group_bytes(int64_t cols);
-size_t sm_q8r_x_bytes(int64_t cols); /* activations of one batch row */
-/* rows (<= 16) GGUF rows q8_stride bytes apart to one group at dst (64-byte aligned) */
-void sm_q8r_pack_group(const uint8_t *q8, size_t q8_stride, int rows, int64_t cols, uint8_t *dst);
-void sm_q8r_row_to_f32(const uint8_t *group, int lane, int64_t cols, float *dst);
-/* An activation row whose values and scales quantize_x wrote (values at xrow, scales at
- * xrow + cols + 4 nblk): its corrections and padding. */
+/* width 16: an activation row whose values and scales quantize_x wrote (values at xrow, scales
+ * at xrow + cols + 4 nblk): its corrections and padding. */
 void sm_q8r_finish_x(uint8_t *xrow, int64_t cols);
 
 /* The products of packed q8_0 weights: width 8 (kernels_q8x_tmpl.h in kernels_avx2_q8x.c),

@@ -10,8 +10,8 @@
  * of block 8 G + j: one 4-byte dot-product lane per block, so 8 vector products give each of
  * the 8 blocks its exact integer sum in its own lane, with no reduction across lanes. The
  * values are stored as they are (AVX2 moves their signs to the activations, vpsignb).
- * Activations, per batch row: ng groups of 320 bytes: the 256 int8 values in the same order,
- * 8 f32 block scales, 8 zero words.
+ * Activations, per batch row: ng groups of 288 bytes: the 256 int8 values in the same order,
+ * then the 8 f32 block scales.
  *
  * Width 16 (AVX-512), rows in groups of 16, one dot-product lane per row. A group of 16 rows
  * (the last one padded with zero rows) of nblk = cols / 32 blocks is
@@ -33,17 +33,13 @@ int64_t sm_q8x_groups(int width, int64_t cols)
     return (cols / SM_QBLOCK + width - 1) / width;
 }
 
-size_t sm_q8x_row_bytes(int width, int64_t cols)
+static size_t q8x_row_bytes(int width, int64_t cols)
 {
     size_t bytes = (size_t)sm_q8x_groups(width, cols) * (size_t)(34 * width);
     size_t vec = (size_t)(4 * width); /* rows start on a whole vector: no load splits a line */
     return (bytes + vec - 1) / vec * vec;
 }
 
-size_t sm_q8x_x_bytes(int width, int64_t cols)
-{
-    return (size_t)sm_q8x_groups(width, cols) * (size_t)(40 * width);
-}
 
 /* offset of bytes 4v .. 4v+3 of block j (of its group) within the group's values */
 static size_t q8x_quad(int width, int64_t j, int v)
@@ -51,11 +47,11 @@ static size_t q8x_quad(int width, int64_t j, int v)
     return (size_t)v * (size_t)(4 * width) + (size_t)j * 4;
 }
 
-void sm_q8x_pack_row(int width, const uint8_t *q8, int64_t cols, uint8_t *dst)
+static void q8x_pack_row(int width, const uint8_t *q8, int64_t cols, uint8_t *dst)
 {
     int64_t nblk = cols / SM_QBLOCK, ng = sm_q8x_groups(width, cols);
     size_t wbytes = (size_t)ng * (size_t)(32 * width);
-    memset(dst, 0, sm_q8x_row_bytes(width, cols));
+    memset(dst, 0, q8x_row_bytes(width, cols));
     for (int64_t k = 0; k < nblk; k++) {
         const uint8_t *b = q8 + 34 * (size_t)k;
         uint8_t *grp = dst + (size_t)(k / width) * (size_t)(32 * width);
@@ -65,7 +61,7 @@ void sm_q8x_pack_row(int width, const uint8_t *q8, int64_t cols, uint8_t *dst)
     }
 }
 
-void sm_q8x_row_to_f32(int width, const uint8_t *src, int64_t cols, float *dst)
+static void q8x_row_to_f32(int width, const uint8_t *src, int64_t cols, float *dst)
 {
     int64_t nblk = cols / SM_QBLOCK, ng = sm_q8x_groups(width, cols);
     const uint8_t *scales = src + (size_t)ng * (size_t)(32 * width);
@@ -84,7 +80,7 @@ void sm_q8x_row_to_f32(int width, const uint8_t *src, int64_t cols, float *dst)
 void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nblk,
                          uint8_t *group)
 {
-    memset(group, 0, (size_t)(40 * width));
+    memset(group, 0, (size_t)(36 * width));
     float *scales = (float *)(void *)(group + 32 * width);
     for (int64_t j = 0; j < nblk; j++) {
         for (int v = 0; v < 8; v++)
@@ -97,20 +93,20 @@ void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nbl
 
 static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
 
-size_t sm_q8r_group_bytes(int64_t cols)
+static size_t q8r_group_bytes(int64_t cols)
 {
     return round64((size_t)(cols / SM_QBLOCK) * 544);
 }
 
-size_t sm_q8r_x_bytes(int64_t cols)
+static size_t q8r_x_bytes(int64_t cols)
 {
     return round64((size_t)(cols / SM_QBLOCK) * 40);
 }
 
-void sm_q8r_pack_group(const uint8_t *q8, size_t q8_stride, int rows, int64_t cols, uint8_t *dst)
+static void q8r_pack_group(const uint8_t *q8, size_t q8_stride, int rows, int64_t cols, uint8_t *dst)
 {
     int64_t nblk = cols / SM_QBLOCK;
-    memset(dst, 0, sm_q8r_group_bytes(cols));
+    memset(dst, 0, q8r_group_bytes(cols));
     memset(dst, 128, (size_t)nblk * 512); /* zero rows: the value 0 plus 128 */
     for (int l = 0; l < rows; l++) {
         const uint8_t *row = q8 + (size_t)l * q8_stride;
@@ -124,7 +120,7 @@ void sm_q8r_pack_group(const uint8_t *q8, size_t q8_stride, int rows, int64_t co
     }
 }
 
-void sm_q8r_row_to_f32(const uint8_t *group, int lane, int64_t cols, float *dst)
+static void q8r_row_to_f32(const uint8_t *group, int lane, int64_t cols, float *dst)
 {
     int64_t nblk = cols / SM_QBLOCK;
     for (int64_t k = 0; k < nblk; k++) {
@@ -149,5 +145,42 @@ void sm_q8r_finish_x(uint8_t *xrow, int64_t cols)
         corr[k] = -128 * sum;
     }
     size_t used = (size_t)nblk * 40;
-    memset(xrow + used, 0, sm_q8r_x_bytes(cols) - used);
+    memset(xrow + used, 0, q8r_x_bytes(cols) - used);
+}
+
+/* ---- either width: units of one row (width 8) or of 16 rows (width 16) ---- */
+
+int sm_q8x_unit_rows(int width)
+{
+    return width == 16 ? 16 : 1;
+}
+
+size_t sm_q8x_unit_bytes(int width, int64_t cols)
+{
+    return width == 16 ? q8r_group_bytes(cols) : q8x_row_bytes(width, cols);
+}
+
+size_t sm_q8x_x_bytes(int width, int64_t cols)
+{
+    return width == 16 ? q8r_x_bytes(cols)
+                       : (size_t)sm_q8x_groups(width, cols) * (size_t)(36 * width);
+}
+
+void sm_q8x_pack_unit(int width, const uint8_t *q8, size_t q8_stride, int rows, int64_t cols,
+                      uint8_t *dst)
+{
+    if (width == 16) {
+        q8r_pack_group(q8, q8_stride, rows, cols, dst);
+        return;
+    }
+    q8x_pack_row(width, q8, cols, dst);
+}
+
+void sm_q8x_unit_row_to_f32(int width, const uint8_t *unit, int row, int64_t cols, float *dst)
+{
+    if (width == 16) {
+        q8r_row_to_f32(unit, row, cols, dst);
+        return;
+    }
+    q8x_row_to_f32(width, unit, cols, dst);
 }

@@ -39,7 +39,7 @@
 #include <string.h>
 
 #define Q8X_GW (32 * Q8X_L)   /* weight bytes of a group */
-#define Q8X_XG (40 * Q8X_L)   /* activation bytes of a group */
+#define Q8X_XG (36 * Q8X_L)   /* activation bytes of a group */
 #define Q8X_XSC (32 * Q8X_L)  /* their scales, within the group */
 #define Q8X_NCR 64     /* weight rows per block (prompts; a multiple of Q8X_NR) */
 #define Q8X_MC 63      /* batch rows per block (prompts) */

@@ -192,11 +192,12 @@ typedef struct convert_job {
     sm_err err[64];
 } convert_job;
 
-/* Rows in units (of 16 rows for the packed width 16, else 1): a task converts whole units. */
+/* Rows in units of 16 (sm_pack_rows packs a matrix in parts that start at such rows): a task
+ * converts whole units. */
 static void convert_task(void *arg, int task, int n_tasks)
 {
     convert_job *j = arg;
-    int64_t unit = j->pack == 16 ? 16 : 1, units = (j->rows + unit - 1) / unit;
+    int64_t unit = 16, units = (j->rows + unit - 1) / unit;
     int64_t u0 = units * task / n_tasks, u1 = units * (task + 1) / n_tasks;
     size_t sb = sm_dtype_row_bytes(j->src->dtype, j->cols);
     size_t qb = sm_dtype_row_bytes(j->to, j->cols);
