@@ -2,6 +2,7 @@
 #include "cmd_client.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <yaml.h>
 
 #include "cli_common.h"
+#include "sm_curve.h"
 
 static const char *const bool_flags[] = {"--json", "--reasoning", "--wait", "--help",
                                          "--quiet", "--batch", "--interactive", "--force", NULL};
@@ -35,17 +37,69 @@ const char *sm_cli_pos(int argc, char **argv, int k)
     return NULL;
 }
 
+/* Where this client's CURVE secret key may come from: never the command line, where any user
+ * sees it in `ps` and it lands in shell history. */
+#define SM_ENV_CLIENT_KEY_FILE "STEPMARK_CLIENT_SECRET_KEY_FILE"
+#define SM_ENV_CLIENT_KEY "STEPMARK_CLIENT_SECRET_KEY"
+
+/* Whether argv holds the refused `--key VALUE` or `--key=VALUE`. */
+static bool has_key_option(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--key") || !strncmp(argv[i], "--key=", 6))
+            return true;
+    return false;
+}
+
+/* Loads this client's secret key into out (or leaves it empty when none is given): from
+ * --key-file FILE, else $STEPMARK_CLIENT_SECRET_KEY_FILE, else $STEPMARK_CLIENT_SECRET_KEY
+ * (the 40-character z85 key itself). Key files must be private (sm_curve_read_secret).
+ * Prints the error and returns the exit status 2, or 0. */
+static int client_secret(int argc, char **argv, char out[SM_CURVE_Z85])
+{
+    out[0] = '\0';
+    if (has_key_option(argc, argv)) {
+        fprintf(stderr, "stepmark: --key is not accepted: a secret on the command line is "
+                        "visible to other users; use --key-file FILE (mode 600) or set $"
+                        SM_ENV_CLIENT_KEY_FILE " or $" SM_ENV_CLIENT_KEY "\n");
+        return SM_EXIT_CONFIG;
+    }
+    const char *file = sm_cli_opt(argc, argv, "--key-file");
+    if (!file || !*file)
+        file = getenv(SM_ENV_CLIENT_KEY_FILE);
+    const char *value = getenv(SM_ENV_CLIENT_KEY);
+    sm_err err;
+    sm_code rc = SM_OK;
+    char pub[SM_CURVE_Z85];
+    if (file && *file) {
+        rc = sm_curve_read_secret(file, out, &err);
+    } else if (value && *value) {
+        snprintf(out, SM_CURVE_Z85, "%.40s", value);
+        if (strlen(value) != 40 || sm_curve_public_of(out, pub, &err) != SM_OK)
+            rc = sm_err_set(&err, SM_EINVAL, "$" SM_ENV_CLIENT_KEY " must hold a 40-character "
+                                             "z85 key (use $" SM_ENV_CLIENT_KEY_FILE
+                                             " for a file)");
+    }
+    if (rc) {
+        memset(out, 0, SM_CURVE_Z85);
+        fprintf(stderr, "stepmark: %s\n", err.msg);
+        return SM_EXIT_CONFIG;
+    }
+    return 0;
+}
+
 int sm_cli_client_open(int argc, char **argv, sm_config *cfg, sm_client **out)
 {
     int rc = sm_cli_load_config(argc, argv, cfg);
     if (rc)
         return rc;
+    char secret[SM_CURVE_Z85];
+    rc = client_secret(argc, argv, secret);
+    if (rc)
+        return rc;
     const char *ep = sm_cli_opt(argc, argv, "--endpoint");
     const char *server = sm_cli_opt(argc, argv, "--server-key");
-    const char *secret = sm_cli_opt(argc, argv, "--key");
     const char *tmo = sm_cli_opt(argc, argv, "--timeout-ms");
-    if (!secret)
-        secret = getenv("STEPMARK_CLIENT_SECRET_KEY_FILE");
     const sm_curve_config *cc = &cfg->broker.curve;
     if (!server && cc->enabled)
         server = cc->server_public_key[0] ? cc->server_public_key
@@ -53,11 +107,13 @@ int sm_cli_client_open(int argc, char **argv, sm_config *cfg, sm_client **out)
                                           : NULL;
     sm_client_opts o = {.endpoint = ep ? ep : cfg->broker.client_endpoint,
                         .server_key = server,
-                        .secret_key = secret,
+                        .secret_key = secret[0] ? secret : NULL,
                         .timeout_ms = tmo ? atoi(tmo) : 5000,
                         .retries = 3};
     sm_err err;
-    if (sm_client_new(NULL, &o, out, &err) != SM_OK) {
+    sm_code crc = sm_client_new(NULL, &o, out, &err);
+    memset(secret, 0, sizeof secret);
+    if (crc != SM_OK) {
         fprintf(stderr, "stepmark: %s\n", err.msg);
         return 2;
     }

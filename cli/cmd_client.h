@@ -9,8 +9,10 @@
 #include "sm_client.h"
 #include "sm_config.h"
 
-/* Common flags: --config FILE, --endpoint EP, --server-key Z85|FILE, --key SECRET_FILE
- * (or $STEPMARK_CLIENT_SECRET_KEY_FILE), --timeout MS. Returns 0, or the exit status. */
+/* Common flags: --config FILE, --endpoint EP, --server-key Z85|FILE, --key-file SECRET_FILE
+ * (or $STEPMARK_CLIENT_SECRET_KEY_FILE, or the key itself in $STEPMARK_CLIENT_SECRET_KEY; a
+ * secret on the command line, `--key`, is refused), --timeout-ms MS. Returns 0, or the exit
+ * status. */
 int sm_cli_client_open(int argc, char **argv, sm_config *cfg, sm_client **out);
 
 /* The k-th positional argument (0-based), skipping options and their values. */

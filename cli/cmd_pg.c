@@ -8,7 +8,6 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "sm_db.h"
-#include "sm_log.h"
 #include "sm_migrate.h"
 
 int sm_cli_pg(int argc, char **argv)
@@ -108,7 +107,7 @@ int sm_cli_up(int argc, char **argv)
         rc = 1;
     } else {
         char safe[1024];
-        sm_log_redact(NULL, pg ? sm_pgembed_url(pg) : cfg.database.url, safe, sizeof safe);
+        sm_db_redact(pg ? sm_pgembed_url(pg) : cfg.database.url, safe, sizeof safe);
         printf("database: %s\n", safe);
         if (pg)
             printf("private cluster: %s\n", cfg.database.data_dir);

@@ -10,7 +10,7 @@ static const sm_cli_command commands[] = {
     {"pg", sm_cli_pg, "pg start|stop|url --data DIR: manage a private PostgreSQL cluster"},
     {"migrate", sm_cli_migrate, "apply pending schema migrations"},
     {"config", sm_cli_config, "config check [FILE]: validate a configuration file"},
-    {"teacher", sm_cli_teacher, "teacher add --name NAME --course CODE...: create a reviewer"},
+    {"teacher", sm_cli_teacher, "teacher add|rotate|revoke|list: reviewers and their tokens"},
     {"submit", sm_cli_submit, "submit FILE|FOLDER --course C --assignment A: send work to grade"},
     {"status", sm_cli_status, "status ID: the state of a submission"},
     {"result", sm_cli_result, "result ID [--json]: the grading of a submission"},
@@ -27,6 +27,10 @@ static void usage(FILE *out)
     fprintf(out, "usage: stepmark COMMAND [options]   (stepmark COMMAND --help for details)\n\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "\nCommands that talk to the broker also take --endpoint EP, --timeout-ms MS\n"
+                 "and, with CURVE, --server-key Z85|FILE and --key-file FILE (this client's\n"
+                 "secret key; or $STEPMARK_CLIENT_SECRET_KEY_FILE, or the key itself in\n"
+                 "$STEPMARK_CLIENT_SECRET_KEY).\n");
 }
 
 int main(int argc, char **argv)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -65,11 +66,9 @@ static bool z85_key_ok(const char *s, size_t n)
     return zmq_z85_decode(bin, tmp) != NULL;
 }
 
-sm_code sm_curve_read_key(const char *path, char out[SM_CURVE_Z85], sm_err *err)
+/* Reads the first z85 key of the open key file fp (which it closes). */
+static sm_code read_key_fp(FILE *fp, const char *path, char out[SM_CURVE_Z85], sm_err *err)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return sm_err_set(err, SM_EIO, "cannot open key file %s: %s", path, strerror(errno));
     char line[512];
     sm_code rc = sm_err_set(err, SM_EFORMAT, "%s: no z85 key found", path);
     while (fgets(line, sizeof line, fp)) {
@@ -93,11 +92,61 @@ sm_code sm_curve_read_key(const char *path, char out[SM_CURVE_Z85], sm_err *err)
     return rc;
 }
 
+sm_code sm_curve_read_key(const char *path, char out[SM_CURVE_Z85], sm_err *err)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return sm_err_set(err, SM_EIO, "cannot open key file %s: %s", path, strerror(errno));
+    return read_key_fp(fp, path, out, err);
+}
+
+/* Refuses a secret key file that is not a regular file, is owned by another user (root
+ * excepted), or that group or others may read or write, as ssh does for private keys. */
+static sm_code check_secret_mode(int fd, const char *path, sm_err *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return sm_err_set(err, SM_EIO, "cannot stat secret key file %s: %s", path,
+                          strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return sm_err_set(err, SM_ECONFIG, "secret key file %s is not a regular file", path);
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return sm_err_set(err, SM_ECONFIG,
+                          "secret key file %s is owned by uid %u, not by this user (uid %u) or "
+                          "root: chown it to the user that runs this program",
+                          path, (unsigned)st.st_uid, (unsigned)geteuid());
+    if (st.st_mode & (S_IRWXG | S_IRWXO))
+        return sm_err_set(err, SM_ECONFIG,
+                          "secret key file %s is accessible by group or others (mode %04o): "
+                          "run chmod 600 %s",
+                          path, (unsigned)(st.st_mode & 07777), path);
+    return SM_OK;
+}
+
+sm_code sm_curve_read_secret(const char *path, char out[SM_CURVE_Z85], sm_err *err)
+{
+    int fd = open(path ? path : "", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sm_err_set(err, SM_EIO, "cannot open secret key file %s: %s", path ? path : "",
+                          strerror(errno));
+    sm_code rc = check_secret_mode(fd, path, err);
+    FILE *fp = rc ? NULL : fdopen(fd, "r");
+    if (!rc && !fp)
+        rc = sm_err_set(err, SM_EIO, "cannot read secret key file %s: %s", path, strerror(errno));
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    return read_key_fp(fp, path, out, err);
+}
+
 sm_code sm_curve_key_arg(const char *value, char out[SM_CURVE_Z85], sm_err *err)
 {
     if (!value || !*value)
         return sm_err_set(err, SM_EINVAL, "no CURVE key given");
-    if (z85_key_ok(value, strlen(value))) {
+    /* a file by that name wins: a 40-character path can also be valid z85 */
+    struct stat st;
+    if (stat(value, &st) != 0 && z85_key_ok(value, strlen(value))) {
         memcpy(out, value, 41);
         return SM_OK;
     }
@@ -235,6 +284,14 @@ bool sm_keyset_find(const sm_keyset *ks, const uint8_t key[32], const char **nam
             return true;
         }
     return false;
+}
+
+const char *sm_keyset_common(const sm_keyset *a, const sm_keyset *b)
+{
+    for (int i = 0; a && i < a->n; i++)
+        if (sm_keyset_find(b, a->keys[i].key, NULL))
+            return a->keys[i].name;
+    return NULL;
 }
 
 int sm_keyset_count(const sm_keyset *ks)

@@ -21,7 +21,13 @@ sm_code sm_curve_write_pair(const char *base, char pub[SM_CURVE_Z85], sm_err *er
 /* Reads the z85 key in path. */
 sm_code sm_curve_read_key(const char *path, char out[SM_CURVE_Z85], sm_err *err);
 
-/* A key given either literally (40 z85 characters) or as the path of a key file. */
+/* Reads the z85 secret key in path, refusing (SM_ECONFIG, with the fix in the message) a file
+ * that group or others may access, one owned by another user (root excepted), or one that is
+ * not a regular file. */
+sm_code sm_curve_read_secret(const char *path, char out[SM_CURVE_Z85], sm_err *err);
+
+/* A key given either as the path of a key file or literally (40 z85 characters, when no
+ * file has that name). */
 sm_code sm_curve_key_arg(const char *value, char out[SM_CURVE_Z85], sm_err *err);
 
 /* The public key of a secret key. */
@@ -42,6 +48,8 @@ sm_code sm_keyset_load(const char *path, sm_keyset **out, sm_err *err);
 /* Whether the 32-byte key is allowed; *name receives its name (or the z85 form). */
 bool sm_keyset_find(const sm_keyset *ks, const uint8_t key[32], const char **name);
 int sm_keyset_count(const sm_keyset *ks);
+/* The name of a key present in both sets, or NULL when they share none. */
+const char *sm_keyset_common(const sm_keyset *a, const sm_keyset *b);
 void sm_keyset_free(sm_keyset **ks);
 
 #endif

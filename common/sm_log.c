@@ -69,6 +69,90 @@ static int key_is_secret(const char *key)
     return 0;
 }
 
+/* The redacted copy being written: at most cap - 1 characters and a NUL. */
+typedef struct redact_out {
+    char *buf;
+    size_t cap, len;
+} redact_out;
+
+static void put(redact_out *o, const char *s, size_t n)
+{
+    if (n > o->cap - 1 - o->len)
+        n = o->cap - 1 - o->len;
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+/* Whether the URI scheme that ends at text + at (where "://" starts) is postgres(ql). libpq
+ * ends the user:password part of such a URI at the first '@' or '/' only, so its password may
+ * hold spaces and quotes; other schemes end it at whitespace too. */
+static int scheme_is_postgres(const char *text, size_t at)
+{
+    size_t b = at;
+    while (b > 0 && isalnum((unsigned char)text[b - 1]))
+        b--;
+    size_t n = at - b;
+    return (n == 8 && !strncasecmp(text + b, "postgres", 8)) ||
+           (n == 10 && !strncasecmp(text + b, "postgresql", 10));
+}
+
+/* At text + i is "://": masks a password in "user:password@" after it. Returns the index to
+ * go on from. */
+static size_t redact_userinfo(const char *text, size_t i, redact_out *o)
+{
+    int pg = scheme_is_postgres(text, i);
+    size_t auth = i + 3, at = auth, colon = 0;
+    while (text[at] && text[at] != '@' && text[at] != '/' &&
+           (pg || !isspace((unsigned char)text[at]))) {
+        if (text[at] == ':' && !colon)
+            colon = at;
+        at++;
+    }
+    if (text[at] != '@' || !colon) {
+        put(o, text + i, 3);
+        return auth;
+    }
+    put(o, text + i, colon + 1 - i);
+    put(o, "***", 3);
+    return at;
+}
+
+/* The end of a key=value value starting at v: a '...' or "..." string, else the run up to
+ * whitespace or '&'; a backslash escapes the next character (as libpq reads them). */
+static size_t value_end(const char *v)
+{
+    size_t k = 0;
+    if (v[0] == '\'' || v[0] == '"') {
+        char q = v[0];
+        for (k = 1; v[k] && v[k] != q; k++)
+            if (v[k] == '\\' && v[k + 1])
+                k++;
+        return v[k] ? k + 1 : k;
+    }
+    while (v[k] && !isspace((unsigned char)v[k]) && v[k] != '&')
+        k += (v[k] == '\\' && v[k + 1]) ? 2 : 1;
+    return k;
+}
+
+/* At text + i is "password" (any case): if "=" follows (spaces allowed around it), masks the
+ * value. Returns the index to go on from. */
+static size_t redact_password(const char *text, size_t i, redact_out *o)
+{
+    size_t k = i + 8;
+    while (text[k] == ' ' || text[k] == '\t')
+        k++;
+    if (text[k] != '=') {
+        put(o, text + i, 8);
+        return i + 8;
+    }
+    k++;
+    while (text[k] == ' ' || text[k] == '\t')
+        k++;
+    put(o, text + i, k - i);
+    put(o, "***", 3);
+    return k + value_end(text + k);
+}
+
 void sm_log_redact(const char *key, const char *value, char *out, size_t n)
 {
     if (n == 0)
@@ -80,60 +164,17 @@ void sm_log_redact(const char *key, const char *value, char *out, size_t n)
         return;
     }
     /* Mask "scheme://user:password@host" and "password=..." inside a value. */
-    size_t o = 0;
-    const char *p = value;
-    while (*p && o + 1 < n) {
-        const char *scheme = strstr(p, "://");
-        const char *pw = strcasestr(p, "password=");
-        const char *next = NULL;
-        if (scheme && (!pw || scheme < pw)) {
-            const char *auth = scheme + 3;
-            const char *at = auth;
-            while (*at && *at != '@' && *at != '/' && !isspace((unsigned char)*at))
-                at++;
-            const char *colon = memchr(auth, ':', (size_t)(at - auth));
-            if (*at == '@' && colon) {
-                size_t keep = (size_t)(colon + 1 - p);
-                if (keep > n - 1 - o)
-                    keep = n - 1 - o;
-                memcpy(out + o, p, keep);
-                o += keep;
-                o += (size_t)snprintf(out + o, n - o, "***");
-                if (o >= n)
-                    o = n - 1;
-                next = at;
-            } else {
-                size_t keep = (size_t)(auth - p);
-                if (keep > n - 1 - o)
-                    keep = n - 1 - o;
-                memcpy(out + o, p, keep);
-                o += keep;
-                next = auth;
-            }
-        } else if (pw) {
-            const char *val = pw + strlen("password=");
-            size_t keep = (size_t)(val - p);
-            if (keep > n - 1 - o)
-                keep = n - 1 - o;
-            memcpy(out + o, p, keep);
-            o += keep;
-            o += (size_t)snprintf(out + o, n - o, "***");
-            if (o >= n)
-                o = n - 1;
-            while (*val && !isspace((unsigned char)*val) && *val != '&')
-                val++;
-            next = val;
-        } else {
-            size_t keep = strlen(p);
-            if (keep > n - 1 - o)
-                keep = n - 1 - o;
-            memcpy(out + o, p, keep);
-            o += keep;
-            next = p + strlen(p);
-        }
-        p = next;
+    redact_out o = {out, n, 0};
+    size_t i = 0;
+    while (value[i] && o.len + 1 < n) {
+        if (!strncmp(value + i, "://", 3))
+            i = redact_userinfo(value, i, &o);
+        else if (!strncasecmp(value + i, "password", 8))
+            i = redact_password(value, i, &o);
+        else
+            put(&o, value + i++, 1);
     }
-    out[o] = '\0';
+    out[o.len] = '\0';
 }
 
 static void write_value(FILE *f, const char *v)

@@ -32,7 +32,11 @@ void sm_log(sm_log_level level, const char *msg, ...) __attribute__((sentinel));
 /* Like sm_log, with a printf-formatted message and no fields. */
 void sm_logf(sm_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Writes into out (size n) a copy of value with any URL password or key=secret masked. */
+/* Writes into out (size n) a copy of value with secrets masked: the whole value when key names
+ * a secret; else the password of any "scheme://user:password@" (for postgres URIs up to the
+ * '@', spaces and quotes included) and the value of any "password = ..." (quoted with '...'
+ * or "..." and backslash escapes, or up to whitespace or '&'). To print a database URL on its
+ * own, prefer sm_db_redact, which parses it as libpq does. */
 void sm_log_redact(const char *key, const char *value, char *out, size_t n);
 
 #endif

@@ -79,44 +79,72 @@ void sm_request_clear(sm_request *r)
     memset(r, 0, sizeof *r);
 }
 
+/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0 if it is not one. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        unsigned cc = s[k];
+        if ((cc & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    if (cp >= 0xD800 && cp <= 0xDFFF)
+        return 0;
+    return len;
+}
+
 bool sm_utf8_valid(const unsigned char *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        unsigned cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + len > n)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            unsigned cc = s[i + k];
-            if ((cc & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return false;
-        if (cp >= 0xD800 && cp <= 0xDFFF)
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_seq_len(s + i, n - i);
+        if (len == 0)
             return false;
         i += len;
     }
     return true;
+}
+
+/* Copies the NUL-terminated text into out (size n > 0) with each byte that is not part of
+ * valid UTF-8 replaced by '?', so that any message can go into a JSON string. */
+static void utf8_sanitize(const char *text, char *out, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t left = strlen(text), o = 0;
+    while (left > 0) {
+        size_t len = utf8_seq_len(s, left);
+        size_t take = len ? len : 1;
+        if (o + take >= n)
+            break;
+        if (len)
+            memcpy(out + o, s, len);
+        else
+            out[o] = '?';
+        o += take;
+        s += take;
+        left -= take;
+    }
+    out[o] = '\0';
 }
 
 static int json_depth(const json_t *j)
@@ -149,6 +177,21 @@ static int json_depth(const json_t *j)
     return 0;
 }
 
+/* The EUNSUPPORTED error for a protocol frame other than proto, quoting at most 16 of its
+ * bytes with anything but printable ASCII shown as '?'. */
+static sm_code unsupported_protocol(const char *proto, const sm_frame *got, sm_err *err)
+{
+    char safe[17];
+    size_t n = got->size < 16 ? got->size : 16;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = got->data[i];
+        safe[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    safe[n] = '\0';
+    return sm_err_set(err, SM_EUNSUPPORTED, "unsupported protocol \"%s\" (expected %s)", safe,
+                      proto);
+}
+
 sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_frame *f,
                        int n, int total, size_t max_body, sm_request *out, sm_err *err)
 {
@@ -167,9 +210,7 @@ sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_
         return sm_err_set(err, SM_EPROTO, "correlation id longer than %d bytes",
                           SM_PROTO_MAX_ID);
     if (f[1].size != strlen(proto) || memcmp(f[1].data, proto, f[1].size) != 0)
-        return sm_err_set(err, SM_EUNSUPPORTED, "unsupported protocol \"%.*s\" (expected %s)",
-                          (int)(f[1].size < 16 ? f[1].size : 16), (const char *)f[1].data,
-                          proto);
+        return unsupported_protocol(proto, &f[1], err);
     if (f[2].size == 0 || f[2].size > SM_PROTO_MAX_COMMAND)
         return sm_err_set(err, SM_EUNSUPPORTED, "unknown command");
     memcpy(out->command, f[2].data, f[2].size);
@@ -215,6 +256,8 @@ sm_code sm_proto_send_msg(void *sock, const sm_frame *identity, const char *prot
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     if (body && !text)
         return sm_err_set(err, SM_ENOMEM, "cannot serialise a reply");
+    /* an ERROR always carries a code and a message, even when its body could not be built */
+    const char *empty = strcmp(command, "ERROR") == 0 ? SM_PROTO_ERROR_FALLBACK : "{}";
     sm_frame f[6];
     int n = 0;
     if (identity)
@@ -223,7 +266,8 @@ sm_code sm_proto_send_msg(void *sock, const sm_frame *identity, const char *prot
     f[n++] = (sm_frame){(const unsigned char *)proto, strlen(proto)};
     f[n++] = (sm_frame){(const unsigned char *)command, strlen(command)};
     f[n++] = (sm_frame){id, id_len};
-    f[n++] = (sm_frame){(const unsigned char *)(text ? text : "{}"), text ? strlen(text) : 2};
+    f[n++] = (sm_frame){(const unsigned char *)(text ? text : empty),
+                        text ? strlen(text) : strlen(empty)};
     sm_code rc = sm_proto_send(sock, f, n, err);
     free(text);
     return rc;
@@ -231,7 +275,9 @@ sm_code sm_proto_send_msg(void *sock, const sm_frame *identity, const char *prot
 
 json_t *sm_proto_error_body(sm_code code, const char *msg, bool retryable)
 {
-    return json_pack("{s:s, s:s, s:b}", "code", sm_code_name(code), "message", msg ? msg : "",
+    char safe[SM_ERR_MSG_MAX];
+    utf8_sanitize(msg && *msg ? msg : sm_code_name(code), safe, sizeof safe);
+    return json_pack("{s:s, s:s, s:b}", "code", sm_code_name(code), "message", safe,
                      "retryable", retryable);
 }
 

@@ -77,13 +77,20 @@ sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_
 /* Strict UTF-8 check (no overlong forms, no surrogates, nothing above U+10FFFF). */
 bool sm_utf8_valid(const unsigned char *s, size_t n);
 
+/* The body of an ERROR whose own body could not be built (out of memory). */
+#define SM_PROTO_ERROR_FALLBACK                                                                \
+    "{\"code\":\"EINTERNAL\",\"message\":\"the error reply could not be built\",\"retryable\":true}"
+
 /* Builds [identity?] "" proto command id body and sends it. identity may be NULL (DEALER
- * side). body is serialised compactly (NULL sends "{}"). */
+ * side). body is serialised compactly (NULL sends "{}", or SM_PROTO_ERROR_FALLBACK when the
+ * command is ERROR). */
 sm_code sm_proto_send_msg(void *sock, const sm_frame *identity, const char *proto,
                           const char *command, const unsigned char *id, size_t id_len,
                           const json_t *body, sm_err *err);
 
-/* The error body {"code": NAME, "message": msg, "retryable": bool}. */
+/* The error body {"code": NAME, "message": msg, "retryable": bool}. Bytes of msg that are not
+ * valid UTF-8 become '?', and an empty msg becomes the code's name, so the body always carries
+ * both (NULL only when out of memory). */
 json_t *sm_proto_error_body(sm_code code, const char *msg, bool retryable);
 
 /* The sm_code named by an error name such as "ELIMIT" (SM_EINTERNAL when unknown). */

@@ -309,7 +309,7 @@ static sm_code open_sock(conn *c, sm_err *err)
         char server[SM_CURVE_Z85], secret[SM_CURVE_Z85];
         sm_code rc = sm_curve_key_arg(cc->server_public_key, server, err);
         if (!rc)
-            rc = sm_curve_read_key(cc->secret_key_file, secret, err);
+            rc = sm_curve_read_secret(cc->secret_key_file, secret, err);
         if (!rc)
             rc = sm_curve_client(c->sock, server, secret, err);
         memset(secret, 0, sizeof secret);
