@@ -37,6 +37,8 @@ typedef struct field {
         STR(prefix ".curve.public_key_file", m.curve.public_key_file),                        \
         STR(prefix ".curve.server_public_key", m.curve.server_public_key),                    \
         STR(prefix ".curve.allowed_keys_file", m.curve.allowed_keys_file),                    \
+        STR(prefix ".curve.client_keys_file", m.curve.client_keys_file),                      \
+        STR(prefix ".curve.worker_keys_file", m.curve.worker_keys_file),                      \
         BOOL(prefix ".curve.allow_insecure_remote", m.curve.allow_insecure_remote)
 
 static const field fields[] = {
@@ -54,6 +56,11 @@ static const field fields[] = {
     INT("broker.retry_backoff_ms", broker.retry_backoff_ms, 0, 86400000),
     INT("broker.max_body_bytes", broker.max_body_bytes, 1024, 256 * 1024 * 1024),
     INT("broker.group_commit_us", broker.group_commit_us, 0, 1000000),
+    INT("broker.max_worker_slots", broker.max_worker_slots, 1, 4096),
+    INT("broker.max_job_ms", broker.max_job_ms, 1000, 7 * 86400000LL),
+    INT("broker.peer_error_replies", broker.peer_error_replies, 1, 1000000),
+    INT("broker.peer_ban_errors", broker.peer_ban_errors, 1, 10000000),
+    INT("broker.peer_ban_ms", broker.peer_ban_ms, 1000, 86400000),
     CURVE("broker", broker),
 
     STR("worker.name", worker.name),
@@ -86,6 +93,8 @@ static const field fields[] = {
     INT("sandbox.max_processes", sandbox.max_processes, 1, 4096),
     INT("sandbox.max_output_bytes", sandbox.max_output_bytes, 256, 64 * 1024 * 1024),
     BOOL("sandbox.use_cgroups", sandbox.use_cgroups),
+    INT("sandbox.memory_total_mb", sandbox.memory_total_mb, 0, 1048576),
+    INT("sandbox.tmpfs_mb", sandbox.tmpfs_mb, 1, 65536),
 
     BOOL("http.enabled", http.enabled),
     STR("http.address", http.address),
@@ -93,6 +102,12 @@ static const field fields[] = {
     INT("http.threads", http.threads, 1, 256),
     STR("http.static_dir", http.static_dir),
     INT("http.login_attempts_per_minute", http.login_attempts_per_minute, 1, 100000),
+    INT("http.max_connections", http.max_connections, 1, 1000),
+    INT("http.max_connections_per_address", http.max_connections_per_address, 1, 1000),
+    INT("http.connection_timeout_seconds", http.connection_timeout_seconds, 1, 3600),
+    STR("http.tls_cert_file", http.tls_cert_file),
+    STR("http.tls_key_file", http.tls_key_file),
+    BOOL("http.behind_tls_proxy", http.behind_tls_proxy),
 
     CHOICE("logging.level", logging.level, "debug|info|warn|error|off"),
     STR("logging.file", logging.file),
@@ -120,6 +135,11 @@ void sm_config_defaults(sm_config *c)
     c->broker.retry_backoff_ms = 2000;
     c->broker.max_body_bytes = 1024 * 1024;
     c->broker.group_commit_us = 0;
+    c->broker.max_worker_slots = 64;
+    c->broker.max_job_ms = 2 * 3600 * 1000;
+    c->broker.peer_error_replies = 20;
+    c->broker.peer_ban_errors = 200;
+    c->broker.peer_ban_ms = 60000;
 
     set_str(c->worker.broker_endpoint, sizeof c->worker.broker_endpoint, "tcp://127.0.0.1:5556");
     set_str(c->worker.device, sizeof c->worker.device, "cpu");
@@ -147,12 +167,17 @@ void sm_config_defaults(sm_config *c)
     c->sandbox.max_processes = 32;
     c->sandbox.max_output_bytes = 65536;
     c->sandbox.use_cgroups = true;
+    c->sandbox.memory_total_mb = 0;
+    c->sandbox.tmpfs_mb = 64;
 
     c->http.enabled = true;
     set_str(c->http.address, sizeof c->http.address, "127.0.0.1");
     c->http.port = 8080;
     c->http.threads = 4;
     c->http.login_attempts_per_minute = 10;
+    c->http.max_connections = 256;
+    c->http.max_connections_per_address = 32;
+    c->http.connection_timeout_seconds = 30;
 
     set_str(c->logging.level, sizeof c->logging.level, "info");
 }

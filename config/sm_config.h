@@ -28,7 +28,9 @@ typedef struct sm_curve_config {
     char secret_key_file[SM_CONFIG_STR];  /* this side's secret key (z85), from a file */
     char public_key_file[SM_CONFIG_STR];  /* this side's public key (z85) */
     char server_public_key[SM_CONFIG_STR];/* for clients/workers: the broker's public key (z85) */
-    char allowed_keys_file[SM_CONFIG_STR];/* broker: file of allowed client/worker public keys */
+    char allowed_keys_file[SM_CONFIG_STR];/* replaced by the two below; refused when set */
+    char client_keys_file[SM_CONFIG_STR]; /* broker: public keys of clients and subscribers */
+    char worker_keys_file[SM_CONFIG_STR]; /* broker: public keys of workers */
     bool allow_insecure_remote;           /* permit non-loopback endpoints without CURVE */
 } sm_curve_config;
 
@@ -52,6 +54,11 @@ typedef struct sm_config {
         int64_t retry_backoff_ms;   /* first retry delay; doubles per attempt */
         int64_t max_body_bytes;     /* largest JSON body accepted */
         int64_t group_commit_us;    /* extra wait before a group commit (0: none) */
+        int64_t max_worker_slots;   /* most jobs one worker may hold (READY slots are capped) */
+        int64_t max_job_ms;         /* longest a job may stay leased, heartbeats or not */
+        int64_t peer_error_replies; /* ERROR replies to one worker-side peer per 10 s */
+        int64_t peer_ban_errors;    /* bad messages per 10 s after which a peer is banned */
+        int64_t peer_ban_ms;        /* how long a banned peer's messages are dropped */
         sm_curve_config curve;
     } broker;
 
@@ -83,6 +90,8 @@ typedef struct sm_config {
         int64_t max_processes;
         int64_t max_output_bytes;
         bool use_cgroups;
+        int64_t memory_total_mb;       /* memory of a whole test run; 0 = memory_mb */
+        int64_t tmpfs_mb;              /* size of each tmpfs in the sandbox (/tmp, /dev/shm) */
     } sandbox;
 
     struct {
@@ -92,6 +101,12 @@ typedef struct sm_config {
         int64_t threads;
         char static_dir[SM_CONFIG_STR]; /* "" = the files built into the daemon */
         int64_t login_attempts_per_minute;
+        int64_t max_connections;             /* open connections in total */
+        int64_t max_connections_per_address; /* open connections from one client address */
+        int64_t connection_timeout_seconds;  /* an idle connection is closed after this */
+        char tls_cert_file[SM_CONFIG_STR];   /* PEM certificate (chain): serve HTTPS */
+        char tls_key_file[SM_CONFIG_STR];    /* PEM private key of tls_cert_file */
+        bool behind_tls_proxy; /* plain HTTP on a non-loopback address: a TLS proxy is in front */
     } http;
 
     struct {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sm_endpoint.h"
 #include "sm_log.h"
 
 int64_t sm_now_us(void)
@@ -86,8 +87,21 @@ void sm_broker_publish_all(sm_broker *b, json_t *events)
     json_decref(events);
 }
 
-/* ZAP (RFC 27): CURVE peers are admitted when their key is in the allow-list (or any key
- * when no allow-list is configured); their name becomes the message User-Id. */
+/* The allow-list of a ZAP domain: each endpoint's socket names its own (zap_domain), so a
+ * client key is refused on the worker endpoint and a worker key on the client and event
+ * endpoints. NULL for an unknown domain. */
+static const sm_keyset *keys_of_domain(const sm_broker *b, const sm_frame *domain)
+{
+    if (domain->size == 6 && memcmp(domain->data, "worker", 6) == 0)
+        return b->worker_keys;
+    if ((domain->size == 6 && memcmp(domain->data, "client", 6) == 0) ||
+        (domain->size == 5 && memcmp(domain->data, "event", 5) == 0))
+        return b->client_keys;
+    return NULL;
+}
+
+/* ZAP (RFC 27): CURVE peers are admitted when their key is in the allow-list of the
+ * endpoint's role; the key's name becomes the message User-Id. */
 static void zap_handle(sm_broker *b)
 {
     for (int k = 0; k < 64; k++) {
@@ -104,16 +118,17 @@ static void zap_handle(sm_broker *b)
         if (m.total >= 6 && f[5].size == 5 && memcmp(f[5].data, "CURVE", 5) == 0 &&
             m.n >= 7 && f[6].size == 32) {
             zmq_z85_encode(z85, f[6].data, 32);
-            if (!b->allow) {
-                status = "200";
-                text = "OK";
-                user = z85;
-            } else if (sm_keyset_find(b->allow, f[6].data, &user)) {
+            const sm_keyset *keys = keys_of_domain(b, &f[2]);
+            char domain[16];
+            snprintf(domain, sizeof domain, "%.*s", (int)(f[2].size < 15 ? f[2].size : 15),
+                     (const char *)f[2].data);
+            if (keys && sm_keyset_find(keys, f[6].data, &user)) {
                 status = "200";
                 text = "OK";
             } else {
-                text = "key not in the allow-list";
-                sm_log(SM_LOG_WARN, "CURVE peer refused", "public_key", z85, NULL);
+                text = "key not in the allow-list of this endpoint";
+                sm_log(SM_LOG_WARN, "CURVE peer refused", "endpoint", domain, "public_key", z85,
+                       NULL);
             }
         }
         sm_frame r[6] = {{(const unsigned char *)"1.0", 3},
@@ -127,20 +142,83 @@ static void zap_handle(sm_broker *b)
     }
 }
 
-static sm_code bind_socket(sm_broker *b, void *sock, const char *ep, bool curve,
-                           const char *secret, sm_err *err)
+/* Binds sock to ep; with CURVE (secret set) its peers are checked against the allow-list of
+ * zap_domain. */
+static sm_code bind_socket(void *sock, const char *ep, const char *secret,
+                           const char *zap_domain, sm_err *err)
 {
     int linger = 1000;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    if (curve) {
+    if (secret) {
         sm_code rc = sm_curve_server(sock, secret, err);
+        if (!rc && zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain)) != 0)
+            rc = sm_err_set(err, SM_EINTERNAL, "cannot set the ZAP domain: %s",
+                            zmq_strerror(errno));
         if (rc)
             return rc;
     }
-    (void)b;
-    if (zmq_bind(sock, ep) != 0)
+    char bind_ep[SM_ENDPOINT_MAX]; /* tcp://localhost:PORT binds 127.0.0.1 */
+    if (zmq_bind(sock, sm_endpoint_bindable(ep, bind_ep, sizeof bind_ep)) != 0)
         return sm_err_set(err, SM_EIO, "cannot bind %s: %s", ep, zmq_strerror(errno));
     return SM_OK;
+}
+
+/* CURVE: the broker's secret key (into secret), the two allow-lists (a key may hold one role
+ * only) and the ZAP handler. */
+static sm_code load_curve(sm_broker *b, const sm_curve_config *cc, char secret[SM_CURVE_Z85],
+                          sm_err *err)
+{
+    if (cc->allowed_keys_file[0])
+        return sm_err_set(err, SM_ECONFIG,
+                          "broker.curve.allowed_keys_file is replaced by client_keys_file and "
+                          "worker_keys_file: list LMS clients and workers separately");
+    if (!cc->secret_key_file[0])
+        return sm_err_set(err, SM_ECONFIG, "broker.curve.secret_key_file is not set");
+    if (!cc->client_keys_file[0] || !cc->worker_keys_file[0])
+        return sm_err_set(err, SM_ECONFIG,
+                          "CURVE needs broker.curve.client_keys_file and "
+                          "broker.curve.worker_keys_file (the public keys allowed in each role)");
+    sm_code rc = sm_curve_read_secret(cc->secret_key_file, secret, err);
+    if (!rc)
+        rc = sm_keyset_load(cc->client_keys_file, &b->client_keys, err);
+    if (!rc)
+        rc = sm_keyset_load(cc->worker_keys_file, &b->worker_keys, err);
+    const char *both = rc ? NULL : sm_keyset_common(b->client_keys, b->worker_keys);
+    if (both)
+        return sm_err_set(err, SM_ECONFIG,
+                          "key %s is in both client_keys_file and worker_keys_file: give each "
+                          "role its own key pair", both);
+    if (!rc) {
+        b->zap = zmq_socket(b->ctx, ZMQ_REP);
+        if (zmq_bind(b->zap, "inproc://zeromq.zap.01") != 0)
+            rc = sm_err_set(err, SM_EIO, "cannot bind the ZAP handler: %s", zmq_strerror(errno));
+    }
+    return rc;
+}
+
+/* The three sockets. Sends on the worker socket never wait (a timeout of 0, and
+ * ROUTER_MANDATORY so that a full or vanished peer is reported rather than skipped). */
+static sm_code open_sockets(sm_broker *b, const char *const eps[3], const char *secret,
+                            sm_err *err)
+{
+    b->client = zmq_socket(b->ctx, ZMQ_ROUTER);
+    b->worker = zmq_socket(b->ctx, ZMQ_ROUTER);
+    b->pub = zmq_socket(b->ctx, ZMQ_PUB);
+    int one = 1, tmo = 0;
+    int64_t maxmsg = (int64_t)b->max_body * 2 + 65536;
+    zmq_setsockopt(b->worker, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(b->worker, ZMQ_SNDTIMEO, &tmo, sizeof tmo);
+    zmq_setsockopt(b->client, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(b->worker, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    int hwm = 100000;
+    zmq_setsockopt(b->client, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(b->client, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    sm_code rc = bind_socket(b->client, eps[0], secret, "client", err);
+    if (!rc)
+        rc = bind_socket(b->worker, eps[1], secret, "worker", err);
+    if (!rc)
+        rc = bind_socket(b->pub, eps[2], secret, "event", err);
+    return rc;
 }
 
 sm_code sm_broker_new(const sm_config *cfg, const char *db_url, sm_metrics *metrics,
@@ -166,6 +244,7 @@ sm_code sm_broker_new(const sm_config *cfg, const char *db_url, sm_metrics *metr
     b->backoff_ms = cfg->broker.retry_backoff_ms;
     b->max_body = (size_t)cfg->broker.max_body_bytes;
     b->group_commit_us = cfg->broker.group_commit_us;
+    b->max_worker_slots = cfg->broker.max_worker_slots;
     b->metrics = metrics;
     unsigned rnd = 0;
     FILE *ur = fopen("/dev/urandom", "rb");
@@ -182,44 +261,20 @@ sm_code sm_broker_new(const sm_config *cfg, const char *db_url, sm_metrics *metr
         return rc;
     }
     b->db_up = true;
+    sm_store_set_max_job_ms(b->store, cfg->broker.max_job_ms);
+    sm_peer_limits limits = {cfg->broker.peer_error_replies, cfg->broker.peer_ban_errors,
+                             cfg->broker.peer_ban_ms};
+    rc = sm_peers_new(&limits, &b->peers, err);
+    if (rc) {
+        sm_broker_free(&b);
+        return rc;
+    }
     b->ctx = zmq_ctx_new();
     char secret[SM_CURVE_Z85] = "";
-    if (cc->enabled) {
-        if (!cc->secret_key_file[0])
-            rc = sm_err_set(err, SM_ECONFIG, "broker.curve.secret_key_file is not set");
-        else
-            rc = sm_curve_read_key(cc->secret_key_file, secret, err);
-        if (!rc && cc->allowed_keys_file[0])
-            rc = sm_keyset_load(cc->allowed_keys_file, &b->allow, err);
-        if (!rc && !cc->allowed_keys_file[0])
-            sm_log(SM_LOG_WARN, "CURVE without broker.curve.allowed_keys_file: any key is "
-                                "admitted (encrypted, not authenticated)", NULL);
-        if (!rc) {
-            b->zap = zmq_socket(b->ctx, ZMQ_REP);
-            if (zmq_bind(b->zap, "inproc://zeromq.zap.01") != 0)
-                rc = sm_err_set(err, SM_EIO, "cannot bind the ZAP handler: %s",
-                                zmq_strerror(errno));
-        }
-    }
-    if (!rc) {
-        b->client = zmq_socket(b->ctx, ZMQ_ROUTER);
-        b->worker = zmq_socket(b->ctx, ZMQ_ROUTER);
-        b->pub = zmq_socket(b->ctx, ZMQ_PUB);
-        int one = 1, tmo = 100;
-        int64_t maxmsg = (int64_t)b->max_body * 2 + 65536;
-        zmq_setsockopt(b->worker, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-        zmq_setsockopt(b->worker, ZMQ_SNDTIMEO, &tmo, sizeof tmo);
-        zmq_setsockopt(b->client, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-        zmq_setsockopt(b->worker, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-        int hwm = 100000;
-        zmq_setsockopt(b->client, ZMQ_SNDHWM, &hwm, sizeof hwm);
-        zmq_setsockopt(b->client, ZMQ_RCVHWM, &hwm, sizeof hwm);
-        rc = bind_socket(b, b->client, eps[0], cc->enabled, secret, err);
-        if (!rc)
-            rc = bind_socket(b, b->worker, eps[1], cc->enabled, secret, err);
-        if (!rc)
-            rc = bind_socket(b, b->pub, eps[2], cc->enabled, secret, err);
-    }
+    if (cc->enabled)
+        rc = load_curve(b, cc, secret, err);
+    if (!rc)
+        rc = open_sockets(b, eps, cc->enabled ? secret : NULL, err);
     memset(secret, 0, sizeof secret);
     if (rc) {
         sm_broker_free(&b);
@@ -253,6 +308,41 @@ static void drain(sm_broker *b, void *sock, bool client)
     }
 }
 
+/* Ended leases go back to the queue; the workers that held them are told to drop them. */
+static void reap(sm_broker *b)
+{
+    sm_reaped r;
+    sm_err err;
+    sm_code rc = sm_store_reap(b->store, b->backoff_ms, &r, &err);
+    if (rc) {
+        sm_broker_db_failed(b, rc);
+        sm_log(SM_LOG_WARN, "lease reaper failed", "error", err.msg, NULL);
+        return;
+    }
+    size_t i;
+    json_t *pair;
+    json_array_foreach(r.jobs, i, pair) {
+        json_int_t id = json_integer_value(json_array_get(pair, 0));
+        const char *owner = json_string_value(json_array_get(pair, 1));
+        sm_worker *w = owner ? sm_workers_by_owner(&b->workers, owner) : NULL;
+        if (w && sm_worker_job_remove(w, id)) {
+            char ids[24];
+            snprintf(ids, sizeof ids, "%lld", (long long)id);
+            json_t *body = json_pack("{s:I}", "job_id", id);
+            sm_broker_worker_send(b, w, "CANCEL", ids, body);
+            json_decref(body);
+        }
+    }
+    if (json_array_size(r.jobs) > 0) {
+        char c[16];
+        snprintf(c, sizeof c, "%zu", json_array_size(r.jobs));
+        sm_log(SM_LOG_WARN, "ended leases returned to the queue", "jobs", c, NULL);
+        b->dispatch_wanted = true;
+    }
+    sm_broker_publish_all(b, json_incref(r.events));
+    sm_reaped_clear(&r);
+}
+
 static void timers(sm_broker *b)
 {
     int64_t now = sm_now_ms();
@@ -269,22 +359,7 @@ static void timers(sm_broker *b)
     sm_broker_worker_timers(b, now);
     if (b->db_up && now >= b->next_reap_ms) {
         b->next_reap_ms = now + 1000;
-        json_t *events;
-        int n = 0;
-        sm_err err;
-        sm_code rc = sm_store_reap(b->store, b->backoff_ms, &n, &events, &err);
-        if (rc) {
-            sm_broker_db_failed(b, rc);
-            sm_log(SM_LOG_WARN, "lease reaper failed", "error", err.msg, NULL);
-        } else {
-            if (n > 0) {
-                char c[16];
-                snprintf(c, sizeof c, "%d", n);
-                sm_log(SM_LOG_WARN, "expired leases returned to the queue", "jobs", c, NULL);
-                b->dispatch_wanted = true;
-            }
-            sm_broker_publish_all(b, events);
-        }
+        reap(b);
     }
     if (b->db_up && (b->dispatch_wanted || now >= b->next_dispatch_ms)) {
         b->next_dispatch_ms = now + 500;
@@ -362,7 +437,9 @@ void sm_broker_free(sm_broker **bp)
         zmq_close(b->zap);
     if (b->ctx)
         zmq_ctx_term(b->ctx);
-    sm_keyset_free(&b->allow);
+    sm_keyset_free(&b->client_keys);
+    sm_keyset_free(&b->worker_keys);
+    sm_peers_free(&b->peers);
     sm_workers_free(&b->workers);
     sm_store_close(&b->store);
     free(b);

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "broker.h"
+#include "peers.h"
 #include "sm_curve.h"
 #include "sm_proto.h"
 #include "store.h"
@@ -20,6 +21,7 @@
 #define SM_CACHE_SLOTS 128    /* assignment lookups remembered */
 #define SM_CACHE_TTL_MS 10000
 #define SM_CLAIM_MAX 16       /* jobs claimed for one worker per statement */
+#define SM_RECENT_DONE 32     /* results a worker may resend and still get ACK duplicate */
 
 typedef struct sm_wjob {
     int64_t id;
@@ -39,6 +41,8 @@ typedef struct sm_worker {
     int njobs, capjobs;
     int64_t last_seen_ms;
     int64_t last_extend_ms;
+    int64_t recent_done[SM_RECENT_DONE]; /* jobs whose RESULT this worker had stored */
+    int nrecent, recent_next;
 } sm_worker;
 
 typedef struct sm_workers {
@@ -55,6 +59,9 @@ sm_worker *sm_workers_by_owner(sm_workers *ws, const char *owner);
 bool sm_worker_job_add(sm_worker *w, int64_t job_id);
 sm_wjob *sm_worker_job_find(sm_worker *w, int64_t job_id);
 bool sm_worker_job_remove(sm_worker *w, int64_t job_id);
+/* Remembers that w's RESULT of job_id was stored; whether it was (among the last few). */
+void sm_worker_done_add(sm_worker *w, int64_t job_id);
+bool sm_worker_done_find(const sm_worker *w, int64_t job_id);
 void sm_workers_free(sm_workers *ws);
 
 typedef struct sm_cached {
@@ -79,9 +86,14 @@ struct sm_broker {
     int64_t heartbeat_ms, heartbeat_timeout_ms, lease_ms, max_attempts, backoff_ms;
     size_t max_body;
     int64_t group_commit_us;
+    int64_t max_worker_slots;
 
     void *ctx, *client, *worker, *pub, *zap;
-    sm_keyset *allow;
+    sm_keyset *client_keys, *worker_keys; /* CURVE allow-lists by role (ZAP domain) */
+    sm_peers *peers;                      /* misbehaving worker-side peers */
+    uint64_t dropped_sends;               /* worker-side messages a full queue refused */
+    uint64_t dropped_logged;
+    int64_t next_drop_log_ms;
     sm_store *store;
     bool db_up;
     sm_metrics *metrics;

@@ -15,6 +15,7 @@
 struct sm_store {
     PGconn *conn;
     char *url;
+    char max_job_ms[24]; /* broker.max_job_ms as a query parameter */
 };
 
 sm_code sm_store_open(const char *url, sm_store **out, sm_err *err)
@@ -25,6 +26,7 @@ sm_code sm_store_open(const char *url, sm_store **out, sm_err *err)
         free(s);
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     }
+    snprintf(s->max_job_ms, sizeof s->max_job_ms, "%d", 24 * 3600 * 1000);
     sm_code rc = sm_db_connect(url, &s->conn, err);
     if (rc) {
         free(s->url);
@@ -61,6 +63,13 @@ sm_code sm_store_reconnect(sm_store *s, sm_err *err)
         PQfinish(s->conn);
     s->conn = c;
     return SM_OK;
+}
+
+static void i64(char *buf, int64_t v);
+
+void sm_store_set_max_job_ms(sm_store *s, int64_t max_job_ms)
+{
+    i64(s->max_job_ms, max_job_ms);
 }
 
 static void i64(char *buf, int64_t v)
@@ -202,7 +211,8 @@ static const char claim_sql[] =
     "     AND ($3::text IS NULL OR a.model IS NULL OR a.model = $3)"
     "   ORDER BY j.priority, j.created_at, j.id LIMIT $2 FOR UPDATE OF j SKIP LOCKED),"
     " u AS (UPDATE job j SET state = 'leased', lease_owner = $1,"
-    "         lease_expires_at = now() + $4::bigint * interval '1 millisecond',"
+    "         lease_expires_at = now() + LEAST($4::bigint, $5::bigint) * interval '1 millisecond',"
+    "         leased_at = now(), progressed_at = NULL, progress_tokens = 0,"
     "         attempts = j.attempts + 1, updated_at = now()"
     "       FROM c WHERE j.id = c.id"
     "       RETURNING j.id, j.submission_id, j.attempts, j.max_attempts, j.seed, j.priority,"
@@ -230,8 +240,8 @@ sm_code sm_store_claim(sm_store *s, const char *owner, const char *model, int li
     char lim[24], lease[24];
     i64(lim, limit);
     i64(lease, lease_ms);
-    const char *p[] = {owner, lim, (model && *model) ? model : NULL, lease};
-    sm_code rc = query_json(s, claim_sql, 4, p, jobs, err);
+    const char *p[] = {owner, lim, (model && *model) ? model : NULL, lease, s->max_job_ms};
+    sm_code rc = query_json(s, claim_sql, 5, p, jobs, err);
     if (!rc && !json_is_array(*jobs)) {
         json_decref(*jobs);
         *jobs = NULL;
@@ -240,15 +250,19 @@ sm_code sm_store_claim(sm_store *s, const char *owner, const char *model, int li
     return rc;
 }
 
+/* A lease extended by ms never reaches past the job's maximum duration max from leased_at. */
+#define LEASE_END(ms, max)                                                                 \
+    "LEAST(now() + " ms "::bigint * interval '1 millisecond',"                            \
+    " leased_at + " max "::bigint * interval '1 millisecond')"
+
 sm_code sm_store_extend(sm_store *s, const char *owner, int64_t lease_ms, sm_err *err)
 {
     char lease[24];
     i64(lease, lease_ms);
-    const char *p[] = {owner, lease};
-    return sm_db_query(s->conn,
-                       "UPDATE job SET lease_expires_at = now() + $2::bigint * interval "
-                       "'1 millisecond' WHERE state = 'leased' AND lease_owner = $1",
-                       2, p, NULL, err);
+    const char *p[] = {owner, lease, s->max_job_ms};
+    return sm_db_query(s->conn, "UPDATE job SET lease_expires_at = " LEASE_END("$2", "$3")
+                       " WHERE state = 'leased' AND lease_owner = $1",
+                       3, p, NULL, err);
 }
 
 sm_code sm_store_progress(sm_store *s, int64_t job_id, const char *owner, int64_t tokens,
@@ -258,13 +272,13 @@ sm_code sm_store_progress(sm_store *s, int64_t job_id, const char *owner, int64_
     i64(id, job_id);
     i64(tok, tokens);
     i64(lease, lease_ms);
-    const char *p[] = {id, owner, tok, lease};
+    const char *p[] = {id, owner, tok, lease, s->max_job_ms};
     return sm_db_query(s->conn,
                        "UPDATE job SET progress_tokens = GREATEST(progress_tokens, $3::int),"
-                       " lease_expires_at = now() + $4::bigint * interval '1 millisecond',"
-                       " updated_at = now()"
+                       " progressed_at = COALESCE(progressed_at, now()),"
+                       " lease_expires_at = " LEASE_END("$4", "$5") ", updated_at = now()"
                        " WHERE id = $1 AND state = 'leased' AND lease_owner = $2",
-                       4, p, NULL, err);
+                       5, p, NULL, err);
 }
 
 /* The "dead" events of jobs in CTE d(id, submission_id, state, last_error). */
@@ -299,6 +313,15 @@ static sm_code events_query(sm_store *s, const char *sql, int n, const char *con
     return SM_OK;
 }
 
+/* A lease lost by a worker that had reported PROGRESS for it costs the attempt; one lost
+ * before any progress does not (docs/security.md): it is counted in unstarted_losses and
+ * delayed by the backoff doubled per such loss (capped at 2^10). */
+#define CHARGED(failure) "(" failure "::bool AND progressed_at IS NOT NULL)"
+#define UNSTARTED_DELAY(ms) \
+    "now() + (" ms "::bigint * power(2, LEAST(unstarted_losses, 10))::bigint)" \
+    " * interval '1 millisecond'"
+#define UNCHARGED_NOTE " before any progress (attempt not charged)"
+
 sm_code sm_store_release(sm_store *s, const char *owner, bool prefix, bool failure,
                          const char *reason, int64_t backoff_ms, json_t **events, sm_err *err)
 {
@@ -307,11 +330,16 @@ sm_code sm_store_release(sm_store *s, const char *owner, bool prefix, bool failu
     const char *p[] = {owner, prefix ? "t" : "f", failure ? "t" : "f", reason, bo};
     static const char sql[] =
         "WITH d AS (UPDATE job SET"
-        "   state = CASE WHEN $3::bool AND attempts >= max_attempts THEN 'dead' ELSE 'queued' END,"
-        "   attempts = CASE WHEN $3::bool THEN attempts ELSE GREATEST(attempts - 1, 0) END,"
-        "   last_error = CASE WHEN $3::bool THEN $4 ELSE last_error END,"
-        "   not_before = CASE WHEN $3::bool THEN " BACKOFF("$5") " ELSE now() END,"
-        "   finished_at = CASE WHEN $3::bool AND attempts >= max_attempts THEN now() END,"
+        "   state = CASE WHEN " CHARGED("$3") " AND attempts >= max_attempts THEN 'dead'"
+        "     ELSE 'queued' END,"
+        "   attempts = CASE WHEN " CHARGED("$3") " THEN attempts ELSE GREATEST(attempts - 1, 0) END,"
+        "   unstarted_losses = unstarted_losses"
+        "     + CASE WHEN $3::bool AND progressed_at IS NULL THEN 1 ELSE 0 END,"
+        "   last_error = CASE WHEN " CHARGED("$3") " THEN $4"
+        "     WHEN $3::bool THEN $4 || '" UNCHARGED_NOTE "' ELSE last_error END,"
+        "   not_before = CASE WHEN " CHARGED("$3") " THEN " BACKOFF("$5")
+        "     WHEN $3::bool THEN " UNSTARTED_DELAY("$5") " ELSE now() END,"
+        "   finished_at = CASE WHEN " CHARGED("$3") " AND attempts >= max_attempts THEN now() END,"
         "   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
         " WHERE state = 'leased' AND (lease_owner = $1 OR ($2::bool AND"
         "   starts_with(lease_owner, $1)))"
@@ -356,36 +384,88 @@ sm_code sm_store_fail(sm_store *s, int64_t job_id, const char *owner, const char
     return SM_OK;
 }
 
-sm_code sm_store_reap(sm_store *s, int64_t backoff_ms, int *count, json_t **events,
-                      sm_err *err)
+/* A lease past its end: the job ran past max_job_ms (charged), or its worker went quiet,
+ * charged only when it had reported progress. */
+#define OVERRAN "(j.leased_at + $2::bigint * interval '1 millisecond' <= now())"
+#define REAP_CHARGED "(" OVERRAN " OR j.progressed_at IS NOT NULL)"
+
+sm_code sm_store_reap(sm_store *s, int64_t backoff_ms, sm_reaped *out, sm_err *err)
 {
+    memset(out, 0, sizeof *out);
     char bo[24];
     i64(bo, backoff_ms);
-    const char *p[] = {bo};
+    const char *p[] = {bo, s->max_job_ms};
     static const char sql[] =
-        "WITH d AS (UPDATE job SET"
-        "   state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,"
-        "   finished_at = CASE WHEN attempts >= max_attempts THEN now() END,"
-        "   last_error = 'lease expired (held by ' || lease_owner || ')',"
-        "   not_before = " BACKOFF("$1") ","
+        "WITH o AS (SELECT id AS oid, lease_owner AS owner FROM job"
+        "   WHERE state = 'leased' AND lease_expires_at < now() FOR UPDATE),"
+        " d AS (UPDATE job j SET"
+        "   state = CASE WHEN " REAP_CHARGED " AND j.attempts >= j.max_attempts THEN 'dead'"
+        "     ELSE 'queued' END,"
+        "   finished_at = CASE WHEN " REAP_CHARGED " AND j.attempts >= j.max_attempts"
+        "     THEN now() END,"
+        "   attempts = CASE WHEN " REAP_CHARGED " THEN j.attempts"
+        "     ELSE GREATEST(j.attempts - 1, 0) END,"
+        "   unstarted_losses = j.unstarted_losses + CASE WHEN " REAP_CHARGED " THEN 0 ELSE 1 END,"
+        "   last_error = CASE WHEN " OVERRAN " THEN 'job ran past broker.max_job_ms (held by '"
+        "       || o.owner || ')'"
+        "     WHEN j.progressed_at IS NULL THEN 'lease expired (held by ' || o.owner || ')"
+        UNCHARGED_NOTE "'"
+        "     ELSE 'lease expired (held by ' || o.owner || ')' END,"
+        "   not_before = CASE WHEN " REAP_CHARGED " THEN now() + ($1::bigint"
+        "       * power(2, LEAST(GREATEST(j.attempts - 1, 0), 20))::bigint)"
+        "       * interval '1 millisecond'"
+        "     ELSE now() + ($1::bigint * power(2, LEAST(j.unstarted_losses, 10))::bigint)"
+        "       * interval '1 millisecond' END,"
         "   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
-        " WHERE state = 'leased' AND lease_expires_at < now()"
-        " RETURNING id, submission_id, state, last_error)" DEAD_EVENTS;
-    return events_query(s, sql, 1, p, events, count, err);
+        " FROM o WHERE j.id = o.oid"
+        " RETURNING j.id, j.submission_id, j.state, j.last_error, o.owner)"
+        " SELECT COALESCE(json_agg(json_build_object('event', 'dead', 'submission_id',"
+        "   d.submission_id, 'job_id', d.id, 'course', co.code, 'assignment', a.code,"
+        "   'student_ref', s.student_ref, 'error', d.last_error))"
+        "   FILTER (WHERE d.state = 'dead'), '[]')::text,"
+        "  COALESCE(json_agg(json_build_array(d.id, d.owner)), '[]')::text"
+        " FROM d JOIN submission s ON s.id = d.submission_id"
+        " JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id";
+    PGresult *r;
+    sm_code rc = sm_db_query(s->conn, sql, 2, p, &r, err);
+    if (rc)
+        return rc;
+    bool have = PQntuples(r) == 1;
+    out->events = have ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : json_array();
+    out->jobs = have ? json_loads(PQgetvalue(r, 0, 1), 0, NULL) : json_array();
+    PQclear(r);
+    if (!out->events || !out->jobs) {
+        sm_reaped_clear(out);
+        return sm_err_set(err, SM_EINTERNAL, "database returned bad JSON");
+    }
+    return SM_OK;
+}
+
+void sm_reaped_clear(sm_reaped *r)
+{
+    json_decref(r->events);
+    json_decref(r->jobs);
+    memset(r, 0, sizeof *r);
 }
 
 static const char result_sql[] =
     "WITH r AS (SELECT $2::jsonb AS b),"
     " j AS (UPDATE job SET state = 'done', lease_owner = NULL, lease_expires_at = NULL,"
     "         finished_at = now(), updated_at = now()"
-    "       WHERE id = $1 AND state IN ('queued', 'leased', 'dead')"
-    "       RETURNING id, submission_id, seed),"
+    "       FROM r, submission s JOIN assignment a ON a.id = s.assignment_id"
+    "       WHERE job.id = $1 AND job.state = 'leased' AND job.lease_owner = $4"
+    "         AND s.id = job.submission_id"
+    "         AND (r.b->'score' IS NULL"
+    "           OR round((r.b->>'score')::numeric, 2) BETWEEN 0 AND a.max_score)"
+    "         AND (r.b->'max_score' IS NULL"
+    "           OR round((r.b->>'max_score')::numeric, 2) = a.max_score)"
+    "       RETURNING job.id, job.submission_id, job.seed, a.max_score),"
     " g AS (INSERT INTO grading (job_id, submission_id, status, score, max_score, summary,"
     "         flags, confidence, model_name, model_hash, engine_version,"
     "         prompt_template_version, sampling, seed, prompt_tokens, completion_tokens,"
     "         timings, worker)"
     "       SELECT j.id, j.submission_id, b->>'status', (b->>'score')::numeric,"
-    "         (b->>'max_score')::numeric, b->>'summary',"
+    "         j.max_score, b->>'summary',"
     "         ARRAY(SELECT jsonb_array_elements_text(COALESCE(b->'flags', '[]'))),"
     "         (b->>'confidence')::real, b->'model'->>'name', b->'model'->>'hash',"
     "         b->>'engine_version', b->>'prompt_template_version',"
@@ -413,34 +493,56 @@ static const char result_sql[] =
     " FROM g JOIN submission s ON s.id = g.submission_id"
     " JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id";
 
-sm_code sm_store_result(sm_store *s, int64_t job_id, const char *worker, const json_t *result,
-                        json_t **event, bool *duplicate, sm_err *err)
+/* Why result_sql stored nothing: the job is not leased to owner, or the scores do not fit
+ * the assignment. */
+static sm_code result_refused(sm_store *s, const sm_result_in *in, sm_err *err)
+{
+    char id[24];
+    i64(id, in->job_id);
+    const char *p[] = {id, in->owner};
+    PGresult *r;
+    sm_code rc = sm_db_query(s->conn,
+                             "SELECT j.state, j.lease_owner IS NOT DISTINCT FROM $2,"
+                             " a.max_score::text FROM job j"
+                             " JOIN submission s ON s.id = j.submission_id"
+                             " JOIN assignment a ON a.id = s.assignment_id WHERE j.id = $1",
+                             2, p, &r, err);
+    if (rc)
+        return rc;
+    if (PQntuples(r) == 0) {
+        rc = sm_err_set(err, SM_ENOTFOUND, "no job %s", id);
+    } else if (strcmp(PQgetvalue(r, 0, 0), "leased") || strcmp(PQgetvalue(r, 0, 1), "t")) {
+        rc = sm_err_set(err, SM_ESTATE, "job %s is %s, not leased to this worker", id,
+                        PQgetvalue(r, 0, 0));
+    } else {
+        const json_t *mx = json_object_get(in->body, "max_score");
+        double max = strtod(PQgetvalue(r, 0, 2), NULL);
+        double score = json_number_value(json_object_get(in->body, "score"));
+        if (mx && json_number_value(mx) != max)
+            rc = sm_err_set(err, SM_EINVAL, "max_score %g differs from the assignment's %s",
+                            json_number_value(mx), PQgetvalue(r, 0, 2));
+        else
+            rc = sm_err_set(err, SM_EINVAL, "score %g is outside the assignment's range [0, %s]",
+                            score, PQgetvalue(r, 0, 2));
+    }
+    PQclear(r);
+    return rc;
+}
+
+sm_code sm_store_result(sm_store *s, const sm_result_in *in, json_t **event, sm_err *err)
 {
     *event = NULL;
-    *duplicate = false;
     char id[24];
-    i64(id, job_id);
-    char *text = json_dumps(result, JSON_COMPACT);
+    i64(id, in->job_id);
+    char *text = json_dumps(in->body, JSON_COMPACT);
     if (!text)
         return sm_err_set(err, SM_ENOMEM, "cannot serialise a result");
-    const char *p[] = {id, text, worker};
-    sm_code rc = query_json(s, result_sql, 3, p, event, err);
+    const char *p[] = {id, text, in->worker, in->owner};
+    sm_code rc = query_json(s, result_sql, 4, p, event, err);
     free(text);
     if (rc || *event)
         return rc;
-    const char *p2[] = {id};
-    PGresult *r;
-    rc = sm_db_query(s->conn, "SELECT state FROM job WHERE id = $1", 1, p2, &r, err);
-    if (rc)
-        return rc;
-    if (PQntuples(r) == 0)
-        rc = sm_err_set(err, SM_ENOTFOUND, "no job %s", id);
-    else if (strcmp(PQgetvalue(r, 0, 0), "done") == 0)
-        *duplicate = true;
-    else
-        rc = sm_err_set(err, SM_ESTATE, "job %s is %s", id, PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return rc;
+    return result_refused(s, in, err);
 }
 
 sm_code sm_store_cancel(sm_store *s, int64_t submission_id, json_t **reply, char *owner,
@@ -502,7 +604,8 @@ sm_code sm_store_status(sm_store *s, int64_t submission_id, const char *key, jso
         "  'received_at', s.received_at, 'job_id', j.id, 'state', j.state,"
         "  'priority', CASE j.priority WHEN 0 THEN 'interactive' ELSE 'batch' END,"
         "  'attempts', j.attempts, 'max_attempts', j.max_attempts, 'last_error', j.last_error,"
-        "  'progress_tokens', j.progress_tokens, 'not_before', j.not_before,"
+        "  'progress_tokens', j.progress_tokens, 'unstarted_losses', j.unstarted_losses,"
+        "  'not_before', j.not_before,"
         "  'finished_at', j.finished_at,"
         "  'grading', (SELECT json_build_object('grading_id', g.id, 'status', g.status,"
         "     'score', g.score, 'max_score', g.max_score) FROM grading g WHERE g.job_id = j.id)"

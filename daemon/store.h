@@ -63,7 +63,8 @@ sm_code sm_store_progress(sm_store *s, int64_t job_id, const char *owner, int64_
 
 /* Returns the jobs leased by owner (exact, or every owner starting with it when prefix) to the
  * queue. As a failure (counts the attempt, backoff, dead after max_attempts, last_error =
- * reason) or, when !failure, as a hand-back that does not count. *events receives a JSON array
+ * reason; but a job the worker never reported PROGRESS for is not charged: it is delayed by
+ * the backoff doubled per such loss) or, when !failure, as a hand-back that does not count. *events receives a JSON array
  * of "dead" events. */
 sm_code sm_store_release(sm_store *s, const char *owner, bool prefix, bool failure,
                          const char *reason, int64_t backoff_ms, json_t **events, sm_err *err);
@@ -75,15 +76,37 @@ sm_code sm_store_fail(sm_store *s, int64_t job_id, const char *owner, const char
                       bool retryable, int64_t backoff_ms, char state[16], json_t **event,
                       sm_err *err);
 
-/* Expired leases of any owner go back to the queue (or dead). */
-sm_code sm_store_reap(sm_store *s, int64_t backoff_ms, int *count, json_t **events,
-                      sm_err *err);
+/* What sm_store_reap returned to the queue: "dead" events, and [job_id, owner] pairs of every
+ * job whose lease ended (so the broker can forget them and tell their workers). */
+typedef struct sm_reaped {
+    json_t *events;
+    json_t *jobs;
+} sm_reaped;
+void sm_reaped_clear(sm_reaped *r);
 
-/* Stores a validated RESULT body for job_id in one statement. Outcomes: SM_OK with *event
- * (a "result" event body, owned) and *duplicate false; SM_OK with *duplicate true when the job
- * is already done; SM_ESTATE when it was cancelled; SM_ENOTFOUND. */
-sm_code sm_store_result(sm_store *s, int64_t job_id, const char *worker, const json_t *result,
-                        json_t **event, bool *duplicate, sm_err *err);
+/* Expired leases of any owner go back to the queue (or dead). A lease ends when it was not
+ * extended in time or when the job has run for max_job_ms (sm_store_set_max_job_ms). Jobs
+ * whose worker never reported PROGRESS go back without counting the attempt. */
+sm_code sm_store_reap(sm_store *s, int64_t backoff_ms, sm_reaped *out, sm_err *err);
+
+/* The longest a job may stay leased, however its lease is extended (default one day). */
+void sm_store_set_max_job_ms(sm_store *s, int64_t max_job_ms);
+
+/* A RESULT to store: a validated body for job_id from the worker named worker whose leases
+ * are recorded as owner. */
+typedef struct sm_result_in {
+    int64_t job_id;
+    const char *owner;
+    const char *worker;
+    const json_t *body;
+} sm_result_in;
+
+/* Stores a RESULT in one statement when owner holds the job's lease and the score lies in
+ * [0, the assignment's max_score] (a max_score in the body must equal the assignment's; the
+ * stored one is always the assignment's). Outcomes: SM_OK with *event (a "result" event
+ * body, owned); SM_ESTATE when the job is not leased to owner; SM_EINVAL when the scores do
+ * not fit; SM_ENOTFOUND. */
+sm_code sm_store_result(sm_store *s, const sm_result_in *in, json_t **event, sm_err *err);
 
 /* Cancels the queued or leased job of a submission. *reply receives
  * {submission_id, cancelled, state}; *owner (size 128) the lease owner of a job that was

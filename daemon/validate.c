@@ -295,8 +295,11 @@ sm_code sm_validate_result(const json_t *body, sm_err *err)
         rc = sm_json_str(body, "status", true, 16, &s, err);
     if (!rc && strcmp(s, "graded") != 0 && strcmp(s, "needs_review") != 0)
         rc = sm_err_set(err, SM_EINVAL, "field \"status\" must be graded or needs_review");
+    /* max_score is optional: the stored one is the assignment's, and the store checks the score
+     * against it (a max_score given must match it) */
+    max_score = 999999;
     if (!rc)
-        rc = sm_json_num(body, "max_score", true, 0.01, 999999, &max_score, err);
+        rc = sm_json_num(body, "max_score", false, 0.01, 999999, &max_score, err);
     bool has_score = json_is_number(json_object_get(body, "score"));
     if (!rc)
         rc = sm_json_num(body, "score", false, 0, max_score + 0.005, &score, err); /* 2 decimals */

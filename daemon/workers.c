@@ -90,6 +90,22 @@ bool sm_worker_job_remove(sm_worker *w, int64_t job_id)
     return false;
 }
 
+void sm_worker_done_add(sm_worker *w, int64_t job_id)
+{
+    w->recent_done[w->recent_next] = job_id;
+    w->recent_next = (w->recent_next + 1) % SM_RECENT_DONE;
+    if (w->nrecent < SM_RECENT_DONE)
+        w->nrecent++;
+}
+
+bool sm_worker_done_find(const sm_worker *w, int64_t job_id)
+{
+    for (int i = 0; i < w->nrecent; i++)
+        if (w->recent_done[i] == job_id)
+            return true;
+    return false;
+}
+
 void sm_workers_free(sm_workers *ws)
 {
     for (int i = 0; i < ws->n; i++) {

@@ -20,345 +20,7 @@
 #include "sm_curve.h"
 #include "sm_pgembed.h"
 #include "sm_proto.h"
-
-typedef struct env {
-    char dir[64];
-    char dbname[64];
-    char admin_url[1024];
-    char url[1024];
-    char cfg[128];
-    char cep[128], wep[128], eep[128];
-    const char *stepmarkd, *worker, *cli;
-    pid_t broker;
-    pid_t workers[16];
-    int nworkers;
-    PGconn *db;
-    sm_pgembed *pg; /* pg_restart's own cluster */
-} env;
-
-static env E;
-
-static void cleanup(void)
-{
-    if (E.broker > 0) {
-        kill(E.broker, SIGKILL);
-        waitpid(E.broker, NULL, 0);
-    }
-    for (int i = 0; i < E.nworkers; i++)
-        if (E.workers[i] > 0) {
-            kill(E.workers[i], SIGKILL);
-            waitpid(E.workers[i], NULL, 0);
-        }
-    if (E.db)
-        PQfinish(E.db);
-    if (E.pg) {
-        sm_err err;
-        sm_pgembed_stop(&E.pg, &err);
-    } else if (E.dbname[0]) {
-        PGconn *c = PQconnectdb(E.admin_url);
-        char sql[128];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", E.dbname);
-        PQclear(PQexec(c, sql));
-        PQfinish(c);
-    }
-    if (E.dir[0] && !getenv("SM_KEEP")) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", E.dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", E.dir);
-    }
-}
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "tail -n 30 %s/broker.log 1>&2", E.dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "(no broker log)\n");
-    cleanup();
-    exit(1);
-}
-
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            fail("%s:%d: %s", __FILE__, __LINE__, #cond);                                  \
-    } while (0)
-#define CHECKM(cond, ...)                                                                  \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            fail(__VA_ARGS__);                                                             \
-    } while (0)
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static long long q_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long q_int(const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *r = PQexec(E.db, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
-        fail("query failed: %s: %s", sql, PQerrorMessage(E.db));
-    long long v = PQgetisnull(r, 0, 0) ? -1 : atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
-}
-
-/* Waits until the integer query equals want. */
-static void wait_for(long long want, long timeout_ms, const char *sql)
-{
-    long end = now_ms() + timeout_ms;
-    long long v = -2;
-    while (now_ms() < end) {
-        v = q_int("%s", sql);
-        if (v == want)
-            return;
-        sleep_ms(50);
-    }
-    fail("waited %ld ms for %s = %lld, have %lld", timeout_ms, sql, want, v);
-}
-
-static void write_config(const char *extra)
-{
-    snprintf(E.cfg, sizeof E.cfg, "%s/stepmark.yaml", E.dir);
-    FILE *fp = fopen(E.cfg, "w");
-    CHECK(fp);
-    fprintf(fp,
-            "broker:\n"
-            "  client_endpoint: \"%s\"\n"
-            "  worker_endpoint: \"%s\"\n"
-            "  event_endpoint: \"%s\"\n"
-            "  heartbeat_ms: 100\n"
-            "  heartbeat_timeout_ms: 1000\n"
-            "  lease_ms: 3000\n"
-            "  retry_backoff_ms: 50\n"
-            "  max_body_bytes: 8192\n"
-            "  group_commit_us: 1000\n"
-            "%s"
-            "http:\n  enabled: false\n"
-            "logging:\n  level: info\n",
-            E.cep, E.wep, E.eep, extra ? extra : "");
-    fclose(fp);
-}
-
-static void setup(const char *name, const char *extra)
-{
-    snprintf(E.dir, sizeof E.dir, "/tmp/smb-%s-XXXXXX", name);
-    CHECKM(mkdtemp(E.dir), "mkdtemp: %s", strerror(errno));
-    chmod(E.dir, 0777);
-    snprintf(E.cep, sizeof E.cep, "ipc://%s/client", E.dir);
-    snprintf(E.wep, sizeof E.wep, "ipc://%s/worker", E.dir);
-    snprintf(E.eep, sizeof E.eep, "ipc://%s/events", E.dir);
-    const char *fixture = getenv("STEPMARK_DATABASE_URL");
-    CHECKM(fixture && *fixture, "STEPMARK_DATABASE_URL is not set (run through ctest)");
-    snprintf(E.admin_url, sizeof E.admin_url, "%s", fixture);
-    snprintf(E.dbname, sizeof E.dbname, "it_%s_%d", name, (int)getpid());
-    const char *kw = strstr(fixture, "dbname=");
-    const char *slash = strstr(fixture, "///");
-    if (kw) { /* key=value form: replace the dbname value */
-        const char *end = kw + 7 + strcspn(kw + 7, " ");
-        snprintf(E.url, sizeof E.url, "%.*sdbname=%s%s", (int)(kw - fixture), fixture, E.dbname,
-                 end);
-    } else { /* postgresql:///NAME?params -> postgresql:///it_x?params */
-        CHECKM(slash, "unexpected database URL form %s", fixture);
-        const char *q = strchr(slash, '?');
-        snprintf(E.url, sizeof E.url, "%.*s///%s%s", (int)(slash - fixture), fixture, E.dbname,
-                 q ? q : "");
-    }
-    PGconn *c = PQconnectdb(E.admin_url);
-    CHECKM(PQstatus(c) == CONNECTION_OK, "cannot connect: %s", PQerrorMessage(c));
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", E.dbname);
-    PGresult *r = PQexec(c, sql);
-    CHECKM(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-    setenv("STEPMARK_DATABASE_URL", E.url, 1);
-    write_config(extra);
-}
-
-static void connect_db(void)
-{
-    if (E.db)
-        PQfinish(E.db);
-    E.db = PQconnectdb(E.url);
-    CHECKM(PQstatus(E.db) == CONNECTION_OK, "cannot connect: %s", PQerrorMessage(E.db));
-}
-
-static sm_client *client_with(const char *server, const char *secret, int timeout_ms,
-                              int retries)
-{
-    sm_client_opts o = {.endpoint = E.cep, .server_key = server, .secret_key = secret,
-                        .timeout_ms = timeout_ms, .retries = retries};
-    sm_client *c;
-    sm_err err;
-    CHECKM(sm_client_new(NULL, &o, &c, &err) == SM_OK, "client: %s", err.msg);
-    return c;
-}
-
-static sm_client *client(void)
-{
-    return client_with(NULL, NULL, 3000, 3);
-}
-
-static pid_t spawn(const char *log, char *const argv[])
-{
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        FILE *fp = fopen(log, "a");
-        if (fp) {
-            dup2(fileno(fp), 1);
-            dup2(fileno(fp), 2);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void start_broker(void)
-{
-    char log[128];
-    snprintf(log, sizeof log, "%s/broker.log", E.dir);
-    char *argv[] = {(char *)E.stepmarkd, "--config", E.cfg, NULL};
-    E.broker = spawn(log, argv);
-    sm_client *c = client_with(NULL, NULL, 200, 0);
-    long end = now_ms() + 20000;
-    for (;;) {
-        sm_err err;
-        if (sm_client_call(c, "PING", NULL, NULL, &err) == SM_OK)
-            break;
-        int st;
-        if (waitpid(E.broker, &st, WNOHANG) == E.broker) {
-            E.broker = 0;
-            fail("stepmarkd exited with status %d", WEXITSTATUS(st));
-        }
-        CHECKM(now_ms() < end, "stepmarkd did not answer PING: %s", err.msg);
-        sm_client_free(&c);
-        c = client_with(NULL, NULL, 200, 0);
-    }
-    sm_client_free(&c);
-    if (!E.db)
-        connect_db();
-}
-
-/* Stops the broker with sig and returns its exit status. */
-static int stop_broker(int sig)
-{
-    kill(E.broker, sig);
-    int st = 0;
-    waitpid(E.broker, &st, 0);
-    E.broker = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* Starts sm_testworker with the extra arguments given (NULL-terminated). */
-static pid_t start_worker(const char *first, ...) __attribute__((sentinel));
-static pid_t start_worker(const char *first, ...)
-{
-    char log[128];
-    snprintf(log, sizeof log, "%s/worker.log", E.dir);
-    char wl[128];
-    snprintf(wl, sizeof wl, "%s/done.log", E.dir);
-    char *argv[24] = {(char *)E.worker, "--endpoint", E.wep, "--log", wl};
-    int n = 5;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 22; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    pid_t pid = spawn(log, argv);
-    E.workers[E.nworkers++] = pid;
-    return pid;
-}
-
-static int wait_worker(pid_t pid, long timeout_ms)
-{
-    long end = now_ms() + timeout_ms;
-    while (now_ms() < end) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            for (int i = 0; i < E.nworkers; i++)
-                if (E.workers[i] == pid)
-                    E.workers[i] = 0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        sleep_ms(20);
-    }
-    fail("worker %d did not exit within %ld ms", (int)pid, timeout_ms);
-}
-
-static json_t *call_ok(sm_client *c, const char *cmd, json_t *body)
-{
-    json_t *reply;
-    sm_err err;
-    sm_code rc = sm_client_call(c, cmd, body, &reply, &err);
-    json_decref(body);
-    CHECKM(rc == SM_OK, "%s failed: %s %s", cmd, sm_code_name(rc), err.msg);
-    return reply;
-}
-
-static sm_code call_err(sm_client *c, const char *cmd, json_t *body, char *msg)
-{
-    json_t *reply;
-    sm_err err;
-    sm_code rc = sm_client_call(c, cmd, body, &reply, &err);
-    json_decref(body);
-    json_decref(reply);
-    if (msg)
-        snprintf(msg, 256, "%s", err.msg);
-    return rc;
-}
-
-static void make_assignment(sm_client *c, const char *course, const char *code, const char *kind,
-                            const char *language)
-{
-    json_decref(call_ok(c, "COURSE_PUT", json_pack("{s:s, s:s}", "code", course, "title", "T")));
-    json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "course", course, "code", code,
-                          "kind", kind, "statement", "Show that 1 + 1 = 2.", "rubric",
-                          "1 point per step", "max_score", 4.0);
-    if (language)
-        json_object_set_new(b, "language", json_string(language));
-    json_decref(call_ok(c, "ASSIGNMENT_CREATE", b));
-}
-
-static long long submit(sm_client *c, const char *key, const char *priority, bool *dup)
-{
-    json_t *r = call_ok(c, "SUBMIT",
-                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "course", "CS101",
-                                  "assignment", "hw1", "student_ref", "s-1", "idempotency_key",
-                                  key, "content", "1 + 1 = 2 because ...", "priority", priority));
-    long long id = json_integer_value(json_object_get(r, "submission_id"));
-    if (dup)
-        *dup = json_is_true(json_object_get(r, "duplicate"));
-    json_decref(r);
-    CHECK(id > 0);
-    return id;
-}
+#include "itest_env.h"
 
 /* ---- cases ---- */
 
@@ -484,19 +146,9 @@ static void raw_expect(void *s, int n, const char *const *frames, const size_t *
     sm_msg_close(&m);
 }
 
-static void case_malformed(void)
+/* Malformed client requests, each answered with its error code on the same socket. */
+static void malformed_client_requests(void *s, const char *good)
 {
-    setup("malformed", NULL);
-    start_broker();
-    sm_client *c = client();
-    make_assignment(c, "CS101", "hw1", "proof", NULL);
-    make_assignment(c, "CS101", "prog", "code", NULL);
-    sm_client_free(&c);
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    zmq_connect(s, E.cep);
-    const char *good = "{\"course\":\"CS101\",\"assignment\":\"hw1\",\"student_ref\":\"s\","
-                       "\"idempotency_key\":\"k\",\"content\":\"c\"}";
     {
         const char *f[] = {"", "SMC1", "SUBMIT"};
         raw_expect(s, 3, f, NULL, "EPROTO");
@@ -587,6 +239,22 @@ static void case_malformed(void)
         const char *f[] = {"", "SMC1", "STATUS", "1", "{\"submission_id\":\"x\"}"};
         raw_expect(s, 5, f, NULL, "EINVAL");
     }
+}
+
+static void case_malformed(void)
+{
+    setup("malformed", NULL);
+    start_broker();
+    sm_client *c = client();
+    make_assignment(c, "CS101", "hw1", "proof", NULL);
+    make_assignment(c, "CS101", "prog", "code", NULL);
+    sm_client_free(&c);
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    zmq_connect(s, E.cep);
+    const char *good = "{\"course\":\"CS101\",\"assignment\":\"hw1\",\"student_ref\":\"s\","
+                       "\"idempotency_key\":\"k\",\"content\":\"c\"}";
+    malformed_client_requests(s, good);
     /* the worker endpoint checks the same way */
     void *w = zmq_socket(ctx, ZMQ_DEALER);
     zmq_connect(w, E.wep);
@@ -595,8 +263,12 @@ static void case_malformed(void)
         raw_expect(w, 5, f, NULL, "EINVAL");
     }
     {
-        const char *f[] = {"", "SMW1", "RESULT", "", "{\"job_id\": 5, \"score\": \"high\"}"};
+        const char *f[] = {"", "SMW1", "RESULT", "", "{\"job_id\": \"five\"}"};
         raw_expect(w, 5, f, NULL, "EINVAL");
+    }
+    { /* a well-formed RESULT from a peer that holds no lease (it never sent READY) */
+        const char *f[] = {"", "SMW1", "RESULT", "", "{\"job_id\": 5, \"score\": \"high\"}"};
+        raw_expect(w, 5, f, NULL, "ESTATE");
     }
     {
         const char *f[] = {"", "SMC1", "READY", "", "{}"};
@@ -710,11 +382,18 @@ static void case_worker_dies(void)
     make_assignment(c, "CS101", "hw1", "proof", NULL);
     long long id = submit(c, "k", "interactive", NULL);
     sm_client_free(&c);
+    /* a worker that dies before any PROGRESS: the job goes back without costing an attempt */
     pid_t a = start_worker("--die-after", "1", "--name", "doomed", NULL, NULL);
     CHECK(wait_worker(a, 10000) == 3);
-    /* the broker notices the silence, requeues; another worker completes the job */
-    wait_for(1, 10000, "SELECT count(*) FROM job WHERE state = 'queued' AND last_error LIKE "
-                       "'worker doomed lost%'");
+    wait_for(1, 10000, "SELECT count(*) FROM job WHERE state = 'queued' AND attempts = 0"
+                       " AND unstarted_losses = 1 AND last_error LIKE 'worker doomed lost%"
+                       "attempt not charged)'");
+    /* one that dies after reporting PROGRESS: the attempt counts */
+    a = start_worker("--die-after", "1", "--die-progress", "--name", "doomed2", NULL, NULL);
+    CHECK(wait_worker(a, 10000) == 3);
+    wait_for(1, 10000, "SELECT count(*) FROM job WHERE state = 'queued' AND attempts = 1"
+                       " AND last_error LIKE 'worker doomed2 lost (silent for % ms)'");
+    /* another worker completes the job */
     pid_t b = start_worker("--results", "1", "--name", "healthy", NULL, NULL);
     CHECK(wait_worker(b, 20000) == 0);
     CHECK(q_int("SELECT count(*) FROM grading WHERE submission_id = %lld AND worker = 'healthy'",
@@ -722,32 +401,6 @@ static void case_worker_dies(void)
     CHECK(q_int("SELECT attempts FROM job WHERE submission_id = %lld AND state = 'done'", id) ==
           2);
     CHECK(stop_broker(SIGTERM) == 0);
-}
-
-static void *sub_socket(void *ctx, const char *prefix)
-{
-    void *s = zmq_socket(ctx, ZMQ_SUB);
-    zmq_setsockopt(s, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
-    zmq_connect(s, E.eep);
-    return s;
-}
-
-static json_t *next_event(void *s, long timeout_ms, char *topic)
-{
-    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&it, 1, timeout_ms) != 1)
-        return NULL;
-    sm_msg m;
-    sm_err err;
-    if (sm_msg_recv(s, &m, 0, &err) != SM_OK)
-        return NULL;
-    CHECK(m.total == 3);
-    sm_frame t = sm_msg_frame(&m, 0), v = sm_msg_frame(&m, 1), b = sm_msg_frame(&m, 2);
-    CHECK(v.size == 4 && !memcmp(v.data, "SME1", 4));
-    snprintf(topic, 256, "%.*s", (int)t.size, (const char *)t.data);
-    json_t *j = json_loadb((const char *)b.data, b.size, 0, NULL);
-    sm_msg_close(&m);
-    return j;
 }
 
 static void case_retry_dead(void)
@@ -881,44 +534,6 @@ static void case_duplicate_result(void)
 }
 
 /* Receives the next message of command want on a worker socket, skipping HEARTBEATs. */
-static json_t *worker_recv(void *s, const char *want)
-{
-    static const char *const cmds[] = {"JOB", "HEARTBEAT", "ACK", "ERROR", "CANCEL",
-                                       "DISCONNECT", NULL};
-    long end = now_ms() + 10000;
-    while (now_ms() < end) {
-        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&it, 1, 200) != 1)
-            continue;
-        sm_msg m;
-        sm_err err;
-        CHECK(sm_msg_recv(s, &m, 0, &err) == SM_OK);
-        sm_frame f[SM_PROTO_MAX_FRAMES];
-        for (int i = 0; i < m.n; i++)
-            f[i] = sm_msg_frame(&m, i);
-        sm_request r;
-        CHECK(sm_proto_parse(SM_PROTO_WORKER, cmds, f, m.n, m.total, 1 << 24, &r, &err) ==
-              SM_OK);
-        sm_msg_close(&m);
-        if (!strcmp(r.command, want)) {
-            json_t *b = r.body;
-            r.body = NULL;
-            sm_request_clear(&r);
-            return b;
-        }
-        CHECKM(!strcmp(r.command, "HEARTBEAT"), "got %s while waiting for %s", r.command, want);
-        sm_request_clear(&r);
-    }
-    fail("no %s within 10 s", want);
-}
-
-static void worker_send(void *s, const char *cmd, json_t *body)
-{
-    sm_err err;
-    CHECK(sm_proto_send_msg(s, NULL, SM_PROTO_WORKER, cmd, (const unsigned char *)"r", 1, body,
-                            &err) == SM_OK);
-    json_decref(body);
-}
 
 static json_t *bad_result(long long job_id, double score)
 {
@@ -1071,20 +686,6 @@ static void case_graceful(void)
 }
 
 /* A TCP port on loopback that is free now (the kernel picks it). */
-static int free_port(void)
-{
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_PUB);
-    char ep[128] = "";
-    size_t len = sizeof ep;
-    CHECK(zmq_bind(s, "tcp://127.0.0.1:*") == 0);
-    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &len);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
-    const char *colon = strrchr(ep, ':');
-    CHECK(colon);
-    return atoi(colon + 1);
-}
 
 static void case_curve(void)
 {
@@ -1114,18 +715,22 @@ static void case_curve(void)
     CHECK(sm_curve_write_pair(base, wrk_pub, &err) == SM_OK);
     snprintf(base, sizeof base, "%s/stranger", E.dir);
     CHECK(sm_curve_write_pair(base, bad_pub, &err) == SM_OK);
-    char allow[128];
-    snprintf(allow, sizeof allow, "%s/allowed_keys", E.dir);
+    char allow[128], wallow[128];
+    snprintf(allow, sizeof allow, "%s/client_keys", E.dir);
     FILE *fp = fopen(allow, "w");
-    fprintf(fp, "# who may connect\n%s lms\n%s worker-1\n", cli_pub, wrk_pub);
+    fprintf(fp, "# LMS clients\n%s lms\n", cli_pub);
+    fclose(fp);
+    snprintf(wallow, sizeof wallow, "%s/worker_keys", E.dir);
+    fp = fopen(wallow, "w");
+    fprintf(fp, "# workers\n%s worker-1\n", wrk_pub);
     fclose(fp);
     snprintf(E.cep, sizeof E.cep, "tcp://0.0.0.0:%d", port);
     snprintf(E.wep, sizeof E.wep, "tcp://0.0.0.0:%d", port2);
     char extra[1024];
     snprintf(extra, sizeof extra,
              "  curve:\n    enabled: true\n    secret_key_file: \"%s/broker.secret\"\n"
-             "    allowed_keys_file: \"%s\"\n",
-             E.dir, allow);
+             "    client_keys_file: \"%s\"\n    worker_keys_file: \"%s\"\n",
+             E.dir, allow, wallow);
     write_config(extra);
     snprintf(E.cep, sizeof E.cep, "tcp://127.0.0.1:%d", port);
     snprintf(E.wep, sizeof E.wep, "tcp://127.0.0.1:%d", port2);
@@ -1357,40 +962,21 @@ static void case_pg_restart(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 5) {
-        fprintf(stderr, "usage: broker_itest CASE STEPMARKD TESTWORKER STEPMARK\n");
-        return 2;
-    }
-    E.stepmarkd = argv[2];
-    E.worker = argv[3];
-    E.cli = argv[4];
-    signal(SIGPIPE, SIG_IGN);
-    const char *name = argv[1];
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } cases[] = {{"submit", case_submit},
-                 {"idempotent", case_idempotent},
-                 {"malformed", case_malformed},
-                 {"assignment", case_assignment},
-                 {"priority", case_priority},
-                 {"worker_dies", case_worker_dies},
-                 {"retry_dead", case_retry_dead},
-                 {"broker_sigkill", case_broker_sigkill},
-                 {"duplicate_result", case_duplicate_result},
-                 {"cancel", case_cancel},
-                 {"bad_result", case_bad_result},
-                 {"graceful", case_graceful},
-                 {"curve", case_curve},
-                 {"cli", case_cli},
-                 {"pg_restart", case_pg_restart}};
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (!strcmp(cases[i].name, name)) {
-            cases[i].fn();
-            cleanup();
-            printf("PASS %s\n", name);
-            return 0;
-        }
-    fprintf(stderr, "unknown case %s\n", name);
-    return 2;
+    static const itest_case cases[] = {
+        {"submit", case_submit},
+        {"idempotent", case_idempotent},
+        {"malformed", case_malformed},
+        {"assignment", case_assignment},
+        {"priority", case_priority},
+        {"worker_dies", case_worker_dies},
+        {"retry_dead", case_retry_dead},
+        {"broker_sigkill", case_broker_sigkill},
+        {"duplicate_result", case_duplicate_result},
+        {"cancel", case_cancel},
+        {"bad_result", case_bad_result},
+        {"graceful", case_graceful},
+        {"curve", case_curve},
+        {"cli", case_cli},
+        {"pg_restart", case_pg_restart}};
+    return itest_main(argc, argv, "broker_itest", cases, sizeof cases / sizeof cases[0]);
 }

@@ -3,6 +3,7 @@
  * RESULT (resent until acknowledged), FAIL, CANCEL, DISCONNECT. Its "grading" is a fixed
  * well-formed result (half marks). Options make it misbehave on purpose:
  *   --die-after N   exit(3) upon receiving its N-th job, without answering it
+ *   --die-progress  with --die-after: send one PROGRESS for that job before exiting
  *   --fail          answer every job with a retryable FAIL (--fatal: not retryable)
  *   --duplicate     send every RESULT twice; exit 4 unless the second is ACKed as duplicate
  *   --results N     exit 0 after N acknowledged RESULTs
@@ -31,7 +32,7 @@ typedef struct job {
 typedef struct opts {
     const char *endpoint, *name, *log, *server_key, *secret_key;
     int slots, work_ms, die_after, results, heartbeat_ms, timeout_ms;
-    int fail, fatal, duplicate;
+    int fail, fatal, duplicate, die_progress;
 } opts;
 
 static long now_ms(void)
@@ -122,6 +123,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--fail")) o.fail = 1;
         else if (!strcmp(a, "--fatal")) o.fail = o.fatal = 1;
         else if (!strcmp(a, "--duplicate")) o.duplicate = 1;
+        else if (!strcmp(a, "--die-progress")) o.die_progress = 1;
         else {
             fprintf(stderr, "testworker: bad argument %s\n", a);
             return 2;
@@ -166,6 +168,12 @@ int main(int argc, char **argv)
                     received++;
                     if (o.die_after && received >= o.die_after) {
                         fprintf(stderr, "testworker: dying with job %lld\n", (long long)jid);
+                        if (o.die_progress) {
+                            send(s, "PROGRESS", jid, json_pack("{s:I, s:i}", "job_id",
+                                                               (json_int_t)jid, "tokens", 3));
+                            struct timespec ts = {0, 300 * 1000000L}; /* let it leave */
+                            nanosleep(&ts, NULL);
+                        }
                         _exit(3);
                     }
                     if (njobs < 256) {

@@ -1,0 +1,91 @@
+/* itest_env: the harness shared by the broker's integration tests (broker_itest,
+ * broker_attack): a throwaway database and folder per case, stepmarkd and sm_testworker
+ * processes, clients, raw worker sockets, event subscribers, and CHECK macros that print the
+ * broker's log and clean up on failure. */
+#ifndef SM_ITEST_ENV_H
+#define SM_ITEST_ENV_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "sm_client.h"
+#include "sm_pgembed.h"
+#include "sm_proto.h"
+
+typedef struct env {
+    char dir[64];
+    char dbname[64];
+    char admin_url[1024];
+    char url[1024];
+    char cfg[128];
+    char cep[128], wep[128], eep[128];
+    const char *stepmarkd, *worker, *cli;
+    pid_t broker;
+    pid_t workers[16];
+    int nworkers;
+    PGconn *db;
+    sm_pgembed *pg; /* pg_restart's own cluster */
+} env;
+
+
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (!(cond))                                                                       \
+            fail("%s:%d: %s", __FILE__, __LINE__, #cond);                                  \
+    } while (0)
+#define CHECKM(cond, ...)                                                                  \
+    do {                                                                                   \
+        if (!(cond))                                                                       \
+            fail(__VA_ARGS__);                                                             \
+    } while (0)
+
+extern env E;
+
+void cleanup(void);
+void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+long now_ms(void);
+void sleep_ms(long ms);
+long long q_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Waits until the integer query equals want. */
+void wait_for(long long want, long timeout_ms, const char *sql);
+/* Writes E.cfg: the test broker settings, extra lines appended to the broker section (a
+ * setting in extra replaces the test default of the same name). */
+void write_config(const char *extra);
+/* A fresh folder, database and configuration for the case name. */
+void setup(const char *name, const char *extra);
+void connect_db(void);
+sm_client *client_with(const char *server, const char *secret, int timeout_ms, int retries);
+sm_client *client(void);
+pid_t spawn(const char *log, char *const argv[]);
+void start_broker(void);
+/* Stops the broker with sig and returns its exit status. */
+int stop_broker(int sig);
+/* Starts sm_testworker with the extra arguments given (NULL-terminated). */
+pid_t start_worker(const char *first, ...) __attribute__((sentinel));
+int wait_worker(pid_t pid, long timeout_ms);
+json_t *call_ok(sm_client *c, const char *cmd, json_t *body);
+sm_code call_err(sm_client *c, const char *cmd, json_t *body, char *msg);
+void make_assignment(sm_client *c, const char *course, const char *code, const char *kind,
+                     const char *language);
+long long submit(sm_client *c, const char *key, const char *priority, bool *dup);
+void *sub_socket(void *ctx, const char *prefix);
+json_t *next_event(void *s, long timeout_ms, char *topic);
+/* Receives the next message of command want on a worker socket, skipping HEARTBEATs. */
+json_t *worker_recv(void *s, const char *want);
+void worker_send(void *s, const char *cmd, json_t *body);
+int free_port(void);
+
+/* One case of a test program, run by name. */
+typedef struct itest_case {
+    const char *name;
+    void (*fn)(void);
+} itest_case;
+
+/* main() of a test program: PROG CASE STEPMARKD TESTWORKER STEPMARK. Runs the case named,
+ * cleans up, prints "PASS CASE"; exits 2 on a usage error or an unknown case. */
+int itest_main(int argc, char **argv, const char *prog, const itest_case *cases, size_t n);
+
+#endif
