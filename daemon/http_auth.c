@@ -3,7 +3,9 @@
  * (HttpOnly, SameSite=Strict, random; only its hash is stored, with an expiry) and a CSRF
  * token that every POST must echo in X-CSRF-Token. POSTs must also be JSON and, when the
  * browser sends an Origin, come from this server. Sign-in attempts are limited per client
- * address per minute. Tokens and session ids never reach the log. */
+ * address per minute. Tokens and session ids never reach the log. A session is bound to the
+ * teacher's token epoch: rotating or revoking the token (stepmark teacher rotate/revoke) ends
+ * it, and so does the token's expiry. The teacher's last use is recorded, rate-limited. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,9 @@
 #include "http_internal.h"
 #include "sm_db.h"
 #include "sm_log.h"
+
+/* A teacher's last use is written at most once per this many seconds (sign-in always writes). */
+#define HTTP_LAST_USE_S 60
 
 void http_rate_init(sm_http *h)
 {
@@ -92,6 +97,22 @@ static bool equal_const_time(const char *a, const char *b)
     return diff == 0;
 }
 
+/* Records that teacher tid used their access now, at most once per HTTP_LAST_USE_S (the
+ * condition is checked again in the UPDATE, so concurrent requests write once). */
+static void touch_last_use(PGconn *db, const char *tid)
+{
+    char interval[16];
+    snprintf(interval, sizeof interval, "%d", HTTP_LAST_USE_S);
+    const char *p[] = {tid, interval};
+    sm_err err = {0};
+    if (sm_db_query(db,
+                    "UPDATE teacher SET last_used_at = now() WHERE id = $1::bigint AND "
+                    "(last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2::int))",
+                    2, p, NULL, &err) != SM_OK)
+        sm_log(SM_LOG_WARN, "cannot record a teacher's last use", "teacher", tid, "error",
+               err.msg, NULL);
+}
+
 sm_code http_auth_load(http_req *rq, http_resp *rs)
 {
     rq->signed_in = false;
@@ -101,16 +122,22 @@ sm_code http_auth_load(http_req *rq, http_resp *rs)
     PGconn *db = http_db(rq, rs);
     if (!db)
         return SM_EDB;
-    char hash[SM_SHA256_HEX];
+    char hash[SM_SHA256_HEX], interval[16];
     sm_sha256_hex(cookie, 64, hash);
-    const char *p[] = {hash};
+    snprintf(interval, sizeof interval, "%d", HTTP_LAST_USE_S);
+    const char *p[] = {hash, interval};
     PGresult *r;
     sm_err err = {0};
+    /* A session counts only while the token it was opened with is the teacher's current one
+     * (same epoch: not rotated, not revoked) and has not expired. */
     if (sm_db_query(db,
-                    "SELECT t.id, t.name, s.csrf_token FROM teacher_session s "
-                    "JOIN teacher t ON t.id = s.teacher_id "
-                    "WHERE s.id_hash = $1 AND s.expires_at > now()",
-                    1, p, &r, &err) != SM_OK) {
+                    "SELECT t.id, t.name, s.csrf_token, (t.last_used_at IS NULL OR "
+                    "t.last_used_at < now() - make_interval(secs => $2::int)) "
+                    "FROM teacher_session s JOIN teacher t ON t.id = s.teacher_id "
+                    "WHERE s.id_hash = $1 AND s.expires_at > now() "
+                    "AND s.token_epoch = t.token_epoch AND t.token_hash IS NOT NULL "
+                    "AND (t.token_expires_at IS NULL OR t.token_expires_at > now())",
+                    2, p, &r, &err) != SM_OK) {
         http_db_failed(rs, &err);
         return SM_EDB;
     }
@@ -120,6 +147,8 @@ sm_code http_auth_load(http_req *rq, http_resp *rs)
         rq->teacher_id = strtoll(rq->teacher_id_s, NULL, 10);
         snprintf(rq->teacher_name, sizeof rq->teacher_name, "%s", PQgetvalue(r, 0, 1));
         snprintf(rq->csrf, sizeof rq->csrf, "%s", PQgetvalue(r, 0, 2));
+        if (strcmp(PQgetvalue(r, 0, 3), "t") == 0)
+            touch_last_use(db, rq->teacher_id_s);
     }
     PQclear(r);
     return SM_OK;
@@ -163,6 +192,94 @@ static json_t *session_json(const char *id, const char *name, const char *csrf)
                      "name", http_json_string(name), "csrf", csrf);
 }
 
+/* The teacher a sign-in token belongs to. */
+typedef struct signin_teacher {
+    char id[24];
+    char name[256];
+    char epoch[16]; /* token_epoch when the token was checked; the session is bound to it */
+} signin_teacher;
+
+/* The hash of the body's well-formed token; else fills a 401 and returns false. */
+static bool signin_token_hash(http_req *rq, http_resp *rs, char hash[SM_SHA256_HEX])
+{
+    json_t *body = rq->body ? json_loadb(rq->body, rq->len, 0, NULL) : NULL;
+    const char *token = body ? json_string_value(json_object_get(body, "token")) : NULL;
+    bool well_formed = token && is_hex(token, 64);
+    if (well_formed)
+        sm_sha256_hex(token, 64, hash);
+    json_decref(body);
+    if (!well_formed) {
+        sm_log(SM_LOG_WARN, "sign-in failed", "client", rq->client, "reason", "malformed", NULL);
+        http_resp_error(rs, 401, "EAUTH", "invalid token");
+    }
+    return well_formed;
+}
+
+/* Finds the teacher whose current, unexpired token has this hash; else fills a 401 (or a 500)
+ * and returns false. */
+static bool signin_lookup(http_req *rq, http_resp *rs, PGconn *db, const char *hash,
+                          signin_teacher *t)
+{
+    sm_err err = {0};
+    PGresult *r;
+    const char *p[] = {hash};
+    if (sm_db_query(db,
+                    "SELECT id, name, token_epoch, token_expires_at <= now() FROM teacher "
+                    "WHERE token_hash = $1",
+                    1, p, &r, &err) != SM_OK) {
+        http_db_failed(rs, &err);
+        return false;
+    }
+    bool found = PQntuples(r) == 1;
+    bool expired = found && strcmp(PQgetvalue(r, 0, 3), "t") == 0;
+    if (found) {
+        snprintf(t->id, sizeof t->id, "%s", PQgetvalue(r, 0, 0));
+        snprintf(t->name, sizeof t->name, "%s", PQgetvalue(r, 0, 1));
+        snprintf(t->epoch, sizeof t->epoch, "%s", PQgetvalue(r, 0, 2));
+    }
+    PQclear(r);
+    if (!found) {
+        sm_log(SM_LOG_WARN, "sign-in failed", "client", rq->client, "reason", "unknown token",
+               NULL);
+        http_resp_error(rs, 401, "EAUTH", "invalid token");
+    } else if (expired) {
+        sm_log(SM_LOG_WARN, "sign-in failed", "client", rq->client, "reason", "expired token",
+               "teacher", t->id, NULL);
+        http_resp_error(rs, 401, "EAUTH",
+                        "this token has expired; ask your stepmark operator for a new one");
+    }
+    return found && !expired;
+}
+
+/* Stores a new session for t (id hash, CSRF token, epoch; it ends after HTTP_SESSION_HOURS or
+ * when the token expires, whichever is first), audits the sign-in and records the use. */
+static sm_code signin_store(http_req *rq, PGconn *db, const signin_teacher *t,
+                            const char *sid_hash, const char *csrf, sm_err *err)
+{
+    char hours[8];
+    snprintf(hours, sizeof hours, "%d", HTTP_SESSION_HOURS);
+    const char *p2[] = {sid_hash, t->id, csrf, rq->client, hours, t->epoch};
+    sm_code rc = sm_db_exec(db, "DELETE FROM teacher_session WHERE expires_at < now()", err);
+    if (rc == SM_OK)
+        rc = sm_db_query(db,
+                         "INSERT INTO teacher_session (id_hash, teacher_id, csrf_token, client, "
+                         "token_epoch, expires_at) SELECT $1, id, $3, $4, $6::int, "
+                         "LEAST(now() + make_interval(hours => $5::int), token_expires_at) "
+                         "FROM teacher WHERE id = $2::bigint",
+                         6, p2, NULL, err);
+    const char *p3[] = {t->id, rq->client};
+    if (rc == SM_OK)
+        rc = sm_db_query(db,
+                         "INSERT INTO audit_log (actor, action, subject, details) VALUES "
+                         "('teacher:' || $1, 'signin', 'teacher:' || $1, "
+                         "jsonb_build_object('client', $2::text))",
+                         2, p3, NULL, err);
+    if (rc == SM_OK)
+        rc = sm_db_query(db, "UPDATE teacher SET last_used_at = now() WHERE id = $1::bigint", 1,
+                         p3, NULL, err);
+    return rc;
+}
+
 void http_api_signin(http_req *rq, http_resp *rs)
 {
     int wait = rate_take(rq->http, rq->client);
@@ -172,41 +289,15 @@ void http_api_signin(http_req *rq, http_resp *rs)
         http_resp_error(rs, 429, "ELIMIT", "too many sign-in attempts; try again later");
         return;
     }
-    json_t *body = rq->body ? json_loadb(rq->body, rq->len, 0, NULL) : NULL;
-    const char *token = body ? json_string_value(json_object_get(body, "token")) : NULL;
     char hash[SM_SHA256_HEX] = "";
-    bool well_formed = token && is_hex(token, 64);
-    if (well_formed)
-        sm_sha256_hex(token, 64, hash);
-    json_decref(body);
-    if (!well_formed) {
-        sm_log(SM_LOG_WARN, "sign-in failed", "client", rq->client, "reason", "malformed", NULL);
-        http_resp_error(rs, 401, "EAUTH", "invalid token");
+    if (!signin_token_hash(rq, rs, hash))
         return;
-    }
     PGconn *db = http_db(rq, rs);
-    if (!db)
+    signin_teacher t;
+    if (!db || !signin_lookup(rq, rs, db, hash, &t))
         return;
-    sm_err err = {0};
-    PGresult *r;
-    const char *p1[] = {hash};
-    if (sm_db_query(db, "SELECT id, name FROM teacher WHERE token_hash = $1", 1, p1, &r, &err) !=
-        SM_OK) {
-        http_db_failed(rs, &err);
-        return;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        sm_log(SM_LOG_WARN, "sign-in failed", "client", rq->client, "reason", "unknown token",
-               NULL);
-        http_resp_error(rs, 401, "EAUTH", "invalid token");
-        return;
-    }
-    char tid[24], name[256];
-    snprintf(tid, sizeof tid, "%s", PQgetvalue(r, 0, 0));
-    snprintf(name, sizeof name, "%s", PQgetvalue(r, 0, 1));
-    PQclear(r);
 
+    sm_err err = {0};
     char sid[65], csrf[65], sid_hash[SM_SHA256_HEX];
     if (sm_random_hex(32, sid, &err) != SM_OK || sm_random_hex(32, csrf, &err) != SM_OK) {
         sm_log(SM_LOG_ERROR, "sign-in: no randomness", "error", err.msg, NULL);
@@ -214,24 +305,7 @@ void http_api_signin(http_req *rq, http_resp *rs)
         return;
     }
     sm_sha256_hex(sid, 64, sid_hash);
-    char hours[8];
-    snprintf(hours, sizeof hours, "%d", HTTP_SESSION_HOURS);
-    const char *p2[] = {sid_hash, tid, csrf, rq->client, hours};
-    sm_code rc = sm_db_exec(db, "DELETE FROM teacher_session WHERE expires_at < now()", &err);
-    if (rc == SM_OK)
-        rc = sm_db_query(db,
-                         "INSERT INTO teacher_session (id_hash, teacher_id, csrf_token, client, "
-                         "expires_at) VALUES ($1, $2::bigint, $3, $4, "
-                         "now() + make_interval(hours => $5::int))",
-                         5, p2, NULL, &err);
-    const char *p3[] = {tid, rq->client};
-    if (rc == SM_OK)
-        rc = sm_db_query(db,
-                         "INSERT INTO audit_log (actor, action, subject, details) VALUES "
-                         "('teacher:' || $1, 'signin', 'teacher:' || $1, "
-                         "jsonb_build_object('client', $2::text))",
-                         2, p3, NULL, &err);
-    if (rc != SM_OK) {
+    if (signin_store(rq, db, &t, sid_hash, csrf, &err) != SM_OK) {
         http_db_failed(rs, &err);
         return;
     }
@@ -243,8 +317,8 @@ void http_api_signin(http_req *rq, http_resp *rs)
              HTTP_COOKIE, sid, HTTP_SESSION_HOURS * 3600, secure ? "; Secure" : "");
     rs->set_cookie = strdup(cookie);
     memset(sid, 0, sizeof sid);
-    sm_log(SM_LOG_INFO, "teacher signed in", "teacher", tid, "client", rq->client, NULL);
-    http_resp_json(rs, 200, session_json(tid, name, csrf));
+    sm_log(SM_LOG_INFO, "teacher signed in", "teacher", t.id, "client", rq->client, NULL);
+    http_resp_json(rs, 200, session_json(t.id, t.name, csrf));
 }
 
 void http_api_signout(http_req *rq, http_resp *rs)
