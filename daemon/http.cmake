@@ -12,6 +12,7 @@ add_library(sm_http STATIC
   ${CMAKE_CURRENT_LIST_DIR}/http_server.c
   ${CMAKE_CURRENT_LIST_DIR}/http_pool.c
   ${CMAKE_CURRENT_LIST_DIR}/http_json.c
+  ${CMAKE_CURRENT_LIST_DIR}/http_input.c
   ${CMAKE_CURRENT_LIST_DIR}/http_auth.c
   ${CMAKE_CURRENT_LIST_DIR}/http_api.c
   ${CMAKE_CURRENT_LIST_DIR}/http_review.c

@@ -107,10 +107,7 @@ void http_api_course(http_req *rq, http_resp *rs, int64_t id)
 
 /* ---- submission filters shared by the list and the previous/next navigation ---- */
 
-typedef struct filter {
-    const char *state, *flag, *min, *max, *q;
-    const char *order; /* SQL ORDER BY list, from a fixed table */
-} filter;
+typedef http_filter filter;
 
 static const struct {
     const char *name, *sql;
@@ -129,16 +126,13 @@ static const struct {
 static const char *STATES[] = {"queued", "running", "failed", "cancelled",
                                "needs_review", "graded", "reviewed"};
 
-static bool valid_number(const char *s)
-{
-    if (!s)
-        return true;
-    char *end;
-    double d = strtod(s, &end);
-    return end != s && *end == '\0' && d > -1e9 && d < 1e9;
-}
+/* An absent bound, or a plain decimal within +-1e9 (never 0x10, 1e5, " 5", nan, inf). */
+static bool valid_number(const char *s) { return !s || http_decimal_valid(s); }
 
 /* Reads the filter from the query string; false (with a 400) if a value is invalid. */
+static bool filter_read(http_req *rq, http_resp *rs, filter *f);
+bool http_filter_read(http_req *rq, http_resp *rs, http_filter *f) { return filter_read(rq, rs, f); }
+
 static bool filter_read(http_req *rq, http_resp *rs, filter *f)
 {
     f->state = http_arg(rq, "state");
@@ -170,7 +164,8 @@ static bool filter_read(http_req *rq, http_resp *rs, filter *f)
         }
     }
     if (!valid_number(f->min) || !valid_number(f->max)) {
-        http_resp_error(rs, 400, "EINVAL", "min and max must be numbers");
+        http_resp_error(rs, 400, "EINVAL",
+                        "min and max must be plain decimal numbers between -1e9 and 1e9");
         return false;
     }
     if ((f->flag && strlen(f->flag) > 200) || (f->q && strlen(f->q) > 200)) {

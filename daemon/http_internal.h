@@ -18,6 +18,8 @@
 #include "sm_sha256.h"
 
 #define HTTP_MAX_BODY (1024 * 1024)
+#define HTTP_SIGNIN_MAX_BODY 4096 /* {"token": "<64 hex>"} with room to spare */
+#define HTTP_MAX_DECIMAL 32       /* longest number accepted in a query parameter */
 #define HTTP_SESSION_HOURS 12
 #define HTTP_COOKIE "sm_session"
 
@@ -45,6 +47,9 @@ struct sm_http {
     char static_dir[512];
     int port;
     int login_per_minute;
+    bool tls;         /* served over TLS by libmicrohttpd itself */
+    char *tls_cert;   /* PEM, malloc'd, while tls */
+    char *tls_key;    /* PEM, malloc'd, cleared before it is freed */
     pthread_mutex_t rate_lock;
     http_rate_slot rate[HTTP_RATE_SLOTS];
 };
@@ -55,6 +60,12 @@ typedef struct http_req {
     char *body;
     size_t len, cap;
     bool too_big;
+    /* decided on the first call, from the method, path and headers, before any body byte */
+    size_t body_limit;     /* bytes of body kept; 0 = any body is discarded unread */
+    bool auth_loaded;      /* http_auth_load has run */
+    bool post_checked;     /* http_auth_check_post has passed */
+    bool answered;         /* a response is queued already (refused before its body) */
+    json_t *json;          /* a POST /api body parsed (duplicate keys refused), or NULL */
     /* filled at dispatch */
     sm_http *http;
     struct MHD_Connection *conn;
@@ -93,6 +104,17 @@ const char *http_arg(http_req *rq, const char *name);
 bool http_parse_id(const char *s, int64_t *out);
 /* Logs a database failure and fills a 500 response. */
 void http_db_failed(http_resp *rs, const sm_err *err);
+
+/* ---- checks on client input (http_input.c) ---- */
+/* True when s[0..n) is valid UTF-8 (no NUL, no overlong forms, no surrogates). */
+bool http_utf8_valid(const char *s, size_t n);
+/* True for a plain decimal: optional '-', 1 to 9 digits, optional '.' and digits; nothing else
+ * (no hex, exponent, spaces, inf or nan), so PostgreSQL's numeric always accepts it. */
+bool http_decimal_valid(const char *s);
+/* The path and every query parameter must be valid UTF-8; else fills a 400, returns false. */
+bool http_input_check(http_req *rq, http_resp *rs);
+/* Parses a request body that must be a JSON object; duplicate keys are refused. */
+sm_code http_body_json(const char *body, size_t len, json_t **out, sm_err *err);
 
 /* ---- rows to JSON (http_json.c) ---- */
 /* One row as an object keyed by column name (numbers, booleans, json/jsonb typed). */
@@ -138,5 +160,23 @@ typedef struct sm_web_file {
     size_t len;
 } sm_web_file;
 const sm_web_file *sm_web_files(int *count);
+
+/* ---- request parsing, also called by the fuzz target tests/fuzz/fuzz_http.c ---- */
+/* The submission filter of an assignment's list (query arguments state, flag, min, max, q,
+ * sort). http_filter_read fills it, or fills a 400 in rs and returns false. */
+typedef struct http_filter {
+    const char *state, *flag, *min, *max, *q;
+    const char *order; /* SQL ORDER BY list, from a fixed table */
+} http_filter;
+bool http_filter_read(http_req *rq, http_resp *rs, http_filter *f);
+/* A review action's JSON body (rq->body): {"action", "comment", "score"}.
+ * http_review_read_body parses it into in (strings owned by *body, which the caller
+ * json_decref's), or fills a 400 in rs and returns false. */
+typedef struct http_review_in {
+    const char *action;
+    const char *comment;
+    char score[32]; /* "" = none */
+} http_review_in;
+bool http_review_read_body(http_req *rq, http_resp *rs, json_t **body, http_review_in *in);
 
 #endif

@@ -13,16 +13,27 @@
 
 #define MAX_COMMENT 10000
 
-typedef struct review_in {
-    const char *action;
-    const char *comment;
-    char score[32]; /* "" = none */
-} review_in;
+typedef http_review_in review_in;
 
+static bool read_body(http_req *rq, http_resp *rs, json_t **body, review_in *in);
+bool http_review_read_body(http_req *rq, http_resp *rs, json_t **body, http_review_in *in)
+{
+    return read_body(rq, rs, body, in);
+}
+
+/* Reads the action from the body: rq->json when the server parsed it before dispatch, else
+ * rq->body parsed here; either way by http_body_json (a JSON object, duplicate keys refused).
+ * *body is a reference the caller drops. */
 static bool read_body(http_req *rq, http_resp *rs, json_t **body, review_in *in)
 {
-    json_error_t je;
-    *body = rq->body ? json_loadb(rq->body, rq->len, 0, &je) : NULL;
+    *body = json_incref(rq->json);
+    if (!*body && rq->body) {
+        sm_err err = {0};
+        if (http_body_json(rq->body, rq->len, body, &err) != SM_OK) {
+            http_resp_error(rs, 400, "EINVAL", err.msg);
+            return false;
+        }
+    }
     if (!*body || !json_is_object(*body)) {
         http_resp_error(rs, 400, "EINVAL", "body must be a JSON object");
         return false;
@@ -42,7 +53,8 @@ static bool read_body(http_req *rq, http_resp *rs, json_t **body, review_in *in)
         return false;
     }
     if (strcmp(in->action, "adjust") == 0) {
-        if (!json_is_number(s) || !isfinite(json_number_value(s)) || json_number_value(s) < 0) {
+        if (!json_is_number(s) || !isfinite(json_number_value(s)) || json_number_value(s) < 0 ||
+            json_number_value(s) >= 1e9) {
             http_resp_error(rs, 400, "EINVAL", "adjust needs a score (a number >= 0)");
             return false;
         }

@@ -1,15 +1,24 @@
 /* http_server: the libmicrohttpd server of stepmarkd: start/stop, collecting request bodies,
  * routing to the API handlers, and sending responses with the security headers every page
- * carries (CSP default-src 'self', nosniff, no framing, no referrer). */
+ * carries (CSP default-src 'self', nosniff, no framing, no referrer).
+ * A request is judged on its first call, before any of its body is read: a POST to the API
+ * without a valid session and CSRF token is answered at once and its body never enters memory;
+ * admitted bodies are kept up to a limit (small for sign-in). Connections are limited in total
+ * and per client address, and idle ones time out. Plain HTTP is served on loopback only:
+ * elsewhere TLS (a certificate and key, via GnuTLS) or a declared TLS proxy in front. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "http_internal.h"
+#include "sm_endpoint.h"
 #include "sm_log.h"
 
 static const char CSP[] = "default-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -120,11 +129,11 @@ static void route(http_req *rq, http_resp *rs)
     if (n == 2 && is(seg[1], "signin")) {
         if (!post)
             http_resp_error(rs, 405, "EINVAL", "method not allowed");
-        else if (http_auth_check_post(rq, rs, false))
+        else if (rq->post_checked || http_auth_check_post(rq, rs, false))
             http_api_signin(rq, rs);
         return;
     }
-    if (http_auth_load(rq, rs) != SM_OK)
+    if (!rq->auth_loaded && http_auth_load(rq, rs) != SM_OK)
         return;
     if (n == 2 && is(seg[1], "session") && get) {
         http_api_session(rq, rs);
@@ -134,7 +143,7 @@ static void route(http_req *rq, http_resp *rs)
         http_resp_error(rs, 401, "EAUTH", "sign in first");
         return;
     }
-    if (post && !http_auth_check_post(rq, rs, true))
+    if (post && !rq->post_checked && !http_auth_check_post(rq, rs, true))
         return;
 
     /* /api/WHAT[/ID[/SUB]] */
@@ -178,7 +187,7 @@ static void client_address(struct MHD_Connection *c, char *out, size_t n)
         snprintf(out, n, "unknown");
 }
 
-static enum MHD_Result send_response(struct MHD_Connection *c, http_resp *rs)
+static enum MHD_Result send_response(const sm_http *h, struct MHD_Connection *c, http_resp *rs)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(rs->len, rs->body ? rs->body : (void *)"",
@@ -195,8 +204,17 @@ static enum MHD_Result send_response(struct MHD_Connection *c, http_resp *rs)
     MHD_add_response_header(r, "X-Frame-Options", "DENY");
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(r, "Cache-Control", rs->cacheable ? "no-cache" : "no-store");
-    if (rs->set_cookie)
-        MHD_add_response_header(r, "Set-Cookie", rs->set_cookie);
+    if (h->tls)
+        MHD_add_response_header(r, "Strict-Transport-Security", "max-age=31536000");
+    if (rs->set_cookie) {
+        /* Over HTTPS the session cookie is never to be sent over plain HTTP. */
+        char cookie[512];
+        if (h->tls && !strstr(rs->set_cookie, "; Secure") &&
+            (size_t)snprintf(cookie, sizeof cookie, "%s; Secure", rs->set_cookie) < sizeof cookie)
+            MHD_add_response_header(r, "Set-Cookie", cookie);
+        else
+            MHD_add_response_header(r, "Set-Cookie", rs->set_cookie);
+    }
     if (rs->disposition)
         MHD_add_response_header(r, "Content-Disposition", rs->disposition);
     if (rs->retry_after > 0) {
@@ -209,66 +227,161 @@ static enum MHD_Result send_response(struct MHD_Connection *c, http_resp *rs)
     return ret;
 }
 
+/* Returns the request's database connection to the pool, logs and queues the response. */
+static enum MHD_Result respond(http_req *rq, http_resp *rs)
+{
+    if (!rs->body && !rs->content_type)
+        http_resp_error(rs, 500, "EINTERNAL", "no response");
+    if (rq->db) {
+        http_pool_put(rq->http->pool, rq->db);
+        rq->db = NULL;
+    }
+    if (rs->status >= 500)
+        sm_log(SM_LOG_WARN, "http request failed", "method", rq->method, "path", rq->url, NULL);
+    else
+        sm_log(SM_LOG_DEBUG, "http request", "method", rq->method, "path", rq->url, NULL);
+    rq->answered = true;
+    enum MHD_Result ret = send_response(rq->http, rq->conn, rs);
+    free(rs->body);
+    free(rs->set_cookie);
+    free(rs->disposition);
+    return ret;
+}
+
+/* The Content-Length the client announced is above limit. */
+static bool announced_too_big(const http_req *rq, size_t limit)
+{
+    const char *cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Content-Length");
+    if (!cl)
+        return false; /* chunked: counted while it arrives */
+    char *end;
+    unsigned long long n = strtoull(cl, &end, 10);
+    return end == cl || *end != '\0' || n > limit;
+}
+
+/* Runs on the first call of a request, before libmicrohttpd reads any of its body: checks the
+ * path and query, and for a POST to the API the content type, origin, session and CSRF token,
+ * then decides how much body may be kept (rq->body_limit). Returns false with rs filled when
+ * the request is refused: it is answered without its body ever being read into memory. */
+static bool admit(http_req *rq, http_resp *rs)
+{
+    if (!http_input_check(rq, rs))
+        return false;
+    char buf[512];
+    char *seg[8] = {0};
+    if (!is(rq->method, "POST") || strlen(rq->url) >= sizeof buf)
+        return true; /* no body is kept; route() answers */
+    int n = split_path(rq->url, buf, sizeof buf, seg, 6);
+    if (n == 0 || !is(seg[0], "api"))
+        return true; /* route() answers 405; the body is discarded unread */
+    if (n == 2 && is(seg[1], "signin")) {
+        if (!http_auth_check_post(rq, rs, false))
+            return false;
+        rq->body_limit = HTTP_SIGNIN_MAX_BODY;
+    } else {
+        if (http_auth_load(rq, rs) != SM_OK)
+            return false;
+        rq->auth_loaded = true;
+        if (!rq->signed_in) {
+            http_resp_error(rs, 401, "EAUTH", "sign in first");
+            return false;
+        }
+        if (!http_auth_check_post(rq, rs, true))
+            return false;
+        rq->body_limit = HTTP_MAX_BODY;
+    }
+    rq->post_checked = true;
+    if (announced_too_big(rq, rq->body_limit)) {
+        http_resp_error(rs, 413, "ELIMIT", "request body too large");
+        return false;
+    }
+    /* The session is known: the connection goes back to the pool while the body arrives. */
+    if (rq->db) {
+        http_pool_put(rq->http->pool, rq->db);
+        rq->db = NULL;
+    }
+    return true;
+}
+
+/* Keeps one piece of an admitted body. Returns false when the body grows past its limit. */
+static bool keep_body(http_req *rq, const char *upload, size_t size)
+{
+    if (rq->body_limit == 0)
+        return true; /* nothing may be kept: discarded */
+    if (rq->len + size > rq->body_limit)
+        return false;
+    if (rq->len + size + 1 > rq->cap) {
+        size_t cap = (rq->len + size + 1) * 2;
+        if (cap > rq->body_limit + 1)
+            cap = rq->body_limit + 1;
+        char *b = realloc(rq->body, cap);
+        if (!b)
+            return false;
+        rq->body = b;
+        rq->cap = cap;
+    }
+    memcpy(rq->body + rq->len, upload, size);
+    rq->len += size;
+    rq->body[rq->len] = '\0';
+    return true;
+}
+
+/* The request is complete: parses an API body, then routes. */
+static void dispatch(http_req *rq, http_resp *rs)
+{
+    if (rq->too_big) {
+        http_resp_error(rs, 413, "ELIMIT", "request body too large");
+        return;
+    }
+    if (rq->body_limit > 0 && rq->len > 0) {
+        sm_err err = {0};
+        if (http_body_json(rq->body, rq->len, &rq->json, &err) != SM_OK) {
+            http_resp_error(rs, 400, "EINVAL", err.msg);
+            return;
+        }
+    }
+    route(rq, rs);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls)
 {
     (void)version;
-    sm_http *h = cls;
     http_req *rq = *con_cls;
     if (!rq) {
         rq = calloc(1, sizeof *rq);
         if (!rq)
             return MHD_NO;
         *con_cls = rq;
+        rq->http = cls;
+        rq->conn = c;
+        rq->method = method;
+        rq->url = url;
+        client_address(c, rq->client, sizeof rq->client);
+        http_resp rs = {.status = 500};
+        if (!admit(rq, &rs))
+            return respond(rq, &rs);
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        if (!rq->too_big) {
-            if (rq->len + *upload_size > HTTP_MAX_BODY) {
-                rq->too_big = true;
-            } else {
-                if (rq->len + *upload_size + 1 > rq->cap) {
-                    size_t cap = (rq->len + *upload_size + 1) * 2;
-                    char *b = realloc(rq->body, cap);
-                    if (!b)
-                        return MHD_NO;
-                    rq->body = b;
-                    rq->cap = cap;
-                }
-                memcpy(rq->body + rq->len, upload, *upload_size);
-                rq->len += *upload_size;
-                rq->body[rq->len] = '\0';
-            }
-        }
+        size_t size = *upload_size;
         *upload_size = 0;
+        if (rq->answered || rq->too_big)
+            return MHD_YES;
+        if (!keep_body(rq, upload, size)) {
+            rq->too_big = true;
+            free(rq->body);
+            rq->body = NULL;
+            rq->len = rq->cap = 0;
+        }
         return MHD_YES;
     }
-    rq->http = h;
-    rq->conn = c;
-    rq->method = method;
-    rq->url = url;
-    client_address(c, rq->client, sizeof rq->client);
+    if (rq->answered)
+        return MHD_YES;
     http_resp rs = {.status = 500};
-    if (rq->too_big)
-        http_resp_error(&rs, 413, "ELIMIT", "request body too large");
-    else
-        route(rq, &rs);
-    if (!rs.body && !rs.content_type)
-        http_resp_error(&rs, 500, "EINTERNAL", "no response");
-    if (rq->db) {
-        http_pool_put(h->pool, rq->db);
-        rq->db = NULL;
-    }
-    if (rs.status >= 500)
-        sm_log(SM_LOG_WARN, "http request failed", "method", method, "path", url, NULL);
-    else
-        sm_log(SM_LOG_DEBUG, "http request", "method", method, "path", url, NULL);
-    enum MHD_Result ret = send_response(c, &rs);
-    free(rs.body);
-    free(rs.set_cookie);
-    free(rs.disposition);
-    return ret;
+    dispatch(rq, &rs);
+    return respond(rq, &rs);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -280,22 +393,204 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     http_req *rq = *con_cls;
     if (!rq)
         return;
+    if (rq->db)
+        http_pool_put(rq->http->pool, rq->db);
     free(rq->body);
+    json_decref(rq->json);
     /* The csrf token is a secret of the session: clear it. */
     memset(rq, 0, sizeof *rq);
     free(rq);
     *con_cls = NULL;
 }
 
+/* libmicrohttpd's own messages (a connection refused at a limit, a failed TLS handshake) come
+ * as fast as clients cause them: at most MHD_LOG_BURST lines per MHD_LOG_WINDOW_S seconds are
+ * logged, then one line with the count of those left out. */
+enum { MHD_LOG_BURST = 10, MHD_LOG_WINDOW_S = 10 };
+static pthread_mutex_t mhd_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    time_t window;      /* start of the current window (monotonic seconds) */
+    unsigned logged;    /* lines logged in it */
+    unsigned left_out;  /* lines left out in it */
+} mhd_log_rate;
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned left_out = 0;
+    bool log = false;
+    pthread_mutex_lock(&mhd_log_lock);
+    if (ts.tv_sec - mhd_log_rate.window >= MHD_LOG_WINDOW_S) {
+        left_out = mhd_log_rate.left_out;
+        mhd_log_rate.window = ts.tv_sec;
+        mhd_log_rate.logged = mhd_log_rate.left_out = 0;
+    }
+    if (mhd_log_rate.logged < MHD_LOG_BURST) {
+        mhd_log_rate.logged++;
+        log = true;
+    } else {
+        mhd_log_rate.left_out++;
+    }
+    pthread_mutex_unlock(&mhd_log_lock);
+    if (left_out > 0) {
+        char n[16];
+        snprintf(n, sizeof n, "%u", left_out);
+        sm_log(SM_LOG_WARN, "http server: messages left out (rate limit)", "count", n, NULL);
+    }
+    if (!log)
+        return;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && msg[n - 1] == '\n')
         msg[--n] = '\0';
     sm_log(SM_LOG_WARN, "http server", "detail", msg, NULL);
+}
+
+/* Parses cfg->http.address into ss; *loopback tells whether only this machine can connect. */
+static sm_code listen_address(const sm_config *cfg, struct sockaddr_storage *ss, unsigned *flags,
+                              bool *loopback, sm_err *err)
+{
+    memset(ss, 0, sizeof *ss);
+    const char *addr = sm_bind_host(cfg->http.address[0] ? cfg->http.address : "127.0.0.1");
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)cfg->http.port);
+        *loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+    } else if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)cfg->http.port);
+        *flags |= MHD_USE_IPv6;
+        *loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr) ||
+                    (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr) && v6->sin6_addr.s6_addr[12] == 127);
+    } else {
+        return sm_err_set(err, SM_EINVAL, "http.address '%s' is not an IP address", addr);
+    }
+    return SM_OK;
+}
+
+/* Reads a whole PEM file (at most 1 MiB) into a malloc'd NUL-terminated string. */
+static sm_code read_pem(const char *setting, const char *path, char **out, sm_err *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sm_err_set(err, SM_ECONFIG, "%s: cannot open '%s': %s", setting, path,
+                          strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        st.st_size > 1024 * 1024) {
+        fclose(f);
+        return sm_err_set(err, SM_ECONFIG, "%s: '%s' is not a PEM file of at most 1 MiB",
+                          setting, path);
+    }
+    if (strcmp(setting, "http.tls_key_file") == 0 && (st.st_mode & 077))
+        sm_log(SM_LOG_WARN, "http: the TLS key file is readable by others; chmod 600 it",
+               "file", path, NULL);
+    char *b = malloc((size_t)st.st_size + 1);
+    size_t got = b ? fread(b, 1, (size_t)st.st_size, f) : 0;
+    fclose(f);
+    if (!b || got != (size_t)st.st_size) {
+        free(b);
+        return sm_err_set(err, SM_EIO, "%s: cannot read '%s'", setting, path);
+    }
+    b[got] = '\0';
+    *out = b;
+    return SM_OK;
+}
+
+/* Frees the TLS material (the key is cleared first). */
+static void tls_free(sm_http *h)
+{
+    if (h->tls_key) {
+        explicit_bzero(h->tls_key, strlen(h->tls_key));
+        free(h->tls_key);
+    }
+    free(h->tls_cert);
+    h->tls_key = h->tls_cert = NULL;
+    h->tls = false;
+}
+
+/* Plain HTTP only on loopback: elsewhere TLS, here or in a proxy declared in front. Loads the
+ * certificate and key when configured. */
+static sm_code transport_policy(const sm_config *cfg, bool loopback, sm_http *h, sm_err *err)
+{
+    bool cert = cfg->http.tls_cert_file[0] != '\0', key = cfg->http.tls_key_file[0] != '\0';
+    if (cert != key)
+        return sm_err_set(err, SM_ECONFIG,
+                          "http.tls_cert_file and http.tls_key_file must be set together");
+    if (cert) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+            return sm_err_set(err, SM_ECONFIG,
+                              "this libmicrohttpd was built without TLS: use a TLS proxy and "
+                              "http.behind_tls_proxy instead");
+        sm_code rc = read_pem("http.tls_cert_file", cfg->http.tls_cert_file, &h->tls_cert, err);
+        if (rc == SM_OK)
+            rc = read_pem("http.tls_key_file", cfg->http.tls_key_file, &h->tls_key, err);
+        if (rc != SM_OK) {
+            tls_free(h);
+            return rc;
+        }
+        h->tls = true;
+        return SM_OK;
+    }
+    if (loopback)
+        return SM_OK;
+    if (!cfg->http.behind_tls_proxy)
+        return sm_err_set(err, SM_ECONFIG,
+                          "http.address %s is not a loopback address: serving plain HTTP there "
+                          "would send teacher tokens and session cookies in clear; set "
+                          "http.tls_cert_file and http.tls_key_file, or set "
+                          "http.behind_tls_proxy: true if a TLS proxy is in front",
+                          cfg->http.address);
+    sm_log(SM_LOG_WARN,
+           "http: plain HTTP on a non-loopback address (http.behind_tls_proxy): only a TLS proxy "
+           "in front may reach it",
+           "address", cfg->http.address, NULL);
+    return SM_OK;
+}
+
+static unsigned setting(int64_t v, unsigned fallback) { return v > 0 ? (unsigned)v : fallback; }
+
+/* Starts libmicrohttpd on ss with the limits of cfg (and TLS when h->tls). */
+static struct MHD_Daemon *start_mhd(const sm_config *cfg, sm_http *h, unsigned flags,
+                                    struct sockaddr_storage *ss, unsigned threads)
+{
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, ss},
+        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT,
+         (intptr_t)setting(cfg->http.connection_timeout_seconds, 30), NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)setting(cfg->http.max_connections, 256), NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+         (intptr_t)setting(cfg->http.max_connections_per_address, 32), NULL},
+        {MHD_OPTION_END, 0, NULL}, /* TLS options go here */
+        {MHD_OPTION_END, 0, NULL},
+        {MHD_OPTION_END, 0, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (h->tls) {
+        flags |= MHD_USE_TLS;
+        opts[5] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+        opts[6] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+        opts[7] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                          (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"};
+    }
+    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+                            on_mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+}
+
+static void http_free(sm_http *h)
+{
+    http_pool_free(&h->pool);
+    tls_free(h);
+    pthread_mutex_destroy(&h->rate_lock);
+    free(h);
 }
 
 sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metrics,
@@ -306,59 +601,46 @@ sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metr
         return sm_err_set(err, SM_EINVAL, "http.port %lld out of range",
                           (long long)cfg->http.port);
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    const char *addr = cfg->http.address[0] ? cfg->http.address : "127.0.0.1";
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)cfg->http.port);
-    } else if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)cfg->http.port);
-        flags |= MHD_USE_IPv6;
-    } else {
-        return sm_err_set(err, SM_EINVAL, "http.address '%s' is not an IP address", addr);
-    }
+    bool loopback = false;
+    sm_code rc = listen_address(cfg, &ss, &flags, &loopback, err);
+    if (rc != SM_OK)
+        return rc;
+    const char *addr = cfg->http.address[0] ? cfg->http.address : "127.0.0.1";
 
     sm_http *h = calloc(1, sizeof *h);
     if (!h)
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     h->metrics = metrics;
     snprintf(h->static_dir, sizeof h->static_dir, "%s", cfg->http.static_dir);
-    h->login_per_minute = cfg->http.login_attempts_per_minute > 0
-                              ? (int)cfg->http.login_attempts_per_minute
-                              : 10;
+    h->login_per_minute = (int)setting(cfg->http.login_attempts_per_minute, 10);
     http_rate_init(h);
-    int threads = cfg->http.threads > 0 ? (int)cfg->http.threads : 2;
-    int pool = cfg->database.pool_size > 0 ? (int)cfg->database.pool_size : threads;
-    sm_code rc = http_pool_new(db_url, pool, &h->pool, err);
+    rc = transport_policy(cfg, loopback, h, err);
+    unsigned threads = setting(cfg->http.threads, 2);
+    int pool = cfg->database.pool_size > 0 ? (int)cfg->database.pool_size : (int)threads;
+    if (rc == SM_OK)
+        rc = http_pool_new(db_url, pool, &h->pool, err);
     if (rc != SM_OK) {
-        pthread_mutex_destroy(&h->rate_lock);
-        free(h);
+        http_free(h);
         return rc;
     }
-    h->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-        MHD_OPTION_END);
+    h->mhd = start_mhd(cfg, h, flags, &ss, threads);
     if (!h->mhd) {
-        http_pool_free(&h->pool);
-        pthread_mutex_destroy(&h->rate_lock);
-        free(h);
-        return sm_err_set(err, SM_EIO, "cannot listen for HTTP on %s port %lld", addr,
-                          (long long)cfg->http.port);
+        bool tls = h->tls;
+        http_free(h);
+        return sm_err_set(err, SM_EIO, "cannot listen for HTTP%s on %s port %lld",
+                          tls ? "S" : "", addr, (long long)cfg->http.port);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di ? di->port : (int)cfg->http.port;
-    char port[16], nthreads[16];
+    char port[16], nthreads[16], per_address[16];
     snprintf(port, sizeof port, "%d", h->port);
-    snprintf(nthreads, sizeof nthreads, "%d", threads);
+    snprintf(nthreads, sizeof nthreads, "%u", threads);
+    snprintf(per_address, sizeof per_address, "%u",
+             setting(cfg->http.max_connections_per_address, 32));
     sm_log(SM_LOG_INFO, "http listening", "address", addr, "port", port, "threads", nthreads,
-           "static", h->static_dir[0] ? h->static_dir : "built-in", NULL);
+           "tls", h->tls ? "yes" : "no", "per_address", per_address, "static",
+           h->static_dir[0] ? h->static_dir : "built-in", NULL);
     *out = h;
     return SM_OK;
 }
@@ -371,9 +653,7 @@ void sm_http_stop(sm_http **http)
         return;
     sm_http *h = *http;
     MHD_stop_daemon(h->mhd);
-    http_pool_free(&h->pool);
-    pthread_mutex_destroy(&h->rate_lock);
-    free(h);
+    http_free(h);
     *http = NULL;
     sm_log(SM_LOG_INFO, "http stopped", NULL);
 }

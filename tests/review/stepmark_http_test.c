@@ -1,7 +1,9 @@
 /* stepmark-http-test: runs only the HTTP side of stepmarkd (sm_http) against a database, for
  * the review tests: applies migrations, starts the server, prints "listening PORT" and serves
  * until its standard input closes. --demo-metrics records a few broker counters so that
- * /metrics has known values to check. */
+ * /metrics has known values to check. --config FILE reads settings (the http: section: limits,
+ * address, TLS) over the test defaults; the other options then override it. A refused start
+ * prints the error and exits 1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +38,7 @@ int main(int argc, char **argv)
         url = getenv("STEPMARK_DATABASE_URL");
     if (!url || flag(argc, argv, "--help")) {
         fprintf(stderr, "usage: stepmark-http-test --database URL [--port N] [--threads N] "
-                        "[--static DIR] [--login-limit N] [--demo-metrics]\n");
+                        "[--static DIR] [--login-limit N] [--config FILE] [--demo-metrics]\n");
         return 2;
     }
     sm_err err = {0};
@@ -45,13 +47,23 @@ int main(int argc, char **argv)
     sm_config_defaults(&cfg);
     cfg.http.enabled = true;
     snprintf(cfg.http.address, sizeof cfg.http.address, "127.0.0.1");
-    cfg.http.port = opt(argc, argv, "--port") ? atoi(opt(argc, argv, "--port")) : 0;
-    cfg.http.threads = opt(argc, argv, "--threads") ? atoi(opt(argc, argv, "--threads")) : 4;
+    cfg.http.port = 0;
+    cfg.http.threads = 4;
+    const char *config = opt(argc, argv, "--config");
+    if (config && sm_config_load(&cfg, config, &err) != SM_OK) {
+        fprintf(stderr, "stepmark-http-test: %s\n", err.msg);
+        return 2;
+    }
+    if (opt(argc, argv, "--port"))
+        cfg.http.port = atoi(opt(argc, argv, "--port"));
+    if (opt(argc, argv, "--threads"))
+        cfg.http.threads = atoi(opt(argc, argv, "--threads"));
     cfg.database.pool_size = cfg.http.threads;
     if (opt(argc, argv, "--login-limit"))
         cfg.http.login_attempts_per_minute = atoi(opt(argc, argv, "--login-limit"));
-    snprintf(cfg.http.static_dir, sizeof cfg.http.static_dir, "%s",
-             opt(argc, argv, "--static") ? opt(argc, argv, "--static") : "");
+    if (opt(argc, argv, "--static"))
+        snprintf(cfg.http.static_dir, sizeof cfg.http.static_dir, "%s",
+                 opt(argc, argv, "--static"));
 
     PGconn *conn = NULL;
     if (sm_db_connect(url, &conn, &err) != SM_OK || sm_migrate(conn, NULL, &err) != SM_OK) {

@@ -1,7 +1,8 @@
 /* test_http_unit: the HTTP side without a database (so it runs in the sanitizer build with the
  * other unit tests): built-in static files and security headers, path checks, sign-in
  * refusals and the rate limit, CSRF/content-type checks, /metrics with the database down,
- * and the CSV cell and JSON string escaping helpers. */
+ * the CSV cell and JSON string escaping helpers, the input checks (UTF-8, decimals, JSON
+ * bodies with duplicate keys) and the refusal of plain HTTP on a non-loopback address. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -241,6 +242,96 @@ static void json_strings(void **state)
     assert_false(http_parse_id("", &id));
 }
 
+static void input_checks(void **state)
+{
+    (void)state;
+    const char *utf8_ok[] = {"", "abc", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                             "\xf4\x8f\xbf\xbf"};
+    for (size_t i = 0; i < sizeof utf8_ok / sizeof utf8_ok[0]; i++)
+        assert_true(http_utf8_valid(utf8_ok[i], strlen(utf8_ok[i])));
+    const char *utf8_bad[] = {"\xff", "\xc3\x28", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
+                              "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80", "ab\xc3", "\x80"};
+    for (size_t i = 0; i < sizeof utf8_bad / sizeof utf8_bad[0]; i++)
+        assert_false(http_utf8_valid(utf8_bad[i], strlen(utf8_bad[i])));
+    assert_false(http_utf8_valid("a\0b", 3));
+
+    const char *num_ok[] = {"0", "7", "-1.5", "9.50", "999999999", "-999999999.99", "0.000001"};
+    for (size_t i = 0; i < sizeof num_ok / sizeof num_ok[0]; i++)
+        assert_true(http_decimal_valid(num_ok[i]));
+    const char *num_bad[] = {"",     "0x10", "1e5",  " 5",  "5 ",   "+5",  "nan", "inf", "-inf",
+                             "1.",   ".5",   "-",    "1..2", "1,5", "1000000000", "--1",
+                             "1.0000000000000000000000000000001"};
+    for (size_t i = 0; i < sizeof num_bad / sizeof num_bad[0]; i++)
+        assert_false(http_decimal_valid(num_bad[i]));
+    assert_false(http_decimal_valid(NULL));
+
+    struct {
+        const char *body;
+        bool ok;
+    } bodies[] = {
+        {"{\"action\":\"approve\"}", true},
+        {"{\"action\":\"approve\",\"action\":\"regrade\"}", false},
+        {"{\"a\":{\"b\":1,\"b\":2}}", false},
+        {"[1]", false},
+        {"\"x\"", false},
+        {"{\"c\":\"\xff\"}", false},
+        {"{\"c\":\"a\\u0000b\"}", false},
+        {"{not json", false},
+        {"", false},
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        json_t *doc = NULL;
+        sm_err err = {0};
+        sm_code rc = http_body_json(bodies[i].body, strlen(bodies[i].body), &doc, &err);
+        assert_int_equal(rc == SM_OK, bodies[i].ok);
+        assert_int_equal(doc != NULL, bodies[i].ok);
+        if (!bodies[i].ok)
+            assert_true(err.msg[0] != '\0');
+        json_decref(doc);
+    }
+}
+
+/* Starts the server with the given http settings; returns the code (and stops it again). */
+static sm_code start_with(const char *address, bool proxy, const char *cert, const char *key,
+                          sm_err *err)
+{
+    sm_config cfg;
+    sm_config_defaults(&cfg);
+    cfg.http.port = 0;
+    cfg.http.threads = 1;
+    snprintf(cfg.http.address, sizeof cfg.http.address, "%s", address);
+    cfg.http.behind_tls_proxy = proxy;
+    snprintf(cfg.http.tls_cert_file, sizeof cfg.http.tls_cert_file, "%s", cert);
+    snprintf(cfg.http.tls_key_file, sizeof cfg.http.tls_key_file, "%s", key);
+    sm_http *h = NULL;
+    sm_code rc = sm_http_start(&cfg, "host=/nonexistent-stepmark-dir port=1 dbname=x", NULL, &h,
+                               err);
+    assert_int_equal(h != NULL, rc == SM_OK);
+    sm_http_stop(&h);
+    return rc;
+}
+
+static void plain_http_only_on_loopback(void **state)
+{
+    (void)state;
+    sm_err err = {0};
+    assert_int_equal(start_with("127.0.0.1", false, "", "", &err), SM_OK);
+    assert_int_equal(start_with("127.0.0.2", false, "", "", &err), SM_OK);
+    assert_int_equal(start_with("::1", false, "", "", &err), SM_OK);
+    assert_int_equal(start_with("localhost", false, "", "", &err), SM_OK);
+    assert_int_equal(start_with("0.0.0.0", false, "", "", &err), SM_ECONFIG);
+    assert_non_null(strstr(err.msg, "http.behind_tls_proxy"));
+    assert_non_null(strstr(err.msg, "http.tls_cert_file"));
+    assert_int_equal(start_with("::", false, "", "", &err), SM_ECONFIG);
+    assert_int_equal(start_with("0.0.0.0", true, "", "", &err), SM_OK);
+    assert_int_equal(start_with("0.0.0.0", false, "/nonexistent/cert.pem", "", &err), SM_ECONFIG);
+    assert_non_null(strstr(err.msg, "together"));
+    assert_int_equal(start_with("0.0.0.0", false, "/nonexistent/cert.pem", "/nonexistent/key.pem",
+                                &err),
+                     SM_ECONFIG);
+    assert_non_null(strstr(err.msg, "/nonexistent/cert.pem"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +340,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(metrics_without_database, setup, teardown),
         cmocka_unit_test(csv_cells),
         cmocka_unit_test(json_strings),
+        cmocka_unit_test(input_checks),
+        cmocka_unit_test(plain_http_only_on_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

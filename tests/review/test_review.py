@@ -53,7 +53,7 @@ def psql(url, sql):
 class Env:
     """A fresh database with the seed data, two teachers and a running server."""
 
-    def __init__(self, args, mode, login_limit):
+    def __init__(self, args, mode, login_limit, extra=()):
         self.base_url = os.environ['STEPMARK_DATABASE_URL']
         self.db = f'review_test_{os.getpid()}_{mode}'
         m = re.match(r'^(postgres(?:ql)?://[^/?]*)(/[^?]*)?(\?.*)?$', self.base_url)
@@ -93,6 +93,7 @@ class Env:
                str(login_limit)]
         if mode == 'api':  # the API run serves the files from disk, the browser run built-in
             cmd += ['--static', args.web]
+        cmd += list(extra)
         self.proc = subprocess.Popen(cmd,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True)
