@@ -5,6 +5,7 @@
 #include "sm_sandbox.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -33,6 +34,8 @@ void sm_sandbox_limits_from_config(const sm_config *cfg, sm_sandbox_limits *lim)
     lim->max_output_bytes = cfg->sandbox.max_output_bytes;
     lim->use_cgroups = cfg->sandbox.use_cgroups;
     lim->bwrap = cfg->sandbox.bwrap;
+    lim->memory_total_mb = cfg->sandbox.memory_total_mb;
+    lim->tmpfs_mb = cfg->sandbox.tmpfs_mb;
 }
 
 /* ---- languages ---------------------------------------------------------------------------- */
@@ -194,30 +197,28 @@ static bool has_oom_marker(const char *s) {
 
 /* ---- work dir ----------------------------------------------------------------------------- */
 
-static void remove_flat(const char *dir) {
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno == EISDIR) {
-                /* a compiler made a folder (javac packages): one level is enough for it */
-                char sub[4200];
-                snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
-                DIR *s = opendir(sub);
-                if (s) {
-                    struct dirent *f;
-                    while ((f = readdir(s)) != NULL)
-                        if (strcmp(f->d_name, ".") && strcmp(f->d_name, ".."))
-                            unlinkat(dirfd(s), f->d_name, 0);
-                    closedir(s);
-                }
-                unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
-            }
-        }
-        closedir(d);
-    }
-    rmdir(dir);
+/* nftw callbacks: make every directory listable and writable (a program may have made one
+ * mode 0), then remove everything bottom-up. Errors are skipped: remove what can be. */
+static int open_up(const char *path, const struct stat *st, int type, struct FTW *f) {
+    (void)f;
+    if (type == FTW_D && (st->st_mode & 0700) != 0700)
+        fchmodat(AT_FDCWD, path, 0700, AT_SYMLINK_NOFOLLOW);
+    return 0;
+}
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *f) {
+    (void)st;
+    (void)type;
+    (void)f;
+    remove(path);
+    return 0;
+}
+
+/* Removes dir and everything below it (compilers make folders: javac's packages), never
+ * following symlinks or crossing into other mounts. */
+static void remove_tree(const char *dir) {
+    nftw(dir, open_up, 16, FTW_PHYS | FTW_MOUNT);
+    nftw(dir, remove_one, 16, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
 }
 
 static sm_code make_workdir(const sm_sandbox_limits *lim, char *dir, size_t len, sm_err *err) {
@@ -257,48 +258,116 @@ typedef struct run_ctx {
     const char *bwrap;
     bool use_cgroup;      /* cgroups v2 usable (decided once per call) */
     char cgroup_why[256]; /* why not, when not */
+    int64_t total_bytes;  /* memory of a whole test run */
+    int64_t tmpfs_bytes;  /* size of /tmp and of /dev/shm */
 } run_ctx;
 
-/* Runs argv with the given limits, in a fresh cgroup when possible. */
-static sm_code run_one(run_ctx *ctx, const char *const *argv, const char *const *env,
-                       bool writable, const char *input, size_t input_len, int64_t cpu_s,
-                       int64_t wall_ms, int64_t as_bytes, int64_t mem_bytes, int64_t nproc,
-                       sbx_result *res, bool *cgroup_used, bool *oom_killed, sm_err *err) {
+/* What one run may use. */
+typedef struct run_req {
+    const char *const *argv;
+    const char *const *env;   /* extra "KEY=VALUE", NULL-terminated, or NULL */
+    const char *input;        /* stdin */
+    size_t input_len;
+    bool compile;             /* the compile step: work dir writable, compilers may fork */
+    bool one_process;         /* never start processes (the JVM: its threads count as tasks) */
+    int64_t cpu_s, wall_ms;
+    int64_t as_bytes;         /* RLIMIT_AS of each process */
+    int64_t mem_bytes;        /* the whole run (cgroup memory.max; else see run_memory_mode) */
+    int64_t nproc;            /* tasks, threads included */
+} run_req;
+
+/* What came of it. */
+typedef struct run_out {
+    sbx_result r;
+    bool cgroup_used, oom_killed;
+    bool single_process;      /* the run could not start processes (memory total) */
+    bool nproc_by_total;      /* the task limit was lowered to keep the memory total */
+} run_out;
+
+/* Without a cgroup, RLIMIT_AS × processes must stay within the run's total: when the total
+ * holds a single address space, new processes are refused (seccomp: ENOMEM) and the task limit
+ * counts threads only; else the task limit becomes min(nproc, total / RLIMIT_AS). */
+static void run_memory_mode(const run_req *q, bool cgroup_memory, sbx_spec *spec) {
+    spec->nproc = q->nproc;
+    spec->single_process = false;
+    if (q->compile || cgroup_memory || q->as_bytes <= 0) return;
+    int64_t procs = q->mem_bytes / q->as_bytes;
+    if (procs < 2 || q->one_process) spec->single_process = true;
+    else if (procs < spec->nproc) spec->nproc = procs;
+}
+
+/* Runs q, in a fresh cgroup when possible. */
+static sm_code run_one(run_ctx *ctx, const run_req *q, run_out *o, sm_err *err) {
     sbx_cgroup cg;
     bool have_cg = false;
-    *cgroup_used = *oom_killed = false;
+    memset(o, 0, sizeof *o);
     if (ctx->use_cgroup) {
-        have_cg = sbx_cgroup_create(&cg, mem_bytes, nproc + SBX_BWRAP_TASKS, ctx->cgroup_why,
-                                    sizeof ctx->cgroup_why);
+        have_cg = sbx_cgroup_create(&cg, q->mem_bytes, q->nproc + SBX_BWRAP_TASKS,
+                                    ctx->cgroup_why, sizeof ctx->cgroup_why);
         if (!have_cg) ctx->use_cgroup = false;
     }
     sbx_spec spec = {
         .bwrap = ctx->bwrap,
         .workdir = ctx->workdir,
-        .work_writable = writable,
-        .argv = argv,
-        .env = env,
-        .stdin_data = input,
-        .stdin_len = input_len,
-        .cpu_seconds = cpu_s,
-        .wall_ms = wall_ms,
-        .as_bytes = as_bytes,
-        .nproc = nproc,
+        .work_writable = q->compile,
+        .argv = q->argv,
+        .env = q->env,
+        .stdin_data = q->input,
+        .stdin_len = q->input_len,
+        .cpu_seconds = q->cpu_s,
+        .wall_ms = q->wall_ms,
+        .as_bytes = q->as_bytes,
         .fsize_bytes = 64LL << 20,
         .output_cap = ctx->lim->max_output_bytes > 0 ? ctx->lim->max_output_bytes : 65536,
-        .tmp_bytes = 64LL << 20,
+        .tmp_bytes = ctx->tmpfs_bytes,
+        .shm_bytes = ctx->tmpfs_bytes,
         .cgroup = have_cg ? &cg : NULL,
     };
-    sm_code rc = sbx_run(&spec, res, err);
+    run_memory_mode(q, have_cg && cg.has_memory, &spec);
+    o->single_process = spec.single_process;
+    o->nproc_by_total = spec.nproc < q->nproc;
+    sm_code rc = sbx_run(&spec, &o->r, err);
     if (have_cg) {
-        *cgroup_used = true;
-        *oom_killed = sbx_cgroup_oom_kills(&cg) > 0;
+        o->cgroup_used = true;
+        o->oom_killed = sbx_cgroup_oom_kills(&cg) > 0;
         sbx_cgroup_destroy(&cg);
     }
     return rc;
 }
 
 /* ---- the check -------------------------------------------------------------------------- */
+
+static sm_code validate_test(const json_t *t, size_t i, sm_err *err) {
+    if (!json_is_object(t))
+        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu is not an object", i);
+    const json_t *in = json_object_get(t, "input"), *exp = json_object_get(t, "expected_output");
+    const json_t *args = json_object_get(t, "args"), *to = json_object_get(t, "timeout_seconds");
+    const json_t *name = json_object_get(t, "name");
+    if (name && !json_is_string(name))
+        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: name must be a string", i);
+    if (in && !json_is_string(in) && !json_is_null(in))
+        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: input must be a string", i);
+    if (in && json_is_string(in) && json_string_length(in) > SBX_MAX_INPUT)
+        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: input too large", i);
+    if (!json_is_string(exp))
+        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: expected_output must be a string",
+                          i);
+    if (args) {
+        if (!json_is_array(args) || json_array_size(args) > SBX_MAX_TEST_ARGS)
+            return sm_err_set(err, SM_EINVAL,
+                              "sandbox: test %zu: args must be an array of at most %d strings", i,
+                              SBX_MAX_TEST_ARGS);
+        size_t k;
+        const json_t *s;
+        json_array_foreach(args, k, s) {
+            if (!json_is_string(s) || json_string_length(s) > 4096)
+                return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: bad argument %zu", i, k);
+        }
+    }
+    if (to && !(json_is_number(to) && json_number_value(to) > 0))
+        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: timeout_seconds must be > 0", i);
+    return SM_OK;
+}
 
 static sm_code validate_tests(const json_t *tests, sm_err *err) {
     if (!json_is_array(tests))
@@ -308,36 +377,30 @@ static sm_code validate_tests(const json_t *tests, sm_err *err) {
     size_t i;
     const json_t *t;
     json_array_foreach(tests, i, t) {
-        if (!json_is_object(t))
-            return sm_err_set(err, SM_EINVAL, "sandbox: test %zu is not an object", i);
-        const json_t *in = json_object_get(t, "input"), *exp = json_object_get(t, "expected_output");
-        const json_t *args = json_object_get(t, "args"), *to = json_object_get(t, "timeout_seconds");
-        const json_t *name = json_object_get(t, "name");
-        if (name && !json_is_string(name))
-            return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: name must be a string", i);
-        if (in && !json_is_string(in) && !json_is_null(in))
-            return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: input must be a string", i);
-        if (in && json_is_string(in) && json_string_length(in) > SBX_MAX_INPUT)
-            return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: input too large", i);
-        if (!json_is_string(exp))
-            return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: expected_output must be a string",
-                              i);
-        if (args) {
-            if (!json_is_array(args) || json_array_size(args) > SBX_MAX_TEST_ARGS)
-                return sm_err_set(err, SM_EINVAL,
-                                  "sandbox: test %zu: args must be an array of at most %d strings",
-                                  i, SBX_MAX_TEST_ARGS);
-            size_t k;
-            const json_t *s;
-            json_array_foreach(args, k, s) {
-                if (!json_is_string(s) || json_string_length(s) > 4096)
-                    return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: bad argument %zu", i, k);
-            }
-        }
-        if (to && !(json_is_number(to) && json_number_value(to) > 0))
-            return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: timeout_seconds must be > 0", i);
+        sm_code rc = validate_test(t, i, err);
+        if (rc != SM_OK) return rc;
     }
     return SM_OK;
+}
+
+static json_t *enforcement_memory(const run_ctx *ctx, const lang *L) {
+    char buf[600];
+    long long total = (long long)(ctx->total_bytes >> 20), per = (long long)ctx->lim->memory_mb;
+    if (ctx->use_cgroup)
+        snprintf(buf, sizeof buf, "cgroup v2 memory.max %lld MiB for the run (swap 0) and "
+                 "RLIMIT_AS %lld MiB per process%s", total, per,
+                 L->jvm ? " (JVM: plus 1 GiB address space, -Xmx)" : "");
+    else
+        snprintf(buf, sizeof buf,
+                 "RLIMIT_AS %lld MiB per process%s, RLIMIT_AS x processes kept within %lld MiB "
+                 "per run (%s); tmpfs %lld MiB each (cgroup v2 not used: %s)",
+                 per, L->jvm ? " plus 1 GiB for the JVM, and -Xmx" : "", total,
+                 L->jvm || ctx->total_bytes / (per << 20) < 2
+                     ? "one process: new processes and memfds get ENOMEM (seccomp)"
+                     : "the task limit is total / RLIMIT_AS",
+                 (long long)(ctx->tmpfs_bytes >> 20),
+                 ctx->lim->use_cgroups ? ctx->cgroup_why : "disabled in the config");
+    return json_string(buf);
 }
 
 static json_t *enforcement(const run_ctx *ctx, const lang *L, bool root) {
@@ -349,14 +412,7 @@ static json_t *enforcement(const run_ctx *ctx, const lang *L, bool root) {
              "process group%s%s",
              ctx->use_cgroup ? ", cgroup.kill" : "", root ? ", every process of the run's uid" : "");
     json_object_set_new(e, "wall", json_string(buf));
-    if (ctx->use_cgroup)
-        snprintf(buf, sizeof buf, "cgroup v2 memory.max (swap 0) and RLIMIT_AS%s",
-                 L->jvm ? " (JVM: memory.max plus 1 GiB address space, -Xmx)" : "");
-    else
-        snprintf(buf, sizeof buf, "RLIMIT_AS%s (cgroup v2 not used: %s)",
-                 L->jvm ? " plus 1 GiB for the JVM, and -Xmx" : "",
-                 ctx->lim->use_cgroups ? ctx->cgroup_why : "disabled in the config");
-    json_object_set_new(e, "memory", json_string(buf));
+    json_object_set_new(e, "memory", enforcement_memory(ctx, L));
     snprintf(buf, sizeof buf, "%sRLIMIT_NPROC %s",
              ctx->use_cgroup ? "cgroup v2 pids.max and " : "",
              root ? "on a uid of the run's own (the worker is root, which RLIMIT_NPROC exempts)"
@@ -366,295 +422,424 @@ static json_t *enforcement(const run_ctx *ctx, const lang *L, bool root) {
                                                  "cap; past it the rest is discarded and the run "
                                                  "is killed"));
     json_object_set_new(e, "network", json_string("bwrap: new empty network namespace"));
-    json_object_set_new(e, "filesystem",
-                        json_string("bwrap: read-only /usr and a few /etc files, private 64 MiB "
-                                    "/tmp, work dir at /work (writable while compiling, read-only "
-                                    "for tests), RLIMIT_FSIZE 64 MiB"));
+    snprintf(buf, sizeof buf,
+             "bwrap: read-only /, /usr, /dev and a few /etc files, private %lld MiB tmpfs at /tmp "
+             "and at /dev/shm, work dir at /work (writable while compiling, read-only for tests), "
+             "RLIMIT_FSIZE 64 MiB", (long long)(ctx->tmpfs_bytes >> 20));
+    json_object_set_new(e, "filesystem", json_string(buf));
+    json_object_set_new(e, "syscalls",
+                        json_string("seccomp (libseccomp, bwrap --seccomp): io_uring, keys, bpf, "
+                                    "userfaultfd, perf, ptrace, mounts, namespaces, modules, "
+                                    "SysV IPC and more get EPERM; clone3 ENOSYS"));
     return e;
 }
 
-sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language,
-                             const char *source, const json_t *tests_json, json_t **out,
-                             sm_err *err) {
-    if (out) *out = NULL;
-    if (!lim || !language || !source || !tests_json || !out)
-        return sm_err_set(err, SM_EINVAL, "sandbox: NULL argument");
-    if (lim->cpu_seconds <= 0 || lim->wall_seconds <= 0 || lim->memory_mb <= 0 ||
-        lim->max_processes <= 0 || lim->max_output_bytes <= 0)
-        return sm_err_set(err, SM_EINVAL, "sandbox: limits must be positive");
-    const lang *L = find_lang(language);
-    if (!L) return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: unsupported language '%s'", language);
-    if (strlen(source) > MAX_SOURCE)
-        return sm_err_set(err, SM_EINVAL, "sandbox: source larger than %d bytes", MAX_SOURCE);
-    sm_code rc = validate_tests(tests_json, err);
-    if (rc != SM_OK) return rc;
-    if (access(L->tool, X_OK) != 0)
-        return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: %s is not installed (%s)", L->name,
-                          L->tool);
-    if (L->jvm && access("/usr/bin/java", X_OK) != 0)
-        return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: java is not installed (/usr/bin/java)");
-    const char *bwrap = lim->bwrap && lim->bwrap[0] ? lim->bwrap : "/usr/bin/bwrap";
-    if (access(bwrap, X_OK) != 0)
-        return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: bubblewrap not found at %s", bwrap);
+/* The compiler's messages (stderr, then stdout), cleaned, without the sandbox path. */
+static char *compile_message(const sbx_result *r) {
+    size_t n = r->errout_len + r->out_len + 2;
+    char *msg = malloc(n);
+    if (!msg) return NULL;
+    memcpy(msg, r->errout, r->errout_len);
+    msg[r->errout_len] = '\n';
+    memcpy(msg + r->errout_len + 1, r->out, r->out_len);
+    char *c = clean_utf8(msg, r->errout_len + 1 + r->out_len);
+    free(msg);
+    if (!c) return NULL;
+    normalize(c, strlen(c));
+    for (char *p; (p = strstr(c, "/work/")) != NULL;) memmove(p, p + 6, strlen(p + 6) + 1);
+    return c;
+}
 
-    char workdir[4096];
-    rc = make_workdir(lim, workdir, sizeof workdir, err);
-    if (rc != SM_OK) return rc;
-    rc = write_source(workdir, L->source_file, source, err);
-    if (rc != SM_OK) {
-        remove_flat(workdir);
-        return rc;
-    }
-    bool root = geteuid() == 0;
-    run_ctx ctx = {.lim = lim, .workdir = workdir, .bwrap = bwrap, .use_cgroup = lim->use_cgroups};
-    snprintf(ctx.cgroup_why, sizeof ctx.cgroup_why, "not tried");
-    int64_t mem = lim->memory_mb << 20;
-    json_t *res = json_object();
-    json_t *tests_out = json_array();
-    json_object_set_new(res, "language", json_string(L->name));
+static const char *const java_env[] = {"MALLOC_ARENA_MAX=2", NULL};
 
-    /* compile */
-    json_t *comp = json_object();
-    bool compiled = true;
-    static const char *const java_env[] = {"MALLOC_ARENA_MAX=2", NULL};
-    if (L->compile) {
-        int64_t cs = lim->compile_seconds > 0 ? lim->compile_seconds : 30;
-        int64_t cmem = mem > (2048LL << 20) ? mem : (2048LL << 20);
-        int64_t cproc = lim->max_processes > 64 ? lim->max_processes : 64;
-        sbx_result r;
-        bool cgu, oom;
-        rc = run_one(&ctx, L->compile, L->jvm ? java_env : NULL, true, NULL, 0, cs, cs * 1000,
-                     L->jvm ? cmem + (1024LL << 20) : cmem, cmem, cproc, &r, &cgu, &oom, err);
-        if (rc != SM_OK) {
-            json_decref(comp);
-            json_decref(tests_out);
-            json_decref(res);
-            remove_flat(workdir);
-            return rc;
-        }
-        compiled = r.exit_code == 0 && r.signal == 0 && !r.timed_out;
-        /* the compiler's messages: stderr, then stdout */
-        size_t n = r.errout_len + r.out_len + 2;
-        char *msg = malloc(n);
-        if (msg) {
-            memcpy(msg, r.errout, r.errout_len);
-            msg[r.errout_len] = '\n';
-            memcpy(msg + r.errout_len + 1, r.out, r.out_len);
-            char *c = clean_utf8(msg, r.errout_len + 1 + r.out_len);
-            free(msg);
-            msg = c;
-        }
-        if (msg) {
-            normalize(msg, strlen(msg));
-            /* the sandbox path means nothing to a reader: show bare file names */
-            for (char *p; (p = strstr(msg, "/work/")) != NULL;) memmove(p, p + 6, strlen(p + 6) + 1);
-        }
-        json_object_set_new(comp, "ok", json_boolean(compiled));
-        json_object_set_new(comp, "time_ms", json_integer(r.time_ms));
-        json_object_set_new(comp, "output", msg ? excerpt(msg, COMPILE_OUTPUT_MAX) : json_string(""));
-        if (r.timed_out)
-            json_object_set_new(comp, "error", json_string("compiler timed out"));
-        else if (r.signal)
-            json_object_set_new(comp, "error", json_string("compiler killed by a signal"));
-        free(msg);
-        sbx_result_free(&r);
-    } else {
+/* Compiles when the language needs it; fills comp and *compiled. */
+static sm_code compile_step(run_ctx *ctx, const lang *L, json_t *comp, bool *compiled,
+                            sm_err *err) {
+    *compiled = true;
+    if (!L->compile) {
         json_object_set_new(comp, "ok", json_true());
         json_object_set_new(comp, "time_ms", json_integer(0));
         json_object_set_new(comp, "output", json_string(""));
+        return SM_OK;
     }
-    json_object_set_new(res, "compile", comp);
+    const sm_sandbox_limits *lim = ctx->lim;
+    int64_t mem = lim->memory_mb << 20;
+    int64_t cs = lim->compile_seconds > 0 ? lim->compile_seconds : 30;
+    int64_t cmem = mem > (2048LL << 20) ? mem : (2048LL << 20);
+    run_req q = {.argv = L->compile, .env = L->jvm ? java_env : NULL, .compile = true,
+                 .cpu_s = cs, .wall_ms = cs * 1000,
+                 .as_bytes = L->jvm ? cmem + (1024LL << 20) : cmem, .mem_bytes = cmem,
+                 .nproc = lim->max_processes > 64 ? lim->max_processes : 64};
+    run_out o;
+    sm_code rc = run_one(ctx, &q, &o, err);
+    if (rc != SM_OK) return rc;
+    const sbx_result *r = &o.r;
+    *compiled = r->exit_code == 0 && r->signal == 0 && !r->timed_out;
+    char *msg = compile_message(r);
+    json_object_set_new(comp, "ok", json_boolean(*compiled));
+    json_object_set_new(comp, "time_ms", json_integer(r->time_ms));
+    json_object_set_new(comp, "output", msg ? excerpt(msg, COMPILE_OUTPUT_MAX) : json_string(""));
+    if (r->timed_out)
+        json_object_set_new(comp, "error", json_string("compiler timed out"));
+    else if (r->signal)
+        json_object_set_new(comp, "error", json_string("compiler killed by a signal"));
+    free(msg);
+    sbx_result_free(&o.r);
+    return SM_OK;
+}
 
-    /* tests */
-    int passed = 0, total = (int)json_array_size(tests_json);
-    char summary[SUMMARY_MAX] = "";
-    size_t slen = 0;
+/* One test's inputs and limits. */
+typedef struct test_case {
+    const char *name;
+    char namebuf[32];
+    const char *input;
+    size_t input_len;
+    char *expected;           /* cleaned and normalized (owned) */
+    int64_t cpu_s, wall_ms;
+    const char *argv[SBX_MAX_TEST_ARGS + 24];
+    char xmx[32];
+} test_case;
+
+/* The language's run command, then the test's args. */
+static void test_argv(test_case *tc, const lang *L, const sm_sandbox_limits *lim,
+                      const json_t *t) {
+    int na = 0;
+    if (L->jvm) {
+        int64_t heap = lim->memory_mb * 3 / 4;
+        if (heap < 32) heap = 32;
+        snprintf(tc->xmx, sizeof tc->xmx, "-Xmx%lldm", (long long)heap);
+        const char *jv[] = {"/usr/bin/java", tc->xmx, "-Xss8m", "-XX:+UseSerialGC",
+                            "-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=32m",
+                            "-XX:CompressedClassSpaceSize=64m", "-XX:MaxMetaspaceSize=128m",
+                            "-XX:ActiveProcessorCount=1", "-Xshare:auto", "-cp", "/work",
+                            "Main", NULL};
+        for (int k = 0; jv[k]; k++) tc->argv[na++] = jv[k];
+    } else {
+        for (int k = 0; L->run[k]; k++) tc->argv[na++] = L->run[k];
+    }
+    size_t k;
+    const json_t *s;
+    json_array_foreach(json_object_get(t, "args"), k, s) tc->argv[na++] = json_string_value(s);
+    tc->argv[na] = NULL;
+}
+
+static void test_case_init(test_case *tc, const lang *L, const sm_sandbox_limits *lim,
+                           const json_t *t, size_t i) {
+    memset(tc, 0, sizeof *tc);
+    tc->name = json_string_value(json_object_get(t, "name"));
+    if (!tc->name) {
+        snprintf(tc->namebuf, sizeof tc->namebuf, "test %zu", i + 1);
+        tc->name = tc->namebuf;
+    }
+    const json_t *jin = json_object_get(t, "input");
+    tc->input = json_is_string(jin) ? json_string_value(jin) : "";
+    tc->input_len = json_is_string(jin) ? json_string_length(jin) : 0;
+    const char *raw = json_string_value(json_object_get(t, "expected_output"));
+    tc->expected = clean_utf8(raw, strlen(raw));
+    if (tc->expected) normalize(tc->expected, strlen(tc->expected));
+    json_t *to = json_object_get(t, "timeout_seconds");
+    tc->cpu_s = lim->cpu_seconds;
+    tc->wall_ms = lim->wall_seconds * 1000;
+    if (json_is_number(to)) {
+        double s = json_number_value(to), cap = (double)lim->wall_seconds * 10;
+        if (s > cap) s = cap;
+        if (s < 0.1) s = 0.1;
+        tc->cpu_s = (int64_t)(s + 0.999);
+        tc->wall_ms = (int64_t)(s * 1000) + 1000;
+    }
+    test_argv(tc, L, lim, t);
+}
+
+/* How a run ended, in words. */
+typedef struct verdict {
+    bool ok, cpu_exceeded, mem_exceeded;
+    const char *error;
+    char errbuf[200];
+} verdict;
+
+static void classify_limits(verdict *v, const run_out *o, const test_case *tc, const char *serr,
+                            const run_ctx *ctx) {
+    const sbx_result *r = &o->r;
+    v->cpu_exceeded = r->signal == SIGXCPU ||
+                      (r->signal == SIGKILL && !r->timed_out && !r->output_truncated &&
+                       !o->oom_killed && r->cpu_ms >= tc->cpu_s * 500);
+    bool failed = r->exit_code != 0 || r->signal != 0;
+    int64_t mem = ctx->lim->memory_mb << 20;
+    /* a process refused because the task limit keeps the memory total (EAGAIN) */
+    bool total_refused = o->nproc_by_total && serr &&
+                         (strstr(serr, "Resource temporarily unavailable") ||
+                          strstr(serr, "BlockingIOError"));
+    v->mem_exceeded = o->oom_killed ||
+                      (failed && !r->timed_out && !v->cpu_exceeded && !r->output_truncated &&
+                       ((serr && has_oom_marker(serr)) || total_refused ||
+                        (r->maxrss_kb > 0 && r->maxrss_kb * 1024 >= mem * 8 / 10)));
+    if (r->timed_out)
+        snprintf(v->errbuf, sizeof v->errbuf, "wall-time limit exceeded (%.1f s): killed",
+                 (double)tc->wall_ms / 1000);
+    else if (v->cpu_exceeded)
+        snprintf(v->errbuf, sizeof v->errbuf, "CPU-time limit exceeded (%lld s): killed",
+                 (long long)tc->cpu_s);
+    else if (r->output_truncated)
+        snprintf(v->errbuf, sizeof v->errbuf,
+                 "output limit exceeded (%lld bytes): output cut and program killed",
+                 (long long)ctx->lim->max_output_bytes);
+    else if (v->mem_exceeded)
+        snprintf(v->errbuf, sizeof v->errbuf,
+                 "memory limit exceeded (%lld MiB per process, %lld MiB per run%s)",
+                 (long long)ctx->lim->memory_mb, (long long)(ctx->total_bytes >> 20),
+                 o->single_process ? ": one process, no new processes" : "");
+    else if (r->signal)
+        snprintf(v->errbuf, sizeof v->errbuf, "killed by signal %d (%s)", r->signal,
+                 strsignal(r->signal));
+    else if (r->exit_code != 0)
+        snprintf(v->errbuf, sizeof v->errbuf, "exit code %d", r->exit_code);
+    if (v->errbuf[0]) v->error = v->errbuf;
+}
+
+/* Classifies the run and compares its output; may add first_difference to jt. */
+static void judge(verdict *v, const run_out *o, const test_case *tc, const char *got,
+                  const char *serr, const run_ctx *ctx, json_t *jt) {
+    memset(v, 0, sizeof *v);
+    classify_limits(v, o, tc, serr, ctx);
+    if (v->error) return;
+    if (!got || !tc->expected) {
+        v->error = "out of memory in the worker";
+        return;
+    }
+    int line = first_diff_line(got, tc->expected);
+    if (line == 0) {
+        v->ok = true;
+        return;
+    }
+    snprintf(v->errbuf, sizeof v->errbuf, "wrong answer (first difference at line %d)", line);
+    v->error = v->errbuf;
+    json_object_set_new(jt, "first_difference",
+                        json_pack("{s:i,s:o,s:o}", "line", line, "output", line_at(got, line),
+                                  "expected", line_at(tc->expected, line)));
+}
+
+static void test_json_not_compiled(json_t *jt, const test_case *tc) {
+    json_object_set_new(jt, "passed", json_false());
+    json_object_set_new(jt, "time_ms", json_integer(0));
+    json_object_set_new(jt, "exit_code", json_null());
+    json_object_set_new(jt, "signal", json_null());
+    json_object_set_new(jt, "timed_out", json_false());
+    json_object_set_new(jt, "cpu_exceeded", json_false());
+    json_object_set_new(jt, "memory_exceeded", json_false());
+    json_object_set_new(jt, "output_truncated", json_false());
+    json_object_set_new(jt, "output_bytes", json_integer(0));
+    json_object_set_new(jt, "output", json_string(""));
+    json_object_set_new(jt, "expected",
+                        tc->expected ? excerpt(tc->expected, EXCERPT_MAX) : json_string(""));
+    json_object_set_new(jt, "stderr", json_string(""));
+}
+
+static void test_json_run(json_t *jt, const run_out *o, const verdict *v, const test_case *tc,
+                          const char *got, const char *serr) {
+    const sbx_result *r = &o->r;
+    json_object_set_new(jt, "passed", json_boolean(v->ok));
+    json_object_set_new(jt, "time_ms", json_integer(r->time_ms));
+    json_object_set_new(jt, "cpu_ms", json_integer(r->cpu_ms));
+    json_object_set_new(jt, "exit_code", r->exit_code >= 0 ? json_integer(r->exit_code) : json_null());
+    json_object_set_new(jt, "signal", r->signal ? json_integer(r->signal) : json_null());
+    json_object_set_new(jt, "timed_out", json_boolean(r->timed_out));
+    json_object_set_new(jt, "cpu_exceeded", json_boolean(v->cpu_exceeded));
+    json_object_set_new(jt, "memory_exceeded", json_boolean(v->mem_exceeded));
+    json_object_set_new(jt, "output_truncated", json_boolean(r->output_truncated));
+    json_object_set_new(jt, "output_bytes", json_integer(r->output_bytes));
+    json_object_set_new(jt, "output", got ? excerpt(got, EXCERPT_MAX) : json_string(""));
+    json_object_set_new(jt, "expected",
+                        tc->expected ? excerpt(tc->expected, EXCERPT_MAX) : json_string(""));
+    json_object_set_new(jt, "stderr", serr ? excerpt(serr, EXCERPT_MAX) : json_string(""));
+}
+
+/* Runs one (compiled) test case and fills jt; *ok and *error (a copy in errbuf) for the
+ * summary. */
+static sm_code run_test(run_ctx *ctx, const lang *L, const test_case *tc, json_t *jt, bool *ok,
+                        char *errbuf, size_t errlen, sm_err *err) {
+    int64_t mem = ctx->lim->memory_mb << 20;
+    run_req q = {.argv = tc->argv, .env = L->jvm ? java_env : NULL, .input = tc->input,
+                 .input_len = tc->input_len, .cpu_s = tc->cpu_s, .wall_ms = tc->wall_ms,
+                 .as_bytes = L->jvm ? mem + (1024LL << 20) : mem, .mem_bytes = ctx->total_bytes,
+                 .nproc = ctx->lim->max_processes, .one_process = L->jvm};
+    run_out o;
+    sm_code rc = run_one(ctx, &q, &o, err);
+    if (rc != SM_OK) return rc;
+    char *got = clean_utf8(o.r.out, o.r.out_len);
+    char *serr = clean_utf8(o.r.errout, o.r.errout_len);
+    if (got) normalize(got, strlen(got));
+    if (serr) normalize(serr, strlen(serr));
+    verdict v;
+    judge(&v, &o, tc, got, serr, ctx, jt);
+    test_json_run(jt, &o, &v, tc, got, serr);
+    json_object_set_new(jt, "error", v.error ? json_string(v.error) : json_null());
+    *ok = v.ok;
+    snprintf(errbuf, errlen, "%s", v.error ? v.error : "");
+    free(got);
+    free(serr);
+    sbx_result_free(&o.r);
+    return SM_OK;
+}
+
+/* The failed tests, "name: reason; ...", bounded. */
+typedef struct summary {
+    char text[SUMMARY_MAX];
+    size_t len;
+} summary;
+
+static void summary_add(summary *s, const char *name, const char *error) {
+    if (s->len >= SUMMARY_MAX - 1) return;
+    int w = snprintf(s->text + s->len, SUMMARY_MAX - s->len, "%s%s: %s", s->len ? "; " : "",
+                     name, error && error[0] ? error : "failed");
+    if (w > 0) s->len += (size_t)w;
+    if (s->len >= SUMMARY_MAX) s->len = SUMMARY_MAX - 1;
+}
+
+/* Every test: not run after a compile error, else one sandbox run each. */
+static sm_code run_all_tests(run_ctx *ctx, const lang *L, const json_t *tests_json,
+                             bool compiled, json_t *tests_out, int *passed, summary *sum,
+                             sm_err *err) {
     size_t i;
     const json_t *t;
     json_array_foreach(tests_json, i, t) {
-        const char *name = json_string_value(json_object_get(t, "name"));
-        char namebuf[32];
-        if (!name) {
-            snprintf(namebuf, sizeof namebuf, "test %zu", i + 1);
-            name = namebuf;
-        }
-        const json_t *jin = json_object_get(t, "input");
-        const char *input = json_is_string(jin) ? json_string_value(jin) : "";
-        size_t input_len = json_is_string(jin) ? json_string_length(jin) : 0;
-        const char *expected_raw = json_string_value(json_object_get(t, "expected_output"));
-        char *expected = clean_utf8(expected_raw, strlen(expected_raw));
-        if (expected) normalize(expected, strlen(expected));
-        json_t *to = json_object_get(t, "timeout_seconds");
-        int64_t cpu_s = lim->cpu_seconds, wall_ms = lim->wall_seconds * 1000;
-        if (json_is_number(to)) {
-            double s = json_number_value(to), cap = (double)lim->wall_seconds * 10;
-            if (s > cap) s = cap;
-            if (s < 0.1) s = 0.1;
-            cpu_s = (int64_t)(s + 0.999);
-            wall_ms = (int64_t)(s * 1000) + 1000;
-        }
-
+        test_case tc;
+        test_case_init(&tc, L, ctx->lim, t, i);
         json_t *jt = json_object();
-        json_object_set_new(jt, "name", json_string(name));
-        const char *error = NULL;
-        char errbuf[200];
+        json_object_set_new(jt, "name", json_string(tc.name));
         bool ok = false;
+        char error[200] = "compile error";
         if (!compiled) {
-            json_object_set_new(jt, "passed", json_false());
-            json_object_set_new(jt, "time_ms", json_integer(0));
-            json_object_set_new(jt, "exit_code", json_null());
-            json_object_set_new(jt, "signal", json_null());
-            json_object_set_new(jt, "timed_out", json_false());
-            json_object_set_new(jt, "cpu_exceeded", json_false());
-            json_object_set_new(jt, "memory_exceeded", json_false());
-            json_object_set_new(jt, "output_truncated", json_false());
-            json_object_set_new(jt, "output_bytes", json_integer(0));
-            json_object_set_new(jt, "output", json_string(""));
-            json_object_set_new(jt, "expected", expected ? excerpt(expected, EXCERPT_MAX) : json_string(""));
-            json_object_set_new(jt, "stderr", json_string(""));
-            error = "compile error";
+            test_json_not_compiled(jt, &tc);
+            json_object_set_new(jt, "error", json_string(error));
         } else {
-            /* argv: the language's run command, then the test's args */
-            const char *argv[SBX_MAX_TEST_ARGS + 24];
-            int na = 0;
-            char xmx[32], ccs[48];
-            if (L->jvm) {
-                int64_t heap = lim->memory_mb * 3 / 4;
-                if (heap < 32) heap = 32;
-                snprintf(xmx, sizeof xmx, "-Xmx%lldm", (long long)heap);
-                snprintf(ccs, sizeof ccs, "-XX:CompressedClassSpaceSize=64m");
-                const char *jv[] = {"/usr/bin/java", xmx, "-Xss8m", "-XX:+UseSerialGC",
-                                    "-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=32m",
-                                    ccs, "-XX:MaxMetaspaceSize=128m",
-                                    "-XX:ActiveProcessorCount=1", "-Xshare:auto", "-cp", "/work",
-                                    "Main", NULL};
-                for (int k = 0; jv[k]; k++) argv[na++] = jv[k];
-            } else {
-                for (int k = 0; L->run[k]; k++) argv[na++] = L->run[k];
-            }
-            const json_t *args = json_object_get(t, "args");
-            size_t k;
-            const json_t *s;
-            json_array_foreach(args, k, s) argv[na++] = json_string_value(s);
-            argv[na] = NULL;
-
-            int64_t as = L->jvm ? mem + (1024LL << 20) : mem;
-            sbx_result r;
-            bool cgu, oom;
-            rc = run_one(&ctx, argv, L->jvm ? java_env : NULL, false, input, input_len, cpu_s,
-                         wall_ms, as, mem, lim->max_processes, &r, &cgu, &oom, err);
+            sm_code rc = run_test(ctx, L, &tc, jt, &ok, error, sizeof error, err);
             if (rc != SM_OK) {
-                free(expected);
+                free(tc.expected);
                 json_decref(jt);
-                json_decref(tests_out);
-                json_decref(res);
-                remove_flat(workdir);
                 return rc;
             }
-            char *got = clean_utf8(r.out, r.out_len);
-            char *serr = clean_utf8(r.errout, r.errout_len);
-            if (got) normalize(got, strlen(got));
-            if (serr) normalize(serr, strlen(serr));
-            bool cpu_exceeded = r.signal == SIGXCPU ||
-                                (r.signal == SIGKILL && !r.timed_out && !r.output_truncated &&
-                                 !oom && r.cpu_ms >= cpu_s * 500);
-            bool failed = r.exit_code != 0 || r.signal != 0;
-            bool mem_exceeded =
-                oom || (failed && !r.timed_out && !cpu_exceeded && !r.output_truncated &&
-                        ((serr && has_oom_marker(serr)) ||
-                         (r.maxrss_kb > 0 && r.maxrss_kb * 1024 >= mem * 8 / 10)));
-            if (r.timed_out) {
-                snprintf(errbuf, sizeof errbuf, "wall-time limit exceeded (%.1f s): killed",
-                         (double)wall_ms / 1000);
-                error = errbuf;
-            } else if (cpu_exceeded) {
-                snprintf(errbuf, sizeof errbuf, "CPU-time limit exceeded (%lld s): killed",
-                         (long long)cpu_s);
-                error = errbuf;
-            } else if (r.output_truncated) {
-                snprintf(errbuf, sizeof errbuf,
-                         "output limit exceeded (%lld bytes): output cut and program killed",
-                         (long long)lim->max_output_bytes);
-                error = errbuf;
-            } else if (mem_exceeded) {
-                snprintf(errbuf, sizeof errbuf, "memory limit exceeded (%lld MiB)",
-                         (long long)lim->memory_mb);
-                error = errbuf;
-            } else if (r.signal) {
-                snprintf(errbuf, sizeof errbuf, "killed by signal %d (%s)", r.signal,
-                         strsignal(r.signal));
-                error = errbuf;
-            } else if (r.exit_code != 0) {
-                snprintf(errbuf, sizeof errbuf, "exit code %d", r.exit_code);
-                error = errbuf;
-            } else if (got && expected) {
-                int line = first_diff_line(got, expected);
-                if (line == 0) {
-                    ok = true;
-                } else {
-                    snprintf(errbuf, sizeof errbuf, "wrong answer (first difference at line %d)",
-                             line);
-                    error = errbuf;
-                    json_object_set_new(jt, "first_difference",
-                                        json_pack("{s:i,s:o,s:o}", "line", line, "output",
-                                                  line_at(got, line), "expected",
-                                                  line_at(expected, line)));
-                }
-            } else {
-                error = "out of memory in the worker";
-            }
-            json_object_set_new(jt, "passed", json_boolean(ok));
-            json_object_set_new(jt, "time_ms", json_integer(r.time_ms));
-            json_object_set_new(jt, "cpu_ms", json_integer(r.cpu_ms));
-            json_object_set_new(jt, "exit_code", r.exit_code >= 0 ? json_integer(r.exit_code) : json_null());
-            json_object_set_new(jt, "signal", r.signal ? json_integer(r.signal) : json_null());
-            json_object_set_new(jt, "timed_out", json_boolean(r.timed_out));
-            json_object_set_new(jt, "cpu_exceeded", json_boolean(cpu_exceeded));
-            json_object_set_new(jt, "memory_exceeded", json_boolean(mem_exceeded));
-            json_object_set_new(jt, "output_truncated", json_boolean(r.output_truncated));
-            json_object_set_new(jt, "output_bytes", json_integer(r.output_bytes));
-            json_object_set_new(jt, "output", got ? excerpt(got, EXCERPT_MAX) : json_string(""));
-            json_object_set_new(jt, "expected", expected ? excerpt(expected, EXCERPT_MAX) : json_string(""));
-            json_object_set_new(jt, "stderr", serr ? excerpt(serr, EXCERPT_MAX) : json_string(""));
-            free(got);
-            free(serr);
-            sbx_result_free(&r);
+            if (ok) (*passed)++;
+            else summary_add(sum, tc.name, error);
         }
-        json_object_set_new(jt, "error", error ? json_string(error) : json_null());
-        free(expected);
-        if (ok) passed++;
-        else if (compiled && slen < SUMMARY_MAX - 1) {
-            int w = snprintf(summary + slen, SUMMARY_MAX - slen, "%s%s: %s",
-                             slen ? "; " : "", name, error ? error : "failed");
-            if (w > 0) slen += (size_t)w;
-            if (slen >= SUMMARY_MAX) slen = SUMMARY_MAX - 1;
-        }
+        free(tc.expected);
         json_array_append_new(tests_out, jt);
     }
-    remove_flat(workdir);
+    return SM_OK;
+}
 
-    json_object_set_new(res, "tests", tests_out);
-    json_object_set_new(res, "passed", json_integer(passed));
-    json_object_set_new(res, "total", json_integer(total));
+static json_t *limits_json(const run_ctx *ctx, const lang *L) {
+    const sm_sandbox_limits *lim = ctx->lim;
+    json_t *jl = json_object();
+    json_object_set_new(jl, "cpu_seconds", json_integer(lim->cpu_seconds));
+    json_object_set_new(jl, "wall_seconds", json_integer(lim->wall_seconds));
+    json_object_set_new(jl, "memory_mb", json_integer(lim->memory_mb));
+    json_object_set_new(jl, "memory_total_mb", json_integer(ctx->total_bytes >> 20));
+    json_object_set_new(jl, "tmpfs_mb", json_integer(ctx->tmpfs_bytes >> 20));
+    json_object_set_new(jl, "max_processes", json_integer(lim->max_processes));
+    json_object_set_new(jl, "max_output_bytes", json_integer(lim->max_output_bytes));
+    json_object_set_new(jl, "cgroup", json_boolean(ctx->use_cgroup));
+    json_object_set_new(jl, "enforcement", enforcement(ctx, L, geteuid() == 0));
+    return jl;
+}
+
+static json_t *summary_json(bool compiled, int passed, int total, const summary *s) {
     char sum[SUMMARY_MAX + 200];
     if (!compiled)
         snprintf(sum, sizeof sum, "compile error: 0/%d tests passed", total);
     else if (passed == total)
         snprintf(sum, sizeof sum, "%d/%d tests passed", passed, total);
     else
-        snprintf(sum, sizeof sum, "%d/%d tests passed; failed: %s", passed, total, summary);
-    json_object_set_new(res, "summary", json_string(sum));
-    json_t *jl = json_object();
-    json_object_set_new(jl, "cpu_seconds", json_integer(lim->cpu_seconds));
-    json_object_set_new(jl, "wall_seconds", json_integer(lim->wall_seconds));
-    json_object_set_new(jl, "memory_mb", json_integer(lim->memory_mb));
-    json_object_set_new(jl, "max_processes", json_integer(lim->max_processes));
-    json_object_set_new(jl, "max_output_bytes", json_integer(lim->max_output_bytes));
-    json_object_set_new(jl, "cgroup", json_boolean(ctx.use_cgroup));
-    json_object_set_new(jl, "enforcement", enforcement(&ctx, L, root));
-    json_object_set_new(res, "limits", jl);
+        snprintf(sum, sizeof sum, "%d/%d tests passed; failed: %s", passed, total, s->text);
+    return json_string(sum);
+}
+
+/* Arguments, language, tools: everything checked before a work dir is made. */
+static sm_code check_request(const sm_sandbox_limits *lim, const char *language,
+                             const char *source, const json_t *tests_json, const lang **L,
+                             const char **bwrap, sm_err *err) {
+    if (!lim || !language || !source || !tests_json)
+        return sm_err_set(err, SM_EINVAL, "sandbox: NULL argument");
+    if (lim->cpu_seconds <= 0 || lim->wall_seconds <= 0 || lim->memory_mb <= 0 ||
+        lim->max_processes <= 0 || lim->max_output_bytes <= 0 || lim->memory_total_mb < 0 ||
+        lim->tmpfs_mb < 0)
+        return sm_err_set(err, SM_EINVAL, "sandbox: limits must be positive");
+    *L = find_lang(language);
+    if (!*L) return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: unsupported language '%s'", language);
+    if (strlen(source) > MAX_SOURCE)
+        return sm_err_set(err, SM_EINVAL, "sandbox: source larger than %d bytes", MAX_SOURCE);
+    sm_code rc = validate_tests(tests_json, err);
+    if (rc != SM_OK) return rc;
+    if (access((*L)->tool, X_OK) != 0)
+        return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: %s is not installed (%s)", (*L)->name,
+                          (*L)->tool);
+    if ((*L)->jvm && access("/usr/bin/java", X_OK) != 0)
+        return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: java is not installed (/usr/bin/java)");
+    *bwrap = lim->bwrap && lim->bwrap[0] ? lim->bwrap : "/usr/bin/bwrap";
+    if (access(*bwrap, X_OK) != 0)
+        return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: bubblewrap not found at %s", *bwrap);
+    return SM_OK;
+}
+
+static void ctx_init(run_ctx *ctx, const sm_sandbox_limits *lim, const char *workdir,
+                     const char *bwrap) {
+    memset(ctx, 0, sizeof *ctx);
+    ctx->lim = lim;
+    ctx->workdir = workdir;
+    ctx->bwrap = bwrap;
+    ctx->use_cgroup = lim->use_cgroups;
+    snprintf(ctx->cgroup_why, sizeof ctx->cgroup_why, "not tried");
+    int64_t total = lim->memory_total_mb > 0 ? lim->memory_total_mb : lim->memory_mb;
+    if (total < lim->memory_mb) total = lim->memory_mb;
+    ctx->total_bytes = total << 20;
+    ctx->tmpfs_bytes = (lim->tmpfs_mb > 0 ? lim->tmpfs_mb : 64) << 20;
+}
+
+/* Compiles and runs every test in workdir; the result object on SM_OK. */
+static sm_code check_in(run_ctx *ctx, const lang *L, const json_t *tests_json, json_t **out,
+                        sm_err *err) {
+    json_t *res = json_object(), *comp = json_object(), *tests_out = json_array();
+    json_object_set_new(res, "language", json_string(L->name));
+    json_object_set_new(res, "compile", comp);
+    json_object_set_new(res, "tests", tests_out);
+    bool compiled = false;
+    int passed = 0, total = (int)json_array_size(tests_json);
+    summary sum = {.len = 0};
+    sum.text[0] = '\0';
+    sm_code rc = compile_step(ctx, L, comp, &compiled, err);
+    if (rc == SM_OK)
+        rc = run_all_tests(ctx, L, tests_json, compiled, tests_out, &passed, &sum, err);
+    if (rc != SM_OK) {
+        json_decref(res);
+        return rc;
+    }
+    json_object_set_new(res, "passed", json_integer(passed));
+    json_object_set_new(res, "total", json_integer(total));
+    json_object_set_new(res, "summary", summary_json(compiled, passed, total, &sum));
+    json_object_set_new(res, "limits", limits_json(ctx, L));
     *out = res;
     return SM_OK;
+}
+
+sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language,
+                             const char *source, const json_t *tests_json, json_t **out,
+                             sm_err *err) {
+    if (!out) return sm_err_set(err, SM_EINVAL, "sandbox: NULL argument");
+    *out = NULL;
+    const lang *L = NULL;
+    const char *bwrap = NULL;
+    sm_code rc = check_request(lim, language, source, tests_json, &L, &bwrap, err);
+    if (rc != SM_OK) return rc;
+    char workdir[4096];
+    rc = make_workdir(lim, workdir, sizeof workdir, err);
+    if (rc != SM_OK) return rc;
+    rc = write_source(workdir, L->source_file, source, err);
+    if (rc == SM_OK) {
+        run_ctx ctx;
+        ctx_init(&ctx, lim, workdir, bwrap);
+        rc = check_in(&ctx, L, tests_json, out, err);
+    }
+    remove_tree(workdir);
+    return rc;
 }
 
 bool sm_sandbox_available(const sm_sandbox_limits *lim, sm_err *err) {
@@ -668,21 +853,23 @@ bool sm_sandbox_available(const sm_sandbox_limits *lim, sm_err *err) {
                            .work_base = lim ? lim->work_base : NULL};
     char workdir[4096];
     if (make_workdir(&l, workdir, sizeof workdir, err) != SM_OK) return false;
-    run_ctx ctx = {.lim = &l, .workdir = workdir, .bwrap = bwrap};
+    run_ctx ctx;
+    ctx_init(&ctx, &l, workdir, bwrap);
     static const char *const argv[] = {"/bin/sh", "-c", "echo sandbox-ok", NULL};
-    sbx_result r;
-    bool cgu, oom;
-    sm_code rc = run_one(&ctx, argv, NULL, false, NULL, 0, 5, 10000, 256LL << 20, 0, 8, &r, &cgu,
-                         &oom, err);
-    remove_flat(workdir);
+    run_req q = {.argv = argv, .cpu_s = 5, .wall_ms = 10000, .as_bytes = 256LL << 20,
+                 .mem_bytes = 256LL << 20, .nproc = 8};
+    run_out o;
+    sm_code rc = run_one(&ctx, &q, &o, err);
+    remove_tree(workdir);
     if (rc != SM_OK) return false;
-    bool ok = r.exit_code == 0 && r.out_len >= 10 && strncmp(r.out, "sandbox-ok", 10) == 0;
+    const sbx_result *r = &o.r;
+    bool ok = r->exit_code == 0 && r->out_len >= 10 && strncmp(r->out, "sandbox-ok", 10) == 0;
     if (!ok) {
-        char *e = clean_utf8(r.errout, r.errout_len);
+        char *e = clean_utf8(r->errout, r->errout_len);
         sm_err_set(err, SM_EUNSUPPORTED, "sandbox: bubblewrap cannot run here: %s",
                    e && e[0] ? e : "no output");
         free(e);
     }
-    sbx_result_free(&r);
+    sbx_result_free(&o.r);
     return ok;
 }

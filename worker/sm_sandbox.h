@@ -24,6 +24,10 @@ typedef struct sm_sandbox_limits {
     /* Optional (0/NULL = default): */
     int64_t compile_seconds;  /* CPU and wall limit of the compile step (default 30) */
     const char *work_base;    /* where per-run work dirs are made (default $TMPDIR or /tmp) */
+    int64_t memory_total_mb;  /* memory of a whole test run, all processes (default memory_mb):
+                               * without a cgroup RLIMIT_AS x processes stays within it, and a
+                               * total below 2 x memory_mb allows one process (threads only) */
+    int64_t tmpfs_mb;         /* size of each tmpfs in the sandbox: /tmp, /dev/shm (default 64) */
 } sm_sandbox_limits;
 
 /* Fills *lim from cfg->sandbox (lim->bwrap points into cfg: keep cfg alive). */
@@ -47,9 +51,10 @@ void sm_sandbox_limits_from_config(const sm_config *cfg, sm_sandbox_limits *lim)
  *               "error" (null or a short reason),
  *               "first_difference" (wrong answers only): {"line", "output", "expected"}}],
  *    "passed": N, "total": N, "summary": "3/4 tests passed; ...",
- *    "limits": {"cpu_seconds", "wall_seconds", "memory_mb", "max_processes",
- *               "max_output_bytes", "enforcement": {"cpu", "wall", "memory", "processes",
- *               "output", "network", "filesystem"} (how each limit was enforced)}}
+ *    "limits": {"cpu_seconds", "wall_seconds", "memory_mb", "memory_total_mb", "tmpfs_mb",
+ *               "max_processes", "max_output_bytes", "cgroup",
+ *               "enforcement": {"cpu", "wall", "memory", "processes", "output", "network",
+ *               "filesystem", "syscalls"} (how each limit was enforced)}}
  * When compilation fails every test is reported as not passed with error "compile error". */
 sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language,
                              const char *source, const json_t *tests_json, json_t **out,

@@ -49,6 +49,8 @@ typedef struct sbx_spec {
     int64_t fsize_bytes;       /* RLIMIT_FSIZE */
     int64_t output_cap;        /* stdout+stderr bytes kept; past it the run is killed */
     int64_t tmp_bytes;         /* size of the private /tmp */
+    int64_t shm_bytes;         /* size of the private /dev/shm */
+    bool single_process;       /* seccomp refuses new processes (ENOMEM): one address space */
     const sbx_cgroup *cgroup;  /* NULL or a cgroup to move the run into */
 } sbx_spec;
 
@@ -68,6 +70,10 @@ typedef struct sbx_result {
     bool nproc_rlimit;       /* RLIMIT_NPROC was applied to a uid of its own */
     bool uid_switched;       /* ran as a dedicated unprivileged uid (caller was root) */
 } sbx_result;
+
+/* Writes the run's seccomp filter (compiled BPF, for bwrap --seccomp) into a new memfd at
+ * offset 0 (sm_sandbox_seccomp.c). single_process: new processes and memfds get ENOMEM. */
+sm_code sbx_seccomp_fd(bool single_process, int *fd_out, sm_err *err);
 
 /* Runs spec; SM_OK when the command was started and waited for (whatever its outcome).
  * Errors only when the sandbox could not be set up (fork, pipes, bwrap missing). */

@@ -219,6 +219,10 @@ static void test_fork_bomb(void **state) {
     (void)state;
     sm_sandbox_limits lim = limits();
     lim.wall_seconds = 3;
+    /* a total that allows every task its own address space: forks are allowed and only the
+     * process limit stops the bomb (by default a run is one process and fork gets ENOMEM) */
+    lim.memory_mb = 64;
+    lim.memory_total_mb = 64 * lim.max_processes;
     const char *src =
         "#define _POSIX_C_SOURCE 200809L\n"
         "#include <stdio.h>\n#include <sys/types.h>\n#include <unistd.h>\n"
@@ -245,6 +249,7 @@ static void test_python_fork_bomb(void **state) {
     (void)state;
     sm_sandbox_limits lim = limits();
     lim.wall_seconds = 3;
+    lim.memory_total_mb = lim.memory_mb * lim.max_processes; /* forks allowed (see above) */
     const char *src = "import os\n"
                       "n = 0\n"
                       "try:\n"
@@ -456,8 +461,12 @@ static void test_limits_from_config(void **state) {
     cfg.sandbox.cpu_seconds = 3;
     cfg.sandbox.memory_mb = 300;
     cfg.sandbox.use_cgroups = false;
+    cfg.sandbox.memory_total_mb = 600;
+    cfg.sandbox.tmpfs_mb = 16;
     sm_sandbox_limits l;
     sm_sandbox_limits_from_config(&cfg, &l);
+    assert_int_equal(l.memory_total_mb, 600);
+    assert_int_equal(l.tmpfs_mb, 16);
     assert_int_equal(l.cpu_seconds, 3);
     assert_int_equal(l.wall_seconds, cfg.sandbox.wall_seconds);
     assert_int_equal(l.memory_mb, 300);
@@ -470,6 +479,169 @@ static void test_limits_from_config(void **state) {
     assert_false(json_is_true(json_object_get(json_object_get(r, "limits"), "cgroup")));
     assert_non_null(strstr(str(json_object_get(json_object_get(r, "limits"), "enforcement"),
                                "memory"), "disabled in the config"));
+    json_decref(r);
+}
+
+/* ---- hardening (issue 24): memory of a run as a whole, sized tmpfs, seccomp ---- */
+
+/* Forks 6 children that each take 450 MiB (scaled by argv[1] MiB) and hold it; prints how many
+ * held it at once. Fork errors go to stderr (perror) and make the program fail. */
+static const char *c_children_hog =
+    "#define _POSIX_C_SOURCE 200809L\n"
+    "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n"
+    "int main(int argc, char **argv) { size_t mb = (size_t)atol(argv[1]); int p[2];\n"
+    "  if (pipe(p) != 0) return 2; int held = 0, refused = 0;\n"
+    "  for (int i = 0; i < 6; i++) { pid_t c = fork();\n"
+    "    if (c < 0) { perror(\"fork\"); refused++; continue; }\n"
+    "    if (c == 0) { char *m = malloc(mb << 20); if (!m) { perror(\"malloc\"); _exit(1); }\n"
+    "      memset(m, 1, mb << 20); if (write(p[1], \"x\", 1) != 1) _exit(1); for (;;) pause(); }\n"
+    "    char b; if (read(p[0], &b, 1) == 1) held++; }\n"
+    "  printf(\"held %d\\n\", held); fflush(stdout); return refused ? 1 : 0; }\n";
+
+static void test_memory_total_children(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    lim.memory_mb = 512; /* memory_total_mb 0: the run as a whole holds 512 MiB */
+    json_t *r = run(&lim, "c", c_children_hog,
+                    "[{\"name\":\"kids\",\"args\":[\"450\"],\"expected_output\":\"held 6\"}]");
+    json_t *t = test_at(r, 0);
+    int held = -1;
+    sscanf(str(t, "output"), "held %d", &held);
+    dump_on_fail(r, !flag(t, "passed") && flag(t, "memory_exceeded") && held == 0);
+    assert_non_null(strstr(str(t, "error"), "memory limit exceeded"));
+    assert_non_null(strstr(str(t, "error"), "512 MiB per run"));
+    assert_non_null(strstr(str(t, "stderr"), "Cannot allocate memory"));
+    json_t *jl = json_object_get(r, "limits");
+    assert_int_equal(json_integer_value(json_object_get(jl, "memory_total_mb")), 512);
+    json_decref(r);
+    assert_int_equal(sandbox_processes_left(), 0);
+}
+
+/* A total of 2 x memory_mb: one child besides the program, the others are refused. */
+static void test_memory_total_two_processes(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    lim.memory_mb = 160;
+    lim.memory_total_mb = 320;
+    json_t *r = run(&lim, "c", c_children_hog,
+                    "[{\"name\":\"kids\",\"args\":[\"100\"],\"expected_output\":\"held 6\"}]");
+    json_t *t = test_at(r, 0);
+    int held = -1;
+    sscanf(str(t, "output"), "held %d", &held);
+    dump_on_fail(r, !flag(t, "passed") && flag(t, "memory_exceeded") && held == 1);
+    assert_non_null(strstr(str(t, "error"), "320 MiB per run"));
+    json_decref(r);
+    /* a total that holds every task: the process limit alone applies, all 6 children run */
+    lim.memory_mb = 64;
+    lim.memory_total_mb = 64 * 16;
+    r = run(&lim, "c", c_children_hog,
+            "[{\"name\":\"kids\",\"args\":[\"20\"],\"expected_output\":\"held 6\"}]");
+    dump_on_fail(r, flag(test_at(r, 0), "passed"));
+    json_decref(r);
+}
+
+/* Every tmpfs has a size: writing past it fails with ENOSPC, and /dev itself is read-only. */
+static void test_tmpfs_sized(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    lim.tmpfs_mb = 8;
+    const char *src = "import errno\n"
+                      "def fill(path):\n"
+                      "    try:\n"
+                      "        with open(path, 'wb') as f:\n"
+                      "            for _ in range(32): f.write(b'x' * (1 << 20))\n"
+                      "        return 'wrote 32 MiB'\n"
+                      "    except OSError as e:\n"
+                      "        return 'full' if e.errno == errno.ENOSPC else 'error ' + str(e.errno)\n"
+                      "print('/dev/shm', fill('/dev/shm/x'))\n"
+                      "print('/tmp', fill('/tmp/x'))\n"
+                      "print('/dev', fill('/dev/x'))\n";
+    json_t *r = run(&lim, "python", src,
+                    "[{\"name\":\"tmpfs\",\"expected_output\":"
+                    "\"/dev/shm full\\n/tmp full\\n/dev error 30\"}]");
+    dump_on_fail(r, flag(test_at(r, 0), "passed"));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "limits"), "tmpfs_mb")),
+                     8);
+    json_decref(r);
+}
+
+/* Each denied syscall gets EPERM from the filter (most would succeed, or fail otherwise,
+ * without it); clone3 gets ENOSYS, memfd_create ENOMEM (one-process run). Prints what was not
+ * denied, then "done". */
+static const char *c_denied =
+    "#define _GNU_SOURCE\n"
+    "#include <errno.h>\n#include <fcntl.h>\n#include <linux/keyctl.h>\n#include <stdio.h>\n"
+    "#include <string.h>\n#include <sys/ioctl.h>\n#include <sys/socket.h>\n"
+    "#include <sys/syscall.h>\n#include <sys/uio.h>\n#include <termios.h>\n#include <unistd.h>\n"
+    "static char buf[4096]; static int bad;\n"
+    "static void expect(const char *name, long rc, int want) {\n"
+    "  if (rc != -1 || errno != want) { printf(\"%s: rc %ld errno %d\\n\", name, rc, errno); bad++; } }\n"
+    "#define DENY(nr, ...) do { errno = 0; expect(#nr, syscall(nr, __VA_ARGS__), EPERM); } while (0)\n"
+    "int main(void) {\n"
+    "  long pid = getpid(); struct iovec l = {buf, 16}, rv = {buf + 64, 16};\n"
+    "  DENY(SYS_io_uring_setup, 4, buf); DENY(SYS_io_uring_enter, 0, 0, 0, 0, 0, 0);\n"
+    "  DENY(SYS_io_uring_register, 0, 0, 0, 0);\n"
+    "  DENY(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_PROCESS_KEYRING, 1);\n"
+    "  DENY(SYS_add_key, \"user\", \"k\", \"v\", 1, KEY_SPEC_PROCESS_KEYRING);\n"
+    "  DENY(SYS_request_key, \"user\", \"k\", 0, 0);\n"
+    "  DENY(SYS_bpf, 0, buf, 64); DENY(SYS_userfaultfd, 1); DENY(SYS_perf_event_open, buf, 0, -1, -1, 0);\n"
+    "  DENY(SYS_ptrace, 0, 0, 0, 0); DENY(SYS_process_vm_readv, pid, &l, 1, &rv, 1, 0);\n"
+    "  DENY(SYS_process_vm_writev, pid, &l, 1, &rv, 1, 0); DENY(SYS_kcmp, pid, pid, 0, 0, 0);\n"
+    "  DENY(SYS_mount, \"none\", \"/tmp\", \"tmpfs\", 0, 0); DENY(SYS_umount2, \"/tmp\", 0);\n"
+    "  DENY(SYS_pivot_root, \".\", \".\"); DENY(SYS_chroot, \"/tmp\");\n"
+    "  DENY(SYS_move_mount, -1, \"\", -1, \"\", 0); DENY(SYS_fsopen, \"tmpfs\", 0);\n"
+    "  DENY(SYS_fsmount, -1, 0, 0); DENY(SYS_fsconfig, -1, 0, 0, 0, 0); DENY(SYS_fspick, -1, \"/\", 0);\n"
+    "  DENY(SYS_open_tree, -1, \"/tmp\", 0); DENY(SYS_mount_setattr, -1, \"\", 0, buf, 32);\n"
+    "  DENY(SYS_unshare, 0); DENY(SYS_setns, -1, 0);\n"
+    "  DENY(SYS_kexec_load, 0, 0, 0, 0); DENY(SYS_kexec_file_load, -1, -1, 0, \"\", 0);\n"
+    "  DENY(SYS_init_module, buf, 16, \"\"); DENY(SYS_finit_module, -1, \"\", 0);\n"
+    "  DENY(SYS_delete_module, \"x\", 0); DENY(SYS_swapon, \"/tmp/x\", 0); DENY(SYS_swapoff, \"/tmp/x\");\n"
+    "  DENY(SYS_reboot, 0, 0, 0, 0); DENY(SYS_acct, 0); DENY(SYS_quotactl, 0, \"/\", 0, buf);\n"
+    "  DENY(SYS_name_to_handle_at, AT_FDCWD, \"/work\", buf, buf + 2048, 0);\n"
+    "  DENY(SYS_open_by_handle_at, -1, buf, 0);\n"
+    "  DENY(SYS_io_setup, 1, buf); DENY(SYS_shmget, 0, 4096, 01600); DENY(SYS_msgget, 0, 01600);\n"
+    "  DENY(SYS_semget, 0, 1, 01600); DENY(SYS_mq_open, \"q\", O_CREAT | O_RDWR, 0600, 0);\n"
+    "  DENY(SYS_sethostname, \"x\", 1); DENY(SYS_clock_settime, 0, buf); DENY(SYS_iopl, 3);\n"
+    "  DENY(SYS_ioperm, 0, 8, 1); DENY(SYS_syslog, 3, buf, 64); DENY(SYS_pidfd_getfd, -1, 0, 0);\n"
+    "  DENY(SYS_socket, 40 /* AF_VSOCK */, SOCK_STREAM, 0); DENY(SYS_socket, 38 /* AF_ALG */, SOCK_SEQPACKET, 0);\n"
+    "  DENY(SYS_ioctl, 0, TIOCSTI, buf);\n"
+    "  errno = 0; expect(\"clone3\", syscall(SYS_clone3, buf, 88), ENOSYS);\n"
+    "  errno = 0; expect(\"memfd_create\", syscall(SYS_memfd_create, \"m\", 0), ENOMEM);\n"
+    "  int s = socket(AF_INET, SOCK_STREAM, 0); if (s < 0) { puts(\"inet socket refused\"); bad++; }\n"
+    "  int u = socket(AF_UNIX, SOCK_STREAM, 0); if (u < 0) { puts(\"unix socket refused\"); bad++; }\n"
+    "  puts(\"done\"); return bad != 0; }\n";
+
+static void test_seccomp_denied(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    json_t *r = run(&lim, "c", c_denied, "[{\"name\":\"denied\",\"expected_output\":\"done\"}]");
+    dump_on_fail(r, flag(test_at(r, 0), "passed"));
+    assert_non_null(strstr(str(json_object_get(json_object_get(r, "limits"), "enforcement"),
+                               "syscalls"), "seccomp"));
+    json_decref(r);
+}
+
+/* Under the filter, threads still work (C and Python), and so does ordinary I/O. */
+static void test_seccomp_normal_programs(void **state) {
+    (void)state;
+    sm_sandbox_limits lim = limits();
+    const char *c = "#include <pthread.h>\n#include <stdio.h>\n"
+                    "static long sum[4];\n"
+                    "static void *work(void *a) { long i = (long)a; for (long k = 0; k <= 1000; k++) sum[i] += k; return 0; }\n"
+                    "int main(void) { pthread_t t[4]; for (long i = 0; i < 4; i++) pthread_create(&t[i], 0, work, (void *)i);\n"
+                    "  long s = 0; for (int i = 0; i < 4; i++) { pthread_join(t[i], 0); s += sum[i]; }\n"
+                    "  FILE *f = fopen(\"/tmp/f\", \"w\"); fputs(\"ok\", f); fclose(f);\n"
+                    "  printf(\"%ld\\n\", s); return 0; }\n";
+    json_t *r = run(&lim, "c", c, "[{\"name\":\"threads\",\"expected_output\":\"2002000\"}]");
+    dump_on_fail(r, flag(test_at(r, 0), "passed"));
+    json_decref(r);
+    const char *py = "import threading, queue, json\n"
+                     "q = queue.Queue()\n"
+                     "ts = [threading.Thread(target=lambda i=i: q.put(i * i)) for i in range(8)]\n"
+                     "[t.start() for t in ts]; [t.join() for t in ts]\n"
+                     "print(sum(q.get() for _ in range(8)), json.dumps({'a': 1}))\n";
+    r = run(&lim, "python", py, "[{\"name\":\"pythreads\",\"expected_output\":\"140 {\\\"a\\\": 1}\"}]");
+    dump_on_fail(r, flag(test_at(r, 0), "passed"));
     json_decref(r);
 }
 
@@ -509,6 +681,39 @@ static void test_java_correct_and_wrong(void **state) {
     dump_on_fail(r, !flag(json_object_get(r, "compile"), "ok") &&
                         strstr(str(json_object_get(r, "compile"), "output"), "incompatible types"));
     json_decref(r);
+}
+
+/* Entries left in dir (0 when empty). */
+static int entries_in(const char *dir) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            fprintf(stderr, "left behind: %s/%s\n", dir, e->d_name);
+            n++;
+        }
+    closedir(d);
+    return n;
+}
+
+/* javac -d makes p/q/r/Main.class for a "package p.q.r;": the whole tree is removed after. */
+static void test_java_package_cleanup(void **state) {
+    (void)state;
+    char base[] = "/tmp/sm-sbx-base-XXXXXX";
+    assert_non_null(mkdtemp(base));
+    assert_int_equal(chmod(base, 0711), 0); /* the run's uid passes through to its work dir */
+    sm_sandbox_limits lim = limits();
+    lim.work_base = base;
+    const char *src = "package p.q.r;\n"
+                      "public class Main { public static void main(String[] a) {\n"
+                      "  System.out.println(42); } }\n";
+    json_t *r = run(&lim, "java", src, "[{\"name\":\"pkg\",\"expected_output\":\"42\"}]");
+    dump_on_fail(r, flag(json_object_get(r, "compile"), "ok"));
+    json_decref(r);
+    assert_int_equal(entries_in(base), 0);
+    assert_int_equal(rmdir(base), 0);
 }
 
 static void test_java_memory_hog(void **state) {
@@ -552,8 +757,18 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_cpp_correct_and_wrong),
         cmocka_unit_test(test_java_correct_and_wrong),
         cmocka_unit_test(test_java_memory_hog),
+        cmocka_unit_test(test_java_package_cleanup),
+    };
+    const struct CMUnitTest hardening[] = {
+        cmocka_unit_test(test_memory_total_children),
+        cmocka_unit_test(test_memory_total_two_processes),
+        cmocka_unit_test(test_tmpfs_sized),
+        cmocka_unit_test(test_seccomp_denied),
+        cmocka_unit_test(test_seccomp_normal_programs),
     };
     if (argc > 1 && strcmp(argv[1], "langs") == 0)
         return cmocka_run_group_tests_name("sandbox_langs", langs, NULL, NULL);
+    if (argc > 1 && strcmp(argv[1], "hardening") == 0)
+        return cmocka_run_group_tests_name("sandbox_hardening", hardening, NULL, NULL);
     return cmocka_run_group_tests_name("sandbox", fast, NULL, NULL);
 }
