@@ -59,14 +59,13 @@ static int64_t gcd64(int64_t a, int64_t b) {
 
 static ans_val make_exact(int64_t n, int64_t d) {
     ans_val v = {0};
-    if (d < 0) {
-        if (n == INT64_MIN || d == INT64_MIN) {
-            v.exact = false;
-            v.v = (double)n / (double)d;
-            return v;
-        }
-        n = -n, d = -d;
+    if (n == INT64_MIN || d == INT64_MIN) { /* cannot be negated (here or in gcd64) */
+        v.exact = false;
+        v.v = (double)n / (double)d;
+        return v;
     }
+    if (d < 0)
+        n = -n, d = -d;
     int64_t g = gcd64(n, d);
     if (g > 1) n /= g, d /= g;
     v.exact = true;

@@ -118,6 +118,11 @@ static sm_code field(line rest, const char *what, int step, bool quotes, char **
                           SM_VERDICT_MAX_FIELD);
     if (!(*out = dup_field(rest, quotes)))
         return sm_err_set(err, SM_ENOMEM, "out of memory");
+    if (!**out) { /* QUOTE: "" */
+        free(*out);
+        *out = NULL;
+        return sm_err_set(err, SM_EFORMAT, "step %d: %s is empty", step, what);
+    }
     return SM_OK;
 }
 
@@ -155,9 +160,12 @@ static sm_code parse_block(const char *p, const char *end, double max_score, sm_
                 const char *s = l.s + 4, *e = l.s + l.n;
                 while (s < e && *s == ' ')
                     s++;
-                char *stop;
-                long n = strtol(s, &stop, 10);
-                if (stop == s || stop >= e || *stop != ':' || !isdigit((unsigned char)*s))
+                const char *stop = s; /* the line is not NUL-terminated: no strtol */
+                long n = 0;
+                for (; stop < e && isdigit((unsigned char)*stop); stop++)
+                    if (n < 1000000) /* saturates: any larger number is out of sequence */
+                        n = n * 10 + (*stop - '0');
+                if (stop == s || stop >= e || *stop != ':')
                     return sm_err_set(err, SM_EFORMAT, "a STEP line must read \"STEP n: verdict\"");
                 if (n != cur + 1)
                     return sm_err_set(err, SM_EFORMAT, "step %ld where step %d was expected", n,
@@ -203,12 +211,14 @@ static sm_code parse_block(const char *p, const char *end, double max_score, sm_
                 }
                 if (v->score > max_score + 1e-9)
                     return sm_err_set(err, SM_EFORMAT, "the score is above the maximum");
+                if (v->score > max_score) /* within the tolerance: never above the maximum */
+                    v->score = max_score;
                 v->max_score = max_score;
                 have_score = true;
                 st = WANT_SUMMARY;
             } else {
-                return sm_err_set(err, SM_EFORMAT, "expected a STEP or SCORE line, found \"%.40s\"",
-                                  l.s);
+                return sm_err_set(err, SM_EFORMAT, "expected a STEP or SCORE line, found \"%.*s\"",
+                                  (int)(l.n < 40 ? l.n : 40), l.s);
             }
             break;
         case WANT_QUOTE:
