@@ -82,23 +82,26 @@ static sm_code find_bindir(char *out, size_t n, sm_err *err)
                       "postgresql package (scripts/setup) or set STEPMARK_PG_BINDIR");
 }
 
-/* The system user the server runs as: ourselves, or `postgres` when we are root. */
-static sm_code server_user(uid_t *uid, gid_t *gid, const char **name, sm_err *err)
+/* The system account the server runs as; name is NULL when it is ourselves. */
+typedef struct {
+    uid_t uid;
+    gid_t gid;
+    const char *name;
+} server_account;
+
+/* The system user the server runs as: ourselves, or `postgres` when we are root. Fills *acct
+ * in every case (with ourselves on error), so callers never read an unset field. */
+static sm_code server_user(server_account *acct, sm_err *err)
 {
-    if (geteuid() != 0) {
-        *uid = geteuid();
-        *gid = getegid();
-        *name = NULL;
+    *acct = (server_account){.uid = geteuid(), .gid = getegid(), .name = NULL};
+    if (acct->uid != 0)
         return SM_OK;
-    }
     struct passwd *pw = getpwnam("postgres");
     if (!pw)
         return sm_err_set(err, SM_ENOTFOUND,
                           "running as root, but there is no `postgres` system user to run the "
                           "private PostgreSQL server as (install the postgresql package)");
-    *uid = pw->pw_uid;
-    *gid = pw->pw_gid;
-    *name = "postgres";
+    *acct = (server_account){.uid = pw->pw_uid, .gid = pw->pw_gid, .name = "postgres"};
     return SM_OK;
 }
 
@@ -106,11 +109,9 @@ static sm_code server_user(uid_t *uid, gid_t *gid, const char **name, sm_err *er
  * status (or -1 when it could not run). */
 static int run_prog(char *const argv[], char *out, size_t out_n)
 {
-    uid_t uid;
-    gid_t gid;
-    const char *user;
+    server_account acct;
     sm_err e;
-    if (server_user(&uid, &gid, &user, &e) != SM_OK) {
+    if (server_user(&acct, &e) != SM_OK) {
         if (out)
             snprintf(out, out_n, "%s", e.msg);
         return -1;
@@ -131,9 +132,10 @@ static int run_prog(char *const argv[], char *out, size_t out_n)
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0)
             dup2(devnull, STDIN_FILENO);
-        if (user) {
-            if (initgroups(user, gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
-                fprintf(stderr, "cannot switch to user %s: %s\n", user, strerror(errno));
+        if (acct.name) {
+            if (initgroups(acct.name, acct.gid) != 0 || setgid(acct.gid) != 0 ||
+                setuid(acct.uid) != 0) {
+                fprintf(stderr, "cannot switch to user %s: %s\n", acct.name, strerror(errno));
                 _exit(126);
             }
             setenv("HOME", "/tmp", 1);
@@ -197,14 +199,13 @@ static sm_code make_dir_for_server(const char *dir, sm_err *err)
         return prc;
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return sm_err_set(err, SM_EIO, "cannot create %s: %s", dir, strerror(errno));
-    uid_t uid;
-    gid_t gid;
-    const char *user;
-    sm_code rc = server_user(&uid, &gid, &user, err);
+    server_account acct;
+    sm_code rc = server_user(&acct, err);
     if (rc != SM_OK)
         return rc;
-    if (user && chown(dir, uid, gid) != 0)
-        return sm_err_set(err, SM_EIO, "cannot give %s to %s: %s", dir, user, strerror(errno));
+    if (acct.name && chown(dir, acct.uid, acct.gid) != 0)
+        return sm_err_set(err, SM_EIO, "cannot give %s to %s: %s", dir, acct.name,
+                          strerror(errno));
     if (chmod(dir, 0700) != 0)
         return sm_err_set(err, SM_EIO, "cannot chmod %s: %s", dir, strerror(errno));
     return SM_OK;

@@ -5,7 +5,7 @@ tokenizer files when --tokenizer is given) at any shape, for the engine's tests 
 
 Example (the VibeThinker-1.5B shape):
   make_model.py --out /tmp/vt --hidden 1536 --layers 28 --heads 12 --kv-heads 2 \
-      --intermediate 8960 --vocab 151936 --tied --dtype bf16 --tokenizer $SM_QWEN_TOKENIZER
+      --intermediate 8960 --vocab 151936 --tied --dtype bf16 --tokenizer build/qwen-tokenizer
 """
 import argparse
 import json

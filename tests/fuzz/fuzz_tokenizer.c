@@ -1,9 +1,10 @@
 /* fuzz_tokenizer: fuzz target for the tokenizer's encoder (engine/sm_tok_*.c) with the real
  * Qwen tokenizer files: the directory in $SM_FUZZ_TOKENIZER, else the one compiled in
- * (SM_FUZZ_TOKENIZER_DIR, ../shared/data/qwen-tokenizer). The first input byte picks whether
- * special tokens are recognised; the rest is the text. Valid UTF-8 must encode to ids inside
- * the vocabulary, which decode (whole and through the streaming detokenizer) without error
- * back to the NFC form of the text; invalid UTF-8 must be refused with a message. */
+ * (SM_FUZZ_TOKENIZER_DIR: <build>/qwen-tokenizer, unpacked from third_party/). The first input
+ * byte picks whether special tokens are recognised; the rest is the text. Valid UTF-8 must
+ * encode to ids inside the vocabulary, which decode (whole and through the streaming
+ * detokenizer) without error back to the NFC form of the text; invalid UTF-8 must be refused
+ * with a message. */
 #include <stdbool.h>
 #include <string.h>
 
