@@ -1,4 +1,4 @@
-/* cli_common: option parsing, configuration and database helpers for subcommands. */
+/* cli_common: the --config option, configuration and database helpers for subcommands. */
 #include "cli_common.h"
 
 #include <stdio.h>
@@ -6,30 +6,12 @@
 
 #include "sm_db.h"
 
-const char *sm_cli_opt(int argc, char **argv, const char *name)
-{
-    size_t n = strlen(name);
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], name) == 0 && i + 1 < argc)
-            return argv[i + 1];
-        if (strncmp(argv[i], name, n) == 0 && argv[i][n] == '=')
-            return argv[i] + n + 1;
-    }
-    return NULL;
-}
+const sm_arg_opt sm_cli_config_opts[] = {SM_CLI_CONFIG_OPT, {0}};
 
-int sm_cli_flag(int argc, char **argv, const char *name)
-{
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return 1;
-    return 0;
-}
-
-int sm_cli_load_config(int argc, char **argv, sm_config *cfg)
+int sm_cli_load_config(const sm_args *a, sm_config *cfg)
 {
     sm_err err;
-    if (sm_config_init(cfg, sm_cli_opt(argc, argv, "--config"), &err) != SM_OK) {
+    if (sm_config_init(cfg, sm_args_get(a, "config"), &err) != SM_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return SM_EXIT_CONFIG;
     }

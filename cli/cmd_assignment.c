@@ -10,11 +10,11 @@
 #include "cmd_client.h"
 #include "commands.h"
 
-static int run(const char *cmd, int argc, char **argv, const char *command, json_t *body)
+static int run(const char *cmd, const sm_args *a, const char *command, json_t *body)
 {
     sm_config cfg;
     sm_client *c;
-    int rc = sm_cli_client_open(argc, argv, &cfg, &c);
+    int rc = sm_cli_client_open(a, &cfg, &c);
     if (rc) {
         json_decref(body);
         return rc;
@@ -28,7 +28,7 @@ static int run(const char *cmd, int argc, char **argv, const char *command, json
         json_decref(reply);
         return sm_cli_fail(cmd, &err);
     }
-    if (sm_cli_flag(argc, argv, "--json") || !strcmp(command, "ASSIGNMENT_GET")) {
+    if (sm_args_has(a, "json") || !strcmp(command, "ASSIGNMENT_GET")) {
         sm_cli_print_json(reply);
     } else if (!strcmp(command, "COURSE_PUT")) {
         printf("course %s %s (id %lld)\n", json_string_value(json_object_get(reply, "code")),
@@ -45,13 +45,13 @@ static int run(const char *cmd, int argc, char **argv, const char *command, json
     return 0;
 }
 
-static int set_text(json_t *body, const char *key, int argc, char **argv, const char *flag,
+static int set_text(json_t *body, const char *key, const sm_args *a, const char *flag,
                     const char *file_flag)
 {
-    const char *v = sm_cli_opt(argc, argv, flag);
+    const char *v = sm_args_get(a, flag);
     if (v)
         json_object_set_new(body, key, json_string(v));
-    const char *f = file_flag ? sm_cli_opt(argc, argv, file_flag) : NULL;
+    const char *f = file_flag ? sm_args_get(a, file_flag) : NULL;
     if (f) {
         size_t len;
         char *text = sm_cli_read_text(f, &len);
@@ -68,12 +68,28 @@ static int set_text(json_t *body, const char *key, int argc, char **argv, const 
     return 0;
 }
 
-static int assignment_body(int argc, char **argv, json_t **out)
+/* Reads the data file named by option (a YAML or JSON value) into body[key]. */
+static int set_data(json_t *body, const char *key, const sm_args *a, const char *option)
+{
+    const char *f = sm_args_get(a, option);
+    if (!f)
+        return 0;
+    char msg[512];
+    json_t *v = sm_cli_read_data(f, msg, sizeof msg);
+    if (!v) {
+        fprintf(stderr, "stepmark assignment: %s\n", msg);
+        return 1;
+    }
+    json_object_set_new(body, key, v);
+    return 0;
+}
+
+static int assignment_body(const sm_args *a, json_t **out)
 {
     *out = NULL;
     json_t *body = NULL;
     char msg[512];
-    const char *file = sm_cli_opt(argc, argv, "--file");
+    const char *file = sm_args_get(a, "file");
     if (file) {
         body = sm_cli_read_data(file, msg, sizeof msg);
         if (!body || !json_is_object(body)) {
@@ -85,18 +101,18 @@ static int assignment_body(int argc, char **argv, json_t **out)
     } else {
         body = json_object();
     }
-    int bad = set_text(body, "course", argc, argv, "--course", NULL) ||
-              set_text(body, "code", argc, argv, "--code", NULL) ||
-              set_text(body, "title", argc, argv, "--title", NULL) ||
-              set_text(body, "kind", argc, argv, "--kind", NULL) ||
-              set_text(body, "statement", argc, argv, "--statement", "--statement-file") ||
-              set_text(body, "rubric", argc, argv, "--rubric", "--rubric-file") ||
-              set_text(body, "reference_solution", argc, argv, "--reference",
-                       "--reference-file") ||
-              set_text(body, "language", argc, argv, "--language", NULL) ||
-              set_text(body, "answer_key", argc, argv, "--answer-key", NULL) ||
-              set_text(body, "model", argc, argv, "--model", NULL);
-    const char *ms = sm_cli_opt(argc, argv, "--max-score");
+    int bad = set_text(body, "course", a, "course", NULL) ||
+              set_text(body, "code", a, "code", NULL) ||
+              set_text(body, "title", a, "title", NULL) ||
+              set_text(body, "kind", a, "kind", NULL) ||
+              set_text(body, "statement", a, "statement", "statement-file") ||
+              set_text(body, "rubric", a, "rubric", "rubric-file") ||
+              set_text(body, "reference_solution", a, "reference",
+                       "reference-file") ||
+              set_text(body, "language", a, "language", NULL) ||
+              set_text(body, "answer_key", a, "answer-key", NULL) ||
+              set_text(body, "model", a, "model", NULL);
+    const char *ms = sm_args_get(a, "max-score");
     if (!bad && ms) {
         char *end;
         double d = strtod(ms, &end);
@@ -107,26 +123,8 @@ static int assignment_body(int argc, char **argv, json_t **out)
             json_object_set_new(body, "max_score", json_real(d));
         }
     }
-    const char *tf = sm_cli_opt(argc, argv, "--tests-file");
-    if (!bad && tf) {
-        json_t *tests = sm_cli_read_data(tf, msg, sizeof msg);
-        if (!tests) {
-            fprintf(stderr, "stepmark assignment: %s\n", msg);
-            bad = 1;
-        } else {
-            json_object_set_new(body, "tests", tests);
-        }
-    }
-    const char *sf = sm_cli_opt(argc, argv, "--sampling-file");
-    if (!bad && sf) {
-        json_t *s = sm_cli_read_data(sf, msg, sizeof msg);
-        if (!s) {
-            fprintf(stderr, "stepmark assignment: %s\n", msg);
-            bad = 1;
-        } else {
-            json_object_set_new(body, "sampling", s);
-        }
-    }
+    bad = bad || set_data(body, "tests", a, "tests-file") ||
+          set_data(body, "sampling", a, "sampling-file");
     if (bad) {
         json_decref(body);
         return 1;
@@ -135,50 +133,118 @@ static int assignment_body(int argc, char **argv, json_t **out)
     return 0;
 }
 
+static const sm_arg_opt assignment_opts[] = {
+    {"file", 0, SM_ARG_VALUE, "FILE", "the fields, as YAML or JSON (flags override them)", false},
+    {"course", 0, SM_ARG_VALUE, "C", "the course's code", false},
+    {"code", 0, SM_ARG_VALUE, "A", "the assignment's code", false},
+    {"title", 0, SM_ARG_VALUE, "T", "title", false},
+    {"kind", 0, SM_ARG_VALUE, "K", "proof, code or math", false},
+    {"statement", 0, SM_ARG_VALUE, "TEXT", "the statement", false},
+    {"statement-file", 0, SM_ARG_VALUE, "F", "the statement, from a file", false},
+    {"rubric", 0, SM_ARG_VALUE, "TEXT", "the rubric", false},
+    {"rubric-file", 0, SM_ARG_VALUE, "F", "the rubric, from a file", false},
+    {"reference", 0, SM_ARG_VALUE, "TEXT", "a reference solution", false},
+    {"reference-file", 0, SM_ARG_VALUE, "F", "a reference solution, from a file", false},
+    {"language", 0, SM_ARG_VALUE, "L", "c, cpp, python or java", false},
+    {"tests-file", 0, SM_ARG_VALUE, "F", "the tests of a code assignment (YAML or JSON)", false},
+    {"answer-key", 0, SM_ARG_VALUE, "K", "the expected answer", false},
+    {"max-score", 0, SM_ARG_VALUE, "N", "the maximum score", false},
+    {"model", 0, SM_ARG_VALUE, "NAME", "the model that grades it", false},
+    {"sampling-file", 0, SM_ARG_VALUE, "F", "sampling settings (YAML or JSON)", false},
+    {"json", 0, SM_ARG_FLAG, NULL, "print the broker's reply as JSON", false},
+    {0}};
+static const sm_args_spec create_spec = {
+    "stepmark assignment create", NULL,
+    "Creates an assignment from --file and/or the flags (the course and the code are needed).",
+    assignment_opts, sm_cli_client_opts, 0, 0};
+static const sm_args_spec update_spec = {
+    "stepmark assignment update", NULL,
+    "Changes only the fields given of the assignment named by --course and --code.",
+    assignment_opts, sm_cli_client_opts, 0, 0};
+
+static int assignment_write(const sm_args_spec *spec, const char *command, int argc,
+                            char **argv)
+{
+    sm_args a;
+    int rc = sm_args_parse(spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE)
+        return rc;
+    json_t *body;
+    rc = assignment_body(&a, &body) ? 1 : run("assignment", &a, command, body);
+    sm_args_free(&a);
+    return rc;
+}
+
+static int assignment_create(int argc, char **argv)
+{
+    return assignment_write(&create_spec, "ASSIGNMENT_CREATE", argc, argv);
+}
+
+static int assignment_update(int argc, char **argv)
+{
+    return assignment_write(&update_spec, "ASSIGNMENT_UPDATE", argc, argv);
+}
+
+static const sm_arg_opt show_opts[] = {
+    {"course", 0, SM_ARG_VALUE, "C", "the course's code", true},
+    {"code", 0, SM_ARG_VALUE, "A", "the assignment's code", true},
+    {0}};
+static const sm_args_spec show_spec = {"stepmark assignment show", NULL,
+                                       "Prints an assignment as JSON.", show_opts,
+                                       sm_cli_client_opts, 0, 0};
+
+static int assignment_show(int argc, char **argv)
+{
+    sm_args a;
+    int rc = sm_args_parse(&show_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE)
+        return rc;
+    rc = run("assignment", &a, "ASSIGNMENT_GET",
+             json_pack("{s:s, s:s}", "course", sm_args_get(&a, "course"), "code",
+                       sm_args_get(&a, "code")));
+    sm_args_free(&a);
+    return rc;
+}
+
 int sm_cli_assignment(int argc, char **argv)
 {
-    const char *sub = argc > 1 ? argv[1] : "";
-    if (!strcmp(sub, "create") || !strcmp(sub, "update")) {
-        if (sm_cli_flag(argc, argv, "--help")) {
-            printf("usage: stepmark assignment %s [--file FILE.yaml|json] --course C --code A\n"
-                   "  [--title T] [--kind proof|code|math] [--statement TEXT|--statement-file F]\n"
-                   "  [--rubric TEXT|--rubric-file F] [--reference TEXT|--reference-file F]\n"
-                   "  [--language c|cpp|python|java] [--tests-file F] [--answer-key K]\n"
-                   "  [--max-score N] [--model NAME] [--sampling-file F] [--json]\n"
-                   "Flags override the file's fields. update changes only the fields given.\n",
-                   sub);
-            return 0;
-        }
-        json_t *body;
-        if (assignment_body(argc - 1, argv + 1, &body))
-            return 1;
-        return run("assignment", argc, argv,
-                   !strcmp(sub, "create") ? "ASSIGNMENT_CREATE" : "ASSIGNMENT_UPDATE", body);
-    }
-    if (!strcmp(sub, "show")) {
-        const char *course = sm_cli_opt(argc, argv, "--course");
-        const char *code = sm_cli_opt(argc, argv, "--code");
-        if (!course || !code) {
-            printf("usage: stepmark assignment show --course C --code A\n");
-            return sm_cli_flag(argc, argv, "--help") ? 0 : 2;
-        }
-        return run("assignment", argc, argv, "ASSIGNMENT_GET",
-                   json_pack("{s:s, s:s}", "course", course, "code", code));
-    }
-    printf("usage: stepmark assignment create|update|show [options]  (--help for each)\n");
-    return sm_cli_flag(argc, argv, "--help") ? 0 : 2;
+    static const sm_args_cmd cmds[] = {
+        {"create", assignment_create, "create an assignment"},
+        {"update", assignment_update, "change some fields of an assignment"},
+        {"show", assignment_show, "print an assignment as JSON"},
+    };
+    static const sm_args_group g = {"stepmark assignment", NULL, cmds,
+                                    sizeof cmds / sizeof cmds[0]};
+    return sm_args_dispatch(&g, argc, argv);
+}
+
+static const sm_arg_opt course_opts[] = {
+    {"code", 0, SM_ARG_VALUE, "C", "the course's code", true},
+    {"title", 0, SM_ARG_VALUE, "T", "its title", false},
+    {"json", 0, SM_ARG_FLAG, NULL, "print the broker's reply as JSON", false},
+    {0}};
+static const sm_args_spec course_spec = {
+    "stepmark course create", NULL, "Creates a course (updates the title when it exists).",
+    course_opts, sm_cli_client_opts, 0, 0};
+
+static int course_create(int argc, char **argv)
+{
+    sm_args a;
+    int rc = sm_args_parse(&course_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE)
+        return rc;
+    rc = run("course", &a, "COURSE_PUT",
+             json_pack("{s:s, s:s?}", "code", sm_args_get(&a, "code"), "title",
+                       sm_args_get(&a, "title")));
+    sm_args_free(&a);
+    return rc;
 }
 
 int sm_cli_course(int argc, char **argv)
 {
-    const char *sub = argc > 1 ? argv[1] : "";
-    const char *code = sm_cli_opt(argc, argv, "--code");
-    if (strcmp(sub, "create") != 0 || !code) {
-        printf("usage: stepmark course create --code C [--title T]  (updates the title when the\n"
-               "course exists)\n");
-        return sm_cli_flag(argc, argv, "--help") ? 0 : 2;
-    }
-    const char *title = sm_cli_opt(argc, argv, "--title");
-    return run("course", argc, argv, "COURSE_PUT",
-               json_pack("{s:s, s:s?}", "code", code, "title", title));
+    static const sm_args_cmd cmds[] = {
+        {"create", course_create, "create a course, or change its title"},
+    };
+    static const sm_args_group g = {"stepmark course", NULL, cmds, 1};
+    return sm_args_dispatch(&g, argc, argv);
 }

@@ -12,59 +12,19 @@
 #include "cli_common.h"
 #include "sm_curve.h"
 
-static const char *const bool_flags[] = {"--json", "--reasoning", "--wait", "--help",
-                                         "--quiet", "--batch", "--interactive", "--force", NULL};
-
-static int is_bool_flag(const char *a)
-{
-    for (int i = 0; bool_flags[i]; i++)
-        if (!strcmp(a, bool_flags[i]))
-            return 1;
-    return 0;
-}
-
-const char *sm_cli_pos(int argc, char **argv, int k)
-{
-    for (int i = 1; i < argc; i++) {
-        if (!strncmp(argv[i], "--", 2)) {
-            if (!strchr(argv[i], '=') && !is_bool_flag(argv[i]))
-                i++;
-            continue;
-        }
-        if (k-- == 0)
-            return argv[i];
-    }
-    return NULL;
-}
-
 /* Where this client's CURVE secret key may come from: never the command line, where any user
  * sees it in `ps` and it lands in shell history. */
 #define SM_ENV_CLIENT_KEY_FILE "STEPMARK_CLIENT_SECRET_KEY_FILE"
 #define SM_ENV_CLIENT_KEY "STEPMARK_CLIENT_SECRET_KEY"
 
-/* Whether argv holds the refused `--key VALUE` or `--key=VALUE`. */
-static bool has_key_option(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--key") || !strncmp(argv[i], "--key=", 6))
-            return true;
-    return false;
-}
-
 /* Loads this client's secret key into out (or leaves it empty when none is given): from
  * --key-file FILE, else $STEPMARK_CLIENT_SECRET_KEY_FILE, else $STEPMARK_CLIENT_SECRET_KEY
  * (the 40-character z85 key itself). Key files must be private (sm_curve_read_secret).
  * Prints the error and returns the exit status 2, or 0. */
-static int client_secret(int argc, char **argv, char out[SM_CURVE_Z85])
+static int client_secret(const sm_args *a, char out[SM_CURVE_Z85])
 {
     out[0] = '\0';
-    if (has_key_option(argc, argv)) {
-        fprintf(stderr, "stepmark: --key is not accepted: a secret on the command line is "
-                        "visible to other users; use --key-file FILE (mode 600) or set $"
-                        SM_ENV_CLIENT_KEY_FILE " or $" SM_ENV_CLIENT_KEY "\n");
-        return SM_EXIT_CONFIG;
-    }
-    const char *file = sm_cli_opt(argc, argv, "--key-file");
+    const char *file = sm_args_get(a, "key-file");
     if (!file || !*file)
         file = getenv(SM_ENV_CLIENT_KEY_FILE);
     const char *value = getenv(SM_ENV_CLIENT_KEY);
@@ -88,18 +48,50 @@ static int client_secret(int argc, char **argv, char out[SM_CURVE_Z85])
     return 0;
 }
 
-int sm_cli_client_open(int argc, char **argv, sm_config *cfg, sm_client **out)
+const sm_arg_opt sm_cli_client_opts[] = {
+    SM_CLI_CONFIG_OPT,
+    {"endpoint", 0, SM_ARG_VALUE, "EP", "the broker's client endpoint (broker.client_endpoint)",
+     false},
+    {"server-key", 0, SM_ARG_VALUE, "Z85|FILE", "the broker's CURVE public key", false},
+    {"key-file", 0, SM_ARG_VALUE, "FILE", "this client's CURVE secret key file (mode 600)",
+     false},
+    {"timeout-ms", 0, SM_ARG_VALUE, "MS", "wait for each reply (default 3000; one retry)", false},
+    {"key", 0, SM_ARG_REFUSED, NULL,
+     "a secret on the command line is visible to other users; use --key-file FILE (mode 600) "
+     "or set $" SM_ENV_CLIENT_KEY_FILE " or $" SM_ENV_CLIENT_KEY,
+     false},
+    {0}};
+
+/* The --timeout-ms value (default SM_CLI_TIMEOUT_MS); -1 with a message when it is bad. */
+static int timeout_ms(const sm_args *a)
 {
-    int rc = sm_cli_load_config(argc, argv, cfg);
+    const char *t = sm_args_get(a, "timeout-ms");
+    if (!t)
+        return SM_CLI_TIMEOUT_MS;
+    char *end;
+    long v = strtol(t, &end, 10);
+    if (end == t || *end || v < 1 || v > 3600000) {
+        sm_args_usage_error(a->spec->prog, "--timeout-ms needs a number of milliseconds, 1 to "
+                                           "3600000 (got '%s')", t);
+        return -1;
+    }
+    return (int)v;
+}
+
+int sm_cli_client_open(const sm_args *a, sm_config *cfg, sm_client **out)
+{
+    int tmo = timeout_ms(a);
+    if (tmo < 0)
+        return SM_EXIT_CONFIG;
+    int rc = sm_cli_load_config(a, cfg);
     if (rc)
         return rc;
     char secret[SM_CURVE_Z85];
-    rc = client_secret(argc, argv, secret);
+    rc = client_secret(a, secret);
     if (rc)
         return rc;
-    const char *ep = sm_cli_opt(argc, argv, "--endpoint");
-    const char *server = sm_cli_opt(argc, argv, "--server-key");
-    const char *tmo = sm_cli_opt(argc, argv, "--timeout-ms");
+    const char *ep = sm_args_get(a, "endpoint");
+    const char *server = sm_args_get(a, "server-key");
     const sm_curve_config *cc = &cfg->broker.curve;
     if (!server && cc->enabled)
         server = cc->server_public_key[0] ? cc->server_public_key
@@ -108,8 +100,8 @@ int sm_cli_client_open(int argc, char **argv, sm_config *cfg, sm_client **out)
     sm_client_opts o = {.endpoint = ep ? ep : cfg->broker.client_endpoint,
                         .server_key = server,
                         .secret_key = secret[0] ? secret : NULL,
-                        .timeout_ms = tmo ? atoi(tmo) : 5000,
-                        .retries = 3};
+                        .timeout_ms = tmo,
+                        .retries = SM_CLI_RETRIES};
     sm_err err;
     sm_code crc = sm_client_new(NULL, &o, out, &err);
     memset(secret, 0, sizeof secret);
@@ -131,7 +123,7 @@ void sm_cli_print_json(const json_t *j)
 
 int sm_cli_fail(const char *cmd, const sm_err *err)
 {
-    fprintf(stderr, "stepmark %s: %s: %s\n", cmd, sm_code_name(err->code), err->msg);
+    fprintf(stderr, "stepmark %s: %s (%s)\n", cmd, err->msg, sm_code_name(err->code));
     return 1;
 }
 

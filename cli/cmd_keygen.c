@@ -7,23 +7,33 @@
 #include "commands.h"
 #include "sm_curve.h"
 
+static const sm_arg_opt keygen_opts[] = {
+    {"out", 0, SM_ARG_VALUE, "BASE", "where to write the pair (default: stepmark)", false},
+    {0}};
+static const sm_args_spec keygen_spec = {
+    "stepmark keygen", NULL,
+    "Writes BASE.secret (0600, never overwritten) and BASE.public and prints the public key.",
+    keygen_opts, NULL, 0, 0};
+
 int sm_cli_keygen(int argc, char **argv)
 {
-    if (sm_cli_flag(argc, argv, "--help")) {
-        printf("usage: stepmark keygen [--out BASE]   (default BASE: stepmark)\n"
-               "Writes BASE.secret (0600) and BASE.public and prints the public key.\n");
-        return 0;
-    }
-    const char *base = sm_cli_opt(argc, argv, "--out");
+    sm_args a;
+    int rc = sm_args_parse(&keygen_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE)
+        return rc;
+    const char *base = sm_args_get(&a, "out");
     if (!base)
         base = "stepmark";
     char pub[SM_CURVE_Z85];
     sm_err err;
+    rc = 0;
     if (sm_curve_write_pair(base, pub, &err) != SM_OK) {
         fprintf(stderr, "stepmark keygen: %s\n", err.msg);
-        return 1;
+        rc = 1;
+    } else {
+        printf("%s\n", pub);
+        fprintf(stderr, "wrote %s.secret and %s.public\n", base, base);
     }
-    printf("%s\n", pub);
-    fprintf(stderr, "wrote %s.secret and %s.public\n", base, base);
-    return 0;
+    sm_args_free(&a);
+    return rc;
 }

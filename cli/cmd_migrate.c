@@ -6,16 +6,21 @@
 #include "commands.h"
 #include "sm_migrate.h"
 
+static const sm_args_spec migrate_spec = {
+    "stepmark migrate", NULL,
+    "Applies pending migrations to database.url ($STEPMARK_DATABASE_URL), or to the\n"
+    "private cluster in database.data_dir when no URL is set.",
+    NULL, sm_cli_config_opts, 0, 0};
+
 int sm_cli_migrate(int argc, char **argv)
 {
-    if (sm_cli_flag(argc, argv, "--help")) {
-        printf("usage: stepmark migrate [--config FILE]\n"
-               "Applies pending migrations to database.url ($STEPMARK_DATABASE_URL), or to the\n"
-               "private cluster in database.data_dir when no URL is set.\n");
-        return 0;
-    }
+    sm_args a;
+    int rc = sm_args_parse(&migrate_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE)
+        return rc;
     sm_config cfg;
-    int rc = sm_cli_load_config(argc, argv, &cfg);
+    rc = sm_cli_load_config(&a, &cfg);
+    sm_args_free(&a);
     if (rc)
         return rc;
     PGconn *conn;

@@ -11,27 +11,27 @@
 #include "cmd_client.h"
 #include "commands.h"
 
-static int usage(const char *cmd, const char *text, int argc, char **argv)
-{
-    printf("usage: stepmark %s %s\n", cmd, text);
-    return sm_cli_flag(argc, argv, "--help") ? 0 : 2;
-}
+static const sm_arg_opt json_opt[] = {
+    {"json", 0, SM_ARG_FLAG, NULL, "print the broker's reply as JSON", false}, {0}};
 
-static json_t *id_body(const char *arg)
+/* A submission id argument as a request body; NULL with a message when it is not one. */
+static json_t *id_arg(const char *prog, const char *arg)
 {
     char *end;
     long long id = strtoll(arg, &end, 10);
-    if (*end || id <= 0)
+    if (*end || end == arg || id <= 0) {
+        sm_args_usage_error(prog, "'%s' is not a submission id", arg);
         return NULL;
+    }
     return json_pack("{s:I}", "submission_id", (json_int_t)id);
 }
 
-static int call(const char *cmd, int argc, char **argv, const char *command, json_t *body,
+static int call(const char *cmd, const sm_args *a, const char *command, json_t *body,
                 json_t **reply)
 {
     sm_config cfg;
     sm_client *c;
-    int rc = sm_cli_client_open(argc, argv, &cfg, &c);
+    int rc = sm_cli_client_open(a, &cfg, &c);
     if (rc) {
         json_decref(body);
         return rc;
@@ -72,23 +72,40 @@ static void print_status(const json_t *r)
                json_number_value(json_object_get(g, "max_score")));
 }
 
+static const sm_arg_opt status_opts[] = {
+    {"idempotency-key", 0, SM_ARG_VALUE, "K", "the submission sent with this key", false},
+    {"json", 0, SM_ARG_FLAG, NULL, "print the broker's reply as JSON", false},
+    {0}};
+static const sm_args_spec status_spec = {
+    "stepmark status", "SUBMISSION_ID | --idempotency-key K",
+    "The state of a submission's grading job (and its grading when done).", status_opts,
+    sm_cli_client_opts, 0, 1};
+
 int sm_cli_status(int argc, char **argv)
 {
-    const char *arg = sm_cli_pos(argc, argv, 0);
-    const char *key = sm_cli_opt(argc, argv, "--idempotency-key");
-    json_t *body = key ? json_pack("{s:s}", "idempotency_key", key) : arg ? id_body(arg) : NULL;
-    if (sm_cli_flag(argc, argv, "--help") || !body)
-        return usage("status", "SUBMISSION_ID | --idempotency-key K  [--json]", argc, argv);
-    json_t *r;
-    int rc = call("status", argc, argv, "STATUS", body, &r);
-    if (rc)
+    sm_args a;
+    int rc = sm_args_parse(&status_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE)
         return rc;
-    if (sm_cli_flag(argc, argv, "--json"))
-        sm_cli_print_json(r);
+    const char *key = sm_args_get(&a, "idempotency-key");
+    json_t *body = NULL;
+    if (key && a.npos == 0)
+        body = json_pack("{s:s}", "idempotency_key", key);
+    else if (!key && a.npos == 1)
+        body = id_arg(status_spec.prog, a.pos[0]);
     else
-        print_status(r);
+        sm_args_usage_error(status_spec.prog, "give either SUBMISSION_ID or --idempotency-key");
+    json_t *r = NULL;
+    rc = body ? call("status", &a, "STATUS", body, &r) : SM_ARGS_EXIT_USAGE;
+    if (rc == 0) {
+        if (sm_args_has(&a, "json"))
+            sm_cli_print_json(r);
+        else
+            print_status(r);
+    }
     json_decref(r);
-    return 0;
+    sm_args_free(&a);
+    return rc;
 }
 
 static void print_result(const json_t *r)
@@ -148,101 +165,135 @@ static void print_result(const json_t *r)
     }
 }
 
+static const sm_arg_opt result_opts[] = {
+    {"json", 0, SM_ARG_FLAG, NULL, "print the broker's reply as JSON", false},
+    {"reasoning", 0, SM_ARG_FLAG, NULL, "include the model's reasoning", false},
+    {0}};
+static const sm_args_spec result_spec = {"stepmark result", "SUBMISSION_ID",
+                                         "The grading of a submission: score, steps, checks.",
+                                         result_opts, sm_cli_client_opts, 1, 1};
+
 int sm_cli_result(int argc, char **argv)
 {
-    const char *arg = sm_cli_pos(argc, argv, 0);
-    json_t *body = arg ? id_body(arg) : NULL;
-    if (sm_cli_flag(argc, argv, "--help") || !body) {
-        json_decref(body);
-        return usage("result", "SUBMISSION_ID [--json] [--reasoning]", argc, argv);
-    }
-    if (sm_cli_flag(argc, argv, "--reasoning"))
-        json_object_set_new(body, "reasoning", json_true());
-    json_t *r;
-    int rc = call("result", argc, argv, "RESULT", body, &r);
-    if (rc)
+    sm_args a;
+    int rc = sm_args_parse(&result_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE)
         return rc;
-    if (sm_cli_flag(argc, argv, "--json"))
-        sm_cli_print_json(r);
-    else
-        print_result(r);
+    json_t *body = id_arg(result_spec.prog, a.pos[0]);
+    if (body && sm_args_has(&a, "reasoning"))
+        json_object_set_new(body, "reasoning", json_true());
+    json_t *r = NULL;
+    rc = body ? call("result", &a, "RESULT", body, &r) : SM_ARGS_EXIT_USAGE;
+    if (rc == 0) {
+        if (sm_args_has(&a, "json"))
+            sm_cli_print_json(r);
+        else
+            print_result(r);
+    }
     json_decref(r);
-    return 0;
+    sm_args_free(&a);
+    return rc;
 }
+
+static const sm_args_spec cancel_spec = {"stepmark cancel", "SUBMISSION_ID",
+                                         "Cancels a submission's grading.", json_opt,
+                                         sm_cli_client_opts, 1, 1};
 
 int sm_cli_cancel(int argc, char **argv)
 {
-    const char *arg = sm_cli_pos(argc, argv, 0);
-    json_t *body = arg ? id_body(arg) : NULL;
-    if (sm_cli_flag(argc, argv, "--help") || !body)
-        return usage("cancel", "SUBMISSION_ID [--json]", argc, argv);
-    json_t *r;
-    int rc = call("cancel", argc, argv, "CANCEL", body, &r);
-    if (rc)
+    sm_args a;
+    int rc = sm_args_parse(&cancel_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE)
         return rc;
-    if (sm_cli_flag(argc, argv, "--json"))
-        sm_cli_print_json(r);
-    else
-        printf("submission %s: %s (state %s)\n", arg,
-               json_is_true(json_object_get(r, "cancelled")) ? "cancelled" : "not cancelled",
-               str(r, "state"));
+    json_t *body = id_arg(cancel_spec.prog, a.pos[0]);
+    json_t *r = NULL;
+    rc = body ? call("cancel", &a, "CANCEL", body, &r) : SM_ARGS_EXIT_USAGE;
+    if (rc == 0) {
+        if (sm_args_has(&a, "json"))
+            sm_cli_print_json(r);
+        else
+            printf("submission %s: %s (state %s)\n", a.pos[0],
+                   json_is_true(json_object_get(r, "cancelled")) ? "cancelled" : "not cancelled",
+                   str(r, "state"));
+    }
     json_decref(r);
-    return 0;
+    sm_args_free(&a);
+    return rc;
 }
+
+/* Polls the state of one submission until it is final or limit_s (if > 0) has passed since
+ * t0. Returns 0 when it is done, 1 otherwise. */
+static int wait_one(sm_client *c, const char *arg, double limit_s, const struct timespec *t0)
+{
+    json_t *body = id_arg("stepmark wait", arg);
+    if (!body)
+        return 1;
+    int failed = 0;
+    for (;;) {
+        json_t *r;
+        sm_err err;
+        if (sm_client_call(c, "STATUS", body, &r, &err) != SM_OK) {
+            json_decref(r);
+            failed = sm_cli_fail("wait", &err);
+            break;
+        }
+        const char *state = str(r, "state");
+        bool final = !strcmp(state, "done") || !strcmp(state, "dead") ||
+                     !strcmp(state, "cancelled");
+        if (final) {
+            printf("submission %s: %s\n", arg, state);
+            failed = strcmp(state, "done") != 0;
+            json_decref(r);
+            break;
+        }
+        json_decref(r);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double el = (double)(now.tv_sec - t0->tv_sec) + (now.tv_nsec - t0->tv_nsec) / 1e9;
+        if (limit_s > 0 && el > limit_s) {
+            printf("submission %s: still %s after %.0fs\n", arg, state, el);
+            failed = 1;
+            break;
+        }
+        usleep(250000);
+    }
+    json_decref(body);
+    return failed;
+}
+
+static const sm_arg_opt wait_opts[] = {
+    {"timeout-s", 0, SM_ARG_VALUE, "S", "give up after S seconds (default: never)", false},
+    {0}};
+static const sm_args_spec wait_spec = {
+    "stepmark wait", "SUBMISSION_ID...",
+    "Waits until the submissions are graded; exit 0 when all are done.", wait_opts,
+    sm_cli_client_opts, 1, -1};
 
 int sm_cli_wait(int argc, char **argv)
 {
-    if (sm_cli_flag(argc, argv, "--help") || !sm_cli_pos(argc, argv, 0))
-        return usage("wait", "SUBMISSION_ID... [--timeout-s S]  (exit 0 when all are done)",
-                     argc, argv);
-    const char *t = sm_cli_opt(argc, argv, "--timeout-s");
-    double limit = t ? atof(t) : 0;
-    sm_config cfg;
-    sm_client *c;
-    int rc = sm_cli_client_open(argc, argv, &cfg, &c);
-    if (rc)
+    sm_args a;
+    int rc = sm_args_parse(&wait_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE)
         return rc;
-    struct timespec t0, now;
+    const char *t = sm_args_get(&a, "timeout-s");
+    char *end = NULL;
+    double limit = t ? strtod(t, &end) : 0;
+    sm_config cfg;
+    sm_client *c = NULL;
+    if (t && (end == t || *end || limit < 0))
+        rc = sm_args_usage_error(wait_spec.prog, "--timeout-s needs a number of seconds");
+    else
+        rc = sm_cli_client_open(&a, &cfg, &c);
+    if (rc) {
+        sm_args_free(&a);
+        return rc;
+    }
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int failed = 0;
-    for (int k = 0; sm_cli_pos(argc, argv, k); k++) {
-        const char *arg = sm_cli_pos(argc, argv, k);
-        json_t *body = id_body(arg);
-        if (!body) {
-            fprintf(stderr, "stepmark wait: bad submission id %s\n", arg);
-            failed = 1;
-            continue;
-        }
-        for (;;) {
-            json_t *r;
-            sm_err err;
-            if (sm_client_call(c, "STATUS", body, &r, &err) != SM_OK) {
-                json_decref(r);
-                sm_cli_fail("wait", &err);
-                failed = 1;
-                break;
-            }
-            const char *state = str(r, "state");
-            bool final = !strcmp(state, "done") || !strcmp(state, "dead") ||
-                         !strcmp(state, "cancelled");
-            if (final) {
-                printf("submission %s: %s\n", arg, state);
-                failed |= strcmp(state, "done") != 0;
-                json_decref(r);
-                break;
-            }
-            json_decref(r);
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            double el = (double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9;
-            if (limit > 0 && el > limit) {
-                printf("submission %s: still %s after %.0fs\n", arg, state, el);
-                failed = 1;
-                break;
-            }
-            usleep(250000);
-        }
-        json_decref(body);
-    }
+    for (int k = 0; k < a.npos; k++)
+        failed |= wait_one(c, a.pos[k], limit, &t0);
     sm_client_free(&c);
+    sm_args_free(&a);
     return failed;
 }

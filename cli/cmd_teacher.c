@@ -27,95 +27,69 @@ typedef struct teacher_args {
     int64_t id;            /* --id (rotate, revoke); 0 = by name */
 } teacher_args;
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: stepmark teacher add --name NAME --course CODE [--course CODE...] "
-            "[--expires LIFETIME]\n"
-            "       stepmark teacher rotate NAME|--id ID [--expires LIFETIME]\n"
-            "       stepmark teacher revoke NAME|--id ID\n"
-            "       stepmark teacher list\n"
-            "(each also takes --config FILE)\n"
-            "add prints the new teacher's sign-in token once; only its hash is stored. An existing\n"
-            "name is refused: use rotate. rotate prints a new token and makes the old one and\n"
-            "every session of that teacher invalid; revoke makes the token and sessions invalid.\n"
-            "LIFETIME is a number and a unit s, m, h, d or w (e.g. 30d); without it the token\n"
-            "does not expire. list shows token state, creation, expiry and last use (UTC).\n");
-}
+static const sm_arg_opt add_opts[] = {
+    {"name", 0, SM_ARG_VALUE, "NAME", "the teacher's name (or give it as NAME)", false},
+    {"course", 0, SM_ARG_VALUE, "CODE", "a course they review (repeat for several)", true},
+    {"expires", 0, SM_ARG_VALUE, "LIFETIME", "the token's lifetime: 30d, 12h, 2w ... (default: "
+     "none)", false},
+    SM_CLI_CONFIG_OPT,
+    {0}};
+static const sm_arg_opt rotate_opts[] = {
+    {"name", 0, SM_ARG_VALUE, "NAME", "the teacher's name (or give it as NAME)", false},
+    {"id", 0, SM_ARG_VALUE, "ID", "the teacher's id, instead of the name", false},
+    {"expires", 0, SM_ARG_VALUE, "LIFETIME", "the new token's lifetime (default: none)", false},
+    SM_CLI_CONFIG_OPT,
+    {0}};
+static const sm_arg_opt revoke_opts[] = {
+    {"name", 0, SM_ARG_VALUE, "NAME", "the teacher's name (or give it as NAME)", false},
+    {"id", 0, SM_ARG_VALUE, "ID", "the teacher's id, instead of the name", false},
+    SM_CLI_CONFIG_OPT,
+    {0}};
 
-static bool takes_value(const char *opt)
-{
-    static const char *const with_value[] = {"--name", "--course", "--expires", "--id",
-                                             "--config"};
-    for (size_t i = 0; i < sizeof with_value / sizeof *with_value; i++)
-        if (strcmp(opt, with_value[i]) == 0)
-            return true;
-    return false;
-}
+static const sm_args_spec specs[] = {
+    [TEACHER_ADD] = {"stepmark teacher add", "[NAME]",
+                     "Creates a teacher for some courses and prints their sign-in token once (only "
+                     "its hash\nis stored). An existing name is refused: use rotate.",
+                     add_opts, NULL, 0, 1},
+    [TEACHER_ROTATE] = {"stepmark teacher rotate", "[NAME]",
+                        "Prints a new token; the old one and every session of that teacher stop "
+                        "working.",
+                        rotate_opts, NULL, 0, 1},
+    [TEACHER_REVOKE] = {"stepmark teacher revoke", "[NAME]",
+                        "Makes the teacher's token and sessions invalid.", revoke_opts, NULL, 0,
+                        1},
+    [TEACHER_LIST] = {"stepmark teacher list", NULL,
+                      "Lists teachers, courses, token state, creation, expiry and last use (UTC)"
+                      "; never tokens.",
+                      NULL, sm_cli_config_opts, 0, 0},
+};
 
-/* Reads one option or positional argument at argv[*i]; false on a usage error. */
-static bool take_arg(teacher_args *a, int argc, char **argv, int *i)
+/* Fills t from the parsed options of its command; returns 0, or 2 on a usage error. */
+static int teacher_fill(const sm_args *a, teacher_args *t)
 {
-    const char *arg = argv[*i];
-    const char *eq = strchr(arg, '=');
-    char opt[16] = "";
-    if (strncmp(arg, "--", 2) == 0)
-        snprintf(opt, sizeof opt, "%.*s", (int)(eq ? (size_t)(eq - arg) : strlen(arg)), arg);
-    if (!opt[0]) { /* positional: the teacher's name */
-        if (a->name)
-            return false;
-        a->name = arg;
-        return true;
-    }
-    if (!takes_value(opt))
-        return false;
-    const char *val = eq ? eq + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
-    if (!val)
-        return false;
-    if (strcmp(opt, "--course") == 0)
-        a->courses[a->ncourses++] = val;
-    else if (strcmp(opt, "--name") == 0 && !a->name)
-        a->name = val;
-    else if (strcmp(opt, "--expires") == 0)
-        a->expires = val;
-    else if (strcmp(opt, "--id") == 0) {
+    const char *prog = specs[t->cmd].prog;
+    const char *name = sm_args_get(a, "name");
+    if (name && a->npos)
+        return sm_args_usage_error(prog, "give the name once (NAME or --name)");
+    t->name = name ? name : a->npos ? a->pos[0] : NULL;
+    t->ncourses = sm_args_count(a, "course");
+    for (int i = 0; i < t->ncourses; i++)
+        t->courses[i] = sm_args_nth(a, "course", i);
+    t->expires = sm_args_get(a, "expires");
+    const char *id = sm_args_get(a, "id");
+    if (id) {
         char *end;
-        a->id = strtoll(val, &end, 10);
-        if (*end || a->id <= 0)
-            return false;
-    } else if (strcmp(opt, "--config") != 0)
-        return false;
-    return true;
-}
-
-/* Fills a from argv (courses must hold argc entries); returns 0, or 2 on a usage error. */
-static int parse_args(int argc, char **argv, teacher_args *a)
-{
-    static const char *const names[] = {"add", "rotate", "revoke", "list"};
-    int cmd = -1;
-    for (int c = 0; c < 4; c++)
-        if (strcmp(argv[1], names[c]) == 0)
-            cmd = c;
-    if (cmd < 0)
-        return 2;
-    a->cmd = (teacher_cmd)cmd;
-    for (int i = 2; i < argc; i++)
-        if (!take_arg(a, argc, argv, &i))
-            return 2;
-    bool ok;
-    switch (a->cmd) {
-    case TEACHER_ADD: ok = a->name && a->ncourses > 0 && !a->id; break;
-    case TEACHER_ROTATE: ok = !a->ncourses && (!a->name != !a->id); break;
-    case TEACHER_REVOKE: ok = !a->ncourses && !a->expires && (!a->name != !a->id); break;
-    default: ok = !a->name && !a->ncourses && !a->expires && !a->id; break;
+        t->id = strtoll(id, &end, 10);
+        if (*end || end == id || t->id <= 0)
+            return sm_args_usage_error(prog, "--id needs a teacher id, got '%s'", id);
     }
-    if (!ok)
-        return 2;
+    if (t->cmd == TEACHER_ADD && !t->name)
+        return sm_args_usage_error(prog, "missing the teacher's NAME (or --name)");
+    if ((t->cmd == TEACHER_ROTATE || t->cmd == TEACHER_REVOKE) && !t->name == !t->id)
+        return sm_args_usage_error(prog, "give either the teacher's NAME or --id");
     sm_err err;
-    if (a->expires && sm_teacher_parse_lifetime(a->expires, &a->lifetime_s, &err) != SM_OK) {
-        fprintf(stderr, "stepmark teacher: --expires: %s\n", err.msg);
-        return 2;
-    }
+    if (t->expires && sm_teacher_parse_lifetime(t->expires, &t->lifetime_s, &err) != SM_OK)
+        return sm_args_usage_error(prog, "--expires: %s", err.msg);
     return 0;
 }
 
@@ -196,30 +170,26 @@ static int run(PGconn *conn, const teacher_args *a)
     return 0;
 }
 
-int sm_cli_teacher(int argc, char **argv)
+/* Parses, connects to the database and runs one teacher command. */
+static int teacher_main(teacher_cmd cmd, int argc, char **argv)
 {
-    if (argc < 2 || sm_cli_flag(argc, argv, "--help")) {
-        usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    teacher_args a = {.courses = calloc((size_t)argc, sizeof(const char *))};
-    if (!a.courses)
-        return 1;
-    int rc = parse_args(argc, argv, &a);
-    if (rc) {
-        usage(stderr);
-        free(a.courses);
+    sm_args a;
+    int rc = sm_args_parse(&specs[cmd], argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE)
         return rc;
-    }
-    sm_config cfg;
-    rc = sm_cli_load_config(argc, argv, &cfg);
+    teacher_args t = {.cmd = cmd, .courses = calloc((size_t)argc + 1, sizeof(const char *))};
+    rc = t.courses ? teacher_fill(&a, &t) : 1;
+    static sm_config cfg;
+    if (!rc)
+        rc = sm_cli_load_config(&a, &cfg);
     PGconn *conn = NULL;
     sm_pgembed *pg = NULL;
     if (!rc && sm_cli_connect(&cfg, &conn, &pg))
         rc = 1;
     if (!rc)
-        rc = run(conn, &a);
-    free(a.courses);
+        rc = run(conn, &t);
+    free(t.courses);
+    sm_args_free(&a);
     if (conn)
         PQfinish(conn);
     sm_err err;
@@ -228,4 +198,40 @@ int sm_cli_teacher(int argc, char **argv)
         rc = 1;
     }
     return rc;
+}
+
+static int teacher_add(int argc, char **argv)
+{
+    return teacher_main(TEACHER_ADD, argc, argv);
+}
+
+static int teacher_rotate(int argc, char **argv)
+{
+    return teacher_main(TEACHER_ROTATE, argc, argv);
+}
+
+static int teacher_revoke(int argc, char **argv)
+{
+    return teacher_main(TEACHER_REVOKE, argc, argv);
+}
+
+static int teacher_list_cmd(int argc, char **argv)
+{
+    return teacher_main(TEACHER_LIST, argc, argv);
+}
+
+int sm_cli_teacher(int argc, char **argv)
+{
+    static const sm_args_cmd cmds[] = {
+        {"add", teacher_add, "add --name NAME --course CODE...: a teacher and their token"},
+        {"rotate", teacher_rotate, "rotate NAME|--id ID: a new token, old sessions end"},
+        {"revoke", teacher_revoke, "revoke NAME|--id ID: the token and sessions stop working"},
+        {"list", teacher_list_cmd, "list: teachers, courses and token state (never tokens)"},
+    };
+    static const sm_args_group g = {
+        "stepmark teacher",
+        "LIFETIME (--expires) is a number and a unit s, m, h, d or w (e.g. 30d); without it\n"
+        "the token does not expire.\n",
+        cmds, sizeof cmds / sizeof cmds[0]};
+    return sm_args_dispatch(&g, argc, argv);
 }

@@ -1,18 +1,10 @@
 /* commands: the subcommands of the `stepmark` program. Each takes the arguments after its name
  * (argv[0] is the subcommand) and returns the process exit status: 0 success, 1 failure,
- * 2 bad usage or a rejected configuration. */
+ * 2 bad usage or a rejected configuration. main.c lists them in an sm_args_group. */
 #ifndef SM_CLI_COMMANDS_H
 #define SM_CLI_COMMANDS_H
 
-typedef int (*sm_cli_fn)(int argc, char **argv);
-
-typedef struct sm_cli_command {
-    const char *name;
-    sm_cli_fn run;
-    const char *help; /* one line */
-} sm_cli_command;
-
-int sm_cli_up(int argc, char **argv);
+int sm_cli_up(int argc, char **argv); /* the old name of `pg serve` */
 int sm_cli_pg(int argc, char **argv);
 int sm_cli_migrate(int argc, char **argv);
 int sm_cli_config(int argc, char **argv);

@@ -110,8 +110,9 @@ sm_code sm_client_recv(sm_client *c, int timeout_ms, sm_client_reply *out, sm_er
     if (n < 0)
         return sm_err_set(err, SM_EIO, "poll failed: %s", zmq_strerror(zmq_errno()));
     if (n == 0)
-        return sm_err_set(err, SM_ESTATE, "no reply from %s within %d ms", c->endpoint,
-                          timeout_ms);
+        return sm_err_set(err, SM_ESTATE,
+                          "no broker answers at %s within %d ms (is stepmarkd running?)",
+                          c->endpoint, timeout_ms);
     sm_msg m;
     sm_code rc = sm_msg_recv(c->sock, &m, ZMQ_DONTWAIT, err);
     if (rc == SM_ESTATE)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "sm_args.h"
 #include "sm_config.h"
 #include "sm_db.h"
 #include "sm_http.h"
@@ -22,15 +23,17 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: stepmarkd [--config FILE]\n"
-                 "Serves the stepmark broker: clients on broker.client_endpoint, workers on\n"
-                 "broker.worker_endpoint, events on broker.event_endpoint (docs/protocol.md),\n"
-                 "and the review web application when http.enabled. With no database.url\n"
-                 "($STEPMARK_DATABASE_URL) a private PostgreSQL runs in database.data_dir.\n"
-                 "Stops gracefully on SIGTERM or SIGINT.\n");
-}
+static const sm_arg_opt daemon_opts[] = {
+    {"config", 0, SM_ARG_VALUE, "FILE", "configuration file (default $STEPMARK_CONFIG)", false},
+    {0}};
+static const sm_args_spec daemon_spec = {
+    "stepmarkd", NULL,
+    "Serves the stepmark broker: clients on broker.client_endpoint, workers on\n"
+    "broker.worker_endpoint, events on broker.event_endpoint (docs/protocol.md),\n"
+    "and the review web application when http.enabled. With no database.url\n"
+    "($STEPMARK_DATABASE_URL) a private PostgreSQL runs in database.data_dir.\n"
+    "Stops gracefully on SIGTERM or SIGINT.",
+    daemon_opts, NULL, 0, 0};
 
 static int migrate(const char *url, sm_err *err)
 {
@@ -49,21 +52,12 @@ static int migrate(const char *url, sm_err *err)
 
 int main(int argc, char **argv)
 {
-    const char *config = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
-            config = argv[++i];
-        } else if (!strncmp(argv[i], "--config=", 9)) {
-            config = argv[i] + 9;
-        } else {
-            fprintf(stderr, "stepmarkd: unknown argument \"%s\"\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
+    sm_args a;
+    int prc = sm_args_parse(&daemon_spec, argc, argv, &a);
+    if (prc != SM_ARGS_CONTINUE)
+        return prc;
+    const char *config = sm_args_get(&a, "config"); /* points into argv */
+    sm_args_free(&a);
     sm_config cfg;
     sm_err err;
     if (sm_config_init(&cfg, config, &err) != SM_OK) {

@@ -9,46 +9,66 @@
  *       [--head-dim 128] [--rounds 50] [--isa NAME] */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cmd_timing.h"
 #include "commands.h"
+#include "sm_args.h"
 #include "sm_kernels.h"
 
-static int usage(void)
+static const sm_arg_opt attn_opts[] = {
+    {"positions", 0, SM_ARG_VALUE, "N", "context length (default 1024)", false},
+    {"seqs", 0, SM_ARG_VALUE, "N", "sequences (default 16)", false},
+    {"heads", 0, SM_ARG_VALUE, "N", "query heads (default 12)", false},
+    {"kv-heads", 0, SM_ARG_VALUE, "N", "key/value heads (default 2)", false},
+    {"head-dim", 0, SM_ARG_VALUE, "N", "head size (default 128)", false},
+    {"rounds", 0, SM_ARG_VALUE, "N", "rounds (default 50)", false},
+    {"isa", 0, SM_ARG_VALUE, "NAME", "kernel instruction set", false},
+    {0}};
+static const sm_args_spec attn_spec = {
+    "stepmark-engine attnbench", NULL,
+    "Decode attention of one layer over long contexts, f32 vs f16 KV cache.", attn_opts, NULL, 0,
+    0};
+
+/* The sizes of the run. */
+typedef struct attn_sizes {
+    long positions, seqs, heads, kv_heads, head_dim, rounds;
+} attn_sizes;
+
+/* Reads the options into z and k->isa; returns SM_ARGS_CONTINUE or the exit status. */
+static int attn_parse(int argc, char **argv, attn_sizes *z, sm_kctx *k)
 {
-    fprintf(stderr, "usage: stepmark-engine attnbench [--positions N] [--seqs N] [--heads N] "
-                    "[--kv-heads N] [--head-dim N] [--rounds N] [--isa NAME]\n");
-    return 2;
+    sm_args a;
+    int rc = sm_args_parse(&attn_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE)
+        return rc;
+    const char *names[] = {"positions", "seqs", "heads", "kv-heads", "head-dim", "rounds"};
+    long *dst[] = {&z->positions, &z->seqs, &z->heads, &z->kv_heads, &z->head_dim, &z->rounds};
+    for (int i = 0; i < 6 && rc == SM_ARGS_CONTINUE; i++) {
+        const char *v = sm_args_get(&a, names[i]);
+        char *end;
+        if (v && ((*dst[i] = strtol(v, &end, 10)) < 1 || *end || end == v))
+            rc = sm_args_usage_error(attn_spec.prog, "--%s needs a positive count", names[i]);
+    }
+    const char *isa = sm_args_get(&a, "isa");
+    sm_err err = {0};
+    if (rc == SM_ARGS_CONTINUE && isa &&
+        (sm_isa_parse(isa, &k->isa, &err) != SM_OK || !sm_isa_supported(k->isa))) {
+        fprintf(stderr, "--isa %s: not available here\n", isa);
+        rc = SM_ARGS_EXIT_USAGE;
+    }
+    sm_args_free(&a);
+    return rc;
 }
 
 int sm_cmd_attnbench(int argc, char **argv)
 {
-    long positions = 1024, seqs = 16, heads = 12, kv_heads = 2, head_dim = 128, rounds = 50;
+    attn_sizes z = {1024, 16, 12, 2, 128, 50};
     sm_kctx k = {.isa = sm_isa_detect(), .pool = NULL, .deterministic = true};
-    for (int i = 1; i < argc; i++) {
-        if (i + 1 >= argc)
-            return usage();
-        const char *a = argv[i], *v = argv[++i];
-        long *dst = !strcmp(a, "--positions")  ? &positions
-                    : !strcmp(a, "--seqs")     ? &seqs
-                    : !strcmp(a, "--heads")    ? &heads
-                    : !strcmp(a, "--kv-heads") ? &kv_heads
-                    : !strcmp(a, "--head-dim") ? &head_dim
-                    : !strcmp(a, "--rounds")   ? &rounds
-                                               : NULL;
-        if (!strcmp(a, "--isa")) {
-            sm_err err = {0};
-            if (sm_isa_parse(v, &k.isa, &err) != SM_OK || !sm_isa_supported(k.isa)) {
-                fprintf(stderr, "--isa %s: not available here\n", v);
-                return 2;
-            }
-            continue;
-        }
-        char *end;
-        if (!dst || (*dst = strtol(v, &end, 10)) < 1 || *end)
-            return usage();
-    }
+    int prc = attn_parse(argc, argv, &z, &k);
+    if (prc != SM_ARGS_CONTINUE)
+        return prc;
+    long positions = z.positions, seqs = z.seqs, heads = z.heads, kv_heads = z.kv_heads;
+    long head_dim = z.head_dim, rounds = z.rounds;
     if (heads % kv_heads != 0 || positions > (1L << 24) || seqs > 4096 || head_dim > 4096) {
         fprintf(stderr, "attnbench: heads must be a multiple of kv heads; sizes too large\n");
         return 2;

@@ -263,14 +263,19 @@ static sm_code bench_mode(sm_model *m, const bench_args *a, bool decode_all, ben
     return rc;
 }
 
-static int usage(void)
-{
-    fprintf(stderr,
-            "usage: stepmark-engine bench --model PATH %s [--json] [--prompt-tokens N]\n"
-            "       [--decode-tokens N] [--decode-ctx N] [--repeats N] [--no-compare]\n",
-            SM_CMD_MODEL_OPTS_HELP);
-    return 2;
-}
+static const sm_arg_opt bench_opts[] = {
+    {"model", 0, SM_ARG_VALUE, "PATH", "the model folder or GGUF file", true},
+    {"json", 0, SM_ARG_FLAG, NULL, "print the figures as JSON", false},
+    {"prompt-tokens", 0, SM_ARG_VALUE, "N", "prompt length (default 512)", false},
+    {"decode-tokens", 0, SM_ARG_VALUE, "N", "decode steps per round (default 16)", false},
+    {"decode-ctx", 0, SM_ARG_VALUE, "N", "context of each decoding sequence (default 32)", false},
+    {"repeats", 0, SM_ARG_VALUE, "N", "runs per figure, 1..1000 (default 3)", false},
+    {"no-compare", 0, SM_ARG_FLAG, NULL, "skip the other kernel mode", false},
+    {0}};
+static const sm_args_spec bench_spec = {
+    "stepmark-engine bench", NULL,
+    "Measures prompt and decode speed next to the machine's peak and memory bandwidth.",
+    bench_opts, sm_cmd_model_opts, 0, 0};
 
 static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
@@ -282,44 +287,48 @@ static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out)
     return 0;
 }
 
+/* Reads the count option name into *out (unchanged when absent); -1 with a message when bad. */
+static int count_opt(const sm_args *args, const char *name, int64_t hi, int64_t *out)
+{
+    const char *v = sm_args_get(args, name);
+    if (v && parse_count(v, 1, hi, out) < 0) {
+        sm_args_usage_error(bench_spec.prog, "--%s needs a count, 1 to %lld (got '%s')", name,
+                            (long long)hi, v);
+        return -1;
+    }
+    return 0;
+}
+
+/* Fills a from argv; returns SM_ARGS_CONTINUE, or the exit status. */
+static int bench_parse(int argc, char **argv, bench_args *a)
+{
+    sm_args args;
+    int rc = sm_args_parse(&bench_spec, argc, argv, &args);
+    if (rc != SM_ARGS_CONTINUE)
+        return rc;
+    int64_t repeats = a->repeats;
+    a->path = sm_args_get(&args, "model"); /* points into argv */
+    a->json = sm_args_has(&args, "json");
+    a->compare = !sm_args_has(&args, "no-compare");
+    if (sm_cmd_model_opts_get(&args, &a->opts) != 0 ||
+        count_opt(&args, "prompt-tokens", 1 << 20, &a->prompt_tokens) != 0 ||
+        count_opt(&args, "decode-tokens", 1 << 20, &a->decode_tokens) != 0 ||
+        count_opt(&args, "decode-ctx", 1 << 20, &a->decode_ctx) != 0 ||
+        count_opt(&args, "repeats", 1000, &repeats) != 0)
+        rc = SM_ARGS_EXIT_USAGE;
+    a->repeats = (int)repeats;
+    sm_args_free(&args);
+    return rc;
+}
+
 int sm_cmd_bench(int argc, char **argv)
 {
     bench_args a = {.compare = true, .prompt_tokens = 512, .decode_tokens = 16,
                     .decode_ctx = 32, .repeats = 3};
     sm_model_opts_init(&a.opts);
-    for (int i = 1; i < argc; i++) {
-        int r = sm_cmd_model_opt(argc, argv, &i, &a.opts);
-        if (r < 0)
-            return 2;
-        if (r > 0)
-            continue;
-        int64_t v;
-        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) {
-            a.path = argv[++i];
-        } else if (strcmp(argv[i], "--json") == 0) {
-            a.json = true;
-        } else if (strcmp(argv[i], "--no-compare") == 0) {
-            a.compare = false;
-        } else if (strcmp(argv[i], "--prompt-tokens") == 0 && i + 1 < argc) {
-            if (parse_count(argv[++i], 1, 1 << 20, &a.prompt_tokens) < 0)
-                return usage();
-        } else if (strcmp(argv[i], "--decode-tokens") == 0 && i + 1 < argc) {
-            if (parse_count(argv[++i], 1, 1 << 20, &a.decode_tokens) < 0)
-                return usage();
-        } else if (strcmp(argv[i], "--decode-ctx") == 0 && i + 1 < argc) {
-            if (parse_count(argv[++i], 1, 1 << 20, &a.decode_ctx) < 0)
-                return usage();
-        } else if (strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) {
-            if (parse_count(argv[++i], 1, 1000, &v) < 0)
-                return usage();
-            a.repeats = (int)v;
-        } else {
-            fprintf(stderr, "bench: unknown argument \"%s\"\n", argv[i]);
-            return usage();
-        }
-    }
-    if (!a.path)
-        return usage();
+    int prc = bench_parse(argc, argv, &a);
+    if (prc != SM_ARGS_CONTINUE)
+        return prc;
 
     sm_err err = {0};
     sm_model *m = NULL;

@@ -9,25 +9,27 @@
 #include <string.h>
 
 #include "commands.h"
+#include "sm_args.h"
 #include "sm_tokenizer.h"
 
+static const sm_arg_opt chat_opts[] = {
+    {"tokenizer", 0, SM_ARG_VALUE, "DIR", "the tokenizer (needed with --ids)", false},
+    {"generation-prompt", 0, SM_ARG_FLAG, NULL, "end with the assistant's turn", false},
+    {"ids", 0, SM_ARG_FLAG, NULL, "print token ids instead of text", false},
+    {0}};
+static const sm_args_spec chat_spec = {
+    "stepmark-engine chat", "< messages.json",
+    "A JSON array of {\"role\", \"content\"} messages on standard input -> the chat template.",
+    chat_opts, NULL, 0, 0};
+
 int sm_cmd_chat(int argc, char **argv) {
-    const char *dir = NULL;
-    bool gen = false, ids_out = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) dir = argv[++i];
-        else if (strcmp(argv[i], "--generation-prompt") == 0) gen = true;
-        else if (strcmp(argv[i], "--ids") == 0) ids_out = true;
-        else {
-            fprintf(stderr, "chat: unknown argument \"%s\"\n", argv[i]);
-            return 2;
-        }
-    }
-    if (ids_out && !dir) {
-        fprintf(stderr, "usage: stepmark-engine chat [--tokenizer DIR] [--generation-prompt] "
-                        "[--ids] < messages.json\n");
-        return 2;
-    }
+    sm_args a;
+    int rc = sm_args_parse(&chat_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE) return rc;
+    const char *dir = sm_args_get(&a, "tokenizer"); /* points into argv */
+    bool gen = sm_args_has(&a, "generation-prompt"), ids_out = sm_args_has(&a, "ids");
+    sm_args_free(&a);
+    if (ids_out && !dir) return sm_args_usage_error(chat_spec.prog, "--ids needs --tokenizer DIR");
     json_error_t jerr;
     json_t *root = json_loadf(stdin, 0, &jerr);
     if (!json_is_array(root)) {
@@ -47,7 +49,7 @@ int sm_cmd_chat(int argc, char **argv) {
         msgs[i].content = json_string_value(json_object_get(json_array_get(root, i), "content"));
     }
     sm_err err = {0};
-    int rc = 0;
+    rc = 0;
     if (!ids_out) {
         char *out = NULL;
         size_t len = 0;

@@ -2,34 +2,30 @@
  * architecture, sizes, stored and compute types, parameter count, bytes, end-of-sequence ids,
  * sampling defaults and the KV-cache memory per 1000 positions. */
 #include <stdio.h>
-#include <string.h>
 
 #include "cmd_model_opts.h"
 #include "commands.h"
 #include "sm_model.h"
 
+static const sm_arg_opt info_opts[] = {
+    {"model", 0, SM_ARG_VALUE, "PATH", "the model folder or GGUF file", true}, {0}};
+static const sm_args_spec info_spec = {"stepmark-engine info", NULL,
+                                       "Loads a model and prints its summary.", info_opts,
+                                       sm_cmd_model_opts, 0, 0};
+
 int sm_cmd_info(int argc, char **argv)
 {
-    const char *path = NULL;
+    sm_args a;
+    int rc = sm_args_parse(&info_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE) {
+        return rc;
+    }
     sm_model_opts opts;
     sm_model_opts_init(&opts);
-    for (int i = 1; i < argc; i++) {
-        int r = sm_cmd_model_opt(argc, argv, &i, &opts);
-        if (r < 0) {
-            return 2;
-        }
-        if (r > 0) {
-            continue;
-        }
-        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) {
-            path = argv[++i];
-        } else {
-            fprintf(stderr, "info: unknown argument \"%s\"\n", argv[i]);
-            return 2;
-        }
-    }
-    if (path == NULL) {
-        fprintf(stderr, "usage: stepmark-engine info --model PATH %s\n", SM_CMD_MODEL_OPTS_HELP);
+    const char *path = sm_args_get(&a, "model"); /* points into argv */
+    rc = sm_cmd_model_opts_get(&a, &opts);
+    sm_args_free(&a);
+    if (rc != 0) {
         return 2;
     }
     sm_err err = {0};

@@ -3,37 +3,34 @@
  * a float). */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cmd_model_opts.h"
 #include "commands.h"
 #include "sm_model.h"
 
+static const sm_arg_opt logits_opts[] = {
+    {"model", 0, SM_ARG_VALUE, "PATH", "the model folder or GGUF file", true},
+    {"ids", 0, SM_ARG_VALUE, "\"ID ...\"", "the prompt's token ids", true},
+    {0}};
+static const sm_args_spec logits_spec = {
+    "stepmark-engine logits", NULL,
+    "Runs the ids as one prompt and prints the logits of the last position, one per line.",
+    logits_opts, sm_cmd_model_opts, 0, 0};
+
 int sm_cmd_logits(int argc, char **argv)
 {
-    const char *path = NULL, *ids_s = NULL;
+    sm_args a;
+    int rc = sm_args_parse(&logits_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE) {
+        return rc;
+    }
     sm_model_opts opts;
     sm_model_opts_init(&opts);
-    for (int i = 1; i < argc; i++) {
-        int r = sm_cmd_model_opt(argc, argv, &i, &opts);
-        if (r < 0) {
-            return 2;
-        }
-        if (r > 0) {
-            continue;
-        }
-        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) {
-            path = argv[++i];
-        } else if (strcmp(argv[i], "--ids") == 0 && i + 1 < argc) {
-            ids_s = argv[++i];
-        } else {
-            fprintf(stderr, "logits: unknown argument \"%s\"\n", argv[i]);
-            return 2;
-        }
-    }
-    if (path == NULL || ids_s == NULL) {
-        fprintf(stderr, "usage: stepmark-engine logits --model PATH --ids \"ID ...\" %s\n",
-                SM_CMD_MODEL_OPTS_HELP);
+    /* the values point into argv */
+    const char *path = sm_args_get(&a, "model"), *ids_s = sm_args_get(&a, "ids");
+    rc = sm_cmd_model_opts_get(&a, &opts);
+    sm_args_free(&a);
+    if (rc != 0) {
         return 2;
     }
     int32_t *ids;

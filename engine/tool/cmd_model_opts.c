@@ -6,43 +6,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sm_cmd_model_opt(int argc, char **argv, int *i, sm_model_opts *opts)
+const sm_arg_opt sm_cmd_model_opts[] = {
+    {"dtype", 0, SM_ARG_VALUE, "T", "weight type: f32, bf16, f16, q8_0 or q4_0", false},
+    {"kv-dtype", 0, SM_ARG_VALUE, "T", "KV cache type: f32 or f16", false},
+    {"threads", 0, SM_ARG_VALUE, "N", "threads, 1..1024", false},
+    {"fast", 0, SM_ARG_FLAG, NULL, "fast (not bit-reproducible) kernels", false},
+    {"isa", 0, SM_ARG_VALUE, "NAME", "kernel instruction set", false},
+    {0}};
+
+int sm_cmd_model_opts_get(const sm_args *a, sm_model_opts *opts)
 {
-    const char *a = argv[*i];
     sm_err err = {0};
-    if (strcmp(a, "--fast") == 0) {
-        opts->fast = true;
-        return 1;
-    }
-    if (strcmp(a, "--dtype") != 0 && strcmp(a, "--kv-dtype") != 0 &&
-        strcmp(a, "--threads") != 0 && strcmp(a, "--isa") != 0) {
-        return 0;
-    }
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "%s needs a value\n", a);
-        return -1;
-    }
-    const char *v = argv[++*i];
-    if (strcmp(a, "--dtype") == 0) {
+    const char *v;
+    opts->fast = opts->fast || sm_args_has(a, "fast");
+    if ((v = sm_args_get(a, "dtype"))) {
         if (sm_dtype_parse(v, &opts->dtype, &err) != SM_OK) {
             fprintf(stderr, "--dtype: %s\n", err.msg);
             return -1;
         }
         opts->dtype_set = true;
-    } else if (strcmp(a, "--kv-dtype") == 0) {
+    }
+    if ((v = sm_args_get(a, "kv-dtype"))) {
         if (sm_dtype_parse(v, &opts->kv_dtype, &err) != SM_OK ||
             (opts->kv_dtype != SM_DTYPE_F32 && opts->kv_dtype != SM_DTYPE_F16)) {
             fprintf(stderr, "--kv-dtype: expected f32 or f16, got \"%s\"\n", v);
             return -1;
         }
         opts->kv_dtype_set = true;
-    } else if (strcmp(a, "--isa") == 0) {
+    }
+    if ((v = sm_args_get(a, "isa"))) {
         if (sm_isa_parse(v, &opts->isa, &err) != SM_OK) {
             fprintf(stderr, "--isa: %s\n", err.msg);
             return -1;
         }
         opts->isa_set = true;
-    } else {
+    }
+    if ((v = sm_args_get(a, "threads"))) {
         char *end;
         errno = 0;
         long n = strtol(v, &end, 10);
@@ -52,7 +51,7 @@ int sm_cmd_model_opt(int argc, char **argv, int *i, sm_model_opts *opts)
         }
         opts->threads = (int)n;
     }
-    return 1;
+    return 0;
 }
 
 int sm_cmd_parse_ids(const char *s, int32_t **ids, size_t *n)

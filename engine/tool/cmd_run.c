@@ -42,104 +42,92 @@ static int num_arg(const char *name, const char *v, double lo, double hi, double
     return 0;
 }
 
-static int parse(int argc, char **argv, run_args *a)
+static const sm_arg_opt run_opts[] = {
+    {"model", 0, SM_ARG_VALUE, "PATH", "the model folder or GGUF file", true},
+    {"prompt", 0, SM_ARG_VALUE, "TEXT", "the prompt (may hold special-token text)", false},
+    {"prompt-file", 0, SM_ARG_VALUE, "F", "the prompt, from a file", false},
+    {"prompt-ids", 0, SM_ARG_VALUE, "\"ID ...\"", "the prompt as token ids", false},
+    {"chat", 0, SM_ARG_FLAG, NULL, "the prompt is a user message of the chat template", false},
+    {"system", 0, SM_ARG_VALUE, "TEXT", "a system message (with --chat)", false},
+    {"temperature", 0, SM_ARG_VALUE, "T", "sampling temperature (0: greedy)", false},
+    {"top-p", 0, SM_ARG_VALUE, "P", "nucleus sampling", false},
+    {"top-k", 0, SM_ARG_VALUE, "K", "top-k sampling", false},
+    {"min-p", 0, SM_ARG_VALUE, "P", "min-p sampling", false},
+    {"repeat-penalty", 0, SM_ARG_VALUE, "R", "repetition penalty", false},
+    {"max-tokens", 0, SM_ARG_VALUE, "N", "tokens to generate at most (default 512)", false},
+    {"seed", 0, SM_ARG_VALUE, "S", "sampling seed", false},
+    {"stop", 0, SM_ARG_VALUE, "TEXT", "stop at this text (repeatable)", false},
+    {"ids", 0, SM_ARG_FLAG, NULL, "print the generated ids instead of text", false},
+    {"tokenizer", 0, SM_ARG_VALUE, "DIR", "the tokenizer (default: the model's folder)", false},
+    {0}};
+static const sm_args_spec run_spec = {
+    "stepmark-engine run", NULL,
+    "Generates a continuation of exactly one of --prompt, --prompt-file or --prompt-ids.",
+    run_opts, sm_cmd_model_opts, 0, 0};
+
+/* The sampling flags, each checked against its range. */
+static int parse_sampling(const sm_args *args, run_args *a)
 {
-    memset(a, 0, sizeof *a);
-    sm_sampler_params_init(&a->sp);
-    sm_model_opts_init(&a->opts);
-    a->max_tokens = 512;
-    for (int i = 1; i < argc; i++) {
-        int r = sm_cmd_model_opt(argc, argv, &i, &a->opts);
-        if (r < 0) {
+    const char *v;
+    double x;
+    if ((v = sm_args_get(args, "temperature")) &&
+        !(a->set_temp = !num_arg("--temperature", v, 0, 100, &a->sp.temperature)))
+        return -1;
+    if ((v = sm_args_get(args, "top-p")) &&
+        !(a->set_top_p = !num_arg("--top-p", v, 1e-9, 1, &a->sp.top_p)))
+        return -1;
+    if ((v = sm_args_get(args, "min-p")) &&
+        !(a->set_min_p = !num_arg("--min-p", v, 0, 1, &a->sp.min_p)))
+        return -1;
+    if ((v = sm_args_get(args, "repeat-penalty")) &&
+        !(a->set_rep = !num_arg("--repeat-penalty", v, 1e-3, 1e3, &a->sp.repeat_penalty)))
+        return -1;
+    if ((v = sm_args_get(args, "top-k"))) {
+        if (num_arg("--top-k", v, 0, 1e9, &x))
             return -1;
-        }
-        if (r > 0) {
-            continue;
-        }
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double x;
-        if (strcmp(k, "--chat") == 0) {
-            a->chat = true;
-            continue;
-        }
-        if (strcmp(k, "--ids") == 0) {
-            a->ids_out = true;
-            continue;
-        }
-        if (v == NULL) {
-            fprintf(stderr, "run: unknown argument or missing value \"%s\"\n", k);
+        a->sp.top_k = (int64_t)x;
+        a->set_top_k = true;
+    }
+    if ((v = sm_args_get(args, "max-tokens"))) {
+        if (num_arg("--max-tokens", v, 0, 1e9, &x))
             return -1;
-        }
-        i++;
-        if (strcmp(k, "--model") == 0) {
-            a->model = v;
-        } else if (strcmp(k, "--prompt") == 0) {
-            a->prompt = v;
-        } else if (strcmp(k, "--prompt-file") == 0) {
-            a->prompt_file = v;
-        } else if (strcmp(k, "--prompt-ids") == 0) {
-            a->prompt_ids = v;
-        } else if (strcmp(k, "--system") == 0) {
-            a->system = v;
-        } else if (strcmp(k, "--tokenizer") == 0) {
-            a->tokenizer = v;
-        } else if (strcmp(k, "--stop") == 0) {
-            if (a->n_stops == RUN_MAX_STOPS || v[0] == '\0') {
-                fprintf(stderr, "run: at most %d non-empty --stop strings\n", RUN_MAX_STOPS);
-                return -1;
-            }
-            a->stops[a->n_stops++] = v;
-        } else if (strcmp(k, "--temperature") == 0) {
-            if (num_arg(k, v, 0, 100, &a->sp.temperature)) {
-                return -1;
-            }
-            a->set_temp = true;
-        } else if (strcmp(k, "--top-p") == 0) {
-            if (num_arg(k, v, 1e-9, 1, &a->sp.top_p)) {
-                return -1;
-            }
-            a->set_top_p = true;
-        } else if (strcmp(k, "--min-p") == 0) {
-            if (num_arg(k, v, 0, 1, &a->sp.min_p)) {
-                return -1;
-            }
-            a->set_min_p = true;
-        } else if (strcmp(k, "--repeat-penalty") == 0) {
-            if (num_arg(k, v, 1e-3, 1e3, &a->sp.repeat_penalty)) {
-                return -1;
-            }
-            a->set_rep = true;
-        } else if (strcmp(k, "--top-k") == 0) {
-            if (num_arg(k, v, 0, 1e9, &x)) {
-                return -1;
-            }
-            a->sp.top_k = (int64_t)x;
-            a->set_top_k = true;
-        } else if (strcmp(k, "--max-tokens") == 0) {
-            if (num_arg(k, v, 0, 1e9, &x)) {
-                return -1;
-            }
-            a->max_tokens = (int64_t)x;
-        } else if (strcmp(k, "--seed") == 0) {
-            char *end;
-            a->sp.seed = strtoull(v, &end, 10);
-            if (end == v || *end) {
-                fprintf(stderr, "run: --seed expects an unsigned integer\n");
-                return -1;
-            }
-        } else {
-            fprintf(stderr, "run: unknown argument \"%s\"\n", k);
+        a->max_tokens = (int64_t)x;
+    }
+    if ((v = sm_args_get(args, "seed"))) {
+        char *end;
+        a->sp.seed = strtoull(v, &end, 10);
+        if (end == v || *end) {
+            fprintf(stderr, "run: --seed expects an unsigned integer\n");
             return -1;
         }
     }
-    int n_prompts = !!a->prompt + !!a->prompt_file + !!a->prompt_ids;
-    if (a->model == NULL || n_prompts != 1) {
-        fprintf(stderr,
-                "usage: stepmark-engine run --model PATH (--prompt TEXT | --prompt-file F | "
-                "--prompt-ids \"ID ...\") [--chat] [--system TEXT] [--temperature T] [--top-p P] "
-                "[--top-k K] [--min-p P] [--repeat-penalty R] [--max-tokens N] [--seed S] "
-                "[--stop TEXT]... [--ids] [--tokenizer DIR] %s\n",
-                SM_CMD_MODEL_OPTS_HELP);
+    return 0;
+}
+
+/* Fills a from the parsed options; -1 (message printed) on a bad value. */
+static int parse_values(const sm_args *args, run_args *a)
+{
+    a->model = sm_args_get(args, "model");
+    a->prompt = sm_args_get(args, "prompt");
+    a->prompt_file = sm_args_get(args, "prompt-file");
+    a->prompt_ids = sm_args_get(args, "prompt-ids");
+    a->system = sm_args_get(args, "system");
+    a->tokenizer = sm_args_get(args, "tokenizer");
+    a->chat = sm_args_has(args, "chat");
+    a->ids_out = sm_args_has(args, "ids");
+    for (int k = 0; sm_args_nth(args, "stop", k); k++) {
+        const char *v = sm_args_nth(args, "stop", k);
+        if (a->n_stops == RUN_MAX_STOPS || v[0] == '\0') {
+            fprintf(stderr, "run: at most %d non-empty --stop strings\n", RUN_MAX_STOPS);
+            return -1;
+        }
+        a->stops[a->n_stops++] = v;
+    }
+    if (sm_cmd_model_opts_get(args, &a->opts) != 0 || parse_sampling(args, a) != 0)
+        return -1;
+    if (!!a->prompt + !!a->prompt_file + !!a->prompt_ids != 1) {
+        sm_args_usage_error(run_spec.prog, "give exactly one of --prompt, --prompt-file and "
+                                           "--prompt-ids");
         return -1;
     }
     if (a->prompt_ids && (a->chat || a->system)) {
@@ -147,6 +135,23 @@ static int parse(int argc, char **argv, run_args *a)
         return -1;
     }
     return 0;
+}
+
+/* Parses argv into a (its strings point into argv). Returns SM_ARGS_CONTINUE, or the exit
+ * status. */
+static int parse(int argc, char **argv, run_args *a)
+{
+    memset(a, 0, sizeof *a);
+    sm_sampler_params_init(&a->sp);
+    sm_model_opts_init(&a->opts);
+    a->max_tokens = 512;
+    sm_args args;
+    int rc = sm_args_parse(&run_spec, argc, argv, &args);
+    if (rc != SM_ARGS_CONTINUE)
+        return rc;
+    rc = parse_values(&args, a) == 0 ? SM_ARGS_CONTINUE : SM_ARGS_EXIT_USAGE;
+    sm_args_free(&args);
+    return rc;
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -263,8 +268,9 @@ static bool is_eos(const sm_model_config *c, int32_t tok, int32_t extra)
 int sm_cmd_run(int argc, char **argv)
 {
     run_args a;
-    if (parse(argc, argv, &a) != 0) {
-        return 2;
+    int prc = parse(argc, argv, &a);
+    if (prc != SM_ARGS_CONTINUE) {
+        return prc;
     }
     sm_err err = {0};
     sm_model *m = NULL;

@@ -15,6 +15,7 @@
 
 #include "cmd_timing.h"
 #include "commands.h"
+#include "sm_args.h"
 #include "sm_tokenizer.h"
 
 static double now_ms(void) {
@@ -100,30 +101,37 @@ static char *build_text(const char *dir, size_t want, size_t *len, int *n_files,
     return out;
 }
 
+static const sm_arg_opt tokbench_opts[] = {
+    {"tokenizer", 0, SM_ARG_VALUE, "DIR", "the tokenizer", true},
+    {"corpus", 0, SM_ARG_VALUE, "DIR", "a folder of text", true},
+    {"mb", 0, SM_ARG_VALUE, "N", "megabytes of text, up to 1024 (default 4)", false},
+    {"runs", 0, SM_ARG_VALUE, "N", "runs, 1..100 (default 5)", false},
+    {"python", 0, SM_ARG_VALUE, "PY", "Python with transformers (default .venv/bin/python)",
+     false},
+    {"hf-script", 0, SM_ARG_VALUE, "FILE", "the Hugging Face side's script", false},
+    {"no-hf", 0, SM_ARG_FLAG, NULL, "measure this tokenizer only", false},
+    {0}};
+static const sm_args_spec tokbench_spec = {
+    "stepmark-engine tokbench", NULL,
+    "Tokenizer speed and load time next to Hugging Face's.", tokbench_opts, NULL, 0, 0};
+
 int sm_cmd_tokbench(int argc, char **argv) {
-    const char *dir = NULL, *corpus = NULL, *python = ".venv/bin/python";
-    const char *script = "tests/tokenizer/hf_bench.py";
-    double mb = 4;
-    int runs = 5;
-    bool hf = true;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) dir = argv[++i];
-        else if (strcmp(argv[i], "--corpus") == 0 && i + 1 < argc) corpus = argv[++i];
-        else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc) python = argv[++i];
-        else if (strcmp(argv[i], "--hf-script") == 0 && i + 1 < argc) script = argv[++i];
-        else if (strcmp(argv[i], "--mb") == 0 && i + 1 < argc) mb = atof(argv[++i]);
-        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--no-hf") == 0) hf = false;
-        else {
-            fprintf(stderr, "tokbench: unknown argument \"%s\"\n", argv[i]);
-            return 2;
-        }
-    }
-    if (!dir || !corpus || mb <= 0 || mb > 1024 || runs < 1 || runs > 100) {
-        fprintf(stderr, "usage: stepmark-engine tokbench --tokenizer DIR --corpus DIR [--mb N] "
-                        "[--runs N] [--python PY] [--hf-script FILE] [--no-hf]\n");
-        return 2;
-    }
+    sm_args args;
+    int prc = sm_args_parse(&tokbench_spec, argc, argv, &args);
+    if (prc != SM_ARGS_CONTINUE) return prc;
+    /* the values point into argv */
+    const char *dir = sm_args_get(&args, "tokenizer"), *corpus = sm_args_get(&args, "corpus");
+    const char *python = sm_args_get(&args, "python"), *script = sm_args_get(&args, "hf-script");
+    const char *mb_s = sm_args_get(&args, "mb"), *runs_s = sm_args_get(&args, "runs");
+    bool hf = !sm_args_has(&args, "no-hf");
+    sm_args_free(&args);
+    if (!python) python = ".venv/bin/python";
+    if (!script) script = "tests/tokenizer/hf_bench.py";
+    double mb = mb_s ? atof(mb_s) : 4;
+    int runs = runs_s ? atoi(runs_s) : 5;
+    if (mb <= 0 || mb > 1024 || runs < 1 || runs > 100)
+        return sm_args_usage_error(tokbench_spec.prog, "--mb must be in (0, 1024] and --runs in "
+                                                       "1..100");
     size_t len, n_docs;
     int n_files;
     char *text = build_text(corpus, (size_t)(mb * 1e6), &len, &n_files, &n_docs);

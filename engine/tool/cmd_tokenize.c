@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "sm_args.h"
 #include "sm_tokenizer.h"
 
 static char *read_stdin(size_t *len) {
@@ -41,32 +42,43 @@ static char *read_stdin(size_t *len) {
     return buf;
 }
 
-/* Parses --tokenizer DIR and, if allowed, --special. Returns 0 or the exit status 2. */
+static const sm_arg_opt tokenize_opts[] = {
+    {"tokenizer", 0, SM_ARG_VALUE, "DIR", "the tokenizer's folder", true},
+    {"special", 0, SM_ARG_FLAG, NULL, "read special-token text as special tokens", false},
+    {"lines", 0, SM_ARG_FLAG, NULL, "one item per line", false},
+    {"items", 0, SM_ARG_FLAG, NULL, "NUL-separated items", false},
+    {0}};
+static const sm_args_spec tokenize_spec = {
+    "stepmark-engine tokenize", NULL,
+    "UTF-8 text on standard input -> token ids on one line (per item).", tokenize_opts, NULL, 0,
+    0};
+/* detokenize's table: --tokenizer and the separators, without --special */
+static const sm_arg_opt detokenize_opts[] = {
+    {"tokenizer", 0, SM_ARG_VALUE, "DIR", "the tokenizer's folder", true},
+    {"lines", 0, SM_ARG_FLAG, NULL, "one line of text per line of ids", false},
+    {"items", 0, SM_ARG_FLAG, NULL, "write a NUL byte after each line's text", false},
+    {0}};
+static const sm_args_spec detokenize_spec = {
+    "stepmark-engine detokenize", NULL,
+    "Whitespace-separated token ids on standard input -> their text.", detokenize_opts, NULL, 0,
+    0};
+
+/* Parses --tokenizer DIR and, if allowed, --special. Returns SM_ARGS_CONTINUE or the exit
+ * status. */
 static int parse_args(int argc, char **argv, bool allow_special, const char **dir, bool *special,
                       int *sep) {
-    *dir = NULL;
-    *special = false;
+    sm_args a;
+    int rc = sm_args_parse(allow_special ? &tokenize_spec : &detokenize_spec, argc, argv, &a);
+    if (rc != SM_ARGS_CONTINUE) return rc;
+    *dir = sm_args_get(&a, "tokenizer"); /* points into argv */
+    *special = sm_args_has(&a, "special");
     *sep = -1; /* -1: the whole input is one item */
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) {
-            *dir = argv[++i];
-        } else if (allow_special && strcmp(argv[i], "--special") == 0) {
-            *special = true;
-        } else if (strcmp(argv[i], "--lines") == 0) {
-            *sep = '\n';
-        } else if (strcmp(argv[i], "--items") == 0) {
-            *sep = '\0';
-        } else {
-            fprintf(stderr, "%s: unknown argument \"%s\"\n", argv[0], argv[i]);
-            return 2;
-        }
+    for (int i = 0; i < a.nseen; i++) { /* the last of --lines/--items wins */
+        if (!strcmp(a.seen[i].opt->name, "lines")) *sep = '\n';
+        if (!strcmp(a.seen[i].opt->name, "items")) *sep = '\0';
     }
-    if (!*dir) {
-        fprintf(stderr, "usage: stepmark-engine %s --tokenizer DIR%s [--lines|--items]\n", argv[0],
-                allow_special ? " [--special]" : "");
-        return 2;
-    }
-    return 0;
+    sm_args_free(&a);
+    return SM_ARGS_CONTINUE;
 }
 
 static sm_tokenizer *load(const char *dir, const char *cmd) {
@@ -99,7 +111,8 @@ int sm_cmd_tokenize(int argc, char **argv) {
     bool special;
     int sep;
     int rc = parse_args(argc, argv, true, &dir, &special, &sep);
-    if (rc) return rc;
+    if (rc != SM_ARGS_CONTINUE) return rc;
+    rc = 0;
     size_t len;
     char *text = read_stdin(&len);
     if (!text) {
@@ -180,7 +193,8 @@ int sm_cmd_detokenize(int argc, char **argv) {
     bool special;
     int sep;
     int rc = parse_args(argc, argv, false, &dir, &special, &sep);
-    if (rc) return rc;
+    if (rc != SM_ARGS_CONTINUE) return rc;
+    rc = 0;
     size_t len;
     char *text = read_stdin(&len);
     if (!text) {

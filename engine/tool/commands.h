@@ -5,14 +5,6 @@
 #ifndef SM_ENGINE_COMMANDS_H
 #define SM_ENGINE_COMMANDS_H
 
-typedef int (*sm_cmd_fn)(int argc, char **argv);
-
-typedef struct sm_command {
-    const char *name;
-    sm_cmd_fn fn;
-    const char *help; /* one line */
-} sm_command;
-
 int sm_cmd_tokenize(int argc, char **argv);
 int sm_cmd_detokenize(int argc, char **argv);
 int sm_cmd_tokbench(int argc, char **argv);

@@ -1,11 +1,9 @@
 /* main: the stepmark-engine tool, a dispatcher over the subcommands listed in the table
- * below (one cmd_*.c each, declared in commands.h). */
-#include <stdio.h>
-#include <string.h>
-
+ * below (one cmd_*.c each, declared in commands.h; each answers --help and --version). */
 #include "commands.h"
+#include "sm_args.h"
 
-static const sm_command commands[] = {
+static const sm_args_cmd commands[] = {
     {"tokenize", sm_cmd_tokenize,
      "--tokenizer DIR [--special]: UTF-8 text on stdin -> token ids on one line"},
     {"detokenize", sm_cmd_detokenize, "--tokenizer DIR: token ids on stdin -> text"},
@@ -24,25 +22,8 @@ static const sm_command commands[] = {
      "[--positions N] [--seqs N]: decode attention over long contexts, f32 vs f16 KV cache"},
 };
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: stepmark-engine COMMAND [ARGS]\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
-}
-
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "-h") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "stepmark-engine: unknown command \"%s\"\n", argv[1]);
-    usage(stderr);
-    return 2;
+    static const sm_args_group g = {"stepmark-engine", NULL, commands,
+                                    sizeof commands / sizeof commands[0]};
+    return sm_args_dispatch(&g, argc, argv);
 }
