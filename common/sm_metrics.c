@@ -1,6 +1,6 @@
 /* sm_metrics: lock-free counters of the broker (see sm_metrics.h). The tokens/s rate is kept
- * in a ring of per-second buckets; the ACK histogram in fixed buckets with a sum in
- * microseconds. */
+ * in a ring of per-second buckets; the ACK histogram in fixed buckets (seconds) with a sum
+ * kept in microseconds. */
 #include "sm_metrics.h"
 
 #include <math.h>
@@ -13,7 +13,7 @@
 #define RATE_WINDOW 60
 
 const double sm_metrics_ack_bounds[SM_METRICS_ACK_BUCKETS] = {
-    0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
 typedef struct rate_slot {
     atomic_int_least64_t second;
@@ -120,16 +120,16 @@ void sm_metrics_workers_set(sm_metrics *m, int64_t n)
         atomic_store(&m->workers_connected, n);
 }
 
-void sm_metrics_ack_observe(sm_metrics *m, double ms)
+void sm_metrics_ack_observe_seconds(sm_metrics *m, double seconds)
 {
-    if (!m || !(ms >= 0)) /* also rejects NaN */
+    if (!m || !(seconds >= 0)) /* also rejects NaN */
         return;
     int b = 0;
-    while (b < SM_METRICS_ACK_BUCKETS && ms > sm_metrics_ack_bounds[b])
+    while (b < SM_METRICS_ACK_BUCKETS && seconds > sm_metrics_ack_bounds[b])
         b++;
     atomic_fetch_add(&m->ack_buckets[b], 1);
     atomic_fetch_add(&m->ack_count, 1);
-    double us = ms * 1000.0;
+    double us = seconds * 1e6;
     atomic_fetch_add(&m->ack_sum_us, us > 1e18 ? (uint64_t)1e18 : (uint64_t)llround(us));
 }
 
@@ -169,7 +169,7 @@ void sm_metrics_snapshot_get(sm_metrics *m, sm_metrics_snapshot *out)
     }
     /* Count = the +Inf bucket, so the histogram is self-consistent even under updates. */
     out->ack_count = cum;
-    out->ack_sum_ms = (double)atomic_load(&m->ack_sum_us) / 1000.0;
+    out->ack_sum_seconds = (double)atomic_load(&m->ack_sum_us) / 1e6;
 }
 
 sm_code sm_metrics_render(sm_metrics *m, char **out, sm_err *err)
@@ -200,18 +200,19 @@ sm_code sm_metrics_render(sm_metrics *m, char **out, sm_err *err)
             "# HELP stepmark_tokens_per_second Tokens generated per second over the last minute.\n"
             "# TYPE stepmark_tokens_per_second gauge\n"
             "stepmark_tokens_per_second %.3f\n"
-            "# HELP stepmark_ack_latency_ms Time from receiving a SUBMIT to acknowledging it, in milliseconds.\n"
-            "# TYPE stepmark_ack_latency_ms histogram\n",
+            "# HELP stepmark_ack_latency_seconds Time from receiving a SUBMIT to acknowledging it.\n"
+            "# TYPE stepmark_ack_latency_seconds histogram\n",
             (unsigned long long)s.submissions_accepted, (unsigned long long)s.gradings_done,
             (unsigned long long)s.gradings_failed, (long long)s.workers_connected,
             (unsigned long long)s.tokens_generated, s.tokens_per_second);
     for (int i = 0; i < SM_METRICS_ACK_BUCKETS; i++)
-        fprintf(f, "stepmark_ack_latency_ms_bucket{le=\"%g\"} %llu\n", sm_metrics_ack_bounds[i],
-                (unsigned long long)s.ack_buckets[i]);
-    fprintf(f, "stepmark_ack_latency_ms_bucket{le=\"+Inf\"} %llu\n",
+        fprintf(f, "stepmark_ack_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                sm_metrics_ack_bounds[i], (unsigned long long)s.ack_buckets[i]);
+    fprintf(f, "stepmark_ack_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
             (unsigned long long)s.ack_buckets[SM_METRICS_ACK_BUCKETS]);
-    fprintf(f, "stepmark_ack_latency_ms_sum %.3f\nstepmark_ack_latency_ms_count %llu\n",
-            s.ack_sum_ms, (unsigned long long)s.ack_count);
+    fprintf(f,
+            "stepmark_ack_latency_seconds_sum %.6f\nstepmark_ack_latency_seconds_count %llu\n",
+            s.ack_sum_seconds, (unsigned long long)s.ack_count);
     if (fclose(f) != 0 || !buf) {
         free(buf);
         return sm_err_set(err, SM_ENOMEM, "out of memory rendering metrics");

@@ -2,7 +2,8 @@
  * progress endpoint. Every update is a C11 atomic operation, so the broker's loop updates
  * them without locks while HTTP threads read them. Counters: submissions accepted, gradings
  * done and failed, tokens generated (with a rate over the last minute), workers connected
- * (a gauge) and a histogram of SUBMIT acknowledgement latency in milliseconds. */
+ * (a gauge) and a histogram of SUBMIT acknowledgement latency in seconds (Prometheus base
+ * units). */
 #ifndef SM_METRICS_H
 #define SM_METRICS_H
 
@@ -12,7 +13,7 @@
 
 typedef struct sm_metrics sm_metrics;
 
-/* Upper bounds (ms) of the ACK-latency histogram buckets; a final +Inf bucket follows. */
+/* Upper bounds (seconds) of the ACK-latency histogram buckets; a final +Inf bucket follows. */
 #define SM_METRICS_ACK_BUCKETS 14
 extern const double sm_metrics_ack_bounds[SM_METRICS_ACK_BUCKETS];
 
@@ -26,7 +27,7 @@ typedef struct sm_metrics_snapshot {
     double tokens_per_second;                          /* over the last minute */
     uint64_t ack_buckets[SM_METRICS_ACK_BUCKETS + 1];  /* cumulative; last = +Inf */
     uint64_t ack_count;
-    double ack_sum_ms;
+    double ack_sum_seconds;
 } sm_metrics_snapshot;
 
 sm_code sm_metrics_new(sm_metrics **out, sm_err *err);
@@ -40,7 +41,7 @@ void sm_metrics_tokens_generated(sm_metrics *m, uint64_t n);
 void sm_metrics_worker_connected(sm_metrics *m);
 void sm_metrics_worker_disconnected(sm_metrics *m);
 void sm_metrics_workers_set(sm_metrics *m, int64_t n);
-void sm_metrics_ack_observe(sm_metrics *m, double ms);
+void sm_metrics_ack_observe_seconds(sm_metrics *m, double seconds);
 
 /* Copies the counters into *out (all zero when m is NULL). */
 void sm_metrics_snapshot_get(sm_metrics *m, sm_metrics_snapshot *out);

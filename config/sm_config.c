@@ -84,6 +84,8 @@ static const field fields[] = {
     DBL("worker.sampling.repetition_penalty", worker.sampling.repetition_penalty, 0.01, 10),
     INT("worker.sampling.seed", worker.sampling.seed, 0, 9007199254740991.0),
     STR("worker.prompt_dir", worker.prompt_dir),
+    STR("worker.metrics_address", worker.metrics_address),
+    INT("worker.metrics_port", worker.metrics_port, 0, 65535),
     CURVE("worker", worker),
 
     STR("sandbox.bwrap", sandbox.bwrap),
@@ -159,6 +161,8 @@ void sm_config_defaults(sm_config *c)
     c->worker.sampling.min_p = 0;
     c->worker.sampling.repetition_penalty = 1.0;
     c->worker.sampling.seed = 0;
+    set_str(c->worker.metrics_address, sizeof c->worker.metrics_address, "127.0.0.1");
+    c->worker.metrics_port = 0;
 
     set_str(c->sandbox.bwrap, sizeof c->sandbox.bwrap, "/usr/bin/bwrap");
     c->sandbox.cpu_seconds = 5;

@@ -79,6 +79,8 @@ typedef struct sm_config {
         bool deterministic;
         sm_sampling_config sampling;
         char prompt_dir[SM_CONFIG_STR];/* folder of prompt template overrides; "" = built-in */
+        char metrics_address[SM_CONFIG_STR]; /* Prometheus /metrics listener of the worker */
+        int64_t metrics_port;          /* 0 = no metrics listener */
         sm_curve_config curve;
     } worker;
 

@@ -189,7 +189,7 @@ void sm_broker_commit(sm_broker *b)
             sm_broker_reply(b, p->ident, p->ident_len, p->id, p->id_len, true, ack);
             if (!items[k].duplicate && map[i] >= 0)
                 accepted++;
-            sm_metrics_ack_observe(b->metrics, (double)(now - p->recv_us) / 1000.0);
+            sm_metrics_ack_observe_seconds(b->metrics, (double)(now - p->recv_us) / 1e6);
         } else {
             bool down = !b->db_up || rcs[k] == SM_EDB;
             sm_broker_reply_error(b, p->ident, p->ident_len, p->id, p->id_len,

@@ -18,6 +18,7 @@ add_library(sm_http STATIC
   ${CMAKE_CURRENT_LIST_DIR}/http_review.c
   ${CMAKE_CURRENT_LIST_DIR}/http_export.c
   ${CMAKE_CURRENT_LIST_DIR}/http_progress.c
+  ${CMAKE_CURRENT_LIST_DIR}/http_health.c
   ${CMAKE_CURRENT_LIST_DIR}/http_static.c
   ${SM_WEB_C})
 target_include_directories(sm_http PUBLIC ${CMAKE_CURRENT_LIST_DIR} PRIVATE ${CMAKE_CURRENT_LIST_DIR})

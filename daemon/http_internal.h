@@ -144,6 +144,8 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id);
 void http_api_export_json(http_req *rq, http_resp *rs, int64_t assignment_id);
 void http_api_progress(http_req *rq, http_resp *rs);
 void http_metrics_page(http_req *rq, http_resp *rs);
+/* /healthz and /readyz (http_health.c): probe is "healthz" or "readyz"; no session needed. */
+void http_health(http_req *rq, http_resp *rs, const char *probe);
 
 /* ---- exports (http_export.c) ---- */
 /* Writes one CSV cell and a separator (or CRLF when last): quoted when needed; a text cell

@@ -122,6 +122,8 @@ static void route(http_req *rq, http_resp *rs)
             http_resp_error(rs, 405, "EINVAL", "method not allowed");
         else if (n == 1 && is(seg[0], "metrics"))
             http_metrics_page(rq, rs);
+        else if (n == 1 && (is(seg[0], "healthz") || is(seg[0], "readyz")))
+            http_health(rq, rs, seg[0]);
         else
             http_static(rq, rs, n == 0 ? "index.html" : rq->url + 1);
         return;

@@ -11,6 +11,7 @@
 #include "sm_answer.h"
 #include "sm_inject.h"
 #include "sm_log.h"
+#include "sm_wmetrics.h"
 
 #define EXCERPT 2000
 
@@ -178,6 +179,7 @@ static sm_code code_checks(sm_job *j, sm_err *err)
     int64_t t0 = sm_mono_ms();
     sm_code rc = sm_sandbox_run_tests(j->g->sandbox, lang, str_of(sub, "content"), tests, &res,
                                       &e2);
+    sm_wmetrics_sandbox_run(sm_wmetrics_sandbox_classify(rc, res));
     json_decref(empty);
     if (rc == SM_ENOMEM)
         return sm_err_set(err, rc, "%s", e2.msg);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sm_curve.h"
@@ -15,6 +16,7 @@
 #include "sm_log.h"
 #include "sm_modelid.h"
 #include "sm_proto.h"
+#include "sm_wmetrics.h"
 
 #ifndef SM_VERSION
 #define SM_VERSION "0"
@@ -164,6 +166,18 @@ typedef struct running {
     int64_t reported; /* tokens last sent in PROGRESS */
 } running;
 
+/* Adds what the scheduler did since *last to the worker's metrics. */
+static void publish_sched(const sm_sched *sched, sm_sched_stats *last)
+{
+    sm_sched_stats st;
+    sm_sched_get_stats(sched, &st);
+    sm_wmetrics_tokens_generated((uint64_t)(st.generated_tokens - last->generated_tokens));
+    sm_wmetrics_prompt_cache((uint64_t)(st.cache_hits - last->cache_hits),
+                             (uint64_t)(st.cache_misses - last->cache_misses));
+    sm_wmetrics_busy_slots(sm_sched_running(sched));
+    *last = st;
+}
+
 static void *engine_main(void *arg)
 {
     wctx *w = arg;
@@ -184,6 +198,7 @@ static void *engine_main(void *arg)
     running *run = NULL;
     int nrun = 0, caprun = 0;
     int64_t last_progress = sm_mono_ms();
+    sm_sched_stats published = {0};
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (!w->quit && !w->engine.head && nrun == 0)
@@ -237,8 +252,10 @@ static void *engine_main(void *arg)
                 sm_job_free(&run[i].job);
             }
             nrun = 0;
+            publish_sched(sched, &published);
             continue;
         }
+        publish_sched(sched, &published);
         int64_t now = sm_mono_ms();
         bool report = now - last_progress >= 1000;
         if (report)
@@ -273,6 +290,7 @@ static void *engine_main(void *arg)
     }
     free(run);
     sm_sched_free(&sched);
+    sm_wmetrics_busy_slots(0);
     return NULL;
 }
 
@@ -448,6 +466,7 @@ static void on_message(conn *c, bool draining)
                 c->capheld = cap;
             }
             c->held[c->nheld++] = id;
+            sm_wmetrics_job_received();
             char ids[24];
             snprintf(ids, sizeof ids, "%lld", (long long)id);
             sm_log(SM_LOG_INFO, "job received", "job", ids, NULL);
@@ -513,6 +532,10 @@ static void drain_out(conn *c)
                    it->kind == IT_RESULT ? json_string_value(json_object_get(it->body, "status"))
                                          : "failed",
                    NULL);
+            if (it->kind == IT_RESULT)
+                sm_wmetrics_job_completed();
+            else
+                sm_wmetrics_job_failed();
             pending_add(c, it->kind == IT_RESULT ? "RESULT" : "FAIL", it->job_id, it->body);
             it->body = NULL;
         }
@@ -531,6 +554,7 @@ static sm_code serve(wctx *w, volatile sig_atomic_t *stop, sm_err *err)
         gethostname(host, sizeof host - 1);
         snprintf(c.name, sizeof c.name, "%s-%d", host, (int)getpid());
     }
+    sm_wmetrics_worker_name(c.name);
     c.ctx = zmq_ctx_new();
     sm_code rc = open_sock(&c, err);
     if (rc) {
@@ -596,6 +620,13 @@ static sm_code serve(wctx *w, volatile sig_atomic_t *stop, sm_err *err)
     return rc;
 }
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void sm_wrun_engine_version(const void *summary, char *out, size_t n)
 {
     const sm_model_summary *s = summary;
@@ -632,6 +663,7 @@ sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
     if (!rc)
         rc = sm_modelid_compute(cfg->worker.model, w.model_name, sizeof w.model_name,
                                 w.model_hash, err);
+    int64_t load_start_us = mono_us();
     if (!rc)
         rc = sm_model_load(cfg->worker.model, &mo, &w.model, err);
     if (!rc)
@@ -644,6 +676,8 @@ sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
         sm_model_free(&w.model);
         return rc;
     }
+    sm_wmetrics_model_loaded((double)(mono_us() - load_start_us) / 1e6, w.model_name);
+    sm_wmetrics_slots(cfg->worker.slots);
     sm_wrun_engine_version(sm_model_info(w.model), w.engine_version, sizeof w.engine_version);
     sm_sandbox_limits_from_config(cfg, &w.sandbox);
     w.g = (sm_grader){.tok = w.tok, .prompts = w.prompts, .sandbox = &w.sandbox, .cfg = cfg,

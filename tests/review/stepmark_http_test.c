@@ -87,9 +87,9 @@ int main(int argc, char **argv)
         sm_metrics_worker_connected(metrics);
         sm_metrics_worker_disconnected(metrics);
         sm_metrics_tokens_generated(metrics, 1234);
-        sm_metrics_ack_observe(metrics, 0.7);
-        sm_metrics_ack_observe(metrics, 3.0);
-        sm_metrics_ack_observe(metrics, 40000.0);
+        sm_metrics_ack_observe_seconds(metrics, 0.0007);
+        sm_metrics_ack_observe_seconds(metrics, 0.003);
+        sm_metrics_ack_observe_seconds(metrics, 40.0);
     }
     sm_http *http = NULL;
     if (sm_http_start(&cfg, url, metrics, &http, &err) != SM_OK) {

@@ -68,11 +68,11 @@ static void metrics_counts_and_histogram(void **state)
     sm_metrics_worker_connected(m);
     sm_metrics_worker_disconnected(m);
     sm_metrics_tokens_generated(m, 100);
-    sm_metrics_ack_observe(m, 0.5);   /* le 0.5 */
-    sm_metrics_ack_observe(m, 0.6);   /* le 1 */
-    sm_metrics_ack_observe(m, 7);     /* le 10 */
-    sm_metrics_ack_observe(m, 1e6);   /* +Inf only */
-    sm_metrics_ack_observe(m, -1);    /* ignored */
+    sm_metrics_ack_observe_seconds(m, 0.0005);  /* le 0.0005 */
+    sm_metrics_ack_observe_seconds(m, 0.0006);  /* le 0.001 */
+    sm_metrics_ack_observe_seconds(m, 0.007);   /* le 0.01 */
+    sm_metrics_ack_observe_seconds(m, 1000);    /* +Inf only */
+    sm_metrics_ack_observe_seconds(m, -1);      /* ignored */
     sm_metrics_snapshot s;
     sm_metrics_snapshot_get(m, &s);
     assert_int_equal(s.submissions_accepted, 5);
@@ -86,15 +86,17 @@ static void metrics_counts_and_histogram(void **state)
     assert_int_equal(s.ack_buckets[4], 3); /* le 10 */
     assert_int_equal(s.ack_buckets[SM_METRICS_ACK_BUCKETS - 1], 3);
     assert_int_equal(s.ack_buckets[SM_METRICS_ACK_BUCKETS], 4);
-    assert_true(s.ack_sum_ms > 1e6 && s.ack_sum_ms < 1e6 + 9);
+    assert_true(s.ack_sum_seconds > 1000 && s.ack_sum_seconds < 1000.01);
     assert_true(s.tokens_per_second >= 0);
 
     char *text = NULL;
     assert_int_equal(sm_metrics_render(m, &text, NULL), SM_OK);
-    assert_non_null(strstr(text, "# TYPE stepmark_ack_latency_ms histogram\n"));
-    assert_non_null(strstr(text, "stepmark_ack_latency_ms_bucket{le=\"0.5\"} 1\n"));
-    assert_non_null(strstr(text, "stepmark_ack_latency_ms_bucket{le=\"+Inf\"} 4\n"));
-    assert_non_null(strstr(text, "stepmark_ack_latency_ms_count 4\n"));
+    assert_non_null(strstr(text, "# TYPE stepmark_ack_latency_seconds histogram\n"));
+    assert_non_null(strstr(text, "stepmark_ack_latency_seconds_bucket{le=\"0.0005\"} 1\n"));
+    assert_non_null(strstr(text, "stepmark_ack_latency_seconds_bucket{le=\"0.01\"} 3\n"));
+    assert_non_null(strstr(text, "stepmark_ack_latency_seconds_bucket{le=\"+Inf\"} 4\n"));
+    assert_non_null(strstr(text, "stepmark_ack_latency_seconds_count 4\n"));
+    assert_null(strstr(text, "_ms")); /* every duration in seconds */
     assert_non_null(strstr(text, "stepmark_submissions_accepted_total 5\n"));
     assert_non_null(strstr(text, "stepmark_workers_connected 1\n"));
     free(text);

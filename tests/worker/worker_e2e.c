@@ -5,13 +5,17 @@
  * attempt, which is the honest outcome. Then: a regrade with the same seed reproduces the
  * reasoning chain byte for byte while other jobs are batched with it; the broker is killed and
  * restarted and the same worker reconnects and grades again; SIGTERM drains and exits 0.
+ * The worker's metrics port (worker.metrics_port) serves its counters after the first batch.
  * Usage: worker_e2e STEPMARKD STEPMARK_WORKER MODEL_DIR */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -24,6 +28,7 @@
 static struct {
     char dir[64], dbname[64], admin_url[1024], url[1024], cfg[128];
     char cep[128], wep[128];
+    int metrics_port;
     const char *stepmarkd, *worker, *model;
     pid_t broker, wpid;
     PGconn *db;
@@ -197,6 +202,35 @@ static long long submit(sm_client *c, const char *assignment, const char *key,
     return id;
 }
 
+/* A free loopback TCP port (for the worker's metrics listener). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+          getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* GET /metrics from the worker's metrics port: the whole response in buf. */
+static void get_metrics(char *buf, size_t n)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)E.metrics_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+    CHECK(write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1));
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < n && (r = read(fd, buf + len, n - 1 - len)) > 0)
+        len += (size_t)r;
+    buf[len] = '\0';
+    close(fd);
+}
+
 static void setup(void)
 {
     snprintf(E.dir, sizeof E.dir, "/tmp/smw-e2e-XXXXXX");
@@ -234,10 +268,10 @@ static void setup(void)
             "worker:\n  name: e2e\n  broker_endpoint: \"%s\"\n  model: \"%s\"\n"
             "  dtype: f32\n  isa: portable\n  threads: 2\n  slots: 4\n  max_prompt_tokens: 4096\n"
             "  max_new_tokens: 24\n  samples: 1\n  prefix_cache: true\n"
-            "  deterministic: true\n"
+            "  deterministic: true\n  metrics_port: %d\n"
             "  sampling:\n    temperature: 0.8\n    top_p: 0.95\n"
             "http:\n  enabled: false\nlogging:\n  level: info\n",
-            E.cep, E.wep, E.dir, E.wep, E.model);
+            E.cep, E.wep, E.dir, E.wep, E.model, E.metrics_port = free_port());
     fclose(fp);
 }
 
@@ -330,6 +364,25 @@ int main(int argc, char **argv)
     CHECK(has_flag(g_host, "injection:ignore_instructions"));
     CHECK(has_flag(g_host, "injection:addresses_grader"));
     CHECK(!has_flag(g_proof, "injection:role_marker"));
+    /* the worker's own metrics: six jobs, two sandbox runs (one passed, one wrong answer),
+     * tokens generated, the prefix cache used, the model load time */
+    static char m[65536];
+    get_metrics(m, sizeof m);
+    CHECK(strstr(m, "HTTP/1.0 200") || strstr(m, "HTTP/1.1 200"));
+    CHECK(strstr(m, "\nstepmark_worker_jobs_received_total 6\n"));
+    CHECK(strstr(m, "\nstepmark_worker_jobs_completed_total 6\n"));
+    CHECK(strstr(m, "\nstepmark_worker_jobs_failed_total 0\n"));
+    CHECK(strstr(m, "\nstepmark_worker_sandbox_runs_total{outcome=\"passed\"} 1\n"));
+    CHECK(strstr(m, "\nstepmark_worker_sandbox_runs_total{outcome=\"failed\"} 1\n"));
+    CHECK(strstr(m, "\nstepmark_worker_sandbox_runs_total{outcome=\"error\"} 0\n"));
+    CHECK(strstr(m, "\nstepmark_worker_slots 4\n"));
+    CHECK(strstr(m, "\nstepmark_worker_info{worker=\"e2e\",model=\"model\"} 1\n"));
+    const char *tok = strstr(m, "\nstepmark_worker_tokens_generated_total ");
+    CHECK(tok && atoll(tok + 40) >= 6);
+    const char *miss = strstr(m, "\nstepmark_worker_prompt_cache_misses_total ");
+    CHECK(miss && atoll(miss + 43) >= 1);
+    const char *load = strstr(m, "\nstepmark_worker_model_load_seconds ");
+    CHECK(load && strtod(load + 36, NULL) > 0);
 
     /* a regrade of the proof with the same seed, while other jobs are batched with it */
     long long j_first = q_int("SELECT job_id FROM grading WHERE id = %lld", g_proof);
