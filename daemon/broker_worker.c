@@ -212,7 +212,8 @@ static int64_t job_of(sm_broker *b, const wpeer *p)
     return job_id;
 }
 
-/* Whether p holds the lease of job_id; refuses the message otherwise. */
+/* Whether p holds the lease of job_id; refuses the message otherwise (kind: how an
+ * unregistered peer's message counts). */
 static bool holds(sm_broker *b, const wpeer *p, int64_t job_id, bad_kind kind)
 {
     if (!p->w) {
@@ -220,7 +221,9 @@ static bool holds(sm_broker *b, const wpeer *p, int64_t job_id, bad_kind kind)
         return false;
     }
     if (!sm_worker_job_find(p->w, job_id)) {
-        refuse(b, p, kind, job_id, "not leased to this worker");
+        /* a registered worker resends what it finished before a broker restart or failover:
+         * answered up to the cap, never a reason for a ban */
+        refuse(b, p, BAD_QUIETABLE, job_id, "not leased to this worker");
         return false;
     }
     return true;

@@ -385,7 +385,9 @@ sm_code sm_store_fail(sm_store *s, int64_t job_id, const char *owner, const char
 }
 
 /* A lease past its end: the job ran past max_job_ms (charged), or its worker went quiet,
- * charged only when it had reported progress. */
+ * charged only when it had reported progress. Rows locked by another session (another
+ * broker's reaper or RESULT) are skipped until the next round, so that no broker's loop waits
+ * on another's transaction. */
 #define OVERRAN "(j.leased_at + $2::bigint * interval '1 millisecond' <= now())"
 #define REAP_CHARGED "(" OVERRAN " OR j.progressed_at IS NOT NULL)"
 
@@ -397,7 +399,7 @@ sm_code sm_store_reap(sm_store *s, int64_t backoff_ms, sm_reaped *out, sm_err *e
     const char *p[] = {bo, s->max_job_ms};
     static const char sql[] =
         "WITH o AS (SELECT id AS oid, lease_owner AS owner FROM job"
-        "   WHERE state = 'leased' AND lease_expires_at < now() FOR UPDATE),"
+        "   WHERE state = 'leased' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED),"
         " d AS (UPDATE job j SET"
         "   state = CASE WHEN " REAP_CHARGED " AND j.attempts >= j.max_attempts THEN 'dead'"
         "     ELSE 'queued' END,"

@@ -20,6 +20,12 @@ void cleanup(void)
         kill(E.broker, SIGKILL);
         waitpid(E.broker, NULL, 0);
     }
+    for (int i = 0; i < E.nothers; i++)
+        if (E.others[i]->pid > 0) {
+            kill(E.others[i]->pid, SIGKILL);
+            waitpid(E.others[i]->pid, NULL, 0);
+            E.others[i]->pid = 0;
+        }
     for (int i = 0; i < E.nworkers; i++)
         if (E.workers[i] > 0) {
             kill(E.workers[i], SIGKILL);
@@ -57,6 +63,12 @@ void fail(const char *fmt, ...)
     snprintf(cmd, sizeof cmd, "tail -n 30 %s/broker.log 1>&2", E.dir);
     if (system(cmd) != 0)
         fprintf(stderr, "(no broker log)\n");
+    for (int i = 0; i < E.nothers; i++) {
+        snprintf(cmd, sizeof cmd, "echo '--- %s:' 1>&2; tail -n 30 %s 1>&2", E.others[i]->name,
+                 E.others[i]->log);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no log of %s)\n", E.others[i]->name);
+    }
     cleanup();
     exit(1);
 }
@@ -103,20 +115,21 @@ void wait_for(long long want, long timeout_ms, const char *sql)
     fail("waited %ld ms for %s = %lld, have %lld", timeout_ms, sql, want, v);
 }
 
-void write_config(const char *extra)
+/* A broker configuration at path: the endpoints, the test defaults and extra. */
+static void write_config_file(const char *path, const char *cep, const char *wep,
+                              const char *eep, const char *extra)
 {
     static const char *const defaults[] = {
         "  heartbeat_ms: 100\n",   "  heartbeat_timeout_ms: 1000\n", "  lease_ms: 3000\n",
         "  retry_backoff_ms: 50\n", "  max_body_bytes: 8192\n",       "  group_commit_us: 1000\n"};
-    snprintf(E.cfg, sizeof E.cfg, "%s/stepmark.yaml", E.dir);
-    FILE *fp = fopen(E.cfg, "w");
+    FILE *fp = fopen(path, "w");
     CHECK(fp);
     fprintf(fp,
             "broker:\n"
             "  client_endpoint: \"%s\"\n"
             "  worker_endpoint: \"%s\"\n"
             "  event_endpoint: \"%s\"\n",
-            E.cep, E.wep, E.eep);
+            cep, wep, eep);
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) { /* unless extra has it */
         size_t key = strcspn(defaults[i], ":") + 1; /* "  name:" */
         bool overridden = false;
@@ -129,6 +142,12 @@ void write_config(const char *extra)
     fprintf(fp, "%s" "http:\n  enabled: false\n" "logging:\n  level: info\n",
             extra ? extra : "");
     fclose(fp);
+}
+
+void write_config(const char *extra)
+{
+    snprintf(E.cfg, sizeof E.cfg, "%s/stepmark.yaml", E.dir);
+    write_config_file(E.cfg, E.cep, E.wep, E.eep, extra);
 }
 
 void setup(const char *name, const char *extra)
@@ -243,24 +262,108 @@ int stop_broker(int sig)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* Starts sm_testworker with the extra arguments given (NULL-terminated). */
-pid_t start_worker(const char *first, ...)
+/* sm_testworker on the worker endpoint wep with the arguments first, ap (NULL-terminated). */
+static pid_t start_worker_va(const char *wep, const char *first, va_list ap)
 {
     char log[128];
     snprintf(log, sizeof log, "%s/worker.log", E.dir);
     char wl[128];
     snprintf(wl, sizeof wl, "%s/done.log", E.dir);
-    char *argv[24] = {(char *)E.worker, "--endpoint", E.wep, "--log", wl};
+    char *argv[24] = {(char *)E.worker, "--endpoint", (char *)wep, "--log", wl};
     int n = 5;
-    va_list ap;
-    va_start(ap, first);
     for (const char *a = first; a && n < 22; a = va_arg(ap, const char *))
         argv[n++] = (char *)a;
-    va_end(ap);
     argv[n] = NULL;
+    CHECKM(E.nworkers < (int)(sizeof E.workers / sizeof E.workers[0]), "too many workers");
     pid_t pid = spawn(log, argv);
     E.workers[E.nworkers++] = pid;
     return pid;
+}
+
+/* Starts sm_testworker with the extra arguments given (NULL-terminated). */
+pid_t start_worker(const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    pid_t pid = start_worker_va(E.wep, first, ap);
+    va_end(ap);
+    return pid;
+}
+
+pid_t start_worker_at(const char *wep, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    pid_t pid = start_worker_va(wep, first, ap);
+    va_end(ap);
+    return pid;
+}
+
+void broker_setup(itest_broker *b, const char *name, const char *extra)
+{
+    CHECKM(E.nothers < (int)(sizeof E.others / sizeof E.others[0]), "too many brokers");
+    memset(b, 0, sizeof *b);
+    snprintf(b->name, sizeof b->name, "%s", name);
+    snprintf(b->cfg, sizeof b->cfg, "%s/%s.yaml", E.dir, name);
+    snprintf(b->log, sizeof b->log, "%s/%s.log", E.dir, name);
+    snprintf(b->cep, sizeof b->cep, "ipc://%s/%s-client", E.dir, name);
+    snprintf(b->wep, sizeof b->wep, "ipc://%s/%s-worker", E.dir, name);
+    snprintf(b->eep, sizeof b->eep, "ipc://%s/%s-events", E.dir, name);
+    write_config_file(b->cfg, b->cep, b->wep, b->eep, extra);
+    E.others[E.nothers++] = b;
+}
+
+sm_client *client_at(const char *cep)
+{
+    sm_client_opts o = {.endpoint = cep, .timeout_ms = 3000, .retries = 3};
+    sm_client *c;
+    sm_err err;
+    CHECKM(sm_client_new(NULL, &o, &c, &err) == SM_OK, "client: %s", err.msg);
+    return c;
+}
+
+void broker_spawn(itest_broker *b)
+{
+    char *argv[] = {(char *)E.stepmarkd, "--config", b->cfg, NULL};
+    b->pid = spawn(b->log, argv);
+}
+
+void broker_start(itest_broker *b)
+{
+    broker_spawn(b);
+    broker_wait(b);
+}
+
+void broker_wait(itest_broker *b)
+{
+    long end = now_ms() + 20000;
+    for (;;) {
+        sm_client_opts o = {.endpoint = b->cep, .timeout_ms = 200, .retries = 0};
+        sm_client *c;
+        sm_err err;
+        CHECKM(sm_client_new(NULL, &o, &c, &err) == SM_OK, "client: %s", err.msg);
+        sm_code rc = sm_client_call(c, "PING", NULL, NULL, &err);
+        sm_client_free(&c);
+        if (rc == SM_OK)
+            break;
+        int st;
+        if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
+            b->pid = 0;
+            fail("stepmarkd %s exited with status %d", b->name, WEXITSTATUS(st));
+        }
+        CHECKM(now_ms() < end, "stepmarkd %s did not answer PING: %s", b->name, err.msg);
+    }
+    if (!E.db)
+        connect_db();
+}
+
+int broker_stop(itest_broker *b, int sig)
+{
+    kill(b->pid, sig);
+    int st = 0;
+    waitpid(b->pid, &st, 0);
+    b->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 int wait_worker(pid_t pid, long timeout_ms)
@@ -357,6 +460,11 @@ json_t *next_event(void *s, long timeout_ms, char *topic)
 
 json_t *worker_recv(void *s, const char *want)
 {
+    return worker_recv_skipping(s, want, false);
+}
+
+json_t *worker_recv_skipping(void *s, const char *want, bool skip_jobs)
+{
     static const char *const cmds[] = {"JOB", "HEARTBEAT", "ACK", "ERROR", "CANCEL",
                                        "DISCONNECT", NULL};
     long end = now_ms() + 10000;
@@ -380,7 +488,8 @@ json_t *worker_recv(void *s, const char *want)
             sm_request_clear(&r);
             return b;
         }
-        CHECKM(!strcmp(r.command, "HEARTBEAT"), "got %s while waiting for %s", r.command, want);
+        CHECKM(!strcmp(r.command, "HEARTBEAT") || (skip_jobs && !strcmp(r.command, "JOB")),
+               "got %s while waiting for %s", r.command, want);
         sm_request_clear(&r);
     }
     fail("no %s within 10 s", want);

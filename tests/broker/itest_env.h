@@ -1,4 +1,4 @@
-/* itest_env: the harness shared by the broker's integration tests (broker_itest,
+/* itest_env: the harness shared by the broker's integration tests (broker_itest, broker_ha,
  * broker_attack): a throwaway database and folder per case, stepmarkd and sm_testworker
  * processes, clients, raw worker sockets, event subscribers, and CHECK macros that print the
  * broker's log and clean up on failure. */
@@ -15,6 +15,15 @@
 #include "sm_pgembed.h"
 #include "sm_proto.h"
 
+/* A further broker on the same database (tests with several brokers): its own endpoints,
+ * configuration and log in E.dir; cleanup() kills it. */
+typedef struct itest_broker {
+    char name[16];
+    char cfg[128], log[128];
+    char cep[128], wep[128], eep[128];
+    pid_t pid;
+} itest_broker;
+
 typedef struct env {
     char dir[64];
     char dbname[64];
@@ -28,6 +37,8 @@ typedef struct env {
     int nworkers;
     PGconn *db;
     sm_pgembed *pg; /* pg_restart's own cluster */
+    itest_broker *others[4]; /* further brokers (broker_setup) */
+    int nothers;
 } env;
 
 
@@ -66,6 +77,20 @@ int stop_broker(int sig);
 /* Starts sm_testworker with the extra arguments given (NULL-terminated). */
 pid_t start_worker(const char *first, ...) __attribute__((sentinel));
 int wait_worker(pid_t pid, long timeout_ms);
+/* Prepares b, a further broker named name on E's database (after setup()): endpoints
+ * ipc://E.dir/NAME-client, -worker, -events, its configuration NAME.yaml (the test defaults
+ * and extra, as write_config) and log NAME.log. */
+void broker_setup(itest_broker *b, const char *name, const char *extra);
+/* Starts b and waits until it answers PING (broker_spawn, then broker_wait). */
+void broker_start(itest_broker *b);
+void broker_spawn(itest_broker *b);
+void broker_wait(itest_broker *b);
+/* Stops b with sig and returns its exit status. */
+int broker_stop(itest_broker *b, int sig);
+/* A client of the broker at client endpoint cep. */
+sm_client *client_at(const char *cep);
+/* start_worker, connected to the worker endpoint wep (another broker's). */
+pid_t start_worker_at(const char *wep, const char *first, ...) __attribute__((sentinel));
 json_t *call_ok(sm_client *c, const char *cmd, json_t *body);
 sm_code call_err(sm_client *c, const char *cmd, json_t *body, char *msg);
 void make_assignment(sm_client *c, const char *course, const char *code, const char *kind,
@@ -75,6 +100,9 @@ void *sub_socket(void *ctx, const char *prefix);
 json_t *next_event(void *s, long timeout_ms, char *topic);
 /* Receives the next message of command want on a worker socket, skipping HEARTBEATs. */
 json_t *worker_recv(void *s, const char *want);
+/* The same, also skipping JOBs when skip_jobs (left unanswered, they go back to the queue when
+ * the peer falls silent). */
+json_t *worker_recv_skipping(void *s, const char *want, bool skip_jobs);
 void worker_send(void *s, const char *cmd, json_t *body);
 int free_port(void);
 
