@@ -13,6 +13,14 @@ unit=$1 sandbox_test=$2
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
+# PrivateTmp and ProtectHome hide a build folder under /tmp, /home or /root: run a copy of the
+# test program from a folder the unit's view keeps (an installed worker lives in /usr anyway)
+stage=$(mktemp -d /var/lib/stepmark-unit-test-XXXXXX) || { echo "FAIL: mktemp"; exit 1; }
+trap 'rm -rf "$stage"' EXIT
+cp "$sandbox_test" "$stage/test_sandbox" && chmod 755 "$stage" "$stage/test_sandbox" ||
+  { echo "FAIL: cannot stage $sandbox_test"; exit 1; }
+sandbox_test=$stage/test_sandbox
+
 opts=$(sed -n '/^\[Service\]/,/^\[/{/^[A-Za-z]*=/p}' "$unit")
 mounts=""   # shell commands run in the new mount namespace, before dropping to the user
 add() { mounts="$mounts $* ;"; }
