@@ -47,6 +47,14 @@ void http_resp_json(http_resp *rs, int status, json_t *doc)
 void http_resp_error(http_resp *rs, int status, const char *code, const char *msg)
 {
     json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    if (!e) { /* msg is not valid UTF-8: a parser's message may quote the client's bytes */
+        char safe[512];
+        size_t i = 0;
+        for (; msg && msg[i] && i + 1 < sizeof safe; i++)
+            safe[i] = (unsigned char)msg[i] < 0x80 ? msg[i] : '?';
+        safe[i] = '\0';
+        e = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", safe);
+    }
     http_resp_json(rs, status, e);
 }
 
