@@ -868,6 +868,7 @@ sm_code sm_answer_compare_values(const char *a, const char *b, json_t **out, sm_
             return sm_err_set(err, SM_ENOMEM, "answer: out of memory");
         }
         if (!na[0]) snprintf(r.detail, sizeof r.detail, "empty answer");
+        else if (!nb[0]) snprintf(r.detail, sizeof r.detail, "empty answer key");
         else compare_any(na, nb, 0, &r);
         unmark(na);
         unmark(nb);
