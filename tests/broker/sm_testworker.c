@@ -103,32 +103,91 @@ static json_t *result_body(const job *j, const opts *o)
         o->work_ms);
 }
 
+/* Reads the options into o; -1 after naming a bad one. */
+static int parse_opts(int argc, char **argv, opts *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(s) (!strcmp(a, s) && v && (++i, 1))
+        if (OPT("--endpoint")) o->endpoint = v;
+        else if (OPT("--name")) o->name = v;
+        else if (OPT("--slots")) o->slots = atoi(v);
+        else if (OPT("--work-ms")) o->work_ms = atoi(v);
+        else if (OPT("--die-after")) o->die_after = atoi(v);
+        else if (OPT("--results")) o->results = atoi(v);
+        else if (OPT("--log")) o->log = v;
+        else if (OPT("--heartbeat-ms")) o->heartbeat_ms = atoi(v);
+        else if (OPT("--server-key")) o->server_key = v;
+        else if (OPT("--secret-key")) o->secret_key = v;
+        else if (!strcmp(a, "--fail")) o->fail = 1;
+        else if (!strcmp(a, "--fatal")) o->fail = o->fatal = 1;
+        else if (!strcmp(a, "--duplicate")) o->duplicate = 1;
+        else if (!strcmp(a, "--die-progress")) o->die_progress = 1;
+        else {
+            fprintf(stderr, "testworker: bad argument %s\n", a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A JOB: the n-th received; dies here with --die-after, else joins jobs. */
+static void take_job(void *s, const opts *o, const sm_request *r, int n, job *jobs, int *njobs,
+                     long now)
+{
+    int64_t jid = json_integer_value(json_object_get(r->body, "job_id"));
+    if (o->die_after && n >= o->die_after) {
+        fprintf(stderr, "testworker: dying with job %lld\n", (long long)jid);
+        if (o->die_progress) {
+            send(s, "PROGRESS", jid, json_pack("{s:I, s:i}", "job_id",
+                                               (json_int_t)jid, "tokens", 3));
+            struct timespec ts = {0, 300 * 1000000L}; /* let it leave */
+            nanosleep(&ts, NULL);
+        }
+        _exit(3);
+    }
+    if (*njobs < 256) {
+        job *j = &jobs[(*njobs)++];
+        memset(j, 0, sizeof *j);
+        j->id = jid;
+        j->sid = json_integer_value(json_object_get(r->body, "submission_id"));
+        snprintf(j->priority, sizeof j->priority, "%s",
+                 json_string_value(json_object_get(r->body, "priority")));
+        j->max_score = json_number_value(
+            json_object_get(json_object_get(r->body, "assignment"), "max_score"));
+        j->seed = json_integer_value(json_object_get(r->body, "seed"));
+        j->due_ms = now + o->work_ms;
+    }
+}
+
+/* Sends the RESULT (or FAIL) of every job whose work is done, and resends unacknowledged ones. */
+static void send_due(void *s, const opts *o, job *jobs, int njobs, long now)
+{
+    for (int i = 0; i < njobs; i++) {
+        job *j = &jobs[i];
+        if (now < j->due_ms || (j->sent && now < j->resend_ms))
+            continue;
+        if (!j->sent)
+            send(s, "PROGRESS", j->id, json_pack("{s:I, s:i}", "job_id", (json_int_t)j->id,
+                                                 "tokens", 6));
+        if (o->fail)
+            send(s, "FAIL", j->id, json_pack("{s:I, s:s, s:b}", "job_id", (json_int_t)j->id,
+                                             "error", "test failure", "retryable", !o->fatal));
+        else
+            send(s, "RESULT", j->id, result_body(j, o));
+        if (o->duplicate && !j->sent && !o->fail)
+            send(s, "RESULT", j->id, result_body(j, o));
+        j->sent++;
+        j->resend_ms = now + 1000; /* resend until acknowledged */
+    }
+}
+
 int main(int argc, char **argv)
 {
     opts o = {.endpoint = NULL, .name = "testworker", .slots = 1, .work_ms = 50,
               .heartbeat_ms = 200, .timeout_ms = 3000};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(s) (!strcmp(a, s) && v && (++i, 1))
-        if (OPT("--endpoint")) o.endpoint = v;
-        else if (OPT("--name")) o.name = v;
-        else if (OPT("--slots")) o.slots = atoi(v);
-        else if (OPT("--work-ms")) o.work_ms = atoi(v);
-        else if (OPT("--die-after")) o.die_after = atoi(v);
-        else if (OPT("--results")) o.results = atoi(v);
-        else if (OPT("--log")) o.log = v;
-        else if (OPT("--heartbeat-ms")) o.heartbeat_ms = atoi(v);
-        else if (OPT("--server-key")) o.server_key = v;
-        else if (OPT("--secret-key")) o.secret_key = v;
-        else if (!strcmp(a, "--fail")) o.fail = 1;
-        else if (!strcmp(a, "--fatal")) o.fail = o.fatal = 1;
-        else if (!strcmp(a, "--duplicate")) o.duplicate = 1;
-        else if (!strcmp(a, "--die-progress")) o.die_progress = 1;
-        else {
-            fprintf(stderr, "testworker: bad argument %s\n", a);
-            return 2;
-        }
-    }
+    if (parse_opts(argc, argv, &o))
+        return 2;
     if (!o.endpoint) {
         fprintf(stderr, "usage: sm_testworker --endpoint EP [options]\n");
         return 2;
@@ -165,29 +224,7 @@ int main(int argc, char **argv)
                 }
                 int64_t jid = json_integer_value(json_object_get(r.body, "job_id"));
                 if (r.cmd == 0) { /* JOB */
-                    received++;
-                    if (o.die_after && received >= o.die_after) {
-                        fprintf(stderr, "testworker: dying with job %lld\n", (long long)jid);
-                        if (o.die_progress) {
-                            send(s, "PROGRESS", jid, json_pack("{s:I, s:i}", "job_id",
-                                                               (json_int_t)jid, "tokens", 3));
-                            struct timespec ts = {0, 300 * 1000000L}; /* let it leave */
-                            nanosleep(&ts, NULL);
-                        }
-                        _exit(3);
-                    }
-                    if (njobs < 256) {
-                        job *j = &jobs[njobs++];
-                        memset(j, 0, sizeof *j);
-                        j->id = jid;
-                        j->sid = json_integer_value(json_object_get(r.body, "submission_id"));
-                        snprintf(j->priority, sizeof j->priority, "%s",
-                                 json_string_value(json_object_get(r.body, "priority")));
-                        j->max_score = json_number_value(
-                            json_object_get(json_object_get(r.body, "assignment"), "max_score"));
-                        j->seed = json_integer_value(json_object_get(r.body, "seed"));
-                        j->due_ms = now + o.work_ms;
-                    }
+                    take_job(s, &o, &r, ++received, jobs, &njobs, now);
                 } else if (r.cmd == 2 || r.cmd == 3) { /* ACK, ERROR */
                     bool retry = r.cmd == 3 && json_is_true(json_object_get(r.body, "retryable"));
                     if (r.cmd == 3)
@@ -235,23 +272,7 @@ int main(int argc, char **argv)
                 sm_request_clear(&r);
             }
         }
-        for (int i = 0; i < njobs; i++) {
-            job *j = &jobs[i];
-            if (now < j->due_ms || (j->sent && now < j->resend_ms))
-                continue;
-            if (!j->sent)
-                send(s, "PROGRESS", j->id, json_pack("{s:I, s:i}", "job_id", (json_int_t)j->id,
-                                                     "tokens", 6));
-            if (o.fail)
-                send(s, "FAIL", j->id, json_pack("{s:I, s:s, s:b}", "job_id", (json_int_t)j->id,
-                                                 "error", "test failure", "retryable", !o.fatal));
-            else
-                send(s, "RESULT", j->id, result_body(j, &o));
-            if (o.duplicate && !j->sent && !o.fail)
-                send(s, "RESULT", j->id, result_body(j, &o));
-            j->sent++;
-            j->resend_ms = now + 1000; /* resend until acknowledged */
-        }
+        send_due(s, &o, jobs, njobs, now);
         if (o.results && acked >= o.results)
             break;
         if (now - last_hb >= o.heartbeat_ms) {
