@@ -12,8 +12,10 @@
 
 /* The --config FILE option alone, for a spec's `more` table. */
 extern const sm_arg_opt sm_cli_config_opts[];
-#define SM_CLI_CONFIG_OPT \
-    {"config", 0, SM_ARG_VALUE, "FILE", "configuration file (default $STEPMARK_CONFIG)", false}
+#define SM_CLI_CONFIG_OPT                                                                         \
+    {                                                                                             \
+        "config", 0, SM_ARG_VALUE, "FILE", "configuration file (default $STEPMARK_CONFIG)", false \
+    }
 
 /* Loads the configuration named by --config (or $STEPMARK_CONFIG, or defaults). Prints the
  * error and returns SM_EXIT_CONFIG on failure, else 0. */

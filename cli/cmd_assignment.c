@@ -101,17 +101,15 @@ static int assignment_body(const sm_args *a, json_t **out)
     } else {
         body = json_object();
     }
-    int bad = set_text(body, "course", a, "course", NULL) ||
-              set_text(body, "code", a, "code", NULL) ||
-              set_text(body, "title", a, "title", NULL) ||
-              set_text(body, "kind", a, "kind", NULL) ||
-              set_text(body, "statement", a, "statement", "statement-file") ||
-              set_text(body, "rubric", a, "rubric", "rubric-file") ||
-              set_text(body, "reference_solution", a, "reference",
-                       "reference-file") ||
-              set_text(body, "language", a, "language", NULL) ||
-              set_text(body, "answer_key", a, "answer-key", NULL) ||
-              set_text(body, "model", a, "model", NULL);
+    int bad =
+        set_text(body, "course", a, "course", NULL) || set_text(body, "code", a, "code", NULL) ||
+        set_text(body, "title", a, "title", NULL) || set_text(body, "kind", a, "kind", NULL) ||
+        set_text(body, "statement", a, "statement", "statement-file") ||
+        set_text(body, "rubric", a, "rubric", "rubric-file") ||
+        set_text(body, "reference_solution", a, "reference", "reference-file") ||
+        set_text(body, "language", a, "language", NULL) ||
+        set_text(body, "answer_key", a, "answer-key", NULL) ||
+        set_text(body, "model", a, "model", NULL);
     const char *ms = sm_args_get(a, "max-score");
     if (!bad && ms) {
         char *end;
@@ -154,16 +152,23 @@ static const sm_arg_opt assignment_opts[] = {
     {"json", 0, SM_ARG_FLAG, NULL, "print the broker's reply as JSON", false},
     {0}};
 static const sm_args_spec create_spec = {
-    "stepmark assignment create", NULL,
+    "stepmark assignment create",
+    NULL,
     "Creates an assignment from --file and/or the flags (the course and the code are needed).",
-    assignment_opts, sm_cli_client_opts, 0, 0};
+    assignment_opts,
+    sm_cli_client_opts,
+    0,
+    0};
 static const sm_args_spec update_spec = {
-    "stepmark assignment update", NULL,
+    "stepmark assignment update",
+    NULL,
     "Changes only the fields given of the assignment named by --course and --code.",
-    assignment_opts, sm_cli_client_opts, 0, 0};
+    assignment_opts,
+    sm_cli_client_opts,
+    0,
+    0};
 
-static int assignment_write(const sm_args_spec *spec, const char *command, int argc,
-                            char **argv)
+static int assignment_write(const sm_args_spec *spec, const char *command, int argc, char **argv)
 {
     sm_args a;
     int rc = sm_args_parse(spec, argc, argv, &a);
@@ -189,9 +194,13 @@ static const sm_arg_opt show_opts[] = {
     {"course", 0, SM_ARG_VALUE, "C", "the course's code", true},
     {"code", 0, SM_ARG_VALUE, "A", "the assignment's code", true},
     {0}};
-static const sm_args_spec show_spec = {"stepmark assignment show", NULL,
-                                       "Prints an assignment as JSON.", show_opts,
-                                       sm_cli_client_opts, 0, 0};
+static const sm_args_spec show_spec = {"stepmark assignment show",
+                                       NULL,
+                                       "Prints an assignment as JSON.",
+                                       show_opts,
+                                       sm_cli_client_opts,
+                                       0,
+                                       0};
 
 static int assignment_show(int argc, char **argv)
 {
@@ -223,9 +232,13 @@ static const sm_arg_opt course_opts[] = {
     {"title", 0, SM_ARG_VALUE, "T", "its title", false},
     {"json", 0, SM_ARG_FLAG, NULL, "print the broker's reply as JSON", false},
     {0}};
-static const sm_args_spec course_spec = {
-    "stepmark course create", NULL, "Creates a course (updates the title when it exists).",
-    course_opts, sm_cli_client_opts, 0, 0};
+static const sm_args_spec course_spec = {"stepmark course create",
+                                         NULL,
+                                         "Creates a course (updates the title when it exists).",
+                                         course_opts,
+                                         sm_cli_client_opts,
+                                         0,
+                                         0};
 
 static int course_create(int argc, char **argv)
 {

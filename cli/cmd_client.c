@@ -36,9 +36,9 @@ static int client_secret(const sm_args *a, char out[SM_CURVE_Z85])
     } else if (value && *value) {
         snprintf(out, SM_CURVE_Z85, "%.40s", value);
         if (strlen(value) != 40 || sm_curve_public_of(out, pub, &err) != SM_OK)
-            rc = sm_err_set(&err, SM_EINVAL, "$" SM_ENV_CLIENT_KEY " must hold a 40-character "
-                                             "z85 key (use $" SM_ENV_CLIENT_KEY_FILE
-                                             " for a file)");
+            rc = sm_err_set(&err, SM_EINVAL,
+                            "$" SM_ENV_CLIENT_KEY " must hold a 40-character "
+                            "z85 key (use $" SM_ENV_CLIENT_KEY_FILE " for a file)");
     }
     if (rc) {
         memset(out, 0, SM_CURVE_Z85);
@@ -53,8 +53,7 @@ const sm_arg_opt sm_cli_client_opts[] = {
     {"endpoint", 0, SM_ARG_VALUE, "EP", "the broker's client endpoint (broker.client_endpoint)",
      false},
     {"server-key", 0, SM_ARG_VALUE, "Z85|FILE", "the broker's CURVE public key", false},
-    {"key-file", 0, SM_ARG_VALUE, "FILE", "this client's CURVE secret key file (mode 600)",
-     false},
+    {"key-file", 0, SM_ARG_VALUE, "FILE", "this client's CURVE secret key file (mode 600)", false},
     {"timeout-ms", 0, SM_ARG_VALUE, "MS", "wait for each reply (default 3000; one retry)", false},
     {"key", 0, SM_ARG_REFUSED, NULL,
      "a secret on the command line is visible to other users; use --key-file FILE (mode 600) "
@@ -71,8 +70,10 @@ static int timeout_ms(const sm_args *a)
     char *end;
     long v = strtol(t, &end, 10);
     if (end == t || *end || v < 1 || v > 3600000) {
-        sm_args_usage_error(a->spec->prog, "--timeout-ms needs a number of milliseconds, 1 to "
-                                           "3600000 (got '%s')", t);
+        sm_args_usage_error(a->spec->prog,
+                            "--timeout-ms needs a number of milliseconds, 1 to "
+                            "3600000 (got '%s')",
+                            t);
         return -1;
     }
     return (int)v;
@@ -194,8 +195,8 @@ static json_t *convert(yaml_document_t *doc, yaml_node_t *n, int depth)
         return scalar(n);
     if (n->type == YAML_SEQUENCE_NODE) {
         json_t *a = json_array();
-        for (yaml_node_item_t *it = n->data.sequence.items.start;
-             it < n->data.sequence.items.top; it++) {
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+             it++) {
             json_t *v = convert(doc, yaml_document_get_node(doc, *it), depth + 1);
             if (!v) {
                 json_decref(a);

@@ -7,10 +7,14 @@
 #include "commands.h"
 
 static const sm_args_spec check_spec = {
-    "stepmark config check", "[FILE]",
+    "stepmark config check",
+    "[FILE]",
     "Validates a configuration file (FILE, else --config, else $STEPMARK_CONFIG, else the\n"
     "defaults); prints \"file:line:column: message\" and exits 2 when it is rejected.",
-    NULL, sm_cli_config_opts, 0, 1};
+    NULL,
+    sm_cli_config_opts,
+    0,
+    1};
 
 static int config_check(int argc, char **argv)
 {

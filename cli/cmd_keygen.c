@@ -8,12 +8,15 @@
 #include "sm_curve.h"
 
 static const sm_arg_opt keygen_opts[] = {
-    {"out", 0, SM_ARG_VALUE, "BASE", "where to write the pair (default: stepmark)", false},
-    {0}};
+    {"out", 0, SM_ARG_VALUE, "BASE", "where to write the pair (default: stepmark)", false}, {0}};
 static const sm_args_spec keygen_spec = {
-    "stepmark keygen", NULL,
+    "stepmark keygen",
+    NULL,
     "Writes BASE.secret (0600, never overwritten) and BASE.public and prints the public key.",
-    keygen_opts, NULL, 0, 0};
+    keygen_opts,
+    NULL,
+    0,
+    0};
 
 int sm_cli_keygen(int argc, char **argv)
 {

@@ -7,10 +7,14 @@
 #include "sm_migrate.h"
 
 static const sm_args_spec migrate_spec = {
-    "stepmark migrate", NULL,
+    "stepmark migrate",
+    NULL,
     "Applies pending migrations to database.url ($STEPMARK_DATABASE_URL), or to the\n"
     "private cluster in database.data_dir when no URL is set.",
-    NULL, sm_cli_config_opts, 0, 0};
+    NULL,
+    sm_cli_config_opts,
+    0,
+    0};
 
 int sm_cli_migrate(int argc, char **argv)
 {

@@ -32,8 +32,8 @@ static int pg_action_run(pg_action act, int argc, char **argv)
     const char *data = sm_args_get(&a, "data");
     sm_err err;
     sm_pgembed *pg = NULL;
-    sm_code code = act == PG_STOP ? sm_pgembed_stop_dir(data, &err)
-                                  : sm_pgembed_start(data, &pg, &err);
+    sm_code code =
+        act == PG_STOP ? sm_pgembed_stop_dir(data, &err) : sm_pgembed_start(data, &pg, &err);
     if (code != SM_OK) {
         fprintf(stderr, "%s: %s\n", pg_specs[act].prog, err.msg);
         rc = 1;
@@ -109,11 +109,15 @@ static const sm_arg_opt serve_opts[] = {
     SM_CLI_CONFIG_OPT,
     {0}};
 static const sm_args_spec serve_spec = {
-    "stepmark pg serve", NULL,
+    "stepmark pg serve",
+    NULL,
     "Starts the private PostgreSQL (when database.url is empty), applies pending migrations,\n"
     "prints a summary and keeps the cluster running until Ctrl-C (or exits with --exit).\n"
     "It starts neither the broker (stepmarkd) nor a worker (stepmark-worker).",
-    serve_opts, NULL, 0, 0};
+    serve_opts,
+    NULL,
+    0,
+    0};
 
 /* Migrates the configured database and prints the summary; 0 or 1. */
 static int serve_migrate(const sm_config *cfg, PGconn *conn, const sm_pgembed *pg)

@@ -77,9 +77,13 @@ static const sm_arg_opt status_opts[] = {
     {"json", 0, SM_ARG_FLAG, NULL, "print the broker's reply as JSON", false},
     {0}};
 static const sm_args_spec status_spec = {
-    "stepmark status", "SUBMISSION_ID | --idempotency-key K",
-    "The state of a submission's grading job (and its grading when done).", status_opts,
-    sm_cli_client_opts, 0, 1};
+    "stepmark status",
+    "SUBMISSION_ID | --idempotency-key K",
+    "The state of a submission's grading job (and its grading when done).",
+    status_opts,
+    sm_cli_client_opts,
+    0,
+    1};
 
 int sm_cli_status(int argc, char **argv)
 {
@@ -134,7 +138,8 @@ static void print_result(const json_t *r)
     json_t *steps = json_object_get(r, "steps");
     if (json_array_size(steps))
         printf("\nsteps:\n");
-    json_array_foreach(steps, i, e) {
+    json_array_foreach(steps, i, e)
+    {
         printf("  %2lld. [%s] %s\n", (long long)json_integer_value(json_object_get(e, "number")),
                str(e, "verdict"), str(e, "quoted"));
         if (*str(e, "explanation") && strcmp(str(e, "explanation"), "-"))
@@ -143,7 +148,8 @@ static void print_result(const json_t *r)
     json_t *checks = json_object_get(r, "checks");
     if (json_array_size(checks))
         printf("\nchecks:\n");
-    json_array_foreach(checks, i, e) {
+    json_array_foreach(checks, i, e)
+    {
         printf("  %-4s %-8s %s\n", json_is_true(json_object_get(e, "passed")) ? "ok" : "FAIL",
                str(e, "kind"), str(e, "name"));
         if (json_is_string(json_object_get(e, "output_excerpt")))
@@ -158,7 +164,8 @@ static void print_result(const json_t *r)
            (long long)json_integer_value(json_object_get(tok, "prompt")),
            (long long)json_integer_value(json_object_get(tok, "completion")));
     json_t *rs = json_object_get(r, "reasoning");
-    json_array_foreach(rs, i, e) {
+    json_array_foreach(rs, i, e)
+    {
         printf("\n--- reasoning (sample %lld, %lld tokens) ---\n%s\n",
                (long long)json_integer_value(json_object_get(e, "sample")),
                (long long)json_integer_value(json_object_get(e, "tokens")), str(e, "text"));
@@ -169,9 +176,13 @@ static const sm_arg_opt result_opts[] = {
     {"json", 0, SM_ARG_FLAG, NULL, "print the broker's reply as JSON", false},
     {"reasoning", 0, SM_ARG_FLAG, NULL, "include the model's reasoning", false},
     {0}};
-static const sm_args_spec result_spec = {"stepmark result", "SUBMISSION_ID",
+static const sm_args_spec result_spec = {"stepmark result",
+                                         "SUBMISSION_ID",
                                          "The grading of a submission: score, steps, checks.",
-                                         result_opts, sm_cli_client_opts, 1, 1};
+                                         result_opts,
+                                         sm_cli_client_opts,
+                                         1,
+                                         1};
 
 int sm_cli_result(int argc, char **argv)
 {
@@ -195,9 +206,13 @@ int sm_cli_result(int argc, char **argv)
     return rc;
 }
 
-static const sm_args_spec cancel_spec = {"stepmark cancel", "SUBMISSION_ID",
-                                         "Cancels a submission's grading.", json_opt,
-                                         sm_cli_client_opts, 1, 1};
+static const sm_args_spec cancel_spec = {"stepmark cancel",
+                                         "SUBMISSION_ID",
+                                         "Cancels a submission's grading.",
+                                         json_opt,
+                                         sm_cli_client_opts,
+                                         1,
+                                         1};
 
 int sm_cli_cancel(int argc, char **argv)
 {
@@ -238,8 +253,8 @@ static int wait_one(sm_client *c, const char *arg, double limit_s, const struct 
             break;
         }
         const char *state = str(r, "state");
-        bool final = !strcmp(state, "done") || !strcmp(state, "dead") ||
-                     !strcmp(state, "cancelled");
+        bool final =
+            !strcmp(state, "done") || !strcmp(state, "dead") || !strcmp(state, "cancelled");
         if (final) {
             printf("submission %s: %s\n", arg, state);
             failed = strcmp(state, "done") != 0;
@@ -262,12 +277,15 @@ static int wait_one(sm_client *c, const char *arg, double limit_s, const struct 
 }
 
 static const sm_arg_opt wait_opts[] = {
-    {"timeout-s", 0, SM_ARG_VALUE, "S", "give up after S seconds (default: never)", false},
-    {0}};
+    {"timeout-s", 0, SM_ARG_VALUE, "S", "give up after S seconds (default: never)", false}, {0}};
 static const sm_args_spec wait_spec = {
-    "stepmark wait", "SUBMISSION_ID...",
-    "Waits until the submissions are graded; exit 0 when all are done.", wait_opts,
-    sm_cli_client_opts, 1, -1};
+    "stepmark wait",
+    "SUBMISSION_ID...",
+    "Waits until the submissions are graded; exit 0 when all are done.",
+    wait_opts,
+    sm_cli_client_opts,
+    1,
+    -1};
 
 int sm_cli_wait(int argc, char **argv)
 {

@@ -81,8 +81,8 @@ static json_t *make_body(const sm_args *a, const char *path, const char *student
     else if (key)
         snprintf(k, sizeof k, "%.60s/%.60s/%016llx", key, student, (unsigned long long)h);
     json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:s}", "course", course, "assignment",
-                             assignment, "student_ref", student, "idempotency_key", k,
-                             "content", content, len, "priority", priority);
+                             assignment, "student_ref", student, "idempotency_key", k, "content",
+                             content, len, "priority", priority);
     free(content);
     if (!body)
         fprintf(stderr, "stepmark submit: %s is not valid UTF-8 text\n", path);
@@ -101,8 +101,8 @@ static void progress(int done, int failed, int total, double t0)
         bar[i] = i < fill ? '#' : '.';
     bar[width] = '\0';
     double eta = rate > 0 ? (total - done - failed) / rate : 0;
-    fprintf(stderr, "\r[%s] %d/%d  %.1f/s  ETA %.0fs  failed %d ", bar, done + failed, total,
-            rate, eta, failed);
+    fprintf(stderr, "\r[%s] %d/%d  %.1f/s  ETA %.0fs  failed %d ", bar, done + failed, total, rate,
+            eta, failed);
     fflush(stderr);
 }
 
@@ -281,8 +281,8 @@ static int submit_folder(const folder_ctx *fc, const char *dir)
     for (int i = 0; w.items && i < n; i++) {
         if (w.items[i].state == 2)
             json_array_append_new(out, json_pack("{s:s, s:s, s:I}", "file", w.items[i].path,
-                                                 "student_ref", w.items[i].student,
-                                                 "submission_id", (json_int_t)w.items[i].id));
+                                                 "student_ref", w.items[i].student, "submission_id",
+                                                 (json_int_t)w.items[i].id));
         json_decref(w.items[i].body);
     }
     if (rc == 0 && fc->json)
@@ -311,12 +311,16 @@ static const sm_arg_opt submit_opts[] = {
     {"json", 0, SM_ARG_FLAG, NULL, "print the result as JSON", false},
     {0}};
 static const sm_args_spec submit_spec = {
-    "stepmark submit", "FILE|FOLDER",
+    "stepmark submit",
+    "FILE|FOLDER",
     "A FILE is one submission of student S (default: the file name without its extension),\n"
     "interactive by default. A FOLDER submits every file in it (batch by default) with a\n"
     "progress bar. Keys derive from course, assignment, student and content, so repeating a\n"
     "submit creates nothing new.",
-    submit_opts, sm_cli_client_opts, 1, 1};
+    submit_opts,
+    sm_cli_client_opts,
+    1,
+    1};
 
 /* Sends one file as one submission. */
 static int submit_file(sm_client *c, const sm_args *a, const char *path)

@@ -19,19 +19,21 @@ typedef enum teacher_cmd { TEACHER_ADD, TEACHER_ROTATE, TEACHER_REVOKE, TEACHER_
 
 typedef struct teacher_args {
     teacher_cmd cmd;
-    const char *name;      /* --name or the positional argument */
-    const char **courses;  /* --course, add only */
+    const char *name;     /* --name or the positional argument */
+    const char **courses; /* --course, add only */
     int ncourses;
-    const char *expires;   /* --expires text, add and rotate */
-    int64_t lifetime_s;    /* parsed --expires; 0 = never */
-    int64_t id;            /* --id (rotate, revoke); 0 = by name */
+    const char *expires; /* --expires text, add and rotate */
+    int64_t lifetime_s;  /* parsed --expires; 0 = never */
+    int64_t id;          /* --id (rotate, revoke); 0 = by name */
 } teacher_args;
 
 static const sm_arg_opt add_opts[] = {
     {"name", 0, SM_ARG_VALUE, "NAME", "the teacher's name (or give it as NAME)", false},
     {"course", 0, SM_ARG_VALUE, "CODE", "a course they review (repeat for several)", true},
-    {"expires", 0, SM_ARG_VALUE, "LIFETIME", "the token's lifetime: 30d, 12h, 2w ... (default: "
-     "none)", false},
+    {"expires", 0, SM_ARG_VALUE, "LIFETIME",
+     "the token's lifetime: 30d, 12h, 2w ... (default: "
+     "none)",
+     false},
     SM_CLI_CONFIG_OPT,
     {0}};
 static const sm_arg_opt rotate_opts[] = {
@@ -56,8 +58,7 @@ static const sm_args_spec specs[] = {
                         "working.",
                         rotate_opts, NULL, 0, 1},
     [TEACHER_REVOKE] = {"stepmark teacher revoke", "[NAME]",
-                        "Makes the teacher's token and sessions invalid.", revoke_opts, NULL, 0,
-                        1},
+                        "Makes the teacher's token and sessions invalid.", revoke_opts, NULL, 0, 1},
     [TEACHER_LIST] = {"stepmark teacher list", NULL,
                       "Lists teachers, courses, token state, creation, expiry and last use (UTC)"
                       "; never tokens.",
@@ -136,8 +137,7 @@ static sm_code change_access(PGconn *conn, const teacher_args *a, sm_err *err)
     char token[SM_TEACHER_TOKEN_LEN];
     rc = sm_teacher_rotate(conn, id, a->lifetime_s, token, err);
     if (rc == SM_OK)
-        print_token("has a new token; the old one and their sessions no longer work", id, a,
-                    token);
+        print_token("has a new token; the old one and their sessions no longer work", id, a, token);
     return rc;
 }
 
@@ -155,8 +155,10 @@ static int run(PGconn *conn, const teacher_args *a)
     if (a->cmd == TEACHER_ADD) {
         char token[SM_TEACHER_TOKEN_LEN];
         int64_t id = 0;
-        sm_teacher_spec spec = {.name = a->name, .course_codes = a->courses,
-                                .ncourses = a->ncourses, .lifetime_s = a->lifetime_s};
+        sm_teacher_spec spec = {.name = a->name,
+                                .course_codes = a->courses,
+                                .ncourses = a->ncourses,
+                                .lifetime_s = a->lifetime_s};
         rc = sm_teacher_add(conn, &spec, token, &id, &err);
         if (rc == SM_OK)
             print_token("created", id, a, token);

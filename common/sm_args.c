@@ -118,7 +118,7 @@ static int short_index(const sm_args_spec *s, int c)
 static const char *current_token(char **argv)
 {
     return optarg && optind >= 2 && optarg == argv[optind - 1] ? argv[optind - 2]
-                                                                : argv[optind - 1];
+                                                               : argv[optind - 1];
 }
 
 static bool spelled_out(char **argv, const char *name)
@@ -135,12 +135,12 @@ static int reject(const sm_args_spec *s, int c, char **argv)
 {
     const char *tok = optind >= 1 ? argv[optind - 1] : "";
     if (optopt >= OPT_TABLE)
-        return sm_args_usage_error(s->prog, c == ':' ? "option --%s needs a value"
-                                                     : "option --%s takes no value",
-                                   opt_at(s, optopt - OPT_TABLE)->name);
+        return sm_args_usage_error(
+            s->prog, c == ':' ? "option --%s needs a value" : "option --%s takes no value",
+            opt_at(s, optopt - OPT_TABLE)->name);
     if (optopt == OPT_VERSION || (optopt == OPT_HELP && strncmp(tok, "--", 2) == 0))
-        return sm_args_usage_error(s->prog, "option %.*s takes no value",
-                                   (int)strcspn(tok, "="), tok);
+        return sm_args_usage_error(s->prog, "option %.*s takes no value", (int)strcspn(tok, "="),
+                                   tok);
     if (c == ':')
         return sm_args_usage_error(s->prog, "option -%c needs a value", optopt);
     if (optopt)
@@ -170,8 +170,9 @@ static int check(const sm_args *a)
 static int take(sm_args *a, int c, int longindex, char **argv)
 {
     const sm_args_spec *s = a->spec;
-    int i = c >= OPT_TABLE ? c - OPT_TABLE : c == OPT_HELP || c == OPT_VERSION ? -1
-                                                                              : short_index(s, c);
+    int i = c >= OPT_TABLE                      ? c - OPT_TABLE
+            : c == OPT_HELP || c == OPT_VERSION ? -1
+                                                : short_index(s, c);
     const char *name = i >= 0 ? opt_at(s, i)->name : c == OPT_HELP ? "help" : "version";
     if (longindex >= 0 && !spelled_out(argv, name)) {
         const char *tok = current_token(argv);

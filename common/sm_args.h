@@ -22,14 +22,14 @@ typedef enum sm_args_exit {
 } sm_args_exit;
 
 typedef enum sm_arg_kind {
-    SM_ARG_FLAG,    /* --name */
-    SM_ARG_VALUE,   /* --name VALUE or --name=VALUE; may be repeated (sm_args_nth) */
-    SM_ARG_REFUSED  /* --name[=VALUE] is refused with the help text as the reason */
+    SM_ARG_FLAG,   /* --name */
+    SM_ARG_VALUE,  /* --name VALUE or --name=VALUE; may be repeated (sm_args_nth) */
+    SM_ARG_REFUSED /* --name[=VALUE] is refused with the help text as the reason */
 } sm_arg_kind;
 
 typedef struct sm_arg_opt {
-    const char *name;    /* long name without the dashes */
-    char short_name;     /* 0: none */
+    const char *name; /* long name without the dashes */
+    char short_name;  /* 0: none */
     sm_arg_kind kind;
     const char *metavar; /* value name in the help, e.g. "FILE" */
     const char *help;    /* one line; NULL hides the option from --help */
@@ -37,12 +37,12 @@ typedef struct sm_arg_opt {
 } sm_arg_opt;
 
 typedef struct sm_args_spec {
-    const char *prog;           /* "stepmark result" */
-    const char *args;           /* positional synopsis, e.g. "SUBMISSION_ID" (NULL: none) */
-    const char *about;          /* text after the usage line (NULL: none) */
-    const sm_arg_opt *opts;     /* ended by an entry with a NULL name */
-    const sm_arg_opt *more;     /* a second table (shared options), or NULL */
-    int min_args, max_args;     /* positional arguments; max_args < 0: no limit */
+    const char *prog;       /* "stepmark result" */
+    const char *args;       /* positional synopsis, e.g. "SUBMISSION_ID" (NULL: none) */
+    const char *about;      /* text after the usage line (NULL: none) */
+    const sm_arg_opt *opts; /* ended by an entry with a NULL name */
+    const sm_arg_opt *more; /* a second table (shared options), or NULL */
+    int min_args, max_args; /* positional arguments; max_args < 0: no limit */
 } sm_args_spec;
 
 /* One option given on the command line. */
@@ -91,8 +91,8 @@ typedef struct sm_args_cmd {
 } sm_args_cmd;
 
 typedef struct sm_args_group {
-    const char *prog;         /* "stepmark" or "stepmark teacher" */
-    const char *footer;       /* text after the list (NULL: none) */
+    const char *prog;   /* "stepmark" or "stepmark teacher" */
+    const char *footer; /* text after the list (NULL: none) */
     const sm_args_cmd *cmds;
     size_t ncmds;
 } sm_args_group;

@@ -83,7 +83,7 @@ void sm_client_free(sm_client **c)
         zmq_close((*c)->sock);
     if ((*c)->own_ctx)
         zmq_ctx_term((*c)->ctx);
-    memset((*c)->secret_key, 0, sizeof (*c)->secret_key);
+    memset((*c)->secret_key, 0, sizeof(*c)->secret_key);
     free(*c);
     *c = NULL;
 }

@@ -16,11 +16,11 @@
 typedef struct sm_client sm_client;
 
 typedef struct sm_client_opts {
-    const char *endpoint;      /* e.g. tcp://127.0.0.1:5555 */
-    const char *server_key;    /* broker public key (z85 or key file); NULL = no CURVE */
-    const char *secret_key;    /* this client's secret key (z85 or key file) */
-    int timeout_ms;            /* per attempt; 0 = 5000 */
-    int retries;               /* extra attempts after a timeout or retryable error; <0 = 0 */
+    const char *endpoint;   /* e.g. tcp://127.0.0.1:5555 */
+    const char *server_key; /* broker public key (z85 or key file); NULL = no CURVE */
+    const char *secret_key; /* this client's secret key (z85 or key file) */
+    int timeout_ms;         /* per attempt; 0 = 5000 */
+    int retries;            /* extra attempts after a timeout or retryable error; <0 = 0 */
 } sm_client_opts;
 
 /* zctx may be NULL (the client then owns a context). */
@@ -37,9 +37,9 @@ sm_code sm_client_call(sm_client *c, const char *command, const json_t *body, js
 sm_code sm_client_send(sm_client *c, const char *command, const char *id, const json_t *body,
                        sm_err *err);
 typedef struct sm_client_reply {
-    bool ok;              /* OK or ERROR */
-    char id[65];          /* correlation id */
-    json_t *body;         /* owned by the caller */
+    bool ok;      /* OK or ERROR */
+    char id[65];  /* correlation id */
+    json_t *body; /* owned by the caller */
 } sm_client_reply;
 /* Waits up to timeout_ms for a reply: SM_OK, SM_ESTATE on timeout, other codes on errors. */
 sm_code sm_client_recv(sm_client *c, int timeout_ms, sm_client_reply *out, sm_err *err);

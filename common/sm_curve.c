@@ -20,8 +20,7 @@ sm_code sm_curve_keygen(char pub[SM_CURVE_Z85], char sec[SM_CURVE_Z85], sm_err *
     return SM_OK;
 }
 
-static sm_code write_file(const char *path, const char *text, int mode, bool exclusive,
-                          sm_err *err)
+static sm_code write_file(const char *path, const char *text, int mode, bool exclusive, sm_err *err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC), mode);
     if (fd < 0)
@@ -106,8 +105,7 @@ static sm_code check_secret_mode(int fd, const char *path, sm_err *err)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
-        return sm_err_set(err, SM_EIO, "cannot stat secret key file %s: %s", path,
-                          strerror(errno));
+        return sm_err_set(err, SM_EIO, "cannot stat secret key file %s: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode))
         return sm_err_set(err, SM_ECONFIG, "secret key file %s is not a regular file", path);
     if (st.st_uid != geteuid() && st.st_uid != 0)

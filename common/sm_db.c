@@ -37,8 +37,8 @@ static void put_option(char *out, size_t n, size_t *len, const char *keyword, co
         quoted[q++] = '\'';
     }
     quoted[q] = '\0';
-    int w = snprintf(out + *len, n - *len, "%s%s=%s", *len ? " " : "", keyword,
-                     plain ? val : quoted);
+    int w =
+        snprintf(out + *len, n - *len, "%s%s=%s", *len ? " " : "", keyword, plain ? val : quoted);
     if (w > 0)
         *len = *len + (size_t)w < n ? *len + (size_t)w : n - 1;
 }

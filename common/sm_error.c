@@ -46,19 +46,32 @@ void sm_err_clear(sm_err *err)
 const char *sm_code_name(sm_code code)
 {
     switch (code) {
-    case SM_OK: return "OK";
-    case SM_EINVAL: return "EINVAL";
-    case SM_ENOMEM: return "ENOMEM";
-    case SM_EIO: return "EIO";
-    case SM_ENOTFOUND: return "ENOTFOUND";
-    case SM_ECONFIG: return "ECONFIG";
-    case SM_EDB: return "EDB";
-    case SM_EPROTO: return "EPROTO";
-    case SM_EFORMAT: return "EFORMAT";
-    case SM_EUNSUPPORTED: return "EUNSUPPORTED";
-    case SM_ELIMIT: return "ELIMIT";
-    case SM_ESTATE: return "ESTATE";
-    case SM_EINTERNAL: return "EINTERNAL";
+    case SM_OK:
+        return "OK";
+    case SM_EINVAL:
+        return "EINVAL";
+    case SM_ENOMEM:
+        return "ENOMEM";
+    case SM_EIO:
+        return "EIO";
+    case SM_ENOTFOUND:
+        return "ENOTFOUND";
+    case SM_ECONFIG:
+        return "ECONFIG";
+    case SM_EDB:
+        return "EDB";
+    case SM_EPROTO:
+        return "EPROTO";
+    case SM_EFORMAT:
+        return "EFORMAT";
+    case SM_EUNSUPPORTED:
+        return "EUNSUPPORTED";
+    case SM_ELIMIT:
+        return "ELIMIT";
+    case SM_ESTATE:
+        return "ESTATE";
+    case SM_EINTERNAL:
+        return "EINTERNAL";
     }
     return "EUNKNOWN";
 }

@@ -59,8 +59,8 @@ void sm_log_close(void)
 
 static int key_is_secret(const char *key)
 {
-    static const char *words[] = {"password", "passwd", "secret", "token", "private", "secret_key",
-                                  "credential", NULL};
+    static const char *words[] = {"password", "passwd",     "secret",     "token",
+                                  "private",  "secret_key", "credential", NULL};
     if (!key)
         return 0;
     for (int i = 0; words[i]; i++)

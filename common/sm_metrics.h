@@ -24,8 +24,8 @@ typedef struct sm_metrics_snapshot {
     uint64_t gradings_failed;
     uint64_t tokens_generated;
     int64_t workers_connected;
-    double tokens_per_second;                          /* over the last minute */
-    uint64_t ack_buckets[SM_METRICS_ACK_BUCKETS + 1];  /* cumulative; last = +Inf */
+    double tokens_per_second;                         /* over the last minute */
+    uint64_t ack_buckets[SM_METRICS_ACK_BUCKETS + 1]; /* cumulative; last = +Inf */
     uint64_t ack_count;
     double ack_sum_seconds;
 } sm_metrics_snapshot;

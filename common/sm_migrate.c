@@ -47,9 +47,8 @@ static sm_code apply_one(PGconn *conn, const sm_migration *m, sm_err *err)
         char ver[16];
         snprintf(ver, sizeof ver, "%d", m->version);
         const char *params[] = {ver, m->name};
-        rc = sm_db_query(conn,
-                         "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)", 2,
-                         params, NULL, err);
+        rc = sm_db_query(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)",
+                         2, params, NULL, err);
     }
     if (rc == SM_OK)
         rc = sm_db_exec(conn, "COMMIT", err);
@@ -99,8 +98,8 @@ sm_code sm_migrate_current(PGconn *conn, int *version, sm_err *err)
 {
     *version = 0;
     PGresult *r;
-    sm_code rc = sm_db_query(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL,
-                             &r, err);
+    sm_code rc =
+        sm_db_query(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL, &r, err);
     if (rc != SM_OK)
         return rc;
     int exists = PQgetvalue(r, 0, 0)[0] == 't';

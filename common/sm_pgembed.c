@@ -71,7 +71,8 @@ static sm_code find_bindir(char *out, size_t n, sm_err *err)
     const char *path = getenv("PATH");
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", path ? path : "/usr/bin:/bin");
-    for (char *save = NULL, *dir = strtok_r(buf, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+    for (char *save = NULL, *dir = strtok_r(buf, ":", &save); dir;
+         dir = strtok_r(NULL, ":", &save)) {
         if (is_exec(dir, "initdb") && is_exec(dir, "pg_ctl")) {
             snprintf(out, n, "%s", dir);
             return SM_OK;
@@ -204,8 +205,7 @@ static sm_code make_dir_for_server(const char *dir, sm_err *err)
     if (rc != SM_OK)
         return rc;
     if (acct.name && chown(dir, acct.uid, acct.gid) != 0)
-        return sm_err_set(err, SM_EIO, "cannot give %s to %s: %s", dir, acct.name,
-                          strerror(errno));
+        return sm_err_set(err, SM_EIO, "cannot give %s to %s: %s", dir, acct.name, strerror(errno));
     if (chmod(dir, 0700) != 0)
         return sm_err_set(err, SM_EIO, "cannot chmod %s: %s", dir, strerror(errno));
     return SM_OK;
@@ -253,8 +253,8 @@ static sm_code absolute_path(const char *dir, char *out, size_t n, sm_err *err)
 static sm_code init_cluster(sm_pgembed *pg, sm_err *err)
 {
     char prog[PATH_MAX + 16], out[1024];
-    char *argv[] = {prog, "-D", pg->data_dir, "-U", SM_PG_USER, "-A", "trust", "-E", "UTF8",
-                    "--no-locale", NULL};
+    char *argv[] = {prog,    "-D", pg->data_dir, "-U",          SM_PG_USER, "-A",
+                    "trust", "-E", "UTF8",       "--no-locale", NULL};
     snprintf(prog, sizeof prog, "%s/initdb", pg->bindir);
     sm_log(SM_LOG_INFO, "creating private PostgreSQL cluster", "data", pg->data_dir, NULL);
     int st = run_prog(argv, out, sizeof out);
@@ -292,8 +292,8 @@ static int server_running(const sm_pgembed *pg)
 static sm_code ensure_database(sm_pgembed *pg, sm_err *err)
 {
     char url[sizeof pg->url];
-    snprintf(url, sizeof url, "host='%s/run' port=" SM_PG_PORT " user=" SM_PG_USER " dbname=postgres",
-             pg->data_dir);
+    snprintf(url, sizeof url,
+             "host='%s/run' port=" SM_PG_PORT " user=" SM_PG_USER " dbname=postgres", pg->data_dir);
     PGconn *conn;
     sm_code rc = sm_db_connect(url, &conn, err);
     if (rc != SM_OK)
@@ -329,8 +329,9 @@ static sm_code prepare(const char *data_dir, sm_pgembed **out, sm_err *err)
         free(pg);
         return rc;
     }
-    snprintf(pg->url, sizeof pg->url, "host='%s/run' port=" SM_PG_PORT " user=" SM_PG_USER
-             " dbname=" SM_PG_DB, pg->data_dir);
+    snprintf(pg->url, sizeof pg->url,
+             "host='%s/run' port=" SM_PG_PORT " user=" SM_PG_USER " dbname=" SM_PG_DB,
+             pg->data_dir);
     *out = pg;
     return SM_OK;
 }
@@ -356,9 +357,8 @@ sm_code sm_pgembed_start(const char *data_dir, sm_pgembed **out, sm_err *err)
         snprintf(log, sizeof log, "%s/server.log", pg->data_dir);
         int st = run_prog(argv, out_text, sizeof out_text);
         if (st != 0)
-            rc = sm_err_set(err, SM_EDB,
-                            "cannot start PostgreSQL in %s (status %d): %s; see %s", pg->data_dir,
-                            st, out_text, log);
+            rc = sm_err_set(err, SM_EDB, "cannot start PostgreSQL in %s (status %d): %s; see %s",
+                            pg->data_dir, st, out_text, log);
         else
             pg->started_here = 1;
         if (rc == SM_OK)

@@ -153,7 +153,8 @@ static int json_depth(const json_t *j)
     if (json_is_object(j)) {
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)j, k, v) {
+        json_object_foreach((json_t *)j, k, v)
+        {
             int d = json_depth(v);
             if (d > best)
                 best = d;
@@ -165,7 +166,8 @@ static int json_depth(const json_t *j)
     if (json_is_array(j)) {
         size_t i;
         json_t *v;
-        json_array_foreach(j, i, v) {
+        json_array_foreach(j, i, v)
+        {
             int d = json_depth(v);
             if (d > best)
                 best = d;
@@ -192,8 +194,8 @@ static sm_code unsupported_protocol(const char *proto, const sm_frame *got, sm_e
                       proto);
 }
 
-sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_frame *f,
-                       int n, int total, size_t max_body, sm_request *out, sm_err *err)
+sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_frame *f, int n,
+                       int total, size_t max_body, sm_request *out, sm_err *err)
 {
     memset(out, 0, sizeof *out);
     out->cmd = -1;
@@ -202,13 +204,11 @@ sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_
         out->id_len = f[3].size;
     }
     if (total != SM_PROTO_FRAMES || n != SM_PROTO_FRAMES)
-        return sm_err_set(err, SM_EPROTO, "expected %d frames, got %d", SM_PROTO_FRAMES,
-                          total);
+        return sm_err_set(err, SM_EPROTO, "expected %d frames, got %d", SM_PROTO_FRAMES, total);
     if (f[0].size != 0)
         return sm_err_set(err, SM_EPROTO, "the first frame must be empty");
     if (f[3].size > SM_PROTO_MAX_ID)
-        return sm_err_set(err, SM_EPROTO, "correlation id longer than %d bytes",
-                          SM_PROTO_MAX_ID);
+        return sm_err_set(err, SM_EPROTO, "correlation id longer than %d bytes", SM_PROTO_MAX_ID);
     if (f[1].size != strlen(proto) || memcmp(f[1].data, proto, f[1].size) != 0)
         return unsupported_protocol(proto, &f[1], err);
     if (f[2].size == 0 || f[2].size > SM_PROTO_MAX_COMMAND)
@@ -242,8 +242,7 @@ sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_
     }
     if (json_depth(body) > SM_PROTO_MAX_DEPTH) {
         json_decref(body);
-        return sm_err_set(err, SM_EFORMAT, "body nests deeper than %d levels",
-                          SM_PROTO_MAX_DEPTH);
+        return sm_err_set(err, SM_EFORMAT, "body nests deeper than %d levels", SM_PROTO_MAX_DEPTH);
     }
     out->body = body;
     return SM_OK;
@@ -277,8 +276,8 @@ json_t *sm_proto_error_body(sm_code code, const char *msg, bool retryable)
 {
     char safe[SM_ERR_MSG_MAX];
     utf8_sanitize(msg && *msg ? msg : sm_code_name(code), safe, sizeof safe);
-    return json_pack("{s:s, s:s, s:b}", "code", sm_code_name(code), "message", safe,
-                     "retryable", retryable);
+    return json_pack("{s:s, s:s, s:b}", "code", sm_code_name(code), "message", safe, "retryable",
+                     retryable);
 }
 
 sm_code sm_proto_code_from_name(const char *name)
@@ -305,16 +304,15 @@ sm_code sm_json_str(const json_t *obj, const char *key, bool required, size_t ma
         return sm_err_set(err, SM_EINVAL, "field \"%s\" must be a string", key);
     size_t len = json_string_length(v);
     if (len > max_len)
-        return sm_err_set(err, SM_EINVAL, "field \"%s\" is longer than %zu bytes", key,
-                          max_len);
+        return sm_err_set(err, SM_EINVAL, "field \"%s\" is longer than %zu bytes", key, max_len);
     if (required && len == 0)
         return sm_err_set(err, SM_EINVAL, "field \"%s\" must not be empty", key);
     *out = json_string_value(v);
     return SM_OK;
 }
 
-sm_code sm_json_int(const json_t *obj, const char *key, bool required, int64_t min,
-                    int64_t max, int64_t *out, sm_err *err)
+sm_code sm_json_int(const json_t *obj, const char *key, bool required, int64_t min, int64_t max,
+                    int64_t *out, sm_err *err)
 {
     const json_t *v = field(obj, key);
     if (!v)
@@ -339,8 +337,7 @@ sm_code sm_json_num(const json_t *obj, const char *key, bool required, double mi
         return sm_err_set(err, SM_EINVAL, "field \"%s\" must be a number", key);
     double x = json_number_value(v);
     if (!isfinite(x) || x < min || x > max)
-        return sm_err_set(err, SM_EINVAL, "field \"%s\" must be between %g and %g", key, min,
-                          max);
+        return sm_err_set(err, SM_EINVAL, "field \"%s\" must be between %g and %g", key, min, max);
     *out = x;
     return SM_OK;
 }

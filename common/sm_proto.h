@@ -53,7 +53,7 @@ sm_code sm_proto_send(void *sock, const sm_frame *f, int n, sm_err *err);
 
 /* A parsed request (or reply). body is owned (json_decref via sm_request_clear). */
 typedef struct sm_request {
-    int cmd;                          /* index into the caller's command list */
+    int cmd; /* index into the caller's command list */
     char command[SM_PROTO_MAX_COMMAND + 1];
     unsigned char id[SM_PROTO_MAX_ID];
     size_t id_len;
@@ -71,14 +71,14 @@ void sm_request_clear(sm_request *r);
  *   SM_ELIMIT       body larger than max_body
  *   SM_EINVAL       body not valid UTF-8
  *   SM_EFORMAT      body not a JSON object (syntax, duplicate keys, too deep, NUL) */
-sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_frame *f,
-                       int n, int total, size_t max_body, sm_request *out, sm_err *err);
+sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_frame *f, int n,
+                       int total, size_t max_body, sm_request *out, sm_err *err);
 
 /* Strict UTF-8 check (no overlong forms, no surrogates, nothing above U+10FFFF). */
 bool sm_utf8_valid(const unsigned char *s, size_t n);
 
 /* The body of an ERROR whose own body could not be built (out of memory). */
-#define SM_PROTO_ERROR_FALLBACK                                                                \
+#define SM_PROTO_ERROR_FALLBACK \
     "{\"code\":\"EINTERNAL\",\"message\":\"the error reply could not be built\",\"retryable\":true}"
 
 /* Builds [identity?] "" proto command id body and sends it. identity may be NULL (DEALER
@@ -101,8 +101,8 @@ sm_code sm_proto_code_from_name(const char *name);
  * with a message naming the field. */
 sm_code sm_json_str(const json_t *obj, const char *key, bool required, size_t max_len,
                     const char **out, sm_err *err);
-sm_code sm_json_int(const json_t *obj, const char *key, bool required, int64_t min,
-                    int64_t max, int64_t *out, sm_err *err);
+sm_code sm_json_int(const json_t *obj, const char *key, bool required, int64_t min, int64_t max,
+                    int64_t *out, sm_err *err);
 sm_code sm_json_num(const json_t *obj, const char *key, bool required, double min, double max,
                     double *out, sm_err *err);
 sm_code sm_json_bool(const json_t *obj, const char *key, bool required, bool *out, sm_err *err);

@@ -25,12 +25,23 @@ sm_code sm_teacher_parse_lifetime(const char *text, int64_t *seconds, sm_err *er
     int64_t unit = 0;
     if (digits > 0 && digits <= 12 && p[digits] != '\0' && p[digits + 1] == '\0') {
         switch (p[digits]) {
-        case 's': unit = 1; break;
-        case 'm': unit = 60; break;
-        case 'h': unit = 3600; break;
-        case 'd': unit = 86400; break;
-        case 'w': unit = 7 * 86400; break;
-        default: break;
+        case 's':
+            unit = 1;
+            break;
+        case 'm':
+            unit = 60;
+            break;
+        case 'h':
+            unit = 3600;
+            break;
+        case 'd':
+            unit = 86400;
+            break;
+        case 'w':
+            unit = 7 * 86400;
+            break;
+        default:
+            break;
         }
     }
     if (unit == 0)
@@ -39,8 +50,9 @@ sm_code sm_teacher_parse_lifetime(const char *text, int64_t *seconds, sm_err *er
                           p);
     long long n = strtoll(p, NULL, 10); /* at most 12 digits: no overflow */
     if (n <= 0 || n > SM_TEACHER_MAX_LIFETIME_S / unit)
-        return sm_err_set(err, SM_EINVAL, "bad lifetime '%s': must be above 0 and at most %lld days",
-                          p, SM_TEACHER_MAX_LIFETIME_S / 86400);
+        return sm_err_set(err, SM_EINVAL,
+                          "bad lifetime '%s': must be above 0 and at most %lld days", p,
+                          SM_TEACHER_MAX_LIFETIME_S / 86400);
     *seconds = (int64_t)n * unit;
     return SM_OK;
 }
@@ -88,8 +100,8 @@ static sm_code check_new_name(PGconn *conn, const char *name, sm_err *err)
     sm_code rc = sm_db_exec(conn, "SELECT pg_advisory_xact_lock(" SM_TEACHER_LOCK ")", err);
     const char *p[] = {name};
     if (rc == SM_OK)
-        rc = sm_db_query(conn, "SELECT min(id) FROM teacher WHERE name = $1 HAVING count(*) > 0",
-                         1, p, &r, err);
+        rc = sm_db_query(conn, "SELECT min(id) FROM teacher WHERE name = $1 HAVING count(*) > 0", 1,
+                         p, &r, err);
     if (rc != SM_OK)
         return rc;
     if (PQntuples(r) > 0)
@@ -244,8 +256,8 @@ static sm_code change_in_tx(PGconn *conn, void *vctx, sm_err *err)
     PQclear(r);
     if (!found)
         return sm_err_set(err, SM_ENOTFOUND, "no teacher with id %s", c->tid);
-    rc = sm_db_query(conn, "DELETE FROM teacher_session WHERE teacher_id = $1::bigint", 1, p,
-                     NULL, err);
+    rc = sm_db_query(conn, "DELETE FROM teacher_session WHERE teacher_id = $1::bigint", 1, p, NULL,
+                     err);
     if (rc == SM_OK)
         rc = audit(conn, c->what == ACCESS_ROTATE ? "token_rotate" : "token_revoke", c->tid, err);
     return rc;

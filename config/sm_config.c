@@ -18,27 +18,42 @@
 typedef enum field_type { F_STR, F_INT, F_DOUBLE, F_BOOL } field_type;
 
 typedef struct field {
-    const char *path;     /* dotted key path */
+    const char *path; /* dotted key path */
     field_type type;
-    size_t offset;        /* into sm_config */
-    size_t size;          /* F_STR: buffer size */
-    double min, max;      /* F_INT, F_DOUBLE */
-    const char *choices;  /* F_STR: "a|b|c" or NULL */
+    size_t offset;       /* into sm_config */
+    size_t size;         /* F_STR: buffer size */
+    double min, max;     /* F_INT, F_DOUBLE */
+    const char *choices; /* F_STR: "a|b|c" or NULL */
 } field;
 
-#define STR(p, m) {p, F_STR, offsetof(sm_config, m), sizeof(((sm_config *)0)->m), 0, 0, NULL}
-#define CHOICE(p, m, c) {p, F_STR, offsetof(sm_config, m), sizeof(((sm_config *)0)->m), 0, 0, c}
-#define INT(p, m, lo, hi) {p, F_INT, offsetof(sm_config, m), 0, lo, hi, NULL}
-#define DBL(p, m, lo, hi) {p, F_DOUBLE, offsetof(sm_config, m), 0, lo, hi, NULL}
-#define BOOL(p, m) {p, F_BOOL, offsetof(sm_config, m), 0, 0, 0, NULL}
-#define CURVE(prefix, m)                                                                      \
-    BOOL(prefix ".curve.enabled", m.curve.enabled),                                           \
-        STR(prefix ".curve.secret_key_file", m.curve.secret_key_file),                        \
-        STR(prefix ".curve.public_key_file", m.curve.public_key_file),                        \
-        STR(prefix ".curve.server_public_key", m.curve.server_public_key),                    \
-        STR(prefix ".curve.allowed_keys_file", m.curve.allowed_keys_file),                    \
-        STR(prefix ".curve.client_keys_file", m.curve.client_keys_file),                      \
-        STR(prefix ".curve.worker_keys_file", m.curve.worker_keys_file),                      \
+#define STR(p, m)                                                                 \
+    {                                                                             \
+        p, F_STR, offsetof(sm_config, m), sizeof(((sm_config *)0)->m), 0, 0, NULL \
+    }
+#define CHOICE(p, m, c)                                                        \
+    {                                                                          \
+        p, F_STR, offsetof(sm_config, m), sizeof(((sm_config *)0)->m), 0, 0, c \
+    }
+#define INT(p, m, lo, hi)                                 \
+    {                                                     \
+        p, F_INT, offsetof(sm_config, m), 0, lo, hi, NULL \
+    }
+#define DBL(p, m, lo, hi)                                    \
+    {                                                        \
+        p, F_DOUBLE, offsetof(sm_config, m), 0, lo, hi, NULL \
+    }
+#define BOOL(p, m)                                       \
+    {                                                    \
+        p, F_BOOL, offsetof(sm_config, m), 0, 0, 0, NULL \
+    }
+#define CURVE(prefix, m)                                                   \
+    BOOL(prefix ".curve.enabled", m.curve.enabled),                        \
+        STR(prefix ".curve.secret_key_file", m.curve.secret_key_file),     \
+        STR(prefix ".curve.public_key_file", m.curve.public_key_file),     \
+        STR(prefix ".curve.server_public_key", m.curve.server_public_key), \
+        STR(prefix ".curve.allowed_keys_file", m.curve.allowed_keys_file), \
+        STR(prefix ".curve.client_keys_file", m.curve.client_keys_file),   \
+        STR(prefix ".curve.worker_keys_file", m.curve.worker_keys_file),   \
         BOOL(prefix ".curve.allow_insecure_remote", m.curve.allow_insecure_remote)
 
 static const field fields[] = {
@@ -263,8 +278,8 @@ static sm_code set_field(sm_config *cfg, const field *f, const yaml_node_t *v, c
         if (!plain || *s == '\0' || *end != '\0' || errno == ERANGE)
             return at(err, name, v->start_mark, "%s: expected an integer, got \"%s\"", f->path, s);
         if ((double)x < f->min || (double)x > f->max)
-            return at(err, name, v->start_mark, "%s: %lld is out of range [%.0f, %.0f]", f->path,
-                      x, f->min, f->max);
+            return at(err, name, v->start_mark, "%s: %lld is out of range [%.0f, %.0f]", f->path, x,
+                      f->min, f->max);
         *(int64_t *)base = x;
         return SM_OK;
     }
@@ -336,8 +351,7 @@ static sm_code walk_mapping(sm_config *cfg, yaml_document_t *doc, yaml_node_t *m
     return SM_OK;
 }
 
-sm_code sm_config_parse(sm_config *cfg, const char *name, const char *text, size_t len,
-                        sm_err *err)
+sm_code sm_config_parse(sm_config *cfg, const char *name, const char *text, size_t len, sm_err *err)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -346,8 +360,8 @@ sm_code sm_config_parse(sm_config *cfg, const char *name, const char *text, size
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
         sm_code rc = at(err, name, parser.problem_mark, "malformed YAML: %s%s%s",
-                        parser.problem ? parser.problem : "syntax error",
-                        parser.context ? " " : "", parser.context ? parser.context : "");
+                        parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+                        parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
         return rc;
     }
@@ -442,8 +456,10 @@ sm_code sm_config_apply_env(sm_config *cfg, sm_err *err)
         const char *lvl = getenv("STEPMARK_LOG_LEVEL");
         sm_log_level parsed;
         if (lvl && sm_log_level_parse(lvl, &parsed) != SM_OK)
-            return sm_err_set(err, SM_ECONFIG, "STEPMARK_LOG_LEVEL=%s: expected debug, info, "
-                              "warn, error or off", lvl);
+            return sm_err_set(err, SM_ECONFIG,
+                              "STEPMARK_LOG_LEVEL=%s: expected debug, info, "
+                              "warn, error or off",
+                              lvl);
         if (lvl)
             rc = env_str("STEPMARK_LOG_LEVEL", cfg->logging.level, sizeof cfg->logging.level, err);
     }

@@ -25,13 +25,13 @@ typedef struct sm_sampling_config {
 
 typedef struct sm_curve_config {
     bool enabled;
-    char secret_key_file[SM_CONFIG_STR];  /* this side's secret key (z85), from a file */
-    char public_key_file[SM_CONFIG_STR];  /* this side's public key (z85) */
-    char server_public_key[SM_CONFIG_STR];/* for clients/workers: the broker's public key (z85) */
-    char allowed_keys_file[SM_CONFIG_STR];/* replaced by the two below; refused when set */
-    char client_keys_file[SM_CONFIG_STR]; /* broker: public keys of clients and subscribers */
-    char worker_keys_file[SM_CONFIG_STR]; /* broker: public keys of workers */
-    bool allow_insecure_remote;           /* permit non-loopback endpoints without CURVE */
+    char secret_key_file[SM_CONFIG_STR];   /* this side's secret key (z85), from a file */
+    char public_key_file[SM_CONFIG_STR];   /* this side's public key (z85) */
+    char server_public_key[SM_CONFIG_STR]; /* for clients/workers: the broker's public key (z85) */
+    char allowed_keys_file[SM_CONFIG_STR]; /* replaced by the two below; refused when set */
+    char client_keys_file[SM_CONFIG_STR];  /* broker: public keys of clients and subscribers */
+    char worker_keys_file[SM_CONFIG_STR];  /* broker: public keys of workers */
+    bool allow_insecure_remote;            /* permit non-loopback endpoints without CURVE */
 } sm_curve_config;
 
 typedef struct sm_config {
@@ -47,40 +47,40 @@ typedef struct sm_config {
         char client_endpoint[SM_CONFIG_STR];
         char worker_endpoint[SM_CONFIG_STR];
         char event_endpoint[SM_CONFIG_STR];
-        int64_t heartbeat_ms;       /* worker heartbeat interval */
-        int64_t heartbeat_timeout_ms;/* silence after which a worker is considered lost */
-        int64_t lease_ms;           /* how long a job lease lasts without progress */
-        int64_t max_attempts;       /* attempts before a job is dead */
-        int64_t retry_backoff_ms;   /* first retry delay; doubles per attempt */
-        int64_t max_body_bytes;     /* largest JSON body accepted */
-        int64_t group_commit_us;    /* extra wait before a group commit (0: none) */
-        int64_t max_worker_slots;   /* most jobs one worker may hold (READY slots are capped) */
-        int64_t max_job_ms;         /* longest a job may stay leased, heartbeats or not */
-        int64_t peer_error_replies; /* ERROR replies to one worker-side peer per 10 s */
-        int64_t peer_ban_errors;    /* bad messages per 10 s after which a peer is banned */
-        int64_t peer_ban_ms;        /* how long a banned peer's messages are dropped */
+        int64_t heartbeat_ms;         /* worker heartbeat interval */
+        int64_t heartbeat_timeout_ms; /* silence after which a worker is considered lost */
+        int64_t lease_ms;             /* how long a job lease lasts without progress */
+        int64_t max_attempts;         /* attempts before a job is dead */
+        int64_t retry_backoff_ms;     /* first retry delay; doubles per attempt */
+        int64_t max_body_bytes;       /* largest JSON body accepted */
+        int64_t group_commit_us;      /* extra wait before a group commit (0: none) */
+        int64_t max_worker_slots;     /* most jobs one worker may hold (READY slots are capped) */
+        int64_t max_job_ms;           /* longest a job may stay leased, heartbeats or not */
+        int64_t peer_error_replies;   /* ERROR replies to one worker-side peer per 10 s */
+        int64_t peer_ban_errors;      /* bad messages per 10 s after which a peer is banned */
+        int64_t peer_ban_ms;          /* how long a banned peer's messages are dropped */
         sm_curve_config curve;
     } broker;
 
     struct {
-        char name[SM_CONFIG_STR];      /* worker identity; "" = hostname-pid */
+        char name[SM_CONFIG_STR]; /* worker identity; "" = hostname-pid */
         char broker_endpoint[SM_CONFIG_STR];
-        char model[SM_CONFIG_STR];     /* HF directory or GGUF file */
-        char device[16];               /* "cpu" or "cuda" */
-        char dtype[16];                /* "f32", "bf16", "q8_0", "q4_0" */
-        char kv_dtype[16];             /* "auto" (the engine's choice), "f32", "f16" */
-        char isa[16];                  /* "auto" (this CPU's default), or a kernel variant */
-        int64_t threads;               /* 0 = all cores */
-        int64_t slots;                 /* sequences decoded together */
+        char model[SM_CONFIG_STR]; /* HF directory or GGUF file */
+        char device[16];           /* "cpu" or "cuda" */
+        char dtype[16];            /* "f32", "bf16", "q8_0", "q4_0" */
+        char kv_dtype[16];         /* "auto" (the engine's choice), "f32", "f16" */
+        char isa[16];              /* "auto" (this CPU's default), or a kernel variant */
+        int64_t threads;           /* 0 = all cores */
+        int64_t slots;             /* sequences decoded together */
         int64_t max_prompt_tokens;
         int64_t max_new_tokens;
-        int64_t samples;               /* self-consistency samples per submission */
+        int64_t samples; /* self-consistency samples per submission */
         bool prefix_cache;
         bool deterministic;
         sm_sampling_config sampling;
-        char prompt_dir[SM_CONFIG_STR];/* folder of prompt template overrides; "" = built-in */
+        char prompt_dir[SM_CONFIG_STR]; /* folder of prompt template overrides; "" = built-in */
         char metrics_address[SM_CONFIG_STR]; /* Prometheus /metrics listener of the worker */
-        int64_t metrics_port;          /* 0 = no metrics listener */
+        int64_t metrics_port;                /* 0 = no metrics listener */
         sm_curve_config curve;
     } worker;
 
@@ -92,8 +92,8 @@ typedef struct sm_config {
         int64_t max_processes;
         int64_t max_output_bytes;
         bool use_cgroups;
-        int64_t memory_total_mb;       /* memory of a whole test run; 0 = memory_mb */
-        int64_t tmpfs_mb;              /* size of each tmpfs in the sandbox (/tmp, /dev/shm) */
+        int64_t memory_total_mb; /* memory of a whole test run; 0 = memory_mb */
+        int64_t tmpfs_mb;        /* size of each tmpfs in the sandbox (/tmp, /dev/shm) */
     } sandbox;
 
     struct {

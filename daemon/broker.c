@@ -35,15 +35,15 @@ void sm_broker_reply(sm_broker *b, const unsigned char *ident, size_t ident_len,
 {
     sm_frame idf = {ident, ident_len};
     sm_err err;
-    if (sm_proto_send_msg(b->client, &idf, SM_PROTO_CLIENT, ok ? "OK" : "ERROR", id, id_len,
-                          body, &err) != SM_OK)
+    if (sm_proto_send_msg(b->client, &idf, SM_PROTO_CLIENT, ok ? "OK" : "ERROR", id, id_len, body,
+                          &err) != SM_OK)
         sm_log(SM_LOG_WARN, "cannot reply to a client", "error", err.msg, NULL);
     json_decref(body);
 }
 
 void sm_broker_reply_error(sm_broker *b, const unsigned char *ident, size_t ident_len,
-                           const unsigned char *id, size_t id_len, sm_code code,
-                           const char *msg, bool retryable)
+                           const unsigned char *id, size_t id_len, sm_code code, const char *msg,
+                           bool retryable)
 {
     sm_broker_reply(b, ident, ident_len, id, id_len, false,
                     sm_proto_error_body(code, msg, retryable));
@@ -73,7 +73,8 @@ void sm_broker_publish_all(sm_broker *b, json_t *events)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(events, i, e) {
+    json_array_foreach(events, i, e)
+    {
         sm_broker_publish(b, e);
         if (!strcmp(json_string_value(json_object_get(e, "event")), "dead")) {
             sm_metrics_grading_failed(b->metrics);
@@ -115,8 +116,8 @@ static void zap_handle(sm_broker *b)
         const char *status = "400", *text = "denied";
         const char *user = "";
         char z85[41] = "";
-        if (m.total >= 6 && f[5].size == 5 && memcmp(f[5].data, "CURVE", 5) == 0 &&
-            m.n >= 7 && f[6].size == 32) {
+        if (m.total >= 6 && f[5].size == 5 && memcmp(f[5].data, "CURVE", 5) == 0 && m.n >= 7 &&
+            f[6].size == 32) {
             zmq_z85_encode(z85, f[6].data, 32);
             const sm_keyset *keys = keys_of_domain(b, &f[2]);
             char domain[16];
@@ -144,16 +145,16 @@ static void zap_handle(sm_broker *b)
 
 /* Binds sock to ep; with CURVE (secret set) its peers are checked against the allow-list of
  * zap_domain. */
-static sm_code bind_socket(void *sock, const char *ep, const char *secret,
-                           const char *zap_domain, sm_err *err)
+static sm_code bind_socket(void *sock, const char *ep, const char *secret, const char *zap_domain,
+                           sm_err *err)
 {
     int linger = 1000;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     if (secret) {
         sm_code rc = sm_curve_server(sock, secret, err);
         if (!rc && zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, zap_domain, strlen(zap_domain)) != 0)
-            rc = sm_err_set(err, SM_EINTERNAL, "cannot set the ZAP domain: %s",
-                            zmq_strerror(errno));
+            rc =
+                sm_err_set(err, SM_EINTERNAL, "cannot set the ZAP domain: %s", zmq_strerror(errno));
         if (rc)
             return rc;
     }
@@ -187,7 +188,8 @@ static sm_code load_curve(sm_broker *b, const sm_curve_config *cc, char secret[S
     if (both)
         return sm_err_set(err, SM_ECONFIG,
                           "key %s is in both client_keys_file and worker_keys_file: give each "
-                          "role its own key pair", both);
+                          "role its own key pair",
+                          both);
     if (!rc) {
         b->zap = zmq_socket(b->ctx, ZMQ_REP);
         if (zmq_bind(b->zap, "inproc://zeromq.zap.01") != 0)
@@ -198,8 +200,7 @@ static sm_code load_curve(sm_broker *b, const sm_curve_config *cc, char secret[S
 
 /* The three sockets. Sends on the worker socket never wait (a timeout of 0, and
  * ROUTER_MANDATORY so that a full or vanished peer is reported rather than skipped). */
-static sm_code open_sockets(sm_broker *b, const char *const eps[3], const char *secret,
-                            sm_err *err)
+static sm_code open_sockets(sm_broker *b, const char *const eps[3], const char *secret, sm_err *err)
 {
     b->client = zmq_socket(b->ctx, ZMQ_ROUTER);
     b->worker = zmq_socket(b->ctx, ZMQ_ROUTER);
@@ -280,8 +281,8 @@ sm_code sm_broker_new(const sm_config *cfg, const char *db_url, sm_metrics *metr
         sm_broker_free(&b);
         return rc;
     }
-    sm_log(SM_LOG_INFO, "broker listening", "clients", eps[0], "workers", eps[1], "events",
-           eps[2], "curve", cc->enabled ? "on" : "off", "instance", b->instance, NULL);
+    sm_log(SM_LOG_INFO, "broker listening", "clients", eps[0], "workers", eps[1], "events", eps[2],
+           "curve", cc->enabled ? "on" : "off", "instance", b->instance, NULL);
     *out = b;
     return SM_OK;
 }
@@ -321,7 +322,8 @@ static void reap(sm_broker *b)
     }
     size_t i;
     json_t *pair;
-    json_array_foreach(r.jobs, i, pair) {
+    json_array_foreach(r.jobs, i, pair)
+    {
         json_int_t id = json_integer_value(json_array_get(pair, 0));
         const char *owner = json_string_value(json_array_get(pair, 1));
         sm_worker *w = owner ? sm_workers_by_owner(&b->workers, owner) : NULL;

@@ -8,11 +8,27 @@
 #include "broker_int.h"
 #include "sm_log.h"
 
-enum { C_SUBMIT, C_STATUS, C_RESULT, C_CANCEL, C_COURSE_PUT, C_ASSIGNMENT_CREATE,
-       C_ASSIGNMENT_UPDATE, C_ASSIGNMENT_GET, C_PING };
-static const char *const client_cmds[] = {"SUBMIT", "STATUS", "RESULT", "CANCEL", "COURSE_PUT",
-                                          "ASSIGNMENT_CREATE", "ASSIGNMENT_UPDATE",
-                                          "ASSIGNMENT_GET", "PING", NULL};
+enum {
+    C_SUBMIT,
+    C_STATUS,
+    C_RESULT,
+    C_CANCEL,
+    C_COURSE_PUT,
+    C_ASSIGNMENT_CREATE,
+    C_ASSIGNMENT_UPDATE,
+    C_ASSIGNMENT_GET,
+    C_PING
+};
+static const char *const client_cmds[] = {"SUBMIT",
+                                          "STATUS",
+                                          "RESULT",
+                                          "CANCEL",
+                                          "COURSE_PUT",
+                                          "ASSIGNMENT_CREATE",
+                                          "ASSIGNMENT_UPDATE",
+                                          "ASSIGNMENT_GET",
+                                          "PING",
+                                          NULL};
 
 typedef struct ctx {
     sm_broker *b;
@@ -160,11 +176,11 @@ void sm_broker_commit(sm_broker *b)
     snprintf(msgs[0], sizeof msgs[0], "%s", err.msg);
     if (rc && b->db_up && sm_store_alive(b->store)) {
         if (m > 1)
-            sm_log(SM_LOG_WARN, "group commit refused; committing one by one", "error",
-                   err.msg, NULL);
+            sm_log(SM_LOG_WARN, "group commit refused; committing one by one", "error", err.msg,
+                   NULL);
         for (int i = 0; i < m; i++) {
-            rcs[i] = m > 1 ? sm_store_submit(b->store, &items[i], 1, (int)b->max_attempts, &err)
-                           : rc;
+            rcs[i] =
+                m > 1 ? sm_store_submit(b->store, &items[i], 1, (int)b->max_attempts, &err) : rc;
             if (rcs[i] && sm_store_alive(b->store)) {
                 rcs[i] = SM_EINVAL; /* refused by a constraint: permanent */
                 snprintf(msgs[0], sizeof msgs[0], "%s", err.msg);
@@ -183,20 +199,18 @@ void sm_broker_commit(sm_broker *b)
         sm_pending *p = &b->batch[i];
         int k = map[i] >= 0 ? map[i] : map[p->dup_of];
         if (rcs[k] == SM_OK) {
-            json_t *ack = json_pack("{s:I, s:b}", "submission_id",
-                                    (json_int_t)items[k].submission_id, "duplicate",
-                                    items[k].duplicate || map[i] < 0);
+            json_t *ack =
+                json_pack("{s:I, s:b}", "submission_id", (json_int_t)items[k].submission_id,
+                          "duplicate", items[k].duplicate || map[i] < 0);
             sm_broker_reply(b, p->ident, p->ident_len, p->id, p->id_len, true, ack);
             if (!items[k].duplicate && map[i] >= 0)
                 accepted++;
             sm_metrics_ack_observe_seconds(b->metrics, (double)(now - p->recv_us) / 1e6);
         } else {
             bool down = !b->db_up || rcs[k] == SM_EDB;
-            sm_broker_reply_error(b, p->ident, p->ident_len, p->id, p->id_len,
-                                  rcs[k] == SM_EDB ? SM_EDB : rcs[k],
-                                  down ? "not stored: database unavailable; retry later"
-                                       : msgs[0],
-                                  down);
+            sm_broker_reply_error(
+                b, p->ident, p->ident_len, p->id, p->id_len, rcs[k] == SM_EDB ? SM_EDB : rcs[k],
+                down ? "not stored: database unavailable; retry later" : msgs[0], down);
         }
         free(p->ident);
         json_decref(p->body);
@@ -307,8 +321,9 @@ void sm_broker_client_message(sm_broker *b, sm_msg *m)
         const char *code = NULL, *title = NULL;
         rc = sm_json_str(body, "code", true, 200, &code, &err);
         if (!rc && !sm_proto_code_ok(code, 200))
-            rc = sm_err_set(&err, SM_EINVAL, "field \"code\" may only hold letters, digits, "
-                                             "'.', '_' and '-'");
+            rc = sm_err_set(&err, SM_EINVAL,
+                            "field \"code\" may only hold letters, digits, "
+                            "'.', '_' and '-'");
         if (!rc)
             rc = sm_json_str(body, "title", false, 500, &title, &err);
         if (!rc && !db_ready(&c))

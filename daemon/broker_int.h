@@ -16,17 +16,17 @@
 #include "sm_proto.h"
 #include "store.h"
 
-#define SM_BATCH_MAX 512      /* SUBMITs in one group commit */
-#define SM_DRAIN_MAX 1024     /* messages read from one socket per loop turn */
-#define SM_CACHE_SLOTS 128    /* assignment lookups remembered */
+#define SM_BATCH_MAX 512   /* SUBMITs in one group commit */
+#define SM_DRAIN_MAX 1024  /* messages read from one socket per loop turn */
+#define SM_CACHE_SLOTS 128 /* assignment lookups remembered */
 #define SM_CACHE_TTL_MS 10000
-#define SM_CLAIM_MAX 16       /* jobs claimed for one worker per statement */
-#define SM_RECENT_DONE 32     /* results a worker may resend and still get ACK duplicate */
+#define SM_CLAIM_MAX 16   /* jobs claimed for one worker per statement */
+#define SM_RECENT_DONE 32 /* results a worker may resend and still get ACK duplicate */
 
 typedef struct sm_wjob {
     int64_t id;
-    int64_t tokens;      /* last PROGRESS tokens */
-    int64_t stored_ms;   /* when progress was last written */
+    int64_t tokens;    /* last PROGRESS tokens */
+    int64_t stored_ms; /* when progress was last written */
 } sm_wjob;
 
 typedef struct sm_worker {
@@ -112,7 +112,10 @@ struct sm_broker {
 };
 
 int64_t sm_now_us(void);
-static inline int64_t sm_now_ms(void) { return sm_now_us() / 1000; }
+static inline int64_t sm_now_ms(void)
+{
+    return sm_now_us() / 1000;
+}
 
 /* After a store call failed: notices a lost connection. Returns the code to send to the peer
  * and whether it is retryable. */
@@ -122,8 +125,8 @@ bool sm_broker_db_failed(sm_broker *b, sm_code rc);
 void sm_broker_reply(sm_broker *b, const unsigned char *ident, size_t ident_len,
                      const unsigned char *id, size_t id_len, bool ok, json_t *body);
 void sm_broker_reply_error(sm_broker *b, const unsigned char *ident, size_t ident_len,
-                           const unsigned char *id, size_t id_len, sm_code code,
-                           const char *msg, bool retryable);
+                           const unsigned char *id, size_t id_len, sm_code code, const char *msg,
+                           bool retryable);
 /* Publishes an event body ({event, course, assignment, ...}) on the PUB socket. */
 void sm_broker_publish(sm_broker *b, const json_t *event);
 void sm_broker_publish_all(sm_broker *b, json_t *events); /* array; consumed */

@@ -9,8 +9,8 @@
 #include "sm_log.h"
 
 enum { W_READY, W_HEARTBEAT, W_PROGRESS, W_RESULT, W_FAIL, W_DISCONNECT };
-static const char *const worker_cmds[] = {"READY", "HEARTBEAT", "PROGRESS", "RESULT", "FAIL",
-                                          "DISCONNECT", NULL};
+static const char *const worker_cmds[] = {"READY", "HEARTBEAT",  "PROGRESS", "RESULT",
+                                          "FAIL",  "DISCONNECT", NULL};
 
 /* The peer that sent the message being handled: its ROUTER identity, its ZAP User-Id (the
  * CURVE key's name, "" without CURVE), the parsed request, and its registration if any. */
@@ -101,8 +101,8 @@ static bool answer(sm_broker *b, const wpeer *p, bad_kind kind, const char *comm
     return true;
 }
 
-static bool send_error(sm_broker *b, const wpeer *p, bad_kind kind, sm_code code,
-                       const char *msg, bool retryable)
+static bool send_error(sm_broker *b, const wpeer *p, bad_kind kind, sm_code code, const char *msg,
+                       bool retryable)
 {
     json_t *body = sm_proto_error_body(code, msg, retryable);
     bool kept = answer(b, p, kind, "ERROR", body);
@@ -118,8 +118,7 @@ static void refuse(sm_broker *b, const wpeer *p, bad_kind kind, int64_t job_id, 
     snprintf(msg, sizeof msg, "job %lld: %s", (long long)job_id, why);
     snprintf(job, sizeof job, "%lld", (long long)job_id);
     ident_hex(p->ident, p->len, hex);
-    sm_peer_verdict v = sm_peers_bad(b->peers, p->ident, p->len, kind == BAD_BANNABLE,
-                                     sm_now_ms());
+    sm_peer_verdict v = sm_peers_bad(b->peers, p->ident, p->len, kind == BAD_BANNABLE, sm_now_ms());
     if (v == SM_PEER_BANNED) {
         ban(b, p);
         return;
@@ -140,8 +139,7 @@ void sm_broker_worker_drop(sm_broker *b, sm_worker *w, bool failure, const char 
         json_t *events = NULL;
         sm_err err;
         sm_code rc = b->db_up ? sm_store_release(b->store, w->owner, false, failure,
-                                                 reason ? reason : "", b->backoff_ms, &events,
-                                                 &err)
+                                                 reason ? reason : "", b->backoff_ms, &events, &err)
                               : sm_err_set(&err, SM_EDB, "database unavailable");
         if (rc) {
             sm_broker_db_failed(b, rc);
@@ -245,8 +243,8 @@ static void reject_result(sm_broker *b, const wpeer *p, int64_t job_id, const ch
     char state[16];
     json_t *event = NULL;
     sm_err err;
-    sm_code rc = sm_store_fail(b->store, job_id, p->w->owner, msg, true, b->backoff_ms, state,
-                               &event, &err);
+    sm_code rc =
+        sm_store_fail(b->store, job_id, p->w->owner, msg, true, b->backoff_ms, state, &event, &err);
     if (rc)
         sm_broker_db_failed(b, rc);
     else
@@ -294,8 +292,8 @@ static void result(sm_broker *b, wpeer *p)
         return;
     }
     if (rc == SM_EINVAL || rc == SM_EDB) { /* the scores or a constraint refused it */
-        snprintf(msg, sizeof msg, "result rejected%s: %s",
-                 rc == SM_EDB ? " by the database" : "", err.msg);
+        snprintf(msg, sizeof msg, "result rejected%s: %s", rc == SM_EDB ? " by the database" : "",
+                 err.msg);
         reject_result(b, p, job_id, msg);
         return;
     }
@@ -307,8 +305,8 @@ static void result(sm_broker *b, wpeer *p)
         return;
     }
     sm_worker_done_add(w, job_id);
-    json_int_t completion = json_integer_value(
-        json_object_get(json_object_get(p->req->body, "tokens"), "completion"));
+    json_int_t completion =
+        json_integer_value(json_object_get(json_object_get(p->req->body, "tokens"), "completion"));
     if (completion > streamed)
         sm_metrics_tokens_generated(b->metrics, (uint64_t)(completion - streamed));
     acknowledge_result(b, p, job_id, false);
@@ -457,8 +455,8 @@ void sm_broker_dispatch(sm_broker *b)
             int want = free_slots < SM_CLAIM_MAX ? free_slots : SM_CLAIM_MAX;
             json_t *jobs = NULL;
             sm_err err;
-            sm_code rc = sm_store_claim(b->store, w->owner, w->model, want, b->lease_ms, &jobs,
-                                        &err);
+            sm_code rc =
+                sm_store_claim(b->store, w->owner, w->model, want, b->lease_ms, &jobs, &err);
             if (rc) {
                 sm_broker_db_failed(b, rc);
                 sm_log(SM_LOG_WARN, "claim failed", "error", err.msg, NULL);
@@ -467,13 +465,14 @@ void sm_broker_dispatch(sm_broker *b)
             size_t i;
             json_t *job;
             bool lost = false;
-            json_array_foreach(jobs, i, job) {
+            json_array_foreach(jobs, i, job)
+            {
                 int64_t id = json_integer_value(json_object_get(job, "job_id"));
                 char ids[24];
                 snprintf(ids, sizeof ids, "%lld", (long long)id);
                 sm_worker_job_add(w, id);
-                if (!lost && !send_to(b, w->ident, w->ident_len, "JOB",
-                                      (const unsigned char *)ids, strlen(ids), job))
+                if (!lost && !send_to(b, w->ident, w->ident_len, "JOB", (const unsigned char *)ids,
+                                      strlen(ids), job))
                     lost = true;
             }
             int got = (int)json_array_size(jobs);

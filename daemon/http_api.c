@@ -12,31 +12,31 @@
 /* Per-assignment summary in one pass over its submissions: total, counts by state, flagged,
  * mean final score and a 10-bin histogram of final scores. Columns need alias a for the
  * assignment and ASSIGNMENT_SUMMARY_JOIN after the FROM list. */
-#define ASSIGNMENT_SUMMARY                                                                      \
-    "a.id, a.code, a.title, a.kind, a.max_score, a.course_id, agg.total, agg.counts, "          \
+#define ASSIGNMENT_SUMMARY                                                             \
+    "a.id, a.code, a.title, a.kind, a.max_score, a.course_id, agg.total, agg.counts, " \
     "agg.flagged, agg.mean_score, agg.histogram"
-#define ASSIGNMENT_SUMMARY_JOIN                                                                 \
-    " LEFT JOIN LATERAL (SELECT count(*) AS total, "                                            \
-    "jsonb_strip_nulls(jsonb_build_object("                                                     \
-    "  'queued', NULLIF(count(*) FILTER (WHERE x.state = 'queued'), 0), "                       \
-    "  'running', NULLIF(count(*) FILTER (WHERE x.state = 'running'), 0), "                     \
-    "  'failed', NULLIF(count(*) FILTER (WHERE x.state = 'failed'), 0), "                       \
-    "  'cancelled', NULLIF(count(*) FILTER (WHERE x.state = 'cancelled'), 0), "                 \
-    "  'needs_review', NULLIF(count(*) FILTER (WHERE x.state = 'needs_review'), 0), "           \
-    "  'graded', NULLIF(count(*) FILTER (WHERE x.state = 'graded'), 0), "                       \
-    "  'reviewed', NULLIF(count(*) FILTER (WHERE x.state = 'reviewed'), 0))) AS counts, "       \
-    "count(*) FILTER (WHERE x.flagged) AS flagged, "                                            \
-    "round(avg(x.final_score), 2) AS mean_score, "                                              \
-    "jsonb_build_array("                                                                        \
-    "  count(*) FILTER (WHERE x.bin = 1), count(*) FILTER (WHERE x.bin = 2), "                  \
-    "  count(*) FILTER (WHERE x.bin = 3), count(*) FILTER (WHERE x.bin = 4), "                  \
-    "  count(*) FILTER (WHERE x.bin = 5), count(*) FILTER (WHERE x.bin = 6), "                  \
-    "  count(*) FILTER (WHERE x.bin = 7), count(*) FILTER (WHERE x.bin = 8), "                  \
-    "  count(*) FILTER (WHERE x.bin = 9), count(*) FILTER (WHERE x.bin = 10)"                   \
-    ") AS histogram "                                                                           \
-    "FROM (SELECT y.state, y.flagged, y.final_score, CASE WHEN y.final_score IS NOT NULL "     \
+#define ASSIGNMENT_SUMMARY_JOIN                                                                  \
+    " LEFT JOIN LATERAL (SELECT count(*) AS total, "                                             \
+    "jsonb_strip_nulls(jsonb_build_object("                                                      \
+    "  'queued', NULLIF(count(*) FILTER (WHERE x.state = 'queued'), 0), "                        \
+    "  'running', NULLIF(count(*) FILTER (WHERE x.state = 'running'), 0), "                      \
+    "  'failed', NULLIF(count(*) FILTER (WHERE x.state = 'failed'), 0), "                        \
+    "  'cancelled', NULLIF(count(*) FILTER (WHERE x.state = 'cancelled'), 0), "                  \
+    "  'needs_review', NULLIF(count(*) FILTER (WHERE x.state = 'needs_review'), 0), "            \
+    "  'graded', NULLIF(count(*) FILTER (WHERE x.state = 'graded'), 0), "                        \
+    "  'reviewed', NULLIF(count(*) FILTER (WHERE x.state = 'reviewed'), 0))) AS counts, "        \
+    "count(*) FILTER (WHERE x.flagged) AS flagged, "                                             \
+    "round(avg(x.final_score), 2) AS mean_score, "                                               \
+    "jsonb_build_array("                                                                         \
+    "  count(*) FILTER (WHERE x.bin = 1), count(*) FILTER (WHERE x.bin = 2), "                   \
+    "  count(*) FILTER (WHERE x.bin = 3), count(*) FILTER (WHERE x.bin = 4), "                   \
+    "  count(*) FILTER (WHERE x.bin = 5), count(*) FILTER (WHERE x.bin = 6), "                   \
+    "  count(*) FILTER (WHERE x.bin = 7), count(*) FILTER (WHERE x.bin = 8), "                   \
+    "  count(*) FILTER (WHERE x.bin = 9), count(*) FILTER (WHERE x.bin = 10)"                    \
+    ") AS histogram "                                                                            \
+    "FROM (SELECT y.state, y.flagged, y.final_score, CASE WHEN y.final_score IS NOT NULL "       \
     "  THEN least(greatest(width_bucket(y.final_score, 0, a.max_score, 10), 1), 10) END AS bin " \
-    "  FROM submission_status y "                                                               \
+    "  FROM submission_status y "                                                                \
     "  WHERE y.assignment_id = a.id) x) agg ON true"
 
 void http_api_courses(http_req *rq, http_resp *rs)
@@ -90,12 +90,13 @@ void http_api_course(http_req *rq, http_resp *rs, int64_t id)
     }
     json_t *doc = json_pack("{s:o}", "course", http_row_json(r, 0));
     PQclear(r);
-    if (sm_db_query(db,
-                    "SELECT " ASSIGNMENT_SUMMARY " FROM assignment a JOIN course_teacher ct ON "
-                    "ct.course_id = a.course_id AND ct.teacher_id = $2::bigint"
-                    ASSIGNMENT_SUMMARY_JOIN " WHERE a.course_id = $1::bigint "
-                    "ORDER BY a.created_at, a.id",
-                    2, p, &r, &err) != SM_OK) {
+    if (sm_db_query(
+            db,
+            "SELECT " ASSIGNMENT_SUMMARY " FROM assignment a JOIN course_teacher ct ON "
+            "ct.course_id = a.course_id AND ct.teacher_id = $2::bigint" ASSIGNMENT_SUMMARY_JOIN
+            " WHERE a.course_id = $1::bigint "
+            "ORDER BY a.created_at, a.id",
+            2, p, &r, &err) != SM_OK) {
         json_decref(doc);
         http_db_failed(rs, &err);
         return;
@@ -123,15 +124,21 @@ static const struct {
     {"state", "st.state, st.student_ref, st.submission_id"},
 };
 
-static const char *STATES[] = {"queued", "running", "failed", "cancelled",
-                               "needs_review", "graded", "reviewed"};
+static const char *STATES[] = {"queued",       "running", "failed",  "cancelled",
+                               "needs_review", "graded",  "reviewed"};
 
 /* An absent bound, or a plain decimal within +-1e9 (never 0x10, 1e5, " 5", nan, inf). */
-static bool valid_number(const char *s) { return !s || http_decimal_valid(s); }
+static bool valid_number(const char *s)
+{
+    return !s || http_decimal_valid(s);
+}
 
 /* Reads the filter from the query string; false (with a 400) if a value is invalid. */
 static bool filter_read(http_req *rq, http_resp *rs, filter *f);
-bool http_filter_read(http_req *rq, http_resp *rs, http_filter *f) { return filter_read(rq, rs, f); }
+bool http_filter_read(http_req *rq, http_resp *rs, http_filter *f)
+{
+    return filter_read(rq, rs, f);
+}
 
 static bool filter_read(http_req *rq, http_resp *rs, filter *f)
 {
@@ -176,15 +183,15 @@ static bool filter_read(http_req *rq, http_resp *rs, filter *f)
 }
 
 /* Parameters $2..$6 of every filtered query ($1 is the assignment, $7 the teacher). */
-#define FILTER_WHERE                                                                             \
-    " st.assignment_id = $1::bigint"                                                             \
-    " AND ($2::text IS NULL OR st.state = $2)"                                                   \
-    " AND ($3::text IS NULL OR ($3 = '*' AND st.flagged) OR ($3 = '-' AND NOT st.flagged)"       \
-    "      OR $3 = ANY(st.flags))"                                                               \
-    " AND ($4::numeric IS NULL OR st.final_score >= $4::numeric)"                                \
-    " AND ($5::numeric IS NULL OR st.final_score <= $5::numeric)"                                \
-    " AND ($6::text IS NULL OR strpos(lower(st.student_ref), lower($6)) > 0)"                    \
-    " AND EXISTS (SELECT 1 FROM assignment fa JOIN course_teacher fct ON fct.course_id ="       \
+#define FILTER_WHERE                                                                       \
+    " st.assignment_id = $1::bigint"                                                       \
+    " AND ($2::text IS NULL OR st.state = $2)"                                             \
+    " AND ($3::text IS NULL OR ($3 = '*' AND st.flagged) OR ($3 = '-' AND NOT st.flagged)" \
+    "      OR $3 = ANY(st.flags))"                                                         \
+    " AND ($4::numeric IS NULL OR st.final_score >= $4::numeric)"                          \
+    " AND ($5::numeric IS NULL OR st.final_score <= $5::numeric)"                          \
+    " AND ($6::text IS NULL OR strpos(lower(st.student_ref), lower($6)) > 0)"              \
+    " AND EXISTS (SELECT 1 FROM assignment fa JOIN course_teacher fct ON fct.course_id ="  \
     "   fa.course_id WHERE fa.id = st.assignment_id AND fct.teacher_id = $7::bigint)"
 
 void http_api_assignment(http_req *rq, http_resp *rs, int64_t id)
@@ -240,8 +247,8 @@ void http_api_assignment(http_req *rq, http_resp *rs, int64_t id)
 
 /* Adds {prev, next, position, count} for submission sid within the filtered list, or within
  * the whole assignment when sid is not in the filtered list. */
-static sm_code add_nav(PGconn *db, http_req *rq, const filter *f, const char *aid,
-                       const char *sid, json_t *doc, sm_err *err)
+static sm_code add_nav(PGconn *db, http_req *rq, const filter *f, const char *aid, const char *sid,
+                       json_t *doc, sm_err *err)
 {
     char sql[2048];
     snprintf(sql, sizeof sql,

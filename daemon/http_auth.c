@@ -105,12 +105,13 @@ static void touch_last_use(PGconn *db, const char *tid)
     snprintf(interval, sizeof interval, "%d", HTTP_LAST_USE_S);
     const char *p[] = {tid, interval};
     sm_err err = {0};
-    if (sm_db_query(db,
-                    "UPDATE teacher SET last_used_at = now() WHERE id = $1::bigint AND "
-                    "(last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2::int))",
-                    2, p, NULL, &err) != SM_OK)
-        sm_log(SM_LOG_WARN, "cannot record a teacher's last use", "teacher", tid, "error",
-               err.msg, NULL);
+    if (sm_db_query(
+            db,
+            "UPDATE teacher SET last_used_at = now() WHERE id = $1::bigint AND "
+            "(last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2::int))",
+            2, p, NULL, &err) != SM_OK)
+        sm_log(SM_LOG_WARN, "cannot record a teacher's last use", "teacher", tid, "error", err.msg,
+               NULL);
 }
 
 sm_code http_auth_load(http_req *rq, http_resp *rs)
@@ -253,8 +254,8 @@ static bool signin_lookup(http_req *rq, http_resp *rs, PGconn *db, const char *h
 
 /* Stores a new session for t (id hash, CSRF token, epoch; it ends after HTTP_SESSION_HOURS or
  * when the token expires, whichever is first), audits the sign-in and records the use. */
-static sm_code signin_store(http_req *rq, PGconn *db, const signin_teacher *t,
-                            const char *sid_hash, const char *csrf, sm_err *err)
+static sm_code signin_store(http_req *rq, PGconn *db, const signin_teacher *t, const char *sid_hash,
+                            const char *csrf, sm_err *err)
 {
     char hours[8];
     snprintf(hours, sizeof hours, "%d", HTTP_SESSION_HOURS);
@@ -275,8 +276,8 @@ static sm_code signin_store(http_req *rq, PGconn *db, const signin_teacher *t,
                          "jsonb_build_object('client', $2::text))",
                          2, p3, NULL, err);
     if (rc == SM_OK)
-        rc = sm_db_query(db, "UPDATE teacher SET last_used_at = now() WHERE id = $1::bigint", 1,
-                         p3, NULL, err);
+        rc = sm_db_query(db, "UPDATE teacher SET last_used_at = now() WHERE id = $1::bigint", 1, p3,
+                         NULL, err);
     return rc;
 }
 

@@ -58,11 +58,11 @@ static bool load_assignment(http_req *rq, http_resp *rs, PGconn *db, const char 
 }
 
 /* One row per student: the latest submission. */
-#define LATEST_PER_STUDENT                                                                      \
-    "SELECT DISTINCT ON (st.student_ref) st.submission_id, st.student_ref, st.final_score, "   \
-    "st.model_score, st.max_score, st.state, st.flagged, to_jsonb(st.flags) AS flags, "         \
-    "st.confidence, st.grading_id, st.reviewed_score, st.review_action, st.reviewed_at "        \
-    "FROM submission_status st WHERE st.assignment_id = $1::bigint "                            \
+#define LATEST_PER_STUDENT                                                                   \
+    "SELECT DISTINCT ON (st.student_ref) st.submission_id, st.student_ref, st.final_score, " \
+    "st.model_score, st.max_score, st.state, st.flagged, to_jsonb(st.flags) AS flags, "      \
+    "st.confidence, st.grading_id, st.reviewed_score, st.review_action, st.reviewed_at "     \
+    "FROM submission_status st WHERE st.assignment_id = $1::bigint "                         \
     "ORDER BY st.student_ref, st.received_at DESC, st.submission_id DESC"
 
 static void safe_filename(const char *in, char *out, size_t n)
@@ -147,8 +147,8 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
             http_csv_cell(f, pp[i], true, false);
         http_csv_cell(f, max, false, true);
     } else {
-        const char *head[] = {"student", "score", "max_score", "model_score", "status",
-                              "flagged", "flags", "submission_id"};
+        const char *head[] = {"student", "score",   "max_score", "model_score",
+                              "status",  "flagged", "flags",     "submission_id"};
         for (int i = 0; i < 8; i++)
             http_csv_cell(f, head[i], true, i == 7);
     }
@@ -190,7 +190,8 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
             http_csv_cell(f, student, true, false);
             http_csv_cell(f, score, false, false);
             int c_max = PQfnumber(r, "max_score");
-            http_csv_cell(f, PQgetisnull(r, i, c_max) ? max : PQgetvalue(r, i, c_max), false, false);
+            http_csv_cell(f, PQgetisnull(r, i, c_max) ? max : PQgetvalue(r, i, c_max), false,
+                          false);
             http_csv_cell(f, PQgetisnull(r, i, c_mod) ? "" : PQgetvalue(r, i, c_mod), false, false);
             http_csv_cell(f, state, true, false);
             http_csv_cell(f, PQgetvalue(r, i, c_flagged)[0] == 't' ? "yes" : "no", true, false);

@@ -48,8 +48,8 @@ static void readyz(http_req *rq, http_resp *rs)
         not_ready(rs, "database unreachable", NULL);
         return;
     }
-    json_t *mig = json_pack("{s:{s:i,s:i}}", "migrations", "current", current, "expected",
-                            expected);
+    json_t *mig =
+        json_pack("{s:{s:i,s:i}}", "migrations", "current", current, "expected", expected);
     if (current < expected) {
         not_ready(rs, "migrations pending", mig);
         return;

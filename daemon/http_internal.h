@@ -47,9 +47,9 @@ struct sm_http {
     char static_dir[512];
     int port;
     int login_per_minute;
-    bool tls;         /* served over TLS by libmicrohttpd itself */
-    char *tls_cert;   /* PEM, malloc'd, while tls */
-    char *tls_key;    /* PEM, malloc'd, cleared before it is freed */
+    bool tls;       /* served over TLS by libmicrohttpd itself */
+    char *tls_cert; /* PEM, malloc'd, while tls */
+    char *tls_key;  /* PEM, malloc'd, cleared before it is freed */
     pthread_mutex_t rate_lock;
     http_rate_slot rate[HTTP_RATE_SLOTS];
 };
@@ -61,18 +61,18 @@ typedef struct http_req {
     size_t len, cap;
     bool too_big;
     /* decided on the first call, from the method, path and headers, before any body byte */
-    size_t body_limit;     /* bytes of body kept; 0 = any body is discarded unread */
-    bool auth_loaded;      /* http_auth_load has run */
-    bool post_checked;     /* http_auth_check_post has passed */
-    bool answered;         /* a response is queued already (refused before its body) */
-    json_t *json;          /* a POST /api body parsed (duplicate keys refused), or NULL */
+    size_t body_limit; /* bytes of body kept; 0 = any body is discarded unread */
+    bool auth_loaded;  /* http_auth_load has run */
+    bool post_checked; /* http_auth_check_post has passed */
+    bool answered;     /* a response is queued already (refused before its body) */
+    json_t *json;      /* a POST /api body parsed (duplicate keys refused), or NULL */
     /* filled at dispatch */
     sm_http *http;
     struct MHD_Connection *conn;
     const char *method;
     const char *url;
     char client[64];
-    PGconn *db;            /* taken from the pool on first use (http_db) */
+    PGconn *db; /* taken from the pool on first use (http_db) */
     bool signed_in;
     int64_t teacher_id;
     char teacher_id_s[24];
@@ -82,13 +82,13 @@ typedef struct http_req {
 
 typedef struct http_resp {
     int status;
-    char *body;           /* malloc'd */
+    char *body; /* malloc'd */
     size_t len;
     const char *content_type;
-    char *set_cookie;     /* malloc'd, may be NULL */
-    char *disposition;    /* malloc'd Content-Disposition, may be NULL */
-    int retry_after;      /* seconds, 0 = none */
-    bool cacheable;       /* static files */
+    char *set_cookie;  /* malloc'd, may be NULL */
+    char *disposition; /* malloc'd Content-Disposition, may be NULL */
+    int retry_after;   /* seconds, 0 = none */
+    bool cacheable;    /* static files */
 } http_resp;
 
 /* ---- helpers (http_server.c) ---- */

@@ -14,8 +14,8 @@ struct http_pool {
     pthread_cond_t freed;
     char *url;
     int size;
-    int nfree;       /* connections (or empty slots) available */
-    PGconn **slots;  /* the available ones; NULL = not yet connected */
+    int nfree;      /* connections (or empty slots) available */
+    PGconn **slots; /* the available ones; NULL = not yet connected */
 };
 
 sm_code http_pool_new(const char *url, int size, http_pool **out, sm_err *err)

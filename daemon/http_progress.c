@@ -47,8 +47,8 @@ void http_api_progress(http_req *rq, http_resp *rs)
     } else if (per_sec <= 0) {
         basis = NULL;
     }
-    long long pending_all = strtoll(PQgetvalue(r, 0, 0), NULL, 10) +
-                            strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    long long pending_all =
+        strtoll(PQgetvalue(r, 0, 0), NULL, 10) + strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
     const char *p[] = {rq->teacher_id_s};
     if (sm_db_query(db,
@@ -78,14 +78,14 @@ void http_api_progress(http_req *rq, http_resp *rs)
                             : per_sec > 0 ? json_integer((json_int_t)(pending / per_sec + 0.5))
                                           : json_null());
     }
-    json_t *doc = json_pack(
-        "{s:o,s:o,s:f,s:f,s:I,s:o,s:o}", "queue", queue, "assignments", list,
-        "tokens_per_second", snap.tokens_per_second, "gradings_per_minute", per_sec * 60.0,
-        "workers_connected", (json_int_t)snap.workers_connected, "eta_seconds",
-        pending_all == 0 ? json_integer(0)
-        : per_sec > 0    ? json_integer((json_int_t)(pending_all / per_sec + 0.5))
-                         : json_null(),
-        "eta_basis", basis ? json_string(basis) : json_null());
+    json_t *doc = json_pack("{s:o,s:o,s:f,s:f,s:I,s:o,s:o}", "queue", queue, "assignments", list,
+                            "tokens_per_second", snap.tokens_per_second, "gradings_per_minute",
+                            per_sec * 60.0, "workers_connected", (json_int_t)snap.workers_connected,
+                            "eta_seconds",
+                            pending_all == 0 ? json_integer(0)
+                            : per_sec > 0 ? json_integer((json_int_t)(pending_all / per_sec + 0.5))
+                                          : json_null(),
+                            "eta_basis", basis ? json_string(basis) : json_null());
     http_resp_json(rs, 200, doc);
 }
 
@@ -102,7 +102,8 @@ void http_metrics_page(http_req *rq, http_resp *rs)
     if (http_pool_get(rq->http->pool, &rq->db, &ignored) != SM_OK)
         rq->db = NULL;
     PGresult *r = NULL;
-    if (rq->db && sm_db_query(rq->db,
+    if (rq->db &&
+        sm_db_query(rq->db,
                     "SELECT s.state, p.priority, count(j.id) FROM "
                     "unnest(ARRAY['queued','leased','done','dead','cancelled']) AS s(state) "
                     "CROSS JOIN unnest(ARRAY[0,1]) AS p(priority) "

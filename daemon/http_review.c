@@ -110,7 +110,8 @@ static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, con
     const char *new_score = NULL;
     if (strcmp(in->action, "regrade") == 0) {
         if (pending) {
-            http_resp_error(rs, 409, "ESTATE", "a grading job for this submission is already pending");
+            http_resp_error(rs, 409, "ESTATE",
+                            "a grading job for this submission is already pending");
             return SM_ESTATE;
         }
         char seed[24];
@@ -158,7 +159,7 @@ static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, con
         }
     }
     {
-        const char *pr[] = {gid, rq->teacher_id_s, in->action, has_final ? final : NULL,
+        const char *pr[] = {gid,       rq->teacher_id_s, in->action, has_final ? final : NULL,
                             new_score, in->comment};
         rc = sm_db_query(db,
                          "INSERT INTO review (grading_id, teacher_id, action, old_score, "
@@ -172,8 +173,8 @@ static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, con
         PQclear(r);
     }
 audit:;
-    const char *pa[] = {rq->teacher_id_s, in->action, sid, has_final ? final : NULL, new_score,
-                        has_grading ? gid : NULL};
+    const char *pa[] = {rq->teacher_id_s,         in->action, sid,
+                        has_final ? final : NULL, new_score,  has_grading ? gid : NULL};
     rc = sm_db_query(db,
                      "INSERT INTO audit_log (actor, action, subject, details) VALUES "
                      "('teacher:' || $1, 'review.' || $2, 'submission:' || $3, "
@@ -218,8 +219,8 @@ void http_api_review(http_req *rq, http_resp *rs, int64_t submission_id)
         json_decref(body);
         return;
     }
-    sm_log(SM_LOG_INFO, "review stored", "teacher", rq->teacher_id_s, "submission", sid,
-           "action", in.action, NULL);
+    sm_log(SM_LOG_INFO, "review stored", "teacher", rq->teacher_id_s, "submission", sid, "action",
+           in.action, NULL);
     json_object_set_new(result, "action", json_string(in.action));
     json_decref(body);
     http_resp_json(rs, 200, result);

@@ -35,7 +35,8 @@ void http_resp_text(http_resp *rs, int status, const char *type, char *body, siz
 
 void http_resp_json(http_resp *rs, int status, json_t *doc)
 {
-    char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12)) : NULL;
+    char *s =
+        doc ? json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(12)) : NULL;
     json_decref(doc);
     if (!s) {
         s = strdup("{\"error\":{\"code\":\"EINTERNAL\",\"message\":\"cannot encode\"}}");
@@ -111,7 +112,10 @@ static int split_path(const char *url, char *buf, size_t cap, char **seg, int n)
     return k;
 }
 
-static bool is(const char *a, const char *b) { return a && strcmp(a, b) == 0; }
+static bool is(const char *a, const char *b)
+{
+    return a && strcmp(a, b) == 0;
+}
 
 static void route(http_req *rq, http_resp *rs)
 {
@@ -354,8 +358,8 @@ static void dispatch(http_req *rq, http_resp *rs)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
 {
     (void)version;
     http_req *rq = *con_cls;
@@ -419,9 +423,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 enum { MHD_LOG_BURST = 10, MHD_LOG_WINDOW_S = 10 };
 static pthread_mutex_t mhd_log_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
-    time_t window;      /* start of the current window (monotonic seconds) */
-    unsigned logged;    /* lines logged in it */
-    unsigned left_out;  /* lines left out in it */
+    time_t window;     /* start of the current window (monotonic seconds) */
+    unsigned logged;   /* lines logged in it */
+    unsigned left_out; /* lines left out in it */
 } mhd_log_rate;
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -495,12 +499,12 @@ static sm_code read_pem(const char *setting, const char *path, char **out, sm_er
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
         st.st_size > 1024 * 1024) {
         fclose(f);
-        return sm_err_set(err, SM_ECONFIG, "%s: '%s' is not a PEM file of at most 1 MiB",
-                          setting, path);
+        return sm_err_set(err, SM_ECONFIG, "%s: '%s' is not a PEM file of at most 1 MiB", setting,
+                          path);
     }
     if (strcmp(setting, "http.tls_key_file") == 0 && (st.st_mode & 077))
-        sm_log(SM_LOG_WARN, "http: the TLS key file is readable by others; chmod 600 it",
-               "file", path, NULL);
+        sm_log(SM_LOG_WARN, "http: the TLS key file is readable by others; chmod 600 it", "file",
+               path, NULL);
     char *b = malloc((size_t)st.st_size + 1);
     size_t got = b ? fread(b, 1, (size_t)st.st_size, f) : 0;
     fclose(f);
@@ -564,7 +568,10 @@ static sm_code transport_policy(const sm_config *cfg, bool loopback, sm_http *h,
     return SM_OK;
 }
 
-static unsigned setting(int64_t v, unsigned fallback) { return v > 0 ? (unsigned)v : fallback; }
+static unsigned setting(int64_t v, unsigned fallback)
+{
+    return v > 0 ? (unsigned)v : fallback;
+}
 
 /* Starts libmicrohttpd on ss with the limits of cfg (and TLS when h->tls). */
 static struct MHD_Daemon *start_mhd(const sm_config *cfg, sm_http *h, unsigned flags,
@@ -573,8 +580,8 @@ static struct MHD_Daemon *start_mhd(const sm_config *cfg, sm_http *h, unsigned f
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, ss},
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT,
-         (intptr_t)setting(cfg->http.connection_timeout_seconds, 30), NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)setting(cfg->http.connection_timeout_seconds, 30),
+         NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)setting(cfg->http.max_connections, 256), NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT,
          (intptr_t)setting(cfg->http.max_connections_per_address, 32), NULL},
@@ -603,13 +610,12 @@ static void http_free(sm_http *h)
     free(h);
 }
 
-sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metrics,
-                      sm_http **out, sm_err *err)
+sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metrics, sm_http **out,
+                      sm_err *err)
 {
     *out = NULL;
     if (cfg->http.port < 0 || cfg->http.port > 65535)
-        return sm_err_set(err, SM_EINVAL, "http.port %lld out of range",
-                          (long long)cfg->http.port);
+        return sm_err_set(err, SM_EINVAL, "http.port %lld out of range", (long long)cfg->http.port);
     struct sockaddr_storage ss;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     bool loopback = false;
@@ -638,8 +644,8 @@ sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metr
     if (!h->mhd) {
         bool tls = h->tls;
         http_free(h);
-        return sm_err_set(err, SM_EIO, "cannot listen for HTTP%s on %s port %lld",
-                          tls ? "S" : "", addr, (long long)cfg->http.port);
+        return sm_err_set(err, SM_EIO, "cannot listen for HTTP%s on %s port %lld", tls ? "S" : "",
+                          addr, (long long)cfg->http.port);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di ? di->port : (int)cfg->http.port;
@@ -648,14 +654,17 @@ sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metr
     snprintf(nthreads, sizeof nthreads, "%u", threads);
     snprintf(per_address, sizeof per_address, "%u",
              setting(cfg->http.max_connections_per_address, 32));
-    sm_log(SM_LOG_INFO, "http listening", "address", addr, "port", port, "threads", nthreads,
-           "tls", h->tls ? "yes" : "no", "per_address", per_address, "static",
+    sm_log(SM_LOG_INFO, "http listening", "address", addr, "port", port, "threads", nthreads, "tls",
+           h->tls ? "yes" : "no", "per_address", per_address, "static",
            h->static_dir[0] ? h->static_dir : "built-in", NULL);
     *out = h;
     return SM_OK;
 }
 
-int sm_http_port(const sm_http *http) { return http ? http->port : 0; }
+int sm_http_port(const sm_http *http)
+{
+    return http ? http->port : 0;
+}
 
 void sm_http_stop(sm_http **http)
 {

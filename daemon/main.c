@@ -27,13 +27,17 @@ static const sm_arg_opt daemon_opts[] = {
     {"config", 0, SM_ARG_VALUE, "FILE", "configuration file (default $STEPMARK_CONFIG)", false},
     {0}};
 static const sm_args_spec daemon_spec = {
-    "stepmarkd", NULL,
+    "stepmarkd",
+    NULL,
     "Serves the stepmark broker: clients on broker.client_endpoint, workers on\n"
     "broker.worker_endpoint, events on broker.event_endpoint (docs/protocol.md),\n"
     "and the review web application when http.enabled. With no database.url\n"
     "($STEPMARK_DATABASE_URL) a private PostgreSQL runs in database.data_dir.\n"
     "Stops gracefully on SIGTERM or SIGINT.",
-    daemon_opts, NULL, 0, 0};
+    daemon_opts,
+    NULL,
+    0,
+    0};
 
 static int migrate(const char *url, sm_err *err)
 {

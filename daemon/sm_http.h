@@ -15,8 +15,8 @@ typedef struct sm_http sm_http;
 
 /* Starts listening on cfg->http.address:cfg->http.port (port 0 = any free port) with database
  * url db_url. metrics may be NULL (then only database figures are reported). */
-sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metrics,
-                      sm_http **out, sm_err *err);
+sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metrics, sm_http **out,
+                      sm_err *err);
 
 /* The TCP port actually bound (useful when cfg->http.port was 0). */
 int sm_http_port(const sm_http *http);

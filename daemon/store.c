@@ -78,8 +78,8 @@ static void i64(char *buf, int64_t v)
 }
 
 /* Runs sql and parses column col of row 0 as JSON into *out (NULL when no row). */
-static sm_code query_json(sm_store *s, const char *sql, int n, const char *const *p,
-                          json_t **out, sm_err *err)
+static sm_code query_json(sm_store *s, const char *sql, int n, const char *const *p, json_t **out,
+                          sm_err *err)
 {
     *out = NULL;
     PGresult *r;
@@ -101,10 +101,11 @@ sm_code sm_store_assignment_ref(sm_store *s, const char *course, const char *cod
 {
     const char *p[] = {course, code};
     PGresult *r;
-    sm_code rc = sm_db_query(s->conn,
-                             "SELECT a.id, a.kind, COALESCE(a.language, '') FROM assignment a "
-                             "JOIN course c ON c.id = a.course_id WHERE c.code = $1 AND a.code = $2",
-                             2, p, &r, err);
+    sm_code rc =
+        sm_db_query(s->conn,
+                    "SELECT a.id, a.kind, COALESCE(a.language, '') FROM assignment a "
+                    "JOIN course c ON c.id = a.course_id WHERE c.code = $1 AND a.code = $2",
+                    2, p, &r, err);
     if (rc)
         return rc;
     if (PQntuples(r) == 0) {
@@ -132,19 +133,17 @@ static const char submit_sql[] =
     " SELECT input.i, ins.id, (SELECT count(*) FROM jb) FROM input"
     " LEFT JOIN ins ON ins.idempotency_key = input.k";
 
-sm_code sm_store_submit(sm_store *s, sm_submit_item *items, int n, int max_attempts,
-                        sm_err *err)
+sm_code sm_store_submit(sm_store *s, sm_submit_item *items, int n, int max_attempts, sm_err *err)
 {
     json_t *arr = json_array();
     for (int i = 0; i < n; i++) {
         sm_submit_item *it = &items[i];
         it->submission_id = 0;
         it->duplicate = false;
-        json_array_append_new(
-            arr, json_pack("{s:i, s:I, s:s, s:s, s:s, s:s?, s:i, s:s?}", "i", i, "a",
-                           (json_int_t)it->assignment_id, "s", it->student_ref, "k", it->key,
-                           "c", it->content, "l", it->language, "p", it->priority, "cl",
-                           it->client));
+        json_array_append_new(arr, json_pack("{s:i, s:I, s:s, s:s, s:s, s:s?, s:i, s:s?}", "i", i,
+                                             "a", (json_int_t)it->assignment_id, "s",
+                                             it->student_ref, "k", it->key, "c", it->content, "l",
+                                             it->language, "p", it->priority, "cl", it->client));
     }
     char *text = json_dumps(arr, JSON_COMPACT);
     json_decref(arr);
@@ -251,8 +250,8 @@ sm_code sm_store_claim(sm_store *s, const char *owner, const char *model, int li
 }
 
 /* A lease extended by ms never reaches past the job's maximum duration max from leased_at. */
-#define LEASE_END(ms, max)                                                                 \
-    "LEAST(now() + " ms "::bigint * interval '1 millisecond',"                            \
+#define LEASE_END(ms, max)                                     \
+    "LEAST(now() + " ms "::bigint * interval '1 millisecond'," \
     " leased_at + " max "::bigint * interval '1 millisecond')"
 
 sm_code sm_store_extend(sm_store *s, const char *owner, int64_t lease_ms, sm_err *err)
@@ -260,8 +259,9 @@ sm_code sm_store_extend(sm_store *s, const char *owner, int64_t lease_ms, sm_err
     char lease[24];
     i64(lease, lease_ms);
     const char *p[] = {owner, lease, s->max_job_ms};
-    return sm_db_query(s->conn, "UPDATE job SET lease_expires_at = " LEASE_END("$2", "$3")
-                       " WHERE state = 'leased' AND lease_owner = $1",
+    return sm_db_query(s->conn,
+                       "UPDATE job SET lease_expires_at = " LEASE_END(
+                           "$2", "$3") " WHERE state = 'leased' AND lease_owner = $1",
                        3, p, NULL, err);
 }
 
@@ -276,22 +276,23 @@ sm_code sm_store_progress(sm_store *s, int64_t job_id, const char *owner, int64_
     return sm_db_query(s->conn,
                        "UPDATE job SET progress_tokens = GREATEST(progress_tokens, $3::int),"
                        " progressed_at = COALESCE(progressed_at, now()),"
-                       " lease_expires_at = " LEASE_END("$4", "$5") ", updated_at = now()"
-                       " WHERE id = $1 AND state = 'leased' AND lease_owner = $2",
+                       " lease_expires_at = " LEASE_END(
+                           "$4", "$5") ", updated_at = now()"
+                                       " WHERE id = $1 AND state = 'leased' AND lease_owner = $2",
                        5, p, NULL, err);
 }
 
 /* The "dead" events of jobs in CTE d(id, submission_id, state, last_error). */
-#define DEAD_EVENTS                                                                        \
-    " SELECT COALESCE(json_agg(json_build_object('event', 'dead', 'submission_id',"       \
-    "   d.submission_id, 'job_id', d.id, 'course', co.code, 'assignment', a.code,"        \
-    "   'student_ref', s.student_ref, 'error', d.last_error))"                             \
-    "   FILTER (WHERE d.state = 'dead'), '[]')::text, count(*)"                            \
-    " FROM d JOIN submission s ON s.id = d.submission_id"                                  \
+#define DEAD_EVENTS                                                                 \
+    " SELECT COALESCE(json_agg(json_build_object('event', 'dead', 'submission_id'," \
+    "   d.submission_id, 'job_id', d.id, 'course', co.code, 'assignment', a.code,"  \
+    "   'student_ref', s.student_ref, 'error', d.last_error))"                      \
+    "   FILTER (WHERE d.state = 'dead'), '[]')::text, count(*)"                     \
+    " FROM d JOIN submission s ON s.id = d.submission_id"                           \
     " JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id"
 
 /* backoff: retry_backoff_ms doubled per attempt already made (capped at 2^20). */
-#define BACKOFF(ms) \
+#define BACKOFF(ms)                                                                     \
     "now() + (" ms "::bigint * power(2, LEAST(GREATEST(attempts - 1, 0), 20))::bigint)" \
     " * interval '1 millisecond'"
 
@@ -317,7 +318,7 @@ static sm_code events_query(sm_store *s, const char *sql, int n, const char *con
  * before any progress does not (docs/security.md): it is counted in unstarted_losses and
  * delayed by the backoff doubled per such loss (capped at 2^10). */
 #define CHARGED(failure) "(" failure "::bool AND progressed_at IS NOT NULL)"
-#define UNSTARTED_DELAY(ms) \
+#define UNSTARTED_DELAY(ms)                                                    \
     "now() + (" ms "::bigint * power(2, LEAST(unstarted_losses, 10))::bigint)" \
     " * interval '1 millisecond'"
 #define UNCHARGED_NOTE " before any progress (attempt not charged)"
@@ -330,20 +331,25 @@ sm_code sm_store_release(sm_store *s, const char *owner, bool prefix, bool failu
     const char *p[] = {owner, prefix ? "t" : "f", failure ? "t" : "f", reason, bo};
     static const char sql[] =
         "WITH d AS (UPDATE job SET"
-        "   state = CASE WHEN " CHARGED("$3") " AND attempts >= max_attempts THEN 'dead'"
-        "     ELSE 'queued' END,"
-        "   attempts = CASE WHEN " CHARGED("$3") " THEN attempts ELSE GREATEST(attempts - 1, 0) END,"
-        "   unstarted_losses = unstarted_losses"
-        "     + CASE WHEN $3::bool AND progressed_at IS NULL THEN 1 ELSE 0 END,"
-        "   last_error = CASE WHEN " CHARGED("$3") " THEN $4"
-        "     WHEN $3::bool THEN $4 || '" UNCHARGED_NOTE "' ELSE last_error END,"
-        "   not_before = CASE WHEN " CHARGED("$3") " THEN " BACKOFF("$5")
-        "     WHEN $3::bool THEN " UNSTARTED_DELAY("$5") " ELSE now() END,"
-        "   finished_at = CASE WHEN " CHARGED("$3") " AND attempts >= max_attempts THEN now() END,"
-        "   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
-        " WHERE state = 'leased' AND (lease_owner = $1 OR ($2::bool AND"
-        "   starts_with(lease_owner, $1)))"
-        " RETURNING id, submission_id, state, last_error)" DEAD_EVENTS;
+        "   state = CASE WHEN " CHARGED(
+            "$3") " AND attempts >= max_attempts THEN 'dead'"
+                  "     ELSE 'queued' END,"
+                  "   attempts = CASE WHEN " CHARGED(
+                      "$3") " THEN attempts ELSE GREATEST(attempts - 1, 0) END,"
+                            "   unstarted_losses = unstarted_losses"
+                            "     + CASE WHEN $3::bool AND progressed_at IS NULL THEN 1 ELSE 0 END,"
+                            "   last_error = CASE WHEN " CHARGED(
+                                "$3") " THEN $4"
+                                      "     WHEN $3::bool THEN $4 || '" UNCHARGED_NOTE
+                                      "' ELSE last_error END,"
+                                      "   not_before = CASE WHEN " CHARGED("$3") " THEN " BACKOFF("$5") "     WHEN $3::bool THEN " UNSTARTED_DELAY(
+                                          "$5") " ELSE now() END,"
+                                                "   finished_at = CASE WHEN " CHARGED(
+                                                    "$3") " AND attempts >= max_attempts THEN now() END,"
+                                                          "   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
+                                                          " WHERE state = 'leased' AND (lease_owner = $1 OR ($2::bool AND"
+                                                          "   starts_with(lease_owner, $1)))"
+                                                          " RETURNING id, submission_id, state, last_error)" DEAD_EVENTS;
     return events_query(s, sql, 5, p, events, NULL, err);
 }
 
@@ -359,17 +365,18 @@ sm_code sm_store_fail(sm_store *s, int64_t job_id, const char *owner, const char
         "WITH d AS (UPDATE job SET"
         "   state = CASE WHEN NOT $4::bool OR attempts >= max_attempts THEN 'dead' ELSE 'queued' END,"
         "   finished_at = CASE WHEN NOT $4::bool OR attempts >= max_attempts THEN now() END,"
-        "   last_error = $3, not_before = " BACKOFF("$5") ","
-        "   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
-        " WHERE id = $1 AND state = 'leased' AND lease_owner = $2"
-        " RETURNING id, submission_id, state, last_error)"
-        " SELECT (SELECT state FROM d),"
-        "  (SELECT json_build_object('event', 'dead', 'submission_id', d.submission_id,"
-        "     'job_id', d.id, 'course', co.code, 'assignment', a.code, 'student_ref',"
-        "     s.student_ref, 'error', d.last_error)::text"
-        "   FROM d JOIN submission s ON s.id = d.submission_id"
-        "   JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id"
-        "   WHERE d.state = 'dead')";
+        "   last_error = $3, not_before = " BACKOFF(
+            "$5") ","
+                  "   lease_owner = NULL, lease_expires_at = NULL, updated_at = now()"
+                  " WHERE id = $1 AND state = 'leased' AND lease_owner = $2"
+                  " RETURNING id, submission_id, state, last_error)"
+                  " SELECT (SELECT state FROM d),"
+                  "  (SELECT json_build_object('event', 'dead', 'submission_id', d.submission_id,"
+                  "     'job_id', d.id, 'course', co.code, 'assignment', a.code, 'student_ref',"
+                  "     s.student_ref, 'error', d.last_error)::text"
+                  "   FROM d JOIN submission s ON s.id = d.submission_id"
+                  "   JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id"
+                  "   WHERE d.state = 'dead')";
     *event = NULL;
     state[0] = '\0';
     PGresult *r;
@@ -410,8 +417,8 @@ sm_code sm_store_reap(sm_store *s, int64_t backoff_ms, sm_reaped *out, sm_err *e
         "   unstarted_losses = j.unstarted_losses + CASE WHEN " REAP_CHARGED " THEN 0 ELSE 1 END,"
         "   last_error = CASE WHEN " OVERRAN " THEN 'job ran past broker.max_job_ms (held by '"
         "       || o.owner || ')'"
-        "     WHEN j.progressed_at IS NULL THEN 'lease expired (held by ' || o.owner || ')"
-        UNCHARGED_NOTE "'"
+        "     WHEN j.progressed_at IS NULL THEN 'lease expired (held by ' || o.owner || ')" UNCHARGED_NOTE
+        "'"
         "     ELSE 'lease expired (held by ' || o.owner || ')' END,"
         "   not_before = CASE WHEN " REAP_CHARGED " THEN now() + ($1::bigint"
         "       * power(2, LEAST(GREATEST(j.attempts - 1, 0), 20))::bigint)"
@@ -587,8 +594,8 @@ sm_code sm_store_cancel(sm_store *s, int64_t submission_id, json_t **reply, char
     rc = sm_store_status(s, submission_id, NULL, &st, err);
     if (rc)
         return rc;
-    *reply = json_pack("{s:I, s:b, s:O}", "submission_id", (json_int_t)submission_id,
-                       "cancelled", cancelled, "state", json_object_get(st, "state"));
+    *reply = json_pack("{s:I, s:b, s:O}", "submission_id", (json_int_t)submission_id, "cancelled",
+                       cancelled, "state", json_object_get(st, "state"));
     json_decref(st);
     return SM_OK;
 }
@@ -690,8 +697,7 @@ sm_code sm_store_course_put(sm_store *s, const char *code, const char *title, co
 }
 
 /* Fields of an assignment settable through the protocol, and their SQL casts. */
-#define ASSIGN_SET(f, cast) \
-    f " = CASE WHEN b ? '" f "' THEN (b->>'" f "')" cast " ELSE a." f " END"
+#define ASSIGN_SET(f, cast) f " = CASE WHEN b ? '" f "' THEN (b->>'" f "')" cast " ELSE a." f " END"
 #define ASSIGN_SETJ(f) f " = CASE WHEN b ? '" f "' THEN NULLIF(b->'" f "', 'null') ELSE a." f " END"
 
 sm_code sm_store_assignment_put(sm_store *s, const json_t *body, bool update, const char *actor,
@@ -728,19 +734,20 @@ sm_code sm_store_assignment_put(sm_store *s, const json_t *body, bool update, co
         rc = query_json(
             s,
             "WITH b AS (SELECT $1::jsonb AS b),"
-            " u AS (UPDATE assignment a SET " ASSIGN_SET("title", "") ","
-            ASSIGN_SET("kind", "") "," ASSIGN_SET("statement", "") ","
-            ASSIGN_SET("reference_solution", "") "," ASSIGN_SET("rubric", "") ","
-            ASSIGN_SET("language", "") "," ASSIGN_SETJ("tests") ","
-            ASSIGN_SET("answer_key", "") "," ASSIGN_SET("max_score", "::numeric") ","
-            ASSIGN_SET("model", "") "," ASSIGN_SETJ("sampling") ", updated_at = now()"
-            "   FROM b, course c WHERE c.id = a.course_id AND c.code = b->>'course'"
-            "   AND a.code = b->>'code' RETURNING a.id, a.code),"
-            " l AS (INSERT INTO audit_log (actor, action, subject, details)"
-            "   SELECT $2, 'assignment update', (SELECT b->>'course' FROM b) || '/' || code,"
-            "   (SELECT b FROM b) FROM u)"
-            " SELECT json_build_object('course_found', true,"
-            "   'assignment_id', (SELECT id FROM u))::text",
+            " u AS (UPDATE assignment a SET " ASSIGN_SET("title", "") "," ASSIGN_SET("kind", "") "," ASSIGN_SET("statement", "") "," ASSIGN_SET("reference_solution", "") "," ASSIGN_SET(
+                "rubric",
+                "") "," ASSIGN_SET("language",
+                                   "") "," ASSIGN_SETJ("tests") "," ASSIGN_SET("answer_key",
+                                                                               "") "," ASSIGN_SET("max_score",
+                                                                                                  "::numeric") "," ASSIGN_SET("model",
+                                                                                                                              "") "," ASSIGN_SETJ("sampling") ", updated_at = now()"
+                                                                                                                                                              "   FROM b, course c WHERE c.id = a.course_id AND c.code = b->>'course'"
+                                                                                                                                                              "   AND a.code = b->>'code' RETURNING a.id, a.code),"
+                                                                                                                                                              " l AS (INSERT INTO audit_log (actor, action, subject, details)"
+                                                                                                                                                              "   SELECT $2, 'assignment update', (SELECT b->>'course' FROM b) || '/' || code,"
+                                                                                                                                                              "   (SELECT b FROM b) FROM u)"
+                                                                                                                                                              " SELECT json_build_object('course_found', true,"
+                                                                                                                                                              "   'assignment_id', (SELECT id FROM u))::text",
             2, p, reply, err);
     }
     free(text);
@@ -758,14 +765,14 @@ sm_code sm_store_assignment_put(sm_store *s, const json_t *body, bool update, co
     else if (json_is_null(aid))
         rc = sm_err_set(err, SM_ENOTFOUND, "unknown assignment %s/%s", course, code);
     else
-        *reply = json_pack("{s:O, s:s, s:s, s:b}", "assignment_id", aid, "course", course,
-                           "code", code, "created", !update);
+        *reply = json_pack("{s:O, s:s, s:s, s:b}", "assignment_id", aid, "course", course, "code",
+                           code, "created", !update);
     json_decref(r);
     return rc;
 }
 
-sm_code sm_store_assignment_get(sm_store *s, const char *course, const char *code,
-                                json_t **reply, sm_err *err)
+sm_code sm_store_assignment_get(sm_store *s, const char *course, const char *code, json_t **reply,
+                                sm_err *err)
 {
     const char *p[] = {course, code};
     sm_code rc = query_json(

@@ -37,17 +37,16 @@ typedef struct sm_submit_item {
     const char *student_ref;
     const char *key;
     const char *content;
-    const char *language; /* may be NULL */
-    const char *client;   /* may be NULL */
-    int priority;         /* 0 interactive, 1 batch */
+    const char *language;  /* may be NULL */
+    const char *client;    /* may be NULL */
+    int priority;          /* 0 interactive, 1 batch */
     int64_t submission_id; /* out */
     bool duplicate;        /* out: the key existed already */
 } sm_submit_item;
 
 /* Inserts every item's submission and job in one statement (keys must be distinct within the
  * batch); items whose key already exists get the existing id and duplicate = true. */
-sm_code sm_store_submit(sm_store *s, sm_submit_item *items, int n, int max_attempts,
-                        sm_err *err);
+sm_code sm_store_submit(sm_store *s, sm_submit_item *items, int n, int max_attempts, sm_err *err);
 
 /* Leases up to limit queued jobs (by priority then age; model NULL = any) to owner for
  * lease_ms. *jobs receives a JSON array of JOB bodies (docs/protocol.md). */
@@ -131,7 +130,7 @@ sm_code sm_store_course_put(sm_store *s, const char *code, const char *title, co
 sm_code sm_store_assignment_put(sm_store *s, const json_t *body, bool update, const char *actor,
                                 json_t **reply, sm_err *err);
 
-sm_code sm_store_assignment_get(sm_store *s, const char *course, const char *code,
-                                json_t **reply, sm_err *err);
+sm_code sm_store_assignment_get(sm_store *s, const char *course, const char *code, json_t **reply,
+                                sm_err *err);
 
 #endif

@@ -24,7 +24,8 @@ static sm_code only_keys(const json_t *obj, const char *const *allowed, const ch
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         if (!one_of(k, allowed))
             return sm_err_set(err, SM_EINVAL, "unknown field \"%.64s\" in %s", k, what);
     }
@@ -50,9 +51,9 @@ static bool no_nul(const json_t *v)
 sm_code sm_validate_submit(const json_t *body, const char **course, const char **assignment,
                            int *priority, sm_err *err)
 {
-    static const char *const keys[] = {"course", "assignment", "student_ref",
-                                       "idempotency_key", "content", "language", "priority",
-                                       "kind", NULL};
+    static const char *const keys[] = {"course",          "assignment", "student_ref",
+                                       "idempotency_key", "content",    "language",
+                                       "priority",        "kind",       NULL};
     sm_code rc = only_keys(body, keys, "SUBMIT", err);
     const char *s = NULL, *p = NULL;
     if (!rc)
@@ -99,9 +100,9 @@ sm_code sm_validate_submit_kind(const json_t *body, const sm_assignment_ref *a, 
 
 static sm_code check_sampling(const json_t *s, sm_err *err)
 {
-    static const char *const keys[] = {"temperature", "top_p", "top_k", "min_p",
-                                       "repetition_penalty", "max_new_tokens", "samples",
-                                       "seed", NULL};
+    static const char *const keys[] = {
+        "temperature",    "top_p",   "top_k", "min_p", "repetition_penalty",
+        "max_new_tokens", "samples", "seed",  NULL};
     sm_code rc = only_keys(s, keys, "sampling", err);
     double d;
     int64_t i;
@@ -126,9 +127,9 @@ static sm_code check_sampling(const json_t *s, sm_err *err)
 
 sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err)
 {
-    static const char *const keys[] = {"course", "code", "title", "kind", "statement",
-                                       "reference_solution", "rubric", "language", "tests",
-                                       "answer_key", "max_score", "model", "sampling", NULL};
+    static const char *const keys[] = {
+        "course",   "code",  "title",      "kind",      "statement", "reference_solution", "rubric",
+        "language", "tests", "answer_key", "max_score", "model",     "sampling",           NULL};
     sm_code rc = only_keys(body, keys, "assignment", err);
     const char *s = NULL, *kind = NULL, *lang = NULL;
     const json_t *tests = NULL, *sampling = NULL;
@@ -158,7 +159,8 @@ sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err)
     if (!rc && tests) {
         size_t i;
         json_t *t;
-        json_array_foreach(tests, i, t) {
+        json_array_foreach(tests, i, t)
+        {
             if (!json_is_object(t)) {
                 rc = sm_err_set(err, SM_EINVAL, "tests[%zu] must be an object", i);
                 break;
@@ -181,12 +183,13 @@ sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err)
 static sm_code check_steps(const json_t *steps, sm_err *err)
 {
     static const char *const verdicts[] = {"correct", "incorrect", "incomplete", "unclear", NULL};
-    static const char *const keys[] = {"number", "quoted", "verdict", "explanation", "agreement",
-                                       NULL};
+    static const char *const keys[] = {"number",      "quoted",    "verdict",
+                                       "explanation", "agreement", NULL};
     size_t i;
     json_t *e;
     int64_t seen_max = 0;
-    json_array_foreach(steps, i, e) {
+    json_array_foreach(steps, i, e)
+    {
         if (!json_is_object(e))
             return sm_err_set(err, SM_EINVAL, "steps[%zu] must be an object", i);
         const char *s;
@@ -218,11 +221,12 @@ static sm_code check_steps(const json_t *steps, sm_err *err)
 static sm_code check_checks(const json_t *checks, sm_err *err)
 {
     static const char *const ckinds[] = {"compile", "test", "answer", NULL};
-    static const char *const keys[] = {"kind", "name", "passed", "time_ms", "output_excerpt",
-                                       "details", NULL};
+    static const char *const keys[] = {"kind",           "name",    "passed", "time_ms",
+                                       "output_excerpt", "details", NULL};
     size_t i;
     json_t *e;
-    json_array_foreach(checks, i, e) {
+    json_array_foreach(checks, i, e)
+    {
         if (!json_is_object(e))
             return sm_err_set(err, SM_EINVAL, "checks[%zu] must be an object", i);
         const char *s;
@@ -256,7 +260,8 @@ static sm_code check_reasoning(const json_t *rs, sm_err *err)
     size_t i;
     json_t *e;
     int64_t last = -1;
-    json_array_foreach(rs, i, e) {
+    json_array_foreach(rs, i, e)
+    {
         if (!json_is_object(e))
             return sm_err_set(err, SM_EINVAL, "reasoning[%zu] must be an object", i);
         const char *s;
@@ -279,16 +284,30 @@ static sm_code check_reasoning(const json_t *rs, sm_err *err)
 
 sm_code sm_validate_result(const json_t *body, sm_err *err)
 {
-    static const char *const keys[] = {
-        "job_id", "score", "max_score", "status", "summary", "steps", "checks", "flags",
-        "confidence", "reasoning", "model", "engine_version", "prompt_template_version",
-        "sampling", "seed", "tokens", "timings", NULL};
+    static const char *const keys[] = {"job_id",
+                                       "score",
+                                       "max_score",
+                                       "status",
+                                       "summary",
+                                       "steps",
+                                       "checks",
+                                       "flags",
+                                       "confidence",
+                                       "reasoning",
+                                       "model",
+                                       "engine_version",
+                                       "prompt_template_version",
+                                       "sampling",
+                                       "seed",
+                                       "tokens",
+                                       "timings",
+                                       NULL};
     sm_code rc = only_keys(body, keys, "RESULT", err);
     const char *s = NULL;
     double score = 0, max_score = 0, d;
     int64_t n;
-    const json_t *steps = NULL, *checks = NULL, *flags = NULL, *reasoning = NULL,
-                 *model = NULL, *o = NULL, *tokens = NULL;
+    const json_t *steps = NULL, *checks = NULL, *flags = NULL, *reasoning = NULL, *model = NULL,
+                 *o = NULL, *tokens = NULL;
     if (!rc)
         rc = sm_json_int(body, "job_id", true, 1, INT64_MAX, &n, err);
     if (!rc)
@@ -320,7 +339,8 @@ sm_code sm_validate_result(const json_t *body, sm_err *err)
     if (!rc && flags) {
         size_t i;
         json_t *f;
-        json_array_foreach(flags, i, f) {
+        json_array_foreach(flags, i, f)
+        {
             if (!json_is_string(f) || json_string_length(f) > 200 || !no_nul(f)) {
                 rc = sm_err_set(err, SM_EINVAL, "flags[%zu] must be a short string", i);
                 break;

@@ -25,7 +25,7 @@ sm_worker *sm_workers_by_owner(sm_workers *ws, const char *owner)
 sm_worker *sm_workers_add(sm_workers *ws, const unsigned char *ident, size_t len,
                           const char *instance)
 {
-    if (len > sizeof ((sm_worker *)0)->ident)
+    if (len > sizeof((sm_worker *)0)->ident)
         return NULL;
     if (ws->n == ws->cap) {
         int cap = ws->cap ? ws->cap * 2 : 16;

@@ -22,8 +22,7 @@
 #define SM_SGEMM_TILE_FLOATS (512 * 1024)
 
 static const char *const dtype_names[SM_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
-static const char *const isa_names[SM_ISA_COUNT] = {"portable", "avx2", "avx512",
-                                                    "avx512bf16"};
+static const char *const isa_names[SM_ISA_COUNT] = {"portable", "avx2", "avx512", "avx512bf16"};
 
 const char *sm_dtype_name(sm_dtype t)
 {
@@ -65,15 +64,20 @@ bool sm_isa_supported(sm_isa isa)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
-                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+    bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512vnni");
     switch (isa) {
-    case SM_ISA_PORTABLE: return true;
-    case SM_ISA_AVX2: return avx2;
-    case SM_ISA_AVX512: return avx512;
-    case SM_ISA_AVX512BF16: return avx512 && __builtin_cpu_supports("avx512bf16");
-    default: return false;
+    case SM_ISA_PORTABLE:
+        return true;
+    case SM_ISA_AVX2:
+        return avx2;
+    case SM_ISA_AVX512:
+        return avx512;
+    case SM_ISA_AVX512BF16:
+        return avx512 && __builtin_cpu_supports("avx512bf16");
+    default:
+        return false;
     }
 #else
     return isa == SM_ISA_PORTABLE;
@@ -101,10 +105,14 @@ static const sm_kvariant *variant(const sm_kctx *k)
     if (isa <= SM_ISA_PORTABLE || isa >= SM_ISA_COUNT || !sm_isa_supported(isa))
         return sm_kvariant_portable();
     switch (isa) {
-    case SM_ISA_AVX2: return sm_kvariant_avx2();
-    case SM_ISA_AVX512: return sm_kvariant_avx512();
-    case SM_ISA_AVX512BF16: return sm_kvariant_avx512bf16();
-    default: return sm_kvariant_portable();
+    case SM_ISA_AVX2:
+        return sm_kvariant_avx2();
+    case SM_ISA_AVX512:
+        return sm_kvariant_avx512();
+    case SM_ISA_AVX512BF16:
+        return sm_kvariant_avx512bf16();
+    default:
+        return sm_kvariant_portable();
     }
 }
 
@@ -300,7 +308,7 @@ static bool blas_core_in(const char *core, const char *const *names)
 bool sm_kernels_fast_uses_blas(const sm_kctx *k, char *core, size_t core_len)
 {
     static const char *const avx512_cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids", NULL};
-    static const char *const avx2_cores[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake",
+    static const char *const avx2_cores[] = {"Haswell",        "Zen", "SkylakeX", "Cooperlake",
                                              "SapphireRapids", NULL};
     const char *name = openblas_get_corename();
     if (!name)
@@ -327,8 +335,8 @@ static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
         tile_rows = chunk;
     c->tile_rows = tile_rows;
     c->chunk = chunk;
-    c->tiles = kbuf_take(k, KBUF_X,
-                         (size_t)threads * (size_t)tile_rows * (size_t)j->cols * sizeof(float));
+    c->tiles =
+        kbuf_take(k, KBUF_X, (size_t)threads * (size_t)tile_rows * (size_t)j->cols * sizeof(float));
     if (!c->tiles)
         return sm_err_set(err, SM_ENOMEM, "matmul: no memory for %d sgemm tiles", threads);
     /* our pool runs one sgemm per thread: OpenBLAS itself must not start more threads */
@@ -345,8 +353,8 @@ static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
     int threads = kctx_threads(k);
     j->xp_stride = sm_q8x_x_bytes(j->packed, j->cols);
     uint8_t *xp = kbuf_take(k, KBUF_X, (size_t)j->batch * j->xp_stride);
-    j->scratch_floats = c->v->q8x_scratch_floats
-                            ? (c->v->q8x_scratch_floats(j->batch) + 15) / 16 * 16 : 0;
+    j->scratch_floats =
+        c->v->q8x_scratch_floats ? (c->v->q8x_scratch_floats(j->batch) + 15) / 16 * 16 : 0;
     j->scratch = j->scratch_floats
                      ? kbuf_take(k, KBUF_SCRATCH,
                                  (size_t)n_tasks * (size_t)j->scratch_floats * sizeof(float))
@@ -376,13 +384,13 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     if (batch > 1 && (ldx < W->cols || ldy < W->rows))
         return sm_err_set(err, SM_EINVAL,
                           "matmul: strides ldx=%lld ldy=%lld too small for %lld x %lld",
-                          (long long)ldx, (long long)ldy, (long long)W->rows,
-                          (long long)W->cols);
+                          (long long)ldx, (long long)ldy, (long long)W->rows, (long long)W->cols);
     bool quant = W->dtype == SM_DTYPE_Q8_0 || W->dtype == SM_DTYPE_Q4_0;
     if (W->packed && (W->dtype != SM_DTYPE_Q8_0 || variant(k)->q8x_width != W->packed))
         return sm_err_set(err, SM_EUNSUPPORTED,
                           "matmul: %s weights packed with width %d, which the %s kernels "
-                          "do not read", sm_dtype_name(W->dtype), W->packed,
+                          "do not read",
+                          sm_dtype_name(W->dtype), W->packed,
                           sm_isa_name(k ? k->isa : SM_ISA_PORTABLE));
     if (quant && W->cols % SM_QBLOCK != 0)
         return sm_err_set(err, SM_EINVAL, "matmul: %s needs cols divisible by %d, got %lld",
@@ -451,8 +459,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         float *xp = kbuf_take(k, KBUF_X, (size_t)batch * (size_t)W->cols * sizeof *xp);
         if (!xp)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for permuted activations");
-        permute_ctx pc = {.v = c.v, .x = X, .ldx = ldx, .cols = W->cols, .batch = batch,
-                          .out = xp};
+        permute_ctx pc = {.v = c.v, .x = X, .ldx = ldx, .cols = W->cols, .batch = batch, .out = xp};
         run_tasks(k, permute_task, &pc, batch >= 4 ? threads : 1);
         qbuf = xp;
         job.x = xp;
@@ -499,8 +506,8 @@ size_t sm_packed_bytes(int width, sm_dtype t, int64_t rows, int64_t cols)
     return (size_t)((rows + unit - 1) / unit) * sm_q8x_unit_bytes(width, cols);
 }
 
-sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64_t cols,
-                     void *dst, sm_err *err)
+sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64_t cols, void *dst,
+                     sm_err *err)
 {
     if (!src || !dst || rows < 0)
         return sm_err_set(err, SM_EINVAL, "pack: bad argument");
@@ -603,8 +610,7 @@ sm_code sm_kernels_peak(const sm_kctx *k, sm_dtype t, double *gflops, sm_err *er
 
 /* ---- vector kernels ---- */
 
-void sm_rmsnorm(const sm_kctx *k, const float *x, const float *w, int64_t n, float eps,
-                float *out)
+void sm_rmsnorm(const sm_kctx *k, const float *x, const float *w, int64_t n, float eps, float *out)
 {
     if (n > 0)
         variant(k)->rmsnorm(x, w, n, eps, out);

@@ -16,7 +16,8 @@ void sm_avx2_cvt_bf16(float *dst, const uint16_t *src, int64_t n)
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
-        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+        _mm256_storeu_ps(dst + i,
+                         _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
     }
     for (; i < n; i++)
         dst[i] = sm_bf16_to_f32(src[i]);
@@ -26,7 +27,8 @@ void sm_avx2_cvt_f16(float *dst, const uint16_t *src, int64_t n)
 {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + i))));
+        _mm256_storeu_ps(
+            dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + i))));
     for (; i < n; i++)
         dst[i] = sm_f16_to_f32(src[i]);
 }
@@ -47,7 +49,9 @@ static inline __m256i qdot_avx2(__m256i aw, __m256i sx)
 #define MM_ADD(a, b) _mm256_add_ps((a), (b))
 #define MM_CVT_BF16(dst, src, n) sm_avx2_cvt_bf16((dst), (src), (n))
 #define MM_CVT_F16(dst, src, n) sm_avx2_cvt_f16((dst), (src), (n))
-#define MM_LOAD_BF16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))), 16))
+#define MM_LOAD_BF16(p)                    \
+    _mm256_castsi256_ps(_mm256_slli_epi32( \
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))), 16))
 #define MM_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
 #define MM_QDOT(aw, sx) qdot_avx2((aw), (sx))
 #define MM_BF16_PAIRS 1
@@ -57,17 +61,21 @@ struct mm_prefetch;
 static int64_t bf16_pairs_4x3(const uint8_t *const *w, const float *const *x, int64_t kn,
                               struct mm_prefetch *pfs, __m256 a[4][3]);
 /* 4 weight rows x 2 or 3 batch rows of q8_0 blocks in assembly, for decode (q_rows4 below) */
-#define MM_Q_ROWS4(nb, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a)                        \
-    ((nb) == 3 ? q_rows4_3 : q_rows4_2)((w0), (wstep), (ws), (x0), (xs), (dw), (dws), (xd),    \
+#define MM_Q_ROWS4(nb, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a)                    \
+    ((nb) == 3 ? q_rows4_3 : q_rows4_2)((w0), (wstep), (ws), (x0), (xs), (dw), (dws), (xd), \
                                         (nblk), (pfs), (a))
-static void q_rows4_3(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
-                      intptr_t xs, const float *dw, intptr_t dws, const float *const *xd,
-                      int64_t nblk, struct mm_prefetch *pfs, __m256 a[4][3]);
-static void q_rows4_2(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
-                      intptr_t xs, const float *dw, intptr_t dws, const float *const *xd,
-                      int64_t nblk, struct mm_prefetch *pfs, __m256 a[4][3]);
-#define MM_BF16_EVEN(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p)), 16))
-#define MM_BF16_ODD(p) _mm256_castsi256_ps(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p)), _mm256_set1_epi32((int)0xffff0000u)))
+static void q_rows4_3(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0, intptr_t xs,
+                      const float *dw, intptr_t dws, const float *const *xd, int64_t nblk,
+                      struct mm_prefetch *pfs, __m256 a[4][3]);
+static void q_rows4_2(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0, intptr_t xs,
+                      const float *dw, intptr_t dws, const float *const *xd, int64_t nblk,
+                      struct mm_prefetch *pfs, __m256 a[4][3]);
+#define MM_BF16_EVEN(p)  \
+    _mm256_castsi256_ps( \
+        _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p)), 16))
+#define MM_BF16_ODD(p)                                                                           \
+    _mm256_castsi256_ps(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p)), \
+                                         _mm256_set1_epi32((int)0xffff0000u)))
 #include "kernels_mm_tmpl.h"
 
 /* The 4 x 3 bf16-pair product (MM_BF16_PAIRS) over the whole groups of 16 of columns [0, kn)
@@ -77,9 +85,9 @@ static void q_rows4_2(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_
  * a group are loaded once and the mask is a memory operand (18 loads). The arithmetic is the
  * template's: the same products, added in the same order. The 4 weight rows and the 3
  * activation rows must be equally spaced, as the direct path makes them. */
-static const uint32_t bf16_odd_mask[8] __attribute__((aligned(32))) = {
-    0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u,
-    0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u};
+static const uint32_t bf16_odd_mask[8]
+    __attribute__((aligned(32))) = {0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u,
+                                    0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u};
 
 static int64_t bf16_pairs_4x3(const uint8_t *const *w, const float *const *x, int64_t kn,
                               struct mm_prefetch *pfs, __m256 a[4][3])
@@ -96,65 +104,71 @@ static int64_t bf16_pairs_4x3(const uint8_t *const *w, const float *const *x, in
         mm_prefetch_step(pfs);
         const uint8_t *w0 = w[0] + 2 * c, *w2 = w[2] + 2 * c;
         const float *x0 = x[0] + c;
-        __asm__(
-            "vmovups (%[x0]), %%ymm12\n\t"
-            "vmovups (%[x0],%[xs]), %%ymm13\n\t"
-            "vmovups (%[x0],%[xs],2), %%ymm14\n\t"
-            "vmovdqu (%[w0]), %%ymm15\n\t"
-            "vpslld $16, %%ymm15, %%ymm15\n\t"
-            "vfmadd231ps %%ymm12, %%ymm15, %t[a00]\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %t[a01]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %t[a02]\n\t"
-            "vmovdqu (%[w0],%[ws]), %%ymm15\n\t"
-            "vpslld $16, %%ymm15, %%ymm15\n\t"
-            "vfmadd231ps %%ymm12, %%ymm15, %t[a10]\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %t[a11]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %t[a12]\n\t"
-            "vmovdqu (%[w2]), %%ymm15\n\t"
-            "vpslld $16, %%ymm15, %%ymm15\n\t"
-            "vfmadd231ps %%ymm12, %%ymm15, %t[a20]\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %t[a21]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %t[a22]\n\t"
-            "vmovdqu (%[w2],%[ws]), %%ymm15\n\t"
-            "vpslld $16, %%ymm15, %%ymm15\n\t"
-            "vfmadd231ps %%ymm12, %%ymm15, %t[a30]\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %t[a31]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %t[a32]\n\t"
-            "vmovups 32(%[x0]), %%ymm12\n\t"
-            "vmovups 32(%[x0],%[xs]), %%ymm13\n\t"
-            "vmovups 32(%[x0],%[xs],2), %%ymm14\n\t"
-            "vmovdqu (%[w0]), %%ymm15\n\t"
-            "vpand %[mask], %%ymm15, %%ymm15\n\t"
-            "vfmadd231ps %%ymm12, %%ymm15, %t[a00]\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %t[a01]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %t[a02]\n\t"
-            "vmovdqu (%[w0],%[ws]), %%ymm15\n\t"
-            "vpand %[mask], %%ymm15, %%ymm15\n\t"
-            "vfmadd231ps %%ymm12, %%ymm15, %t[a10]\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %t[a11]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %t[a12]\n\t"
-            "vmovdqu (%[w2]), %%ymm15\n\t"
-            "vpand %[mask], %%ymm15, %%ymm15\n\t"
-            "vfmadd231ps %%ymm12, %%ymm15, %t[a20]\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %t[a21]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %t[a22]\n\t"
-            "vmovdqu (%[w2],%[ws]), %%ymm15\n\t"
-            "vpand %[mask], %%ymm15, %%ymm15\n\t"
-            "vfmadd231ps %%ymm12, %%ymm15, %t[a30]\n\t"
-            "vfmadd231ps %%ymm13, %%ymm15, %t[a31]\n\t"
-            "vfmadd231ps %%ymm14, %%ymm15, %t[a32]\n\t"
-            : [a00] "+x"(a00), [a01] "+x"(a01), [a02] "+x"(a02),
-              [a10] "+x"(a10), [a11] "+x"(a11), [a12] "+x"(a12),
-              [a20] "+x"(a20), [a21] "+x"(a21), [a22] "+x"(a22),
-              [a30] "+x"(a30), [a31] "+x"(a31), [a32] "+x"(a32)
-            : [w0] "r"(w0), [w2] "r"(w2), [ws] "r"(ws), [x0] "r"(x0), [xs] "r"(xs),
-              [mask] "m"(*(const __m256i *)(const void *)bf16_odd_mask)
-            : "xmm12", "xmm13", "xmm14", "xmm15");
+        __asm__("vmovups (%[x0]), %%ymm12\n\t"
+                "vmovups (%[x0],%[xs]), %%ymm13\n\t"
+                "vmovups (%[x0],%[xs],2), %%ymm14\n\t"
+                "vmovdqu (%[w0]), %%ymm15\n\t"
+                "vpslld $16, %%ymm15, %%ymm15\n\t"
+                "vfmadd231ps %%ymm12, %%ymm15, %t[a00]\n\t"
+                "vfmadd231ps %%ymm13, %%ymm15, %t[a01]\n\t"
+                "vfmadd231ps %%ymm14, %%ymm15, %t[a02]\n\t"
+                "vmovdqu (%[w0],%[ws]), %%ymm15\n\t"
+                "vpslld $16, %%ymm15, %%ymm15\n\t"
+                "vfmadd231ps %%ymm12, %%ymm15, %t[a10]\n\t"
+                "vfmadd231ps %%ymm13, %%ymm15, %t[a11]\n\t"
+                "vfmadd231ps %%ymm14, %%ymm15, %t[a12]\n\t"
+                "vmovdqu (%[w2]), %%ymm15\n\t"
+                "vpslld $16, %%ymm15, %%ymm15\n\t"
+                "vfmadd231ps %%ymm12, %%ymm15, %t[a20]\n\t"
+                "vfmadd231ps %%ymm13, %%ymm15, %t[a21]\n\t"
+                "vfmadd231ps %%ymm14, %%ymm15, %t[a22]\n\t"
+                "vmovdqu (%[w2],%[ws]), %%ymm15\n\t"
+                "vpslld $16, %%ymm15, %%ymm15\n\t"
+                "vfmadd231ps %%ymm12, %%ymm15, %t[a30]\n\t"
+                "vfmadd231ps %%ymm13, %%ymm15, %t[a31]\n\t"
+                "vfmadd231ps %%ymm14, %%ymm15, %t[a32]\n\t"
+                "vmovups 32(%[x0]), %%ymm12\n\t"
+                "vmovups 32(%[x0],%[xs]), %%ymm13\n\t"
+                "vmovups 32(%[x0],%[xs],2), %%ymm14\n\t"
+                "vmovdqu (%[w0]), %%ymm15\n\t"
+                "vpand %[mask], %%ymm15, %%ymm15\n\t"
+                "vfmadd231ps %%ymm12, %%ymm15, %t[a00]\n\t"
+                "vfmadd231ps %%ymm13, %%ymm15, %t[a01]\n\t"
+                "vfmadd231ps %%ymm14, %%ymm15, %t[a02]\n\t"
+                "vmovdqu (%[w0],%[ws]), %%ymm15\n\t"
+                "vpand %[mask], %%ymm15, %%ymm15\n\t"
+                "vfmadd231ps %%ymm12, %%ymm15, %t[a10]\n\t"
+                "vfmadd231ps %%ymm13, %%ymm15, %t[a11]\n\t"
+                "vfmadd231ps %%ymm14, %%ymm15, %t[a12]\n\t"
+                "vmovdqu (%[w2]), %%ymm15\n\t"
+                "vpand %[mask], %%ymm15, %%ymm15\n\t"
+                "vfmadd231ps %%ymm12, %%ymm15, %t[a20]\n\t"
+                "vfmadd231ps %%ymm13, %%ymm15, %t[a21]\n\t"
+                "vfmadd231ps %%ymm14, %%ymm15, %t[a22]\n\t"
+                "vmovdqu (%[w2],%[ws]), %%ymm15\n\t"
+                "vpand %[mask], %%ymm15, %%ymm15\n\t"
+                "vfmadd231ps %%ymm12, %%ymm15, %t[a30]\n\t"
+                "vfmadd231ps %%ymm13, %%ymm15, %t[a31]\n\t"
+                "vfmadd231ps %%ymm14, %%ymm15, %t[a32]\n\t"
+                : [a00] "+x"(a00), [a01] "+x"(a01), [a02] "+x"(a02), [a10] "+x"(a10),
+                  [a11] "+x"(a11), [a12] "+x"(a12), [a20] "+x"(a20), [a21] "+x"(a21),
+                  [a22] "+x"(a22), [a30] "+x"(a30), [a31] "+x"(a31), [a32] "+x"(a32)
+                : [w0] "r"(w0), [w2] "r"(w2), [ws] "r"(ws), [x0] "r"(x0), [xs] "r"(xs),
+                  [mask] "m"(*(const __m256i *)(const void *)bf16_odd_mask)
+                : "xmm12", "xmm13", "xmm14", "xmm15");
     }
-    a[0][0] = a00; a[0][1] = a01; a[0][2] = a02;
-    a[1][0] = a10; a[1][1] = a11; a[1][2] = a12;
-    a[2][0] = a20; a[2][1] = a21; a[2][2] = a22;
-    a[3][0] = a30; a[3][1] = a31; a[3][2] = a32;
+    a[0][0] = a00;
+    a[0][1] = a01;
+    a[0][2] = a02;
+    a[1][0] = a10;
+    a[1][1] = a11;
+    a[1][2] = a12;
+    a[2][0] = a20;
+    a[2][1] = a21;
+    a[2][2] = a22;
+    a[3][0] = a30;
+    a[3][1] = a31;
+    a[3][2] = a32;
     return c;
 }
 
@@ -171,8 +185,8 @@ static int64_t bf16_pairs_4x3(const uint8_t *const *w, const float *const *x, in
 #define Q_CHUNK 64 /* blocks per scale table */
 
 /* sc[g][r * nb + b][j] = dw[r][k] * xd[b][k] for k = k0 + 8 g + j, k < k0 + n */
-static void q_scale_table(int nb, const float *dw, intptr_t dws, const float *const *xd,
-                          int64_t k0, int64_t n, float *sc)
+static void q_scale_table(int nb, const float *dw, intptr_t dws, const float *const *xd, int64_t k0,
+                          int64_t n, float *sc)
 {
     for (int64_t g = 0; g * 8 < n; g++) {
         int64_t left = n - g * 8;
@@ -191,13 +205,13 @@ static void q_scale_table(int nb, const float *dw, intptr_t dws, const float *co
 
 #define Q_W2_SET "lea (%[w0],%[ws],2), %%r11\n\t"
 #define Q_ABS(W) "vpabsb " W ", %%ymm13\n\t"
-#define Q_RB(W, X, SC, ACC)                                                                    \
-    "vmovdqu " X ", %%ymm14\n\t"                                                               \
-    "vpsignb " W ", %%ymm14, %%ymm14\n\t"                                                      \
-    "vpmaddubsw %%ymm14, %%ymm13, %%ymm14\n\t"                                                 \
-    "vpmaddwd %t[ones], %%ymm14, %%ymm14\n\t"                                                  \
-    "vcvtdq2ps %%ymm14, %%ymm14\n\t"                                                           \
-    "vbroadcastss " SC "(%[sc]), %%ymm15\n\t"                                                  \
+#define Q_RB(W, X, SC, ACC)                    \
+    "vmovdqu " X ", %%ymm14\n\t"               \
+    "vpsignb " W ", %%ymm14, %%ymm14\n\t"      \
+    "vpmaddubsw %%ymm14, %%ymm13, %%ymm14\n\t" \
+    "vpmaddwd %t[ones], %%ymm14, %%ymm14\n\t"  \
+    "vcvtdq2ps %%ymm14, %%ymm14\n\t"           \
+    "vbroadcastss " SC "(%[sc]), %%ymm15\n\t"  \
     "vfmadd231ps %%ymm15, %%ymm14, %t[" ACC "]\n\t"
 #define Q_W0 "(%[w0])"
 #define Q_W1 "(%[w0],%[ws])"
@@ -230,55 +244,62 @@ q_rows4(int nb, const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
             const int8_t *wk = w0 + k * wstep, *xk = x0 + 32 * k;
             const float *s = sc + ((kk >> 3) * 4 * nb * 8 + (kk & 7));
             if (nb == 3) {
-                __asm__(Q_W2_SET Q_ABS(Q_W0) Q_RB(Q_W0, Q_X0, "0", "a00") Q_RB(Q_W0, Q_X1, "32", "a01")
-                            Q_RB(Q_W0, Q_X2, "64", "a02")
-                        Q_ABS(Q_W1) Q_RB(Q_W1, Q_X0, "96", "a10") Q_RB(Q_W1, Q_X1, "128", "a11")
-                            Q_RB(Q_W1, Q_X2, "160", "a12")
-                        Q_ABS(Q_W2) Q_RB(Q_W2, Q_X0, "192", "a20") Q_RB(Q_W2, Q_X1, "224", "a21")
-                            Q_RB(Q_W2, Q_X2, "256", "a22")
-                        Q_ABS(Q_W3) Q_RB(Q_W3, Q_X0, "288", "a30") Q_RB(Q_W3, Q_X1, "320", "a31")
-                            Q_RB(Q_W3, Q_X2, "352", "a32")
-                        : [a00] "+x"(a00), [a01] "+x"(a01), [a02] "+x"(a02),
-                          [a10] "+x"(a10), [a11] "+x"(a11), [a12] "+x"(a12),
-                          [a20] "+x"(a20), [a21] "+x"(a21), [a22] "+x"(a22),
-                          [a30] "+x"(a30), [a31] "+x"(a31), [a32] "+x"(a32)
-                        : [w0] "r"(wk), [ws] "r"(ws), [x0] "r"(xk), [xs] "r"(xs), [sc] "r"(s),
-                          [ones] "x"(ones)
-                        : "r11", "xmm13", "xmm14", "xmm15", "memory");
+                __asm__(
+                    Q_W2_SET Q_ABS(Q_W0) Q_RB(Q_W0, Q_X0, "0", "a00") Q_RB(Q_W0, Q_X1, "32", "a01")
+                        Q_RB(Q_W0, Q_X2, "64", "a02") Q_ABS(Q_W1) Q_RB(Q_W1, Q_X0, "96", "a10")
+                            Q_RB(Q_W1, Q_X1, "128", "a11") Q_RB(Q_W1, Q_X2, "160", "a12")
+                                Q_ABS(Q_W2) Q_RB(Q_W2, Q_X0, "192", "a20")
+                                    Q_RB(Q_W2, Q_X1, "224", "a21") Q_RB(Q_W2, Q_X2, "256", "a22")
+                                        Q_ABS(Q_W3) Q_RB(Q_W3, Q_X0, "288", "a30")
+                                            Q_RB(Q_W3, Q_X1, "320", "a31")
+                                                Q_RB(Q_W3, Q_X2, "352", "a32")
+                    : [a00] "+x"(a00), [a01] "+x"(a01), [a02] "+x"(a02), [a10] "+x"(a10),
+                      [a11] "+x"(a11), [a12] "+x"(a12), [a20] "+x"(a20), [a21] "+x"(a21),
+                      [a22] "+x"(a22), [a30] "+x"(a30), [a31] "+x"(a31), [a32] "+x"(a32)
+                    : [w0] "r"(wk), [ws] "r"(ws), [x0] "r"(xk), [xs] "r"(xs), [sc] "r"(s),
+                      [ones] "x"(ones)
+                    : "r11", "xmm13", "xmm14", "xmm15", "memory");
             } else {
-                __asm__(Q_W2_SET Q_ABS(Q_W0) Q_RB(Q_W0, Q_X0, "0", "a00") Q_RB(Q_W0, Q_X1, "32", "a01")
-                        Q_ABS(Q_W1) Q_RB(Q_W1, Q_X0, "64", "a10") Q_RB(Q_W1, Q_X1, "96", "a11")
-                        Q_ABS(Q_W2) Q_RB(Q_W2, Q_X0, "128", "a20") Q_RB(Q_W2, Q_X1, "160", "a21")
-                        Q_ABS(Q_W3) Q_RB(Q_W3, Q_X0, "192", "a30") Q_RB(Q_W3, Q_X1, "224", "a31")
-                        : [a00] "+x"(a00), [a01] "+x"(a01),
-                          [a10] "+x"(a10), [a11] "+x"(a11),
-                          [a20] "+x"(a20), [a21] "+x"(a21),
-                          [a30] "+x"(a30), [a31] "+x"(a31)
+                __asm__(Q_W2_SET Q_ABS(Q_W0) Q_RB(Q_W0, Q_X0, "0", "a00")
+                            Q_RB(Q_W0, Q_X1, "32", "a01") Q_ABS(Q_W1) Q_RB(Q_W1, Q_X0, "64", "a10")
+                                Q_RB(Q_W1, Q_X1, "96", "a11") Q_ABS(Q_W2)
+                                    Q_RB(Q_W2, Q_X0, "128", "a20") Q_RB(Q_W2, Q_X1, "160", "a21")
+                                        Q_ABS(Q_W3) Q_RB(Q_W3, Q_X0, "192", "a30")
+                                            Q_RB(Q_W3, Q_X1, "224", "a31")
+                        : [a00] "+x"(a00), [a01] "+x"(a01), [a10] "+x"(a10), [a11] "+x"(a11),
+                          [a20] "+x"(a20), [a21] "+x"(a21), [a30] "+x"(a30), [a31] "+x"(a31)
                         : [w0] "r"(wk), [ws] "r"(ws), [x0] "r"(xk), [xs] "r"(xs), [sc] "r"(s),
                           [ones] "x"(ones)
                         : "r11", "xmm13", "xmm14", "xmm15", "memory");
             }
         }
     }
-    a[0][0] = a00; a[0][1] = a01;
-    a[1][0] = a10; a[1][1] = a11;
-    a[2][0] = a20; a[2][1] = a21;
-    a[3][0] = a30; a[3][1] = a31;
+    a[0][0] = a00;
+    a[0][1] = a01;
+    a[1][0] = a10;
+    a[1][1] = a11;
+    a[2][0] = a20;
+    a[2][1] = a21;
+    a[3][0] = a30;
+    a[3][1] = a31;
     if (nb == 3) {
-        a[0][2] = a02; a[1][2] = a12; a[2][2] = a22; a[3][2] = a32;
+        a[0][2] = a02;
+        a[1][2] = a12;
+        a[2][2] = a22;
+        a[3][2] = a32;
     }
 }
 
-static void q_rows4_3(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
-                      intptr_t xs, const float *dw, intptr_t dws, const float *const *xd,
-                      int64_t nblk, struct mm_prefetch *pfs, __m256 a[4][MM_NB])
+static void q_rows4_3(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0, intptr_t xs,
+                      const float *dw, intptr_t dws, const float *const *xd, int64_t nblk,
+                      struct mm_prefetch *pfs, __m256 a[4][MM_NB])
 {
     q_rows4(3, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a);
 }
 
-static void q_rows4_2(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0,
-                      intptr_t xs, const float *dw, intptr_t dws, const float *const *xd,
-                      int64_t nblk, struct mm_prefetch *pfs, __m256 a[4][MM_NB])
+static void q_rows4_2(const int8_t *w0, intptr_t wstep, intptr_t ws, const int8_t *x0, intptr_t xs,
+                      const float *dw, intptr_t dws, const float *const *xd, int64_t nblk,
+                      struct mm_prefetch *pfs, __m256 a[4][MM_NB])
 {
     q_rows4(2, w0, wstep, ws, x0, xs, dw, dws, xd, nblk, pfs, a);
 }
@@ -292,8 +313,10 @@ static void permute_x_pairs(const float *x, int64_t cols, float *out)
         /* per 128-bit lane [a0 a2 b0 b2 | a4 a6 b4 b6], then 64-bit pieces 0 2 1 3 */
         __m256 ev = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
         __m256 od = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-        _mm256_storeu_ps(out + c, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xd8)));
-        _mm256_storeu_ps(out + c + 8, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), 0xd8)));
+        _mm256_storeu_ps(out + c,
+                         _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xd8)));
+        _mm256_storeu_ps(out + c + 8,
+                         _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), 0xd8)));
     }
     memcpy(out + c, x + c, (size_t)(cols - c) * sizeof *out);
 }
@@ -656,8 +679,7 @@ MM_INLINE void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh, bool kv
                              kv_f16);
         }
         for (; j < nh; j++)
-            attn_accumulate(a->out + (int64_t)(h0 + j) * hd, hd, corr[j], s[j], vc, rs, np,
-                            kv_f16);
+            attn_accumulate(a->out + (int64_t)(h0 + j) * hd, hd, corr[j], s[j], vc, rs, np, kv_f16);
     }
     for (int j = 0; j < nh; j++) {
         float *o = a->out + (int64_t)(h0 + j) * hd;
@@ -715,9 +737,9 @@ double sm_avx2_peak(sm_dtype t, int64_t iters)
             c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(_mm256_maddubs_epi16(a3, b0), one));
             c4 = _mm256_add_epi32(c4, _mm256_madd_epi16(_mm256_maddubs_epi16(a4, b0), one));
             c5 = _mm256_add_epi32(c5, _mm256_madd_epi16(_mm256_maddubs_epi16(a5, b0), one));
-            __asm__ volatile("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5),
-                             "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5),
-                             "+x"(b0));
+            __asm__ volatile(""
+                             : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5), "+x"(a0),
+                               "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(b0));
         }
         __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c1), c2),
                                      _mm256_add_epi32(_mm256_add_epi32(c3, c4), c5));
@@ -743,8 +765,9 @@ double sm_avx2_peak(sm_dtype t, int64_t iters)
         c9 = _mm256_fmadd_ps(c9, m, d);
         c10 = _mm256_fmadd_ps(c10, m, d);
         c11 = _mm256_fmadd_ps(c11, m, d);
-        __asm__ volatile("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5),
-                         "+x"(c6), "+x"(c7), "+x"(c8), "+x"(c9), "+x"(c10), "+x"(c11));
+        __asm__ volatile(""
+                         : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5), "+x"(c6),
+                           "+x"(c7), "+x"(c8), "+x"(c9), "+x"(c10), "+x"(c11));
     }
     __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)),
                              _mm256_add_ps(_mm256_add_ps(c4, c5), _mm256_add_ps(c6, c7)));

@@ -32,12 +32,14 @@ double sm_avx512_peak(sm_dtype t, int64_t iters)
             c7 = _mm512_dpbusd_epi32(c7, a, b);
             c8 = _mm512_dpbusd_epi32(c8, a, b);
             c9 = _mm512_dpbusd_epi32(c9, a, b);
-            __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5),
-                             "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(a), "+v"(b));
+            __asm__ volatile(""
+                             : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6),
+                               "+v"(c7), "+v"(c8), "+v"(c9), "+v"(a), "+v"(b));
         }
         __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), c2),
                                      _mm512_add_epi32(_mm512_add_epi32(c3, c4), c5));
-        s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(c6, c7), _mm512_add_epi32(c8, c9)));
+        s = _mm512_add_epi32(s,
+                             _mm512_add_epi32(_mm512_add_epi32(c6, c7), _mm512_add_epi32(c8, c9)));
         /* one lane is enough to keep the loop (GCC's _mm512_reduce_add_epi32 adds in int and
          * overflows on these sums, which UBSan reports) */
         volatile int sink = _mm_cvtsi128_si32(_mm512_castsi512_si128(s));
@@ -62,8 +64,9 @@ double sm_avx512_peak(sm_dtype t, int64_t iters)
         c9 = _mm512_fmadd_ps(c9, m, d);
         c10 = _mm512_fmadd_ps(c10, m, d);
         c11 = _mm512_fmadd_ps(c11, m, d);
-        __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5),
-                         "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
+        __asm__ volatile(""
+                         : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6),
+                           "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
     }
     __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
                              _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));

@@ -100,30 +100,34 @@ typedef void (*score_fn)(const float *, int, const char *, int64_t, __m512 *);
 typedef void (*value_fn)(float *, int, int, const float *, const float *, const char *, int64_t,
                          int64_t);
 
-#define A5_SCORE(NH, NR, F16, SUF)                                                             \
-    static void score_##NH##_##NR##SUF(const float *q, int hd, const char *k, int64_t rs,     \
-                                       __m512 *lanes)                                         \
-    {                                                                                          \
-        score_tile(NH, NR, q, hd, k, rs, F16, lanes);                                          \
+#define A5_SCORE(NH, NR, F16, SUF)                                                        \
+    static void score_##NH##_##NR##SUF(const float *q, int hd, const char *k, int64_t rs, \
+                                       __m512 *lanes)                                     \
+    {                                                                                     \
+        score_tile(NH, NR, q, hd, k, rs, F16, lanes);                                     \
     }
-#define A5_VALUE(NH, NV, F16, SUF)                                                             \
-    static void value_##NH##_##NV##SUF(float *o, int hd, int i, const float *corr,             \
-                                       const float *e, const char *v, int64_t rs, int64_t np)  \
-    {                                                                                          \
-        value_tile(NH, NV, o, hd, i, corr, e, v, rs, np, F16);                                 \
+#define A5_VALUE(NH, NV, F16, SUF)                                                                 \
+    static void value_##NH##_##NV##SUF(float *o, int hd, int i, const float *corr, const float *e, \
+                                       const char *v, int64_t rs, int64_t np)                      \
+    {                                                                                              \
+        value_tile(NH, NV, o, hd, i, corr, e, v, rs, np, F16);                                     \
     }
-#define A5_SHAPES(NH, F16, SUF)                                                                \
-    A5_SCORE(NH, 4, F16, SUF) A5_SCORE(NH, 1, F16, SUF) A5_VALUE(NH, 4, F16, SUF)              \
-        A5_VALUE(NH, 1, F16, SUF)
-#define A5_ALL(F16, SUF)                                                                       \
-    A5_SHAPES(1, F16, SUF) A5_SHAPES(2, F16, SUF) A5_SHAPES(3, F16, SUF)                       \
-        A5_SHAPES(4, F16, SUF) A5_SHAPES(5, F16, SUF) A5_SHAPES(6, F16, SUF)
+#define A5_SHAPES(NH, F16, SUF) \
+    A5_SCORE(NH, 4, F16, SUF)   \
+    A5_SCORE(NH, 1, F16, SUF) A5_VALUE(NH, 4, F16, SUF) A5_VALUE(NH, 1, F16, SUF)
+/* clang-format off */
+#define A5_ALL(F16, SUF) \
+    A5_SHAPES(1, F16, SUF) A5_SHAPES(2, F16, SUF) A5_SHAPES(3, F16, SUF) \
+    A5_SHAPES(4, F16, SUF) A5_SHAPES(5, F16, SUF) A5_SHAPES(6, F16, SUF)
+/* clang-format on */
 A5_ALL(false, _f32)
 A5_ALL(true, _f16)
 
-#define A5_TABLE(KIND, N, SUF)                                                                 \
-    {KIND##_1_##N##SUF, KIND##_2_##N##SUF, KIND##_3_##N##SUF, KIND##_4_##N##SUF,               \
-     KIND##_5_##N##SUF, KIND##_6_##N##SUF}
+#define A5_TABLE(KIND, N, SUF)                                                      \
+    {                                                                               \
+        KIND##_1_##N##SUF, KIND##_2_##N##SUF, KIND##_3_##N##SUF, KIND##_4_##N##SUF, \
+            KIND##_5_##N##SUF, KIND##_6_##N##SUF                                    \
+    }
 /* [f16][4 rows / 1 row][heads - 1] */
 static const score_fn score_fns[2][2][A5_TH] = {
     {A5_TABLE(score, 4, _f32), A5_TABLE(score, 1, _f32)},
@@ -156,8 +160,7 @@ static float softmax_chunk16(float *s, int64_t np, float scale, float *m, float 
     for (int i = 0; i < nv; i++) {
         int64_t n = np - 16 * i < 16 ? np - 16 * i : 16;
         __mmask16 k = (__mmask16)((1u << n) - 1u);
-        v[i] = _mm512_mul_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, s + 16 * i),
-                             vs);
+        v[i] = _mm512_mul_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, s + 16 * i), vs);
         vmax = _mm512_max_ps(vmax, v[i]);
     }
     float mnew = fmaxf(*m, _mm512_reduce_max_ps(vmax));

@@ -13,7 +13,8 @@ static void cvt_bf16_16(float *dst, const uint16_t *src, int64_t n)
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256i h = _mm256_loadu_si256((const __m256i *)(const void *)(src + i));
-        _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+        _mm512_storeu_ps(dst + i,
+                         _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
     }
     sm_avx2_cvt_bf16(dst + i, src + i, n - i);
 }
@@ -22,7 +23,8 @@ static void cvt_f16_16(float *dst, const uint16_t *src, int64_t n)
 {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(src + i))));
+        _mm512_storeu_ps(
+            dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(src + i))));
     sm_avx2_cvt_f16(dst + i, src + i, n - i);
 }
 
@@ -42,7 +44,9 @@ static inline __m256i qdot_vnni(__m256i aw, __m256i sx)
 #define MM_ADD(a, b) _mm512_add_ps((a), (b))
 #define MM_CVT_BF16(dst, src, n) cvt_bf16_16((dst), (src), (n))
 #define MM_CVT_F16(dst, src, n) cvt_f16_16((dst), (src), (n))
-#define MM_LOAD_BF16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
+#define MM_LOAD_BF16(p)                    \
+    _mm512_castsi512_ps(_mm512_slli_epi32( \
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
 #define MM_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 #define MM_QDOT(aw, sx) qdot_vnni((aw), (sx))
 /* 32 vector registers: micro tiles of 8 weight rows x 3 batch rows, each weight vector loaded
@@ -61,7 +65,7 @@ static inline __m256i qdot_vnni(__m256i aw, __m256i sx)
 #define MM_BF16_PAIRS 1
 #define MM_BF16_LOAD32(p) _mm512_loadu_si512((const void *)(p))
 #define MM_BF16_EVEN(p) _mm512_castsi512_ps(_mm512_slli_epi32(MM_BF16_LOAD32(p), 16))
-#define MM_BF16_ODD(p)                                                                             \
+#define MM_BF16_ODD(p) \
     _mm512_castsi512_ps(_mm512_and_si512(MM_BF16_LOAD32(p), _mm512_set1_epi32((int)0xffff0000u)))
 /* the 4 x 6 bf16-pair decode pass in assembly (bf16_pairs_4x6 below) */
 #define MM_BF16_PAIRS_4X6(w, x, kn, pfs, a) bf16_pairs_4x6((w), (x), (kn), (pfs), (a))
@@ -96,35 +100,35 @@ static int64_t bf16_pairs_4x6(const uint8_t *const *w, const float *const *x, in
         mm_prefetch_step(pfs);
         const uint8_t *w0 = w[0] + 2 * c, *w2 = w[2] + 2 * c;
         const float *x0 = x[0] + c, *x3 = x[3] + c;
-#define BP_ROW(addr, load, r)                                                                      \
-    load(addr) "\n\t"                                                                             \
-    "vfmadd231ps %%zmm24, %%zmm30, %g[" #r "0]\n\t"                                              \
-    "vfmadd231ps %%zmm25, %%zmm30, %g[" #r "1]\n\t"                                              \
-    "vfmadd231ps %%zmm26, %%zmm30, %g[" #r "2]\n\t"                                              \
-    "vfmadd231ps %%zmm27, %%zmm30, %g[" #r "3]\n\t"                                              \
-    "vfmadd231ps %%zmm28, %%zmm30, %g[" #r "4]\n\t"                                              \
-    "vfmadd231ps %%zmm29, %%zmm30, %g[" #r "5]\n\t"
+#define BP_ROW(addr, load, r)                                  \
+    load(addr) "\n\t"                                          \
+               "vfmadd231ps %%zmm24, %%zmm30, %g[" #r "0]\n\t" \
+               "vfmadd231ps %%zmm25, %%zmm30, %g[" #r "1]\n\t" \
+               "vfmadd231ps %%zmm26, %%zmm30, %g[" #r "2]\n\t" \
+               "vfmadd231ps %%zmm27, %%zmm30, %g[" #r "3]\n\t" \
+               "vfmadd231ps %%zmm28, %%zmm30, %g[" #r "4]\n\t" \
+               "vfmadd231ps %%zmm29, %%zmm30, %g[" #r "5]\n\t"
 #define BP_EVEN(addr) "vpslld $16, " addr ", %%zmm30"
 #define BP_ODD(addr) "vmovdqu16 " addr ", %%zmm30%{%%k1%}%{z%}"
-#define BP_X(off)                                                                                  \
-    "vmovups " off "(%[x0]), %%zmm24\n\t"                                                         \
-    "vmovups " off "(%[x0],%[xs]), %%zmm25\n\t"                                                   \
-    "vmovups " off "(%[x0],%[xs],2), %%zmm26\n\t"                                                 \
-    "vmovups " off "(%[x3]), %%zmm27\n\t"                                                         \
-    "vmovups " off "(%[x3],%[xs]), %%zmm28\n\t"                                                   \
+#define BP_X(off)                                 \
+    "vmovups " off "(%[x0]), %%zmm24\n\t"         \
+    "vmovups " off "(%[x0],%[xs]), %%zmm25\n\t"   \
+    "vmovups " off "(%[x0],%[xs],2), %%zmm26\n\t" \
+    "vmovups " off "(%[x3]), %%zmm27\n\t"         \
+    "vmovups " off "(%[x3],%[xs]), %%zmm28\n\t"   \
     "vmovups " off "(%[x3],%[xs],2), %%zmm29\n\t"
 /* two weight rows (at wp and wp + ws; accumulators ra and rb) x the 6 activation rows, over
  * one group of 32 columns: the even halves, then the odd halves */
-#define BP_TWO_ROWS(wp, ra, rb)                                                                   \
-    __asm__("movl $0xaaaaaaaa, %%eax\n\t"                                                        \
-            "kmovd %%eax, %%k1\n\t"                                                              \
-            BP_X("") BP_ROW("(%[w])", BP_EVEN, p) BP_ROW("(%[w],%[ws])", BP_EVEN, q)              \
-            BP_X("64") BP_ROW("(%[w])", BP_ODD, p) BP_ROW("(%[w],%[ws])", BP_ODD, q)              \
-            : [p0] "+v"(ra##0), [p1] "+v"(ra##1), [p2] "+v"(ra##2), [p3] "+v"(ra##3),             \
-              [p4] "+v"(ra##4), [p5] "+v"(ra##5), [q0] "+v"(rb##0), [q1] "+v"(rb##1),             \
-              [q2] "+v"(rb##2), [q3] "+v"(rb##3), [q4] "+v"(rb##4), [q5] "+v"(rb##5)              \
-            : [w] "r"(wp), [ws] "r"(ws), [x0] "r"(x0), [x3] "r"(x3), [xs] "r"(xs)                 \
-            : "eax", "k1", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30",         \
+#define BP_TWO_ROWS(wp, ra, rb)                                                           \
+    __asm__("movl $0xaaaaaaaa, %%eax\n\t"                                                 \
+            "kmovd %%eax, %%k1\n\t" BP_X("") BP_ROW("(%[w])", BP_EVEN, p)                 \
+                BP_ROW("(%[w],%[ws])", BP_EVEN, q) BP_X("64") BP_ROW("(%[w])", BP_ODD, p) \
+                    BP_ROW("(%[w],%[ws])", BP_ODD, q)                                     \
+            : [p0] "+v"(ra##0), [p1] "+v"(ra##1), [p2] "+v"(ra##2), [p3] "+v"(ra##3),     \
+              [p4] "+v"(ra##4), [p5] "+v"(ra##5), [q0] "+v"(rb##0), [q1] "+v"(rb##1),     \
+              [q2] "+v"(rb##2), [q3] "+v"(rb##3), [q4] "+v"(rb##4), [q5] "+v"(rb##5)      \
+            : [w] "r"(wp), [ws] "r"(ws), [x0] "r"(x0), [x3] "r"(x3), [xs] "r"(xs)         \
+            : "eax", "k1", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", \
               "memory")
         BP_TWO_ROWS(w0, a0, a1);
         BP_TWO_ROWS(w2, a2, a3);
@@ -134,10 +138,30 @@ static int64_t bf16_pairs_4x6(const uint8_t *const *w, const float *const *x, in
 #undef BP_EVEN
 #undef BP_ROW
     }
-    a[0][0] = a00; a[0][1] = a01; a[0][2] = a02; a[0][3] = a03; a[0][4] = a04; a[0][5] = a05;
-    a[1][0] = a10; a[1][1] = a11; a[1][2] = a12; a[1][3] = a13; a[1][4] = a14; a[1][5] = a15;
-    a[2][0] = a20; a[2][1] = a21; a[2][2] = a22; a[2][3] = a23; a[2][4] = a24; a[2][5] = a25;
-    a[3][0] = a30; a[3][1] = a31; a[3][2] = a32; a[3][3] = a33; a[3][4] = a34; a[3][5] = a35;
+    a[0][0] = a00;
+    a[0][1] = a01;
+    a[0][2] = a02;
+    a[0][3] = a03;
+    a[0][4] = a04;
+    a[0][5] = a05;
+    a[1][0] = a10;
+    a[1][1] = a11;
+    a[1][2] = a12;
+    a[1][3] = a13;
+    a[1][4] = a14;
+    a[1][5] = a15;
+    a[2][0] = a20;
+    a[2][1] = a21;
+    a[2][2] = a22;
+    a[2][3] = a23;
+    a[2][4] = a24;
+    a[2][5] = a25;
+    a[3][0] = a30;
+    a[3][1] = a31;
+    a[3][2] = a32;
+    a[3][3] = a33;
+    a[3][4] = a34;
+    a[3][5] = a35;
     return c;
 }
 #endif

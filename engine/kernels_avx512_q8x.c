@@ -18,19 +18,20 @@
 #define Q8R_GROUPS 4  /* prompts: groups (of 16 rows) per block, whose weights stay in L2 */
 #define Q8R_KC 96     /* prompts: blocks per column range when rows have more than 128 */
 #define Q8R_DECODE 16 /* batches up to this read each pair of groups once, for all batch rows */
-#define Q8R_DKC 16    /* decode: blocks per column range (a pair of groups' 17 KB stay in L1
+#define Q8R_DKC \
+    16 /* decode: blocks per column range (a pair of groups' 17 KB stay in L1
                          over the passes) */
 
 typedef struct q8r_args {
-    const uint8_t *w;          /* the tile's first group */
-    size_t gb;                 /* bytes per group */
-    int64_t nblk, k0, k1;      /* blocks per row; this column range */
-    const uint8_t *x[Q8R_NB];  /* activation rows (kernels_q8x.c, width 16) */
-    float *y;                  /* outputs of group r, batch row b at y + b * ldy + 16 r */
+    const uint8_t *w;         /* the tile's first group */
+    size_t gb;                /* bytes per group */
+    int64_t nblk, k0, k1;     /* blocks per row; this column range */
+    const uint8_t *x[Q8R_NB]; /* activation rows (kernels_q8x.c, width 16) */
+    float *y;                 /* outputs of group r, batch row b at y + b * ldy + 16 r */
     int64_t ldy;
-    __mmask16 m[2];            /* the rows of each group that exist */
-    bool first;                /* accumulators start at 0, else from y */
-    const float *bias;         /* last column range only: the bias of the tile's rows, or NULL */
+    __mmask16 m[2];    /* the rows of each group that exist */
+    bool first;        /* accumulators start at 0, else from y */
+    const float *bias; /* last column range only: the bias of the tile's rows, or NULL */
     /* decode: lines [pf_i, pf_end) of the next column range's regions are fetched meanwhile,
      * pf_per per block (line i of region n at pf[n] + 64 (i - the lines before region n)) */
     const char *pf[4];
@@ -70,8 +71,8 @@ static inline __attribute__((always_inline)) void q8r_tile(int ng, int nb, q8r_a
                 s[r][b] = cv;
         }
         const uint8_t *wk = a->w + (size_t)k * 512;
-        _Pragma("GCC unroll 8")
-        for (int v = 0; v < 8; v++) {
+        _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++)
+        {
             __m512i wv[2];
             for (int r = 0; r < ng; r++) {
                 wv[r] = _mm512_loadu_si512((const void *)(wk + (size_t)r * a->gb + 64 * v));
@@ -98,8 +99,8 @@ static inline __attribute__((always_inline)) void q8r_tile(int ng, int nb, q8r_a
         }
     }
     for (int r = 0; r < ng; r++) {
-        __m512 bv = a->bias ? _mm512_maskz_loadu_ps(a->m[r], a->bias + 16 * r)
-                            : _mm512_setzero_ps();
+        __m512 bv =
+            a->bias ? _mm512_maskz_loadu_ps(a->m[r], a->bias + 16 * r) : _mm512_setzero_ps();
         for (int b = 0; b < nb; b++)
             _mm512_mask_storeu_ps(a->y + b * a->ldy + 16 * r, a->m[r],
                                   a->bias ? _mm512_add_ps(f[r][b], bv) : f[r][b]);
@@ -107,8 +108,11 @@ static inline __attribute__((always_inline)) void q8r_tile(int ng, int nb, q8r_a
 }
 
 typedef void (*q8r_tile_fn)(q8r_args *a);
-#define Q8R_TILE(NG_, NB_) \
-    static void q8r_tile_##NG_##_##NB_(q8r_args *a) { q8r_tile(NG_, NB_, a); }
+#define Q8R_TILE(NG_, NB_)                          \
+    static void q8r_tile_##NG_##_##NB_(q8r_args *a) \
+    {                                               \
+        q8r_tile(NG_, NB_, a);                      \
+    }
 Q8R_TILE(1, 1)
 Q8R_TILE(1, 2)
 Q8R_TILE(1, 3)
@@ -137,8 +141,8 @@ static int q8r_pass_rows(int64_t left)
 /* The regions of the column range a decode tile reads after a's (the next range of groups
  * [gb0, gb1), else the first of the next per groups before g1) in a->pf, a->pf_lines;
  * returns their lines. */
-static int64_t q8r_next_range(q8r_args *a, const uint8_t *w, int64_t gb0, int64_t gb1,
-                              int64_t g1, int64_t per, int64_t kc)
+static int64_t q8r_next_range(q8r_args *a, const uint8_t *w, int64_t gb0, int64_t gb1, int64_t g1,
+                              int64_t per, int64_t kc)
 {
     int64_t n0 = a->k1, gn0 = gb0, gn1 = gb1;
     if (a->k1 == a->nblk) { /* the next groups' first range */
@@ -181,8 +185,8 @@ void sm_avx512_q8r_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
             a.first = k0 == 0;
             /* one batch row: the hardware's prefetching keeps up, and the fetch loop costs
              * (batch 1 read 24.2-24.3 tokens/s with it, 25.9-26.4 without) */
-            int64_t lines = decode && j->batch > 1
-                                ? q8r_next_range(&a, j->w, gb0, gb1, g1, per, kc) : 0;
+            int64_t lines =
+                decode && j->batch > 1 ? q8r_next_range(&a, j->w, gb0, gb1, g1, per, kc) : 0;
             int64_t passes = (j->batch + Q8R_NB - 1) / Q8R_NB, p = 0;
             for (int64_t b = 0, nbt; b < j->batch; b += nbt, p++) {
                 nbt = q8r_pass_rows(j->batch - b);

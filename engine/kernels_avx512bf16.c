@@ -53,11 +53,11 @@ MM_INLINE void dp_kernel(int nr, int nb, const uint16_t *const *w, const uint16_
             out[r][b] = mm_hsum16(a[r][b]);
 }
 
-#define DP_CASE(NR_, NB_)                                                                      \
-    static void dp_kernel_##NR_##_##NB_(const uint16_t *const *w, const uint16_t *const *x,   \
-                                        int64_t n32, float out[DP_NR][MM_NB])                  \
-    {                                                                                          \
-        dp_kernel(NR_, NB_, w, x, n32, out);                                                   \
+#define DP_CASE(NR_, NB_)                                                                   \
+    static void dp_kernel_##NR_##_##NB_(const uint16_t *const *w, const uint16_t *const *x, \
+                                        int64_t n32, float out[DP_NR][MM_NB])               \
+    {                                                                                       \
+        dp_kernel(NR_, NB_, w, x, n32, out);                                                \
     }
 DP_CASE(4, 3)
 DP_CASE(4, 2)
@@ -133,8 +133,9 @@ static double peak(sm_dtype t, int64_t iters)
         c7 = _mm512_dpbf16_ps(c7, a, b);
         c8 = _mm512_dpbf16_ps(c8, a, b);
         c9 = _mm512_dpbf16_ps(c9, a, b);
-        __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5),
-                         "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(a), "+v"(b));
+        __asm__ volatile(""
+                         : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6),
+                           "+v"(c7), "+v"(c8), "+v"(c9), "+v"(a), "+v"(b));
     }
     __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
                              _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));

@@ -22,13 +22,13 @@ typedef struct sm_mm_job {
     int64_t ldx, batch;
     float *y;
     int64_t ldy;
-    const int8_t *xq; /* q8_0/q4_0 weights: activations quantized, batch x cols (stride cols) */
-    const float *xd;  /* their scales, batch x cols/32 */
+    const int8_t *xq;   /* q8_0/q4_0 weights: activations quantized, batch x cols (stride cols) */
+    const float *xd;    /* their scales, batch x cols/32 */
     const uint16_t *xb; /* bf16 weights on a variant with x_to_bf16: activations as bf16 */
     int packed;         /* 0, or q8_0 weights packed with this width (kernels_q8x.c) */
     const uint8_t *xp;  /* packed weights: the activations in its layout, xp_stride per row */
     size_t xp_stride;
-    float *scratch;   /* scratch_floats floats per task (for variants that want one) */
+    float *scratch; /* scratch_floats floats per task (for variants that want one) */
     int64_t scratch_floats;
 } sm_mm_job;
 
@@ -99,8 +99,7 @@ void sm_q8x_unit_row_to_f32(int width, const uint8_t *unit, int row, int64_t col
 /* width 8: groups of 8 blocks along a row */
 int64_t sm_q8x_groups(int width, int64_t cols);
 /* One activation group from nblk (<= width) blocks quantized by quantize_x. */
-void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nblk,
-                         uint8_t *group);
+void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nblk, uint8_t *group);
 /* width 16: an activation row whose values and scales quantize_x wrote (values at xrow, scales
  * at xrow + cols + 4 nblk): its corrections and padding. */
 void sm_q8r_finish_x(uint8_t *xrow, int64_t cols);

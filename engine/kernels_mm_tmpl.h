@@ -55,12 +55,12 @@
 #endif
 
 #ifndef MM_NR
-#define MM_NR 4   /* weight rows per micro tile (a variant with 32 vector registers may take 8) */
+#define MM_NR 4 /* weight rows per micro tile (a variant with 32 vector registers may take 8) */
 #endif
 /* row counts of the instantiated micro kernels: "n" is a full micro tile, "1" a single row */
 #define MM_ROWS_n MM_NR
 #define MM_ROWS_1 1
-#define MM_NB 3   /* batch rows per micro tile */
+#define MM_NB 3 /* batch rows per micro tile */
 /* the f32/f16/bf16 decode passes ("direct" path) may use another shape: MM_DNR weight rows x
  * up to MM_DNB batch rows (3 or 6) */
 #ifndef MM_DNR
@@ -85,7 +85,8 @@
 #endif
 #define MM_KS 2048 /* rows up to this long are one tile (read in order); the tile row stride */
 #ifndef MM_MC
-#define MM_MC 63 /* batch rows per block: a multiple of MM_NB, so that blocks need no 2 + 2 passes */
+#define MM_MC \
+    63 /* batch rows per block: a multiple of MM_NB, so that blocks need no 2 + 2 passes */
 #endif
 #ifndef MM_WHOLE_ROWS
 #define MM_WHOLE_ROWS 16 /* batches up to this use whole-row tiles (when short enough) */
@@ -168,11 +169,11 @@ MM_INLINE void mm_f_kernel(int nr, int nb, const float *wt, const float *const *
             MM_STOREU(acc + ((int64_t)r * ms + b) * MM_VL, a[r][b]);
 }
 
-#define MM_F_CASE(NR_, NB_)                                                                    \
+#define MM_F_CASE(NR_, NB_)                                                                   \
     static void mm_f_kernel_##NR_##_##NB_(const float *wt, const float *const *x, int64_t kn, \
                                           float *acc, int64_t ms, bool first)                 \
-    {                                                                                          \
-        mm_f_kernel(MM_ROWS_##NR_, NB_, wt, x, kn, acc, ms, first);                                \
+    {                                                                                         \
+        mm_f_kernel(MM_ROWS_##NR_, NB_, wt, x, kn, acc, ms, first);                           \
     }
 MM_F_CASE(n, 3)
 MM_F_CASE(n, 2)
@@ -231,8 +232,12 @@ static float mm_weight_at(const sm_mm_job *j, const uint8_t *row, int64_t c)
         memcpy(&f, row + 4 * c, 4);
         return f;
     }
-    case SM_DTYPE_F16: memcpy(&h, row + 2 * c, 2); return sm_f16_to_f32(h);
-    default: memcpy(&h, row + 2 * c, 2); return sm_bf16_to_f32(h);
+    case SM_DTYPE_F16:
+        memcpy(&h, row + 2 * c, 2);
+        return sm_f16_to_f32(h);
+    default:
+        memcpy(&h, row + 2 * c, 2);
+        return sm_bf16_to_f32(h);
     }
 }
 
@@ -350,30 +355,28 @@ MM_INLINE void mm_f_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
             out[r][b] = MM_HSUM(a[r][b]);
 }
 
-#define MM_D_CASE(T_, TN_, NR_, NB_)                                                           \
-    static void mm_f_direct_##TN_##_##NR_##_##NB_(const uint8_t *const *w,                     \
-                                                  const float *const *x, int64_t cv,           \
-                                                  const uint8_t *pf, size_t pf_len,            \
-                                                  float out[MM_DNR][MM_DNB])                   \
-    {                                                                                          \
-        mm_f_direct(T_, MM_DROWS_##NR_, NB_, w, x, cv, pf, pf_len, out);                       \
+#define MM_D_CASE(T_, TN_, NR_, NB_)                                                              \
+    static void mm_f_direct_##TN_##_##NR_##_##NB_(const uint8_t *const *w, const float *const *x, \
+                                                  int64_t cv, const uint8_t *pf, size_t pf_len,   \
+                                                  float out[MM_DNR][MM_DNB])                      \
+    {                                                                                             \
+        mm_f_direct(T_, MM_DROWS_##NR_, NB_, w, x, cv, pf, pf_len, out);                          \
     }
-#define MM_D_CASES_NB(T_, TN_, NB_)                                                            \
-    MM_D_CASE(T_, TN_, n, NB_)                                                                 \
+#define MM_D_CASES_NB(T_, TN_, NB_) \
+    MM_D_CASE(T_, TN_, n, NB_)      \
     MM_D_CASE(T_, TN_, 1, NB_)
-#define MM_D_CASES(T_, TN_)                                                                    \
-    MM_D_CASES_NB(T_, TN_, 1)                                                                  \
-    MM_D_CASES_NB(T_, TN_, 2)                                                                  \
-    MM_D_CASES_NB(T_, TN_, 3)                                                                  \
+#define MM_D_CASES(T_, TN_)   \
+    MM_D_CASES_NB(T_, TN_, 1) \
+    MM_D_CASES_NB(T_, TN_, 2) \
+    MM_D_CASES_NB(T_, TN_, 3) \
     MM_D_CASES_MORE(T_, TN_)
 #if MM_DNB > 3
-#define MM_D_CASES_MORE(T_, TN_)                                                               \
-    MM_D_CASES_NB(T_, TN_, 4)                                                                  \
-    MM_D_CASES_NB(T_, TN_, 5)                                                                  \
+#define MM_D_CASES_MORE(T_, TN_) \
+    MM_D_CASES_NB(T_, TN_, 4)    \
+    MM_D_CASES_NB(T_, TN_, 5)    \
     MM_D_CASES_NB(T_, TN_, 6)
-#define MM_D_ENTRIES_MORE(TN_, NR_)                                                            \
-    , mm_f_direct_##TN_##_##NR_##_4, mm_f_direct_##TN_##_##NR_##_5,                            \
-        mm_f_direct_##TN_##_##NR_##_6
+#define MM_D_ENTRIES_MORE(TN_, NR_) \
+    , mm_f_direct_##TN_##_##NR_##_4, mm_f_direct_##TN_##_##NR_##_5, mm_f_direct_##TN_##_##NR_##_6
 #else
 #define MM_D_CASES_MORE(T_, TN_)
 #define MM_D_ENTRIES_MORE(TN_, NR_)
@@ -382,8 +385,8 @@ MM_D_CASES(SM_DTYPE_F32, f32)
 MM_D_CASES(SM_DTYPE_F16, f16)
 MM_D_CASES(SM_DTYPE_BF16, bf16)
 
-typedef void (*mm_direct_fn)(const uint8_t *const *, const float *const *, int64_t,
-                             const uint8_t *, size_t, float[MM_DNR][MM_DNB]);
+typedef void (*mm_direct_fn)(const uint8_t *const *, const float *const *, int64_t, const uint8_t *,
+                             size_t, float[MM_DNR][MM_DNB]);
 
 /* The part of the next group rows (contiguous in memory) that pass p of passes should fetch:
  * the first up to group passes share them (early enough for them to arrive), later passes
@@ -420,9 +423,11 @@ static inline int mm_dpasses(int64_t batch)
 }
 
 /* [dtype f32/f16/bf16][rows MM_DNR or 1][batch rows - 1] */
-#define MM_D_ENTRIES(TN_, NR_)                                                                 \
-    {mm_f_direct_##TN_##_##NR_##_1, mm_f_direct_##TN_##_##NR_##_2,                             \
-     mm_f_direct_##TN_##_##NR_##_3 MM_D_ENTRIES_MORE(TN_, NR_)}
+#define MM_D_ENTRIES(TN_, NR_)                                        \
+    {                                                                 \
+        mm_f_direct_##TN_##_##NR_##_1, mm_f_direct_##TN_##_##NR_##_2, \
+            mm_f_direct_##TN_##_##NR_##_3 MM_D_ENTRIES_MORE(TN_, NR_) \
+    }
 static const mm_direct_fn mm_direct_fns[3][2][MM_DNB] = {
     {MM_D_ENTRIES(f32, n), MM_D_ENTRIES(f32, 1)},
     {MM_D_ENTRIES(f16, n), MM_D_ENTRIES(f16, 1)},
@@ -484,9 +489,8 @@ typedef struct mm_tile_pf {
 } mm_tile_pf;
 
 /* unit: bytes per column step (an element, or a block for q8_0/q4_0); kc, kend, k0 in steps */
-static mm_tile_pf mm_tile_next(const sm_mm_job *j, int64_t r1, int64_t rb, int64_t nrb,
-                               int64_t rt, bool last_bb, int64_t k0, int64_t kc, int64_t kend,
-                               size_t unit)
+static mm_tile_pf mm_tile_next(const sm_mm_job *j, int64_t r1, int64_t rb, int64_t nrb, int64_t rt,
+                               bool last_bb, int64_t k0, int64_t kc, int64_t kend, size_t unit)
 {
     mm_tile_pf f = {NULL, 0, 0};
     int64_t row = rb + rt + MM_NR, k = k0, lim = rb + nrb;
@@ -552,8 +556,8 @@ static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                             mm_cvt_bf16_cols(dst, (const uint16_t *)(const void *)row, k0, kn,
                                              j->cols);
                     }
-                    mm_tile_pf pf = mm_tile_next(j, r1, rb, nrb, rt, bb + nbb >= j->batch, k0,
-                                                 kc, cv, (size_t)(j->row_bytes / j->cols));
+                    mm_tile_pf pf = mm_tile_next(j, r1, rb, nrb, rt, bb + nbb >= j->batch, k0, kc,
+                                                 cv, (size_t)(j->row_bytes / j->cols));
                     int passes = mm_passes(nbb), pass = 0;
                     for (int64_t b = 0, nbt; b < nbb; b += nbt, pass++) {
                         nbt = mm_pass_rows(nbb - b);
@@ -561,7 +565,8 @@ static void mm_f_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                         const float *x[MM_NB];
                         for (int i = 0; i < nbt; i++)
                             x[i] = j->x + (bb + b + i) * j->ldx + k0;
-                        mm_f_dispatch(nrt, nbt, wt, x, kn, accb + (rt * nbb + b) * MM_VL, nbb, k0 == 0);
+                        mm_f_dispatch(nrt, nbt, wt, x, kn, accb + (rt * nbb + b) * MM_VL, nbb,
+                                      k0 == 0);
                     }
                 }
             }
@@ -613,21 +618,22 @@ MM_INLINE void mm_q_block_fma(int nb, __m256i w, __m256i aw, __m256 vdw, const _
 }
 
 MM_INLINE void mm_q_kernel(int nr, int nb, const mm_qtile *t, const int8_t *const *xq,
-                           const float *const *xd, int64_t nblk, float *acc, int64_t ms,
-                           bool first)
+                           const float *const *xd, int64_t nblk, float *acc, int64_t ms, bool first)
 {
     __m256 a[MM_NR][MM_NB];
     for (int r = 0; r < nr; r++)
         for (int b = 0; b < nb; b++)
-            a[r][b] = first ? _mm256_setzero_ps()
-                            : _mm256_loadu_ps(acc + ((int64_t)r * ms + b) * 8);
+            a[r][b] =
+                first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + ((int64_t)r * ms + b) * 8);
     for (int64_t k = 0; k < nblk; k++) {
         __m256i xv[MM_NB];
         for (int b = 0; b < nb; b++)
             xv[b] = _mm256_loadu_si256((const __m256i *)(const void *)(xq[b] + 32 * k));
         for (int r = 0; r < nr; r++) {
-            __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(t->w + r * MM_KS + 32 * k));
-            __m256i aw = _mm256_loadu_si256((const __m256i *)(const void *)(t->aw + r * MM_KS + 32 * k));
+            __m256i w =
+                _mm256_loadu_si256((const __m256i *)(const void *)(t->w + r * MM_KS + 32 * k));
+            __m256i aw =
+                _mm256_loadu_si256((const __m256i *)(const void *)(t->aw + r * MM_KS + 32 * k));
             /* broadcasts from memory use load ports */
             __m256 vdw = _mm256_broadcast_ss(&t->d[r * (MM_KS / 32) + k]);
             mm_q_block_fma(nb, w, aw, vdw, xv, xd, k, a[r]);
@@ -638,12 +644,12 @@ MM_INLINE void mm_q_kernel(int nr, int nb, const mm_qtile *t, const int8_t *cons
             _mm256_storeu_ps(acc + ((int64_t)r * ms + b) * 8, a[r][b]);
 }
 
-#define MM_Q_CASE(NR_, NB_)                                                                    \
-    static void mm_q_kernel_##NR_##_##NB_(const mm_qtile *t, const int8_t *const *xq,         \
-                                          const float *const *xd, int64_t nblk, float *acc,    \
-                                          int64_t ms, bool first)                              \
-    {                                                                                          \
-        mm_q_kernel(MM_ROWS_##NR_, NB_, t, xq, xd, nblk, acc, ms, first);                          \
+#define MM_Q_CASE(NR_, NB_)                                                                 \
+    static void mm_q_kernel_##NR_##_##NB_(const mm_qtile *t, const int8_t *const *xq,       \
+                                          const float *const *xd, int64_t nblk, float *acc, \
+                                          int64_t ms, bool first)                           \
+    {                                                                                       \
+        mm_q_kernel(MM_ROWS_##NR_, NB_, t, xq, xd, nblk, acc, ms, first);                   \
     }
 MM_Q_CASE(n, 3)
 MM_Q_CASE(n, 2)
@@ -653,8 +659,7 @@ MM_Q_CASE(1, 2)
 MM_Q_CASE(1, 1)
 
 static void mm_q_dispatch(int nr, int nb, const mm_qtile *t, const int8_t *const *xq,
-                          const float *const *xd, int64_t nblk, float *acc, int64_t ms,
-                          bool first)
+                          const float *const *xd, int64_t nblk, float *acc, int64_t ms, bool first)
 {
     if (nr == MM_NR) {
         if (nb == 3)
@@ -682,9 +687,8 @@ static void mm_q_dispatch(int nr, int nb, const mm_qtile *t, const int8_t *const
 /* a decode pass over q8_0/q4_0 rows (mm_q_direct, mm_qp_direct): rows, activations and their
  * scales, blocks, the rows' f32 scales or NULL, what to prefetch, accumulators and their
  * batch stride */
-typedef void (*mm_qdirect_fn)(const uint8_t *const *, const int8_t *const *,
-                              const float *const *, int64_t, const float *, const uint8_t *,
-                              size_t, float *, int64_t);
+typedef void (*mm_qdirect_fn)(const uint8_t *const *, const int8_t *const *, const float *const *,
+                              int64_t, const float *, const uint8_t *, size_t, float *, int64_t);
 
 /* The 32 values of the q8_0/q4_0 block at b as signed bytes, and its scale. */
 MM_INLINE __m256i mm_q_block(sm_dtype t, const uint8_t *b)
@@ -704,8 +708,7 @@ MM_INLINE float mm_q_scale(const uint8_t *b)
 }
 
 /* Unpacks nblk blocks of one weight row into the tile row i. */
-static void mm_q_unpack(sm_dtype t, const uint8_t *src, int64_t nblk, const mm_qtile *tile,
-                        int i)
+static void mm_q_unpack(sm_dtype t, const uint8_t *src, int64_t nblk, const mm_qtile *tile, int i)
 {
     size_t bsz = t == SM_DTYPE_Q8_0 ? 34 : 18;
     for (int64_t k = 0; k < nblk; k++) {
@@ -713,8 +716,7 @@ static void mm_q_unpack(sm_dtype t, const uint8_t *src, int64_t nblk, const mm_q
         __m256i w = mm_q_block(t, b);
         tile->d[i * (MM_KS / 32) + k] = mm_q_scale(b);
         _mm256_storeu_si256((__m256i *)(void *)(tile->w + i * MM_KS + 32 * k), w);
-        _mm256_storeu_si256((__m256i *)(void *)(tile->aw + i * MM_KS + 32 * k),
-                            _mm256_abs_epi8(w));
+        _mm256_storeu_si256((__m256i *)(void *)(tile->aw + i * MM_KS + 32 * k), _mm256_abs_epi8(w));
     }
 }
 
@@ -742,8 +744,7 @@ static void mm_q_row_scales(const sm_mm_job *j, const uint8_t *const *w, int nr,
 
 /* The outputs of rows r .. r + nr from their MM_QL-lane accumulators (row i, batch row b at
  * accb + (i * batch + b) * MM_QL), plus the bias. */
-static void mm_q_group_out(const sm_mm_job *j, int64_t r, int nr, int64_t nblk,
-                           const float *accb)
+static void mm_q_group_out(const sm_mm_job *j, int64_t r, int nr, int64_t nblk, const float *accb)
 {
     for (int i = 0; i < nr; i++) {
         float bias = j->bias ? j->bias[r + i] : 0.0f;
@@ -777,8 +778,8 @@ MM_INLINE void mm_q_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
     int64_t k = 0;
 #ifdef MM_Q_ROWS4
     if (t == SM_DTYPE_Q8_0 && nr == MM_NR && nb >= 2 && dw) {
-        MM_Q_ROWS4(nb, (const int8_t *)(w[0] + 2), (intptr_t)bsz, w[1] - w[0], xq[0],
-                   xq[1] - xq[0], dw, nblk, xd, nblk, &pfs, a);
+        MM_Q_ROWS4(nb, (const int8_t *)(w[0] + 2), (intptr_t)bsz, w[1] - w[0], xq[0], xq[1] - xq[0],
+                   dw, nblk, xd, nblk, &pfs, a);
         k = nblk;
     }
 #else
@@ -801,21 +802,19 @@ MM_INLINE void mm_q_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
             _mm256_storeu_ps(acc + ((int64_t)r * ms + b) * 8, a[r][b]);
 }
 
-#define MM_QD_CASE(T_, TN_, NR_, NB_)                                                          \
-    static void mm_q_direct_##TN_##_##NR_##_##NB_(const uint8_t *const *w,                     \
-                                                  const int8_t *const *xq,                     \
-                                                  const float *const *xd, int64_t nblk,        \
-                                                  const float *dw, const uint8_t *pf,          \
-                                                  size_t pf_len, float *acc, int64_t ms)       \
-    {                                                                                          \
-        mm_q_direct(T_, MM_ROWS_##NR_, NB_, w, xq, xd, nblk, dw, pf, pf_len, acc, ms);             \
+#define MM_QD_CASE(T_, TN_, NR_, NB_)                                                           \
+    static void mm_q_direct_##TN_##_##NR_##_##NB_(                                              \
+        const uint8_t *const *w, const int8_t *const *xq, const float *const *xd, int64_t nblk, \
+        const float *dw, const uint8_t *pf, size_t pf_len, float *acc, int64_t ms)              \
+    {                                                                                           \
+        mm_q_direct(T_, MM_ROWS_##NR_, NB_, w, xq, xd, nblk, dw, pf, pf_len, acc, ms);          \
     }
-#define MM_QD_CASES(T_, TN_)                                                                   \
-    MM_QD_CASE(T_, TN_, n, 3)                                                                  \
-    MM_QD_CASE(T_, TN_, n, 2)                                                                  \
-    MM_QD_CASE(T_, TN_, n, 1)                                                                  \
-    MM_QD_CASE(T_, TN_, 1, 3)                                                                  \
-    MM_QD_CASE(T_, TN_, 1, 2)                                                                  \
+#define MM_QD_CASES(T_, TN_)  \
+    MM_QD_CASE(T_, TN_, n, 3) \
+    MM_QD_CASE(T_, TN_, n, 2) \
+    MM_QD_CASE(T_, TN_, n, 1) \
+    MM_QD_CASE(T_, TN_, 1, 3) \
+    MM_QD_CASE(T_, TN_, 1, 2) \
     MM_QD_CASE(T_, TN_, 1, 1)
 MM_QD_CASES(SM_DTYPE_Q8_0, q8)
 MM_QD_CASES(SM_DTYPE_Q4_0, q4)
@@ -838,7 +837,7 @@ static const mm_qdirect_fn mm_qdirect_fns[2][2][MM_NB] = {
  * added with zeros in the other half (which adds +0 there); at the end lanes l and l + 8 are
  * added, then the 8-lane tree (MM_HSUM, mm_hsum16). One vpdpbusd then does 64 products, where
  * the 8-lane rule did 32 per instruction. */
-#define MM_QP_NR 4 /* weight rows per micro kernel (4 x 3 accumulators, registers to spare) */
+#define MM_QP_NR 4  /* weight rows per micro kernel (4 x 3 accumulators, registers to spare) */
 #define MM_QP_NR1 8 /* weight rows per decode group at batch 1: more rows streaming at once */
 
 /* [v[0] x 8 | v[1] x 8] */
@@ -886,8 +885,8 @@ MM_INLINE void mm_qp_kernel(int nr, int nb, const mm_qtile *t, const int8_t *con
     __m512 a[MM_QP_NR][MM_NB];
     for (int r = 0; r < nr; r++)
         for (int b = 0; b < nb; b++)
-            a[r][b] = first ? _mm512_setzero_ps()
-                            : _mm512_loadu_ps(acc + ((int64_t)r * ms + b) * 16);
+            a[r][b] =
+                first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + ((int64_t)r * ms + b) * 16);
     for (int64_t k = 0; k < nblk; k += 2) {
         bool single = k + 1 == nblk;
         __m512i xv[MM_NB];
@@ -916,12 +915,12 @@ MM_INLINE void mm_qp_kernel(int nr, int nb, const mm_qtile *t, const int8_t *con
             _mm512_storeu_ps(acc + ((int64_t)r * ms + b) * 16, a[r][b]);
 }
 
-#define MM_QP_CASE(NR_, NB_)                                                                   \
-    static void mm_qp_kernel_##NR_##_##NB_(const mm_qtile *t, const int8_t *const *xq,        \
-                                           const float *const *xd, int64_t nblk, float *acc,   \
-                                           int64_t ms, bool first)                             \
-    {                                                                                          \
-        mm_qp_kernel(NR_, NB_, t, xq, xd, nblk, acc, ms, first);                               \
+#define MM_QP_CASE(NR_, NB_)                                                                 \
+    static void mm_qp_kernel_##NR_##_##NB_(const mm_qtile *t, const int8_t *const *xq,       \
+                                           const float *const *xd, int64_t nblk, float *acc, \
+                                           int64_t ms, bool first)                           \
+    {                                                                                        \
+        mm_qp_kernel(NR_, NB_, t, xq, xd, nblk, acc, ms, first);                             \
     }
 MM_QP_CASE(4, 3)
 MM_QP_CASE(4, 2)
@@ -931,19 +930,20 @@ MM_QP_CASE(1, 2)
 MM_QP_CASE(1, 1)
 
 static void mm_qp_dispatch(int nr, int nb, const mm_qtile *t, const int8_t *const *xq,
-                           const float *const *xd, int64_t nblk, float *acc, int64_t ms,
-                           bool first)
+                           const float *const *xd, int64_t nblk, float *acc, int64_t ms, bool first)
 {
     for (int r = 0; r < nr;) {
         int n = nr - r >= MM_QP_NR ? MM_QP_NR : 1;
         mm_qtile part = {t->w + r * MM_KS, t->aw + r * MM_KS, t->d + r * (MM_KS / 32)};
         float *a = acc + (int64_t)r * ms * 16;
         if (n == MM_QP_NR)
-            (nb == 3 ? mm_qp_kernel_4_3 : nb == 2 ? mm_qp_kernel_4_2 : mm_qp_kernel_4_1)(
-                &part, xq, xd, nblk, a, ms, first);
+            (nb == 3   ? mm_qp_kernel_4_3
+             : nb == 2 ? mm_qp_kernel_4_2
+                       : mm_qp_kernel_4_1)(&part, xq, xd, nblk, a, ms, first);
         else
-            (nb == 3 ? mm_qp_kernel_1_3 : nb == 2 ? mm_qp_kernel_1_2 : mm_qp_kernel_1_1)(
-                &part, xq, xd, nblk, a, ms, first);
+            (nb == 3   ? mm_qp_kernel_1_3
+             : nb == 2 ? mm_qp_kernel_1_2
+                       : mm_qp_kernel_1_1)(&part, xq, xd, nblk, a, ms, first);
         r += n;
     }
 }
@@ -1010,20 +1010,20 @@ MM_INLINE void mm_qp_direct(sm_dtype t, int nr, int nb, const uint8_t *const *w,
 
 /* instances: 8 x 1 (batch 1, scales read with the blocks), 4 x nb (several passes, scales from
  * the table), 1 x nb (the rows left over; either) */
-#define MM_QPD_CASE(T_, TN_, NR_, NB_, HAS_DW_)                                                \
-    static void mm_qp_direct_##TN_##_##NR_##_##NB_(                                            \
+#define MM_QPD_CASE(T_, TN_, NR_, NB_, HAS_DW_)                                                 \
+    static void mm_qp_direct_##TN_##_##NR_##_##NB_(                                             \
         const uint8_t *const *w, const int8_t *const *xq, const float *const *xd, int64_t nblk, \
-        const float *dw, const uint8_t *pf, size_t pf_len, float *acc, int64_t ms)             \
-    {                                                                                          \
-        mm_qp_direct(T_, NR_, NB_, w, xq, xd, nblk, HAS_DW_, dw, pf, pf_len, acc, ms);         \
+        const float *dw, const uint8_t *pf, size_t pf_len, float *acc, int64_t ms)              \
+    {                                                                                           \
+        mm_qp_direct(T_, NR_, NB_, w, xq, xd, nblk, HAS_DW_, dw, pf, pf_len, acc, ms);          \
     }
-#define MM_QPD_CASES(T_, TN_)                                                                  \
-    MM_QPD_CASE(T_, TN_, 8, 1, false)                                                          \
-    MM_QPD_CASE(T_, TN_, 4, 3, true)                                                           \
-    MM_QPD_CASE(T_, TN_, 4, 2, true)                                                           \
-    MM_QPD_CASE(T_, TN_, 4, 1, true)                                                           \
-    MM_QPD_CASE(T_, TN_, 1, 3, dw != NULL)                                                     \
-    MM_QPD_CASE(T_, TN_, 1, 2, dw != NULL)                                                     \
+#define MM_QPD_CASES(T_, TN_)              \
+    MM_QPD_CASE(T_, TN_, 8, 1, false)      \
+    MM_QPD_CASE(T_, TN_, 4, 3, true)       \
+    MM_QPD_CASE(T_, TN_, 4, 2, true)       \
+    MM_QPD_CASE(T_, TN_, 4, 1, true)       \
+    MM_QPD_CASE(T_, TN_, 1, 3, dw != NULL) \
+    MM_QPD_CASE(T_, TN_, 1, 2, dw != NULL) \
     MM_QPD_CASE(T_, TN_, 1, 1, dw != NULL)
 MM_QPD_CASES(SM_DTYPE_Q8_0, q8)
 MM_QPD_CASES(SM_DTYPE_Q4_0, q4)
@@ -1068,14 +1068,13 @@ static void mm_qp_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float 
             float *acc = accb + b0 * 16;
             if (nr == MM_QP_NR1 && group == MM_QP_NR1) {
                 (ti == 0 ? mm_qp_direct_q8_8_1 : mm_qp_direct_q4_8_1)(w, xq, xd, nblk, dw, pf,
-                                                                     pf_len, acc, j->batch);
+                                                                      pf_len, acc, j->batch);
             } else if (nr == MM_QP_NR && group == MM_QP_NR && dw) {
                 mm_qpdirect_fns[ti][0][nb - 1](w, xq, xd, nblk, dw, pf, pf_len, acc, j->batch);
             } else {
                 for (int i = 0; i < nr; i++)
-                    mm_qpdirect_fns[ti][1][nb - 1](w + i, xq, xd, nblk,
-                                                   dw ? dw + i * nblk : NULL, NULL, 0,
-                                                   acc + i * j->batch * 16, j->batch);
+                    mm_qpdirect_fns[ti][1][nb - 1](w + i, xq, xd, nblk, dw ? dw + i * nblk : NULL,
+                                                   NULL, 0, acc + i * j->batch * 16, j->batch);
             }
         }
         mm_q_group_out(j, r, nr, nblk, accb);
@@ -1129,8 +1128,7 @@ static void mm_q_rows_direct(const sm_mm_job *j, int64_t r0, int64_t r1, float *
 
 static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
 {
-    mm_qtile tile = {(int8_t *)scr, (uint8_t *)scr + MM_NR * MM_KS,
-                     scr + MM_NR * MM_KS / 2};
+    mm_qtile tile = {(int8_t *)scr, (uint8_t *)scr + MM_NR * MM_KS, scr + MM_NR * MM_KS / 2};
     float *accb = scr + MM_NR * MM_KS + MM_NR * MM_KS / 32;
     if (j->batch <= MM_DIRECT_BATCH) {
 #ifdef MM_Q_PAIRS
@@ -1154,10 +1152,11 @@ static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                 for (int64_t rt = 0; rt < nrb; rt += MM_NR) {
                     int nrt = (int)(nrb - rt < MM_NR ? nrb - rt : MM_NR);
                     for (int i = 0; i < nrt; i++)
-                        mm_q_unpack(j->dtype, j->w + (size_t)(rb + rt + i) * j->row_bytes + bsz * k0,
-                                    kn, &tile, i);
-                    mm_tile_pf pf = mm_tile_next(j, r1, rb, nrb, rt, bb + nbb >= j->batch, k0,
-                                                 kcb, nbt_all, bsz);
+                        mm_q_unpack(j->dtype,
+                                    j->w + (size_t)(rb + rt + i) * j->row_bytes + bsz * k0, kn,
+                                    &tile, i);
+                    mm_tile_pf pf = mm_tile_next(j, r1, rb, nrb, rt, bb + nbb >= j->batch, k0, kcb,
+                                                 nbt_all, bsz);
                     int passes = mm_passes(nbb), pass = 0;
                     for (int64_t b = 0, nbt; b < nbb; b += nbt, pass++) {
                         nbt = mm_pass_rows(nbb - b);
@@ -1169,11 +1168,11 @@ static void mm_q_rows(const sm_mm_job *j, int64_t r0, int64_t r1, float *scr)
                             xd[i] = j->xd + (bb + b + i) * nbt_all + k0;
                         }
 #ifdef MM_Q_PAIRS
-                        mm_qp_dispatch(nrt, nbt, &tile, xq, xd, kn, accb + (rt * nbb + b) * 16,
-                                       nbb, k0 == 0);
+                        mm_qp_dispatch(nrt, nbt, &tile, xq, xd, kn, accb + (rt * nbb + b) * 16, nbb,
+                                       k0 == 0);
 #else
-                        mm_q_dispatch(nrt, nbt, &tile, xq, xd, kn, accb + (rt * nbb + b) * 8,
-                                      nbb, k0 == 0);
+                        mm_q_dispatch(nrt, nbt, &tile, xq, xd, kn, accb + (rt * nbb + b) * 8, nbb,
+                                      k0 == 0);
 #endif
                     }
                 }

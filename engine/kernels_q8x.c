@@ -40,7 +40,6 @@ static size_t q8x_row_bytes(int width, int64_t cols)
     return (bytes + vec - 1) / vec * vec;
 }
 
-
 /* offset of bytes 4v .. 4v+3 of block j (of its group) within the group's values */
 static size_t q8x_quad(int width, int64_t j, int v)
 {
@@ -77,8 +76,7 @@ static void q8x_row_to_f32(int width, const uint8_t *src, int64_t cols, float *d
     }
 }
 
-void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nblk,
-                         uint8_t *group)
+void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nblk, uint8_t *group)
 {
     memset(group, 0, (size_t)(36 * width));
     float *scales = (float *)(void *)(group + 32 * width);
@@ -91,7 +89,10 @@ void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nbl
 
 /* ---- width 16: rows in groups of 16 ---- */
 
-static size_t round64(size_t n) { return (n + 63) / 64 * 64; }
+static size_t round64(size_t n)
+{
+    return (n + 63) / 64 * 64;
+}
 
 static size_t q8r_group_bytes(int64_t cols)
 {
@@ -103,7 +104,8 @@ static size_t q8r_x_bytes(int64_t cols)
     return round64((size_t)(cols / SM_QBLOCK) * 40);
 }
 
-static void q8r_pack_group(const uint8_t *q8, size_t q8_stride, int rows, int64_t cols, uint8_t *dst)
+static void q8r_pack_group(const uint8_t *q8, size_t q8_stride, int rows, int64_t cols,
+                           uint8_t *dst)
 {
     int64_t nblk = cols / SM_QBLOCK;
     memset(dst, 0, q8r_group_bytes(cols));

@@ -38,14 +38,14 @@
 #endif
 #include <string.h>
 
-#define Q8X_GW (32 * Q8X_L)   /* weight bytes of a group */
-#define Q8X_XG (36 * Q8X_L)   /* activation bytes of a group */
-#define Q8X_XSC (32 * Q8X_L)  /* their scales, within the group */
-#define Q8X_NCR 64     /* weight rows per block (prompts; a multiple of Q8X_NR) */
-#define Q8X_MC 63      /* batch rows per block (prompts) */
-#define Q8X_KC 3072    /* columns per tile when a prompt's rows are longer than 4096 */
-#define Q8X_DECODE 16  /* batches up to this stream each block of rows once, prefetching the next */
-#define Q8X_DROWS 4    /* weight rows per block in decode (a multiple of Q8X_NR) */
+#define Q8X_GW (32 * Q8X_L)  /* weight bytes of a group */
+#define Q8X_XG (36 * Q8X_L)  /* activation bytes of a group */
+#define Q8X_XSC (32 * Q8X_L) /* their scales, within the group */
+#define Q8X_NCR 64           /* weight rows per block (prompts; a multiple of Q8X_NR) */
+#define Q8X_MC 63            /* batch rows per block (prompts) */
+#define Q8X_KC 3072          /* columns per tile when a prompt's rows are longer than 4096 */
+#define Q8X_DECODE 16 /* batches up to this stream each block of rows once, prefetching the next */
+#define Q8X_DROWS 4   /* weight rows per block in decode (a multiple of Q8X_NR) */
 
 #define Q8X_INLINE static inline __attribute__((always_inline))
 
@@ -53,8 +53,8 @@
  * groups [g0, g1); accumulators at acc (row i, batch row b at acc + (i * ms + b) * Q8X_L),
  * zero first when first; pf_n lines from pf are fetched meanwhile, pf_per per group. */
 Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, size_t rb,
-                         const uint8_t *const *x, int64_t g0, int64_t g1, float *acc,
-                         int64_t ms, bool first, const char *pf, int64_t pf_n, int64_t pf_per)
+                         const uint8_t *const *x, int64_t g0, int64_t g1, float *acc, int64_t ms,
+                         bool first, const char *pf, int64_t pf_n, int64_t pf_per)
 {
     for (int64_t g = g0; g < g1; g++) {
         Q8X_IV s[Q8X_NR][Q8X_NB];
@@ -64,8 +64,8 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, si
                 s[r][b] = c;
         }
         const uint8_t *wg = w + (size_t)g * Q8X_GW;
-        _Pragma("GCC unroll 8")
-        for (int v = 0; v < 8; v++) {
+        _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++)
+        {
             Q8X_W wv[Q8X_NR];
             for (int r = 0; r < nr; r++) {
                 wv[r] = Q8X_LOAD_W(wg + (size_t)r * rb + 4 * Q8X_L * v);
@@ -85,8 +85,8 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, si
             Q8X_FV dw = Q8X_LOAD_SCALES(sc + (size_t)r * rb + 2 * Q8X_L * g);
             for (int b = 0; b < nb; b++) {
                 float *a = acc + (r * ms + b) * Q8X_L;
-                Q8X_FV dx = Q8X_LOAD_F((const float *)(const void *)(x[b] + (size_t)g * Q8X_XG +
-                                                                     Q8X_XSC));
+                Q8X_FV dx =
+                    Q8X_LOAD_F((const float *)(const void *)(x[b] + (size_t)g * Q8X_XG + Q8X_XSC));
                 Q8X_FV av = zero ? Q8X_ZERO_F() : Q8X_LOAD_F(a);
                 Q8X_STORE_F(a, Q8X_FMA(Q8X_CVT(s[r][b]), Q8X_MUL(dw, dx), av));
             }
@@ -98,13 +98,13 @@ typedef void (*q8x_tile_fn)(const uint8_t *, const uint8_t *, size_t, const uint
                             int64_t, int64_t, float *, int64_t, bool, const char *, int64_t,
                             int64_t);
 
-#define Q8X_TILE(NAME_, NR_, NB_)                                                              \
-    static void q8x_tile_##NAME_##_##NB_(const uint8_t *w, const uint8_t *sc, size_t rb,       \
-                                         const uint8_t *const *x, int64_t g0, int64_t g1,      \
-                                         float *acc, int64_t ms, bool first, const char *pf,   \
-                                         int64_t pf_n, int64_t pf_per)                         \
-    {                                                                                          \
-        q8x_tile(NR_, NB_, w, sc, rb, x, g0, g1, acc, ms, first, pf, pf_n, pf_per);            \
+#define Q8X_TILE(NAME_, NR_, NB_)                                                            \
+    static void q8x_tile_##NAME_##_##NB_(const uint8_t *w, const uint8_t *sc, size_t rb,     \
+                                         const uint8_t *const *x, int64_t g0, int64_t g1,    \
+                                         float *acc, int64_t ms, bool first, const char *pf, \
+                                         int64_t pf_n, int64_t pf_per)                       \
+    {                                                                                        \
+        q8x_tile(NR_, NB_, w, sc, rb, x, g0, g1, acc, ms, first, pf, pf_n, pf_per);          \
     }
 #if Q8X_NB < 3 || Q8X_NB > 6
 #error "Q8X_NB is 3 to 6"
@@ -130,26 +130,32 @@ Q8X_TILE(1, 1, 6)
 
 /* [Q8X_NR rows or 1][batch rows - 1] */
 static const q8x_tile_fn q8x_tiles[2][6] = {
-    {q8x_tile_n_1, q8x_tile_n_2, q8x_tile_n_3,
+    {
+        q8x_tile_n_1,
+        q8x_tile_n_2,
+        q8x_tile_n_3,
 #if Q8X_NB >= 4
-     q8x_tile_n_4,
+        q8x_tile_n_4,
 #endif
 #if Q8X_NB >= 5
-     q8x_tile_n_5,
+        q8x_tile_n_5,
 #endif
 #if Q8X_NB >= 6
-     q8x_tile_n_6,
+        q8x_tile_n_6,
 #endif
     },
-    {q8x_tile_1_1, q8x_tile_1_2, q8x_tile_1_3,
+    {
+        q8x_tile_1_1,
+        q8x_tile_1_2,
+        q8x_tile_1_3,
 #if Q8X_NB >= 4
-     q8x_tile_1_4,
+        q8x_tile_1_4,
 #endif
 #if Q8X_NB >= 5
-     q8x_tile_1_5,
+        q8x_tile_1_5,
 #endif
 #if Q8X_NB >= 6
-     q8x_tile_1_6,
+        q8x_tile_1_6,
 #endif
     },
 };
@@ -168,12 +174,12 @@ static int q8x_pass_rows(int64_t left)
  * from b, groups [g0, g1) */
 typedef struct q8x_span {
     const uint8_t *wb; /* the block's first weight row */
-    size_t wbytes, rb;  /* weight bytes of a row (scales after them), bytes per row */
+    size_t wbytes, rb; /* weight bytes of a row (scales after them), bytes per row */
     const uint8_t *xb; /* the batch block's first activation row */
-    size_t xs;          /* bytes per activation row */
+    size_t xs;         /* bytes per activation row */
     int64_t g0, g1;
     float *acc;
-    int64_t ms;         /* batch rows of the block (accumulator stride) */
+    int64_t ms; /* batch rows of the block (accumulator stride) */
     bool first;
 } q8x_span;
 
@@ -187,14 +193,14 @@ static void q8x_call(const q8x_span *sp, int64_t rt, int64_t nrb, int64_t b, int
         x[i] = sp->xb + (size_t)(b + i) * sp->xs;
     float *acc = sp->acc + (rt * sp->ms + b) * Q8X_L;
     if (nrt == Q8X_NR) {
-        q8x_tiles[0][nbt - 1](w, w + sp->wbytes, sp->rb, x, sp->g0, sp->g1, acc, sp->ms,
-                              sp->first, pf, pf_n, pf_per);
+        q8x_tiles[0][nbt - 1](w, w + sp->wbytes, sp->rb, x, sp->g0, sp->g1, acc, sp->ms, sp->first,
+                              pf, pf_n, pf_per);
         return;
     }
     for (int i = 0; i < nrt; i++)
         q8x_tiles[1][nbt - 1](w + i * sp->rb, w + i * sp->rb + sp->wbytes, sp->rb, x, sp->g0,
-                              sp->g1, acc + i * sp->ms * Q8X_L, sp->ms, sp->first, pf,
-                              i ? 0 : pf_n, pf_per);
+                              sp->g1, acc + i * sp->ms * Q8X_L, sp->ms, sp->first, pf, i ? 0 : pf_n,
+                              pf_per);
 }
 
 /* the lanes of one block of weight rows x batch rows */
@@ -207,8 +213,8 @@ int64_t Q8X_SCRATCH_FN(int64_t batch)
 
 /* the outputs of rows [rb0, rb0 + nrb) for batch rows bb + [b0, b1) of a block of nbb, from
  * their lanes in acc */
-static void q8x_sums(const sm_mm_job *j, const float *acc, int64_t nbb, int64_t rb0,
-                     int64_t nrb, int64_t bb, int64_t b0, int64_t b1)
+static void q8x_sums(const sm_mm_job *j, const float *acc, int64_t nbb, int64_t rb0, int64_t nrb,
+                     int64_t bb, int64_t b0, int64_t b1)
 {
 #ifdef Q8X_HSUM_L
     /* a full decode block: its Q8X_DROWS weight rows for Q8X_L / Q8X_DROWS batch rows at once,
@@ -311,9 +317,16 @@ static void q8x_rows_decode(const sm_mm_job *j, int64_t r0, int64_t r1, float *a
     q8x_plan_passes(&pl, j->batch);
     for (int64_t rb0 = r0; rb0 < r1; rb0 += ncr) {
         int64_t nrb = r1 - rb0 < ncr ? r1 - rb0 : ncr;
-        q8x_span sp = {.wb = j->w + (size_t)rb0 * rb, .wbytes = (size_t)ng * Q8X_GW, .rb = rb,
-                       .xb = j->xp, .xs = j->xp_stride, .g0 = 0, .g1 = ng, .acc = accb,
-                       .ms = j->batch, .first = true};
+        q8x_span sp = {.wb = j->w + (size_t)rb0 * rb,
+                       .wbytes = (size_t)ng * Q8X_GW,
+                       .rb = rb,
+                       .xb = j->xp,
+                       .xs = j->xp_stride,
+                       .g0 = 0,
+                       .g1 = ng,
+                       .acc = accb,
+                       .ms = j->batch,
+                       .first = true};
         /* a tile's weight rows stay in L1 over the passes; the next block's lines are fetched
          * in equal parts over every (tile, pass) */
         int64_t next_rows = r1 - rb0 - nrb < ncr ? r1 - rb0 - nrb : ncr;
@@ -346,10 +359,16 @@ void Q8X_ROWS_FN(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
             int64_t nbb = j->batch - bb < Q8X_MC ? j->batch - bb : Q8X_MC;
             for (int64_t k0 = 0; k0 < ng; k0 += kg) {
                 int64_t kn = ng - k0 < kg ? ng - k0 : kg;
-                q8x_span sp = {.wb = j->w + (size_t)rb0 * rb, .wbytes = (size_t)ng * Q8X_GW,
-                               .rb = rb, .xb = j->xp + (size_t)bb * j->xp_stride,
-                               .xs = j->xp_stride, .g0 = k0, .g1 = k0 + kn, .acc = accb,
-                               .ms = nbb, .first = k0 == 0};
+                q8x_span sp = {.wb = j->w + (size_t)rb0 * rb,
+                               .wbytes = (size_t)ng * Q8X_GW,
+                               .rb = rb,
+                               .xb = j->xp + (size_t)bb * j->xp_stride,
+                               .xs = j->xp_stride,
+                               .g0 = k0,
+                               .g1 = k0 + kn,
+                               .acc = accb,
+                               .ms = nbb,
+                               .first = k0 == 0};
                 /* prompts: one pass's activations stay in L1 while the block's weight rows
                  * stream past them (from L2) */
                 for (int64_t b = 0, nbt; b < nbb; b += nbt) {

@@ -27,14 +27,18 @@ struct sm_bpe_cache {
     cache_slot slots[CACHE_SLOTS];
 };
 
-sm_code sm_bpe_cache_new(sm_bpe_cache **out, sm_err *err) {
+sm_code sm_bpe_cache_new(sm_bpe_cache **out, sm_err *err)
+{
     *out = calloc(1, sizeof **out);
-    if (!*out) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory for the word cache");
+    if (!*out)
+        return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory for the word cache");
     return SM_OK;
 }
 
-void sm_bpe_cache_free(sm_bpe_cache **c) {
-    if (!c || !*c) return;
+void sm_bpe_cache_free(sm_bpe_cache **c)
+{
+    if (!c || !*c)
+        return;
     free(*c);
     *c = NULL;
 }
@@ -50,40 +54,50 @@ typedef struct heap_item {
     int32_t new_id;
 } heap_item;
 
-static void heap_push(heap_item *h, size_t *n, heap_item it) {
+static void heap_push(heap_item *h, size_t *n, heap_item it)
+{
     size_t i = (*n)++;
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (h[p].key <= it.key) break;
+        if (h[p].key <= it.key)
+            break;
         h[i] = h[p];
         i = p;
     }
     h[i] = it;
 }
 
-static heap_item heap_pop(heap_item *h, size_t *n) {
+static heap_item heap_pop(heap_item *h, size_t *n)
+{
     heap_item top = h[0];
     heap_item last = h[--(*n)];
     size_t i = 0, len = *n;
     for (;;) {
         size_t c = 2 * i + 1;
-        if (c >= len) break;
-        if (c + 1 < len && h[c + 1].key < h[c].key) c++;
-        if (last.key <= h[c].key) break;
+        if (c >= len)
+            break;
+        if (c + 1 < len && h[c + 1].key < h[c].key)
+            c++;
+        if (last.key <= h[c].key)
+            break;
         h[i] = h[c];
         i = c;
     }
-    if (len) h[i] = last;
+    if (len)
+        h[i] = last;
     return top;
 }
 
-static sm_code append_ids(int32_t **ids, size_t *n_ids, size_t *cap, const int32_t *src,
-                          size_t n, sm_err *err) {
+static sm_code append_ids(int32_t **ids, size_t *n_ids, size_t *cap, const int32_t *src, size_t n,
+                          sm_err *err)
+{
     if (*n_ids + n > *cap) {
         size_t c = *cap ? *cap : 64;
-        while (c < *n_ids + n) c *= 2;
+        while (c < *n_ids + n)
+            c *= 2;
         int32_t *p = realloc(*ids, c * sizeof *p);
-        if (!p) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory for ids");
+        if (!p)
+            return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory for ids");
         *ids = p;
         *cap = c;
     }
@@ -93,34 +107,44 @@ static sm_code append_ids(int32_t **ids, size_t *n_ids, size_t *cap, const int32
 }
 
 static void try_push(const sm_tokenizer *tok, heap_item *heap, size_t *nh, const symbol *sym,
-                     int32_t pos, int32_t right) {
+                     int32_t pos, int32_t right)
+{
     const sm_tok_pairslot *m = sm_tok_pairmap_get(&tok->merges, sym[pos].id, sym[right].id);
-    if (m) heap_push(heap, nh, (heap_item){(uint64_t)m->rank << 32 | (uint32_t)pos, m->id});
+    if (m)
+        heap_push(heap, nh, (heap_item){(uint64_t)m->rank << 32 | (uint32_t)pos, m->id});
 }
 
 /* Runs the merges over n symbols; the first symbol always stays the first. */
-static void merge_all(const sm_tokenizer *tok, symbol *sym, int32_t n, heap_item *heap) {
+static void merge_all(const sm_tokenizer *tok, symbol *sym, int32_t n, heap_item *heap)
+{
     size_t nh = 0;
-    for (int32_t i = 0; i + 1 < n; i++) try_push(tok, heap, &nh, sym, i, i + 1);
+    for (int32_t i = 0; i + 1 < n; i++)
+        try_push(tok, heap, &nh, sym, i, i + 1);
     while (nh) {
         heap_item top = heap_pop(heap, &nh);
         int32_t pos = (int32_t)(uint32_t)top.key;
-        if (sym[pos].len == 0 || sym[pos].next < 0) continue;
+        if (sym[pos].len == 0 || sym[pos].next < 0)
+            continue;
         int32_t next = sym[pos].next;
         const sm_tok_pairslot *m = sm_tok_pairmap_get(&tok->merges, sym[pos].id, sym[next].id);
-        if (!m || m->id != top.new_id) continue;
+        if (!m || m->id != top.new_id)
+            continue;
         sym[pos].id = top.new_id;
         sym[pos].len += sym[next].len;
         sym[pos].next = sym[next].next;
         sym[next].len = 0;
-        if (sym[pos].next >= 0) sym[sym[pos].next].prev = pos;
-        if (sym[pos].prev >= 0) try_push(tok, heap, &nh, sym, sym[pos].prev, pos);
-        if (sym[pos].next >= 0) try_push(tok, heap, &nh, sym, pos, sym[pos].next);
+        if (sym[pos].next >= 0)
+            sym[sym[pos].next].prev = pos;
+        if (sym[pos].prev >= 0)
+            try_push(tok, heap, &nh, sym, sym[pos].prev, pos);
+        if (sym[pos].next >= 0)
+            try_push(tok, heap, &nh, sym, pos, sym[pos].next);
     }
 }
 
 /* The byte-level text of raw bytes (each byte one code point of the GPT-2 byte alphabet). */
-static size_t bytelevel_text(const uint8_t *w, size_t n, char *out) {
+static size_t bytelevel_text(const uint8_t *w, size_t n, char *out)
+{
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned cp = sm_tok_byte_char(w[i]);
@@ -135,8 +159,10 @@ static size_t bytelevel_text(const uint8_t *w, size_t n, char *out) {
 }
 
 sm_code sm_bpe_word(const sm_tokenizer *tok, sm_bpe_cache *cache, const uint8_t *w, size_t n,
-                    int32_t **ids, size_t *n_ids, size_t *cap, sm_err *err) {
-    if (n == 0) return SM_OK;
+                    int32_t **ids, size_t *n_ids, size_t *cap, sm_err *err)
+{
+    if (n == 0)
+        return SM_OK;
     cache_slot *slot = NULL;
     uint64_t h = 0;
     if (cache && n <= CACHE_KEY_MAX) {
@@ -148,11 +174,14 @@ sm_code sm_bpe_word(const sm_tokenizer *tok, sm_bpe_cache *cache, const uint8_t 
     if (tok->ignore_merges) {
         char small[512];
         char *text = 2 * n <= sizeof small ? small : malloc(2 * n);
-        if (!text) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+        if (!text)
+            return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
         size_t tl = bytelevel_text(w, n, text);
         int32_t id = sm_tok_strmap_get(&tok->vocab, tok, text, tl);
-        if (text != small) free(text);
-        if (id >= 0) return append_ids(ids, n_ids, cap, &id, 1, err);
+        if (text != small)
+            free(text);
+        if (id >= 0)
+            return append_ids(ids, n_ids, cap, &id, 1, err);
     }
 
     symbol small_sym[64];
@@ -163,7 +192,8 @@ sm_code sm_bpe_word(const sm_tokenizer *tok, sm_bpe_cache *cache, const uint8_t 
         if (n > SM_BPE_MAX_WORD)
             return sm_err_set(err, SM_ELIMIT,
                               "tokenizer: one pre-token of %zu bytes (more than %d MiB without a "
-                              "break)", n, SM_BPE_MAX_WORD >> 20);
+                              "break)",
+                              n, SM_BPE_MAX_WORD >> 20);
         sym = malloc(n * sizeof *sym);
         heap = malloc(3 * n * sizeof *heap);
         if (!sym || !heap) {
@@ -175,11 +205,13 @@ sm_code sm_bpe_word(const sm_tokenizer *tok, sm_bpe_cache *cache, const uint8_t 
     int32_t ns = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t id = tok->byte_id[w[i]];
-        if (id < 0) continue; /* no token for this byte and no unk: HF drops it */
+        if (id < 0)
+            continue; /* no token for this byte and no unk: HF drops it */
         sym[ns] = (symbol){id, ns - 1, ns + 1, 1};
         ns++;
     }
-    if (ns) sym[ns - 1].next = -1;
+    if (ns)
+        sym[ns - 1].next = -1;
     merge_all(tok, sym, ns, heap);
 
     sm_code rc = SM_OK;

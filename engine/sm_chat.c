@@ -20,11 +20,14 @@ typedef struct chat_buf {
     bool oom;
 } chat_buf;
 
-static void put(chat_buf *b, const char *s, size_t n) {
-    if (b->oom) return;
+static void put(chat_buf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *p = realloc(b->s, cap);
         if (!p) {
             b->oom = true;
@@ -38,10 +41,15 @@ static void put(chat_buf *b, const char *s, size_t n) {
     b->s[b->len] = 0;
 }
 
-static void puts_(chat_buf *b, const char *s) { put(b, s, strlen(s)); }
+static void puts_(chat_buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
 
-static void mark(chat_buf *b, const char *marker) {
-    if (b->oom) return;
+static void mark(chat_buf *b, const char *marker)
+{
+    if (b->oom)
+        return;
     if (b->n_marks == b->cap_marks) {
         size_t cap = b->cap_marks ? b->cap_marks * 2 : 16;
         size_t *p = realloc(b->marks, cap * sizeof *p);
@@ -56,32 +64,42 @@ static void mark(chat_buf *b, const char *marker) {
     puts_(b, marker);
 }
 
-static bool starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+static bool starts_with(const char *s, const char *p)
+{
+    return strncmp(s, p, strlen(p)) == 0;
+}
 
-static bool ends_with(const char *s, const char *p) {
+static bool ends_with(const char *s, const char *p)
+{
     size_t n = strlen(s), m = strlen(p);
     return n >= m && memcmp(s + n - m, p, m) == 0;
 }
 
 /* Python's s.strip('\n') family on the range [*a, *b). */
-static void lstrip_nl(const char **a, const char *b) {
-    while (*a < b && **a == '\n') (*a)++;
+static void lstrip_nl(const char **a, const char *b)
+{
+    while (*a < b && **a == '\n')
+        (*a)++;
 }
-static void rstrip_nl(const char *a, const char **b) {
-    while (*b > a && (*b)[-1] == '\n') (*b)--;
+static void rstrip_nl(const char *a, const char **b)
+{
+    while (*b > a && (*b)[-1] == '\n')
+        (*b)--;
 }
 
 /* Last occurrence of needle in [a, b), or NULL. */
-static const char *find_last(const char *a, const char *b, const char *needle) {
+static const char *find_last(const char *a, const char *b, const char *needle)
+{
     size_t m = strlen(needle);
     const char *found = NULL;
     for (const char *p = a; p + m <= b; p++)
-        if (memcmp(p, needle, m) == 0) found = p;
+        if (memcmp(p, needle, m) == 0)
+            found = p;
     return found;
 }
 
-static void render_assistant(chat_buf *b, const char *content, bool after_last_query,
-                             bool last) {
+static void render_assistant(chat_buf *b, const char *content, bool after_last_query, bool last)
+{
     const char *c = content, *ce = content + strlen(content);
     const char *r = "", *re = r; /* reasoning_content */
     const char *first_end = strstr(content, "</think>");
@@ -94,7 +112,8 @@ static void render_assistant(chat_buf *b, const char *content, bool after_last_q
         re = first_end;
         rstrip_nl(r, &re);
         const char *open = find_last(r, re, "<think>");
-        if (open) r = open + strlen("<think>");
+        if (open)
+            r = open + strlen("<think>");
         lstrip_nl(&r, re);
     }
     mark(b, IM_START);
@@ -114,8 +133,10 @@ static void render_assistant(chat_buf *b, const char *content, bool after_last_q
 }
 
 static sm_code render(const sm_chat_message *msgs, size_t n, bool add_generation_prompt,
-                      chat_buf *b, sm_err *err) {
-    if (!msgs && n) return sm_err_set(err, SM_EINVAL, "chat: NULL messages");
+                      chat_buf *b, sm_err *err)
+{
+    if (!msgs && n)
+        return sm_err_set(err, SM_EINVAL, "chat: NULL messages");
     for (size_t i = 0; i < n; i++) {
         const char *role = msgs[i].role;
         if (!role || !msgs[i].content)
@@ -152,15 +173,19 @@ static sm_code render(const sm_chat_message *msgs, size_t n, bool add_generation
         puts_(b, "assistant\n");
     }
     put(b, "", 0);
-    if (b->oom) return sm_err_set(err, SM_ENOMEM, "chat: out of memory");
+    if (b->oom)
+        return sm_err_set(err, SM_ENOMEM, "chat: out of memory");
     return SM_OK;
 }
 
 sm_code sm_chat_render(const sm_chat_message *msgs, size_t n, bool add_generation_prompt,
-                       char **out, size_t *len, sm_err *err) {
-    if (!out) return sm_err_set(err, SM_EINVAL, "chat: NULL output");
+                       char **out, size_t *len, sm_err *err)
+{
+    if (!out)
+        return sm_err_set(err, SM_EINVAL, "chat: NULL output");
     *out = NULL;
-    if (len) *len = 0;
+    if (len)
+        *len = 0;
     chat_buf b = {0};
     sm_code rc = render(msgs, n, add_generation_prompt, &b, err);
     free(b.marks);
@@ -169,28 +194,35 @@ sm_code sm_chat_render(const sm_chat_message *msgs, size_t n, bool add_generatio
         return rc;
     }
     *out = b.s;
-    if (len) *len = b.len;
+    if (len)
+        *len = b.len;
     return SM_OK;
 }
 
 static sm_code append(int32_t **ids, size_t *n, size_t *cap, const int32_t *src, size_t k,
-                      sm_err *err) {
+                      sm_err *err)
+{
     if (*n + k > *cap) {
         size_t c = *cap ? *cap : 256;
-        while (c < *n + k) c *= 2;
+        while (c < *n + k)
+            c *= 2;
         int32_t *p = realloc(*ids, c * sizeof *p);
-        if (!p) return sm_err_set(err, SM_ENOMEM, "chat: out of memory");
+        if (!p)
+            return sm_err_set(err, SM_ENOMEM, "chat: out of memory");
         *ids = p;
         *cap = c;
     }
-    if (k) memcpy(*ids + *n, src, k * sizeof *src);
+    if (k)
+        memcpy(*ids + *n, src, k * sizeof *src);
     *n += k;
     return SM_OK;
 }
 
 sm_code sm_chat_encode(const sm_tokenizer *tok, const sm_chat_message *msgs, size_t n,
-                       bool add_generation_prompt, int32_t **ids, size_t *n_ids, sm_err *err) {
-    if (!tok || !ids || !n_ids) return sm_err_set(err, SM_EINVAL, "chat: NULL argument");
+                       bool add_generation_prompt, int32_t **ids, size_t *n_ids, sm_err *err)
+{
+    if (!tok || !ids || !n_ids)
+        return sm_err_set(err, SM_EINVAL, "chat: NULL argument");
     *ids = NULL;
     *n_ids = 0;
     int32_t start_id = sm_tokenizer_token_id(tok, IM_START);
@@ -208,12 +240,15 @@ sm_code sm_chat_encode(const sm_tokenizer *tok, const sm_chat_message *msgs, siz
             int32_t *part;
             size_t k;
             rc = sm_tokenizer_encode(tok, b.s + pos, end - pos, false, &part, &k, err);
-            if (rc) break;
+            if (rc)
+                break;
             rc = append(&out, &len, &cap, part, k, err);
             free(part);
-            if (rc) break;
+            if (rc)
+                break;
         }
-        if (m == b.n_marks) break;
+        if (m == b.n_marks)
+            break;
         bool is_start = strncmp(b.s + end, IM_START, strlen(IM_START)) == 0;
         int32_t id = is_start ? start_id : end_id;
         rc = append(&out, &len, &cap, &id, 1, err);
@@ -225,7 +260,8 @@ sm_code sm_chat_encode(const sm_tokenizer *tok, const sm_chat_message *msgs, siz
         free(out);
         return rc;
     }
-    if (!out && !(out = malloc(sizeof *out))) return sm_err_set(err, SM_ENOMEM, "chat: out of memory");
+    if (!out && !(out = malloc(sizeof *out)))
+        return sm_err_set(err, SM_ENOMEM, "chat: out of memory");
     *ids = out;
     *n_ids = len;
     return SM_OK;

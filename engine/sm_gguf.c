@@ -11,8 +11,20 @@
 #define GGUF_MAX_COUNT (1u << 24)
 
 enum {
-    GT_U8 = 0, GT_I8, GT_U16, GT_I16, GT_U32, GT_I32, GT_F32, GT_BOOL, GT_STRING, GT_ARRAY,
-    GT_U64, GT_I64, GT_F64, GT_COUNT
+    GT_U8 = 0,
+    GT_I8,
+    GT_U16,
+    GT_I16,
+    GT_U32,
+    GT_I32,
+    GT_F32,
+    GT_BOOL,
+    GT_STRING,
+    GT_ARRAY,
+    GT_U64,
+    GT_I64,
+    GT_F64,
+    GT_COUNT
 };
 
 typedef struct gguf_kv {
@@ -85,8 +97,8 @@ static sm_code rd_str(cursor *c, const uint8_t **s, uint64_t *len, const char *w
         return SM_EFORMAT;
     }
     if (*len > GGUF_MAX_STR || *len > c->left) {
-        return sm_err_set(c->err, SM_EFORMAT, "%s: %s: string length %llu past the end",
-                          c->path, what, (unsigned long long)*len);
+        return sm_err_set(c->err, SM_EFORMAT, "%s: %s: string length %llu past the end", c->path,
+                          what, (unsigned long long)*len);
     }
     *s = c->p;
     c->p += *len;
@@ -97,11 +109,23 @@ static sm_code rd_str(cursor *c, const uint8_t **s, uint64_t *len, const char *w
 static size_t scalar_size(uint32_t t)
 {
     switch (t) {
-    case GT_U8: case GT_I8: case GT_BOOL: return 1;
-    case GT_U16: case GT_I16: return 2;
-    case GT_U32: case GT_I32: case GT_F32: return 4;
-    case GT_U64: case GT_I64: case GT_F64: return 8;
-    default: return 0;
+    case GT_U8:
+    case GT_I8:
+    case GT_BOOL:
+        return 1;
+    case GT_U16:
+    case GT_I16:
+        return 2;
+    case GT_U32:
+    case GT_I32:
+    case GT_F32:
+        return 4;
+    case GT_U64:
+    case GT_I64:
+    case GT_F64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
@@ -179,25 +203,116 @@ static sm_code parse_kv(cursor *c, gguf_kv *kv)
 static int ggml_type_info(uint32_t t, sm_dtype *dt, int64_t *blk, size_t *bsz, const char **name)
 {
     switch (t) {
-    case 0: *dt = SM_DTYPE_F32; *blk = 1; *bsz = 4; *name = "F32"; return 1;
-    case 1: *dt = SM_DTYPE_F16; *blk = 1; *bsz = 2; *name = "F16"; return 1;
-    case 2: *dt = SM_DTYPE_Q4_0; *blk = 32; *bsz = 18; *name = "Q4_0"; return 1;
-    case 3: *dt = SM_DTYPE_COUNT; *blk = 32; *bsz = 20; *name = "Q4_1"; return 1;
-    case 6: *dt = SM_DTYPE_COUNT; *blk = 32; *bsz = 22; *name = "Q5_0"; return 1;
-    case 7: *dt = SM_DTYPE_COUNT; *blk = 32; *bsz = 24; *name = "Q5_1"; return 1;
-    case 8: *dt = SM_DTYPE_Q8_0; *blk = 32; *bsz = 34; *name = "Q8_0"; return 1;
-    case 10: *dt = SM_DTYPE_COUNT; *blk = 256; *bsz = 84; *name = "Q2_K"; return 1;
-    case 11: *dt = SM_DTYPE_COUNT; *blk = 256; *bsz = 110; *name = "Q3_K"; return 1;
-    case 12: *dt = SM_DTYPE_COUNT; *blk = 256; *bsz = 144; *name = "Q4_K"; return 1;
-    case 13: *dt = SM_DTYPE_COUNT; *blk = 256; *bsz = 176; *name = "Q5_K"; return 1;
-    case 14: *dt = SM_DTYPE_COUNT; *blk = 256; *bsz = 210; *name = "Q6_K"; return 1;
-    case 24: *dt = SM_DTYPE_COUNT; *blk = 1; *bsz = 1; *name = "I8"; return 1;
-    case 25: *dt = SM_DTYPE_COUNT; *blk = 1; *bsz = 2; *name = "I16"; return 1;
-    case 26: *dt = SM_DTYPE_COUNT; *blk = 1; *bsz = 4; *name = "I32"; return 1;
-    case 27: *dt = SM_DTYPE_COUNT; *blk = 1; *bsz = 8; *name = "I64"; return 1;
-    case 28: *dt = SM_DTYPE_COUNT; *blk = 1; *bsz = 8; *name = "F64"; return 1;
-    case 30: *dt = SM_DTYPE_BF16; *blk = 1; *bsz = 2; *name = "BF16"; return 1;
-    default: return 0;
+    case 0:
+        *dt = SM_DTYPE_F32;
+        *blk = 1;
+        *bsz = 4;
+        *name = "F32";
+        return 1;
+    case 1:
+        *dt = SM_DTYPE_F16;
+        *blk = 1;
+        *bsz = 2;
+        *name = "F16";
+        return 1;
+    case 2:
+        *dt = SM_DTYPE_Q4_0;
+        *blk = 32;
+        *bsz = 18;
+        *name = "Q4_0";
+        return 1;
+    case 3:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 32;
+        *bsz = 20;
+        *name = "Q4_1";
+        return 1;
+    case 6:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 32;
+        *bsz = 22;
+        *name = "Q5_0";
+        return 1;
+    case 7:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 32;
+        *bsz = 24;
+        *name = "Q5_1";
+        return 1;
+    case 8:
+        *dt = SM_DTYPE_Q8_0;
+        *blk = 32;
+        *bsz = 34;
+        *name = "Q8_0";
+        return 1;
+    case 10:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 256;
+        *bsz = 84;
+        *name = "Q2_K";
+        return 1;
+    case 11:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 256;
+        *bsz = 110;
+        *name = "Q3_K";
+        return 1;
+    case 12:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 256;
+        *bsz = 144;
+        *name = "Q4_K";
+        return 1;
+    case 13:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 256;
+        *bsz = 176;
+        *name = "Q5_K";
+        return 1;
+    case 14:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 256;
+        *bsz = 210;
+        *name = "Q6_K";
+        return 1;
+    case 24:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 1;
+        *bsz = 1;
+        *name = "I8";
+        return 1;
+    case 25:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 1;
+        *bsz = 2;
+        *name = "I16";
+        return 1;
+    case 26:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 1;
+        *bsz = 4;
+        *name = "I32";
+        return 1;
+    case 27:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 1;
+        *bsz = 8;
+        *name = "I64";
+        return 1;
+    case 28:
+        *dt = SM_DTYPE_COUNT;
+        *blk = 1;
+        *bsz = 8;
+        *name = "F64";
+        return 1;
+    case 30:
+        *dt = SM_DTYPE_BF16;
+        *blk = 1;
+        *bsz = 2;
+        *name = "BF16";
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -405,9 +520,8 @@ sm_code sm_gguf_open(const char *path, sm_gguf **out, sm_err *err)
     for (uint64_t i = 0; i < n_tensors; i++) {
         sm_tensor *t = &g->tensors[i];
         if (offsets[i] % alignment != 0) {
-            rc = sm_err_set(err, SM_EFORMAT, "%s: tensor %s: offset %llu not aligned to %llu",
-                            path, t->name, (unsigned long long)offsets[i],
-                            (unsigned long long)alignment);
+            rc = sm_err_set(err, SM_EFORMAT, "%s: tensor %s: offset %llu not aligned to %llu", path,
+                            t->name, (unsigned long long)offsets[i], (unsigned long long)alignment);
             goto fail;
         }
         if (offsets[i] > data_size || t->nbytes > data_size - offsets[i]) {
@@ -454,7 +568,10 @@ void sm_gguf_close(sm_gguf **pg)
     *pg = NULL;
 }
 
-size_t sm_gguf_tensor_count(const sm_gguf *g) { return g->n_tensors; }
+size_t sm_gguf_tensor_count(const sm_gguf *g)
+{
+    return g->n_tensors;
+}
 
 const sm_tensor *sm_gguf_tensor(const sm_gguf *g, size_t i)
 {
@@ -479,13 +596,28 @@ sm_code sm_gguf_get_int(const sm_gguf *g, const char *key, int64_t *out, sm_err 
     }
     const uint8_t *p = kv->val;
     switch (kv->type) {
-    case GT_U8: case GT_BOOL: *out = p[0]; return SM_OK;
-    case GT_I8: *out = (int8_t)p[0]; return SM_OK;
-    case GT_U16: *out = (uint16_t)rd_le(p, 2); return SM_OK;
-    case GT_I16: *out = (int16_t)(uint16_t)rd_le(p, 2); return SM_OK;
-    case GT_U32: *out = (uint32_t)rd_le(p, 4); return SM_OK;
-    case GT_I32: *out = (int32_t)(uint32_t)rd_le(p, 4); return SM_OK;
-    case GT_I64: *out = (int64_t)rd_le(p, 8); return SM_OK;
+    case GT_U8:
+    case GT_BOOL:
+        *out = p[0];
+        return SM_OK;
+    case GT_I8:
+        *out = (int8_t)p[0];
+        return SM_OK;
+    case GT_U16:
+        *out = (uint16_t)rd_le(p, 2);
+        return SM_OK;
+    case GT_I16:
+        *out = (int16_t)(uint16_t)rd_le(p, 2);
+        return SM_OK;
+    case GT_U32:
+        *out = (uint32_t)rd_le(p, 4);
+        return SM_OK;
+    case GT_I32:
+        *out = (int32_t)(uint32_t)rd_le(p, 4);
+        return SM_OK;
+    case GT_I64:
+        *out = (int64_t)rd_le(p, 8);
+        return SM_OK;
     case GT_U64: {
         uint64_t v = rd_le(p, 8);
         if (v > (uint64_t)INT64_MAX) {

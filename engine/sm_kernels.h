@@ -82,8 +82,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
                   int64_t ldx, int64_t batch, float *Y, int64_t ldy, sm_err *err);
 
 /* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], for n values (out may equal x). */
-void sm_rmsnorm(const sm_kctx *k, const float *x, const float *w, int64_t n, float eps,
-                float *out);
+void sm_rmsnorm(const sm_kctx *k, const float *x, const float *w, int64_t n, float eps, float *out);
 
 /* Rotary embedding (Hugging Face "rotate_half" layout, as Qwen2 uses) applied in place to
  * n_heads heads of head_dim values at position pos, with base theta. */
@@ -128,8 +127,8 @@ size_t sm_packed_bytes(int width, sm_dtype t, int64_t rows, int64_t cols);
  * at dst (sm_packed_bytes; dst 64-byte aligned for the fastest loads). A matrix may be packed
  * in parts that start at a row that is a multiple of 16, at dst + sm_packed_bytes(width, t,
  * that row, cols). */
-sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64_t cols,
-                     void *dst, sm_err *err);
+sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64_t cols, void *dst,
+                     sm_err *err);
 /* Row r of W (packed or not) as cols f32 values. */
 sm_code sm_matrix_row_f32(const sm_matrix *W, int64_t r, float *dst, sm_err *err);
 

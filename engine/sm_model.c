@@ -100,26 +100,47 @@ static void *model_alloc(sm_model *m, size_t n)
 
 /* ---- tensors by role ---- */
 
-enum role { R_EMBED, R_NORM, R_LMHEAD, R_Q, R_K, R_V, R_QB, R_KB, R_VB, R_O, R_ATTN_NORM,
-            R_MLP_NORM, R_GATE, R_UP, R_DOWN };
+enum role {
+    R_EMBED,
+    R_NORM,
+    R_LMHEAD,
+    R_Q,
+    R_K,
+    R_V,
+    R_QB,
+    R_KB,
+    R_VB,
+    R_O,
+    R_ATTN_NORM,
+    R_MLP_NORM,
+    R_GATE,
+    R_UP,
+    R_DOWN
+};
 
 static void tensor_name(const sm_model *m, enum role r, int64_t l, char *buf, size_t cap)
 {
-    static const char *hf[] = {
-        "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
-        "model.layers.%lld.self_attn.q_proj.weight", "model.layers.%lld.self_attn.k_proj.weight",
-        "model.layers.%lld.self_attn.v_proj.weight", "model.layers.%lld.self_attn.q_proj.bias",
-        "model.layers.%lld.self_attn.k_proj.bias", "model.layers.%lld.self_attn.v_proj.bias",
-        "model.layers.%lld.self_attn.o_proj.weight", "model.layers.%lld.input_layernorm.weight",
-        "model.layers.%lld.post_attention_layernorm.weight",
-        "model.layers.%lld.mlp.gate_proj.weight", "model.layers.%lld.mlp.up_proj.weight",
-        "model.layers.%lld.mlp.down_proj.weight"};
+    static const char *hf[] = {"model.embed_tokens.weight",
+                               "model.norm.weight",
+                               "lm_head.weight",
+                               "model.layers.%lld.self_attn.q_proj.weight",
+                               "model.layers.%lld.self_attn.k_proj.weight",
+                               "model.layers.%lld.self_attn.v_proj.weight",
+                               "model.layers.%lld.self_attn.q_proj.bias",
+                               "model.layers.%lld.self_attn.k_proj.bias",
+                               "model.layers.%lld.self_attn.v_proj.bias",
+                               "model.layers.%lld.self_attn.o_proj.weight",
+                               "model.layers.%lld.input_layernorm.weight",
+                               "model.layers.%lld.post_attention_layernorm.weight",
+                               "model.layers.%lld.mlp.gate_proj.weight",
+                               "model.layers.%lld.mlp.up_proj.weight",
+                               "model.layers.%lld.mlp.down_proj.weight"};
     static const char *gg[] = {
-        "token_embd.weight", "output_norm.weight", "output.weight", "blk.%lld.attn_q.weight",
-        "blk.%lld.attn_k.weight", "blk.%lld.attn_v.weight", "blk.%lld.attn_q.bias",
-        "blk.%lld.attn_k.bias", "blk.%lld.attn_v.bias", "blk.%lld.attn_output.weight",
-        "blk.%lld.attn_norm.weight", "blk.%lld.ffn_norm.weight", "blk.%lld.ffn_gate.weight",
-        "blk.%lld.ffn_up.weight", "blk.%lld.ffn_down.weight"};
+        "token_embd.weight",           "output_norm.weight",        "output.weight",
+        "blk.%lld.attn_q.weight",      "blk.%lld.attn_k.weight",    "blk.%lld.attn_v.weight",
+        "blk.%lld.attn_q.bias",        "blk.%lld.attn_k.bias",      "blk.%lld.attn_v.bias",
+        "blk.%lld.attn_output.weight", "blk.%lld.attn_norm.weight", "blk.%lld.ffn_norm.weight",
+        "blk.%lld.ffn_gate.weight",    "blk.%lld.ffn_up.weight",    "blk.%lld.ffn_down.weight"};
     const char *fmt = m->gguf ? gg[r] : hf[r];
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
@@ -226,8 +247,7 @@ static void convert_task(void *arg, int task, int n_tasks)
         }
         if (rc == SM_OK && j->pack) {
             rc = sm_pack_rows(j->pack, j->to, src, n, j->cols,
-                              j->dst + sm_packed_bytes(j->pack, j->to, r0, j->cols),
-                              &j->err[task]);
+                              j->dst + sm_packed_bytes(j->pack, j->to, r0, j->cols), &j->err[task]);
         }
         if (rc != SM_OK) {
             j->rc[task] = rc;
@@ -238,7 +258,10 @@ static void convert_task(void *arg, int task, int n_tasks)
     free(rows);
 }
 
-static bool is_block(sm_dtype t) { return t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0; }
+static bool is_block(sm_dtype t)
+{
+    return t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0;
+}
 
 /* A converted tensor's file pages were read once: drops them from this process (they stay in
  * the page cache, and a later read, an embedding row say, maps them again), so that converting
@@ -289,8 +312,8 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
         out->data = t->data;
         return SM_OK;
     }
-    size_t bytes = pack ? sm_packed_bytes(pack, to, rows, cols)
-                        : sm_dtype_row_bytes(to, cols) * (size_t)rows;
+    size_t bytes =
+        pack ? sm_packed_bytes(pack, to, rows, cols) : sm_dtype_row_bytes(to, cols) * (size_t)rows;
     uint8_t *dst = model_alloc(m, bytes);
     if (dst == NULL) {
         return sm_err_set(err, SM_ENOMEM, "out of memory converting %s to %s", name,
@@ -321,8 +344,7 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
     return rc;
 }
 
-static sm_code load_vector(sm_model *m, enum role r, int64_t l, int64_t n, float **out,
-                           sm_err *err)
+static sm_code load_vector(sm_model *m, enum role r, int64_t l, int64_t n, float **out, sm_err *err)
 {
     char name[128], shape[96];
     tensor_name(m, r, l, name, sizeof name);
@@ -364,16 +386,22 @@ static int model_pack_width(const sm_model *m)
     int width = sm_kernels_pack_width(&m->k, SM_DTYPE_Q8_0);
     const sm_model_config *c = &m->info.config;
     int64_t h = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    int64_t shapes[8][2] = {{c->vocab, h},          {qd, h},  {kvd, h}, {kvd, h}, {h, qd},
-                            {c->intermediate, h}, {c->intermediate, h}, {h, c->intermediate}};
+    int64_t shapes[8][2] = {{c->vocab, h},
+                            {qd, h},
+                            {kvd, h},
+                            {kvd, h},
+                            {h, qd},
+                            {c->intermediate, h},
+                            {c->intermediate, h},
+                            {h, c->intermediate}};
     double plain = 0, packed = 0;
     for (int i = 0; i < 8 && width; i++) {
         size_t pb = sm_packed_bytes(width, SM_DTYPE_Q8_0, shapes[i][0], shapes[i][1]);
         if (pb == 0)
             return 0; /* such a matrix cannot be q8_0 */
         double times = i == 0 ? (c->tied ? 1.0 : 2.0) : (double)c->n_layers;
-        plain += times * (double)shapes[i][0] *
-                 (double)sm_dtype_row_bytes(SM_DTYPE_Q8_0, shapes[i][1]);
+        plain +=
+            times * (double)shapes[i][0] * (double)sm_dtype_row_bytes(SM_DTYPE_Q8_0, shapes[i][1]);
         packed += times * (double)pb;
     }
     return width && packed <= plain * (1.0 + 1.0 / 32) ? width : 0;
@@ -539,8 +567,8 @@ done:
     return rc;
 }
 
-static sm_code gguf_int(const sm_gguf *g, const char *key, bool required, int64_t def,
-                        int64_t lo, int64_t hi, int64_t *out, sm_err *err)
+static sm_code gguf_int(const sm_gguf *g, const char *key, bool required, int64_t def, int64_t lo,
+                        int64_t hi, int64_t *out, sm_err *err)
 {
     sm_code rc = sm_gguf_get_int(g, key, out, err);
     if (rc == SM_ENOTFOUND && !required) {
@@ -551,8 +579,7 @@ static sm_code gguf_int(const sm_gguf *g, const char *key, bool required, int64_
         return sm_err_set(err, SM_EFORMAT, "GGUF metadata lacks %s", key);
     }
     if (rc == SM_OK && (*out < lo || *out > hi)) {
-        return sm_err_set(err, SM_EFORMAT, "GGUF %s = %lld is out of range", key,
-                          (long long)*out);
+        return sm_err_set(err, SM_EFORMAT, "GGUF %s = %lld is out of range", key, (long long)*out);
     }
     return rc;
 }
@@ -588,8 +615,8 @@ static sm_code open_gguf(sm_model *m, const char *file, sm_err *err)
         return rc;
     }
     if (strcmp(arch, "qwen2") != 0) {
-        rc = sm_err_set(err, SM_EUNSUPPORTED, "%s: architecture \"%.64s\" is not qwen2", file,
-                        arch);
+        rc =
+            sm_err_set(err, SM_EUNSUPPORTED, "%s: architecture \"%.64s\" is not qwen2", file, arch);
         free(arch);
         return rc;
     }
@@ -611,8 +638,8 @@ static sm_code open_gguf(sm_model *m, const char *file, sm_err *err)
         (rc = gguf_int(g, "qwen2.attention.key_length", false,
                        c->hidden / (c->n_heads ? c->n_heads : 1), 2, 4096, &c->head_dim, err)) ||
         (rc = gguf_float(g, "qwen2.rope.freq_base", 10000.0, 1.0, 1e12, &c->rope_theta, err)) ||
-        (rc = gguf_float(g, "qwen2.attention.layer_norm_rms_epsilon", 1e-6, 1e-30, 1.0,
-                         &c->rms_eps, err)) ||
+        (rc = gguf_float(g, "qwen2.attention.layer_norm_rms_epsilon", 1e-6, 1e-30, 1.0, &c->rms_eps,
+                         err)) ||
         (rc = gguf_int(g, "tokenizer.ggml.bos_token_id", false, -1, 0, INT32_MAX, &bos, err)) ||
         (rc = gguf_int(g, "tokenizer.ggml.eos_token_id", false, -1, 0, INT32_MAX, &eos, err)) ||
         (rc = gguf_int(g, "tokenizer.ggml.eot_token_id", false, -1, 0, INT32_MAX, &eot, err))) {
@@ -746,8 +773,8 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
      * and so does the portable variant (no f16 conversion instruction: f16 is slower there) */
     bool kv_f32 = m->info.weight_dtype == SM_DTYPE_F32 || m->k.isa == SM_ISA_PORTABLE;
     m->info.kv_dtype = opts->kv_dtype_set ? opts->kv_dtype : kv_f32 ? SM_DTYPE_F32 : SM_DTYPE_F16;
-    m->info.kv_bytes_per_token = (size_t)c->n_layers * 2 * (size_t)(c->n_kv_heads * c->head_dim) *
-                                 kv_value_bytes(m);
+    m->info.kv_bytes_per_token =
+        (size_t)c->n_layers * 2 * (size_t)(c->n_kv_heads * c->head_dim) * kv_value_bytes(m);
     m->info.threads = sm_pool_threads(m->pool);
     m->info.isa = m->k.isa;
     m->info.deterministic = m->k.deterministic;
@@ -757,10 +784,9 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
             "%s kernels",
             path, m->info.format, sm_dtype_name(m->info.stored_dtype),
             sm_dtype_name(m->info.weight_dtype), m->info.packed ? " repacked" : "",
-            (long long)c->n_layers, (long long)c->hidden,
-            (long long)c->vocab, (double)m->info.weight_bytes / 1048576.0,
-            sm_dtype_name(m->info.kv_dtype), (double)m->info.kv_bytes_per_token / 1024.0,
-            m->info.threads, sm_isa_name(m->k.isa));
+            (long long)c->n_layers, (long long)c->hidden, (long long)c->vocab,
+            (double)m->info.weight_bytes / 1048576.0, sm_dtype_name(m->info.kv_dtype),
+            (double)m->info.kv_bytes_per_token / 1024.0, m->info.threads, sm_isa_name(m->k.isa));
     *out = m;
     return SM_OK;
 }
@@ -805,7 +831,10 @@ void sm_model_free(sm_model **pm)
     *pm = NULL;
 }
 
-const sm_model_summary *sm_model_info(const sm_model *m) { return &m->info; }
+const sm_model_summary *sm_model_info(const sm_model *m)
+{
+    return &m->info;
+}
 
 void sm_model_set_fast(sm_model *m, bool fast)
 {
@@ -813,7 +842,10 @@ void sm_model_set_fast(sm_model *m, bool fast)
     m->info.deterministic = !fast;
 }
 
-const char *sm_model_dir(const sm_model *m) { return m->dir; }
+const char *sm_model_dir(const sm_model *m)
+{
+    return m->dir;
+}
 
 sm_pool *sm_model_pool(sm_model *m)
 {
@@ -870,9 +902,15 @@ void sm_seq_free(sm_seq **ps)
     *ps = NULL;
 }
 
-int64_t sm_seq_pos(const sm_seq *s) { return s->pos; }
+int64_t sm_seq_pos(const sm_seq *s)
+{
+    return s->pos;
+}
 
-int64_t sm_seq_max_ctx(const sm_seq *s) { return s->max_ctx; }
+int64_t sm_seq_max_ctx(const sm_seq *s)
+{
+    return s->max_ctx;
+}
 
 sm_code sm_seq_truncate(sm_seq *s, int64_t pos, sm_err *err)
 {
@@ -922,8 +960,8 @@ sm_code sm_seq_copy(const sm_seq *src, int64_t n_pos, int64_t max_ctx, sm_seq **
 /* K (which = 0) or V (1) cache of layer l: max_ctx rows of kv_dim values. */
 static void *seq_cache(const sm_seq *s, int64_t l, int which, int64_t kvd)
 {
-    return s->kv + ((size_t)(2 * l + which) * (size_t)s->max_ctx) * (size_t)kvd *
-                       kv_value_bytes(s->model);
+    return s->kv +
+           ((size_t)(2 * l + which) * (size_t)s->max_ctx) * (size_t)kvd * kv_value_bytes(s->model);
 }
 
 sm_code sm_seq_copy_prefix(sm_seq *dst, const sm_seq *src, int64_t n, sm_err *err)
@@ -1019,7 +1057,7 @@ typedef struct attn_rows {
     const sm_model *m;
     const row_info *ri;
     int64_t n, l, stride; /* stride: floats of attention scratch per task */
-    sm_kctx k1; /* the model's kernel context without its pool: one row per task */
+    sm_kctx k1;           /* the model's kernel context without its pool: one row per task */
 } attn_rows;
 
 /* Attention of rows task, task + n_tasks, ... (interleaved: later prompt rows are longer). */
@@ -1032,8 +1070,8 @@ static void attn_rows_task(void *arg, int task, int n_tasks)
         const row_info *ri = &a->ri[r];
         sm_attention(&a->k1, a->m->q + r * qd, (int)c->n_heads, (int)c->n_kv_heads, (int)hd,
                      seq_cache(ri->seq, a->l, 0, kvd), seq_cache(ri->seq, a->l, 1, kvd),
-                     a->m->info.kv_dtype, kvd,
-                     ri->pos + 1, a->m->att + r * qd, a->m->att_scratch + task * a->stride);
+                     a->m->info.kv_dtype, kvd, ri->pos + 1, a->m->att + r * qd,
+                     a->m->att_scratch + task * a->stride);
     }
 }
 
@@ -1138,8 +1176,8 @@ sm_code sm_model_forward(sm_model *m, sm_seq *const *seqs, const int32_t *const 
         }
         for (int64_t t = 0; t < n_tokens[i]; t++) {
             if (tokens[i][t] < 0 || tokens[i][t] >= c->vocab) {
-                return sm_err_set(err, SM_EINVAL, "sequence %d: token id %d outside [0, %lld)",
-                                  i, tokens[i][t], (long long)c->vocab);
+                return sm_err_set(err, SM_EINVAL, "sequence %d: token id %d outside [0, %lld)", i,
+                                  tokens[i][t], (long long)c->vocab);
             }
         }
         total += n_tokens[i];
@@ -1157,8 +1195,8 @@ sm_code sm_model_forward(sm_model *m, sm_seq *const *seqs, const int32_t *const 
     int64_t r = 0;
     for (int i = 0; i < n_seqs; i++) {
         for (int64_t t = 0; t < n_tokens[i]; t++, r++) {
-            ri[r] = (row_info){seqs[i], seqs[i]->pos + t, tokens[i][t],
-                               t == n_tokens[i] - 1 ? i : -1};
+            ri[r] =
+                (row_info){seqs[i], seqs[i]->pos + t, tokens[i][t], t == n_tokens[i] - 1 ? i : -1};
         }
     }
     int64_t chunk = total < SM_MODEL_CHUNK ? total : SM_MODEL_CHUNK;

@@ -48,11 +48,11 @@ typedef struct sm_model_config {
 
 /* Load options. Initialise with sm_model_opts_init. */
 typedef struct sm_model_opts {
-    bool dtype_set;   /* false: weights keep their stored type (f16 becomes bf16) */
-    sm_dtype dtype;   /* compute type of every weight matrix: f32, bf16, q8_0, q4_0 (or f16) */
-    int threads;      /* <= 0: one per online CPU */
-    bool fast;        /* false: deterministic (batch-invariant) kernels */
-    bool isa_set;     /* false: the best variant this CPU supports */
+    bool dtype_set; /* false: weights keep their stored type (f16 becomes bf16) */
+    sm_dtype dtype; /* compute type of every weight matrix: f32, bf16, q8_0, q4_0 (or f16) */
+    int threads;    /* <= 0: one per online CPU */
+    bool fast;      /* false: deterministic (batch-invariant) kernels */
+    bool isa_set;   /* false: the best variant this CPU supports */
     sm_isa isa;
     bool kv_dtype_set; /* false: f32 KV cache for f32 weights, f16 for every other type */
     sm_dtype kv_dtype; /* SM_DTYPE_F32 or SM_DTYPE_F16 */
@@ -63,15 +63,15 @@ void sm_model_opts_init(sm_model_opts *opts);
 /* A summary of a loaded model. */
 typedef struct sm_model_info {
     sm_model_config config;
-    const char *format;       /* "safetensors" or "gguf" */
-    sm_dtype stored_dtype;    /* type of the stored weight matrices (the most common one) */
-    sm_dtype weight_dtype;    /* compute type of the weight matrices */
-    int packed;               /* 0, or q8_0 weights repacked for the kernels, blocks per group */
-    int64_t n_params;         /* parameters, LM head counted once when tied */
-    size_t weight_bytes;      /* bytes of all weights in their compute types */
-    size_t bytes_per_token;   /* weight bytes read by one decode step (all layers + LM head) */
-    sm_dtype kv_dtype;        /* type of the KV cache's values: f32 or f16 */
-    size_t kv_bytes_per_token;/* KV cache bytes per position of one sequence */
+    const char *format;        /* "safetensors" or "gguf" */
+    sm_dtype stored_dtype;     /* type of the stored weight matrices (the most common one) */
+    sm_dtype weight_dtype;     /* compute type of the weight matrices */
+    int packed;                /* 0, or q8_0 weights repacked for the kernels, blocks per group */
+    int64_t n_params;          /* parameters, LM head counted once when tied */
+    size_t weight_bytes;       /* bytes of all weights in their compute types */
+    size_t bytes_per_token;    /* weight bytes read by one decode step (all layers + LM head) */
+    sm_dtype kv_dtype;         /* type of the KV cache's values: f32 or f16 */
+    size_t kv_bytes_per_token; /* KV cache bytes per position of one sequence */
     int threads;
     sm_isa isa;
     bool deterministic;
@@ -129,7 +129,7 @@ sm_code sm_model_forward(sm_model *model, sm_seq *const *seqs, const int32_t *co
 /* Parses config.json (and generation_config.json if gen_path is not NULL and exists) into
  * cfg. SM_EFORMAT for malformed JSON, missing or mistyped keys, inconsistent sizes;
  * SM_EUNSUPPORTED for another architecture or rope scaling/sliding window. */
-sm_code sm_model_config_parse(const char *config_path, const char *gen_path,
-                              sm_model_config *cfg, sm_err *err);
+sm_code sm_model_config_parse(const char *config_path, const char *gen_path, sm_model_config *cfg,
+                              sm_err *err);
 
 #endif

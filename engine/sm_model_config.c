@@ -48,8 +48,8 @@ static sm_code get_num(json_t *o, const char *path, const char *key, double def,
     }
     double x = json_number_value(v);
     if (!(x >= lo && x <= hi)) {
-        return sm_err_set(err, SM_EFORMAT, "%s: \"%s\" = %g is out of range [%g, %g]", path, key,
-                          x, lo, hi);
+        return sm_err_set(err, SM_EFORMAT, "%s: \"%s\" = %g is out of range [%g, %g]", path, key, x,
+                          lo, hi);
     }
     *out = x;
     return SM_OK;
@@ -108,8 +108,7 @@ static sm_code load_json(const char *path, json_t **out, sm_err *err)
         if (access(path, R_OK) != 0) {
             return sm_err_set(err, SM_ENOTFOUND, "%s: cannot read", path);
         }
-        return sm_err_set(err, SM_EFORMAT, "%s:%d:%d: %s", path, jerr.line, jerr.column,
-                          jerr.text);
+        return sm_err_set(err, SM_EFORMAT, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
     }
     if (!json_is_object(*out)) {
         json_decref(*out);
@@ -146,8 +145,7 @@ static sm_code parse_config(json_t *o, const char *p, sm_model_config *c, sm_err
         (rc = get_int(o, p, "num_attention_heads", true, 0, 1, 4096, &c->n_heads, err)) ||
         (rc = get_int(o, p, "num_key_value_heads", false, c->n_heads, 1, 4096, &c->n_kv_heads,
                       err)) ||
-        (rc = get_int(o, p, "intermediate_size", true, 0, 1, CFG_MAX_DIM, &c->intermediate,
-                      err)) ||
+        (rc = get_int(o, p, "intermediate_size", true, 0, 1, CFG_MAX_DIM, &c->intermediate, err)) ||
         (rc = get_int(o, p, "vocab_size", true, 0, 1, CFG_MAX_VOCAB, &c->vocab, err)) ||
         (rc = get_int(o, p, "max_position_embeddings", false, 32768, 1, 1LL << 24, &c->max_pos,
                       err)) ||
@@ -204,15 +202,14 @@ static sm_code parse_generation(json_t *o, const char *p, sm_model_config *c, sm
         (rc = get_num(o, p, "top_p", 1.0, 0.0, 1.0, &c->top_p, err)) ||
         (rc = get_int(o, p, "top_k", false, 0, 0, CFG_MAX_VOCAB, &c->top_k, err)) ||
         (rc = get_num(o, p, "min_p", 0.0, 0.0, 1.0, &c->min_p, err)) ||
-        (rc = get_num(o, p, "repetition_penalty", 1.0, 1e-6, 1e6, &c->repetition_penalty,
-                      err))) {
+        (rc = get_num(o, p, "repetition_penalty", 1.0, 1e-6, 1e6, &c->repetition_penalty, err))) {
         return rc;
     }
     return SM_OK;
 }
 
-sm_code sm_model_config_parse(const char *config_path, const char *gen_path,
-                              sm_model_config *cfg, sm_err *err)
+sm_code sm_model_config_parse(const char *config_path, const char *gen_path, sm_model_config *cfg,
+                              sm_err *err)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->bos_id = -1;

@@ -105,8 +105,7 @@ sm_code sm_tensors_check_overlap(const sm_tensor **ts, size_t n, const char *fil
         if (ts[i]->nbytes == 0) {
             continue;
         }
-        if (prev != NULL &&
-            (uintptr_t)ts[i]->data < (uintptr_t)prev->data + prev->nbytes) {
+        if (prev != NULL && (uintptr_t)ts[i]->data < (uintptr_t)prev->data + prev->nbytes) {
             return sm_err_set(err, SM_EFORMAT, "%s: tensors %s and %s overlap", file, prev->name,
                               ts[i]->name);
         }

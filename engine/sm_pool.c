@@ -27,10 +27,10 @@ struct sm_pool {
     int started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    _Atomic uint64_t word;  /* gen << 32 | n_tasks << 16 | next */
-    _Atomic int done;       /* tasks finished in the current job */
-    _Atomic int sleepers;   /* workers waiting on cv */
-    _Atomic int busy;       /* a job is being run */
+    _Atomic uint64_t word; /* gen << 32 | n_tasks << 16 | next */
+    _Atomic int done;      /* tasks finished in the current job */
+    _Atomic int sleepers;  /* workers waiting on cv */
+    _Atomic int busy;      /* a job is being run */
     _Atomic int stop;
     _Atomic(sm_pool_fn) fn;
     _Atomic(void *) arg;

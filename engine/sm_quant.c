@@ -59,12 +59,12 @@ uint16_t sm_f32_to_f16(float v)
         return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
     if (a >= 0x477ff000u) /* rounds to >= 65520: infinity */
         return (uint16_t)(sign | 0x7c00u);
-    if (a < 0x38800000u) { /* below the smallest normal f16 (2^-14): subnormal or zero */
+    if (a < 0x38800000u) {   /* below the smallest normal f16 (2^-14): subnormal or zero */
         if (a < 0x33000000u) /* below half the smallest subnormal (2^-25): zero */
             return sign;
-        uint32_t e = a >> 23;                   /* 102..112 */
+        uint32_t e = a >> 23;                     /* 102..112 */
         uint32_t m = (a & 0x7fffffu) | 0x800000u; /* 24-bit significand */
-        uint32_t shift = 126 - e;               /* value = m * 2^(e-150); f16 unit 2^-24 */
+        uint32_t shift = 126 - e;                 /* value = m * 2^(e-150); f16 unit 2^-24 */
         uint32_t q = m >> shift;
         uint32_t rem = m & ((1u << shift) - 1);
         uint32_t half = 1u << (shift - 1);
@@ -82,12 +82,17 @@ size_t sm_dtype_row_bytes(sm_dtype t, int64_t cols)
     if (cols < 0)
         return 0;
     switch (t) {
-    case SM_DTYPE_F32: return (size_t)cols * 4;
+    case SM_DTYPE_F32:
+        return (size_t)cols * 4;
     case SM_DTYPE_F16:
-    case SM_DTYPE_BF16: return (size_t)cols * 2;
-    case SM_DTYPE_Q8_0: return (size_t)(cols / SM_QBLOCK) * 34;
-    case SM_DTYPE_Q4_0: return (size_t)(cols / SM_QBLOCK) * 18;
-    default: return 0;
+    case SM_DTYPE_BF16:
+        return (size_t)cols * 2;
+    case SM_DTYPE_Q8_0:
+        return (size_t)(cols / SM_QBLOCK) * 34;
+    case SM_DTYPE_Q4_0:
+        return (size_t)(cols / SM_QBLOCK) * 18;
+    default:
+        return 0;
     }
 }
 
@@ -156,7 +161,9 @@ sm_code sm_dequantize_row(sm_dtype t, const void *src, int64_t cols, float *dst,
         return sm_err_set(err, SM_EINVAL, "null buffer");
     const uint8_t *s = src;
     switch (t) {
-    case SM_DTYPE_F32: memcpy(dst, src, (size_t)cols * 4); break;
+    case SM_DTYPE_F32:
+        memcpy(dst, src, (size_t)cols * 4);
+        break;
     case SM_DTYPE_F16:
         for (int64_t i = 0; i < cols; i++) {
             uint16_t h;
@@ -191,7 +198,8 @@ sm_code sm_dequantize_row(sm_dtype t, const void *src, int64_t cols, float *dst,
             }
         }
         break;
-    default: break;
+    default:
+        break;
     }
     return SM_OK;
 }
@@ -205,7 +213,9 @@ sm_code sm_quantize_row(sm_dtype t, const float *src, int64_t cols, void *dst, s
         return sm_err_set(err, SM_EINVAL, "null buffer");
     uint8_t *d = dst;
     switch (t) {
-    case SM_DTYPE_F32: memcpy(dst, src, (size_t)cols * 4); break;
+    case SM_DTYPE_F32:
+        memcpy(dst, src, (size_t)cols * 4);
+        break;
     case SM_DTYPE_F16:
         for (int64_t i = 0; i < cols; i++) {
             uint16_t h = sm_f32_to_f16(src[i]);
@@ -226,7 +236,8 @@ sm_code sm_quantize_row(sm_dtype t, const float *src, int64_t cols, void *dst, s
         for (int64_t b = 0; b < cols / SM_QBLOCK; b++)
             q4_0_quantize_block(src + b * SM_QBLOCK, d + b * 18);
         break;
-    default: break;
+    default:
+        break;
     }
     return SM_OK;
 }

@@ -23,11 +23,11 @@ static const struct {
     sm_dtype dtype;
     size_t size;
 } st_types[] = {
-    {"F32", SM_DTYPE_F32, 4},      {"F16", SM_DTYPE_F16, 2},       {"BF16", SM_DTYPE_BF16, 2},
-    {"F64", SM_DTYPE_COUNT, 8},    {"I64", SM_DTYPE_COUNT, 8},     {"U64", SM_DTYPE_COUNT, 8},
-    {"I32", SM_DTYPE_COUNT, 4},    {"U32", SM_DTYPE_COUNT, 4},     {"I16", SM_DTYPE_COUNT, 2},
-    {"U16", SM_DTYPE_COUNT, 2},    {"I8", SM_DTYPE_COUNT, 1},      {"U8", SM_DTYPE_COUNT, 1},
-    {"BOOL", SM_DTYPE_COUNT, 1},   {"F8_E4M3", SM_DTYPE_COUNT, 1}, {"F8_E5M2", SM_DTYPE_COUNT, 1},
+    {"F32", SM_DTYPE_F32, 4},    {"F16", SM_DTYPE_F16, 2},       {"BF16", SM_DTYPE_BF16, 2},
+    {"F64", SM_DTYPE_COUNT, 8},  {"I64", SM_DTYPE_COUNT, 8},     {"U64", SM_DTYPE_COUNT, 8},
+    {"I32", SM_DTYPE_COUNT, 4},  {"U32", SM_DTYPE_COUNT, 4},     {"I16", SM_DTYPE_COUNT, 2},
+    {"U16", SM_DTYPE_COUNT, 2},  {"I8", SM_DTYPE_COUNT, 1},      {"U8", SM_DTYPE_COUNT, 1},
+    {"BOOL", SM_DTYPE_COUNT, 1}, {"F8_E4M3", SM_DTYPE_COUNT, 1}, {"F8_E5M2", SM_DTYPE_COUNT, 1},
 };
 
 static sm_code parse_tensor(sm_safetensors *f, const char *name, json_t *v, const uint8_t *base,
@@ -114,8 +114,7 @@ sm_code sm_safetensors_open(const char *path, sm_safetensors **out, sm_err *err)
         goto fail;
     }
     if (f->map.size < 8) {
-        rc = sm_err_set(err, SM_EFORMAT, "%s: truncated (%zu bytes, no header)", path,
-                        f->map.size);
+        rc = sm_err_set(err, SM_EFORMAT, "%s: truncated (%zu bytes, no header)", path, f->map.size);
         goto fail;
     }
     uint64_t hlen = 0;
@@ -123,9 +122,9 @@ sm_code sm_safetensors_open(const char *path, sm_safetensors **out, sm_err *err)
         hlen = (hlen << 8) | f->map.data[i];
     }
     if (hlen < 2 || hlen > SM_ST_MAX_HEADER || hlen > f->map.size - 8) {
-        rc = sm_err_set(err, SM_EFORMAT,
-                        "%s: header length %llu is invalid for a file of %zu bytes", path,
-                        (unsigned long long)hlen, f->map.size);
+        rc =
+            sm_err_set(err, SM_EFORMAT, "%s: header length %llu is invalid for a file of %zu bytes",
+                       path, (unsigned long long)hlen, f->map.size);
         goto fail;
     }
     json_error_t jerr;
@@ -200,7 +199,10 @@ void sm_safetensors_close(sm_safetensors **pf)
     *pf = NULL;
 }
 
-size_t sm_safetensors_count(const sm_safetensors *f) { return f->n; }
+size_t sm_safetensors_count(const sm_safetensors *f)
+{
+    return f->n;
+}
 
 const sm_tensor *sm_safetensors_tensor(const sm_safetensors *f, size_t i)
 {
@@ -217,4 +219,7 @@ const sm_tensor *sm_safetensors_find(const sm_safetensors *f, const char *name)
     return NULL;
 }
 
-const char *sm_safetensors_path(const sm_safetensors *f) { return f->path; }
+const char *sm_safetensors_path(const sm_safetensors *f)
+{
+    return f->path;
+}

@@ -10,13 +10,13 @@ struct sm_sampler {
     sm_sampler_params p;
     int64_t vocab;
     uint64_t s[4];
-    float *logits;  /* working copy */
-    float *probs;   /* result distribution over the vocabulary */
-    int32_t *idx;   /* candidate ids */
-    int32_t *idx2;  /* the radix sort's second id buffer (allocated on first use) */
+    float *logits;          /* working copy */
+    float *probs;           /* result distribution over the vocabulary */
+    int32_t *idx;           /* candidate ids */
+    int32_t *idx2;          /* the radix sort's second id buffer (allocated on first use) */
     uint32_t *keys, *keys2; /* its sort keys */
-    double *w;      /* unnormalised probabilities */
-    uint8_t *seen;  /* repetition-penalty marks */
+    double *w;              /* unnormalised probabilities */
+    uint8_t *seen;          /* repetition-penalty marks */
 };
 
 void sm_sampler_params_init(sm_sampler_params *p)
@@ -34,7 +34,10 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 static uint64_t next_u64(sm_sampler *s)
 {
@@ -50,7 +53,10 @@ static uint64_t next_u64(sm_sampler *s)
     return r;
 }
 
-double sm_sampler_uniform(sm_sampler *s) { return (double)(next_u64(s) >> 11) * 0x1.0p-53; }
+double sm_sampler_uniform(sm_sampler *s)
+{
+    return (double)(next_u64(s) >> 11) * 0x1.0p-53;
+}
 
 sm_code sm_sampler_new(const sm_sampler_params *p, int64_t vocab, sm_sampler **out, sm_err *err)
 {
@@ -103,7 +109,10 @@ void sm_sampler_free(sm_sampler **ps)
     *ps = NULL;
 }
 
-const float *sm_sampler_probs(const sm_sampler *s) { return s->probs; }
+const float *sm_sampler_probs(const sm_sampler *s)
+{
+    return s->probs;
+}
 
 /* Candidate order: logit descending, then id ascending (a total order: stable results). */
 static bool better(const float *l, int32_t a, int32_t b)
@@ -165,7 +174,7 @@ static uint32_t order_key(float v)
         v = 0.0f;
     memcpy(&u, &v, sizeof u);
     u = (u & 0x80000000u) ? ~u : (u | 0x80000000u); /* ascending in v */
-    return ~u;                                       /* descending in v */
+    return ~u;                                      /* descending in v */
 }
 
 /* Writes every id of l[0, V) into out in candidate order (as select_top with k = V would) with
@@ -340,8 +349,7 @@ sm_code sm_sampler_sample(sm_sampler *s, const float *logits, const int32_t *his
     return SM_OK;
 }
 
-int64_t sm_stop_find(const char *text, size_t len, size_t from, const char *const *stops,
-                     size_t n)
+int64_t sm_stop_find(const char *text, size_t len, size_t from, const char *const *stops, size_t n)
 {
     int64_t best = -1;
     for (size_t i = 0; i < n; i++) {

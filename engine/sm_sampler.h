@@ -46,7 +46,6 @@ double sm_sampler_uniform(sm_sampler *s);
 
 /* Index of the first occurrence in text[0, len) of any of the n stop strings that ends at or
  * after position from (so a caller rechecks only the newly decoded tail), or -1. */
-int64_t sm_stop_find(const char *text, size_t len, size_t from, const char *const *stops,
-                     size_t n);
+int64_t sm_stop_find(const char *text, size_t len, size_t from, const char *const *stops, size_t n);
 
 #endif

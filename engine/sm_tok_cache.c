@@ -19,11 +19,14 @@ typedef struct buf {
     bool oom;
 } buf;
 
-static void put(buf *b, const void *data, size_t n) {
-    if (b->oom) return;
+static void put(buf *b, const void *data, size_t n)
+{
+    if (b->oom)
+        return;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 1 << 20;
-        while (cap < b->len + n) cap *= 2;
+        while (cap < b->len + n)
+            cap *= 2;
         uint8_t *p = realloc(b->p, cap);
         if (!p) {
             b->oom = true;
@@ -36,10 +39,14 @@ static void put(buf *b, const void *data, size_t n) {
     b->len += n;
 }
 
-static void put32(buf *b, uint32_t v) { put(b, &v, 4); }
+static void put32(buf *b, uint32_t v)
+{
+    put(b, &v, 4);
+}
 
 sm_code sm_tok_cache_write(const char *path, uint64_t json_hash, uint64_t json_size,
-                           const sm_tok_spec *spec, sm_err *err) {
+                           const sm_tok_spec *spec, sm_err *err)
+{
     buf b = {0};
     put32(&b, (uint32_t)spec->n_ids);
     put32(&b, (uint32_t)spec->n_merges);
@@ -48,12 +55,14 @@ sm_code sm_tok_cache_write(const char *path, uint64_t json_hash, uint64_t json_s
     put32(&b, (uint32_t)spec->normalizer);
     uint32_t rlen = spec->regex ? (uint32_t)strlen(spec->regex) : UINT32_MAX;
     put32(&b, rlen);
-    if (spec->regex) put(&b, spec->regex, rlen);
+    if (spec->regex)
+        put(&b, spec->regex, rlen);
     for (size_t i = 0; i < spec->n_ids; i++) {
         uint32_t len = spec->text[i] ? (uint32_t)strlen(spec->text[i]) : UINT32_MAX;
         put32(&b, len);
         put(&b, &spec->is_added[i], 1);
-        if (spec->text[i]) put(&b, spec->text[i], len);
+        if (spec->text[i])
+            put(&b, spec->text[i], len);
     }
     put(&b, spec->merge_triples, spec->n_merges * 3 * sizeof(uint32_t));
     for (size_t i = 0; i < spec->n_added; i++) {
@@ -103,7 +112,8 @@ typedef struct rd {
     bool bad;
 } rd;
 
-static const void *take(rd *r, size_t n) {
+static const void *take(rd *r, size_t n)
+{
     if (r->bad || n > r->left) {
         r->bad = true;
         return NULL;
@@ -114,16 +124,20 @@ static const void *take(rd *r, size_t n) {
     return p;
 }
 
-static uint32_t take32(rd *r) {
+static uint32_t take32(rd *r)
+{
     const void *p = take(r, 4);
     uint32_t v = 0;
-    if (p) memcpy(&v, p, 4);
+    if (p)
+        memcpy(&v, p, 4);
     return v;
 }
 
-static char *take_str(rd *r, size_t n) {
+static char *take_str(rd *r, size_t n)
+{
     const void *p = take(r, n);
-    if (!p) return NULL;
+    if (!p)
+        return NULL;
     char *s = malloc(n + 1);
     if (!s) {
         r->bad = true;
@@ -139,7 +153,8 @@ static char *take_str(rd *r, size_t n) {
     return s;
 }
 
-static sm_code parse_payload(rd *r, sm_tok_spec *spec) {
+static sm_code parse_payload(rd *r, sm_tok_spec *spec)
+{
     spec->n_ids = take32(r);
     spec->n_merges = take32(r);
     spec->n_added = take32(r);
@@ -150,21 +165,26 @@ static sm_code parse_payload(rd *r, sm_tok_spec *spec) {
         spec->n_merges > r->left / 12 || spec->n_ids > r->left / 5 ||
         (spec->normalizer != SM_TOK_NORM_NONE && spec->normalizer != SM_TOK_NORM_NFC))
         return SM_EFORMAT;
-    if (rlen != UINT32_MAX && !(spec->regex = take_str(r, rlen))) return SM_EFORMAT;
+    if (rlen != UINT32_MAX && !(spec->regex = take_str(r, rlen)))
+        return SM_EFORMAT;
     spec->text = calloc(spec->n_ids ? spec->n_ids : 1, sizeof *spec->text);
     spec->is_added = calloc(spec->n_ids ? spec->n_ids : 1, 1);
     spec->merge_triples = malloc((spec->n_merges ? spec->n_merges : 1) * 12);
     spec->added = calloc(spec->n_added ? spec->n_added : 1, sizeof *spec->added);
-    if (!spec->text || !spec->is_added || !spec->merge_triples || !spec->added) return SM_ENOMEM;
+    if (!spec->text || !spec->is_added || !spec->merge_triples || !spec->added)
+        return SM_ENOMEM;
     for (size_t i = 0; i < spec->n_ids; i++) {
         uint32_t len = take32(r);
         const uint8_t *added = take(r, 1);
-        if (!added || *added > 1) return SM_EFORMAT;
+        if (!added || *added > 1)
+            return SM_EFORMAT;
         spec->is_added[i] = *added;
-        if (len != UINT32_MAX && !(spec->text[i] = take_str(r, len))) return SM_EFORMAT;
+        if (len != UINT32_MAX && !(spec->text[i] = take_str(r, len)))
+            return SM_EFORMAT;
     }
     const void *m = take(r, spec->n_merges * 12);
-    if (!m) return SM_EFORMAT;
+    if (!m)
+        return SM_EFORMAT;
     memcpy(spec->merge_triples, m, spec->n_merges * 12);
     for (size_t i = 0; i < spec->n_merges * 3; i++)
         if (spec->merge_triples[i] >= spec->n_ids || !spec->text[spec->merge_triples[i]])
@@ -176,8 +196,10 @@ static sm_code parse_payload(rd *r, sm_tok_spec *spec) {
         a->id = (int32_t)take32(r);
         a->len = take32(r);
         const uint8_t *flags = take(r, 1);
-        if (!flags || (uint32_t)a->id >= spec->n_ids || a->len == 0) return SM_EFORMAT;
-        if (!(a->content = take_str(r, a->len))) return SM_EFORMAT;
+        if (!flags || (uint32_t)a->id >= spec->n_ids || a->len == 0)
+            return SM_EFORMAT;
+        if (!(a->content = take_str(r, a->len)))
+            return SM_EFORMAT;
         spec->n_added++;
         a->special = *flags & 1;
         a->lstrip = *flags >> 1 & 1;
@@ -189,10 +211,12 @@ static sm_code parse_payload(rd *r, sm_tok_spec *spec) {
 }
 
 sm_code sm_tok_cache_read(const char *path, uint64_t json_hash, uint64_t json_size,
-                          sm_tok_spec *spec, sm_err *err) {
+                          sm_tok_spec *spec, sm_err *err)
+{
     memset(spec, 0, sizeof *spec);
     FILE *f = fopen(path, "rb");
-    if (!f) return sm_err_set(err, SM_ENOTFOUND, "tokenizer cache: no %s", path);
+    if (!f)
+        return sm_err_set(err, SM_ENOTFOUND, "tokenizer cache: no %s", path);
     uint64_t header[5];
     uint8_t *data = NULL;
     sm_code rc = SM_EFORMAT;

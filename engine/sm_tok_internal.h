@@ -64,7 +64,7 @@ struct sm_tokenizer {
     uint32_t *bytes_off; /* decoded bytes of each id (ByteLevel decoder) */
     uint32_t *bytes_len;
     uint8_t *bytes;
-    uint8_t *is_special; /* per id */
+    uint8_t *is_special;  /* per id */
     sm_tok_strmap vocab;  /* model vocabulary only: byte-level text -> id */
     sm_tok_strmap all;    /* added tokens first, then the model vocabulary */
     int32_t byte_id[256]; /* id of the single-byte token for each byte, -1 if none */
@@ -81,7 +81,7 @@ struct sm_tokenizer {
     int normalizer;
     char *regex; /* Split pattern from tokenizer.json (NULL: no split) */
     pcre2_code *re;
-    bool re_jit; /* re was JIT-compiled: match with pcre2_jit_match */
+    bool re_jit;    /* re was JIT-compiled: match with pcre2_jit_match */
     int32_t eos_id; /* tokenizer_config.json eos_token, -1 if none */
 
     sm_bpe_cache *cache;
@@ -121,31 +121,38 @@ void sm_tok_strmap_put(sm_tok_strmap *m, const struct sm_tokenizer *tok, int32_t
 /* Inserts ids[0..n) in order (prefetching ahead, for loading large vocabularies). */
 void sm_tok_strmap_put_all(sm_tok_strmap *m, const struct sm_tokenizer *tok, const int32_t *ids,
                            size_t n);
-int32_t sm_tok_strmap_get(const sm_tok_strmap *m, const struct sm_tokenizer *tok,
-                          const char *s, size_t n);
+int32_t sm_tok_strmap_get(const sm_tok_strmap *m, const struct sm_tokenizer *tok, const char *s,
+                          size_t n);
 sm_code sm_tok_pairmap_init(sm_tok_pairmap *m, size_t capacity, sm_err *err);
 void sm_tok_pairmap_free(sm_tok_pairmap *m);
 void sm_tok_pairmap_put(sm_tok_pairmap *m, int32_t a, int32_t b, uint32_t rank, int32_t id);
 
 static inline const sm_tok_pairslot *sm_tok_pairmap_get(const sm_tok_pairmap *m, int32_t a,
-                                                        int32_t b) {
+                                                        int32_t b)
+{
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & m->mask;
     for (;;) {
         const sm_tok_pairslot *s = &m->slots[i];
-        if (s->key == key) return s;
-        if (s->key == UINT64_MAX) return NULL;
+        if (s->key == key)
+            return s;
+        if (s->key == UINT64_MAX)
+            return NULL;
         i = (i + 1) & m->mask;
     }
 }
 
 /* The code point of byte b in the GPT-2 byte-level alphabet: printable Latin-1 bytes map to
  * themselves, the others (0-32, 127-160, 173) to 256, 257, ... in byte order. */
-static inline unsigned sm_tok_byte_char(unsigned b) {
-    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) return b;
-    if (b <= 32) return 256 + b;
-    if (b <= 160) return b + 162; /* 127 -> 289 */
-    return 323;                   /* 173 */
+static inline unsigned sm_tok_byte_char(unsigned b)
+{
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)
+        return b;
+    if (b <= 32)
+        return 256 + b;
+    if (b <= 160)
+        return b + 162; /* 127 -> 289 */
+    return 323;         /* 173 */
 }
 
 /* sm_bpe.c */

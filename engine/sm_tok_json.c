@@ -9,50 +9,64 @@
 
 #include "sm_tok_internal.h"
 
-void sm_tok_spec_clear(sm_tok_spec *spec) {
+void sm_tok_spec_clear(sm_tok_spec *spec)
+{
     if (spec->text) {
-        for (size_t i = 0; i < spec->n_ids; i++) free(spec->text[i]);
+        for (size_t i = 0; i < spec->n_ids; i++)
+            free(spec->text[i]);
     }
     free(spec->text);
     free(spec->is_added);
     free(spec->merge_triples);
-    for (size_t i = 0; i < spec->n_added; i++) free(spec->added[i].content);
+    for (size_t i = 0; i < spec->n_added; i++)
+        free(spec->added[i].content);
     free(spec->added);
     free(spec->regex);
     memset(spec, 0, sizeof *spec);
 }
 
-static const char *type_of(const json_t *obj) {
+static const char *type_of(const json_t *obj)
+{
     const json_t *t = json_object_get(obj, "type");
     return json_is_string(t) ? json_string_value(t) : NULL;
 }
 
 /* true when key is absent/null or a string equal to "" */
-static bool empty_or_null(const json_t *obj, const char *key) {
+static bool empty_or_null(const json_t *obj, const char *key)
+{
     const json_t *v = json_object_get(obj, key);
     return !v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0);
 }
 
-static bool false_or_null(const json_t *obj, const char *key) {
+static bool false_or_null(const json_t *obj, const char *key)
+{
     const json_t *v = json_object_get(obj, key);
     return !v || json_is_null(v) || json_is_false(v);
 }
 
-static sm_code check_bytelevel(const json_t *bl, const char *where, bool regex_ok, sm_err *err) {
+static sm_code check_bytelevel(const json_t *bl, const char *where, bool regex_ok, sm_err *err)
+{
     if (!false_or_null(bl, "add_prefix_space"))
-        return sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: %s ByteLevel with add_prefix_space "
-                          "is not supported", where);
+        return sm_err_set(err, SM_EUNSUPPORTED,
+                          "tokenizer.json: %s ByteLevel with add_prefix_space "
+                          "is not supported",
+                          where);
     if (!regex_ok && !false_or_null(bl, "use_regex"))
-        return sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: %s ByteLevel with use_regex "
-                          "(the built-in GPT-2 regex) is not supported", where);
+        return sm_err_set(err, SM_EUNSUPPORTED,
+                          "tokenizer.json: %s ByteLevel with use_regex "
+                          "(the built-in GPT-2 regex) is not supported",
+                          where);
     return SM_OK;
 }
 
-static sm_code parse_normalizer(const json_t *n, sm_tok_spec *spec, sm_err *err) {
+static sm_code parse_normalizer(const json_t *n, sm_tok_spec *spec, sm_err *err)
+{
     spec->normalizer = SM_TOK_NORM_NONE;
-    if (!n || json_is_null(n)) return SM_OK;
+    if (!n || json_is_null(n))
+        return SM_OK;
     const char *type = type_of(n);
-    if (!type) return sm_err_set(err, SM_EFORMAT, "tokenizer.json: normalizer has no type");
+    if (!type)
+        return sm_err_set(err, SM_EFORMAT, "tokenizer.json: normalizer has no type");
     if (strcmp(type, "NFC") == 0) {
         spec->normalizer = SM_TOK_NORM_NFC;
         return SM_OK;
@@ -70,9 +84,11 @@ static sm_code parse_normalizer(const json_t *n, sm_tok_spec *spec, sm_err *err)
     return sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: normalizer %s is not supported", type);
 }
 
-static sm_code parse_split(const json_t *s, sm_tok_spec *spec, sm_err *err) {
+static sm_code parse_split(const json_t *s, sm_tok_spec *spec, sm_err *err)
+{
     if (spec->regex)
-        return sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: more than one Split pre-tokenizer");
+        return sm_err_set(err, SM_EUNSUPPORTED,
+                          "tokenizer.json: more than one Split pre-tokenizer");
     const json_t *pattern = json_object_get(s, "pattern");
     const json_t *re = json_object_get(pattern, "Regex");
     if (!json_is_string(re)) {
@@ -89,19 +105,23 @@ static sm_code parse_split(const json_t *s, sm_tok_spec *spec, sm_err *err) {
     if (!false_or_null(s, "invert"))
         return sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: inverted Split is not supported");
     spec->regex = strndup(json_string_value(re), json_string_length(re));
-    if (!spec->regex) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+    if (!spec->regex)
+        return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
     if (strlen(spec->regex) != json_string_length(re))
         return sm_err_set(err, SM_EFORMAT, "tokenizer.json: Split regex contains a NUL");
     return SM_OK;
 }
 
-static sm_code parse_pre_tokenizer(const json_t *p, sm_tok_spec *spec, sm_err *err) {
+static sm_code parse_pre_tokenizer(const json_t *p, sm_tok_spec *spec, sm_err *err)
+{
     if (!p || json_is_null(p))
         return sm_err_set(err, SM_EUNSUPPORTED,
                           "tokenizer.json: no pre-tokenizer (a ByteLevel one is required)");
     const char *type = type_of(p);
-    if (!type) return sm_err_set(err, SM_EFORMAT, "tokenizer.json: pre_tokenizer has no type");
-    if (strcmp(type, "ByteLevel") == 0) return check_bytelevel(p, "pre_tokenizer", false, err);
+    if (!type)
+        return sm_err_set(err, SM_EFORMAT, "tokenizer.json: pre_tokenizer has no type");
+    if (strcmp(type, "ByteLevel") == 0)
+        return check_bytelevel(p, "pre_tokenizer", false, err);
     if (strcmp(type, "Sequence") != 0)
         return sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: pre-tokenizer %s is not supported",
                           type);
@@ -112,7 +132,8 @@ static sm_code parse_pre_tokenizer(const json_t *p, sm_tok_spec *spec, sm_err *e
     for (size_t i = 0; i < json_array_size(list); i++) {
         const json_t *step = json_array_get(list, i);
         const char *t = type_of(step);
-        if (!t) return sm_err_set(err, SM_EFORMAT, "tokenizer.json: pre-tokenizer step has no type");
+        if (!t)
+            return sm_err_set(err, SM_EFORMAT, "tokenizer.json: pre-tokenizer step has no type");
         sm_code rc;
         if (strcmp(t, "Split") == 0) {
             if (bytelevel)
@@ -125,18 +146,21 @@ static sm_code parse_pre_tokenizer(const json_t *p, sm_tok_spec *spec, sm_err *e
             bytelevel = true;
             rc = check_bytelevel(step, "pre_tokenizer", false, err);
         } else {
-            rc = sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: pre-tokenizer %s is not supported",
-                            t);
+            rc = sm_err_set(err, SM_EUNSUPPORTED,
+                            "tokenizer.json: pre-tokenizer %s is not supported", t);
         }
-        if (rc) return rc;
+        if (rc)
+            return rc;
     }
     if (!bytelevel)
-        return sm_err_set(err, SM_EUNSUPPORTED,
-                          "tokenizer.json: pre-tokenizer has no ByteLevel step (not byte-level BPE)");
+        return sm_err_set(
+            err, SM_EUNSUPPORTED,
+            "tokenizer.json: pre-tokenizer has no ByteLevel step (not byte-level BPE)");
     return SM_OK;
 }
 
-static sm_code parse_decoder(const json_t *d, sm_err *err) {
+static sm_code parse_decoder(const json_t *d, sm_err *err)
+{
     const char *type = d ? type_of(d) : NULL;
     if (!type)
         return sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: a ByteLevel decoder is required");
@@ -146,22 +170,28 @@ static sm_code parse_decoder(const json_t *d, sm_err *err) {
             return parse_decoder(json_array_get(list, 0), err);
     }
     if (strcmp(type, "ByteLevel") != 0)
-        return sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: decoder %s is not supported", type);
+        return sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: decoder %s is not supported",
+                          type);
     return SM_OK;
 }
 
-static sm_code parse_post_processor(const json_t *p, sm_err *err) {
-    if (!p || json_is_null(p)) return SM_OK;
+static sm_code parse_post_processor(const json_t *p, sm_err *err)
+{
+    if (!p || json_is_null(p))
+        return SM_OK;
     const char *type = type_of(p);
     if (!type || strcmp(type, "ByteLevel") != 0)
-        return sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: post-processor %s is not supported",
+        return sm_err_set(err, SM_EUNSUPPORTED,
+                          "tokenizer.json: post-processor %s is not supported",
                           type ? type : "(no type)");
     return SM_OK;
 }
 
-static sm_code set_text(sm_tok_spec *spec, size_t id, const char *s, size_t n) {
+static sm_code set_text(sm_tok_spec *spec, size_t id, const char *s, size_t n)
+{
     char *copy = malloc(n + 1);
-    if (!copy) return SM_ENOMEM;
+    if (!copy)
+        return SM_ENOMEM;
     memcpy(copy, s, n);
     copy[n] = 0;
     free(spec->text[id]);
@@ -169,13 +199,16 @@ static sm_code set_text(sm_tok_spec *spec, size_t id, const char *s, size_t n) {
     return SM_OK;
 }
 
-static sm_code parse_added(const json_t *list, sm_tok_spec *spec, size_t *max_id, sm_err *err) {
-    if (!list || json_is_null(list)) return SM_OK;
+static sm_code parse_added(const json_t *list, sm_tok_spec *spec, size_t *max_id, sm_err *err)
+{
+    if (!list || json_is_null(list))
+        return SM_OK;
     if (!json_is_array(list))
         return sm_err_set(err, SM_EFORMAT, "tokenizer.json: added_tokens is not an array");
     size_t n = json_array_size(list);
     spec->added = calloc(n ? n : 1, sizeof *spec->added);
-    if (!spec->added) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+    if (!spec->added)
+        return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
     for (size_t i = 0; i < n; i++) {
         const json_t *t = json_array_get(list, i);
         const json_t *id = json_object_get(t, "id");
@@ -187,7 +220,8 @@ static sm_code parse_added(const json_t *list, sm_tok_spec *spec, size_t *max_id
         a->id = (int32_t)json_integer_value(id);
         a->len = json_string_length(content);
         a->content = malloc(a->len + 1);
-        if (!a->content) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+        if (!a->content)
+            return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
         memcpy(a->content, json_string_value(content), a->len + 1);
         a->special = json_is_true(json_object_get(t, "special"));
         a->lstrip = json_is_true(json_object_get(t, "lstrip"));
@@ -196,16 +230,19 @@ static sm_code parse_added(const json_t *list, sm_tok_spec *spec, size_t *max_id
         /* HF's default for a missing "normalized" is !special */
         const json_t *norm = json_object_get(t, "normalized");
         a->normalized = norm ? json_is_true(norm) : !a->special;
-        if ((size_t)a->id + 1 > *max_id) *max_id = (size_t)a->id + 1;
+        if ((size_t)a->id + 1 > *max_id)
+            *max_id = (size_t)a->id + 1;
     }
     return SM_OK;
 }
 
 static sm_code parse_merges(const json_t *merges, const json_t *vocab, sm_tok_spec *spec,
-                            sm_err *err) {
+                            sm_err *err)
+{
     size_t n = json_array_size(merges);
     spec->merge_triples = malloc((n ? n : 1) * 3 * sizeof(uint32_t));
-    if (!spec->merge_triples) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+    if (!spec->merge_triples)
+        return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
     char buf[1024];
     for (size_t i = 0; i < n; i++) {
         const json_t *m = json_array_get(merges, i);
@@ -252,9 +289,10 @@ static sm_code parse_merges(const json_t *merges, const json_t *vocab, sm_tok_sp
     return SM_OK;
 }
 
-static sm_code parse_model(const json_t *model, const json_t *added, sm_tok_spec *spec,
-                           sm_err *err) {
-    if (!json_is_object(model)) return sm_err_set(err, SM_EFORMAT, "tokenizer.json: no model");
+static sm_code parse_model(const json_t *model, const json_t *added, sm_tok_spec *spec, sm_err *err)
+{
+    if (!json_is_object(model))
+        return sm_err_set(err, SM_EFORMAT, "tokenizer.json: no model");
     const char *type = type_of(model);
     if (type && strcmp(type, "BPE") != 0)
         return sm_err_set(err, SM_EUNSUPPORTED,
@@ -273,13 +311,15 @@ static sm_code parse_model(const json_t *model, const json_t *added, sm_tok_spec
         return sm_err_set(err, SM_EUNSUPPORTED,
                           "tokenizer.json: BPE subword prefix/suffix is not supported");
     if (!false_or_null(model, "byte_fallback"))
-        return sm_err_set(err, SM_EUNSUPPORTED, "tokenizer.json: BPE byte_fallback is not supported");
+        return sm_err_set(err, SM_EUNSUPPORTED,
+                          "tokenizer.json: BPE byte_fallback is not supported");
     spec->ignore_merges = json_is_true(json_object_get(model, "ignore_merges"));
 
     size_t max_id = 0;
     const char *key;
     const json_t *value;
-    json_object_foreach((json_t *)vocab, key, value) {
+    json_object_foreach((json_t *)vocab, key, value)
+    {
         if (!json_is_integer(value) || json_integer_value(value) < 0 ||
             json_integer_value(value) >= SM_TOK_MAX_IDS)
             return sm_err_set(err, SM_EFORMAT, "tokenizer.json: vocab entry \"%.64s\" has a bad id",
@@ -288,18 +328,22 @@ static sm_code parse_model(const json_t *model, const json_t *added, sm_tok_spec
             max_id = (size_t)json_integer_value(value) + 1;
     }
     sm_code rc = parse_added(added, spec, &max_id, err);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     /* an added token whose content is in the model vocabulary takes the vocabulary's id, as
      * HF does when it loads the file */
     for (size_t i = 0; i < spec->n_added; i++) {
         const json_t *v = json_object_get(vocab, spec->added[i].content);
-        if (json_is_integer(v)) spec->added[i].id = (int32_t)json_integer_value(v);
+        if (json_is_integer(v))
+            spec->added[i].id = (int32_t)json_integer_value(v);
     }
     spec->n_ids = max_id;
     spec->text = calloc(max_id ? max_id : 1, sizeof *spec->text);
     spec->is_added = calloc(max_id ? max_id : 1, 1);
-    if (!spec->text || !spec->is_added) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
-    json_object_foreach((json_t *)vocab, key, value) {
+    if (!spec->text || !spec->is_added)
+        return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+    json_object_foreach((json_t *)vocab, key, value)
+    {
         size_t id = (size_t)json_integer_value(value);
         if (spec->text[id])
             return sm_err_set(err, SM_EFORMAT, "tokenizer.json: vocab id %zu is used twice", id);
@@ -315,7 +359,8 @@ static sm_code parse_model(const json_t *model, const json_t *added, sm_tok_spec
     return parse_merges(merges, vocab, spec, err);
 }
 
-sm_code sm_tok_json_parse(const char *json, size_t len, sm_tok_spec *spec, sm_err *err) {
+sm_code sm_tok_json_parse(const char *json, size_t len, sm_tok_spec *spec, sm_err *err)
+{
     memset(spec, 0, sizeof *spec);
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr);
@@ -338,12 +383,16 @@ sm_code sm_tok_json_parse(const char *json, size_t len, sm_tok_spec *spec, sm_er
     if ((rc = parse_model(json_object_get(root, "model"), json_object_get(root, "added_tokens"),
                           spec, err)))
         goto done;
-    if ((rc = parse_normalizer(json_object_get(root, "normalizer"), spec, err))) goto done;
-    if ((rc = parse_pre_tokenizer(json_object_get(root, "pre_tokenizer"), spec, err))) goto done;
-    if ((rc = parse_decoder(json_object_get(root, "decoder"), err))) goto done;
+    if ((rc = parse_normalizer(json_object_get(root, "normalizer"), spec, err)))
+        goto done;
+    if ((rc = parse_pre_tokenizer(json_object_get(root, "pre_tokenizer"), spec, err)))
+        goto done;
+    if ((rc = parse_decoder(json_object_get(root, "decoder"), err)))
+        goto done;
     rc = parse_post_processor(json_object_get(root, "post_processor"), err);
 done:
     json_decref(root);
-    if (rc) sm_tok_spec_clear(spec);
+    if (rc)
+        sm_tok_spec_clear(spec);
     return rc;
 }

@@ -15,8 +15,8 @@
 
 #define SM_TOK_MAX_FILE ((size_t)1 << 30)
 
-static sm_code read_file(const char *path, char **data, size_t *size, bool *missing,
-                         sm_err *err) {
+static sm_code read_file(const char *path, char **data, size_t *size, bool *missing, sm_err *err)
+{
     *data = NULL;
     *size = 0;
     *missing = false;
@@ -31,7 +31,8 @@ static sm_code read_file(const char *path, char **data, size_t *size, bool *miss
     if ((size_t)st.st_size > SM_TOK_MAX_FILE)
         return sm_err_set(err, SM_ELIMIT, "tokenizer: %s is larger than 1 GiB", path);
     FILE *f = fopen(path, "rb");
-    if (!f) return sm_err_set(err, SM_EIO, "tokenizer: cannot open %s: %s", path, strerror(errno));
+    if (!f)
+        return sm_err_set(err, SM_EIO, "tokenizer: cannot open %s: %s", path, strerror(errno));
     char *buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
         fclose(f);
@@ -50,16 +51,19 @@ static sm_code read_file(const char *path, char **data, size_t *size, bool *miss
     return SM_OK;
 }
 
-static char *path_join(const char *dir, const char *name) {
+static char *path_join(const char *dir, const char *name)
+{
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
     return p;
 }
 
 /* Decoded bytes of a token text: byte-level characters back to bytes; a text with any
  * character outside the byte alphabet is kept as its UTF-8 bytes (HF's ByteLevel decoder). */
-static size_t token_bytes(const char *t, size_t n, uint8_t *out) {
+static size_t token_bytes(const char *t, size_t n, uint8_t *out)
+{
     size_t k = 0, i = 0;
     while (i < n) {
         uint8_t c = (uint8_t)t[i];
@@ -76,10 +80,14 @@ static size_t token_bytes(const char *t, size_t n, uint8_t *out) {
             l = 1;
         }
         int b = -1;
-        if (cp < 256 && sm_tok_byte_char(cp) == cp) b = (int)cp;
-        else if (cp >= 256 && cp <= 288) b = (int)(cp - 256);
-        else if (cp >= 289 && cp <= 322) b = (int)(cp - 162);
-        else if (cp == 323) b = 173;
+        if (cp < 256 && sm_tok_byte_char(cp) == cp)
+            b = (int)cp;
+        else if (cp >= 256 && cp <= 288)
+            b = (int)(cp - 256);
+        else if (cp >= 289 && cp <= 322)
+            b = (int)(cp - 162);
+        else if (cp == 323)
+            b = 173;
         if (b < 0) {
             memcpy(out, t, n);
             return n;
@@ -90,13 +98,16 @@ static size_t token_bytes(const char *t, size_t n, uint8_t *out) {
     return k;
 }
 
-static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err) {
+static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
+{
     size_t n = spec->n_ids;
     tok->n_ids = n;
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        if (spec->text[i]) total += strlen(spec->text[i]) + 1;
-    if (total >= UINT32_MAX) return sm_err_set(err, SM_ELIMIT, "tokenizer: vocabulary too large");
+        if (spec->text[i])
+            total += strlen(spec->text[i]) + 1;
+    if (total >= UINT32_MAX)
+        return sm_err_set(err, SM_ELIMIT, "tokenizer: vocabulary too large");
     tok->text_off = malloc((n ? n : 1) * sizeof(uint32_t));
     tok->text_len = malloc((n ? n : 1) * sizeof(uint32_t));
     tok->bytes_off = malloc((n ? n : 1) * sizeof(uint32_t));
@@ -130,11 +141,14 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err) {
     tok->text_size = off;
 
     sm_code rc;
-    if ((rc = sm_tok_strmap_init(&tok->vocab, n_vocab, err))) return rc;
-    if ((rc = sm_tok_strmap_init(&tok->all, n_vocab, err))) return rc;
+    if ((rc = sm_tok_strmap_init(&tok->vocab, n_vocab, err)))
+        return rc;
+    if ((rc = sm_tok_strmap_init(&tok->all, n_vocab, err)))
+        return rc;
     tok->n_added = spec->n_added;
     tok->added = calloc(spec->n_added ? spec->n_added : 1, sizeof *tok->added);
-    if (!tok->added) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+    if (!tok->added)
+        return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
     for (size_t i = 0; i < spec->n_added; i++) {
         sm_tok_added *a = &tok->added[i];
         *a = spec->added[i];
@@ -142,8 +156,9 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err) {
         const char *src = spec->added[i].content;
         if (a->normalized && spec->normalizer == SM_TOK_NORM_NFC) {
             utf8proc_uint8_t *nfc = NULL;
-            utf8proc_ssize_t l = utf8proc_map((const utf8proc_uint8_t *)src, (utf8proc_ssize_t)a->len,
-                                              &nfc, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            utf8proc_ssize_t l =
+                utf8proc_map((const utf8proc_uint8_t *)src, (utf8proc_ssize_t)a->len, &nfc,
+                             UTF8PROC_STABLE | UTF8PROC_COMPOSE);
             if (l <= 0) {
                 free(nfc);
                 return sm_err_set(err, SM_EFORMAT, "tokenizer: added token %d is not valid UTF-8",
@@ -153,22 +168,28 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err) {
             a->len = (size_t)l;
         } else {
             a->content = strndup(src, a->len);
-            if (!a->content) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+            if (!a->content)
+                return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
         }
         if (!sm_tok_utf8_valid((const uint8_t *)a->content, a->len))
-            return sm_err_set(err, SM_EFORMAT, "tokenizer: added token %d is not valid UTF-8", a->id);
-        if (a->special) tok->is_special[a->id] = 1;
+            return sm_err_set(err, SM_EFORMAT, "tokenizer: added token %d is not valid UTF-8",
+                              a->id);
+        if (a->special)
+            tok->is_special[a->id] = 1;
         sm_tok_strmap_put(&tok->all, tok, a->id);
     }
     int32_t *order = malloc((n ? n : 1) * sizeof *order);
-    if (!order) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+    if (!order)
+        return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (tok->text_off[i] != UINT32_MAX && !spec->is_added[i]) order[k++] = (int32_t)i;
+        if (tok->text_off[i] != UINT32_MAX && !spec->is_added[i])
+            order[k++] = (int32_t)i;
     sm_tok_strmap_put_all(&tok->vocab, tok, order, k);
     k = 0;
     for (size_t i = 0; i < n; i++)
-        if (tok->text_off[i] != UINT32_MAX) order[k++] = (int32_t)i;
+        if (tok->text_off[i] != UINT32_MAX)
+            order[k++] = (int32_t)i;
     sm_tok_strmap_put_all(&tok->all, tok, order, k);
     free(order);
     for (unsigned b = 0; b < 256; b++) {
@@ -185,15 +206,16 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err) {
         tok->byte_id[b] = sm_tok_strmap_get(&tok->vocab, tok, t, tl);
     }
 
-    if ((rc = sm_tok_pairmap_init(&tok->merges, spec->n_merges, err))) return rc;
+    if ((rc = sm_tok_pairmap_init(&tok->merges, spec->n_merges, err)))
+        return rc;
     tok->n_merges = spec->n_merges;
     for (size_t i = 0; i < spec->n_merges; i++) {
         const uint32_t *m = spec->merge_triples + 3 * i;
         if (i + 16 < spec->n_merges) {
             const uint32_t *f = m + 48;
             uint64_t key = ((uint64_t)f[0] << 32) | f[1];
-            __builtin_prefetch(&tok->merges.slots[((key * 0x9E3779B97F4A7C15ull) >> 32) &
-                                                  tok->merges.mask], 1);
+            __builtin_prefetch(
+                &tok->merges.slots[((key * 0x9E3779B97F4A7C15ull) >> 32) & tok->merges.mask], 1);
         }
         if (m[0] >= n || m[1] >= n || m[2] >= n)
             return sm_err_set(err, SM_EFORMAT, "tokenizer: merge %zu refers to an unknown id", i);
@@ -211,19 +233,22 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err) {
     }
     size_t nr = 0, nn = 0;
     for (size_t i = 0; i < tok->n_added; i++) {
-        if (tok->added[i].normalized) norm[nn++] = &tok->added[i];
-        else raw[nr++] = &tok->added[i];
+        if (tok->added[i].normalized)
+            norm[nn++] = &tok->added[i];
+        else
+            raw[nr++] = &tok->added[i];
     }
     sm_tok_matcher_build(&tok->raw_matcher, raw, nr);
     sm_tok_matcher_build(&tok->norm_matcher, norm, nn);
 
     if (spec->regex) {
         tok->regex = strdup(spec->regex);
-        if (!tok->regex) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+        if (!tok->regex)
+            return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
         int ecode;
         PCRE2_SIZE eoff;
-        tok->re = pcre2_compile((PCRE2_SPTR)tok->regex, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
-                                &ecode, &eoff, NULL);
+        tok->re = pcre2_compile((PCRE2_SPTR)tok->regex, PCRE2_ZERO_TERMINATED,
+                                PCRE2_UTF | PCRE2_UCP, &ecode, &eoff, NULL);
         if (!tok->re) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(ecode, msg, sizeof msg);
@@ -238,10 +263,12 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err) {
 }
 
 /* eos_token of tokenizer_config.json: a string or an object with "content". */
-static sm_code read_config(const char *dir, sm_tokenizer *tok, sm_err *err) {
+static sm_code read_config(const char *dir, sm_tokenizer *tok, sm_err *err)
+{
     tok->eos_id = -1;
     char *path = path_join(dir, "tokenizer_config.json");
-    if (!path) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+    if (!path)
+        return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
     char *data;
     size_t size;
     bool missing;
@@ -266,27 +293,36 @@ static sm_code read_config(const char *dir, sm_tokenizer *tok, sm_err *err) {
     }
     free(path);
     const json_t *eos = json_object_get(root, "eos_token");
-    if (json_is_object(eos)) eos = json_object_get(eos, "content");
-    if (json_is_string(eos)) tok->eos_id = sm_tokenizer_token_id(tok, json_string_value(eos));
+    if (json_is_object(eos))
+        eos = json_object_get(eos, "content");
+    if (json_is_string(eos))
+        tok->eos_id = sm_tokenizer_token_id(tok, json_string_value(eos));
     json_decref(root);
     return SM_OK;
 }
 
-static char *default_cache_dir(void) {
+static char *default_cache_dir(void)
+{
     const char *env = getenv("SM_TOKENIZER_CACHE");
-    if (env && *env) return strcmp(env, "off") == 0 ? NULL : strdup(env);
+    if (env && *env)
+        return strcmp(env, "off") == 0 ? NULL : strdup(env);
     env = getenv("XDG_CACHE_HOME");
-    if (env && *env) return path_join(env, "stepmark");
+    if (env && *env)
+        return path_join(env, "stepmark");
     env = getenv("HOME");
-    if (env && *env) return path_join(env, ".cache/stepmark");
+    if (env && *env)
+        return path_join(env, ".cache/stepmark");
     return NULL;
 }
 
-static void mkdir_p(const char *dir) {
+static void mkdir_p(const char *dir)
+{
     char *p = strdup(dir);
-    if (!p) return;
+    if (!p)
+        return;
     for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
+        if (*s != '/')
+            continue;
         *s = 0;
         mkdir(p, 0755);
         *s = '/';
@@ -296,17 +332,21 @@ static void mkdir_p(const char *dir) {
 }
 
 sm_code sm_tokenizer_load_cached(const char *dir, const char *cache_dir, sm_tokenizer **out,
-                                 sm_err *err) {
-    if (!dir || !out) return sm_err_set(err, SM_EINVAL, "tokenizer: load given a NULL argument");
+                                 sm_err *err)
+{
+    if (!dir || !out)
+        return sm_err_set(err, SM_EINVAL, "tokenizer: load given a NULL argument");
     *out = NULL;
     char *path = path_join(dir, "tokenizer.json");
-    if (!path) return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
+    if (!path)
+        return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
     char *json;
     size_t size;
     bool missing;
     sm_code rc = read_file(path, &json, &size, &missing, err);
     free(path);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     uint64_t hash = sm_tok_hash(json, size);
 
     sm_tok_spec spec;
@@ -330,7 +370,8 @@ sm_code sm_tokenizer_load_cached(const char *dir, const char *cache_dir, sm_toke
     }
     free(json);
     free(cache_path);
-    if (rc) return rc;
+    if (rc)
+        return rc;
 
     sm_tokenizer *tok = calloc(1, sizeof *tok);
     if (!tok) {
@@ -340,7 +381,8 @@ sm_code sm_tokenizer_load_cached(const char *dir, const char *cache_dir, sm_toke
     pthread_mutex_init(&tok->cache_lock, NULL);
     rc = build(&spec, tok, err);
     sm_tok_spec_clear(&spec);
-    if (rc == SM_OK) rc = read_config(dir, tok, err);
+    if (rc == SM_OK)
+        rc = read_config(dir, tok, err);
     if (rc) {
         sm_tokenizer_free(&tok);
         return rc;
@@ -349,15 +391,18 @@ sm_code sm_tokenizer_load_cached(const char *dir, const char *cache_dir, sm_toke
     return SM_OK;
 }
 
-sm_code sm_tokenizer_load(const char *dir, sm_tokenizer **out, sm_err *err) {
+sm_code sm_tokenizer_load(const char *dir, sm_tokenizer **out, sm_err *err)
+{
     char *cache_dir = default_cache_dir();
     sm_code rc = sm_tokenizer_load_cached(dir, cache_dir, out, err);
     free(cache_dir);
     return rc;
 }
 
-void sm_tokenizer_free(sm_tokenizer **tokp) {
-    if (!tokp || !*tokp) return;
+void sm_tokenizer_free(sm_tokenizer **tokp)
+{
+    if (!tokp || !*tokp)
+        return;
     sm_tokenizer *tok = *tokp;
     free(tok->text_off);
     free(tok->text_len);
@@ -370,7 +415,8 @@ void sm_tokenizer_free(sm_tokenizer **tokp) {
     sm_tok_strmap_free(&tok->all);
     sm_tok_pairmap_free(&tok->merges);
     if (tok->added)
-        for (size_t i = 0; i < tok->n_added; i++) free(tok->added[i].content);
+        for (size_t i = 0; i < tok->n_added; i++)
+            free(tok->added[i].content);
     free(tok->added);
     free((void *)tok->raw_matcher.tok);
     free((void *)tok->norm_matcher.tok);
@@ -382,20 +428,31 @@ void sm_tokenizer_free(sm_tokenizer **tokp) {
     *tokp = NULL;
 }
 
-int32_t sm_tokenizer_token_id(const sm_tokenizer *tok, const char *token_text) {
-    if (!tok || !token_text) return -1;
+int32_t sm_tokenizer_token_id(const sm_tokenizer *tok, const char *token_text)
+{
+    if (!tok || !token_text)
+        return -1;
     return sm_tok_strmap_get(&tok->all, tok, token_text, strlen(token_text));
 }
 
-const char *sm_tokenizer_id_text(const sm_tokenizer *tok, int32_t id) {
-    if (!tok || id < 0 || (size_t)id >= tok->n_ids || tok->text_off[id] == UINT32_MAX) return NULL;
+const char *sm_tokenizer_id_text(const sm_tokenizer *tok, int32_t id)
+{
+    if (!tok || id < 0 || (size_t)id >= tok->n_ids || tok->text_off[id] == UINT32_MAX)
+        return NULL;
     return tok->text + tok->text_off[id];
 }
 
-bool sm_tokenizer_is_special(const sm_tokenizer *tok, int32_t id) {
+bool sm_tokenizer_is_special(const sm_tokenizer *tok, int32_t id)
+{
     return tok && id >= 0 && (size_t)id < tok->n_ids && tok->is_special[id];
 }
 
-size_t sm_tokenizer_vocab_size(const sm_tokenizer *tok) { return tok ? tok->n_ids : 0; }
+size_t sm_tokenizer_vocab_size(const sm_tokenizer *tok)
+{
+    return tok ? tok->n_ids : 0;
+}
 
-int32_t sm_tokenizer_eos_id(const sm_tokenizer *tok) { return tok ? tok->eos_id : -1; }
+int32_t sm_tokenizer_eos_id(const sm_tokenizer *tok)
+{
+    return tok ? tok->eos_id : -1;
+}

@@ -73,8 +73,8 @@ int32_t sm_tokenizer_eos_id(const sm_tokenizer *tok);
 #define SM_DETOK_STREAM_MIN_CAP 1024
 typedef struct sm_detok_stream sm_detok_stream;
 sm_code sm_detok_stream_new(const sm_tokenizer *tok, sm_detok_stream **out, sm_err *err);
-sm_code sm_detok_stream_push(sm_detok_stream *s, int32_t id, char *out, size_t cap,
-                             size_t *out_len, sm_err *err);
+sm_code sm_detok_stream_push(sm_detok_stream *s, int32_t id, char *out, size_t cap, size_t *out_len,
+                             sm_err *err);
 sm_code sm_detok_stream_flush(sm_detok_stream *s, char *out, size_t cap, size_t *out_len,
                               sm_err *err);
 void sm_detok_stream_free(sm_detok_stream **s);

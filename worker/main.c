@@ -32,11 +32,15 @@ static const sm_arg_opt worker_opts[] = {
     {"slots", 0, SM_ARG_VALUE, "N", "jobs graded at once, 1..1024 (worker.slots)", false},
     {0}};
 static const sm_args_spec worker_spec = {
-    "stepmark-worker", NULL,
+    "stepmark-worker",
+    NULL,
     "Grades submissions handed out by the broker (docs/worker.md). Options override the\n"
     "worker.* settings. SIGTERM/SIGINT drain (finish the jobs in progress, then exit 0); a\n"
     "second one exits at once.",
-    worker_opts, NULL, 0, 0};
+    worker_opts,
+    NULL,
+    0,
+    0};
 
 int main(int argc, char **argv)
 {

@@ -21,34 +21,46 @@ typedef struct parser {
     bool failed;
 } parser;
 
-static bool fail(parser *p, const char *msg) {
-    if (!p->failed) snprintf(p->why, (size_t)p->why_len, "%s", msg);
+static bool fail(parser *p, const char *msg)
+{
+    if (!p->failed)
+        snprintf(p->why, (size_t)p->why_len, "%s", msg);
     p->failed = true;
     return false;
 }
 
-static void skip_ws(parser *p) {
-    while (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n') p->i++;
+static void skip_ws(parser *p)
+{
+    while (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n')
+        p->i++;
 }
 
-static bool starts(parser *p, const char *w) {
+static bool starts(parser *p, const char *w)
+{
     skip_ws(p);
     size_t n = strlen(w);
-    if (strncmp(p->s + p->i, w, n) != 0) return false;
+    if (strncmp(p->s + p->i, w, n) != 0)
+        return false;
     /* a command or name must not run on into more letters (\pi vs \pin) */
-    if (isalpha((unsigned char)w[n - 1]) && isalpha((unsigned char)p->s[p->i + n])) return false;
+    if (isalpha((unsigned char)w[n - 1]) && isalpha((unsigned char)p->s[p->i + n]))
+        return false;
     return true;
 }
 
-static bool eat(parser *p, const char *w) {
-    if (!starts(p, w)) return false;
+static bool eat(parser *p, const char *w)
+{
+    if (!starts(p, w))
+        return false;
     p->i += strlen(w);
     return true;
 }
 
-static int64_t gcd64(int64_t a, int64_t b) {
-    if (a < 0) a = -a;
-    if (b < 0) b = -b;
+static int64_t gcd64(int64_t a, int64_t b)
+{
+    if (a < 0)
+        a = -a;
+    if (b < 0)
+        b = -b;
     while (b) {
         int64_t t = a % b;
         a = b;
@@ -57,7 +69,8 @@ static int64_t gcd64(int64_t a, int64_t b) {
     return a;
 }
 
-static ans_val make_exact(int64_t n, int64_t d) {
+static ans_val make_exact(int64_t n, int64_t d)
+{
     ans_val v = {0};
     if (n == INT64_MIN || d == INT64_MIN) { /* cannot be negated (here or in gcd64) */
         v.exact = false;
@@ -67,7 +80,8 @@ static ans_val make_exact(int64_t n, int64_t d) {
     if (d < 0)
         n = -n, d = -d;
     int64_t g = gcd64(n, d);
-    if (g > 1) n /= g, d /= g;
+    if (g > 1)
+        n /= g, d /= g;
     v.exact = true;
     v.n = n;
     v.d = d;
@@ -75,25 +89,27 @@ static ans_val make_exact(int64_t n, int64_t d) {
     return v;
 }
 
-static ans_val make_real(double x) {
+static ans_val make_real(double x)
+{
     ans_val v = {0};
     v.v = x;
     return v;
 }
 
-static void merge_flags(ans_val *r, const ans_val *a, const ans_val *b) {
+static void merge_flags(ans_val *r, const ans_val *a, const ans_val *b)
+{
     r->has_decimal = a->has_decimal || b->has_decimal;
     r->has_fraction = a->has_fraction || b->has_fraction;
     r->has_ops = a->has_ops || b->has_ops;
 }
 
-static ans_val v_add(ans_val a, ans_val b, int sign) {
+static ans_val v_add(ans_val a, ans_val b, int sign)
+{
     ans_val r;
     int64_t x, y, n, d;
     if (a.exact && b.exact && !__builtin_mul_overflow(a.n, b.d, &x) &&
         !__builtin_mul_overflow(b.n, a.d, &y) && !(sign < 0 && y == INT64_MIN) &&
-        !__builtin_add_overflow(x, sign < 0 ? -y : y, &n) &&
-        !__builtin_mul_overflow(a.d, b.d, &d))
+        !__builtin_add_overflow(x, sign < 0 ? -y : y, &n) && !__builtin_mul_overflow(a.d, b.d, &d))
         r = make_exact(n, d);
     else
         r = make_real(sign < 0 ? a.v - b.v : a.v + b.v);
@@ -102,7 +118,8 @@ static ans_val v_add(ans_val a, ans_val b, int sign) {
     return r;
 }
 
-static ans_val v_mul(ans_val a, ans_val b) {
+static ans_val v_mul(ans_val a, ans_val b)
+{
     ans_val r;
     int64_t n, d;
     if (a.exact && b.exact && !__builtin_mul_overflow(a.n, b.n, &n) &&
@@ -115,8 +132,10 @@ static ans_val v_mul(ans_val a, ans_val b) {
     return r;
 }
 
-static bool v_div(parser *p, ans_val a, ans_val b, ans_val *r) {
-    if ((b.exact && b.n == 0) || b.v == 0.0) return fail(p, "division by zero");
+static bool v_div(parser *p, ans_val a, ans_val b, ans_val *r)
+{
+    if ((b.exact && b.n == 0) || b.v == 0.0)
+        return fail(p, "division by zero");
     int64_t n, d;
     if (a.exact && b.exact && !__builtin_mul_overflow(a.n, b.d, &n) &&
         !__builtin_mul_overflow(a.d, b.n, &d))
@@ -128,11 +147,14 @@ static bool v_div(parser *p, ans_val a, ans_val b, ans_val *r) {
     return true;
 }
 
-static bool isqrt_exact(int64_t x, int64_t *root) {
-    if (x < 0) return false;
+static bool isqrt_exact(int64_t x, int64_t *root)
+{
+    if (x < 0)
+        return false;
     int64_t s = (int64_t)sqrt((double)x);
     for (int64_t c = s > 1 ? s - 1 : 0; c <= s + 1; c++) {
-        if (c != 0 && c > INT64_MAX / c) break;
+        if (c != 0 && c > INT64_MAX / c)
+            break;
         if (c * c == x) {
             *root = c;
             return true;
@@ -141,8 +163,10 @@ static bool isqrt_exact(int64_t x, int64_t *root) {
     return false;
 }
 
-static bool v_sqrt(parser *p, ans_val a, ans_val *r) {
-    if (a.v < 0) return fail(p, "square root of a negative number");
+static bool v_sqrt(parser *p, ans_val a, ans_val *r)
+{
+    if (a.v < 0)
+        return fail(p, "square root of a negative number");
     int64_t rn, rd;
     if (a.exact && isqrt_exact(a.n, &rn) && isqrt_exact(a.d, &rd))
         *r = make_exact(rn, rd);
@@ -154,7 +178,8 @@ static bool v_sqrt(parser *p, ans_val a, ans_val *r) {
     return true;
 }
 
-static bool v_pow(parser *p, ans_val a, ans_val b, ans_val *r) {
+static bool v_pow(parser *p, ans_val a, ans_val b, ans_val *r)
+{
     if (b.exact && b.d == 1 && b.n >= -64 && b.n <= 64 && a.exact) {
         int64_t e = b.n < 0 ? -b.n : b.n;
         int64_t n = 1, d = 1;
@@ -163,7 +188,8 @@ static bool v_pow(parser *p, ans_val a, ans_val b, ans_val *r) {
             ok = !__builtin_mul_overflow(n, a.n, &n) && !__builtin_mul_overflow(d, a.d, &d);
         if (ok) {
             if (b.n < 0) {
-                if (n == 0) return fail(p, "division by zero");
+                if (n == 0)
+                    return fail(p, "division by zero");
                 int64_t t = n;
                 n = d;
                 d = t;
@@ -174,7 +200,8 @@ static bool v_pow(parser *p, ans_val a, ans_val b, ans_val *r) {
             return true;
         }
     }
-    if (a.v == 0 && b.v < 0) return fail(p, "division by zero");
+    if (a.v == 0 && b.v < 0)
+        return fail(p, "division by zero");
     *r = make_real(pow(a.v, b.v));
     merge_flags(r, &a, &b);
     r->has_ops = true;
@@ -185,13 +212,16 @@ static bool expr(parser *p, ans_val *out);
 static bool unary(parser *p, ans_val *out);
 
 /* {expr} or, LaTeX style, a single digit or letter (\frac12, \sqrt2). */
-static bool group(parser *p, ans_val *out) {
+static bool group(parser *p, ans_val *out)
+{
     skip_ws(p);
     if (p->s[p->i] == '{') {
         p->i++;
-        if (!expr(p, out)) return false;
+        if (!expr(p, out))
+            return false;
         skip_ws(p);
-        if (p->s[p->i] != '}') return fail(p, "missing }");
+        if (p->s[p->i] != '}')
+            return fail(p, "missing }");
         p->i++;
         return true;
     }
@@ -203,7 +233,8 @@ static bool group(parser *p, ans_val *out) {
     return fail(p, "expected {...} after a command");
 }
 
-static bool number(parser *p, ans_val *out) {
+static bool number(parser *p, ans_val *out)
+{
     size_t st = p->i;
     int64_t n = 0, d = 1;
     bool exact = true, dec = false;
@@ -226,7 +257,8 @@ static bool number(parser *p, ans_val *out) {
             digits++;
         }
     }
-    if (digits == 0) return fail(p, "expected a number");
+    if (digits == 0)
+        return fail(p, "expected a number");
     /* scientific notation: 1.5e-3, 2E10 */
     if ((p->s[p->i] == 'e' || p->s[p->i] == 'E') &&
         (isdigit((unsigned char)p->s[p->i + 1]) ||
@@ -234,17 +266,21 @@ static bool number(parser *p, ans_val *out) {
           isdigit((unsigned char)p->s[p->i + 2])))) {
         size_t j = p->i + 1;
         bool neg = p->s[j] == '-';
-        if (p->s[j] == '-' || p->s[j] == '+') j++;
+        if (p->s[j] == '-' || p->s[j] == '+')
+            j++;
         int64_t e = 0;
         while (isdigit((unsigned char)p->s[j])) {
-            if (e < 100000) e = e * 10 + (p->s[j] - '0');
+            if (e < 100000)
+                e = e * 10 + (p->s[j] - '0');
             j++;
         }
         p->i = j;
         ans_val m = exact ? make_exact(n, d) : make_real(0);
-        if (!exact) return fail(p, "number too long");
+        if (!exact)
+            return fail(p, "number too long");
         ans_val ten = make_exact(10, 1), ev = make_exact(neg ? -e : e, 1);
-        if (!v_pow(p, m.exact ? make_exact(10, 1) : ten, ev, out)) return false;
+        if (!v_pow(p, m.exact ? make_exact(10, 1) : ten, ev, out))
+            return false;
         *out = v_mul(m, *out);
         out->has_ops = false;
         out->has_fraction = false;
@@ -263,9 +299,11 @@ static bool number(parser *p, ans_val *out) {
         if (!exact) {
             /* magnitude from the digit count is enough to compare with tolerance */
             size_t intdigits = 0;
-            while (isdigit((unsigned char)p->s[st + intdigits])) intdigits++;
-            v = intdigits > 300 ? INFINITY : pow(10.0, (double)intdigits - 1) *
-                                                 ((p->s[st] - '0') + (p->s[st + 1] - '0') / 10.0);
+            while (isdigit((unsigned char)p->s[st + intdigits]))
+                intdigits++;
+            v = intdigits > 300 ? INFINITY
+                                : pow(10.0, (double)intdigits - 1) *
+                                      ((p->s[st] - '0') + (p->s[st + 1] - '0') / 10.0);
         }
     }
     *out = exact ? make_exact(n, d) : make_real(v);
@@ -273,8 +311,10 @@ static bool number(parser *p, ans_val *out) {
     return true;
 }
 
-static bool primary(parser *p, ans_val *out) {
-    if (++p->steps > MAX_STEPS) return fail(p, "expression too long");
+static bool primary(parser *p, ans_val *out)
+{
+    if (++p->steps > MAX_STEPS)
+        return fail(p, "expression too long");
     skip_ws(p);
     char c = p->s[p->i];
     if (isdigit((unsigned char)c) || (c == '.' && isdigit((unsigned char)p->s[p->i + 1])))
@@ -282,20 +322,25 @@ static bool primary(parser *p, ans_val *out) {
     if (c == '(' || c == '[' || c == '{') {
         char close = c == '(' ? ')' : c == '[' ? ']' : '}';
         p->i++;
-        if (!expr(p, out)) return false;
+        if (!expr(p, out))
+            return false;
         skip_ws(p);
-        if (p->s[p->i] != close) return fail(p, "unbalanced brackets");
+        if (p->s[p->i] != close)
+            return fail(p, "unbalanced brackets");
         p->i++;
         return true;
     }
     if (c == '|') {
         p->i++;
-        if (!expr(p, out)) return false;
+        if (!expr(p, out))
+            return false;
         skip_ws(p);
-        if (p->s[p->i] != '|') return fail(p, "unbalanced |");
+        if (p->s[p->i] != '|')
+            return fail(p, "unbalanced |");
         p->i++;
         if (out->v < 0) {
-            if (out->exact) out->n = -out->n;
+            if (out->exact)
+                out->n = -out->n;
             out->v = -out->v;
         }
         out->has_ops = true;
@@ -303,7 +348,8 @@ static bool primary(parser *p, ans_val *out) {
     }
     if (eat(p, "\\frac")) {
         ans_val a, b;
-        if (!group(p, &a) || !group(p, &b)) return false;
+        if (!group(p, &a) || !group(p, &b))
+            return false;
         return v_div(p, a, b, out);
     }
     if (eat(p, "\\sqrt")) {
@@ -312,16 +358,22 @@ static bool primary(parser *p, ans_val *out) {
         skip_ws(p);
         if (p->s[p->i] == '[') {
             p->i++;
-            if (!expr(p, &idx)) return false;
+            if (!expr(p, &idx))
+                return false;
             skip_ws(p);
-            if (p->s[p->i] != ']') return fail(p, "missing ]");
+            if (p->s[p->i] != ']')
+                return fail(p, "missing ]");
             p->i++;
             has_idx = true;
         }
-        if (!group(p, &a)) return false;
-        if (!has_idx || (idx.exact && idx.n == 2 && idx.d == 1)) return v_sqrt(p, a, out);
-        if (idx.v == 0) return fail(p, "zeroth root");
-        if (a.v < 0) return fail(p, "root of a negative number");
+        if (!group(p, &a))
+            return false;
+        if (!has_idx || (idx.exact && idx.n == 2 && idx.d == 1))
+            return v_sqrt(p, a, out);
+        if (idx.v == 0)
+            return fail(p, "zeroth root");
+        if (a.v < 0)
+            return fail(p, "root of a negative number");
         *out = make_real(pow(a.v, 1.0 / idx.v));
         out->has_ops = true;
         return true;
@@ -330,7 +382,8 @@ static bool primary(parser *p, ans_val *out) {
         ans_val a;
         skip_ws(p);
         if (p->s[p->i] == '(' || p->s[p->i] == '{') {
-            if (!primary(p, &a)) return false;
+            if (!primary(p, &a))
+                return false;
         } else if (!unary(p, &a)) {
             return false;
         }
@@ -341,40 +394,49 @@ static bool primary(parser *p, ans_val *out) {
         out->has_ops = true;
         return true;
     }
-    if (c == '\0') return fail(p, "unexpected end");
-    if (isalpha((unsigned char)c) || c == '\\') return fail(p, "unknown symbol");
+    if (c == '\0')
+        return fail(p, "unexpected end");
+    if (isalpha((unsigned char)c) || c == '\\')
+        return fail(p, "unknown symbol");
     return fail(p, "unexpected character");
 }
 
 /* primary ('^' exponent)?, right-associative; '!' for small factorials. */
-static bool power(parser *p, ans_val *out) {
-    if (!primary(p, out)) return false;
+static bool power(parser *p, ans_val *out)
+{
+    if (!primary(p, out))
+        return false;
     skip_ws(p);
     if (p->s[p->i] == '!' && p->s[p->i + 1] != '=') {
         p->i++;
         if (!out->exact || out->d != 1 || out->n < 0 || out->n > 20)
             return fail(p, "factorial of a non-integer or too large");
         int64_t f = 1;
-        for (int64_t k = 2; k <= out->n; k++) f *= k;
+        for (int64_t k = 2; k <= out->n; k++)
+            f *= k;
         *out = make_exact(f, 1);
         out->has_ops = true;
         skip_ws(p);
     }
     if (p->s[p->i] == '^') {
         p->i++;
-        if (++p->depth > ANS_EVAL_MAX_DEPTH) return fail(p, "expression nested too deeply");
+        if (++p->depth > ANS_EVAL_MAX_DEPTH)
+            return fail(p, "expression nested too deeply");
         ans_val e;
         skip_ws(p);
         bool ok = p->s[p->i] == '{' ? group(p, &e) : unary(p, &e);
         p->depth--;
-        if (!ok) return false;
+        if (!ok)
+            return false;
         return v_pow(p, *out, e, out);
     }
     return true;
 }
 
-static bool unary(parser *p, ans_val *out) {
-    if (++p->depth > ANS_EVAL_MAX_DEPTH) return fail(p, "expression nested too deeply");
+static bool unary(parser *p, ans_val *out)
+{
+    if (++p->depth > ANS_EVAL_MAX_DEPTH)
+        return fail(p, "expression nested too deeply");
     skip_ws(p);
     bool ok;
     if (p->s[p->i] == '-' || p->s[p->i] == '+') {
@@ -382,8 +444,10 @@ static bool unary(parser *p, ans_val *out) {
         p->i++;
         ok = unary(p, out);
         if (ok && neg) {
-            if (out->exact && out->n != INT64_MIN) out->n = -out->n;
-            else out->exact = false;
+            if (out->exact && out->n != INT64_MIN)
+                out->n = -out->n;
+            else
+                out->exact = false;
             out->v = -out->v;
         }
     } else {
@@ -393,7 +457,8 @@ static bool unary(parser *p, ans_val *out) {
     return ok;
 }
 
-static bool starts_primary(parser *p) {
+static bool starts_primary(parser *p)
+{
     skip_ws(p);
     char c = p->s[p->i];
     return isdigit((unsigned char)c) || c == '(' || c == '{' || c == '[' || starts(p, "\\sqrt") ||
@@ -401,44 +466,59 @@ static bool starts_primary(parser *p) {
 }
 
 /* Whether s[from..to) is an optionally signed run of digits (a mixed number's whole part). */
-static bool plain_integer(const char *s, size_t from, size_t to) {
-    while (from < to && (s[from] == ' ' || s[from] == '-' || s[from] == '+')) from++;
-    while (to > from && s[to - 1] == ' ') to--;
-    if (from == to) return false;
+static bool plain_integer(const char *s, size_t from, size_t to)
+{
+    while (from < to && (s[from] == ' ' || s[from] == '-' || s[from] == '+'))
+        from++;
+    while (to > from && s[to - 1] == ' ')
+        to--;
+    if (from == to)
+        return false;
     for (size_t i = from; i < to; i++)
-        if (!isdigit((unsigned char)s[i])) return false;
+        if (!isdigit((unsigned char)s[i]))
+            return false;
     return true;
 }
 
-static bool term(parser *p, ans_val *out) {
+static bool term(parser *p, ans_val *out)
+{
     skip_ws(p);
     size_t start = p->i;
-    if (!unary(p, out)) return false;
+    if (!unary(p, out))
+        return false;
     /* a mixed number: 3\frac{1}{2} is 3 + 1/2 (and -3\frac{1}{2} is -(3 + 1/2)) */
     if (plain_integer(p->s, start, p->i) && out->exact && out->d == 1 && starts(p, "\\frac")) {
         ans_val f;
-        if (!power(p, &f)) return false;
+        if (!power(p, &f))
+            return false;
         bool neg = out->n < 0 || (out->n == 0 && p->s[start] == '-');
-        if (neg && f.exact && f.n != INT64_MIN) f.n = -f.n;
-        if (neg) f.v = -f.v;
+        if (neg && f.exact && f.n != INT64_MIN)
+            f.n = -f.n;
+        if (neg)
+            f.v = -f.v;
         *out = v_add(*out, f, 1);
     }
     for (;;) {
-        if (++p->steps > MAX_STEPS) return fail(p, "expression too long");
+        if (++p->steps > MAX_STEPS)
+            return fail(p, "expression too long");
         skip_ws(p);
         char c = p->s[p->i];
         ans_val b;
         if (c == '*') {
             p->i++;
-            if (!unary(p, &b)) return false;
+            if (!unary(p, &b))
+                return false;
             *out = v_mul(*out, b);
         } else if (c == '/') {
             p->i++;
-            if (!unary(p, &b)) return false;
-            if (!v_div(p, *out, b, out)) return false;
+            if (!unary(p, &b))
+                return false;
+            if (!v_div(p, *out, b, out))
+                return false;
         } else if (starts_primary(p)) {
             /* implicit multiplication: 2\sqrt{3}, 2pi, 3(4+1) */
-            if (!power(p, &b)) return false;
+            if (!power(p, &b))
+                return false;
             *out = v_mul(*out, b);
         } else {
             return true;
@@ -446,30 +526,36 @@ static bool term(parser *p, ans_val *out) {
     }
 }
 
-static bool expr(parser *p, ans_val *out) {
-    if (++p->depth > ANS_EVAL_MAX_DEPTH) return fail(p, "expression nested too deeply");
+static bool expr(parser *p, ans_val *out)
+{
+    if (++p->depth > ANS_EVAL_MAX_DEPTH)
+        return fail(p, "expression nested too deeply");
     bool ok = term(p, out);
     while (ok) {
         skip_ws(p);
         char c = p->s[p->i];
-        if (c != '+' && c != '-') break;
+        if (c != '+' && c != '-')
+            break;
         p->i++;
         ans_val b;
         ok = term(p, &b);
-        if (ok) *out = v_add(*out, b, c == '-' ? -1 : 1);
+        if (ok)
+            *out = v_add(*out, b, c == '-' ? -1 : 1);
     }
     p->depth--;
     return ok;
 }
 
-bool ans_eval(const char *s, ans_val *out, char *why, int why_len) {
+bool ans_eval(const char *s, ans_val *out, char *why, int why_len)
+{
     parser p = {.s = s, .why = why, .why_len = why_len};
     memset(out, 0, sizeof *out);
-    if (!expr(&p, out)) return false;
+    if (!expr(&p, out))
+        return false;
     skip_ws(&p);
     if (p.s[p.i] != '\0') {
         fail(&p, isalpha((unsigned char)p.s[p.i]) || p.s[p.i] == '\\' ? "unknown symbol"
-                                                                        : "unexpected character");
+                                                                      : "unexpected character");
         return false;
     }
     if (!isfinite(out->v)) {

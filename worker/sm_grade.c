@@ -85,8 +85,7 @@ sm_code sm_job_new(const sm_grader *g, json_t *body, sm_job **out, sm_err *err)
     j->sp.top_p = num_or(smp, "top_p", c->worker.sampling.top_p);
     j->sp.top_k = (int64_t)num_or(smp, "top_k", (double)c->worker.sampling.top_k);
     j->sp.min_p = num_or(smp, "min_p", c->worker.sampling.min_p);
-    j->sp.repeat_penalty = num_or(smp, "repetition_penalty",
-                                  c->worker.sampling.repetition_penalty);
+    j->sp.repeat_penalty = num_or(smp, "repetition_penalty", c->worker.sampling.repetition_penalty);
     j->max_new = (int64_t)num_or(smp, "max_new_tokens", (double)c->worker.max_new_tokens);
     if (j->max_new > c->worker.max_new_tokens)
         j->max_new = c->worker.max_new_tokens; /* the worker's context is sized for its limit */
@@ -177,8 +176,8 @@ static sm_code code_checks(sm_job *j, sm_err *err)
     json_t *res = NULL;
     sm_err e2;
     int64_t t0 = sm_mono_ms();
-    sm_code rc = sm_sandbox_run_tests(j->g->sandbox, lang, str_of(sub, "content"), tests, &res,
-                                      &e2);
+    sm_code rc =
+        sm_sandbox_run_tests(j->g->sandbox, lang, str_of(sub, "content"), tests, &res, &e2);
     sm_wmetrics_sandbox_run(sm_wmetrics_sandbox_classify(rc, res));
     json_decref(empty);
     if (rc == SM_ENOMEM)
@@ -188,22 +187,20 @@ static sm_code code_checks(sm_job *j, sm_err *err)
         json_array_append_new(j->checks,
                               json_pack("{s:s, s:s, s:b, s:I, s:s, s:{s:s, s:s}}", "kind",
                                         "compile", "name", "sandbox", "passed", 0, "time_ms",
-                                        (json_int_t)(sm_mono_ms() - t0), "output_excerpt",
-                                        e2.msg, "details", "error", sm_code_name(rc),
-                                        "language", lang));
+                                        (json_int_t)(sm_mono_ms() - t0), "output_excerpt", e2.msg,
+                                        "details", "error", sm_code_name(rc), "language", lang));
         text_add(&j->checks_text, "The program could not be checked: %s\n", e2.msg);
         return SM_OK;
     }
     const json_t *comp = json_object_get(res, "compile");
     bool cok = json_is_true(json_object_get(comp, "ok")) || !json_is_object(comp);
-    json_t *d = json_pack("{s:s, s:O}", "language", lang, "limits",
-                          json_object_get(res, "limits") ? json_object_get(res, "limits")
-                                                         : json_null());
-    json_array_append_new(j->checks,
-                          json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "kind", "compile", "name",
-                                    "compile", "passed", cok, "time_ms",
-                                    (json_int_t)num_or(comp, "time_ms", 0), "output_excerpt",
-                                    excerpt(str_of(comp, "output")), "details", d));
+    json_t *d =
+        json_pack("{s:s, s:O}", "language", lang, "limits",
+                  json_object_get(res, "limits") ? json_object_get(res, "limits") : json_null());
+    json_array_append_new(
+        j->checks, json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "kind", "compile", "name", "compile",
+                             "passed", cok, "time_ms", (json_int_t)num_or(comp, "time_ms", 0),
+                             "output_excerpt", excerpt(str_of(comp, "output")), "details", d));
     char line[400];
     short_line(str_of(comp, "output"), line, sizeof line);
     text_add(&j->checks_text, "Compilation (%s): %s%s%s\n", lang, cok ? "succeeded" : "FAILED",
@@ -211,7 +208,8 @@ static sm_code code_checks(sm_job *j, sm_err *err)
     size_t i;
     json_t *t;
     int passed = 0, total = 0;
-    json_array_foreach(json_object_get(res, "tests"), i, t) {
+    json_array_foreach(json_object_get(res, "tests"), i, t)
+    {
         bool ok = json_is_true(json_object_get(t, "passed"));
         total++;
         passed += ok;
@@ -251,8 +249,8 @@ static sm_code math_checks(sm_job *j, sm_err *err)
     }
     json_t *res = NULL;
     int64_t t0 = sm_mono_ms();
-    sm_code rc = sm_answer_compare(str_of(json_object_get(j->body, "submission"), "content"),
-                                   key, &res, err);
+    sm_code rc = sm_answer_compare(str_of(json_object_get(j->body, "submission"), "content"), key,
+                                   &res, err);
     if (rc)
         return rc;
     bool eq = json_is_true(json_object_get(res, "equal"));
@@ -261,13 +259,14 @@ static sm_code math_checks(sm_job *j, sm_err *err)
     if (asprintf(&ex, "final answer %s; expected %s (%s)", got ? got : "(none found)",
                  str_of(res, "expected"), str_of(res, "method")) < 0)
         ex = NULL;
-    json_array_append_new(j->checks,
-                          json_pack("{s:s, s:s, s:b, s:I, s:o, s:O}", "kind", "answer", "name",
-                                    "final answer", "passed", eq, "time_ms",
-                                    (json_int_t)(sm_mono_ms() - t0), "output_excerpt",
-                                    excerpt(ex ? ex : ""), "details", res));
-    text_add(&j->checks_text, "Final answer check: the student's final answer %s%s%s %s the "
-             "answer key (%s).\n", got ? "\"" : "", got ? got : "could not be found", got ? "\"" : "",
+    json_array_append_new(j->checks, json_pack("{s:s, s:s, s:b, s:I, s:o, s:O}", "kind", "answer",
+                                               "name", "final answer", "passed", eq, "time_ms",
+                                               (json_int_t)(sm_mono_ms() - t0), "output_excerpt",
+                                               excerpt(ex ? ex : ""), "details", res));
+    text_add(&j->checks_text,
+             "Final answer check: the student's final answer %s%s%s %s the "
+             "answer key (%s).\n",
+             got ? "\"" : "", got ? got : "could not be found", got ? "\"" : "",
              got ? (eq ? "EQUALS" : "DOES NOT EQUAL") : "so it was not compared with",
              str_of(res, "detail"));
     j->check_verdict = eq ? 1 : 0;
@@ -299,18 +298,24 @@ sm_code sm_job_prepare(sm_job *j, sm_err *err)
     if (rc)
         return rc;
     const char *lang = str_of(sub, "language");
-    sm_prompt_input in = {
-        .kind = j->kind, .title = str_of(a, "title"), .statement = str_of(a, "statement"),
-        .rubric = str_of(a, "rubric"), .reference_solution = str_of(a, "reference_solution"),
-        .answer_key = str_of(a, "answer_key"), .language = *lang ? lang : str_of(a, "language"),
-        .max_score = j->max_score, .checks = j->checks_text, .student = content};
+    sm_prompt_input in = {.kind = j->kind,
+                          .title = str_of(a, "title"),
+                          .statement = str_of(a, "statement"),
+                          .rubric = str_of(a, "rubric"),
+                          .reference_solution = str_of(a, "reference_solution"),
+                          .answer_key = str_of(a, "answer_key"),
+                          .language = *lang ? lang : str_of(a, "language"),
+                          .max_score = j->max_score,
+                          .checks = j->checks_text,
+                          .student = content};
     rc = sm_prompt_build(j->g->prompts, j->g->tok, &in, &j->prompt, err);
     if (rc)
         return rc;
     if ((int64_t)j->prompt.n_ids > j->g->cfg->worker.max_prompt_tokens)
-        return sm_err_set(err, SM_ELIMIT, "the prompt has %zu tokens, more than "
-                          "worker.max_prompt_tokens (%lld)", j->prompt.n_ids,
-                          (long long)j->g->cfg->worker.max_prompt_tokens);
+        return sm_err_set(err, SM_ELIMIT,
+                          "the prompt has %zu tokens, more than "
+                          "worker.max_prompt_tokens (%lld)",
+                          j->prompt.n_ids, (long long)j->g->cfg->worker.max_prompt_tokens);
     return SM_OK;
 }
 
@@ -319,9 +324,14 @@ sm_code sm_job_submit(sm_job *j, sm_sched *sched, sm_err *err)
     static const char *const stops[] = {SM_VERDICT_END, NULL};
     j->t_gen_ms = sm_mono_ms();
     for (int i = 0; i < j->n_samples; i++) {
-        sm_task_spec t = {.user = j, .tag = i, .prompt = j->prompt.ids,
-                          .n_prompt = j->prompt.n_ids, .n_prefix = j->prompt.n_prefix,
-                          .sampling = j->sp, .max_new = j->max_new, .stops = stops};
+        sm_task_spec t = {.user = j,
+                          .tag = i,
+                          .prompt = j->prompt.ids,
+                          .n_prompt = j->prompt.n_ids,
+                          .n_prefix = j->prompt.n_prefix,
+                          .sampling = j->sp,
+                          .max_new = j->max_new,
+                          .stops = stops};
         t.sampling.seed = j->seed + (uint64_t)i;
         sm_code rc = sm_sched_submit(sched, &t, err);
         if (rc) {
@@ -364,8 +374,7 @@ sm_code sm_job_set_sample(sm_job *j, int i, const char *text, sm_finish finish,
     s->finish = finish;
     s->tokens = tokens;
     if (!parse_sample(j, s, text) && repair_text) {
-        if (!(s->repair_request = dup_text(s->error)) ||
-            !(s->repair_text = dup_text(repair_text)))
+        if (!(s->repair_request = dup_text(s->error)) || !(s->repair_text = dup_text(repair_text)))
             return sm_err_set(err, SM_ENOMEM, "out of memory");
         parse_sample(j, s, repair_text);
     }
@@ -415,7 +424,10 @@ sm_code sm_job_task_done(void *user, sm_task *task, sm_err *err)
     return SM_OK;
 }
 
-bool sm_job_complete(const sm_job *j) { return j->n_done == j->n_samples; }
+bool sm_job_complete(const sm_job *j)
+{
+    return j->n_done == j->n_samples;
+}
 
 /* ---- the result ---- */
 
@@ -484,10 +496,9 @@ sm_code sm_job_result(sm_job *j, json_t **out, sm_err *err)
                          s->repair_text ? s->repair_text : "") < 0)
                 text = NULL;
         }
-        json_array_append_new(reasoning,
-                              json_pack("{s:i, s:s, s:I}", "sample", i, "text",
-                                        text ? text : (s->text ? s->text : ""), "tokens",
-                                        (json_int_t)s->tokens));
+        json_array_append_new(reasoning, json_pack("{s:i, s:s, s:I}", "sample", i, "text",
+                                                   text ? text : (s->text ? s->text : ""), "tokens",
+                                                   (json_int_t)s->tokens));
         free(text);
     }
     double confidence = 0;
@@ -495,8 +506,10 @@ sm_code sm_job_result(sm_job *j, json_t **out, sm_err *err)
         add_flag(flags, "invalid_verdict");
         const char *why = j->n_samples > 0 ? j->s[0].error : "";
         char *sum = NULL;
-        if (asprintf(&sum, "The model's critique could not be read (%s), even after one repair "
-                     "request; a teacher should grade this submission.", why) < 0)
+        if (asprintf(&sum,
+                     "The model's critique could not be read (%s), even after one repair "
+                     "request; a teacher should grade this submission.",
+                     why) < 0)
             sum = NULL;
         json_object_set_new(r, "summary", json_string(sum ? sum : "unreadable critique"));
         free(sum);
@@ -540,10 +553,10 @@ sm_code sm_job_result(sm_job *j, json_t **out, sm_err *err)
                         src = &j->s[i].v.steps[k];
                         break;
                     }
-            json_array_append_new(
-                steps, json_pack("{s:i, s:s, s:s, s:s, s:f}", "number", k + 1, "quoted",
-                                 src->quoted, "verdict", sm_verdict_kind_name(maj),
-                                 "explanation", src->explanation, "agreement", agreement));
+            json_array_append_new(steps, json_pack("{s:i, s:s, s:s, s:s, s:f}", "number", k + 1,
+                                                   "quoted", src->quoted, "verdict",
+                                                   sm_verdict_kind_name(maj), "explanation",
+                                                   src->explanation, "agreement", agreement));
         }
         confidence = rv->n_steps ? agree_sum / rv->n_steps : 0;
         /* disagreement on the score also lowers confidence */
@@ -559,38 +572,37 @@ sm_code sm_job_result(sm_job *j, json_t **out, sm_err *err)
     free(scores);
     const sm_config *c = j->g->cfg;
     json_object_set_new(r, "job_id", json_integer((json_int_t)j->id));
-    json_object_set_new(r, "status", json_string(json_array_size(flags) ? "needs_review"
-                                                                        : "graded"));
+    json_object_set_new(r, "status",
+                        json_string(json_array_size(flags) ? "needs_review" : "graded"));
     json_object_set_new(r, "max_score", json_real(j->max_score));
     json_object_set_new(r, "steps", steps);
     json_object_set_new(r, "checks", json_incref(j->checks));
     json_object_set_new(r, "flags", flags);
     json_object_set_new(r, "confidence", json_real(confidence));
     json_object_set_new(r, "reasoning", reasoning);
-    json_object_set_new(r, "model", json_pack("{s:s, s:s}", "name", j->g->model_name, "hash",
-                                              j->g->model_hash));
+    json_object_set_new(
+        r, "model", json_pack("{s:s, s:s}", "name", j->g->model_name, "hash", j->g->model_hash));
     json_object_set_new(r, "engine_version", json_string(j->g->engine_version));
     json_object_set_new(r, "prompt_template_version",
                         json_string(j->prompt.version ? j->prompt.version
-                                                      : sm_prompt_version(j->g->prompts,
-                                                                          j->kind)));
-    json_object_set_new(
-        r, "sampling",
-        json_pack("{s:f, s:f, s:I, s:f, s:f, s:I, s:i, s:b}", "temperature",
-                  j->sp.temperature, "top_p", j->sp.top_p, "top_k", (json_int_t)j->sp.top_k,
-                  "min_p", j->sp.min_p, "repetition_penalty", j->sp.repeat_penalty,
-                  "max_new_tokens", (json_int_t)j->max_new, "samples", j->n_samples,
-                  "deterministic", c->worker.deterministic));
+                                                      : sm_prompt_version(j->g->prompts, j->kind)));
+    json_object_set_new(r, "sampling",
+                        json_pack("{s:f, s:f, s:I, s:f, s:f, s:I, s:i, s:b}", "temperature",
+                                  j->sp.temperature, "top_p", j->sp.top_p, "top_k",
+                                  (json_int_t)j->sp.top_k, "min_p", j->sp.min_p,
+                                  "repetition_penalty", j->sp.repeat_penalty, "max_new_tokens",
+                                  (json_int_t)j->max_new, "samples", j->n_samples, "deterministic",
+                                  c->worker.deterministic));
     json_object_set_new(r, "seed", json_integer((json_int_t)j->seed));
-    json_object_set_new(r, "tokens", json_pack("{s:I, s:I}", "prompt", (json_int_t)prompt_tok,
-                                               "completion", (json_int_t)completion));
+    json_object_set_new(r, "tokens",
+                        json_pack("{s:I, s:I}", "prompt", (json_int_t)prompt_tok, "completion",
+                                  (json_int_t)completion));
     int64_t end = j->t_done_ms ? j->t_done_ms : sm_mono_ms();
     json_object_set_new(r, "timings",
-                        json_pack("{s:I, s:I, s:I, s:I}", "checks_ms",
-                                  (json_int_t)j->checks_ms, "generate_ms",
-                                  (json_int_t)(j->t_gen_ms ? end - j->t_gen_ms : 0), "total_ms",
-                                  (json_int_t)(end - j->t_received_ms), "prefix_cached_tokens",
-                                  (json_int_t)cached));
+                        json_pack("{s:I, s:I, s:I, s:I}", "checks_ms", (json_int_t)j->checks_ms,
+                                  "generate_ms", (json_int_t)(j->t_gen_ms ? end - j->t_gen_ms : 0),
+                                  "total_ms", (json_int_t)(end - j->t_received_ms),
+                                  "prefix_cached_tokens", (json_int_t)cached));
     *out = r;
     return SM_OK;
 }

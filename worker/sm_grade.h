@@ -29,18 +29,18 @@ typedef struct sm_grader {
     const sm_tokenizer *tok;
     const sm_prompt_set *prompts;
     const sm_sandbox_limits *sandbox;
-    const sm_config *cfg;          /* worker.* defaults: sampling, samples, token limits */
+    const sm_config *cfg; /* worker.* defaults: sampling, samples, token limits */
     const char *model_name;
     const char *model_hash;
     const char *engine_version;
 } sm_grader;
 
 typedef struct sm_sample {
-    char *text;          /* the critique */
-    char *repair_request;/* the parser's complaint sent back, NULL when no repair */
-    char *repair_text;   /* the answer to it */
-    sm_finish finish;    /* how the critique ended */
-    int64_t tokens;      /* generated in all phases */
+    char *text;           /* the critique */
+    char *repair_request; /* the parser's complaint sent back, NULL when no repair */
+    char *repair_text;    /* the answer to it */
+    sm_finish finish;     /* how the critique ended */
+    int64_t tokens;       /* generated in all phases */
     int64_t prompt_tokens, cached_tokens;
     bool done, valid;
     sm_verdict v;
@@ -50,16 +50,16 @@ typedef struct sm_sample {
 typedef struct sm_job {
     const sm_grader *g;
     int64_t id;
-    json_t *body;        /* the JOB body (owned) */
+    json_t *body; /* the JOB body (owned) */
     sm_kind kind;
     double max_score;
     uint64_t seed;
     sm_sampler_params sp;
     int64_t max_new;
     int n_samples;
-    json_t *checks;      /* RESULT "checks" entries */
-    char *checks_text;   /* the checks as the prompt shows them */
-    int check_verdict;   /* -1 no evidence, 0 checks failed, 1 checks passed, 2 compile failed */
+    json_t *checks;    /* RESULT "checks" entries */
+    char *checks_text; /* the checks as the prompt shows them */
+    int check_verdict; /* -1 no evidence, 0 checks failed, 1 checks passed, 2 compile failed */
     bool checks_unavailable;
     const char *injection[4];
     int n_injection;

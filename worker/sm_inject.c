@@ -33,9 +33,9 @@ sm_code sm_inject_scan(const char *text, size_t len, const char *names[SM_INJECT
     for (int i = 0; i < SM_INJECT_KINDS; i++) {
         int ec;
         PCRE2_SIZE eo;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)patterns[i].re, PCRE2_ZERO_TERMINATED,
-                                       PCRE2_CASELESS | PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE,
-                                       &ec, &eo, NULL);
+        pcre2_code *re =
+            pcre2_compile((PCRE2_SPTR)patterns[i].re, PCRE2_ZERO_TERMINATED,
+                          PCRE2_CASELESS | PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE, &ec, &eo, NULL);
         if (!re)
             return sm_err_set(err, SM_EINTERNAL, "injection pattern %d does not compile", i);
         pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);

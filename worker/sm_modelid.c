@@ -74,7 +74,8 @@ static sm_code shards(sm_sha256_ctx *h, const char *dir, sm_err *err)
     }
     const char *key;
     json_t *v;
-    json_object_foreach(map, key, v) {
+    json_object_foreach(map, key, v)
+    {
         if (json_is_string(v))
             names[k++] = json_string_value(v);
     }
@@ -89,8 +90,8 @@ static sm_code shards(sm_sha256_ctx *h, const char *dir, sm_err *err)
     return rc;
 }
 
-sm_code sm_modelid_compute(const char *path, char *name, size_t name_size,
-                           char hash[SM_SHA256_HEX], sm_err *err)
+sm_code sm_modelid_compute(const char *path, char *name, size_t name_size, char hash[SM_SHA256_HEX],
+                           sm_err *err)
 {
     struct stat st;
     if (stat(path, &st) != 0)

@@ -10,7 +10,7 @@
 
 /* name: at least 256 bytes; hash: SM_SHA256_HEX. Each file contributes its name, a NUL, its
  * size (8 bytes, little endian) and its bytes, in a fixed order. */
-sm_code sm_modelid_compute(const char *path, char *name, size_t name_size,
-                           char hash[SM_SHA256_HEX], sm_err *err);
+sm_code sm_modelid_compute(const char *path, char *name, size_t name_size, char hash[SM_SHA256_HEX],
+                           sm_err *err);
 
 #endif

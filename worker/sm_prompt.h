@@ -57,12 +57,12 @@ typedef struct sm_prompt_input {
 } sm_prompt_input;
 
 typedef struct sm_prompt {
-    char *system;      /* rendered system message */
-    char *user;        /* rendered user message */
-    int32_t *ids;      /* the whole prompt, ending with the assistant's turn opening */
+    char *system; /* rendered system message */
+    char *user;   /* rendered user message */
+    int32_t *ids; /* the whole prompt, ending with the assistant's turn opening */
     size_t n_ids;
-    size_t n_prefix;   /* leading ids equal for every submission of the assignment */
-    char nonce[17];    /* the delimiter nonce */
+    size_t n_prefix; /* leading ids equal for every submission of the assignment */
+    char nonce[17];  /* the delimiter nonce */
     const char *version;
 } sm_prompt;
 

@@ -25,7 +25,8 @@
 #define SBX_MAX_TEST_ARGS 32
 #define SUMMARY_MAX 800
 
-void sm_sandbox_limits_from_config(const sm_config *cfg, sm_sandbox_limits *lim) {
+void sm_sandbox_limits_from_config(const sm_config *cfg, sm_sandbox_limits *lim)
+{
     memset(lim, 0, sizeof *lim);
     lim->cpu_seconds = cfg->sandbox.cpu_seconds;
     lim->wall_seconds = cfg->sandbox.wall_seconds;
@@ -43,27 +44,40 @@ void sm_sandbox_limits_from_config(const sm_config *cfg, sm_sandbox_limits *lim)
 typedef struct lang {
     const char *name;
     const char *source_file;
-    const char *tool;              /* must exist on the host (and so in the sandbox) */
-    const char *const *compile;    /* NULL = nothing to compile */
+    const char *tool;           /* must exist on the host (and so in the sandbox) */
+    const char *const *compile; /* NULL = nothing to compile */
     const char *const *run;
     bool jvm;
 } lang;
 
-static const char *const c_compile[] = {"/usr/bin/gcc", "-O2", "-std=c17", "-pipe", "-o",
-                                        "/work/main", "/work/main.c", "-lm", NULL};
+static const char *const c_compile[] = {"/usr/bin/gcc", "-O2",          "-std=c17", "-pipe", "-o",
+                                        "/work/main",   "/work/main.c", "-lm",      NULL};
 static const char *const c_run[] = {"/work/main", NULL};
-static const char *const cpp_compile[] = {"/usr/bin/g++", "-O2", "-std=c++17", "-pipe", "-o",
-                                          "/work/main", "/work/main.cpp", NULL};
+static const char *const cpp_compile[] = {"/usr/bin/g++", "-O2",        "-std=c++17",     "-pipe",
+                                          "-o",           "/work/main", "/work/main.cpp", NULL};
 static const char *const py_compile[] = {
-    "/usr/bin/python3", "-I", "-B", "-c",
+    "/usr/bin/python3",
+    "-I",
+    "-B",
+    "-c",
     "import sys\nsrc = open(sys.argv[1], 'rb').read()\ncompile(src, 'main.py', 'exec')",
-    "/work/main.py", NULL};
+    "/work/main.py",
+    NULL};
 static const char *const py_run[] = {"/usr/bin/python3", "-I", "-B", "/work/main.py", NULL};
-static const char *const java_compile[] = {
-    "/usr/bin/javac", "-J-Xmx512m", "-J-Xss1m", "-J-XX:+UseSerialGC",
-    "-J-XX:TieredStopAtLevel=1", "-J-XX:ReservedCodeCacheSize=64m",
-    "-J-XX:CompressedClassSpaceSize=64m", "-J-XX:ActiveProcessorCount=1", "-encoding", "UTF-8",
-    "-d", "/work", "/work/Main.java", NULL};
+static const char *const java_compile[] = {"/usr/bin/javac",
+                                           "-J-Xmx512m",
+                                           "-J-Xss1m",
+                                           "-J-XX:+UseSerialGC",
+                                           "-J-XX:TieredStopAtLevel=1",
+                                           "-J-XX:ReservedCodeCacheSize=64m",
+                                           "-J-XX:CompressedClassSpaceSize=64m",
+                                           "-J-XX:ActiveProcessorCount=1",
+                                           "-encoding",
+                                           "UTF-8",
+                                           "-d",
+                                           "/work",
+                                           "/work/Main.java",
+                                           NULL};
 /* the run argv of Java is built per run (-Xmx follows the memory limit) */
 
 static const lang langs[] = {
@@ -73,11 +87,15 @@ static const lang langs[] = {
     {"java", "Main.java", "/usr/bin/javac", java_compile, NULL, true},
 };
 
-static const lang *find_lang(const char *name) {
+static const lang *find_lang(const char *name)
+{
     for (size_t i = 0; i < sizeof langs / sizeof langs[0]; i++)
-        if (strcmp(langs[i].name, name) == 0) return &langs[i];
-    if (strcmp(name, "c++") == 0) return &langs[1];
-    if (strcmp(name, "python3") == 0) return &langs[2];
+        if (strcmp(langs[i].name, name) == 0)
+            return &langs[i];
+    if (strcmp(name, "c++") == 0)
+        return &langs[1];
+    if (strcmp(name, "python3") == 0)
+        return &langs[2];
     return NULL;
 }
 
@@ -85,28 +103,35 @@ static const lang *find_lang(const char *name) {
 
 /* Copies s[0..n) into a new NUL-terminated string with invalid UTF-8 and NULs replaced by '?'
  * and most control characters dropped, so the result is safe for JSON and prompts. */
-static char *clean_utf8(const char *s, size_t n) {
+static char *clean_utf8(const char *s, size_t n)
+{
     char *o = malloc(n + 1);
-    if (!o) return NULL;
+    if (!o)
+        return NULL;
     size_t j = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x80) {
-            if (c == 0) o[j++] = '?';
-            else if (c >= 0x20 || c == '\n' || c == '\t') o[j++] = (char)c;
+            if (c == 0)
+                o[j++] = '?';
+            else if (c >= 0x20 || c == '\n' || c == '\t')
+                o[j++] = (char)c;
             i++;
             continue;
         }
         int len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
         bool ok = len > 0 && i + (size_t)len <= n && !(c == 0xC0 || c == 0xC1 || c > 0xF4);
-        for (int k = 1; ok && k < len; k++) ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
+        for (int k = 1; ok && k < len; k++)
+            ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
         if (ok && len == 3) {
             unsigned cp = ((c & 0x0Fu) << 12) | (((unsigned char)s[i + 1] & 0x3Fu) << 6);
-            if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) ok = false;
+            if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))
+                ok = false;
         }
         if (ok && len == 4) {
             unsigned cp = ((c & 0x07u) << 18) | (((unsigned char)s[i + 1] & 0x3Fu) << 12);
-            if (cp < 0x10000 || cp > 0x10FFFF) ok = false;
+            if (cp < 0x10000 || cp > 0x10FFFF)
+                ok = false;
         }
         if (!ok) {
             o[j++] = '?';
@@ -122,35 +147,41 @@ static char *clean_utf8(const char *s, size_t n) {
 }
 
 /* Trims trailing whitespace of every line and trailing empty lines (in place). Returns length. */
-static size_t normalize(char *s, size_t n) {
+static size_t normalize(char *s, size_t n)
+{
     size_t j = 0, line_start = 0;
     for (size_t i = 0; i <= n; i++) {
         if (i == n || s[i] == '\n') {
             size_t e = j;
-            while (e > line_start &&
-                   (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\v' ||
-                    s[e - 1] == '\f'))
+            while (e > line_start && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' ||
+                                      s[e - 1] == '\v' || s[e - 1] == '\f'))
                 e--;
             j = e;
-            if (i < n) s[j++] = '\n';
+            if (i < n)
+                s[j++] = '\n';
             line_start = j;
         } else {
             s[j++] = s[i];
         }
     }
-    while (j > 0 && (s[j - 1] == '\n')) j--;
+    while (j > 0 && (s[j - 1] == '\n'))
+        j--;
     s[j] = '\0';
     return j;
 }
 
 /* A JSON string of at most max bytes of s (cut at a UTF-8 boundary, marked when cut). */
-static json_t *excerpt(const char *s, size_t max) {
+static json_t *excerpt(const char *s, size_t max)
+{
     size_t n = strlen(s);
-    if (n <= max) return json_string(s);
+    if (n <= max)
+        return json_string(s);
     size_t cut = max;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
     char *buf = malloc(cut + 32);
-    if (!buf) return json_null();
+    if (!buf)
+        return json_null();
     memcpy(buf, s, cut);
     snprintf(buf + cut, 32, "\n[... %zu more bytes]", n - cut);
     json_t *j = json_string(buf);
@@ -159,7 +190,8 @@ static json_t *excerpt(const char *s, size_t max) {
 }
 
 /* 1-based number of the first line where a and b differ (both normalized), 0 when equal. */
-static int first_diff_line(const char *a, const char *b) {
+static int first_diff_line(const char *a, const char *b)
+{
     int line = 1;
     for (size_t i = 0;; i++) {
         if (a[i] != b[i]) {
@@ -167,31 +199,40 @@ static int first_diff_line(const char *a, const char *b) {
             bool extra = (a[i] == '\n' && b[i] == '\0') || (a[i] == '\0' && b[i] == '\n');
             return extra ? line + 1 : line;
         }
-        if (a[i] == '\0') return 0;
-        if (a[i] == '\n') line++;
+        if (a[i] == '\0')
+            return 0;
+        if (a[i] == '\n')
+            line++;
     }
 }
 
 /* Line number line (1-based) of s as a JSON string of at most 200 bytes, or null past the end. */
-static json_t *line_at(const char *s, int line) {
+static json_t *line_at(const char *s, int line)
+{
     for (int l = 1; l < line && s; l++) {
         s = strchr(s, '\n');
-        if (s) s++;
+        if (s)
+            s++;
     }
-    if (!s) return json_null();
+    if (!s)
+        return json_null();
     size_t n = strcspn(s, "\n");
     if (n > 200) {
         n = 200;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
     }
     return json_stringn(s, n);
 }
 
-static bool has_oom_marker(const char *s) {
-    static const char *const m[] = {"MemoryError", "OutOfMemoryError", "std::bad_alloc",
-                                    "Cannot allocate memory", "out of memory", NULL};
+static bool has_oom_marker(const char *s)
+{
+    static const char *const m[] = {"MemoryError",    "OutOfMemoryError",
+                                    "std::bad_alloc", "Cannot allocate memory",
+                                    "out of memory",  NULL};
     for (int i = 0; m[i]; i++)
-        if (strstr(s, m[i])) return true;
+        if (strstr(s, m[i]))
+            return true;
     return false;
 }
 
@@ -199,14 +240,16 @@ static bool has_oom_marker(const char *s) {
 
 /* nftw callbacks: make every directory listable and writable (a program may have made one
  * mode 0), then remove everything bottom-up. Errors are skipped: remove what can be. */
-static int open_up(const char *path, const struct stat *st, int type, struct FTW *f) {
+static int open_up(const char *path, const struct stat *st, int type, struct FTW *f)
+{
     (void)f;
     if (type == FTW_D && (st->st_mode & 0700) != 0700)
         fchmodat(AT_FDCWD, path, 0700, AT_SYMLINK_NOFOLLOW);
     return 0;
 }
 
-static int remove_one(const char *path, const struct stat *st, int type, struct FTW *f) {
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *f)
+{
     (void)st;
     (void)type;
     (void)f;
@@ -216,29 +259,35 @@ static int remove_one(const char *path, const struct stat *st, int type, struct 
 
 /* Removes dir and everything below it (compilers make folders: javac's packages), never
  * following symlinks or crossing into other mounts. */
-static void remove_tree(const char *dir) {
+static void remove_tree(const char *dir)
+{
     nftw(dir, open_up, 16, FTW_PHYS | FTW_MOUNT);
     nftw(dir, remove_one, 16, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
 }
 
-static sm_code make_workdir(const sm_sandbox_limits *lim, char *dir, size_t len, sm_err *err) {
+static sm_code make_workdir(const sm_sandbox_limits *lim, char *dir, size_t len, sm_err *err)
+{
     const char *base = lim->work_base && lim->work_base[0] ? lim->work_base : getenv("TMPDIR");
-    if (!base || !base[0]) base = "/tmp";
+    if (!base || !base[0])
+        base = "/tmp";
     snprintf(dir, len, "%s/stepmark-sbx-XXXXXX", base);
-    if (!mkdtemp(dir)) return sm_err_set(err, SM_EIO, "sandbox: mkdtemp in %s: %s", base,
-                                         strerror(errno));
+    if (!mkdtemp(dir))
+        return sm_err_set(err, SM_EIO, "sandbox: mkdtemp in %s: %s", base, strerror(errno));
     return SM_OK;
 }
 
-static sm_code write_source(const char *dir, const char *name, const char *src, sm_err *err) {
+static sm_code write_source(const char *dir, const char *name, const char *src, sm_err *err)
+{
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return sm_err_set(err, SM_EIO, "sandbox: create %s: %s", path, strerror(errno));
+    if (fd < 0)
+        return sm_err_set(err, SM_EIO, "sandbox: create %s: %s", path, strerror(errno));
     size_t n = strlen(src), off = 0;
     while (off < n) {
         ssize_t w = write(fd, src + off, n - off);
-        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0) {
             int en = errno;
             close(fd);
@@ -265,46 +314,52 @@ typedef struct run_ctx {
 /* What one run may use. */
 typedef struct run_req {
     const char *const *argv;
-    const char *const *env;   /* extra "KEY=VALUE", NULL-terminated, or NULL */
-    const char *input;        /* stdin */
+    const char *const *env; /* extra "KEY=VALUE", NULL-terminated, or NULL */
+    const char *input;      /* stdin */
     size_t input_len;
-    bool compile;             /* the compile step: work dir writable, compilers may fork */
-    bool one_process;         /* never start processes (the JVM: its threads count as tasks) */
+    bool compile;     /* the compile step: work dir writable, compilers may fork */
+    bool one_process; /* never start processes (the JVM: its threads count as tasks) */
     int64_t cpu_s, wall_ms;
-    int64_t as_bytes;         /* RLIMIT_AS of each process */
-    int64_t mem_bytes;        /* the whole run (cgroup memory.max; else see run_memory_mode) */
-    int64_t nproc;            /* tasks, threads included */
+    int64_t as_bytes;  /* RLIMIT_AS of each process */
+    int64_t mem_bytes; /* the whole run (cgroup memory.max; else see run_memory_mode) */
+    int64_t nproc;     /* tasks, threads included */
 } run_req;
 
 /* What came of it. */
 typedef struct run_out {
     sbx_result r;
     bool cgroup_used, oom_killed;
-    bool single_process;      /* the run could not start processes (memory total) */
-    bool nproc_by_total;      /* the task limit was lowered to keep the memory total */
+    bool single_process; /* the run could not start processes (memory total) */
+    bool nproc_by_total; /* the task limit was lowered to keep the memory total */
 } run_out;
 
 /* Without a cgroup, RLIMIT_AS × processes must stay within the run's total: when the total
  * holds a single address space, new processes are refused (seccomp: ENOMEM) and the task limit
  * counts threads only; else the task limit becomes min(nproc, total / RLIMIT_AS). */
-static void run_memory_mode(const run_req *q, bool cgroup_memory, sbx_spec *spec) {
+static void run_memory_mode(const run_req *q, bool cgroup_memory, sbx_spec *spec)
+{
     spec->nproc = q->nproc;
     spec->single_process = false;
-    if (q->compile || cgroup_memory || q->as_bytes <= 0) return;
+    if (q->compile || cgroup_memory || q->as_bytes <= 0)
+        return;
     int64_t procs = q->mem_bytes / q->as_bytes;
-    if (procs < 2 || q->one_process) spec->single_process = true;
-    else if (procs < spec->nproc) spec->nproc = procs;
+    if (procs < 2 || q->one_process)
+        spec->single_process = true;
+    else if (procs < spec->nproc)
+        spec->nproc = procs;
 }
 
 /* Runs q, in a fresh cgroup when possible. */
-static sm_code run_one(run_ctx *ctx, const run_req *q, run_out *o, sm_err *err) {
+static sm_code run_one(run_ctx *ctx, const run_req *q, run_out *o, sm_err *err)
+{
     sbx_cgroup cg;
     bool have_cg = false;
     memset(o, 0, sizeof *o);
     if (ctx->use_cgroup) {
-        have_cg = sbx_cgroup_create(&cg, q->mem_bytes, q->nproc + SBX_BWRAP_TASKS,
-                                    ctx->cgroup_why, sizeof ctx->cgroup_why);
-        if (!have_cg) ctx->use_cgroup = false;
+        have_cg = sbx_cgroup_create(&cg, q->mem_bytes, q->nproc + SBX_BWRAP_TASKS, ctx->cgroup_why,
+                                    sizeof ctx->cgroup_why);
+        if (!have_cg)
+            ctx->use_cgroup = false;
     }
     sbx_spec spec = {
         .bwrap = ctx->bwrap,
@@ -337,7 +392,8 @@ static sm_code run_one(run_ctx *ctx, const run_req *q, run_out *o, sm_err *err) 
 
 /* ---- the check -------------------------------------------------------------------------- */
 
-static sm_code validate_test(const json_t *t, size_t i, sm_err *err) {
+static sm_code validate_test(const json_t *t, size_t i, sm_err *err)
+{
     if (!json_is_object(t))
         return sm_err_set(err, SM_EINVAL, "sandbox: test %zu is not an object", i);
     const json_t *in = json_object_get(t, "input"), *exp = json_object_get(t, "expected_output");
@@ -350,8 +406,7 @@ static sm_code validate_test(const json_t *t, size_t i, sm_err *err) {
     if (in && json_is_string(in) && json_string_length(in) > SBX_MAX_INPUT)
         return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: input too large", i);
     if (!json_is_string(exp))
-        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: expected_output must be a string",
-                          i);
+        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: expected_output must be a string", i);
     if (args) {
         if (!json_is_array(args) || json_array_size(args) > SBX_MAX_TEST_ARGS)
             return sm_err_set(err, SM_EINVAL,
@@ -359,7 +414,8 @@ static sm_code validate_test(const json_t *t, size_t i, sm_err *err) {
                               SBX_MAX_TEST_ARGS);
         size_t k;
         const json_t *s;
-        json_array_foreach(args, k, s) {
+        json_array_foreach(args, k, s)
+        {
             if (!json_is_string(s) || json_string_length(s) > 4096)
                 return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: bad argument %zu", i, k);
         }
@@ -369,27 +425,32 @@ static sm_code validate_test(const json_t *t, size_t i, sm_err *err) {
     return SM_OK;
 }
 
-static sm_code validate_tests(const json_t *tests, sm_err *err) {
+static sm_code validate_tests(const json_t *tests, sm_err *err)
+{
     if (!json_is_array(tests))
         return sm_err_set(err, SM_EINVAL, "sandbox: tests must be a JSON array");
     if (json_array_size(tests) > MAX_TESTS)
         return sm_err_set(err, SM_EINVAL, "sandbox: more than %d tests", MAX_TESTS);
     size_t i;
     const json_t *t;
-    json_array_foreach(tests, i, t) {
+    json_array_foreach(tests, i, t)
+    {
         sm_code rc = validate_test(t, i, err);
-        if (rc != SM_OK) return rc;
+        if (rc != SM_OK)
+            return rc;
     }
     return SM_OK;
 }
 
-static json_t *enforcement_memory(const run_ctx *ctx, const lang *L) {
+static json_t *enforcement_memory(const run_ctx *ctx, const lang *L)
+{
     char buf[600];
     long long total = (long long)(ctx->total_bytes >> 20), per = (long long)ctx->lim->memory_mb;
     if (ctx->use_cgroup)
-        snprintf(buf, sizeof buf, "cgroup v2 memory.max %lld MiB for the run (swap 0) and "
-                 "RLIMIT_AS %lld MiB per process%s", total, per,
-                 L->jvm ? " (JVM: plus 1 GiB address space, -Xmx)" : "");
+        snprintf(buf, sizeof buf,
+                 "cgroup v2 memory.max %lld MiB for the run (swap 0) and "
+                 "RLIMIT_AS %lld MiB per process%s",
+                 total, per, L->jvm ? " (JVM: plus 1 GiB address space, -Xmx)" : "");
     else
         snprintf(buf, sizeof buf,
                  "RLIMIT_AS %lld MiB per process%s, RLIMIT_AS x processes kept within %lld MiB "
@@ -403,29 +464,33 @@ static json_t *enforcement_memory(const run_ctx *ctx, const lang *L) {
     return json_string(buf);
 }
 
-static json_t *enforcement(const run_ctx *ctx, const lang *L, bool root) {
+static json_t *enforcement(const run_ctx *ctx, const lang *L, bool root)
+{
     json_t *e = json_object();
     char buf[300];
-    json_object_set_new(e, "cpu", json_string("RLIMIT_CPU (the kernel SIGKILLs the program at the limit)"));
+    json_object_set_new(e, "cpu",
+                        json_string("RLIMIT_CPU (the kernel SIGKILLs the program at the limit)"));
     snprintf(buf, sizeof buf,
              "SIGKILL at the deadline: bwrap (--die-with-parent) and its pid namespace, its "
              "process group%s%s",
-             ctx->use_cgroup ? ", cgroup.kill" : "", root ? ", every process of the run's uid" : "");
+             ctx->use_cgroup ? ", cgroup.kill" : "",
+             root ? ", every process of the run's uid" : "");
     json_object_set_new(e, "wall", json_string(buf));
     json_object_set_new(e, "memory", enforcement_memory(ctx, L));
-    snprintf(buf, sizeof buf, "%sRLIMIT_NPROC %s",
-             ctx->use_cgroup ? "cgroup v2 pids.max and " : "",
+    snprintf(buf, sizeof buf, "%sRLIMIT_NPROC %s", ctx->use_cgroup ? "cgroup v2 pids.max and " : "",
              root ? "on a uid of the run's own (the worker is root, which RLIMIT_NPROC exempts)"
                   : "counted with the worker's own uid (raised by its current task count)");
     json_object_set_new(e, "processes", json_string(buf));
-    json_object_set_new(e, "output", json_string("stdout+stderr read through pipes with a byte "
-                                                 "cap; past it the rest is discarded and the run "
-                                                 "is killed"));
+    json_object_set_new(e, "output",
+                        json_string("stdout+stderr read through pipes with a byte "
+                                    "cap; past it the rest is discarded and the run "
+                                    "is killed"));
     json_object_set_new(e, "network", json_string("bwrap: new empty network namespace"));
     snprintf(buf, sizeof buf,
              "bwrap: read-only /, /usr, /dev and a few /etc files, private %lld MiB tmpfs at /tmp "
              "and at /dev/shm, work dir at /work (writable while compiling, read-only for tests), "
-             "RLIMIT_FSIZE 64 MiB", (long long)(ctx->tmpfs_bytes >> 20));
+             "RLIMIT_FSIZE 64 MiB",
+             (long long)(ctx->tmpfs_bytes >> 20));
     json_object_set_new(e, "filesystem", json_string(buf));
     json_object_set_new(e, "syscalls",
                         json_string("seccomp (libseccomp, bwrap --seccomp): io_uring, keys, bpf, "
@@ -435,26 +500,30 @@ static json_t *enforcement(const run_ctx *ctx, const lang *L, bool root) {
 }
 
 /* The compiler's messages (stderr, then stdout), cleaned, without the sandbox path. */
-static char *compile_message(const sbx_result *r) {
+static char *compile_message(const sbx_result *r)
+{
     size_t n = r->errout_len + r->out_len + 2;
     char *msg = malloc(n);
-    if (!msg) return NULL;
+    if (!msg)
+        return NULL;
     memcpy(msg, r->errout, r->errout_len);
     msg[r->errout_len] = '\n';
     memcpy(msg + r->errout_len + 1, r->out, r->out_len);
     char *c = clean_utf8(msg, r->errout_len + 1 + r->out_len);
     free(msg);
-    if (!c) return NULL;
+    if (!c)
+        return NULL;
     normalize(c, strlen(c));
-    for (char *p; (p = strstr(c, "/work/")) != NULL;) memmove(p, p + 6, strlen(p + 6) + 1);
+    for (char *p; (p = strstr(c, "/work/")) != NULL;)
+        memmove(p, p + 6, strlen(p + 6) + 1);
     return c;
 }
 
 static const char *const java_env[] = {"MALLOC_ARENA_MAX=2", NULL};
 
 /* Compiles when the language needs it; fills comp and *compiled. */
-static sm_code compile_step(run_ctx *ctx, const lang *L, json_t *comp, bool *compiled,
-                            sm_err *err) {
+static sm_code compile_step(run_ctx *ctx, const lang *L, json_t *comp, bool *compiled, sm_err *err)
+{
     *compiled = true;
     if (!L->compile) {
         json_object_set_new(comp, "ok", json_true());
@@ -466,13 +535,18 @@ static sm_code compile_step(run_ctx *ctx, const lang *L, json_t *comp, bool *com
     int64_t mem = lim->memory_mb << 20;
     int64_t cs = lim->compile_seconds > 0 ? lim->compile_seconds : 30;
     int64_t cmem = mem > (2048LL << 20) ? mem : (2048LL << 20);
-    run_req q = {.argv = L->compile, .env = L->jvm ? java_env : NULL, .compile = true,
-                 .cpu_s = cs, .wall_ms = cs * 1000,
-                 .as_bytes = L->jvm ? cmem + (1024LL << 20) : cmem, .mem_bytes = cmem,
+    run_req q = {.argv = L->compile,
+                 .env = L->jvm ? java_env : NULL,
+                 .compile = true,
+                 .cpu_s = cs,
+                 .wall_ms = cs * 1000,
+                 .as_bytes = L->jvm ? cmem + (1024LL << 20) : cmem,
+                 .mem_bytes = cmem,
                  .nproc = lim->max_processes > 64 ? lim->max_processes : 64};
     run_out o;
     sm_code rc = run_one(ctx, &q, &o, err);
-    if (rc != SM_OK) return rc;
+    if (rc != SM_OK)
+        return rc;
     const sbx_result *r = &o.r;
     *compiled = r->exit_code == 0 && r->signal == 0 && !r->timed_out;
     char *msg = compile_message(r);
@@ -494,28 +568,40 @@ typedef struct test_case {
     char namebuf[32];
     const char *input;
     size_t input_len;
-    char *expected;           /* cleaned and normalized (owned) */
+    char *expected; /* cleaned and normalized (owned) */
     int64_t cpu_s, wall_ms;
     const char *argv[SBX_MAX_TEST_ARGS + 24];
     char xmx[32];
 } test_case;
 
 /* The language's run command, then the test's args. */
-static void test_argv(test_case *tc, const lang *L, const sm_sandbox_limits *lim,
-                      const json_t *t) {
+static void test_argv(test_case *tc, const lang *L, const sm_sandbox_limits *lim, const json_t *t)
+{
     int na = 0;
     if (L->jvm) {
         int64_t heap = lim->memory_mb * 3 / 4;
-        if (heap < 32) heap = 32;
+        if (heap < 32)
+            heap = 32;
         snprintf(tc->xmx, sizeof tc->xmx, "-Xmx%lldm", (long long)heap);
-        const char *jv[] = {"/usr/bin/java", tc->xmx, "-Xss8m", "-XX:+UseSerialGC",
-                            "-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=32m",
-                            "-XX:CompressedClassSpaceSize=64m", "-XX:MaxMetaspaceSize=128m",
-                            "-XX:ActiveProcessorCount=1", "-Xshare:auto", "-cp", "/work",
-                            "Main", NULL};
-        for (int k = 0; jv[k]; k++) tc->argv[na++] = jv[k];
+        const char *jv[] = {"/usr/bin/java",
+                            tc->xmx,
+                            "-Xss8m",
+                            "-XX:+UseSerialGC",
+                            "-XX:TieredStopAtLevel=1",
+                            "-XX:ReservedCodeCacheSize=32m",
+                            "-XX:CompressedClassSpaceSize=64m",
+                            "-XX:MaxMetaspaceSize=128m",
+                            "-XX:ActiveProcessorCount=1",
+                            "-Xshare:auto",
+                            "-cp",
+                            "/work",
+                            "Main",
+                            NULL};
+        for (int k = 0; jv[k]; k++)
+            tc->argv[na++] = jv[k];
     } else {
-        for (int k = 0; L->run[k]; k++) tc->argv[na++] = L->run[k];
+        for (int k = 0; L->run[k]; k++)
+            tc->argv[na++] = L->run[k];
     }
     size_t k;
     const json_t *s;
@@ -524,7 +610,8 @@ static void test_argv(test_case *tc, const lang *L, const sm_sandbox_limits *lim
 }
 
 static void test_case_init(test_case *tc, const lang *L, const sm_sandbox_limits *lim,
-                           const json_t *t, size_t i) {
+                           const json_t *t, size_t i)
+{
     memset(tc, 0, sizeof *tc);
     tc->name = json_string_value(json_object_get(t, "name"));
     if (!tc->name) {
@@ -536,14 +623,17 @@ static void test_case_init(test_case *tc, const lang *L, const sm_sandbox_limits
     tc->input_len = json_is_string(jin) ? json_string_length(jin) : 0;
     const char *raw = json_string_value(json_object_get(t, "expected_output"));
     tc->expected = clean_utf8(raw, strlen(raw));
-    if (tc->expected) normalize(tc->expected, strlen(tc->expected));
+    if (tc->expected)
+        normalize(tc->expected, strlen(tc->expected));
     json_t *to = json_object_get(t, "timeout_seconds");
     tc->cpu_s = lim->cpu_seconds;
     tc->wall_ms = lim->wall_seconds * 1000;
     if (json_is_number(to)) {
         double s = json_number_value(to), cap = (double)lim->wall_seconds * 10;
-        if (s > cap) s = cap;
-        if (s < 0.1) s = 0.1;
+        if (s > cap)
+            s = cap;
+        if (s < 0.1)
+            s = 0.1;
         tc->cpu_s = (int64_t)(s + 0.999);
         tc->wall_ms = (int64_t)(s * 1000) + 1000;
     }
@@ -558,21 +648,22 @@ typedef struct verdict {
 } verdict;
 
 static void classify_limits(verdict *v, const run_out *o, const test_case *tc, const char *serr,
-                            const run_ctx *ctx) {
+                            const run_ctx *ctx)
+{
     const sbx_result *r = &o->r;
-    v->cpu_exceeded = r->signal == SIGXCPU ||
-                      (r->signal == SIGKILL && !r->timed_out && !r->output_truncated &&
-                       !o->oom_killed && r->cpu_ms >= tc->cpu_s * 500);
+    v->cpu_exceeded =
+        r->signal == SIGXCPU || (r->signal == SIGKILL && !r->timed_out && !r->output_truncated &&
+                                 !o->oom_killed && r->cpu_ms >= tc->cpu_s * 500);
     bool failed = r->exit_code != 0 || r->signal != 0;
     int64_t mem = ctx->lim->memory_mb << 20;
     /* a process refused because the task limit keeps the memory total (EAGAIN) */
-    bool total_refused = o->nproc_by_total && serr &&
-                         (strstr(serr, "Resource temporarily unavailable") ||
-                          strstr(serr, "BlockingIOError"));
-    v->mem_exceeded = o->oom_killed ||
-                      (failed && !r->timed_out && !v->cpu_exceeded && !r->output_truncated &&
-                       ((serr && has_oom_marker(serr)) || total_refused ||
-                        (r->maxrss_kb > 0 && r->maxrss_kb * 1024 >= mem * 8 / 10)));
+    bool total_refused =
+        o->nproc_by_total && serr &&
+        (strstr(serr, "Resource temporarily unavailable") || strstr(serr, "BlockingIOError"));
+    v->mem_exceeded =
+        o->oom_killed || (failed && !r->timed_out && !v->cpu_exceeded && !r->output_truncated &&
+                          ((serr && has_oom_marker(serr)) || total_refused ||
+                           (r->maxrss_kb > 0 && r->maxrss_kb * 1024 >= mem * 8 / 10)));
     if (r->timed_out)
         snprintf(v->errbuf, sizeof v->errbuf, "wall-time limit exceeded (%.1f s): killed",
                  (double)tc->wall_ms / 1000);
@@ -593,15 +684,18 @@ static void classify_limits(verdict *v, const run_out *o, const test_case *tc, c
                  strsignal(r->signal));
     else if (r->exit_code != 0)
         snprintf(v->errbuf, sizeof v->errbuf, "exit code %d", r->exit_code);
-    if (v->errbuf[0]) v->error = v->errbuf;
+    if (v->errbuf[0])
+        v->error = v->errbuf;
 }
 
 /* Classifies the run and compares its output; may add first_difference to jt. */
 static void judge(verdict *v, const run_out *o, const test_case *tc, const char *got,
-                  const char *serr, const run_ctx *ctx, json_t *jt) {
+                  const char *serr, const run_ctx *ctx, json_t *jt)
+{
     memset(v, 0, sizeof *v);
     classify_limits(v, o, tc, serr, ctx);
-    if (v->error) return;
+    if (v->error)
+        return;
     if (!got || !tc->expected) {
         v->error = "out of memory in the worker";
         return;
@@ -618,7 +712,8 @@ static void judge(verdict *v, const run_out *o, const test_case *tc, const char 
                                   "expected", line_at(tc->expected, line)));
 }
 
-static void test_json_not_compiled(json_t *jt, const test_case *tc) {
+static void test_json_not_compiled(json_t *jt, const test_case *tc)
+{
     json_object_set_new(jt, "passed", json_false());
     json_object_set_new(jt, "time_ms", json_integer(0));
     json_object_set_new(jt, "exit_code", json_null());
@@ -635,12 +730,14 @@ static void test_json_not_compiled(json_t *jt, const test_case *tc) {
 }
 
 static void test_json_run(json_t *jt, const run_out *o, const verdict *v, const test_case *tc,
-                          const char *got, const char *serr) {
+                          const char *got, const char *serr)
+{
     const sbx_result *r = &o->r;
     json_object_set_new(jt, "passed", json_boolean(v->ok));
     json_object_set_new(jt, "time_ms", json_integer(r->time_ms));
     json_object_set_new(jt, "cpu_ms", json_integer(r->cpu_ms));
-    json_object_set_new(jt, "exit_code", r->exit_code >= 0 ? json_integer(r->exit_code) : json_null());
+    json_object_set_new(jt, "exit_code",
+                        r->exit_code >= 0 ? json_integer(r->exit_code) : json_null());
     json_object_set_new(jt, "signal", r->signal ? json_integer(r->signal) : json_null());
     json_object_set_new(jt, "timed_out", json_boolean(r->timed_out));
     json_object_set_new(jt, "cpu_exceeded", json_boolean(v->cpu_exceeded));
@@ -656,19 +753,29 @@ static void test_json_run(json_t *jt, const run_out *o, const verdict *v, const 
 /* Runs one (compiled) test case and fills jt; *ok and *error (a copy in errbuf) for the
  * summary. */
 static sm_code run_test(run_ctx *ctx, const lang *L, const test_case *tc, json_t *jt, bool *ok,
-                        char *errbuf, size_t errlen, sm_err *err) {
+                        char *errbuf, size_t errlen, sm_err *err)
+{
     int64_t mem = ctx->lim->memory_mb << 20;
-    run_req q = {.argv = tc->argv, .env = L->jvm ? java_env : NULL, .input = tc->input,
-                 .input_len = tc->input_len, .cpu_s = tc->cpu_s, .wall_ms = tc->wall_ms,
-                 .as_bytes = L->jvm ? mem + (1024LL << 20) : mem, .mem_bytes = ctx->total_bytes,
-                 .nproc = ctx->lim->max_processes, .one_process = L->jvm};
+    run_req q = {.argv = tc->argv,
+                 .env = L->jvm ? java_env : NULL,
+                 .input = tc->input,
+                 .input_len = tc->input_len,
+                 .cpu_s = tc->cpu_s,
+                 .wall_ms = tc->wall_ms,
+                 .as_bytes = L->jvm ? mem + (1024LL << 20) : mem,
+                 .mem_bytes = ctx->total_bytes,
+                 .nproc = ctx->lim->max_processes,
+                 .one_process = L->jvm};
     run_out o;
     sm_code rc = run_one(ctx, &q, &o, err);
-    if (rc != SM_OK) return rc;
+    if (rc != SM_OK)
+        return rc;
     char *got = clean_utf8(o.r.out, o.r.out_len);
     char *serr = clean_utf8(o.r.errout, o.r.errout_len);
-    if (got) normalize(got, strlen(got));
-    if (serr) normalize(serr, strlen(serr));
+    if (got)
+        normalize(got, strlen(got));
+    if (serr)
+        normalize(serr, strlen(serr));
     verdict v;
     judge(&v, &o, tc, got, serr, ctx, jt);
     test_json_run(jt, &o, &v, tc, got, serr);
@@ -687,21 +794,26 @@ typedef struct summary {
     size_t len;
 } summary;
 
-static void summary_add(summary *s, const char *name, const char *error) {
-    if (s->len >= SUMMARY_MAX - 1) return;
-    int w = snprintf(s->text + s->len, SUMMARY_MAX - s->len, "%s%s: %s", s->len ? "; " : "",
-                     name, error && error[0] ? error : "failed");
-    if (w > 0) s->len += (size_t)w;
-    if (s->len >= SUMMARY_MAX) s->len = SUMMARY_MAX - 1;
+static void summary_add(summary *s, const char *name, const char *error)
+{
+    if (s->len >= SUMMARY_MAX - 1)
+        return;
+    int w = snprintf(s->text + s->len, SUMMARY_MAX - s->len, "%s%s: %s", s->len ? "; " : "", name,
+                     error && error[0] ? error : "failed");
+    if (w > 0)
+        s->len += (size_t)w;
+    if (s->len >= SUMMARY_MAX)
+        s->len = SUMMARY_MAX - 1;
 }
 
 /* Every test: not run after a compile error, else one sandbox run each. */
-static sm_code run_all_tests(run_ctx *ctx, const lang *L, const json_t *tests_json,
-                             bool compiled, json_t *tests_out, int *passed, summary *sum,
-                             sm_err *err) {
+static sm_code run_all_tests(run_ctx *ctx, const lang *L, const json_t *tests_json, bool compiled,
+                             json_t *tests_out, int *passed, summary *sum, sm_err *err)
+{
     size_t i;
     const json_t *t;
-    json_array_foreach(tests_json, i, t) {
+    json_array_foreach(tests_json, i, t)
+    {
         test_case tc;
         test_case_init(&tc, L, ctx->lim, t, i);
         json_t *jt = json_object();
@@ -718,8 +830,10 @@ static sm_code run_all_tests(run_ctx *ctx, const lang *L, const json_t *tests_js
                 json_decref(jt);
                 return rc;
             }
-            if (ok) (*passed)++;
-            else summary_add(sum, tc.name, error);
+            if (ok)
+                (*passed)++;
+            else
+                summary_add(sum, tc.name, error);
         }
         free(tc.expected);
         json_array_append_new(tests_out, jt);
@@ -727,7 +841,8 @@ static sm_code run_all_tests(run_ctx *ctx, const lang *L, const json_t *tests_js
     return SM_OK;
 }
 
-static json_t *limits_json(const run_ctx *ctx, const lang *L) {
+static json_t *limits_json(const run_ctx *ctx, const lang *L)
+{
     const sm_sandbox_limits *lim = ctx->lim;
     json_t *jl = json_object();
     json_object_set_new(jl, "cpu_seconds", json_integer(lim->cpu_seconds));
@@ -742,7 +857,8 @@ static json_t *limits_json(const run_ctx *ctx, const lang *L) {
     return jl;
 }
 
-static json_t *summary_json(bool compiled, int passed, int total, const summary *s) {
+static json_t *summary_json(bool compiled, int passed, int total, const summary *s)
+{
     char sum[SUMMARY_MAX + 200];
     if (!compiled)
         snprintf(sum, sizeof sum, "compile error: 0/%d tests passed", total);
@@ -754,9 +870,10 @@ static json_t *summary_json(bool compiled, int passed, int total, const summary 
 }
 
 /* Arguments, language, tools: everything checked before a work dir is made. */
-static sm_code check_request(const sm_sandbox_limits *lim, const char *language,
-                             const char *source, const json_t *tests_json, const lang **L,
-                             const char **bwrap, sm_err *err) {
+static sm_code check_request(const sm_sandbox_limits *lim, const char *language, const char *source,
+                             const json_t *tests_json, const lang **L, const char **bwrap,
+                             sm_err *err)
+{
     if (!lim || !language || !source || !tests_json)
         return sm_err_set(err, SM_EINVAL, "sandbox: NULL argument");
     if (lim->cpu_seconds <= 0 || lim->wall_seconds <= 0 || lim->memory_mb <= 0 ||
@@ -764,11 +881,13 @@ static sm_code check_request(const sm_sandbox_limits *lim, const char *language,
         lim->tmpfs_mb < 0)
         return sm_err_set(err, SM_EINVAL, "sandbox: limits must be positive");
     *L = find_lang(language);
-    if (!*L) return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: unsupported language '%s'", language);
+    if (!*L)
+        return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: unsupported language '%s'", language);
     if (strlen(source) > MAX_SOURCE)
         return sm_err_set(err, SM_EINVAL, "sandbox: source larger than %d bytes", MAX_SOURCE);
     sm_code rc = validate_tests(tests_json, err);
-    if (rc != SM_OK) return rc;
+    if (rc != SM_OK)
+        return rc;
     if (access((*L)->tool, X_OK) != 0)
         return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: %s is not installed (%s)", (*L)->name,
                           (*L)->tool);
@@ -781,7 +900,8 @@ static sm_code check_request(const sm_sandbox_limits *lim, const char *language,
 }
 
 static void ctx_init(run_ctx *ctx, const sm_sandbox_limits *lim, const char *workdir,
-                     const char *bwrap) {
+                     const char *bwrap)
+{
     memset(ctx, 0, sizeof *ctx);
     ctx->lim = lim;
     ctx->workdir = workdir;
@@ -789,14 +909,16 @@ static void ctx_init(run_ctx *ctx, const sm_sandbox_limits *lim, const char *wor
     ctx->use_cgroup = lim->use_cgroups;
     snprintf(ctx->cgroup_why, sizeof ctx->cgroup_why, "not tried");
     int64_t total = lim->memory_total_mb > 0 ? lim->memory_total_mb : lim->memory_mb;
-    if (total < lim->memory_mb) total = lim->memory_mb;
+    if (total < lim->memory_mb)
+        total = lim->memory_mb;
     ctx->total_bytes = total << 20;
     ctx->tmpfs_bytes = (lim->tmpfs_mb > 0 ? lim->tmpfs_mb : 64) << 20;
 }
 
 /* Compiles and runs every test in workdir; the result object on SM_OK. */
 static sm_code check_in(run_ctx *ctx, const lang *L, const json_t *tests_json, json_t **out,
-                        sm_err *err) {
+                        sm_err *err)
+{
     json_t *res = json_object(), *comp = json_object(), *tests_out = json_array();
     json_object_set_new(res, "language", json_string(L->name));
     json_object_set_new(res, "compile", comp);
@@ -820,18 +942,21 @@ static sm_code check_in(run_ctx *ctx, const lang *L, const json_t *tests_json, j
     return SM_OK;
 }
 
-sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language,
-                             const char *source, const json_t *tests_json, json_t **out,
-                             sm_err *err) {
-    if (!out) return sm_err_set(err, SM_EINVAL, "sandbox: NULL argument");
+sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language, const char *source,
+                             const json_t *tests_json, json_t **out, sm_err *err)
+{
+    if (!out)
+        return sm_err_set(err, SM_EINVAL, "sandbox: NULL argument");
     *out = NULL;
     const lang *L = NULL;
     const char *bwrap = NULL;
     sm_code rc = check_request(lim, language, source, tests_json, &L, &bwrap, err);
-    if (rc != SM_OK) return rc;
+    if (rc != SM_OK)
+        return rc;
     char workdir[4096];
     rc = make_workdir(lim, workdir, sizeof workdir, err);
-    if (rc != SM_OK) return rc;
+    if (rc != SM_OK)
+        return rc;
     rc = write_source(workdir, L->source_file, source, err);
     if (rc == SM_OK) {
         run_ctx ctx;
@@ -842,26 +967,37 @@ sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language,
     return rc;
 }
 
-bool sm_sandbox_available(const sm_sandbox_limits *lim, sm_err *err) {
+bool sm_sandbox_available(const sm_sandbox_limits *lim, sm_err *err)
+{
     const char *bwrap = lim && lim->bwrap && lim->bwrap[0] ? lim->bwrap : "/usr/bin/bwrap";
     if (access(bwrap, X_OK) != 0) {
         sm_err_set(err, SM_EUNSUPPORTED, "sandbox: bubblewrap not found at %s", bwrap);
         return false;
     }
-    sm_sandbox_limits l = {.cpu_seconds = 5, .wall_seconds = 10, .memory_mb = 256,
-                           .max_processes = 8, .max_output_bytes = 4096, .bwrap = bwrap,
+    sm_sandbox_limits l = {.cpu_seconds = 5,
+                           .wall_seconds = 10,
+                           .memory_mb = 256,
+                           .max_processes = 8,
+                           .max_output_bytes = 4096,
+                           .bwrap = bwrap,
                            .work_base = lim ? lim->work_base : NULL};
     char workdir[4096];
-    if (make_workdir(&l, workdir, sizeof workdir, err) != SM_OK) return false;
+    if (make_workdir(&l, workdir, sizeof workdir, err) != SM_OK)
+        return false;
     run_ctx ctx;
     ctx_init(&ctx, &l, workdir, bwrap);
     static const char *const argv[] = {"/bin/sh", "-c", "echo sandbox-ok", NULL};
-    run_req q = {.argv = argv, .cpu_s = 5, .wall_ms = 10000, .as_bytes = 256LL << 20,
-                 .mem_bytes = 256LL << 20, .nproc = 8};
+    run_req q = {.argv = argv,
+                 .cpu_s = 5,
+                 .wall_ms = 10000,
+                 .as_bytes = 256LL << 20,
+                 .mem_bytes = 256LL << 20,
+                 .nproc = 8};
     run_out o;
     sm_code rc = run_one(&ctx, &q, &o, err);
     remove_tree(workdir);
-    if (rc != SM_OK) return false;
+    if (rc != SM_OK)
+        return false;
     const sbx_result *r = &o.r;
     bool ok = r->exit_code == 0 && r->out_len >= 10 && strncmp(r->out, "sandbox-ok", 10) == 0;
     if (!ok) {

@@ -22,12 +22,12 @@ typedef struct sm_sandbox_limits {
     bool use_cgroups;         /* also use a cgroup v2 child when the system allows it */
     const char *bwrap;        /* bubblewrap binary; NULL or "" = /usr/bin/bwrap */
     /* Optional (0/NULL = default): */
-    int64_t compile_seconds;  /* CPU and wall limit of the compile step (default 30) */
-    const char *work_base;    /* where per-run work dirs are made (default $TMPDIR or /tmp) */
-    int64_t memory_total_mb;  /* memory of a whole test run, all processes (default memory_mb):
+    int64_t compile_seconds; /* CPU and wall limit of the compile step (default 30) */
+    const char *work_base;   /* where per-run work dirs are made (default $TMPDIR or /tmp) */
+    int64_t memory_total_mb; /* memory of a whole test run, all processes (default memory_mb):
                                * without a cgroup RLIMIT_AS x processes stays within it, and a
                                * total below 2 x memory_mb allows one process (threads only) */
-    int64_t tmpfs_mb;         /* size of each tmpfs in the sandbox: /tmp, /dev/shm (default 64) */
+    int64_t tmpfs_mb;        /* size of each tmpfs in the sandbox: /tmp, /dev/shm (default 64) */
 } sm_sandbox_limits;
 
 /* Fills *lim from cfg->sandbox (lim->bwrap points into cfg: keep cfg alive). */
@@ -56,9 +56,8 @@ void sm_sandbox_limits_from_config(const sm_config *cfg, sm_sandbox_limits *lim)
  *               "enforcement": {"cpu", "wall", "memory", "processes", "output", "network",
  *               "filesystem", "syscalls"} (how each limit was enforced)}}
  * When compilation fails every test is reported as not passed with error "compile error". */
-sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language,
-                             const char *source, const json_t *tests_json, json_t **out,
-                             sm_err *err);
+sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language, const char *source,
+                             const json_t *tests_json, json_t **out, sm_err *err);
 
 /* Whether the sandbox can run here (bwrap present and able to create its namespaces).
  * Fills err with the reason when not. */

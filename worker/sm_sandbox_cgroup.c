@@ -22,45 +22,54 @@
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
 
-static bool read_file(const char *path, char *buf, size_t len) {
+static bool read_file(const char *path, char *buf, size_t len)
+{
     FILE *f = fopen(path, "r");
-    if (!f) return false;
+    if (!f)
+        return false;
     size_t n = fread(buf, 1, len - 1, f);
     buf[n] = '\0';
     fclose(f);
     return true;
 }
 
-static bool write_file(const char *path, const char *s) {
+static bool write_file(const char *path, const char *s)
+{
     int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+    if (fd < 0)
+        return false;
     ssize_t n = write(fd, s, strlen(s));
     close(fd);
     return n == (ssize_t)strlen(s);
 }
 
-static bool has_word(const char *list, const char *w) {
+static bool has_word(const char *list, const char *w)
+{
     size_t n = strlen(w);
     for (const char *p = list; (p = strstr(p, w)) != NULL; p += n) {
         bool start = p == list || p[-1] == ' ' || p[-1] == '\n';
         bool end = p[n] == '\0' || p[n] == ' ' || p[n] == '\n';
-        if (start && end) return true;
+        if (start && end)
+            return true;
     }
     return false;
 }
 
 /* The cgroup v2 mount: /sys/fs/cgroup (unified) or /sys/fs/cgroup/unified (hybrid). */
-static const char *v2_mount(void) {
+static const char *v2_mount(void)
+{
     static const char *const cands[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
     for (int i = 0; i < 2; i++) {
         struct statfs s;
-        if (statfs(cands[i], &s) == 0 && s.f_type == CGROUP2_SUPER_MAGIC) return cands[i];
+        if (statfs(cands[i], &s) == 0 && s.f_type == CGROUP2_SUPER_MAGIC)
+            return cands[i];
     }
     return NULL;
 }
 
 bool sbx_cgroup_create(sbx_cgroup *cg, int64_t memory_bytes, int64_t pids, char *why,
-                       size_t why_len) {
+                       size_t why_len)
+{
     memset(cg, 0, sizeof *cg);
     const char *mnt = v2_mount();
     if (!mnt) {
@@ -81,8 +90,10 @@ bool sbx_cgroup_create(sbx_cgroup *cg, int64_t memory_bytes, int64_t pids, char 
     line[strcspn(line, "\n")] = '\0';
     /* After an earlier move into our own leaf (below), the base is the leaf's parent. */
     size_t ll = strlen(line), sl = strlen("/" SBX_WORKER_LEAF);
-    if (ll >= sl && strcmp(line + ll - sl, "/" SBX_WORKER_LEAF) == 0) line[ll - sl] = '\0';
-    snprintf(self, sizeof self, "%s%s", mnt, (line[0] == '\0' || strcmp(line, "/") == 0) ? "" : line);
+    if (ll >= sl && strcmp(line + ll - sl, "/" SBX_WORKER_LEAF) == 0)
+        line[ll - sl] = '\0';
+    snprintf(self, sizeof self, "%s%s", mnt,
+             (line[0] == '\0' || strcmp(line, "/") == 0) ? "" : line);
 
     char path[600];
     snprintf(path, sizeof path, "%s/cgroup.controllers", self);
@@ -138,41 +149,53 @@ bool sbx_cgroup_create(sbx_cgroup *cg, int64_t memory_bytes, int64_t pids, char 
     return true;
 }
 
-static int64_t read_key(const char *file, const char *key) {
+static int64_t read_key(const char *file, const char *key)
+{
     char buf[2048];
-    if (!read_file(file, buf, sizeof buf)) return -1;
+    if (!read_file(file, buf, sizeof buf))
+        return -1;
     size_t n = strlen(key);
     for (char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, key, n) == 0 && p[n] == ' ') return strtoll(p + n + 1, NULL, 10);
+        if (strncmp(p, key, n) == 0 && p[n] == ' ')
+            return strtoll(p + n + 1, NULL, 10);
     }
     return -1;
 }
 
-int64_t sbx_cgroup_oom_kills(const sbx_cgroup *cg) {
-    if (!cg || !cg->path[0]) return 0;
+int64_t sbx_cgroup_oom_kills(const sbx_cgroup *cg)
+{
+    if (!cg || !cg->path[0])
+        return 0;
     char path[600];
     snprintf(path, sizeof path, "%s/memory.events", cg->path);
     int64_t v = read_key(path, "oom_kill");
     return v > 0 ? v : 0;
 }
 
-int64_t sbx_cgroup_memory_peak(const sbx_cgroup *cg) {
-    if (!cg || !cg->path[0]) return -1;
+int64_t sbx_cgroup_memory_peak(const sbx_cgroup *cg)
+{
+    if (!cg || !cg->path[0])
+        return -1;
     char path[600], buf[64];
     snprintf(path, sizeof path, "%s/memory.peak", cg->path);
-    if (!read_file(path, buf, sizeof buf)) return -1;
+    if (!read_file(path, buf, sizeof buf))
+        return -1;
     return strtoll(buf, NULL, 10);
 }
 
-void sbx_cgroup_kill(const sbx_cgroup *cg) {
-    if (!cg || !cg->path[0]) return;
+void sbx_cgroup_kill(const sbx_cgroup *cg)
+{
+    if (!cg || !cg->path[0])
+        return;
     char path[600];
     snprintf(path, sizeof path, "%s/cgroup.kill", cg->path);
-    if (write_file(path, "1")) return;
+    if (write_file(path, "1"))
+        return;
     snprintf(path, sizeof path, "%s/cgroup.procs", cg->path);
     for (int round = 0; round < 3; round++) {
         FILE *f = fopen(path, "r");
-        if (!f) return;
+        if (!f)
+            return;
         long pid;
         int n = 0;
         while (fscanf(f, "%ld", &pid) == 1) {
@@ -180,15 +203,19 @@ void sbx_cgroup_kill(const sbx_cgroup *cg) {
             n++;
         }
         fclose(f);
-        if (n == 0) return;
+        if (n == 0)
+            return;
         usleep(10000);
     }
 }
 
-void sbx_cgroup_destroy(sbx_cgroup *cg) {
-    if (!cg || !cg->path[0]) return;
+void sbx_cgroup_destroy(sbx_cgroup *cg)
+{
+    if (!cg || !cg->path[0])
+        return;
     for (int i = 0; i < 50; i++) {
-        if (rmdir(cg->path) == 0 || errno == ENOENT) break;
+        if (rmdir(cg->path) == 0 || errno == ENOENT)
+            break;
         sbx_cgroup_kill(cg);
         usleep(10000);
     }

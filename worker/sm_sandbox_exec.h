@@ -36,39 +36,39 @@ void sbx_cgroup_destroy(sbx_cgroup *cg);
 
 typedef struct sbx_spec {
     const char *bwrap;
-    const char *workdir;       /* bound at /work */
-    bool work_writable;        /* rw bind (compile) or ro bind (runs) */
-    const char *const *argv;   /* command inside the sandbox, NULL-terminated */
-    const char *const *env;    /* extra "KEY=VALUE" for the sandbox, NULL-terminated, or NULL */
-    const char *stdin_data;    /* may be NULL */
+    const char *workdir;     /* bound at /work */
+    bool work_writable;      /* rw bind (compile) or ro bind (runs) */
+    const char *const *argv; /* command inside the sandbox, NULL-terminated */
+    const char *const *env;  /* extra "KEY=VALUE" for the sandbox, NULL-terminated, or NULL */
+    const char *stdin_data;  /* may be NULL */
     size_t stdin_len;
-    int64_t cpu_seconds;       /* RLIMIT_CPU */
-    int64_t wall_ms;           /* hard kill */
-    int64_t as_bytes;          /* RLIMIT_AS, 0 = none */
-    int64_t nproc;             /* processes/threads inside the sandbox */
-    int64_t fsize_bytes;       /* RLIMIT_FSIZE */
-    int64_t output_cap;        /* stdout+stderr bytes kept; past it the run is killed */
-    int64_t tmp_bytes;         /* size of the private /tmp */
-    int64_t shm_bytes;         /* size of the private /dev/shm */
-    bool single_process;       /* seccomp refuses new processes (ENOMEM): one address space */
-    const sbx_cgroup *cgroup;  /* NULL or a cgroup to move the run into */
+    int64_t cpu_seconds;      /* RLIMIT_CPU */
+    int64_t wall_ms;          /* hard kill */
+    int64_t as_bytes;         /* RLIMIT_AS, 0 = none */
+    int64_t nproc;            /* processes/threads inside the sandbox */
+    int64_t fsize_bytes;      /* RLIMIT_FSIZE */
+    int64_t output_cap;       /* stdout+stderr bytes kept; past it the run is killed */
+    int64_t tmp_bytes;        /* size of the private /tmp */
+    int64_t shm_bytes;        /* size of the private /dev/shm */
+    bool single_process;      /* seccomp refuses new processes (ENOMEM): one address space */
+    const sbx_cgroup *cgroup; /* NULL or a cgroup to move the run into */
 } sbx_spec;
 
 typedef struct sbx_result {
-    int exit_code;           /* -1 when killed by a signal */
-    int signal;              /* 0 or the signal that ended the program */
-    bool timed_out;          /* killed at the wall limit */
-    bool output_truncated;   /* output exceeded output_cap: cut and killed */
-    int64_t time_ms;         /* wall time */
-    int64_t cpu_ms;          /* user+system CPU of the whole tree */
-    int64_t maxrss_kb;       /* largest resident set in the tree */
-    int64_t output_bytes;    /* stdout+stderr bytes produced (counted past the cap too) */
-    char *out;               /* stdout kept (NUL-terminated, may contain NULs before out_len) */
+    int exit_code;         /* -1 when killed by a signal */
+    int signal;            /* 0 or the signal that ended the program */
+    bool timed_out;        /* killed at the wall limit */
+    bool output_truncated; /* output exceeded output_cap: cut and killed */
+    int64_t time_ms;       /* wall time */
+    int64_t cpu_ms;        /* user+system CPU of the whole tree */
+    int64_t maxrss_kb;     /* largest resident set in the tree */
+    int64_t output_bytes;  /* stdout+stderr bytes produced (counted past the cap too) */
+    char *out;             /* stdout kept (NUL-terminated, may contain NULs before out_len) */
     size_t out_len;
-    char *errout;            /* stderr kept */
+    char *errout; /* stderr kept */
     size_t errout_len;
-    bool nproc_rlimit;       /* RLIMIT_NPROC was applied to a uid of its own */
-    bool uid_switched;       /* ran as a dedicated unprivileged uid (caller was root) */
+    bool nproc_rlimit; /* RLIMIT_NPROC was applied to a uid of its own */
+    bool uid_switched; /* ran as a dedicated unprivileged uid (caller was root) */
 } sbx_result;
 
 /* Writes the run's seccomp filter (compiled BPF, for bwrap --seccomp) into a new memfd at

@@ -17,13 +17,13 @@ struct sm_task {
     int32_t *ids; /* prompt, generated ids and continuations */
     size_t n_ids, cap;
     size_t n_prefix;
-    size_t fed;           /* ids already in the slot's KV cache */
-    size_t sampled_at;    /* index of the sampled id not fed yet, or SIZE_MAX */
+    size_t fed;        /* ids already in the slot's KV cache */
+    size_t sampled_at; /* index of the sampled id not fed yet, or SIZE_MAX */
     sm_sampler *smp;
     int64_t max_new;
     char **stops;
     size_t n_stops;
-    size_t phase_start;   /* index in ids of this phase's first generated id */
+    size_t phase_start; /* index in ids of this phase's first generated id */
     int64_t phase_tokens, total_tokens, prompt_fed, cached;
     char *text;
     size_t text_len, text_cap;
@@ -235,9 +235,10 @@ sm_code sm_sched_submit(sm_sched *s, const sm_task_spec *spec, sm_err *err)
     if (spec->n_prompt == 0 || spec->max_new < 1)
         return sm_err_set(err, SM_EINVAL, "a task needs a prompt and max_new >= 1");
     if ((int64_t)spec->n_prompt + spec->max_new > s->o.max_ctx)
-        return sm_err_set(err, SM_ELIMIT, "prompt of %zu tokens + %lld new exceeds the context "
-                          "of %lld", spec->n_prompt, (long long)spec->max_new,
-                          (long long)s->o.max_ctx);
+        return sm_err_set(err, SM_ELIMIT,
+                          "prompt of %zu tokens + %lld new exceeds the context "
+                          "of %lld",
+                          spec->n_prompt, (long long)spec->max_new, (long long)s->o.max_ctx);
     sm_task *t = calloc(1, sizeof *t);
     if (!t)
         return sm_err_set(err, SM_ENOMEM, "out of memory");
@@ -277,8 +278,7 @@ sm_code sm_sched_submit(sm_sched *s, const sm_task_spec *spec, sm_err *err)
 
 /* The cached KV of prefix ids[0, n), computing it when absent (evicting the least recently
  * used entry when full). */
-static sm_code cache_get(sm_sched *s, const int32_t *ids, size_t n, cache_entry **out,
-                         sm_err *err)
+static sm_code cache_get(sm_sched *s, const int32_t *ids, size_t n, cache_entry **out, sm_err *err)
 {
     s->clock++;
     for (int i = 0; i < s->n_cache; i++) {
@@ -397,8 +397,8 @@ static sm_code advance(sm_sched *s, sm_task *t, int32_t id, sm_err *err)
             return rc;
         if (t->n_stops) {
             size_t from = before > 64 ? before - 64 : 0;
-            int64_t at = sm_stop_find(t->text, t->text_len, from, (const char *const *)t->stops,
-                                      t->n_stops);
+            int64_t at =
+                sm_stop_find(t->text, t->text_len, from, (const char *const *)t->stops, t->n_stops);
             if (at >= 0) {
                 for (size_t k = 0; k < t->n_stops; k++)
                     if (!strncmp(t->text + at, t->stops[k], strlen(t->stops[k]))) {
@@ -468,8 +468,8 @@ sm_code sm_sched_step(sm_sched *s, bool *progressed, sm_err *err)
     if (decode_only) {
         s->st.decode_steps++;
         s->st.decode_tokens += nb;
-        s->st.decode_us += (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
-                           (t1.tv_nsec - t0.tv_nsec) / 1000;
+        s->st.decode_us +=
+            (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
     }
     *progressed = true;
     s->st.steps++;
@@ -570,17 +570,47 @@ int64_t sm_sched_user_tokens(const sm_sched *s, const void *user)
     return n;
 }
 
-int sm_sched_pending(const sm_sched *s) { return s->nq; }
-int sm_sched_running(const sm_sched *s) { return s->nrun; }
-void sm_sched_get_stats(const sm_sched *s, sm_sched_stats *st) { *st = s->st; }
+int sm_sched_pending(const sm_sched *s)
+{
+    return s->nq;
+}
+int sm_sched_running(const sm_sched *s)
+{
+    return s->nrun;
+}
+void sm_sched_get_stats(const sm_sched *s, sm_sched_stats *st)
+{
+    *st = s->st;
+}
 
-void *sm_task_user(const sm_task *t) { return t->user; }
-int sm_task_tag(const sm_task *t) { return t->tag; }
-sm_finish sm_task_finish(const sm_task *t) { return t->finish; }
-int64_t sm_task_phase_tokens(const sm_task *t) { return t->phase_tokens; }
-int64_t sm_task_total_tokens(const sm_task *t) { return t->total_tokens; }
-int64_t sm_task_prompt_tokens(const sm_task *t) { return t->prompt_fed; }
-int64_t sm_task_cached_tokens(const sm_task *t) { return t->cached; }
+void *sm_task_user(const sm_task *t)
+{
+    return t->user;
+}
+int sm_task_tag(const sm_task *t)
+{
+    return t->tag;
+}
+sm_finish sm_task_finish(const sm_task *t)
+{
+    return t->finish;
+}
+int64_t sm_task_phase_tokens(const sm_task *t)
+{
+    return t->phase_tokens;
+}
+int64_t sm_task_total_tokens(const sm_task *t)
+{
+    return t->total_tokens;
+}
+int64_t sm_task_prompt_tokens(const sm_task *t)
+{
+    return t->prompt_fed;
+}
+int64_t sm_task_cached_tokens(const sm_task *t)
+{
+    return t->cached;
+}
 
 const char *sm_task_text(const sm_task *t, size_t *len)
 {

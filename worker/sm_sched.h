@@ -21,9 +21,9 @@
 
 typedef enum sm_finish {
     SM_FINISH_NONE = 0,
-    SM_FINISH_EOS,    /* an end-of-sequence token */
-    SM_FINISH_STOP,   /* a stop string (kept at the end of the text) */
-    SM_FINISH_LENGTH  /* max_new tokens generated */
+    SM_FINISH_EOS,   /* an end-of-sequence token */
+    SM_FINISH_STOP,  /* a stop string (kept at the end of the text) */
+    SM_FINISH_LENGTH /* max_new tokens generated */
 } sm_finish;
 
 typedef struct sm_task sm_task;
@@ -35,8 +35,8 @@ typedef struct sm_task sm_task;
 typedef sm_code (*sm_task_done_fn)(void *user, sm_task *task, sm_err *err);
 
 typedef struct sm_sched_opts {
-    int slots;             /* >= 1 */
-    int64_t max_ctx;       /* positions per slot */
+    int slots;       /* >= 1 */
+    int64_t max_ctx; /* positions per slot */
     bool prefix_cache;
     int cache_entries;     /* prefixes kept (LRU); <= 0: 8 */
     int64_t prefill_chunk; /* most prompt ids one slot feeds per step; <= 0: 512 */

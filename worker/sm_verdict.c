@@ -144,10 +144,10 @@ static sm_code parse_block(const char *p, const char *end, double max_score, sm_
         if (line_is(l, SM_VERDICT_END)) {
             if (st != WANT_END)
                 return sm_err_set(err, SM_EFORMAT, "the block ends before %s",
-                                  st == WANT_QUOTE  ? "the QUOTE line"
-                                  : st == WANT_WHY  ? "the WHY line"
-                                  : !have_score     ? "a SCORE line"
-                                                    : "the SUMMARY line");
+                                  st == WANT_QUOTE ? "the QUOTE line"
+                                  : st == WANT_WHY ? "the WHY line"
+                                  : !have_score    ? "a SCORE line"
+                                                   : "the SUMMARY line");
             for (; p < end; p++)
                 if (!isspace((unsigned char)*p))
                     return sm_err_set(err, SM_EFORMAT, "text after \"%s\"", SM_VERDICT_END);
@@ -171,8 +171,7 @@ static sm_code parse_block(const char *p, const char *end, double max_score, sm_
                     return sm_err_set(err, SM_EFORMAT, "step %ld where step %d was expected", n,
                                       cur + 1);
                 if (cur >= SM_VERDICT_MAX_STEPS)
-                    return sm_err_set(err, SM_EFORMAT, "more than %d steps",
-                                      SM_VERDICT_MAX_STEPS);
+                    return sm_err_set(err, SM_EFORMAT, "more than %d steps", SM_VERDICT_MAX_STEPS);
                 line vw = trim(stop + 1, e);
                 int k = -1;
                 for (int i = 0; i < SM_VERDICT_KINDS; i++)
@@ -202,7 +201,8 @@ static sm_code parse_block(const char *p, const char *end, double max_score, sm_
                 line a = trim(rest.s, slash), b = trim(slash + 1, rest.s + rest.n);
                 double mx;
                 if (!parse_number(a.s, a.n, &v->score) || !parse_number(b.s, b.n, &mx))
-                    return sm_err_set(err, SM_EFORMAT, "SCORE must read \"points/maximum\" with "
+                    return sm_err_set(err, SM_EFORMAT,
+                                      "SCORE must read \"points/maximum\" with "
                                       "plain numbers");
                 if (fabs(mx - max_score) > 1e-6 * (1 + max_score)) {
                     char want[32];
@@ -277,8 +277,7 @@ sm_code sm_verdict_parse(const char *text, size_t len, double max_score, sm_verd
     if (memchr(text, '\0', len))
         return sm_err_set(err, SM_EFORMAT, "the output holds a NUL byte");
     const char *start = text;
-    for (const char *t = text; (t = memmem(t, len - (size_t)(t - text), "</think>", 8));
-         t += 8)
+    for (const char *t = text; (t = memmem(t, len - (size_t)(t - text), "</think>", 8)); t += 8)
         start = t + 8;
     const char *body = last_begin(start, len - (size_t)(start - text));
     if (!body)

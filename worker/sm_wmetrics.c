@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const OUTCOME_NAMES[SM_SANDBOX_OUTCOMES] = {
-    "passed", "failed", "limit_exceeded", "compile_error", "error"};
+static const char *const OUTCOME_NAMES[SM_SANDBOX_OUTCOMES] = {"passed", "failed", "limit_exceeded",
+                                                               "compile_error", "error"};
 
 static struct {
     atomic_uint_least64_t jobs_received, jobs_completed, jobs_failed;
@@ -37,7 +37,8 @@ sm_sandbox_outcome sm_wmetrics_sandbox_classify(sm_code rc, const json_t *result
         return SM_SANDBOX_PASSED;
     size_t i;
     const json_t *t;
-    json_array_foreach(json_object_get(result, "tests"), i, t) {
+    json_array_foreach(json_object_get(result, "tests"), i, t)
+    {
         if (json_is_true(json_object_get(t, "timed_out")) ||
             json_is_true(json_object_get(t, "cpu_exceeded")) ||
             json_is_true(json_object_get(t, "memory_exceeded")))
@@ -46,12 +47,30 @@ sm_sandbox_outcome sm_wmetrics_sandbox_classify(sm_code rc, const json_t *result
     return SM_SANDBOX_FAILED;
 }
 
-void sm_wmetrics_job_received(void) { atomic_fetch_add(&W.jobs_received, 1); }
-void sm_wmetrics_job_completed(void) { atomic_fetch_add(&W.jobs_completed, 1); }
-void sm_wmetrics_job_failed(void) { atomic_fetch_add(&W.jobs_failed, 1); }
-void sm_wmetrics_tokens_generated(uint64_t n) { atomic_fetch_add(&W.tokens_generated, n); }
-void sm_wmetrics_busy_slots(int64_t busy) { atomic_store(&W.busy_slots, busy); }
-void sm_wmetrics_slots(int64_t slots) { atomic_store(&W.slots, slots); }
+void sm_wmetrics_job_received(void)
+{
+    atomic_fetch_add(&W.jobs_received, 1);
+}
+void sm_wmetrics_job_completed(void)
+{
+    atomic_fetch_add(&W.jobs_completed, 1);
+}
+void sm_wmetrics_job_failed(void)
+{
+    atomic_fetch_add(&W.jobs_failed, 1);
+}
+void sm_wmetrics_tokens_generated(uint64_t n)
+{
+    atomic_fetch_add(&W.tokens_generated, n);
+}
+void sm_wmetrics_busy_slots(int64_t busy)
+{
+    atomic_store(&W.busy_slots, busy);
+}
+void sm_wmetrics_slots(int64_t slots)
+{
+    atomic_store(&W.slots, slots);
+}
 
 void sm_wmetrics_prompt_cache(uint64_t hits, uint64_t misses)
 {
@@ -83,16 +102,16 @@ void sm_wmetrics_worker_name(const char *name)
 
 void sm_wmetrics_snapshot_get(sm_wmetrics_snapshot *out)
 {
-    *out = (sm_wmetrics_snapshot){
-        .jobs_received = atomic_load(&W.jobs_received),
-        .jobs_completed = atomic_load(&W.jobs_completed),
-        .jobs_failed = atomic_load(&W.jobs_failed),
-        .tokens_generated = atomic_load(&W.tokens_generated),
-        .cache_hits = atomic_load(&W.cache_hits),
-        .cache_misses = atomic_load(&W.cache_misses),
-        .busy_slots = atomic_load(&W.busy_slots),
-        .slots = atomic_load(&W.slots),
-        .model_load_seconds = (double)atomic_load(&W.model_load_us) / 1e6};
+    *out =
+        (sm_wmetrics_snapshot){.jobs_received = atomic_load(&W.jobs_received),
+                               .jobs_completed = atomic_load(&W.jobs_completed),
+                               .jobs_failed = atomic_load(&W.jobs_failed),
+                               .tokens_generated = atomic_load(&W.tokens_generated),
+                               .cache_hits = atomic_load(&W.cache_hits),
+                               .cache_misses = atomic_load(&W.cache_misses),
+                               .busy_slots = atomic_load(&W.busy_slots),
+                               .slots = atomic_load(&W.slots),
+                               .model_load_seconds = (double)atomic_load(&W.model_load_us) / 1e6};
     for (int i = 0; i < SM_SANDBOX_OUTCOMES; i++)
         out->sandbox_runs[i] = atomic_load(&W.sandbox_runs[i]);
 }
@@ -168,8 +187,8 @@ static void render_all(FILE *f, const sm_wmetrics_snapshot *s)
           "# TYPE stepmark_worker_sandbox_runs_total counter\n",
           f);
     for (int i = 0; i < SM_SANDBOX_OUTCOMES; i++)
-        fprintf(f, "stepmark_worker_sandbox_runs_total{outcome=\"%s\"} %llu\n",
-                OUTCOME_NAMES[i], (unsigned long long)s->sandbox_runs[i]);
+        fprintf(f, "stepmark_worker_sandbox_runs_total{outcome=\"%s\"} %llu\n", OUTCOME_NAMES[i],
+                (unsigned long long)s->sandbox_runs[i]);
     fprintf(f,
             "# HELP stepmark_worker_busy_slots Generation slots decoding a task now.\n"
             "# TYPE stepmark_worker_busy_slots gauge\nstepmark_worker_busy_slots %lld\n"

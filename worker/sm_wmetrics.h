@@ -13,11 +13,11 @@
 
 /* How one sandbox run ended (the label outcome of stepmark_worker_sandbox_runs_total). */
 typedef enum sm_sandbox_outcome {
-    SM_SANDBOX_PASSED = 0,     /* compiled, every test passed */
-    SM_SANDBOX_FAILED,         /* some test gave a wrong answer or crashed */
-    SM_SANDBOX_LIMIT,          /* some test hit a time, CPU or memory limit */
-    SM_SANDBOX_COMPILE_ERROR,  /* the student's program did not compile */
-    SM_SANDBOX_ERROR,          /* the sandbox could not run the checks (a worker failure) */
+    SM_SANDBOX_PASSED = 0,    /* compiled, every test passed */
+    SM_SANDBOX_FAILED,        /* some test gave a wrong answer or crashed */
+    SM_SANDBOX_LIMIT,         /* some test hit a time, CPU or memory limit */
+    SM_SANDBOX_COMPILE_ERROR, /* the student's program did not compile */
+    SM_SANDBOX_ERROR,         /* the sandbox could not run the checks (a worker failure) */
     SM_SANDBOX_OUTCOMES
 } sm_sandbox_outcome;
 

@@ -64,8 +64,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     sm_err err = {0};
     if (sm_wmetrics_render(&text, &err) != SM_OK)
         return plain(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render metrics\n");
-    return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text,
-                 strlen(text));
+    return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
 }
 
 /* Fills ss from l; *flags gets MHD_USE_IPv6 for an IPv6 address. */
@@ -86,14 +85,12 @@ static sm_code listen_address(const sm_wmetrics_listen *l, struct sockaddr_stora
         v6->sin6_port = htons((uint16_t)l->port);
         *flags |= MHD_USE_IPv6;
     } else {
-        return sm_err_set(err, SM_EINVAL, "worker.metrics_address '%s' is not an IP address",
-                          addr);
+        return sm_err_set(err, SM_EINVAL, "worker.metrics_address '%s' is not an IP address", addr);
     }
     return SM_OK;
 }
 
-sm_code sm_wmetrics_server_start(const sm_wmetrics_listen *l, sm_wmetrics_server **out,
-                                 sm_err *err)
+sm_code sm_wmetrics_server_start(const sm_wmetrics_listen *l, sm_wmetrics_server **out, sm_err *err)
 {
     *out = NULL;
     struct sockaddr_storage ss;
@@ -124,8 +121,7 @@ sm_code sm_wmetrics_server_start(const sm_wmetrics_listen *l, sm_wmetrics_server
     return SM_OK;
 }
 
-sm_code sm_wmetrics_server_from_config(const sm_config *cfg, sm_wmetrics_server **out,
-                                       sm_err *err)
+sm_code sm_wmetrics_server_from_config(const sm_config *cfg, sm_wmetrics_server **out, sm_err *err)
 {
     *out = NULL;
     if (cfg->worker.metrics_port == 0)
@@ -135,7 +131,10 @@ sm_code sm_wmetrics_server_from_config(const sm_config *cfg, sm_wmetrics_server 
     return sm_wmetrics_server_start(&l, out, err);
 }
 
-int sm_wmetrics_server_port(const sm_wmetrics_server *s) { return s ? s->port : 0; }
+int sm_wmetrics_server_port(const sm_wmetrics_server *s)
+{
+    return s ? s->port : 0;
+}
 
 void sm_wmetrics_server_stop(sm_wmetrics_server **s)
 {

@@ -19,8 +19,7 @@ sm_code sm_wmetrics_server_start(const sm_wmetrics_listen *l, sm_wmetrics_server
                                  sm_err *err);
 
 /* From the configuration: *out stays NULL when worker.metrics_port is 0 (off). */
-sm_code sm_wmetrics_server_from_config(const sm_config *cfg, sm_wmetrics_server **out,
-                                       sm_err *err);
+sm_code sm_wmetrics_server_from_config(const sm_config *cfg, sm_wmetrics_server **out, sm_err *err);
 
 /* The port it listens on. */
 int sm_wmetrics_server_port(const sm_wmetrics_server *s);

@@ -333,9 +333,9 @@ static sm_code open_sock(conn *c, sm_err *err)
         memset(secret, 0, sizeof secret);
         if (rc)
             return rc;
-    } else if (!sm_endpoint_is_local(cfg->worker.broker_endpoint) &&
-               !cc->allow_insecure_remote) {
-        return sm_err_set(err, SM_ECONFIG, "broker %s is not on loopback: enable worker.curve "
+    } else if (!sm_endpoint_is_local(cfg->worker.broker_endpoint) && !cc->allow_insecure_remote) {
+        return sm_err_set(err, SM_ECONFIG,
+                          "broker %s is not on loopback: enable worker.curve "
                           "(or set worker.curve.allow_insecure_remote)",
                           cfg->worker.broker_endpoint);
     }
@@ -418,8 +418,8 @@ static void to_engine(wctx *w, item *it, bool prep)
 
 static void on_message(conn *c, bool draining)
 {
-    static const char *const cmds[] = {"JOB", "HEARTBEAT", "ACK", "ERROR", "CANCEL",
-                                       "DISCONNECT", NULL};
+    static const char *const cmds[] = {"JOB",    "HEARTBEAT",  "ACK", "ERROR",
+                                       "CANCEL", "DISCONNECT", NULL};
     sm_msg m;
     sm_err err;
     while (sm_msg_recv(c->sock, &m, ZMQ_DONTWAIT, &err) == SM_OK) {
@@ -661,8 +661,8 @@ sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
     mo.threads = (int)cfg->worker.threads;
     mo.fast = !cfg->worker.deterministic;
     if (!rc)
-        rc = sm_modelid_compute(cfg->worker.model, w.model_name, sizeof w.model_name,
-                                w.model_hash, err);
+        rc = sm_modelid_compute(cfg->worker.model, w.model_name, sizeof w.model_name, w.model_hash,
+                                err);
     int64_t load_start_us = mono_us();
     if (!rc)
         rc = sm_model_load(cfg->worker.model, &mo, &w.model, err);
@@ -680,8 +680,12 @@ sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
     sm_wmetrics_slots(cfg->worker.slots);
     sm_wrun_engine_version(sm_model_info(w.model), w.engine_version, sizeof w.engine_version);
     sm_sandbox_limits_from_config(cfg, &w.sandbox);
-    w.g = (sm_grader){.tok = w.tok, .prompts = w.prompts, .sandbox = &w.sandbox, .cfg = cfg,
-                      .model_name = w.model_name, .model_hash = w.model_hash,
+    w.g = (sm_grader){.tok = w.tok,
+                      .prompts = w.prompts,
+                      .sandbox = &w.sandbox,
+                      .cfg = cfg,
+                      .model_name = w.model_name,
+                      .model_hash = w.model_hash,
                       .engine_version = w.engine_version};
     sm_log(SM_LOG_INFO, "model loaded", "model", w.model_name, "hash", w.model_hash, "engine",
            w.engine_version, NULL);

@@ -25,8 +25,12 @@ static const sm_arg_opt attn_opts[] = {
     {"isa", 0, SM_ARG_VALUE, "NAME", "kernel instruction set", false},
     {0}};
 static const sm_args_spec attn_spec = {
-    "stepmark-engine attnbench", NULL,
-    "Decode attention of one layer over long contexts, f32 vs f16 KV cache.", attn_opts, NULL, 0,
+    "stepmark-engine attnbench",
+    NULL,
+    "Decode attention of one layer over long contexts, f32 vs f16 KV cache.",
+    attn_opts,
+    NULL,
+    0,
     0};
 
 /* The sizes of the run. */

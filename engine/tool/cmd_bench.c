@@ -30,15 +30,15 @@ typedef struct bench_args {
     int repeats;
     const sm_kctx *peak_kc; /* NULL, or: measure the machine's peak before each prompt */
     sm_dtype peak_dtype;
-    sm_pool *bw_pool;       /* NULL, or: measure the bandwidth before each decode round */
+    sm_pool *bw_pool; /* NULL, or: measure the bandwidth before each decode round */
 } bench_args;
 
 typedef struct bench_result {
-    double prefill_s;     /* median seconds for one prompt */
-    double peak_gflops;   /* median of the peaks measured between the prompts (0: none) */
-    double bw_gbs;        /* median of the bandwidths measured between decode rounds (0: none) */
-    double rss_mb;        /* peak resident memory without the bandwidth test's buffer */
-    double decode_s[3];   /* median seconds per step at batch 1, 4, 16 */
+    double prefill_s;   /* median seconds for one prompt */
+    double peak_gflops; /* median of the peaks measured between the prompts (0: none) */
+    double bw_gbs;      /* median of the bandwidths measured between decode rounds (0: none) */
+    double rss_mb;      /* peak resident memory without the bandwidth test's buffer */
+    double decode_s[3]; /* median seconds per step at batch 1, 4, 16 */
 } bench_result;
 
 static const int batches[3] = {1, 4, 16};
@@ -189,8 +189,8 @@ static double max_rss_mb(void)
  * a shared machine slows every size alike and the ratios between them stay fair. With
  * a->bw_pool, the memory bandwidth is measured before each round too (r->bw_gbs, the median),
  * for the same reason; r->rss_mb is then the peak resident memory without its buffer. */
-static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, int n,
-                            double *out, bench_result *r, sm_err *err)
+static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, int n, double *out,
+                            bench_result *r, sm_err *err)
 {
     int64_t vocab = sm_model_info(m)->config.vocab;
     int max_batch = 0;
@@ -273,9 +273,13 @@ static const sm_arg_opt bench_opts[] = {
     {"no-compare", 0, SM_ARG_FLAG, NULL, "skip the other kernel mode", false},
     {0}};
 static const sm_args_spec bench_spec = {
-    "stepmark-engine bench", NULL,
+    "stepmark-engine bench",
+    NULL,
     "Measures prompt and decode speed next to the machine's peak and memory bandwidth.",
-    bench_opts, sm_cmd_model_opts, 0, 0};
+    bench_opts,
+    sm_cmd_model_opts,
+    0,
+    0};
 
 static int parse_count(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
@@ -323,8 +327,8 @@ static int bench_parse(int argc, char **argv, bench_args *a)
 
 int sm_cmd_bench(int argc, char **argv)
 {
-    bench_args a = {.compare = true, .prompt_tokens = 512, .decode_tokens = 16,
-                    .decode_ctx = 32, .repeats = 3};
+    bench_args a = {
+        .compare = true, .prompt_tokens = 512, .decode_tokens = 16, .decode_ctx = 32, .repeats = 3};
     sm_model_opts_init(&a.opts);
     int prc = bench_parse(argc, argv, &a);
     if (prc != SM_ARGS_CONTINUE)
@@ -384,8 +388,8 @@ int sm_cmd_bench(int argc, char **argv)
     double P = (double)a.prompt_tokens;
     double embed = (double)c->vocab * (double)c->hidden;
     double body = (double)s->n_params - embed - (c->tied ? 0.0 : embed);
-    double attn = 4.0 * (double)c->n_layers * (double)c->n_heads * (double)c->head_dim *
-                  P * (P + 1) / 2;
+    double attn =
+        4.0 * (double)c->n_layers * (double)c->n_heads * (double)c->head_dim * P * (P + 1) / 2;
     double flops = 2.0 * body * P + 2.0 * embed + attn;
     double prefill_tps = P / main_r.prefill_s;
     double prefill_gflops = flops / main_r.prefill_s / 1e9;
@@ -429,7 +433,8 @@ int sm_cmd_bench(int argc, char **argv)
         json_object_set_new(o, "prefill_gflops", json_real(prefill_gflops));
         json_object_set_new(o, "peak_gflops", json_real(peak));
         json_object_set_new(o, "peak_method", json_string(peak_method));
-        json_object_set_new(o, "prefill_peak_fraction", json_real(peak > 0 ? prefill_gflops / peak : 0));
+        json_object_set_new(o, "prefill_peak_fraction",
+                            json_real(peak > 0 ? prefill_gflops / peak : 0));
         json_object_set_new(o, "decode_tps_batch1", json_real(tps[0]));
         json_object_set_new(o, "decode_tps_batch4", json_real(tps[1]));
         json_object_set_new(o, "decode_tps_batch16", json_real(tps[2]));

@@ -9,9 +9,13 @@
 
 static const sm_arg_opt info_opts[] = {
     {"model", 0, SM_ARG_VALUE, "PATH", "the model folder or GGUF file", true}, {0}};
-static const sm_args_spec info_spec = {"stepmark-engine info", NULL,
-                                       "Loads a model and prints its summary.", info_opts,
-                                       sm_cmd_model_opts, 0, 0};
+static const sm_args_spec info_spec = {"stepmark-engine info",
+                                       NULL,
+                                       "Loads a model and prints its summary.",
+                                       info_opts,
+                                       sm_cmd_model_opts,
+                                       0,
+                                       0};
 
 int sm_cmd_info(int argc, char **argv)
 {

@@ -13,9 +13,13 @@ static const sm_arg_opt logits_opts[] = {
     {"ids", 0, SM_ARG_VALUE, "\"ID ...\"", "the prompt's token ids", true},
     {0}};
 static const sm_args_spec logits_spec = {
-    "stepmark-engine logits", NULL,
+    "stepmark-engine logits",
+    NULL,
     "Runs the ids as one prompt and prints the logits of the last position, one per line.",
-    logits_opts, sm_cmd_model_opts, 0, 0};
+    logits_opts,
+    sm_cmd_model_opts,
+    0,
+    0};
 
 int sm_cmd_logits(int argc, char **argv)
 {

@@ -61,9 +61,13 @@ static const sm_arg_opt run_opts[] = {
     {"tokenizer", 0, SM_ARG_VALUE, "DIR", "the tokenizer (default: the model's folder)", false},
     {0}};
 static const sm_args_spec run_spec = {
-    "stepmark-engine run", NULL,
+    "stepmark-engine run",
+    NULL,
     "Generates a continuation of exactly one of --prompt, --prompt-file or --prompt-ids.",
-    run_opts, sm_cmd_model_opts, 0, 0};
+    run_opts,
+    sm_cmd_model_opts,
+    0,
+    0};
 
 /* The sampling flags, each checked against its range. */
 static int parse_sampling(const sm_args *args, run_args *a)
@@ -323,11 +327,16 @@ int sm_cmd_run(int argc, char **argv)
         sp.repeat_penalty = c->repetition_penalty;
     }
     sp.seed = a.sp.seed;
-    if (a.set_temp) sp.temperature = a.sp.temperature;
-    if (a.set_top_p) sp.top_p = a.sp.top_p;
-    if (a.set_top_k) sp.top_k = a.sp.top_k;
-    if (a.set_min_p) sp.min_p = a.sp.min_p;
-    if (a.set_rep) sp.repeat_penalty = a.sp.repeat_penalty;
+    if (a.set_temp)
+        sp.temperature = a.sp.temperature;
+    if (a.set_top_p)
+        sp.top_p = a.sp.top_p;
+    if (a.set_top_k)
+        sp.top_k = a.sp.top_k;
+    if (a.set_min_p)
+        sp.min_p = a.sp.min_p;
+    if (a.set_rep)
+        sp.repeat_penalty = a.sp.repeat_penalty;
     int64_t ctx = (int64_t)np + a.max_tokens;
     ctx = ctx > c->max_pos ? c->max_pos : ctx;
     hist = realloc(hist, (size_t)(ctx + 1) * sizeof *hist);

@@ -18,19 +18,23 @@
 #include "sm_args.h"
 #include "sm_tokenizer.h"
 
-static double now_ms(void) {
+static double now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int cmp_str(const void *a, const void *b) {
+static int cmp_str(const void *a, const void *b)
+{
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static char *slurp(const char *path, size_t *len) {
+static char *slurp(const char *path, size_t *len)
+{
     FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    if (!f)
+        return NULL;
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -45,7 +49,8 @@ static char *slurp(const char *path, size_t *len) {
         }
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
-        if (!got) break;
+        if (!got)
+            break;
     }
     fclose(f);
     *len = n;
@@ -54,14 +59,17 @@ static char *slurp(const char *path, size_t *len) {
 
 /* The non-empty corpus files of dir (sorted, without NUL bytes), repeated until at least want
  * bytes, each occurrence one document; documents are separated by a NUL byte in the result. */
-static char *build_text(const char *dir, size_t want, size_t *len, int *n_files, size_t *n_docs) {
+static char *build_text(const char *dir, size_t want, size_t *len, int *n_files, size_t *n_docs)
+{
     DIR *d = opendir(dir);
-    if (!d) return NULL;
+    if (!d)
+        return NULL;
     char *names[512];
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) && n < 512)
-        if (e->d_name[0] != '.') names[n++] = strdup(e->d_name);
+        if (e->d_name[0] != '.')
+            names[n++] = strdup(e->d_name);
     closedir(d);
     qsort(names, (size_t)n, sizeof *names, cmp_str);
     char *files[512];
@@ -95,7 +103,8 @@ static char *build_text(const char *dir, size_t want, size_t *len, int *n_files,
                 (*n_docs)++;
             }
     }
-    for (int i = 0; i < nf; i++) free(files[i]);
+    for (int i = 0; i < nf; i++)
+        free(files[i]);
     *len = k;
     *n_files = nf;
     return out;
@@ -106,27 +115,34 @@ static const sm_arg_opt tokbench_opts[] = {
     {"corpus", 0, SM_ARG_VALUE, "DIR", "a folder of text", true},
     {"mb", 0, SM_ARG_VALUE, "N", "megabytes of text, up to 1024 (default 4)", false},
     {"runs", 0, SM_ARG_VALUE, "N", "runs, 1..100 (default 5)", false},
-    {"python", 0, SM_ARG_VALUE, "PY", "Python with transformers (default .venv/bin/python)",
-     false},
+    {"python", 0, SM_ARG_VALUE, "PY", "Python with transformers (default .venv/bin/python)", false},
     {"hf-script", 0, SM_ARG_VALUE, "FILE", "the Hugging Face side's script", false},
     {"no-hf", 0, SM_ARG_FLAG, NULL, "measure this tokenizer only", false},
     {0}};
-static const sm_args_spec tokbench_spec = {
-    "stepmark-engine tokbench", NULL,
-    "Tokenizer speed and load time next to Hugging Face's.", tokbench_opts, NULL, 0, 0};
+static const sm_args_spec tokbench_spec = {"stepmark-engine tokbench",
+                                           NULL,
+                                           "Tokenizer speed and load time next to Hugging Face's.",
+                                           tokbench_opts,
+                                           NULL,
+                                           0,
+                                           0};
 
-int sm_cmd_tokbench(int argc, char **argv) {
+int sm_cmd_tokbench(int argc, char **argv)
+{
     sm_args args;
     int prc = sm_args_parse(&tokbench_spec, argc, argv, &args);
-    if (prc != SM_ARGS_CONTINUE) return prc;
+    if (prc != SM_ARGS_CONTINUE)
+        return prc;
     /* the values point into argv */
     const char *dir = sm_args_get(&args, "tokenizer"), *corpus = sm_args_get(&args, "corpus");
     const char *python = sm_args_get(&args, "python"), *script = sm_args_get(&args, "hf-script");
     const char *mb_s = sm_args_get(&args, "mb"), *runs_s = sm_args_get(&args, "runs");
     bool hf = !sm_args_has(&args, "no-hf");
     sm_args_free(&args);
-    if (!python) python = ".venv/bin/python";
-    if (!script) script = "tests/tokenizer/hf_bench.py";
+    if (!python)
+        python = ".venv/bin/python";
+    if (!script)
+        script = "tests/tokenizer/hf_bench.py";
     double mb = mb_s ? atof(mb_s) : 4;
     int runs = runs_s ? atoi(runs_s) : 5;
     if (mb <= 0 || mb > 1024 || runs < 1 || runs > 100)
@@ -154,19 +170,24 @@ int sm_cmd_tokbench(int argc, char **argv) {
     for (int r = 0; r < runs && rc == 0; r++) {
         char cmd[256];
         snprintf(cmd, sizeof cmd, "rm -f %s/*.bin", cache_dir);
-        if (system(cmd) != 0) rc = 1;
+        if (system(cmd) != 0)
+            rc = 1;
         double t0 = now_ms();
-        if (sm_tokenizer_load_cached(dir, cache_dir, &tok, &err)) rc = 1;
+        if (sm_tokenizer_load_cached(dir, cache_dir, &tok, &err))
+            rc = 1;
         cold[r] = now_ms() - t0;
         sm_tokenizer_free(&tok);
         t0 = now_ms();
-        if (rc == 0 && sm_tokenizer_load_cached(dir, cache_dir, &tok, &err)) rc = 1;
+        if (rc == 0 && sm_tokenizer_load_cached(dir, cache_dir, &tok, &err))
+            rc = 1;
         warm[r] = now_ms() - t0;
-        if (r + 1 < runs) sm_tokenizer_free(&tok);
+        if (r + 1 < runs)
+            sm_tokenizer_free(&tok);
     }
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", cache_dir);
-    if (system(cmd) != 0) fprintf(stderr, "tokbench: could not remove %s\n", cache_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "tokbench: could not remove %s\n", cache_dir);
     if (rc) {
         fprintf(stderr, "tokbench: %s (%s)\n", err.msg, sm_code_name(err.code));
         free(text);
@@ -180,7 +201,8 @@ int sm_cmd_tokbench(int argc, char **argv) {
         sm_tokenizer_free(&tok);
         return 1;
     }
-    for (size_t i = 0; i < len; i++) joined[i] = text[i] ? text[i] : '\n';
+    for (size_t i = 0; i < len; i++)
+        joined[i] = text[i] ? text[i] : '\n';
     size_t doc_bytes = len - n_docs;
     double our[2];
     size_t our_n[2] = {0, 0};
@@ -214,7 +236,8 @@ int sm_cmd_tokbench(int argc, char **argv) {
             our_n[mode] = total;
             our_hash[mode] = h;
         }
-        if (rc == 0) our[mode] = sm_cmd_median(mbps, runs);
+        if (rc == 0)
+            our[mode] = sm_cmd_median(mbps, runs);
     }
     free(joined);
     if (rc) {
@@ -224,7 +247,8 @@ int sm_cmd_tokbench(int argc, char **argv) {
         return 1;
     }
     printf("text: %.2f MB, %zu documents (%d corpus files repeated), %zu tokens; special tokens "
-           "as plain text; 1 thread\n", doc_bytes / 1e6, n_docs, n_files, our_n[0]);
+           "as plain text; 1 thread\n",
+           doc_bytes / 1e6, n_docs, n_files, our_n[0]);
 
     double hf_mbps[2] = {0, 0}, hf_load = 0;
     unsigned long long hf_hash[2] = {0, 0};
@@ -234,7 +258,8 @@ int sm_cmd_tokbench(int argc, char **argv) {
         int fd = mkstemp(tmp);
         FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
         bool ok = f && fwrite(text, 1, len, f) == len;
-        if (f) ok = fclose(f) == 0 && ok;
+        if (f)
+            ok = fclose(f) == 0 && ok;
         char line[4096];
         snprintf(line, sizeof line,
                  "RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false '%s' '%s' '%s' '%s' %d", python,
@@ -243,11 +268,15 @@ int sm_cmd_tokbench(int argc, char **argv) {
         char out[512];
         int got = 0;
         while (p && fgets(out, sizeof out, p)) {
-            if (sscanf(out, "hf-docs %lf %zu %llu", &hf_mbps[0], &hf_n[0], &hf_hash[0]) == 3) got++;
-            if (sscanf(out, "hf-string %lf %zu %llu", &hf_mbps[1], &hf_n[1], &hf_hash[1]) == 3) got++;
-            if (sscanf(out, "hf-load %lf", &hf_load) == 1) got++;
+            if (sscanf(out, "hf-docs %lf %zu %llu", &hf_mbps[0], &hf_n[0], &hf_hash[0]) == 3)
+                got++;
+            if (sscanf(out, "hf-string %lf %zu %llu", &hf_mbps[1], &hf_n[1], &hf_hash[1]) == 3)
+                got++;
+            if (sscanf(out, "hf-load %lf", &hf_load) == 1)
+                got++;
         }
-        if (p && pclose(p) != 0) got = 0;
+        if (p && pclose(p) != 0)
+            got = 0;
         unlink(tmp);
         if (got != 3) {
             fprintf(stderr, "tokbench: the Hugging Face run failed (%s)\n", line);
@@ -266,11 +295,13 @@ int sm_cmd_tokbench(int argc, char **argv) {
         bool same = hf_n[mode] == our_n[mode] && hf_hash[mode] == our_hash[mode];
         printf("%-14s %16.2f %16.2f %7.2fx %s (%zu tokens)\n", mode_name[mode], our[mode],
                hf_mbps[mode], our[mode] / hf_mbps[mode], same ? "yes" : "NO", our_n[mode]);
-        if (!same) rc = 1;
+        if (!same)
+            rc = 1;
     }
-    printf("load: stepmark %.1f ms cold (no cache), %.1f ms warm (cache)", sm_cmd_median(cold, runs),
-           sm_cmd_median(warm, runs));
-    if (hf) printf("; HF tokenizers %.1f ms", hf_load);
+    printf("load: stepmark %.1f ms cold (no cache), %.1f ms warm (cache)",
+           sm_cmd_median(cold, runs), sm_cmd_median(warm, runs));
+    if (hf)
+        printf("; HF tokenizers %.1f ms", hf_load);
     printf(" (medians of %d)\n", runs);
     free(text);
     sm_tokenizer_free(&tok);

@@ -16,10 +16,12 @@
 #include "sm_args.h"
 #include "sm_tokenizer.h"
 
-static char *read_stdin(size_t *len) {
+static char *read_stdin(size_t *len)
+{
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
-    if (!buf) return NULL;
+    if (!buf)
+        return NULL;
     for (;;) {
         if (n == cap) {
             char *p = realloc(buf, cap * 2);
@@ -32,7 +34,8 @@ static char *read_stdin(size_t *len) {
         }
         size_t got = fread(buf + n, 1, cap - n, stdin);
         n += got;
-        if (got == 0) break;
+        if (got == 0)
+            break;
     }
     if (ferror(stdin)) {
         free(buf);
@@ -49,8 +52,12 @@ static const sm_arg_opt tokenize_opts[] = {
     {"items", 0, SM_ARG_FLAG, NULL, "NUL-separated items", false},
     {0}};
 static const sm_args_spec tokenize_spec = {
-    "stepmark-engine tokenize", NULL,
-    "UTF-8 text on standard input -> token ids on one line (per item).", tokenize_opts, NULL, 0,
+    "stepmark-engine tokenize",
+    NULL,
+    "UTF-8 text on standard input -> token ids on one line (per item).",
+    tokenize_opts,
+    NULL,
+    0,
     0};
 /* detokenize's table: --tokenizer and the separators, without --special */
 static const sm_arg_opt detokenize_opts[] = {
@@ -59,29 +66,38 @@ static const sm_arg_opt detokenize_opts[] = {
     {"items", 0, SM_ARG_FLAG, NULL, "write a NUL byte after each line's text", false},
     {0}};
 static const sm_args_spec detokenize_spec = {
-    "stepmark-engine detokenize", NULL,
-    "Whitespace-separated token ids on standard input -> their text.", detokenize_opts, NULL, 0,
+    "stepmark-engine detokenize",
+    NULL,
+    "Whitespace-separated token ids on standard input -> their text.",
+    detokenize_opts,
+    NULL,
+    0,
     0};
 
 /* Parses --tokenizer DIR and, if allowed, --special. Returns SM_ARGS_CONTINUE or the exit
  * status. */
 static int parse_args(int argc, char **argv, bool allow_special, const char **dir, bool *special,
-                      int *sep) {
+                      int *sep)
+{
     sm_args a;
     int rc = sm_args_parse(allow_special ? &tokenize_spec : &detokenize_spec, argc, argv, &a);
-    if (rc != SM_ARGS_CONTINUE) return rc;
+    if (rc != SM_ARGS_CONTINUE)
+        return rc;
     *dir = sm_args_get(&a, "tokenizer"); /* points into argv */
     *special = sm_args_has(&a, "special");
-    *sep = -1; /* -1: the whole input is one item */
+    *sep = -1;                          /* -1: the whole input is one item */
     for (int i = 0; i < a.nseen; i++) { /* the last of --lines/--items wins */
-        if (!strcmp(a.seen[i].opt->name, "lines")) *sep = '\n';
-        if (!strcmp(a.seen[i].opt->name, "items")) *sep = '\0';
+        if (!strcmp(a.seen[i].opt->name, "lines"))
+            *sep = '\n';
+        if (!strcmp(a.seen[i].opt->name, "items"))
+            *sep = '\0';
     }
     sm_args_free(&a);
     return SM_ARGS_CONTINUE;
 }
 
-static sm_tokenizer *load(const char *dir, const char *cmd) {
+static sm_tokenizer *load(const char *dir, const char *cmd)
+{
     sm_err err = {0};
     sm_tokenizer *tok = NULL;
     if (sm_tokenizer_load(dir, &tok, &err)) {
@@ -92,7 +108,8 @@ static sm_tokenizer *load(const char *dir, const char *cmd) {
 }
 
 /* Encodes text[0..len) and prints its ids followed by a newline. */
-static int print_ids(const sm_tokenizer *tok, const char *text, size_t len, bool special) {
+static int print_ids(const sm_tokenizer *tok, const char *text, size_t len, bool special)
+{
     sm_err err = {0};
     int32_t *ids = NULL;
     size_t n = 0;
@@ -100,18 +117,21 @@ static int print_ids(const sm_tokenizer *tok, const char *text, size_t len, bool
         fprintf(stderr, "tokenize: %s (%s)\n", err.msg, sm_code_name(err.code));
         return 1;
     }
-    for (size_t i = 0; i < n; i++) printf(i ? " %" PRId32 : "%" PRId32, ids[i]);
+    for (size_t i = 0; i < n; i++)
+        printf(i ? " %" PRId32 : "%" PRId32, ids[i]);
     printf("\n");
     free(ids);
     return 0;
 }
 
-int sm_cmd_tokenize(int argc, char **argv) {
+int sm_cmd_tokenize(int argc, char **argv)
+{
     const char *dir;
     bool special;
     int sep;
     int rc = parse_args(argc, argv, true, &dir, &special, &sep);
-    if (rc != SM_ARGS_CONTINUE) return rc;
+    if (rc != SM_ARGS_CONTINUE)
+        return rc;
     rc = 0;
     size_t len;
     char *text = read_stdin(&len);
@@ -129,36 +149,44 @@ int sm_cmd_tokenize(int argc, char **argv) {
     } else {
         size_t start = 0;
         for (size_t i = 0; i <= len && rc == 0; i++) {
-            if (i < len && text[i] != (char)sep) continue;
+            if (i < len && text[i] != (char)sep)
+                continue;
             rc = print_ids(tok, text + start, i - start, special);
             start = i + 1;
         }
     }
-    if (fflush(stdout) != 0) rc = 1;
+    if (fflush(stdout) != 0)
+        rc = 1;
     free(text);
     sm_tokenizer_free(&tok);
     return rc;
 }
 
 /* Parses whitespace-separated ids in [p, end) into *ids (malloc'd, freed by the caller). */
-static int parse_ids(const char *p, const char *end, int32_t **ids, size_t *n) {
+static int parse_ids(const char *p, const char *end, int32_t **ids, size_t *n)
+{
     size_t cap = 64;
     *n = 0;
     *ids = malloc(cap * sizeof **ids);
-    if (!*ids) return 1;
+    if (!*ids)
+        return 1;
     for (;;) {
-        while (p < end && strchr(" \t\r\n", *p)) p++;
-        if (p >= end) return 0;
+        while (p < end && strchr(" \t\r\n", *p))
+            p++;
+        if (p >= end)
+            return 0;
         char *q;
         errno = 0;
         long v = strtol(p, &q, 10);
-        if (q == p || errno || v < 0 || v > INT32_MAX || q > end || (q < end && !strchr(" \t\r\n", *q))) {
+        if (q == p || errno || v < 0 || v > INT32_MAX || q > end ||
+            (q < end && !strchr(" \t\r\n", *q))) {
             fprintf(stderr, "detokenize: \"%.20s\" is not a token id\n", p);
             return 2;
         }
         if (*n == cap) {
             int32_t *g = realloc(*ids, cap * 2 * sizeof **ids);
-            if (!g) return 1;
+            if (!g)
+                return 1;
             *ids = g;
             cap *= 2;
         }
@@ -168,7 +196,8 @@ static int parse_ids(const char *p, const char *end, int32_t **ids, size_t *n) {
 }
 
 /* Decodes the ids in [p, end) and writes the text, followed by the byte term unless it is -1. */
-static int print_text(const sm_tokenizer *tok, const char *p, const char *end, int term) {
+static int print_text(const sm_tokenizer *tok, const char *p, const char *end, int term)
+{
     int32_t *ids;
     size_t n;
     int rc = parse_ids(p, end, &ids, &n);
@@ -188,12 +217,14 @@ static int print_text(const sm_tokenizer *tok, const char *p, const char *end, i
     return rc;
 }
 
-int sm_cmd_detokenize(int argc, char **argv) {
+int sm_cmd_detokenize(int argc, char **argv)
+{
     const char *dir;
     bool special;
     int sep;
     int rc = parse_args(argc, argv, false, &dir, &special, &sep);
-    if (rc != SM_ARGS_CONTINUE) return rc;
+    if (rc != SM_ARGS_CONTINUE)
+        return rc;
     rc = 0;
     size_t len;
     char *text = read_stdin(&len);
@@ -211,13 +242,16 @@ int sm_cmd_detokenize(int argc, char **argv) {
     } else {
         size_t start = 0;
         for (size_t i = 0; i < len && rc == 0; i++) {
-            if (text[i] != '\n') continue;
+            if (text[i] != '\n')
+                continue;
             rc = print_text(tok, text + start, text + i, sep);
             start = i + 1;
         }
-        if (rc == 0 && start < len) rc = print_text(tok, text + start, text + len, sep);
+        if (rc == 0 && start < len)
+            rc = print_text(tok, text + start, text + len, sep);
     }
-    if (fflush(stdout) != 0) rc = 1;
+    if (fflush(stdout) != 0)
+        rc = 1;
     sm_tokenizer_free(&tok);
     free(text);
     return rc;

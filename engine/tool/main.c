@@ -22,7 +22,8 @@ static const sm_args_cmd commands[] = {
      "[--positions N] [--seqs N]: decode attention over long contexts, f32 vs f16 KV cache"},
 };
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     static const sm_args_group g = {"stepmark-engine", NULL, commands,
                                     sizeof commands / sizeof commands[0]};
     return sm_args_dispatch(&g, argc, argv);

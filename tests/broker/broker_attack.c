@@ -52,10 +52,9 @@ static const char *expect_error(void *s, const char *code)
 
 static json_t *result_of(long long job_id, double score, double max_score)
 {
-    json_t *r = json_pack("{s:I, s:s, s:f, s:{s:s, s:s}, s:s, s:s}", "job_id",
-                          (json_int_t)job_id, "status", "graded", "score", score, "model",
-                          "name", "m", "hash", "h", "engine_version", "1",
-                          "prompt_template_version", "p");
+    json_t *r = json_pack("{s:I, s:s, s:f, s:{s:s, s:s}, s:s, s:s}", "job_id", (json_int_t)job_id,
+                          "status", "graded", "score", score, "model", "name", "m", "hash", "h",
+                          "engine_version", "1", "prompt_template_version", "p");
     if (max_score > 0)
         json_object_set_new(r, "max_score", json_real(max_score));
     return r;
@@ -130,7 +129,8 @@ static void case_forged(void)
     CHECK(json_is_false(json_object_get(ack, "duplicate")));
     json_decref(ack);
     CHECK(q_int("SELECT count(*) FROM grading WHERE job_id = %lld AND score = 3.5"
-                " AND max_score = 4", ja) == 1);
+                " AND max_score = 4",
+                ja) == 1);
     /* a resend by the same worker is a duplicate; by another, ESTATE */
     worker_send(a, "RESULT", result_of(ja, 3.5, 0));
     ack = worker_recv(a, "ACK");
@@ -330,8 +330,8 @@ static void case_flood(void)
     start_broker();
     sm_client *c = client();
     make_assignment(c, "CS101", "hw1", "proof", NULL);
-    pid_t w = start_worker("--results", "60", "--slots", "4", "--work-ms", "20", "--name",
-                           "honest", NULL);
+    pid_t w = start_worker("--results", "60", "--slots", "4", "--work-ms", "20", "--name", "honest",
+                           NULL);
     flooder f = {0, 0};
     pthread_t t;
     pthread_create(&t, NULL, flood_thread, &f);
@@ -388,7 +388,8 @@ static void *blackhole_thread(void *arg)
         int linger = 0;
         zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
         zmq_connect(s, E.wep);
-        const char *frames[] = {"", "SMW1", "READY", "", "{\"name\": \"blackhole\", \"slots\": 4096}"};
+        const char *frames[] = {"", "SMW1", "READY", "",
+                                "{\"name\": \"blackhole\", \"slots\": 4096}"};
         for (int k = 0; k < 5; k++)
             zmq_send(s, frames[k], strlen(frames[k]), k < 4 ? ZMQ_SNDMORE : 0);
         socks[n++] = s;
@@ -437,8 +438,7 @@ static void case_blackhole(void)
     CHECK(f.sent >= 55);
     CHECKM(most <= 64, "a worker held %ld jobs (cap 64)", most);
     CHECKM(losses > 0, "the blackholes never held a job");
-    CHECK(q_int("SELECT count(*) FROM job WHERE state NOT IN ('queued', 'leased', 'done')") ==
-          0);
+    CHECK(q_int("SELECT count(*) FROM job WHERE state NOT IN ('queued', 'leased', 'done')") == 0);
     CHECK(q_int("SELECT count(*) FROM grading WHERE worker <> 'honest'") == 0);
     /* after the attack the honest worker finishes; no attempt of its was wasted */
     wait_for(JOBS, 90000, "SELECT count(*) FROM job WHERE state = 'done'");
@@ -473,9 +473,10 @@ static void case_max_job(void)
 
 int main(int argc, char **argv)
 {
-    static const itest_case cases[] = {
-        {"forged", case_forged},       {"curve_roles", case_curve_roles},
-        {"flood", case_flood},         {"blackhole", case_blackhole},
-        {"max_job", case_max_job}};
+    static const itest_case cases[] = {{"forged", case_forged},
+                                       {"curve_roles", case_curve_roles},
+                                       {"flood", case_flood},
+                                       {"blackhole", case_blackhole},
+                                       {"max_job", case_max_job}};
     return itest_main(argc, argv, "broker_attack", cases, sizeof cases / sizeof cases[0]);
 }

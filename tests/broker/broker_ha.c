@@ -33,15 +33,16 @@ static void *raw_worker(void *ctx, const char *ep)
 /* A well-formed RESULT for job_id (score 1 of 4). */
 static json_t *result_of(json_int_t job_id)
 {
-    return json_pack("{s:I, s:s, s:f, s:f, s:{s:s, s:s}, s:s, s:s}", "job_id", job_id,
-                     "status", "graded", "score", 1.0, "max_score", 4.0, "model", "name", "m",
-                     "hash", "h", "engine_version", "1", "prompt_template_version", "p");
+    return json_pack("{s:I, s:s, s:f, s:f, s:{s:s, s:s}, s:s, s:s}", "job_id", job_id, "status",
+                     "graded", "score", 1.0, "max_score", 4.0, "model", "name", "m", "hash", "h",
+                     "engine_version", "1", "prompt_template_version", "p");
 }
 
 static void ready_raw(void *s)
 {
-    worker_send(s, "READY", json_pack("{s:s, s:s, s:s, s:i}", "name", "raw", "model",
-                                      "testworker", "device", "cpu", "slots", 1));
+    worker_send(s, "READY",
+                json_pack("{s:s, s:s, s:s, s:i}", "name", "raw", "model", "testworker", "device",
+                          "cpu", "slots", 1));
 }
 
 /* The broker instance id (PING), checked to be "b" and 8 hex digits: fixed length, so that
@@ -110,8 +111,7 @@ static void check_exactly_once(int acknowledged)
     char log[128];
     snprintf(log, sizeof log, "%s/done.log", E.dir);
     int acked = count_lines(log); /* RESULTs a worker saw acknowledged */
-    CHECKM(acked <= acknowledged, "%d RESULTs acknowledged for %d gradings", acked,
-           acknowledged);
+    CHECKM(acked <= acknowledged, "%d RESULTs acknowledged for %d gradings", acked, acknowledged);
 }
 
 static void case_kill9(void)
@@ -156,8 +156,10 @@ static void case_kill9(void)
     CHECK(stop_broker(SIGKILL) == 128 + SIGKILL); /* A dies mid-batch, its leases held */
     /* the jobs leased to A (a RESULT that A was committing may still land) */
     char held[1024];
-    q_text(held, sizeof held, "SELECT string_agg(id::text, ',') FROM job WHERE state = 'leased'"
-           " AND lease_owner LIKE '%s/%%'", ia);
+    q_text(held, sizeof held,
+           "SELECT string_agg(id::text, ',') FROM job WHERE state = 'leased'"
+           " AND lease_owner LIKE '%s/%%'",
+           ia);
     CHECK(held[0]);
 
     /* A's raw worker moves to B and sends its RESULT for A's lease: refused, nothing stored */
@@ -189,7 +191,8 @@ static void case_kill9(void)
                 held, ia) >= 1);
     CHECK(q_int("SELECT count(*) FROM job j JOIN grading g ON g.job_id = j.id WHERE j.id IN (%s)"
                 " AND NOT (j.last_error LIKE 'lease expired (held by %s/%%' AND"
-                "   g.worker LIKE 'wb%%' OR g.worker LIKE 'wa%%')", held, ia) == 0);
+                "   g.worker LIKE 'wb%%' OR g.worker LIKE 'wa%%')",
+                held, ia) == 0);
     CHECK(q_int("SELECT count(*) FROM grading WHERE worker = 'raw'") == 0);
     /* the raw worker had reported progress: that loss costs its attempt, others are free */
     CHECK(q_int("SELECT attempts FROM job WHERE id = %lld", (long long)jid) == 2);
@@ -222,8 +225,10 @@ static void case_term(void)
     start_worker("--name", "wa1", "--slots", "4", "--work-ms", "60000", NULL, NULL);
     submit_both(ca, cb, "t", 8);
     char sql[256];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM job WHERE state = 'leased'"
-             " AND lease_owner NOT LIKE '%s/%%'", ib);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM job WHERE state = 'leased'"
+             " AND lease_owner NOT LIKE '%s/%%'",
+             ib);
     wait_for(4, 10000, sql);
     CHECK(stop_broker(SIGTERM) == 0);
     /* A handed back its 4 jobs, uncharged; B's lease is untouched */
@@ -272,8 +277,9 @@ static void case_reap_locked(void)
     /* A's raw worker holds both jobs when A dies */
     void *ctx = zmq_ctx_new();
     void *ra = raw_worker(ctx, E.wep);
-    worker_send(ra, "READY", json_pack("{s:s, s:s, s:s, s:i}", "name", "raw", "model",
-                                       "testworker", "device", "cpu", "slots", 2));
+    worker_send(ra, "READY",
+                json_pack("{s:s, s:s, s:s, s:i}", "name", "raw", "model", "testworker", "device",
+                          "cpu", "slots", 2));
     json_t *first = worker_recv_skipping(ra, "JOB", true);
     json_t *second = worker_recv_skipping(ra, "JOB", true);
     json_int_t j1 = json_integer_value(json_object_get(first, "job_id"));
@@ -304,8 +310,8 @@ static void case_reap_locked(void)
         sleep_ms(200);
     }
     CHECK(answers(B.cep));
-    CHECK(q_int("SELECT count(*) FROM job WHERE id = %lld AND state = 'leased'",
-                (long long)j1) == 1);
+    CHECK(q_int("SELECT count(*) FROM job WHERE id = %lld AND state = 'leased'", (long long)j1) ==
+          1);
     PQclear(PQexec(lk, "COMMIT"));
     PQfinish(lk);
     /* then j1 too; a worker on B grades both, once */

@@ -34,9 +34,11 @@ static void case_submit(void)
     long long id = submit(c, "k-1", "batch", &dup);
     CHECK(!dup);
     CHECK(q_int("SELECT count(*) FROM submission WHERE id = %lld AND idempotency_key = 'k-1'"
-                " AND content LIKE '1 + 1 = 2%%' AND student_ref = 's-1'", id) == 1);
+                " AND content LIKE '1 + 1 = 2%%' AND student_ref = 's-1'",
+                id) == 1);
     CHECK(q_int("SELECT count(*) FROM job WHERE submission_id = %lld AND state = 'queued'"
-                " AND priority = 1 AND attempts = 0 AND max_attempts = 3", id) == 1);
+                " AND priority = 1 AND attempts = 0 AND max_attempts = 3",
+                id) == 1);
     json_t *st = call_ok(c, "STATUS", json_pack("{s:I}", "submission_id", (json_int_t)id));
     CHECK(!strcmp(json_string_value(json_object_get(st, "state")), "queued"));
     CHECK(!strcmp(json_string_value(json_object_get(st, "priority")), "batch"));
@@ -66,7 +68,8 @@ static void case_submit(void)
         CHECK(r.ok);
         long long sid = json_integer_value(json_object_get(r.body, "submission_id"));
         CHECK(q_int("SELECT count(*) FROM submission WHERE id = %lld AND"
-                    " idempotency_key = 'many-%s'", sid, r.id) == 1);
+                    " idempotency_key = 'many-%s'",
+                    sid, r.id) == 1);
         json_decref(r.body);
     }
     CHECK(q_int("SELECT count(*) FROM job") == 101);
@@ -89,9 +92,9 @@ static void case_idempotent(void)
     for (int i = 0; i < 5; i++) {
         char rid[8];
         snprintf(rid, sizeof rid, "%d", i);
-        json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "course", "CS101", "assignment",
-                                 "hw1", "student_ref", "s", "idempotency_key", "burst",
-                                 "content", "y");
+        json_t *body =
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "course", "CS101", "assignment", "hw1",
+                      "student_ref", "s", "idempotency_key", "burst", "content", "y");
         sm_err err;
         CHECK(sm_client_send(c, "SUBMIT", rid, body, &err) == SM_OK);
         json_decref(body);
@@ -185,9 +188,10 @@ static void malformed_client_requests(void *s, const char *good)
     }
     {
         static char big[10000];
-        int n = snprintf(big, sizeof big, "{\"course\":\"CS101\",\"assignment\":\"hw1\","
-                                          "\"student_ref\":\"s\",\"idempotency_key\":\"k\","
-                                          "\"content\":\"");
+        int n = snprintf(big, sizeof big,
+                         "{\"course\":\"CS101\",\"assignment\":\"hw1\","
+                         "\"student_ref\":\"s\",\"idempotency_key\":\"k\","
+                         "\"content\":\"");
         memset(big + n, 'a', 9000);
         strcpy(big + n + 9000, "\"}");
         const char *f[] = {"", "SMC1", "SUBMIT", "1", big};
@@ -316,12 +320,11 @@ static void case_assignment(void)
                    msg) == SM_ENOTFOUND);
     json_decref(call_ok(c, "ASSIGNMENT_UPDATE",
                         json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}], s:{s:f, s:i}}",
-                                  "course", "CS101", "code", "hw1", "title", "Week 1",
-                                  "answer_key", "2", "tests", "name", "t1", "input", "1 1",
-                                  "expected_output", "2", "sampling", "temperature", 0.6,
-                                  "samples", 3)));
-    json_t *a = call_ok(c, "ASSIGNMENT_GET", json_pack("{s:s, s:s}", "course", "CS101", "code",
-                                                       "hw1"));
+                                  "course", "CS101", "code", "hw1", "title", "Week 1", "answer_key",
+                                  "2", "tests", "name", "t1", "input", "1 1", "expected_output",
+                                  "2", "sampling", "temperature", 0.6, "samples", 3)));
+    json_t *a =
+        call_ok(c, "ASSIGNMENT_GET", json_pack("{s:s, s:s}", "course", "CS101", "code", "hw1"));
     CHECK(!strcmp(json_string_value(json_object_get(a, "title")), "Week 1"));
     CHECK(!strcmp(json_string_value(json_object_get(a, "answer_key")), "2"));
     CHECK(!strcmp(json_string_value(json_object_get(a, "kind")), "math")); /* untouched */
@@ -385,21 +388,22 @@ static void case_worker_dies(void)
     /* a worker that dies before any PROGRESS: the job goes back without costing an attempt */
     pid_t a = start_worker("--die-after", "1", "--name", "doomed", NULL, NULL);
     CHECK(wait_worker(a, 10000) == 3);
-    wait_for(1, 10000, "SELECT count(*) FROM job WHERE state = 'queued' AND attempts = 0"
-                       " AND unstarted_losses = 1 AND last_error LIKE 'worker doomed lost%"
-                       "attempt not charged)'");
+    wait_for(1, 10000,
+             "SELECT count(*) FROM job WHERE state = 'queued' AND attempts = 0"
+             " AND unstarted_losses = 1 AND last_error LIKE 'worker doomed lost%"
+             "attempt not charged)'");
     /* one that dies after reporting PROGRESS: the attempt counts */
     a = start_worker("--die-after", "1", "--die-progress", "--name", "doomed2", NULL, NULL);
     CHECK(wait_worker(a, 10000) == 3);
-    wait_for(1, 10000, "SELECT count(*) FROM job WHERE state = 'queued' AND attempts = 1"
-                       " AND last_error LIKE 'worker doomed2 lost (silent for % ms)'");
+    wait_for(1, 10000,
+             "SELECT count(*) FROM job WHERE state = 'queued' AND attempts = 1"
+             " AND last_error LIKE 'worker doomed2 lost (silent for % ms)'");
     /* another worker completes the job */
     pid_t b = start_worker("--results", "1", "--name", "healthy", NULL, NULL);
     CHECK(wait_worker(b, 20000) == 0);
     CHECK(q_int("SELECT count(*) FROM grading WHERE submission_id = %lld AND worker = 'healthy'",
                 id) == 1);
-    CHECK(q_int("SELECT attempts FROM job WHERE submission_id = %lld AND state = 'done'", id) ==
-          2);
+    CHECK(q_int("SELECT attempts FROM job WHERE submission_id = %lld AND state = 'done'", id) == 2);
     CHECK(stop_broker(SIGTERM) == 0);
 }
 
@@ -414,8 +418,9 @@ static void case_retry_dead(void)
     make_assignment(c, "CS101", "hw1", "proof", NULL);
     long long id = submit(c, "k", "interactive", NULL);
     pid_t w = start_worker("--fail", NULL, NULL, NULL, NULL, NULL);
-    wait_for(1, 15000, "SELECT count(*) FROM job WHERE state = 'dead' AND attempts = 2 AND"
-                       " last_error = 'test failure' AND finished_at IS NOT NULL");
+    wait_for(1, 15000,
+             "SELECT count(*) FROM job WHERE state = 'dead' AND attempts = 2 AND"
+             " last_error = 'test failure' AND finished_at IS NOT NULL");
     char topic[256];
     json_t *e = next_event(sub, 5000, topic);
     CHECKM(e, "no dead event");
@@ -520,8 +525,8 @@ static void case_duplicate_result(void)
     CHECK(json_number_value(json_object_get(e, "score")) == 2.0);
     json_decref(e);
     CHECK(next_event(sub, 500, topic) == NULL); /* one event only */
-    json_t *r = call_ok(c, "RESULT", json_pack("{s:I, s:b}", "submission_id", (json_int_t)id,
-                                               "reasoning", 1));
+    json_t *r = call_ok(c, "RESULT",
+                        json_pack("{s:I, s:b}", "submission_id", (json_int_t)id, "reasoning", 1));
     CHECK(json_array_size(json_object_get(r, "steps")) == 2);
     CHECK(json_array_size(json_object_get(r, "reasoning")) == 1);
     CHECK(!strcmp(json_string_value(json_object_get(json_object_get(r, "model"), "name")),
@@ -537,10 +542,9 @@ static void case_duplicate_result(void)
 
 static json_t *bad_result(long long job_id, double score)
 {
-    return json_pack("{s:I, s:s, s:f, s:f, s:{s:s, s:s}, s:s, s:s}", "job_id",
-                     (json_int_t)job_id, "status", "graded", "score", score, "max_score", 4.0,
-                     "model", "name", "m", "hash", "h", "engine_version", "1",
-                     "prompt_template_version", "p");
+    return json_pack("{s:I, s:s, s:f, s:f, s:{s:s, s:s}, s:s, s:s}", "job_id", (json_int_t)job_id,
+                     "status", "graded", "score", score, "max_score", 4.0, "model", "name", "m",
+                     "hash", "h", "engine_version", "1", "prompt_template_version", "p");
 }
 
 /* A RESULT the broker cannot store is a failed attempt of the worker that holds the job,
@@ -560,15 +564,17 @@ static void case_bad_result(void)
     json_t *job = worker_recv(w, "JOB");
     long long jid = json_integer_value(json_object_get(job, "job_id"));
     CHECK(json_integer_value(json_object_get(job, "submission_id")) == id);
-    CHECK(!strcmp(json_string_value(json_object_get(
-                      json_object_get(job, "assignment"), "statement")), "Show that 1 + 1 = 2."));
+    CHECK(
+        !strcmp(json_string_value(json_object_get(json_object_get(job, "assignment"), "statement")),
+                "Show that 1 + 1 = 2."));
     json_decref(job);
     worker_send(w, "RESULT", bad_result(jid, 5.0)); /* above max_score */
     json_t *e = worker_recv(w, "ERROR");
     CHECK(!strcmp(json_string_value(json_object_get(e, "code")), "EINVAL"));
     json_decref(e);
     CHECK(q_int("SELECT count(*) FROM job WHERE id = %lld AND state IN ('queued', 'leased')"
-                " AND last_error LIKE 'result rejected: %%'", jid) == 1);
+                " AND last_error LIKE 'result rejected: %%'",
+                jid) == 1);
     /* it comes back (attempt 2); now a result that only a database constraint refuses (one
      * this test adds, since the broker's own checks cover the schema's) */
     job = worker_recv(w, "JOB");
@@ -583,7 +589,8 @@ static void case_bad_result(void)
     CHECK(!strcmp(json_string_value(json_object_get(e, "code")), "EINVAL"));
     json_decref(e);
     CHECK(q_int("SELECT count(*) FROM job WHERE id = %lld AND attempts = 2 AND last_error LIKE "
-                "'result rejected by the database%%'", jid) == 1);
+                "'result rejected by the database%%'",
+                jid) == 1);
     /* attempt 3 with a good score is stored */
     job = worker_recv(w, "JOB");
     json_decref(job);
@@ -666,14 +673,16 @@ static void case_graceful(void)
             break;
         if (r.ok) {
             acked++;
-            CHECK(q_int("SELECT count(*) FROM submission WHERE id = %lld", (long long)
-                        json_integer_value(json_object_get(r.body, "submission_id"))) == 1);
+            CHECK(q_int("SELECT count(*) FROM submission WHERE id = %lld",
+                        (long long)json_integer_value(json_object_get(r.body, "submission_id"))) ==
+                  1);
         }
         json_decref(r.body);
     }
     fprintf(stderr, "%d of 50 SUBMITs acknowledged before the shutdown\n", acked);
     CHECK(q_int("SELECT count(*) FROM job WHERE submission_id = %lld AND state = 'queued'"
-                " AND attempts = 0 AND lease_owner IS NULL", id) == 1);
+                " AND attempts = 0 AND lease_owner IS NULL",
+                id) == 1);
     sm_client_free(&c);
     start_broker();
     char sql[256];
@@ -752,8 +761,7 @@ static void case_curve(void)
     connect_db();
     make_assignment(c, "CS101", "hw1", "proof", NULL);
     long long id = submit(c, "k", "interactive", NULL);
-    CHECK(q_int("SELECT count(*) FROM submission WHERE id = %lld AND client_id = 'lms'", id) ==
-          1);
+    CHECK(q_int("SELECT count(*) FROM submission WHERE id = %lld AND client_id = 'lms'", id) == 1);
     /* a key outside the allow-list, and a plain client, get nothing */
     sm_client *x = client_with(srv, bad, 700, 0);
     CHECK(sm_client_call(x, "PING", NULL, NULL, &err) == SM_ESTATE);
@@ -811,12 +819,13 @@ static void case_cli(void)
     CHECK(sh("mkdir class && for i in 1 2 3 4 5; do echo \"print($i)\" > class/student$i.py;"
              " done") == 0);
     CHECK(sh("%s submit --config %s --course CS101 --assignment hw1 class", s, cf) == 0);
-    CHECK(sh("%s submit --config %s --course CS101 --assignment hw1 class --json > again.json",
-             s, cf) == 0);
+    CHECK(sh("%s submit --config %s --course CS101 --assignment hw1 class --json > again.json", s,
+             cf) == 0);
     CHECK(q_int("SELECT count(*) FROM submission WHERE language = 'python'") == 5);
     CHECK(q_int("SELECT count(*) FROM job WHERE priority = 1") == 5);
     CHECK(sh("%s submit --config %s --course CS101 --assignment hw1 --student zoe"
-             " class/student1.py --json > one.json", s, cf) == 0);
+             " class/student1.py --json > one.json",
+             s, cf) == 0);
     long long id = q_int("SELECT id FROM submission WHERE student_ref = 'zoe'");
     CHECK(id > 0);
     pid_t w = start_worker("--results", "6", "--slots", "2", "--work-ms", "5", NULL, NULL);
@@ -829,7 +838,8 @@ static void case_cli(void)
     CHECK(sh("%s result --config %s 999999", s, cf) == 1);
     CHECK(sh("%s cancel --config %s %lld | grep -q 'not cancelled'", s, cf, id) == 0);
     CHECK(sh("%s keygen --out k1 | grep -Eq '^.{40}$' && test -s k1.secret && test -s k1.public"
-             " && test \"$(stat -c %%a k1.secret)\" = 600", s) == 0);
+             " && test \"$(stat -c %%a k1.secret)\" = 600",
+             s) == 0);
     CHECK(sh("%s keygen --out k1", s) == 1); /* never overwrites a secret */
     CHECK(stop_broker(SIGTERM) == 0);
 }
@@ -936,8 +946,10 @@ static void case_pg_restart(void)
         total += l[i].acked;
         errors += l[i].errors;
     }
-    fprintf(stderr, "acked %d before the stop, %d by the restart, %d in all; %d retryable "
-                    "errors\n", before, during, total, errors);
+    fprintf(stderr,
+            "acked %d before the stop, %d by the restart, %d in all; %d retryable "
+            "errors\n",
+            before, during, total, errors);
     CHECK(before > 0);
     CHECKM(total > during, "nothing acknowledged after PostgreSQL came back");
     CHECK(errors > 0); /* the outage was seen */
@@ -962,21 +974,20 @@ static void case_pg_restart(void)
 
 int main(int argc, char **argv)
 {
-    static const itest_case cases[] = {
-        {"submit", case_submit},
-        {"idempotent", case_idempotent},
-        {"malformed", case_malformed},
-        {"assignment", case_assignment},
-        {"priority", case_priority},
-        {"worker_dies", case_worker_dies},
-        {"retry_dead", case_retry_dead},
-        {"broker_sigkill", case_broker_sigkill},
-        {"duplicate_result", case_duplicate_result},
-        {"cancel", case_cancel},
-        {"bad_result", case_bad_result},
-        {"graceful", case_graceful},
-        {"curve", case_curve},
-        {"cli", case_cli},
-        {"pg_restart", case_pg_restart}};
+    static const itest_case cases[] = {{"submit", case_submit},
+                                       {"idempotent", case_idempotent},
+                                       {"malformed", case_malformed},
+                                       {"assignment", case_assignment},
+                                       {"priority", case_priority},
+                                       {"worker_dies", case_worker_dies},
+                                       {"retry_dead", case_retry_dead},
+                                       {"broker_sigkill", case_broker_sigkill},
+                                       {"duplicate_result", case_duplicate_result},
+                                       {"cancel", case_cancel},
+                                       {"bad_result", case_bad_result},
+                                       {"graceful", case_graceful},
+                                       {"curve", case_curve},
+                                       {"cli", case_cli},
+                                       {"pg_restart", case_pg_restart}};
     return itest_main(argc, argv, "broker_itest", cases, sizeof cases / sizeof cases[0]);
 }

@@ -112,8 +112,8 @@ static int find_pgbench(char *out, size_t n)
 }
 
 /* Runs pgbench and returns its TPS (excluding connection time), or -1. */
-static double run_pgbench(const char *pgbench, const char *conninfo, const char *dir,
-                          int clients, int seconds, int content_bytes)
+static double run_pgbench(const char *pgbench, const char *conninfo, const char *dir, int clients,
+                          int seconds, int content_bytes)
 {
     PGconn *c = PQconnectdb(conninfo);
     PQclear(PQexec(c, "SET client_min_messages = warning"));
@@ -130,9 +130,10 @@ static double run_pgbench(const char *pgbench, const char *conninfo, const char 
     FILE *fp = fopen(script, "w");
     if (!fp)
         return -1;
-    fprintf(fp, "\\set k random(1, 1000000000)\n"
-                "INSERT INTO loadgen_insert (k, payload) VALUES (:k, repeat('x', %d));\n",
-                content_bytes);
+    fprintf(fp,
+            "\\set k random(1, 1000000000)\n"
+            "INSERT INTO loadgen_insert (k, payload) VALUES (:k, repeat('x', %d));\n",
+            content_bytes);
     fclose(fp);
     char cmd[4096], out[PATH_MAX];
     snprintf(out, sizeof out, "%s/pgbench.out", dir);
@@ -176,8 +177,7 @@ int main(int argc, char **argv)
     char *slash = strrchr(self, '/');
     if (slash)
         *slash = '\0';
-    snprintf(stepmarkd, sizeof stepmarkd, "%s",
-             opt(argc, argv, "--stepmarkd", ""));
+    snprintf(stepmarkd, sizeof stepmarkd, "%s", opt(argc, argv, "--stepmarkd", ""));
     if (!stepmarkd[0])
         snprintf(stepmarkd, sizeof stepmarkd, "%s/stepmarkd", self);
     snprintf(pgbench, sizeof pgbench, "%s", opt(argc, argv, "--pgbench", ""));
@@ -248,7 +248,8 @@ int main(int argc, char **argv)
     void *zctx = zmq_ctx_new();
     pthread_t *ts = calloc((size_t)clients, sizeof *ts);
     for (int i = 0; i < clients; i++) {
-        ws[i] = (worker){.n = i, .zctx = zctx, .endpoint = ep, .content = content, .go = &go, .stop = &stop};
+        ws[i] = (worker){
+            .n = i, .zctx = zctx, .endpoint = ep, .content = content, .go = &go, .stop = &stop};
         snprintf(ws[i].run, sizeof ws[i].run, "%d", (int)getpid());
         pthread_create(&ts[i], NULL, client_thread, &ws[i]);
     }
@@ -277,7 +278,8 @@ int main(int argc, char **argv)
            mx = total ? all[total - 1] : 0;
     /* every acknowledged submission is in the database */
     PGconn *db = PQconnectdb(url);
-    PGresult *q = PQexec(db, "SELECT count(*) FROM submission s JOIN job j ON j.submission_id = s.id");
+    PGresult *q =
+        PQexec(db, "SELECT count(*) FROM submission s JOIN job j ON j.submission_id = s.id");
     long long rows = PQresultStatus(q) == PGRES_TUPLES_OK ? atoll(PQgetvalue(q, 0, 0)) : -1;
     PQclear(q);
     PQfinish(db);
@@ -286,8 +288,8 @@ int main(int argc, char **argv)
     broker = 0;
     double tps = run_pgbench(pgbench, url, dir, clients, seconds, content_bytes);
     double rate = total / el;
-    printf("stepmark-loadgen: %d clients, %d s, %d-byte submissions, group_commit_us %s\n",
-           clients, seconds, content_bytes, gc);
+    printf("stepmark-loadgen: %d clients, %d s, %d-byte submissions, group_commit_us %s\n", clients,
+           seconds, content_bytes, gc);
     printf("  broker   accepted %d in %.1f s = %.0f submissions/s (errors %d, rows %lld)\n", total,
            el, rate, errors, rows);
     printf("           ACK latency p50 %.2f ms  p99 %.2f ms  max %.2f ms\n", p50, p99, mx);

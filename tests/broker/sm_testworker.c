@@ -43,7 +43,11 @@ static long now_ms(void)
 }
 
 static volatile sig_atomic_t stop;
-static void on_term(int s) { (void)s; stop = 1; }
+static void on_term(int s)
+{
+    (void)s;
+    stop = 1;
+}
 
 static void *open_sock(void *ctx, const opts *o)
 {
@@ -53,8 +57,8 @@ static void *open_sock(void *ctx, const opts *o)
     if (o->server_key) {
         char sk[SM_CURVE_Z85], sec[SM_CURVE_Z85];
         sm_err err;
-        if (sm_curve_key_arg(o->server_key, sk, &err) || sm_curve_key_arg(o->secret_key, sec, &err) ||
-            sm_curve_client(s, sk, sec, &err)) {
+        if (sm_curve_key_arg(o->server_key, sk, &err) ||
+            sm_curve_key_arg(o->secret_key, sec, &err) || sm_curve_client(s, sk, sec, &err)) {
             fprintf(stderr, "testworker: %s\n", err.msg);
             exit(2);
         }
@@ -72,15 +76,16 @@ static void send(void *s, const char *cmd, int64_t id, json_t *body)
     if (id)
         snprintf(ids, sizeof ids, "%lld", (long long)id);
     sm_err err;
-    sm_proto_send_msg(s, NULL, SM_PROTO_WORKER, cmd, (const unsigned char *)ids, strlen(ids),
-                      body, &err);
+    sm_proto_send_msg(s, NULL, SM_PROTO_WORKER, cmd, (const unsigned char *)ids, strlen(ids), body,
+                      &err);
     json_decref(body);
 }
 
 static void ready(void *s, const opts *o)
 {
-    send(s, "READY", 0, json_pack("{s:s, s:s, s:s, s:i}", "name", o->name, "model", "testworker",
-                                  "device", "cpu", "slots", o->slots));
+    send(s, "READY", 0,
+         json_pack("{s:s, s:s, s:s, s:i}", "name", o->name, "model", "testworker", "device", "cpu",
+                   "slots", o->slots));
 }
 
 static json_t *result_body(const job *j, const opts *o)
@@ -90,12 +95,10 @@ static json_t *result_body(const job *j, const opts *o)
         " s:[{s:s, s:s, s:b, s:i, s:s}], s:[], s:f, s:[{s:i, s:s, s:i}],"
         " s:{s:s, s:s}, s:s, s:s, s:{s:f}, s:I, s:{s:i, s:i}, s:{s:i}}",
         "job_id", (json_int_t)j->id, "status", "graded", "score", j->max_score / 2, "max_score",
-        j->max_score, "summary", "half of the steps hold",
-        "steps", "number", 1, "quoted", "x = 2", "verdict", "correct", "explanation", "fine",
-        "agreement", 1.0, "number", 2, "quoted", "so x = 5", "verdict", "incorrect",
-        "explanation", "arithmetic slip",
-        "checks", "kind", "answer", "name", "final answer", "passed", false, "time_ms", 1,
-        "output_excerpt", "5 != 4",
+        j->max_score, "summary", "half of the steps hold", "steps", "number", 1, "quoted", "x = 2",
+        "verdict", "correct", "explanation", "fine", "agreement", 1.0, "number", 2, "quoted",
+        "so x = 5", "verdict", "incorrect", "explanation", "arithmetic slip", "checks", "kind",
+        "answer", "name", "final answer", "passed", false, "time_ms", 1, "output_excerpt", "5 != 4",
         "flags", "confidence", 0.75, "reasoning", "sample", 0, "text", "Let me check step 1.",
         "tokens", 6, "model", "name", "testworker", "hash", "0000", "engine_version", "test",
         "prompt_template_version", "t1", "sampling", "temperature", 0.0, "seed",
@@ -109,20 +112,34 @@ static int parse_opts(int argc, char **argv, opts *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(s) (!strcmp(a, s) && v && (++i, 1))
-        if (OPT("--endpoint")) o->endpoint = v;
-        else if (OPT("--name")) o->name = v;
-        else if (OPT("--slots")) o->slots = atoi(v);
-        else if (OPT("--work-ms")) o->work_ms = atoi(v);
-        else if (OPT("--die-after")) o->die_after = atoi(v);
-        else if (OPT("--results")) o->results = atoi(v);
-        else if (OPT("--log")) o->log = v;
-        else if (OPT("--heartbeat-ms")) o->heartbeat_ms = atoi(v);
-        else if (OPT("--server-key")) o->server_key = v;
-        else if (OPT("--secret-key")) o->secret_key = v;
-        else if (!strcmp(a, "--fail")) o->fail = 1;
-        else if (!strcmp(a, "--fatal")) o->fail = o->fatal = 1;
-        else if (!strcmp(a, "--duplicate")) o->duplicate = 1;
-        else if (!strcmp(a, "--die-progress")) o->die_progress = 1;
+        if (OPT("--endpoint"))
+            o->endpoint = v;
+        else if (OPT("--name"))
+            o->name = v;
+        else if (OPT("--slots"))
+            o->slots = atoi(v);
+        else if (OPT("--work-ms"))
+            o->work_ms = atoi(v);
+        else if (OPT("--die-after"))
+            o->die_after = atoi(v);
+        else if (OPT("--results"))
+            o->results = atoi(v);
+        else if (OPT("--log"))
+            o->log = v;
+        else if (OPT("--heartbeat-ms"))
+            o->heartbeat_ms = atoi(v);
+        else if (OPT("--server-key"))
+            o->server_key = v;
+        else if (OPT("--secret-key"))
+            o->secret_key = v;
+        else if (!strcmp(a, "--fail"))
+            o->fail = 1;
+        else if (!strcmp(a, "--fatal"))
+            o->fail = o->fatal = 1;
+        else if (!strcmp(a, "--duplicate"))
+            o->duplicate = 1;
+        else if (!strcmp(a, "--die-progress"))
+            o->die_progress = 1;
         else {
             fprintf(stderr, "testworker: bad argument %s\n", a);
             return -1;
@@ -139,8 +156,8 @@ static void take_job(void *s, const opts *o, const sm_request *r, int n, job *jo
     if (o->die_after && n >= o->die_after) {
         fprintf(stderr, "testworker: dying with job %lld\n", (long long)jid);
         if (o->die_progress) {
-            send(s, "PROGRESS", jid, json_pack("{s:I, s:i}", "job_id",
-                                               (json_int_t)jid, "tokens", 3));
+            send(s, "PROGRESS", jid,
+                 json_pack("{s:I, s:i}", "job_id", (json_int_t)jid, "tokens", 3));
             struct timespec ts = {0, 300 * 1000000L}; /* let it leave */
             nanosleep(&ts, NULL);
         }
@@ -153,8 +170,8 @@ static void take_job(void *s, const opts *o, const sm_request *r, int n, job *jo
         j->sid = json_integer_value(json_object_get(r->body, "submission_id"));
         snprintf(j->priority, sizeof j->priority, "%s",
                  json_string_value(json_object_get(r->body, "priority")));
-        j->max_score = json_number_value(
-            json_object_get(json_object_get(r->body, "assignment"), "max_score"));
+        j->max_score =
+            json_number_value(json_object_get(json_object_get(r->body, "assignment"), "max_score"));
         j->seed = json_integer_value(json_object_get(r->body, "seed"));
         j->due_ms = now + o->work_ms;
     }
@@ -168,11 +185,12 @@ static void send_due(void *s, const opts *o, job *jobs, int njobs, long now)
         if (now < j->due_ms || (j->sent && now < j->resend_ms))
             continue;
         if (!j->sent)
-            send(s, "PROGRESS", j->id, json_pack("{s:I, s:i}", "job_id", (json_int_t)j->id,
-                                                 "tokens", 6));
+            send(s, "PROGRESS", j->id,
+                 json_pack("{s:I, s:i}", "job_id", (json_int_t)j->id, "tokens", 6));
         if (o->fail)
-            send(s, "FAIL", j->id, json_pack("{s:I, s:s, s:b}", "job_id", (json_int_t)j->id,
-                                             "error", "test failure", "retryable", !o->fatal));
+            send(s, "FAIL", j->id,
+                 json_pack("{s:I, s:s, s:b}", "job_id", (json_int_t)j->id, "error", "test failure",
+                           "retryable", !o->fatal));
         else
             send(s, "RESULT", j->id, result_body(j, o));
         if (o->duplicate && !j->sent && !o->fail)
@@ -184,8 +202,12 @@ static void send_due(void *s, const opts *o, job *jobs, int njobs, long now)
 
 int main(int argc, char **argv)
 {
-    opts o = {.endpoint = NULL, .name = "testworker", .slots = 1, .work_ms = 50,
-              .heartbeat_ms = 200, .timeout_ms = 3000};
+    opts o = {.endpoint = NULL,
+              .name = "testworker",
+              .slots = 1,
+              .work_ms = 50,
+              .heartbeat_ms = 200,
+              .timeout_ms = 3000};
     if (parse_opts(argc, argv, &o))
         return 2;
     if (!o.endpoint) {
@@ -206,15 +228,15 @@ int main(int argc, char **argv)
         if (it.revents & ZMQ_POLLIN) {
             sm_msg m;
             sm_err err;
-            static const char *const cmds[] = {"JOB", "HEARTBEAT", "ACK", "ERROR", "CANCEL",
-                                               "DISCONNECT", NULL};
+            static const char *const cmds[] = {"JOB",    "HEARTBEAT",  "ACK", "ERROR",
+                                               "CANCEL", "DISCONNECT", NULL};
             while (sm_msg_recv(s, &m, ZMQ_DONTWAIT, &err) == SM_OK) {
                 sm_frame f[SM_PROTO_MAX_FRAMES];
                 for (int i = 0; i < m.n; i++)
                     f[i] = sm_msg_frame(&m, i);
                 sm_request r;
-                sm_code rc = sm_proto_parse(SM_PROTO_WORKER, cmds, f, m.n, m.total, 1 << 28, &r,
-                                            &err);
+                sm_code rc =
+                    sm_proto_parse(SM_PROTO_WORKER, cmds, f, m.n, m.total, 1 << 28, &r, &err);
                 sm_msg_close(&m);
                 last_heard = now;
                 if (rc) {

@@ -53,8 +53,10 @@ static void test_parse_errors(void **state)
     sm_request r;
     sm_err err;
     /* wrong frame counts */
-    sm_frame f[5] = {{(const unsigned char *)"", 0}, {(const unsigned char *)"SMC1", 4},
-                     {(const unsigned char *)"SUBMIT", 6}, {(const unsigned char *)"9", 1},
+    sm_frame f[5] = {{(const unsigned char *)"", 0},
+                     {(const unsigned char *)"SMC1", 4},
+                     {(const unsigned char *)"SUBMIT", 6},
+                     {(const unsigned char *)"9", 1},
                      {(const unsigned char *)"{}", 2}};
     assert_int_equal(sm_proto_parse(SM_PROTO_CLIENT, cmds, f, 4, 4, 100, &r, &err), SM_EPROTO);
     assert_memory_equal(r.id, "9", 1); /* the id is kept for the error reply */
@@ -97,8 +99,7 @@ static void test_parse_errors(void **state)
     char big[2000];
     memset(big, ' ', sizeof big);
     memcpy(big, "{}", 2);
-    assert_int_equal(parse5("", "SMC1", "SUBMIT", "", big, sizeof big, 1024, &r, &err),
-                     SM_ELIMIT);
+    assert_int_equal(parse5("", "SMC1", "SUBMIT", "", big, sizeof big, 1024, &r, &err), SM_ELIMIT);
     sm_request_clear(&r);
 }
 
@@ -118,8 +119,8 @@ static void test_utf8(void **state)
 static void test_fields(void **state)
 {
     (void)state;
-    json_t *o = json_pack("{s:s, s:i, s:f, s:b, s:[], s:n, s:s}", "s", "abc", "i", 5, "d", 0.5,
-                          "b", 1, "a", "n", "e", "");
+    json_t *o = json_pack("{s:s, s:i, s:f, s:b, s:[], s:n, s:s}", "s", "abc", "i", 5, "d", 0.5, "b",
+                          1, "a", "n", "e", "");
     sm_err err;
     const char *s = NULL;
     int64_t i = 0;
@@ -176,15 +177,13 @@ static void test_roundtrip(void **state)
     for (int i = 0; i < m.n; i++)
         f[i] = sm_msg_frame(&m, i);
     sm_request r;
-    assert_int_equal(sm_proto_parse(SM_PROTO_CLIENT, cmds, f + 1, m.n - 1, m.total - 1, 100,
-                                    &r, &err),
-                     SM_OK);
+    assert_int_equal(
+        sm_proto_parse(SM_PROTO_CLIENT, cmds, f + 1, m.n - 1, m.total - 1, 100, &r, &err), SM_OK);
     assert_int_equal(r.cmd, 1);
     assert_true(json_equal(r.body, body));
     /* reply through the identity */
-    assert_int_equal(sm_proto_send_msg(router, &f[0], SM_PROTO_CLIENT, "OK", r.id, r.id_len,
-                                       NULL, &err),
-                     SM_OK);
+    assert_int_equal(
+        sm_proto_send_msg(router, &f[0], SM_PROTO_CLIENT, "OK", r.id, r.id_len, NULL, &err), SM_OK);
     sm_request_clear(&r);
     sm_msg_close(&m);
     assert_int_equal(sm_msg_recv(dealer, &m, 0, &err), SM_OK);
@@ -337,10 +336,10 @@ static void test_error_body_always_coded(void **state)
         sm_err err;
         const sm_code want[] = {SM_EUNSUPPORTED, SM_EUNSUPPORTED, SM_EINVAL};
         for (int k = 0; k < 3; k++) { /* bad protocol, command, body */
-            sm_code got = k == 0   ? parse5("", bad[i], "SUBMIT", "1", "{}", 2, 100, &r, &err)
-                          : k == 1 ? parse5("", "SMC1", bad[i], "1", "{}", 2, 100, &r, &err)
-                                   : parse5("", "SMC1", "SUBMIT", "1", bad[i], strlen(bad[i]),
-                                            100, &r, &err);
+            sm_code got =
+                k == 0   ? parse5("", bad[i], "SUBMIT", "1", "{}", 2, 100, &r, &err)
+                : k == 1 ? parse5("", "SMC1", bad[i], "1", "{}", 2, 100, &r, &err)
+                         : parse5("", "SMC1", "SUBMIT", "1", bad[i], strlen(bad[i]), 100, &r, &err);
             assert_int_equal(got, want[k]);
             json_t *body = sm_proto_error_body(got, err.msg, false);
             assert_non_null(body);
@@ -427,8 +426,8 @@ static void test_bindable_endpoint(void **state)
     assert_string_equal(sm_endpoint_bindable("tcp://LocalHost:1", buf, sizeof buf),
                         "tcp://127.0.0.1:1");
     static const char *const same[] = {"tcp://127.0.0.1:5555", "tcp://localhost.example:5",
-                                       "tcp://*:5555", "ipc:///tmp/localhost:1",
-                                       "tcp://localhost", ""};
+                                       "tcp://*:5555",         "ipc:///tmp/localhost:1",
+                                       "tcp://localhost",      ""};
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
         assert_ptr_equal(sm_endpoint_bindable(same[i], buf, sizeof buf), same[i]);
     char tiny[8];
@@ -442,9 +441,12 @@ static void test_bindable_endpoint(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_ok),    cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_utf8),        cmocka_unit_test(test_fields),
-        cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_curve_keys),
+        cmocka_unit_test(test_parse_ok),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_curve_keys),
         cmocka_unit_test(test_error_body_always_coded),
         cmocka_unit_test(test_secret_key_file_mode),
         cmocka_unit_test(test_bindable_endpoint),

@@ -246,9 +246,9 @@ static int cmd_batch(int argc, char **argv)
         for (int i = 0; i < na; i++) {
             int s = idx[i];
             if (memcmp(lg + i * V, alone + (s * NSTEP + done[s]) * V, (size_t)V * 4) != 0) {
-                fprintf(stderr, "step %d: sequence %d (its step %d, batch of %d) differs: rel %.3g\n",
-                        st, s, done[s], na,
-                        rel_err(lg + i * V, alone + (s * NSTEP + done[s]) * V, V));
+                fprintf(stderr,
+                        "step %d: sequence %d (its step %d, batch of %d) differs: rel %.3g\n", st,
+                        s, done[s], na, rel_err(lg + i * V, alone + (s * NSTEP + done[s]) * V, V));
                 fails++;
             }
             if (++done[s] == stay[s]) {

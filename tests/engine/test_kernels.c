@@ -174,8 +174,8 @@ static void test_quant_q4_0(void **state)
     uint16_t dh;
     memcpy(&dh, q, 2);
     assert_true(sm_f16_to_f32(dh) == 0.5f);
-    assert_int_equal(q[2 + 3] & 0x0f, 0); /* -4 / 0.5 + 8.5 = 0.5 -> 0 */
-    assert_int_equal(q[2 + 4] >> 4, 9);   /* element 20 in the high nibble of byte 4 */
+    assert_int_equal(q[2 + 3] & 0x0f, 0);  /* -4 / 0.5 + 8.5 = 0.5 -> 0 */
+    assert_int_equal(q[2 + 4] >> 4, 9);    /* element 20 in the high nibble of byte 4 */
     assert_int_equal(q[2 + 7] & 0x0f, 11); /* 1.5 / 0.5 + 8.5 = 11.5 -> 11 */
     assert_int_equal(sm_dequantize_row(SM_DTYPE_Q4_0, q, 32, y, &err), SM_OK);
     assert_true(y[3] == -4.0f);
@@ -212,8 +212,7 @@ static void mat_make(mat *a, sm_dtype t, int64_t rows, int64_t cols)
         fill(row, cols, 0.5f);
         assert_int_equal(sm_quantize_row(t, row, cols, (uint8_t *)a->buf + rb * r, &err), SM_OK);
         assert_int_equal(
-            sm_dequantize_row(t, (uint8_t *)a->buf + rb * r, cols, a->deq + r * cols, &err),
-            SM_OK);
+            sm_dequantize_row(t, (uint8_t *)a->buf + rb * r, cols, a->deq + r * cols, &err), SM_OK);
     }
     free(row);
     a->m = (sm_matrix){.dtype = t, .rows = rows, .cols = cols, .data = a->buf};
@@ -226,8 +225,8 @@ static void mat_free(mat *a)
 }
 
 /* relative error of y against a double-precision product with the dequantized weights */
-static double rel_err(const mat *a, const float *bias, const float *X, int64_t ldx,
-                      int64_t batch, const float *Y, int64_t ldy)
+static double rel_err(const mat *a, const float *bias, const float *X, int64_t ldx, int64_t batch,
+                      const float *Y, int64_t ldy)
 {
     double num = 0, den = 0;
     for (int64_t b = 0; b < batch; b++)
@@ -244,7 +243,7 @@ static double rel_err(const mat *a, const float *bias, const float *X, int64_t l
 
 static void check_matmul_accuracy(sm_isa isa, sm_pool *pool)
 {
-    static const int64_t shapes[][3] = {{1, 32, 1}, {5, 64, 3},   {37, 96, 7},
+    static const int64_t shapes[][3] = {{1, 32, 1},    {5, 64, 3},    {37, 96, 7},
                                         {64, 256, 16}, {13, 160, 40}, {8, 1024, 2}};
     static const int64_t fshapes[][3] = {{3, 5, 2}, {9, 17, 3}, {21, 43, 5}};
     for (int t = 0; t < SM_DTYPE_COUNT; t++) {
@@ -264,8 +263,7 @@ static void check_matmul_accuracy(sm_isa isa, sm_pool *pool)
                 sm_kctx k = {.isa = isa, .pool = pool, .deterministic = det};
                 sm_err err;
                 assert_int_equal(
-                    sm_matmul(&k, &a.m, s % 2 ? bias : NULL, X, ldx, batch, Y, ldy, &err),
-                    SM_OK);
+                    sm_matmul(&k, &a.m, s % 2 ? bias : NULL, X, ldx, batch, Y, ldy, &err), SM_OK);
                 double e = rel_err(&a, s % 2 ? bias : NULL, X, ldx, batch, Y, ldy);
                 /* activations are quantized to 8 bits for q8_0/q4_0 weights, and rounded to
                  * bf16 for bf16 weights by the avx512bf16 variant */
@@ -346,9 +344,9 @@ static void check_batch_invariance(sm_isa isa)
             fill(X, cols * maxb, 1.0f);
             sm_kctx k1 = {.isa = isa, .pool = NULL, .deterministic = true};
             for (int64_t b = 0; b < maxb; b++)
-                assert_int_equal(sm_matmul(&k1, &a.m, NULL, X + b * cols, cols, 1,
-                                           Yref + b * rows, rows, &err),
-                                 SM_OK);
+                assert_int_equal(
+                    sm_matmul(&k1, &a.m, NULL, X + b * cols, cols, 1, Yref + b * rows, rows, &err),
+                    SM_OK);
             static const int64_t batches[] = {2, 3, 4, 5, 7, 8, 16, 37};
             for (int p = 0; p < 3; p++) {
                 for (int bi = 0; bi < 8; bi++) {
@@ -363,9 +361,8 @@ static void check_batch_invariance(sm_isa isa)
                         if (memcmp(Y + b * (rows + 1), Yref + (off + b) * rows,
                                    sizeof(float) * rows) != 0)
                             fail_msg("%s %s %lldx%lld: batch %lld row %lld differs from alone",
-                                     sm_isa_name(isa), sm_dtype_name((sm_dtype)t),
-                                     (long long)rows, (long long)cols, (long long)batch,
-                                     (long long)b);
+                                     sm_isa_name(isa), sm_dtype_name((sm_dtype)t), (long long)rows,
+                                     (long long)cols, (long long)batch, (long long)b);
                 }
             }
             free(X);
@@ -446,8 +443,8 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
      * every head bitwise what the same head gives alone (heads share loads of keys and values,
      * never arithmetic); with an f32 and an f16 cache (the reference reads the f16 values) */
     static const int64_t npos_list[] = {1, 5, 64, 65, 300};
-    static const int layouts[][3] = {{6, 2, 64}, {7, 1, 128}, {4, 4, 40}, {3, 1, 36},
-                                     {13, 1, 80}, {27, 3, 16}};
+    static const int layouts[][3] = {{6, 2, 64}, {7, 1, 128}, {4, 4, 40},
+                                     {3, 1, 36}, {13, 1, 80}, {27, 3, 16}};
     enum { N_LAYOUTS = sizeof layouts / sizeof layouts[0] };
     for (int kvt = 0; kvt < 2; kvt++) {
         for (int ci = 0; ci < N_LAYOUTS * 5; ci++) {
@@ -498,15 +495,17 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
                         o += exp(s[p] - mx) / sum * vc[p * stride + kvh * hd + i];
                     if (!(fabs(out[h * hd + i] - o) < 1e-5))
                         fail_msg("%s attention (%s cache) %d/%d heads of %d, n_pos %lld head %d: "
-                                 "%g vs %g", sm_isa_name(isa), sm_dtype_name(kv_dtype), nh, nkv,
-                                 hd, (long long)np, h, (double)out[h * hd + i], o);
+                                 "%g vs %g",
+                                 sm_isa_name(isa), sm_dtype_name(kv_dtype), nh, nkv, hd,
+                                 (long long)np, h, (double)out[h * hd + i], o);
                 }
                 sm_attention(&k, q + h * hd, 1, 1, hd, kbuf + (size_t)(kvh * hd) * esz,
                              vbuf + (size_t)(kvh * hd) * esz, kv_dtype, stride, np, one, scratch);
                 if (memcmp(one, out + h * hd, sizeof(float) * hd) != 0)
                     fail_msg("%s attention (%s cache) %d/%d heads of %d, n_pos %lld: head %d "
-                             "differs from the same head alone", sm_isa_name(isa),
-                             sm_dtype_name(kv_dtype), nh, nkv, hd, (long long)np, h);
+                             "differs from the same head alone",
+                             sm_isa_name(isa), sm_dtype_name(kv_dtype), nh, nkv, hd, (long long)np,
+                             h);
             }
             free(q);
             free(kc);
@@ -557,9 +556,9 @@ static void test_q_long_rows(void **state)
             assert_int_equal(sm_matmul(&k, &a.m, NULL, X, COLS, BATCH, Y, ROWS, &err), SM_OK);
             double num = 0, den = 0;
             for (int b = 0; b < BATCH; b++) {
-                assert_int_equal(sm_matmul(&k, &a.m, NULL, X + (int64_t)b * COLS, COLS, 1, Y1,
-                                           ROWS, &err),
-                                 SM_OK);
+                assert_int_equal(
+                    sm_matmul(&k, &a.m, NULL, X + (int64_t)b * COLS, COLS, 1, Y1, ROWS, &err),
+                    SM_OK);
                 assert_memory_equal(Y + b * ROWS, Y1, sizeof *Y1 * ROWS);
                 for (int r = 0; r < ROWS; r++) {
                     double d = (double)Y[b * ROWS + r] - Yp[b * ROWS + r];
@@ -651,14 +650,11 @@ static void test_kept_buffers(void **state)
             kept.bufs = bufs;
             for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
                 int64_t n = batches[i];
-                assert_int_equal(sm_matmul(&plain, &a.m, NULL, X, cols, n, Y0, rows, &err),
-                                 SM_OK);
-                assert_int_equal(sm_matmul(&kept, &a.m, NULL, X, cols, n, Y1, rows, &err),
-                                 SM_OK);
+                assert_int_equal(sm_matmul(&plain, &a.m, NULL, X, cols, n, Y0, rows, &err), SM_OK);
+                assert_int_equal(sm_matmul(&kept, &a.m, NULL, X, cols, n, Y1, rows, &err), SM_OK);
                 if (memcmp(Y0, Y1, sizeof(float) * (size_t)(n * rows)) != 0)
                     fail_msg("%s batch %lld (%s): kept buffers change the results",
-                             sm_dtype_name(types[t]), (long long)n,
-                             det ? "deterministic" : "fast");
+                             sm_dtype_name(types[t]), (long long)n, det ? "deterministic" : "fast");
             }
         }
         mat_free(&a);

@@ -66,10 +66,9 @@ static void qmat_make(qmat *a, int width, int64_t rows, int64_t cols)
                          SM_OK);
     }
     free(row);
-    assert_int_equal(sm_pack_rows(width, SM_DTYPE_Q8_0, a->q8, rows, cols, a->packed, &err),
-                     SM_OK);
-    a->m = (sm_matrix){.dtype = SM_DTYPE_Q8_0, .rows = rows, .cols = cols, .data = a->packed,
-                       .packed = width};
+    assert_int_equal(sm_pack_rows(width, SM_DTYPE_Q8_0, a->q8, rows, cols, a->packed, &err), SM_OK);
+    a->m = (sm_matrix){
+        .dtype = SM_DTYPE_Q8_0, .rows = rows, .cols = cols, .data = a->packed, .packed = width};
 }
 
 static void qmat_free(qmat *a)
@@ -109,8 +108,7 @@ static int32_t block_isum(const qmat *a, int64_t r, int64_t k, const int8_t *xq,
 /* One output by the packed kernels' rule. Width 16: the blocks in order,
  * acc = fma(isum, dw * dx, acc), then the bias. Width 8: 8 lanes, lane j adds the blocks 8 G + j
  * in order the same way (padding blocks: isum 0, scale 0); then the 8-lane tree. */
-static float ref_output(const qmat *a, int64_t r, const int8_t *xq, const float *xd,
-                        float bias)
+static float ref_output(const qmat *a, int64_t r, const int8_t *xq, const float *xd, float bias)
 {
     int64_t nblk = a->cols / 32, ng = (nblk + 7) / 8;
     float dw;
@@ -197,8 +195,7 @@ static void test_refused(void **state)
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q4_0), 0);
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_BF16), 0);
             if (widths[i] != a.width) {
-                assert_int_equal(sm_matmul(&k, &a.m, NULL, x, 64, 1, y, 4, &err),
-                                 SM_EUNSUPPORTED);
+                assert_int_equal(sm_matmul(&k, &a.m, NULL, x, 64, 1, y, 4, &err), SM_EUNSUPPORTED);
                 assert_non_null(strstr(err.msg, "packed"));
             }
         }
@@ -247,9 +244,9 @@ static void check_shape(sm_isa isa, sm_pool *pool, bool det, int64_t rows, int64
             float want = ref_output(&a, r, xq, xd, with_bias ? bias[r] : 0.0f);
             if (memcmp(&want, &got, sizeof got) != 0)
                 fail_msg("%s %lldx%lld batch %lld det %d: row %lld of batch row %lld is %.9g, "
-                         "the rule gives %.9g", sm_isa_name(isa), (long long)rows,
-                         (long long)cols, (long long)batch, det, (long long)r, (long long)b,
-                         (double)got, (double)want);
+                         "the rule gives %.9g",
+                         sm_isa_name(isa), (long long)rows, (long long)cols, (long long)batch, det,
+                         (long long)r, (long long)b, (double)got, (double)want);
             assert_int_equal(sm_matrix_row_f32(&plain, r, deq, &err), SM_OK);
             double s = with_bias ? bias[r] : 0.0, mag = 0;
             for (int64_t c = 0; c < cols; c++) {
@@ -282,10 +279,10 @@ static void test_products(void **state)
      * group of fewer blocks than AVX2's 8, rows long enough for column ranges (more than 4096
      * columns), the VibeThinker shapes' column counts */
     static const int64_t shapes[][3] = {
-        {1, 32, 1},    {5, 64, 3},     {37, 96, 7},    {8, 544, 2},     {13, 1536, 4},
-        {64, 512, 16}, {70, 2080, 17}, {9, 8960, 5},   {130, 1536, 40}, {67, 6400, 70},
-        {4, 512, 1},   {12, 1024, 16}, {3, 8960, 33},  {6, 1536, 11},   {47, 544, 19},
-        {15, 96, 2},
+        {1, 32, 1},      {5, 64, 3},     {37, 96, 7},    {8, 544, 2},
+        {13, 1536, 4},   {64, 512, 16},  {70, 2080, 17}, {9, 8960, 5},
+        {130, 1536, 40}, {67, 6400, 70}, {4, 512, 1},    {12, 1024, 16},
+        {3, 8960, 33},   {6, 1536, 11},  {47, 544, 19},  {15, 96, 2},
     };
     sm_pool *pool;
     sm_err err;

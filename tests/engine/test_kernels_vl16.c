@@ -51,8 +51,10 @@ static inline float v16_hsum(v16 v)
 }
 static inline v16 v16_load_bf16(const uint16_t *p)
 {
-    __m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)), 16));
-    __m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p + 8))), 16));
+    __m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)), 16));
+    __m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p + 8))), 16));
     return (v16){lo, hi};
 }
 static inline v16 v16_load_f16(const uint16_t *p)
@@ -139,7 +141,8 @@ static void test_vl16_template(void **state)
                 for (int64_t c = 0; c < cols; c++)
                     row[c] = rnd() * 0.5f;
                 assert_int_equal(sm_quantize_row((sm_dtype)t, row, cols, w + rb * r, &err), SM_OK);
-                assert_int_equal(sm_dequantize_row((sm_dtype)t, w + rb * r, cols, deq + r * cols, &err), SM_OK);
+                assert_int_equal(
+                    sm_dequantize_row((sm_dtype)t, w + rb * r, cols, deq + r * cols, &err), SM_OK);
             }
             int64_t maxb = 70;
             float *x = malloc(sizeof(float) * (size_t)(cols * maxb));

@@ -102,7 +102,10 @@ static void write_file(const char *name, const void *data, size_t n)
     fclose(f);
 }
 
-static void write_text(const char *name, const char *s) { write_file(name, s, strlen(s)); }
+static void write_text(const char *name, const char *s)
+{
+    write_file(name, s, strlen(s));
+}
 
 static const char *CONFIG =
     "{\"architectures\": [\"Qwen2ForCausalLM\"], \"model_type\": \"qwen2\", \"hidden_size\": 32,"
@@ -195,8 +198,9 @@ static void expect(sm_code code, const char *msg_part)
 
 static void clean_dir(void)
 {
-    const char *names[] = {"config.json", "generation_config.json", "model.safetensors",
-                           "model.safetensors.index.json", "a.safetensors", "b.safetensors",
+    const char *names[] = {"config.json",       "generation_config.json",
+                           "model.safetensors", "model.safetensors.index.json",
+                           "a.safetensors",     "b.safetensors",
                            "model.gguf"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char p[512];
@@ -229,8 +233,8 @@ static void test_valid(void **state)
     assert_int_equal(s->config.n_eos, 2);
     assert_int_equal(s->config.eos_ids[1], 39);
     assert_true(s->config.has_sampling && s->config.do_sample);
-    assert_int_equal(s->n_params, V * H + H + 2 * H + H * H + H + 2 * (KV * H + KV) + H * H +
-                                      3 * I * H);
+    assert_int_equal(s->n_params,
+                     V * H + H + 2 * H + H * H + H + 2 * (KV * H + KV) + H * H + 3 * I * H);
     /* context limit: an error, not a crash */
     sm_seq *q = NULL;
     assert_int_equal(sm_seq_new(mod, 65, &q, &err), SM_ELIMIT);
@@ -373,8 +377,9 @@ static void test_config_errors(void **state)
         {"\"num_hidden_layers\": 1", "\"num_hidden_layers\": 2", SM_EFORMAT, "missing tensor"},
         {"\"model_type\": \"qwen2\"", "\"model_type\": \"llama\"", SM_EFORMAT, NULL},
         {"\"eos_token_id\": 39", "\"eos_token_id\": 40", SM_EFORMAT, "eos_token_id"},
-        {"\"rope_theta\": 10000.0", "\"rope_theta\": 10000.0, \"rope_scaling\": {\"type\": \"yarn\"}",
-         SM_EUNSUPPORTED, "rope_scaling"},
+        {"\"rope_theta\": 10000.0",
+         "\"rope_theta\": 10000.0, \"rope_scaling\": {\"type\": \"yarn\"}", SM_EUNSUPPORTED,
+         "rope_scaling"},
         {"\"tie_word_embeddings\": true", "\"tie_word_embeddings\": false", SM_EFORMAT,
          "missing tensor lm_head.weight"},
         {"}", "", SM_EFORMAT, NULL},
@@ -392,8 +397,7 @@ static void test_config_errors(void **state)
             memcpy(a, "LlamaForCausalLM", 16);
         }
         write_text("config.json", buf);
-        expect(cases[i].code == SM_EFORMAT && cases[i].msg == NULL &&
-                       strstr(cases[i].to, "llama")
+        expect(cases[i].code == SM_EFORMAT && cases[i].msg == NULL && strstr(cases[i].to, "llama")
                    ? SM_EUNSUPPORTED
                    : cases[i].code,
                cases[i].msg);
@@ -454,8 +458,14 @@ static void put(buf *b, const void *d, size_t n)
     memcpy(b->p + b->n, d, n);
     b->n += n;
 }
-static void put32(buf *b, uint32_t v) { put(b, &v, 4); }
-static void put64(buf *b, uint64_t v) { put(b, &v, 8); }
+static void put32(buf *b, uint32_t v)
+{
+    put(b, &v, 4);
+}
+static void put64(buf *b, uint64_t v)
+{
+    put(b, &v, 8);
+}
 static void putstr(buf *b, const char *s)
 {
     put64(b, strlen(s));
@@ -482,24 +492,30 @@ static void kv_str(buf *b, const char *k, const char *v)
 
 typedef struct gguf_opts {
     const char *arch;
-    bool skip_blocks;       /* leave out qwen2.block_count */
+    bool skip_blocks; /* leave out qwen2.block_count */
     uint32_t version;
-    int64_t offset_shift;   /* added to the last tensor's offset */
-    uint32_t bad_type;      /* ggml type of the first tensor if nonzero */
-    bool dup;               /* name the second tensor like the first */
-    int64_t wrong_rows;     /* rows of attn_q if nonzero */
+    int64_t offset_shift; /* added to the last tensor's offset */
+    uint32_t bad_type;    /* ggml type of the first tensor if nonzero */
+    bool dup;             /* name the second tensor like the first */
+    int64_t wrong_rows;   /* rows of attn_q if nonzero */
 } gguf_opts;
 
 static const char *gg_name(const char *hf, char *out, size_t cap)
 {
-    static const char *map[][2] = {
-        {"model.embed_tokens.weight", "token_embd.weight"}, {"model.norm.weight", "output_norm.weight"},
-        {"input_layernorm.weight", "attn_norm.weight"}, {"post_attention_layernorm.weight", "ffn_norm.weight"},
-        {"self_attn.q_proj.weight", "attn_q.weight"}, {"self_attn.q_proj.bias", "attn_q.bias"},
-        {"self_attn.k_proj.weight", "attn_k.weight"}, {"self_attn.k_proj.bias", "attn_k.bias"},
-        {"self_attn.v_proj.weight", "attn_v.weight"}, {"self_attn.v_proj.bias", "attn_v.bias"},
-        {"self_attn.o_proj.weight", "attn_output.weight"}, {"mlp.gate_proj.weight", "ffn_gate.weight"},
-        {"mlp.up_proj.weight", "ffn_up.weight"}, {"mlp.down_proj.weight", "ffn_down.weight"}};
+    static const char *map[][2] = {{"model.embed_tokens.weight", "token_embd.weight"},
+                                   {"model.norm.weight", "output_norm.weight"},
+                                   {"input_layernorm.weight", "attn_norm.weight"},
+                                   {"post_attention_layernorm.weight", "ffn_norm.weight"},
+                                   {"self_attn.q_proj.weight", "attn_q.weight"},
+                                   {"self_attn.q_proj.bias", "attn_q.bias"},
+                                   {"self_attn.k_proj.weight", "attn_k.weight"},
+                                   {"self_attn.k_proj.bias", "attn_k.bias"},
+                                   {"self_attn.v_proj.weight", "attn_v.weight"},
+                                   {"self_attn.v_proj.bias", "attn_v.bias"},
+                                   {"self_attn.o_proj.weight", "attn_output.weight"},
+                                   {"mlp.gate_proj.weight", "ffn_gate.weight"},
+                                   {"mlp.up_proj.weight", "ffn_up.weight"},
+                                   {"mlp.down_proj.weight", "ffn_down.weight"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
         if (strcmp(hf, map[i][0]) == 0) {
             snprintf(out, cap, "%s", map[i][1]);

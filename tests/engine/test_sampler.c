@@ -318,10 +318,13 @@ static void test_stop_find(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_greedy),          cmocka_unit_test(test_same_seed_same_tokens),
-        cmocka_unit_test(test_masks),           cmocka_unit_test(test_top_p_flat),
+        cmocka_unit_test(test_greedy),
+        cmocka_unit_test(test_same_seed_same_tokens),
+        cmocka_unit_test(test_masks),
+        cmocka_unit_test(test_top_p_flat),
         cmocka_unit_test(test_repetition_penalty),
-        cmocka_unit_test(test_distribution),    cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_distribution),
+        cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_stop_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

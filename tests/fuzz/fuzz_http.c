@@ -205,7 +205,8 @@ static size_t fuzz_request(char *out, size_t cap, const uint8_t *q, size_t qn, c
     }
     k += (size_t)snprintf(out + k, cap - k,
                           " HTTP/1.1\r\nHost: fuzz\r\nContent-Type: application/json\r\n"
-                          "Content-Length: %zu\r\nConnection: close\r\n\r\n", bn);
+                          "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                          bn);
     if (k + bn > cap)
         return 0;
     memcpy(out + k, b, bn);

@@ -38,10 +38,10 @@ static void fuzz_body(const json_t *body)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const client[] = {"SUBMIT", "STATUS", "RESULT", "ASSIGNMENT_CREATE",
-                                         "ASSIGNMENT_UPDATE", "CANCEL", "PING", NULL};
-    static const char *const worker[] = {"READY", "RESULT", "FAIL", "PROGRESS", "HEARTBEAT",
-                                         NULL};
+    static const char *const client[] = {
+        "SUBMIT", "STATUS", "RESULT", "ASSIGNMENT_CREATE", "ASSIGNMENT_UPDATE",
+        "CANCEL", "PING",   NULL};
+    static const char *const worker[] = {"READY", "RESULT", "FAIL", "PROGRESS", "HEARTBEAT", NULL};
     sm_frame f[SM_PROTO_MAX_FRAMES];
     int n = 0, total = 0;
     size_t start = 0;

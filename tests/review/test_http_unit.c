@@ -90,8 +90,9 @@ static int setup(void **state)
     assert_int_equal(sm_metrics_new(&f->metrics, &err), SM_OK);
     sm_metrics_submissions_accepted(f->metrics, 7);
     /* A database that cannot be reached: the server must still start and answer. */
-    assert_int_equal(sm_http_start(&cfg, "host=/nonexistent-stepmark-dir port=1 dbname=x "
-                                         "connect_timeout=1",
+    assert_int_equal(sm_http_start(&cfg,
+                                   "host=/nonexistent-stepmark-dir port=1 dbname=x "
+                                   "connect_timeout=1",
                                    f->metrics, &f->http, &err),
                      SM_OK);
     assert_true(sm_http_port(f->http) > 0);
@@ -245,12 +246,19 @@ static void json_strings(void **state)
 static void input_checks(void **state)
 {
     (void)state;
-    const char *utf8_ok[] = {"", "abc", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
-                             "\xf4\x8f\xbf\xbf"};
+    const char *utf8_ok[] = {
+        "", "abc", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"};
     for (size_t i = 0; i < sizeof utf8_ok / sizeof utf8_ok[0]; i++)
         assert_true(http_utf8_valid(utf8_ok[i], strlen(utf8_ok[i])));
-    const char *utf8_bad[] = {"\xff", "\xc3\x28", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
-                              "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80", "ab\xc3", "\x80"};
+    const char *utf8_bad[] = {"\xff",
+                              "\xc3\x28",
+                              "\xc0\xaf",
+                              "\xe0\x80\xaf",
+                              "\xed\xa0\x80",
+                              "\xf4\x90\x80\x80",
+                              "\xf8\x88\x80\x80\x80",
+                              "ab\xc3",
+                              "\x80"};
     for (size_t i = 0; i < sizeof utf8_bad / sizeof utf8_bad[0]; i++)
         assert_false(http_utf8_valid(utf8_bad[i], strlen(utf8_bad[i])));
     assert_false(http_utf8_valid("a\0b", 3));
@@ -258,8 +266,22 @@ static void input_checks(void **state)
     const char *num_ok[] = {"0", "7", "-1.5", "9.50", "999999999", "-999999999.99", "0.000001"};
     for (size_t i = 0; i < sizeof num_ok / sizeof num_ok[0]; i++)
         assert_true(http_decimal_valid(num_ok[i]));
-    const char *num_bad[] = {"",     "0x10", "1e5",  " 5",  "5 ",   "+5",  "nan", "inf", "-inf",
-                             "1.",   ".5",   "-",    "1..2", "1,5", "1000000000", "--1",
+    const char *num_bad[] = {"",
+                             "0x10",
+                             "1e5",
+                             " 5",
+                             "5 ",
+                             "+5",
+                             "nan",
+                             "inf",
+                             "-inf",
+                             "1.",
+                             ".5",
+                             "-",
+                             "1..2",
+                             "1,5",
+                             "1000000000",
+                             "--1",
                              "1.0000000000000000000000000000001"};
     for (size_t i = 0; i < sizeof num_bad / sizeof num_bad[0]; i++)
         assert_false(http_decimal_valid(num_bad[i]));
@@ -304,8 +326,8 @@ static sm_code start_with(const char *address, bool proxy, const char *cert, con
     snprintf(cfg.http.tls_cert_file, sizeof cfg.http.tls_cert_file, "%s", cert);
     snprintf(cfg.http.tls_key_file, sizeof cfg.http.tls_key_file, "%s", key);
     sm_http *h = NULL;
-    sm_code rc = sm_http_start(&cfg, "host=/nonexistent-stepmark-dir port=1 dbname=x", NULL, &h,
-                               err);
+    sm_code rc =
+        sm_http_start(&cfg, "host=/nonexistent-stepmark-dir port=1 dbname=x", NULL, &h, err);
     assert_int_equal(h != NULL, rc == SM_OK);
     sm_http_stop(&h);
     return rc;
@@ -326,9 +348,9 @@ static void plain_http_only_on_loopback(void **state)
     assert_int_equal(start_with("0.0.0.0", true, "", "", &err), SM_OK);
     assert_int_equal(start_with("0.0.0.0", false, "/nonexistent/cert.pem", "", &err), SM_ECONFIG);
     assert_non_null(strstr(err.msg, "together"));
-    assert_int_equal(start_with("0.0.0.0", false, "/nonexistent/cert.pem", "/nonexistent/key.pem",
-                                &err),
-                     SM_ECONFIG);
+    assert_int_equal(
+        start_with("0.0.0.0", false, "/nonexistent/cert.pem", "/nonexistent/key.pem", &err),
+        SM_ECONFIG);
     assert_non_null(strstr(err.msg, "/nonexistent/cert.pem"));
 }
 

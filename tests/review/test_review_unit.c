@@ -36,9 +36,10 @@ static void sha_incremental_million_a(void **state)
         sm_sha256_update(&ctx, block, i % 2 ? 999 : 1001); /* uneven pieces, 1e6 in all */
     uint8_t d[SM_SHA256_LEN];
     sm_sha256_final(&ctx, d);
-    static const uint8_t want[SM_SHA256_LEN] = {
-        0xcd, 0xc7, 0x6e, 0x5c, 0x99, 0x14, 0xfb, 0x92, 0x81, 0xa1, 0xc7, 0xe2, 0x84, 0xd7, 0x3e, 0x67,
-        0xf1, 0x80, 0x9a, 0x48, 0xa4, 0x97, 0x20, 0x0e, 0x04, 0x6d, 0x39, 0xcc, 0xc7, 0x11, 0x2c, 0xd0};
+    static const uint8_t want[SM_SHA256_LEN] = {0xcd, 0xc7, 0x6e, 0x5c, 0x99, 0x14, 0xfb, 0x92,
+                                                0x81, 0xa1, 0xc7, 0xe2, 0x84, 0xd7, 0x3e, 0x67,
+                                                0xf1, 0x80, 0x9a, 0x48, 0xa4, 0x97, 0x20, 0x0e,
+                                                0x04, 0x6d, 0x39, 0xcc, 0xc7, 0x11, 0x2c, 0xd0};
     assert_memory_equal(d, want, sizeof want);
 }
 
@@ -68,11 +69,11 @@ static void metrics_counts_and_histogram(void **state)
     sm_metrics_worker_connected(m);
     sm_metrics_worker_disconnected(m);
     sm_metrics_tokens_generated(m, 100);
-    sm_metrics_ack_observe_seconds(m, 0.0005);  /* le 0.0005 */
-    sm_metrics_ack_observe_seconds(m, 0.0006);  /* le 0.001 */
-    sm_metrics_ack_observe_seconds(m, 0.007);   /* le 0.01 */
-    sm_metrics_ack_observe_seconds(m, 1000);    /* +Inf only */
-    sm_metrics_ack_observe_seconds(m, -1);      /* ignored */
+    sm_metrics_ack_observe_seconds(m, 0.0005); /* le 0.0005 */
+    sm_metrics_ack_observe_seconds(m, 0.0006); /* le 0.001 */
+    sm_metrics_ack_observe_seconds(m, 0.007);  /* le 0.01 */
+    sm_metrics_ack_observe_seconds(m, 1000);   /* +Inf only */
+    sm_metrics_ack_observe_seconds(m, -1);     /* ignored */
     sm_metrics_snapshot s;
     sm_metrics_snapshot_get(m, &s);
     assert_int_equal(s.submissions_accepted, 5);

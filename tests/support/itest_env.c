@@ -116,11 +116,11 @@ void wait_for(long long want, long timeout_ms, const char *sql)
 }
 
 /* A broker configuration at path: the endpoints, the test defaults and extra. */
-static void write_config_file(const char *path, const char *cep, const char *wep,
-                              const char *eep, const char *extra)
+static void write_config_file(const char *path, const char *cep, const char *wep, const char *eep,
+                              const char *extra)
 {
     static const char *const defaults[] = {
-        "  heartbeat_ms: 100\n",   "  heartbeat_timeout_ms: 1000\n", "  lease_ms: 3000\n",
+        "  heartbeat_ms: 100\n",    "  heartbeat_timeout_ms: 1000\n", "  lease_ms: 3000\n",
         "  retry_backoff_ms: 50\n", "  max_body_bytes: 8192\n",       "  group_commit_us: 1000\n"};
     FILE *fp = fopen(path, "w");
     CHECK(fp);
@@ -131,7 +131,7 @@ static void write_config_file(const char *path, const char *cep, const char *wep
             "  event_endpoint: \"%s\"\n",
             cep, wep, eep);
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) { /* unless extra has it */
-        size_t key = strcspn(defaults[i], ":") + 1; /* "  name:" */
+        size_t key = strcspn(defaults[i], ":") + 1;                     /* "  name:" */
         bool overridden = false;
         for (const char *e = extra; e && *e; e += strcspn(e, "\n") + (e[strcspn(e, "\n")] != 0))
             if (!strncmp(e, defaults[i], key))
@@ -139,7 +139,10 @@ static void write_config_file(const char *path, const char *cep, const char *wep
         if (!overridden)
             fputs(defaults[i], fp);
     }
-    fprintf(fp, "%s" "http:\n  enabled: false\n" "logging:\n  level: info\n",
+    fprintf(fp,
+            "%s"
+            "http:\n  enabled: false\n"
+            "logging:\n  level: info\n",
             extra ? extra : "");
     fclose(fp);
 }
@@ -194,11 +197,13 @@ void connect_db(void)
     CHECKM(PQstatus(E.db) == CONNECTION_OK, "cannot connect: %s", PQerrorMessage(E.db));
 }
 
-sm_client *client_with(const char *server, const char *secret, int timeout_ms,
-                              int retries)
+sm_client *client_with(const char *server, const char *secret, int timeout_ms, int retries)
 {
-    sm_client_opts o = {.endpoint = E.cep, .server_key = server, .secret_key = secret,
-                        .timeout_ms = timeout_ms, .retries = retries};
+    sm_client_opts o = {.endpoint = E.cep,
+                        .server_key = server,
+                        .secret_key = secret,
+                        .timeout_ms = timeout_ms,
+                        .retries = retries};
     sm_client *c;
     sm_err err;
     CHECKM(sm_client_new(NULL, &o, &c, &err) == SM_OK, "client: %s", err.msg);
@@ -405,12 +410,12 @@ sm_code call_err(sm_client *c, const char *cmd, json_t *body, char *msg)
 }
 
 void make_assignment(sm_client *c, const char *course, const char *code, const char *kind,
-                            const char *language)
+                     const char *language)
 {
     json_decref(call_ok(c, "COURSE_PUT", json_pack("{s:s, s:s}", "code", course, "title", "T")));
-    json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "course", course, "code", code,
-                          "kind", kind, "statement", "Show that 1 + 1 = 2.", "rubric",
-                          "1 point per step", "max_score", 4.0);
+    json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "course", course, "code", code, "kind",
+                          kind, "statement", "Show that 1 + 1 = 2.", "rubric", "1 point per step",
+                          "max_score", 4.0);
     if (language)
         json_object_set_new(b, "language", json_string(language));
     json_decref(call_ok(c, "ASSIGNMENT_CREATE", b));
@@ -419,9 +424,9 @@ void make_assignment(sm_client *c, const char *course, const char *code, const c
 long long submit(sm_client *c, const char *key, const char *priority, bool *dup)
 {
     json_t *r = call_ok(c, "SUBMIT",
-                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "course", "CS101",
-                                  "assignment", "hw1", "student_ref", "s-1", "idempotency_key",
-                                  key, "content", "1 + 1 = 2 because ...", "priority", priority));
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "course", "CS101", "assignment",
+                                  "hw1", "student_ref", "s-1", "idempotency_key", key, "content",
+                                  "1 + 1 = 2 because ...", "priority", priority));
     long long id = json_integer_value(json_object_get(r, "submission_id"));
     if (dup)
         *dup = json_is_true(json_object_get(r, "duplicate"));
@@ -429,7 +434,6 @@ long long submit(sm_client *c, const char *key, const char *priority, bool *dup)
     CHECK(id > 0);
     return id;
 }
-
 
 void *sub_socket(void *ctx, const char *prefix)
 {
@@ -457,7 +461,6 @@ json_t *next_event(void *s, long timeout_ms, char *topic)
     return j;
 }
 
-
 json_t *worker_recv(void *s, const char *want)
 {
     return worker_recv_skipping(s, want, false);
@@ -465,8 +468,8 @@ json_t *worker_recv(void *s, const char *want)
 
 json_t *worker_recv_skipping(void *s, const char *want, bool skip_jobs)
 {
-    static const char *const cmds[] = {"JOB", "HEARTBEAT", "ACK", "ERROR", "CANCEL",
-                                       "DISCONNECT", NULL};
+    static const char *const cmds[] = {"JOB",    "HEARTBEAT",  "ACK", "ERROR",
+                                       "CANCEL", "DISCONNECT", NULL};
     long end = now_ms() + 10000;
     while (now_ms() < end) {
         zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
@@ -479,8 +482,7 @@ json_t *worker_recv_skipping(void *s, const char *want, bool skip_jobs)
         for (int i = 0; i < m.n; i++)
             f[i] = sm_msg_frame(&m, i);
         sm_request r;
-        CHECK(sm_proto_parse(SM_PROTO_WORKER, cmds, f, m.n, m.total, 1 << 24, &r, &err) ==
-              SM_OK);
+        CHECK(sm_proto_parse(SM_PROTO_WORKER, cmds, f, m.n, m.total, 1 << 24, &r, &err) == SM_OK);
         sm_msg_close(&m);
         if (!strcmp(r.command, want)) {
             json_t *b = r.body;

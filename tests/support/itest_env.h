@@ -36,21 +36,20 @@ typedef struct env {
     pid_t workers[16];
     int nworkers;
     PGconn *db;
-    sm_pgembed *pg; /* pg_restart's own cluster */
+    sm_pgembed *pg;          /* pg_restart's own cluster */
     itest_broker *others[4]; /* further brokers (broker_setup) */
     int nothers;
 } env;
 
-
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            fail("%s:%d: %s", __FILE__, __LINE__, #cond);                                  \
+#define CHECK(cond)                                       \
+    do {                                                  \
+        if (!(cond))                                      \
+            fail("%s:%d: %s", __FILE__, __LINE__, #cond); \
     } while (0)
-#define CHECKM(cond, ...)                                                                  \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            fail(__VA_ARGS__);                                                             \
+#define CHECKM(cond, ...)      \
+    do {                       \
+        if (!(cond))           \
+            fail(__VA_ARGS__); \
     } while (0)
 
 extern env E;

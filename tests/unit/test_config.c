@@ -83,9 +83,10 @@ static void unknown_keys_rejected(void **state)
 {
     (void)state;
     expect_reject("databse:\n  url: x\n", "t.yaml:1:1: ", "unknown key \"databse\"");
-    expect_reject("worker:\n  slots: 2\n  slotz: 3\n", "t.yaml:3:3: ", "unknown key \"worker.slotz\"");
-    expect_reject("worker:\n  sampling:\n    temprature: 0.5\n", "t.yaml:3:5: ",
-                  "worker.sampling.temprature");
+    expect_reject("worker:\n  slots: 2\n  slotz: 3\n",
+                  "t.yaml:3:3: ", "unknown key \"worker.slotz\"");
+    expect_reject("worker:\n  sampling:\n    temprature: 0.5\n",
+                  "t.yaml:3:5: ", "worker.sampling.temprature");
 }
 
 static void wrong_types_rejected(void **state)
@@ -122,8 +123,8 @@ static void malformed_yaml_rejected(void **state)
     expect_reject("worker: {slots: 4\n", "t.yaml:", "malformed YAML");
     expect_reject("\tworker:\n", "t.yaml:1:1: ", "malformed YAML");
     expect_reject("worker:\n  slots: 4\n  slots: 5\n", "t.yaml:3:3: ", "duplicate key");
-    expect_reject("worker:\n  slots: 4\n---\nhttp:\n  port: 1\n", "t.yaml:4:1: ",
-                  "only one YAML document");
+    expect_reject("worker:\n  slots: 4\n---\nhttp:\n  port: 1\n",
+                  "t.yaml:4:1: ", "only one YAML document");
 }
 
 static void strings_too_long_rejected(void **state)

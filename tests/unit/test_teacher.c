@@ -14,8 +14,8 @@ static void parses_units(void **state)
     static const struct {
         const char *text;
         int64_t seconds;
-    } ok[] = {{"1s", 1},         {"90m", 5400},        {"12h", 43200},
-              {"30d", 2592000},  {"2w", 1209600},      {"3650d", SM_TEACHER_MAX_LIFETIME_S}};
+    } ok[] = {{"1s", 1},        {"90m", 5400},   {"12h", 43200},
+              {"30d", 2592000}, {"2w", 1209600}, {"3650d", SM_TEACHER_MAX_LIFETIME_S}};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         int64_t s = -1;
         sm_err err = {0};
@@ -27,9 +27,9 @@ static void parses_units(void **state)
 static void refuses_bad_text(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"",    "d",     "30",   "30x",  "0d",   "-1d",
-                                      "1.5d", " 1d",  "1d ",  "1dd",  "3651d", "522w",
-                                      "999999999999w", "9999999999999s"};
+    static const char *const bad[] = {
+        "",    "d",   "30",  "30x",   "0d",   "-1d",           "1.5d",
+        " 1d", "1d ", "1dd", "3651d", "522w", "999999999999w", "9999999999999s"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int64_t s = 7;
         sm_err err = {0};

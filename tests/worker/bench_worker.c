@@ -113,8 +113,7 @@ int main(int argc, char **argv)
     sm_model *m = NULL;
     sm_tokenizer *tok = NULL;
     sm_prompt_set *ps = NULL;
-    if (sm_model_load(model_dir, &mo, &m, &err) ||
-        sm_tokenizer_load(sm_model_dir(m), &tok, &err) ||
+    if (sm_model_load(model_dir, &mo, &m, &err) || sm_tokenizer_load(sm_model_dir(m), &tok, &err) ||
         sm_prompt_set_load(NULL, &ps, &err)) {
         fprintf(stderr, "stepmark-worker-bench: %s\n", err.msg);
         return 1;
@@ -129,11 +128,14 @@ int main(int argc, char **argv)
                  "Let n = 2k + 1 for an integer k (student %d).\nThen n^2 = 4k^2 + 4k + 1 = "
                  "2(2k^2 + 2k) + 1.\nSince 2k^2 + 2k is an integer, n^2 is odd. (%d)",
                  i, i * 37 % 101);
-        sm_prompt_input in = {.kind = SM_KIND_PROOF, .title = "Odd squares",
+        sm_prompt_input in = {.kind = SM_KIND_PROOF,
+                              .title = "Odd squares",
                               .statement = "Prove that the square of an odd integer is odd.",
                               .rubric = "2 points: write n = 2k + 1. 1 point: expand. 1 point: "
                                         "conclude.",
-                              .max_score = 4, .checks = "", .student = student};
+                              .max_score = 4,
+                              .checks = "",
+                              .student = student};
         if (sm_prompt_build(ps, tok, &in, &pr[i], &err)) {
             fprintf(stderr, "stepmark-worker-bench: %s\n", err.msg);
             return 1;
@@ -148,12 +150,13 @@ int main(int argc, char **argv)
     printf("%d submissions, prompts of %zu tokens on average (%zu shared prefix), %lld new "
            "tokens each, temperature 0.6, top-p 0.95\n\n",
            n_sub, total_prompt / (size_t)n_sub, pr[0].n_prefix, (long long)max_new);
-    printf("%5s %6s %9s %10s %9s %12s %11s %10s %12s\n", "slots", "cache", "wall_s",
-           "gen_tokens", "tok/s", "subm/hour", "prompt_comp", "prompt_hit", "decode_tok/s");
+    printf("%5s %6s %9s %10s %9s %12s %11s %10s %12s\n", "slots", "cache", "wall_s", "gen_tokens",
+           "tok/s", "subm/hour", "prompt_comp", "prompt_hit", "decode_tok/s");
     double tps_of[2][16] = {{0}}, dec_of[2][16] = {{0}};
     for (int ci = 0; ci < n_cache; ci++) {
         for (int si = 0; si < n_slots; si++) {
-            sm_sched_opts so = {.slots = slots[si], .max_ctx = (int64_t)max_prompt + max_new + 8,
+            sm_sched_opts so = {.slots = slots[si],
+                                .max_ctx = (int64_t)max_prompt + max_new + 8,
                                 .prefix_cache = cache_modes[ci]};
             sm_sched *s;
             counts c = {0};
@@ -162,8 +165,11 @@ int main(int argc, char **argv)
                 return 1;
             }
             for (int i = 0; i < n_sub; i++) {
-                sm_task_spec t = {.user = &c, .tag = i, .prompt = pr[i].ids,
-                                  .n_prompt = pr[i].n_ids, .n_prefix = pr[i].n_prefix,
+                sm_task_spec t = {.user = &c,
+                                  .tag = i,
+                                  .prompt = pr[i].ids,
+                                  .n_prompt = pr[i].n_ids,
+                                  .n_prefix = pr[i].n_prefix,
                                   .max_new = max_new};
                 sm_sampler_params_init(&t.sampling);
                 t.sampling.temperature = 0.6;

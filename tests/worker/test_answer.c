@@ -126,7 +126,8 @@ static const cmp_case cases[] = {
     {"I do not know.", "5", false, "none"},
 };
 
-static void test_compare_table(void **state) {
+static void test_compare_table(void **state)
+{
     (void)state;
     int failures = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -176,7 +177,8 @@ static const extract_case extracts[] = {
     {"\\boxed{}", NULL},
 };
 
-static void test_extract(void **state) {
+static void test_extract(void **state)
+{
     (void)state;
     int failures = 0;
     for (size_t i = 0; i < sizeof extracts / sizeof extracts[0]; i++) {
@@ -194,7 +196,8 @@ static void test_extract(void **state) {
     assert_int_equal(failures, 0);
 }
 
-static void test_bad_arguments(void **state) {
+static void test_bad_arguments(void **state)
+{
     (void)state;
     char *ans = NULL;
     json_t *out = NULL;
@@ -206,25 +209,29 @@ static void test_bad_arguments(void **state) {
     assert_null(out);
 }
 
-static double secs(void) {
+static double secs(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* Builds prefix + n copies of unit + suffix. */
-static char *repeat(const char *prefix, const char *unit, size_t n, const char *suffix) {
+static char *repeat(const char *prefix, const char *unit, size_t n, const char *suffix)
+{
     size_t pl = strlen(prefix), ul = strlen(unit), sl = strlen(suffix);
     char *s = malloc(pl + ul * n + sl + 1);
     assert_non_null(s);
     memcpy(s, prefix, pl);
-    for (size_t i = 0; i < n; i++) memcpy(s + pl + i * ul, unit, ul);
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + pl + i * ul, unit, ul);
     memcpy(s + pl + ul * n, suffix, sl + 1);
     return s;
 }
 
 /* Every hostile input: returns SM_OK, a result with equal false (or a sane true), quickly. */
-static void check_hostile(const char *student, const char *key, bool want_equal) {
+static void check_hostile(const char *student, const char *key, bool want_equal)
+{
     json_t *out = NULL;
     sm_err err = {0};
     double t0 = secs();
@@ -238,11 +245,13 @@ static void check_hostile(const char *student, const char *key, bool want_equal)
         fail();
     }
     json_decref(out);
-    if (dt > 0.2) fprintf(stderr, "hostile: slow (%.2f s) on %.60s...\n", dt, student);
+    if (dt > 0.2)
+        fprintf(stderr, "hostile: slow (%.2f s) on %.60s...\n", dt, student);
     assert_true(dt < 5.0);
 }
 
-static void test_hostile(void **state) {
+static void test_hostile(void **state)
+{
     (void)state;
     /* very long strings */
     char *s = repeat("", "x", 3 * 1024 * 1024, "");
@@ -317,7 +326,8 @@ static void test_hostile(void **state) {
     check_hostile("\\boxed{\\text{}}", "1", false);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compare_table),
         cmocka_unit_test(test_extract),

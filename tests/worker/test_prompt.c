@@ -55,9 +55,13 @@ static const char *HOSTILE =
 
 static sm_prompt_input input(const char *student)
 {
-    return (sm_prompt_input){.kind = SM_KIND_PROOF, .title = "Sums",
-                             .statement = "Prove that 2 + 2 = 4.", .rubric = "4 points",
-                             .max_score = 4, .checks = "", .student = student};
+    return (sm_prompt_input){.kind = SM_KIND_PROOF,
+                             .title = "Sums",
+                             .statement = "Prove that 2 + 2 = 4.",
+                             .rubric = "4 points",
+                             .max_score = 4,
+                             .checks = "",
+                             .student = student};
 }
 
 static int count_id(const sm_prompt *p, int32_t id)
@@ -104,8 +108,9 @@ static void hostile_submission(void **state)
     assert_true(where[4] + 3 >= p.n_ids);
     /* the student's text (and its typed markers) is inside the user turn, verbatim */
     char *text;
-    assert_int_equal(sm_tokenizer_decode(f->tok, p.ids + where[2], where[3] - where[2], &text,
-                                         NULL, &err), SM_OK);
+    assert_int_equal(
+        sm_tokenizer_decode(f->tok, p.ids + where[2], where[3] - where[2], &text, NULL, &err),
+        SM_OK);
     assert_non_null(strstr(text, HOSTILE));
     char delim[64];
     snprintf(delim, sizeof delim, "<<<STUDENT WORK %s>>>\n", p.nonce);

@@ -29,7 +29,8 @@
 #define SM_TOP "/nonexistent"
 #endif
 
-static sm_sandbox_limits limits(void) {
+static sm_sandbox_limits limits(void)
+{
     sm_sandbox_limits l = {
         .cpu_seconds = 2,
         .wall_seconds = 10,
@@ -44,15 +45,18 @@ static sm_sandbox_limits limits(void) {
 
 /* Runs source with tests (a JSON text) and returns the result (printed when verbose). */
 static json_t *run(const sm_sandbox_limits *lim, const char *lang, const char *src,
-                   const char *tests_text) {
+                   const char *tests_text)
+{
     json_error_t je;
     json_t *tests = json_loads(tests_text, 0, &je);
-    if (!tests) fprintf(stderr, "bad test JSON: %s\n", je.text);
+    if (!tests)
+        fprintf(stderr, "bad test JSON: %s\n", je.text);
     assert_non_null(tests);
     json_t *out = NULL;
     sm_err err = {0};
     sm_code rc = sm_sandbox_run_tests(lim, lang, src, tests, &out, &err);
-    if (rc != SM_OK) fprintf(stderr, "sm_sandbox_run_tests: %s\n", err.msg);
+    if (rc != SM_OK)
+        fprintf(stderr, "sm_sandbox_run_tests: %s\n", err.msg);
     assert_int_equal(rc, SM_OK);
     assert_non_null(out);
     json_decref(tests);
@@ -64,20 +68,26 @@ static json_t *run(const sm_sandbox_limits *lim, const char *lang, const char *s
     return out;
 }
 
-static json_t *test_at(json_t *res, size_t i) {
+static json_t *test_at(json_t *res, size_t i)
+{
     json_t *t = json_array_get(json_object_get(res, "tests"), i);
     assert_non_null(t);
     return t;
 }
 
-static bool flag(json_t *t, const char *key) { return json_is_true(json_object_get(t, key)); }
+static bool flag(json_t *t, const char *key)
+{
+    return json_is_true(json_object_get(t, key));
+}
 
-static const char *str(json_t *t, const char *key) {
+static const char *str(json_t *t, const char *key)
+{
     const char *s = json_string_value(json_object_get(t, key));
     return s ? s : "";
 }
 
-static void dump_on_fail(json_t *res, bool ok) {
+static void dump_on_fail(json_t *res, bool ok)
+{
     if (!ok) {
         char *s = json_dumps(res, JSON_INDENT(1));
         fprintf(stderr, "%s\n", s);
@@ -87,11 +97,13 @@ static void dump_on_fail(json_t *res, bool ok) {
 }
 
 /* The host can still create processes. */
-static void assert_host_can_fork(void) {
+static void assert_host_can_fork(void)
+{
     for (int i = 0; i < 4; i++) {
         pid_t p = fork();
         assert_true(p >= 0);
-        if (p == 0) _exit(7);
+        if (p == 0)
+            _exit(7);
         int st = 0;
         assert_int_equal(waitpid(p, &st, 0), p);
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 7);
@@ -99,20 +111,27 @@ static void assert_host_can_fork(void) {
 }
 
 /* Processes whose real uid is in the sandbox range (root only), i.e. leftovers. */
-static int sandbox_processes_left(void) {
+static int sandbox_processes_left(void)
+{
     DIR *d = opendir("/proc");
     assert_non_null(d);
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
         char path[64], line[256];
         snprintf(path, sizeof path, "/proc/%s/status", e->d_name);
         FILE *f = fopen(path, "r");
-        if (!f) continue;
+        if (!f)
+            continue;
         char state[256] = "";
         while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "State:", 6) == 0 || strncmp(line, "PPid:", 5) == 0 || strncmp(line, "Name:", 5) == 0) { size_t l = strlen(state); snprintf(state + l, sizeof state - l, "%.20s", line); }
+            if (strncmp(line, "State:", 6) == 0 || strncmp(line, "PPid:", 5) == 0 ||
+                strncmp(line, "Name:", 5) == 0) {
+                size_t l = strlen(state);
+                snprintf(state + l, sizeof state - l, "%.20s", line);
+            }
             if (strncmp(line, "Uid:", 4) == 0 &&
                 strtoul(line + 4, NULL, 10) == 1500000000u + (unsigned)gettid()) {
                 fprintf(stderr, "left: pid %s state %s", e->d_name, state);
@@ -134,7 +153,8 @@ static const char *sum_tests =
     "[{\"name\":\"small\",\"input\":\"1 2\\n\",\"expected_output\":\"3\\n\"},"
     " {\"name\":\"big\",\"input\":\"1000000000 2000000000\",\"expected_output\":\"3000000000\"}]";
 
-static void test_c_correct(void **state) {
+static void test_c_correct(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     json_t *r = run(&lim, "c", c_sum, sum_tests);
@@ -147,13 +167,15 @@ static void test_c_correct(void **state) {
     assert_string_equal(str(r, "language"), "c");
     /* every limit says how it was enforced */
     json_t *enf = json_object_get(json_object_get(r, "limits"), "enforcement");
-    static const char *const keys[] = {"cpu", "wall", "memory", "processes", "output",
-                                       "network", "filesystem", NULL};
-    for (int i = 0; keys[i]; i++) assert_true(strlen(str(enf, keys[i])) > 5);
+    static const char *const keys[] = {"cpu",    "wall",    "memory",     "processes",
+                                       "output", "network", "filesystem", NULL};
+    for (int i = 0; keys[i]; i++)
+        assert_true(strlen(str(enf, keys[i])) > 5);
     json_decref(r);
 }
 
-static void test_c_wrong_answer(void **state) {
+static void test_c_wrong_answer(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     const char *src = "#include <stdio.h>\nint main(void){ puts(\"1\\n2\\n4\"); return 0; }\n";
@@ -173,7 +195,8 @@ static void test_c_wrong_answer(void **state) {
     json_decref(r);
 }
 
-static void test_c_compile_error(void **state) {
+static void test_c_compile_error(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     json_t *r = run(&lim, "c", "int main(void) { return undefined_name; }\n", sum_tests);
@@ -187,7 +210,8 @@ static void test_c_compile_error(void **state) {
     json_decref(r);
 }
 
-static void test_python_args_and_exit_code(void **state) {
+static void test_python_args_and_exit_code(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     const char *src = "import sys\n"
@@ -205,7 +229,8 @@ static void test_python_args_and_exit_code(void **state) {
     json_decref(r);
 }
 
-static void test_python_syntax_error(void **state) {
+static void test_python_syntax_error(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     json_t *r = run(&lim, "python", "def f(:\n  pass\n", sum_tests);
@@ -215,7 +240,8 @@ static void test_python_syntax_error(void **state) {
     json_decref(r);
 }
 
-static void test_fork_bomb(void **state) {
+static void test_fork_bomb(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     lim.wall_seconds = 3;
@@ -223,16 +249,16 @@ static void test_fork_bomb(void **state) {
      * process limit stops the bomb (by default a run is one process and fork gets ENOMEM) */
     lim.memory_mb = 64;
     lim.memory_total_mb = 64 * lim.max_processes;
-    const char *src =
-        "#define _POSIX_C_SOURCE 200809L\n"
-        "#include <stdio.h>\n#include <sys/types.h>\n#include <unistd.h>\n"
-        "int main(void) { int ok = 0, failed = 0;\n"
-        "  for (int i = 0; i < 2000; i++) { pid_t p = fork();\n"
-        "    if (p == 0) { for (;;) { fork(); pause(); } }\n"
-        "    if (p < 0) failed++; else ok++; }\n"
-        "  printf(\"forked %d failed %d\\n\", ok, failed); fflush(stdout);\n"
-        "  for (;;) pause(); }\n";
-    json_t *r = run(&lim, "c", src, "[{\"name\":\"bomb\",\"input\":\"\",\"expected_output\":\"\"}]");
+    const char *src = "#define _POSIX_C_SOURCE 200809L\n"
+                      "#include <stdio.h>\n#include <sys/types.h>\n#include <unistd.h>\n"
+                      "int main(void) { int ok = 0, failed = 0;\n"
+                      "  for (int i = 0; i < 2000; i++) { pid_t p = fork();\n"
+                      "    if (p == 0) { for (;;) { fork(); pause(); } }\n"
+                      "    if (p < 0) failed++; else ok++; }\n"
+                      "  printf(\"forked %d failed %d\\n\", ok, failed); fflush(stdout);\n"
+                      "  for (;;) pause(); }\n";
+    json_t *r =
+        run(&lim, "c", src, "[{\"name\":\"bomb\",\"input\":\"\",\"expected_output\":\"\"}]");
     json_t *t = test_at(r, 0);
     int forked = -1, failed = -1;
     sscanf(str(t, "output"), "forked %d failed %d", &forked, &failed);
@@ -245,7 +271,8 @@ static void test_fork_bomb(void **state) {
     json_decref(r);
 }
 
-static void test_python_fork_bomb(void **state) {
+static void test_python_fork_bomb(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     lim.wall_seconds = 3;
@@ -259,7 +286,8 @@ static void test_python_fork_bomb(void **state) {
                       "        n += 1\n"
                       "except OSError as e:\n"
                       "    print('stopped after', n, type(e).__name__, flush=True)\n";
-    json_t *r = run(&lim, "python", src, "[{\"name\":\"bomb\",\"input\":\"\",\"expected_output\":\"\"}]");
+    json_t *r =
+        run(&lim, "python", src, "[{\"name\":\"bomb\",\"input\":\"\",\"expected_output\":\"\"}]");
     json_t *t = test_at(r, 0);
     dump_on_fail(r, !flag(t, "passed") && strstr(str(t, "output"), "stopped after") != NULL);
     assert_host_can_fork();
@@ -267,13 +295,15 @@ static void test_python_fork_bomb(void **state) {
     json_decref(r);
 }
 
-static void test_infinite_loop_cpu(void **state) {
+static void test_infinite_loop_cpu(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     lim.cpu_seconds = 1;
     lim.wall_seconds = 30; /* the machine may be busy: the CPU limit must fire first */
     const char *src = "int main(void) { volatile unsigned long x = 0; for (;;) x++; }\n";
-    json_t *r = run(&lim, "c", src, "[{\"name\":\"spin\",\"input\":\"\",\"expected_output\":\"\"}]");
+    json_t *r =
+        run(&lim, "c", src, "[{\"name\":\"spin\",\"input\":\"\",\"expected_output\":\"\"}]");
     json_t *t = test_at(r, 0);
     dump_on_fail(r, !flag(t, "passed") && flag(t, "cpu_exceeded") && !flag(t, "timed_out"));
     assert_non_null(strstr(str(t, "error"), "CPU-time limit"));
@@ -281,7 +311,8 @@ static void test_infinite_loop_cpu(void **state) {
     json_decref(r);
 }
 
-static void test_sleep_wall_limit(void **state) {
+static void test_sleep_wall_limit(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     lim.wall_seconds = 2;
@@ -303,11 +334,13 @@ static void test_sleep_wall_limit(void **state) {
     json_decref(r);
 }
 
-static void test_memory_hog(void **state) {
+static void test_memory_hog(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
-    const char *src = "#include <stdlib.h>\n#include <string.h>\n"
-                      "int main(void) { for (;;) { char *p = malloc(1 << 20); memset(p, 1, 1 << 20); } }\n";
+    const char *src =
+        "#include <stdlib.h>\n#include <string.h>\n"
+        "int main(void) { for (;;) { char *p = malloc(1 << 20); memset(p, 1, 1 << 20); } }\n";
     json_t *r = run(&lim, "c", src, "[{\"name\":\"hog\",\"input\":\"\",\"expected_output\":\"\"}]");
     json_t *t = test_at(r, 0);
     dump_on_fail(r, !flag(t, "passed") && flag(t, "memory_exceeded"));
@@ -321,7 +354,8 @@ static void test_memory_hog(void **state) {
     json_decref(r);
 }
 
-static void test_network(void **state) {
+static void test_network(void **state)
+{
     (void)state;
     /* a real listener on the host's loopback: the sandbox must not reach it */
     int ls = socket(AF_INET, SOCK_STREAM, 0);
@@ -336,14 +370,15 @@ static void test_network(void **state) {
              "[{\"name\":\"net\",\"input\":\"\",\"args\":[\"%d\"],"
              "\"expected_output\":\"blocked 127.0.0.1\\nblocked example.com\\nblocked 1.1.1.1\"}]",
              ntohs(a.sin_port));
-    const char *src = "import socket, sys\n"
-                      "port = int(sys.argv[1])\n"
-                      "for host, p in [('127.0.0.1', port), ('example.com', 80), ('1.1.1.1', 53)]:\n"
-                      "    try:\n"
-                      "        socket.create_connection((host, p), timeout=2)\n"
-                      "        print('CONNECTED', host)\n"
-                      "    except OSError:\n"
-                      "        print('blocked', host)\n";
+    const char *src =
+        "import socket, sys\n"
+        "port = int(sys.argv[1])\n"
+        "for host, p in [('127.0.0.1', port), ('example.com', 80), ('1.1.1.1', 53)]:\n"
+        "    try:\n"
+        "        socket.create_connection((host, p), timeout=2)\n"
+        "        print('CONNECTED', host)\n"
+        "    except OSError:\n"
+        "        print('blocked', host)\n";
     sm_sandbox_limits lim = limits();
     json_t *r = run(&lim, "python", src, tests);
     dump_on_fail(r, flag(test_at(r, 0), "passed"));
@@ -351,30 +386,34 @@ static void test_network(void **state) {
     json_decref(r);
 }
 
-static void test_writes_outside_tmp(void **state) {
+static void test_writes_outside_tmp(void **state)
+{
     (void)state;
     const char *home = getenv("HOME");
-    if (!home || !home[0]) home = "/root";
+    if (!home || !home[0])
+        home = "/root";
     char tests[2048];
-    snprintf(tests, sizeof tests,
-             "[{\"name\":\"fs\",\"input\":\"\",\"args\":[\"%s/sm-sandbox-probe\",\"%s/sm-sandbox-probe\"],"
-             "\"expected_output\":\"denied /etc/x\\ndenied /usr/x\\ndenied /x\\ndenied /work/x\\n"
-             "denied /work/main.py\\ndenied home\\ndenied repo\\nwrote /tmp/ok\\n"
-             "no /root\\nno /home\"}]",
-             home, SM_TOP);
-    const char *src = "import os, sys\n"
-                      "def probe(path, label):\n"
-                      "    try:\n"
-                      "        with open(path, 'w') as f: f.write('x')\n"
-                      "        print('wrote', label)\n"
-                      "    except OSError:\n"
-                      "        print('denied', label)\n"
-                      "for p in ['/etc/x', '/usr/x', '/x', '/work/x', '/work/main.py']: probe(p, p)\n"
-                      "probe(sys.argv[1], 'home')\n"
-                      "probe(sys.argv[2], 'repo')\n"
-                      "probe('/tmp/ok', '/tmp/ok')\n"
-                      "for d in ['/root', '/home']:\n"
-                      "    print('no' if not os.path.exists(d) or not os.listdir(d) else 'SEES', d)\n";
+    snprintf(
+        tests, sizeof tests,
+        "[{\"name\":\"fs\",\"input\":\"\",\"args\":[\"%s/sm-sandbox-probe\",\"%s/sm-sandbox-probe\"],"
+        "\"expected_output\":\"denied /etc/x\\ndenied /usr/x\\ndenied /x\\ndenied /work/x\\n"
+        "denied /work/main.py\\ndenied home\\ndenied repo\\nwrote /tmp/ok\\n"
+        "no /root\\nno /home\"}]",
+        home, SM_TOP);
+    const char *src =
+        "import os, sys\n"
+        "def probe(path, label):\n"
+        "    try:\n"
+        "        with open(path, 'w') as f: f.write('x')\n"
+        "        print('wrote', label)\n"
+        "    except OSError:\n"
+        "        print('denied', label)\n"
+        "for p in ['/etc/x', '/usr/x', '/x', '/work/x', '/work/main.py']: probe(p, p)\n"
+        "probe(sys.argv[1], 'home')\n"
+        "probe(sys.argv[2], 'repo')\n"
+        "probe('/tmp/ok', '/tmp/ok')\n"
+        "for d in ['/root', '/home']:\n"
+        "    print('no' if not os.path.exists(d) or not os.listdir(d) else 'SEES', d)\n";
     sm_sandbox_limits lim = limits();
     json_t *r = run(&lim, "python", src, tests);
     dump_on_fail(r, flag(test_at(r, 0), "passed"));
@@ -389,13 +428,15 @@ static void test_writes_outside_tmp(void **state) {
     json_decref(r);
 }
 
-static void test_huge_output(void **state) {
+static void test_huge_output(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     lim.max_output_bytes = 10000;
     const char *src = "#include <stdio.h>\n"
                       "int main(void) { for (;;) fputs(\"0123456789abcdef\\n\", stdout); }\n";
-    json_t *r = run(&lim, "c", src, "[{\"name\":\"flood\",\"input\":\"\",\"expected_output\":\"1\"}]");
+    json_t *r =
+        run(&lim, "c", src, "[{\"name\":\"flood\",\"input\":\"\",\"expected_output\":\"1\"}]");
     json_t *t = test_at(r, 0);
     dump_on_fail(r, !flag(t, "passed") && flag(t, "output_truncated") &&
                         json_integer_value(json_object_get(t, "output_bytes")) > 10000);
@@ -413,7 +454,8 @@ static void test_huge_output(void **state) {
     json_decref(r);
 }
 
-static void test_bad_arguments(void **state) {
+static void test_bad_arguments(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     json_t *out = NULL, *arr = json_array(), *obj = json_object();
@@ -431,7 +473,8 @@ static void test_bad_arguments(void **state) {
     json_decref(obj);
 }
 
-static void *concurrent_run(void *arg) {
+static void *concurrent_run(void *arg)
+{
     int *ok = arg;
     sm_sandbox_limits lim = limits();
     json_error_t je;
@@ -445,16 +488,21 @@ static void *concurrent_run(void *arg) {
 }
 
 /* Several worker threads check code at once (each run gets its own uid and work dir). */
-static void test_concurrent_runs(void **state) {
+static void test_concurrent_runs(void **state)
+{
     (void)state;
     pthread_t th[3];
     int ok[3] = {0};
-    for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&th[i], NULL, concurrent_run, &ok[i]), 0);
-    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
-    for (int i = 0; i < 3; i++) assert_true(ok[i]);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, concurrent_run, &ok[i]), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++)
+        assert_true(ok[i]);
 }
 
-static void test_limits_from_config(void **state) {
+static void test_limits_from_config(void **state)
+{
     (void)state;
     sm_config cfg;
     sm_config_defaults(&cfg);
@@ -477,8 +525,9 @@ static void test_limits_from_config(void **state) {
     /* cgroups off: the result says so */
     json_t *r = run(&l, "c", c_sum, sum_tests);
     assert_false(json_is_true(json_object_get(json_object_get(r, "limits"), "cgroup")));
-    assert_non_null(strstr(str(json_object_get(json_object_get(r, "limits"), "enforcement"),
-                               "memory"), "disabled in the config"));
+    assert_non_null(
+        strstr(str(json_object_get(json_object_get(r, "limits"), "enforcement"), "memory"),
+               "disabled in the config"));
     json_decref(r);
 }
 
@@ -498,7 +547,8 @@ static const char *c_children_hog =
     "    char b; if (read(p[0], &b, 1) == 1) held++; }\n"
     "  printf(\"held %d\\n\", held); fflush(stdout); return refused ? 1 : 0; }\n";
 
-static void test_memory_total_children(void **state) {
+static void test_memory_total_children(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     lim.memory_mb = 512; /* memory_total_mb 0: the run as a whole holds 512 MiB */
@@ -518,7 +568,8 @@ static void test_memory_total_children(void **state) {
 }
 
 /* A total of 2 x memory_mb: one child besides the program, the others are refused. */
-static void test_memory_total_two_processes(void **state) {
+static void test_memory_total_two_processes(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     lim.memory_mb = 160;
@@ -541,21 +592,23 @@ static void test_memory_total_two_processes(void **state) {
 }
 
 /* Every tmpfs has a size: writing past it fails with ENOSPC, and /dev itself is read-only. */
-static void test_tmpfs_sized(void **state) {
+static void test_tmpfs_sized(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     lim.tmpfs_mb = 8;
-    const char *src = "import errno\n"
-                      "def fill(path):\n"
-                      "    try:\n"
-                      "        with open(path, 'wb') as f:\n"
-                      "            for _ in range(32): f.write(b'x' * (1 << 20))\n"
-                      "        return 'wrote 32 MiB'\n"
-                      "    except OSError as e:\n"
-                      "        return 'full' if e.errno == errno.ENOSPC else 'error ' + str(e.errno)\n"
-                      "print('/dev/shm', fill('/dev/shm/x'))\n"
-                      "print('/tmp', fill('/tmp/x'))\n"
-                      "print('/dev', fill('/dev/x'))\n";
+    const char *src =
+        "import errno\n"
+        "def fill(path):\n"
+        "    try:\n"
+        "        with open(path, 'wb') as f:\n"
+        "            for _ in range(32): f.write(b'x' * (1 << 20))\n"
+        "        return 'wrote 32 MiB'\n"
+        "    except OSError as e:\n"
+        "        return 'full' if e.errno == errno.ENOSPC else 'error ' + str(e.errno)\n"
+        "print('/dev/shm', fill('/dev/shm/x'))\n"
+        "print('/tmp', fill('/tmp/x'))\n"
+        "print('/dev', fill('/dev/x'))\n";
     json_t *r = run(&lim, "python", src,
                     "[{\"name\":\"tmpfs\",\"expected_output\":"
                     "\"/dev/shm full\\n/tmp full\\n/dev error 30\"}]");
@@ -611,27 +664,30 @@ static const char *c_denied =
     "  int u = socket(AF_UNIX, SOCK_STREAM, 0); if (u < 0) { puts(\"unix socket refused\"); bad++; }\n"
     "  puts(\"done\"); return bad != 0; }\n";
 
-static void test_seccomp_denied(void **state) {
+static void test_seccomp_denied(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     json_t *r = run(&lim, "c", c_denied, "[{\"name\":\"denied\",\"expected_output\":\"done\"}]");
     dump_on_fail(r, flag(test_at(r, 0), "passed"));
-    assert_non_null(strstr(str(json_object_get(json_object_get(r, "limits"), "enforcement"),
-                               "syscalls"), "seccomp"));
+    assert_non_null(strstr(
+        str(json_object_get(json_object_get(r, "limits"), "enforcement"), "syscalls"), "seccomp"));
     json_decref(r);
 }
 
 /* Under the filter, threads still work (C and Python), and so does ordinary I/O. */
-static void test_seccomp_normal_programs(void **state) {
+static void test_seccomp_normal_programs(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
-    const char *c = "#include <pthread.h>\n#include <stdio.h>\n"
-                    "static long sum[4];\n"
-                    "static void *work(void *a) { long i = (long)a; for (long k = 0; k <= 1000; k++) sum[i] += k; return 0; }\n"
-                    "int main(void) { pthread_t t[4]; for (long i = 0; i < 4; i++) pthread_create(&t[i], 0, work, (void *)i);\n"
-                    "  long s = 0; for (int i = 0; i < 4; i++) { pthread_join(t[i], 0); s += sum[i]; }\n"
-                    "  FILE *f = fopen(\"/tmp/f\", \"w\"); fputs(\"ok\", f); fclose(f);\n"
-                    "  printf(\"%ld\\n\", s); return 0; }\n";
+    const char *c =
+        "#include <pthread.h>\n#include <stdio.h>\n"
+        "static long sum[4];\n"
+        "static void *work(void *a) { long i = (long)a; for (long k = 0; k <= 1000; k++) sum[i] += k; return 0; }\n"
+        "int main(void) { pthread_t t[4]; for (long i = 0; i < 4; i++) pthread_create(&t[i], 0, work, (void *)i);\n"
+        "  long s = 0; for (int i = 0; i < 4; i++) { pthread_join(t[i], 0); s += sum[i]; }\n"
+        "  FILE *f = fopen(\"/tmp/f\", \"w\"); fputs(\"ok\", f); fclose(f);\n"
+        "  printf(\"%ld\\n\", s); return 0; }\n";
     json_t *r = run(&lim, "c", c, "[{\"name\":\"threads\",\"expected_output\":\"2002000\"}]");
     dump_on_fail(r, flag(test_at(r, 0), "passed"));
     json_decref(r);
@@ -640,14 +696,16 @@ static void test_seccomp_normal_programs(void **state) {
                      "ts = [threading.Thread(target=lambda i=i: q.put(i * i)) for i in range(8)]\n"
                      "[t.start() for t in ts]; [t.join() for t in ts]\n"
                      "print(sum(q.get() for _ in range(8)), json.dumps({'a': 1}))\n";
-    r = run(&lim, "python", py, "[{\"name\":\"pythreads\",\"expected_output\":\"140 {\\\"a\\\": 1}\"}]");
+    r = run(&lim, "python", py,
+            "[{\"name\":\"pythreads\",\"expected_output\":\"140 {\\\"a\\\": 1}\"}]");
     dump_on_fail(r, flag(test_at(r, 0), "passed"));
     json_decref(r);
 }
 
 /* ---- the slower compilers ---- */
 
-static void test_cpp_correct_and_wrong(void **state) {
+static void test_cpp_correct_and_wrong(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
     const char *src = "#include <iostream>\n#include <vector>\n"
@@ -664,19 +722,22 @@ static void test_cpp_correct_and_wrong(void **state) {
     json_decref(r);
 }
 
-static void test_java_correct_and_wrong(void **state) {
+static void test_java_correct_and_wrong(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
-    const char *src = "import java.util.*;\n"
-                      "public class Main { public static void main(String[] a) {\n"
-                      "  Scanner s = new Scanner(System.in); long x = s.nextLong(), y = s.nextLong();\n"
-                      "  System.out.println(x + y); } }\n";
+    const char *src =
+        "import java.util.*;\n"
+        "public class Main { public static void main(String[] a) {\n"
+        "  Scanner s = new Scanner(System.in); long x = s.nextLong(), y = s.nextLong();\n"
+        "  System.out.println(x + y); } }\n";
     json_t *r = run(&lim, "java", src,
                     "[{\"name\":\"ok\",\"input\":\"40 2\",\"expected_output\":\"42\"},"
                     " {\"name\":\"wrong\",\"input\":\"40 2\",\"expected_output\":\"43\"}]");
     dump_on_fail(r, flag(test_at(r, 0), "passed") && !flag(test_at(r, 1), "passed"));
     json_decref(r);
-    r = run(&lim, "java", "public class Main { public static void main(String[] a) { int x = \"s\"; } }\n",
+    r = run(&lim, "java",
+            "public class Main { public static void main(String[] a) { int x = \"s\"; } }\n",
             sum_tests);
     dump_on_fail(r, !flag(json_object_get(r, "compile"), "ok") &&
                         strstr(str(json_object_get(r, "compile"), "output"), "incompatible types"));
@@ -684,7 +745,8 @@ static void test_java_correct_and_wrong(void **state) {
 }
 
 /* Entries left in dir (0 when empty). */
-static int entries_in(const char *dir) {
+static int entries_in(const char *dir)
+{
     DIR *d = opendir(dir);
     assert_non_null(d);
     int n = 0;
@@ -699,7 +761,8 @@ static int entries_in(const char *dir) {
 }
 
 /* javac -d makes p/q/r/Main.class for a "package p.q.r;": the whole tree is removed after. */
-static void test_java_package_cleanup(void **state) {
+static void test_java_package_cleanup(void **state)
+{
     (void)state;
     char base[] = "/tmp/sm-sbx-base-XXXXXX";
     assert_non_null(mkdtemp(base));
@@ -716,19 +779,23 @@ static void test_java_package_cleanup(void **state) {
     assert_int_equal(rmdir(base), 0);
 }
 
-static void test_java_memory_hog(void **state) {
+static void test_java_memory_hog(void **state)
+{
     (void)state;
     sm_sandbox_limits lim = limits();
-    const char *src = "import java.util.*;\n"
-                      "public class Main { public static void main(String[] a) {\n"
-                      "  List<long[]> l = new ArrayList<>(); for (;;) l.add(new long[1 << 17]); } }\n";
-    json_t *r = run(&lim, "java", src, "[{\"name\":\"hog\",\"input\":\"\",\"expected_output\":\"\"}]");
+    const char *src =
+        "import java.util.*;\n"
+        "public class Main { public static void main(String[] a) {\n"
+        "  List<long[]> l = new ArrayList<>(); for (;;) l.add(new long[1 << 17]); } }\n";
+    json_t *r =
+        run(&lim, "java", src, "[{\"name\":\"hog\",\"input\":\"\",\"expected_output\":\"\"}]");
     json_t *t = test_at(r, 0);
     dump_on_fail(r, !flag(t, "passed") && flag(t, "memory_exceeded"));
     json_decref(r);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     sm_sandbox_limits lim = limits();
     sm_err err = {0};
     if (!sm_sandbox_available(&lim, &err)) {

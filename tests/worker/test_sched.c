@@ -16,12 +16,12 @@
 static const char *model_dir;
 static int failures;
 
-#define CHECK(c)                                                                           \
-    do {                                                                                   \
-        if (!(c)) {                                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);          \
-            failures++;                                                                    \
-        }                                                                                  \
+#define CHECK(c)                                                                  \
+    do {                                                                          \
+        if (!(c)) {                                                               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
+            failures++;                                                           \
+        }                                                                         \
     } while (0)
 #define OK(expr)                                                                           \
     do {                                                                                   \
@@ -79,8 +79,8 @@ static void run(sm_model *m, const sm_tokenizer *tok, int slots, bool cache, int
                 const int *which, int n_which, rec *r, bool with_stop)
 {
     sm_err err;
-    sm_sched_opts o = {.slots = slots, .max_ctx = 256, .prefix_cache = cache,
-                       .prefill_chunk = chunk};
+    sm_sched_opts o = {
+        .slots = slots, .max_ctx = 256, .prefix_cache = cache, .prefill_chunk = chunk};
     sm_sched *s;
     OK(sm_sched_new(m, tok, &o, on_done, &s, &err));
     static const char *const stops[] = {"zzzz-never", NULL};
@@ -89,8 +89,13 @@ static void run(sm_model *m, const sm_tokenizer *tok, int slots, bool cache, int
         int32_t p[64];
         size_t n, np;
         make_prompt(i, p, &n, &np);
-        sm_task_spec t = {.user = r, .tag = i, .prompt = p, .n_prompt = n, .n_prefix = np,
-                          .max_new = 8 + 6 * i, .stops = with_stop ? stops : NULL};
+        sm_task_spec t = {.user = r,
+                          .tag = i,
+                          .prompt = p,
+                          .n_prompt = n,
+                          .n_prefix = np,
+                          .max_new = 8 + 6 * i,
+                          .stops = with_stop ? stops : NULL};
         sm_sampler_params_init(&t.sampling);
         t.sampling.temperature = 1.0;
         t.sampling.top_p = 0.95;
@@ -139,7 +144,7 @@ static void test_copy_prefix(sm_model *m)
     n = 20;
     OK(sm_model_forward(m, &c, &pp, &n, 1, lc, &err));
     CHECK(memcmp(la, lc, (size_t)vocab * sizeof *la) == 0);
-    CHECK(sm_seq_copy_prefix(b, a, 13, &err) == SM_EINVAL);  /* a holds 12 */
+    CHECK(sm_seq_copy_prefix(b, a, 13, &err) == SM_EINVAL); /* a holds 12 */
     CHECK(sm_seq_copy_prefix(a, a, 4, &err) == SM_EINVAL);
     CHECK(sm_seq_copy_prefix(small, a, 5, &err) == SM_ELIMIT);
     CHECK(sm_seq_copy_prefix(small, a, 0, &err) == SM_OK && sm_seq_pos(small) == 0);
@@ -214,8 +219,13 @@ int main(int argc, char **argv)
             int32_t p[64];
             size_t n, np;
             make_prompt(i, p, &n, &np);
-            sm_task_spec ts = {.user = &one, .tag = i, .prompt = p, .n_prompt = n,
-                               .n_prefix = np, .max_new = 8 + 6 * i, .stops = stops};
+            sm_task_spec ts = {.user = &one,
+                               .tag = i,
+                               .prompt = p,
+                               .n_prompt = n,
+                               .n_prefix = np,
+                               .max_new = 8 + 6 * i,
+                               .stops = stops};
             sm_sampler_params_init(&ts.sampling);
             ts.sampling.temperature = 1.0;
             ts.sampling.top_p = 0.95;
@@ -241,8 +251,8 @@ int main(int argc, char **argv)
             int32_t p[64];
             size_t n, np;
             make_prompt(i, p, &n, &np);
-            sm_task_spec ts = {.user = i ? &c2 : &c1, .tag = i, .prompt = p, .n_prompt = n,
-                               .max_new = 4};
+            sm_task_spec ts = {
+                .user = i ? &c2 : &c1, .tag = i, .prompt = p, .n_prompt = n, .max_new = 4};
             sm_sampler_params_init(&ts.sampling);
             OK(sm_sched_submit(s, &ts, &err));
             OK(sm_sched_submit(s, &ts, &err));

@@ -17,17 +17,17 @@
 #include "sm_inject.h"
 #include "sm_verdict.h"
 
-#define BLOCK_OK                                                                           \
-    "Let me check each step.\n"                                                            \
-    "=== VERDICT ===\n"                                                                    \
-    "STEP 1: correct\n"                                                                    \
-    "QUOTE: \"x + 2 = 5\"\n"                                                               \
-    "WHY: restates the equation\n"                                                         \
-    "STEP 2: incorrect\n"                                                                  \
-    "QUOTE: x = 7\n"                                                                       \
-    "WHY: 5 - 2 is 3, not 7\n"                                                             \
-    "SCORE: 1.5/4\n"                                                                       \
-    "SUMMARY: The set-up is right but the subtraction is wrong.\n"                         \
+#define BLOCK_OK                                                   \
+    "Let me check each step.\n"                                    \
+    "=== VERDICT ===\n"                                            \
+    "STEP 1: correct\n"                                            \
+    "QUOTE: \"x + 2 = 5\"\n"                                       \
+    "WHY: restates the equation\n"                                 \
+    "STEP 2: incorrect\n"                                          \
+    "QUOTE: x = 7\n"                                               \
+    "WHY: 5 - 2 is 3, not 7\n"                                     \
+    "SCORE: 1.5/4\n"                                               \
+    "SUMMARY: The set-up is right but the subtraction is wrong.\n" \
     "=== END VERDICT ===\n"
 
 static sm_code parse(const char *text, double max, sm_verdict *v, sm_err *err)
@@ -95,17 +95,15 @@ static void partial_blocks(void **state)
     expect_bad("", 4, "no line");
     expect_bad("The student is right. Score 4/4.", 4, "no line");
     expect_bad("=== VERDICT ===\nSTEP 1: correct\nQUOTE: a\nWHY: b\n", 4, "not closed");
-    expect_bad("=== VERDICT ===\nSTEP 1: correct\nQUOTE: a\nWHY: b\nSCORE: 4/4\n", 4,
-               "not closed");
+    expect_bad("=== VERDICT ===\nSTEP 1: correct\nQUOTE: a\nWHY: b\nSCORE: 4/4\n", 4, "not closed");
     /* cut off in the middle of a step */
-    expect_bad("=== VERDICT ===\nSTEP 1: correct\nQUOTE: a\n=== END VERDICT ===", 4,
-               "WHY");
+    expect_bad("=== VERDICT ===\nSTEP 1: correct\nQUOTE: a\n=== END VERDICT ===", 4, "WHY");
     expect_bad("=== VERDICT ===\nSTEP 1: correct\nQUOTE: a\nWHY: b\n=== END VERDICT ===", 4,
                "SCORE");
     expect_bad("=== VERDICT ===\nSTEP 1: correct\nQUOTE: a\nWHY: b\nSCORE: 1/4\n"
-               "=== END VERDICT ===", 4, "SUMMARY");
-    expect_bad("=== VERDICT ===\nSCORE: 1/4\nSUMMARY: s\n=== END VERDICT ===", 4,
-               "no STEP");
+               "=== END VERDICT ===",
+               4, "SUMMARY");
+    expect_bad("=== VERDICT ===\nSCORE: 1/4\nSUMMARY: s\n=== END VERDICT ===", 4, "no STEP");
     expect_bad("=== VERDICT ===\nSTEP 1: correct\nWHY: b\nQUOTE: a\n", 4, "QUOTE");
     expect_bad("=== VERDICT ===\nSTEP 1: correct\nQUOTE:\nWHY: b\n", 4, "empty");
 }
@@ -165,7 +163,8 @@ static void hostile_outputs(void **state)
     free(many);
     /* a nested begin marker restarts at the last one, which is then incomplete */
     expect_bad("=== VERDICT ===\nSTEP 1: correct\nQUOTE: a\nWHY: b\n=== VERDICT ===\n"
-               "SCORE: 4/4\nSUMMARY: s\n=== END VERDICT ===\n", 4, "no STEP");
+               "SCORE: 4/4\nSUMMARY: s\n=== END VERDICT ===\n",
+               4, "no STEP");
     /* an overflowing step number */
     expect_bad("=== VERDICT ===\nSTEP 99999999999999999999: correct\n", 4, "where step 1");
     /* a block that only appears inside the thinking part does not count */
@@ -214,8 +213,11 @@ static int setup(void **state)
     sm_err err;
     if (sm_prompt_set_load(NULL, &f->prompts, &err))
         return -1;
-    f->g = (sm_grader){.prompts = f->prompts, .cfg = &f->cfg, .model_name = "m",
-                       .model_hash = "abc", .engine_version = "test"};
+    f->g = (sm_grader){.prompts = f->prompts,
+                       .cfg = &f->cfg,
+                       .model_name = "m",
+                       .model_hash = "abc",
+                       .engine_version = "test"};
     *state = f;
     return 0;
 }
@@ -230,10 +232,10 @@ static int teardown(void **state)
 
 static sm_job *make_job(fixture *f, const char *kind, int samples)
 {
-    json_t *body = json_pack("{s:i, s:i, s:{s:s, s:s, s:f, s:{s:i}}, s:{s:s}}", "job_id", 7,
-                             "seed", 42, "assignment", "kind", kind, "statement", "Solve x+2=5",
-                             "max_score", 4.0, "sampling", "samples", samples, "submission",
-                             "content", "x + 2 = 5\nx = 7");
+    json_t *body =
+        json_pack("{s:i, s:i, s:{s:s, s:s, s:f, s:{s:i}}, s:{s:s}}", "job_id", 7, "seed", 42,
+                  "assignment", "kind", kind, "statement", "Solve x+2=5", "max_score", 4.0,
+                  "sampling", "samples", samples, "submission", "content", "x + 2 = 5\nx = 7");
     sm_job *j;
     sm_err err;
     assert_int_equal(sm_job_new(&f->g, body, &j, &err), SM_OK);
@@ -245,8 +247,8 @@ static bool has_flag(const json_t *r, const char *flag)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(r, "flags"), i, v) if (!strcmp(json_string_value(v), flag))
-        return true;
+    json_array_foreach(json_object_get(r, "flags"), i,
+                       v) if (!strcmp(json_string_value(v), flag)) return true;
     return false;
 }
 
@@ -274,8 +276,8 @@ static void result_graded(void **state)
                         "proof-v1");
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "model"), "hash")),
                         "abc");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "tokens"),
-                                                        "completion")), 120);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(r, "tokens"), "completion")), 120);
     json_decref(r);
     sm_job_free(&j);
 }
@@ -287,8 +289,8 @@ static void result_repair_and_review(void **state)
     json_t *r;
     /* cut off, then repaired: graded by the repair but flagged as cut off */
     sm_job *j = make_job(f, "proof", 1);
-    assert_int_equal(sm_job_set_sample(j, 0, "Step 1 looks", SM_FINISH_LENGTH,
-                                       BLOCK_OK, 50, &err), SM_OK);
+    assert_int_equal(sm_job_set_sample(j, 0, "Step 1 looks", SM_FINISH_LENGTH, BLOCK_OK, 50, &err),
+                     SM_OK);
     assert_int_equal(sm_job_result(j, &r, &err), SM_OK);
     assert_string_equal(json_string_value(json_object_get(r, "status")), "needs_review");
     assert_true(has_flag(r, "cut_off"));
@@ -302,8 +304,8 @@ static void result_repair_and_review(void **state)
     sm_job_free(&j);
     /* still invalid after the repair: needs_review without a score */
     j = make_job(f, "proof", 1);
-    assert_int_equal(sm_job_set_sample(j, 0, "noise noise", SM_FINISH_EOS, "more noise", 9,
-                                       &err), SM_OK);
+    assert_int_equal(sm_job_set_sample(j, 0, "noise noise", SM_FINISH_EOS, "more noise", 9, &err),
+                     SM_OK);
     assert_int_equal(sm_job_result(j, &r, &err), SM_OK);
     assert_string_equal(json_string_value(json_object_get(r, "status")), "needs_review");
     assert_true(has_flag(r, "invalid_verdict"));
@@ -337,8 +339,8 @@ static void result_self_consistency(void **state)
     double conf = json_number_value(json_object_get(r, "confidence"));
     assert_true(conf > 0 && conf < 1);
     assert_int_equal(json_array_size(json_object_get(r, "reasoning")), 3);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "tokens"),
-                                                        "completion")), 30);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(r, "tokens"), "completion")), 30);
     json_decref(r);
     sm_job_free(&j);
     /* two of three unreadable: low agreement */
@@ -362,8 +364,7 @@ static void result_contradicts_checks(void **state)
                        "SCORE: 4/4\nSUMMARY: perfect\n=== END VERDICT ===";
     /* the answer check failed (x = 7 is wrong; the key is 3) but the model gives full marks */
     sm_job *j = make_job(f, "math", 1);
-    json_object_set_new(json_object_get(j->body, "assignment"), "answer_key",
-                        json_string("3"));
+    json_object_set_new(json_object_get(j->body, "assignment"), "answer_key", json_string("3"));
     assert_int_equal(sm_job_run_checks(j, &err), SM_OK);
     assert_int_equal(j->check_verdict, 0);
     assert_int_equal(json_array_size(j->checks), 1);

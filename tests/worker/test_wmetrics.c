@@ -191,8 +191,10 @@ static void dashboard_names(void **state)
     int used = 0;
     size_t i, k;
     json_t *p, *t;
-    json_array_foreach(json_object_get(d, "panels"), i, p) {
-        json_array_foreach(json_object_get(p, "targets"), k, t) {
+    json_array_foreach(json_object_get(d, "panels"), i, p)
+    {
+        json_array_foreach(json_object_get(p, "targets"), k, t)
+        {
             const char *e = json_string_value(json_object_get(t, "expr"));
             for (const char *m = e ? strstr(e, "stepmark_worker_") : NULL; m;
                  m = strstr(m + 1, "stepmark_worker_")) {
