@@ -63,6 +63,10 @@ void fail(const char *fmt, ...)
     snprintf(cmd, sizeof cmd, "tail -n 30 %s/broker.log 1>&2", E.dir);
     if (system(cmd) != 0)
         fprintf(stderr, "(no broker log)\n");
+    snprintf(cmd, sizeof cmd, "test -f %s/worker.log && tail -n 30 %s/worker.log 1>&2", E.dir,
+             E.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(no worker log)\n");
     for (int i = 0; i < E.nothers; i++) {
         snprintf(cmd, sizeof cmd, "echo '--- %s:' 1>&2; tail -n 30 %s 1>&2", E.others[i]->name,
                  E.others[i]->log);

@@ -1,5 +1,5 @@
-/* itest_env: the harness shared by the broker's integration tests (broker_itest, broker_ha,
- * broker_attack): a throwaway database and folder per case, stepmarkd and sm_testworker
+/* itest_env: the harness shared by the integration tests (broker_itest, broker_ha, broker_attack,
+ * worker_e2e): a throwaway database and folder per case, stepmarkd and sm_testworker
  * processes, clients, raw worker sockets, event subscribers, and CHECK macros that print the
  * broker's log and clean up on failure. */
 #ifndef SM_ITEST_ENV_H
