@@ -54,6 +54,34 @@ static const char *str(const json_t *o, const char *k)
     return s ? s : "-";
 }
 
+/* A score as text: "–" (an en dash) when there is none, never 0. */
+static const char *score_text(const json_t *o, const char *k, char buf[32])
+{
+    const json_t *v = json_object_get(o, k);
+    if (!json_is_number(v))
+        return "\u2013";
+    snprintf(buf, 32, "%g", json_number_value(v));
+    return buf;
+}
+
+/* The final block: the grade after review and release (null before any grading). */
+static void print_final(const json_t *f)
+{
+    if (!json_is_object(f))
+        return;
+    char a[32], b[32];
+    printf("  final: %s, score %s / %s", str(f, "state"), score_text(f, "score", a),
+           score_text(f, "max_score", b));
+    if (json_is_string(json_object_get(f, "reviewed_by")))
+        printf(", reviewed by %s at %s", str(f, "reviewed_by"), str(f, "reviewed_at"));
+    if (json_is_string(json_object_get(f, "released_by")))
+        printf(", released by %s at %s", str(f, "released_by"), str(f, "released_at"));
+    printf("\n");
+    const char *comment = json_string_value(json_object_get(f, "comment"));
+    if (comment && comment[0])
+        printf("  comment: %s\n", comment);
+}
+
 static void print_status(const json_t *r)
 {
     printf("submission %lld  %s/%s  student %s\n",
@@ -66,10 +94,14 @@ static void print_status(const json_t *r)
     if (json_is_string(json_object_get(r, "last_error")))
         printf("  last error: %s\n", str(r, "last_error"));
     json_t *g = json_object_get(r, "grading");
+    char a[32], b[32], c[32];
     if (json_is_object(g))
-        printf("  grading: %s, score %g / %g\n", str(g, "status"),
-               json_number_value(json_object_get(g, "score")),
-               json_number_value(json_object_get(g, "max_score")));
+        printf("  grading: %s, score %s / %s\n", str(g, "status"), score_text(g, "score", a),
+               score_text(g, "max_score", b));
+    if (json_is_number(json_object_get(g, "provisional_score")))
+        printf("  provisional score from the checks: %s / %s (a teacher may approve it)\n",
+               score_text(g, "provisional_score", c), b);
+    print_final(json_object_get(r, "final"));
 }
 
 static const sm_arg_opt status_opts[] = {
@@ -117,12 +149,19 @@ static void print_result(const json_t *r)
     printf("submission %lld  %s/%s  student %s\n",
            (long long)json_integer_value(json_object_get(r, "submission_id")), str(r, "course"),
            str(r, "assignment"), str(r, "student_ref"));
-    printf("score %g / %g  (%s", json_number_value(json_object_get(r, "score")),
-           json_number_value(json_object_get(r, "max_score")), str(r, "status"));
+    char a[32], b[32], c[32];
+    printf("score %s / %s  (%s", score_text(r, "score", a), score_text(r, "max_score", b),
+           str(r, "status"));
     json_t *conf = json_object_get(r, "confidence");
     if (json_is_number(conf))
         printf(", confidence %.2f", json_number_value(conf));
     printf(")\n");
+    const json_t *prov = json_object_get(r, "provisional");
+    if (json_is_object(prov))
+        printf("provisional score from the %s: %s / %s (%s); a teacher may approve it\n",
+               strcmp(str(prov, "basis"), "tests") == 0 ? "tests" : "answer key",
+               score_text(prov, "score", c), b, str(prov, "detail"));
+    print_final(json_object_get(r, "final"));
     json_t *flags = json_object_get(r, "flags");
     if (json_array_size(flags)) {
         printf("flags:");
@@ -150,8 +189,17 @@ static void print_result(const json_t *r)
         printf("\nchecks:\n");
     json_array_foreach(checks, i, e)
     {
-        printf("  %-4s %-8s %s\n", json_is_true(json_object_get(e, "passed")) ? "ok" : "FAIL",
+        printf("  %-4s %-8s %s", json_is_true(json_object_get(e, "passed")) ? "ok" : "FAIL",
                str(e, "kind"), str(e, "name"));
+        const json_t *d = json_object_get(e, "details"), *pts = json_object_get(d, "points");
+        if (json_is_number(pts)) /* a test's own points */
+            printf("  (%g of %g points)", json_number_value(json_object_get(d, "points_earned")),
+                   json_number_value(pts));
+        printf("\n");
+        if (json_number_value(json_object_get(pts, "total")) > 0) /* the compile check's sum */
+            printf("       points from the tests: %g of %g\n",
+                   json_number_value(json_object_get(pts, "earned")),
+                   json_number_value(json_object_get(pts, "total")));
         if (json_is_string(json_object_get(e, "output_excerpt")))
             printf("       %s\n", str(e, "output_excerpt"));
     }

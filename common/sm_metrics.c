@@ -29,6 +29,8 @@ struct sm_metrics {
     atomic_uint_least64_t ack_buckets[SM_METRICS_ACK_BUCKETS + 1]; /* not cumulative here */
     atomic_uint_least64_t ack_count;
     atomic_uint_least64_t ack_sum_us;
+    atomic_uint_least64_t webhook_ok, webhook_failed;
+    atomic_int_least64_t webhook_backlog;
     rate_slot rate[RATE_SLOTS];
     int64_t started; /* monotonic second of creation */
 };
@@ -54,6 +56,9 @@ sm_code sm_metrics_new(sm_metrics **out, sm_err *err)
         atomic_init(&m->ack_buckets[i], 0);
     atomic_init(&m->ack_count, 0);
     atomic_init(&m->ack_sum_us, 0);
+    atomic_init(&m->webhook_ok, 0);
+    atomic_init(&m->webhook_failed, 0);
+    atomic_init(&m->webhook_backlog, 0);
     for (int i = 0; i < RATE_SLOTS; i++) {
         atomic_init(&m->rate[i].second, -1);
         atomic_init(&m->rate[i].count, 0);
@@ -133,6 +138,18 @@ void sm_metrics_ack_observe_seconds(sm_metrics *m, double seconds)
     atomic_fetch_add(&m->ack_sum_us, us > 1e18 ? (uint64_t)1e18 : (uint64_t)llround(us));
 }
 
+void sm_metrics_webhook_attempt(sm_metrics *m, bool ok)
+{
+    if (m)
+        atomic_fetch_add(ok ? &m->webhook_ok : &m->webhook_failed, 1);
+}
+
+void sm_metrics_webhook_backlog_set(sm_metrics *m, int64_t n)
+{
+    if (m)
+        atomic_store(&m->webhook_backlog, n);
+}
+
 static double tokens_rate(sm_metrics *m)
 {
     int64_t now = now_second();
@@ -170,6 +187,9 @@ void sm_metrics_snapshot_get(sm_metrics *m, sm_metrics_snapshot *out)
     /* Count = the +Inf bucket, so the histogram is self-consistent even under updates. */
     out->ack_count = cum;
     out->ack_sum_seconds = (double)atomic_load(&m->ack_sum_us) / 1e6;
+    out->webhook_ok = atomic_load(&m->webhook_ok);
+    out->webhook_failed = atomic_load(&m->webhook_failed);
+    out->webhook_backlog = atomic_load(&m->webhook_backlog);
 }
 
 sm_code sm_metrics_render(sm_metrics *m, char **out, sm_err *err)
@@ -213,6 +233,17 @@ sm_code sm_metrics_render(sm_metrics *m, char **out, sm_err *err)
             (unsigned long long)s.ack_buckets[SM_METRICS_ACK_BUCKETS]);
     fprintf(f, "stepmark_ack_latency_seconds_sum %.6f\nstepmark_ack_latency_seconds_count %llu\n",
             s.ack_sum_seconds, (unsigned long long)s.ack_count);
+    fprintf(f,
+            "# HELP stepmark_webhook_deliveries_total Webhook delivery attempts by this broker, by "
+            "outcome.\n"
+            "# TYPE stepmark_webhook_deliveries_total counter\n"
+            "stepmark_webhook_deliveries_total{result=\"ok\"} %llu\n"
+            "stepmark_webhook_deliveries_total{result=\"failed\"} %llu\n"
+            "# HELP stepmark_webhook_backlog Events not yet delivered, summed over all webhooks.\n"
+            "# TYPE stepmark_webhook_backlog gauge\n"
+            "stepmark_webhook_backlog %lld\n",
+            (unsigned long long)s.webhook_ok, (unsigned long long)s.webhook_failed,
+            (long long)s.webhook_backlog);
     if (fclose(f) != 0 || !buf) {
         free(buf);
         return sm_err_set(err, SM_ENOMEM, "out of memory rendering metrics");

@@ -7,6 +7,7 @@
 #ifndef SM_METRICS_H
 #define SM_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sm_error.h"
@@ -28,6 +29,9 @@ typedef struct sm_metrics_snapshot {
     uint64_t ack_buckets[SM_METRICS_ACK_BUCKETS + 1]; /* cumulative; last = +Inf */
     uint64_t ack_count;
     double ack_sum_seconds;
+    uint64_t webhook_ok;     /* webhook deliveries acknowledged with a 2xx */
+    uint64_t webhook_failed; /* webhook delivery attempts that failed */
+    int64_t webhook_backlog; /* events not yet delivered, summed over webhooks */
 } sm_metrics_snapshot;
 
 sm_code sm_metrics_new(sm_metrics **out, sm_err *err);
@@ -42,6 +46,9 @@ void sm_metrics_worker_connected(sm_metrics *m);
 void sm_metrics_worker_disconnected(sm_metrics *m);
 void sm_metrics_workers_set(sm_metrics *m, int64_t n);
 void sm_metrics_ack_observe_seconds(sm_metrics *m, double seconds);
+/* Webhook deliveries (daemon/webhooks.c): one attempt's outcome; the backlog gauge. */
+void sm_metrics_webhook_attempt(sm_metrics *m, bool ok);
+void sm_metrics_webhook_backlog_set(sm_metrics *m, int64_t n);
 
 /* Copies the counters into *out (all zero when m is NULL). */
 void sm_metrics_snapshot_get(sm_metrics *m, sm_metrics_snapshot *out);

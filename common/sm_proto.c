@@ -226,13 +226,20 @@ sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_
         }
         return sm_err_set(err, SM_EUNSUPPORTED, "unknown command \"%s\"", safe);
     }
-    if (f[4].size > max_body)
-        return sm_err_set(err, SM_ELIMIT, "body of %zu bytes exceeds the limit of %zu bytes",
-                          f[4].size, max_body);
-    if (!sm_utf8_valid(f[4].data, f[4].size))
+    return sm_proto_parse_body(f[4].data, f[4].size, max_body, &out->body, err);
+}
+
+sm_code sm_proto_parse_body(const unsigned char *data, size_t size, size_t max_body, json_t **out,
+                            sm_err *err)
+{
+    *out = NULL;
+    if (size > max_body)
+        return sm_err_set(err, SM_ELIMIT, "body of %zu bytes exceeds the limit of %zu bytes", size,
+                          max_body);
+    if (!sm_utf8_valid(data, size))
         return sm_err_set(err, SM_EINVAL, "body is not valid UTF-8");
     json_error_t je;
-    json_t *body = json_loadb((const char *)f[4].data, f[4].size, JSON_REJECT_DUPLICATES, &je);
+    json_t *body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
     if (!body)
         return sm_err_set(err, SM_EFORMAT, "body is not valid JSON: %s at byte %d", je.text,
                           je.position);
@@ -244,7 +251,7 @@ sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_
         json_decref(body);
         return sm_err_set(err, SM_EFORMAT, "body nests deeper than %d levels", SM_PROTO_MAX_DEPTH);
     }
-    out->body = body;
+    *out = body;
     return SM_OK;
 }
 

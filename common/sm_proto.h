@@ -74,6 +74,12 @@ void sm_request_clear(sm_request *r);
 sm_code sm_proto_parse(const char *proto, const char *const *commands, const sm_frame *f, int n,
                        int total, size_t max_body, sm_request *out, sm_err *err);
 
+/* The body rules of sm_proto_parse alone (the HTTP API applies them to its JSON bodies): at most
+ * max_body bytes (SM_ELIMIT), UTF-8 (SM_EINVAL), a JSON object without duplicate keys, NUL in
+ * strings or more than SM_PROTO_MAX_DEPTH levels (SM_EFORMAT). */
+sm_code sm_proto_parse_body(const unsigned char *data, size_t size, size_t max_body, json_t **out,
+                            sm_err *err);
+
 /* Strict UTF-8 check (no overlong forms, no surrogates, nothing above U+10FFFF). */
 bool sm_utf8_valid(const unsigned char *s, size_t n);
 

@@ -82,7 +82,7 @@ static const field fields[] = {
     STR("worker.broker_endpoint", worker.broker_endpoint),
     STR("worker.model", worker.model),
     CHOICE("worker.device", worker.device, "cpu|cuda"),
-    CHOICE("worker.dtype", worker.dtype, "f32|bf16|q8_0|q4_0"),
+    CHOICE("worker.dtype", worker.dtype, "f32|bf16|q8_0|q4_0|stored"),
     CHOICE("worker.kv_dtype", worker.kv_dtype, "auto|f32|f16"),
     CHOICE("worker.isa", worker.isa, "auto|portable|avx2|avx512|avx512bf16"),
     INT("worker.threads", worker.threads, 0, 1024),
@@ -125,6 +125,17 @@ static const field fields[] = {
     STR("http.tls_cert_file", http.tls_cert_file),
     STR("http.tls_key_file", http.tls_key_file),
     BOOL("http.behind_tls_proxy", http.behind_tls_proxy),
+    STR("http.public_url", http.public_url),
+
+    BOOL("webhooks.enabled", webhooks.enabled),
+    INT("webhooks.timeout_ms", webhooks.timeout_ms, 100, 600000),
+    INT("webhooks.first_backoff_ms", webhooks.first_backoff_ms, 10, 3600000),
+    INT("webhooks.max_backoff_ms", webhooks.max_backoff_ms, 10, 86400000),
+    INT("webhooks.poll_ms", webhooks.poll_ms, 10, 60000),
+    INT("webhooks.log_days", webhooks.log_days, 1, 3650),
+    INT("lti.key_grace_days", lti.key_grace_days, 0, 365),
+    INT("lti.clock_skew_seconds", lti.clock_skew_seconds, 0, 600),
+    INT("lti.jwks_refetch_seconds", lti.jwks_refetch_seconds, 1, 86400),
 
     CHOICE("logging.level", logging.level, "debug|info|warn|error|off"),
     STR("logging.file", logging.file),
@@ -197,6 +208,16 @@ void sm_config_defaults(sm_config *c)
     c->http.max_connections = 256;
     c->http.max_connections_per_address = 32;
     c->http.connection_timeout_seconds = 30;
+
+    c->webhooks.enabled = true;
+    c->webhooks.timeout_ms = 10000;
+    c->webhooks.first_backoff_ms = 1000;
+    c->webhooks.max_backoff_ms = 300000;
+    c->webhooks.poll_ms = 1000;
+    c->webhooks.log_days = 30;
+    c->lti.key_grace_days = 7;
+    c->lti.clock_skew_seconds = 60;
+    c->lti.jwks_refetch_seconds = 10;
 
     set_str(c->logging.level, sizeof c->logging.level, "info");
 }

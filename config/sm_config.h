@@ -109,7 +109,24 @@ typedef struct sm_config {
         char tls_cert_file[SM_CONFIG_STR];   /* PEM certificate (chain): serve HTTPS */
         char tls_key_file[SM_CONFIG_STR];    /* PEM private key of tls_cert_file */
         bool behind_tls_proxy; /* plain HTTP on a non-loopback address: a TLS proxy is in front */
+        char public_url[SM_CONFIG_STR]; /* how students reach this server, for their feedback
+                                           links; "" = http(s)://address:port */
     } http;
+
+    struct {
+        bool enabled;             /* stepmarkd delivers webhooks (docs/webhooks.md) */
+        int64_t timeout_ms;       /* one delivery request, connecting included */
+        int64_t first_backoff_ms; /* wait after an event's first failed attempt */
+        int64_t max_backoff_ms;   /* the doubling waits stop growing here */
+        int64_t poll_ms;          /* how often the outbox is checked for new events */
+        int64_t log_days;         /* delivery log rows are kept this many days */
+    } webhooks;
+
+    struct {
+        int64_t key_grace_days;       /* a rotated-out tool key stays in the JWKS this long */
+        int64_t clock_skew_seconds;   /* leeway on an id_token's exp and iat */
+        int64_t jwks_refetch_seconds; /* a platform's JWKS is refetched at most this often */
+    } lti;
 
     struct {
         char level[16];

@@ -263,6 +263,7 @@ sm_code sm_broker_new(const sm_config *cfg, const char *db_url, sm_metrics *metr
     }
     b->db_up = true;
     sm_store_set_max_job_ms(b->store, cfg->broker.max_job_ms);
+    sm_broker_relay_start(b);
     sm_peer_limits limits = {cfg->broker.peer_error_replies, cfg->broker.peer_ban_errors,
                              cfg->broker.peer_ban_ms};
     rc = sm_peers_new(&limits, &b->peers, err);
@@ -362,6 +363,10 @@ static void timers(sm_broker *b)
     if (b->db_up && now >= b->next_reap_ms) {
         b->next_reap_ms = now + 1000;
         reap(b);
+    }
+    if (b->db_up && now >= b->next_relay_ms) {
+        b->next_relay_ms = now + SM_RELAY_MS;
+        sm_broker_relay(b);
     }
     if (b->db_up && (b->dispatch_wanted || now >= b->next_dispatch_ms)) {
         b->next_dispatch_ms = now + 500;

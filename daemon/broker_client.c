@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "broker_int.h"
+#include "grades.h"
 #include "sm_log.h"
 
 enum {
@@ -17,7 +18,8 @@ enum {
     C_ASSIGNMENT_CREATE,
     C_ASSIGNMENT_UPDATE,
     C_ASSIGNMENT_GET,
-    C_PING
+    C_PING,
+    C_LIST
 };
 static const char *const client_cmds[] = {"SUBMIT",
                                           "STATUS",
@@ -28,6 +30,7 @@ static const char *const client_cmds[] = {"SUBMIT",
                                           "ASSIGNMENT_UPDATE",
                                           "ASSIGNMENT_GET",
                                           "PING",
+                                          "LIST",
                                           NULL};
 
 typedef struct ctx {
@@ -259,6 +262,32 @@ static void cancel(ctx *c)
     ok(c, reply);
 }
 
+/* LIST: one page of an assignment's submissions in change order (grades.h). */
+static void list(ctx *c)
+{
+    const char *course, *code;
+    sm_list_query q;
+    sm_err err;
+    sm_code rc = sm_validate_list(c->req->body, &course, &code, &q, &err);
+    if (!rc && !db_ready(c))
+        return;
+    sm_assignment_ref a;
+    if (!rc)
+        rc = lookup(c->b, course, code, &a, &err);
+    json_t *page = NULL;
+    if (!rc) {
+        q.assignment_id = a.id;
+        rc = sm_grades_list(sm_store_conn(c->b->store), &q, &page, &err);
+    }
+    if (rc) {
+        fail(c, rc, err.msg);
+        return;
+    }
+    json_object_set_new(page, "course", json_string(course));
+    json_object_set_new(page, "assignment", json_string(code));
+    ok(c, page);
+}
+
 void sm_broker_client_message(sm_broker *b, sm_msg *m)
 {
     int64_t recv_us = sm_now_us();
@@ -316,6 +345,9 @@ void sm_broker_client_message(sm_broker *b, sm_msg *m)
     }
     case C_CANCEL:
         cancel(&c);
+        break;
+    case C_LIST:
+        list(&c);
         break;
     case C_COURSE_PUT: {
         const char *code = NULL, *title = NULL;

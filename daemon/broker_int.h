@@ -15,6 +15,7 @@
 #include "sm_curve.h"
 #include "sm_proto.h"
 #include "store.h"
+#include "validate.h"
 
 #define SM_BATCH_MAX 512   /* SUBMITs in one group commit */
 #define SM_DRAIN_MAX 1024  /* messages read from one socket per loop turn */
@@ -109,6 +110,12 @@ struct sm_broker {
 
     bool dispatch_wanted;
     int64_t next_heartbeat_ms, next_reap_ms, next_dispatch_ms, next_reconnect_ms;
+
+    /* the event relay (broker_relay.c): the last event_outbox position published */
+    bool relay_ready;
+    uint64_t relay_xid;
+    int64_t relay_id;
+    int64_t next_relay_ms;
 };
 
 int64_t sm_now_us(void);
@@ -135,6 +142,13 @@ void sm_broker_publish_all(sm_broker *b, json_t *events); /* array; consumed */
 void sm_broker_client_message(sm_broker *b, sm_msg *m);
 void sm_broker_commit(sm_broker *b);
 
+/* broker_relay.c: reviewed and released events from event_outbox to the PUB socket. start
+ * sets the position to "now" (events written before it are not sent); relay publishes what
+ * was committed since, every SM_RELAY_MS. */
+#define SM_RELAY_MS 250
+void sm_broker_relay_start(sm_broker *b);
+void sm_broker_relay(sm_broker *b);
+
 /* broker_worker.c */
 void sm_broker_worker_message(sm_broker *b, sm_msg *m);
 void sm_broker_dispatch(sm_broker *b);
@@ -143,12 +157,5 @@ void sm_broker_worker_send(sm_broker *b, sm_worker *w, const char *command, cons
                            const json_t *body);
 /* Hands back (failure false) or fails (true) every job of w and forgets w. */
 void sm_broker_worker_drop(sm_broker *b, sm_worker *w, bool failure, const char *reason);
-
-/* validate.c */
-sm_code sm_validate_submit(const json_t *body, const char **course, const char **assignment,
-                           int *priority, sm_err *err);
-sm_code sm_validate_submit_kind(const json_t *body, const sm_assignment_ref *a, sm_err *err);
-sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err);
-sm_code sm_validate_result(const json_t *body, sm_err *err);
 
 #endif

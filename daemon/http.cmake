@@ -20,7 +20,18 @@ add_library(sm_http STATIC
   ${CMAKE_CURRENT_LIST_DIR}/http_progress.c
   ${CMAKE_CURRENT_LIST_DIR}/http_health.c
   ${CMAKE_CURRENT_LIST_DIR}/http_static.c
+  ${CMAKE_CURRENT_LIST_DIR}/http_release.c
+  ${CMAKE_CURRENT_LIST_DIR}/http_release_store.c
+  ${CMAKE_CURRENT_LIST_DIR}/http_store.c
+  ${CMAKE_CURRENT_LIST_DIR}/http_v1.c
+  ${CMAKE_CURRENT_LIST_DIR}/http_similarity.c
+  ${CMAKE_CURRENT_LIST_DIR}/http_v1_submit.c
+  ${CMAKE_CURRENT_LIST_DIR}/http_v1_link.c
+  ${CMAKE_CURRENT_LIST_DIR}/lti_launch.c
+  ${CMAKE_CURRENT_LIST_DIR}/lti_jwks.c
+  ${CMAKE_CURRENT_LIST_DIR}/lti_pages.c
   ${SM_WEB_C})
 target_include_directories(sm_http PUBLIC ${CMAKE_CURRENT_LIST_DIR} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(sm_http PUBLIC sm_common sm_config PkgConfig::MHD PkgConfig::JANSSON
+# /api/v1 submits through the broker's validation and store (sm_daemon: validate.c, store.c).
+target_link_libraries(sm_http PUBLIC sm_lti sm_similarity PkgConfig::CURL sm_student_link sm_daemon sm_grades sm_common sm_config PkgConfig::MHD PkgConfig::JANSSON
                       PkgConfig::PQ Threads::Threads m)

@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "http_internal.h"
-#include "sm_db.h"
+#include "http_store.h"
 #include "sm_log.h"
 
 /* A teacher's last use is written at most once per this many seconds (sign-in always writes). */
@@ -32,9 +32,10 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Counts one sign-in attempt from client against a token bucket holding login_per_minute
- * attempts and refilled evenly over a minute. Returns 0 when allowed, else the seconds to wait. */
-static int rate_take(sm_http *h, const char *client)
+/* Counts one sign-in attempt from client (only looks when !take) against a token bucket
+ * holding login_per_minute attempts and refilled evenly over a minute. Returns 0 when allowed,
+ * else the seconds to wait. */
+int http_rate_check(sm_http *h, const char *client, bool take)
 {
     double now = now_seconds();
     double cap = (double)h->login_per_minute, rate = cap / 60.0;
@@ -70,10 +71,12 @@ static int rate_take(sm_http *h, const char *client)
     if (slot->tokens > cap)
         slot->tokens = cap;
     slot->last = now;
-    if (slot->tokens >= 1.0)
-        slot->tokens -= 1.0;
-    else
+    if (slot->tokens >= 1.0) {
+        if (take)
+            slot->tokens -= 1.0;
+    } else {
         wait = (int)((1.0 - slot->tokens) / rate) + 1;
+    }
     pthread_mutex_unlock(&h->rate_lock);
     return wait;
 }
@@ -105,11 +108,7 @@ static void touch_last_use(PGconn *db, const char *tid)
     snprintf(interval, sizeof interval, "%d", HTTP_LAST_USE_S);
     const char *p[] = {tid, interval};
     sm_err err = {0};
-    if (sm_db_query(
-            db,
-            "UPDATE teacher SET last_used_at = now() WHERE id = $1::bigint AND "
-            "(last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2::int))",
-            2, p, NULL, &err) != SM_OK)
+    if (http_store_teacher_touch(db, p, &err) != SM_OK)
         sm_log(SM_LOG_WARN, "cannot record a teacher's last use", "teacher", tid, "error", err.msg,
                NULL);
 }
@@ -131,14 +130,7 @@ sm_code http_auth_load(http_req *rq, http_resp *rs)
     sm_err err = {0};
     /* A session counts only while the token it was opened with is the teacher's current one
      * (same epoch: not rotated, not revoked) and has not expired. */
-    if (sm_db_query(db,
-                    "SELECT t.id, t.name, s.csrf_token, (t.last_used_at IS NULL OR "
-                    "t.last_used_at < now() - make_interval(secs => $2::int)) "
-                    "FROM teacher_session s JOIN teacher t ON t.id = s.teacher_id "
-                    "WHERE s.id_hash = $1 AND s.expires_at > now() "
-                    "AND s.token_epoch = t.token_epoch AND t.token_hash IS NOT NULL "
-                    "AND (t.token_expires_at IS NULL OR t.token_expires_at > now())",
-                    2, p, &r, &err) != SM_OK) {
+    if (http_store_session(db, p, &r, &err) != SM_OK) {
         http_db_failed(rs, &err);
         return SM_EDB;
     }
@@ -224,10 +216,7 @@ static bool signin_lookup(http_req *rq, http_resp *rs, PGconn *db, const char *h
     sm_err err = {0};
     PGresult *r;
     const char *p[] = {hash};
-    if (sm_db_query(db,
-                    "SELECT id, name, token_epoch, token_expires_at <= now() FROM teacher "
-                    "WHERE token_hash = $1",
-                    1, p, &r, &err) != SM_OK) {
+    if (http_store_teacher_by_token(db, p, &r, &err) != SM_OK) {
         http_db_failed(rs, &err);
         return false;
     }
@@ -260,30 +249,20 @@ static sm_code signin_store(http_req *rq, PGconn *db, const signin_teacher *t, c
     char hours[8];
     snprintf(hours, sizeof hours, "%d", HTTP_SESSION_HOURS);
     const char *p2[] = {sid_hash, t->id, csrf, rq->client, hours, t->epoch};
-    sm_code rc = sm_db_exec(db, "DELETE FROM teacher_session WHERE expires_at < now()", err);
+    sm_code rc = http_store_sessions_purge(db, err);
     if (rc == SM_OK)
-        rc = sm_db_query(db,
-                         "INSERT INTO teacher_session (id_hash, teacher_id, csrf_token, client, "
-                         "token_epoch, expires_at) SELECT $1, id, $3, $4, $6::int, "
-                         "LEAST(now() + make_interval(hours => $5::int), token_expires_at) "
-                         "FROM teacher WHERE id = $2::bigint",
-                         6, p2, NULL, err);
+        rc = http_store_session_add(db, p2, err);
     const char *p3[] = {t->id, rq->client};
     if (rc == SM_OK)
-        rc = sm_db_query(db,
-                         "INSERT INTO audit_log (actor, action, subject, details) VALUES "
-                         "('teacher:' || $1, 'signin', 'teacher:' || $1, "
-                         "jsonb_build_object('client', $2::text))",
-                         2, p3, NULL, err);
+        rc = http_store_audit_signin(db, p3, err);
     if (rc == SM_OK)
-        rc = sm_db_query(db, "UPDATE teacher SET last_used_at = now() WHERE id = $1::bigint", 1, p3,
-                         NULL, err);
+        rc = http_store_teacher_used(db, p3, err);
     return rc;
 }
 
 void http_api_signin(http_req *rq, http_resp *rs)
 {
-    int wait = rate_take(rq->http, rq->client);
+    int wait = http_rate_check(rq->http, rq->client, true);
     if (wait > 0) {
         sm_log(SM_LOG_WARN, "sign-in rate limited", "client", rq->client, NULL);
         rs->retry_after = wait;
@@ -332,8 +311,7 @@ void http_api_signout(http_req *rq, http_resp *rs)
     sm_sha256_hex(cookie, strlen(cookie), hash);
     const char *p[] = {hash};
     sm_err err = {0};
-    if (sm_db_query(db, "DELETE FROM teacher_session WHERE id_hash = $1", 1, p, NULL, &err) !=
-        SM_OK) {
+    if (http_store_session_delete(db, p, &err) != SM_OK) {
         http_db_failed(rs, &err);
         return;
     }

@@ -2,15 +2,17 @@
  * "Import grades from CSV": an identifier column mapped on import, one grade column named
  * after the assignment), "canvas" (Canvas's gradebook import: Student, ID, SIS User ID,
  * SIS Login ID, Section, "<Assignment> (<canvas id>)" plus the Points Possible row) and
- * "plain"; and JSON with the critique steps. One row per student (their latest submission);
- * final score = the latest reviewed score if any, else the model's. Cells are protected
- * against CSV formula injection. See docs/teacher-guide.md. */
+ * "plain"; and JSON with the critique steps and the released feedback (what the student
+ * sees, sm_released_feedback). The Moodle layout carries the teacher's comment in a
+ * "Feedback comments" column (mapped to the grade item's feedback on import). One row per
+ * student (their latest submission); final score = the latest reviewed score if any, else the
+ * model's. Cells are protected against CSV formula injection. See docs/teacher-guide.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http_internal.h"
-#include "sm_db.h"
+#include "http_store.h"
 
 /* Writes one CSV cell: quoted when needed; a text starting with = + - @ tab or CR gets a
  * leading ' so spreadsheets do not run it as a formula. */
@@ -40,12 +42,7 @@ static bool load_assignment(http_req *rq, http_resp *rs, PGconn *db, const char 
 {
     const char *p[] = {aid, rq->teacher_id_s};
     sm_err err = {0};
-    if (sm_db_query(db,
-                    "SELECT a.id, a.code, a.title, a.max_score, c.code AS course_code FROM "
-                    "assignment a JOIN course c ON c.id = a.course_id JOIN course_teacher ct ON "
-                    "ct.course_id = a.course_id AND ct.teacher_id = $2::bigint "
-                    "WHERE a.id = $1::bigint",
-                    2, p, out, &err) != SM_OK) {
+    if (http_store_export_assignment(db, p, out, &err) != SM_OK) {
         http_db_failed(rs, &err);
         return false;
     }
@@ -56,14 +53,6 @@ static bool load_assignment(http_req *rq, http_resp *rs, PGconn *db, const char 
     }
     return true;
 }
-
-/* One row per student: the latest submission. */
-#define LATEST_PER_STUDENT                                                                   \
-    "SELECT DISTINCT ON (st.student_ref) st.submission_id, st.student_ref, st.final_score, " \
-    "st.model_score, st.max_score, st.state, st.flagged, to_jsonb(st.flags) AS flags, "      \
-    "st.confidence, st.grading_id, st.reviewed_score, st.review_action, st.reviewed_at "     \
-    "FROM submission_status st WHERE st.assignment_id = $1::bigint "                         \
-    "ORDER BY st.student_ref, st.received_at DESC, st.submission_id DESC"
 
 static void safe_filename(const char *in, char *out, size_t n)
 {
@@ -111,7 +100,7 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
         return;
     const char *p[] = {aid};
     sm_err err = {0};
-    if (sm_db_query(db, LATEST_PER_STUDENT, 1, p, &r, &err) != SM_OK) {
+    if (http_store_export_latest(db, p, &r, &err) != SM_OK) {
         PQclear(ar);
         http_db_failed(rs, &err);
         return;
@@ -132,7 +121,8 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
         http_csv_cell(f, "Email address", true, false);
         http_csv_cell(f, "ID number", true, false);
         http_csv_cell(f, title, true, false);
-        http_csv_cell(f, "Status", true, true);
+        http_csv_cell(f, "Status", true, false);
+        http_csv_cell(f, "Feedback comments", true, true);
     } else if (strcmp(fmt, "canvas") == 0) {
         if (canvas_id)
             snprintf(column, sizeof column, "%s (%lld)", title, (long long)canvas_id);
@@ -166,7 +156,8 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
             http_csv_cell(f, email ? student : "", true, false);
             http_csv_cell(f, email ? "" : student, true, false);
             http_csv_cell(f, score, false, false);
-            http_csv_cell(f, state, true, true);
+            http_csv_cell(f, state, true, false);
+            http_csv_cell(f, PQgetvalue(r, i, PQfnumber(r, "feedback_comment")), true, true);
         } else if (strcmp(fmt, "canvas") == 0) {
             http_csv_cell(f, student, true, false);
             http_csv_cell(f, "", true, false);
@@ -221,23 +212,7 @@ void http_api_export_json(http_req *rq, http_resp *rs, int64_t assignment_id)
     PQclear(ar);
     const char *p[] = {aid};
     sm_err err = {0};
-    if (sm_db_query(db,
-                    "SELECT l.*, "
-                    "COALESCE((SELECT jsonb_agg(jsonb_build_object('step_no', cs.step_no, "
-                    "  'quoted', cs.quoted, 'verdict', cs.verdict, 'explanation', "
-                    "  cs.explanation, 'agreement', cs.agreement) ORDER BY cs.step_no) "
-                    "  FROM critique_step cs WHERE cs.grading_id = l.grading_id), '[]') AS steps, "
-                    "COALESCE((SELECT jsonb_agg(jsonb_build_object('kind', cr.kind, 'name', "
-                    "  cr.name, 'passed', cr.passed) ORDER BY cr.id) FROM check_result cr "
-                    "  WHERE cr.grading_id = l.grading_id), '[]') AS checks, "
-                    "COALESCE((SELECT jsonb_agg(jsonb_build_object('action', rv.action, "
-                    "  'old_score', rv.old_score, 'new_score', rv.new_score, 'comment', "
-                    "  rv.comment, 'teacher', t.name, 'at', rv.created_at) ORDER BY "
-                    "  rv.created_at, rv.id) FROM review rv JOIN teacher t ON t.id = "
-                    "  rv.teacher_id WHERE rv.grading_id = l.grading_id), '[]') AS reviews, "
-                    "(SELECT g.summary FROM grading g WHERE g.id = l.grading_id) AS summary "
-                    "FROM (" LATEST_PER_STUDENT ") l ORDER BY l.student_ref",
-                    1, p, &r, &err) != SM_OK) {
+    if (http_store_export_full(db, p, &r, &err) != SM_OK) {
         json_decref(doc);
         http_db_failed(rs, &err);
         return;

@@ -52,6 +52,11 @@ struct sm_http {
     char *tls_key;  /* PEM, malloc'd, cleared before it is freed */
     pthread_mutex_t rate_lock;
     http_rate_slot rate[HTTP_RATE_SLOTS];
+    size_t api_max_body;  /* /api/v1 bodies: broker.max_body_bytes, as for SUBMIT */
+    int api_max_attempts; /* broker.max_attempts for jobs submitted over /api/v1 */
+    struct http_lti *lti; /* LTI 1.3 settings and the platforms' key cache (lti_jwks.c) */
+    /* the base URL students reach this server at, for their feedback links (http_v1_link.c) */
+    char student_base[640];
 };
 
 /* ---- one request and its response ---- */
@@ -78,6 +83,11 @@ typedef struct http_req {
     char teacher_id_s[24];
     char teacher_name[256];
     char csrf[SM_SHA256_HEX];
+    /* /api/v1 (http_v1*.c): a service token instead of a session */
+    bool v1;
+    int64_t service_id; /* the authenticated token, 0 = none yet */
+    char service_id_s[24];
+    bool form; /* /lti: an HTML form's body (urlencoded), not JSON (lti_launch.c) */
 } http_req;
 
 typedef struct http_resp {
@@ -85,10 +95,13 @@ typedef struct http_resp {
     char *body; /* malloc'd */
     size_t len;
     const char *content_type;
-    char *set_cookie;  /* malloc'd, may be NULL */
-    char *disposition; /* malloc'd Content-Disposition, may be NULL */
-    int retry_after;   /* seconds, 0 = none */
-    bool cacheable;    /* static files */
+    char *set_cookie;      /* malloc'd, may be NULL */
+    char *disposition;     /* malloc'd Content-Disposition, may be NULL */
+    int retry_after;       /* seconds, 0 = none */
+    bool cacheable;        /* static files */
+    bool bearer_challenge; /* 401 of /api/v1: WWW-Authenticate: Bearer */
+    char *csp;             /* malloc'd Content-Security-Policy replacing the default, or NULL */
+    char *location;        /* malloc'd Location of a redirect, or NULL */
 } http_resp;
 
 /* ---- helpers (http_server.c) ---- */
@@ -133,6 +146,16 @@ void http_api_signin(http_req *rq, http_resp *rs);
 void http_api_signout(http_req *rq, http_resp *rs);
 void http_api_session(http_req *rq, http_resp *rs);
 void http_rate_init(sm_http *h);
+/* The per-address limit on authentication attempts (login_attempts_per_minute): 0 when client
+ * may try now, else the seconds to wait. take counts one attempt (a sign-in, or a failed
+ * bearer token); without it the bucket is only looked at. */
+int http_rate_check(sm_http *h, const char *client, bool take);
+
+/* ---- the service API /api/v1 (http_v1*.c, docs/http-api.md) ---- */
+/* On a POST's first call: content type, bearer token, body limit; false with rs filled. */
+bool http_v1_admit(http_req *rq, http_resp *rs);
+/* Every /api/v1 request; authenticates the bearer token unless http_v1_admit did. */
+void http_v1_route(http_req *rq, http_resp *rs);
 
 /* ---- API (http_api.c, http_review.c, http_export.c, http_progress.c) ---- */
 void http_api_courses(http_req *rq, http_resp *rs);
@@ -143,6 +166,10 @@ void http_api_review(http_req *rq, http_resp *rs, int64_t submission_id);
 void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id);
 void http_api_export_json(http_req *rq, http_resp *rs, int64_t assignment_id);
 void http_api_progress(http_req *rq, http_resp *rs);
+/* alike submissions (http_similarity.c) */
+void http_api_similarity(http_req *rq, http_resp *rs, int64_t assignment_id);
+void http_api_similarity_run(http_req *rq, http_resp *rs, int64_t assignment_id);
+void http_api_similarity_pair(http_req *rq, http_resp *rs, int64_t pair_id);
 void http_metrics_page(http_req *rq, http_resp *rs);
 /* /healthz and /readyz (http_health.c): probe is "healthz" or "readyz"; no session needed. */
 void http_health(http_req *rq, http_resp *rs, const char *probe);
@@ -151,6 +178,14 @@ void http_health(http_req *rq, http_resp *rs, const char *probe);
 /* Writes one CSV cell and a separator (or CRLF when last): quoted when needed; a text cell
  * starting with = + - @ tab or CR gets a leading ' (no formula injection). */
 void http_csv_cell(FILE *f, const char *s, bool text, bool last);
+
+/* ---- LTI 1.3 (lti_*.c, docs/lti.md) ---- */
+sm_code http_lti_start(sm_http *h, const sm_config *cfg, sm_err *err);
+void http_lti_stop(sm_http *h);
+/* On a POST's first call to /lti/...: decides its body limit; false with rs filled. */
+bool http_lti_admit(http_req *rq, http_resp *rs);
+/* Every request under /lti/ (seg: the path's n segments). */
+void http_lti_route(http_req *rq, http_resp *rs, int n, char **seg);
 
 /* ---- static files (http_static.c) ---- */
 void http_static(http_req *rq, http_resp *rs, const char *path);
@@ -177,7 +212,8 @@ bool http_filter_read(http_req *rq, http_resp *rs, http_filter *f);
 typedef struct http_review_in {
     const char *action;
     const char *comment;
-    char score[32]; /* "" = none */
+    char score[32];   /* "" = none */
+    bool provisional; /* approve: take the grading's provisional score from the checks */
 } http_review_in;
 bool http_review_read_body(http_req *rq, http_resp *rs, json_t **body, http_review_in *in);
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "http_internal.h"
-#include "sm_db.h"
+#include "http_store.h"
 #include "sm_log.h"
 
 void http_api_progress(http_req *rq, http_resp *rs)
@@ -17,18 +17,7 @@ void http_api_progress(http_req *rq, http_resp *rs)
         return;
     sm_err err = {0};
     PGresult *r;
-    if (sm_db_query(db,
-                    "SELECT count(*) FILTER (WHERE state = 'queued') AS queued, "
-                    "count(*) FILTER (WHERE state = 'leased') AS running, "
-                    "count(*) FILTER (WHERE state = 'queued' AND priority = 0) AS "
-                    "queued_interactive, "
-                    "count(*) FILTER (WHERE state = 'queued' AND priority = 1) AS queued_batch, "
-                    "(SELECT count(*) FROM grading WHERE created_at > now() - interval "
-                    "'10 minutes') AS graded_last_10min, "
-                    "(SELECT avg(g.completion_tokens) FROM (SELECT completion_tokens FROM "
-                    "grading ORDER BY id DESC LIMIT 200) g) AS avg_completion_tokens "
-                    "FROM job WHERE state IN ('queued', 'leased')",
-                    0, NULL, &r, &err) != SM_OK) {
+    if (http_store_queue_summary(db, &r, &err) != SM_OK) {
         http_db_failed(rs, &err);
         return;
     }
@@ -51,17 +40,7 @@ void http_api_progress(http_req *rq, http_resp *rs)
         strtoll(PQgetvalue(r, 0, 0), NULL, 10) + strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
     const char *p[] = {rq->teacher_id_s};
-    if (sm_db_query(db,
-                    "SELECT a.id, a.code, a.title, c.code AS course_code, count(st.*) AS total, "
-                    "count(*) FILTER (WHERE st.state IN ('graded', 'needs_review', 'reviewed')) "
-                    "AS done, count(*) FILTER (WHERE st.state IN ('queued', 'running')) AS "
-                    "pending, count(*) FILTER (WHERE st.state IN ('failed', 'cancelled')) AS "
-                    "failed FROM assignment a JOIN course c ON c.id = a.course_id "
-                    "JOIN course_teacher ct ON ct.course_id = a.course_id AND "
-                    "ct.teacher_id = $1::bigint "
-                    "JOIN submission_status st ON st.assignment_id = a.id "
-                    "GROUP BY a.id, c.code ORDER BY c.code, a.created_at, a.id",
-                    1, p, &r, &err) != SM_OK) {
+    if (http_store_progress_assignments(db, p, &r, &err) != SM_OK) {
         json_decref(queue);
         http_db_failed(rs, &err);
         return;
@@ -102,14 +81,7 @@ void http_metrics_page(http_req *rq, http_resp *rs)
     if (http_pool_get(rq->http->pool, &rq->db, &ignored) != SM_OK)
         rq->db = NULL;
     PGresult *r = NULL;
-    if (rq->db &&
-        sm_db_query(rq->db,
-                    "SELECT s.state, p.priority, count(j.id) FROM "
-                    "unnest(ARRAY['queued','leased','done','dead','cancelled']) AS s(state) "
-                    "CROSS JOIN unnest(ARRAY[0,1]) AS p(priority) "
-                    "LEFT JOIN job j ON j.state = s.state AND j.priority = p.priority "
-                    "GROUP BY s.state, p.priority ORDER BY s.state, p.priority",
-                    0, NULL, &r, &err) != SM_OK) {
+    if (rq->db && http_store_queue_depth(rq->db, &r, &err) != SM_OK) {
         sm_log(SM_LOG_WARN, "metrics: queue depth query failed", "error", err.msg, NULL);
         r = NULL;
     }

@@ -1,13 +1,15 @@
 /* http_review: a teacher's action on one submission: approve the current score, adjust it
  * (with a comment), or send it back for regrading (a new queued job with a new random seed,
  * which the broker picks up like any other). Every action is stored as a review row (who, when,
- * old and new score, comment) plus an audit-log entry; the model's grading is never changed. */
+ * old and new score, comment) plus an audit-log entry; the model's grading is never changed.
+ * approve with "provisional": true approves the grading's provisional score from the checks. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http_internal.h"
+#include "http_store.h"
 #include "sm_db.h"
 #include "sm_log.h"
 
@@ -42,10 +44,16 @@ static bool read_body(http_req *rq, http_resp *rs, json_t **body, review_in *in)
     json_t *c = json_object_get(*body, "comment");
     in->comment = c ? json_string_value(c) : "";
     json_t *s = json_object_get(*body, "score");
+    json_t *prov = json_object_get(*body, "provisional");
     in->score[0] = '\0';
+    in->provisional = json_is_true(prov);
     if (!in->action || (strcmp(in->action, "approve") != 0 && strcmp(in->action, "adjust") != 0 &&
                         strcmp(in->action, "regrade") != 0)) {
         http_resp_error(rs, 400, "EINVAL", "action must be approve, adjust or regrade");
+        return false;
+    }
+    if (prov && (!json_is_boolean(prov) || (in->provisional && strcmp(in->action, "approve")))) {
+        http_resp_error(rs, 400, "EINVAL", "provisional must be true or false, with approve");
         return false;
     }
     if (!in->comment || strlen(in->comment) > MAX_COMMENT) {
@@ -77,12 +85,7 @@ static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, con
     const char *p[] = {sid, rq->teacher_id_s};
     PGresult *r;
     /* Lock the submission (scoped to the teacher) so concurrent reviews serialise. */
-    sm_code rc = sm_db_query(db,
-                             "SELECT s.id FROM submission s JOIN assignment a ON a.id = "
-                             "s.assignment_id JOIN course_teacher ct ON ct.course_id = "
-                             "a.course_id AND ct.teacher_id = $2::bigint WHERE s.id = $1::bigint "
-                             "FOR UPDATE OF s",
-                             2, p, &r, err);
+    sm_code rc = http_store_review_lock(db, p, &r, err);
     if (rc != SM_OK)
         return rc;
     int found = PQntuples(r);
@@ -91,19 +94,18 @@ static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, con
         http_resp_error(rs, 404, "ENOTFOUND", "no such submission");
         return SM_ENOTFOUND;
     }
-    rc = sm_db_query(db,
-                     "SELECT grading_id, final_score, max_score, job_state FROM "
-                     "submission_status WHERE submission_id = $1::bigint",
-                     1, p, &r, err);
+    rc = http_store_review_state(db, p, &r, err);
     if (rc != SM_OK)
         return rc;
     bool has_grading = !PQgetisnull(r, 0, 0);
-    char gid[24], final[32], max[32], job_state[16];
+    char gid[24], final[32], max[32], job_state[16], prov[32];
     snprintf(gid, sizeof gid, "%s", PQgetvalue(r, 0, 0));
     snprintf(final, sizeof final, "%s", PQgetvalue(r, 0, 1));
     bool has_final = !PQgetisnull(r, 0, 1);
     snprintf(max, sizeof max, "%s", PQgetvalue(r, 0, 2));
     snprintf(job_state, sizeof job_state, "%s", PQgetvalue(r, 0, 3));
+    bool has_prov = !PQgetisnull(r, 0, 4);
+    snprintf(prov, sizeof prov, "%s", PQgetvalue(r, 0, 4));
     PQclear(r);
     bool pending = strcmp(job_state, "queued") == 0 || strcmp(job_state, "leased") == 0;
 
@@ -123,10 +125,7 @@ static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, con
         s = strtoull(hex, NULL, 16) & 0x7fffffffffffffffULL;
         snprintf(seed, sizeof seed, "%llu", s);
         const char *pj[] = {sid, seed};
-        rc = sm_db_query(db,
-                         "INSERT INTO job (submission_id, state, priority, seed) VALUES "
-                         "($1::bigint, 'queued', 0, $2::bigint) RETURNING id",
-                         2, pj, &r, err);
+        rc = http_store_regrade_job(db, pj, &r, err);
         if (rc != SM_OK)
             return rc;
         json_object_set_new(result, "job_id", json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
@@ -143,7 +142,14 @@ static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, con
             http_resp_error(rs, 409, "ESTATE", "a regrade is pending; wait for its result");
             return SM_ESTATE;
         }
-        if (strcmp(in->action, "approve") == 0) {
+        if (strcmp(in->action, "approve") == 0 && in->provisional) {
+            if (!has_prov) {
+                http_resp_error(rs, 409, "ESTATE",
+                                "this grading has no provisional score from the checks");
+                return SM_ESTATE;
+            }
+            new_score = prov;
+        } else if (strcmp(in->action, "approve") == 0) {
             if (!has_final) {
                 http_resp_error(rs, 409, "ESTATE",
                                 "the model gave no score: adjust it instead of approving");
@@ -159,13 +165,12 @@ static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, con
         }
     }
     {
+        const char *comment = in->provisional && !*in->comment
+                                  ? "approved the provisional score from the checks"
+                                  : in->comment;
         const char *pr[] = {gid,       rq->teacher_id_s, in->action, has_final ? final : NULL,
-                            new_score, in->comment};
-        rc = sm_db_query(db,
-                         "INSERT INTO review (grading_id, teacher_id, action, old_score, "
-                         "new_score, comment) VALUES ($1::bigint, $2::bigint, $3, $4::numeric, "
-                         "$5::numeric, $6) RETURNING id, created_at",
-                         6, pr, &r, err);
+                            new_score, comment};
+        rc = http_store_review_add(db, pr, &r, err);
         if (rc != SM_OK)
             return rc;
         json_object_set_new(result, "review_id",
@@ -175,12 +180,7 @@ static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, con
 audit:;
     const char *pa[] = {rq->teacher_id_s,         in->action, sid,
                         has_final ? final : NULL, new_score,  has_grading ? gid : NULL};
-    rc = sm_db_query(db,
-                     "INSERT INTO audit_log (actor, action, subject, details) VALUES "
-                     "('teacher:' || $1, 'review.' || $2, 'submission:' || $3, "
-                     "jsonb_build_object('old_score', $4::numeric, 'new_score', $5::numeric, "
-                     "'grading_id', $6::bigint))",
-                     6, pa, NULL, err);
+    rc = http_store_audit_review(db, pa, err);
     if (rc != SM_OK)
         return rc;
     if (new_score)

@@ -18,8 +18,10 @@
 #include <time.h>
 
 #include "http_internal.h"
+#include "http_release.h"
 #include "sm_endpoint.h"
 #include "sm_log.h"
+#include "sm_student_link.h"
 
 static const char CSP[] = "default-src 'self'; img-src 'self' data:; object-src 'none'; "
                           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -129,6 +131,10 @@ static void route(http_req *rq, http_resp *rs)
     }
     int n = split_path(rq->url, buf, sizeof buf, seg, 6);
 
+    if (n >= 1 && is(seg[0], "lti")) { /* LTI 1.3 launches from an LMS: lti_launch.c */
+        http_lti_route(rq, rs, n, seg);
+        return;
+    }
     if (n == 0 || !is(seg[0], "api")) {
         if (!get)
             http_resp_error(rs, 405, "EINVAL", "method not allowed");
@@ -136,8 +142,21 @@ static void route(http_req *rq, http_resp *rs)
             http_metrics_page(rq, rs);
         else if (n == 1 && (is(seg[0], "healthz") || is(seg[0], "readyz")))
             http_health(rq, rs, seg[0]);
+        else if (n == 1 && is(seg[0], "student")) /* a student's feedback page */
+            http_static(rq, rs, "student.html");
         else
             http_static(rq, rs, n == 0 ? "index.html" : rq->url + 1);
+        return;
+    }
+    if (n >= 2 && is(seg[1], "v1")) {
+        http_v1_route(rq, rs); /* service tokens, not sessions: http_v1.c */
+        return;
+    }
+    if (n == 3 && is(seg[1], "student") && is(seg[2], "feedback")) {
+        if (!get) /* the signed link is the credential: no session (http_release.c) */
+            http_resp_error(rs, 405, "EINVAL", "method not allowed");
+        else
+            http_student_feedback(rq, rs);
         return;
     }
     if (n == 2 && is(seg[1], "signin")) {
@@ -180,6 +199,16 @@ static void route(http_req *rq, http_resp *rs)
         http_api_export_csv(rq, rs, id);
     else if (n == 4 && is(what, "assignments") && is(sub, "export.json") && get)
         http_api_export_json(rq, rs, id);
+    else if (n == 4 && is(what, "assignments") && is(sub, "release") && post)
+        http_api_release(rq, rs, id);
+    else if (n == 4 && is(what, "assignments") && is(sub, "releases") && get)
+        http_api_releases(rq, rs, id);
+    else if (n == 4 && is(what, "assignments") && is(sub, "similarity") && get)
+        http_api_similarity(rq, rs, id);
+    else if (n == 4 && is(what, "assignments") && is(sub, "similarity") && post)
+        http_api_similarity_run(rq, rs, id);
+    else if (n == 3 && is(what, "similarity") && get)
+        http_api_similarity_pair(rq, rs, id);
     else if (n == 3 && is(what, "submissions") && get)
         http_api_submission(rq, rs, id);
     else if (n == 4 && is(what, "submissions") && is(sub, "review") && post)
@@ -213,7 +242,7 @@ static enum MHD_Result send_response(const sm_http *h, struct MHD_Connection *c,
     }
     rs->body = NULL; /* owned by the response now */
     MHD_add_response_header(r, "Content-Type", rs->content_type ? rs->content_type : "text/plain");
-    MHD_add_response_header(r, "Content-Security-Policy", CSP);
+    MHD_add_response_header(r, "Content-Security-Policy", rs->csp ? rs->csp : CSP);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "X-Frame-Options", "DENY");
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
@@ -231,6 +260,10 @@ static enum MHD_Result send_response(const sm_http *h, struct MHD_Connection *c,
     }
     if (rs->disposition)
         MHD_add_response_header(r, "Content-Disposition", rs->disposition);
+    if (rs->location)
+        MHD_add_response_header(r, "Location", rs->location);
+    if (rs->bearer_challenge)
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"stepmark\"");
     if (rs->retry_after > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", rs->retry_after);
@@ -259,6 +292,8 @@ static enum MHD_Result respond(http_req *rq, http_resp *rs)
     free(rs->body);
     free(rs->set_cookie);
     free(rs->disposition);
+    free(rs->csp);
+    free(rs->location);
     return ret;
 }
 
@@ -286,9 +321,15 @@ static bool admit(http_req *rq, http_resp *rs)
     if (!is(rq->method, "POST") || strlen(rq->url) >= sizeof buf)
         return true; /* no body is kept; route() answers */
     int n = split_path(rq->url, buf, sizeof buf, seg, 6);
-    if (n == 0 || !is(seg[0], "api"))
+    if (n >= 1 && is(seg[0], "lti")) { /* an LMS's form post (lti_launch.c) */
+        if (!http_lti_admit(rq, rs))
+            return false;
+    } else if (n == 0 || !is(seg[0], "api")) {
         return true; /* route() answers 405; the body is discarded unread */
-    if (n == 2 && is(seg[1], "signin")) {
+    } else if (n >= 2 && is(seg[1], "v1")) {
+        if (!http_v1_admit(rq, rs))
+            return false;
+    } else if (n == 2 && is(seg[1], "signin")) {
         if (!http_auth_check_post(rq, rs, false))
             return false;
         rq->body_limit = HTTP_SIGNIN_MAX_BODY;
@@ -347,7 +388,8 @@ static void dispatch(http_req *rq, http_resp *rs)
         http_resp_error(rs, 413, "ELIMIT", "request body too large");
         return;
     }
-    if (rq->body_limit > 0 && rq->len > 0) {
+    /* /api/v1 parses its bodies as SUBMIT does (http_v1_submit.c) */
+    if (rq->body_limit > 0 && rq->len > 0 && !rq->v1 && !rq->form) {
         sm_err err = {0};
         if (http_body_json(rq->body, rq->len, &rq->json, &err) != SM_OK) {
             http_resp_error(rs, 400, "EINVAL", err.msg);
@@ -604,6 +646,7 @@ static struct MHD_Daemon *start_mhd(const sm_config *cfg, sm_http *h, unsigned f
 
 static void http_free(sm_http *h)
 {
+    http_lti_stop(h);
     http_pool_free(&h->pool);
     tls_free(h);
     pthread_mutex_destroy(&h->rate_lock);
@@ -630,12 +673,16 @@ sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metr
     h->metrics = metrics;
     snprintf(h->static_dir, sizeof h->static_dir, "%s", cfg->http.static_dir);
     h->login_per_minute = (int)setting(cfg->http.login_attempts_per_minute, 10);
+    h->api_max_body = (size_t)setting(cfg->broker.max_body_bytes, 1024 * 1024);
+    h->api_max_attempts = (int)setting(cfg->broker.max_attempts, 3);
     http_rate_init(h);
     rc = transport_policy(cfg, loopback, h, err);
     unsigned threads = setting(cfg->http.threads, 2);
     int pool = cfg->database.pool_size > 0 ? (int)cfg->database.pool_size : (int)threads;
     if (rc == SM_OK)
         rc = http_pool_new(db_url, pool, &h->pool, err);
+    if (rc == SM_OK)
+        rc = http_lti_start(h, cfg, err);
     if (rc != SM_OK) {
         http_free(h);
         return rc;
@@ -649,6 +696,8 @@ sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metr
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di ? di->port : (int)cfg->http.port;
+    sm_student_base_url(cfg->http.public_url, cfg->http.address, h->port, h->tls, h->student_base,
+                        sizeof h->student_base);
     char port[16], nthreads[16], per_address[16];
     snprintf(port, sizeof port, "%d", h->port);
     snprintf(nthreads, sizeof nthreads, "%u", threads);

@@ -14,6 +14,8 @@
 #include "sm_metrics.h"
 #include "sm_migrate.h"
 #include "sm_pgembed.h"
+#include "webhooks.h"
+#include "lti_passback.h"
 
 static volatile sig_atomic_t stop_requested; /* set by the signal handler only */
 
@@ -80,6 +82,8 @@ int main(int argc, char **argv)
     sm_metrics *metrics = NULL;
     sm_broker *broker = NULL;
     sm_http *http = NULL;
+    sm_webhooks *webhooks = NULL;
+    sm_lti_passback *passback = NULL;
     const char *url = cfg.database.url;
     if (!url[0]) {
         if (sm_pgembed_start(cfg.database.data_dir, &pg, &err) != SM_OK)
@@ -96,11 +100,17 @@ int main(int argc, char **argv)
     }
     if (cfg.http.enabled && sm_http_start(&cfg, url, metrics, &http, &err) != SM_OK)
         goto out;
+    if (cfg.webhooks.enabled && sm_webhooks_start(&cfg, url, metrics, &webhooks, &err) != SM_OK)
+        goto out;
+    if (cfg.webhooks.enabled && sm_lti_passback_start(&cfg, url, &passback, &err) != SM_OK)
+        goto out;
     if (sm_broker_run(broker, &stop_requested, &err) == SM_OK)
         status = 0;
 out:
     if (status != 0)
         sm_log(SM_LOG_ERROR, "stepmarkd failed", "error", err.msg, NULL);
+    sm_lti_passback_stop(&passback);
+    sm_webhooks_stop(&webhooks);
     sm_http_stop(&http);
     sm_broker_free(&broker);
     sm_metrics_free(&metrics);

@@ -10,6 +10,7 @@
 
 #include <libpq-fe.h>
 
+#include "grades.h"
 #include "sm_db.h"
 
 struct sm_store {
@@ -46,6 +47,11 @@ void sm_store_close(sm_store **s)
     free((*s)->url);
     free(*s);
     *s = NULL;
+}
+
+PGconn *sm_store_conn(sm_store *s)
+{
+    return s->conn;
 }
 
 bool sm_store_alive(sm_store *s)
@@ -99,10 +105,16 @@ static sm_code query_json(sm_store *s, const char *sql, int n, const char *const
 sm_code sm_store_assignment_ref(sm_store *s, const char *course, const char *code,
                                 sm_assignment_ref *out, sm_err *err)
 {
+    return sm_store_assignment_ref_conn(s->conn, course, code, out, err);
+}
+
+sm_code sm_store_assignment_ref_conn(PGconn *conn, const char *course, const char *code,
+                                     sm_assignment_ref *out, sm_err *err)
+{
     const char *p[] = {course, code};
     PGresult *r;
     sm_code rc =
-        sm_db_query(s->conn,
+        sm_db_query(conn,
                     "SELECT a.id, a.kind, COALESCE(a.language, '') FROM assignment a "
                     "JOIN course c ON c.id = a.course_id WHERE c.code = $1 AND a.code = $2",
                     2, p, &r, err);
@@ -135,6 +147,12 @@ static const char submit_sql[] =
 
 sm_code sm_store_submit(sm_store *s, sm_submit_item *items, int n, int max_attempts, sm_err *err)
 {
+    return sm_store_submit_conn(s->conn, items, n, max_attempts, err);
+}
+
+sm_code sm_store_submit_conn(PGconn *conn, sm_submit_item *items, int n, int max_attempts,
+                             sm_err *err)
+{
     json_t *arr = json_array();
     for (int i = 0; i < n; i++) {
         sm_submit_item *it = &items[i];
@@ -153,7 +171,7 @@ sm_code sm_store_submit(sm_store *s, sm_submit_item *items, int n, int max_attem
     i64(ma, max_attempts);
     const char *p[] = {text, ma};
     PGresult *r;
-    sm_code rc = sm_db_query(s->conn, submit_sql, 2, p, &r, err);
+    sm_code rc = sm_db_query(conn, submit_sql, 2, p, &r, err);
     free(text);
     if (rc)
         return rc;
@@ -182,7 +200,7 @@ sm_code sm_store_submit(sm_store *s, sm_submit_item *items, int n, int max_attem
     if (!text)
         return sm_err_set(err, SM_ENOMEM, "cannot serialise keys");
     const char *p2[] = {text};
-    rc = sm_db_query(s->conn,
+    rc = sm_db_query(conn,
                      "SELECT idempotency_key, id FROM submission WHERE idempotency_key IN "
                      "(SELECT jsonb_array_elements_text($1::jsonb))",
                      1, p2, &r, err);
@@ -225,7 +243,8 @@ static const char claim_sql[] =
     "      'kind', a.kind, 'statement', a.statement, 'rubric', a.rubric,"
     "      'reference_solution', a.reference_solution, 'language', a.language,"
     "      'tests', a.tests, 'answer_key', a.answer_key, 'max_score', a.max_score,"
-    "      'model', a.model, 'sampling', a.sampling, 'updated_at', a.updated_at),"
+    "      'model', a.model, 'sampling', a.sampling, 'answer_policy', a.answer_policy,"
+    "      'updated_at', a.updated_at),"
     "   'submission', json_build_object('id', s.id, 'student_ref', s.student_ref,"
     "      'content', s.content, 'language', COALESCE(s.language, a.language),"
     "      'received_at', s.received_at))"
@@ -468,11 +487,13 @@ static const char result_sql[] =
     "           OR round((r.b->>'score')::numeric, 2) BETWEEN 0 AND a.max_score)"
     "         AND (r.b->'max_score' IS NULL"
     "           OR round((r.b->>'max_score')::numeric, 2) = a.max_score)"
+    "         AND (r.b->'provisional' IS NULL OR round((r.b->'provisional'->>'score')::numeric,"
+    "           2) BETWEEN 0 AND a.max_score)"
     "       RETURNING job.id, job.submission_id, job.seed, a.max_score),"
     " g AS (INSERT INTO grading (job_id, submission_id, status, score, max_score, summary,"
     "         flags, confidence, model_name, model_hash, engine_version,"
     "         prompt_template_version, sampling, seed, prompt_tokens, completion_tokens,"
-    "         timings, worker)"
+    "         timings, worker, provisional_score, provisional_basis, provisional_detail)"
     "       SELECT j.id, j.submission_id, b->>'status', (b->>'score')::numeric,"
     "         j.max_score, b->>'summary',"
     "         ARRAY(SELECT jsonb_array_elements_text(COALESCE(b->'flags', '[]'))),"
@@ -480,7 +501,9 @@ static const char result_sql[] =
     "         b->>'engine_version', b->>'prompt_template_version',"
     "         COALESCE(b->'sampling', '{}'), COALESCE((b->>'seed')::bigint, j.seed),"
     "         COALESCE((b->'tokens'->>'prompt')::int, 0),"
-    "         COALESCE((b->'tokens'->>'completion')::int, 0), COALESCE(b->'timings', '{}'), $3"
+    "         COALESCE((b->'tokens'->>'completion')::int, 0), COALESCE(b->'timings', '{}'), $3,"
+    "         (b->'provisional'->>'score')::numeric, b->'provisional'->>'basis',"
+    "         b->'provisional'->>'detail'"
     "       FROM j, r RETURNING id, submission_id, status, score, max_score),"
     " st AS (INSERT INTO critique_step (grading_id, step_no, quoted, verdict, explanation,"
     "          agreement)"
@@ -527,9 +550,14 @@ static sm_code result_refused(sm_store *s, const sm_result_in *in, sm_err *err)
         const json_t *mx = json_object_get(in->body, "max_score");
         double max = strtod(PQgetvalue(r, 0, 2), NULL);
         double score = json_number_value(json_object_get(in->body, "score"));
+        const json_t *prov = json_object_get(json_object_get(in->body, "provisional"), "score");
         if (mx && json_number_value(mx) != max)
             rc = sm_err_set(err, SM_EINVAL, "max_score %g differs from the assignment's %s",
                             json_number_value(mx), PQgetvalue(r, 0, 2));
+        else if (prov && (json_number_value(prov) < 0 || json_number_value(prov) > max + 0.005))
+            rc = sm_err_set(err, SM_EINVAL,
+                            "provisional score %g is outside the assignment's range [0, %s]",
+                            json_number_value(prov), PQgetvalue(r, 0, 2));
         else
             rc = sm_err_set(err, SM_EINVAL, "score %g is outside the assignment's range [0, %s]",
                             score, PQgetvalue(r, 0, 2));
@@ -603,77 +631,14 @@ sm_code sm_store_cancel(sm_store *s, int64_t submission_id, json_t **reply, char
 sm_code sm_store_status(sm_store *s, int64_t submission_id, const char *key, json_t **reply,
                         sm_err *err)
 {
-    char id[24];
-    i64(id, submission_id);
-    const char *p[] = {key ? NULL : id, key};
-    sm_code rc = query_json(
-        s,
-        "SELECT json_build_object('submission_id', s.id, 'idempotency_key', s.idempotency_key,"
-        "  'course', co.code, 'assignment', a.code, 'student_ref', s.student_ref,"
-        "  'received_at', s.received_at, 'job_id', j.id, 'state', j.state,"
-        "  'priority', CASE j.priority WHEN 0 THEN 'interactive' ELSE 'batch' END,"
-        "  'attempts', j.attempts, 'max_attempts', j.max_attempts, 'last_error', j.last_error,"
-        "  'progress_tokens', j.progress_tokens, 'unstarted_losses', j.unstarted_losses,"
-        "  'not_before', j.not_before,"
-        "  'finished_at', j.finished_at,"
-        "  'grading', (SELECT json_build_object('grading_id', g.id, 'status', g.status,"
-        "     'score', g.score, 'max_score', g.max_score) FROM grading g WHERE g.job_id = j.id)"
-        " )::text FROM submission s JOIN assignment a ON a.id = s.assignment_id"
-        " JOIN course co ON co.id = a.course_id"
-        " LEFT JOIN LATERAL (SELECT * FROM job WHERE submission_id = s.id"
-        "   ORDER BY id DESC LIMIT 1) j ON true"
-        " WHERE s.id = $1::bigint OR s.idempotency_key = $2",
-        2, p, reply, err);
-    if (!rc && !*reply)
-        return key ? sm_err_set(err, SM_ENOTFOUND, "no submission with that idempotency key")
-                   : sm_err_set(err, SM_ENOTFOUND, "no submission %s", id);
-    return rc;
+    return key ? sm_grades_status_by_key(s->conn, key, reply, err)
+               : sm_grades_status(s->conn, submission_id, reply, err);
 }
 
 sm_code sm_store_result_get(sm_store *s, int64_t submission_id, bool reasoning, json_t **reply,
                             sm_err *err)
 {
-    char id[24];
-    i64(id, submission_id);
-    const char *p[] = {id, reasoning ? "t" : "f"};
-    sm_code rc = query_json(
-        s,
-        "SELECT json_build_object('submission_id', g.submission_id, 'job_id', g.job_id,"
-        "  'grading_id', g.id, 'course', co.code, 'assignment', a.code,"
-        "  'student_ref', s.student_ref, 'status', g.status, 'score', g.score,"
-        "  'max_score', g.max_score, 'summary', g.summary, 'flags', to_json(g.flags),"
-        "  'confidence', g.confidence, 'model', json_build_object('name', g.model_name,"
-        "  'hash', g.model_hash), 'engine_version', g.engine_version,"
-        "  'prompt_template_version', g.prompt_template_version, 'sampling', g.sampling,"
-        "  'seed', g.seed, 'tokens', json_build_object('prompt', g.prompt_tokens,"
-        "  'completion', g.completion_tokens), 'timings', g.timings, 'worker', g.worker,"
-        "  'created_at', g.created_at,"
-        "  'steps', COALESCE((SELECT json_agg(json_build_object('number', c.step_no,"
-        "     'quoted', c.quoted, 'verdict', c.verdict, 'explanation', c.explanation,"
-        "     'agreement', c.agreement) ORDER BY c.step_no) FROM critique_step c"
-        "     WHERE c.grading_id = g.id), '[]'),"
-        "  'checks', COALESCE((SELECT json_agg(json_build_object('kind', k.kind, 'name', k.name,"
-        "     'passed', k.passed, 'time_ms', k.time_ms, 'output_excerpt', k.output_excerpt,"
-        "     'details', k.details) ORDER BY k.id) FROM check_result k"
-        "     WHERE k.grading_id = g.id), '[]'),"
-        "  'reasoning', CASE WHEN $2::bool THEN COALESCE((SELECT json_agg(json_build_object("
-        "     'sample', rc.sample_no, 'text', rc.text, 'tokens', rc.tokens)"
-        "     ORDER BY rc.sample_no) FROM reasoning_chain rc WHERE rc.grading_id = g.id), '[]')"
-        "     END)::text"
-        " FROM grading g JOIN submission s ON s.id = g.submission_id"
-        " JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id"
-        " WHERE g.submission_id = $1 ORDER BY g.id DESC LIMIT 1",
-        2, p, reply, err);
-    if (rc || *reply)
-        return rc;
-    json_t *st;
-    rc = sm_store_status(s, submission_id, NULL, &st, err);
-    if (rc)
-        return rc;
-    rc = sm_err_set(err, SM_ESTATE, "submission %s has no grading yet (state %s)", id,
-                    json_string_value(json_object_get(st, "state")));
-    json_decref(st);
-    return rc;
+    return sm_grades_result(s->conn, submission_id, reasoning, reply, err);
 }
 
 sm_code sm_store_course_put(sm_store *s, const char *code, const char *title, const char *actor,
@@ -717,12 +682,12 @@ sm_code sm_store_assignment_put(sm_store *s, const json_t *body, bool update, co
             " c AS (SELECT id FROM course WHERE code = (SELECT b->>'course' FROM b)),"
             " ins AS (INSERT INTO assignment (course_id, code, title, kind, statement,"
             "   reference_solution, rubric, language, tests, answer_key, max_score, model,"
-            "   sampling)"
+            "   sampling, answer_policy)"
             "   SELECT c.id, b->>'code', COALESCE(b->>'title', ''), b->>'kind', b->>'statement',"
             "     b->>'reference_solution', b->>'rubric', b->>'language',"
             "     NULLIF(b->'tests', 'null'), b->>'answer_key',"
             "     COALESCE((b->>'max_score')::numeric, 10), b->>'model',"
-            "     NULLIF(b->'sampling', 'null')"
+            "     NULLIF(b->'sampling', 'null'), NULLIF(b->'answer_policy', 'null')"
             "   FROM b, c ON CONFLICT (course_id, code) DO NOTHING RETURNING id, code),"
             " l AS (INSERT INTO audit_log (actor, action, subject)"
             "   SELECT $2, 'assignment create', (SELECT b->>'course' FROM b) || '/' || code"
@@ -740,14 +705,14 @@ sm_code sm_store_assignment_put(sm_store *s, const json_t *body, bool update, co
                                    "") "," ASSIGN_SETJ("tests") "," ASSIGN_SET("answer_key",
                                                                                "") "," ASSIGN_SET("max_score",
                                                                                                   "::numeric") "," ASSIGN_SET("model",
-                                                                                                                              "") "," ASSIGN_SETJ("sampling") ", updated_at = now()"
-                                                                                                                                                              "   FROM b, course c WHERE c.id = a.course_id AND c.code = b->>'course'"
-                                                                                                                                                              "   AND a.code = b->>'code' RETURNING a.id, a.code),"
-                                                                                                                                                              " l AS (INSERT INTO audit_log (actor, action, subject, details)"
-                                                                                                                                                              "   SELECT $2, 'assignment update', (SELECT b->>'course' FROM b) || '/' || code,"
-                                                                                                                                                              "   (SELECT b FROM b) FROM u)"
-                                                                                                                                                              " SELECT json_build_object('course_found', true,"
-                                                                                                                                                              "   'assignment_id', (SELECT id FROM u))::text",
+                                                                                                                              "") "," ASSIGN_SETJ("sampling") "," ASSIGN_SETJ("answer_policy") ", updated_at = now()"
+                                                                                                                                                                                               "   FROM b, course c WHERE c.id = a.course_id AND c.code = b->>'course'"
+                                                                                                                                                                                               "   AND a.code = b->>'code' RETURNING a.id, a.code),"
+                                                                                                                                                                                               " l AS (INSERT INTO audit_log (actor, action, subject, details)"
+                                                                                                                                                                                               "   SELECT $2, 'assignment update', (SELECT b->>'course' FROM b) || '/' || code,"
+                                                                                                                                                                                               "   (SELECT b FROM b) FROM u)"
+                                                                                                                                                                                               " SELECT json_build_object('course_found', true,"
+                                                                                                                                                                                               "   'assignment_id', (SELECT id FROM u))::text",
             2, p, reply, err);
     }
     free(text);
@@ -782,6 +747,7 @@ sm_code sm_store_assignment_get(sm_store *s, const char *course, const char *cod
         "  'reference_solution', a.reference_solution, 'rubric', a.rubric,"
         "  'language', a.language, 'tests', a.tests, 'answer_key', a.answer_key,"
         "  'max_score', a.max_score, 'model', a.model, 'sampling', a.sampling,"
+        "  'answer_policy', a.answer_policy,"
         "  'created_at', a.created_at, 'updated_at', a.updated_at,"
         "  'submissions', (SELECT count(*) FROM submission s WHERE s.assignment_id = a.id))::text"
         " FROM assignment a JOIN course c ON c.id = a.course_id"

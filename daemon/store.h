@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <libpq-fe.h>
 
 #include "sm_error.h"
 
@@ -19,6 +20,8 @@ sm_code sm_store_open(const char *url, sm_store **out, sm_err *err);
 void sm_store_close(sm_store **s);
 bool sm_store_alive(sm_store *s);
 sm_code sm_store_reconnect(sm_store *s, sm_err *err);
+/* The broker's connection, for the shared queries of grades.h (and the event relay). */
+PGconn *sm_store_conn(sm_store *s);
 
 /* An assignment as the SUBMIT path needs it. */
 typedef struct sm_assignment_ref {
@@ -30,6 +33,9 @@ typedef struct sm_assignment_ref {
 /* Looks up course/assignment codes: SM_OK, SM_ENOTFOUND, or SM_EDB. */
 sm_code sm_store_assignment_ref(sm_store *s, const char *course, const char *code,
                                 sm_assignment_ref *out, sm_err *err);
+/* The same over any connection (the HTTP API's SUBMIT path uses it with a pooled one). */
+sm_code sm_store_assignment_ref_conn(PGconn *conn, const char *course, const char *code,
+                                     sm_assignment_ref *out, sm_err *err);
 
 /* One SUBMIT of a group commit. */
 typedef struct sm_submit_item {
@@ -47,6 +53,10 @@ typedef struct sm_submit_item {
 /* Inserts every item's submission and job in one statement (keys must be distinct within the
  * batch); items whose key already exists get the existing id and duplicate = true. */
 sm_code sm_store_submit(sm_store *s, sm_submit_item *items, int n, int max_attempts, sm_err *err);
+/* The same over any connection: POST /api/v1/submissions stores through it, so a submission
+ * sent over HTTP takes exactly the path of a ZeroMQ SUBMIT. Durable when it returns SM_OK. */
+sm_code sm_store_submit_conn(PGconn *conn, sm_submit_item *items, int n, int max_attempts,
+                             sm_err *err);
 
 /* Leases up to limit queued jobs (by priority then age; model NULL = any) to owner for
  * lease_ms. *jobs receives a JSON array of JOB bodies (docs/protocol.md). */
@@ -113,11 +123,12 @@ sm_code sm_store_result(sm_store *s, const sm_result_in *in, json_t **event, sm_
 sm_code sm_store_cancel(sm_store *s, int64_t submission_id, json_t **reply, char *owner,
                         int64_t *job_id, sm_err *err);
 
-/* STATUS of a submission by id (key NULL) or by idempotency key. */
+/* STATUS of a submission by id (key NULL) or by idempotency key (grades.h). */
 sm_code sm_store_status(sm_store *s, int64_t submission_id, const char *key, json_t **reply,
                         sm_err *err);
 
-/* The latest grading of a submission with steps, checks and (optionally) reasoning. */
+/* The latest grading of a submission with steps, checks, (optionally) reasoning and the
+ * final block (grades.h). */
 sm_code sm_store_result_get(sm_store *s, int64_t submission_id, bool reasoning, json_t **reply,
                             sm_err *err);
 

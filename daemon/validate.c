@@ -3,6 +3,10 @@
 #include <string.h>
 
 #include "broker_int.h"
+#include "grades.h"
+#include "sm_notebook.h"
+#include "sm_testspec.h"
+#include "sm_answer_policy.h"
 
 #define MAX_CODE 200
 #define MAX_TEXT (64u * 1024 * 1024)
@@ -95,6 +99,10 @@ sm_code sm_validate_submit_kind(const json_t *body, const sm_assignment_ref *a, 
     if (strcmp(a->kind, "code") == 0 && !lang && !a->language[0])
         return sm_err_set(err, SM_EINVAL,
                           "a code submission needs a language (the assignment names none)");
+    const char *content = json_string_value(json_object_get(body, "content"));
+    if (strcmp(a->kind, "code") == 0 && strcmp(lang ? lang : a->language, "python") == 0 &&
+        sm_notebook_detect(content))
+        return sm_notebook_check(content, NULL, err);
     return SM_OK;
 }
 
@@ -128,8 +136,9 @@ static sm_code check_sampling(const json_t *s, sm_err *err)
 sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err)
 {
     static const char *const keys[] = {
-        "course",   "code",  "title",      "kind",      "statement", "reference_solution", "rubric",
-        "language", "tests", "answer_key", "max_score", "model",     "sampling",           NULL};
+        "course",   "code",          "title", "kind",       "statement", "reference_solution",
+        "rubric",   "language",      "tests", "answer_key", "max_score", "model",
+        "sampling", "answer_policy", NULL};
     sm_code rc = only_keys(body, keys, "assignment", err);
     const char *s = NULL, *kind = NULL, *lang = NULL;
     const json_t *tests = NULL, *sampling = NULL;
@@ -156,19 +165,13 @@ sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err)
         rc = sm_err_set(err, SM_EINVAL, "field \"language\" must be c, cpp, python or java");
     if (!rc)
         rc = sm_json_typed(body, "tests", false, JSON_ARRAY, &tests, err);
-    if (!rc && tests) {
-        size_t i;
-        json_t *t;
-        json_array_foreach(tests, i, t)
-        {
-            if (!json_is_object(t)) {
-                rc = sm_err_set(err, SM_EINVAL, "tests[%zu] must be an object", i);
-                break;
-            }
-        }
-    }
+    if (!rc && tests)
+        rc = sm_tests_validate(tests, lang, err);
     if (!rc)
         rc = sm_json_str(body, "answer_key", false, 100000, &s, err);
+    sm_answer_policy policy; /* the worker's own parser: one set of rules (null clears it) */
+    if (!rc)
+        rc = sm_answer_policy_parse(json_object_get(body, "answer_policy"), &policy, err);
     if (!rc)
         rc = sm_json_num(body, "max_score", false, 0.01, 999999, &d, err);
     if (!rc)
@@ -282,6 +285,34 @@ static sm_code check_reasoning(const json_t *rs, sm_err *err)
     return SM_OK;
 }
 
+/* The provisional score from the checks: only in a needs_review result without the model's
+ * score; {score within [0, max_score], basis tests|answer_key, detail}. */
+static sm_code check_provisional(const json_t *p, bool has_score, const char *status,
+                                 double max_score, sm_err *err)
+{
+    static const char *const keys[] = {"score", "basis", "detail", NULL};
+    if (!p)
+        return SM_OK;
+    if (!json_is_object(p))
+        return sm_err_set(err, SM_EINVAL, "field \"provisional\" must be an object");
+    if (has_score || strcmp(status, "needs_review") != 0)
+        return sm_err_set(err, SM_EINVAL,
+                          "a provisional score belongs only in a needs_review result without a "
+                          "score");
+    double d;
+    const char *s = NULL;
+    sm_code rc = only_keys(p, keys, "provisional", err);
+    if (!rc)
+        rc = sm_json_num(p, "score", true, 0, max_score + 0.005, &d, err);
+    if (!rc)
+        rc = sm_json_str(p, "basis", true, 16, &s, err);
+    if (!rc && strcmp(s, "tests") != 0 && strcmp(s, "answer_key") != 0)
+        rc = sm_err_set(err, SM_EINVAL, "field \"basis\" must be tests or answer_key");
+    if (!rc)
+        rc = sm_json_str(p, "detail", false, 1000, &s, err);
+    return rc ? sm_err_prefix(err, "provisional") : SM_OK;
+}
+
 sm_code sm_validate_result(const json_t *body, sm_err *err)
 {
     static const char *const keys[] = {"job_id",
@@ -301,6 +332,7 @@ sm_code sm_validate_result(const json_t *body, sm_err *err)
                                        "seed",
                                        "tokens",
                                        "timings",
+                                       "provisional",
                                        NULL};
     sm_code rc = only_keys(body, keys, "RESULT", err);
     const char *s = NULL;
@@ -324,6 +356,8 @@ sm_code sm_validate_result(const json_t *body, sm_err *err)
         rc = sm_json_num(body, "score", false, 0, max_score + 0.005, &score, err); /* 2 decimals */
     if (!rc && !has_score && !strcmp(s, "graded"))
         rc = sm_err_set(err, SM_EINVAL, "a graded result needs a score");
+    if (!rc)
+        rc = check_provisional(json_object_get(body, "provisional"), has_score, s, max_score, err);
     if (!rc)
         rc = sm_json_str(body, "summary", false, 100000, &s, err);
     if (!rc)
@@ -375,5 +409,31 @@ sm_code sm_validate_result(const json_t *body, sm_err *err)
         rc = sm_json_int(tokens, "completion", false, 0, INT32_MAX, &n, err);
     if (!rc)
         rc = sm_json_typed(body, "timings", false, JSON_OBJECT, &o, err);
+    return rc;
+}
+
+sm_code sm_validate_list(const json_t *body, const char **course, const char **assignment,
+                         sm_list_query *q, sm_err *err)
+{
+    static const char *const keys[] = {"course", "assignment", "updated_since",
+                                       "cursor", "limit",      NULL};
+    memset(q, 0, sizeof *q);
+    int64_t limit = 0;
+    sm_code rc = only_keys(body, keys, "LIST", err);
+    if (!rc)
+        rc = code_field(body, "course", course, err);
+    if (!rc)
+        rc = code_field(body, "assignment", assignment, err);
+    if (!rc)
+        rc = sm_json_str(body, "updated_since", false, 64, &q->updated_since, err);
+    if (!rc && q->updated_since && !sm_grades_rfc3339_ok(q->updated_since))
+        rc = sm_err_set(err, SM_EINVAL,
+                        "field \"updated_since\" must be an RFC 3339 date-time such as "
+                        "2026-12-01T08:00:00Z");
+    if (!rc)
+        rc = sm_json_str(body, "cursor", false, 64, &q->cursor, err);
+    if (!rc)
+        rc = sm_json_int(body, "limit", false, 1, SM_LIST_MAX, &limit, err);
+    q->limit = (int)limit;
     return rc;
 }

@@ -11,6 +11,47 @@ const STATES = ['needs_review', 'graded', 'reviewed', 'queued', 'running', 'fail
 /* ---------- DOM helpers ---------- */
 
 /* el('div', {class: 'x'}, 'text', child...): strings become text nodes, never markup. */
+// The answer check's findings (details of a check of kind answer, worker/sm_answer.c): what
+// was extracted, by which rule, from which sentence, the values compared and how.
+function answerDetails(x) {
+  const pair = (p) => (p && typeof p === 'object' ? `${p.extracted ?? '(none)'} (key: ${p.expected ?? '(none)'})` : null);
+  const pol = x.policy && typeof x.policy === 'object'
+    ? `percent ${x.policy.percent}, tolerance ${Number(x.policy.tolerance)}, units ${x.policy.units}` : null;
+  const dl = el('dl', { class: 'meta' });
+  for (const [k, v] of [['extracted', x.extracted ?? '(no final answer found)'], ['rule', x.rule], ['from', x.source],
+    ['answer key', x.expected], ['normalized', pair(x.normalized)], ['values', pair(x.values)], ['units', x.units],
+    ['percent', x.percent], ['comparison', x.detail], ['policy', pol]]) {
+    if (v !== null && v !== undefined && v !== '') dl.append(el('dt', {}, k), el('dd', {}, String(v)));
+  }
+  return dl;
+}
+// A unit test's findings (details of a check of kind test, worker/sm_unittest.c), shown for a
+// failed test: its kind, what was called with what, expected against actual, the exception.
+function testDetails(x) {
+  const args = Array.isArray(x.args) ? x.args.map((a) => JSON.stringify(a)).join(', ') : null;
+  const kw = x.kwargs && typeof x.kwargs === 'object'
+    ? Object.entries(x.kwargs).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') : '';
+  const call = x.function ? `${x.function}(${[args, kw].filter((t) => t).join(', ')})` : null;
+  const exc = x.exception && typeof x.exception === 'object'
+    ? `${x.exception.type || 'Exception'}${x.exception.message ? ': ' + x.exception.message : ''}` : null;
+  const dl = el('dl', { class: 'meta' });
+  for (const [k, v] of [['kind', x.kind], ['call', call], ['expected', x.expected], ['actual', x.returned],
+    ['exception', exc], ['why', x.error], ['stderr', x.stderr]]) {
+    if (v !== null && v !== undefined && v !== '') dl.append(el('dt', {}, k), el('dd', {}, k === 'stderr' ? el('pre', { class: 'excerpt' }, String(v)) : String(v)));
+  }
+  return dl;
+}
+// Points of a check ("2 / 2 pts"), or null when it carries none.
+function testPoints(c) {
+  const x = c.details;
+  if (c.kind !== 'test' || !x || typeof x.points !== 'number') return null;
+  return `${fmtScore(x.points_earned ?? 0)} / ${fmtScore(x.points)} pts`;
+}
+// The partial credit from the tests (the compile check's points summary), or null.
+function testsCredit(checks) {
+  const c = checks.find((k) => k.kind === 'compile' && k.details && k.details.points && k.details.points.total > 0);
+  return c ? c.details.points : null;
+}
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -99,6 +140,8 @@ async function route() {
     else if (parts[0] === 'assignment' && parts[1]) await showAssignment(parts[1], query);
     else if (parts[0] === 'submission' && parts[1]) await showSubmission(parts[1], query);
     else if (parts[0] === 'progress') await showProgress();
+    else if (parts[0] === 'similarity' && parts[1]) await showSimilarity(parts[1]); // similarity.js
+    else if (parts[0] === 'pair' && parts[1]) await showSimilarityPair(parts[1]);
     else { crumbs({ text: 'Not found' }); main().appendChild(el('p', { class: 'error' }, 'No such page.')); }
   } catch (e) { if (e.status !== 401) showFatal(e); }
 }
@@ -250,34 +293,41 @@ function filterForm(a, query) {
 }
 
 async function showAssignment(id, query) {
-  const d = await api('GET', `/api/assignments/${encodeURIComponent(id)}?${query}`);
+  const [d, releases] = await Promise.all([api('GET', `/api/assignments/${encodeURIComponent(id)}?${query}`),
+    api('GET', `/api/assignments/${encodeURIComponent(id)}/releases`)]);
   const a = d.assignment;
+  const rel = Object.fromEntries(releases.submissions.map((r) => [r.id, r]));
   crumbs({ text: 'Courses', href: '#/' }, { text: a.course_code, href: '#/course/' + a.course_id }, { text: a.title || a.code });
   const m = main();
   m.appendChild(el('h1', {}, a.title || a.code));
   m.appendChild(el('div', { class: 'card row' },
     el('div', {}, el('div', { class: 'row' }, countBadges(a.counts), a.flagged ? el('span', { class: 'badge flag' }, `flagged ${a.flagged}`) : null),
       el('p', { class: 'muted' }, `${a.kind} · out of ${fmtScore(a.max_score)} · ${a.total} submissions · mean ${fmtScore(a.mean_score)}`),
-      el('p', {}, exportLinks(a))),
+      el('p', {}, exportLinks(a), ' · ', el('a', { href: '#/similarity/' + a.id, id: 'similarity-link' }, 'Similar submissions'))),
     el('span', { class: 'spacer' }), histogram(a.histogram || [], a.max_score, 300, 80)));
   m.appendChild(el('details', {}, el('summary', {}, 'Statement'), el('div', { class: 'work prose' }, numbered(a.statement || '', false))));
   m.appendChild(filterForm(a, query));
   const tb = el('tbody');
   for (const s of d.submissions) {
     const href = `#/submission/${s.id}?${query}`;
+    const pick = el('input', { type: 'checkbox', class: 'release-pick', value: s.id, 'aria-label': 'select ' + s.student_ref });
+    pick.addEventListener('click', (ev) => ev.stopPropagation());
     tb.appendChild(el('tr', { class: 'clickable', 'data-id': s.id, onclick: () => { location.hash = href; } },
+      el('td', {}, pick),
       el('td', {}, el('a', { class: 'submission-link', href }, s.student_ref)),
       el('td', {}, stateBadge(s.state)),
       el('td', { class: 'num' }, `${fmtScore(s.final_score)} / ${fmtScore(s.max_score === null ? a.max_score : s.max_score)}`),
       el('td', { class: 'num' }, fmtScore(s.model_score)),
       el('td', { class: 'num' }, s.confidence === null ? '–' : s.confidence.toFixed(2)),
       el('td', {}, (s.flags || []).map((f) => el('span', { class: 'badge flag' }, f))),
+      el('td', { class: 'released', 'data-id': s.id }, releaseBadge(rel[s.id])),
       el('td', { class: 'muted' }, fmtTime(s.received_at))));
   }
+  m.appendChild(releaseBox(a, () => showAssignment(id, query)));
   m.appendChild(el('p', { class: 'muted', id: 'count' }, `${d.submissions.length} shown`));
   m.appendChild(el('table', { class: 'list', id: 'submissions' },
-    el('thead', {}, el('tr', {}, el('th', {}, 'Student'), el('th', {}, 'State'), el('th', { class: 'num' }, 'Score'),
-      el('th', { class: 'num' }, 'Model'), el('th', { class: 'num' }, 'Confidence'), el('th', {}, 'Flags'), el('th', {}, 'Received'))), tb));
+    el('thead', {}, el('tr', {}, el('th', {}, ''), el('th', {}, 'Student'), el('th', {}, 'State'), el('th', { class: 'num' }, 'Score'),
+      el('th', { class: 'num' }, 'Model'), el('th', { class: 'num' }, 'Confidence'), el('th', {}, 'Flags'), el('th', {}, 'Student sees'), el('th', {}, 'Received'))), tb));
 }
 
 /* Makes LaTeX-style math easier to read as plain text (the result is still only text):
@@ -333,7 +383,7 @@ function highlightQuote(work, quoted) {
   if (first) first.scrollIntoView({ block: 'nearest' });
 }
 
-function reviewPanel(d, onDone) {
+function reviewPanel(d, rel, onDone) {
   const sub = d.submission, g = d.grading;
   const box = el('div', { class: 'card actions', id: 'review-panel' }, el('h2', {}, 'Review'));
   const pending = sub.job_state === 'queued' || sub.job_state === 'leased';
@@ -347,10 +397,15 @@ function reviewPanel(d, onDone) {
   };
   const approve = el('button', { type: 'button', class: 'primary', id: 'approve-btn', disabled: !g || pending || sub.final_score === null },
     `Approve ${fmtScore(sub.final_score)}`);
-  approve.addEventListener('click', () => act({ action: 'approve', comment: '' }, approve));
+  approve.addEventListener('click', () => act({ action: 'approve', comment: comment.value }, approve));
+  /* no score from the model, but one from the checks: approve it in one click */
+  const hasProv = g && g.provisional_score !== null && g.provisional_score !== undefined;
+  const provBtn = hasProv ? el('button', { type: 'button', class: 'primary', id: 'approve-provisional-btn', disabled: pending },
+    `Approve provisional score ${fmtScore(Number(g.provisional_score))}`) : null;
+  if (provBtn) provBtn.addEventListener('click', () => act({ action: 'approve', provisional: true, comment: comment.value }, provBtn));
   const score = el('input', { id: 'score-input', type: 'number', min: 0, max: sub.max_score, step: '0.25',
     value: sub.final_score === null ? '' : sub.final_score, 'aria-label': 'new score' });
-  const comment = el('textarea', { id: 'comment-input', placeholder: 'Comment (required when adjusting; the student may see it)', maxlength: 10000 });
+  const comment = el('textarea', { id: 'comment-input', placeholder: 'Comment for the student (required when adjusting; they see it once released)', maxlength: 10000 });
   const adjust = el('button', { type: 'button', id: 'adjust-btn', disabled: !g || pending }, 'Adjust score');
   adjust.addEventListener('click', () => {
     const v = parseFloat(score.value);
@@ -364,10 +419,74 @@ function reviewPanel(d, onDone) {
       el('span', { class: 'muted' }, `/ ${fmtScore(sub.max_score)}`), stateBadge(sub.state)),
     pending ? el('p', { class: 'muted' }, 'A grading job is pending; actions wait for its result.') : null,
     el('div', { class: 'row' }, approve),
+    provBtn ? el('div', { class: 'row', id: 'provisional-row' }, provBtn,
+      el('span', { class: 'muted' }, `from the ${g.provisional_basis === 'tests' ? 'tests' : 'answer key'}: ${g.provisional_detail || ''}`)) : null,
     el('div', { class: 'row' }, el('label', {}, 'New score ', score), el('span', { class: 'muted' }, `of ${fmtScore(sub.max_score)}`)),
-    comment, el('div', { class: 'row' }, adjust, regrade), msg];
+    comment, el('div', { class: 'row' }, adjust, regrade), releaseRow(d, rel, (m) => onDone('release', m)), msg];
   for (const p of parts) if (p) box.appendChild(p);
   return box;
+}
+
+/* ---------- releasing feedback to students ---------- */
+
+/* What the student sees of one submission (r: a row of /api/assignments/ID/releases). */
+function releaseBadge(r) {
+  if (!r || !r.visible_grading_id) return el('span', { class: 'muted' }, 'nothing yet');
+  if (r.state === 'released') return el('span', { class: 'badge state-reviewed' }, r.include_reasoning ? 'released + reasoning' : 'released');
+  return el('span', { class: 'badge state-needs_review', title: 'the student still sees an earlier grading' }, 'earlier grading');
+}
+function releaseSummary(res) {
+  const parts = [`Released ${res.released.length}.`];
+  if (res.already_released.length) parts.push(`${res.already_released.length} already released.`);
+  if (res.skipped.length) parts.push(`${res.skipped.length} not released (${[...new Set(res.skipped.map((x) => x.reason))].join('; ')}).`);
+  return parts.join(' ');
+}
+/* The assignment page's release controls: all graded submissions, or the ticked ones. */
+function releaseBox(a, reload) {
+  const reasoning = el('input', { type: 'checkbox', id: 'release-reasoning' });
+  const msg = el('div', { id: 'release-msg', role: 'status' });
+  const all = el('button', { type: 'button', class: 'primary', id: 'release-all-btn' }, 'Release all graded');
+  const some = el('button', { type: 'button', id: 'release-selected-btn' }, 'Release selected');
+  const go = async (btn, ids) => {
+    btn.disabled = true; msg.textContent = '';
+    const body = { include_reasoning: reasoning.checked };
+    if (ids) body.submissions = ids;
+    try {
+      const res = await api('POST', `/api/assignments/${a.id}/release`, body);
+      await reload();
+      notice(document.getElementById('release-box'), releaseSummary(res));
+    } catch (e) { msg.appendChild(el('div', { class: 'notice error' }, e.message)); btn.disabled = false; }
+  };
+  all.addEventListener('click', () => go(all, null));
+  some.addEventListener('click', () => {
+    const ids = [...document.querySelectorAll('input.release-pick:checked')].map((c) => Number(c.value));
+    if (!ids.length) { msg.textContent = 'Tick the submissions to release first.'; return; }
+    go(some, ids);
+  });
+  return el('div', { class: 'card release-box', id: 'release-box' },
+    el('h2', {}, 'Release feedback to students'),
+    el('p', { class: 'muted' }, 'Students then see the final score, your comment, the critique steps and the check results through their student link. A regraded submission needs releasing again.'),
+    el('label', {}, reasoning, " Include the model's full reasoning chain"),
+    el('div', { class: 'row' }, all, some), msg);
+}
+/* The submission page's release row. */
+function releaseRow(d, r, onDone) {
+  const sub = d.submission;
+  const pending = sub.job_state === 'queued' || sub.job_state === 'leased';
+  const reasoning = el('input', { type: 'checkbox', id: 'release-reasoning' });
+  const btn = el('button', { type: 'button', id: 'release-btn', disabled: !d.grading || pending || sub.final_score === null }, 'Release to student');
+  const status = el('span', { id: 'release-status', class: 'muted' },
+    r.state === 'released' ? `Released ${fmtTime(r.released_at)}${r.include_reasoning ? ' with the reasoning chain' : ''}.`
+      : r.visible_grading_id ? 'The student still sees an earlier grading: release this one.' : 'Not released: the student sees nothing yet.');
+  btn.addEventListener('click', async () => {
+    btn.disabled = true;
+    try {
+      const res = await api('POST', `/api/assignments/${sub.assignment_id}/release`, { submissions: [sub.id], include_reasoning: reasoning.checked });
+      onDone(res.released.length ? 'Released to the student.' : releaseSummary(res));
+    } catch (e) { status.textContent = e.message; btn.disabled = false; }
+  });
+  return el('div', { class: 'release-box' }, status,
+    el('div', { class: 'row' }, btn, el('label', {}, reasoning, ' with the reasoning chain')));
 }
 
 function historyTable(d) {
@@ -406,6 +525,10 @@ async function showSubmission(id, query) {
   if (g) {
     m.appendChild(el('div', { class: 'card row', id: 'grading-meta' },
       el('span', {}, 'Model score ', el('strong', {}, `${fmtScore(g.score)} / ${fmtScore(g.max_score)}`)),
+      g.provisional_score !== null && g.provisional_score !== undefined ? el('span', { id: 'provisional-score' }, 'Provisional score from the checks ',
+        el('strong', {}, `${fmtScore(Number(g.provisional_score))} / ${fmtScore(g.max_score)}`)) : null,
+      testsCredit(d.checks) ? el('span', { id: 'test-points' }, 'Points from the tests ',
+        el('strong', {}, `${fmtScore(testsCredit(d.checks).earned)} / ${fmtScore(testsCredit(d.checks).total)}`)) : null,
       el('span', {}, 'Confidence ', el('strong', { id: 'confidence' }, g.confidence === null ? '–' : g.confidence.toFixed(2))),
       el('span', { id: 'flags' }, flags.length ? flags.map((f) => el('span', { class: 'badge flag' }, f)) : el('span', { class: 'muted' }, 'no flags')),
       g.status === 'needs_review' ? el('span', { class: 'badge state-needs_review' }, 'needs review') : null,
@@ -454,9 +577,14 @@ async function showSubmission(id, query) {
   const checks = el('tbody');
   for (const c of d.checks) {
     checks.appendChild(el('tr', {}, el('td', {}, c.kind), el('td', {}, c.name),
-      el('td', {}, el('span', { class: 'badge ' + (c.passed ? 'pass' : 'fail') }, c.passed ? 'passed' : 'failed')),
+      el('td', {}, el('span', { class: 'badge ' + (c.passed ? 'pass' : 'fail') }, c.passed ? 'passed' : 'failed'),
+        testPoints(c) ? el('span', { class: 'muted test-points' }, ' ' + testPoints(c)) : null),
       el('td', { class: 'num' }, c.time_ms === null ? '' : c.time_ms + ' ms'),
       el('td', {}, c.output_excerpt ? el('pre', { class: 'excerpt' }, c.output_excerpt) : '')));
+    if (c.kind === 'answer' && c.details && typeof c.details === 'object' && 'extracted' in c.details)
+      checks.appendChild(el('tr', { class: 'answer-detail' }, el('td', { colspan: 5 }, answerDetails(c.details))));
+    if (c.kind === 'test' && !c.passed && c.details && typeof c.details === 'object' && c.details.kind)
+      checks.appendChild(el('tr', { class: 'test-detail' }, el('td', { colspan: 5 }, testDetails(c.details))));
   }
   const passed = d.checks.filter((c) => c.passed).length;
   const lower = el('div', { class: 'split' });
@@ -477,8 +605,10 @@ async function showSubmission(id, query) {
     lleft.appendChild(el('details', {}, el('summary', {}, 'Reproducibility'), dl));
   }
   const lright = el('div', {});
-  lright.append(reviewPanel(d, (action) => {
-    const done = { approve: 'Approved.', adjust: 'Score adjusted.', regrade: 'Sent back for regrading.' }[action];
+  const rels = await api('GET', `/api/assignments/${sub.assignment_id}/releases`);
+  const rel = rels.submissions.find((r) => r.id === sub.id) || {};
+  lright.append(reviewPanel(d, rel, (action, text) => {
+    const done = text || { approve: 'Approved.', adjust: 'Score adjusted.', regrade: 'Sent back for regrading.' }[action];
     showSubmission(id, query).then(() => notice(document.getElementById('review-panel'), done));
   }), el('h2', {}, 'Review history'), historyTable(d));
   if (d.jobs.length) {

@@ -1,13 +1,14 @@
 /* fuzz_proto: fuzz target for the wire protocol decoder (common/sm_proto.c) and the request
  * validators (daemon/validate.c). The input is split into frames at each 0xFF byte; the frames
  * go through sm_proto_parse with the client and the worker command sets and, when they parse,
- * the body through the SUBMIT (for code, math and proof assignments), ASSIGNMENT_CREATE/UPDATE
- * and RESULT validators. Every refusal must carry a message; the correlation id never exceeds
+ * the body through the SUBMIT (for code, math and proof assignments), ASSIGNMENT_CREATE/UPDATE,
+ * LIST and RESULT validators. Every refusal must carry a message; the correlation id never exceeds
  * its bound. (Moved here from tests/broker/fuzz_proto.c.) */
 #include <string.h>
 
 #include "broker_int.h"
 #include "fuzz_common.h"
+#include "grades.h"
 
 static void fuzz_body(const json_t *body)
 {
@@ -34,13 +35,19 @@ static void fuzz_body(const json_t *body)
     err.msg[0] = '\0';
     if (sm_validate_result(body, &err) != SM_OK)
         FUZZ_CHECK(err.msg[0] != '\0');
+    sm_list_query q;
+    err.msg[0] = '\0';
+    if (sm_validate_list(body, &course, &assignment, &q, &err) != SM_OK)
+        FUZZ_CHECK(err.msg[0] != '\0');
+    else
+        FUZZ_CHECK(q.limit >= 0 && q.limit <= SM_LIST_MAX && course && assignment);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const client[] = {
-        "SUBMIT", "STATUS", "RESULT", "ASSIGNMENT_CREATE", "ASSIGNMENT_UPDATE",
-        "CANCEL", "PING",   NULL};
+        "SUBMIT", "STATUS", "RESULT", "ASSIGNMENT_CREATE", "ASSIGNMENT_UPDATE", "CANCEL",
+        "PING",   "LIST",   NULL};
     static const char *const worker[] = {"READY", "RESULT", "FAIL", "PROGRESS", "HEARTBEAT", NULL};
     sm_frame f[SM_PROTO_MAX_FRAMES];
     int n = 0, total = 0;

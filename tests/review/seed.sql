@@ -57,10 +57,34 @@ INSERT INTO critique_step (grading_id, step_no, quoted, verdict, explanation, ag
 
 INSERT INTO check_result (grading_id, kind, name, passed, time_ms, output_excerpt) VALUES
   (1, 'answer', 'final answer', true, NULL, 'expected {2, 3}, got {2, 3}'),
-  (2, 'answer', 'final answer', false, NULL, 'expected {2, 3}, got {3.5}'),
   (3, 'answer', 'final answer', true, NULL, '<script>window.__xss=5</script>'),
   (5, 'compile', 'python -m py_compile', true, 40, ''),
   (5, 'test', 'first15', false, 35, E'expected: Buzz\ngot: 5');
+-- the answer check's details as the worker stores them (worker/sm_answer.c), shown on the page
+INSERT INTO check_result (grading_id, kind, name, passed, time_ms, output_excerpt, details) VALUES
+  (2, 'answer', 'final answer', false, NULL, 'expected {2, 3}, got {3.5}',
+   '{"extracted": "3.5", "expected": "\\{2, 3\\}", "equal": false, "method": "set",
+     "rule": "\"the result is\" sentence", "source": "Hence the result is 3.5 <b>bold</b>",
+     "values": {"extracted": "7/2", "expected": "2, 3"},
+     "detail": "a number against a set of 2: not equal",
+     "policy": {"percent": "ratio", "tolerance": 1e-06, "units": "check"}}');
+
+-- unit tests of functions (worker/sm_unittest.c): their points, and the points summary that the
+-- worker puts on the compile check, shown beside the model's score
+UPDATE check_result SET details = '{"language": "python", "points": {"earned": 1, "total": 4}}'
+  WHERE grading_id = 5 AND kind = 'compile';
+INSERT INTO check_result (grading_id, kind, name, passed, time_ms, output_excerpt, details) VALUES
+  (5, 'test', 'fizz 15', false, 30, '',
+   '{"kind": "call", "function": "fizz", "args": [15], "kwargs": {"sep": "-"}, "returned": "\"Fizz\"",
+     "expected": "\"FizzBuzz\"", "error": "returned \"Fizz\", expected \"FizzBuzz\"", "points": 2,
+     "points_earned": 0}'),
+  (5, 'test', 'fizz zero', false, 30, '',
+   '{"kind": "call", "function": "fizz", "args": [0], "exception": {"type": "ValueError",
+     "message": "bad <b>x</b>"}, "error": "raised ValueError: bad <b>x</b>", "points": 1,
+     "points_earned": 0}'),
+  (5, 'test', 'fizz 3', true, 30, '',
+   '{"kind": "call", "function": "fizz", "args": [3], "returned": "\"Fizz\"", "expected": "\"Fizz\"",
+     "points": 1, "points_earned": 1}');
 
 INSERT INTO reasoning_chain (grading_id, sample_no, text, tokens) VALUES
   (1, 0, 'Let me check the factorisation... (x-2)(x-3) = x^2 - 5x + 6. Correct.', 800),

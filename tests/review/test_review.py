@@ -345,13 +345,15 @@ def api_tests(t, env, web):
             st == 200 and 'text/csv' in h.get('Content-Type', '')
             and 'attachment' in h.get('Content-Disposition', ''), h)
     rows = list(csv.reader(io.StringIO(body.decode())))
-    t.equal('moodle header', rows[0], ['Email address', 'ID number', 'Quadratic equations', 'Status'])
+    t.equal('moodle header', rows[0], ['Email address', 'ID number', 'Quadratic equations', 'Status',
+                                       'Feedback comments'])
     by_id = {r[1] or r[0]: r for r in rows[1:]}
     t.equal('moodle email row', by_id['ana@school.example'],
-            ['ana@school.example', '', '9.50', 'reviewed'])
-    t.equal('moodle reviewed score wins', by_id['S002'], ['', 'S002', '7.00', 'reviewed'])
-    t.equal('moodle model score otherwise', by_id['S003'], ['', 'S003', '6.00', 'needs_review'])
-    t.equal('moodle ungraded has no grade', by_id['S006'], ['', 'S006', '', 'failed'])
+            ['ana@school.example', '', '9.50', 'reviewed', ''])
+    t.equal('moodle reviewed score wins', by_id['S002'],
+            ['', 'S002', '7.00', 'reviewed', 'arithmetic slip only'])
+    t.equal('moodle model score otherwise', by_id['S003'], ['', 'S003', '6.00', 'needs_review', ''])
+    t.equal('moodle ungraded has no grade', by_id['S006'], ['', 'S006', '', 'failed', ''])
     t.check('csv injection neutralised',
             "'=HYPERLINK" in body.decode() and not re.search(r'(^|,)=HYPERLINK', body.decode(), re.M))
     st, h, body = alice.request('GET', '/api/assignments/1/export.csv?format=canvas&canvas_id=77')
@@ -448,6 +450,40 @@ def api_tests(t, env, web):
     t.check('session ids never logged', session_id not in log)
 
 
+def provisional_browser(t, env, d, find, wait, By):
+    """A grading without the model's score but with a provisional one from the tests: the
+    teacher approves it in one click, and it becomes the final score."""
+    env.sql("INSERT INTO submission (id, assignment_id, student_ref, idempotency_key, content)"
+            " VALUES (30, 2, 'S030', 'k30', 'print(1)');"
+            "INSERT INTO job (id, submission_id, state, priority, attempts, seed, finished_at)"
+            " VALUES (30, 30, 'done', 1, 1, 30, now());"
+            "INSERT INTO grading (id, job_id, submission_id, status, score, max_score, summary,"
+            " flags, model_name, model_hash, engine_version, prompt_template_version, seed,"
+            " provisional_score, provisional_basis, provisional_detail) VALUES (30, 30, 30,"
+            " 'needs_review', NULL, 5, 'unreadable critique',"
+            " '{invalid_verdict,provisional_from_checks}', 'm', 'h', 'e', 'code-v1', 30, 2.5,"
+            " 'tests', '1 of 2 test points earned (1 of 2 tests passed) x 5 = 2.5')")
+    d.get(env.base + '/#/submission/30')
+    btn = find('#approve-provisional-btn')
+    t.check('provisional score offered', 'Approve provisional score 2.5' in btn.text, btn.text)
+    t.check('how it was computed shown', '1 of 2 test points' in
+            d.find_element(By.ID, 'provisional-row').text)
+    t.equal('no model score: the dash', d.find_element(By.ID, 'final-score').text, '–')
+    t.check('plain approve disabled without a model score',
+            not d.find_element(By.ID, 'approve-btn').is_enabled())
+    btn.click()
+    wait.until(lambda _: 'Approved.' in d.find_element(By.ID, 'review-panel').text)
+    t.equal('approved provisional score is final', d.find_element(By.ID, 'final-score').text, '2.5')
+    t.equal('approval stored', env.sql(
+        "SELECT action || '|' || new_score || '|' || comment FROM review WHERE grading_id = 30"),
+        'approve|2.50|approved the provisional score from the checks')
+    t.equal('final block: approved with the provisional score',
+            env.sql("SELECT (sm_final(30)->>'state') || '|' || (sm_final(30)->>'score')"),
+            'approved|2.50')
+    t.equal('model score still absent',
+            env.sql('SELECT score IS NULL FROM grading WHERE id = 30'), 't')
+
+
 def browser_tests(t, env, out, web):
     from selenium import webdriver
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
@@ -536,6 +572,14 @@ def browser_tests(t, env, out, web):
         t.check('clicking a step highlights the quoted line',
                 len(hl) == 1 and hl[0].get_attribute('data-line') == '2')
         t.check('check results shown', 'failed' in d.find_element(By.ID, 'checks').text)
+        ans = d.find_element(By.CSS_SELECTOR, '#checks tr.answer-detail').text
+        t.check('answer check details shown',
+                all(w in ans for w in ('extracted\n3.5', '"the result is" sentence',
+                                       'Hence the result is 3.5 <b>bold</b>', '7/2 (key: 2, 3)',
+                                       'a number against a set of 2', 'percent ratio, tolerance 0.000001')),
+                ans)
+        t.check('answer check details are text, not markup',
+                not d.find_elements(By.CSS_SELECTOR, '#checks tr.answer-detail b'))
 
         score = d.find_element(By.ID, 'score-input')
         score.clear()
@@ -568,6 +612,21 @@ def browser_tests(t, env, out, web):
         d.find_element(By.ID, 'prev-btn').click()
         wait.until(lambda _: d.find_element(By.ID, 'student').text == 'S002')
 
+        d.get(env.base + '/#/submission/7')
+        credit = wait.until(lambda _: d.find_elements(By.ID, 'test-points'))
+        t.equal('points from the tests beside the model score', credit[0].text,
+                'Points from the tests 1 / 4')
+        checks = d.find_element(By.ID, 'checks').text
+        t.check('each test\'s points shown', '0 / 2 pts' in checks and '1 / 1 pts' in checks, checks)
+        details = [r.text for r in d.find_elements(By.CSS_SELECTOR, '#checks tr.test-detail')]
+        t.check('failed tests explained: call, expected, actual, exception',
+                len(details) == 2 and all(w in details[0] for w in (
+                    'kind\ncall', 'call\nfizz(15, sep="-")', 'expected\n"FizzBuzz"', 'actual\n"Fizz"'))
+                and 'exception\nValueError: bad <b>x</b>' in details[1], details)
+        t.check('test details are text, not markup',
+                not d.find_elements(By.CSS_SELECTOR, '#checks tr.test-detail b'))
+        shot('review-unittests.png')
+
         d.get(env.base + '/#/assignment/1')
         link = find('a.export-moodle')
         link.click()
@@ -579,8 +638,9 @@ def browser_tests(t, env, out, web):
         if os.path.exists(target):
             rows = list(csv.reader(open(target, newline='')))
             t.equal('downloaded CSV header', rows[0],
-                    ['Email address', 'ID number', 'Quadratic equations', 'Status'])
-            t.check('downloaded CSV has the adjusted score', ['', 'S002', '7.50', 'reviewed'] in rows, rows)
+                    ['Email address', 'ID number', 'Quadratic equations', 'Status', 'Feedback comments'])
+            t.check('downloaded CSV has the adjusted score and comment',
+                    ['', 'S002', '7.50', 'reviewed', 'Only an arithmetic slip: method is right.'] in rows, rows)
 
         d.get(env.base + '/#/course/3')
         el = find('#not-found')
@@ -596,6 +656,8 @@ def browser_tests(t, env, out, web):
         t.check('progress page', 'tokens/s' in summary.text and 'ETA' in summary.text, summary.text)
         wait.until(lambda _: d.find_element(By.ID, 'progress-bar').text != '')
         t.check('live progress footer', 'waiting' in d.find_element(By.ID, 'progress-bar').text)
+
+        provisional_browser(t, env, d, find, wait, By)
 
         d.find_element(By.ID, 'signout').click()
         find('#token')

@@ -48,12 +48,12 @@ conventional stepmark "$cli"
 conventional stepmarkd "$daemon"
 conventional stepmark-worker "$worker"
 conventional stepmark-engine "$engine"
-for c in status result wait cancel submit migrate keygen; do
+for c in status result wait cancel submit migrate keygen similarity; do
   conventional "stepmark $c" "$cli" "$c"
 done
 for c in "pg start" "pg stop" "pg url" "pg serve" "config check" "teacher add" "teacher rotate" \
          "teacher revoke" "teacher list" "assignment create" "assignment update" \
-         "assignment show" "course create"; do
+         "assignment show" "course create" "student link" "student rotate-key"; do
   # shellcheck disable=SC2086 # the subcommand's words
   conventional "stepmark $c" "$cli" $c
   group=${c%% *}
@@ -131,6 +131,22 @@ t=$(($(date +%s) - t0))
 [ "$t" -le 15 ] || bad "submit FOLDER against no broker took ${t}s"
 case "$err" in *"no broker answers at ipc://$tmp/no-broker"*) ;;
   *) bad "submit FOLDER against no broker: message \"$err\"";; esac
+# submit FOLDER: options of one FILE refused; a bad --map named with its line, before connecting
+run 2 "$cli" submit --config "$tmp/empty.yaml" --course C --assignment A --student s "$tmp/class"
+case "$err" in *--student*--map*) ;; *) bad "submit FOLDER --student: message \"$err\"";; esac
+run 2 "$cli" submit --config "$tmp/empty.yaml" --course C --assignment A --idempotency-key k \
+  "$tmp/class"
+printf 'file,student_ref\ns1.py,\n' >"$tmp/bad.csv"
+run 1 "$cli" submit --config "$tmp/empty.yaml" --endpoint "ipc://$tmp/no-broker" --course C \
+  --assignment A --map "$tmp/bad.csv" "$tmp/class"
+case "$err" in *"bad.csv:2: an empty student_ref"*) ;; *) bad "submit --map bad.csv: \"$err\"";; esac
+printf 's1.py,ann\n"s1.py","bob"\n' >"$tmp/twice.csv"
+run 1 "$cli" submit --config "$tmp/empty.yaml" --endpoint "ipc://$tmp/no-broker" --course C \
+  --assignment A --map "$tmp/twice.csv" "$tmp/class"
+case "$err" in *"twice.csv:2: s1.py is named twice"*) ;; *) bad "submit --map twice: \"$err\"";; esac
+run 1 "$cli" submit --config "$tmp/empty.yaml" --course C --assignment A --map "$tmp/none.csv" \
+  "$tmp/class"
+case "$err" in *"cannot open the map"*none.csv*) ;; *) bad "submit --map none.csv: \"$err\"";; esac
 
 [ $fail = 0 ] && echo "$n passed, 0 failed" || echo "some of $n failed"
 exit $fail

@@ -1,0 +1,25 @@
+/* validate: checks of request bodies before anything reaches the database (validate.c,
+ * docs/protocol.md). Used by the broker's client and worker commands and by the HTTP API's
+ * POST /api/v1/submissions, so a submission is judged the same way whichever way it came. */
+#ifndef SM_VALIDATE_H
+#define SM_VALIDATE_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "sm_error.h"
+#include "store.h"
+
+sm_code sm_validate_submit(const json_t *body, const char **course, const char **assignment,
+                           int *priority, sm_err *err);
+sm_code sm_validate_submit_kind(const json_t *body, const sm_assignment_ref *a, sm_err *err);
+sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err);
+sm_code sm_validate_result(const json_t *body, sm_err *err);
+
+/* LIST: course and assignment codes, and the page wanted (q->assignment_id is left 0). */
+struct sm_list_query;
+sm_code sm_validate_list(const json_t *body, const char **course, const char **assignment,
+                         struct sm_list_query *q, sm_err *err);
+
+#endif
