@@ -84,6 +84,22 @@ static int set_data(json_t *body, const char *key, const sm_args *a, const char 
     return 0;
 }
 
+/* Reads option's value, a JSON text (an object, or null to clear the field), into body[key]. */
+static int set_json(json_t *body, const char *key, const sm_args *a, const char *option)
+{
+    const char *v = sm_args_get(a, option);
+    if (!v)
+        return 0;
+    json_error_t je;
+    json_t *j = json_loads(v, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+        fprintf(stderr, "stepmark assignment: --%s is not JSON: %s\n", option, je.text);
+        return 1;
+    }
+    json_object_set_new(body, key, j);
+    return 0;
+}
+
 static int assignment_body(const sm_args *a, json_t **out)
 {
     *out = NULL;
@@ -122,7 +138,8 @@ static int assignment_body(const sm_args *a, json_t **out)
         }
     }
     bad = bad || set_data(body, "tests", a, "tests-file") ||
-          set_data(body, "sampling", a, "sampling-file");
+          set_data(body, "sampling", a, "sampling-file") ||
+          set_json(body, "answer_policy", a, "answer-policy");
     if (bad) {
         json_decref(body);
         return 1;
@@ -146,6 +163,9 @@ static const sm_arg_opt assignment_opts[] = {
     {"language", 0, SM_ARG_VALUE, "L", "c, cpp, python or java", false},
     {"tests-file", 0, SM_ARG_VALUE, "F", "the tests of a code assignment (YAML or JSON)", false},
     {"answer-key", 0, SM_ARG_VALUE, "K", "the expected answer", false},
+    {"answer-policy", 0, SM_ARG_VALUE, "JSON",
+     "how answers compare, e.g. '{\"percent\": \"ratio\", \"units\": \"check\"}' (null: defaults)",
+     false},
     {"max-score", 0, SM_ARG_VALUE, "N", "the maximum score", false},
     {"model", 0, SM_ARG_VALUE, "NAME", "the model that grades it", false},
     {"sampling-file", 0, SM_ARG_VALUE, "F", "sampling settings (YAML or JSON)", false},

@@ -1,8 +1,10 @@
 /* cmd_submit: `stepmark submit` sends one file, or every file of a folder (one submission per
- * file, the student being the file name without its extension), to the broker. A folder goes
- * through a window of pipelined requests with a progress bar and an ETA on stderr. Each
- * submission's idempotency key is derived from course, assignment, student and content, so
- * running the same command again creates nothing new. */
+ * file: source files or Jupyter notebooks), to the broker. The student is the file name without
+ * its extension, or the one a --map CSV names for the file. A folder goes through a window of
+ * pipelined requests with a progress bar and an ETA on stderr; a file that cannot be submitted is
+ * reported by name while the others still go, and a summary counts new, already submitted and
+ * failed files. Each submission's idempotency key is derived from course, assignment, student and
+ * the SHA-256 of the content, so running the same command again creates nothing new. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,15 +16,23 @@
 #include "cli_common.h"
 #include "cmd_client.h"
 #include "commands.h"
+#include "sm_sha256.h"
+#include "submit_map.h"
 
 #define WINDOW 32
+
+#define KEY_MAX 200
+
+typedef enum item_state { ITEM_WAITING, ITEM_INFLIGHT, ITEM_DONE, ITEM_FAILED } item_state;
 
 typedef struct item {
     char *path;
     char student[201];
     json_t *body;
     int64_t id;
-    int state; /* 0 waiting, 1 in flight, 2 done, 3 failed */
+    item_state state;
+    bool duplicate; /* the broker had it already (same key) */
+    char error[512];
     double sent_at;
     int tries;
 } item;
@@ -43,49 +53,65 @@ static const char *lang_of(const char *path)
         return "c";
     if (!strcmp(dot, ".cpp") || !strcmp(dot, ".cc") || !strcmp(dot, ".cxx"))
         return "cpp";
-    if (!strcmp(dot, ".py"))
+    if (!strcmp(dot, ".py") || !strcmp(dot, ".ipynb"))
         return "python";
     if (!strcmp(dot, ".java"))
         return "java";
     return NULL;
 }
 
-static uint64_t fnv1a(const char *s, size_t n, uint64_t h)
+/* The idempotency key: "PREFIX/STUDENT/SHA" where PREFIX is "COURSE/ASSIGNMENT" (or
+ * --key-prefix) and SHA the SHA-256 of the content; when that is longer than KEY_MAX, "sha256:"
+ * and the SHA-256 of all of it, so distinct students never share a key. */
+static void derive_key(const char *prefix, const char *student, const char *content, size_t len,
+                       char out[KEY_MAX + 1])
 {
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ULL;
+    char sha[SM_SHA256_HEX];
+    sm_sha256_hex(content, len, sha);
+    char *full = NULL;
+    if (asprintf(&full, "%s/%s/%s", prefix, student, sha) < 0)
+        full = NULL;
+    if (full && strlen(full) <= KEY_MAX) {
+        snprintf(out, KEY_MAX + 1, "%s", full);
+    } else {
+        char all[SM_SHA256_HEX];
+        sm_sha256_hex(full ? full : sha, full ? strlen(full) : strlen(sha), all);
+        snprintf(out, KEY_MAX + 1, "sha256:%s", all);
     }
-    return h;
+    free(full);
 }
 
+/* The SUBMIT body for the file at path, or NULL with the reason in why. */
 static json_t *make_body(const sm_args *a, const char *path, const char *student,
-                         const char *priority)
+                         const char *priority, char *why, size_t why_n)
 {
     size_t len;
     char *content = sm_cli_read_text(path, &len);
-    if (!content)
+    if (!content) {
+        snprintf(why, why_n, "cannot be read");
         return NULL;
+    }
     const char *course = sm_args_get(a, "course");
     const char *assignment = sm_args_get(a, "assignment");
     const char *lang = sm_args_get(a, "language");
-    const char *key = sm_args_get(a, "key-prefix");
+    const char *pre = sm_args_get(a, "key-prefix");
     if (!lang)
         lang = lang_of(path);
-    uint64_t h = fnv1a(content, len, 1469598103934665603ULL);
-    char k[256];
-    snprintf(k, sizeof k, "%.60s/%.60s/%.60s/%016llx", course, assignment, student,
-             (unsigned long long)h);
+    char prefix[512], k[KEY_MAX + 1];
+    if (pre)
+        snprintf(prefix, sizeof prefix, "%s", pre);
+    else
+        snprintf(prefix, sizeof prefix, "%s/%s", course, assignment);
     if (sm_args_get(a, "idempotency-key"))
-        snprintf(k, sizeof k, "%.200s", sm_args_get(a, "idempotency-key"));
-    else if (key)
-        snprintf(k, sizeof k, "%.60s/%.60s/%016llx", key, student, (unsigned long long)h);
+        snprintf(k, sizeof k, "%s", sm_args_get(a, "idempotency-key"));
+    else
+        derive_key(prefix, student, content, len, k);
     json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:s}", "course", course, "assignment",
                              assignment, "student_ref", student, "idempotency_key", k, "content",
                              content, len, "priority", priority);
     free(content);
     if (!body)
-        fprintf(stderr, "stepmark submit: %s is not valid UTF-8 text\n", path);
+        snprintf(why, why_n, "is not valid UTF-8 text");
     else if (lang)
         json_object_set_new(body, "language", json_string(lang));
     return body;
@@ -153,6 +179,7 @@ typedef struct folder_ctx {
     const char *endpoint;
     double silent_s; /* with no reply at all after this long, the broker is missing */
     bool json;
+    const sm_submit_map *map; /* --map, or NULL */
 } folder_ctx;
 
 /* The pipeline's state: items[0..n), how many are done, failed and in flight, the next to
@@ -168,14 +195,14 @@ static int window_fill(sm_client *c, window *w)
 {
     for (; w->inflight < WINDOW && w->next < w->n; w->next++) {
         item *it = &w->items[w->next];
-        if (it->state != 0)
+        if (it->state != ITEM_WAITING)
             continue;
         char id[16];
         snprintf(id, sizeof id, "%d", w->next);
         sm_err err;
         if (sm_client_send(c, "SUBMIT", id, it->body, &err) != SM_OK)
             return sm_cli_fail("submit", &err);
-        it->state = 1;
+        it->state = ITEM_INFLIGHT;
         it->sent_at = now_s();
         it->tries++;
         w->inflight++;
@@ -188,25 +215,27 @@ static void window_reply(window *w, const sm_client_reply *r)
 {
     w->answered = true;
     int i = atoi(r->id);
-    if (i < 0 || i >= w->n || w->items[i].state != 1)
+    if (i < 0 || i >= w->n || w->items[i].state != ITEM_INFLIGHT)
         return;
     item *it = &w->items[i];
     w->inflight--;
     bool retry = !r->ok && json_is_true(json_object_get(r->body, "retryable"));
     if (r->ok) {
-        it->state = 2;
+        it->state = ITEM_DONE;
         it->id = json_integer_value(json_object_get(r->body, "submission_id"));
+        it->duplicate = json_is_true(json_object_get(r->body, "duplicate"));
         w->done++;
     } else if (retry && it->tries < 20) {
-        it->state = 0;
+        it->state = ITEM_WAITING;
         if (w->next > i)
             w->next = i;
         usleep(200000);
     } else {
-        it->state = 3;
+        const char *msg = json_string_value(json_object_get(r->body, "message"));
+        it->state = ITEM_FAILED;
         w->failed++;
-        fprintf(stderr, "\n%s: %s\n", it->path,
-                json_string_value(json_object_get(r->body, "message")));
+        snprintf(it->error, sizeof it->error, "%s", msg ? msg : "refused by the broker");
+        fprintf(stderr, "\n%s: %s\n", it->path, it->error);
     }
 }
 
@@ -214,8 +243,8 @@ static void window_reply(window *w, const sm_client_reply *r)
 static void window_resend(window *w)
 {
     for (int i = 0; i < w->n; i++)
-        if (w->items[i].state == 1 && now_s() - w->items[i].sent_at > 10) {
-            w->items[i].state = 0;
+        if (w->items[i].state == ITEM_INFLIGHT && now_s() - w->items[i].sent_at > 10) {
+            w->items[i].state = ITEM_WAITING;
             w->inflight--;
             if (w->next > i)
                 w->next = i;
@@ -255,43 +284,96 @@ static int window_run(const folder_ctx *fc, window *w)
     return 0;
 }
 
+/* The student of the file at path: --student, the map's entry, or the file name without its
+ * extension. False (with why) when a map is given and does not name the file. */
+static bool student_of(const sm_args *a, const sm_submit_map *map, const char *path, char *out,
+                       size_t n, char *why, size_t why_n)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const char *s = sm_args_get(a, "student");
+    if (!s && map && !(s = sm_submit_map_find(map, base))) {
+        snprintf(why, why_n, "not in the map %s", sm_args_get(a, "map"));
+        return false;
+    }
+    if (s)
+        snprintf(out, n, "%s", s);
+    else
+        snprintf(out, n, "%.*s",
+                 (int)(strchr(base, '.') ? (size_t)(strchr(base, '.') - base) : strlen(base)),
+                 base);
+    return true;
+}
+
+/* Reads the folder's files into w's items; a file that cannot be submitted is failed with its
+ * reason printed. */
+static void folder_items(const folder_ctx *fc, char **names, window *w)
+{
+    const char *priority = sm_args_has(fc->a, "interactive") ? "interactive" : "batch";
+    for (int i = 0; i < w->n; i++) {
+        item *it = &w->items[i];
+        it->path = names[i];
+        if (student_of(fc->a, fc->map, names[i], it->student, sizeof it->student, it->error,
+                       sizeof it->error))
+            it->body =
+                make_body(fc->a, names[i], it->student, priority, it->error, sizeof it->error);
+        if (!it->body) {
+            it->state = ITEM_FAILED;
+            w->failed++;
+            fprintf(stderr, "%s: %s\n", it->path, it->error);
+        }
+    }
+}
+
+/* The outcome of each file, as JSON (--json). */
+static json_t *folder_json(const window *w)
+{
+    json_t *out = json_array();
+    for (int i = 0; out && i < w->n; i++) {
+        const item *it = &w->items[i];
+        json_t *o = json_pack("{s:s, s:s}", "file", it->path, "student_ref", it->student);
+        if (!o)
+            continue;
+        if (it->state == ITEM_DONE) {
+            json_object_set_new(o, "submission_id", json_integer(it->id));
+            json_object_set_new(o, "duplicate", json_boolean(it->duplicate));
+        } else {
+            json_object_set_new(o, "error", json_string(it->error[0] ? it->error : "not sent"));
+        }
+        json_array_append_new(out, o);
+    }
+    return out;
+}
+
 static int submit_folder(const folder_ctx *fc, const char *dir)
 {
     char **names = NULL;
     int n = list_folder(dir, &names);
     if (n < 0)
         return 1;
-    const char *priority = sm_args_has(fc->a, "interactive") ? "interactive" : "batch";
     window w = {.items = calloc((size_t)n + 1, sizeof(item)), .n = n};
-    for (int i = 0; w.items && i < n; i++) {
-        item *it = &w.items[i];
-        it->path = names[i];
-        const char *base = strrchr(names[i], '/') + 1;
-        snprintf(it->student, sizeof it->student, "%.*s",
-                 (int)(strchr(base, '.') ? (size_t)(strchr(base, '.') - base) : strlen(base)),
-                 base);
-        it->body = make_body(fc->a, names[i], it->student, priority);
-        if (!it->body)
-            it->state = 3;
-        w.failed += it->state == 3;
+    if (!w.items) {
+        fprintf(stderr, "stepmark submit: out of memory\n");
+        n = 0;
+    } else {
+        folder_items(fc, names, &w);
     }
     double t0 = now_s();
     int rc = w.items ? window_run(fc, &w) : 1;
-    json_t *out = json_array();
-    for (int i = 0; w.items && i < n; i++) {
-        if (w.items[i].state == 2)
-            json_array_append_new(out, json_pack("{s:s, s:s, s:I}", "file", w.items[i].path,
-                                                 "student_ref", w.items[i].student, "submission_id",
-                                                 (json_int_t)w.items[i].id));
-        json_decref(w.items[i].body);
-    }
-    if (rc == 0 && fc->json)
+    int dup = 0;
+    for (int i = 0; i < w.n; i++)
+        dup += w.items[i].state == ITEM_DONE && w.items[i].duplicate;
+    if (rc == 0 && fc->json) {
+        json_t *out = folder_json(&w);
         sm_cli_print_json(out);
-    else if (rc == 0)
-        printf("submitted %d of %d files in %.1fs\n", w.done, n, now_s() - t0);
-    json_decref(out);
-    for (int i = 0; i < n; i++)
+        json_decref(out);
+    } else if (rc == 0) {
+        printf("submitted %d of %d files in %.1fs: %d new, %d already submitted, %d failed\n",
+               w.done, n, now_s() - t0, w.done - dup, dup, w.failed);
+    }
+    for (int i = 0; i < n; i++) {
+        json_decref(w.items ? w.items[i].body : NULL);
         free(names[i]);
+    }
     free(w.items);
     free(names);
     return rc || w.failed ? 1 : 0;
@@ -302,6 +384,7 @@ static const sm_arg_opt submit_opts[] = {
     {"assignment", 0, SM_ARG_VALUE, "A", "the assignment's code", true},
     {"student", 0, SM_ARG_VALUE, "S", "the student (a FILE; default: its name without extension)",
      false},
+    {"map", 0, SM_ARG_VALUE, "CSV", "file,student_ref lines: the student of each file", false},
     {"language", 0, SM_ARG_VALUE, "L", "c, cpp, python or java (default: from the extension)",
      false},
     {"interactive", 0, SM_ARG_FLAG, NULL, "interactive priority (the default for a FILE)", false},
@@ -314,28 +397,28 @@ static const sm_args_spec submit_spec = {
     "stepmark submit",
     "FILE|FOLDER",
     "A FILE is one submission of student S (default: the file name without its extension),\n"
-    "interactive by default. A FOLDER submits every file in it (batch by default) with a\n"
-    "progress bar. Keys derive from course, assignment, student and content, so repeating a\n"
-    "submit creates nothing new.",
+    "interactive by default. A FOLDER submits every file in it (batch by default), such as\n"
+    "one notebook (.ipynb) or source file per student, with a progress bar; with --map the\n"
+    "CSV names each file's student. A file that fails is reported and the others still go;\n"
+    "the exit status is 1 if any failed. Keys derive from course, assignment, student and the\n"
+    "content's SHA-256, so repeating a submit creates nothing new.",
     submit_opts,
     sm_cli_client_opts,
     1,
     1};
 
 /* Sends one file as one submission. */
-static int submit_file(sm_client *c, const sm_args *a, const char *path)
+static int submit_file(sm_client *c, const sm_args *a, const sm_submit_map *map, const char *path)
 {
-    char student[201];
-    const char *s = sm_args_get(a, "student");
-    if (!s) {
-        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-        size_t n = strchr(base, '.') ? (size_t)(strchr(base, '.') - base) : strlen(base);
-        snprintf(student, sizeof student, "%.*s", (int)n, base);
-        s = student;
-    }
-    json_t *body = make_body(a, path, s, sm_args_has(a, "batch") ? "batch" : "interactive");
-    if (!body)
+    char student[201], why[512];
+    json_t *body = NULL;
+    if (student_of(a, map, path, student, sizeof student, why, sizeof why))
+        body = make_body(a, path, student, sm_args_has(a, "batch") ? "batch" : "interactive", why,
+                         sizeof why);
+    if (!body) {
+        fprintf(stderr, "stepmark submit: %s: %s\n", path, why);
         return 1;
+    }
     json_t *reply;
     sm_err err;
     sm_code code = sm_client_call(c, "SUBMIT", body, &reply, &err);
@@ -354,31 +437,61 @@ static int submit_file(sm_client *c, const sm_args *a, const char *path)
     return 0;
 }
 
+/* Options that name one submission make no sense for a FOLDER: 2 with a message, else 0. */
+static int folder_opts_ok(const sm_args *a)
+{
+    static const char *const one[] = {"student", "idempotency-key"};
+    for (size_t i = 0; i < sizeof one / sizeof *one; i++)
+        if (sm_args_get(a, one[i])) {
+            fprintf(stderr,
+                    "stepmark submit: --%s names one FILE's submission; a FOLDER's students come "
+                    "from the file names or --map\n",
+                    one[i]);
+            return 2;
+        }
+    return 0;
+}
+
 int sm_cli_submit(int argc, char **argv)
 {
     sm_args a;
     int rc = sm_args_parse(&submit_spec, argc, argv, &a);
     if (rc != SM_ARGS_CONTINUE)
         return rc;
+    rc = 0;
     const char *path = a.pos[0];
     static sm_config cfg;
     sm_client *c = NULL;
+    sm_submit_map map = {0};
     struct stat st;
-    rc = sm_cli_client_open(&a, &cfg, &c);
-    if (!rc && stat(path, &st) != 0) {
+    sm_err err;
+    if (stat(path, &st) != 0) {
         perror(path);
         rc = 1;
+    } else if (S_ISDIR(st.st_mode)) {
+        rc = folder_opts_ok(&a);
     }
+    if (!rc && sm_args_get(&a, "map") && sm_submit_map_load(sm_args_get(&a, "map"), &map, &err)) {
+        fprintf(stderr, "stepmark submit: %s\n", err.msg);
+        rc = 1;
+    }
+    if (!rc)
+        rc = sm_cli_client_open(&a, &cfg, &c);
+    const sm_submit_map *m = sm_args_get(&a, "map") ? &map : NULL;
     if (!rc && S_ISDIR(st.st_mode)) {
         const char *ep = sm_args_get(&a, "endpoint");
         const char *t = sm_args_get(&a, "timeout-ms");
-        folder_ctx fc = {c, &a, ep ? ep : cfg.broker.client_endpoint,
+        folder_ctx fc = {c,
+                         &a,
+                         ep ? ep : cfg.broker.client_endpoint,
                          (t ? atof(t) : SM_CLI_TIMEOUT_MS) * (1 + SM_CLI_RETRIES) / 1000.0,
-                         sm_args_has(&a, "json")};
+                         sm_args_has(&a, "json"),
+                         m};
         rc = submit_folder(&fc, path);
     } else if (!rc) {
-        rc = submit_file(c, &a, path);
+        rc = submit_file(c, &a, m, path);
     }
+    sm_submit_map_free(&map);
     sm_client_free(&c);
     sm_args_free(&a);
     return rc;

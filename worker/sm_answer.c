@@ -128,7 +128,7 @@ static bool brace_group(const char *s, size_t n, size_t i, size_t *start, size_t
     return false;
 }
 
-static bool extract_boxed(const char *s, size_t n, char **out)
+static bool extract_boxed(const char *s, size_t n, char **out, const char **at)
 {
     static const char *const cmds[] = {"\\boxed", "\\fbox"};
     size_t limit = n;
@@ -142,6 +142,7 @@ static bool extract_boxed(const char *s, size_t n, char **out)
         }
         if (!best)
             return false;
+        *at = best;
         size_t i = (size_t)(best - s) + best_len;
         while (i < n && is_space(s[i]))
             i++;
@@ -171,11 +172,12 @@ static bool extract_boxed(const char *s, size_t n, char **out)
 }
 
 /* The rest of the line after the last marker (or the next non-empty line). */
-static bool extract_after(const char *s, size_t n, const char *marker, char **out)
+static bool extract_after(const char *s, size_t n, const char *marker, char **out, const char **at)
 {
     const char *hit = last_ci(s, n, marker);
     if (!hit)
         return false;
+    *at = hit;
     const char *p = hit + strlen(marker);
     const char *end = s + n;
     /* skip the "**" / ":" / "is" glue around the marker */
@@ -197,7 +199,8 @@ static bool extract_after(const char *s, size_t n, const char *marker, char **ou
         trim_answer(&a, &len);
         if (len > 0) {
             /* an answer line may still hold a \boxed{} */
-            if (extract_boxed(a, len, out))
+            const char *inner;
+            if (extract_boxed(a, len, out, &inner))
                 return true;
             /* "$12$. I hope it is correct.": the first $...$ of the line */
             const char *d1 = memchr(p, '$', (size_t)(e - p));
@@ -228,6 +231,408 @@ static bool extract_after(const char *s, size_t n, const char *marker, char **ou
     return false;
 }
 
+/* ---- units (used by extraction to tell unit words from prose, and by comparison) ---------- */
+
+/* A unit: its dimension (length m, mass g, time s, angle degree) and its size in base units. */
+typedef struct unit_def {
+    const char *name;
+    signed char dim[4];
+    int64_t num, den;
+} unit_def;
+
+static const unit_def unit_defs[] = {
+    {"mm", {1, 0, 0, 0}, 1, 1000},
+    {"millimeter", {1, 0, 0, 0}, 1, 1000},
+    {"millimetre", {1, 0, 0, 0}, 1, 1000},
+    {"cm", {1, 0, 0, 0}, 1, 100},
+    {"centimeter", {1, 0, 0, 0}, 1, 100},
+    {"centimetre", {1, 0, 0, 0}, 1, 100},
+    {"dm", {1, 0, 0, 0}, 1, 10},
+    {"m", {1, 0, 0, 0}, 1, 1},
+    {"meter", {1, 0, 0, 0}, 1, 1},
+    {"metre", {1, 0, 0, 0}, 1, 1},
+    {"km", {1, 0, 0, 0}, 1000, 1},
+    {"kilometer", {1, 0, 0, 0}, 1000, 1},
+    {"kilometre", {1, 0, 0, 0}, 1000, 1},
+    {"mg", {0, 1, 0, 0}, 1, 1000},
+    {"milligram", {0, 1, 0, 0}, 1, 1000},
+    {"g", {0, 1, 0, 0}, 1, 1},
+    {"gram", {0, 1, 0, 0}, 1, 1},
+    {"kg", {0, 1, 0, 0}, 1000, 1},
+    {"kilogram", {0, 1, 0, 0}, 1000, 1},
+    {"ms", {0, 0, 1, 0}, 1, 1000},
+    {"s", {0, 0, 1, 0}, 1, 1},
+    {"sec", {0, 0, 1, 0}, 1, 1},
+    {"second", {0, 0, 1, 0}, 1, 1},
+    {"min", {0, 0, 1, 0}, 60, 1},
+    {"minute", {0, 0, 1, 0}, 60, 1},
+    {"h", {0, 0, 1, 0}, 3600, 1},
+    {"hr", {0, 0, 1, 0}, 3600, 1},
+    {"hour", {0, 0, 1, 0}, 3600, 1},
+    {"ml", {3, 0, 0, 0}, 1, 1000000},
+    {"mL", {3, 0, 0, 0}, 1, 1000000},
+    {"milliliter", {3, 0, 0, 0}, 1, 1000000},
+    {"millilitre", {3, 0, 0, 0}, 1, 1000000},
+    {"l", {3, 0, 0, 0}, 1, 1000},
+    {"L", {3, 0, 0, 0}, 1, 1000},
+    {"liter", {3, 0, 0, 0}, 1, 1000},
+    {"litre", {3, 0, 0, 0}, 1, 1000},
+    {"deg", {0, 0, 0, 1}, 1, 1},
+    {"degree", {0, 0, 0, 1}, 1, 1},
+};
+
+/* Words that are never a unit (math names and glue). */
+static const char *const not_units[] = {"pi", "sqrt", "and", "or",   "of", "is", "the",
+                                        "to", "in",   "for", "frac", "so", NULL};
+
+static const unit_def *find_unit(const char *w, size_t n)
+{
+    for (size_t i = 0; i < sizeof unit_defs / sizeof unit_defs[0]; i++) {
+        size_t m = strlen(unit_defs[i].name);
+        if (m == n && strncmp(w, unit_defs[i].name, n) == 0)
+            return &unit_defs[i];
+        /* plural of a spelled-out unit: meters, hours, degrees */
+        if (m >= 3 && n == m + 1 && w[m] == 's' && strncmp(w, unit_defs[i].name, m) == 0)
+            return &unit_defs[i];
+    }
+    if (n == 4 && strncmp(w, "secs", 4) == 0)
+        return find_unit("s", 1);
+    if ((n == 3 && strncmp(w, "hrs", 3) == 0) || (n == 4 && strncmp(w, "mins", 4) == 0))
+        return find_unit(w, n - 1);
+    return NULL;
+}
+
+static bool never_unit(const char *w, size_t n)
+{
+    for (int i = 0; not_units[i]; i++)
+        if (strlen(not_units[i]) == n && strncasecmp(w, not_units[i], n) == 0)
+            return true;
+    return false;
+}
+
+/* A parsed unit: known (dimension and size) or a plain word ("apples"). */
+typedef struct unit_info {
+    bool present, known;
+    int dim[4];
+    int64_t num, den;
+    char text[64];
+} unit_info;
+
+/* One factor of a unit: word ('^' exponent)?; returns chars used, 0 when not a unit. */
+static size_t unit_factor(const char *s, int sign, bool alone, unit_info *u)
+{
+    size_t n = 0;
+    while (isalpha((unsigned char)s[n]))
+        n++;
+    if (n == 0 || n > 20 || never_unit(s, n))
+        return 0;
+    const unit_def *d = find_unit(s, n);
+    size_t i = n;
+    int e = 1;
+    if (s[i] == '^') {
+        size_t j = i + 1 + (s[i + 1] == '{');
+        bool neg = s[j] == '-';
+        j += neg;
+        if (s[j] < '1' || s[j] > '3')
+            return 0;
+        e = (s[j] - '0') * (neg ? -1 : 1);
+        j++;
+        if (s[i + 1] == '{' && s[j++] != '}')
+            return 0;
+        i = j;
+    }
+    if (!d) {
+        /* a word that is no known unit: only alone ("7 apples"), and of two letters or more */
+        if (!alone || n < 2 || e != 1)
+            return 0;
+        u->known = false;
+        return i;
+    }
+    for (int k = 0; k < 4; k++)
+        u->dim[k] += d->dim[k] * e * sign;
+    for (int k = 0; k < (e < 0 ? -e : e); k++) {
+        bool up = (e > 0) == (sign > 0);
+        if (__builtin_mul_overflow(u->num, up ? d->num : d->den, &u->num) ||
+            __builtin_mul_overflow(u->den, up ? d->den : d->num, &u->den))
+            return 0;
+    }
+    return i;
+}
+
+/* Whether all of s is a unit expression: factor (('/' | '*' | ' ') factor)*, at most 4. */
+static bool parse_unit(const char *s, unit_info *u)
+{
+    memset(u, 0, sizeof *u);
+    u->known = true;
+    u->num = u->den = 1;
+    size_t i = 0, count = 0;
+    int sign = 1;
+    bool single_word = true;
+    for (size_t k = 0; s[k]; k++)
+        if (!isalpha((unsigned char)s[k]) && !is_space(s[k]))
+            single_word = false;
+    for (;;) {
+        while (is_space(s[i]))
+            i++;
+        if (!s[i])
+            break;
+        if (count > 0 && (s[i] == '/' || s[i] == '*')) {
+            sign = s[i] == '/' ? -1 : sign;
+            i++;
+            while (is_space(s[i]))
+                i++;
+        }
+        size_t used = unit_factor(s + i, sign, single_word && count == 0, u);
+        if (used == 0 || ++count > 4 || (!u->known && count > 1))
+            return false;
+        i += used;
+    }
+    if (count == 0)
+        return false;
+    size_t n = strlen(s);
+    const char *a = s;
+    while (n && is_space(a[n - 1]))
+        n--;
+    while (n && is_space(*a))
+        a++, n--;
+    snprintf(u->text, sizeof u->text, "%.*s", (int)(n < 60 ? n : 60), a);
+    /* "apples" and "apple" are the same thing */
+    size_t tl = strlen(u->text);
+    if (!u->known && tl > 3 && u->text[tl - 1] == 's')
+        u->text[tl - 1] = '\0';
+    u->present = true;
+    return true;
+}
+
+/* Where a trailing unit starts in s ("16 cm^2" -> 3), or 0 when none. */
+static size_t unit_start(const char *s, unit_info *u)
+{
+    for (size_t i = 1; s[i]; i++) {
+        if (!isalpha((unsigned char)s[i]) || isalpha((unsigned char)s[i - 1]) || s[i - 1] == '\\' ||
+            s[i - 1] == '_')
+            continue;
+        char p = s[i - 1];
+        if (!(is_space(p) || isdigit((unsigned char)p) || p == '}' || p == ')' || p == '%'))
+            continue;
+        if (parse_unit(s + i, u))
+            return i;
+    }
+    return 0;
+}
+
+/* ---- prose: "Hence the result is 0.75", "so x = 3 and y = -1" ----------------------------- */
+
+static bool word_char(char c)
+{
+    return isalpha((unsigned char)c);
+}
+
+/* Whether s[0..n) reads as a sentence: two words or more that are no unit or math name. */
+static bool prose_like(const char *s, size_t n)
+{
+    int words = 0;
+    for (size_t i = 0; i < n && words < 2;) {
+        if (!word_char(s[i]) || (i > 0 && (s[i - 1] == '\\' || word_char(s[i - 1])))) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < n && word_char(s[j]))
+            j++;
+        size_t w = j - i;
+        if (w >= 2 && !find_unit(s + i, w) && !(w == 2 && strncasecmp(s + i, "pi", 2) == 0) &&
+            !(w == 4 && strncmp(s + i, "sqrt", 4) == 0) && !(j < n && s[j] == '('))
+            words++;
+        i = j;
+    }
+    return words >= 2;
+}
+
+/* The last sentence of s[0..n) that holds a digit (a period between digits is a decimal). */
+static void last_sentence(const char **s, size_t *n)
+{
+    const char *a = *s;
+    size_t len = *n, end = len;
+    while (end > 0) {
+        size_t b = end;
+        while (b > 0) {
+            char c = a[b - 1];
+            bool stop = (c == '.' || c == '!' || c == '?' || c == ';') && b < end &&
+                        is_space(a[b]) &&
+                        !(b >= 2 && isdigit((unsigned char)a[b - 2]) && b < len &&
+                          isdigit((unsigned char)a[b]));
+            if (stop)
+                break;
+            b--;
+        }
+        for (size_t k = b; k < end; k++)
+            if (isdigit((unsigned char)a[k])) {
+                *s = a + b;
+                *n = end - b;
+                trim_answer(s, n);
+                return;
+            }
+        if (b == 0)
+            break;
+        end = b - 1;
+    }
+}
+
+/* "x = 3 and y = -1" (two variables or more, each a letter with an optional subscript):
+ * "x = 3, y = -1". */
+static bool prose_variables(const char *s, size_t n, char **out)
+{
+    sbuf b = {0};
+    int count = 0;
+    char names[8][8];
+    for (size_t i = 0; i < n && count < 8; i++) {
+        if (!isalpha((unsigned char)s[i]) ||
+            (i > 0 && (isalnum((unsigned char)s[i - 1]) || s[i - 1] == '\\')))
+            continue;
+        size_t j = i + 1;
+        if (j < n && s[j] == '_' && j + 1 < n && isalnum((unsigned char)s[j + 1]))
+            j += 2;
+        while (j < n && isdigit((unsigned char)s[j]))
+            j++;
+        size_t name_end = j;
+        while (j < n && s[j] == ' ')
+            j++;
+        if (j >= n || s[j] != '=' || name_end - i > 6 || (j + 1 < n && s[j + 1] == '='))
+            continue;
+        size_t v = j + 1, e = v;
+        while (e < n && s[e] != ',' && s[e] != ';' &&
+               !(e + 5 <= n && strncmp(s + e, " and ", 5) == 0) && s[e] != '=')
+            e++;
+        if (e < n && s[e] == '=')
+            continue; /* "x = y = 2": not a plain value */
+        const char *val = s + v;
+        size_t vl = e - v;
+        trim_answer(&val, &vl);
+        if (vl == 0)
+            continue;
+        for (int k = 0; k < count; k++)
+            if (strncmp(names[k], s + i, name_end - i) == 0 && names[k][name_end - i] == '\0')
+                goto next;
+        snprintf(names[count], sizeof names[count], "%.*s", (int)(name_end - i), s + i);
+        if (count++)
+            sb_putn(&b, ", ", 2);
+        sb_putn(&b, s + i, name_end - i);
+        sb_putn(&b, " = ", 3);
+        sb_putn(&b, val, vl);
+        i = e > 0 ? e - 1 : e;
+    next:;
+    }
+    if (count < 2 || b.oom) {
+        free(b.p);
+        return false;
+    }
+    *out = b.p;
+    return true;
+}
+
+/* The value after the last "is" / "equals" / "=" / "get" ... of a sentence, cut at "because",
+ * "since", ", which". */
+static bool prose_verb(const char *s, size_t n, char **out)
+{
+    static const char *const verbs[] = {" is ",    " equals ", " equal to ", " are ",   " get ",
+                                        " gives ", " obtain ", " becomes ",  " makes ", " be ",
+                                        " was ",   "=",        "\\approx",   NULL};
+    const char *best = NULL;
+    size_t best_len = 0;
+    for (int v = 0; verbs[v]; v++) {
+        const char *hit = last_ci(s, n, verbs[v]);
+        if (hit && (!best || hit > best))
+            best = hit, best_len = strlen(verbs[v]);
+    }
+    if (!best)
+        return false;
+    const char *a = best + best_len;
+    size_t len = n - (size_t)(a - s);
+    static const char *const cuts[] = {" because", " since", ", which", ", so",
+                                       " as ",     " for ",  NULL};
+    for (int c = 0; cuts[c]; c++) {
+        const char *hit = last_ci(a, len, cuts[c]);
+        while (hit) { /* the first one */
+            const char *earlier = last_ci(a, (size_t)(hit - a), cuts[c]);
+            if (!earlier)
+                break;
+            hit = earlier;
+        }
+        if (hit)
+            len = (size_t)(hit - a);
+    }
+    trim_answer(&a, &len);
+    bool digit = false;
+    for (size_t i = 0; i < len && !digit; i++)
+        digit = isdigit((unsigned char)a[i]);
+    if (!digit || len == 0)
+        return false;
+    *out = dup_range(a, len);
+    return true;
+}
+
+/* The last number of a sentence, with a unit word after it when there is one. */
+static bool prose_last_number(const char *s, size_t n, char **out)
+{
+    size_t e = n;
+    while (e > 0 && !isdigit((unsigned char)s[e - 1]))
+        e--;
+    if (e == 0)
+        return false;
+    size_t b = e;
+    while (b > 0 && (isdigit((unsigned char)s[b - 1]) || s[b - 1] == '.' || s[b - 1] == '/' ||
+                     s[b - 1] == ','))
+        b--;
+    if (b > 0 && s[b - 1] == '-')
+        b--;
+    /* a % or a unit word right after it */
+    size_t x = e;
+    if (x < n && s[x] == '%')
+        x++;
+    else {
+        size_t w = x;
+        while (w < n && s[w] == ' ')
+            w++;
+        size_t we = w;
+        while (we < n && isalpha((unsigned char)s[we]))
+            we++;
+        if (we > w && find_unit(s + w, we - w))
+            x = we;
+    }
+    const char *a = s + b;
+    size_t len = x - b;
+    trim_answer(&a, &len);
+    if (len == 0)
+        return false;
+    *out = dup_range(a, len);
+    return true;
+}
+
+/* The final answer of a line of prose: variables, else the value after a verb, else the
+ * sentence's last number. */
+static bool extract_prose(const char *s, size_t n, char **out, const char **at, size_t *at_len,
+                          const char **rule)
+{
+    const char *a = s;
+    size_t len = n;
+    last_sentence(&a, &len);
+    *at = a;
+    *at_len = len;
+    if (prose_variables(a, len, out)) {
+        *rule = "variables in a sentence";
+        return true;
+    }
+    if (prose_verb(a, len, out)) {
+        *rule = "\"the result is\" sentence";
+        return true;
+    }
+    if (prose_last_number(a, len, out)) {
+        *rule = "last number in a sentence";
+        return true;
+    }
+    return false;
+}
+
 /* The right-hand side of the last '=' (or \approx) in s[0..n), else all of it. */
 static void rhs(const char **s, size_t *n)
 {
@@ -246,7 +651,8 @@ static void rhs(const char **s, size_t *n)
     }
 }
 
-static bool extract_last_math(const char *s, size_t n, char **out)
+static bool extract_last_math(const char *s, size_t n, char **out, const char **at, size_t *at_len,
+                              const char **rule)
 {
     /* the last $...$, \(...\) or \[...\] */
     const char *best = NULL;
@@ -313,6 +719,11 @@ static bool extract_last_math(const char *s, size_t n, char **out)
         if (!has_eq && (!has_digit || len > 200))
             return false;
     }
+    *at = a;
+    *at_len = len;
+    *rule = best ? "last math expression" : "last line";
+    if (!best && prose_like(a, len))
+        return extract_prose(a, len, out, at, at_len, rule);
     rhs(&a, &len);
     trim_answer(&a, &len);
     if (len == 0)
@@ -321,30 +732,97 @@ static bool extract_last_math(const char *s, size_t n, char **out)
     return true;
 }
 
+/* The line of text[0..n) around p. */
+static void line_at(const char *text, size_t n, const char *p, const char **at, size_t *at_len)
+{
+    const char *b = p, *e = p;
+    while (b > text && b[-1] != '\n')
+        b--;
+    while (e < text + n && *e != '\n')
+        e++;
+    *at = b;
+    *at_len = (size_t)(e - b);
+}
+
+/* An answer line that is itself a sentence ("Answer: so x = 3 and y = -1"): read it as prose. */
+static void refine_prose(sm_answer_found *f)
+{
+    char *a = f->answer, *better = NULL;
+    size_t n = strlen(a);
+    if (prose_variables(a, n, &better) ||
+        (prose_like(a, n) && (prose_verb(a, n, &better) || prose_last_number(a, n, &better)))) {
+        free(f->answer);
+        f->answer = better;
+    }
+}
+
+static bool find_rules(const char *text, size_t n, sm_answer_found *f, const char **at,
+                       size_t *at_len)
+{
+    static const struct {
+        const char *marker, *rule;
+    } markers[] = {{"final answer", "final-answer line"},
+                   {"answer:", "answer line"},
+                   {"the answer is", "\"the answer is\" sentence"}};
+    const char *hit = NULL;
+    if (extract_boxed(text, n, &f->answer, &hit)) {
+        f->rule = "boxed";
+        line_at(text, n, hit, at, at_len);
+        return true;
+    }
+    for (size_t m = 0; m < sizeof markers / sizeof markers[0]; m++) {
+        if (extract_after(text, n, markers[m].marker, &f->answer, &hit)) {
+            f->rule = markers[m].rule;
+            line_at(text, n, hit, at, at_len);
+            if (f->answer)
+                refine_prose(f);
+            return true;
+        }
+    }
+    return extract_last_math(text, n, &f->answer, at, at_len, &f->rule);
+}
+
+sm_code sm_answer_find(const char *text, sm_answer_found *f, sm_err *err)
+{
+    if (f)
+        *f = (sm_answer_found){.rule = "none"};
+    if (!text || !f)
+        return sm_err_set(err, SM_EINVAL, "answer: NULL argument");
+    size_t n = strlen(text), cut = 0;
+    if (n > SM_ANSWER_MAX_TEXT) {
+        cut = n - SM_ANSWER_MAX_TEXT;
+        text += cut;
+        n = SM_ANSWER_MAX_TEXT;
+    }
+    const char *at = NULL;
+    size_t at_len = 0;
+    if (find_rules(text, n, f, &at, &at_len)) {
+        if (!f->answer)
+            return sm_err_set(err, SM_ENOMEM, "answer: out of memory");
+        if (f->answer[0] == '\0') {
+            free(f->answer);
+            f->answer = NULL;
+        }
+    }
+    if (!f->answer) {
+        f->rule = "none";
+    } else if (at) {
+        f->span_off = cut + (size_t)(at - text);
+        f->span_len = at_len;
+    }
+    return SM_OK;
+}
+
 sm_code sm_answer_extract(const char *text, char **answer, sm_err *err)
 {
     if (answer)
         *answer = NULL;
-    if (!text || !answer)
+    if (!answer)
         return sm_err_set(err, SM_EINVAL, "answer: NULL argument");
-    size_t n = strlen(text);
-    if (n > SM_ANSWER_MAX_TEXT) {
-        text += n - SM_ANSWER_MAX_TEXT;
-        n = SM_ANSWER_MAX_TEXT;
-    }
-    char *out = NULL;
-    if (extract_boxed(text, n, &out) || extract_after(text, n, "final answer", &out) ||
-        extract_after(text, n, "answer:", &out) || extract_after(text, n, "the answer is", &out) ||
-        extract_last_math(text, n, &out)) {
-        if (!out)
-            return sm_err_set(err, SM_ENOMEM, "answer: out of memory");
-        if (out[0] == '\0') {
-            free(out);
-            out = NULL;
-        }
-    }
-    *answer = out;
-    return SM_OK;
+    sm_answer_found f;
+    sm_code rc = sm_answer_find(text, &f, err);
+    *answer = f.answer;
+    return rc;
 }
 
 /* ---- normalization ---------------------------------------------------------------------- */
@@ -378,10 +856,10 @@ static const rep reps[] = {
     {"\\times", "*"},
     {"\\div", "/"},
     {"\\%", "%"},
-    {"^{\\circ}", ""},
-    {"^\\circ", ""},
-    {"\\circ", ""},
-    {"\\degree", ""},
+    {"^{\\circ}", " deg"},
+    {"^\\circ", " deg"},
+    {"\\circ", " deg"},
+    {"\\degree", " deg"},
     {"\\{", "\x01"},
     {"\\}", "\x02"},
     {"\\lbrace", "\x01"},
@@ -391,7 +869,9 @@ static const rep reps[] = {
     {"\\langle", "("},
     {"\\rangle", ")"},
     {"\\$", ""},
-    {"\xc2\xb0", ""},         /* ° */
+    {"\xc2\xb0", " deg"},     /* ° */
+    {"\xc2\xb2", "^2"},       /* ² */
+    {"\xc2\xb3", "^3"},       /* ³ */
     {"\xe2\x88\x92", "-"},    /* − */
     {"\xc3\x97", "*"},        /* × */
     {"\xc2\xb7", "*"},        /* · */
@@ -445,10 +925,10 @@ static char *normalize(const char *in)
                     alone = is_space(in[k]) || in[k] == '$';
                 for (size_t k = st + len + 1; k < n && alone; k++)
                     alone = is_space(in[k]) || in[k] == '$' || in[k] == '.';
-                if (alone)
+                /* a unit after a value stays as a word ("5 cm"); the comparison reads it */
+                sb_putc(&b, ' ');
+                if (len < 40 || alone)
                     sb_putn(&b, in + st, len);
-                else
-                    sb_putc(&b, ' ');
                 i = st + len + 1;
                 done = true;
             }
@@ -649,7 +1129,10 @@ static bool thousands(const char *s, size_t n, char *out, size_t outlen)
 typedef struct cmp_result {
     bool equal;
     const char *method;
-    char detail[400];
+    char detail[600];
+    const sm_answer_policy *pol;
+    char va[96], vb[96]; /* the values compared last (normalized) */
+    char units[200], percent[80];
 } cmp_result;
 
 static bool is_integer_text(const char *s)
@@ -683,46 +1166,6 @@ static bool int_text_equal(const char *a, const char *b)
     return na == nb && strcmp(a, b) == 0;
 }
 
-static bool close_enough(double a, double b)
-{
-    double diff = fabs(a - b), scale = fmax(fabs(a), fabs(b));
-    return diff <= ABS_TOL || diff <= REL_TOL * scale;
-}
-
-static bool vals_equal(const ans_val *a, const ans_val *b, bool *exactly)
-{
-    *exactly = a->exact && b->exact && !a->has_decimal && !b->has_decimal;
-    if (*exactly)
-        return a->n == b->n && a->d == b->d;
-    if (a->exact && b->exact && a->n == b->n && a->d == b->d)
-        return *exactly = true;
-    return close_enough(a->v, b->v);
-}
-
-/* Drops trailing unit words ("5 cm", "12 apples"): words of two or more letters that are not
- * a known name, after a space or a digit. */
-static void strip_units(char *s)
-{
-    for (int round = 0; round < 3; round++) {
-        size_t n = strlen(s);
-        while (n && is_space(s[n - 1]))
-            n--;
-        size_t e = n;
-        while (n && isalpha((unsigned char)s[n - 1]))
-            n--;
-        size_t w = e - n;
-        if (w < 2 || n == 0 || s[n - 1] == '\\')
-            return;
-        if (!(is_space(s[n - 1]) || isdigit((unsigned char)s[n - 1]) || s[n - 1] == '}'))
-            return;
-        if ((w == 2 && strncmp(s + n, "pi", 2) == 0) || (w == 4 && strncmp(s + n, "sqrt", 4) == 0))
-            return;
-        s[n] = '\0';
-        while (n && is_space(s[n - 1]))
-            s[--n] = '\0';
-    }
-}
-
 static const char *scalar_method(const ans_val *a, const ans_val *b)
 {
     if (a->has_ops || b->has_ops)
@@ -734,148 +1177,297 @@ static const char *scalar_method(const ans_val *a, const ans_val *b)
     return "integer";
 }
 
+static bool close_enough(double a, double b, double tol)
+{
+    double diff = fabs(a - b), scale = fmax(fabs(a), fabs(b));
+    return diff <= ABS_TOL || diff <= tol * scale;
+}
+
+/* |a - b| <= tol * max(|a|, |b|) (or <= ABS_TOL), exactly. */
+static bool q_close(const mpq_t a, const mpq_t b, double tol)
+{
+    mpq_t d, s, t;
+    mpq_inits(d, s, t, NULL);
+    mpq_sub(d, a, b);
+    mpq_abs(d, d);
+    mpq_abs(s, a);
+    mpq_abs(t, b);
+    if (mpq_cmp(t, s) > 0)
+        mpq_set(s, t);
+    mpq_set_d(t, tol);
+    mpq_mul(s, s, t);
+    bool ok = mpq_cmp(d, s) <= 0;
+    if (!ok) {
+        mpq_set_d(t, ABS_TOL);
+        ok = mpq_cmp(d, t) <= 0;
+    }
+    mpq_clears(d, s, t, NULL);
+    return ok;
+}
+
+static bool vals_equal(const ans_val *a, const ans_val *b, double tol, bool *exactly)
+{
+    *exactly = a->exact && b->exact && !a->has_decimal && !b->has_decimal;
+    if (a->exact && b->exact && mpq_equal(a->q, b->q))
+        return *exactly = true;
+    if (*exactly)
+        return false;
+    if (a->exact && b->exact)
+        return q_close(a->q, b->q, tol);
+    return close_enough(a->v, b->v, tol);
+}
+
 static void fmt_val(char *buf, size_t len, const ans_val *v)
 {
-    if (v->exact && v->d == 1)
-        snprintf(buf, len, "%lld", (long long)v->n);
-    else if (v->exact)
-        snprintf(buf, len, "%lld/%lld", (long long)v->n, (long long)v->d);
-    else
+    if (!v->exact) {
         snprintf(buf, len, "%.10g", v->v);
+        return;
+    }
+    size_t nd = mpz_sizeinbase(mpq_numref(v->q), 10), dd = mpz_sizeinbase(mpq_denref(v->q), 10);
+    if (nd + dd > 60) {
+        snprintf(buf, len, "%.10g (exact, %zu/%zu digits)", v->v, nd, dd);
+        return;
+    }
+    char *s = mpq_get_str(NULL, 10, v->q);
+    snprintf(buf, len, "%s", s ? s : "?");
+    void (*freefunc)(void *, size_t);
+    mp_get_memory_functions(NULL, NULL, &freefunc);
+    if (s)
+        freefunc(s, strlen(s) + 1);
 }
 
 static void compare_any(const char *a, const char *b, int depth, cmp_result *r);
 
-/* Evaluates an element; a trailing % divides by 100 (and is reported). */
-static bool eval_scalar(const char *s, ans_val *v, bool *percent, char *why, int why_len)
+/* A scalar answer evaluated: its value, a trailing %, a trailing unit. */
+typedef struct scalar {
+    ans_val v;
+    bool ok, percent;
+    unit_info unit;
+    char why[128];
+} scalar;
+
+/* Evaluates an element: a trailing unit ("16 cm^2") and % are read apart. */
+static void eval_scalar(const char *s, scalar *out)
 {
+    memset(out, 0, sizeof *out);
     size_t n = strlen(s);
     if (n > SM_ANSWER_MAX_ANSWER) {
-        snprintf(why, (size_t)why_len, "answer too long to evaluate");
-        return false;
+        ans_val_init(&out->v);
+        snprintf(out->why, sizeof out->why, "answer too long to evaluate");
+        return;
     }
-    /* three work buffers on the heap: this runs inside nested set/tuple comparisons */
-    char *mem = malloc(3 * (SM_ANSWER_MAX_ANSWER + 1));
+    char *mem = malloc(2 * (SM_ANSWER_MAX_ANSWER + 1));
     if (!mem) {
-        snprintf(why, (size_t)why_len, "out of memory");
-        return false;
+        ans_val_init(&out->v);
+        snprintf(out->why, sizeof out->why, "out of memory");
+        return;
     }
-    char *buf = mem, *th = mem + SM_ANSWER_MAX_ANSWER + 1, *tmp = th + SM_ANSWER_MAX_ANSWER + 1;
+    char *buf = mem, *th = mem + SM_ANSWER_MAX_ANSWER + 1;
     memcpy(buf, s, n + 1);
+    unit_info u;
+    size_t us = unit_start(buf, &u);
+    if (us > 0) {
+        out->unit = u;
+        buf[us] = '\0';
+        n = us;
+    }
     while (n && is_space(buf[n - 1]))
         buf[--n] = '\0';
-    *percent = n && buf[n - 1] == '%';
-    if (*percent)
+    out->percent = n && buf[n - 1] == '%';
+    if (out->percent)
         buf[--n] = '\0';
-    const char *src = buf;
-    if (thousands(buf, n, th, SM_ANSWER_MAX_ANSWER + 1))
-        src = th;
-    bool ok = ans_eval(src, v, why, why_len);
-    if (!ok) {
-        /* units: "5 cm" */
-        snprintf(tmp, SM_ANSWER_MAX_ANSWER + 1, "%s", src);
-        strip_units(tmp);
-        char why2[128];
-        ok = strcmp(tmp, src) != 0 && tmp[0] && ans_eval(tmp, v, why2, sizeof why2);
+    const char *src = thousands(buf, n, th, SM_ANSWER_MAX_ANSWER + 1) ? th : buf;
+    out->ok = ans_eval(src, &out->v, out->why, sizeof out->why);
+    free(mem);
+}
+
+/* Applies the percent policy; returns false when the two cannot be equal under it. */
+static void percent_scale(ans_val *v)
+{
+    if (v->exact) {
+        mpq_t h;
+        mpq_init(h);
+        mpq_set_ui(h, 1, 100);
+        mpq_mul(v->q, v->q, h);
+        mpq_clear(h);
+    }
+    v->v /= 100.0;
+}
+
+/* Both values in base units when the units are comparable; a note either way. */
+static bool apply_units(scalar *a, scalar *b, cmp_result *r)
+{
+    unit_info *ua = &a->unit, *ub = &b->unit;
+    if (!ua->present && !ub->present)
+        return true;
+    if (r->pol->units == SM_UNITS_IGNORE) {
+        snprintf(r->units, sizeof r->units, "units ignored (assignment policy): %s / %s",
+                 ua->present ? ua->text : "none", ub->present ? ub->text : "none");
+        return true;
+    }
+    if (!ua->present || !ub->present) {
+        snprintf(r->units, sizeof r->units,
+                 "unit \"%s\" only in the %s: accepted, numbers compared as they are",
+                 ua->present ? ua->text : ub->text, ua->present ? "answer" : "key");
+        return true;
+    }
+    if (!ua->known || !ub->known) {
+        bool same = strcasecmp(ua->text, ub->text) == 0;
+        snprintf(r->units, sizeof r->units, "units \"%s\" and \"%s\" %s", ua->text, ub->text,
+                 same ? "are the same" : "differ");
+        return same;
+    }
+    if (memcmp(ua->dim, ub->dim, sizeof ua->dim) != 0) {
+        snprintf(r->units, sizeof r->units,
+                 "units \"%s\" and \"%s\" measure different things: not equal", ua->text, ub->text);
+        return false;
+    }
+    scalar *sides[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        ans_val *v = &sides[k]->v;
+        unit_info *u = &sides[k]->unit;
+        if (v->exact) {
+            mpq_t f;
+            mpq_init(f);
+            mpz_set_si(mpq_numref(f), (long)u->num);
+            mpz_set_si(mpq_denref(f), (long)u->den);
+            mpq_canonicalize(f);
+            mpq_mul(v->q, v->q, f);
+            mpq_clear(f);
+        }
+        v->v = v->v * (double)u->num / (double)u->den;
+    }
+    if (strcmp(ua->text, ub->text) == 0)
+        snprintf(r->units, sizeof r->units, "same unit \"%s\"", ua->text);
+    else
+        snprintf(r->units, sizeof r->units, "\"%s\" converted to \"%s\" (same dimension)", ua->text,
+                 ub->text);
+    return true;
+}
+
+/* Compares two evaluated scalars under the policy (percent, units, tolerance). */
+static void compare_values(scalar *sa, scalar *sb, cmp_result *r)
+{
+    ans_val *va = &sa->v, *vb = &sb->v;
+    bool pa = sa->percent, pb = sb->percent, exactly = false, eq = false;
+    const sm_answer_policy *pol = r->pol;
+    if (!apply_units(sa, sb, r)) {
+        r->equal = false;
+        r->method = "units";
+        snprintf(r->detail, sizeof r->detail, "%s", r->units);
+        return;
+    }
+    if (pol->percent == SM_PERCENT_RATIO) {
+        if (pa)
+            percent_scale(va);
+        if (pb)
+            percent_scale(vb);
+        if (pa || pb)
+            snprintf(r->percent, sizeof r->percent, "%% read as a ratio (50%% = 0.5)");
+        eq = vals_equal(va, vb, pol->tolerance, &exactly);
+    } else if (pol->percent == SM_PERCENT_PERCENT) {
+        if (pa || pb)
+            snprintf(r->percent, sizeof r->percent, "%% read as a number of percent (50%% = 50)");
+        eq = vals_equal(va, vb, pol->tolerance, &exactly);
+    } else {
+        eq = vals_equal(va, vb, pol->tolerance, &exactly);
+        if (pa || pb)
+            snprintf(r->percent, sizeof r->percent, "%% sign ignored (50%% = 50)");
+        if (!eq && pa != pb) {
+            /* "50%" against "0.5": the percent side divided by 100 */
+            ans_val scaled;
+            ans_val_init(&scaled);
+            ans_val_copy(&scaled, pa ? va : vb);
+            percent_scale(&scaled);
+            eq = vals_equal(pa ? &scaled : va, pa ? vb : &scaled, pol->tolerance, &exactly);
+            if (eq)
+                snprintf(r->percent, sizeof r->percent, "%% read as a ratio (50%% = 0.5)");
+            ans_val_clear(&scaled);
+        }
+    }
+    r->equal = eq;
+    r->method = scalar_method(va, vb);
+    if ((pa || pb) && strcmp(r->method, "integer") == 0)
+        r->method = "decimal";
+    fmt_val(r->va, sizeof r->va, va);
+    fmt_val(r->vb, sizeof r->vb, vb);
+    char tol[64] = "";
+    if (eq && !exactly)
+        snprintf(tol, sizeof tol, " (within relative tolerance %g)", pol->tolerance);
+    snprintf(r->detail, sizeof r->detail, "values %s and %s %s%s%s%s%s", r->va, r->vb,
+             eq ? "are equal" : "differ", exactly ? " (exact)" : tol, r->percent[0] ? "; " : "",
+             r->percent, r->units[0] ? "; " : "");
+    size_t dl = strlen(r->detail);
+    snprintf(r->detail + dl, sizeof r->detail - dl, "%s", r->units);
+}
+
+/* Integers of any size (with thousands separators) compared as text; false when not both. */
+static bool compare_int_text(const char *a, const char *b, cmp_result *r)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > SM_ANSWER_MAX_ANSWER || lb > SM_ANSWER_MAX_ANSWER)
+        return false;
+    const size_t M = SM_ANSWER_MAX_ANSWER + 1;
+    char *mem = malloc(4 * M);
+    if (!mem)
+        return false;
+    char *ta = mem, *tb = mem + M, *ca = mem + 2 * M, *cb = mem + 3 * M;
+    /* spaces inside a number ("1 000") are not meaningful */
+    size_t j = 0;
+    for (size_t i = 0; a[i]; i++)
+        if (!is_space(a[i]))
+            ca[j++] = a[i];
+    ca[j] = '\0';
+    j = 0;
+    for (size_t i = 0; b[i]; i++)
+        if (!is_space(b[i]))
+            cb[j++] = b[i];
+    cb[j] = '\0';
+    const char *ia = thousands(ca, strlen(ca), ta, M) ? ta : ca;
+    const char *ib = thousands(cb, strlen(cb), tb, M) ? tb : cb;
+    bool both = is_integer_text(ia) && is_integer_text(ib);
+    if (both) {
+        r->equal = int_text_equal(ia, ib);
+        r->method = "integer";
+        snprintf(r->detail, sizeof r->detail, "integers %.150s %s %.150s", ia,
+                 r->equal ? "==" : "!=", ib);
+        snprintf(r->va, sizeof r->va, "%.90s", ia);
+        snprintf(r->vb, sizeof r->vb, "%.90s", ib);
     }
     free(mem);
-    return ok;
+    return both;
 }
 
 static void compare_scalar(const char *a, const char *b, cmp_result *r)
 {
-    /* integers of any size (with thousands separators) compare as text */
-    const char *ia = a, *ib = b;
-    size_t la = strlen(a), lb = strlen(b);
-    char *mem = NULL;
-    if (la <= SM_ANSWER_MAX_ANSWER && lb <= SM_ANSWER_MAX_ANSWER &&
-        (mem = malloc(4 * (SM_ANSWER_MAX_ANSWER + 1))) != NULL) {
-        const size_t M = SM_ANSWER_MAX_ANSWER + 1;
-        char *ta = mem, *tb = mem + M, *ca = mem + 2 * M, *cb = mem + 3 * M;
-        /* spaces inside a number ("1 000") are not meaningful */
-        size_t j = 0;
-        for (size_t i = 0; a[i]; i++)
-            if (!is_space(a[i]))
-                ca[j++] = a[i];
-        ca[j] = '\0';
-        j = 0;
-        for (size_t i = 0; b[i]; i++)
-            if (!is_space(b[i]))
-                cb[j++] = b[i];
-        cb[j] = '\0';
-        ia = thousands(ca, strlen(ca), ta, M) ? ta : ca;
-        ib = thousands(cb, strlen(cb), tb, M) ? tb : cb;
-        if (is_integer_text(ia) && is_integer_text(ib)) {
-            r->equal = int_text_equal(ia, ib);
-            r->method = "integer";
-            snprintf(r->detail, sizeof r->detail, "integers %.150s %s %.150s", ia,
-                     r->equal ? "==" : "!=", ib);
-            free(mem);
-            return;
-        }
-        free(mem);
-    }
-    ans_val va, vb;
-    bool pa = false, pb = false;
-    char wa[128] = "", wb[128] = "";
-    bool oka = eval_scalar(a, &va, &pa, wa, sizeof wa);
-    bool okb = eval_scalar(b, &vb, &pb, wb, sizeof wb);
-    if (oka && okb) {
-        bool exactly = false, eq = vals_equal(&va, &vb, &exactly);
-        const char *how = "";
-        if (!eq && (pa != pb)) {
-            /* "50%" against "0.5": the percent side divided by 100 */
-            ans_val *p = pa ? &va : &vb;
-            ans_val scaled = *p;
-            scaled.v /= 100.0;
-            if (scaled.exact && !__builtin_mul_overflow(scaled.d, 100, &scaled.d)) {
-                int64_t g = scaled.n, h = scaled.d;
-                while (h) {
-                    int64_t t = g % h;
-                    g = h;
-                    h = t;
-                }
-                if (g < 0)
-                    g = -g;
-                if (g > 1)
-                    scaled.n /= g, scaled.d /= g;
-            } else {
-                scaled.exact = false;
-            }
-            eq = pa ? vals_equal(&scaled, &vb, &exactly) : vals_equal(&va, &scaled, &exactly);
-            if (eq)
-                how = " (as a percentage)";
-        }
-        r->equal = eq;
-        r->method = scalar_method(&va, &vb);
-        if ((pa || pb) && strcmp(r->method, "integer") == 0)
-            r->method = "decimal";
-        char fa[64], fb[64];
-        fmt_val(fa, sizeof fa, &va);
-        fmt_val(fb, sizeof fb, &vb);
-        snprintf(r->detail, sizeof r->detail, "values %s%s and %s%s %s%s%s", fa, pa ? "%" : "", fb,
-                 pb ? "%" : "", eq ? "are equal" : "differ",
-                 exactly ? " (exact)"
-                 : eq    ? " (within relative tolerance 1e-6)"
-                         : "",
-                 how);
+    if (compare_int_text(a, b, r))
+        return;
+    scalar *sc = malloc(2 * sizeof *sc);
+    if (!sc) {
+        r->equal = false;
+        r->method = "none";
+        snprintf(r->detail, sizeof r->detail, "out of memory");
         return;
     }
-    /* not numbers: compare as normalized text */
-    char *x = canonical(a), *y = canonical(b);
-    r->method = "string";
-    r->equal = x && y && strcmp(x, y) == 0;
-    snprintf(r->detail, sizeof r->detail, "compared as text (%s%s%s)%s", !oka ? "student: " : "",
-             !oka ? wa : "", (!oka && !okb) ? "; key: " : "",
-             r->equal ? ": identical" : ": different");
-    if (oka && !okb)
-        snprintf(r->detail, sizeof r->detail, "compared as text (key: %s): %s", wb,
-                 r->equal ? "identical" : "different");
-    if (!oka && !okb)
-        snprintf(r->detail, sizeof r->detail, "compared as text (%s): %s", wa,
-                 r->equal ? "identical" : "different");
-    free(x);
-    free(y);
+    scalar *sa = &sc[0], *sb = &sc[1];
+    eval_scalar(a, sa);
+    eval_scalar(b, sb);
+    if (sa->ok && sb->ok) {
+        compare_values(sa, sb, r);
+    } else {
+        /* not numbers: compare as normalized text */
+        char *x = canonical(a), *y = canonical(b);
+        r->method = "string";
+        r->equal = x && y && strcmp(x, y) == 0;
+        const char *why = !sa->ok ? sa->why : sb->why;
+        snprintf(r->detail, sizeof r->detail, "compared as text (%s%s): %s",
+                 !sa->ok ? "" : "key: ", why, r->equal ? "identical" : "different");
+        free(x);
+        free(y);
+    }
+    ans_val_clear(&sa->v);
+    ans_val_clear(&sb->v);
+    free(sc);
 }
 
 static shape shape_of(const char *s, size_t n, size_t *inner_st, size_t *inner_len)
@@ -936,7 +1528,7 @@ static void compare_elements(const char *a, size_t an, const char *b, size_t bn,
             if (used[j])
                 continue;
             char *y = elem(b, bst[j], blen[j]);
-            cmp_result sub = {0};
+            cmp_result sub = {.pol = r->pol};
             if (y)
                 compare_any(x, y, depth + 1, &sub);
             free(y);
@@ -1034,7 +1626,129 @@ static void unmark(char *s)
     }
 }
 
-sm_code sm_answer_compare_values(const char *a, const char *b, json_t **out, sm_err *err)
+/* "x = 3, y = -1": two named values or more. Fills names (each up to 7 chars) and the value
+ * spans; returns the count, 0 when s is no such list. */
+static int assignments(const char *s, char names[][8], size_t *vst, size_t *vlen)
+{
+    size_t st[MAX_ELEMS], len[MAX_ELEMS];
+    int k = split_top(s, strlen(s), st, len);
+    if (k < 2 || k > 16)
+        return 0;
+    for (int i = 0; i < k; i++) {
+        const char *e = s + st[i];
+        size_t j = 0, n = len[i];
+        while (j < n && e[j] == ' ')
+            j++;
+        size_t b = j;
+        if (j >= n || !isalpha((unsigned char)e[j]))
+            return 0;
+        j++;
+        while (j < n && (isalnum((unsigned char)e[j]) || e[j] == '_' || e[j] == '{' || e[j] == '}'))
+            j++;
+        if (j - b > 7)
+            return 0;
+        snprintf(names[i], 8, "%.*s", (int)(j - b), e + b);
+        while (j < n && e[j] == ' ')
+            j++;
+        if (j >= n || e[j] != '=' || memchr(e + j + 1, '=', n - j - 1))
+            return 0;
+        vst[i] = st[i] + j + 1;
+        vlen[i] = n - j - 1;
+    }
+    return k;
+}
+
+/* Builds "(v1, v2, ...)" from an assignment list, in the order given by order[] (or as
+ * written). NULL on OOM. */
+static char *as_tuple(const char *s, int k, const size_t *vst, const size_t *vlen, const int *order)
+{
+    sbuf b = {0};
+    sb_putc(&b, '(');
+    for (int i = 0; i < k; i++) {
+        int x = order ? order[i] : i;
+        if (i)
+            sb_putn(&b, ", ", 2);
+        sb_putn(&b, s + vst[x], vlen[x]);
+    }
+    sb_putc(&b, ')');
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* Variables: "x = 3, y = -1" against "(3, -1)" (as written) or "y = -1, x = 3" (by name).
+ * Returns false when neither side is such a list (then compare as usual). */
+static bool compare_assignments(const char *a, const char *b, cmp_result *r)
+{
+    char na[16][8], nb[16][8];
+    size_t ast[16], alen[16], bst[16], blen[16];
+    int ka = assignments(a, na, ast, alen), kb = assignments(b, nb, bst, blen);
+    if (!ka && !kb)
+        return false;
+    char *ta = NULL, *tb = NULL;
+    if (ka && kb) {
+        int order[16];
+        for (int i = 0; i < kb && ka == kb; i++) {
+            order[i] = -1;
+            for (int j = 0; j < ka; j++)
+                if (strcmp(nb[i], na[j]) == 0)
+                    order[i] = j;
+            if (order[i] < 0) {
+                r->equal = false;
+                r->method = "tuple";
+                snprintf(r->detail, sizeof r->detail, "variable %s of the key is not in the answer",
+                         nb[i]);
+                return true;
+            }
+        }
+        if (ka != kb) {
+            r->equal = false;
+            r->method = "tuple";
+            snprintf(r->detail, sizeof r->detail, "%d variables against %d", ka, kb);
+            return true;
+        }
+        ta = as_tuple(a, ka, ast, alen, order);
+        tb = as_tuple(b, kb, bst, blen, NULL);
+    } else {
+        ta = ka ? as_tuple(a, ka, ast, alen, NULL) : strdup(a);
+        tb = kb ? as_tuple(b, kb, bst, blen, NULL) : strdup(b);
+    }
+    if (ta && tb) {
+        compare_any(ta, tb, 1, r);
+        size_t dl = strlen(r->detail);
+        snprintf(r->detail + dl, sizeof r->detail - dl, "%s",
+                 ka && kb ? " (variables matched by name)"
+                          : " (variables taken in the order written)");
+    } else {
+        r->equal = false;
+        snprintf(r->detail, sizeof r->detail, "out of memory");
+    }
+    free(ta);
+    free(tb);
+    return true;
+}
+
+/* The comparison's findings into res. */
+static void put_result(json_t *res, const cmp_result *r)
+{
+    json_object_set_new(res, "equal", json_boolean(r->equal));
+    json_object_set_new(res, "method", json_string(r->method));
+    json_object_set_new(res, "detail", str_or_null(r->detail));
+    if (r->va[0] || r->vb[0])
+        json_object_set_new(res, "values",
+                            json_pack("{s:o, s:o}", "extracted", str_or_null(r->va), "expected",
+                                      str_or_null(r->vb)));
+    if (r->units[0])
+        json_object_set_new(res, "units", str_or_null(r->units));
+    if (r->percent[0])
+        json_object_set_new(res, "percent", str_or_null(r->percent));
+    json_object_set_new(res, "policy", sm_answer_policy_json(r->pol));
+}
+
+static sm_code compare_values_policy(const char *a, const char *b, const sm_answer_policy *pol,
+                                     json_t **out, sm_err *err)
 {
     if (out)
         *out = NULL;
@@ -1045,7 +1759,7 @@ sm_code sm_answer_compare_values(const char *a, const char *b, json_t **out, sm_
         return sm_err_set(err, SM_ENOMEM, "answer: out of memory");
     json_object_set_new(res, "extracted", str_or_null(a));
     json_object_set_new(res, "expected", str_or_null(b));
-    cmp_result r = {.equal = false, .method = "none"};
+    cmp_result r = {.equal = false, .method = "none", .pol = pol};
     if (!a) {
         snprintf(r.detail, sizeof r.detail, "no final answer found");
     } else if (strlen(a) > SM_ANSWER_MAX_ANSWER || strlen(b) > SM_ANSWER_MAX_ANSWER) {
@@ -1068,7 +1782,7 @@ sm_code sm_answer_compare_values(const char *a, const char *b, json_t **out, sm_
             snprintf(r.detail, sizeof r.detail, "empty answer");
         else if (!nb[0])
             snprintf(r.detail, sizeof r.detail, "empty answer key");
-        else
+        else if (!compare_assignments(na, nb, &r))
             compare_any(na, nb, 0, &r);
         unmark(na);
         unmark(nb);
@@ -1078,45 +1792,68 @@ sm_code sm_answer_compare_values(const char *a, const char *b, json_t **out, sm_
         free(na);
         free(nb);
     }
-    json_object_set_new(res, "equal", json_boolean(r.equal));
-    json_object_set_new(res, "method", json_string(r.method));
-    json_object_set_new(res, "detail", str_or_null(r.detail));
+    put_result(res, &r);
     *out = res;
     return SM_OK;
 }
 
-sm_code sm_answer_compare(const char *student_text, const char *answer_key, json_t **out,
-                          sm_err *err)
+sm_code sm_answer_compare_values(const char *a, const char *b, json_t **out, sm_err *err)
+{
+    sm_answer_policy pol = sm_answer_policy_default();
+    return compare_values_policy(a, b, &pol, out, err);
+}
+
+/* The key, itself extracted when written as a solution ("\boxed{3}", "Answer: 3"). */
+static sm_code key_answer(const char *answer_key, char **key, sm_err *err)
+{
+    *key = NULL;
+    if (strstr(answer_key, "\\boxed") || strstr(answer_key, "\\fbox") ||
+        last_ci(answer_key, strlen(answer_key), "answer")) {
+        sm_code rc = sm_answer_extract(answer_key, key, err);
+        if (rc != SM_OK)
+            return rc;
+    }
+    if (!*key) {
+        const char *k = answer_key;
+        size_t n = strlen(k);
+        trim_answer(&k, &n);
+        *key = dup_range(k, n);
+        if (!*key)
+            return sm_err_set(err, SM_ENOMEM, "answer: out of memory");
+    }
+    return SM_OK;
+}
+
+sm_code sm_answer_compare_policy(const char *student_text, const char *answer_key,
+                                 const sm_answer_policy *policy, json_t **out, sm_err *err)
 {
     if (out)
         *out = NULL;
     if (!student_text || !answer_key || !out)
         return sm_err_set(err, SM_EINVAL, "answer: NULL argument");
-    char *a = NULL, *key = NULL;
-    sm_code rc = sm_answer_extract(student_text, &a, err);
+    sm_answer_policy def = sm_answer_policy_default();
+    sm_answer_found f;
+    char *key = NULL;
+    sm_code rc = sm_answer_find(student_text, &f, err);
     if (rc != SM_OK)
         return rc;
-    /* the key itself may be written as a solution ("\boxed{3}", "Answer: 3") */
-    if (strstr(answer_key, "\\boxed") || strstr(answer_key, "\\fbox") ||
-        last_ci(answer_key, strlen(answer_key), "answer")) {
-        rc = sm_answer_extract(answer_key, &key, err);
-        if (rc != SM_OK) {
-            free(a);
-            return rc;
-        }
+    rc = key_answer(answer_key, &key, err);
+    if (rc == SM_OK)
+        rc = compare_values_policy(f.answer, key, policy ? policy : &def, out, err);
+    if (rc == SM_OK) {
+        size_t n = f.span_len > 300 ? 300 : f.span_len;
+        char *src = f.answer ? dup_range(student_text + f.span_off, n) : NULL;
+        json_object_set_new(*out, "rule", json_string(f.rule));
+        json_object_set_new(*out, "source", str_or_null(src));
+        free(src);
     }
-    if (!key) {
-        const char *k = answer_key;
-        size_t n = strlen(k);
-        trim_answer(&k, &n);
-        key = dup_range(k, n);
-        if (!key) {
-            free(a);
-            return sm_err_set(err, SM_ENOMEM, "answer: out of memory");
-        }
-    }
-    rc = sm_answer_compare_values(a, key, out, err);
-    free(a);
+    free(f.answer);
     free(key);
     return rc;
+}
+
+sm_code sm_answer_compare(const char *student_text, const char *answer_key, json_t **out,
+                          sm_err *err)
+{
+    return sm_answer_compare_policy(student_text, answer_key, NULL, out, err);
 }

@@ -1,6 +1,7 @@
 /* sm_answer_eval: a small recursive-descent evaluator for final answers. Values are exact
- * rationals (int64 numerator/denominator, overflow-checked) while they can be, and doubles
- * always; recursion depth and the number of steps are bounded so hostile input costs little. */
+ * rationals (GMP mpq_t) while they stay under ANS_EVAL_MAX_BITS, and doubles otherwise;
+ * recursion depth, the number of steps, literal lengths and exponents are bounded so hostile
+ * input costs little time and memory. */
 #include "sm_answer_eval.h"
 
 #include <ctype.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #define MAX_STEPS 20000
+#define MAX_FACTORIAL 1000
 
 typedef struct parser {
     const char *s;
@@ -20,6 +22,27 @@ typedef struct parser {
     int why_len;
     bool failed;
 } parser;
+
+void ans_val_init(ans_val *v)
+{
+    memset(v, 0, sizeof *v);
+    mpq_init(v->q);
+}
+
+void ans_val_clear(ans_val *v)
+{
+    mpq_clear(v->q);
+}
+
+void ans_val_copy(ans_val *dst, const ans_val *src)
+{
+    mpq_set(dst->q, src->q);
+    dst->exact = src->exact;
+    dst->v = src->v;
+    dst->has_decimal = src->has_decimal;
+    dst->has_fraction = src->has_fraction;
+    dst->has_ops = src->has_ops;
+}
 
 static bool fail(parser *p, const char *msg)
 {
@@ -55,155 +78,178 @@ static bool eat(parser *p, const char *w)
     return true;
 }
 
-static int64_t gcd64(int64_t a, int64_t b)
+static size_t qbits(const mpq_t q)
 {
-    if (a < 0)
-        a = -a;
-    if (b < 0)
-        b = -b;
-    while (b) {
-        int64_t t = a % b;
-        a = b;
-        b = t;
+    size_t a = mpz_sizeinbase(mpq_numref(q), 2), b = mpz_sizeinbase(mpq_denref(q), 2);
+    return a > b ? a : b;
+}
+
+/* The double nearest q, +-inf when it is out of range (GMP leaves that undefined). */
+static double q_to_d(const mpq_t q)
+{
+    if (mpq_sgn(q) == 0)
+        return 0.0;
+    long na = (long)mpz_sizeinbase(mpq_numref(q), 2), nb = (long)mpz_sizeinbase(mpq_denref(q), 2);
+    if (na - nb > 1030)
+        return mpq_sgn(q) < 0 ? -INFINITY : INFINITY;
+    if (nb - na > 1080)
+        return 0.0;
+    return mpq_get_d(q);
+}
+
+/* After an exact operation: keep it exact while small enough, else only the double. */
+static void settle(ans_val *r)
+{
+    r->v = q_to_d(r->q);
+    if (qbits(r->q) > ANS_EVAL_MAX_BITS) {
+        r->exact = false;
+        mpq_set_ui(r->q, 0, 1);
     }
-    return a;
 }
 
-static ans_val make_exact(int64_t n, int64_t d)
+static void set_int(ans_val *r, long n)
 {
-    ans_val v = {0};
-    if (n == INT64_MIN || d == INT64_MIN) { /* cannot be negated (here or in gcd64) */
-        v.exact = false;
-        v.v = (double)n / (double)d;
-        return v;
+    r->exact = true;
+    mpq_set_si(r->q, n, 1);
+    r->v = (double)n;
+}
+
+static void set_real(ans_val *r, double x)
+{
+    r->exact = false;
+    mpq_set_ui(r->q, 0, 1);
+    r->v = x;
+}
+
+static void merge_flags(ans_val *r, const ans_val *b)
+{
+    r->has_decimal = r->has_decimal || b->has_decimal;
+    r->has_fraction = r->has_fraction || b->has_fraction;
+    r->has_ops = r->has_ops || b->has_ops;
+}
+
+static void negate(ans_val *r)
+{
+    mpq_neg(r->q, r->q);
+    r->v = -r->v;
+}
+
+/* r += b (or r -= b). */
+static void v_add(ans_val *r, const ans_val *b, int sign)
+{
+    if (r->exact && b->exact) {
+        if (sign < 0)
+            mpq_sub(r->q, r->q, b->q);
+        else
+            mpq_add(r->q, r->q, b->q);
+        settle(r);
+    } else {
+        set_real(r, sign < 0 ? r->v - b->v : r->v + b->v);
     }
-    if (d < 0)
-        n = -n, d = -d;
-    int64_t g = gcd64(n, d);
-    if (g > 1)
-        n /= g, d /= g;
-    v.exact = true;
-    v.n = n;
-    v.d = d;
-    v.v = (double)n / (double)d;
-    return v;
+    merge_flags(r, b);
+    r->has_ops = true;
 }
 
-static ans_val make_real(double x)
+/* r *= b. */
+static void v_mul(ans_val *r, const ans_val *b)
 {
-    ans_val v = {0};
-    v.v = x;
-    return v;
+    if (r->exact && b->exact) {
+        mpq_mul(r->q, r->q, b->q);
+        settle(r);
+    } else {
+        set_real(r, r->v * b->v);
+    }
+    merge_flags(r, b);
+    r->has_ops = true;
 }
 
-static void merge_flags(ans_val *r, const ans_val *a, const ans_val *b)
+/* r /= b. */
+static bool v_div(parser *p, ans_val *r, const ans_val *b)
 {
-    r->has_decimal = a->has_decimal || b->has_decimal;
-    r->has_fraction = a->has_fraction || b->has_fraction;
-    r->has_ops = a->has_ops || b->has_ops;
-}
-
-static ans_val v_add(ans_val a, ans_val b, int sign)
-{
-    ans_val r;
-    int64_t x, y, n, d;
-    if (a.exact && b.exact && !__builtin_mul_overflow(a.n, b.d, &x) &&
-        !__builtin_mul_overflow(b.n, a.d, &y) && !(sign < 0 && y == INT64_MIN) &&
-        !__builtin_add_overflow(x, sign < 0 ? -y : y, &n) && !__builtin_mul_overflow(a.d, b.d, &d))
-        r = make_exact(n, d);
-    else
-        r = make_real(sign < 0 ? a.v - b.v : a.v + b.v);
-    merge_flags(&r, &a, &b);
-    r.has_ops = true;
-    return r;
-}
-
-static ans_val v_mul(ans_val a, ans_val b)
-{
-    ans_val r;
-    int64_t n, d;
-    if (a.exact && b.exact && !__builtin_mul_overflow(a.n, b.n, &n) &&
-        !__builtin_mul_overflow(a.d, b.d, &d))
-        r = make_exact(n, d);
-    else
-        r = make_real(a.v * b.v);
-    merge_flags(&r, &a, &b);
-    r.has_ops = true;
-    return r;
-}
-
-static bool v_div(parser *p, ans_val a, ans_val b, ans_val *r)
-{
-    if ((b.exact && b.n == 0) || b.v == 0.0)
+    if ((b->exact && mpq_sgn(b->q) == 0) || (!b->exact && b->v == 0.0))
         return fail(p, "division by zero");
-    int64_t n, d;
-    if (a.exact && b.exact && !__builtin_mul_overflow(a.n, b.d, &n) &&
-        !__builtin_mul_overflow(a.d, b.n, &d))
-        *r = make_exact(n, d);
-    else
-        *r = make_real(a.v / b.v);
-    merge_flags(r, &a, &b);
+    if (r->exact && b->exact) {
+        mpq_div(r->q, r->q, b->q);
+        settle(r);
+    } else {
+        set_real(r, r->v / b->v);
+    }
+    merge_flags(r, b);
     r->has_fraction = true;
     return true;
 }
 
-static bool isqrt_exact(int64_t x, int64_t *root)
+/* The exact k-th root of z when there is one. */
+static bool exact_root(mpz_t out, const mpz_t z, unsigned long k)
 {
-    if (x < 0)
+    if (mpz_sgn(z) < 0 && k % 2 == 0)
         return false;
-    int64_t s = (int64_t)sqrt((double)x);
-    for (int64_t c = s > 1 ? s - 1 : 0; c <= s + 1; c++) {
-        if (c != 0 && c > INT64_MAX / c)
-            break;
-        if (c * c == x) {
-            *root = c;
-            return true;
-        }
-    }
-    return false;
+    return mpz_root(out, z, k) != 0;
 }
 
-static bool v_sqrt(parser *p, ans_val a, ans_val *r)
+/* r = the k-th root of r (k >= 2). */
+static bool v_root(parser *p, ans_val *r, unsigned long k)
 {
-    if (a.v < 0)
-        return fail(p, "square root of a negative number");
-    int64_t rn, rd;
-    if (a.exact && isqrt_exact(a.n, &rn) && isqrt_exact(a.d, &rd))
-        *r = make_exact(rn, rd);
-    else
-        *r = make_real(sqrt(a.v));
-    r->has_decimal = a.has_decimal;
-    r->has_fraction = a.has_fraction;
+    if (r->v < 0 && (k % 2 == 0 || !r->exact))
+        return fail(p, k == 2 ? "square root of a negative number" : "root of a negative number");
+    bool done = false;
+    if (r->exact) {
+        mpz_t n, d;
+        mpz_inits(n, d, NULL);
+        if (exact_root(n, mpq_numref(r->q), k) && exact_root(d, mpq_denref(r->q), k)) {
+            mpz_set(mpq_numref(r->q), n);
+            mpz_set(mpq_denref(r->q), d);
+            mpq_canonicalize(r->q);
+            settle(r);
+            done = true;
+        }
+        mpz_clears(n, d, NULL);
+    }
+    if (!done)
+        set_real(r, k == 2     ? sqrt(r->v)
+                    : r->v < 0 ? -pow(-r->v, 1.0 / (double)k)
+                               : pow(r->v, 1.0 / (double)k));
     r->has_ops = true;
     return true;
 }
 
-static bool v_pow(parser *p, ans_val a, ans_val b, ans_val *r)
+/* r = r ^ e: exact for an integer exponent while the result stays under ANS_EVAL_MAX_BITS. */
+static bool v_pow(parser *p, ans_val *r, const ans_val *e)
 {
-    if (b.exact && b.d == 1 && b.n >= -64 && b.n <= 64 && a.exact) {
-        int64_t e = b.n < 0 ? -b.n : b.n;
-        int64_t n = 1, d = 1;
-        bool ok = true;
-        for (int64_t k = 0; k < e && ok; k++)
-            ok = !__builtin_mul_overflow(n, a.n, &n) && !__builtin_mul_overflow(d, a.d, &d);
-        if (ok) {
-            if (b.n < 0) {
-                if (n == 0)
-                    return fail(p, "division by zero");
-                int64_t t = n;
-                n = d;
-                d = t;
-            }
-            *r = make_exact(n, d);
-            merge_flags(r, &a, &b);
-            r->has_ops = true;
-            return true;
+    bool int_exp = e->exact && mpz_cmp_ui(mpq_denref(e->q), 1) == 0;
+    if (r->exact && int_exp) {
+        mpz_srcptr ez = mpq_numref(e->q);
+        bool neg = mpz_sgn(ez) < 0;
+        bool unit = mpz_cmpabs_ui(mpq_numref(r->q), 1) == 0 && mpz_cmp_ui(mpq_denref(r->q), 1) == 0;
+        if (mpq_sgn(r->q) == 0) {
+            if (neg)
+                return fail(p, "division by zero");
+            set_int(r, mpz_sgn(ez) == 0 ? 1 : 0);
+        } else if (unit) {
+            if (mpq_sgn(r->q) < 0 && mpz_even_p(ez))
+                set_int(r, 1);
+        } else if (mpz_cmpabs_ui(ez, ANS_EVAL_MAX_BITS) <= 0 &&
+                   mpz_get_ui(ez) * (qbits(r->q) - 1) <= ANS_EVAL_MAX_BITS) {
+            unsigned long k = mpz_get_ui(ez); /* absolute value */
+            mpz_pow_ui(mpq_numref(r->q), mpq_numref(r->q), k);
+            mpz_pow_ui(mpq_denref(r->q), mpq_denref(r->q), k);
+            if (neg)
+                mpq_inv(r->q, r->q);
+            settle(r);
+        } else {
+            double x = pow(r->v, e->v);
+            if (!isfinite(x) || x == 0.0)
+                return fail(p, "exponent too large to compare exactly");
+            set_real(r, x);
         }
+        merge_flags(r, e);
+        r->has_ops = true;
+        return true;
     }
-    if (a.v == 0 && b.v < 0)
+    if (r->v == 0 && e->v < 0)
         return fail(p, "division by zero");
-    *r = make_real(pow(a.v, b.v));
-    merge_flags(r, &a, &b);
+    set_real(r, pow(r->v, e->v));
+    merge_flags(r, e);
     r->has_ops = true;
     return true;
 }
@@ -211,7 +257,7 @@ static bool v_pow(parser *p, ans_val a, ans_val b, ans_val *r)
 static bool expr(parser *p, ans_val *out);
 static bool unary(parser *p, ans_val *out);
 
-/* {expr} or, LaTeX style, a single digit or letter (\frac12, \sqrt2). */
+/* {expr} or, LaTeX style, a single digit (\frac12, \sqrt2). */
 static bool group(parser *p, ans_val *out)
 {
     skip_ws(p);
@@ -226,88 +272,140 @@ static bool group(parser *p, ans_val *out)
         return true;
     }
     if (isdigit((unsigned char)p->s[p->i])) {
-        *out = make_exact(p->s[p->i] - '0', 1);
+        set_int(out, p->s[p->i] - '0');
         p->i++;
         return true;
     }
     return fail(p, "expected {...} after a command");
 }
 
+/* "e-3" / "E10" after a number: multiplies out by 10^exponent, exactly. */
+static bool sci_exponent(parser *p, ans_val *out, size_t digits)
+{
+    size_t j = p->i + 1;
+    bool neg = p->s[j] == '-';
+    if (p->s[j] == '-' || p->s[j] == '+')
+        j++;
+    unsigned long e = 0;
+    while (isdigit((unsigned char)p->s[j])) {
+        if (e < 100000000UL)
+            e = e * 10 + (unsigned long)(p->s[j] - '0');
+        j++;
+    }
+    p->i = j;
+    /* 10^e has about 3.33 e bits */
+    if ((e + digits) * 10 / 3 > ANS_EVAL_MAX_BITS)
+        return fail(p, "exponent too large to compare exactly");
+    mpz_t t;
+    mpz_init(t);
+    mpz_ui_pow_ui(t, 10, e);
+    if (neg)
+        mpz_mul(mpq_denref(out->q), mpq_denref(out->q), t);
+    else
+        mpz_mul(mpq_numref(out->q), mpq_numref(out->q), t);
+    mpz_clear(t);
+    mpq_canonicalize(out->q);
+    settle(out);
+    out->has_decimal = true;
+    return true;
+}
+
 static bool number(parser *p, ans_val *out)
 {
-    size_t st = p->i;
-    int64_t n = 0, d = 1;
-    bool exact = true, dec = false;
-    int digits = 0;
-    while (isdigit((unsigned char)p->s[p->i])) {
-        if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, p->s[p->i] - '0', &n))
-            exact = false;
-        p->i++;
-        digits++;
-    }
+    size_t st = p->i, digits = 0, frac = 0;
+    while (isdigit((unsigned char)p->s[p->i]))
+        p->i++, digits++;
     if (p->s[p->i] == '.' && isdigit((unsigned char)p->s[p->i + 1])) {
-        dec = true;
         p->i++;
-        while (isdigit((unsigned char)p->s[p->i])) {
-            if (exact && (__builtin_mul_overflow(n, 10, &n) ||
-                          __builtin_add_overflow(n, p->s[p->i] - '0', &n) ||
-                          __builtin_mul_overflow(d, 10, &d)))
-                exact = false;
-            p->i++;
-            digits++;
-        }
+        while (isdigit((unsigned char)p->s[p->i]))
+            p->i++, digits++, frac++;
     }
     if (digits == 0)
         return fail(p, "expected a number");
+    if (digits > ANS_EVAL_MAX_DIGITS)
+        return fail(p, "number too long to compare exactly");
+    char *buf = malloc(digits + 1);
+    if (!buf)
+        return fail(p, "out of memory");
+    size_t k = 0;
+    for (size_t i = st; i < p->i; i++)
+        if (p->s[i] != '.')
+            buf[k++] = p->s[i];
+    buf[k] = '\0';
+    mpz_set_str(mpq_numref(out->q), buf, 10);
+    free(buf);
+    mpz_ui_pow_ui(mpq_denref(out->q), 10, frac);
+    mpq_canonicalize(out->q);
+    out->exact = true;
+    out->has_decimal = frac > 0;
+    settle(out);
     /* scientific notation: 1.5e-3, 2E10 */
     if ((p->s[p->i] == 'e' || p->s[p->i] == 'E') &&
         (isdigit((unsigned char)p->s[p->i + 1]) ||
          ((p->s[p->i + 1] == '-' || p->s[p->i + 1] == '+') &&
-          isdigit((unsigned char)p->s[p->i + 2])))) {
-        size_t j = p->i + 1;
-        bool neg = p->s[j] == '-';
-        if (p->s[j] == '-' || p->s[j] == '+')
-            j++;
-        int64_t e = 0;
-        while (isdigit((unsigned char)p->s[j])) {
-            if (e < 100000)
-                e = e * 10 + (p->s[j] - '0');
-            j++;
-        }
-        p->i = j;
-        ans_val m = exact ? make_exact(n, d) : make_real(0);
-        if (!exact)
-            return fail(p, "number too long");
-        ans_val ten = make_exact(10, 1), ev = make_exact(neg ? -e : e, 1);
-        if (!v_pow(p, m.exact ? make_exact(10, 1) : ten, ev, out))
-            return false;
-        *out = v_mul(m, *out);
-        out->has_ops = false;
-        out->has_fraction = false;
-        out->has_decimal = true;
-        return true;
+          isdigit((unsigned char)p->s[p->i + 2]))))
+        return sci_exponent(p, out, digits);
+    return true;
+}
+
+/* \sqrt[n]{x} or \sqrt{x}. */
+static bool latex_root(parser *p, ans_val *out)
+{
+    ans_val idx;
+    ans_val_init(&idx);
+    bool has_idx = false, ok = true;
+    skip_ws(p);
+    if (p->s[p->i] == '[') {
+        p->i++;
+        ok = expr(p, &idx);
+        skip_ws(p);
+        if (ok && p->s[p->i] != ']')
+            ok = fail(p, "missing ]");
+        p->i += ok ? 1 : 0;
+        has_idx = true;
     }
-    char buf[64];
-    size_t len = p->i - st;
-    double v;
-    if (len < sizeof buf) {
-        memcpy(buf, p->s + st, len);
-        buf[len] = '\0';
-        v = strtod(buf, NULL);
-    } else {
-        v = exact ? (double)n / (double)d : INFINITY; /* > 60 digits: only as a double */
-        if (!exact) {
-            /* magnitude from the digit count is enough to compare with tolerance */
-            size_t intdigits = 0;
-            while (isdigit((unsigned char)p->s[st + intdigits]))
-                intdigits++;
-            v = intdigits > 300 ? INFINITY
-                                : pow(10.0, (double)intdigits - 1) *
-                                      ((p->s[st] - '0') + (p->s[st + 1] - '0') / 10.0);
+    if (ok)
+        ok = group(p, out);
+    if (ok && has_idx && !(idx.exact && mpz_cmp_ui(mpq_denref(idx.q), 1) == 0)) {
+        /* a root of a non-integer degree: only as a double */
+        if (idx.v == 0)
+            ok = fail(p, "zeroth root");
+        else if (out->v < 0)
+            ok = fail(p, "root of a negative number");
+        else
+            set_real(out, pow(out->v, 1.0 / idx.v)), out->has_ops = true;
+    } else if (ok) {
+        unsigned long k = 2;
+        if (has_idx) {
+            if (mpz_cmp_ui(mpq_numref(idx.q), 2) < 0 || mpz_cmp_ui(mpq_numref(idx.q), 64) > 0)
+                ok = mpq_sgn(idx.q) == 0 ? fail(p, "zeroth root")
+                                         : fail(p, "root degree must be 2 to 64");
+            else
+                k = mpz_get_ui(mpq_numref(idx.q));
         }
+        if (ok)
+            ok = v_root(p, out, k);
     }
-    *out = exact ? make_exact(n, d) : make_real(v);
-    out->has_decimal = dec;
+    ans_val_clear(&idx);
+    return ok;
+}
+
+static bool bracketed(parser *p, ans_val *out)
+{
+    char c = p->s[p->i];
+    char close = c == '(' ? ')' : c == '[' ? ']' : c == '{' ? '}' : '|';
+    p->i++;
+    if (!expr(p, out))
+        return false;
+    skip_ws(p);
+    if (p->s[p->i] != close)
+        return fail(p, c == '|' ? "unbalanced |" : "unbalanced brackets");
+    p->i++;
+    if (c == '|') {
+        if (out->v < 0)
+            negate(out);
+        out->has_ops = true;
+    }
     return true;
 }
 
@@ -319,78 +417,24 @@ static bool primary(parser *p, ans_val *out)
     char c = p->s[p->i];
     if (isdigit((unsigned char)c) || (c == '.' && isdigit((unsigned char)p->s[p->i + 1])))
         return number(p, out);
-    if (c == '(' || c == '[' || c == '{') {
-        char close = c == '(' ? ')' : c == '[' ? ']' : '}';
-        p->i++;
-        if (!expr(p, out))
-            return false;
-        skip_ws(p);
-        if (p->s[p->i] != close)
-            return fail(p, "unbalanced brackets");
-        p->i++;
-        return true;
-    }
-    if (c == '|') {
-        p->i++;
-        if (!expr(p, out))
-            return false;
-        skip_ws(p);
-        if (p->s[p->i] != '|')
-            return fail(p, "unbalanced |");
-        p->i++;
-        if (out->v < 0) {
-            if (out->exact)
-                out->n = -out->n;
-            out->v = -out->v;
-        }
-        out->has_ops = true;
-        return true;
-    }
+    if (c == '(' || c == '[' || c == '{' || c == '|')
+        return bracketed(p, out);
     if (eat(p, "\\frac")) {
-        ans_val a, b;
-        if (!group(p, &a) || !group(p, &b))
-            return false;
-        return v_div(p, a, b, out);
+        ans_val b;
+        ans_val_init(&b);
+        bool ok = group(p, out) && group(p, &b) && v_div(p, out, &b);
+        ans_val_clear(&b);
+        return ok;
     }
-    if (eat(p, "\\sqrt")) {
-        ans_val idx = {0}, a;
-        bool has_idx = false;
-        skip_ws(p);
-        if (p->s[p->i] == '[') {
-            p->i++;
-            if (!expr(p, &idx))
-                return false;
-            skip_ws(p);
-            if (p->s[p->i] != ']')
-                return fail(p, "missing ]");
-            p->i++;
-            has_idx = true;
-        }
-        if (!group(p, &a))
-            return false;
-        if (!has_idx || (idx.exact && idx.n == 2 && idx.d == 1))
-            return v_sqrt(p, a, out);
-        if (idx.v == 0)
-            return fail(p, "zeroth root");
-        if (a.v < 0)
-            return fail(p, "root of a negative number");
-        *out = make_real(pow(a.v, 1.0 / idx.v));
-        out->has_ops = true;
-        return true;
-    }
+    if (eat(p, "\\sqrt"))
+        return latex_root(p, out);
     if (eat(p, "sqrt")) {
-        ans_val a;
         skip_ws(p);
-        if (p->s[p->i] == '(' || p->s[p->i] == '{') {
-            if (!primary(p, &a))
-                return false;
-        } else if (!unary(p, &a)) {
-            return false;
-        }
-        return v_sqrt(p, a, out);
+        bool ok = (p->s[p->i] == '(' || p->s[p->i] == '{') ? primary(p, out) : unary(p, out);
+        return ok && v_root(p, out, 2);
     }
     if (eat(p, "\\pi") || eat(p, "pi")) {
-        *out = make_real(M_PI);
+        set_real(out, M_PI);
         out->has_ops = true;
         return true;
     }
@@ -401,36 +445,40 @@ static bool primary(parser *p, ans_val *out)
     return fail(p, "unexpected character");
 }
 
-/* primary ('^' exponent)?, right-associative; '!' for small factorials. */
+static bool factorial(parser *p, ans_val *out)
+{
+    p->i++;
+    if (!out->exact || mpz_cmp_ui(mpq_denref(out->q), 1) != 0 || mpq_sgn(out->q) < 0 ||
+        mpz_cmp_ui(mpq_numref(out->q), MAX_FACTORIAL) > 0)
+        return fail(p, "factorial of a non-integer or too large");
+    mpz_fac_ui(mpq_numref(out->q), mpz_get_ui(mpq_numref(out->q)));
+    settle(out);
+    out->has_ops = true;
+    skip_ws(p);
+    return true;
+}
+
+/* primary ('^' exponent)?, right-associative; '!' for factorials. */
 static bool power(parser *p, ans_val *out)
 {
     if (!primary(p, out))
         return false;
     skip_ws(p);
-    if (p->s[p->i] == '!' && p->s[p->i + 1] != '=') {
-        p->i++;
-        if (!out->exact || out->d != 1 || out->n < 0 || out->n > 20)
-            return fail(p, "factorial of a non-integer or too large");
-        int64_t f = 1;
-        for (int64_t k = 2; k <= out->n; k++)
-            f *= k;
-        *out = make_exact(f, 1);
-        out->has_ops = true;
-        skip_ws(p);
-    }
-    if (p->s[p->i] == '^') {
-        p->i++;
-        if (++p->depth > ANS_EVAL_MAX_DEPTH)
-            return fail(p, "expression nested too deeply");
-        ans_val e;
-        skip_ws(p);
-        bool ok = p->s[p->i] == '{' ? group(p, &e) : unary(p, &e);
-        p->depth--;
-        if (!ok)
-            return false;
-        return v_pow(p, *out, e, out);
-    }
-    return true;
+    if (p->s[p->i] == '!' && p->s[p->i + 1] != '=' && !factorial(p, out))
+        return false;
+    if (p->s[p->i] != '^')
+        return true;
+    p->i++;
+    if (++p->depth > ANS_EVAL_MAX_DEPTH)
+        return fail(p, "expression nested too deeply");
+    ans_val e;
+    ans_val_init(&e);
+    skip_ws(p);
+    bool ok = p->s[p->i] == '{' ? group(p, &e) : unary(p, &e);
+    p->depth--;
+    ok = ok && v_pow(p, out, &e);
+    ans_val_clear(&e);
+    return ok;
 }
 
 static bool unary(parser *p, ans_val *out)
@@ -443,13 +491,8 @@ static bool unary(parser *p, ans_val *out)
         bool neg = p->s[p->i] == '-';
         p->i++;
         ok = unary(p, out);
-        if (ok && neg) {
-            if (out->exact && out->n != INT64_MIN)
-                out->n = -out->n;
-            else
-                out->exact = false;
-            out->v = -out->v;
-        }
+        if (ok && neg)
+            negate(out);
     } else {
         ok = power(p, out);
     }
@@ -480,46 +523,65 @@ static bool plain_integer(const char *s, size_t from, size_t to)
     return true;
 }
 
+/* a mixed number: 3\frac{1}{2} is 3 + 1/2 (and -3\frac{1}{2} is -(3 + 1/2)) */
+static bool mixed_number(parser *p, size_t start, ans_val *out)
+{
+    ans_val f;
+    ans_val_init(&f);
+    bool ok = power(p, &f);
+    if (ok) {
+        bool neg = out->v < 0 || (out->v == 0 && p->s[start] == '-');
+        if (neg)
+            negate(&f);
+        v_add(out, &f, 1);
+    }
+    ans_val_clear(&f);
+    return ok;
+}
+
+/* One '*', '/' or implicit product step: out op= the next factor. */
+static bool product_step(parser *p, ans_val *out, char op)
+{
+    ans_val b;
+    ans_val_init(&b);
+    bool ok;
+    if (op == '*' || op == '/') {
+        p->i++;
+        ok = unary(p, &b);
+        if (ok && op == '*')
+            v_mul(out, &b);
+        else if (ok)
+            ok = v_div(p, out, &b);
+    } else {
+        /* implicit multiplication: 2\sqrt{3}, 2pi, 3(4+1) */
+        ok = power(p, &b);
+        if (ok)
+            v_mul(out, &b);
+    }
+    ans_val_clear(&b);
+    return ok;
+}
+
 static bool term(parser *p, ans_val *out)
 {
     skip_ws(p);
     size_t start = p->i;
     if (!unary(p, out))
         return false;
-    /* a mixed number: 3\frac{1}{2} is 3 + 1/2 (and -3\frac{1}{2} is -(3 + 1/2)) */
-    if (plain_integer(p->s, start, p->i) && out->exact && out->d == 1 && starts(p, "\\frac")) {
-        ans_val f;
-        if (!power(p, &f))
-            return false;
-        bool neg = out->n < 0 || (out->n == 0 && p->s[start] == '-');
-        if (neg && f.exact && f.n != INT64_MIN)
-            f.n = -f.n;
-        if (neg)
-            f.v = -f.v;
-        *out = v_add(*out, f, 1);
-    }
+    if (plain_integer(p->s, start, p->i) && out->exact && starts(p, "\\frac") &&
+        !mixed_number(p, start, out))
+        return false;
     for (;;) {
         if (++p->steps > MAX_STEPS)
             return fail(p, "expression too long");
         skip_ws(p);
         char c = p->s[p->i];
-        ans_val b;
-        if (c == '*') {
-            p->i++;
-            if (!unary(p, &b))
-                return false;
-            *out = v_mul(*out, b);
-        } else if (c == '/') {
-            p->i++;
-            if (!unary(p, &b))
-                return false;
-            if (!v_div(p, *out, b, out))
+        if (c == '*' || c == '/') {
+            if (!product_step(p, out, c))
                 return false;
         } else if (starts_primary(p)) {
-            /* implicit multiplication: 2\sqrt{3}, 2pi, 3(4+1) */
-            if (!power(p, &b))
+            if (!product_step(p, out, ' '))
                 return false;
-            *out = v_mul(*out, b);
         } else {
             return true;
         }
@@ -538,9 +600,11 @@ static bool expr(parser *p, ans_val *out)
             break;
         p->i++;
         ans_val b;
+        ans_val_init(&b);
         ok = term(p, &b);
         if (ok)
-            *out = v_add(*out, b, c == '-' ? -1 : 1);
+            v_add(out, &b, c == '-' ? -1 : 1);
+        ans_val_clear(&b);
     }
     p->depth--;
     return ok;
@@ -549,7 +613,7 @@ static bool expr(parser *p, ans_val *out)
 bool ans_eval(const char *s, ans_val *out, char *why, int why_len)
 {
     parser p = {.s = s, .why = why, .why_len = why_len};
-    memset(out, 0, sizeof *out);
+    ans_val_init(out);
     if (!expr(&p, out))
         return false;
     skip_ws(&p);
@@ -558,7 +622,7 @@ bool ans_eval(const char *s, ans_val *out, char *why, int why_len)
                                                                       : "unexpected character");
         return false;
     }
-    if (!isfinite(out->v)) {
+    if (!out->exact && !isfinite(out->v)) {
         fail(&p, "value too large to compare numerically");
         return false;
     }

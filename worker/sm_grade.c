@@ -11,6 +11,7 @@
 #include "sm_answer.h"
 #include "sm_inject.h"
 #include "sm_log.h"
+#include "sm_notebook.h"
 #include "sm_wmetrics.h"
 
 #define EXCERPT 2000
@@ -73,7 +74,6 @@ sm_code sm_job_new(const sm_grader *g, json_t *body, sm_job **out, sm_err *err)
     j->t_received_ms = sm_mono_ms();
     j->id = json_integer_value(jid);
     j->body = json_incref(body);
-    j->check_verdict = -1;
     sm_code rc = sm_kind_parse(str_of(a, "kind"), &j->kind, err);
     j->max_score = num_or(a, "max_score", 0);
     if (!rc && !(j->max_score > 0))
@@ -197,6 +197,8 @@ static sm_code code_checks(sm_job *j, sm_err *err)
     json_t *d =
         json_pack("{s:s, s:O}", "language", lang, "limits",
                   json_object_get(res, "limits") ? json_object_get(res, "limits") : json_null());
+    if (json_object_get(res, "points"))
+        json_object_set(d, "points", json_object_get(res, "points"));
     json_array_append_new(
         j->checks, json_pack("{s:s, s:s, s:b, s:I, s:o, s:o}", "kind", "compile", "name", "compile",
                              "passed", cok, "time_ms", (json_int_t)num_or(comp, "time_ms", 0),
@@ -234,7 +236,22 @@ static sm_code code_checks(sm_job *j, sm_err *err)
                      str_of(t, "name"), *why ? " (" : "", why, *why ? ")" : "", exp, out);
     }
     text_add(&j->checks_text, "%d of %d tests passed.\n", passed, total);
-    j->check_verdict = !cok ? 2 : total == 0 ? -1 : passed == total ? 1 : 0;
+    const json_t *pts = json_object_get(res, "points");
+    if (json_number_value(json_object_get(pts, "total")) > 0)
+        text_add(&j->checks_text, "Points from the tests: %g of %g.\n",
+                 json_number_value(json_object_get(pts, "earned")),
+                 json_number_value(json_object_get(pts, "total")));
+    sm_check_tally *ct = &j->tally;
+    ct->tests_passed = passed;
+    ct->tests_total = total;
+    ct->points_earned = json_number_value(json_object_get(pts, "earned"));
+    ct->points_total = json_number_value(json_object_get(pts, "total"));
+    ct->verdict = !cok              ? SM_CHECKS_NOT_COMPILED
+                  : total == 0      ? SM_CHECKS_NONE
+                  : passed == total ? SM_CHECKS_PASSED
+                                    : SM_CHECKS_FAILED;
+    /* the tests score the program when the assignment has some */
+    ct->basis = json_array_size(json_object_get(a, "tests")) > 0 ? SM_BASIS_TESTS : SM_BASIS_NONE;
     json_decref(res);
     return SM_OK;
 }
@@ -249,8 +266,12 @@ static sm_code math_checks(sm_job *j, sm_err *err)
     }
     json_t *res = NULL;
     int64_t t0 = sm_mono_ms();
-    sm_code rc = sm_answer_compare(str_of(json_object_get(j->body, "submission"), "content"), key,
-                                   &res, err);
+    sm_answer_policy pol;
+    sm_code rc = sm_answer_policy_parse(json_object_get(a, "answer_policy"), &pol, err);
+    if (rc)
+        return rc;
+    rc = sm_answer_compare_policy(str_of(json_object_get(j->body, "submission"), "content"), key,
+                                  &pol, &res, err);
     if (rc)
         return rc;
     bool eq = json_is_true(json_object_get(res, "equal"));
@@ -269,7 +290,10 @@ static sm_code math_checks(sm_job *j, sm_err *err)
              got ? "\"" : "", got ? got : "could not be found", got ? "\"" : "",
              got ? (eq ? "EQUALS" : "DOES NOT EQUAL") : "so it was not compared with",
              str_of(res, "detail"));
-    j->check_verdict = eq ? 1 : 0;
+    j->tally.verdict = eq ? SM_CHECKS_PASSED : SM_CHECKS_FAILED;
+    j->tally.answer_found = got != NULL;
+    /* a final answer compared with the key decides right or wrong; none found decides nothing */
+    j->tally.basis = got ? SM_BASIS_ANSWER_KEY : SM_BASIS_NONE;
     free(ex);
     json_decref(res);
     return SM_OK;
@@ -298,6 +322,15 @@ sm_code sm_job_prepare(sm_job *j, sm_err *err)
     if (rc)
         return rc;
     const char *lang = str_of(sub, "language");
+    /* a notebook: its cells as text with markers, its stored outputs left out */
+    char *nb_text = NULL;
+    if (j->kind == SM_KIND_CODE && strcmp(*lang ? lang : str_of(a, "language"), "python") == 0 &&
+        sm_notebook_detect(content)) {
+        rc = sm_notebook_render(content, &nb_text, err);
+        if (rc)
+            return rc;
+        content = nb_text;
+    }
     sm_prompt_input in = {.kind = j->kind,
                           .title = str_of(a, "title"),
                           .statement = str_of(a, "statement"),
@@ -309,6 +342,7 @@ sm_code sm_job_prepare(sm_job *j, sm_err *err)
                           .checks = j->checks_text,
                           .student = content};
     rc = sm_prompt_build(j->g->prompts, j->g->tok, &in, &j->prompt, err);
+    free(nb_text);
     if (rc)
         return rc;
     if ((int64_t)j->prompt.n_ids > j->g->cfg->worker.max_prompt_tokens)
@@ -321,7 +355,7 @@ sm_code sm_job_prepare(sm_job *j, sm_err *err)
 
 sm_code sm_job_submit(sm_job *j, sm_sched *sched, sm_err *err)
 {
-    static const char *const stops[] = {SM_VERDICT_END, NULL};
+    static const char *const stops[] = {SM_VERDICT_STOP, NULL};
     j->t_gen_ms = sm_mono_ms();
     for (int i = 0; i < j->n_samples; i++) {
         sm_task_spec t = {.user = j,
@@ -330,7 +364,7 @@ sm_code sm_job_submit(sm_job *j, sm_sched *sched, sm_err *err)
                           .n_prompt = j->prompt.n_ids,
                           .n_prefix = j->prompt.n_prefix,
                           .sampling = j->sp,
-                          .max_new = j->max_new,
+                          .max_new = sm_grade_critique_budget(j->max_new),
                           .stops = stops};
         t.sampling.seed = j->seed + (uint64_t)i;
         sm_code rc = sm_sched_submit(sched, &t, err);
@@ -353,11 +387,14 @@ static bool parse_sample(sm_job *j, sm_sample *s, const char *text)
 {
     sm_err e;
     sm_verdict_clear(&s->v);
-    if (sm_verdict_parse(text, strlen(text), j->max_score, &s->v, &e) == SM_OK) {
+    const char *student = str_of(json_object_get(j->body, "submission"), "content");
+    if (sm_verdict_parse(text, strlen(text), j->max_score, &s->v, &e) == SM_OK &&
+        sm_verdict_check_own(&s->v, text, student, &e) == SM_OK) {
         s->valid = true;
         s->error[0] = '\0';
         return true;
     }
+    sm_verdict_clear(&s->v); /* a block copied from the student's work is not kept */
     s->valid = false;
     snprintf(s->error, sizeof s->error, "%s", e.msg);
     return false;
@@ -398,13 +435,14 @@ sm_code sm_job_task_done(void *user, sm_task *task, sm_err *err)
         if (!(s->text = dup_text(text)))
             return sm_err_set(err, SM_ENOMEM, "out of memory");
         s->finish = sm_task_finish(task);
-        if (!parse_sample(j, s, text)) {
+        int64_t left = sm_grade_repair_budget(j->max_new, s->tokens);
+        if (!parse_sample(j, s, text) && left > 0) { /* else no budget left: stays invalid */
             int32_t *ids;
             size_t n;
             sm_code rc = sm_prompt_repair(j->g->tok, s->error, j->max_score, &ids, &n, err);
             if (rc)
                 return rc;
-            rc = sm_task_continue(task, ids, n, SM_GRADE_REPAIR_TOKENS, err);
+            rc = sm_task_continue(task, ids, n, left, err);
             free(ids);
             if (rc)
                 return rc;
@@ -429,180 +467,30 @@ bool sm_job_complete(const sm_job *j)
     return j->n_done == j->n_samples;
 }
 
-/* ---- the result ---- */
-
-static int cmp_double(const void *a, const void *b)
+void sm_job_set_unavailable(sm_job *j, const char *why)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void add_flag(json_t *flags, const char *f)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(flags, i, v) if (!strcmp(json_string_value(v), f)) return;
-    json_array_append_new(flags, json_string(f));
-}
-
-/* Whether the model's score contradicts the deterministic checks. */
-static bool contradicts(const sm_job *j, double score)
-{
-    double half = 0.5 * j->max_score;
-    switch (j->check_verdict) {
-    case 1: /* everything passed */
-        return score < half;
-    case 0: /* some test failed or the answer is wrong */
-        return score >= j->max_score - 1e-9;
-    case 2: /* did not compile */
-        return score > half;
-    default:
-        return false;
-    }
-}
-
-sm_code sm_job_result(sm_job *j, json_t **out, sm_err *err)
-{
-    *out = NULL;
-    json_t *r = json_object(), *flags = json_array(), *steps = json_array(),
-           *reasoning = json_array();
-    if (!r || !flags || !steps || !reasoning) {
-        json_decref(r);
-        json_decref(flags);
-        json_decref(steps);
-        json_decref(reasoning);
-        return sm_err_set(err, SM_ENOMEM, "out of memory");
-    }
-    for (int i = 0; i < j->n_injection; i++)
-        add_flag(flags, j->injection[i]);
-    if (j->checks_unavailable)
-        add_flag(flags, "checks_unavailable");
-    int64_t prompt_tok = 0, completion = 0, cached = 0;
-    int n_valid = 0, rep = -1;
-    double *scores = calloc((size_t)j->n_samples, sizeof *scores);
-    for (int i = 0; i < j->n_samples; i++) {
-        sm_sample *s = &j->s[i];
-        prompt_tok += s->prompt_tokens + s->cached_tokens;
-        cached += s->cached_tokens;
-        completion += s->tokens;
-        if (s->finish == SM_FINISH_LENGTH)
-            add_flag(flags, "cut_off");
-        if (s->valid && scores)
-            scores[n_valid++] = s->v.score;
-        char *text = NULL;
-        if (s->repair_request) {
-            if (asprintf(&text, "%s\n\n[verdict block rejected: %s; repair answer follows]\n%s",
-                         s->text ? s->text : "", s->repair_request,
-                         s->repair_text ? s->repair_text : "") < 0)
-                text = NULL;
+    snprintf(j->unavailable, sizeof j->unavailable, "%s", why && *why ? why : "unavailable");
+    for (int i = 0; i < j->n_samples; i++)
+        if (!j->s[i].done) {
+            j->s[i].done = true;
+            j->n_done++;
         }
-        json_array_append_new(reasoning, json_pack("{s:i, s:s, s:I}", "sample", i, "text",
-                                                   text ? text : (s->text ? s->text : ""), "tokens",
-                                                   (json_int_t)s->tokens));
-        free(text);
-    }
-    double confidence = 0;
-    if (n_valid == 0) {
-        add_flag(flags, "invalid_verdict");
-        const char *why = j->n_samples > 0 ? j->s[0].error : "";
-        char *sum = NULL;
-        if (asprintf(&sum,
-                     "The model's critique could not be read (%s), even after one repair "
-                     "request; a teacher should grade this submission.",
-                     why) < 0)
-            sum = NULL;
-        json_object_set_new(r, "summary", json_string(sum ? sum : "unreadable critique"));
-        free(sum);
-    } else {
-        qsort(scores, (size_t)n_valid, sizeof *scores, cmp_double);
-        double score = n_valid % 2 ? scores[n_valid / 2]
-                                   : 0.5 * (scores[n_valid / 2 - 1] + scores[n_valid / 2]);
-        /* the representative sample: the first valid one whose score is nearest the median */
-        double best = INFINITY;
-        for (int i = 0; i < j->n_samples; i++)
-            if (j->s[i].valid && fabs(j->s[i].v.score - score) < best) {
-                best = fabs(j->s[i].v.score - score);
-                rep = i;
-            }
-        const sm_verdict *rv = &j->s[rep].v;
-        double agree_sum = 0;
-        for (int k = 0; k < rv->n_steps; k++) {
-            int count[SM_VERDICT_KINDS] = {0}, voters = 0;
-            for (int i = 0; i < j->n_samples; i++)
-                if (j->s[i].valid && j->s[i].v.n_steps > k) {
-                    count[j->s[i].v.steps[k].verdict]++;
-                    voters++;
-                }
-            /* majority; a tie goes to the representative sample's verdict, then the more
-             * severe one (incorrect, incomplete, unclear, correct) */
-            int maj = rv->steps[k].verdict;
-            static const int order[] = {SM_VERDICT_INCORRECT, SM_VERDICT_INCOMPLETE,
-                                        SM_VERDICT_UNCLEAR, SM_VERDICT_CORRECT};
-            for (int o = 0; o < SM_VERDICT_KINDS; o++)
-                if (count[order[o]] > count[maj])
-                    maj = order[o];
-            double agreement = (double)count[maj] / (double)j->n_samples;
-            (void)voters;
-            agree_sum += agreement;
-            /* quote and explanation from the first valid sample holding the majority verdict */
-            const sm_verdict_step *src = &rv->steps[k];
-            if ((int)src->verdict != maj)
-                for (int i = 0; i < j->n_samples; i++)
-                    if (j->s[i].valid && j->s[i].v.n_steps > k &&
-                        (int)j->s[i].v.steps[k].verdict == maj) {
-                        src = &j->s[i].v.steps[k];
-                        break;
-                    }
-            json_array_append_new(steps, json_pack("{s:i, s:s, s:s, s:s, s:f}", "number", k + 1,
-                                                   "quoted", src->quoted, "verdict",
-                                                   sm_verdict_kind_name(maj), "explanation",
-                                                   src->explanation, "agreement", agreement));
-        }
-        confidence = rv->n_steps ? agree_sum / rv->n_steps : 0;
-        /* disagreement on the score also lowers confidence */
-        double spread = scores[n_valid - 1] - scores[0];
-        confidence *= 1.0 - fmin(1.0, spread / j->max_score) * 0.5;
-        if (confidence < SM_GRADE_LOW_AGREEMENT)
-            add_flag(flags, "low_agreement");
-        if (contradicts(j, score))
-            add_flag(flags, "checks_contradict_score");
-        json_object_set_new(r, "score", json_real(score));
-        json_object_set_new(r, "summary", json_string(rv->summary));
-    }
-    free(scores);
-    const sm_config *c = j->g->cfg;
-    json_object_set_new(r, "job_id", json_integer((json_int_t)j->id));
-    json_object_set_new(r, "status",
-                        json_string(json_array_size(flags) ? "needs_review" : "graded"));
-    json_object_set_new(r, "max_score", json_real(j->max_score));
-    json_object_set_new(r, "steps", steps);
-    json_object_set_new(r, "checks", json_incref(j->checks));
-    json_object_set_new(r, "flags", flags);
-    json_object_set_new(r, "confidence", json_real(confidence));
-    json_object_set_new(r, "reasoning", reasoning);
-    json_object_set_new(
-        r, "model", json_pack("{s:s, s:s}", "name", j->g->model_name, "hash", j->g->model_hash));
-    json_object_set_new(r, "engine_version", json_string(j->g->engine_version));
-    json_object_set_new(r, "prompt_template_version",
-                        json_string(j->prompt.version ? j->prompt.version
-                                                      : sm_prompt_version(j->g->prompts, j->kind)));
-    json_object_set_new(r, "sampling",
-                        json_pack("{s:f, s:f, s:I, s:f, s:f, s:I, s:i, s:b}", "temperature",
-                                  j->sp.temperature, "top_p", j->sp.top_p, "top_k",
-                                  (json_int_t)j->sp.top_k, "min_p", j->sp.min_p,
-                                  "repetition_penalty", j->sp.repeat_penalty, "max_new_tokens",
-                                  (json_int_t)j->max_new, "samples", j->n_samples, "deterministic",
-                                  c->worker.deterministic));
-    json_object_set_new(r, "seed", json_integer((json_int_t)j->seed));
-    json_object_set_new(r, "tokens",
-                        json_pack("{s:I, s:I}", "prompt", (json_int_t)prompt_tok, "completion",
-                                  (json_int_t)completion));
-    int64_t end = j->t_done_ms ? j->t_done_ms : sm_mono_ms();
-    json_object_set_new(r, "timings",
-                        json_pack("{s:I, s:I, s:I, s:I}", "checks_ms", (json_int_t)j->checks_ms,
-                                  "generate_ms", (json_int_t)(j->t_gen_ms ? end - j->t_gen_ms : 0),
-                                  "total_ms", (json_int_t)(end - j->t_received_ms),
-                                  "prefix_cached_tokens", (json_int_t)cached));
-    *out = r;
-    return SM_OK;
+    j->t_done_ms = sm_mono_ms();
+}
+
+int64_t sm_grade_critique_budget(int64_t max_new)
+{
+    if (max_new < 2)
+        return max_new;
+    int64_t reserve = max_new / 4;
+    if (reserve < 1)
+        reserve = 1;
+    if (reserve > SM_GRADE_REPAIR_TOKENS)
+        reserve = SM_GRADE_REPAIR_TOKENS;
+    return max_new - reserve;
+}
+
+int64_t sm_grade_repair_budget(int64_t max_new, int64_t used)
+{
+    return used < max_new ? max_new - used : 0;
 }

@@ -21,8 +21,43 @@
 #include "sm_sched.h"
 #include "sm_verdict.h"
 
-#define SM_GRADE_REPAIR_TOKENS 512 /* most tokens of the repair answer */
+/* The repair answer's tokens count within the job's max_new_tokens: the critique may use
+ * max_new_tokens less a reserve (a quarter, at least 1 and at most SM_GRADE_REPAIR_TOKENS)
+ * and the repair gets what the critique left. The engine's context also keeps
+ * SM_GRADE_REPAIR_TOKENS spare for the repair request's own ids. */
+#define SM_GRADE_REPAIR_TOKENS 512
 #define SM_GRADE_LOW_AGREEMENT 0.6 /* confidence below this flags the grading */
+
+/* What the deterministic checks say about a submission. */
+typedef enum sm_check_verdict {
+    SM_CHECKS_NONE = 0,     /* no evidence: no tests, no answer key, or the sandbox was down */
+    SM_CHECKS_FAILED,       /* some test failed, or the final answer is wrong or missing */
+    SM_CHECKS_PASSED,       /* every test passed, or the final answer equals the key */
+    SM_CHECKS_NOT_COMPILED, /* the program did not compile */
+} sm_check_verdict;
+
+/* What a provisional score from the checks is computed from. */
+typedef enum sm_provisional_basis {
+    SM_BASIS_NONE = 0,   /* the checks cannot score this submission */
+    SM_BASIS_TESTS,      /* the tests' points earned / total x max_score */
+    SM_BASIS_ANSWER_KEY, /* the final answer: max_score when right, 0 when wrong */
+} sm_provisional_basis;
+
+/* The checks' outcome in numbers, kept for the provisional score. */
+typedef struct sm_check_tally {
+    sm_check_verdict verdict;
+    sm_provisional_basis basis;
+    int tests_passed, tests_total;
+    double points_earned, points_total; /* the tests' points (each test 1 unless given) */
+    bool answer_found;                  /* math: a final answer was found in the text */
+} sm_check_tally;
+
+/* A score from the checks alone, offered to the teacher when the model gives none. */
+typedef struct sm_provisional {
+    double score; /* rounded to 2 decimals, within [0, max_score] */
+    sm_provisional_basis basis;
+    char detail[256]; /* how it was computed, for the teacher */
+} sm_provisional;
 
 /* What every job of one worker shares (all pointers borrowed). */
 typedef struct sm_grader {
@@ -57,10 +92,11 @@ typedef struct sm_job {
     sm_sampler_params sp;
     int64_t max_new;
     int n_samples;
-    json_t *checks;    /* RESULT "checks" entries */
-    char *checks_text; /* the checks as the prompt shows them */
-    int check_verdict; /* -1 no evidence, 0 checks failed, 1 checks passed, 2 compile failed */
+    json_t *checks;       /* RESULT "checks" entries */
+    char *checks_text;    /* the checks as the prompt shows them */
+    sm_check_tally tally; /* the checks' outcome */
     bool checks_unavailable;
+    char unavailable[SM_ERR_MSG_MAX]; /* why the model could not grade ("" when it could) */
     const char *injection[4];
     int n_injection;
     sm_prompt prompt;
@@ -93,7 +129,19 @@ sm_code sm_job_set_sample(sm_job *job, int sample, const char *text, sm_finish f
 
 bool sm_job_complete(const sm_job *job);
 
-/* The RESULT body (new reference). */
+/* Marks the job as one the model cannot grade (why: e.g. the prompt is longer than
+ * max_prompt_tokens): every sample counts as done without text, and the RESULT is
+ * needs_review with the flag model_unavailable and, where the checks allow, a provisional
+ * score. */
+void sm_job_set_unavailable(sm_job *job, const char *why);
+
+/* The tokens the critique may generate, and those left for the repair after it used `used`
+ * (0: no repair possible). Together never more than max_new. */
+int64_t sm_grade_critique_budget(int64_t max_new);
+int64_t sm_grade_repair_budget(int64_t max_new, int64_t used);
+
+/* The RESULT body (new reference); in sm_result.c with its parts (sm_result.h). SM_ENOMEM
+ * when an allocation fails. */
 sm_code sm_job_result(sm_job *job, json_t **out, sm_err *err);
 
 /* Milliseconds of a monotonic clock. */

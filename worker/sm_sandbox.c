@@ -15,13 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sm_sandbox_exec.h"
+#include "sm_notebook.h"
+#include "sm_sandbox_int.h"
+#include "sm_testspec.h"
 
-#define EXCERPT_MAX 1024
+#define EXCERPT_MAX SBX_EXCERPT_MAX
 #define COMPILE_OUTPUT_MAX 2048
-#define MAX_TESTS 256
 #define MAX_SOURCE (4 * 1024 * 1024)
-#define SBX_MAX_INPUT (16 * 1024 * 1024)
 #define SBX_MAX_TEST_ARGS 32
 #define SUMMARY_MAX 800
 
@@ -41,14 +41,7 @@ void sm_sandbox_limits_from_config(const sm_config *cfg, sm_sandbox_limits *lim)
 
 /* ---- languages ---------------------------------------------------------------------------- */
 
-typedef struct lang {
-    const char *name;
-    const char *source_file;
-    const char *tool;           /* must exist on the host (and so in the sandbox) */
-    const char *const *compile; /* NULL = nothing to compile */
-    const char *const *run;
-    bool jvm;
-} lang;
+typedef sbx_lang lang;
 
 static const char *const c_compile[] = {"/usr/bin/gcc", "-O2",          "-std=c17", "-pipe", "-o",
                                         "/work/main",   "/work/main.c", "-lm",      NULL};
@@ -103,7 +96,7 @@ static const lang *find_lang(const char *name)
 
 /* Copies s[0..n) into a new NUL-terminated string with invalid UTF-8 and NULs replaced by '?'
  * and most control characters dropped, so the result is safe for JSON and prompts. */
-static char *clean_utf8(const char *s, size_t n)
+char *sbx_clean_utf8(const char *s, size_t n)
 {
     char *o = malloc(n + 1);
     if (!o)
@@ -147,7 +140,7 @@ static char *clean_utf8(const char *s, size_t n)
 }
 
 /* Trims trailing whitespace of every line and trailing empty lines (in place). Returns length. */
-static size_t normalize(char *s, size_t n)
+size_t sbx_normalize(char *s, size_t n)
 {
     size_t j = 0, line_start = 0;
     for (size_t i = 0; i <= n; i++) {
@@ -171,7 +164,7 @@ static size_t normalize(char *s, size_t n)
 }
 
 /* A JSON string of at most max bytes of s (cut at a UTF-8 boundary, marked when cut). */
-static json_t *excerpt(const char *s, size_t max)
+json_t *sbx_excerpt(const char *s, size_t max)
 {
     size_t n = strlen(s);
     if (n <= max)
@@ -276,7 +269,7 @@ static sm_code make_workdir(const sm_sandbox_limits *lim, char *dir, size_t len,
     return SM_OK;
 }
 
-static sm_code write_source(const char *dir, const char *name, const char *src, sm_err *err)
+sm_code sbx_write_file(const char *dir, const char *name, const char *src, sm_err *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -301,38 +294,6 @@ static sm_code write_source(const char *dir, const char *name, const char *src, 
 
 /* ---- one run ------------------------------------------------------------------------------ */
 
-typedef struct run_ctx {
-    const sm_sandbox_limits *lim;
-    const char *workdir;
-    const char *bwrap;
-    bool use_cgroup;      /* cgroups v2 usable (decided once per call) */
-    char cgroup_why[256]; /* why not, when not */
-    int64_t total_bytes;  /* memory of a whole test run */
-    int64_t tmpfs_bytes;  /* size of /tmp and of /dev/shm */
-} run_ctx;
-
-/* What one run may use. */
-typedef struct run_req {
-    const char *const *argv;
-    const char *const *env; /* extra "KEY=VALUE", NULL-terminated, or NULL */
-    const char *input;      /* stdin */
-    size_t input_len;
-    bool compile;     /* the compile step: work dir writable, compilers may fork */
-    bool one_process; /* never start processes (the JVM: its threads count as tasks) */
-    int64_t cpu_s, wall_ms;
-    int64_t as_bytes;  /* RLIMIT_AS of each process */
-    int64_t mem_bytes; /* the whole run (cgroup memory.max; else see run_memory_mode) */
-    int64_t nproc;     /* tasks, threads included */
-} run_req;
-
-/* What came of it. */
-typedef struct run_out {
-    sbx_result r;
-    bool cgroup_used, oom_killed;
-    bool single_process; /* the run could not start processes (memory total) */
-    bool nproc_by_total; /* the task limit was lowered to keep the memory total */
-} run_out;
-
 /* Without a cgroup, RLIMIT_AS × processes must stay within the run's total: when the total
  * holds a single address space, new processes are refused (seccomp: ENOMEM) and the task limit
  * counts threads only; else the task limit becomes min(nproc, total / RLIMIT_AS). */
@@ -350,7 +311,7 @@ static void run_memory_mode(const run_req *q, bool cgroup_memory, sbx_spec *spec
 }
 
 /* Runs q, in a fresh cgroup when possible. */
-static sm_code run_one(run_ctx *ctx, const run_req *q, run_out *o, sm_err *err)
+sm_code sbx_run_one(run_ctx *ctx, const run_req *q, run_out *o, sm_err *err)
 {
     sbx_cgroup cg;
     bool have_cg = false;
@@ -391,56 +352,6 @@ static sm_code run_one(run_ctx *ctx, const run_req *q, run_out *o, sm_err *err)
 }
 
 /* ---- the check -------------------------------------------------------------------------- */
-
-static sm_code validate_test(const json_t *t, size_t i, sm_err *err)
-{
-    if (!json_is_object(t))
-        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu is not an object", i);
-    const json_t *in = json_object_get(t, "input"), *exp = json_object_get(t, "expected_output");
-    const json_t *args = json_object_get(t, "args"), *to = json_object_get(t, "timeout_seconds");
-    const json_t *name = json_object_get(t, "name");
-    if (name && !json_is_string(name))
-        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: name must be a string", i);
-    if (in && !json_is_string(in) && !json_is_null(in))
-        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: input must be a string", i);
-    if (in && json_is_string(in) && json_string_length(in) > SBX_MAX_INPUT)
-        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: input too large", i);
-    if (!json_is_string(exp))
-        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: expected_output must be a string", i);
-    if (args) {
-        if (!json_is_array(args) || json_array_size(args) > SBX_MAX_TEST_ARGS)
-            return sm_err_set(err, SM_EINVAL,
-                              "sandbox: test %zu: args must be an array of at most %d strings", i,
-                              SBX_MAX_TEST_ARGS);
-        size_t k;
-        const json_t *s;
-        json_array_foreach(args, k, s)
-        {
-            if (!json_is_string(s) || json_string_length(s) > 4096)
-                return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: bad argument %zu", i, k);
-        }
-    }
-    if (to && !(json_is_number(to) && json_number_value(to) > 0))
-        return sm_err_set(err, SM_EINVAL, "sandbox: test %zu: timeout_seconds must be > 0", i);
-    return SM_OK;
-}
-
-static sm_code validate_tests(const json_t *tests, sm_err *err)
-{
-    if (!json_is_array(tests))
-        return sm_err_set(err, SM_EINVAL, "sandbox: tests must be a JSON array");
-    if (json_array_size(tests) > MAX_TESTS)
-        return sm_err_set(err, SM_EINVAL, "sandbox: more than %d tests", MAX_TESTS);
-    size_t i;
-    const json_t *t;
-    json_array_foreach(tests, i, t)
-    {
-        sm_code rc = validate_test(t, i, err);
-        if (rc != SM_OK)
-            return rc;
-    }
-    return SM_OK;
-}
 
 static json_t *enforcement_memory(const run_ctx *ctx, const lang *L)
 {
@@ -509,56 +420,71 @@ static char *compile_message(const sbx_result *r)
     memcpy(msg, r->errout, r->errout_len);
     msg[r->errout_len] = '\n';
     memcpy(msg + r->errout_len + 1, r->out, r->out_len);
-    char *c = clean_utf8(msg, r->errout_len + 1 + r->out_len);
+    char *c = sbx_clean_utf8(msg, r->errout_len + 1 + r->out_len);
     free(msg);
     if (!c)
         return NULL;
-    normalize(c, strlen(c));
+    sbx_normalize(c, strlen(c));
     for (char *p; (p = strstr(c, "/work/")) != NULL;)
         memmove(p, p + 6, strlen(p + 6) + 1);
     return c;
 }
 
-static const char *const java_env[] = {"MALLOC_ARENA_MAX=2", NULL};
+const char *const sbx_java_env[] = {"MALLOC_ARENA_MAX=2", NULL};
+
+sm_code sbx_compile(run_ctx *ctx, const char *const *argv, bool jvm, bool *ok, char **msg,
+                    int64_t *time_ms, sm_err *err)
+{
+    const sm_sandbox_limits *lim = ctx->lim;
+    int64_t mem = lim->memory_mb << 20;
+    int64_t cs = lim->compile_seconds > 0 ? lim->compile_seconds : 30;
+    int64_t cmem = mem > (2048LL << 20) ? mem : (2048LL << 20);
+    run_req q = {.argv = argv,
+                 .env = jvm ? sbx_java_env : NULL,
+                 .compile = true,
+                 .cpu_s = cs,
+                 .wall_ms = cs * 1000,
+                 .as_bytes = jvm ? cmem + (1024LL << 20) : cmem,
+                 .mem_bytes = cmem,
+                 .nproc = lim->max_processes > 64 ? lim->max_processes : 64};
+    run_out o;
+    sm_code rc = sbx_run_one(ctx, &q, &o, err);
+    if (rc != SM_OK)
+        return rc;
+    const sbx_result *r = &o.r;
+    *ok = r->exit_code == 0 && r->signal == 0 && !r->timed_out;
+    *msg = compile_message(r);
+    if (r->timed_out || r->signal) {
+        char *m = NULL;
+        if (asprintf(&m, "%s%s",
+                     r->timed_out ? "compiler timed out\n" : "compiler killed by a signal\n",
+                     *msg ? *msg : "") < 0)
+            m = NULL;
+        free(*msg);
+        *msg = m;
+    }
+    if (time_ms)
+        *time_ms = r->time_ms;
+    sbx_result_free(&o.r);
+    return SM_OK;
+}
 
 /* Compiles when the language needs it; fills comp and *compiled. */
 static sm_code compile_step(run_ctx *ctx, const lang *L, json_t *comp, bool *compiled, sm_err *err)
 {
     *compiled = true;
-    if (!L->compile) {
-        json_object_set_new(comp, "ok", json_true());
-        json_object_set_new(comp, "time_ms", json_integer(0));
-        json_object_set_new(comp, "output", json_string(""));
-        return SM_OK;
+    char *msg = NULL;
+    int64_t ms = 0;
+    if (L->compile) {
+        sm_code rc = sbx_compile(ctx, L->compile, L->jvm, compiled, &msg, &ms, err);
+        if (rc != SM_OK)
+            return rc;
     }
-    const sm_sandbox_limits *lim = ctx->lim;
-    int64_t mem = lim->memory_mb << 20;
-    int64_t cs = lim->compile_seconds > 0 ? lim->compile_seconds : 30;
-    int64_t cmem = mem > (2048LL << 20) ? mem : (2048LL << 20);
-    run_req q = {.argv = L->compile,
-                 .env = L->jvm ? java_env : NULL,
-                 .compile = true,
-                 .cpu_s = cs,
-                 .wall_ms = cs * 1000,
-                 .as_bytes = L->jvm ? cmem + (1024LL << 20) : cmem,
-                 .mem_bytes = cmem,
-                 .nproc = lim->max_processes > 64 ? lim->max_processes : 64};
-    run_out o;
-    sm_code rc = run_one(ctx, &q, &o, err);
-    if (rc != SM_OK)
-        return rc;
-    const sbx_result *r = &o.r;
-    *compiled = r->exit_code == 0 && r->signal == 0 && !r->timed_out;
-    char *msg = compile_message(r);
     json_object_set_new(comp, "ok", json_boolean(*compiled));
-    json_object_set_new(comp, "time_ms", json_integer(r->time_ms));
-    json_object_set_new(comp, "output", msg ? excerpt(msg, COMPILE_OUTPUT_MAX) : json_string(""));
-    if (r->timed_out)
-        json_object_set_new(comp, "error", json_string("compiler timed out"));
-    else if (r->signal)
-        json_object_set_new(comp, "error", json_string("compiler killed by a signal"));
+    json_object_set_new(comp, "time_ms", json_integer(ms));
+    json_object_set_new(comp, "output",
+                        msg ? sbx_excerpt(msg, COMPILE_OUTPUT_MAX) : json_string(""));
     free(msg);
-    sbx_result_free(&o.r);
     return SM_OK;
 }
 
@@ -569,36 +495,43 @@ typedef struct test_case {
     const char *input;
     size_t input_len;
     char *expected; /* cleaned and normalized (owned) */
-    int64_t cpu_s, wall_ms;
+    sbx_test_limits tl;
     const char *argv[SBX_MAX_TEST_ARGS + 24];
     char xmx[32];
 } test_case;
 
+int sbx_java_argv(const char **argv, char *xmx, int64_t mem_bytes)
+{
+    int64_t heap = (mem_bytes >> 20) * 3 / 4;
+    if (heap < 32)
+        heap = 32;
+    snprintf(xmx, 32, "-Xmx%lldm", (long long)heap);
+    const char *jv[] = {"/usr/bin/java",
+                        xmx,
+                        "-Xss8m",
+                        "-XX:+UseSerialGC",
+                        "-XX:TieredStopAtLevel=1",
+                        "-XX:ReservedCodeCacheSize=32m",
+                        "-XX:CompressedClassSpaceSize=64m",
+                        "-XX:MaxMetaspaceSize=128m",
+                        "-XX:ActiveProcessorCount=1",
+                        "-Xshare:auto",
+                        NULL};
+    int na = 0;
+    for (int k = 0; jv[k]; k++)
+        argv[na++] = jv[k];
+    return na;
+}
+
 /* The language's run command, then the test's args. */
-static void test_argv(test_case *tc, const lang *L, const sm_sandbox_limits *lim, const json_t *t)
+static void test_argv(test_case *tc, const lang *L, const json_t *t)
 {
     int na = 0;
     if (L->jvm) {
-        int64_t heap = lim->memory_mb * 3 / 4;
-        if (heap < 32)
-            heap = 32;
-        snprintf(tc->xmx, sizeof tc->xmx, "-Xmx%lldm", (long long)heap);
-        const char *jv[] = {"/usr/bin/java",
-                            tc->xmx,
-                            "-Xss8m",
-                            "-XX:+UseSerialGC",
-                            "-XX:TieredStopAtLevel=1",
-                            "-XX:ReservedCodeCacheSize=32m",
-                            "-XX:CompressedClassSpaceSize=64m",
-                            "-XX:MaxMetaspaceSize=128m",
-                            "-XX:ActiveProcessorCount=1",
-                            "-Xshare:auto",
-                            "-cp",
-                            "/work",
-                            "Main",
-                            NULL};
-        for (int k = 0; jv[k]; k++)
-            tc->argv[na++] = jv[k];
+        na = sbx_java_argv(tc->argv, tc->xmx, tc->tl.mem_bytes);
+        tc->argv[na++] = "-cp";
+        tc->argv[na++] = "/work";
+        tc->argv[na++] = "Main";
     } else {
         for (int k = 0; L->run[k]; k++)
             tc->argv[na++] = L->run[k];
@@ -609,8 +542,40 @@ static void test_argv(test_case *tc, const lang *L, const sm_sandbox_limits *lim
     tc->argv[na] = NULL;
 }
 
-static void test_case_init(test_case *tc, const lang *L, const sm_sandbox_limits *lim,
-                           const json_t *t, size_t i)
+void sbx_test_limits_of(const run_ctx *ctx, const json_t *t, sbx_test_limits *tl)
+{
+    const sm_sandbox_limits *lim = ctx->lim;
+    tl->cpu_s = lim->cpu_seconds;
+    tl->wall_ms = lim->wall_seconds * 1000;
+    json_t *to = json_object_get(t, "timeout_seconds"), *tms = json_object_get(t, "time_ms");
+    double sec = json_is_integer(tms) ? (double)json_integer_value(tms) / 1000
+                 : json_is_number(to) ? json_number_value(to)
+                                      : -1;
+    if (sec > 0) {
+        double cap = (double)lim->wall_seconds * 10;
+        if (sec > cap)
+            sec = cap;
+        if (sec < 0.1)
+            sec = 0.1;
+        tl->cpu_s = (int64_t)(sec + 0.999);
+        tl->wall_ms = (int64_t)(sec * 1000) + 1000;
+    }
+    /* memory_mb may lower the memory of a test, never raise it past the worker's limit; the
+     * run's total shrinks in proportion */
+    tl->mem_bytes = lim->memory_mb << 20;
+    tl->total_bytes = ctx->total_bytes;
+    json_t *mm = json_object_get(t, "memory_mb");
+    if (json_is_integer(mm) && json_integer_value(mm) < lim->memory_mb) {
+        int64_t m = json_integer_value(mm);
+        tl->mem_bytes = m << 20;
+        tl->total_bytes = ctx->total_bytes / lim->memory_mb * m;
+        if (tl->total_bytes < tl->mem_bytes)
+            tl->total_bytes = tl->mem_bytes;
+    }
+}
+
+static void test_case_init(test_case *tc, const lang *L, const run_ctx *ctx, const json_t *t,
+                           size_t i)
 {
     memset(tc, 0, sizeof *tc);
     tc->name = json_string_value(json_object_get(t, "name"));
@@ -622,40 +587,26 @@ static void test_case_init(test_case *tc, const lang *L, const sm_sandbox_limits
     tc->input = json_is_string(jin) ? json_string_value(jin) : "";
     tc->input_len = json_is_string(jin) ? json_string_length(jin) : 0;
     const char *raw = json_string_value(json_object_get(t, "expected_output"));
-    tc->expected = clean_utf8(raw, strlen(raw));
+    if (!raw)
+        raw = "";
+    tc->expected = sbx_clean_utf8(raw, strlen(raw));
     if (tc->expected)
-        normalize(tc->expected, strlen(tc->expected));
-    json_t *to = json_object_get(t, "timeout_seconds");
-    tc->cpu_s = lim->cpu_seconds;
-    tc->wall_ms = lim->wall_seconds * 1000;
-    if (json_is_number(to)) {
-        double s = json_number_value(to), cap = (double)lim->wall_seconds * 10;
-        if (s > cap)
-            s = cap;
-        if (s < 0.1)
-            s = 0.1;
-        tc->cpu_s = (int64_t)(s + 0.999);
-        tc->wall_ms = (int64_t)(s * 1000) + 1000;
-    }
-    test_argv(tc, L, lim, t);
+        sbx_normalize(tc->expected, strlen(tc->expected));
+    sbx_test_limits_of(ctx, t, &tc->tl);
+    test_argv(tc, L, t);
 }
 
-/* How a run ended, in words. */
-typedef struct verdict {
-    bool ok, cpu_exceeded, mem_exceeded;
-    const char *error;
-    char errbuf[200];
-} verdict;
+typedef sbx_verdict verdict;
 
-static void classify_limits(verdict *v, const run_out *o, const test_case *tc, const char *serr,
-                            const run_ctx *ctx)
+void sbx_classify(sbx_verdict *v, const run_out *o, const sbx_test_limits *tl, const char *serr,
+                  const run_ctx *ctx)
 {
     const sbx_result *r = &o->r;
     v->cpu_exceeded =
         r->signal == SIGXCPU || (r->signal == SIGKILL && !r->timed_out && !r->output_truncated &&
-                                 !o->oom_killed && r->cpu_ms >= tc->cpu_s * 500);
+                                 !o->oom_killed && r->cpu_ms >= tl->cpu_s * 500);
     bool failed = r->exit_code != 0 || r->signal != 0;
-    int64_t mem = ctx->lim->memory_mb << 20;
+    int64_t mem = tl->mem_bytes;
     /* a process refused because the task limit keeps the memory total (EAGAIN) */
     bool total_refused =
         o->nproc_by_total && serr &&
@@ -666,10 +617,10 @@ static void classify_limits(verdict *v, const run_out *o, const test_case *tc, c
                            (r->maxrss_kb > 0 && r->maxrss_kb * 1024 >= mem * 8 / 10)));
     if (r->timed_out)
         snprintf(v->errbuf, sizeof v->errbuf, "wall-time limit exceeded (%.1f s): killed",
-                 (double)tc->wall_ms / 1000);
+                 (double)tl->wall_ms / 1000);
     else if (v->cpu_exceeded)
         snprintf(v->errbuf, sizeof v->errbuf, "CPU-time limit exceeded (%lld s): killed",
-                 (long long)tc->cpu_s);
+                 (long long)tl->cpu_s);
     else if (r->output_truncated)
         snprintf(v->errbuf, sizeof v->errbuf,
                  "output limit exceeded (%lld bytes): output cut and program killed",
@@ -677,7 +628,7 @@ static void classify_limits(verdict *v, const run_out *o, const test_case *tc, c
     else if (v->mem_exceeded)
         snprintf(v->errbuf, sizeof v->errbuf,
                  "memory limit exceeded (%lld MiB per process, %lld MiB per run%s)",
-                 (long long)ctx->lim->memory_mb, (long long)(ctx->total_bytes >> 20),
+                 (long long)(mem >> 20), (long long)(tl->total_bytes >> 20),
                  o->single_process ? ": one process, no new processes" : "");
     else if (r->signal)
         snprintf(v->errbuf, sizeof v->errbuf, "killed by signal %d (%s)", r->signal,
@@ -693,7 +644,7 @@ static void judge(verdict *v, const run_out *o, const test_case *tc, const char 
                   const char *serr, const run_ctx *ctx, json_t *jt)
 {
     memset(v, 0, sizeof *v);
-    classify_limits(v, o, tc, serr, ctx);
+    sbx_classify(v, o, &tc->tl, serr, ctx);
     if (v->error)
         return;
     if (!got || !tc->expected) {
@@ -725,7 +676,7 @@ static void test_json_not_compiled(json_t *jt, const test_case *tc)
     json_object_set_new(jt, "output_bytes", json_integer(0));
     json_object_set_new(jt, "output", json_string(""));
     json_object_set_new(jt, "expected",
-                        tc->expected ? excerpt(tc->expected, EXCERPT_MAX) : json_string(""));
+                        tc->expected ? sbx_excerpt(tc->expected, EXCERPT_MAX) : json_string(""));
     json_object_set_new(jt, "stderr", json_string(""));
 }
 
@@ -744,10 +695,10 @@ static void test_json_run(json_t *jt, const run_out *o, const verdict *v, const 
     json_object_set_new(jt, "memory_exceeded", json_boolean(v->mem_exceeded));
     json_object_set_new(jt, "output_truncated", json_boolean(r->output_truncated));
     json_object_set_new(jt, "output_bytes", json_integer(r->output_bytes));
-    json_object_set_new(jt, "output", got ? excerpt(got, EXCERPT_MAX) : json_string(""));
+    json_object_set_new(jt, "output", got ? sbx_excerpt(got, EXCERPT_MAX) : json_string(""));
     json_object_set_new(jt, "expected",
-                        tc->expected ? excerpt(tc->expected, EXCERPT_MAX) : json_string(""));
-    json_object_set_new(jt, "stderr", serr ? excerpt(serr, EXCERPT_MAX) : json_string(""));
+                        tc->expected ? sbx_excerpt(tc->expected, EXCERPT_MAX) : json_string(""));
+    json_object_set_new(jt, "stderr", serr ? sbx_excerpt(serr, EXCERPT_MAX) : json_string(""));
 }
 
 /* Runs one (compiled) test case and fills jt; *ok and *error (a copy in errbuf) for the
@@ -755,27 +706,27 @@ static void test_json_run(json_t *jt, const run_out *o, const verdict *v, const 
 static sm_code run_test(run_ctx *ctx, const lang *L, const test_case *tc, json_t *jt, bool *ok,
                         char *errbuf, size_t errlen, sm_err *err)
 {
-    int64_t mem = ctx->lim->memory_mb << 20;
+    int64_t mem = tc->tl.mem_bytes;
     run_req q = {.argv = tc->argv,
-                 .env = L->jvm ? java_env : NULL,
+                 .env = L->jvm ? sbx_java_env : NULL,
                  .input = tc->input,
                  .input_len = tc->input_len,
-                 .cpu_s = tc->cpu_s,
-                 .wall_ms = tc->wall_ms,
+                 .cpu_s = tc->tl.cpu_s,
+                 .wall_ms = tc->tl.wall_ms,
                  .as_bytes = L->jvm ? mem + (1024LL << 20) : mem,
-                 .mem_bytes = ctx->total_bytes,
+                 .mem_bytes = tc->tl.total_bytes,
                  .nproc = ctx->lim->max_processes,
                  .one_process = L->jvm};
     run_out o;
-    sm_code rc = run_one(ctx, &q, &o, err);
+    sm_code rc = sbx_run_one(ctx, &q, &o, err);
     if (rc != SM_OK)
         return rc;
-    char *got = clean_utf8(o.r.out, o.r.out_len);
-    char *serr = clean_utf8(o.r.errout, o.r.errout_len);
+    char *got = sbx_clean_utf8(o.r.out, o.r.out_len);
+    char *serr = sbx_clean_utf8(o.r.errout, o.r.errout_len);
     if (got)
-        normalize(got, strlen(got));
+        sbx_normalize(got, strlen(got));
     if (serr)
-        normalize(serr, strlen(serr));
+        sbx_normalize(serr, strlen(serr));
     verdict v;
     judge(&v, &o, tc, got, serr, ctx, jt);
     test_json_run(jt, &o, &v, tc, got, serr);
@@ -806,37 +757,71 @@ static void summary_add(summary *s, const char *name, const char *error)
         s->len = SUMMARY_MAX - 1;
 }
 
-/* Every test: not run after a compile error, else one sandbox run each. */
-static sm_code run_all_tests(run_ctx *ctx, const lang *L, const json_t *tests_json, bool compiled,
-                             json_t *tests_out, int *passed, summary *sum, sm_err *err)
+/* Whether the check's compile steps worked: the program's (io tests) and the unit tests'. */
+typedef struct compiled_state {
+    bool io, unit;
+} compiled_state;
+
+/* One stdin/stdout test: not run after a compile error, else one sandbox run. */
+static sm_code run_io_test(run_ctx *ctx, const lang *L, const json_t *t, size_t i, bool compiled,
+                           json_t *tests_out, sbx_unit_tally *tally, summary *sum, sm_err *err)
+{
+    test_case tc;
+    test_case_init(&tc, L, ctx, t, i);
+    json_t *jt = json_object();
+    json_object_set_new(jt, "name", json_string(tc.name));
+    json_object_set_new(jt, "kind", json_string("io"));
+    bool ok = false;
+    char error[200] = "compile error";
+    if (!compiled) {
+        test_json_not_compiled(jt, &tc);
+        json_object_set_new(jt, "error", json_string(error));
+    } else {
+        sm_code rc = run_test(ctx, L, &tc, jt, &ok, error, sizeof error, err);
+        if (rc != SM_OK) {
+            free(tc.expected);
+            json_decref(jt);
+            return rc;
+        }
+    }
+    if (!ok)
+        summary_add(sum, tc.name, error);
+    double pts = sm_test_points(t);
+    json_object_set_new(jt, "points", json_real(pts));
+    json_object_set_new(jt, "points_earned", json_real(ok ? pts : 0));
+    tally->total++;
+    tally->passed += ok;
+    tally->points += pts;
+    tally->points_earned += ok ? pts : 0;
+    free(tc.expected);
+    json_array_append_new(tests_out, jt);
+    return SM_OK;
+}
+
+/* Every test in order: io tests here, the others in sm_unittest.c. */
+static sm_code run_all_tests(run_ctx *ctx, const lang *L, const char *source,
+                             const json_t *tests_json, compiled_state cs, json_t *tests_out,
+                             sbx_unit_tally *tally, summary *sum, sm_err *err)
 {
     size_t i;
     const json_t *t;
     json_array_foreach(tests_json, i, t)
     {
-        test_case tc;
-        test_case_init(&tc, L, ctx->lim, t, i);
-        json_t *jt = json_object();
-        json_object_set_new(jt, "name", json_string(tc.name));
-        bool ok = false;
-        char error[200] = "compile error";
-        if (!compiled) {
-            test_json_not_compiled(jt, &tc);
-            json_object_set_new(jt, "error", json_string(error));
+        sm_code rc;
+        if (sm_test_kind_of(t) == SM_TEST_IO) {
+            rc = run_io_test(ctx, L, t, i, cs.io, tests_out, tally, sum, err);
         } else {
-            sm_code rc = run_test(ctx, L, &tc, jt, &ok, error, sizeof error, err);
-            if (rc != SM_OK) {
-                free(tc.expected);
-                json_decref(jt);
-                return rc;
+            size_t first = json_array_size(tests_out);
+            rc = sbx_unit_run(ctx, L, source, t, i, cs.unit, tests_out, tally, err);
+            for (size_t k = first; rc == SM_OK && k < json_array_size(tests_out); k++) {
+                const json_t *r = json_array_get(tests_out, k);
+                if (!json_is_true(json_object_get(r, "passed")))
+                    summary_add(sum, json_string_value(json_object_get(r, "name")),
+                                json_string_value(json_object_get(r, "error")));
             }
-            if (ok)
-                (*passed)++;
-            else
-                summary_add(sum, tc.name, error);
         }
-        free(tc.expected);
-        json_array_append_new(tests_out, jt);
+        if (rc != SM_OK)
+            return rc;
     }
     return SM_OK;
 }
@@ -857,15 +842,18 @@ static json_t *limits_json(const run_ctx *ctx, const lang *L)
     return jl;
 }
 
-static json_t *summary_json(bool compiled, int passed, int total, const summary *s)
+static json_t *summary_json(bool compiled, const sbx_unit_tally *t, const summary *s)
 {
-    char sum[SUMMARY_MAX + 200];
+    char sum[SUMMARY_MAX + 300], pts[96] = "";
+    if (t->points > 0 && t->points != t->total)
+        snprintf(pts, sizeof pts, " (%g/%g points)", t->points_earned, t->points);
     if (!compiled)
-        snprintf(sum, sizeof sum, "compile error: 0/%d tests passed", total);
-    else if (passed == total)
-        snprintf(sum, sizeof sum, "%d/%d tests passed", passed, total);
+        snprintf(sum, sizeof sum, "compile error: %d/%d tests passed%s", t->passed, t->total, pts);
+    else if (t->passed == t->total)
+        snprintf(sum, sizeof sum, "%d/%d tests passed%s", t->passed, t->total, pts);
     else
-        snprintf(sum, sizeof sum, "%d/%d tests passed; failed: %s", passed, total, s->text);
+        snprintf(sum, sizeof sum, "%d/%d tests passed%s; failed: %s", t->passed, t->total, pts,
+                 s->text);
     return json_string(sum);
 }
 
@@ -885,9 +873,9 @@ static sm_code check_request(const sm_sandbox_limits *lim, const char *language,
         return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: unsupported language '%s'", language);
     if (strlen(source) > MAX_SOURCE)
         return sm_err_set(err, SM_EINVAL, "sandbox: source larger than %d bytes", MAX_SOURCE);
-    sm_code rc = validate_tests(tests_json, err);
+    sm_code rc = sm_tests_validate(tests_json, (*L)->name, err);
     if (rc != SM_OK)
-        return rc;
+        return sm_err_prefix(err, "sandbox");
     if (access((*L)->tool, X_OK) != 0)
         return sm_err_set(err, SM_EUNSUPPORTED, "sandbox: %s is not installed (%s)", (*L)->name,
                           (*L)->tool);
@@ -915,31 +903,75 @@ static void ctx_init(run_ctx *ctx, const sm_sandbox_limits *lim, const char *wor
     ctx->tmpfs_bytes = (lim->tmpfs_mb > 0 ? lim->tmpfs_mb : 64) << 20;
 }
 
+/* The compile steps the tests need: the program's for io tests, the unit tests' own. */
+static sm_code compile_all(run_ctx *ctx, const lang *L, const char *source,
+                           const json_t *tests_json, json_t *comp, compiled_state *cs, sm_err *err)
+{
+    bool has_io = json_array_size(tests_json) == 0, has_unit = false;
+    size_t i;
+    const json_t *t;
+    json_array_foreach(tests_json, i, t)
+    {
+        if (sm_test_kind_of(t) == SM_TEST_IO)
+            has_io = true;
+        else
+            has_unit = true;
+    }
+    cs->io = cs->unit = true;
+    if (has_io) {
+        sm_code rc = compile_step(ctx, L, comp, &cs->io, err);
+        if (rc != SM_OK || !has_unit)
+            return rc;
+    }
+    json_t *uc = json_object();
+    sm_code rc = sbx_unit_prepare(ctx, L, source, uc, &cs->unit, err);
+    if (rc == SM_OK && !has_io)
+        json_object_update(comp, uc);
+    else if (rc == SM_OK && !cs->unit) {
+        json_object_set_new(comp, "ok", json_false());
+        json_object_set(comp, "output", json_object_get(uc, "output"));
+    }
+    json_decref(uc);
+    return rc;
+}
+
 /* Compiles and runs every test in workdir; the result object on SM_OK. */
-static sm_code check_in(run_ctx *ctx, const lang *L, const json_t *tests_json, json_t **out,
-                        sm_err *err)
+static sm_code check_in(run_ctx *ctx, const lang *L, const char *source, const json_t *tests_json,
+                        json_t **out, sm_err *err)
 {
     json_t *res = json_object(), *comp = json_object(), *tests_out = json_array();
     json_object_set_new(res, "language", json_string(L->name));
     json_object_set_new(res, "compile", comp);
     json_object_set_new(res, "tests", tests_out);
-    bool compiled = false;
-    int passed = 0, total = (int)json_array_size(tests_json);
+    compiled_state cs;
+    sbx_unit_tally tally = {0, 0, 0, 0};
     summary sum = {.len = 0};
     sum.text[0] = '\0';
-    sm_code rc = compile_step(ctx, L, comp, &compiled, err);
+    sm_code rc = compile_all(ctx, L, source, tests_json, comp, &cs, err);
     if (rc == SM_OK)
-        rc = run_all_tests(ctx, L, tests_json, compiled, tests_out, &passed, &sum, err);
+        rc = run_all_tests(ctx, L, source, tests_json, cs, tests_out, &tally, &sum, err);
     if (rc != SM_OK) {
         json_decref(res);
         return rc;
     }
-    json_object_set_new(res, "passed", json_integer(passed));
-    json_object_set_new(res, "total", json_integer(total));
-    json_object_set_new(res, "summary", summary_json(compiled, passed, total, &sum));
+    json_object_set_new(res, "passed", json_integer(tally.passed));
+    json_object_set_new(res, "total", json_integer(tally.total));
+    json_object_set_new(
+        res, "points",
+        json_pack("{s:f, s:f}", "earned", tally.points_earned, "total", tally.points));
+    json_object_set_new(res, "summary", summary_json(cs.io && cs.unit, &tally, &sum));
     json_object_set_new(res, "limits", limits_json(ctx, L));
     *out = res;
     return SM_OK;
+}
+
+/* A Python notebook's code cells as the program (its stored outputs are never read). */
+static sm_code notebook_source(const lang *L, const char *source, char **code, sm_err *err)
+{
+    *code = NULL;
+    if (strcmp(L->name, "python") != 0 || !sm_notebook_detect(source))
+        return SM_OK;
+    return sm_notebook_code(source, code, err);
 }
 
 sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language, const char *source,
@@ -953,17 +985,26 @@ sm_code sm_sandbox_run_tests(const sm_sandbox_limits *lim, const char *language,
     sm_code rc = check_request(lim, language, source, tests_json, &L, &bwrap, err);
     if (rc != SM_OK)
         return rc;
+    char *nb_code = NULL;
+    rc = notebook_source(L, source, &nb_code, err);
+    if (rc != SM_OK)
+        return sm_err_prefix(err, "sandbox");
+    if (nb_code)
+        source = nb_code;
     char workdir[4096];
     rc = make_workdir(lim, workdir, sizeof workdir, err);
-    if (rc != SM_OK)
-        return rc;
-    rc = write_source(workdir, L->source_file, source, err);
     if (rc == SM_OK) {
-        run_ctx ctx;
-        ctx_init(&ctx, lim, workdir, bwrap);
-        rc = check_in(&ctx, L, tests_json, out, err);
+        rc = sbx_write_file(workdir, L->source_file, source, err);
+        if (rc == SM_OK) {
+            run_ctx ctx;
+            ctx_init(&ctx, lim, workdir, bwrap);
+            rc = check_in(&ctx, L, source, tests_json, out, err);
+        }
+        remove_tree(workdir);
     }
-    remove_tree(workdir);
+    if (rc == SM_OK && nb_code)
+        json_object_set_new(*out, "notebook", json_true());
+    free(nb_code);
     return rc;
 }
 
@@ -994,14 +1035,14 @@ bool sm_sandbox_available(const sm_sandbox_limits *lim, sm_err *err)
                  .mem_bytes = 256LL << 20,
                  .nproc = 8};
     run_out o;
-    sm_code rc = run_one(&ctx, &q, &o, err);
+    sm_code rc = sbx_run_one(&ctx, &q, &o, err);
     remove_tree(workdir);
     if (rc != SM_OK)
         return false;
     const sbx_result *r = &o.r;
     bool ok = r->exit_code == 0 && r->out_len >= 10 && strncmp(r->out, "sandbox-ok", 10) == 0;
     if (!ok) {
-        char *e = clean_utf8(r->errout, r->errout_len);
+        char *e = sbx_clean_utf8(r->errout, r->errout_len);
         sm_err_set(err, SM_EUNSUPPORTED, "sandbox: bubblewrap cannot run here: %s",
                    e && e[0] ? e : "no output");
         free(e);

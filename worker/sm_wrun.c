@@ -117,6 +117,22 @@ static void post_fail(wctx *w, int64_t id, const char *msg, bool retryable)
                                    "retryable", retryable)));
 }
 
+/* A job the model cannot grade: its RESULT carries the checks, the flag model_unavailable
+ * and, where the checks allow, a provisional score. */
+static void post_unavailable(wctx *w, sm_job *job, const char *why)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)job->id);
+    sm_log(SM_LOG_WARN, "the model cannot grade this job", "job", id, "error", why, NULL);
+    sm_job_set_unavailable(job, why);
+    json_t *res = NULL;
+    sm_err err;
+    if (sm_job_result(job, &res, &err) == SM_OK)
+        post_out(w, new_item(IT_RESULT, job->id, res));
+    else
+        post_fail(w, job->id, err.msg, true);
+}
+
 /* ---- preparation thread ---- */
 
 static void *prep_main(void *arg)
@@ -137,8 +153,16 @@ static void *prep_main(void *arg)
         sm_code rc = sm_job_new(&w->g, it->body, &job, &err);
         if (!rc)
             rc = sm_job_run_checks(job, &err);
+        bool checked = !rc;
         if (!rc)
             rc = sm_job_prepare(job, &err);
+        if (rc == SM_ELIMIT && checked) {
+            /* the model cannot take this submission: the checks' result, for a teacher */
+            post_unavailable(w, job, err.msg);
+            sm_job_free(&job);
+            item_free(it);
+            continue;
+        }
         if (rc) {
             char id[24];
             snprintf(id, sizeof id, "%lld", (long long)it->job_id);
@@ -646,7 +670,8 @@ sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
     sm_model_opts mo;
     sm_model_opts_init(&mo);
     sm_code rc = SM_OK;
-    if (cfg->worker.dtype[0]) {
+    /* "stored": each matrix as the file holds it (the only way to run K-quant GGUF files) */
+    if (cfg->worker.dtype[0] && strcmp(cfg->worker.dtype, "stored") != 0) {
         rc = sm_dtype_parse(cfg->worker.dtype, &mo.dtype, err);
         mo.dtype_set = true;
     }

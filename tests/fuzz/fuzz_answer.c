@@ -43,8 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char why[128];
     if (ans_eval(buf, &v, why, sizeof why)) {
         if (v.exact)
-            FUZZ_CHECK(v.d > 0);
+            FUZZ_CHECK(mpz_sgn(mpq_denref(v.q)) > 0);
     }
+    ans_val_clear(&v);
     json_t *res = NULL;
     FUZZ_CHECK(sm_answer_compare(buf, key, &res, &err) == SM_OK);
     FUZZ_CHECK(json_is_object(res) && json_is_boolean(json_object_get(res, "equal")));

@@ -326,13 +326,169 @@ static void test_hostile(void **state)
     check_hostile("\\boxed{\\text{}}", "1", false);
 }
 
+typedef struct prose_case {
+    const char *student, *key;
+    bool equal;
+    const char *extracted; /* NULL = don't check */
+    const char *rule;      /* NULL = don't check */
+} prose_case;
+
+static const prose_case prose[] = {
+    {"Some work.\nHence the result is 0.75.", "3/4", true, "0.75", "\"the result is\" sentence"},
+    {"Solving the system,\nso x = 3 and y = -1", "(3,-1)", true, "x = 3, y = -1",
+     "variables in a sentence"},
+    {"so x = 3 and y = -1", "x=3, y=-1", true, NULL, NULL},
+    {"so y = -1 and x = 3", "x=3, y=-1", true, NULL, NULL},
+    {"so x = 3 and y = 1", "(3,-1)", false, NULL, NULL},
+    {"The area is 16 cm^2", "16 cm^2", true, "16 cm^2", NULL},
+    {"It equals 2.5 meters", "5/2 m", true, "2.5 meters", NULL},
+    {"It equals 250 cm", "2.5 m", true, NULL, NULL},
+    {"It equals 2.5 kg", "2.5 m", false, NULL, NULL},
+    {"The trip takes 90 min", "1.5 h", true, NULL, NULL},
+    {"We get 1000 ml", "1 l", true, NULL, NULL},
+    {"We get 50%", "0.5", true, "50%", NULL},
+    {"Answer: 16 cm", "16", true, "16 cm", "answer line"},
+    {"The answer is 7 apples", "7", true, "7 apples", NULL},
+    {"The answer is 7 apples", "7 apples", true, NULL, NULL},
+    {"The answer is 7 apples", "7 pears", false, NULL, NULL},
+    {"therefore the probability is 3/8", "0.375", true, "3/8", NULL},
+    {"In 2 steps we get 12", "12", true, "12", NULL},
+    {"First we add 3 and 4, then double: 14", "14", true, "14", NULL},
+    {"\\boxed{12345678901234567890123/3}", "4115226300411522630041", true, NULL, NULL},
+    {"\\boxed{12345678901234567890123/3}", "4115226300411522630042", false, NULL, NULL},
+    {"\\boxed{90^\\circ}", "90 degrees", true, NULL, NULL},
+};
+
+static void test_prose(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (size_t i = 0; i < sizeof prose / sizeof prose[0]; i++) {
+        json_t *out = NULL;
+        sm_err err = {0};
+        assert_int_equal(sm_answer_compare(prose[i].student, prose[i].key, &out, &err), SM_OK);
+        bool eq = json_is_true(json_object_get(out, "equal"));
+        const char *ex = json_string_value(json_object_get(out, "extracted"));
+        const char *rule = json_string_value(json_object_get(out, "rule"));
+        assert_non_null(rule);
+        if (eq != prose[i].equal ||
+            (prose[i].extracted && (!ex || strcmp(ex, prose[i].extracted))) ||
+            (prose[i].rule && strcmp(rule, prose[i].rule))) {
+            char *s = json_dumps(out, JSON_COMPACT);
+            fprintf(stderr, "prose %zu: %s vs %s: want equal=%d, got %s\n", i, prose[i].student,
+                    prose[i].key, prose[i].equal, s);
+            free(s);
+            failures++;
+        }
+        json_decref(out);
+    }
+    assert_int_equal(failures, 0);
+}
+
+/* The details a teacher sees: rule, source sentence, values, units and percent notes. */
+static void test_details(void **state)
+{
+    (void)state;
+    json_t *out = NULL;
+    sm_err err = {0};
+    assert_int_equal(sm_answer_compare("Working.\nAnswer: 16 cm", "16", &out, &err), SM_OK);
+    assert_string_equal(json_string_value(json_object_get(out, "source")), "Answer: 16 cm");
+    assert_non_null(strstr(json_string_value(json_object_get(out, "units")), "only in the answer"));
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(out, "values"), "extracted")), "16");
+    json_decref(out);
+    assert_int_equal(sm_answer_compare("\\boxed{12345678901234567890123/3}",
+                                       "4115226300411522630041", &out, &err),
+                     SM_OK);
+    assert_non_null(strstr(json_string_value(json_object_get(out, "detail")), "(exact)"));
+    json_decref(out);
+    assert_int_equal(sm_answer_compare("\\boxed{2^{100000}}", "1", &out, &err), SM_OK);
+    assert_non_null(strstr(json_string_value(json_object_get(out, "detail")),
+                           "exponent too large to compare exactly"));
+    json_decref(out);
+}
+
+static void check_policy(const char *policy, const char *student, const char *key, bool want)
+{
+    json_error_t je;
+    json_t *pj = json_loads(policy, 0, &je);
+    assert_non_null(pj);
+    sm_answer_policy pol;
+    sm_err err = {0};
+    assert_int_equal(sm_answer_policy_parse(pj, &pol, &err), SM_OK);
+    json_decref(pj);
+    json_t *out = NULL;
+    assert_int_equal(sm_answer_compare_policy(student, key, &pol, &out, &err), SM_OK);
+    if (json_is_true(json_object_get(out, "equal")) != want) {
+        char *s = json_dumps(out, JSON_COMPACT);
+        fprintf(stderr, "policy %s: %s vs %s: want %d, got %s\n", policy, student, key, want, s);
+        free(s);
+        fail();
+    }
+    json_decref(out);
+}
+
+static void test_policy(void **state)
+{
+    (void)state;
+    check_policy("{}", "We get 50%", "0.5", true);
+    check_policy("{}", "We get 50%", "50", true);
+    check_policy("{\"percent\": \"ratio\"}", "We get 50%", "0.5", true);
+    check_policy("{\"percent\": \"ratio\"}", "We get 50%", "50", false);
+    check_policy("{\"percent\": \"percent\"}", "We get 50%", "50", true);
+    check_policy("{\"percent\": \"percent\"}", "We get 50%", "0.5", false);
+    check_policy("{\"tolerance\": 0.01}", "\\boxed{3.14}", "3.1415926", true);
+    check_policy("{\"tolerance\": 0}", "\\boxed{0.3333333}", "1/3", false);
+    check_policy("{\"units\": \"ignore\"}", "It equals 2.5 kg", "2.5 m", true);
+    check_policy("{\"units\": \"check\"}", "It equals 2.5 kg", "2.5 m", false);
+    static const char *const bad[] = {"[]",
+                                      "{\"percent\": \"half\"}",
+                                      "{\"tolerance\": -1}",
+                                      "{\"tolerance\": \"1\"}",
+                                      "{\"units\": 3}",
+                                      "{\"x\": 1}",
+                                      NULL};
+    for (int i = 0; bad[i]; i++) {
+        json_error_t je;
+        json_t *pj = json_loads(bad[i], 0, &je);
+        sm_answer_policy pol;
+        sm_err err = {0};
+        assert_int_equal(sm_answer_policy_parse(pj, &pol, &err), SM_EINVAL);
+        json_decref(pj);
+    }
+}
+
+static void test_hostile_prose(void **state)
+{
+    (void)state;
+    char *s = repeat("so ", "x = 1 and ", 100000, "y = 2");
+    check_hostile(s, "(1, 2)", true); /* x repeated: the first of each name counts */
+    free(s);
+    s = repeat("The result is ", "9", 100000, " cm");
+    check_hostile(s, "9 cm", false);
+    free(s);
+    s = repeat("We get ", "1 km/", 2000, "h");
+    check_hostile(s, "1", false);
+    free(s);
+    s = repeat("The result is ", "is ", 200000, "5");
+    check_hostile(s, "5", false); /* a last line over 200 bytes is no answer */
+    free(s);
+    check_hostile("\\boxed{10^{10^{5}}}", "1", false);
+    check_hostile("\\boxed{1e40000}", "1", false);
+    check_hostile("\\boxed{2^{32000} - 2^{32000}}", "0", true);  /* exact, under the bound */
+    check_hostile("\\boxed{2^{32768} - 2^{32768}}", "0", false); /* over it: refused */
+    check_hostile("\\boxed{1000!/999!}", "1000", true);
+    check_hostile("It is 5 m^3", "5000 l", true);
+    check_hostile("It is 5 mm^{-9}", "5", false); /* no unit: compared as text */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_compare_table),
-        cmocka_unit_test(test_extract),
-        cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_compare_table), cmocka_unit_test(test_extract),
+        cmocka_unit_test(test_bad_arguments), cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_prose),         cmocka_unit_test(test_details),
+        cmocka_unit_test(test_policy),        cmocka_unit_test(test_hostile_prose),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

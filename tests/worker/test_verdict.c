@@ -167,8 +167,10 @@ static void hostile_outputs(void **state)
                4, "no STEP");
     /* an overflowing step number */
     expect_bad("=== VERDICT ===\nSTEP 99999999999999999999: correct\n", 4, "where step 1");
-    /* a block that only appears inside the thinking part does not count */
-    expect_bad("<think>" BLOCK_OK "</think>\nThe answer is fine.", 4, "no line");
+    /* a block that only appears inside the thinking part, text after it, does not count */
+    expect_bad("<think>" BLOCK_OK "</think>\nThe answer is fine.", 4, "text after");
+    /* an output cut in the middle of a line is unclosed, whatever the half line says */
+    expect_bad("=== VERDICT ===\nSTEP 1: correct\nQUOTE: a\nWHY: b\nSTEP 2: inc", 4, "not closed");
 }
 
 static void injection_scan(void **state)
@@ -366,7 +368,7 @@ static void result_contradicts_checks(void **state)
     sm_job *j = make_job(f, "math", 1);
     json_object_set_new(json_object_get(j->body, "assignment"), "answer_key", json_string("3"));
     assert_int_equal(sm_job_run_checks(j, &err), SM_OK);
-    assert_int_equal(j->check_verdict, 0);
+    assert_int_equal(j->tally.verdict, SM_CHECKS_FAILED);
     assert_int_equal(json_array_size(j->checks), 1);
     assert_non_null(strstr(j->checks_text, "DOES NOT EQUAL"));
     assert_int_equal(sm_job_set_sample(j, 0, full, SM_FINISH_STOP, NULL, 10, &err), SM_OK);
@@ -381,7 +383,7 @@ static void result_contradicts_checks(void **state)
     j = make_job(f, "math", 1);
     json_object_set_new(json_object_get(j->body, "assignment"), "answer_key", json_string("7"));
     assert_int_equal(sm_job_run_checks(j, &err), SM_OK);
-    assert_int_equal(j->check_verdict, 1);
+    assert_int_equal(j->tally.verdict, SM_CHECKS_PASSED);
     assert_int_equal(sm_job_set_sample(j, 0, full, SM_FINISH_STOP, NULL, 10, &err), SM_OK);
     assert_int_equal(sm_job_result(j, &r, &err), SM_OK);
     assert_false(has_flag(r, "checks_contradict_score"));

@@ -2,7 +2,8 @@
  * (the ctest "pg" fixture) and a small random model: math, proof and code submissions (right,
  * wrong and hostile) are graded and stored with their checks; a random model cannot write a
  * valid verdict block, so every grading is needs_review with invalid_verdict, after one repair
- * attempt, which is the honest outcome. Then: a regrade with the same seed reproduces the
+ * attempt, which is the honest outcome; the math and code ones carry a provisional score from
+ * the answer key or the tests, the proofs none. Then: a regrade with the same seed reproduces the
  * reasoning chain byte for byte while other jobs are batched with it; the broker is killed and
  * restarted and the same worker reconnects and grades again; SIGTERM drains and exits 0.
  * The worker's metrics port (worker.metrics_port) serves its counters after the first batch.
@@ -190,6 +191,24 @@ static void check_first_batch(const batch *b)
                 g_bad) == 2);
     long long g_proof = grading_of(b->proof), g_host = grading_of(b->hostile);
     CHECK(q_int("SELECT count(*) FROM check_result WHERE grading_id = %lld", g_proof) == 0);
+    /* no score from the model: a provisional one from the answer key and the tests (max 4),
+     * none for the proofs, which have no checks */
+    CHECK(q_int("SELECT count(*) FROM grading WHERE score IS NULL") == 6);
+    CHECK(q_int("SELECT count(*) FROM grading WHERE id = %lld AND provisional_score = 4 AND"
+                " provisional_basis = 'answer_key' AND 'provisional_from_checks' = ANY(flags)",
+                g_right) == 1);
+    CHECK(q_int("SELECT count(*) FROM grading WHERE id = %lld AND provisional_score = 0 AND"
+                " provisional_basis = 'answer_key'",
+                g_wrong) == 1);
+    CHECK(q_int("SELECT count(*) FROM grading WHERE id = %lld AND provisional_score = 4 AND"
+                " provisional_basis = 'tests' AND provisional_detail LIKE '2 of 2 test points%%'",
+                g_ok) == 1);
+    CHECK(q_int("SELECT count(*) FROM grading WHERE id = %lld AND provisional_score = 0 AND"
+                " provisional_basis = 'tests'",
+                g_bad) == 1);
+    CHECK(q_int("SELECT count(*) FROM grading WHERE id IN (%lld, %lld) AND"
+                " provisional_score IS NULL AND NOT 'provisional_from_checks' = ANY(flags)",
+                g_proof, g_host) == 2);
     CHECK(has_flag(g_host, "injection:role_marker"));
     CHECK(has_flag(g_host, "injection:ignore_instructions"));
     CHECK(has_flag(g_host, "injection:addresses_grader"));

@@ -1,0 +1,5 @@
+public class Palindrome {
+    public static boolean check(String s) {
+        return new StringBuilder(s).reverse().toString().equals(s);
+    }
+}
