@@ -126,12 +126,164 @@ static sm_code field(line rest, const char *what, int step, bool quotes, char **
     return SM_OK;
 }
 
+/* The parser's position in the block. */
+typedef enum block_state { WANT_STEP, WANT_QUOTE, WANT_WHY, WANT_SUMMARY, WANT_END } block_state;
+
+/* What a block being read has so far. */
+typedef struct block_reader {
+    sm_verdict *v;
+    double max_score;
+    block_state st;
+    bool have_score;
+    int cap;
+} block_reader;
+
+/* "STEP n: verdict": the next step, numbered in sequence, with a known verdict. */
+static sm_code step_line(block_reader *b, line l, sm_err *err)
+{
+    sm_verdict *v = b->v;
+    int cur = v->n_steps;
+    const char *s = l.s + 4, *e = l.s + l.n;
+    while (s < e && *s == ' ')
+        s++;
+    const char *stop = s; /* the line is not NUL-terminated: no strtol */
+    long n = 0;
+    for (; stop < e && isdigit((unsigned char)*stop); stop++)
+        if (n < 1000000) /* saturates: any larger number is out of sequence */
+            n = n * 10 + (*stop - '0');
+    if (stop == s || stop >= e || *stop != ':')
+        return sm_err_set(err, SM_EFORMAT, "a STEP line must read \"STEP n: verdict\"");
+    if (n != cur + 1)
+        return sm_err_set(err, SM_EFORMAT, "step %ld where step %d was expected", n, cur + 1);
+    if (cur >= SM_VERDICT_MAX_STEPS)
+        return sm_err_set(err, SM_EFORMAT, "more than %d steps", SM_VERDICT_MAX_STEPS);
+    line vw = trim(stop + 1, e);
+    int k = -1;
+    for (int i = 0; i < SM_VERDICT_KINDS; i++)
+        if (line_is(vw, kind_names[i]))
+            k = i;
+    if (k < 0)
+        return sm_err_set(err, SM_EFORMAT,
+                          "step %d: the verdict must be correct, incorrect, incomplete or unclear",
+                          cur + 1);
+    if (cur == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 8;
+        sm_verdict_step *ns = realloc(v->steps, (size_t)b->cap * sizeof *ns);
+        if (!ns)
+            return sm_err_set(err, SM_ENOMEM, "out of memory");
+        v->steps = ns;
+    }
+    v->steps[cur] = (sm_verdict_step){.number = cur + 1, .verdict = k};
+    v->n_steps = cur + 1;
+    b->st = WANT_QUOTE;
+    return SM_OK;
+}
+
+/* The complaint about a SCORE that is not "points/maximum" in plain numbers: words ("three out
+ * of four"), unicode minus signs or fractions ("2½"), a decimal comma. */
+static sm_code score_format_error(double max_score, sm_err *err)
+{
+    char mx[32];
+    sm_verdict_format_number(max_score, mx, sizeof mx);
+    return sm_err_set(err, SM_EFORMAT,
+                      "SCORE must read \"points/maximum\" (here \"<points>/%s\") with plain "
+                      "numbers: digits and at most one decimal point",
+                      mx);
+}
+
+/* "SCORE: a/b": b the assignment's maximum, 0 <= a <= b. */
+static sm_code score_line(block_reader *b, line rest, sm_err *err)
+{
+    sm_verdict *v = b->v;
+    if (v->n_steps == 0)
+        return sm_err_set(err, SM_EFORMAT, "no STEP before SCORE");
+    const char *slash = memchr(rest.s, '/', rest.n);
+    if (!slash)
+        return score_format_error(b->max_score, err);
+    line a = trim(rest.s, slash), m = trim(slash + 1, rest.s + rest.n);
+    double mx;
+    if (!parse_number(a.s, a.n, &v->score) || !parse_number(m.s, m.n, &mx))
+        return score_format_error(b->max_score, err);
+    if (fabs(mx - b->max_score) > 1e-6 * (1 + b->max_score)) {
+        char want[32];
+        sm_verdict_format_number(b->max_score, want, sizeof want);
+        return sm_err_set(err, SM_EFORMAT, "the maximum in SCORE must be %s", want);
+    }
+    if (v->score > b->max_score + 1e-9)
+        return sm_err_set(err, SM_EFORMAT, "the score is above the maximum");
+    if (v->score > b->max_score) /* within the tolerance: never above the maximum */
+        v->score = b->max_score;
+    v->max_score = b->max_score;
+    b->have_score = true;
+    b->st = WANT_SUMMARY;
+    return SM_OK;
+}
+
+/* The "=== END VERDICT ===" line: everything must be there, and after it only whitespace or
+ * one closing markdown fence ("```"). */
+static sm_code end_line(const block_reader *b, const char *p, const char *end, sm_err *err)
+{
+    if (b->st != WANT_END)
+        return sm_err_set(err, SM_EFORMAT, "the block ends before %s",
+                          b->st == WANT_QUOTE ? "the QUOTE line"
+                          : b->st == WANT_WHY ? "the WHY line"
+                          : !b->have_score    ? "a SCORE line"
+                                              : "the SUMMARY line");
+    line rest = trim(p, end);
+    if (rest.n == 0 || line_is(rest, "```"))
+        return SM_OK;
+    return sm_err_set(err, SM_EFORMAT, "text after \"%s\"", SM_VERDICT_END);
+}
+
+/* One non-empty line of the block, other than the end line. */
+static sm_code block_line(block_reader *b, line l, sm_err *err)
+{
+    line rest;
+    int cur = b->v->n_steps;
+    switch (b->st) {
+    case WANT_STEP:
+        if (keyed(l, "STEP", &rest) || (l.n > 5 && !strncasecmp(l.s, "STEP ", 5)))
+            return step_line(b, l, err);
+        if (keyed(l, "SCORE", &rest))
+            return score_line(b, rest, err);
+        if (l.n >= 8 && memmem(l.s, l.n, "</think>", 8))
+            return sm_err_set(err, SM_EFORMAT,
+                              "the verdict block must come after the reasoning (after </think>)");
+        return sm_err_set(err, SM_EFORMAT, "expected a STEP or SCORE line, found \"%.*s\"",
+                          (int)(l.n < 40 ? l.n : 40), l.s);
+    case WANT_QUOTE:
+        if (!keyed(l, "QUOTE", &rest))
+            return sm_err_set(err, SM_EFORMAT, "step %d: expected a QUOTE line", cur);
+        b->st = WANT_WHY;
+        return field(rest, "QUOTE", cur, true, &b->v->steps[cur - 1].quoted, err);
+    case WANT_WHY:
+        if (!keyed(l, "WHY", &rest))
+            return sm_err_set(err, SM_EFORMAT, "step %d: expected a WHY line", cur);
+        b->st = WANT_STEP;
+        return field(rest, "WHY", cur, false, &b->v->steps[cur - 1].explanation, err);
+    case WANT_SUMMARY:
+        if (!keyed(l, "SUMMARY", &rest))
+            return sm_err_set(err, SM_EFORMAT, "expected the SUMMARY line after SCORE");
+        if (rest.n == 0)
+            return sm_err_set(err, SM_EFORMAT, "SUMMARY is empty");
+        if (rest.n > SM_VERDICT_MAX_FIELD)
+            return sm_err_set(err, SM_EFORMAT, "SUMMARY is too long");
+        if (!(b->v->summary = dup_field(rest, false)))
+            return sm_err_set(err, SM_ENOMEM, "out of memory");
+        b->st = WANT_END;
+        return SM_OK;
+    case WANT_END:
+        break;
+    }
+    return sm_err_set(err, SM_EFORMAT, "expected \"%s\" after SUMMARY", SM_VERDICT_END);
+}
+
+/* The block's lines from p (just after the begin line) to end; v->block_len set on success. */
 static sm_code parse_block(const char *p, const char *end, double max_score, sm_verdict *v,
                            sm_err *err)
 {
-    enum { WANT_STEP, WANT_QUOTE, WANT_WHY, WANT_SUMMARY, WANT_END } st = WANT_STEP;
-    bool have_score = false;
-    int cap = 0;
+    block_reader b = {.v = v, .max_score = max_score, .st = WANT_STEP};
+    const char *body = p;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
@@ -139,116 +291,17 @@ static sm_code parse_block(const char *p, const char *end, double max_score, sm_
         p = nl ? nl + 1 : end;
         if (l.n == 0)
             continue;
-        line rest;
-        int cur = v->n_steps;
+        if (!nl && !line_is(l, SM_VERDICT_END)) /* cut off (max_new_tokens) mid-line */
+            break;
         if (line_is(l, SM_VERDICT_END)) {
-            if (st != WANT_END)
-                return sm_err_set(err, SM_EFORMAT, "the block ends before %s",
-                                  st == WANT_QUOTE ? "the QUOTE line"
-                                  : st == WANT_WHY ? "the WHY line"
-                                  : !have_score    ? "a SCORE line"
-                                                   : "the SUMMARY line");
-            for (; p < end; p++)
-                if (!isspace((unsigned char)*p))
-                    return sm_err_set(err, SM_EFORMAT, "text after \"%s\"", SM_VERDICT_END);
-            return SM_OK;
+            sm_code rc = end_line(&b, p, end, err);
+            if (!rc)
+                v->block_len = (size_t)(l.s - body);
+            return rc;
         }
-        switch (st) {
-        case WANT_STEP:
-            if (keyed(l, "STEP", &rest) || (l.n > 5 && !strncasecmp(l.s, "STEP ", 5))) {
-                /* "STEP n: verdict" */
-                const char *s = l.s + 4, *e = l.s + l.n;
-                while (s < e && *s == ' ')
-                    s++;
-                const char *stop = s; /* the line is not NUL-terminated: no strtol */
-                long n = 0;
-                for (; stop < e && isdigit((unsigned char)*stop); stop++)
-                    if (n < 1000000) /* saturates: any larger number is out of sequence */
-                        n = n * 10 + (*stop - '0');
-                if (stop == s || stop >= e || *stop != ':')
-                    return sm_err_set(err, SM_EFORMAT, "a STEP line must read \"STEP n: verdict\"");
-                if (n != cur + 1)
-                    return sm_err_set(err, SM_EFORMAT, "step %ld where step %d was expected", n,
-                                      cur + 1);
-                if (cur >= SM_VERDICT_MAX_STEPS)
-                    return sm_err_set(err, SM_EFORMAT, "more than %d steps", SM_VERDICT_MAX_STEPS);
-                line vw = trim(stop + 1, e);
-                int k = -1;
-                for (int i = 0; i < SM_VERDICT_KINDS; i++)
-                    if (line_is(vw, kind_names[i]))
-                        k = i;
-                if (k < 0)
-                    return sm_err_set(err, SM_EFORMAT,
-                                      "step %d: the verdict must be correct, incorrect, "
-                                      "incomplete or unclear",
-                                      cur + 1);
-                if (cur == cap) {
-                    cap = cap ? 2 * cap : 8;
-                    sm_verdict_step *ns = realloc(v->steps, (size_t)cap * sizeof *ns);
-                    if (!ns)
-                        return sm_err_set(err, SM_ENOMEM, "out of memory");
-                    v->steps = ns;
-                }
-                v->steps[cur] = (sm_verdict_step){.number = cur + 1, .verdict = k};
-                v->n_steps = cur + 1;
-                st = WANT_QUOTE;
-            } else if (keyed(l, "SCORE", &rest)) {
-                if (cur == 0)
-                    return sm_err_set(err, SM_EFORMAT, "no STEP before SCORE");
-                const char *slash = memchr(rest.s, '/', rest.n);
-                if (!slash)
-                    return sm_err_set(err, SM_EFORMAT, "SCORE must read \"points/maximum\"");
-                line a = trim(rest.s, slash), b = trim(slash + 1, rest.s + rest.n);
-                double mx;
-                if (!parse_number(a.s, a.n, &v->score) || !parse_number(b.s, b.n, &mx))
-                    return sm_err_set(err, SM_EFORMAT,
-                                      "SCORE must read \"points/maximum\" with "
-                                      "plain numbers");
-                if (fabs(mx - max_score) > 1e-6 * (1 + max_score)) {
-                    char want[32];
-                    sm_verdict_format_number(max_score, want, sizeof want);
-                    return sm_err_set(err, SM_EFORMAT, "the maximum in SCORE must be %s", want);
-                }
-                if (v->score > max_score + 1e-9)
-                    return sm_err_set(err, SM_EFORMAT, "the score is above the maximum");
-                if (v->score > max_score) /* within the tolerance: never above the maximum */
-                    v->score = max_score;
-                v->max_score = max_score;
-                have_score = true;
-                st = WANT_SUMMARY;
-            } else {
-                return sm_err_set(err, SM_EFORMAT, "expected a STEP or SCORE line, found \"%.*s\"",
-                                  (int)(l.n < 40 ? l.n : 40), l.s);
-            }
-            break;
-        case WANT_QUOTE:
-            if (!keyed(l, "QUOTE", &rest))
-                return sm_err_set(err, SM_EFORMAT, "step %d: expected a QUOTE line", cur);
-            if (field(rest, "QUOTE", cur, true, &v->steps[cur - 1].quoted, err))
-                return err ? err->code : SM_EFORMAT;
-            st = WANT_WHY;
-            break;
-        case WANT_WHY:
-            if (!keyed(l, "WHY", &rest))
-                return sm_err_set(err, SM_EFORMAT, "step %d: expected a WHY line", cur);
-            if (field(rest, "WHY", cur, false, &v->steps[cur - 1].explanation, err))
-                return err ? err->code : SM_EFORMAT;
-            st = WANT_STEP;
-            break;
-        case WANT_SUMMARY:
-            if (!keyed(l, "SUMMARY", &rest))
-                return sm_err_set(err, SM_EFORMAT, "expected the SUMMARY line after SCORE");
-            if (rest.n == 0)
-                return sm_err_set(err, SM_EFORMAT, "SUMMARY is empty");
-            if (rest.n > SM_VERDICT_MAX_FIELD)
-                return sm_err_set(err, SM_EFORMAT, "SUMMARY is too long");
-            if (!(v->summary = dup_field(rest, false)))
-                return sm_err_set(err, SM_ENOMEM, "out of memory");
-            st = WANT_END;
-            break;
-        case WANT_END:
-            return sm_err_set(err, SM_EFORMAT, "expected \"%s\" after SUMMARY", SM_VERDICT_END);
-        }
+        sm_code rc = block_line(&b, l, err);
+        if (rc)
+            return rc;
     }
     return sm_err_set(err, SM_EFORMAT, "the verdict block is not closed with \"%s\"",
                       SM_VERDICT_END);
@@ -276,17 +329,60 @@ sm_code sm_verdict_parse(const char *text, size_t len, double max_score, sm_verd
         return sm_err_set(err, SM_EINVAL, "no text");
     if (memchr(text, '\0', len))
         return sm_err_set(err, SM_EFORMAT, "the output holds a NUL byte");
-    const char *start = text;
-    for (const char *t = text; (t = memmem(t, len - (size_t)(t - text), "</think>", 8)); t += 8)
-        start = t + 8;
-    const char *body = last_begin(start, len - (size_t)(start - text));
+    const char *body = last_begin(text, len);
     if (!body)
         return sm_err_set(err, SM_EFORMAT, "no line \"%s\" starts a verdict block",
                           SM_VERDICT_BEGIN);
     sm_code rc = parse_block(body, text + len, max_score, out, err);
     if (rc)
         sm_verdict_clear(out);
+    else
+        out->block_start = (size_t)(body - text);
     return rc;
+}
+
+/* Writes the trimmed, non-empty lines of s[0, n) to buf, lower-cased, each followed by '\n',
+ * and a NUL. buf has room for n + 2 bytes; returns the length without the NUL. */
+static size_t normalize_lines(const char *s, size_t n, char *buf)
+{
+    size_t k = 0;
+    const char *p = s, *end = s + n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        line l = trim(p, nl ? nl : end);
+        p = nl ? nl + 1 : end;
+        if (l.n == 0)
+            continue;
+        for (size_t i = 0; i < l.n; i++)
+            buf[k++] = (char)tolower((unsigned char)l.s[i]);
+        buf[k++] = '\n';
+    }
+    buf[k] = '\0';
+    return k;
+}
+
+sm_code sm_verdict_check_own(const sm_verdict *v, const char *text, const char *student,
+                             sm_err *err)
+{
+    if (!student || !*student || v->block_len == 0)
+        return SM_OK;
+    size_t sn = strlen(student);
+    char *blk = malloc(v->block_len + 3), *stu = malloc(sn + 3);
+    if (!blk || !stu) {
+        free(blk);
+        free(stu);
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    }
+    blk[0] = stu[0] = '\n'; /* so that the copy must start at a line of the student's work */
+    size_t bl = 1 + normalize_lines(text + v->block_start, v->block_len, blk + 1);
+    size_t su = 1 + normalize_lines(student, sn, stu + 1);
+    bool copied = bl > 1 && memmem(stu, su, blk, bl) != NULL;
+    free(blk);
+    free(stu);
+    if (copied)
+        return sm_err_set(err, SM_EFORMAT,
+                          "the verdict block is copied from the student's work; write your own");
+    return SM_OK;
 }
 
 sm_code sm_verdict_instructions(double max_score, char **out, sm_err *err)

@@ -10,11 +10,14 @@
  *   SUMMARY: <one line>
  *   === END VERDICT ===
  *
- * The parser looks only at the text after the last "</think>" (if any), takes the last line
- * reading "=== VERDICT ===", and rejects anything that deviates: a missing or unclosed block,
- * text after it, missing, repeated or out-of-order lines, a step number out of sequence, an
- * unknown verdict, empty fields, a score that is not a number in [0, maximum] or a maximum
- * other than the assignment's. Keywords and verdict words are matched case-insensitively. */
+ * The parser takes the last line reading "=== VERDICT ===" (drafts and quotes before it do not
+ * count), and rejects anything that deviates: a missing or unclosed block, text after it (but
+ * whitespace or one closing "```" fence), missing, repeated or out-of-order lines, a step
+ * number out of sequence, an unknown verdict, empty fields, a score that is not a plain number
+ * in [0, maximum] (no words, no unicode minus or fractions) or a maximum other than the
+ * assignment's. Keywords and verdict words are matched case-insensitively. The rules for
+ * real models' outputs (reasoning, drafts, quotes) are in docs/worker.md "Verdict format" and
+ * tests/worker/transcripts/. */
 #ifndef SM_VERDICT_H
 #define SM_VERDICT_H
 
@@ -26,6 +29,9 @@
 #define SM_VERDICT_MAX_FIELD 4000 /* longest QUOTE, WHY or SUMMARY in bytes */
 #define SM_VERDICT_BEGIN "=== VERDICT ==="
 #define SM_VERDICT_END "=== END VERDICT ==="
+/* The stop string of generation: the end line at the start of a line, so that a QUOTE or a
+ * sentence mentioning it does not stop the model. */
+#define SM_VERDICT_STOP "\n" SM_VERDICT_END
 
 typedef enum sm_verdict_kind {
     SM_VERDICT_CORRECT = 0,
@@ -48,6 +54,7 @@ typedef struct sm_verdict {
     double score;
     double max_score;
     char *summary;
+    size_t block_start, block_len; /* the lines between the begin and end lines, in the text */
 } sm_verdict;
 
 /* Parses the verdict block at the end of text[0, len). On success *out owns its strings
@@ -57,6 +64,12 @@ sm_code sm_verdict_parse(const char *text, size_t len, double max_score, sm_verd
                          sm_err *err);
 
 void sm_verdict_clear(sm_verdict *v);
+
+/* SM_EFORMAT when the parsed block v of text is copied from the student's work: its lines
+ * between the begin and end lines (trimmed, blank lines left out, case ignored) appear in that
+ * order in student. A model that quotes a student's fake block must not grade with it. */
+sm_code sm_verdict_check_own(const sm_verdict *v, const char *text, const char *student,
+                             sm_err *err);
 
 /* "correct", "incorrect", "incomplete" or "unclear". */
 const char *sm_verdict_kind_name(sm_verdict_kind k);
