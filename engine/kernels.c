@@ -1,6 +1,6 @@
 /* kernels: the public side of the CPU kernels (sm_kernels.h). It names dtypes and ISAs,
  * detects what the CPU supports, checks arguments, prepares activations (8-bit quantization for
- * q8_0/q4_0 weights), splits work over the thread pool in fixed row ranges and calls the chosen
+ * q8_0/q4_0 and K-quant weights), splits work over the thread pool in fixed row ranges and calls the chosen
  * instruction-set variant (kernels_isa.h). In fast mode, large batches go through OpenBLAS
  * sgemm on weight tiles converted to f32, where OpenBLAS's kernels suit the CPU. */
 #include "sm_kernels.h"
@@ -21,7 +21,8 @@
 /* Row tiles converted to f32 for sgemm hold about this many floats. */
 #define SM_SGEMM_TILE_FLOATS (512 * 1024)
 
-static const char *const dtype_names[SM_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+static const char *const dtype_names[SM_DTYPE_COUNT] = {"f32",  "f16",  "bf16", "q8_0",
+                                                        "q4_0", "q4_k", "q5_k", "q6_k"};
 static const char *const isa_names[SM_ISA_COUNT] = {"portable", "avx2", "avx512", "avx512bf16"};
 
 const char *sm_dtype_name(sm_dtype t)
@@ -37,7 +38,8 @@ sm_code sm_dtype_parse(const char *name, sm_dtype *out, sm_err *err)
             return SM_OK;
         }
     }
-    return sm_err_set(err, SM_EINVAL, "unknown dtype '%s' (expected f32, f16, bf16, q8_0, q4_0)",
+    return sm_err_set(err, SM_EINVAL,
+                      "unknown dtype '%s' (expected f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k)",
                       name ? name : "(null)");
 }
 
@@ -217,6 +219,8 @@ static void mm_task(void *arg, int t, int n)
     int64_t r1 = r0 + c->chunk < c->job->rows ? r0 + c->chunk : c->job->rows;
     if (r0 < r1 && c->job->packed)
         c->v->q8x_rows(c->job, r0, r1, t);
+    else if (r0 < r1 && sm_dtype_is_kquant(c->job->dtype))
+        (c->v->kq_rows ? c->v->kq_rows : sm_kq_rows)(c->job, r0, r1, t);
     else if (r0 < r1)
         c->v->matmul_rows(c->job, r0, r1, t);
 }
@@ -226,9 +230,12 @@ static void quant_task(void *arg, int t, int n)
     mm_ctx *c = arg;
     sm_mm_job *j = c->job;
     int64_t nb = j->cols / SM_QBLOCK;
-    for (int64_t b = t; b < j->batch; b += n)
+    for (int64_t b = t; b < j->batch; b += n) {
         c->v->quantize_x(j->x + b * j->ldx, j->cols, (int8_t *)j->xq + b * j->cols,
                          (float *)j->xd + b * nb);
+        if (j->xs)
+            sm_kq_x_sums(j->xq + b * j->cols, j->xd + b * nb, nb, (float *)j->xs + b * nb);
+    }
 }
 
 /* Activations of packed q8_0 weights: quantized as for GGUF blocks, then laid out for the
@@ -385,16 +392,18 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         return sm_err_set(err, SM_EINVAL,
                           "matmul: strides ldx=%lld ldy=%lld too small for %lld x %lld",
                           (long long)ldx, (long long)ldy, (long long)W->rows, (long long)W->cols);
-    bool quant = W->dtype == SM_DTYPE_Q8_0 || W->dtype == SM_DTYPE_Q4_0;
+    bool kq = sm_dtype_is_kquant(W->dtype);
+    bool quant = W->dtype == SM_DTYPE_Q8_0 || W->dtype == SM_DTYPE_Q4_0 || kq;
     if (W->packed && (W->dtype != SM_DTYPE_Q8_0 || variant(k)->q8x_width != W->packed))
         return sm_err_set(err, SM_EUNSUPPORTED,
                           "matmul: %s weights packed with width %d, which the %s kernels "
                           "do not read",
                           sm_dtype_name(W->dtype), W->packed,
                           sm_isa_name(k ? k->isa : SM_ISA_PORTABLE));
-    if (quant && W->cols % SM_QBLOCK != 0)
-        return sm_err_set(err, SM_EINVAL, "matmul: %s needs cols divisible by %d, got %lld",
-                          sm_dtype_name(W->dtype), SM_QBLOCK, (long long)W->cols);
+    if (quant && W->cols % sm_dtype_block(W->dtype) != 0)
+        return sm_err_set(err, SM_EINVAL, "matmul: %s needs cols divisible by %lld, got %lld",
+                          sm_dtype_name(W->dtype), (long long)sm_dtype_block(W->dtype),
+                          (long long)W->cols);
     if (k && k->isa != SM_ISA_PORTABLE && !sm_isa_supported(k->isa))
         return sm_err_set(err, SM_EUNSUPPORTED, "matmul: this CPU cannot run %s kernels",
                           sm_isa_name(k->isa));
@@ -448,11 +457,14 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     void *qbuf = NULL;
     if (quant) {
         int64_t nb = W->cols / SM_QBLOCK;
-        qbuf = kbuf_take(k, KBUF_X, (size_t)batch * (size_t)nb * (sizeof(float) + SM_QBLOCK));
+        /* scales, K-quant sums (xs), values */
+        size_t nf = (size_t)batch * (size_t)nb * (kq ? 2 : 1);
+        qbuf = kbuf_take(k, KBUF_X, nf * sizeof(float) + (size_t)batch * (size_t)W->cols);
         if (!qbuf)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for quantized activations");
         job.xd = qbuf;
-        job.xq = (int8_t *)((float *)qbuf + batch * nb);
+        job.xs = kq ? (float *)qbuf + batch * nb : NULL;
+        job.xq = (int8_t *)((float *)qbuf + nf);
         run_tasks(k, quant_task, &c, batch >= 4 ? threads : 1);
     }
     if (W->dtype == SM_DTYPE_BF16 && c.v->permute_x) {
@@ -473,7 +485,8 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         for (int64_t b = 0; b < batch; b++)
             c.v->x_to_bf16(X + b * ldx, W->cols, (uint16_t *)qbuf + b * W->cols);
     }
-    job.scratch_floats = c.v->scratch_floats(W->dtype, W->cols, batch);
+    job.scratch_floats =
+        kq ? sm_kq_scratch_floats(W->cols) : c.v->scratch_floats(W->dtype, W->cols, batch);
     if (job.scratch_floats > 0) {
         job.scratch_floats = (job.scratch_floats + 15) / 16 * 16;
         job.scratch = kbuf_take(k, KBUF_SCRATCH,
@@ -581,7 +594,7 @@ sm_code sm_kernels_peak(const sm_kctx *k, sm_dtype t, double *gflops, sm_err *er
     if (!c)
         return sm_err_set(err, SM_ENOMEM, "peak: out of memory");
     c->v = variant(k);
-    c->t = t;
+    c->t = sm_dtype_is_kquant(t) ? SM_DTYPE_Q8_0 : t; /* K-quants: the same 8-bit products */
     /* calibrate to about 0.2 s per run, then keep the best of 5 runs */
     c->iters = 1 << 16;
     for (;;) {

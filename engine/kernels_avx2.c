@@ -792,6 +792,7 @@ static const sm_kvariant avx2 = {
     .q8x_rows = sm_avx2_q8x_rows,
     .q8x_scratch_floats = sm_avx2_q8x_scratch_floats,
     .peak = sm_avx2_peak,
+    .kq_rows = sm_avx2_kq_rows,
 };
 
 const sm_kvariant *sm_kvariant_avx2(void)

@@ -106,6 +106,7 @@ static const sm_kvariant avx512 = {
     .q8x_rows = sm_avx512_q8r_rows,
     .q8x_scratch_floats = NULL,
     .peak = sm_avx512_peak,
+    .kq_rows = sm_avx2_kq_rows,
 };
 
 const sm_kvariant *sm_kvariant_avx512(void)

@@ -168,6 +168,7 @@ static const sm_kvariant avx512bf16 = {
     .q8x_rows = sm_avx512_q8r_rows,
     .q8x_scratch_floats = NULL,
     .peak = peak,
+    .kq_rows = sm_avx2_kq_rows,
 };
 
 const sm_kvariant *sm_kvariant_avx512bf16(void)

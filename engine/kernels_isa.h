@@ -24,6 +24,7 @@ typedef struct sm_mm_job {
     int64_t ldy;
     const int8_t *xq;   /* q8_0/q4_0 weights: activations quantized, batch x cols (stride cols) */
     const float *xd;    /* their scales, batch x cols/32 */
+    const float *xs;    /* K-quant weights: xd[k] * (sum of block k's 32 quantized values) */
     const uint16_t *xb; /* bf16 weights on a variant with x_to_bf16: activations as bf16 */
     int packed;         /* 0, or q8_0 weights packed with this width (kernels_q8x.c) */
     const uint8_t *xp;  /* packed weights: the activations in its layout, xp_stride per row */
@@ -80,6 +81,10 @@ typedef struct sm_kvariant {
     int q8x_width;
     void (*q8x_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
     int64_t (*q8x_scratch_floats)(int64_t batch);
+    /* NULL, or the products of K-quant weights (q4_k, q5_k, q6_k; activations as for q8_0 plus
+     * job->xs), rows [r0, r1), using sm_kq_scratch_floats(cols) floats of job->scratch per
+     * task; NULL: the portable sm_kq_rows. */
+    void (*kq_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
     /* A register-only loop of iters rounds of the instructions the products of weights of
      * type t are built on; returns the operations done (see sm_kernels_peak). */
     double (*peak)(sm_dtype t, int64_t iters);
@@ -109,6 +114,28 @@ void sm_q8r_finish_x(uint8_t *xrow, int64_t cols);
 void sm_avx2_q8x_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 int64_t sm_avx2_q8x_scratch_floats(int64_t batch);
 void sm_avx512_q8r_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+
+/* ---- K-quant weights (kernels_kq.c, kernels_avx2_kq.c) ----
+ * A weight row of any K-quant type is unpacked (to scratch, a few rows at a time) to one form
+ * per block of 32 values j: 32 values q (unsigned 0..31 for q4_k/q5_k, signed -32..31 for q6_k),
+ * 16 int16 scales s (s[i] for values 2i, 2i+1: the scale of the value's group of 16), the f32
+ * super-block scale d, and the f32 min mn = dmin * min (0 for q6_k), so that the row's dot
+ * product with activations (q8 blocks xq, xd and xs = xd * sum(xq)) is
+ *     sum_j (d_j * xd_j) * (float)(sum_i s[i/2] * q_i * xq_i)  -  sum_j mn_j * xs_j,
+ * the integer sums exact. Every variant computes that formula; they differ only in the order
+ * of the f32 additions (fixed per variant, depending on cols only). */
+/* The scale and min of sub-block j (0..7) from the 12 packed bytes of q4_k / q5_k. */
+void sm_kq_scale_min(const uint8_t *s, int j, int *sc, int *m);
+/* Bytes of one unpacked row of cols values (a multiple of 64). */
+size_t sm_kq_unpacked_bytes(int64_t cols);
+int64_t sm_kq_scratch_floats(int64_t cols);
+/* Row src of type t (cols values) to the unpacked form at dst (64-byte aligned). */
+void sm_kq_unpack_row(sm_dtype t, const uint8_t *src, int64_t cols, uint8_t *dst);
+/* Activation sums for K-quant products: xs[k] = xd[k] * sum of q[32k..32k+31], nb blocks. */
+void sm_kq_x_sums(const int8_t *q, const float *xd, int64_t nb, float *xs);
+/* The portable products (used by variants without kq_rows) and the AVX2 ones. */
+void sm_kq_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+void sm_avx2_kq_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 
 /* The AVX2 vector functions, shared with the AVX-512 variants (which need AVX2 too). */
 void sm_avx2_cvt_bf16(float *dst, const uint16_t *src, int64_t n);

@@ -258,19 +258,19 @@ static int ggml_type_info(uint32_t t, sm_dtype *dt, int64_t *blk, size_t *bsz, c
         *name = "Q3_K";
         return 1;
     case 12:
-        *dt = SM_DTYPE_COUNT;
+        *dt = SM_DTYPE_Q4_K;
         *blk = 256;
         *bsz = 144;
         *name = "Q4_K";
         return 1;
     case 13:
-        *dt = SM_DTYPE_COUNT;
+        *dt = SM_DTYPE_Q5_K;
         *blk = 256;
         *bsz = 176;
         *name = "Q5_K";
         return 1;
     case 14:
-        *dt = SM_DTYPE_COUNT;
+        *dt = SM_DTYPE_Q6_K;
         *blk = 256;
         *bsz = 210;
         *name = "Q6_K";

@@ -1,7 +1,8 @@
 /* sm_gguf: a read-only, memory-mapped GGUF file (versions 2 and 3, little-endian). Every
  * string length, array count, tensor dimension, type and offset is checked against the file
  * size while parsing; tensor offsets must respect general.alignment, lie inside the data area
- * and not overlap. Tensors of types the engine computes with (f32, f16, bf16, q8_0, q4_0) get
+ * and not overlap. Tensors of types the engine computes with (f32, f16, bf16, q8_0, q4_0,
+ * q4_k, q5_k, q6_k) get
  * that sm_dtype; others are recorded (so their bytes are still checked) as SM_DTYPE_COUNT.
  * Shapes are given outermost first like PyTorch (GGUF's ne[] reversed). */
 #ifndef SM_GGUF_H

@@ -1,6 +1,6 @@
 /* sm_kernels: the engine's compute primitives on the CPU: weight-matrix products for every
- * weight type (f32, f16, bf16, q8_0, q4_0), RMSNorm, rotary embeddings, the SiLU gate,
- * attention over a KV cache, and conversions/quantization. Several instruction-set variants
+ * weight type (f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k), RMSNorm, rotary embeddings, the
+ * SiLU gate, attention over a KV cache, and conversions/quantization. Several instruction-set variants
  * (portable C, AVX2, AVX-512, AVX-512 BF16/VNNI) are chosen at run time; every variant gives
  * results within rounding of the portable one, and in deterministic mode a given output's
  * reduction order never depends on the batch size or on which other rows are computed. */
@@ -20,15 +20,29 @@ typedef enum sm_dtype {
     SM_DTYPE_BF16,
     SM_DTYPE_Q8_0, /* GGUF block: f16 scale + 32 x int8 (34 bytes per 32 values) */
     SM_DTYPE_Q4_0, /* GGUF block: f16 scale + 16 bytes of 4-bit values (18 bytes per 32) */
+    /* GGUF K-quant super-blocks of 256 values (loaded from files only, never quantized to):
+     * Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins for 8 sub-blocks of 32, 128
+     * bytes of 4-bit values (144 bytes); Q5_K: the same plus 32 bytes of 5th bits (176);
+     * Q6_K: 128 bytes of low 4 bits, 64 of high 2 bits, 16 int8 scales (one per 16 values),
+     * f16 d (210). */
+    SM_DTYPE_Q4_K,
+    SM_DTYPE_Q5_K,
+    SM_DTYPE_Q6_K,
     SM_DTYPE_COUNT
 } sm_dtype;
 
 #define SM_QBLOCK 32
+#define SM_QK_BLOCK 256
 
-/* "f32", "f16", "bf16", "q8_0", "q4_0". */
+/* Values per block of t: 1 (f32/f16/bf16), 32 (q8_0/q4_0) or 256 (K-quants). */
+int64_t sm_dtype_block(sm_dtype t);
+/* Whether t is one of the K-quant types. */
+bool sm_dtype_is_kquant(sm_dtype t);
+
+/* "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k". */
 const char *sm_dtype_name(sm_dtype t);
 sm_code sm_dtype_parse(const char *name, sm_dtype *out, sm_err *err);
-/* Bytes used by one row of cols values (cols must be a multiple of 32 for block types). */
+/* Bytes used by one row of cols values (cols must be a multiple of sm_dtype_block). */
 size_t sm_dtype_row_bytes(sm_dtype t, int64_t cols);
 
 /* A weight matrix of rows x cols stored row-major (row r, then its cols values or blocks), or
@@ -132,7 +146,9 @@ sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64
 /* Row r of W (packed or not) as cols f32 values. */
 sm_code sm_matrix_row_f32(const sm_matrix *W, int64_t r, float *dst, sm_err *err);
 
-/* Conversions. dst has rows*cols f32 values / the quantized layout. */
+/* Conversions. dst has rows*cols f32 values / the quantized layout. K-quant rows dequantize
+ * (bit for bit as the gguf package's numpy code: (d*scale)*q - dmin*min in f32) but cannot be
+ * quantized to (SM_EUNSUPPORTED). */
 sm_code sm_dequantize_row(sm_dtype t, const void *src, int64_t cols, float *dst, sm_err *err);
 sm_code sm_quantize_row(sm_dtype t, const float *src, int64_t cols, void *dst, sm_err *err);
 float sm_bf16_to_f32(uint16_t v);

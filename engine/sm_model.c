@@ -260,7 +260,7 @@ static void convert_task(void *arg, int task, int n_tasks)
 
 static bool is_block(sm_dtype t)
 {
-    return t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0;
+    return sm_dtype_block(t) > 1;
 }
 
 /* A converted tensor's file pages were read once: drops them from this process (they stay in
@@ -297,7 +297,7 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
     }
     m->n_stored[t->dtype]++;
     sm_dtype to = m->dtype_set ? m->dtype : t->dtype == SM_DTYPE_F16 ? SM_DTYPE_BF16 : t->dtype;
-    if (is_block(to) && cols % SM_QBLOCK != 0) {
+    if (is_block(to) && cols % sm_dtype_block(to) != 0) {
         return sm_err_set(err, SM_EUNSUPPORTED, "tensor %s: %lld columns cannot be stored as %s",
                           name, (long long)cols, sm_dtype_name(to));
     }
@@ -461,6 +461,7 @@ static sm_code load_weights(sm_model *m, sm_err *err)
     m->info.packed = m->layers[0].q.packed;
     size_t best = 0;
     for (int t = 0; t < SM_DTYPE_COUNT; t++) {
+        m->info.n_stored[t] = (int)m->n_stored[t];
         if (m->n_stored[t] > best) {
             best = m->n_stored[t];
             m->info.stored_dtype = (sm_dtype)t;
@@ -728,6 +729,12 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
     }
     if (opts->dtype_set && (opts->dtype < 0 || opts->dtype >= SM_DTYPE_COUNT)) {
         return sm_err_set(err, SM_EINVAL, "bad weight type");
+    }
+    if (opts->dtype_set && sm_dtype_is_kquant(opts->dtype)) {
+        return sm_err_set(err, SM_EUNSUPPORTED,
+                          "--dtype %s: the engine does not quantize to K-quants; K-quant weights "
+                          "are used as a GGUF file stores them",
+                          sm_dtype_name(opts->dtype));
     }
     if (opts->isa_set && !sm_isa_supported(opts->isa)) {
         return sm_err_set(err, SM_EUNSUPPORTED, "this CPU cannot run %s kernels",

@@ -63,9 +63,10 @@ void sm_model_opts_init(sm_model_opts *opts);
 /* A summary of a loaded model. */
 typedef struct sm_model_info {
     sm_model_config config;
-    const char *format;        /* "safetensors" or "gguf" */
-    sm_dtype stored_dtype;     /* type of the stored weight matrices (the most common one) */
-    sm_dtype weight_dtype;     /* compute type of the weight matrices */
+    const char *format;           /* "safetensors" or "gguf" */
+    sm_dtype stored_dtype;        /* type of the stored weight matrices (the most common one) */
+    int n_stored[SM_DTYPE_COUNT]; /* weight matrices stored in each type (mixed GGUF files) */
+    sm_dtype weight_dtype;        /* compute type of the weight matrices */
     int packed;                /* 0, or q8_0 weights repacked for the kernels, blocks per group */
     int64_t n_params;          /* parameters, LM head counted once when tied */
     size_t weight_bytes;       /* bytes of all weights in their compute types */

@@ -1,7 +1,8 @@
-/* sm_quant: number formats of the engine: f16 and bf16 conversions, and the GGUF block
- * formats q8_0 and q4_0 (quantization follows the ggml reference / python `gguf` package
- * formulas bit for bit, so weights quantized at load equal those in a GGUF file). */
-#include "sm_kernels.h"
+/* sm_quant: number formats of the engine: f16 and bf16 conversions, the GGUF block formats q8_0
+ * and q4_0 (quantization follows the ggml reference / python `gguf` package formulas bit for
+ * bit, so weights quantized at load equal those in a GGUF file), and the dequantization of the
+ * K-quant super-blocks q4_k, q5_k and q6_k (the gguf package's arithmetic, bit for bit). */
+#include "kernels_isa.h"
 
 #include <math.h>
 #include <string.h>
@@ -91,8 +92,93 @@ size_t sm_dtype_row_bytes(sm_dtype t, int64_t cols)
         return (size_t)(cols / SM_QBLOCK) * 34;
     case SM_DTYPE_Q4_0:
         return (size_t)(cols / SM_QBLOCK) * 18;
+    case SM_DTYPE_Q4_K:
+        return (size_t)(cols / SM_QK_BLOCK) * 144;
+    case SM_DTYPE_Q5_K:
+        return (size_t)(cols / SM_QK_BLOCK) * 176;
+    case SM_DTYPE_Q6_K:
+        return (size_t)(cols / SM_QK_BLOCK) * 210;
     default:
         return 0;
+    }
+}
+
+int64_t sm_dtype_block(sm_dtype t)
+{
+    if (t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0)
+        return SM_QBLOCK;
+    return sm_dtype_is_kquant(t) ? SM_QK_BLOCK : 1;
+}
+
+bool sm_dtype_is_kquant(sm_dtype t)
+{
+    return t == SM_DTYPE_Q4_K || t == SM_DTYPE_Q5_K || t == SM_DTYPE_Q6_K;
+}
+
+void sm_kq_scale_min(const uint8_t *s, int j, int *sc, int *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+static float f16_at(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return sm_f16_to_f32(h);
+}
+
+/* Q4_K (qh == NULL) and Q5_K super-blocks: values 64c..64c+31 are the low nibbles of qs[32c..],
+ * 64c+32.. the high ones; Q5_K's 5th bit of value 64c+32h+l is bit 2c+h of qh[l]. */
+static void dequant_q45_k(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, float *y)
+{
+    float d = f16_at(b), dmin = f16_at(b + 2);
+    for (int c = 0; c < 4; c++) {
+        for (int h = 0; h < 2; h++) {
+            int sc, m;
+            sm_kq_scale_min(b + 4, 2 * c + h, &sc, &m);
+            float d1 = d * (float)sc, m1 = dmin * (float)m;
+            for (int l = 0; l < 32; l++) {
+                int q = (qs[32 * c + l] >> (4 * h)) & 0x0f;
+                if (qh)
+                    q |= ((qh[l] >> (2 * c + h)) & 1) << 4;
+                y[64 * c + 32 * h + l] = d1 * (float)q - m1;
+            }
+        }
+    }
+}
+
+/* Q6_K: value 128n + 32g + l has low bits in ql[64n + l + 32(g&1)] (nibble g>>1), high bits
+ * (2g..2g+1) in qh[32n + l], scale scales[v / 16]; q - 32. */
+static void dequant_q6_k(const uint8_t *b, float *y)
+{
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    float d = f16_at(b + 208);
+    for (int v = 0; v < SM_QK_BLOCK; v++) {
+        int n = v / 128, g = (v % 128) / 32, l = v % 32;
+        int lo = (ql[64 * n + l + 32 * (g & 1)] >> (4 * (g >> 1))) & 0x0f;
+        int hi = (qh[32 * n + l] >> (2 * g)) & 3;
+        y[v] = (d * (float)sc[v / 16]) * (float)((lo | (hi << 4)) - 32);
+    }
+}
+
+static void dequant_k(sm_dtype t, const uint8_t *s, int64_t cols, float *dst)
+{
+    size_t bsz = sm_dtype_row_bytes(t, SM_QK_BLOCK);
+    for (int64_t b = 0; b < cols / SM_QK_BLOCK; b++, s += bsz) {
+        float *y = dst + b * SM_QK_BLOCK;
+        if (t == SM_DTYPE_Q4_K)
+            dequant_q45_k(s, NULL, s + 16, y);
+        else if (t == SM_DTYPE_Q5_K)
+            dequant_q45_k(s, s + 16, s + 48, y);
+        else
+            dequant_q6_k(s, y);
     }
 }
 
@@ -146,9 +232,9 @@ static sm_code check_cols(sm_dtype t, int64_t cols, sm_err *err)
         return sm_err_set(err, SM_EINVAL, "unknown dtype %d", (int)t);
     if (cols < 0)
         return sm_err_set(err, SM_EINVAL, "negative column count %lld", (long long)cols);
-    if ((t == SM_DTYPE_Q8_0 || t == SM_DTYPE_Q4_0) && cols % SM_QBLOCK != 0)
-        return sm_err_set(err, SM_EINVAL, "%s rows need a multiple of %d values, got %lld",
-                          sm_dtype_name(t), SM_QBLOCK, (long long)cols);
+    if (cols % sm_dtype_block(t) != 0)
+        return sm_err_set(err, SM_EINVAL, "%s rows need a multiple of %lld values, got %lld",
+                          sm_dtype_name(t), (long long)sm_dtype_block(t), (long long)cols);
     return SM_OK;
 }
 
@@ -198,6 +284,11 @@ sm_code sm_dequantize_row(sm_dtype t, const void *src, int64_t cols, float *dst,
             }
         }
         break;
+    case SM_DTYPE_Q4_K:
+    case SM_DTYPE_Q5_K:
+    case SM_DTYPE_Q6_K:
+        dequant_k(t, s, cols, dst);
+        break;
     default:
         break;
     }
@@ -211,6 +302,10 @@ sm_code sm_quantize_row(sm_dtype t, const float *src, int64_t cols, void *dst, s
         return rc;
     if (!src || !dst)
         return sm_err_set(err, SM_EINVAL, "null buffer");
+    if (sm_dtype_is_kquant(t))
+        return sm_err_set(err, SM_EUNSUPPORTED,
+                          "quantizing to %s is not supported (K-quant weights load as stored)",
+                          sm_dtype_name(t));
     uint8_t *d = dst;
     switch (t) {
     case SM_DTYPE_F32:

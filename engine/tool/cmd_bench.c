@@ -414,7 +414,8 @@ int sm_cmd_bench(int argc, char **argv)
     fast_blas = fast_blas && !s->packed; /* repacked q8_0 weights keep their 8-bit products */
     /* the instruction the variant's peak loop runs for this weight type (sm_kvariant.peak) */
     const char *peak_method =
-        s->weight_dtype == SM_DTYPE_Q8_0 || s->weight_dtype == SM_DTYPE_Q4_0
+        s->weight_dtype == SM_DTYPE_Q8_0 || s->weight_dtype == SM_DTYPE_Q4_0 ||
+                sm_dtype_is_kquant(s->weight_dtype)
             ? "8-bit dot-product instruction loop, all threads, between the prompts"
         : s->weight_dtype == SM_DTYPE_BF16 && s->isa == SM_ISA_AVX512BF16
             ? "bf16 dot-product (vdpbf16ps) instruction loop, all threads, between the prompts"

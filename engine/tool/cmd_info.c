@@ -53,7 +53,15 @@ int sm_cmd_info(int argc, char **argv)
     printf("rope theta:        %g\n", c->rope_theta);
     printf("rms norm eps:      %g\n", c->rms_eps);
     printf("tied embeddings:   %s\n", c->tied ? "yes" : "no");
-    printf("stored type:       %s\n", sm_dtype_name(s->stored_dtype));
+    printf("stored type:       %s", sm_dtype_name(s->stored_dtype));
+    int kinds = 0;
+    for (int t = 0; t < SM_DTYPE_COUNT; t++)
+        kinds += s->n_stored[t] > 0;
+    int shown = 0;
+    for (int t = 0; kinds > 1 && t < SM_DTYPE_COUNT; t++)
+        if (s->n_stored[t] > 0)
+            printf("%s%s %d", shown++ ? ", " : " (", sm_dtype_name((sm_dtype)t), s->n_stored[t]);
+    printf("%s\n", kinds > 1 ? " matrices)" : "");
     printf("compute type:      %s\n", sm_dtype_name(s->weight_dtype));
     if (s->packed)
         printf("weight layout:     repacked for the %s kernels, %d blocks per group\n",

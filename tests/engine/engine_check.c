@@ -9,12 +9,17 @@
  *       sequences of different lengths joining and leaving a batch give bitwise the same
  *       logits as each run alone; a prompt in one step equals it fed token by token.
  *   compare --a M1 --b M2 [--dtype-a T] [--dtype-b T] --ids "..." --steps N --tol X
- *       two copies of one model (e.g. GGUF and safetensors) give the same logits. */
+ *       two copies of one model (e.g. GGUF and safetensors) give the same logits.
+ *   tensor --gguf FILE --name N --out FILE [--x FILE --batch B]
+ *       writes the GGUF tensor N dequantized (f32, row-major) to --out; with --x (B rows of
+ *       f32 activations), writes instead the product W x (B rows of W's row count values).
+ * Every mode takes --isa NAME to choose the kernels (else the CPU's default). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sm_gguf.h"
 #include "sm_model.h"
 
 static const char *arg(int argc, char **argv, const char *name)
@@ -38,6 +43,7 @@ static int flag(int argc, char **argv, const char *name)
 }
 
 static int g_fast;
+static const char *g_isa;      /* --isa, or NULL: the CPU's default */
 static const char *g_kv_dtype; /* --kv-dtype, or NULL: the engine's choice */
 
 static sm_model *load(const char *path, const char *dtype)
@@ -59,6 +65,13 @@ static sm_model *load(const char *path, const char *dtype)
             exit(2);
         }
         o.kv_dtype_set = true;
+    }
+    if (g_isa != NULL) {
+        if (sm_isa_parse(g_isa, &o.isa, &err) != SM_OK) {
+            fprintf(stderr, "%s\n", err.msg);
+            exit(2);
+        }
+        o.isa_set = true;
     }
     sm_model *m = NULL;
     if (sm_model_load(path, &o, &m, &err) != SM_OK) {
@@ -356,6 +369,84 @@ static int cmd_compare(int argc, char **argv)
     return worst <= tol ? 0 : 1;
 }
 
+/* The product of a GGUF tensor with activations read from xpath (batch rows), into out. */
+static int tensor_matmul(const sm_tensor *t, const char *xpath, int64_t batch, float *out,
+                         sm_err *err)
+{
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    float *x = malloc((size_t)(batch * cols) * sizeof *x);
+    FILE *f = fopen(xpath, "rb");
+    size_t got = f && x ? fread(x, sizeof *x, (size_t)(batch * cols), f) : 0;
+    if (f)
+        fclose(f);
+    if (got != (size_t)(batch * cols)) {
+        free(x);
+        fprintf(stderr, "tensor: %s: expected %lld floats\n", xpath, (long long)(batch * cols));
+        return 1;
+    }
+    sm_kctx k = {.isa = sm_isa_detect(), .deterministic = true};
+    if (g_isa && sm_isa_parse(g_isa, &k.isa, err) != SM_OK) {
+        free(x);
+        fprintf(stderr, "%s\n", err->msg);
+        return 2;
+    }
+    sm_matrix w = {.dtype = t->dtype, .rows = rows, .cols = cols, .data = t->data};
+    sm_code rc = sm_matmul(&k, &w, NULL, x, cols, batch, out, rows, err);
+    free(x);
+    if (rc != SM_OK)
+        fprintf(stderr, "matmul: %s\n", err->msg);
+    return rc == SM_OK ? 0 : 1;
+}
+
+static int cmd_tensor(int argc, char **argv)
+{
+    const char *path = arg(argc, argv, "--gguf"), *name = arg(argc, argv, "--name");
+    const char *outp = arg(argc, argv, "--out"), *xpath = arg(argc, argv, "--x");
+    const char *batch_s = arg(argc, argv, "--batch");
+    if (!path || !name || !outp) {
+        fprintf(stderr, "tensor: --gguf, --name and --out are required\n");
+        return 2;
+    }
+    sm_err err = {0};
+    sm_gguf *g = NULL;
+    if (sm_gguf_open(path, &g, &err) != SM_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    const sm_tensor *t = sm_gguf_find(g, name);
+    if (t == NULL || t->n_dims != 2 || t->dtype == SM_DTYPE_COUNT) {
+        fprintf(stderr, "tensor %s: missing, not a matrix, or of an unsupported type\n", name);
+        sm_gguf_close(&g);
+        return 1;
+    }
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    int64_t batch = xpath ? (batch_s ? atoll(batch_s) : 1) : rows;
+    int64_t n = xpath ? batch * rows : rows * cols;
+    float *out = malloc((size_t)n * sizeof *out);
+    int rc = out ? 0 : 1;
+    if (rc == 0 && xpath) {
+        rc = tensor_matmul(t, xpath, batch, out, &err);
+    }
+    size_t rb = sm_dtype_row_bytes(t->dtype, cols);
+    for (int64_t r = 0; rc == 0 && !xpath && r < rows; r++) {
+        if (sm_dequantize_row(t->dtype, (const uint8_t *)t->data + (size_t)r * rb, cols,
+                              out + r * cols, &err) != SM_OK) {
+            fprintf(stderr, "dequantize: %s\n", err.msg);
+            rc = 1;
+        }
+    }
+    FILE *f = rc == 0 ? fopen(outp, "wb") : NULL;
+    if (rc == 0 && (!f || fwrite(out, sizeof *out, (size_t)n, f) != (size_t)n)) {
+        fprintf(stderr, "%s: cannot write\n", outp);
+        rc = 1;
+    }
+    if (f)
+        fclose(f);
+    free(out);
+    sm_gguf_close(&g);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -364,6 +455,10 @@ int main(int argc, char **argv)
     }
     g_fast = flag(argc, argv, "--fast");
     g_kv_dtype = arg(argc, argv, "--kv-dtype");
+    g_isa = arg(argc, argv, "--isa");
+    if (strcmp(argv[1], "tensor") == 0) {
+        return cmd_tensor(argc, argv);
+    }
     if (strcmp(argv[1], "ref") == 0) {
         return cmd_ref(argc, argv);
     }

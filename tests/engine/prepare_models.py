@@ -2,7 +2,8 @@
 """prepare_models: generates every model the engine tests use into one folder (in the build
 directory, at test time): small seeded Qwen2 models in safetensors (f32 tied, f32 untied and
 sharded, bf16, head size 128 with a long prompt), transformers reference logits for each, and
-GGUF copies (f32, f16, bf16, q8_0, q4_0) of the tied model; with a tokenizer folder as second
+GGUF copies (f32, f16, bf16, q8_0, q4_0) of the tied model, K-quant and mixed GGUF copies
+(q4_k_m, q5_k_m, q6_k, q4_0 with q6_k output/embeddings) of the head-size-128 one; with a tokenizer folder as second
 argument, also a model with the real Qwen vocabulary and tokenizer files for text prompts."""
 import os
 import sys
@@ -48,6 +49,16 @@ def main():
     # rows of 512 and 1024 values: q8_0 weights are repacked for the SIMD kernels (the tiny
     # model's 64-value rows are not: padding them would double their bytes)
     make_gguf.main(["--model", j("hd128"), "--out", j("hd128-q8_0.gguf"), "--type", "q8_0"])
+    # K-quant and mixed files (rows of 512 and 1024 values: whole 256-value super-blocks), each
+    # with a copy of its quantized weights stored as f32; q4_0-q6k: llama-quantize's Q4_0
+    # output, whose output matrix and token embeddings are Q6_K
+    kq = {"q4_k_m": [], "q5_k_m": [], "q6_k": [],
+          "q4_0-q6k": ["--output-type", "q6_k", "--embd-type", "q6_k"]}
+    for name, extra in kq.items():
+        t = ["--type", name.split("-")[0], *extra]
+        make_gguf.main(["--model", j("hd128"), "--out", j(f"hd128-{name}.gguf"), *t])
+        make_gguf.main(["--model", j("hd128"), "--out", j(f"hd128-{name}-deq.gguf"), *t,
+                        "--dequantize"])
 
 
 if __name__ == "__main__":

@@ -84,6 +84,15 @@ check("kv cache:          f32," in p.stdout, "info kv portable: " + p.stdout)
 p = run("info", "--model", tiny, "--dtype", "bf16", "--isa", "portable", "--kv-dtype", "f16")
 check("kv cache:          f16, 256 bytes per position" in p.stdout, "info --kv-dtype: " + p.stdout)
 run("info", "--model", tiny, "--kv-dtype", "bf16", expect=2)
+# mixed GGUF files list their matrices' types; K-quants cannot be asked for with --dtype
+kqm = os.path.join(MODELS, "hd128-q4_k_m.gguf")
+p = run("info", "--model", kqm)
+check("stored type:       q4_k (q4_k 13, q6_k 3 matrices)" in p.stdout, "info q4_k_m: " + p.stdout)
+p = run("info", "--model", kqm, "--dtype", "q4_k", expect=1)
+check("does not quantize to K-quants" in p.stderr, "--dtype q4_k: " + p.stderr)
+g = run("run", "--model", os.path.join(MODELS, "hd128-q4_0-q6k.gguf"), "--prompt-ids", "1 2 3",
+        "--max-tokens", "8", "--ids").stdout.split()
+check(len(g) == 8, f"run on the q4_0 + q6_k file: {g}")
 # an f16 cache with f32 weights stays close to the f32 cache
 a = run("logits", "--model", tiny, "--ids", "1 2 3 4 5 6 7 8 9 10").stdout.split()
 b = run("logits", "--model", tiny, "--ids", "1 2 3 4 5 6 7 8 9 10", "--kv-dtype", "f16").stdout.split()
