@@ -20,6 +20,8 @@ static const sm_args_cmd commands[] = {
      "--model PATH [--dtype T] [--threads N] [--json]: prompt and decode speed vs the machine"},
     {"attnbench", sm_cmd_attnbench,
      "[--positions N] [--seqs N]: decode attention over long contexts, f32 vs f16 KV cache"},
+    {"serve", sm_cmd_serve,
+     "--model PATH --port N [--address A] [--slots N] [--api-key KEY]: OpenAI-compatible server"},
 };
 
 int main(int argc, char **argv)

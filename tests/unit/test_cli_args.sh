@@ -59,7 +59,7 @@ for c in "pg start" "pg stop" "pg url" "pg serve" "config check" "teacher add" "
   group=${c%% *}
   conventional "stepmark $group" "$cli" "$group" # the group itself: its subcommands' list
 done
-for c in tokenize detokenize chat tokbench run logits info bench attnbench; do
+for c in tokenize detokenize chat tokbench run logits info bench attnbench serve; do
   conventional "stepmark-engine $c" "$engine" "$c"
 done
 
