@@ -170,3 +170,10 @@ def install_client(src):
                        capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         raise RuntimeError('pip install -e ' + src + ' failed:\n' + r.stdout + r.stderr)
+    # An editable install is a .pth file that Python reads at start-up; a first install must
+    # be made visible to this running interpreter too.
+    import importlib
+    import site
+    import sysconfig
+    site.addsitedir(sysconfig.get_paths()['purelib'])
+    importlib.invalidate_caches()

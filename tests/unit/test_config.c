@@ -111,7 +111,8 @@ static void out_of_range_rejected(void **state)
     expect_reject("worker:\n  slots: 99999999999999999999999\n", "t.yaml:2:10: ", "integer");
     expect_reject("worker:\n  device: tpu\n", "t.yaml:2:11: ", "not one of cpu|cuda");
     expect_reject("worker:\n  kv_dtype: bf16\n", "t.yaml:2:13: ", "not one of auto|f32|f16");
-    expect_reject("worker:\n  dtype: q4_k\n", "t.yaml:2:10: ", "not one of f32|bf16|q8_0|q4_0|stored");
+    expect_reject("worker:\n  dtype: q4_k\n",
+                  "t.yaml:2:10: ", "not one of f32|bf16|q8_0|q4_0|stored");
     expect_reject("worker:\n  isa: sse2\n", "t.yaml:2:8: ", "not one of auto|portable|avx2");
     expect_reject("logging:\n  level: loud\n", "t.yaml:2:10: ", "not one of");
 }
