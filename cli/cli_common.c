@@ -39,3 +39,16 @@ int sm_cli_connect(const sm_config *cfg, PGconn **conn, sm_pgembed **pg)
     }
     return 0;
 }
+
+int sm_cli_disconnect(const char *prog, PGconn **conn, sm_pgembed **pg)
+{
+    if (*conn)
+        PQfinish(*conn);
+    *conn = NULL;
+    sm_err err;
+    if (*pg && sm_pgembed_stop(pg, &err) != SM_OK) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 1;
+    }
+    return 0;
+}

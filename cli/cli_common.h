@@ -26,4 +26,8 @@ int sm_cli_load_config(const sm_args *a, sm_config *cfg);
  * Prints errors; returns 0 or 1. */
 int sm_cli_connect(const sm_config *cfg, PGconn **conn, sm_pgembed **pg);
 
+/* Undoes sm_cli_connect: closes *conn and stops *pg (either may be NULL). Prints a failure to
+ * stop as "PROG: message"; returns 1 then, else 0. */
+int sm_cli_disconnect(const char *prog, PGconn **conn, sm_pgembed **pg);
+
 #endif

@@ -396,12 +396,8 @@ static int lti_main(lti_cmd cmd, int argc, char **argv)
         rc = 1;
     }
     sm_args_free(&a);
-    if (conn)
-        PQfinish(conn);
-    if (pg && sm_pgembed_stop(&pg, &err) != SM_OK) {
-        fprintf(stderr, "stepmark lti: %s\n", err.msg);
+    if (sm_cli_disconnect("stepmark lti", &conn, &pg))
         rc = 1;
-    }
     return rc;
 }
 

@@ -151,13 +151,8 @@ static int service_main(service_cmd cmd, int argc, char **argv)
     if (!rc)
         rc = run(conn, cmd, &a, lifetime_s);
     sm_args_free(&a);
-    if (conn)
-        PQfinish(conn);
-    sm_err err;
-    if (pg && sm_pgembed_stop(&pg, &err) != SM_OK) {
-        fprintf(stderr, "stepmark service: %s\n", err.msg);
+    if (sm_cli_disconnect("stepmark service", &conn, &pg))
         rc = 1;
-    }
     return rc;
 }
 

@@ -164,11 +164,7 @@ int sm_cli_similarity(int argc, char **argv)
         rc = run(conn, &a, threshold, starter ? starter : (sf ? "" : NULL));
     free(starter);
     sm_args_free(&a);
-    if (conn)
-        PQfinish(conn);
-    if (pg && sm_pgembed_stop(&pg, &err) != SM_OK) {
-        fprintf(stderr, "stepmark similarity: %s\n", err.msg);
+    if (sm_cli_disconnect("stepmark similarity", &conn, &pg))
         rc = 1;
-    }
     return rc;
 }

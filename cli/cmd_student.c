@@ -98,13 +98,8 @@ static int student_main(student_cmd cmd, int argc, char **argv)
     if (!rc)
         rc = run(conn, cmd, &a, &cfg, days);
     sm_args_free(&a);
-    if (conn)
-        PQfinish(conn);
-    sm_err err;
-    if (pg && sm_pgembed_stop(&pg, &err) != SM_OK) {
-        fprintf(stderr, "stepmark student: %s\n", err.msg);
+    if (sm_cli_disconnect("stepmark student", &conn, &pg))
         rc = 1;
-    }
     return rc;
 }
 

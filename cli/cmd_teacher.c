@@ -192,13 +192,8 @@ static int teacher_main(teacher_cmd cmd, int argc, char **argv)
         rc = run(conn, &t);
     free(t.courses);
     sm_args_free(&a);
-    if (conn)
-        PQfinish(conn);
-    sm_err err;
-    if (pg && sm_pgembed_stop(&pg, &err) != SM_OK) {
-        fprintf(stderr, "stepmark teacher: %s\n", err.msg);
+    if (sm_cli_disconnect("stepmark teacher", &conn, &pg))
         rc = 1;
-    }
     return rc;
 }
 

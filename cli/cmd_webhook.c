@@ -205,13 +205,8 @@ static int webhook_main(webhook_cmd cmd, int argc, char **argv)
     if (!rc)
         rc = run(conn, &t);
     sm_args_free(&a);
-    if (conn)
-        PQfinish(conn);
-    sm_err err;
-    if (pg && sm_pgembed_stop(&pg, &err) != SM_OK) {
-        fprintf(stderr, "stepmark webhook: %s\n", err.msg);
+    if (sm_cli_disconnect("stepmark webhook", &conn, &pg))
         rc = 1;
-    }
     return rc;
 }
 
