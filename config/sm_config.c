@@ -92,6 +92,7 @@ static const field fields[] = {
     INT("worker.samples", worker.samples, 1, 64),
     BOOL("worker.prefix_cache", worker.prefix_cache),
     BOOL("worker.deterministic", worker.deterministic),
+    DBL("worker.injection_margin", worker.injection_margin, 0, 1),
     DBL("worker.sampling.temperature", worker.sampling.temperature, 0, 10),
     DBL("worker.sampling.top_p", worker.sampling.top_p, 0, 1),
     INT("worker.sampling.top_k", worker.sampling.top_k, 0, 1000000),
@@ -181,6 +182,7 @@ void sm_config_defaults(sm_config *c)
     c->worker.samples = 1;
     c->worker.prefix_cache = true;
     c->worker.deterministic = true;
+    c->worker.injection_margin = 0.1;
     c->worker.sampling.temperature = 0.6;
     c->worker.sampling.top_p = 0.95;
     c->worker.sampling.top_k = 0;

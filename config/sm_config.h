@@ -77,6 +77,7 @@ typedef struct sm_config {
         int64_t samples; /* self-consistency samples per submission */
         bool prefix_cache;
         bool deterministic;
+        double injection_margin; /* masked and unmasked scores differ: over this x max_score */
         sm_sampling_config sampling;
         char prompt_dir[SM_CONFIG_STR]; /* folder of prompt template overrides; "" = built-in */
         char metrics_address[SM_CONFIG_STR]; /* Prometheus /metrics listener of the worker */

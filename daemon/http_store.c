@@ -392,6 +392,7 @@ sm_code http_store_submission(PGconn *db, const char *const p[2], PGresult **row
                        "SELECT s.id, s.student_ref, s.content, s.language, s.received_at, "
                        "a.id AS assignment_id, a.code AS assignment_code, a.title AS "
                        "assignment_title, a.kind, a.statement, a.answer_key, a.max_score, "
+                       "a.rubric, a.reference_solution, a.answer_policy, a.tests, "
                        "a.language AS assignment_language, c.id AS course_id, c.code AS "
                        "course_code, c.title AS course_title, st.state, st.final_score, "
                        "st.model_score, st.flagged, st.grading_id, st.job_state "
@@ -411,7 +412,9 @@ sm_code http_store_grading(PGconn *db, const char *const p[1], PGresult **rows, 
                        "to_jsonb(flags) AS flags, confidence, model_name, model_hash, "
                        "engine_version, prompt_template_version, sampling, seed, "
                        "prompt_tokens, completion_tokens, timings, worker, created_at, "
-                       "provisional_score, provisional_basis, provisional_detail "
+                       "provisional_score, provisional_basis, provisional_detail, "
+                       "masked_score, masked_margin, masked_differs, masked_summary, "
+                       "masked_detail->>'content' AS masked_content "
                        "FROM grading WHERE id = $1::bigint",
                        1, p, rows, err);
 }

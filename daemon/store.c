@@ -489,11 +489,14 @@ static const char result_sql[] =
     "           OR round((r.b->>'max_score')::numeric, 2) = a.max_score)"
     "         AND (r.b->'provisional' IS NULL OR round((r.b->'provisional'->>'score')::numeric,"
     "           2) BETWEEN 0 AND a.max_score)"
+    "         AND COALESCE(round((r.b->'masked'->>'score')::numeric, 2)"
+    "           BETWEEN 0 AND a.max_score, true)"
     "       RETURNING job.id, job.submission_id, job.seed, a.max_score),"
     " g AS (INSERT INTO grading (job_id, submission_id, status, score, max_score, summary,"
     "         flags, confidence, model_name, model_hash, engine_version,"
     "         prompt_template_version, sampling, seed, prompt_tokens, completion_tokens,"
-    "         timings, worker, provisional_score, provisional_basis, provisional_detail)"
+    "         timings, worker, provisional_score, provisional_basis, provisional_detail,"
+    "         masked_score, masked_margin, masked_differs, masked_summary, masked_detail)"
     "       SELECT j.id, j.submission_id, b->>'status', (b->>'score')::numeric,"
     "         j.max_score, b->>'summary',"
     "         ARRAY(SELECT jsonb_array_elements_text(COALESCE(b->'flags', '[]'))),"
@@ -503,7 +506,10 @@ static const char result_sql[] =
     "         COALESCE((b->'tokens'->>'prompt')::int, 0),"
     "         COALESCE((b->'tokens'->>'completion')::int, 0), COALESCE(b->'timings', '{}'), $3,"
     "         (b->'provisional'->>'score')::numeric, b->'provisional'->>'basis',"
-    "         b->'provisional'->>'detail'"
+    "         b->'provisional'->>'detail',"
+    "         (b->'masked'->>'score')::numeric, (b->'masked'->>'margin')::numeric,"
+    "         (b->'masked'->>'differs')::boolean, b->'masked'->>'summary',"
+    "         (b->'masked') - 'score' - 'margin' - 'differs' - 'summary'"
     "       FROM j, r RETURNING id, submission_id, status, score, max_score),"
     " st AS (INSERT INTO critique_step (grading_id, step_no, quoted, verdict, explanation,"
     "          agreement)"
@@ -551,6 +557,7 @@ static sm_code result_refused(sm_store *s, const sm_result_in *in, sm_err *err)
         double max = strtod(PQgetvalue(r, 0, 2), NULL);
         double score = json_number_value(json_object_get(in->body, "score"));
         const json_t *prov = json_object_get(json_object_get(in->body, "provisional"), "score");
+        const json_t *msk = json_object_get(json_object_get(in->body, "masked"), "score");
         if (mx && json_number_value(mx) != max)
             rc = sm_err_set(err, SM_EINVAL, "max_score %g differs from the assignment's %s",
                             json_number_value(mx), PQgetvalue(r, 0, 2));
@@ -558,6 +565,10 @@ static sm_code result_refused(sm_store *s, const sm_result_in *in, sm_err *err)
             rc = sm_err_set(err, SM_EINVAL,
                             "provisional score %g is outside the assignment's range [0, %s]",
                             json_number_value(prov), PQgetvalue(r, 0, 2));
+        else if (json_is_number(msk) && json_number_value(msk) > max + 0.005)
+            rc = sm_err_set(err, SM_EINVAL,
+                            "masked score %g is outside the assignment's range [0, %s]",
+                            json_number_value(msk), PQgetvalue(r, 0, 2));
         else
             rc = sm_err_set(err, SM_EINVAL, "score %g is outside the assignment's range [0, %s]",
                             score, PQgetvalue(r, 0, 2));

@@ -313,6 +313,110 @@ static sm_code check_provisional(const json_t *p, bool has_score, const char *st
     return rc ? sm_err_prefix(err, "provisional") : SM_OK;
 }
 
+/* Whether flags (an array of strings) holds f. */
+static bool has_flag(const json_t *flags, const char *f)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(flags, i,
+                       v) if (json_is_string(v) && !strcmp(json_string_value(v), f)) return true;
+    return false;
+}
+
+static sm_code check_flags(const json_t *flags, sm_err *err)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(flags, i, f)
+    {
+        if (!json_is_string(f) || json_string_length(f) > 200 || !no_nul(f))
+            return sm_err_set(err, SM_EINVAL, "flags[%zu] must be a short string", i);
+    }
+    return SM_OK;
+}
+
+/* The masked spans: [{start, end}] byte offsets, in order, not overlapping. */
+static sm_code check_spans(const json_t *spans, sm_err *err)
+{
+    static const char *const keys[] = {"start", "end", NULL};
+    size_t i;
+    json_t *e;
+    int64_t last = -1;
+    if (json_array_size(spans) < 1 || json_array_size(spans) > 1000)
+        return sm_err_set(err, SM_EINVAL, "field \"spans\" must hold 1 to 1000 spans");
+    json_array_foreach(spans, i, e)
+    {
+        int64_t a = 0, b = 0;
+        sm_code rc = json_is_object(e) ? only_keys(e, keys, "a span", err)
+                                       : sm_err_set(err, SM_EINVAL, "must be an object");
+        if (!rc)
+            rc = sm_json_int(e, "start", true, 0, INT64_MAX, &a, err);
+        if (!rc)
+            rc = sm_json_int(e, "end", true, 0, INT64_MAX, &b, err);
+        if (!rc && (a >= b || a < last))
+            rc = sm_err_set(err, SM_EINVAL, "spans must be non-empty, in order, not overlapping");
+        if (rc)
+            return sm_err_prefix(err, "spans[%zu]", i);
+        last = b;
+    }
+    return SM_OK;
+}
+
+/* The injection-masked pass: only in a needs_review result flagged injection:*; {score (null
+ * when the masked pass gave none), margin, differs (with the flag injection:score_differs
+ * exactly when true), spans, and optionally summary, steps, content, reasoning, tokens}. */
+static sm_code check_masked(const json_t *body, double max_score, sm_err *err)
+{
+    static const char *const keys[] = {"score", "summary", "steps",     "margin", "differs",
+                                       "spans", "content", "reasoning", "tokens", NULL};
+    const json_t *m = json_object_get(body, "masked"), *flags = json_object_get(body, "flags");
+    bool flagged = has_flag(flags, "injection:score_differs");
+    if (!m)
+        return flagged ? sm_err_set(err, SM_EINVAL,
+                                    "flag injection:score_differs without "
+                                    "\"masked\"")
+                       : SM_OK;
+    if (!json_is_object(m))
+        return sm_err_set(err, SM_EINVAL, "field \"masked\" must be an object");
+    if (strcmp(json_string_value(json_object_get(body, "status")), "needs_review") != 0)
+        return sm_err_set(err, SM_EINVAL, "a masked score belongs only in a needs_review result");
+    const json_t *o = NULL, *sc = json_object_get(m, "score");
+    double d;
+    bool differs = false;
+    int64_t n;
+    const char *s;
+    sm_code rc = only_keys(m, keys, "masked", err);
+    if (!rc && !json_is_null(sc))
+        rc = sm_json_num(m, "score", true, 0, max_score + 0.005, &d, err);
+    if (!rc)
+        rc = sm_json_num(m, "margin", true, 0, max_score + 0.005, &d, err);
+    if (!rc)
+        rc = sm_json_bool(m, "differs", true, &differs, err);
+    if (!rc && differs != flagged)
+        rc = sm_err_set(err, SM_EINVAL,
+                        "\"differs\" must be true exactly when the flags hold "
+                        "injection:score_differs");
+    if (!rc)
+        rc = sm_json_str(m, "summary", false, 100000, &s, err);
+    if (!rc)
+        rc = sm_json_str(m, "content", false, MAX_TEXT, &s, err);
+    if (!rc && (rc = sm_json_typed(m, "spans", true, JSON_ARRAY, &o, err)) == SM_OK)
+        rc = check_spans(o, err);
+    o = NULL; /* sm_json_typed leaves it as it was when the field is absent */
+    if (!rc && (rc = sm_json_typed(m, "steps", false, JSON_ARRAY, &o, err)) == SM_OK && o)
+        rc = check_steps(o, err);
+    o = NULL;
+    if (!rc && (rc = sm_json_typed(m, "reasoning", false, JSON_ARRAY, &o, err)) == SM_OK && o)
+        rc = check_reasoning(o, err);
+    o = NULL;
+    if (!rc && (rc = sm_json_typed(m, "tokens", false, JSON_OBJECT, &o, err)) == SM_OK && o) {
+        rc = sm_json_int(o, "prompt", false, 0, INT32_MAX, &n, err);
+        if (!rc)
+            rc = sm_json_int(o, "completion", false, 0, INT32_MAX, &n, err);
+    }
+    return rc ? sm_err_prefix(err, "masked") : SM_OK;
+}
+
 sm_code sm_validate_result(const json_t *body, sm_err *err)
 {
     static const char *const keys[] = {"job_id",
@@ -333,6 +437,7 @@ sm_code sm_validate_result(const json_t *body, sm_err *err)
                                        "tokens",
                                        "timings",
                                        "provisional",
+                                       "masked",
                                        NULL};
     sm_code rc = only_keys(body, keys, "RESULT", err);
     const char *s = NULL;
@@ -370,17 +475,10 @@ sm_code sm_validate_result(const json_t *body, sm_err *err)
         rc = check_checks(checks, err);
     if (!rc)
         rc = sm_json_typed(body, "flags", false, JSON_ARRAY, &flags, err);
-    if (!rc && flags) {
-        size_t i;
-        json_t *f;
-        json_array_foreach(flags, i, f)
-        {
-            if (!json_is_string(f) || json_string_length(f) > 200 || !no_nul(f)) {
-                rc = sm_err_set(err, SM_EINVAL, "flags[%zu] must be a short string", i);
-                break;
-            }
-        }
-    }
+    if (!rc && flags)
+        rc = check_flags(flags, err);
+    if (!rc)
+        rc = check_masked(body, max_score, err);
     if (!rc)
         rc = sm_json_num(body, "confidence", false, 0, 1, &d, err);
     if (!rc)

@@ -38,7 +38,10 @@ void sm_job_free(sm_job **pj)
     json_decref(j->checks);
     free(j->checks_text);
     sm_prompt_clear(&j->prompt);
-    for (int i = 0; j->s && i < j->n_samples; i++) {
+    sm_prompt_clear(&j->mprompt);
+    free(j->spans);
+    free(j->masked_text);
+    for (int i = 0; j->s && i < j->n_samples + j->n_masked; i++) {
         free(j->s[i].text);
         free(j->s[i].repair_request);
         free(j->s[i].repair_text);
@@ -97,7 +100,8 @@ sm_code sm_job_new(const sm_grader *g, json_t *body, sm_job **out, sm_err *err)
     json_t *seed = json_object_get(body, "seed");
     j->seed = json_is_integer(seed) ? (uint64_t)json_integer_value(seed)
                                     : (uint64_t)c->worker.sampling.seed;
-    if (!rc && !(j->s = calloc((size_t)j->n_samples, sizeof *j->s)))
+    /* room for the masked pass too, should the text turn out to hold an injection */
+    if (!rc && !(j->s = calloc((size_t)j->n_samples * 2, sizeof *j->s)))
         rc = sm_err_set(err, SM_ENOMEM, "out of memory");
     if (!rc && !(j->checks = json_array()))
         rc = sm_err_set(err, SM_ENOMEM, "out of memory");
@@ -342,31 +346,33 @@ sm_code sm_job_prepare(sm_job *j, sm_err *err)
                           .checks = j->checks_text,
                           .student = content};
     rc = sm_prompt_build(j->g->prompts, j->g->tok, &in, &j->prompt, err);
+    if (!rc && (int64_t)j->prompt.n_ids > j->g->cfg->worker.max_prompt_tokens)
+        rc = sm_err_set(err, SM_ELIMIT,
+                        "the prompt has %zu tokens, more than "
+                        "worker.max_prompt_tokens (%lld)",
+                        j->prompt.n_ids, (long long)j->g->cfg->worker.max_prompt_tokens);
+    if (!rc && j->n_injection > 0)
+        rc = sm_job_prepare_masked(j, &in, err);
     free(nb_text);
-    if (rc)
-        return rc;
-    if ((int64_t)j->prompt.n_ids > j->g->cfg->worker.max_prompt_tokens)
-        return sm_err_set(err, SM_ELIMIT,
-                          "the prompt has %zu tokens, more than "
-                          "worker.max_prompt_tokens (%lld)",
-                          j->prompt.n_ids, (long long)j->g->cfg->worker.max_prompt_tokens);
-    return SM_OK;
+    return rc;
 }
 
 sm_code sm_job_submit(sm_job *j, sm_sched *sched, sm_err *err)
 {
     static const char *const stops[] = {SM_VERDICT_STOP, NULL};
     j->t_gen_ms = sm_mono_ms();
-    for (int i = 0; i < j->n_samples; i++) {
+    for (int i = 0; i < j->n_samples + j->n_masked; i++) {
+        bool masked = i >= j->n_samples;
+        const sm_prompt *p = masked ? &j->mprompt : &j->prompt;
         sm_task_spec t = {.user = j,
                           .tag = i,
-                          .prompt = j->prompt.ids,
-                          .n_prompt = j->prompt.n_ids,
-                          .n_prefix = j->prompt.n_prefix,
+                          .prompt = p->ids,
+                          .n_prompt = p->n_ids,
+                          .n_prefix = p->n_prefix,
                           .sampling = j->sp,
                           .max_new = sm_grade_critique_budget(j->max_new),
                           .stops = stops};
-        t.sampling.seed = j->seed + (uint64_t)i;
+        t.sampling.seed = j->seed + (uint64_t)(masked ? i - j->n_samples : i);
         sm_code rc = sm_sched_submit(sched, &t, err);
         if (rc) {
             sm_sched_cancel(sched, j);
@@ -403,7 +409,7 @@ static bool parse_sample(sm_job *j, sm_sample *s, const char *text)
 sm_code sm_job_set_sample(sm_job *j, int i, const char *text, sm_finish finish,
                           const char *repair_text, int64_t tokens, sm_err *err)
 {
-    if (i < 0 || i >= j->n_samples)
+    if (i < 0 || i >= sm_job_total_samples(j))
         return sm_err_set(err, SM_EINVAL, "no sample %d", i);
     sm_sample *s = &j->s[i];
     if (!(s->text = dup_text(text)))
@@ -417,7 +423,7 @@ sm_code sm_job_set_sample(sm_job *j, int i, const char *text, sm_finish finish,
     }
     s->done = true;
     j->n_done++;
-    if (j->n_done == j->n_samples)
+    if (j->n_done == sm_job_total_samples(j))
         j->t_done_ms = sm_mono_ms();
     return SM_OK;
 }
@@ -457,20 +463,34 @@ sm_code sm_job_task_done(void *user, sm_task *task, sm_err *err)
     }
     s->done = true;
     j->n_done++;
-    if (j->n_done == j->n_samples)
+    if (j->n_done == sm_job_total_samples(j))
         j->t_done_ms = sm_mono_ms();
     return SM_OK;
 }
 
 bool sm_job_complete(const sm_job *j)
 {
-    return j->n_done == j->n_samples;
+    return j->n_done == sm_job_total_samples(j);
+}
+
+int sm_job_total_samples(const sm_job *j)
+{
+    return j->n_samples + j->n_masked;
+}
+
+int64_t sm_job_done_tokens(const sm_job *j)
+{
+    int64_t n = 0;
+    for (int k = 0; k < sm_job_total_samples(j); k++)
+        if (j->s[k].done)
+            n += j->s[k].tokens;
+    return n;
 }
 
 void sm_job_set_unavailable(sm_job *j, const char *why)
 {
     snprintf(j->unavailable, sizeof j->unavailable, "%s", why && *why ? why : "unavailable");
-    for (int i = 0; i < j->n_samples; i++)
+    for (int i = 0; i < sm_job_total_samples(j); i++)
         if (!j->s[i].done) {
             j->s[i].done = true;
             j->n_done++;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sm_masked.h"
+
 #define NOMEM(err) sm_err_set(err, SM_ENOMEM, "out of memory while assembling a result")
 
 /* ---- the parts ---- */
@@ -164,8 +166,7 @@ typedef struct token_totals {
     int64_t prompt, completion, cached;
 } token_totals;
 
-/* One sample's reasoning chain: the critique, and the rejected block's repair if any. */
-static json_t *chain_json(const sm_sample *s, int i)
+json_t *sm_grade_chain_json(const sm_sample *s, int i)
 {
     char *text = NULL;
     if (s->repair_request &&
@@ -187,16 +188,18 @@ static sm_code reasoning_json(const sm_job *j, json_t *r, json_t *flags, token_t
     if (!reasoning || json_object_set_new(r, "reasoning", reasoning))
         return NOMEM(err);
     *tot = (token_totals){0};
-    for (int i = 0; i < j->n_samples; i++) {
+    for (int i = 0; i < sm_job_total_samples(j); i++) { /* the masked pass's tokens count too */
         const sm_sample *s = &j->s[i];
         tot->prompt += s->prompt_tokens + s->cached_tokens;
         tot->cached += s->cached_tokens;
         tot->completion += s->tokens;
+        if (i >= j->n_samples)
+            continue; /* its chains go into "masked" */
         if (s->finish == SM_FINISH_LENGTH && add_flag(flags, "cut_off", err))
             return SM_ENOMEM;
         if (!s->text && j->unavailable[0])
             continue; /* never generated */
-        if (json_array_append_new(reasoning, chain_json(s, i)))
+        if (json_array_append_new(reasoning, sm_grade_chain_json(s, i)))
             return NOMEM(err);
     }
     return SM_OK;
@@ -234,6 +237,12 @@ static sm_code model_verdict(const sm_job *j, double *scores, int n_valid, json_
     if (!rc)
         rc = put(r, "summary", json_string(rv->summary), err);
     return rc;
+}
+
+sm_code sm_grade_verdict_json(const sm_job *j, double *scores, int n_valid, json_t *r,
+                              json_t *flags, double *confidence, sm_err *err)
+{
+    return model_verdict(j, scores, n_valid, r, flags, confidence, err);
 }
 
 /* No score from the model (its critique unreadable, or the model unavailable): a summary for
@@ -351,6 +360,8 @@ static sm_code assemble(sm_job *j, json_t *r, json_t *flags, sm_err *err)
         rc = n_valid > 0 ? model_verdict(j, scores, n_valid, r, flags, &confidence, err)
                          : no_verdict(j, r, flags, err);
     free(scores);
+    if (!rc)
+        rc = sm_masked_json(j, r, flags, err);
     if (!rc)
         rc = put(r, "confidence", json_real(confidence), err);
     if (!rc)

@@ -42,6 +42,16 @@ bool sm_grade_contradicts(sm_check_verdict v, double max_score, double score);
  * no key, no final answer found, the sandbox was down). */
 bool sm_provisional_from_checks(const sm_check_tally *t, double max_score, sm_provisional *out);
 
+/* One sample's reasoning chain {sample: i, text, tokens}: the critique, and the rejected
+ * block's repair if any. NULL when out of memory. */
+json_t *sm_grade_chain_json(const sm_sample *s, int i);
+
+/* The model's verdict from job's valid samples, whose scores are scores[0, n_valid) (n_valid >=
+ * 1; sorted in place): "score" (the median), "steps" and "summary" into r, the low_agreement
+ * and checks_contradict_score flags into flags, the confidence into *confidence. */
+sm_code sm_grade_verdict_json(const sm_job *job, double *scores, int n_valid, json_t *r,
+                              json_t *flags, double *confidence, sm_err *err);
+
 /* "tests" or "answer_key" (the RESULT's provisional.basis). */
 const char *sm_provisional_basis_name(sm_provisional_basis b);
 

@@ -296,10 +296,8 @@ static void *engine_main(void *arg)
                 run[i--] = run[--nrun];
                 continue;
             }
-            int64_t tok = sm_sched_user_tokens(sched, job);
-            for (int k = 0; k < job->n_samples; k++)
-                if (job->s[k].done)
-                    tok += job->s[k].tokens;
+            /* both passes' tokens: a flagged job's masked pass runs alongside its main one */
+            int64_t tok = sm_sched_user_tokens(sched, job) + sm_job_done_tokens(job);
             if (report && tok > run[i].reported) {
                 run[i].reported = tok;
                 post_out(w, new_item(IT_PROGRESS, job->id,

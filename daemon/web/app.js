@@ -82,7 +82,7 @@ function fmtDuration(sec) {
   const m = Math.round(sec / 60);
   return m < 60 ? m + ' min' : Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
 }
-function stateBadge(s) { return el('span', { class: 'badge state-' + s }, (s || '').replace('_', ' ')); }
+function stateBadge(s) { return stateBadgeWords(s); } // reviewpage.js: words and a tooltip
 function crumbs(...parts) {
   const n = clear(document.getElementById('crumbs'));
   parts.forEach((p, i) => {
@@ -235,7 +235,7 @@ async function showCourses() {
 }
 
 function countBadges(counts) {
-  return STATES.filter((s) => counts[s]).map((s) => el('span', { class: 'badge state-' + s, title: s }, `${s.replace('_', ' ')} ${counts[s]}`));
+  return STATES.filter((s) => counts[s]).map((s) => el('span', { class: 'badge state-' + s, title: stateInfo(s).label + ': ' + stateInfo(s).text }, `${s.replace('_', ' ')} ${counts[s]}`));
 }
 function exportLinks(a) {
   const base = `/api/assignments/${a.id}`;
@@ -271,8 +271,8 @@ function filterForm(a, query) {
     for (const [v, t] of options) s.appendChild(el('option', { value: v, selected: v === (value || '') }, t));
     return s;
   };
-  const state = sel('f-state', 'state', [['', 'any state'], ...STATES.map((s) => [s, s.replace('_', ' ')])], query.get('state'));
-  const flag = sel('f-flag', 'flag', [['', 'any'], ['*', 'flagged'], ['-', 'not flagged'], ...(a.flag_names || []).map((f) => [f, f])], query.get('flag'));
+  const state = sel('f-state', 'state', [['', 'any state'], ...STATES.map((s) => [s, stateInfo(s).label])], query.get('state'));
+  const flag = sel('f-flag', 'flag', [['', 'any'], ['*', 'flagged'], ['-', 'not flagged'], ...(a.flag_names || []).map((f) => [f, `${f} (${flagInfo(f).label})`])], query.get('flag'));
   const sort = sel('f-sort', 'sort', [['student', 'student'], ['score', 'score ↑'], ['-score', 'score ↓'], ['confidence', 'confidence ↑'],
     ['-confidence', 'confidence ↓'], ['received', 'received'], ['-received', 'newest'], ['state', 'state']], query.get('sort'));
   const min = el('input', { id: 'f-min', name: 'min', type: 'number', step: 'any', value: query.get('min') || '' });
@@ -306,6 +306,8 @@ async function showAssignment(id, query) {
       el('p', {}, exportLinks(a), ' · ', el('a', { href: '#/similarity/' + a.id, id: 'similarity-link' }, 'Similar submissions'))),
     el('span', { class: 'spacer' }), histogram(a.histogram || [], a.max_score, 300, 80)));
   m.appendChild(el('details', {}, el('summary', {}, 'Statement'), el('div', { class: 'work prose' }, numbered(a.statement || '', false))));
+  m.appendChild(el('details', { id: 'flag-legend-all' }, el('summary', {}, 'What the flags mean'), flagLegend(null, 'flag-legend-list')));
+  m.appendChild(quickFilters(a, query)); // reviewpage.js
   m.appendChild(filterForm(a, query));
   const tb = el('tbody');
   for (const s of d.submissions) {
@@ -319,7 +321,7 @@ async function showAssignment(id, query) {
       el('td', { class: 'num' }, `${fmtScore(s.final_score)} / ${fmtScore(s.max_score === null ? a.max_score : s.max_score)}`),
       el('td', { class: 'num' }, fmtScore(s.model_score)),
       el('td', { class: 'num' }, s.confidence === null ? '–' : s.confidence.toFixed(2)),
-      el('td', {}, (s.flags || []).map((f) => el('span', { class: 'badge flag' }, f))),
+      el('td', {}, (s.flags || []).map(flagBadge)),
       el('td', { class: 'released', 'data-id': s.id }, releaseBadge(rel[s.id])),
       el('td', { class: 'muted' }, fmtTime(s.received_at))));
   }
@@ -363,7 +365,7 @@ function numbered(text, code, raw) {
   const box = el('div', { class: 'work' + (code ? '' : ' prose') });
   text.split('\n').forEach((line, i) => {
     box.appendChild(el('div', { class: 'line', 'data-line': i + 1 },
-      el('span', { class: 'ln' }, String(i + 1)), el('span', { class: 'tx' }, code || raw ? line : prettyMath(line))));
+      el('span', { class: 'ln' }, String(i + 1)), el('span', { class: 'tx' }, code || raw ? line : mathText(line))));
   });
   return box;
 }
@@ -517,7 +519,7 @@ async function showSubmission(id, query) {
   next.addEventListener('click', () => go(nav.next));
   S.keys = { j: () => go(nav.next), k: () => go(nav.prev) };
   m.appendChild(el('div', { class: 'sub-head' },
-    el('h1', { id: 'student' }, sub.student_ref), stateBadge(sub.state),
+    el('h1', { id: 'student' }, sub.student_ref), reviewStatus(d), // reviewpage.js: state in words, who acts and why
     el('span', { class: 'muted' }, nav.position ? `${nav.position} of ${nav.count}${nav.filtered ? ' (filtered)' : ''}` : ''),
     el('span', { class: 'spacer' }), prev, next));
 
@@ -527,13 +529,18 @@ async function showSubmission(id, query) {
       el('span', {}, 'Model score ', el('strong', {}, `${fmtScore(g.score)} / ${fmtScore(g.max_score)}`)),
       g.provisional_score !== null && g.provisional_score !== undefined ? el('span', { id: 'provisional-score' }, 'Provisional score from the checks ',
         el('strong', {}, `${fmtScore(Number(g.provisional_score))} / ${fmtScore(g.max_score)}`)) : null,
+      g.masked_differs !== null && g.masked_differs !== undefined ? el('span', { id: 'masked-score', title: `What the model saw the second time:\n${g.masked_content || ''}` },
+        'Score without the flagged text ', el('strong', {}, `${fmtScore(g.masked_score === null ? null : Number(g.masked_score))} / ${fmtScore(g.max_score)}`),
+        g.masked_differs ? el('span', { class: 'badge flag', id: 'masked-differs' }, `differs by more than ${fmtScore(Number(g.masked_margin))}`) : null) : null,
       testsCredit(d.checks) ? el('span', { id: 'test-points' }, 'Points from the tests ',
         el('strong', {}, `${fmtScore(testsCredit(d.checks).earned)} / ${fmtScore(testsCredit(d.checks).total)}`)) : null,
       el('span', {}, 'Confidence ', el('strong', { id: 'confidence' }, g.confidence === null ? '–' : g.confidence.toFixed(2))),
-      el('span', { id: 'flags' }, flags.length ? flags.map((f) => el('span', { class: 'badge flag' }, f)) : el('span', { class: 'muted' }, 'no flags')),
-      g.status === 'needs_review' ? el('span', { class: 'badge state-needs_review' }, 'needs review') : null,
+      el('span', { id: 'flags' }, flags.length ? flags.map(flagBadge) : el('span', { class: 'muted' }, 'no flags')),
+      flags.length ? el('details', { id: 'flag-legend' }, el('summary', {}, 'What the flags mean'), flagLegend(flags, 'flag-legend-list')) : null,
+      g.status === 'needs_review' ? el('span', { class: 'badge flag', id: 'grading-flagged', title: 'The model asked for a teacher to check this grading' },
+        sub.state === 'reviewed' ? 'flagged by the model (since reviewed)' : 'flagged by the model') : null,
       el('span', { class: 'muted' }, `${g.model_name} · seed ${g.seed} · ${g.completion_tokens} tokens`)));
-    if (g.summary) m.appendChild(el('p', { class: 'card', id: 'summary' }, g.summary));
+    if (g.summary) m.appendChild(el('p', { class: 'card', id: 'summary' }, isCodeKind(sub) ? g.summary : mathText(g.summary)));
   } else {
     m.appendChild(el('p', { class: 'card muted' }, 'Not graded yet.'));
   }
@@ -558,8 +565,8 @@ async function showSubmission(id, query) {
     const card = el('div', { class: 'step v-' + s.verdict, 'data-step': s.step_no, tabindex: 0 },
       el('div', { class: 'row' }, el('strong', {}, 'Step ' + s.step_no), el('span', { class: 'badge v-' + s.verdict }, s.verdict),
         s.agreement === null ? null : el('span', { class: 'muted' }, `agreement ${Math.round(s.agreement * 100)}%`)),
-      s.quoted ? el('blockquote', {}, isCode ? s.quoted : prettyMath(s.quoted)) : null,
-      el('div', { class: 'expl' }, isCode ? s.explanation : prettyMath(s.explanation)));
+      s.quoted ? el('blockquote', {}, isCode ? s.quoted : mathText(s.quoted)) : null,
+      el('div', { class: 'expl' }, isCode ? s.explanation : mathText(s.explanation)));
     const pick = () => {
       critique.querySelectorAll('.step.active').forEach((c) => c.classList.remove('active'));
       card.classList.add('active');
@@ -584,7 +591,7 @@ async function showSubmission(id, query) {
     if (c.kind === 'answer' && c.details && typeof c.details === 'object' && 'extracted' in c.details)
       checks.appendChild(el('tr', { class: 'answer-detail' }, el('td', { colspan: 5 }, answerDetails(c.details))));
     if (c.kind === 'test' && !c.passed && c.details && typeof c.details === 'object' && c.details.kind)
-      checks.appendChild(el('tr', { class: 'test-detail' }, el('td', { colspan: 5 }, testDetails(c.details))));
+      checks.appendChild(el('tr', { class: 'test-detail' }, el('td', { colspan: 5 }, failedTestDetails(c, sub))));
   }
   const passed = d.checks.filter((c) => c.passed).length;
   const lower = el('div', { class: 'split' });
@@ -597,6 +604,7 @@ async function showSubmission(id, query) {
       el('pre', { class: 'chain' }, c.text)));
   }
   lleft.appendChild(el('details', {}, el('summary', {}, 'Assignment statement'), el('div', { class: 'work prose' }, numbered(sub.statement || '', false))));
+  lleft.appendChild(assignmentKey(sub)); // reviewpage.js: rubric, answer key, reference solution (folded)
   if (g) {
     const dl = el('dl', { class: 'meta' });
     for (const [k, v] of [['model', g.model_name], ['model hash', g.model_hash], ['engine', g.engine_version], ['prompt template', g.prompt_template_version],
