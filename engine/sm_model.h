@@ -2,12 +2,15 @@
  * Loads a Hugging Face directory (config.json, generation_config.json, model.safetensors or a
  * sharded index) or a GGUF file (qwen2 metadata), validates every header, dtype, shape and
  * offset, memory-maps the weights and converts/quantizes them at load to one compute type.
- * Sequences (sm_seq) own their f32 KV cache; sm_model_forward advances several sequences of
- * different lengths in one step, each by any number of tokens (a prompt is one batch), with one
- * weight-matrix product over all of their rows so the weights are read once per step.
+ * Sequences (sm_seq) own their KV cache (kv_dtype: f16 by default, f32 for f32 weights or the
+ * portable kernels); sm_model_forward advances several sequences of different lengths in one
+ * step, each by any number of tokens (a prompt is one batch), with one weight-matrix product
+ * over all of their rows so the weights are read once per step.
  * In deterministic mode (the default) a sequence's logits are bitwise identical whether it runs
  * alone or batched with any others, and from run to run with the same thread count.
- * A model is used by one thread at a time (the forward pass uses the model's thread pool). */
+ * A model is used by one thread at a time (the forward pass uses the model's thread pool).
+ * The code: sm_model_load.c, sm_model_weights.c, sm_model_seq.c, sm_model_forward.c (see
+ * sm_model_internal.h). */
 #ifndef SM_MODEL_H
 #define SM_MODEL_H
 
@@ -54,7 +57,7 @@ typedef struct sm_model_opts {
     bool fast;      /* false: deterministic (batch-invariant) kernels */
     bool isa_set;   /* false: the best variant this CPU supports */
     sm_isa isa;
-    bool kv_dtype_set; /* false: f32 KV cache for f32 weights, f16 for every other type */
+    bool kv_dtype_set; /* false: f16, or f32 for f32 weights or portable kernels */
     sm_dtype kv_dtype; /* SM_DTYPE_F32 or SM_DTYPE_F16 */
 } sm_model_opts;
 

@@ -34,17 +34,20 @@ typedef struct bench_args {
 } bench_args;
 
 typedef struct bench_result {
-    double prefill_s;   /* median seconds for one prompt */
-    double peak_gflops; /* median of the peaks measured between the prompts (0: none) */
-    double bw_gbs;      /* median of the bandwidths measured between decode rounds (0: none) */
-    double rss_mb;      /* peak resident memory without the bandwidth test's buffer */
-    double decode_s[3]; /* median seconds per step at batch 1, 4, 16 */
+    double prefill_s;    /* median seconds for one prompt */
+    double peak_gflops;  /* median of the peaks measured between the prompts (0: none) */
+    double bw_gbs;       /* best bandwidth measured before and between decode rounds (0: none) */
+    char bw_method[160]; /* the read method that gave it */
+    size_t bw_bytes;     /* the size of the buffer it read */
+    double rss_mb;       /* peak resident memory without the bandwidth test's buffer */
+    double decode_s[3];  /* median seconds per step at batch 1, 4, 16 */
 } bench_result;
 
 static const int batches[3] = {1, 4, 16};
 
-/* The bandwidth test's buffer: much larger than any cache. */
-#define SM_BENCH_BW_BYTES ((size_t)1 << 30)
+/* The bandwidth test's buffer: 0, sm_membw's default (1 GiB, or 8 times the last-level cache
+ * where that is larger). */
+#define SM_BENCH_BW_BYTES 0
 
 /* seeded ids in [0, vocab) (xorshift) */
 static void fill_ids(int32_t *ids, int64_t n, int64_t vocab, uint64_t *state)
@@ -187,8 +190,10 @@ static double max_rss_mb(void)
 /* Median seconds of one decode step at each batch size of batch[0..n). The steps of the
  * different sizes take turns (step s of every size, then step s + 1), so that a slow spell of
  * a shared machine slows every size alike and the ratios between them stay fair. With
- * a->bw_pool, the memory bandwidth is measured before each round too (r->bw_gbs, the median),
- * for the same reason; r->rss_mb is then the peak resident memory without its buffer. */
+ * a->bw_pool, the memory bandwidth limit is measured first as the best of every read method and
+ * thread count, then again with the best method before each round (in the same spells as the
+ * decode steps); r->bw_gbs is the best of all of them, and r->rss_mb the peak resident memory
+ * without the bandwidth buffer. */
 static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, int n, double *out,
                             bench_result *r, sm_err *err)
 {
@@ -210,18 +215,17 @@ static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, 
     sm_seq_free(&base);
     free(base_ids);
     sm_membw_buf *bwb = NULL;
-    double *bws = NULL;
+    sm_membw_result bw = {0};
     double rss_model = max_rss_mb();
-    if (rc == SM_OK && a->bw_pool) {
-        bws = calloc((size_t)a->decode_tokens, sizeof *bws);
-        if (!bws)
-            rc = sm_err_set(err, SM_ENOMEM, "bench: out of memory");
-        else
-            rc = sm_membw_buf_new(SM_BENCH_BW_BYTES, &bwb, err);
-    }
+    if (rc == SM_OK && a->bw_pool)
+        rc = sm_membw_buf_new(SM_BENCH_BW_BYTES, &bwb, err);
+    if (rc == SM_OK && bwb)
+        rc = sm_membw_read(a->bw_pool, bwb, 2, &bw, err);
     for (int64_t s = 0; s < a->decode_tokens && rc == SM_OK; s++) {
+        double gbs = 0;
         if (bwb)
-            rc = sm_membw_read(a->bw_pool, bwb, 1, &bws[s], err);
+            rc = sm_membw_read_method(a->bw_pool, bwb, &bw.method, 1, &gbs, err);
+        bw.gbs = gbs > bw.gbs ? gbs : bw.gbs;
         for (int i = 0; i < n && rc == SM_OK; i++) {
             decode_group *q = &g[i];
             for (int b = 0; b < q->batch; b++) {
@@ -236,14 +240,15 @@ static sm_code bench_decode(sm_model *m, const bench_args *a, const int *batch, 
     for (int i = 0; i < n && rc == SM_OK; i++)
         out[i] = sm_cmd_median(g[i].times, (int)a->decode_tokens);
     if (rc == SM_OK && bwb) {
-        r->bw_gbs = sm_cmd_median(bws, (int)a->decode_tokens);
+        r->bw_gbs = bw.gbs;
+        r->bw_bytes = sm_membw_buf_bytes(bwb);
+        sm_membw_method_str(&bw.method, r->bw_method, sizeof r->bw_method);
         /* the buffer stayed resident through the rounds: the peak without it is the larger
          * of the peak before it and the peak during the rounds less its size */
         double during = max_rss_mb() - (double)sm_membw_buf_bytes(bwb) / 1048576.0;
         r->rss_mb = during > rss_model ? during : rss_model;
     }
     sm_membw_buf_free(&bwb);
-    free(bws);
     for (int i = 0; g && i < n; i++)
         decode_group_free(&g[i]);
     free(g);
@@ -441,6 +446,7 @@ int sm_cmd_bench(int argc, char **argv)
         json_object_set_new(o, "decode_tps_batch16", json_real(tps[2]));
         json_object_set_new(o, "batch16_speedup", json_real(tps[2] / tps[0]));
         json_object_set_new(o, "bandwidth_gbs", json_real(bw));
+        json_object_set_new(o, "bandwidth_method", json_string(main_r.bw_method));
         json_object_set_new(o, "bytes_per_token", json_integer((json_int_t)s->bytes_per_token));
         json_object_set_new(o, "bandwidth_limit_tps", json_real(limit_tps));
         json_object_set_new(o, "bandwidth_fraction", json_real(bw_frac));
@@ -473,9 +479,9 @@ int sm_cmd_bench(int argc, char **argv)
                tps[1] / tps[0]);
         printf("decode batch 16:  %.2f tokens/s aggregate (%.2fx batch 1)\n", tps[2],
                tps[2] / tps[0]);
-        printf("bandwidth:        %.2f GB/s measured (streaming reads of 1 GiB, median of %lld "
-               "taken between the decode rounds)\n",
-               bw, (long long)a.decode_tokens);
+        printf("bandwidth:        %.2f GB/s measured (the best read of %.0f MiB: %s; every "
+               "method and thread count tried, then the best again between the decode rounds)\n",
+               bw, (double)main_r.bw_bytes / 1048576.0, main_r.bw_method);
         printf("bytes per token:  %.1f MB of weights read per decode step\n", bpt / 1e6);
         printf("peak memory:      %.0f MB resident\n", rss_mb);
         if (a.compare)

@@ -14,6 +14,7 @@ int sm_cmd_logits(int argc, char **argv);
 int sm_cmd_info(int argc, char **argv);
 int sm_cmd_bench(int argc, char **argv);
 int sm_cmd_attnbench(int argc, char **argv);
+int sm_cmd_membw(int argc, char **argv);
 int sm_cmd_serve(int argc, char **argv);
 
 #endif

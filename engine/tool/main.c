@@ -18,6 +18,8 @@ static const sm_args_cmd commands[] = {
     {"info", sm_cmd_info, "--model PATH: model summary (sizes, types, memory)"},
     {"bench", sm_cmd_bench,
      "--model PATH [--dtype T] [--threads N] [--json]: prompt and decode speed vs the machine"},
+    {"membw", sm_cmd_membw,
+     "[--threads N] [--mib N] [--json]: memory read bandwidth, the best of several methods"},
     {"attnbench", sm_cmd_attnbench,
      "[--positions N] [--seqs N]: decode attention over long contexts, f32 vs f16 KV cache"},
     {"serve", sm_cmd_serve,

@@ -24,12 +24,20 @@ def main():
     assert out["prompt_tokens"] == 24
     # bytes per token: the weights of a small model, far below a gigabyte
     assert out["bytes_per_token"] < 1 << 30
+    # the bandwidth limit names the read method that gave it (the best of several)
+    assert " loads, " in out["bandwidth_method"] and "thread" in out["bandwidth_method"], out
     want = out["decode_tps_batch1"] * out["bytes_per_token"] / (out["bandwidth_gbs"] * 1e9)
     assert abs(out["bandwidth_fraction"] - want) <= 1e-6 * want, (out["bandwidth_fraction"], want)
     for bad in (["bench"], ["bench", "--model", model, "--prompt-tokens", "0"],
                 ["bench", "--model", model, "--frobnicate"]):
         p = subprocess.run([tool] + bad, capture_output=True, text=True, timeout=60)
         assert p.returncode == 2, (bad, p.returncode, p.stderr)
+    p = subprocess.run([tool, "membw", "--mib", "64", "--repeats", "1", "--threads", "2",
+                        "--json"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    bw = json.loads(p.stdout)
+    assert bw["gbs"] > 0 and bw["methods"], bw
+    assert bw["gbs"] == max(m["gbs"] for m in bw["methods"]), bw
     p = subprocess.run([tool, "bench", "--model", model + "/does-not-exist"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 1, p.stderr

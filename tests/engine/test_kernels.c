@@ -754,13 +754,42 @@ static void test_membw(void **state)
 {
     (void)state;
     sm_err err;
-    double g = 0;
-    assert_int_equal(sm_membw_measure(NULL, 64 << 20, 2, &g, &err), SM_OK);
-    assert_true(g > 0.1 && g < 10000);
+    sm_membw_result best;
+    assert_int_equal(sm_membw_measure(NULL, 64 << 20, 2, &best, &err), SM_OK);
+    assert_true(best.gbs > 0.1 && best.gbs < 10000);
+    assert_int_equal(best.method.threads, 1);
     sm_pool *pool;
     assert_int_equal(sm_pool_new(2, &pool, &err), SM_OK);
-    assert_int_equal(sm_membw_measure(pool, 64 << 20, 1, &g, &err), SM_OK);
-    assert_true(g > 0.1 && g < 10000);
+    assert_int_equal(sm_membw_measure(pool, 64 << 20, 1, &best, &err), SM_OK);
+    assert_true(best.gbs > 0.1 && best.gbs < 10000);
+    assert_true(best.method.threads >= 1 && best.method.threads <= 2);
+    assert_true(sm_membw_load_supported(best.method.load));
+    char name[160];
+    sm_membw_method_str(&best.method, name, sizeof name);
+    assert_non_null(strstr(name, "loads, "));
+    /* every method on its own: a supported one reads at a sane rate, another is refused */
+    sm_membw_buf *b = NULL;
+    assert_int_equal(sm_membw_buf_new(64 << 20, &b, &err), SM_OK);
+    assert_int_equal(sm_membw_buf_bytes(b), (size_t)64 << 20);
+    for (int l = 0; l < SM_MEMBW_LOAD_COUNT; l++)
+        for (int c = 0; c < SM_MEMBW_CHUNKING_COUNT; c++) {
+            sm_membw_method m = {(sm_membw_load)l, (sm_membw_chunking)c, 2};
+            double g = 0;
+            sm_code rc = sm_membw_read_method(pool, b, &m, 1, &g, &err);
+            if (sm_membw_load_supported(m.load)) {
+                assert_int_equal(rc, SM_OK);
+                assert_true(g > 0.1 && g < 10000);
+            } else {
+                assert_int_equal(rc, SM_EUNSUPPORTED);
+            }
+        }
+    assert_true(sm_membw_load_supported(SM_MEMBW_PLAIN));
+    double g;
+    sm_membw_method three = {SM_MEMBW_PLAIN, SM_MEMBW_CONTIGUOUS, 3};
+    assert_int_equal(sm_membw_read_method(pool, b, &three, 1, &g, &err), SM_EINVAL);
+    sm_membw_method one = {SM_MEMBW_PLAIN, SM_MEMBW_STREAMS, 1};
+    assert_int_equal(sm_membw_read_method(NULL, b, &one, 1, &g, &err), SM_OK);
+    sm_membw_buf_free(&b);
     sm_pool_free(&pool);
     assert_int_equal(sm_membw_measure(NULL, 64 << 20, 1, NULL, &err), SM_EINVAL);
 }
