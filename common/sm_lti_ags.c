@@ -446,6 +446,30 @@ sm_code sm_lti_roster_sync(sm_lti_client *c, PGconn *db, const char *course_code
     return rc;
 }
 
+sm_code sm_lti_roster_sync_context(sm_lti_client *c, PGconn *db, const char *platform_id,
+                                   const char *context_id, sm_lti_roster_result *out, sm_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *p[] = {platform_id, context_id};
+    PGresult *r;
+    sm_code rc = sm_db_query(db,
+                             "SELECT nrps_url FROM lti_context WHERE platform_id = $1::bigint AND "
+                             "context_id = $2",
+                             2, p, &r, err);
+    if (rc != SM_OK)
+        return rc;
+    if (PQntuples(r) == 0)
+        rc = sm_err_set(err, SM_ENOTFOUND, "no LMS course '%s'", context_id);
+    else if (PQgetisnull(r, 0, 0))
+        rc = sm_err_set(err, SM_ESTATE, "LMS course '%s' sent no roster URL", context_id);
+    else
+        rc = sync_context(c, db, platform_id, context_id, PQgetvalue(r, 0, 0), out, err);
+    if (rc == SM_OK)
+        out->contexts = 1;
+    PQclear(r);
+    return rc;
+}
+
 /* ---- settings and log ---- */
 
 static const char *policy_name(sm_lti_policy p)

@@ -94,6 +94,12 @@ typedef struct sm_lti_roster_result {
 sm_code sm_lti_roster_sync(sm_lti_client *c, PGconn *db, const char *course_code,
                            sm_lti_roster_result *out, sm_err *err);
 
+/* Imports the roster of one LMS course (platform_id, context_id: as stored in lti_context)
+ * from the roster URL its launches sent (stepmarkd does this after an instructor's launch).
+ * SM_ENOTFOUND: no such LMS course; SM_ESTATE: it has no roster URL. */
+sm_code sm_lti_roster_sync_context(sm_lti_client *c, PGconn *db, const char *platform_id,
+                                   const char *context_id, sm_lti_roster_result *out, sm_err *err);
+
 /* ---- settings and log (CLI) ---- */
 typedef enum sm_lti_policy { SM_LTI_ON_APPROVAL, SM_LTI_ON_RELEASE } sm_lti_policy;
 /* Sets the passback policy of a course (assignment_code NULL) or of one of its assignments. */

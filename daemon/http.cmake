@@ -30,6 +30,8 @@ add_library(sm_http STATIC
   ${CMAKE_CURRENT_LIST_DIR}/lti_launch.c
   ${CMAKE_CURRENT_LIST_DIR}/lti_jwks.c
   ${CMAKE_CURRENT_LIST_DIR}/lti_pages.c
+  ${CMAKE_CURRENT_LIST_DIR}/lti_roster.c
+  ${CMAKE_CURRENT_LIST_DIR}/lti_policy.c
   ${SM_WEB_C})
 target_include_directories(sm_http PUBLIC ${CMAKE_CURRENT_LIST_DIR} PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 # /api/v1 submits through the broker's validation and store (sm_daemon: validate.c, store.c).

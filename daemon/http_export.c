@@ -6,7 +6,10 @@
  * sees, sm_released_feedback). The Moodle layout carries the teacher's comment in a
  * "Feedback comments" column (mapped to the grade item's feedback on import). One row per
  * student (their latest submission); final score = the latest reviewed score if any, else the
- * model's. Cells are protected against CSV formula injection. See docs/teacher-guide.md. */
+ * model's. The student's LMS name (LTI roster) is the Canvas layout's "Student", the plain
+ * layout's last column "name" and the JSON's student_name; the Moodle layout has none (Moodle
+ * matches users by email or ID number and ignores unmapped columns). Cells are protected
+ * against CSV formula injection. See docs/teacher-guide.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,16 +140,16 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
             http_csv_cell(f, pp[i], true, false);
         http_csv_cell(f, max, false, true);
     } else {
-        const char *head[] = {"student", "score",   "max_score", "model_score",
-                              "status",  "flagged", "flags",     "submission_id"};
-        for (int i = 0; i < 8; i++)
-            http_csv_cell(f, head[i], true, i == 7);
+        const char *head[] = {"student", "score", "max_score",     "model_score", "status",
+                              "flagged", "flags", "submission_id", "name"};
+        for (int i = 0; i < 9; i++)
+            http_csv_cell(f, head[i], true, i == 8);
     }
     int nrows = PQntuples(r);
     int c_sid = PQfnumber(r, "submission_id"), c_stu = PQfnumber(r, "student_ref"),
         c_fin = PQfnumber(r, "final_score"), c_mod = PQfnumber(r, "model_score"),
         c_state = PQfnumber(r, "state"), c_flagged = PQfnumber(r, "flagged"),
-        c_flags = PQfnumber(r, "flags");
+        c_flags = PQfnumber(r, "flags"), c_name = PQfnumber(r, "student_name");
     for (int i = 0; i < nrows; i++) {
         const char *student = PQgetvalue(r, i, c_stu);
         const char *score = PQgetisnull(r, i, c_fin) ? "" : PQgetvalue(r, i, c_fin);
@@ -159,7 +162,8 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
             http_csv_cell(f, state, true, false);
             http_csv_cell(f, PQgetvalue(r, i, PQfnumber(r, "feedback_comment")), true, true);
         } else if (strcmp(fmt, "canvas") == 0) {
-            http_csv_cell(f, student, true, false);
+            const char *name = PQgetvalue(r, i, c_name);
+            http_csv_cell(f, name[0] ? name : student, true, false);
             http_csv_cell(f, "", true, false);
             http_csv_cell(f, email ? "" : student, true, false);
             http_csv_cell(f, email ? student : "", true, false);
@@ -187,7 +191,8 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
             http_csv_cell(f, state, true, false);
             http_csv_cell(f, PQgetvalue(r, i, c_flagged)[0] == 't' ? "yes" : "no", true, false);
             http_csv_cell(f, flags, true, false);
-            http_csv_cell(f, PQgetvalue(r, i, c_sid), false, true);
+            http_csv_cell(f, PQgetvalue(r, i, c_sid), false, false);
+            http_csv_cell(f, PQgetvalue(r, i, c_name), true, true);
         }
     }
     fclose(f);

@@ -166,6 +166,8 @@ void http_api_review(http_req *rq, http_resp *rs, int64_t submission_id);
 void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id);
 void http_api_export_json(http_req *rq, http_resp *rs, int64_t assignment_id);
 void http_api_progress(http_req *rq, http_resp *rs);
+/* POST /api/assignments/ID/lti-passback: the assignment's grade passback policy (lti_policy.c) */
+void http_api_lti_passback(http_req *rq, http_resp *rs, int64_t assignment_id);
 /* alike submissions (http_similarity.c) */
 void http_api_similarity(http_req *rq, http_resp *rs, int64_t assignment_id);
 void http_api_similarity_run(http_req *rq, http_resp *rs, int64_t assignment_id);
@@ -180,7 +182,7 @@ void http_health(http_req *rq, http_resp *rs, const char *probe);
 void http_csv_cell(FILE *f, const char *s, bool text, bool last);
 
 /* ---- LTI 1.3 (lti_*.c, docs/lti.md) ---- */
-sm_code http_lti_start(sm_http *h, const sm_config *cfg, sm_err *err);
+sm_code http_lti_start(sm_http *h, const sm_config *cfg, const char *db_url, sm_err *err);
 void http_lti_stop(sm_http *h);
 /* On a POST's first call to /lti/...: decides its body limit; false with rs filled. */
 bool http_lti_admit(http_req *rq, http_resp *rs);

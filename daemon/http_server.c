@@ -201,6 +201,8 @@ static void route(http_req *rq, http_resp *rs)
         http_api_export_json(rq, rs, id);
     else if (n == 4 && is(what, "assignments") && is(sub, "release") && post)
         http_api_release(rq, rs, id);
+    else if (n == 4 && is(what, "assignments") && is(sub, "lti-passback") && post)
+        http_api_lti_passback(rq, rs, id);
     else if (n == 4 && is(what, "assignments") && is(sub, "releases") && get)
         http_api_releases(rq, rs, id);
     else if (n == 4 && is(what, "assignments") && is(sub, "similarity") && get)
@@ -682,7 +684,7 @@ sm_code sm_http_start(const sm_config *cfg, const char *db_url, sm_metrics *metr
     if (rc == SM_OK)
         rc = http_pool_new(db_url, pool, &h->pool, err);
     if (rc == SM_OK)
-        rc = http_lti_start(h, cfg, err);
+        rc = http_lti_start(h, cfg, db_url, err);
     if (rc != SM_OK) {
         http_free(h);
         return rc;

@@ -324,6 +324,11 @@ sm_code http_store_queue_depth(PGconn *db, PGresult **rows, sm_err *err)
     "  FROM submission_status y "                                                                \
     "  WHERE y.assignment_id = a.id) x) agg ON true"
 
+/* The LMS name of row st's student (LTI roster, schema 012), '' when unknown. */
+#define STUDENT_NAME                                                                                \
+    "sm_lti_student_name((SELECT na.course_id FROM assignment na WHERE na.id = st.assignment_id), " \
+    "st.student_ref)"
+
 /* Parameters $2..$6 of every filtered query ($1 is the assignment, $7 the teacher). */
 #define FILTER_WHERE                                                                       \
     " st.assignment_id = $1::bigint"                                                       \
@@ -332,7 +337,8 @@ sm_code http_store_queue_depth(PGconn *db, PGresult **rows, sm_err *err)
     "      OR $3 = ANY(st.flags))"                                                         \
     " AND ($4::numeric IS NULL OR st.final_score >= $4::numeric)"                          \
     " AND ($5::numeric IS NULL OR st.final_score <= $5::numeric)"                          \
-    " AND ($6::text IS NULL OR strpos(lower(st.student_ref), lower($6)) > 0)"              \
+    " AND ($6::text IS NULL OR strpos(lower(st.student_ref), lower($6)) > 0"               \
+    "      OR strpos(lower(" STUDENT_NAME "), lower($6)) > 0)"                             \
     " AND EXISTS (SELECT 1 FROM assignment fa JOIN course_teacher fct ON fct.course_id ="  \
     "   fa.course_id WHERE fa.id = st.assignment_id AND fct.teacher_id = $7::bigint)"
 
@@ -374,22 +380,28 @@ sm_code http_store_course_assignments(PGconn *db, const char *const p[2], PGresu
 
 sm_code http_store_assignment(PGconn *db, const char *const p[2], PGresult **rows, sm_err *err)
 {
-    return sm_db_query(db,
-                       "SELECT " ASSIGNMENT_SUMMARY ", a.statement, a.rubric, a.answer_key, "
-                       "a.language, c.code AS course_code, c.title AS course_title, "
-                       "COALESCE((SELECT jsonb_agg(DISTINCT fl) FROM submission_status x, "
-                       "  unnest(x.flags) AS fl WHERE x.assignment_id = a.id), '[]') AS flag_names "
-                       "FROM assignment a JOIN course c ON c.id = a.course_id "
-                       "JOIN course_teacher ct ON ct.course_id = a.course_id AND "
-                       "ct.teacher_id = $2::bigint" ASSIGNMENT_SUMMARY_JOIN
-                       " WHERE a.id = $1::bigint",
-                       2, p, rows, err);
+    return sm_db_query(
+        db,
+        "SELECT " ASSIGNMENT_SUMMARY ", a.statement, a.rubric, a.answer_key, "
+        "a.language, c.code AS course_code, c.title AS course_title, "
+        "COALESCE((SELECT jsonb_agg(DISTINCT fl) FROM submission_status x, "
+        "  unnest(x.flags) AS fl WHERE x.assignment_id = a.id), '[]') AS flag_names, "
+        "EXISTS (SELECT 1 FROM lti_context lx WHERE lx.course_id = a.course_id) AS "
+        "lti_linked, sm_lti_passback_policy(a.id) AS lti_passback, (SELECT "
+        "ls.passback FROM lti_assignment_setting ls WHERE ls.assignment_id = a.id) "
+        "AS lti_passback_own, (SELECT cs.passback FROM lti_course_setting cs WHERE "
+        "cs.course_id = a.course_id) AS lti_passback_course "
+        "FROM assignment a JOIN course c ON c.id = a.course_id "
+        "JOIN course_teacher ct ON ct.course_id = a.course_id AND "
+        "ct.teacher_id = $2::bigint" ASSIGNMENT_SUMMARY_JOIN " WHERE a.id = $1::bigint",
+        2, p, rows, err);
 }
 
 sm_code http_store_submission(PGconn *db, const char *const p[2], PGresult **rows, sm_err *err)
 {
     return sm_db_query(db,
-                       "SELECT s.id, s.student_ref, s.content, s.language, s.received_at, "
+                       "SELECT s.id, s.student_ref, sm_lti_student_name(c.id, s.student_ref) "
+                       "AS student_name, s.content, s.language, s.received_at, "
                        "a.id AS assignment_id, a.code AS assignment_code, a.title AS "
                        "assignment_title, a.kind, a.statement, a.answer_key, a.max_score, "
                        "a.rubric, a.reference_solution, a.answer_policy, a.tests, "
@@ -472,9 +484,10 @@ sm_code http_store_jobs(PGconn *db, const char *const p[1], PGresult **rows, sm_
 sm_code http_store_filtered_submissions(PGconn *db, const char *order, const char *const p[7],
                                         PGresult **rows, sm_err *err)
 {
-    char sql[2048];
+    char sql[4096];
     snprintf(sql, sizeof sql,
-             "SELECT st.submission_id AS id, st.student_ref, st.state, st.final_score, "
+             "SELECT st.submission_id AS id, st.student_ref, " STUDENT_NAME " AS student_name, "
+             "st.state, st.final_score, "
              "st.model_score, st.max_score, to_jsonb(st.flags) AS flags, st.flagged, "
              "st.confidence, st.received_at, st.graded_at, st.reviewed_at "
              "FROM submission_status st WHERE" FILTER_WHERE " ORDER BY %s LIMIT 5000",
@@ -485,7 +498,7 @@ sm_code http_store_filtered_submissions(PGconn *db, const char *order, const cha
 sm_code http_store_submission_nav(PGconn *db, const char *order, const char *const p[8],
                                   PGresult **rows, sm_err *err)
 {
-    char sql[2048];
+    char sql[4096];
     snprintf(sql, sizeof sql,
              "WITH l AS (SELECT st.submission_id AS id, row_number() OVER (ORDER BY %s) AS rn "
              "FROM submission_status st WHERE" FILTER_WHERE ") "
@@ -544,6 +557,31 @@ sm_code http_store_audit_review(PGconn *db, const char *const p[6], sm_err *err)
                        6, p, NULL, err);
 }
 
+/* ---- the grade passback policy of an assignment (lti_policy.c) ---- */
+
+sm_code http_store_lti_passback_set(PGconn *db, const char *const p[3], PGresult **rows,
+                                    sm_err *err)
+{
+    return sm_db_query(
+        db,
+        "WITH a AS (SELECT a.id, a.course_id FROM assignment a JOIN course_teacher ct ON "
+        "  ct.course_id = a.course_id AND ct.teacher_id = $2::bigint WHERE a.id = $1::bigint "
+        "  AND EXISTS (SELECT 1 FROM lti_context x WHERE x.course_id = a.course_id)), "
+        "del AS (DELETE FROM lti_assignment_setting s USING a WHERE s.assignment_id = a.id "
+        "  AND $3::text IS NULL), "
+        "ins AS (INSERT INTO lti_assignment_setting (assignment_id, passback) SELECT id, $3 "
+        "  FROM a WHERE $3::text IS NOT NULL ON CONFLICT (assignment_id) DO UPDATE SET "
+        "  passback = EXCLUDED.passback RETURNING passback), "
+        "au AS (INSERT INTO audit_log (actor, action, subject, details) SELECT 'teacher:' || "
+        "  $2, 'lti.passback', 'assignment:' || a.id, jsonb_build_object('policy', "
+        "  COALESCE($3, 'course default')) FROM a), "
+        "cs AS (SELECT s.passback FROM lti_course_setting s JOIN a ON a.course_id = s.course_id) "
+        "SELECT COALESCE((SELECT passback FROM ins), (SELECT passback FROM cs), 'on-release') AS "
+        "passback, (SELECT passback FROM ins) AS own, (SELECT passback FROM cs) AS course "
+        "FROM a",
+        3, p, rows, err);
+}
+
 /* ---- gradebook exports (http_export.c) ---- */
 
 /* One row per student: the latest submission. */
@@ -551,7 +589,8 @@ sm_code http_store_audit_review(PGconn *db, const char *const p[6], sm_err *err)
     "SELECT DISTINCT ON (st.student_ref) st.submission_id, st.student_ref, st.final_score, " \
     "st.model_score, st.max_score, st.state, st.flagged, to_jsonb(st.flags) AS flags, "      \
     "st.confidence, st.grading_id, st.reviewed_score, st.review_action, st.reviewed_at, "    \
-    "sm_final(st.submission_id)->>'comment' AS feedback_comment "                            \
+    "sm_final(st.submission_id)->>'comment' AS feedback_comment, " STUDENT_NAME              \
+    " AS student_name "                                                                      \
     "FROM submission_status st WHERE st.assignment_id = $1::bigint "                         \
     "ORDER BY st.student_ref, st.received_at DESC, st.submission_id DESC"
 

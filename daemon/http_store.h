@@ -165,6 +165,16 @@ sm_code http_store_review_add(PGconn *db, const char *const p[6], PGresult **row
 /* Records a review in audit_log. $1..$6 as the review's audit entry. */
 sm_code http_store_audit_review(PGconn *db, const char *const p[6], sm_err *err);
 
+/* ---- the grade passback policy of an assignment (lti_policy.c) ---- */
+
+/* Sets the LTI grade passback policy of an assignment of the teacher's courses whose course is
+ * linked to an LMS course, or clears it (the course's policy applies), and records the change in
+ * audit_log. One row (passback: the policy now in force, own: the assignment's, course: the
+ * course's, NULL when unset), or none when the assignment is not the teacher's or its course has
+ * no LMS link. $1 assignment id, $2 teacher id, $3 'on-approval', 'on-release' or NULL (clear). */
+sm_code http_store_lti_passback_set(PGconn *db, const char *const p[3], PGresult **rows,
+                                    sm_err *err);
+
 /* ---- gradebook exports (http_export.c) ---- */
 
 /* An assignment of the teacher's courses for an export (id, code, title, max_score, course_code).
@@ -172,8 +182,8 @@ sm_code http_store_audit_review(PGconn *db, const char *const p[6], sm_err *err)
 sm_code http_store_export_assignment(PGconn *db, const char *const p[2], PGresult **rows,
                                      sm_err *err);
 
-/* One row per student: their latest submission with its scores and final comment. $1 assignment
- * id. */
+/* One row per student: their latest submission with its scores, final comment and LMS name
+ * (student_name, '' when unknown). $1 assignment id. */
 sm_code http_store_export_latest(PGconn *db, const char *const p[1], PGresult **rows, sm_err *err);
 
 /* The JSON export rows: the latest per student with steps, checks and reviews. $1 assignment id. */

@@ -15,6 +15,17 @@
 #define LTI_STATE_SECONDS 600   /* a login must come back as a launch within this */
 #define LTI_LAUNCH_SECONDS 3600 /* the mapping page / deep linking picker stays usable this long */
 
+#define LTI_ROSTER_MIN_SECONDS 60 /* an instructor's launch imports the roster at most this often */
+
+/* ---- the roster import after an instructor's launch (lti_roster.c) ---- */
+typedef struct lti_roster lti_roster;
+/* Starts the roster thread, which connects to db_url when it first has work. */
+sm_code lti_roster_start(const char *db_url, lti_roster **out, sm_err *err);
+/* Stops the thread (aborting a transfer in flight) and frees r; *r becomes NULL. */
+void lti_roster_stop(lti_roster **r);
+/* Queues the roster import of an LMS course; returns at once (never waits on the LMS). */
+void lti_roster_request(lti_roster *r, const char *platform_id, const char *context_id);
+
 typedef struct lti_cache_slot { /* one platform's JWKS */
     char url[LTI_URL_MAX];
     json_t *jwks;
@@ -28,6 +39,7 @@ struct http_lti {
     char public_url[LTI_URL_MAX]; /* http.public_url, "" = from the Host header */
     pthread_mutex_t lock;
     lti_cache_slot cache[LTI_CACHE_SLOTS];
+    lti_roster *roster; /* the roster imports after instructors' launches */
 };
 
 /* The public key of the platform whose JWKS is at url with this kid (new reference): from the

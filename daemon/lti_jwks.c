@@ -15,7 +15,7 @@
 #define LTI_JWKS_MAX_BYTES (256 * 1024)
 #define LTI_FETCH_TIMEOUT_MS 10000L
 
-sm_code http_lti_start(sm_http *h, const sm_config *cfg, sm_err *err)
+sm_code http_lti_start(sm_http *h, const sm_config *cfg, const char *db_url, sm_err *err)
 {
     struct http_lti *l = calloc(1, sizeof *l);
     if (!l)
@@ -34,7 +34,7 @@ sm_code http_lti_start(sm_http *h, const sm_config *cfg, sm_err *err)
         return sm_err_set(err, SM_EINTERNAL, "cannot initialise libcurl");
     }
     h->lti = l;
-    return SM_OK;
+    return lti_roster_start(db_url, &l->roster, err); /* on failure the caller stops h->lti */
 }
 
 void http_lti_stop(sm_http *h)
@@ -42,6 +42,7 @@ void http_lti_stop(sm_http *h)
     struct http_lti *l = h->lti;
     if (!l)
         return;
+    lti_roster_stop(&l->roster);
     for (int i = 0; i < LTI_CACHE_SLOTS; i++)
         json_decref(l->cache[i].jwks);
     pthread_mutex_destroy(&l->lock);

@@ -6,8 +6,9 @@
  * member of the LMS course and sent to the student page (/student) with a fresh two-hour link
  * token for their student_ref (the course's setting: sub, sourcedid or email), which shows their
  * released feedback only. Every launch stores the grade and roster service URLs it carries
- * (used by daemon/lti_passback.c and `stepmark lti roster sync`). No inline script: /lti.js follows the
- * "continue" link and submits the deep linking form. */
+ * (used by daemon/lti_passback.c and `stepmark lti roster sync`); an instructor's launch also
+ * queues the roster import (lti_roster.c). No inline script: /lti.js follows the "continue"
+ * link and submits the deep linking form. */
 #include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -542,6 +543,12 @@ void lti_instructor(http_req *rq, http_resp *rs, const lti_launch_ctx *c)
     if (rs->status < 300)
         sm_log(SM_LOG_INFO, "lti launch", "role", "instructor", "platform", c->platform_id,
                "teacher", tid, "course", course, NULL);
+    /* the roster in the background: names on the review pages, students mapped to LMS users */
+    const json_t *nrps = json_object_get(c->claims, NRPS_CLAIM);
+    if (rs->status < 400 && !revoked &&
+        json_string_value(json_object_get(nrps, "context_memberships_url")))
+        lti_roster_request(rq->http->lti->roster, c->platform_id,
+                           json_string_value(json_object_get(claims, "context_id")));
     json_decref(claims);
 }
 

@@ -82,7 +82,9 @@ function fmtDuration(sec) {
   const m = Math.round(sec / 60);
   return m < 60 ? m + ' min' : Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
 }
-function stateBadge(s) { return stateBadgeWords(s); } // reviewpage.js: words and a tooltip
+function stateBadge(s) { return stateBadgeWords(s); }
+/* "Ada Lovelace (s-17)" when the LMS roster names the student, else the student_ref alone. */
+function studentLabel(name, ref) { return name ? `${name} (${ref})` : ref; } // reviewpage.js: words and a tooltip
 function crumbs(...parts) {
   const n = clear(document.getElementById('crumbs'));
   parts.forEach((p, i) => {
@@ -277,7 +279,7 @@ function filterForm(a, query) {
     ['-confidence', 'confidence ↓'], ['received', 'received'], ['-received', 'newest'], ['state', 'state']], query.get('sort'));
   const min = el('input', { id: 'f-min', name: 'min', type: 'number', step: 'any', value: query.get('min') || '' });
   const max = el('input', { id: 'f-max', name: 'max', type: 'number', step: 'any', value: query.get('max') || '' });
-  const q = el('input', { id: 'f-q', name: 'q', type: 'search', placeholder: 'student', value: query.get('q') || '' });
+  const q = el('input', { id: 'f-q', name: 'q', type: 'search', placeholder: 'student or name', value: query.get('q') || '' });
   const form = el('form', { class: 'filters', id: 'filters' },
     el('label', {}, 'State', state), el('label', {}, 'Flag', flag), el('label', {}, 'Score ≥', min), el('label', {}, 'Score ≤', max),
     el('label', {}, 'Student', q), el('label', {}, 'Sort', sort), el('button', { type: 'submit', id: 'f-apply' }, 'Apply'));
@@ -316,7 +318,7 @@ async function showAssignment(id, query) {
     pick.addEventListener('click', (ev) => ev.stopPropagation());
     tb.appendChild(el('tr', { class: 'clickable', 'data-id': s.id, onclick: () => { location.hash = href; } },
       el('td', {}, pick),
-      el('td', {}, el('a', { class: 'submission-link', href }, s.student_ref)),
+      el('td', {}, el('a', { class: 'submission-link', href }, studentLabel(s.student_name, s.student_ref))),
       el('td', {}, stateBadge(s.state)),
       el('td', { class: 'num' }, `${fmtScore(s.final_score)} / ${fmtScore(s.max_score === null ? a.max_score : s.max_score)}`),
       el('td', { class: 'num' }, fmtScore(s.model_score)),
@@ -326,6 +328,8 @@ async function showAssignment(id, query) {
       el('td', { class: 'muted' }, fmtTime(s.received_at))));
   }
   m.appendChild(releaseBox(a, () => showAssignment(id, query)));
+  const passback = passbackBox(a);
+  if (passback) m.appendChild(passback);
   m.appendChild(el('p', { class: 'muted', id: 'count' }, `${d.submissions.length} shown`));
   m.appendChild(el('table', { class: 'list', id: 'submissions' },
     el('thead', {}, el('tr', {}, el('th', {}, ''), el('th', {}, 'Student'), el('th', {}, 'State'), el('th', { class: 'num' }, 'Score'),
@@ -471,6 +475,33 @@ function releaseBox(a, reload) {
     el('label', {}, reasoning, " Include the model's full reasoning chain"),
     el('div', { class: 'row' }, all, some), msg);
 }
+/* When the assignment's grades go back to the LMS gradebook (LTI grade passback): shown only
+ * when the course is linked to an LMS course. */
+const PASSBACK_WORDS = { 'on-approval': 'as soon as you approve or adjust a grade', 'on-release': 'only when you release feedback' };
+function passbackBox(a) {
+  if (!a.lti_linked) return null;
+  const course = a.lti_passback_course || 'on-release';
+  const sel = el('select', { id: 'lti-passback', 'aria-label': 'when grades go back to the LMS' },
+    el('option', { value: 'default', selected: !a.lti_passback_own }, `Course default: ${PASSBACK_WORDS[course]}`),
+    el('option', { value: 'on-approval', selected: a.lti_passback_own === 'on-approval' }, 'On approval: as soon as you approve or adjust a grade'),
+    el('option', { value: 'on-release', selected: a.lti_passback_own === 'on-release' }, 'On release: only when you release feedback'));
+  const save = el('button', { type: 'button', id: 'lti-passback-save' }, 'Save');
+  const status = el('span', { id: 'lti-passback-status', class: 'muted', role: 'status', 'data-policy': a.lti_passback },
+    `Scores go to the LMS gradebook ${PASSBACK_WORDS[a.lti_passback]}.`);
+  save.addEventListener('click', async () => {
+    save.disabled = true;
+    try {
+      const r = await api('POST', `/api/assignments/${a.id}/lti-passback`, { policy: sel.value });
+      status.dataset.policy = r.passback;
+      status.textContent = `Saved: scores go to the LMS gradebook ${PASSBACK_WORDS[r.passback]}.`;
+    } catch (e) { status.textContent = e.message; }
+    save.disabled = false;
+  });
+  return el('div', { class: 'card', id: 'lti-passback-box', 'data-assignment': a.id },
+    el('h2', {}, 'LMS gradebook'),
+    el('p', { class: 'muted' }, 'The LMS shows a submission as waiting for grading once the model has graded it. When should the score and your comment go back?'),
+    el('div', { class: 'row' }, sel, save), status);
+}
 /* The submission page's release row. */
 function releaseRow(d, r, onDone) {
   const sub = d.submission;
@@ -509,7 +540,7 @@ async function showSubmission(id, query) {
   const sub = d.submission, g = d.grading;
   const qs = query.toString();
   crumbs({ text: 'Courses', href: '#/' }, { text: sub.course_code, href: '#/course/' + sub.course_id },
-    { text: sub.assignment_title || sub.assignment_code, href: `#/assignment/${sub.assignment_id}?${qs}` }, { text: sub.student_ref });
+    { text: sub.assignment_title || sub.assignment_code, href: `#/assignment/${sub.assignment_id}?${qs}` }, { text: studentLabel(sub.student_name, sub.student_ref) });
   const m = main();
   const nav = d.nav || {};
   const go = (to) => { if (to) location.hash = `#/submission/${to}?${qs}`; };
@@ -519,7 +550,7 @@ async function showSubmission(id, query) {
   next.addEventListener('click', () => go(nav.next));
   S.keys = { j: () => go(nav.next), k: () => go(nav.prev) };
   m.appendChild(el('div', { class: 'sub-head' },
-    el('h1', { id: 'student' }, sub.student_ref), reviewStatus(d), // reviewpage.js: state in words, who acts and why
+    el('h1', { id: 'student' }, studentLabel(sub.student_name, sub.student_ref)), reviewStatus(d), // reviewpage.js: state in words, who acts and why
     el('span', { class: 'muted' }, nav.position ? `${nav.position} of ${nav.count}${nav.filtered ? ' (filtered)' : ''}` : ''),
     el('span', { class: 'spacer' }), prev, next));
 

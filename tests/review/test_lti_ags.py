@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """test_lti_ags: LTI Advantage against the stand-in platform (lti_platform.py, lti_services.py):
-the roster import (Names and Roles), a learner's launch landing on their released feedback in
-headless Chromium, and grade passback (Assignment and Grade Services) by stepmarkd's passback
-thread at each state change under both policies, through a platform outage.
+the roster import (Names and Roles), by the CLI and in the background after an instructor's
+launch, a learner's launch landing on their released feedback in headless Chromium, grade
+passback (Assignment and Grade Services) by stepmarkd's passback thread at each state change
+under both policies, through a platform outage; and on the review pages the students' LMS
+names and the passback policy chosen by the teacher.
 
   test_lti_ags.py --server BIN --cli BIN --stepmarkd BIN --seed seed.sql --web DIR --out DIR
 
@@ -152,10 +154,21 @@ def roster_tests(t, env, code, course):
             {'hw1': 'on-approval', 'hw2': 'on-release'}, doc)
 
 
-def submit(env, course, code, ref):
+def launch_roster_tests(t, env):
+    """The instructor's first launch imported the roster in the background."""
+    t.check('an instructor launch imports the roster (all pages) in the background', wait_for(
+        lambda: env.sql("SELECT count(*) FROM lti_member WHERE context_id = 'ctx-1' AND "
+                        "source = 'roster'") == '4', 30))
+    t.equal('the import is recorded on the LMS course', env.sql(
+        "SELECT roster_synced_at IS NOT NULL FROM lti_context WHERE context_id = 'ctx-1'"), 't')
+    t.check('the import is logged', wait_for(lambda: re.search(
+        r'lti roster synced .*context="?ctx-1"? .*members="?4', open(env.log_path).read()), 10))
+
+
+def submit(env, course, code, ref, key=None):
     return env.sql(f"INSERT INTO submission (assignment_id, student_ref, idempotency_key, content) "
-                   f"SELECT id, '{ref}', '{code}-{ref}', 'answer' FROM assignment WHERE "
-                   f"course_id = {course} AND code = '{code}' RETURNING id")
+                   f"SELECT id, '{ref}', '{key or code + '-' + ref}', 'answer' FROM assignment "
+                   f"WHERE course_id = {course} AND code = '{code}' RETURNING id")
 
 
 def posted(plat, user, lineitem=None):
@@ -255,10 +268,142 @@ def outage_tests(t, env, plat, course, hw1):
     t.check('stepmark lti log prints a table', r.returncode == 0 and 'outcome' in r.stdout and
             'FullyGraded 5/5' in r.stdout, r.stdout[:500])
     ok = [x for x in svc.token_requests if x[0]]
-    t.check('tokens are cached: one for the roster (CLI), one for the passback thread',
-            len(ok) == 2 and len(svc.token_requests) == 2, svc.token_requests)
+    t.check('tokens are cached: one each for the launch\'s roster import, the CLI and the '
+            'passback thread', len(ok) == 3 and len(svc.token_requests) == 3,
+            svc.token_requests)
     t.equal('every passback call carried a valid token',
             [c for c in svc.calls if c[2] in (401, 403)], [])
+
+
+def text_of(b, css):
+    """The element's text, '' while it is missing or being redrawn."""
+    try:
+        return b.d.find_element('css selector', css).text
+    except Exception:
+        return ''
+
+
+def page_api(b, path, body, csrf=True):
+    """POSTs body to path from the page, with the session's CSRF token unless csrf is False:
+    the answer, or {status, message} on an error."""
+    return b.d.execute_async_script(
+        'const [path, body, csrf, done] = arguments;'
+        'if (csrf) { api("POST", path, body).then(done)'
+        '  .catch((e) => done({status: e.status, message: e.message})); return; }'
+        'fetch(path, {method: "POST", credentials: "same-origin", body: JSON.stringify(body),'
+        '  headers: {"Content-Type": "application/json"}})'
+        '  .then((r) => done({status: r.status})).catch((e) => done({error: String(e)}));',
+        path, body, csrf)
+
+
+def goto(b, fragment):
+    b.d.execute_script('location.hash = arguments[0]', fragment)
+
+
+def names_tests(t, env, plat, course, b, aid1):
+    """The review pages show the LMS names beside the student references."""
+    b.d.get(plat.start_url(plat.prepare('inst1', 'Instructor', link='link-2')))
+    b.until(lambda d: d.current_url.endswith(f'#/assignment/{aid1}'))
+    b.until(lambda d: 'S-1' in text_of(b, '#submissions'))
+    table = text_of(b, '#submissions')
+    t.check('the submission list shows each LMS name beside the student ref',
+            all(n in table for n in ('Stu One (S-1)', 'Stu Two (S-2)', 'Stu Three (S-3)')), table)
+    goto(b, f'#/assignment/{aid1}?q=two')
+    t.check('searching by a name finds the student', wait_for(
+        lambda: text_of(b, '#count') == '1 shown' and 'Stu Two (S-2)' in
+        text_of(b, '#submissions'), 15), text_of(b, '#submissions'))
+    s12 = env.sql(f"SELECT id FROM submission WHERE assignment_id = {aid1} AND "
+                  "student_ref = 'S-2'")
+    goto(b, f'#/submission/{s12}')
+    t.check('the submission page names the student', wait_for(
+        lambda: text_of(b, '#student') == 'Stu Two (S-2)', 15), text_of(b, '#student'))
+    t.check('... in the breadcrumbs too', 'Stu Two (S-2)' in text_of(b, '#crumbs'))
+
+
+def roster_outage_tests(t, env, plat, b, aid1):
+    """An instructor's launch while the LMS's roster service is down still lands; the failure
+    is logged."""
+    plat.services.outage('503')
+    env.sql("UPDATE lti_context SET roster_synced_at = NULL WHERE context_id = 'ctx-1'")
+    b.d.get(plat.start_url(plat.prepare('inst1', 'Instructor', link='link-2')))
+    b.until(lambda d: d.current_url.endswith(f'#/assignment/{aid1}'))
+    t.check('the launch lands although the roster service is down',
+            'S-1' in b.text('#submissions'))
+    t.check('the failed roster import is logged', wait_for(lambda: re.search(
+        r'lti roster sync failed .*context="?ctx-1"? .*503', open(env.log_path).read()), 30))
+    plat.services.outage(None)
+
+
+def choose_policy(t, b, aid, value, label):
+    from selenium.webdriver.support.ui import Select
+    goto(b, f'#/assignment/{aid}')
+    b.find(f'#lti-passback-box[data-assignment="{aid}"]')
+    Select(b.find('#lti-passback')).select_by_value(value)
+    b.find('#lti-passback-save').click()
+    t.check(label, wait_for(lambda: 'Saved' in text_of(b, '#lti-passback-status'), 15),
+            text_of(b, '#lti-passback-status'))
+
+
+def policy_tests(t, env, plat, course, b, aid1, aid2):
+    """The teacher chooses the passback policy on the assignment page."""
+    from selenium.webdriver.support.ui import Select
+    goto(b, f'#/assignment/{aid2}')
+    b.find(f'#lti-passback-box[data-assignment="{aid2}"]')
+    t.check('hw2 follows the course (on release)', wait_for(
+        lambda: b.d.find_element('css selector', '#lti-passback-status')
+        .get_attribute('data-policy') == 'on-release' and
+        Select(b.d.find_element('css selector', '#lti-passback')).first_selected_option
+        .get_attribute('value') == 'default', 15))
+    choose_policy(t, b, aid2, 'on-approval', 'hw2 set to on-approval on the page')
+    t.equal('stored as hw2\'s own policy', env.sql(
+        f'SELECT passback FROM lti_assignment_setting WHERE assignment_id = {aid2}'),
+        'on-approval')
+    t.equal('the change is audited', env.sql(
+        f"SELECT count(*) FROM audit_log WHERE action = 'lti.passback' AND "
+        f"subject = 'assignment:{aid2}'"), '1')
+    hw2 = next(i['id'] for i in plat.services.lineitems['ctx-1'] if i['label'] == 'Homework two')
+    s22 = submit(env, course, 'hw2', 'S-2')
+    grade(env, s22, 2)
+    review(env, s22, 'approve', 'NULL', 'Fine')
+    t.check('hw2 on approval now: the approved score goes back without a release', wait_for(
+        lambda: posted(plat, 'stud2', hw2) == [('PendingManual', None, None),
+                                               ('FullyGraded', 2, 'Fine')], 30),
+        posted(plat, 'stud2', hw2))
+
+    hw1 = next(i['id'] for i in plat.services.lineitems['ctx-1'] if i['label'] == 'Homework one')
+    choose_policy(t, b, aid1, 'on-release', 'hw1 set to on-release on the page')
+    s = submit(env, course, 'hw1', 'S-2', key='hw1-S-2-again')
+    grade(env, s, 5)
+    review(env, s, 'approve', 'NULL', 'Second try')
+    t.check('hw1 on release now: the approval is skipped', wait_for(lambda: env.sql(
+        "SELECT count(*) FROM lti_passback_log WHERE outcome = 'skipped' AND "
+        f"submission_id = {s}") == '1', 30))
+    t.equal('... so the LMS still shows it pending', posted(plat, 'stud2', hw1)[-1],
+            ('PendingManual', None, None))
+    review(env, s, 'release')
+    t.check('... until it is released', wait_for(
+        lambda: posted(plat, 'stud2', hw1)[-1][:2] == ('FullyGraded', 5), 30),
+        posted(plat, 'stud2', hw1))
+
+    res = page_api(b, f'/api/assignments/{aid2}/lti-passback', {'policy': 'default'})
+    t.check('"default" clears the assignment\'s own policy',
+            res.get('passback') == 'on-release' and res.get('own') is None, res)
+    res = page_api(b, f'/api/assignments/{aid2}/lti-passback', {'policy': 'sometimes'})
+    t.equal('an unknown policy is refused', res.get('status'), 400)
+    res = page_api(b, f'/api/assignments/{aid2}/lti-passback', {'policy': 'on-release'},
+                   csrf=False)
+    t.equal('a POST without the CSRF token is refused', res.get('status'), 403)
+    tid = env.sql("SELECT teacher_id FROM lti_user WHERE sub = 'inst1'")
+    other = env.sql("WITH c AS (INSERT INTO course (code, title) VALUES ('PLAIN1', 'No LMS') "
+                    f"RETURNING id), ct AS (INSERT INTO course_teacher SELECT id, {tid} FROM c) "
+                    "INSERT INTO assignment (course_id, code, title, kind, statement, max_score) "
+                    "SELECT id, 'p1', 'Plain', 'math', 'z', 5 FROM c RETURNING id")
+    res = page_api(b, f'/api/assignments/{other}/lti-passback', {'policy': 'on-approval'})
+    t.equal('a course without an LMS link has no passback policy', res.get('status'), 404)
+    goto(b, f'#/assignment/{other}')
+    b.until(lambda d: text_of(b, '#main h1') == 'Plain')
+    t.check('... and its page shows no passback control',
+            not b.d.find_elements('css selector', '#lti-passback-box'))
 
 
 def main():
@@ -282,10 +427,16 @@ def main():
         t.equal('platform add', r.returncode, 0) or print(r.stderr)
         b = Browser(env, args.out)
         course, code = setup_course(t, env, plat, b)
+        launch_roster_tests(t, env)
         roster_tests(t, env, code, course)
         d = Daemon(args, env)
         hw1 = passback_tests(t, env, plat, course, b)
         outage_tests(t, env, plat, course, hw1)
+        aid1, aid2 = (env.sql(f"SELECT id FROM assignment WHERE course_id = {course} AND "
+                              f"code = '{c}'") for c in ('hw1', 'hw2'))
+        names_tests(t, env, plat, course, b, aid1)
+        roster_outage_tests(t, env, plat, b, aid1)
+        policy_tests(t, env, plat, course, b, aid1, aid2)
     except Exception:
         traceback.print_exc()
         t.check('test run completed without exception', False)
