@@ -162,7 +162,8 @@ int sm_inject_normalize(const char *text, size_t len, sm_inject_span *s, int n)
         if (v.end > v.start)
             s[k++] = v;
     }
-    qsort(s, (size_t)k, sizeof *s, cmp_span);
+    if (k > 1) /* s may be NULL when there are no spans */
+        qsort(s, (size_t)k, sizeof *s, cmp_span);
     int m = 0;
     for (int i = 0; i < k; i++) {
         if (m > 0 && (s[i].start <= s[m - 1].end || blank(text, s[m - 1].end, s[i].start))) {
