@@ -676,7 +676,7 @@ void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads,
 {
     (void)scratch; /* the online softmax keeps its scores in a fixed chunk on the stack */
     if (n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || n_heads % n_kv_heads != 0 ||
-        (kv_dtype != SM_DTYPE_F32 && kv_dtype != SM_DTYPE_F16))
+        (kv_dtype != SM_DTYPE_F32 && kv_dtype != SM_DTYPE_F16 && kv_dtype != SM_DTYPE_Q8_0))
         return;
     sm_attn_job a = {
         .q = q,
@@ -686,6 +686,7 @@ void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads,
         .k = kcache,
         .v = vcache,
         .kv_f16 = kv_dtype == SM_DTYPE_F16,
+        .kv_q8 = kv_dtype == SM_DTYPE_Q8_0,
         .kv_stride = kv_stride,
         .n_pos = n_pos,
         .out = out,

@@ -375,16 +375,24 @@ void sm_avx2_rows_to_f32(const sm_mm_job *j, int64_t r0, int64_t r1, float *dst)
 /* KV cache values (attention below, f32 or f16 as kv_f16 says; f16 widened exactly) and the
  * 8-lane dot product that scores keys and sums squares for RMSNorm. */
 
+/* The cache's value types (kv_f16 below): f32, f16, the 8-bit cache's int8. */
+enum { KV_F32 = 0, KV_F16 = 1, KV_Q8 = 2 };
+
 /* 8 cache values from element i of row p, as f32. */
-MM_INLINE __m256 kv_load8(const char *p, int64_t i, bool kv_f16)
+MM_INLINE __m256 kv_load8(const char *p, int64_t i, int kv_f16)
 {
+    if (kv_f16 == KV_Q8)
+        return _mm256_cvtepi32_ps(
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p + i))));
     if (kv_f16)
         return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
     return _mm256_loadu_ps((const float *)(const void *)p + i);
 }
 
-MM_INLINE float kv_load1(const char *p, int64_t i, bool kv_f16)
+MM_INLINE float kv_load1(const char *p, int64_t i, int kv_f16)
 {
+    if (kv_f16 == KV_Q8)
+        return (float)(int8_t)p[i];
     if (kv_f16) {
         uint16_t h;
         memcpy(&h, p + 2 * i, 2);
@@ -395,7 +403,7 @@ MM_INLINE float kv_load1(const char *p, int64_t i, bool kv_f16)
 
 /* q . k over n values: one 8-lane accumulator, mm_hsum8's tree, then the ordered tail (the
  * result depends only on n). */
-MM_INLINE float kv_dot(const float *q, const char *k, int64_t n, bool kv_f16)
+MM_INLINE float kv_dot(const float *q, const char *k, int64_t n, int kv_f16)
 {
     __m256 acc = _mm256_setzero_ps();
     int64_t c = 0;
@@ -410,7 +418,7 @@ MM_INLINE float kv_dot(const float *q, const char *k, int64_t n, bool kv_f16)
 /* dot8 on f32 vectors. */
 static float dot8(const float *a, const float *b, int64_t n)
 {
-    return kv_dot(a, (const char *)(const void *)b, n, false);
+    return kv_dot(a, (const char *)(const void *)b, n, KV_F32);
 }
 
 void sm_avx2_rmsnorm(const float *x, const float *w, int64_t n, float eps, float *out)
@@ -463,13 +471,14 @@ void sm_avx2_rope(float *x, int n_heads, int head_dim, int i0, int n, const floa
 }
 
 /* ---- attention ----
- * The KV cache holds f32 or f16 values (kv_f16, a compile-time constant in each instance of
- * attn_heads); rows lie rs bytes apart. f16 values are widened exactly, so every product and
- * sum below is the same f32 arithmetic for both. */
+ * The KV cache holds f32, f16 or int8 values (kv_f16: KV_F32, KV_F16 or KV_Q8, a compile-time
+ * constant in each instance of attn_heads); rows lie rs bytes apart. f16 and int8 values are
+ * widened exactly, so every product and sum below is the same f32 arithmetic for all; the 8-bit
+ * cache's per-head scales multiply the scores of keys and the weights of values. */
 
 /* q dotted with the 8 rows k, k + rs, ..., k + 7 rs (n a multiple of 8), each exactly as
  * kv_dot does it: eight independent FMA chains and one transposing reduction for all eight. */
-MM_INLINE void kv_dot_rows8(const float *q, const char *k, int64_t rs, int64_t n, bool kv_f16,
+MM_INLINE void kv_dot_rows8(const float *q, const char *k, int64_t rs, int64_t n, int kv_f16,
                             float *out)
 {
     __m256 a[8];
@@ -487,7 +496,7 @@ MM_INLINE void kv_dot_rows8(const float *q, const char *k, int64_t rs, int64_t n
  * score exactly as kv_dot makes it; each key vector is loaded once for both heads. out0 and
  * out1 get the 4 scores of each head. */
 MM_INLINE void kv_dot_heads2_rows4(const float *q0, const float *q1, const char *k, int64_t rs,
-                                   int64_t n, bool kv_f16, float *out0, float *out1)
+                                   int64_t n, int kv_f16, float *out0, float *out1)
 {
     __m256 a[8]; /* a[j]: head 0 and key j; a[4 + j]: head 1 and key j */
     for (int j = 0; j < 8; j++)
@@ -509,7 +518,7 @@ MM_INLINE void kv_dot_heads2_rows4(const float *q0, const float *q1, const char 
 /* o[i..i + 8 nv) = o * corr + sum_p e[p] * v_p, in order of p: nv independent FMA chains
  * (8 fill both FMA pipes at a latency of 4). */
 MM_INLINE void attn_accumulate_block(float *o, int i, int nv, float corr, const float *e,
-                                     const char *v, int64_t rs, int64_t np, bool kv_f16)
+                                     const char *v, int64_t rs, int64_t np, int kv_f16)
 {
     __m256 acc[8];
     __m256 vc = _mm256_set1_ps(corr);
@@ -528,7 +537,7 @@ MM_INLINE void attn_accumulate_block(float *o, int i, int nv, float corr, const 
 /* o[i0..hd) = o * corr + sum_p e[p] * v_p one lane at a time (the same arithmetic per lane as
  * attn_accumulate_block). */
 MM_INLINE void attn_accumulate_tail(float *o, int i0, int hd, float corr, const float *e,
-                                    const char *v, int64_t rs, int64_t np, bool kv_f16)
+                                    const char *v, int64_t rs, int64_t np, int kv_f16)
 {
     for (int i = i0; i < hd; i++) {
         float t = o[i] * corr;
@@ -540,7 +549,7 @@ MM_INLINE void attn_accumulate_tail(float *o, int i0, int hd, float corr, const 
 
 /* o[0..hd) = o * corr + sum_p e[p] * v_p, in order of p (v_p at v + p * rs). */
 MM_INLINE void attn_accumulate(float *o, int hd, float corr, const float *e, const char *v,
-                               int64_t rs, int64_t np, bool kv_f16)
+                               int64_t rs, int64_t np, int kv_f16)
 {
     int i = 0;
     for (; i + 64 <= hd; i += 64)
@@ -555,7 +564,7 @@ MM_INLINE void attn_accumulate(float *o, int hd, float corr, const float *e, con
  * attn_accumulate does. */
 MM_INLINE void attn_accumulate2(float *o0, float *o1, int hd, float corr0, float corr1,
                                 const float *e0, const float *e1, const char *v, int64_t rs,
-                                int64_t np, bool kv_f16)
+                                int64_t np, int kv_f16)
 {
     __m256 c0 = _mm256_set1_ps(corr0), c1 = _mm256_set1_ps(corr1);
     int i = 0;
@@ -633,12 +642,14 @@ static float softmax_chunk(float *s, int64_t np, float scale, float *m, float *l
  * head kvh. The heads share each chunk: a chunk of keys and values is read from memory once
  * for all of them, and two heads at a time share each load of a key or value vector from the
  * cache; each head's arithmetic is the same as if it ran alone. */
-MM_INLINE void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh, bool kv_f16)
+MM_INLINE void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh, int kv_f16)
 {
     int hd = a->head_dim;
-    int64_t esz = kv_f16 ? 2 : 4, rs = a->kv_stride * esz;
+    int64_t esz = kv_f16 == KV_Q8 ? 1 : kv_f16 ? 2 : 4, rs = a->kv_stride * esz;
     const char *kbase = (const char *)a->k + (int64_t)kvh * hd * esz;
     const char *vbase = (const char *)a->v + (int64_t)kvh * hd * esz;
+    /* the 8-bit cache: this head's scales, one per row after the row's values */
+    int64_t sc_off = (int64_t)a->n_kv_heads * hd + 4 * (int64_t)kvh;
     float m[ATTN_HEADS], l[ATTN_HEADS];
     for (int j = 0; j < nh; j++) {
         m[j] = -INFINITY;
@@ -671,8 +682,22 @@ MM_INLINE void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh, bool kv
             for (int64_t p = p8; p < np; p++)
                 s[j][p] = kv_dot(q, kc + p * rs, hd, kv_f16);
         }
+        float ks[SM_ATTN_CHUNK], vs[SM_ATTN_CHUNK];
+        if (kv_f16 == KV_Q8) {
+            for (int64_t p = 0; p < np; p++) {
+                memcpy(&ks[p], kc - (int64_t)kvh * hd + p * rs + sc_off, sizeof(float));
+                memcpy(&vs[p], vc - (int64_t)kvh * hd + p * rs + sc_off, sizeof(float));
+            }
+            for (j = 0; j < nh; j++)
+                for (int64_t p = 0; p < np; p++)
+                    s[j][p] *= ks[p];
+        }
         for (j = 0; j < nh; j++)
             corr[j] = softmax_chunk(s[j], np, a->scale, &m[j], &l[j]);
+        if (kv_f16 == KV_Q8) /* the weights now carry the values' scales (l has the sums) */
+            for (j = 0; j < nh; j++)
+                for (int64_t p = 0; p < np; p++)
+                    s[j][p] *= vs[p];
         for (j = 0; j + 2 <= nh; j += 2) {
             float *o0 = a->out + (int64_t)(h0 + j) * hd;
             attn_accumulate2(o0, o0 + hd, hd, corr[j], corr[j + 1], s[j], s[j + 1], vc, rs, np,
@@ -695,12 +720,17 @@ MM_INLINE void attn_heads(const sm_attn_job *a, int kvh, int h0, int nh, bool kv
 
 static void attn_heads_f32(const sm_attn_job *a, int kvh, int h0, int nh)
 {
-    attn_heads(a, kvh, h0, nh, false);
+    attn_heads(a, kvh, h0, nh, KV_F32);
 }
 
 static void attn_heads_f16(const sm_attn_job *a, int kvh, int h0, int nh)
 {
-    attn_heads(a, kvh, h0, nh, true);
+    attn_heads(a, kvh, h0, nh, KV_F16);
+}
+
+static void attn_heads_q8(const sm_attn_job *a, int kvh, int h0, int nh)
+{
+    attn_heads(a, kvh, h0, nh, KV_Q8);
 }
 
 /* The query heads of kv heads [kv0, kv1), ATTN_HEADS of one kv head at a time. */
@@ -710,7 +740,9 @@ void sm_avx2_attention_kvs(const sm_attn_job *a, int kv0, int kv1)
     for (int kvh = kv0; kvh < kv1; kvh++) {
         for (int h0 = kvh * group; h0 < (kvh + 1) * group; h0 += ATTN_HEADS) {
             int nh = (kvh + 1) * group - h0 < ATTN_HEADS ? (kvh + 1) * group - h0 : ATTN_HEADS;
-            if (a->kv_f16)
+            if (a->kv_q8)
+                attn_heads_q8(a, kvh, h0, nh);
+            else if (a->kv_f16)
                 attn_heads_f16(a, kvh, h0, nh);
             else
                 attn_heads_f32(a, kvh, h0, nh);

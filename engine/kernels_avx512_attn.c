@@ -291,7 +291,7 @@ static void attn_groups(const sm_attn_job *a, a5_heads *g, int ng, int kv_first,
 
 void sm_avx512_attention_kvs(const sm_attn_job *a, int kv0, int kv1)
 {
-    if (a->head_dim % 16 != 0) {
+    if (a->head_dim % 16 != 0 || a->kv_q8) {
         sm_avx2_attention_kvs(a, kv0, kv1);
         return;
     }

@@ -37,9 +37,12 @@ typedef struct sm_mm_job {
 typedef struct sm_attn_job {
     const float *q;
     int n_heads, n_kv_heads, head_dim;
-    const void *k, *v; /* f32, or f16 when kv_f16 */
+    const void *k, *v; /* f32, or f16 when kv_f16, or int8 when kv_q8 */
     bool kv_f16;
-    int64_t kv_stride, n_pos; /* kv_stride in values */
+    /* 8-bit cache: a position's row is kv_stride bytes: n_kv_heads * head_dim int8 values, then
+     * one f32 scale per kv head (value = int8 * scale) */
+    bool kv_q8;
+    int64_t kv_stride, n_pos; /* kv_stride in values (bytes for kv_q8) */
     float *out;
     float scale;
 } sm_attn_job;

@@ -147,9 +147,11 @@ static void rope(float *x, int n_heads, int head_dim, int i0, int n, const float
     }
 }
 
-/* Value i of a KV cache row (f32 or f16, widened exactly). */
+/* Value i of a KV cache row (f32, f16 or the 8-bit cache's int8, widened exactly). */
 static float kv_at(const sm_attn_job *a, const void *row, int64_t i)
 {
+    if (a->kv_q8)
+        return (float)((const int8_t *)row)[i];
     if (a->kv_f16) {
         uint16_t h;
         memcpy(&h, (const uint16_t *)row + i, 2);
@@ -161,7 +163,7 @@ static float kv_at(const sm_attn_job *a, const void *row, int64_t i)
 /* Start of kv head kvh's values at position p in the K (which 0) or V cache. */
 static const void *kv_row(const sm_attn_job *a, int which, int64_t p, int kvh)
 {
-    size_t esz = a->kv_f16 ? 2 : 4;
+    size_t esz = a->kv_q8 ? 1 : a->kv_f16 ? 2 : 4;
     const char *base = which ? a->v : a->k;
     return base + ((size_t)p * (size_t)a->kv_stride + (size_t)kvh * (size_t)a->head_dim) * esz;
 }
@@ -170,7 +172,7 @@ static const void *kv_row(const sm_attn_job *a, int which, int64_t p, int kvh)
 static float kv_dot(const sm_attn_job *a, const float *q, const void *k)
 {
     int64_t n = a->head_dim;
-    if (!a->kv_f16)
+    if (!a->kv_f16 && !a->kv_q8)
         return dot_f32(q, k, n);
     float s[8] = {0};
     int64_t c = 0;
@@ -183,8 +185,23 @@ static float kv_dot(const sm_attn_job *a, const float *q, const void *k)
     return t;
 }
 
+/* The 8-bit cache's scale of kv head kvh at position p (K: which 0, V: 1); 1 for f32/f16. */
+static float kv_scale(const sm_attn_job *a, int which, int64_t p, int kvh)
+{
+    if (!a->kv_q8)
+        return 1.0f;
+    const char *base = which ? a->v : a->k;
+    float sc;
+    memcpy(&sc,
+           base + (size_t)p * (size_t)a->kv_stride + (size_t)a->n_kv_heads * (size_t)a->head_dim +
+               4 * (size_t)kvh,
+           sizeof sc);
+    return sc;
+}
+
 /* Online softmax over chunks of SM_ATTN_CHUNK positions: scores of a chunk, then the running
- * maximum, sum and weighted value sum are rescaled and updated. */
+ * maximum, sum and weighted value sum are rescaled and updated. The 8-bit cache's scales
+ * multiply a key's score and a value's weight. */
 static void attention_kvs(const sm_attn_job *a, int kv0, int kv1)
 {
     int group = a->n_heads / a->n_kv_heads;
@@ -201,7 +218,8 @@ static void attention_kvs(const sm_attn_job *a, int kv0, int kv1)
             float s[SM_ATTN_CHUNK];
             float cmax = -INFINITY;
             for (int64_t p = 0; p < np; p++) {
-                s[p] = kv_dot(a, q, kv_row(a, 0, p0 + p, kvh)) * a->scale;
+                s[p] = kv_dot(a, q, kv_row(a, 0, p0 + p, kvh)) * kv_scale(a, 0, p0 + p, kvh) *
+                       a->scale;
                 cmax = fmaxf(cmax, s[p]);
             }
             float mnew = fmaxf(m, cmax);
@@ -213,9 +231,10 @@ static void attention_kvs(const sm_attn_job *a, int kv0, int kv1)
                 float e = expf(s[p] - mnew);
                 l += e;
                 const void *vp = kv_row(a, 1, p0 + p, kvh);
-                if (a->kv_f16) {
+                if (a->kv_f16 || a->kv_q8) {
+                    float ev = e * kv_scale(a, 1, p0 + p, kvh);
                     for (int i = 0; i < hd; i++)
-                        o[i] += e * kv_at(a, vp, i);
+                        o[i] += ev * kv_at(a, vp, i);
                 } else {
                     const float *vf = vp;
                     for (int i = 0; i < hd; i++)

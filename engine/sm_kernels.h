@@ -107,7 +107,9 @@ void sm_silu_mul(const sm_kctx *k, float *gate, const float *up, int64_t n);
 
 /* Causal attention of one query position against n_pos cached positions.
  * q: n_heads*head_dim; kcache/vcache: values of kv_dtype (SM_DTYPE_F32 or SM_DTYPE_F16),
- * position p's kv head h at [p*kv_stride + h*head_dim]; query head h uses kv head
+ * position p's kv head h at [p*kv_stride + h*head_dim]; or, for SM_DTYPE_Q8_0 (the 8-bit
+ * cache), rows of kv_stride bytes: n_kv_heads*head_dim int8 values, then n_kv_heads f32 scales
+ * (value = int8 * its head's scale at that position); query head h uses kv head
  * h / (n_heads / n_kv_heads); out: n_heads*head_dim. scratch: at least n_pos floats (unused by
  * the current variants). Scale is 1/sqrt(head_dim). */
 void sm_attention(const sm_kctx *k, const float *q, int n_heads, int n_kv_heads, int head_dim,

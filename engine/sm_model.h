@@ -58,7 +58,9 @@ typedef struct sm_model_opts {
     bool isa_set;   /* false: the best variant this CPU supports */
     sm_isa isa;
     bool kv_dtype_set; /* false: f16, or f32 for f32 weights or portable kernels */
-    sm_dtype kv_dtype; /* SM_DTYPE_F32 or SM_DTYPE_F16 */
+    /* SM_DTYPE_F32, SM_DTYPE_F16, or SM_DTYPE_Q8_0: the 8-bit cache, int8 values with one f32
+     * scale per kv head and position (head_dim a multiple of 8) */
+    sm_dtype kv_dtype;
 } sm_model_opts;
 
 void sm_model_opts_init(sm_model_opts *opts);
@@ -74,7 +76,7 @@ typedef struct sm_model_info {
     int64_t n_params;          /* parameters, LM head counted once when tied */
     size_t weight_bytes;       /* bytes of all weights in their compute types */
     size_t bytes_per_token;    /* weight bytes read by one decode step (all layers + LM head) */
-    sm_dtype kv_dtype;         /* type of the KV cache's values: f32 or f16 */
+    sm_dtype kv_dtype;         /* type of the KV cache's values: f32, f16 or q8_0 (8-bit) */
     size_t kv_bytes_per_token; /* KV cache bytes per position of one sequence */
     int threads;
     sm_isa isa;
@@ -129,6 +131,24 @@ sm_code sm_seq_copy_prefix(sm_seq *dst, const sm_seq *src, int64_t n_tokens, sm_
  * SM_ELIMIT past a sequence's max_ctx, SM_EINVAL for an id outside the vocabulary. */
 sm_code sm_model_forward(sm_model *model, sm_seq *const *seqs, const int32_t *const *tokens,
                          const int64_t *n_tokens, int n_seqs, float *logits, sm_err *err);
+
+/* KV cache bytes per position of one sequence for a model of shape c with a cache of kv_dtype
+ * (f32, f16, or q8_0: the 8-bit cache), all layers, keys and values. */
+size_t sm_model_kv_bytes_per_pos(const sm_model_config *c, sm_dtype kv_dtype);
+
+/* Reads the shape of the model at path (as sm_model_load finds it) without loading weights. */
+sm_code sm_model_peek_config(const char *path, sm_model_config *cfg, sm_err *err);
+
+/* The KV cache type a model loaded with opts would use (sm_model_load's choice when
+ * opts->kv_dtype_set is false, assuming the best kernels this CPU runs). */
+sm_dtype sm_model_default_kv_dtype(const sm_model_opts *opts);
+
+/* Fills positions [sm_seq_pos, n_pos) of every layer's keys and values with seeded
+ * pseudo-random values (a synthetic context for benchmarks: decode speed depends on the cache's
+ * size, not its content; the logits that follow are meaningless) and makes n_pos the sequence's
+ * length. A few positions are made and then copied, so this runs at memory speed.
+ * SM_ELIMIT past max_ctx. */
+sm_code sm_seq_fill_synthetic(sm_seq *seq, int64_t n_pos, uint64_t seed, sm_err *err);
 
 /* Parses config.json (and generation_config.json if gen_path is not NULL and exists) into
  * cfg. SM_EFORMAT for malformed JSON, missing or mistyped keys, inconsistent sizes;

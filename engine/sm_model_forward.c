@@ -103,10 +103,11 @@ static void attn_row(const sm_model *m, const sm_kctx *k, const row_info *ri, in
                      float *scratch)
 {
     const sm_model_config *c = &m->info.config;
-    int64_t kvd = c->n_kv_heads * c->head_dim;
+    /* the row stride in values (in bytes for the 8-bit cache, whose rows end in scales) */
+    int64_t stride = (int64_t)(sm_model_kv_row_bytes(m) / sm_model_kv_value_bytes(m));
     sm_attention(k, acts_row(&m->acts, SM_ACT_Q, r), (int)c->n_heads, (int)c->n_kv_heads,
                  (int)c->head_dim, sm_seq_cache(ri->seq, l, 0), sm_seq_cache(ri->seq, l, 1),
-                 m->info.kv_dtype, kvd, ri->pos + 1, acts_row(&m->acts, SM_ACT_ATT, r), scratch);
+                 m->info.kv_dtype, stride, ri->pos + 1, acts_row(&m->acts, SM_ACT_ATT, r), scratch);
 }
 
 /* Attention of rows task, task + n_tasks, ... (interleaved: later prompt rows are longer). */

@@ -73,10 +73,18 @@ struct sm_seq {
     size_t kv_bytes;
 };
 
-/* Bytes of one KV cache value. */
+/* Bytes of one KV cache value (1: the 8-bit cache's int8, whose rows end in scales). */
 static inline size_t sm_model_kv_value_bytes(const sm_model *m)
 {
-    return m->info.kv_dtype == SM_DTYPE_F16 ? 2 : 4;
+    return m->info.kv_dtype == SM_DTYPE_Q8_0 ? 1 : m->info.kv_dtype == SM_DTYPE_F16 ? 2 : 4;
+}
+
+/* Bytes of one position of one layer's keys (or values): kv_dim values, and for the 8-bit
+ * cache one f32 scale per kv head after them. */
+static inline size_t sm_model_kv_row_bytes(const sm_model *m)
+{
+    return sm_model_kv_bytes_per_pos(&m->info.config, m->info.kv_dtype) /
+           (2 * (size_t)m->info.config.n_layers);
 }
 
 /* sm_model_weights.c: reads every weight of the model's configuration from its open files into

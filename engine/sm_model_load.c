@@ -292,8 +292,9 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
         return sm_err_set(err, SM_EUNSUPPORTED, "this CPU cannot run %s kernels",
                           sm_isa_name(opts->isa));
     }
-    if (opts->kv_dtype_set && opts->kv_dtype != SM_DTYPE_F32 && opts->kv_dtype != SM_DTYPE_F16) {
-        return sm_err_set(err, SM_EINVAL, "the KV cache holds f32 or f16 values");
+    if (opts->kv_dtype_set && opts->kv_dtype != SM_DTYPE_F32 && opts->kv_dtype != SM_DTYPE_F16 &&
+        opts->kv_dtype != SM_DTYPE_Q8_0) {
+        return sm_err_set(err, SM_EINVAL, "the KV cache holds f32, f16 or q8_0 values");
     }
     sm_model *m = calloc(1, sizeof *m);
     if (m == NULL) {
@@ -327,13 +328,20 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
         return rc;
     }
     const sm_model_config *c = &m->info.config;
+    if (opts->kv_dtype_set && opts->kv_dtype == SM_DTYPE_Q8_0 && c->head_dim % 8 != 0) {
+        sm_err_set(err, SM_EUNSUPPORTED,
+                   "%s: the 8-bit KV cache needs a head size that is a "
+                   "multiple of 8 (this model's is %lld)",
+                   path, (long long)c->head_dim);
+        sm_model_free(&m);
+        return SM_EUNSUPPORTED;
+    }
     /* f16 keys and values lose nothing that matters next to 16-bit or 8-bit weights and halve
      * the cache's memory and the bytes attention reads; f32 weights keep an exact f32 cache,
      * and so does the portable variant (no f16 conversion instruction: f16 is slower there) */
     bool kv_f32 = m->info.weight_dtype == SM_DTYPE_F32 || m->k.isa == SM_ISA_PORTABLE;
     m->info.kv_dtype = opts->kv_dtype_set ? opts->kv_dtype : kv_f32 ? SM_DTYPE_F32 : SM_DTYPE_F16;
-    m->info.kv_bytes_per_token = (size_t)c->n_layers * 2 * (size_t)(c->n_kv_heads * c->head_dim) *
-                                 sm_model_kv_value_bytes(m);
+    m->info.kv_bytes_per_token = sm_model_kv_bytes_per_pos(c, m->info.kv_dtype);
     m->info.threads = sm_pool_threads(m->pool);
     m->info.isa = m->k.isa;
     m->info.deterministic = m->k.deterministic;
@@ -348,6 +356,46 @@ sm_code sm_model_load(const char *path, const sm_model_opts *opts, sm_model **ou
             (double)m->info.kv_bytes_per_token / 1024.0, m->info.threads, sm_isa_name(m->k.isa));
     *out = m;
     return SM_OK;
+}
+
+size_t sm_model_kv_bytes_per_pos(const sm_model_config *c, sm_dtype kv_dtype)
+{
+    size_t kvd = (size_t)(c->n_kv_heads * c->head_dim);
+    size_t row = kv_dtype == SM_DTYPE_Q8_0  ? kvd + 4 * (size_t)c->n_kv_heads
+                 : kv_dtype == SM_DTYPE_F16 ? 2 * kvd
+                                            : 4 * kvd;
+    return (size_t)c->n_layers * 2 * row;
+}
+
+sm_dtype sm_model_default_kv_dtype(const sm_model_opts *opts)
+{
+    if (opts->kv_dtype_set) {
+        return opts->kv_dtype;
+    }
+    sm_isa isa = opts->isa_set ? opts->isa : sm_isa_detect();
+    bool f32 = (opts->dtype_set && opts->dtype == SM_DTYPE_F32) || isa == SM_ISA_PORTABLE;
+    return f32 ? SM_DTYPE_F32 : SM_DTYPE_F16;
+}
+
+sm_code sm_model_peek_config(const char *path, sm_model_config *cfg, sm_err *err)
+{
+    sm_model *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    }
+    char *gguf = NULL;
+    sm_code rc = resolve(path, &m->dir, &gguf, err);
+    if (rc == SM_OK) {
+        rc = gguf ? open_gguf(m, gguf, err) : open_hf(m, err);
+    }
+    free(gguf);
+    if (rc == SM_OK) {
+        *cfg = m->info.config;
+    } else if (err != NULL && strncmp(err->msg, path, strlen(path)) != 0) {
+        sm_err_prefix(err, "%s", path);
+    }
+    sm_model_free(&m);
+    return rc;
 }
 
 void sm_model_free(sm_model **pm)

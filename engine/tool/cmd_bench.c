@@ -4,7 +4,8 @@
  * (aggregate tokens/s) next to the memory-bandwidth limit (measured read bandwidth / weight
  * bytes read per step); peak memory; and the speed of the other kernel mode (fast vs
  * deterministic) for the same work. Every figure is the median of several runs. Token ids are
- * seeded pseudo-random ids, so the numbers do not depend on a tokenizer or on text. */
+ * seeded pseudo-random ids, so the numbers do not depend on a tokenizer or on text.
+ * With --depths, it measures decode at long contexts instead (cmd_bench_ctx.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "cmd_bench_ctx.h"
 #include "cmd_model_opts.h"
 #include "cmd_timing.h"
 #include "commands.h"
@@ -30,7 +32,8 @@ typedef struct bench_args {
     int repeats;
     const sm_kctx *peak_kc; /* NULL, or: measure the machine's peak before each prompt */
     sm_dtype peak_dtype;
-    sm_pool *bw_pool; /* NULL, or: measure the bandwidth before each decode round */
+    sm_pool *bw_pool;      /* NULL, or: measure the bandwidth before each decode round */
+    sm_bench_ctx_args ctx; /* n_depths > 0: the long-context mode */
 } bench_args;
 
 typedef struct bench_result {
@@ -276,6 +279,12 @@ static const sm_arg_opt bench_opts[] = {
     {"decode-ctx", 0, SM_ARG_VALUE, "N", "context of each decoding sequence (default 32)", false},
     {"repeats", 0, SM_ARG_VALUE, "N", "runs per figure, 1..1000 (default 3)", false},
     {"no-compare", 0, SM_ARG_FLAG, NULL, "skip the other kernel mode", false},
+    {"depths", 0, SM_ARG_VALUE, "LIST",
+     "long-context mode: decode at these context depths, e.g. 1024,4096,16384 (synthetic "
+     "contexts)",
+     false},
+    {"batches", 0, SM_ARG_VALUE, "LIST", "batch sizes of the long-context mode (default 1,16)",
+     false},
     {0}};
 static const sm_args_spec bench_spec = {
     "stepmark-engine bench",
@@ -308,6 +317,71 @@ static int count_opt(const sm_args *args, const char *name, int64_t hi, int64_t 
     return 0;
 }
 
+/* Reads --depths and --batches into c; -1 with a message when bad. */
+static int ctx_opts(const sm_args *args, sm_bench_ctx_args *c)
+{
+    const char *d = sm_args_get(args, "depths"), *b = sm_args_get(args, "batches");
+    if (d &&
+        (c->n_depths = sm_bench_parse_list(d, 1, 1 << 24, c->depths, SM_BENCH_MAX_POINTS)) < 1) {
+        sm_args_usage_error(bench_spec.prog,
+                            "--depths needs a list of positions, e.g. "
+                            "1024,4096,16384 (got '%s')",
+                            d);
+        return -1;
+    }
+    if (b &&
+        (c->n_batches = sm_bench_parse_list(b, 1, 1024, c->batches, SM_BENCH_MAX_POINTS)) < 1) {
+        sm_args_usage_error(bench_spec.prog,
+                            "--batches needs a list of batch sizes 1..1024, "
+                            "e.g. 1,16 (got '%s')",
+                            b);
+        return -1;
+    }
+    if (b && !d) {
+        sm_args_usage_error(bench_spec.prog, "--batches goes with --depths");
+        return -1;
+    }
+    if (c->n_batches == 0) {
+        c->batches[0] = 1;
+        c->batches[1] = 16;
+        c->n_batches = 2;
+    }
+    return 0;
+}
+
+/* The long-context mode: returns the exit status. */
+static int bench_ctx_main(sm_model *m, bench_args *a)
+{
+    sm_err err = {0};
+    const sm_model_summary *s = sm_model_info(m);
+    sm_pool *pool = NULL;
+    json_t *o = NULL;
+    a->ctx.decode_tokens = a->decode_tokens;
+    sm_code rc = sm_pool_new(s->threads, &pool, &err);
+    if (rc == SM_OK)
+        rc = sm_bench_ctx_run(m, &a->ctx, pool, &o, &err);
+    sm_pool_free(&pool);
+    if (rc != SM_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return rc == SM_ELIMIT ? 2 : 1;
+    }
+    if (a->json) {
+        json_object_set_new(o, "model", json_string(a->path));
+        json_object_set_new(o, "dtype", json_string(sm_dtype_name(s->weight_dtype)));
+        json_object_set_new(o, "isa", json_string(sm_isa_name(s->isa)));
+        json_object_set_new(o, "threads", json_integer(s->threads));
+        json_object_set_new(o, "mode", json_string(s->deterministic ? "deterministic" : "fast"));
+        char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        if (txt)
+            printf("%s\n", txt);
+        free(txt);
+    } else {
+        sm_bench_ctx_print(a->path, s, o);
+    }
+    json_decref(o);
+    return 0;
+}
+
 /* Fills a from argv; returns SM_ARGS_CONTINUE, or the exit status. */
 static int bench_parse(int argc, char **argv, bench_args *a)
 {
@@ -323,7 +397,7 @@ static int bench_parse(int argc, char **argv, bench_args *a)
         count_opt(&args, "prompt-tokens", 1 << 20, &a->prompt_tokens) != 0 ||
         count_opt(&args, "decode-tokens", 1 << 20, &a->decode_tokens) != 0 ||
         count_opt(&args, "decode-ctx", 1 << 20, &a->decode_ctx) != 0 ||
-        count_opt(&args, "repeats", 1000, &repeats) != 0)
+        count_opt(&args, "repeats", 1000, &repeats) != 0 || ctx_opts(&args, &a->ctx) != 0)
         rc = SM_ARGS_EXIT_USAGE;
     a->repeats = (int)repeats;
     sm_args_free(&args);
@@ -344,6 +418,11 @@ int sm_cmd_bench(int argc, char **argv)
     if (sm_model_load(a.path, &a.opts, &m, &err) != SM_OK) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
+    }
+    if (a.ctx.n_depths > 0) {
+        int ec = bench_ctx_main(m, &a);
+        sm_model_free(&m);
+        return ec;
     }
     const sm_model_summary *s = sm_model_info(m);
     const sm_model_config *c = &s->config;

@@ -8,7 +8,7 @@
 
 const sm_arg_opt sm_cmd_model_opts[] = {
     {"dtype", 0, SM_ARG_VALUE, "T", "weight type: f32, bf16, f16, q8_0 or q4_0", false},
-    {"kv-dtype", 0, SM_ARG_VALUE, "T", "KV cache type: f32 or f16", false},
+    {"kv-dtype", 0, SM_ARG_VALUE, "T", "KV cache type: f32, f16 or q8_0 (8-bit)", false},
     {"threads", 0, SM_ARG_VALUE, "N", "threads, 1..1024", false},
     {"fast", 0, SM_ARG_FLAG, NULL, "fast (not bit-reproducible) kernels", false},
     {"isa", 0, SM_ARG_VALUE, "NAME", "kernel instruction set", false},
@@ -28,8 +28,9 @@ int sm_cmd_model_opts_get(const sm_args *a, sm_model_opts *opts)
     }
     if ((v = sm_args_get(a, "kv-dtype"))) {
         if (sm_dtype_parse(v, &opts->kv_dtype, &err) != SM_OK ||
-            (opts->kv_dtype != SM_DTYPE_F32 && opts->kv_dtype != SM_DTYPE_F16)) {
-            fprintf(stderr, "--kv-dtype: expected f32 or f16, got \"%s\"\n", v);
+            (opts->kv_dtype != SM_DTYPE_F32 && opts->kv_dtype != SM_DTYPE_F16 &&
+             opts->kv_dtype != SM_DTYPE_Q8_0)) {
+            fprintf(stderr, "--kv-dtype: expected f32, f16 or q8_0, got \"%s\"\n", v);
             return -1;
         }
         opts->kv_dtype_set = true;

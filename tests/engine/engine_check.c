@@ -8,8 +8,10 @@
  *   batch --model M [--dtype T]
  *       sequences of different lengths joining and leaving a batch give bitwise the same
  *       logits as each run alone; a prompt in one step equals it fed token by token.
- *   compare --a M1 --b M2 [--dtype-a T] [--dtype-b T] --ids "..." --steps N --tol X
- *       two copies of one model (e.g. GGUF and safetensors) give the same logits.
+ *   compare --a M1 --b M2 [--dtype-a T] [--dtype-b T] [--kv-dtype-a T] [--kv-dtype-b T]
+ *           (--ids "..." | --prompt-len N) --steps N --tol X
+ *       two copies of one model (e.g. GGUF and safetensors, or an 8-bit against an f16 KV
+ *       cache) give the same logits; --prompt-len: a prompt of N seeded pseudo-random ids.
  *   tensor --gguf FILE --name N --out FILE [--x FILE --batch B]
  *       writes the GGUF tensor N dequantized (f32, row-major) to --out; with --x (B rows of
  *       f32 activations), writes instead the product W x (B rows of W's row count values).
@@ -321,24 +323,36 @@ static int cmd_compare(int argc, char **argv)
 {
     const char *pa = arg(argc, argv, "--a"), *pb = arg(argc, argv, "--b");
     const char *ids_s = arg(argc, argv, "--ids"), *tol_s = arg(argc, argv, "--tol");
-    const char *steps_s = arg(argc, argv, "--steps");
-    if (!pa || !pb || !ids_s || !tol_s) {
+    const char *steps_s = arg(argc, argv, "--steps"), *plen_s = arg(argc, argv, "--prompt-len");
+    if (!pa || !pb || (!ids_s && !plen_s) || !tol_s) {
         fprintf(stderr, "compare: --a, --b, --ids and --tol are required\n");
         return 2;
     }
     double tol = atof(tol_s);
     int steps = steps_s ? atoi(steps_s) : 8;
+    const char *kv = g_kv_dtype, *kva = arg(argc, argv, "--kv-dtype-a");
+    const char *kvb = arg(argc, argv, "--kv-dtype-b");
+    g_kv_dtype = kva ? kva : kv;
     sm_model *ma = load(pa, arg(argc, argv, "--dtype-a"));
+    g_kv_dtype = kvb ? kvb : kv;
     sm_model *mb = load(pb, arg(argc, argv, "--dtype-b"));
+    g_kv_dtype = kv;
     int64_t V = sm_model_info(ma)->config.vocab;
     if (sm_model_info(mb)->config.vocab != V) {
         fprintf(stderr, "vocab mismatch\n");
         return 1;
     }
-    int32_t ids[512];
-    int64_t n = 0;
+    int64_t plen = plen_s ? atol(plen_s) : 0, n = 0;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(plen > 512 ? plen : 512));
+    uint64_t st = 0x9e3779b97f4a7c15ull;
+    for (; n < plen; n++) {
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        ids[n] = (int32_t)(st % (uint64_t)V);
+    }
     char *end;
-    for (const char *p = ids_s; n < 512; p = end) {
+    for (const char *p = ids_s; p && n < 512; p = end) {
         long v = strtol(p, &end, 10);
         if (end == p) {
             break;
@@ -357,9 +371,13 @@ static int cmd_compare(int argc, char **argv)
         ids[0] = (int32_t)argmax(lb, V);
         n = 1;
     }
-    printf("compare %s (%s) vs %s (%s): max relative error %.3g (tolerance %.3g)\n", pa,
-           sm_dtype_name(sm_model_info(ma)->weight_dtype), pb,
-           sm_dtype_name(sm_model_info(mb)->weight_dtype), worst, tol);
+    printf("compare %s (%s, %s KV) vs %s (%s, %s KV): max relative error %.3g (tolerance "
+           "%.3g)\n",
+           pa, sm_dtype_name(sm_model_info(ma)->weight_dtype),
+           sm_dtype_name(sm_model_info(ma)->kv_dtype), pb,
+           sm_dtype_name(sm_model_info(mb)->weight_dtype),
+           sm_dtype_name(sm_model_info(mb)->kv_dtype), worst, tol);
+    free(ids);
     sm_seq_free(&sa);
     sm_seq_free(&sb);
     sm_model_free(&ma);

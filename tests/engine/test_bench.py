@@ -41,7 +41,40 @@ def main():
     p = subprocess.run([tool, "bench", "--model", model + "/does-not-exist"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 1, p.stderr
+    check_depths(tool, model)
     print("bench ok:", json.dumps(out))
+
+
+def check_depths(tool, model):
+    """The long-context mode: --depths and --batches parse, and every point has its fields."""
+    for kv, vbytes in (("f16", 2), ("q8_0", 1)):
+        p = subprocess.run([tool, "bench", "--model", model, "--json", "--depths", "40,100",
+                            "--batches", "1,3", "--decode-tokens", "2", "--threads", "2",
+                            "--kv-dtype", kv], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+        assert out["kv_dtype"] == kv, out
+        assert out["bandwidth_gbs"] > 0 and out["bytes_per_token"] > 0, out
+        assert out["kv_bytes_per_token"] > 0, out
+        pts = out["points"]
+        assert [(q["depth"], q["batch"]) for q in pts] == [(40, 1), (40, 3), (100, 1), (100, 3)]
+        for q in pts:
+            for k in ("tps", "step_ms", "kv_mb", "kv_read_gbs", "read_gbs",
+                      "bandwidth_fraction"):
+                assert isinstance(q[k], (int, float)) and q[k] > 0, (k, q)
+            # KV memory: batch x (depth + decode steps + 1) positions
+            want = q["batch"] * (q["depth"] + 3) * out["kv_bytes_per_token"] / 1048576
+            assert abs(q["kv_mb"] - want) <= 1e-6 * want, (q, want)
+        if kv == "f16":
+            f16_bytes = out["kv_bytes_per_token"]
+        else:  # int8 values plus one f32 scale per kv head: a little over half of f16's
+            assert f16_bytes / 2 < out["kv_bytes_per_token"] < f16_bytes * 0.7, out
+    for bad in (["--depths", "0"], ["--depths", "64,"], ["--depths", "a"],
+                ["--depths", "64", "--batches", "0"], ["--batches", "2"],
+                ["--depths", "100000000"]):
+        p = subprocess.run([tool, "bench", "--model", model, "--decode-tokens", "1"] + bad,
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2, (bad, p.returncode, p.stderr)
 
 
 if __name__ == "__main__":
