@@ -83,7 +83,8 @@ static const field fields[] = {
     STR("worker.model", worker.model),
     CHOICE("worker.device", worker.device, "cpu|cuda"),
     CHOICE("worker.dtype", worker.dtype, "f32|bf16|q8_0|q4_0|stored"),
-    CHOICE("worker.kv_dtype", worker.kv_dtype, "auto|f32|f16"),
+    CHOICE("worker.kv_dtype", worker.kv_dtype, "auto|f32|f16|q8_0"),
+    CHOICE("worker.on_memory_short", worker.on_memory_short, "refuse|lower_slots"),
     CHOICE("worker.isa", worker.isa, "auto|portable|avx2|avx512|avx512bf16"),
     INT("worker.threads", worker.threads, 0, 1024),
     INT("worker.slots", worker.slots, 1, 1024),
@@ -103,6 +104,13 @@ static const field fields[] = {
     STR("worker.metrics_address", worker.metrics_address),
     INT("worker.metrics_port", worker.metrics_port, 0, 65535),
     CURVE("worker", worker),
+    CHOICE("worker.engine", worker.engine, "local|remote"),
+    STR("worker.remote.base_url", worker.remote.base_url),
+    STR("worker.remote.api_key_file", worker.remote.api_key_file),
+    STR("worker.remote.model", worker.remote.model),
+    INT("worker.remote.max_concurrency", worker.remote.max_concurrency, 1, 4096),
+    INT("worker.remote.timeout_ms", worker.remote.timeout_ms, 100, 3600000),
+    INT("worker.remote.retries", worker.remote.retries, 0, 100),
 
     STR("sandbox.bwrap", sandbox.bwrap),
     INT("sandbox.cpu_seconds", sandbox.cpu_seconds, 1, 3600),
@@ -174,6 +182,7 @@ void sm_config_defaults(sm_config *c)
     set_str(c->worker.device, sizeof c->worker.device, "cpu");
     set_str(c->worker.dtype, sizeof c->worker.dtype, "bf16");
     set_str(c->worker.kv_dtype, sizeof c->worker.kv_dtype, "auto");
+    set_str(c->worker.on_memory_short, sizeof c->worker.on_memory_short, "refuse");
     set_str(c->worker.isa, sizeof c->worker.isa, "auto");
     c->worker.threads = 0;
     c->worker.slots = 4;
@@ -191,6 +200,10 @@ void sm_config_defaults(sm_config *c)
     c->worker.sampling.seed = 0;
     set_str(c->worker.metrics_address, sizeof c->worker.metrics_address, "127.0.0.1");
     c->worker.metrics_port = 0;
+    set_str(c->worker.engine, sizeof c->worker.engine, "local");
+    c->worker.remote.max_concurrency = 8;
+    c->worker.remote.timeout_ms = 600000;
+    c->worker.remote.retries = 5;
 
     set_str(c->sandbox.bwrap, sizeof c->sandbox.bwrap, "/usr/bin/bwrap");
     c->sandbox.cpu_seconds = 5;

@@ -68,7 +68,8 @@ typedef struct sm_config {
         char model[SM_CONFIG_STR]; /* HF directory or GGUF file */
         char device[16];           /* "cpu" or "cuda" */
         char dtype[16];            /* "f32", "bf16", "q8_0", "q4_0" */
-        char kv_dtype[16];         /* "auto" (the engine's choice), "f32", "f16" */
+        char kv_dtype[16];         /* "auto" (the engine's choice), "f32", "f16", "q8_0" */
+        char on_memory_short[16];  /* "refuse" or "lower_slots": KV cache larger than memory */
         char isa[16];              /* "auto" (this CPU's default), or a kernel variant */
         int64_t threads;           /* 0 = all cores */
         int64_t slots;             /* sequences decoded together */
@@ -83,6 +84,15 @@ typedef struct sm_config {
         char metrics_address[SM_CONFIG_STR]; /* Prometheus /metrics listener of the worker */
         int64_t metrics_port;                /* 0 = no metrics listener */
         sm_curve_config curve;
+        char engine[16]; /* "local" (the CPU engine) or "remote" (an OpenAI-compatible server) */
+        struct {
+            char base_url[SM_CONFIG_STR];     /* e.g. http://gpu1:8000/v1 */
+            char api_key_file[SM_CONFIG_STR]; /* file holding the bearer key; "" = none */
+            char model[SM_CONFIG_STR];        /* name sent as "model"; "" = left out */
+            int64_t max_concurrency;          /* requests in flight at once */
+            int64_t timeout_ms;               /* one request, connecting included */
+            int64_t retries;                  /* after 429, 5xx or connection errors */
+        } remote;
     } worker;
 
     struct {

@@ -357,7 +357,7 @@ sm_code sm_job_prepare(sm_job *j, sm_err *err)
     return rc;
 }
 
-sm_code sm_job_submit(sm_job *j, sm_sched *sched, sm_err *err)
+sm_code sm_job_submit(sm_job *j, sm_gen_backend *gen, sm_err *err)
 {
     static const char *const stops[] = {SM_VERDICT_STOP, NULL};
     j->t_gen_ms = sm_mono_ms();
@@ -373,9 +373,9 @@ sm_code sm_job_submit(sm_job *j, sm_sched *sched, sm_err *err)
                           .max_new = sm_grade_critique_budget(j->max_new),
                           .stops = stops};
         t.sampling.seed = j->seed + (uint64_t)(masked ? i - j->n_samples : i);
-        sm_code rc = sm_sched_submit(sched, &t, err);
+        sm_code rc = sm_gen_submit(gen, &t, err);
         if (rc) {
-            sm_sched_cancel(sched, j);
+            sm_gen_cancel(gen, j);
             return rc;
         }
     }
@@ -428,30 +428,43 @@ sm_code sm_job_set_sample(sm_job *j, int i, const char *text, sm_finish finish,
     return SM_OK;
 }
 
-sm_code sm_job_task_done(void *user, sm_task *task, sm_err *err)
+/* Keeps what a remote server said about itself: its model, and each distinct fingerprint. */
+static void note_server(sm_job *j, const sm_gen_result *r)
+{
+    if (!r->server_model)
+        return;
+    j->remote = true;
+    if (!j->server_model[0])
+        snprintf(j->server_model, sizeof j->server_model, "%s", r->server_model);
+    const char *fp = r->fingerprint && *r->fingerprint ? r->fingerprint : "unreported";
+    if (!j->fingerprint[0]) {
+        snprintf(j->fingerprint, sizeof j->fingerprint, "%s", fp);
+    } else if (!strstr(j->fingerprint, fp)) {
+        size_t n = strlen(j->fingerprint);
+        snprintf(j->fingerprint + n, sizeof j->fingerprint - n, ",%s", fp);
+    }
+}
+
+sm_code sm_job_task_done(void *user, const sm_gen_result *r, sm_gen_next *next, sm_err *err)
 {
     sm_job *j = user;
-    int i = sm_task_tag(task);
-    sm_sample *s = &j->s[i];
-    const char *text = sm_task_text(task, NULL);
-    s->tokens = sm_task_total_tokens(task);
-    s->prompt_tokens = sm_task_prompt_tokens(task);
-    s->cached_tokens = sm_task_cached_tokens(task);
+    sm_sample *s = &j->s[r->tag];
+    const char *text = r->text ? r->text : "";
+    s->tokens = r->total_tokens;
+    s->prompt_tokens = r->prompt_tokens;
+    s->cached_tokens = r->cached_tokens;
+    note_server(j, r);
     if (!s->text) { /* the critique */
         if (!(s->text = dup_text(text)))
             return sm_err_set(err, SM_ENOMEM, "out of memory");
-        s->finish = sm_task_finish(task);
+        s->finish = r->finish;
         int64_t left = sm_grade_repair_budget(j->max_new, s->tokens);
         if (!parse_sample(j, s, text) && left > 0) { /* else no budget left: stays invalid */
-            int32_t *ids;
-            size_t n;
-            sm_code rc = sm_prompt_repair(j->g->tok, s->error, j->max_score, &ids, &n, err);
+            sm_code rc =
+                sm_prompt_repair(j->g->tok, s->error, j->max_score, &next->ids, &next->n, err);
             if (rc)
                 return rc;
-            rc = sm_task_continue(task, ids, n, left, err);
-            free(ids);
-            if (rc)
-                return rc;
+            next->max_new = left;
             if (!(s->repair_request = dup_text(s->error)))
                 return sm_err_set(err, SM_ENOMEM, "out of memory");
             return SM_OK;

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "sm_config.h"
+#include "sm_gen.h"
 #include "sm_inject.h"
 #include "sm_prompt.h"
 #include "sm_sandbox.h"
@@ -112,6 +113,11 @@ typedef struct sm_job {
     sm_prompt mprompt;                /* the prompt built around masked_text */
     char masked_skip[SM_ERR_MSG_MAX]; /* why the masked pass did not run ("" when it did) */
     int64_t t_received_ms, checks_ms, t_gen_ms, t_done_ms;
+    /* a remote server's answers (sm_gen_remote.c): the model it named and its
+     * system_fingerprint(s), recorded as the RESULT's model in place of the local one */
+    bool remote;
+    char server_model[256];
+    char fingerprint[256]; /* "unreported" when the server gave none; distinct ones joined */
 } sm_job;
 
 /* Reads a JOB body (taking a reference). SM_EINVAL for a body that lacks what grading needs. */
@@ -135,12 +141,12 @@ sm_code sm_job_prepare_masked(sm_job *job, const sm_prompt_input *in, sm_err *er
 int sm_job_total_samples(const sm_job *job);
 int64_t sm_job_done_tokens(const sm_job *job);
 
-/* Queues the job's samples on the scheduler: the main pass's (tags 0..n_samples-1, seeds
- * seed + i), then the masked pass's (tags n_samples + i, the same seeds seed + i). */
-sm_code sm_job_submit(sm_job *job, sm_sched *sched, sm_err *err);
+/* Queues the job's samples on the generation backend: the main pass's (tags 0..n_samples-1,
+ * seeds seed + i), then the masked pass's (tags n_samples + i, the same seeds seed + i). */
+sm_code sm_job_submit(sm_job *job, sm_gen_backend *gen, sm_err *err);
 
-/* The scheduler's done callback (user is the sm_job). */
-sm_code sm_job_task_done(void *user, sm_task *task, sm_err *err);
+/* The backend's done callback (user is the sm_job): parses the phase, asks for one repair. */
+sm_code sm_job_task_done(void *user, const sm_gen_result *r, sm_gen_next *next, sm_err *err);
 
 /* Records a sample's outputs directly (what the callback does with a finished phase); for tests
  * of the parsing and result assembly with fixed model outputs. */

@@ -307,7 +307,9 @@ static sm_code identity_json(const sm_job *j, json_t *r, const token_totals *tot
         rc = put(r, "checks", json_incref(j->checks), err);
     if (!rc)
         rc = put(r, "model",
-                 json_pack("{s:s, s:s}", "name", j->g->model_name, "hash", j->g->model_hash), err);
+                 json_pack("{s:s, s:s}", "name", j->remote ? j->server_model : j->g->model_name,
+                           "hash", j->remote ? j->fingerprint : j->g->model_hash),
+                 err);
     if (!rc)
         rc = put(r, "engine_version", json_string(j->g->engine_version), err);
     if (!rc)

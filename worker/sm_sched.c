@@ -12,6 +12,7 @@
 
 struct sm_task {
     void *user;
+    void *done_ctx; /* the scheduler's opts.done_ctx */
     int tag;
     const sm_tokenizer *tok;
     int32_t *ids; /* prompt, generated ids and continuations */
@@ -243,6 +244,7 @@ sm_code sm_sched_submit(sm_sched *s, const sm_task_spec *spec, sm_err *err)
     if (!t)
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     t->user = spec->user;
+    t->done_ctx = s->o.done_ctx;
     t->tag = spec->tag;
     t->tok = s->tok;
     t->n_prefix = spec->n_prefix < spec->n_prompt ? spec->n_prefix : spec->n_prompt - 1;
@@ -587,6 +589,11 @@ void *sm_task_user(const sm_task *t)
 {
     return t->user;
 }
+void *sm_task_done_ctx(const sm_task *t)
+{
+    return t->done_ctx;
+}
+
 int sm_task_tag(const sm_task *t)
 {
     return t->tag;

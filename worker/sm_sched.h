@@ -40,6 +40,7 @@ typedef struct sm_sched_opts {
     bool prefix_cache;
     int cache_entries;     /* prefixes kept (LRU); <= 0: 8 */
     int64_t prefill_chunk; /* most prompt ids one slot feeds per step; <= 0: 512 */
+    void *done_ctx;        /* the caller's, returned by sm_task_done_ctx */
 } sm_sched_opts;
 
 typedef struct sm_sched sm_sched;
@@ -94,6 +95,7 @@ void sm_sched_get_stats(const sm_sched *s, sm_sched_stats *st);
 
 /* ---- a task, inside the callback ---- */
 void *sm_task_user(const sm_task *t);
+void *sm_task_done_ctx(const sm_task *t);
 int sm_task_tag(const sm_task *t);
 sm_finish sm_task_finish(const sm_task *t);
 /* The text generated in the phase that just ended (NUL-terminated, valid while the task is). */

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sm_curve.h"
+#include "sm_gen.h"
 #include "sm_grade.h"
 #include "sm_log.h"
 #include "sm_modelid.h"
@@ -82,7 +84,10 @@ typedef struct wctx {
     pthread_cond_t cv;
     queue prep, engine, out;
     bool quit;
-    int efd; /* wakes the connection thread when `out` has items */
+    int efd;            /* wakes the connection thread when `out` has items */
+    bool remote;        /* worker.engine: remote (no model loaded, only its tokenizer) */
+    int slots;          /* the job credit announced in READY */
+    sm_gen_backend gen; /* the engine thread's; made before it starts */
 } wctx;
 
 static item *new_item(item_kind k, int64_t id, json_t *body)
@@ -190,22 +195,33 @@ typedef struct running {
     int64_t reported; /* tokens last sent in PROGRESS */
 } running;
 
-/* Adds what the scheduler did since *last to the worker's metrics. */
-static void publish_sched(const sm_sched *sched, sm_sched_stats *last)
+/* The engine thread's state: the backend and the jobs it is generating for. */
+typedef struct engine {
+    wctx *w;
+    sm_gen_backend *gen; /* w->gen */
+    running *run;
+    int nrun, caprun;
+    int64_t last_progress;
+    sm_gen_stats published;
+} engine;
+
+/* Adds what the backend did since the last call to the worker's metrics. */
+static void publish_gen(engine *e)
 {
-    sm_sched_stats st;
-    sm_sched_get_stats(sched, &st);
-    sm_wmetrics_tokens_generated((uint64_t)(st.generated_tokens - last->generated_tokens));
-    sm_wmetrics_prompt_cache((uint64_t)(st.cache_hits - last->cache_hits),
-                             (uint64_t)(st.cache_misses - last->cache_misses));
-    sm_wmetrics_busy_slots(sm_sched_running(sched));
-    *last = st;
+    sm_gen_stats st;
+    sm_gen_get_stats(e->gen, &st);
+    sm_wmetrics_tokens_generated((uint64_t)(st.generated_tokens - e->published.generated_tokens));
+    sm_wmetrics_prompt_cache((uint64_t)(st.cache_hits - e->published.cache_hits),
+                             (uint64_t)(st.cache_misses - e->published.cache_misses));
+    sm_wmetrics_busy_slots(st.running);
+    e->published = st;
 }
 
-static void *engine_main(void *arg)
+static sm_code open_backend(wctx *w, sm_err *err)
 {
-    wctx *w = arg;
     const sm_config *c = w->cfg;
+    if (w->remote)
+        return sm_gen_remote_new(c, w->tok, sm_job_task_done, &w->gen, err);
     sm_sched_opts so = {.slots = (int)c->worker.slots,
                         .max_ctx = c->worker.max_prompt_tokens + c->worker.max_new_tokens +
                                    SM_GRADE_REPAIR_TOKENS + 256,
@@ -213,19 +229,103 @@ static void *engine_main(void *arg)
     int64_t mp = sm_model_info(w->model)->config.max_pos;
     if (so.max_ctx > mp)
         so.max_ctx = mp;
-    sm_sched *sched = NULL;
+    return sm_gen_local_new(w->model, w->tok, &so, sm_job_task_done, &w->gen, err);
+}
+
+/* Removes run[i] (the job freed, or handed on). */
+static void drop_running(engine *e, int i)
+{
+    sm_gen_cancel(e->gen, e->run[i].job);
+    sm_job_free(&e->run[i].job);
+    e->run[i] = e->run[--e->nrun];
+}
+
+/* A CANCEL or a prepared job from the queue. */
+static void take_item(engine *e, item *it)
+{
     sm_err err;
-    if (sm_sched_new(w->model, w->tok, &so, sm_job_task_done, &sched, &err)) {
-        sm_log(SM_LOG_ERROR, "cannot start the scheduler", "error", err.msg, NULL);
-        return NULL;
+    if (it->kind == IT_CANCEL) {
+        for (int i = 0; i < e->nrun; i++)
+            if (e->run[i].job->id == it->job_id)
+                drop_running(e, i--);
+        item_free(it);
+        return;
     }
-    running *run = NULL;
-    int nrun = 0, caprun = 0;
-    int64_t last_progress = sm_mono_ms();
-    sm_sched_stats published = {0};
+    sm_job *job = it->job;
+    it->job = NULL;
+    item_free(it);
+    if (e->nrun == e->caprun) {
+        int cap = e->caprun ? 2 * e->caprun : 16;
+        running *p = realloc(e->run, (size_t)cap * sizeof *p);
+        if (!p) {
+            post_fail(e->w, job->id, "out of memory", true);
+            sm_job_free(&job);
+            return;
+        }
+        e->run = p;
+        e->caprun = cap;
+    }
+    if (sm_job_submit(job, e->gen, &err)) {
+        post_fail(e->w, job->id, err.msg, false);
+        sm_job_free(&job);
+        return;
+    }
+    e->run[e->nrun++] = (running){job, 0};
+}
+
+/* Jobs whose generation failed for good (the remote server after its retries): a retryable
+ * FAIL, so that the broker gives them to a worker again later. */
+static void fail_failed(engine *e)
+{
+    void *user;
+    char msg[256];
+    while (sm_gen_take_failed(e->gen, &user, msg, sizeof msg))
+        for (int i = 0; i < e->nrun; i++)
+            if (e->run[i].job == user) {
+                post_fail(e->w, e->run[i].job->id, msg, true);
+                drop_running(e, i);
+                break;
+            }
+}
+
+/* RESULTs of the complete jobs, PROGRESS (about once a second) of the others. */
+static void report(engine *e)
+{
+    sm_err err;
+    int64_t now = sm_mono_ms();
+    bool progress = now - e->last_progress >= 1000;
+    if (progress)
+        e->last_progress = now;
+    for (int i = 0; i < e->nrun; i++) {
+        sm_job *job = e->run[i].job;
+        if (sm_job_complete(job)) {
+            json_t *res = NULL;
+            if (sm_job_result(job, &res, &err) == SM_OK)
+                post_out(e->w, new_item(IT_RESULT, job->id, res));
+            else
+                post_fail(e->w, job->id, err.msg, true);
+            drop_running(e, i--);
+            continue;
+        }
+        /* both passes' tokens: a flagged job's masked pass runs alongside its main one */
+        int64_t tok = sm_gen_user_tokens(e->gen, job) + sm_job_done_tokens(job);
+        if (progress && tok > e->run[i].reported) {
+            e->run[i].reported = tok;
+            post_out(e->w, new_item(IT_PROGRESS, job->id,
+                                    json_pack("{s:I, s:I}", "job_id", (json_int_t)job->id, "tokens",
+                                              (json_int_t)tok)));
+        }
+    }
+}
+
+static void *engine_main(void *arg)
+{
+    wctx *w = arg;
+    engine e = {.w = w, .gen = &w->gen, .last_progress = sm_mono_ms()};
+    sm_err err;
     for (;;) {
         pthread_mutex_lock(&w->mu);
-        while (!w->quit && !w->engine.head && nrun == 0)
+        while (!w->quit && !w->engine.head && e.nrun == 0)
             pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) {
             pthread_mutex_unlock(&w->mu);
@@ -234,84 +334,26 @@ static void *engine_main(void *arg)
         queue in = w->engine;
         w->engine.head = w->engine.tail = NULL;
         pthread_mutex_unlock(&w->mu);
-        for (item *it; (it = q_pop(&in));) {
-            if (it->kind == IT_CANCEL) {
-                for (int i = 0; i < nrun; i++)
-                    if (run[i].job->id == it->job_id) {
-                        sm_sched_cancel(sched, run[i].job);
-                        sm_job_free(&run[i].job);
-                        run[i--] = run[--nrun];
-                    }
-                item_free(it);
-                continue;
-            }
-            sm_job *job = it->job;
-            it->job = NULL;
-            item_free(it);
-            if (nrun == caprun) {
-                int cap = caprun ? 2 * caprun : 16;
-                running *p = realloc(run, (size_t)cap * sizeof *p);
-                if (!p) {
-                    post_fail(w, job->id, "out of memory", true);
-                    sm_job_free(&job);
-                    continue;
-                }
-                run = p;
-                caprun = cap;
-            }
-            if (sm_job_submit(job, sched, &err)) {
-                post_fail(w, job->id, err.msg, false);
-                sm_job_free(&job);
-                continue;
-            }
-            run[nrun++] = (running){job, 0};
-        }
+        for (item *it; (it = q_pop(&in));)
+            take_item(&e, it);
         bool progressed = false;
-        if (nrun > 0 && sm_sched_step(sched, &progressed, &err)) {
+        if (e.nrun > 0 && sm_gen_step(e.gen, &progressed, &err)) {
             /* an engine failure: give every running job back to the queue */
             sm_log(SM_LOG_ERROR, "engine step failed", "error", err.msg, NULL);
-            for (int i = 0; i < nrun; i++) {
-                sm_sched_cancel(sched, run[i].job);
-                post_fail(w, run[i].job->id, err.msg, true);
-                sm_job_free(&run[i].job);
+            while (e.nrun > 0) {
+                post_fail(w, e.run[0].job->id, err.msg, true);
+                drop_running(&e, 0);
             }
-            nrun = 0;
-            publish_sched(sched, &published);
+            publish_gen(&e);
             continue;
         }
-        publish_sched(sched, &published);
-        int64_t now = sm_mono_ms();
-        bool report = now - last_progress >= 1000;
-        if (report)
-            last_progress = now;
-        for (int i = 0; i < nrun; i++) {
-            sm_job *job = run[i].job;
-            if (sm_job_complete(job)) {
-                json_t *res = NULL;
-                if (sm_job_result(job, &res, &err) == SM_OK)
-                    post_out(w, new_item(IT_RESULT, job->id, res));
-                else
-                    post_fail(w, job->id, err.msg, true);
-                sm_job_free(&run[i].job);
-                run[i--] = run[--nrun];
-                continue;
-            }
-            /* both passes' tokens: a flagged job's masked pass runs alongside its main one */
-            int64_t tok = sm_sched_user_tokens(sched, job) + sm_job_done_tokens(job);
-            if (report && tok > run[i].reported) {
-                run[i].reported = tok;
-                post_out(w, new_item(IT_PROGRESS, job->id,
-                                     json_pack("{s:I, s:I}", "job_id", (json_int_t)job->id,
-                                               "tokens", (json_int_t)tok)));
-            }
-        }
+        fail_failed(&e);
+        publish_gen(&e);
+        report(&e);
     }
-    for (int i = 0; i < nrun; i++) {
-        sm_sched_cancel(sched, run[i].job);
-        sm_job_free(&run[i].job);
-    }
-    free(run);
-    sm_sched_free(&sched);
+    while (e.nrun > 0)
+        drop_running(&e, 0);
+    free(e.run);
     sm_wmetrics_busy_slots(0);
     return NULL;
 }
@@ -380,8 +422,9 @@ static void send_cmd(conn *c, const char *cmd, int64_t id, const json_t *body)
 
 static void send_ready(conn *c, int slots)
 {
-    json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "name", c->name, "model", c->w->model_name,
-                          "device", c->w->cfg->worker.device, "slots", slots);
+    json_t *b =
+        json_pack("{s:s, s:s, s:s, s:i}", "name", c->name, "model", c->w->model_name, "device",
+                  c->w->remote ? "remote" : c->w->cfg->worker.device, "slots", slots);
     send_cmd(c, "READY", 0, b);
     json_decref(b);
 }
@@ -524,7 +567,7 @@ static void on_message(conn *c, bool draining)
             break;
         }
         case 5: /* DISCONNECT: the broker does not know us (it restarted) */
-            send_ready(c, (int)c->w->cfg->worker.slots);
+            send_ready(c, c->w->slots);
             break;
         default: /* HEARTBEAT */
             break;
@@ -585,7 +628,7 @@ static sm_code serve(wctx *w, volatile sig_atomic_t *stop, sm_err *err)
         zmq_ctx_term(c.ctx);
         return rc;
     }
-    int slots = (int)cfg->worker.slots;
+    int slots = w->slots;
     send_ready(&c, slots);
     sm_log(SM_LOG_INFO, "worker ready", "worker", c.name, "broker", cfg->worker.broker_endpoint,
            "model", w->model_name, NULL);
@@ -657,11 +700,10 @@ void sm_wrun_engine_version(const void *summary, char *out, size_t n)
              sm_dtype_name(s->kv_dtype), s->threads);
 }
 
-sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
+/* The local engine: the model and its tokenizer, and the identity recorded with results. */
+static sm_code load_local(wctx *w, sm_err *err)
 {
-    wctx w = {.cfg = cfg, .efd = -1};
-    if (!cfg->worker.model[0])
-        return sm_err_set(err, SM_ECONFIG, "worker.model is not set");
+    const sm_config *cfg = w->cfg;
     if (strcmp(cfg->worker.device, "cpu") != 0)
         return sm_err_set(err, SM_ECONFIG, "worker.device %s: this build runs on the cpu",
                           cfg->worker.device);
@@ -684,24 +726,67 @@ sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
     mo.threads = (int)cfg->worker.threads;
     mo.fast = !cfg->worker.deterministic;
     if (!rc)
-        rc = sm_modelid_compute(cfg->worker.model, w.model_name, sizeof w.model_name, w.model_hash,
-                                err);
+        rc = sm_modelid_compute(cfg->worker.model, w->model_name, sizeof w->model_name,
+                                w->model_hash, err);
     int64_t load_start_us = mono_us();
     if (!rc)
-        rc = sm_model_load(cfg->worker.model, &mo, &w.model, err);
+        rc = sm_model_load(cfg->worker.model, &mo, &w->model, err);
     if (!rc)
-        rc = sm_tokenizer_load(sm_model_dir(w.model), &w.tok, err);
+        rc = sm_tokenizer_load(sm_model_dir(w->model), &w->tok, err);
+    if (rc)
+        return rc;
+    sm_wmetrics_model_loaded((double)(mono_us() - load_start_us) / 1e6, w->model_name);
+    sm_wrun_engine_version(sm_model_info(w->model), w->engine_version, sizeof w->engine_version);
+    w->slots = (int)cfg->worker.slots;
+    return SM_OK;
+}
+
+/* A remote server: only the tokenizer (worker.model's folder, or the GGUF file's), since the
+ * worker still builds the prompts' token ids; a job credit the server's concurrency allows. */
+static sm_code load_remote(wctx *w, sm_err *err)
+{
+    const sm_config *cfg = w->cfg;
+    char dir[SM_CONFIG_STR];
+    snprintf(dir, sizeof dir, "%s", cfg->worker.model);
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+    }
+    sm_code rc = sm_tokenizer_load(dir, &w->tok, err);
+    if (rc)
+        return sm_err_prefix(err, "worker.model (the tokenizer of the remote model)");
+    snprintf(w->model_name, sizeof w->model_name, "%s",
+             cfg->worker.remote.model[0] ? cfg->worker.remote.model : "remote");
+    snprintf(w->model_hash, sizeof w->model_hash, "unreported");
+    snprintf(w->engine_version, sizeof w->engine_version, "remote+%s", SM_VERSION);
+    sm_wmetrics_model_loaded(0, w->model_name);
+    /* each job asks for `samples` generations at once: no more jobs than the server takes */
+    int64_t credit = cfg->worker.remote.max_concurrency / cfg->worker.samples;
+    w->slots = (int)(credit < 1 ? 1 : credit);
+    return SM_OK;
+}
+
+sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
+{
+    wctx w = {.cfg = cfg, .efd = -1, .remote = strcmp(cfg->worker.engine, "remote") == 0};
+    if (!cfg->worker.model[0])
+        return sm_err_set(err, SM_ECONFIG, "worker.model is not set");
+    sm_code rc = w.remote ? load_remote(&w, err) : load_local(&w, err);
     if (!rc)
         rc = sm_prompt_set_load(cfg->worker.prompt_dir, &w.prompts, err);
+    if (!rc)
+        rc = open_backend(&w, err);
     if (rc) {
         sm_prompt_set_free(&w.prompts);
         sm_tokenizer_free(&w.tok);
         sm_model_free(&w.model);
         return rc;
     }
-    sm_wmetrics_model_loaded((double)(mono_us() - load_start_us) / 1e6, w.model_name);
-    sm_wmetrics_slots(cfg->worker.slots);
-    sm_wrun_engine_version(sm_model_info(w.model), w.engine_version, sizeof w.engine_version);
+    sm_wmetrics_slots(w.slots);
     sm_sandbox_limits_from_config(cfg, &w.sandbox);
     w.g = (sm_grader){.tok = w.tok,
                       .prompts = w.prompts,
@@ -741,6 +826,7 @@ sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
         close(w.efd);
     pthread_cond_destroy(&w.cv);
     pthread_mutex_destroy(&w.mu);
+    sm_gen_free(&w.gen);
     sm_prompt_set_free(&w.prompts);
     sm_tokenizer_free(&w.tok);
     sm_model_free(&w.model);

@@ -6,7 +6,9 @@
  *     it reconnects with exponential backoff and announces itself again;
  *   - preparation: the deterministic checks (sandbox, answer comparison), injection scan and
  *     prompt of each new job;
- *   - the engine: the scheduler (continuous batching, prefix cache) stepping all slots.
+ *   - the engine: a generation backend (sm_gen.h): the local scheduler (continuous batching,
+ *     prefix cache) stepping all slots, or with worker.engine: remote an OpenAI-compatible
+ *     server, whose requests run on a fourth, HTTP thread.
  * On the first stop request (SIGTERM/SIGINT) the worker drains: new JOBs are handed back
  * with a retryable FAIL, in-flight jobs finish and their RESULTs are acknowledged, then it
  * sends DISCONNECT and returns. A second stop request returns at once (DISCONNECT makes the
@@ -19,7 +21,8 @@
 #include "sm_config.h"
 #include "sm_error.h"
 
-/* Loads the model and tokenizer named by cfg->worker.model, then serves until *stop becomes
+/* Loads the model and tokenizer named by cfg->worker.model (only the tokenizer when
+ * worker.engine is remote), then serves until *stop becomes
  * non-zero (the signal handler's counter: 1 = drain, 2 = quit now). */
 sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err);
 
