@@ -104,7 +104,7 @@ static long schedule(sm_remote *R)
             sm_rreq_free(q);
             continue;
         }
-        if (q->state == SM_R_TODO && R->inflight < R->max_conc) {
+        if (q->state == SM_R_WAITING && R->inflight < R->max_conc) {
             if (q->not_before_ms > now) {
                 if (q->not_before_ms - now < wait)
                     wait = (long)(q->not_before_ms - now);
@@ -154,7 +154,7 @@ static void ended(sm_remote *R, sm_rreq *q, CURLcode cc)
         if (after > 0 && after * 1000 > backoff)
             backoff = after * 1000 < 60000 ? after * 1000 : 60000;
         q->attempt++;
-        q->state = SM_R_TODO;
+        q->state = SM_R_WAITING;
         q->not_before_ms = now_ms() + backoff;
         R->retried++;
         sm_logf(SM_LOG_WARN, "remote generation: %s; retry %d of %d in %lld ms", why, q->attempt,

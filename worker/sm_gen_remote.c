@@ -92,7 +92,7 @@ static sm_code build_body(const sm_remote *R, sm_rreq *q, sm_err *err)
 
 static void enqueue(sm_remote *R, sm_rreq *q)
 {
-    q->state = SM_R_TODO;
+    q->state = SM_R_WAITING;
     q->attempt = 0;
     q->not_before_ms = 0;
     pthread_mutex_lock(&R->mu);

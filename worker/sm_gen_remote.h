@@ -14,9 +14,9 @@
 #include "sm_gen.h"
 
 typedef enum sm_rstate {
-    SM_R_TODO = 0, /* waiting to be sent (or re-sent after its backoff) */
-    SM_R_FLIGHT,   /* its transfer is running */
-    SM_R_DONE,     /* answered (or failed for good): for the engine thread */
+    SM_R_WAITING = 0, /* waiting to be sent (or re-sent after its backoff) */
+    SM_R_FLIGHT,      /* its transfer is running */
+    SM_R_DONE,        /* answered (or failed for good): for the engine thread */
 } sm_rstate;
 
 typedef struct sm_rreq {
