@@ -288,6 +288,92 @@ static void list(ctx *c)
     ok(c, page);
 }
 
+static void status(ctx *c)
+{
+    const json_t *body = c->req->body;
+    json_t *reply = NULL;
+    sm_err err;
+    int64_t sid = 0;
+    const char *key = NULL;
+    sm_code rc = sm_json_str(body, "idempotency_key", false, 200, &key, &err);
+    if (!rc && !key)
+        rc = id_field(body, &sid, &err);
+    if (!rc && !db_ready(c))
+        return;
+    if (!rc)
+        rc = sm_store_status(c->b->store, sid, key, &reply, &err);
+    rc ? fail(c, rc, err.msg) : ok(c, reply);
+}
+
+static void result_get(ctx *c)
+{
+    const json_t *body = c->req->body;
+    json_t *reply = NULL;
+    sm_err err;
+    int64_t sid = 0;
+    bool reasoning = false;
+    sm_code rc = id_field(body, &sid, &err);
+    if (!rc)
+        rc = sm_json_bool(body, "reasoning", false, &reasoning, &err);
+    if (!rc && !db_ready(c))
+        return;
+    if (!rc)
+        rc = sm_store_result_get(c->b->store, sid, reasoning, &reply, &err);
+    rc ? fail(c, rc, err.msg) : ok(c, reply);
+}
+
+static void course_put(ctx *c, const char *actor)
+{
+    const json_t *body = c->req->body;
+    json_t *reply = NULL;
+    sm_err err;
+    const char *code = NULL, *title = NULL;
+    sm_code rc = sm_json_str(body, "code", true, 200, &code, &err);
+    if (!rc && !sm_proto_code_ok(code, 200))
+        rc = sm_err_set(&err, SM_EINVAL,
+                        "field \"code\" may only hold letters, digits, "
+                        "'.', '_' and '-'");
+    if (!rc)
+        rc = sm_json_str(body, "title", false, 500, &title, &err);
+    if (!rc && !db_ready(c))
+        return;
+    if (!rc)
+        rc = sm_store_course_put(c->b->store, code, title, actor, &reply, &err);
+    rc ? fail(c, rc, err.msg) : ok(c, reply);
+}
+
+static void assignment_put(ctx *c, const char *actor, bool update)
+{
+    const json_t *body = c->req->body;
+    json_t *reply = NULL;
+    sm_err err;
+    sm_code rc = sm_validate_assignment(body, !update, &err);
+    if (!rc && !db_ready(c))
+        return;
+    if (!rc)
+        rc = sm_store_assignment_put(c->b->store, body, update, actor, &reply, &err);
+    if (!rc)
+        forget(c->b, json_string_value(json_object_get(body, "course")),
+               json_string_value(json_object_get(body, "code")));
+    rc ? fail(c, rc, err.msg) : ok(c, reply);
+}
+
+static void assignment_get(ctx *c)
+{
+    const json_t *body = c->req->body;
+    json_t *reply = NULL;
+    sm_err err;
+    const char *course = NULL, *code = NULL;
+    sm_code rc = sm_json_str(body, "course", true, 200, &course, &err);
+    if (!rc)
+        rc = sm_json_str(body, "code", true, 200, &code, &err);
+    if (!rc && !db_ready(c))
+        return;
+    if (!rc)
+        rc = sm_store_assignment_get(c->b->store, course, code, &reply, &err);
+    rc ? fail(c, rc, err.msg) : ok(c, reply);
+}
+
 void sm_broker_client_message(sm_broker *b, sm_msg *m)
 {
     int64_t recv_us = sm_now_us();
@@ -306,8 +392,6 @@ void sm_broker_client_message(sm_broker *b, sm_msg *m)
         sm_request_clear(&req);
         return;
     }
-    json_t *reply = NULL;
-    const json_t *body = req.body;
     const char *user = sm_msg_user(m);
     const char *actor = user[0] ? user : "client";
     switch (req.cmd) {
@@ -317,80 +401,28 @@ void sm_broker_client_message(sm_broker *b, sm_msg *m)
     case C_PING:
         ok(&c, json_pack("{s:s, s:s}", "protocol", SM_PROTO_CLIENT, "broker", b->instance));
         break;
-    case C_STATUS: {
-        int64_t sid = 0;
-        const char *key = NULL;
-        rc = sm_json_str(body, "idempotency_key", false, 200, &key, &err);
-        if (!rc && !key)
-            rc = id_field(body, &sid, &err);
-        if (!rc && !db_ready(&c))
-            break;
-        if (!rc)
-            rc = sm_store_status(b->store, sid, key, &reply, &err);
-        rc ? fail(&c, rc, err.msg) : ok(&c, reply);
+    case C_STATUS:
+        status(&c);
         break;
-    }
-    case C_RESULT: {
-        int64_t sid = 0;
-        bool reasoning = false;
-        rc = id_field(body, &sid, &err);
-        if (!rc)
-            rc = sm_json_bool(body, "reasoning", false, &reasoning, &err);
-        if (!rc && !db_ready(&c))
-            break;
-        if (!rc)
-            rc = sm_store_result_get(b->store, sid, reasoning, &reply, &err);
-        rc ? fail(&c, rc, err.msg) : ok(&c, reply);
+    case C_RESULT:
+        result_get(&c);
         break;
-    }
     case C_CANCEL:
         cancel(&c);
         break;
     case C_LIST:
         list(&c);
         break;
-    case C_COURSE_PUT: {
-        const char *code = NULL, *title = NULL;
-        rc = sm_json_str(body, "code", true, 200, &code, &err);
-        if (!rc && !sm_proto_code_ok(code, 200))
-            rc = sm_err_set(&err, SM_EINVAL,
-                            "field \"code\" may only hold letters, digits, "
-                            "'.', '_' and '-'");
-        if (!rc)
-            rc = sm_json_str(body, "title", false, 500, &title, &err);
-        if (!rc && !db_ready(&c))
-            break;
-        if (!rc)
-            rc = sm_store_course_put(b->store, code, title, actor, &reply, &err);
-        rc ? fail(&c, rc, err.msg) : ok(&c, reply);
+    case C_COURSE_PUT:
+        course_put(&c, actor);
         break;
-    }
     case C_ASSIGNMENT_CREATE:
-    case C_ASSIGNMENT_UPDATE: {
-        bool update = req.cmd == C_ASSIGNMENT_UPDATE;
-        rc = sm_validate_assignment(body, !update, &err);
-        if (!rc && !db_ready(&c))
-            break;
-        if (!rc)
-            rc = sm_store_assignment_put(b->store, body, update, actor, &reply, &err);
-        if (!rc)
-            forget(b, json_string_value(json_object_get(body, "course")),
-                   json_string_value(json_object_get(body, "code")));
-        rc ? fail(&c, rc, err.msg) : ok(&c, reply);
+    case C_ASSIGNMENT_UPDATE:
+        assignment_put(&c, actor, req.cmd == C_ASSIGNMENT_UPDATE);
         break;
-    }
-    case C_ASSIGNMENT_GET: {
-        const char *course = NULL, *code = NULL;
-        rc = sm_json_str(body, "course", true, 200, &course, &err);
-        if (!rc)
-            rc = sm_json_str(body, "code", true, 200, &code, &err);
-        if (!rc && !db_ready(&c))
-            break;
-        if (!rc)
-            rc = sm_store_assignment_get(b->store, course, code, &reply, &err);
-        rc ? fail(&c, rc, err.msg) : ok(&c, reply);
+    case C_ASSIGNMENT_GET:
+        assignment_get(&c);
         break;
-    }
     }
     sm_request_clear(&req);
 }

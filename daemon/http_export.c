@@ -78,6 +78,93 @@ static void set_download(http_resp *rs, const char *course, const char *code, co
     rs->disposition = strdup(buf);
 }
 
+/* The header line(s) of a CSV export in format fmt. */
+static void csv_header(FILE *f, const char *fmt, const char *title, const char *max,
+                       int64_t canvas_id)
+{
+    char column[512];
+    if (strcmp(fmt, "moodle") == 0) {
+        http_csv_cell(f, "Email address", true, false);
+        http_csv_cell(f, "ID number", true, false);
+        http_csv_cell(f, title, true, false);
+        http_csv_cell(f, "Status", true, false);
+        http_csv_cell(f, "Feedback comments", true, true);
+    } else if (strcmp(fmt, "canvas") == 0) {
+        if (canvas_id)
+            snprintf(column, sizeof column, "%s (%lld)", title, (long long)canvas_id);
+        else
+            snprintf(column, sizeof column, "%s", title);
+        const char *head[] = {"Student", "ID", "SIS User ID", "SIS Login ID", "Section"};
+        for (int i = 0; i < 5; i++)
+            http_csv_cell(f, head[i], true, false);
+        http_csv_cell(f, column, true, true);
+        const char *pp[] = {"    Points Possible", "", "", "", ""};
+        for (int i = 0; i < 5; i++)
+            http_csv_cell(f, pp[i], true, false);
+        http_csv_cell(f, max, false, true);
+    } else {
+        const char *head[] = {"student", "score", "max_score",     "model_score", "status",
+                              "flagged", "flags", "submission_id", "name"};
+        for (int i = 0; i < 9; i++)
+            http_csv_cell(f, head[i], true, i == 8);
+    }
+}
+
+/* The flags of row i as "a;b;c" (at most cap bytes). */
+static void csv_flags(PGresult *r, int i, char *flags, size_t cap)
+{
+    json_t *fl = json_loads(PQgetvalue(r, i, PQfnumber(r, "flags")), 0, NULL);
+    size_t k = 0, idx;
+    json_t *v;
+    flags[0] = '\0';
+    json_array_foreach(fl, idx, v)
+    {
+        const char *s = json_string_value(v);
+        if (s && k + strlen(s) + 2 < cap)
+            k += (size_t)snprintf(flags + k, cap - k, "%s%s", k ? ";" : "", s);
+    }
+    json_decref(fl);
+}
+
+/* Row i of the latest-per-student result r as one CSV line in format fmt. */
+static void csv_row(FILE *f, const char *fmt, PGresult *r, int i, const char *max)
+{
+    const char *student = PQgetvalue(r, i, PQfnumber(r, "student_ref"));
+    int c_fin = PQfnumber(r, "final_score"), c_mod = PQfnumber(r, "model_score");
+    const char *score = PQgetisnull(r, i, c_fin) ? "" : PQgetvalue(r, i, c_fin);
+    const char *state = PQgetvalue(r, i, PQfnumber(r, "state"));
+    const char *name = PQgetvalue(r, i, PQfnumber(r, "student_name"));
+    bool email = strchr(student, '@') != NULL;
+    if (strcmp(fmt, "moodle") == 0) {
+        http_csv_cell(f, email ? student : "", true, false);
+        http_csv_cell(f, email ? "" : student, true, false);
+        http_csv_cell(f, score, false, false);
+        http_csv_cell(f, state, true, false);
+        http_csv_cell(f, PQgetvalue(r, i, PQfnumber(r, "feedback_comment")), true, true);
+    } else if (strcmp(fmt, "canvas") == 0) {
+        http_csv_cell(f, name[0] ? name : student, true, false);
+        http_csv_cell(f, "", true, false);
+        http_csv_cell(f, email ? "" : student, true, false);
+        http_csv_cell(f, email ? student : "", true, false);
+        http_csv_cell(f, "", true, false);
+        http_csv_cell(f, score, false, true);
+    } else {
+        char flags[1024];
+        csv_flags(r, i, flags, sizeof flags);
+        int c_max = PQfnumber(r, "max_score");
+        http_csv_cell(f, student, true, false);
+        http_csv_cell(f, score, false, false);
+        http_csv_cell(f, PQgetisnull(r, i, c_max) ? max : PQgetvalue(r, i, c_max), false, false);
+        http_csv_cell(f, PQgetisnull(r, i, c_mod) ? "" : PQgetvalue(r, i, c_mod), false, false);
+        http_csv_cell(f, state, true, false);
+        http_csv_cell(f, PQgetvalue(r, i, PQfnumber(r, "flagged"))[0] == 't' ? "yes" : "no", true,
+                      false);
+        http_csv_cell(f, flags, true, false);
+        http_csv_cell(f, PQgetvalue(r, i, PQfnumber(r, "submission_id")), false, false);
+        http_csv_cell(f, name, true, true);
+    }
+}
+
 void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
 {
     const char *fmt = http_arg(rq, "format");
@@ -119,82 +206,9 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
         http_resp_error(rs, 500, "ENOMEM", "out of memory");
         return;
     }
-    char column[512];
-    if (strcmp(fmt, "moodle") == 0) {
-        http_csv_cell(f, "Email address", true, false);
-        http_csv_cell(f, "ID number", true, false);
-        http_csv_cell(f, title, true, false);
-        http_csv_cell(f, "Status", true, false);
-        http_csv_cell(f, "Feedback comments", true, true);
-    } else if (strcmp(fmt, "canvas") == 0) {
-        if (canvas_id)
-            snprintf(column, sizeof column, "%s (%lld)", title, (long long)canvas_id);
-        else
-            snprintf(column, sizeof column, "%s", title);
-        const char *head[] = {"Student", "ID", "SIS User ID", "SIS Login ID", "Section"};
-        for (int i = 0; i < 5; i++)
-            http_csv_cell(f, head[i], true, false);
-        http_csv_cell(f, column, true, true);
-        const char *pp[] = {"    Points Possible", "", "", "", ""};
-        for (int i = 0; i < 5; i++)
-            http_csv_cell(f, pp[i], true, false);
-        http_csv_cell(f, max, false, true);
-    } else {
-        const char *head[] = {"student", "score", "max_score",     "model_score", "status",
-                              "flagged", "flags", "submission_id", "name"};
-        for (int i = 0; i < 9; i++)
-            http_csv_cell(f, head[i], true, i == 8);
-    }
-    int nrows = PQntuples(r);
-    int c_sid = PQfnumber(r, "submission_id"), c_stu = PQfnumber(r, "student_ref"),
-        c_fin = PQfnumber(r, "final_score"), c_mod = PQfnumber(r, "model_score"),
-        c_state = PQfnumber(r, "state"), c_flagged = PQfnumber(r, "flagged"),
-        c_flags = PQfnumber(r, "flags"), c_name = PQfnumber(r, "student_name");
-    for (int i = 0; i < nrows; i++) {
-        const char *student = PQgetvalue(r, i, c_stu);
-        const char *score = PQgetisnull(r, i, c_fin) ? "" : PQgetvalue(r, i, c_fin);
-        const char *state = PQgetvalue(r, i, c_state);
-        bool email = strchr(student, '@') != NULL;
-        if (strcmp(fmt, "moodle") == 0) {
-            http_csv_cell(f, email ? student : "", true, false);
-            http_csv_cell(f, email ? "" : student, true, false);
-            http_csv_cell(f, score, false, false);
-            http_csv_cell(f, state, true, false);
-            http_csv_cell(f, PQgetvalue(r, i, PQfnumber(r, "feedback_comment")), true, true);
-        } else if (strcmp(fmt, "canvas") == 0) {
-            const char *name = PQgetvalue(r, i, c_name);
-            http_csv_cell(f, name[0] ? name : student, true, false);
-            http_csv_cell(f, "", true, false);
-            http_csv_cell(f, email ? "" : student, true, false);
-            http_csv_cell(f, email ? student : "", true, false);
-            http_csv_cell(f, "", true, false);
-            http_csv_cell(f, score, false, true);
-        } else {
-            json_t *fl = json_loads(PQgetvalue(r, i, c_flags), 0, NULL);
-            char flags[1024] = "";
-            size_t k = 0;
-            size_t idx;
-            json_t *v;
-            json_array_foreach(fl, idx, v)
-            {
-                const char *s = json_string_value(v);
-                if (s && k + strlen(s) + 2 < sizeof flags)
-                    k += (size_t)snprintf(flags + k, sizeof flags - k, "%s%s", k ? ";" : "", s);
-            }
-            json_decref(fl);
-            http_csv_cell(f, student, true, false);
-            http_csv_cell(f, score, false, false);
-            int c_max = PQfnumber(r, "max_score");
-            http_csv_cell(f, PQgetisnull(r, i, c_max) ? max : PQgetvalue(r, i, c_max), false,
-                          false);
-            http_csv_cell(f, PQgetisnull(r, i, c_mod) ? "" : PQgetvalue(r, i, c_mod), false, false);
-            http_csv_cell(f, state, true, false);
-            http_csv_cell(f, PQgetvalue(r, i, c_flagged)[0] == 't' ? "yes" : "no", true, false);
-            http_csv_cell(f, flags, true, false);
-            http_csv_cell(f, PQgetvalue(r, i, c_sid), false, false);
-            http_csv_cell(f, PQgetvalue(r, i, c_name), true, true);
-        }
-    }
+    csv_header(f, fmt, title, max, canvas_id);
+    for (int i = 0; i < PQntuples(r); i++)
+        csv_row(f, fmt, r, i, max);
     fclose(f);
     set_download(rs, PQgetvalue(ar, 0, 4), PQgetvalue(ar, 0, 1), fmt, "csv");
     PQclear(ar);

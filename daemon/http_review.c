@@ -79,6 +79,109 @@ static bool read_body(http_req *rq, http_resp *rs, json_t **body, review_in *in)
 }
 
 /* Runs the action inside the open transaction; fills rs on refusal (returns SM_ESTATE). */
+/* What act() needs to know of a submission's latest grading and job. */
+typedef struct review_state {
+    bool has_grading, has_final, has_prov, pending;
+    char gid[24], final[32], max[32], prov[32];
+} review_state;
+
+static sm_code load_state(PGconn *db, const char *const p[2], review_state *st, sm_err *err)
+{
+    PGresult *r;
+    sm_code rc = http_store_review_state(db, p, &r, err);
+    if (rc != SM_OK)
+        return rc;
+    st->has_grading = !PQgetisnull(r, 0, 0);
+    snprintf(st->gid, sizeof st->gid, "%s", PQgetvalue(r, 0, 0));
+    st->has_final = !PQgetisnull(r, 0, 1);
+    snprintf(st->final, sizeof st->final, "%s", PQgetvalue(r, 0, 1));
+    snprintf(st->max, sizeof st->max, "%s", PQgetvalue(r, 0, 2));
+    const char *job_state = PQgetvalue(r, 0, 3);
+    st->pending = strcmp(job_state, "queued") == 0 || strcmp(job_state, "leased") == 0;
+    st->has_prov = !PQgetisnull(r, 0, 4);
+    snprintf(st->prov, sizeof st->prov, "%s", PQgetvalue(r, 0, 4));
+    PQclear(r);
+    return SM_OK;
+}
+
+/* A new grading job with a fresh seed; its id and seed go into result. */
+static sm_code regrade(PGconn *db, http_resp *rs, const char *sid, const review_state *st,
+                       json_t *result, sm_err *err)
+{
+    if (st->pending) {
+        http_resp_error(rs, 409, "ESTATE", "a grading job for this submission is already pending");
+        return SM_ESTATE;
+    }
+    char hex[17], seed[24];
+    sm_code rc = sm_random_hex(8, hex, err);
+    if (rc != SM_OK)
+        return rc;
+    unsigned long long s = strtoull(hex, NULL, 16) & 0x7fffffffffffffffULL;
+    snprintf(seed, sizeof seed, "%llu", s);
+    const char *pj[] = {sid, seed};
+    PGresult *r;
+    rc = http_store_regrade_job(db, pj, &r, err);
+    if (rc != SM_OK)
+        return rc;
+    json_object_set_new(result, "job_id", json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
+    json_object_set_new(result, "seed", json_integer((json_int_t)s));
+    PQclear(r);
+    return SM_OK;
+}
+
+/* The score an approve or adjust records, or an error answered on rs. */
+static sm_code review_score(http_resp *rs, const review_in *in, const review_state *st,
+                            const char **new_score)
+{
+    if (!st->has_grading) {
+        http_resp_error(rs, 409, "ESTATE", "this submission has no grading yet");
+        return SM_ESTATE;
+    }
+    if (st->pending) {
+        http_resp_error(rs, 409, "ESTATE", "a regrade is pending; wait for its result");
+        return SM_ESTATE;
+    }
+    if (strcmp(in->action, "approve") == 0 && in->provisional) {
+        if (!st->has_prov) {
+            http_resp_error(rs, 409, "ESTATE",
+                            "this grading has no provisional score from the checks");
+            return SM_ESTATE;
+        }
+        *new_score = st->prov;
+    } else if (strcmp(in->action, "approve") == 0) {
+        if (!st->has_final) {
+            http_resp_error(rs, 409, "ESTATE",
+                            "the model gave no score: adjust it instead of approving");
+            return SM_ESTATE;
+        }
+        *new_score = st->final;
+    } else {
+        if (strtod(in->score, NULL) > strtod(st->max, NULL)) {
+            http_resp_error(rs, 400, "EINVAL", "score is above the maximum");
+            return SM_ESTATE;
+        }
+        *new_score = in->score;
+    }
+    return SM_OK;
+}
+
+static sm_code add_review(PGconn *db, http_req *rq, const review_in *in, const review_state *st,
+                          const char *new_score, json_t *result, sm_err *err)
+{
+    const char *comment = in->provisional && !*in->comment
+                              ? "approved the provisional score from the checks"
+                              : in->comment;
+    const char *pr[] = {st->gid,   rq->teacher_id_s, in->action, st->has_final ? st->final : NULL,
+                        new_score, comment};
+    PGresult *r;
+    sm_code rc = http_store_review_add(db, pr, &r, err);
+    if (rc != SM_OK)
+        return rc;
+    json_object_set_new(result, "review_id", json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
+    PQclear(r);
+    return SM_OK;
+}
+
 static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, const review_in *in,
                    json_t *result, sm_err *err)
 {
@@ -94,92 +197,29 @@ static sm_code act(PGconn *db, http_req *rq, http_resp *rs, const char *sid, con
         http_resp_error(rs, 404, "ENOTFOUND", "no such submission");
         return SM_ENOTFOUND;
     }
-    rc = http_store_review_state(db, p, &r, err);
+    review_state st;
+    rc = load_state(db, p, &st, err);
     if (rc != SM_OK)
         return rc;
-    bool has_grading = !PQgetisnull(r, 0, 0);
-    char gid[24], final[32], max[32], job_state[16], prov[32];
-    snprintf(gid, sizeof gid, "%s", PQgetvalue(r, 0, 0));
-    snprintf(final, sizeof final, "%s", PQgetvalue(r, 0, 1));
-    bool has_final = !PQgetisnull(r, 0, 1);
-    snprintf(max, sizeof max, "%s", PQgetvalue(r, 0, 2));
-    snprintf(job_state, sizeof job_state, "%s", PQgetvalue(r, 0, 3));
-    bool has_prov = !PQgetisnull(r, 0, 4);
-    snprintf(prov, sizeof prov, "%s", PQgetvalue(r, 0, 4));
-    PQclear(r);
-    bool pending = strcmp(job_state, "queued") == 0 || strcmp(job_state, "leased") == 0;
-
     const char *new_score = NULL;
     if (strcmp(in->action, "regrade") == 0) {
-        if (pending) {
-            http_resp_error(rs, 409, "ESTATE",
-                            "a grading job for this submission is already pending");
-            return SM_ESTATE;
-        }
-        char seed[24];
-        unsigned long long s;
-        char hex[17];
-        rc = sm_random_hex(8, hex, err);
-        if (rc != SM_OK)
-            return rc;
-        s = strtoull(hex, NULL, 16) & 0x7fffffffffffffffULL;
-        snprintf(seed, sizeof seed, "%llu", s);
-        const char *pj[] = {sid, seed};
-        rc = http_store_regrade_job(db, pj, &r, err);
-        if (rc != SM_OK)
-            return rc;
-        json_object_set_new(result, "job_id", json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
-        json_object_set_new(result, "seed", json_integer((json_int_t)s));
-        PQclear(r);
-        if (!has_grading) /* nothing to attach a review row to: the audit log records it */
-            goto audit;
+        rc = regrade(db, rs, sid, &st, result, err);
+        /* without a grading there is nothing to attach a review row to: the audit log has it */
+        if (rc == SM_OK && st.has_grading)
+            rc = add_review(db, rq, in, &st, NULL, result, err);
     } else {
-        if (!has_grading) {
-            http_resp_error(rs, 409, "ESTATE", "this submission has no grading yet");
-            return SM_ESTATE;
-        }
-        if (pending) {
-            http_resp_error(rs, 409, "ESTATE", "a regrade is pending; wait for its result");
-            return SM_ESTATE;
-        }
-        if (strcmp(in->action, "approve") == 0 && in->provisional) {
-            if (!has_prov) {
-                http_resp_error(rs, 409, "ESTATE",
-                                "this grading has no provisional score from the checks");
-                return SM_ESTATE;
-            }
-            new_score = prov;
-        } else if (strcmp(in->action, "approve") == 0) {
-            if (!has_final) {
-                http_resp_error(rs, 409, "ESTATE",
-                                "the model gave no score: adjust it instead of approving");
-                return SM_ESTATE;
-            }
-            new_score = final;
-        } else {
-            if (strtod(in->score, NULL) > strtod(max, NULL)) {
-                http_resp_error(rs, 400, "EINVAL", "score is above the maximum");
-                return SM_ESTATE;
-            }
-            new_score = in->score;
-        }
+        rc = review_score(rs, in, &st, &new_score);
+        if (rc == SM_OK)
+            rc = add_review(db, rq, in, &st, new_score, result, err);
     }
-    {
-        const char *comment = in->provisional && !*in->comment
-                                  ? "approved the provisional score from the checks"
-                                  : in->comment;
-        const char *pr[] = {gid,       rq->teacher_id_s, in->action, has_final ? final : NULL,
-                            new_score, comment};
-        rc = http_store_review_add(db, pr, &r, err);
-        if (rc != SM_OK)
-            return rc;
-        json_object_set_new(result, "review_id",
-                            json_integer(strtoll(PQgetvalue(r, 0, 0), NULL, 10)));
-        PQclear(r);
-    }
-audit:;
-    const char *pa[] = {rq->teacher_id_s,         in->action, sid,
-                        has_final ? final : NULL, new_score,  has_grading ? gid : NULL};
+    if (rc != SM_OK)
+        return rc;
+    const char *pa[] = {rq->teacher_id_s,
+                        in->action,
+                        sid,
+                        st.has_final ? st.final : NULL,
+                        new_score,
+                        st.has_grading ? st.gid : NULL};
     rc = http_store_audit_review(db, pa, err);
     if (rc != SM_OK)
         return rc;
