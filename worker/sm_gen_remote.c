@@ -215,8 +215,8 @@ static bool ends_with(const char *s, const char *suffix)
 }
 
 /* How the phase ended, and the stop string to put back at the end of the text (NULL: none).
- * Servers that trim it say which one in stop_reason (vLLM, SGLang's matched_stop); servers
- * that name no reason at all (stepmark-engine serve) are taken to have stopped at it. */
+ * Servers that trim it say which one in stop_reason (vLLM, stepmark-engine serve) or
+ * matched_stop (SGLang); servers that name no reason at all are taken to have stopped at it. */
 static sm_finish finish_of(const sm_rreq *q, const json_t *choice, const char *text,
                            const char **put_back)
 {

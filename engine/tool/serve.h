@@ -59,6 +59,10 @@ typedef struct serve_req {
     serve_tok *toks; /* one per generated token, EOS excluded */
     size_t n_toks;
     serve_finish finish;
+    /* why a "stop" finish stopped, reported as stop_reason (as vLLM does): the stop string
+     * that matched (stop_index into stops), else the end-of-sequence token eos_id */
+    int stop_index; /* -1: no stop string matched */
+    int32_t eos_id; /* -1: no end-of-sequence token */
     bool done, cancelled;
     char error[256];
     double t_submit, t_first; /* seconds (CLOCK_MONOTONIC) */

@@ -413,6 +413,17 @@ static json_t *usage_json(const serve_req *r)
                      (json_int_t)(r->n_prompt + r->n_gen));
 }
 
+/* Why a finished request stopped (vLLM's stop_reason): the stop string that matched, the
+ * end-of-sequence token's id, or null (the length limit). */
+static json_t *stop_reason_json(const serve_req *r)
+{
+    if (r->finish == SERVE_FINISH_STOP && r->stop_index >= 0)
+        return json_string(r->stops[r->stop_index]);
+    if (r->finish == SERVE_FINISH_STOP && r->eos_id >= 0)
+        return json_integer(r->eos_id);
+    return json_null();
+}
+
 /* The fields every response and chunk has. */
 static json_t *base_json(const api_call *c, const char *object)
 {
@@ -430,6 +441,8 @@ static json_t *choice_json(const api_call *c, size_t a, size_t b, size_t ta, siz
     json_t *text = json_stringn(r->text + a, b - a);
     json_t *ch = json_pack("{s:i, s:o, s:s?}", "index", 0, "logprobs", logprobs_json(c, ta, tb),
                            "finish_reason", finish);
+    if (finish)
+        json_object_set_new(ch, "stop_reason", stop_reason_json(r));
     if (!c->chat)
         json_object_set_new(ch, "text", text ? text : json_string(""));
     else if (delta)
@@ -530,6 +543,8 @@ static int stream_next(api_call *c)
                                           "finish_reason", finish_name(r->finish))
                               : json_pack("{s:i, s:s, s:n, s:s}", "index", 0, "text", "",
                                           "logprobs", "finish_reason", finish_name(r->finish));
+        if (fin)
+            json_object_set_new(fin, "stop_reason", stop_reason_json(r));
         bad |= sse_append(c, chunk(c, fin));
         if (c->include_usage) {
             json_t *u = chunk(c, NULL);

@@ -78,6 +78,8 @@ serve_req *serve_req_new(const int32_t *prompt, size_t n_prompt, int64_t max_tok
     r->n_prompt = n_prompt;
     r->max_tokens = max_tokens;
     r->text_cap = 256;
+    r->stop_index = -1;
+    r->eos_id = -1;
     r->text[0] = '\0';
     r->logprobs = -1;
     r->refs = 1;
@@ -311,6 +313,19 @@ static int append_text(serve_req *r, const char *p, size_t n)
 }
 
 /* Bytes at the end of text that could still begin a stop string (held back from streaming). */
+/* The stop string that matched at text offset at (the longest, when several begin there). */
+static int stop_at(const serve_req *r, size_t at)
+{
+    int best = -1;
+    for (size_t i = 0; i < r->n_stops; i++) {
+        size_t n = strlen(r->stops[i]);
+        if (at + n <= r->text_len && memcmp(r->text + at, r->stops[i], n) == 0 &&
+            (best < 0 || n > strlen(r->stops[best])))
+            best = (int)i;
+    }
+    return best;
+}
+
 static size_t held_back(const serve_req *r, size_t max_stop)
 {
     size_t lim = max_stop ? max_stop - 1 : 0;
@@ -340,6 +355,7 @@ static sm_code sample_slot(serve_engine *e, slot *s, const float *lg, sm_err *er
         size_t bl = 0;
         if (sm_detok_stream_flush(s->ds, buf, sizeof buf, &bl, err) == SM_OK && bl)
             append_text(r, buf, bl);
+        r->eos_id = id;
         slot_finish(e, s, SERVE_FINISH_STOP, NULL);
         return SM_OK;
     }
@@ -363,6 +379,7 @@ static sm_code sample_slot(serve_engine *e, slot *s, const float *lg, sm_err *er
                                            (const char *const *)r->stops, r->n_stops)
                             : -1;
     if (at >= 0) {
+        r->stop_index = stop_at(r, (size_t)at);
         r->text_len = (size_t)at;
         r->text[at] = '\0';
         while (r->n_toks > 0 && r->toks[r->n_toks - 1].text_offset >= (size_t)at)

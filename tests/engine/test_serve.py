@@ -69,6 +69,8 @@ def test_basics(s, c):
                              extra_body={"ignore_eos": True})
     check(r.object == "text_completion" and r.choices[0].finish_reason == "length",
           f"completion: {r}")
+    check("stop_reason" in (r.choices[0].model_extra or {}) and
+          r.choices[0].model_extra["stop_reason"] is None, f"stop_reason at the length limit: {r}")
     check(r.usage.completion_tokens == 12 and r.usage.prompt_tokens == 3 and
           r.usage.total_tokens == 15, f"usage: {r.usage}")
     check(r.system_fingerprint.startswith("stepmark-engine-"), f"fingerprint {r}")
@@ -137,6 +139,8 @@ def test_stop(s, c):
                              extra_body={"ignore_eos": True})
     check(r.choices[0].text == base[:k] and r.choices[0].finish_reason == "stop",
           f"stop {stop!r}: {r.choices[0].text!r} vs {base[:k]!r}")
+    why = (r.choices[0].model_extra or {}).get("stop_reason")
+    check(why == stop, f"stop_reason {why!r}, expected the matched stop string {stop!r}")
     streamed = "".join(ch.choices[0].text for ch in c.completions.create(
         model="model", prompt="Once upon a time", max_tokens=40, temperature=0, stop=stop,
         stream=True, extra_body={"ignore_eos": True}) if ch.choices)
