@@ -11,6 +11,13 @@
 #include "sm_similarity.h"
 #include "sm_similarity_db.h"
 
+/* One comparison per assignment at a time, across brokers and the CLI: a session advisory lock
+ * in its own space (two-int form), held while the class is compared and stored. */
+#define RUN_LOCK_CLASS 1936289138
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define RUN_LOCK "(" STR(RUN_LOCK_CLASS) ", ($1::bigint % 2147483648)::int)"
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -300,14 +307,41 @@ static sm_code compare_and_store(PGconn *db, const sm_sim_run_req *req, sim_inpu
     return *summary ? SM_OK : sm_err_set(err, SM_ENOMEM, "similarity: out of memory");
 }
 
+/* Takes (lock) or releases the assignment's run lock; *got says whether it was free. */
+static sm_code run_lock(PGconn *db, int64_t assignment_id, bool lock, bool *got, sm_err *err)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)assignment_id);
+    const char *p[] = {id};
+    PGresult *r;
+    sm_code rc = sm_db_query(
+        db, lock ? "SELECT pg_try_advisory_lock" RUN_LOCK : "SELECT pg_advisory_unlock" RUN_LOCK, 1,
+        p, &r, err);
+    if (rc != SM_OK)
+        return rc;
+    *got = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return SM_OK;
+}
+
 sm_code sm_sim_db_run(PGconn *db, const sm_sim_run_req *req, json_t **summary, sm_err *err)
 {
     *summary = NULL;
+    bool got = false;
+    sm_code rc = run_lock(db, req->assignment_id, true, &got, err);
+    if (rc != SM_OK)
+        return rc;
+    if (!got)
+        return sm_err_set(err, SM_ESTATE,
+                          "a comparison of this assignment is already running; try again when it "
+                          "has finished");
     sim_input in = {0};
-    sm_code rc = load(db, req, &in, err);
+    rc = load(db, req, &in, err);
     if (rc == SM_OK)
         rc = compare_and_store(db, req, &in, summary, err);
     input_free(&in);
+    sm_err ignored;
+    run_lock(db, req->assignment_id, false, &got, &ignored);
     return rc;
 }
 

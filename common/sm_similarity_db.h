@@ -30,7 +30,8 @@ typedef struct sm_sim_run_req {
 } sm_sim_run_req;
 
 /* Compares, stores the run (replacing the assignment's previous one) and returns its summary:
- * {run_id, assignment_id, method, threshold, submissions, pairs, fingerprint_ms, pair_ms}. */
+ * {run_id, assignment_id, method, threshold, submissions, pairs, fingerprint_ms, pair_ms}.
+ * SM_ESTATE when a comparison of the same assignment is running (any broker, or the CLI). */
 sm_code sm_sim_db_run(PGconn *db, const sm_sim_run_req *req, json_t **summary, sm_err *err);
 
 /* The latest run and its pairs, best first: {"run": {...} | null, "threshold", "pairs": [{id,

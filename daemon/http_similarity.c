@@ -57,8 +57,8 @@ void http_api_similarity_run(http_req *rq, http_resp *rs, int64_t assignment_id)
     json_t *sum, *doc;
     sm_err err = {0};
     sm_code rc = sm_sim_db_run(db, &req, &sum, &err);
-    if (rc == SM_EINVAL || rc == SM_ELIMIT) {
-        http_resp_error(rs, 422, sm_code_name(rc), err.msg);
+    if (rc == SM_EINVAL || rc == SM_ELIMIT || rc == SM_ESTATE) {
+        http_resp_error(rs, rc == SM_ESTATE ? 409 : 422, sm_code_name(rc), err.msg);
         return;
     }
     if (rc != SM_OK) {

@@ -21,6 +21,31 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 from test_review import Checks, Client, Env  # noqa: E402
 
 
+def check_one_run_at_a_time(t, env, args, alice):
+    """While another session holds assignment 2's comparison lock (as a running comparison
+    does), a second run is refused with 409 and nothing is replaced; once it is free, it runs."""
+    holder = subprocess.Popen(['psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', env.url],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdin.write("SELECT 'held', pg_advisory_lock(1936289138, 2);\n")
+        holder.stdin.flush()
+        t.check('lock taken by the other session', 'held' in holder.stdout.readline())
+        before = env.sql('SELECT id FROM similarity_run')
+        st, doc = alice.json('POST', '/api/assignments/2/similarity', {})
+        t.equal('a second comparison of the class is refused while one runs', st, 409)
+        t.check('the refusal says why', doc and 'already running' in doc['error']['message'],
+                doc)
+        t.equal('the stored run is untouched', env.sql('SELECT id FROM similarity_run'), before)
+        r = cli(env, args)
+        t.check('the CLI is refused too', r.returncode != 0 and 'already running' in r.stderr,
+                r.stderr)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    st, _ = alice.json('POST', '/api/assignments/2/similarity', {})
+    t.equal('it runs once the other has finished', st, 200)
+
+
 def load_seed(env, path):
     r = subprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', env.url, '-f', path],
                        capture_output=True, text=True, timeout=60)
@@ -76,6 +101,7 @@ def api_tests(t, env, args):
             doc['summary']['method'] == 'winnowing' and doc['summary']['starter_excluded'], doc)
     t.check('run recorded as the teacher\'s', env.sql('SELECT started_by FROM similarity_run')
             .startswith('teacher:'))
+    check_one_run_at_a_time(t, env, args, alice)
     st, doc = alice.json('GET', '/api/assignments/2/similarity')
     t.check('pairs listed', st == 200 and doc['run'] and len(doc['pairs']) >= 1, doc)
     top = doc['pairs'][0]
