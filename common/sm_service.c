@@ -100,7 +100,8 @@ sm_code sm_service_add(PGconn *conn, const sm_service_spec *spec, char token[SM_
         return rc;
     snprintf(token, SM_SERVICE_TOKEN_LEN, "%s%s", SM_SERVICE_PREFIX, hex);
     memset(hex, 0, sizeof hex);
-    sm_sha256_hex(token, strlen(token), hash);
+    if (!sm_sha256_hex(token, strlen(token), hash))
+        return sm_err_set(err, SM_ENOMEM, "hashing the token failed (out of memory)");
     rc = sm_db_exec(conn, "BEGIN", err);
     if (rc == SM_OK)
         rc = in_tx_end(conn, add_rows(conn, spec, hash, err), err);

@@ -13,9 +13,9 @@
  * "smteachr" in ASCII. */
 #define SM_TEACHER_LOCK "8317133620616603762"
 
-void sm_teacher_token_hash(const char *token, char out[SM_SHA256_HEX])
+bool sm_teacher_token_hash(const char *token, char out[SM_SHA256_HEX])
 {
-    sm_sha256_hex(token, strlen(token), out);
+    return sm_sha256_hex(token, strlen(token), out);
 }
 
 sm_code sm_teacher_parse_lifetime(const char *text, int64_t *seconds, sm_err *err)
@@ -171,8 +171,8 @@ static sm_code check_lifetime(int64_t lifetime_s, sm_err *err)
 static sm_code new_token(char token[SM_TEACHER_TOKEN_LEN], char hash[SM_SHA256_HEX], sm_err *err)
 {
     sm_code rc = sm_random_hex(SM_TEACHER_TOKEN_BYTES, token, err);
-    if (rc == SM_OK)
-        sm_teacher_token_hash(token, hash);
+    if (rc == SM_OK && !sm_teacher_token_hash(token, hash))
+        rc = sm_err_set(err, SM_ENOMEM, "hashing the token failed (out of memory)");
     return rc;
 }
 

@@ -65,7 +65,7 @@ sm_code sm_teacher_list(PGconn *conn, PGresult **rows, sm_err *err);
  * h (hours), d (days) or w (weeks), e.g. "30d"; at most SM_TEACHER_MAX_LIFETIME_S. */
 sm_code sm_teacher_parse_lifetime(const char *text, int64_t *seconds, sm_err *err);
 
-/* The hash stored for a token (hex SHA-256 of the token text). */
-void sm_teacher_token_hash(const char *token, char out[SM_SHA256_HEX]);
+/* The hash stored for a token (hex SHA-256 of the token text); false when hashing failed. */
+bool sm_teacher_token_hash(const char *token, char out[SM_SHA256_HEX]);
 
 #endif

@@ -130,10 +130,13 @@ sm_code sm_modelid_compute(const char *path, char *name, size_t name_size, char 
                           : sm_err_set(err, SM_ENOTFOUND, "%s: no config.json or .gguf", path);
         }
     }
-    if (rc)
-        return rc;
     uint8_t d[SM_SHA256_LEN];
-    sm_sha256_final(&h, d);
+    if (rc) {
+        sm_sha256_discard(&h);
+        return rc;
+    }
+    if (!sm_sha256_final(&h, d))
+        return sm_err_set(err, SM_ENOMEM, "hashing the model failed (out of memory)");
     for (int i = 0; i < SM_SHA256_LEN; i++)
         snprintf(hash + 2 * i, 3, "%02x", d[i]);
     return SM_OK;

@@ -338,7 +338,8 @@ sm_code sm_prompt_build(const sm_prompt_set *set, const sm_tokenizer *tok,
     sm_sha256_init(&h);
     sm_sha256_update(&h, t->version, strlen(t->version) + 1);
     sm_sha256_update(&h, student, slen);
-    sm_sha256_final(&h, d);
+    if (!sm_sha256_final(&h, d))
+        return sm_err_set(err, SM_ENOMEM, "hashing the student's work failed (out of memory)");
     for (int i = 0; i < 8; i++)
         snprintf(out->nonce + 2 * i, 3, "%02x", d[i]);
     char *vformat = NULL, *prefix = NULL;

@@ -16,7 +16,7 @@ static void sha_vectors(void **state)
 {
     (void)state;
     char hex[SM_SHA256_HEX];
-    sm_sha256_hex("", 0, hex);
+    assert_true(sm_sha256_hex("", 0, hex));
     assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     sm_sha256_hex("abc", 3, hex);
     assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
@@ -35,7 +35,7 @@ static void sha_incremental_million_a(void **state)
     for (int i = 0; i < 1000; i++)
         sm_sha256_update(&ctx, block, i % 2 ? 999 : 1001); /* uneven pieces, 1e6 in all */
     uint8_t d[SM_SHA256_LEN];
-    sm_sha256_final(&ctx, d);
+    assert_true(sm_sha256_final(&ctx, d));
     static const uint8_t want[SM_SHA256_LEN] = {0xcd, 0xc7, 0x6e, 0x5c, 0x99, 0x14, 0xfb, 0x92,
                                                 0x81, 0xa1, 0xc7, 0xe2, 0x84, 0xd7, 0x3e, 0x67,
                                                 0xf1, 0x80, 0x9a, 0x48, 0xa4, 0x97, 0x20, 0x0e,
