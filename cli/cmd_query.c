@@ -144,6 +144,29 @@ int sm_cli_status(int argc, char **argv)
     return rc;
 }
 
+/* The rubric criteria of a result (none for a free-text rubric): the verdict, the current
+ * points of the maximum (marked when a teacher adjusted them), the quoted evidence. */
+static void print_criteria(const json_t *r)
+{
+    const json_t *crit = json_object_get(r, "criteria");
+    if (json_array_size(crit))
+        printf("\ncriteria:\n");
+    size_t i;
+    json_t *e;
+    json_array_foreach(crit, i, e)
+    {
+        char pts[32], max[32];
+        const char *cur = json_object_get(e, "current_points") ? "current_points" : "points";
+        printf("  %-12s %-10s %s / %s%s\n", str(e, "id"),
+               json_is_string(json_object_get(e, "verdict")) ? str(e, "verdict") : "no verdict",
+               score_text(e, cur, pts), score_text(e, "max_points", max),
+               json_is_true(json_object_get(e, "adjusted")) ? "  (adjusted by a teacher)" : "");
+        const char *ev = json_string_value(json_object_get(e, "evidence"));
+        if (ev && *ev)
+            printf("      evidence: %s\n", ev);
+    }
+}
+
 static void print_result(const json_t *r)
 {
     printf("submission %lld  %s/%s  student %s\n",
@@ -172,6 +195,7 @@ static void print_result(const json_t *r)
     }
     if (json_is_string(json_object_get(r, "summary")))
         printf("\n%s\n", str(r, "summary"));
+    print_criteria(r);
     size_t i;
     json_t *e;
     json_t *steps = json_object_get(r, "steps");

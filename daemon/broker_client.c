@@ -342,6 +342,23 @@ static void course_put(ctx *c, const char *actor)
     rc ? fail(c, rc, err.msg) : ok(c, reply);
 }
 
+/* An update's rubric cross-checks: the stored assignment with the update's fields laid over
+ * (max_score dropped when a new rubric of criteria comes without one: it becomes the sum). */
+static sm_code update_rubric_ok(sm_store *s, const json_t *body, sm_err *err)
+{
+    json_t *a = NULL;
+    sm_code rc = sm_store_assignment_get(s, json_string_value(json_object_get(body, "course")),
+                                         json_string_value(json_object_get(body, "code")), &a, err);
+    if (rc)
+        return rc == SM_ENOTFOUND ? SM_OK : rc; /* the update itself says so */
+    json_object_update(a, (json_t *)body);
+    if (json_is_array(json_object_get(body, "rubric")) && !json_object_get(body, "max_score"))
+        json_object_del(a, "max_score");
+    rc = sm_validate_assignment_rubric(a, err);
+    json_decref(a);
+    return rc;
+}
+
 static void assignment_put(ctx *c, const char *actor, bool update)
 {
     const json_t *body = c->req->body;
@@ -350,6 +367,8 @@ static void assignment_put(ctx *c, const char *actor, bool update)
     sm_code rc = sm_validate_assignment(body, !update, &err);
     if (!rc && !db_ready(c))
         return;
+    if (!rc && update)
+        rc = update_rubric_ok(c->b->store, body, &err);
     if (!rc)
         rc = sm_store_assignment_put(c->b->store, body, update, actor, &reply, &err);
     if (!rc)

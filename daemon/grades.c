@@ -102,6 +102,7 @@ static const char result_sql[] =
     "     'sample', rc.sample_no, 'text', rc.text, 'tokens', rc.tokens)"
     "     ORDER BY rc.sample_no) FROM reasoning_chain rc WHERE rc.grading_id = g.id), '[]')"
     "     END,"
+    "  'criteria', sm_grading_criteria(g.id),"
     "  'final', sm_final(g.submission_id))::text"
     " FROM grading g JOIN submission s ON s.id = g.submission_id"
     " JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id"
@@ -116,6 +117,8 @@ sm_code sm_grades_result(PGconn *db, int64_t submission_id, bool reasoning, json
     sm_code rc = query_json(db, result_sql, 2, p, out, err);
     if (rc == SM_OK && *out && !reasoning)
         json_object_del(*out, "reasoning"); /* present only when asked (docs/protocol.md) */
+    if (rc == SM_OK && *out && !json_array_size(json_object_get(*out, "criteria")))
+        json_object_del(*out, "criteria"); /* only for an assignment scored by criteria */
     if (rc || *out)
         return rc;
     json_t *st;

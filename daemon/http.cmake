@@ -16,6 +16,7 @@ add_library(sm_http STATIC
   ${CMAKE_CURRENT_LIST_DIR}/http_auth.c
   ${CMAKE_CURRENT_LIST_DIR}/http_api.c
   ${CMAKE_CURRENT_LIST_DIR}/http_review.c
+  ${CMAKE_CURRENT_LIST_DIR}/http_review_criteria.c
   ${CMAKE_CURRENT_LIST_DIR}/http_export.c
   ${CMAKE_CURRENT_LIST_DIR}/http_progress.c
   ${CMAKE_CURRENT_LIST_DIR}/http_health.c

@@ -9,7 +9,9 @@
  * model's. The student's LMS name (LTI roster) is the Canvas layout's "Student", the plain
  * layout's last column "name" and the JSON's student_name; the Moodle layout has none (Moodle
  * matches users by email or ID number and ignores unmapped columns). Cells are protected
- * against CSV formula injection. See docs/teacher-guide.md. */
+ * against CSV formula injection. With criteria=1 the CSV gains a column "criterion:<id>" per
+ * criterion of the assignment's rubric (the current points of the latest grading; the Canvas
+ * layout's Points Possible row holds each criterion's points). See docs/teacher-guide.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,17 +80,60 @@ static void set_download(http_resp *rs, const char *course, const char *code, co
     rs->disposition = strdup(buf);
 }
 
-/* The header line(s) of a CSV export in format fmt. */
-static void csv_header(FILE *f, const char *fmt, const char *title, const char *max,
-                       int64_t canvas_id)
+/* With criteria=1: one cell per criterion of crit (the assignment's rubric_criteria), its
+ * "criterion:<id>" name or (points) its points, ending the line. */
+static void crit_cells(FILE *f, const json_t *crit, bool points)
 {
+    size_t i, n = json_array_size(crit);
+    json_t *c;
+    json_array_foreach(crit, i, c)
+    {
+        char cell[64];
+        if (points)
+            snprintf(cell, sizeof cell, "%g", json_number_value(json_object_get(c, "points")));
+        else
+            snprintf(cell, sizeof cell, "criterion:%s",
+                     json_string_value(json_object_get(c, "id")));
+        http_csv_cell(f, cell, !points, i + 1 == n);
+    }
+}
+
+/* The current points of each criterion of crit in row i (empty cells without a grading). */
+static void crit_row(FILE *f, const json_t *crit, PGresult *r, int i)
+{
+    json_t *got = json_loads(PQgetvalue(r, i, PQfnumber(r, "criteria")), 0, NULL);
+    size_t k, n = json_array_size(crit);
+    json_t *c;
+    json_array_foreach(crit, k, c)
+    {
+        const char *id = json_string_value(json_object_get(c, "id"));
+        char cell[32] = "";
+        size_t j;
+        json_t *g;
+        json_array_foreach(got, j, g)
+        {
+            const json_t *pts = json_object_get(g, "current_points");
+            if (!strcmp(json_string_value(json_object_get(g, "id")), id) && json_is_number(pts))
+                snprintf(cell, sizeof cell, "%g", json_number_value(pts));
+        }
+        http_csv_cell(f, cell, false, k + 1 == n);
+    }
+    json_decref(got);
+}
+
+/* The header line(s) of a CSV export in format fmt; crit: the criteria columns (an empty
+ * array for none). */
+static void csv_header(FILE *f, const char *fmt, const char *title, const char *max,
+                       int64_t canvas_id, const json_t *crit)
+{
+    bool more = json_array_size(crit) > 0;
     char column[512];
     if (strcmp(fmt, "moodle") == 0) {
         http_csv_cell(f, "Email address", true, false);
         http_csv_cell(f, "ID number", true, false);
         http_csv_cell(f, title, true, false);
         http_csv_cell(f, "Status", true, false);
-        http_csv_cell(f, "Feedback comments", true, true);
+        http_csv_cell(f, "Feedback comments", true, !more);
     } else if (strcmp(fmt, "canvas") == 0) {
         if (canvas_id)
             snprintf(column, sizeof column, "%s (%lld)", title, (long long)canvas_id);
@@ -97,17 +142,21 @@ static void csv_header(FILE *f, const char *fmt, const char *title, const char *
         const char *head[] = {"Student", "ID", "SIS User ID", "SIS Login ID", "Section"};
         for (int i = 0; i < 5; i++)
             http_csv_cell(f, head[i], true, false);
-        http_csv_cell(f, column, true, true);
+        http_csv_cell(f, column, true, !more);
+        crit_cells(f, crit, false);
         const char *pp[] = {"    Points Possible", "", "", "", ""};
         for (int i = 0; i < 5; i++)
             http_csv_cell(f, pp[i], true, false);
-        http_csv_cell(f, max, false, true);
+        http_csv_cell(f, max, false, !more);
+        crit_cells(f, crit, true);
+        return;
     } else {
         const char *head[] = {"student", "score", "max_score",     "model_score", "status",
                               "flagged", "flags", "submission_id", "name"};
         for (int i = 0; i < 9; i++)
-            http_csv_cell(f, head[i], true, i == 8);
+            http_csv_cell(f, head[i], true, i == 8 && !more);
     }
+    crit_cells(f, crit, false);
 }
 
 /* The flags of row i as "a;b;c" (at most cap bytes). */
@@ -127,8 +176,10 @@ static void csv_flags(PGresult *r, int i, char *flags, size_t cap)
 }
 
 /* Row i of the latest-per-student result r as one CSV line in format fmt. */
-static void csv_row(FILE *f, const char *fmt, PGresult *r, int i, const char *max)
+static void csv_row(FILE *f, const char *fmt, PGresult *r, int i, const char *max,
+                    const json_t *crit)
 {
+    bool more = json_array_size(crit) > 0;
     const char *student = PQgetvalue(r, i, PQfnumber(r, "student_ref"));
     int c_fin = PQfnumber(r, "final_score"), c_mod = PQfnumber(r, "model_score");
     const char *score = PQgetisnull(r, i, c_fin) ? "" : PQgetvalue(r, i, c_fin);
@@ -140,14 +191,14 @@ static void csv_row(FILE *f, const char *fmt, PGresult *r, int i, const char *ma
         http_csv_cell(f, email ? "" : student, true, false);
         http_csv_cell(f, score, false, false);
         http_csv_cell(f, state, true, false);
-        http_csv_cell(f, PQgetvalue(r, i, PQfnumber(r, "feedback_comment")), true, true);
+        http_csv_cell(f, PQgetvalue(r, i, PQfnumber(r, "feedback_comment")), true, !more);
     } else if (strcmp(fmt, "canvas") == 0) {
         http_csv_cell(f, name[0] ? name : student, true, false);
         http_csv_cell(f, "", true, false);
         http_csv_cell(f, email ? "" : student, true, false);
         http_csv_cell(f, email ? student : "", true, false);
         http_csv_cell(f, "", true, false);
-        http_csv_cell(f, score, false, true);
+        http_csv_cell(f, score, false, !more);
     } else {
         char flags[1024];
         csv_flags(r, i, flags, sizeof flags);
@@ -161,8 +212,9 @@ static void csv_row(FILE *f, const char *fmt, PGresult *r, int i, const char *ma
                       false);
         http_csv_cell(f, flags, true, false);
         http_csv_cell(f, PQgetvalue(r, i, PQfnumber(r, "submission_id")), false, false);
-        http_csv_cell(f, name, true, true);
+        http_csv_cell(f, name, true, !more);
     }
+    crit_row(f, crit, r, i);
 }
 
 void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
@@ -180,6 +232,12 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
         http_resp_error(rs, 400, "EINVAL", "canvas_id must be a positive number");
         return;
     }
+    const char *cr = http_arg(rq, "criteria");
+    if (cr && strcmp(cr, "0") != 0 && strcmp(cr, "1") != 0) {
+        http_resp_error(rs, 400, "EINVAL", "criteria must be 0 or 1");
+        return;
+    }
+    bool with_criteria = cr && strcmp(cr, "1") == 0;
     PGconn *db = http_db(rq, rs);
     if (!db)
         return;
@@ -206,9 +264,11 @@ void http_api_export_csv(http_req *rq, http_resp *rs, int64_t assignment_id)
         http_resp_error(rs, 500, "ENOMEM", "out of memory");
         return;
     }
-    csv_header(f, fmt, title, max, canvas_id);
+    json_t *crit = with_criteria ? json_loads(PQgetvalue(ar, 0, 5), 0, NULL) : NULL;
+    csv_header(f, fmt, title, max, canvas_id, crit);
     for (int i = 0; i < PQntuples(r); i++)
-        csv_row(f, fmt, r, i, max);
+        csv_row(f, fmt, r, i, max, crit);
+    json_decref(crit);
     fclose(f);
     set_download(rs, PQgetvalue(ar, 0, 4), PQgetvalue(ar, 0, 1), fmt, "csv");
     PQclear(ar);

@@ -214,8 +214,9 @@ bool http_filter_read(http_req *rq, http_resp *rs, http_filter *f);
 typedef struct http_review_in {
     const char *action;
     const char *comment;
-    char score[32];   /* "" = none */
-    bool provisional; /* approve: take the grading's provisional score from the checks */
+    char score[32];         /* "" = none */
+    bool provisional;       /* approve: take the grading's provisional score from the checks */
+    const json_t *criteria; /* adjust: {"id": points} for a grading scored by criteria, or NULL */
 } http_review_in;
 bool http_review_read_body(http_req *rq, http_resp *rs, json_t **body, http_review_in *in);
 

@@ -1,6 +1,8 @@
 /* http_release_store: the SQL of releasing feedback and of the student page, one statement per
  * function (see http_release.h). What a student sees is defined once, in SQL:
- * sm_released_feedback() of 008_student_links.sql. */
+ * sm_released_feedback() of 008_student_links.sql, plus the rubric criteria of the released
+ * grading (sm_grading_criteria() of 015_rubric_criteria.sql) with their current points as
+ * "points" (a teacher's adjustment, else the model's). */
 #include <stdio.h>
 
 #include "http_release.h"
@@ -88,7 +90,13 @@ sm_code http_student_feedback_rows(PGconn *db, const char *course_id, const char
     return sm_db_query(db,
                        "SELECT a.code AS assignment_code, a.title AS assignment_title, "
                        "a.kind AS assignment_kind, s.id AS submission_id, "
-                       "s.received_at AS submitted_at, fb.feedback "
+                       "s.received_at AS submitted_at, fb.feedback || jsonb_build_object("
+                       "'criteria', (SELECT COALESCE(jsonb_agg(jsonb_build_object('id', "
+                       "c->'id', 'description', c->'description', 'max_points', "
+                       "c->'max_points', 'points', c->'current_points', 'evidence', "
+                       "c->'evidence') ORDER BY o), '[]'::jsonb) FROM jsonb_array_elements("
+                       "sm_grading_criteria((fb.feedback->>'grading_id')::bigint)) "
+                       "WITH ORDINALITY AS x(c, o))) AS feedback "
                        "FROM submission s JOIN assignment a ON a.id = s.assignment_id "
                        "CROSS JOIN LATERAL sm_released_feedback(s.id) AS fb(feedback) "
                        "WHERE a.course_id = $1::bigint AND s.student_ref = $2 "

@@ -146,7 +146,8 @@ sm_code http_store_v1_assignment(PGconn *db, int64_t course_id, const char *code
         db,
         "SELECT json_build_object('course', c.code, 'code', a.code, 'title', a.title, 'kind', "
         "a.kind, 'language', a.language, 'max_score', a.max_score, 'statement', a.statement, "
-        "'rubric', a.rubric, 'created_at', a.created_at, 'updated_at', a.updated_at, "
+        "'rubric', COALESCE(a.rubric_criteria, to_jsonb(a.rubric)), 'created_at', "
+        "a.created_at, 'updated_at', a.updated_at, "
         "'submissions', (SELECT count(*) FROM submission s WHERE s.assignment_id = a.id))::text "
         "FROM assignment a JOIN course c ON c.id = a.course_id "
         "WHERE a.course_id = $1::bigint AND a.code = $2",
@@ -378,11 +379,14 @@ sm_code http_store_course_assignments(PGconn *db, const char *const p[2], PGresu
         2, p, rows, err);
 }
 
+/* An assignment's rubric as JSON: the list of criteria, or the free text (or null). */
+#define RUBRIC_JSON "COALESCE(a.rubric_criteria, to_jsonb(a.rubric)) AS rubric"
+
 sm_code http_store_assignment(PGconn *db, const char *const p[2], PGresult **rows, sm_err *err)
 {
     return sm_db_query(
         db,
-        "SELECT " ASSIGNMENT_SUMMARY ", a.statement, a.rubric, a.answer_key, "
+        "SELECT " ASSIGNMENT_SUMMARY ", a.statement, " RUBRIC_JSON ", a.answer_key, "
         "a.language, c.code AS course_code, c.title AS course_title, "
         "COALESCE((SELECT jsonb_agg(DISTINCT fl) FROM submission_status x, "
         "  unnest(x.flags) AS fl WHERE x.assignment_id = a.id), '[]') AS flag_names, "
@@ -399,22 +403,23 @@ sm_code http_store_assignment(PGconn *db, const char *const p[2], PGresult **row
 
 sm_code http_store_submission(PGconn *db, const char *const p[2], PGresult **rows, sm_err *err)
 {
-    return sm_db_query(db,
-                       "SELECT s.id, s.student_ref, sm_lti_student_name(c.id, s.student_ref) "
-                       "AS student_name, s.content, s.language, s.received_at, "
-                       "a.id AS assignment_id, a.code AS assignment_code, a.title AS "
-                       "assignment_title, a.kind, a.statement, a.answer_key, a.max_score, "
-                       "a.rubric, a.reference_solution, a.answer_policy, a.tests, "
-                       "a.language AS assignment_language, c.id AS course_id, c.code AS "
-                       "course_code, c.title AS course_title, st.state, st.final_score, "
-                       "st.model_score, st.flagged, st.grading_id, st.job_state "
-                       "FROM submission s JOIN assignment a ON a.id = s.assignment_id "
-                       "JOIN course c ON c.id = a.course_id "
-                       "JOIN course_teacher ct ON ct.course_id = a.course_id AND "
-                       "ct.teacher_id = $2::bigint "
-                       "JOIN submission_status st ON st.submission_id = s.id "
-                       "WHERE s.id = $1::bigint",
-                       2, p, rows, err);
+    return sm_db_query(
+        db,
+        "SELECT s.id, s.student_ref, sm_lti_student_name(c.id, s.student_ref) "
+        "AS student_name, s.content, s.language, s.received_at, "
+        "a.id AS assignment_id, a.code AS assignment_code, a.title AS "
+        "assignment_title, a.kind, a.statement, a.answer_key, a.max_score, " RUBRIC_JSON
+        ", a.reference_solution, a.answer_policy, a.tests, "
+        "a.language AS assignment_language, c.id AS course_id, c.code AS "
+        "course_code, c.title AS course_title, st.state, st.final_score, "
+        "st.model_score, st.flagged, st.grading_id, st.job_state "
+        "FROM submission s JOIN assignment a ON a.id = s.assignment_id "
+        "JOIN course c ON c.id = a.course_id "
+        "JOIN course_teacher ct ON ct.course_id = a.course_id AND "
+        "ct.teacher_id = $2::bigint "
+        "JOIN submission_status st ON st.submission_id = s.id "
+        "WHERE s.id = $1::bigint",
+        2, p, rows, err);
 }
 
 sm_code http_store_grading(PGconn *db, const char *const p[1], PGresult **rows, sm_err *err)
@@ -426,7 +431,8 @@ sm_code http_store_grading(PGconn *db, const char *const p[1], PGresult **rows, 
                        "prompt_tokens, completion_tokens, timings, worker, created_at, "
                        "provisional_score, provisional_basis, provisional_detail, "
                        "masked_score, masked_margin, masked_differs, masked_summary, "
-                       "masked_detail->>'content' AS masked_content "
+                       "masked_detail->>'content' AS masked_content, "
+                       "sm_grading_criteria(id) AS criteria "
                        "FROM grading WHERE id = $1::bigint",
                        1, p, rows, err);
 }
@@ -463,11 +469,19 @@ sm_code http_store_gradings(PGconn *db, const char *const p[1], PGresult **rows,
                        1, p, rows, err);
 }
 
+/* The points a review set per criterion, in rubric order ('[]' for none). */
+#define REVIEW_CRITERIA                                                                   \
+    "COALESCE((SELECT jsonb_agg(jsonb_build_object('id', rc.criterion_id, 'old_points', " \
+    "rc.old_points, 'new_points', rc.new_points) ORDER BY gc.position) FROM "             \
+    "review_criterion rc LEFT JOIN grading_criterion gc ON gc.grading_id = r.grading_id " \
+    "AND gc.criterion_id = rc.criterion_id WHERE rc.review_id = r.id), '[]')"
+
 sm_code http_store_reviews(PGconn *db, const char *const p[1], PGresult **rows, sm_err *err)
 {
     return sm_db_query(db,
                        "SELECT r.id, r.grading_id, r.action, r.old_score, r.new_score, r.comment, "
-                       "r.created_at, t.name AS teacher FROM review r JOIN grading g ON "
+                       "r.created_at, t.name AS teacher, " REVIEW_CRITERIA " AS criteria "
+                       "FROM review r JOIN grading g ON "
                        "g.id = r.grading_id JOIN teacher t ON t.id = r.teacher_id "
                        "WHERE g.submission_id = $1::bigint ORDER BY r.created_at DESC, r.id DESC",
                        1, p, rows, err);
@@ -590,7 +604,7 @@ sm_code http_store_lti_passback_set(PGconn *db, const char *const p[3], PGresult
     "st.model_score, st.max_score, st.state, st.flagged, to_jsonb(st.flags) AS flags, "      \
     "st.confidence, st.grading_id, st.reviewed_score, st.review_action, st.reviewed_at, "    \
     "sm_final(st.submission_id)->>'comment' AS feedback_comment, " STUDENT_NAME              \
-    " AS student_name "                                                                      \
+    " AS student_name, sm_grading_criteria(st.grading_id) AS criteria "                      \
     "FROM submission_status st WHERE st.assignment_id = $1::bigint "                         \
     "ORDER BY st.student_ref, st.received_at DESC, st.submission_id DESC"
 
@@ -598,7 +612,8 @@ sm_code http_store_export_assignment(PGconn *db, const char *const p[2], PGresul
                                      sm_err *err)
 {
     return sm_db_query(db,
-                       "SELECT a.id, a.code, a.title, a.max_score, c.code AS course_code FROM "
+                       "SELECT a.id, a.code, a.title, a.max_score, c.code AS course_code, "
+                       "COALESCE(a.rubric_criteria, '[]') AS rubric_criteria FROM "
                        "assignment a JOIN course c ON c.id = a.course_id JOIN course_teacher ct ON "
                        "ct.course_id = a.course_id AND ct.teacher_id = $2::bigint "
                        "WHERE a.id = $1::bigint",

@@ -4,6 +4,7 @@
 #include "store.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,7 +241,8 @@ static const char claim_sql[] =
     "   'priority', CASE u.priority WHEN 0 THEN 'interactive' ELSE 'batch' END,"
     "   'lease_ms', $4::bigint,"
     "   'assignment', json_build_object('course', co.code, 'code', a.code, 'title', a.title,"
-    "      'kind', a.kind, 'statement', a.statement, 'rubric', a.rubric,"
+    "      'kind', a.kind, 'statement', a.statement,"
+    "      'rubric', COALESCE(a.rubric_criteria, to_jsonb(a.rubric)),"
     "      'reference_solution', a.reference_solution, 'language', a.language,"
     "      'tests', a.tests, 'answer_key', a.answer_key, 'max_score', a.max_score,"
     "      'model', a.model, 'sampling', a.sampling, 'answer_policy', a.answer_policy,"
@@ -476,6 +478,12 @@ void sm_reaped_clear(sm_reaped *r)
     memset(r, 0, sizeof *r);
 }
 
+/* The ids and points of a criteria list, in order (points rounded to cents), to compare a
+ * RESULT's criteria with the assignment's. */
+#define CRITERIA_KEYS(list, points)                                                        \
+    "(SELECT jsonb_agg(jsonb_build_array(x.e->>'id', round((x.e->>'" points "')::numeric," \
+    " 2)) ORDER BY x.o) FROM jsonb_array_elements(" list ") WITH ORDINALITY x(e, o))"
+
 static const char result_sql[] =
     "WITH r AS (SELECT $2::jsonb AS b),"
     " j AS (UPDATE job SET state = 'done', lease_owner = NULL, lease_expires_at = NULL,"
@@ -491,45 +499,94 @@ static const char result_sql[] =
     "           2) BETWEEN 0 AND a.max_score)"
     "         AND COALESCE(round((r.b->'masked'->>'score')::numeric, 2)"
     "           BETWEEN 0 AND a.max_score, true)"
-    "       RETURNING job.id, job.submission_id, job.seed, a.max_score),"
-    " g AS (INSERT INTO grading (job_id, submission_id, status, score, max_score, summary,"
-    "         flags, confidence, model_name, model_hash, engine_version,"
-    "         prompt_template_version, sampling, seed, prompt_tokens, completion_tokens,"
-    "         timings, worker, provisional_score, provisional_basis, provisional_detail,"
-    "         masked_score, masked_margin, masked_differs, masked_summary, masked_detail)"
-    "       SELECT j.id, j.submission_id, b->>'status', (b->>'score')::numeric,"
-    "         j.max_score, b->>'summary',"
-    "         ARRAY(SELECT jsonb_array_elements_text(COALESCE(b->'flags', '[]'))),"
-    "         (b->>'confidence')::real, b->'model'->>'name', b->'model'->>'hash',"
-    "         b->>'engine_version', b->>'prompt_template_version',"
-    "         COALESCE(b->'sampling', '{}'), COALESCE((b->>'seed')::bigint, j.seed),"
-    "         COALESCE((b->'tokens'->>'prompt')::int, 0),"
-    "         COALESCE((b->'tokens'->>'completion')::int, 0), COALESCE(b->'timings', '{}'), $3,"
-    "         (b->'provisional'->>'score')::numeric, b->'provisional'->>'basis',"
-    "         b->'provisional'->>'detail',"
-    "         (b->'masked'->>'score')::numeric, (b->'masked'->>'margin')::numeric,"
-    "         (b->'masked'->>'differs')::boolean, b->'masked'->>'summary',"
-    "         (b->'masked') - 'score' - 'margin' - 'differs' - 'summary'"
-    "       FROM j, r RETURNING id, submission_id, status, score, max_score),"
-    " st AS (INSERT INTO critique_step (grading_id, step_no, quoted, verdict, explanation,"
-    "          agreement)"
-    "        SELECT g.id, (e->>'number')::int, COALESCE(e->>'quoted', ''), e->>'verdict',"
-    "          COALESCE(e->>'explanation', ''), (e->>'agreement')::real"
-    "        FROM g, r, jsonb_array_elements(COALESCE(r.b->'steps', '[]')) e),"
-    " rc AS (INSERT INTO reasoning_chain (grading_id, sample_no, text, tokens)"
-    "        SELECT g.id, (e->>'sample')::int, e->>'text', COALESCE((e->>'tokens')::int, 0)"
-    "        FROM g, r, jsonb_array_elements(COALESCE(r.b->'reasoning', '[]')) e),"
-    " ck AS (INSERT INTO check_result (grading_id, kind, name, passed, time_ms,"
-    "          output_excerpt, details)"
-    "        SELECT g.id, e->>'kind', COALESCE(e->>'name', ''), (e->>'passed')::boolean,"
-    "          (e->>'time_ms')::int, e->>'output_excerpt', COALESCE(e->'details', '{}')"
-    "        FROM g, r, jsonb_array_elements(COALESCE(r.b->'checks', '[]')) e)"
-    " SELECT json_build_object('event', 'result', 'submission_id', g.submission_id,"
-    "   'job_id', $1::bigint, 'grading_id', g.id, 'course', co.code, 'assignment', a.code,"
-    "   'student_ref', s.student_ref, 'status', g.status, 'score', g.score,"
-    "   'max_score', g.max_score)::text"
-    " FROM g JOIN submission s ON s.id = g.submission_id"
-    " JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id";
+    "         AND (a.rubric_criteria IS NULL) = (jsonb_typeof(r.b->'criteria') IS DISTINCT FROM"
+    "           'array')"
+    "         AND (a.rubric_criteria IS NULL OR " CRITERIA_KEYS("a.rubric_criteria", "points") "           = " CRITERIA_KEYS(
+        "NULLIF(r.b->'criteria', 'null')",
+        "max_points") ")"
+                      "       RETURNING job.id, job.submission_id, job.seed, a.max_score, a.rubric_criteria),"
+                      " g AS (INSERT INTO grading (job_id, submission_id, status, score, max_score, summary,"
+                      "         flags, confidence, model_name, model_hash, engine_version,"
+                      "         prompt_template_version, sampling, seed, prompt_tokens, completion_tokens,"
+                      "         timings, worker, provisional_score, provisional_basis, provisional_detail,"
+                      "         masked_score, masked_margin, masked_differs, masked_summary, masked_detail)"
+                      "       SELECT j.id, j.submission_id, b->>'status', (b->>'score')::numeric,"
+                      "         j.max_score, b->>'summary',"
+                      "         ARRAY(SELECT jsonb_array_elements_text(COALESCE(b->'flags', '[]'))),"
+                      "         (b->>'confidence')::real, b->'model'->>'name', b->'model'->>'hash',"
+                      "         b->>'engine_version', b->>'prompt_template_version',"
+                      "         COALESCE(b->'sampling', '{}'), COALESCE((b->>'seed')::bigint, j.seed),"
+                      "         COALESCE((b->'tokens'->>'prompt')::int, 0),"
+                      "         COALESCE((b->'tokens'->>'completion')::int, 0), COALESCE(b->'timings', '{}'), $3,"
+                      "         (b->'provisional'->>'score')::numeric, b->'provisional'->>'basis',"
+                      "         b->'provisional'->>'detail',"
+                      "         (b->'masked'->>'score')::numeric, (b->'masked'->>'margin')::numeric,"
+                      "         (b->'masked'->>'differs')::boolean, b->'masked'->>'summary',"
+                      "         (b->'masked') - 'score' - 'margin' - 'differs' - 'summary'"
+                      "       FROM j, r RETURNING id, submission_id, status, score, max_score),"
+                      " st AS (INSERT INTO critique_step (grading_id, step_no, quoted, verdict, explanation,"
+                      "          agreement)"
+                      "        SELECT g.id, (e->>'number')::int, COALESCE(e->>'quoted', ''), e->>'verdict',"
+                      "          COALESCE(e->>'explanation', ''), (e->>'agreement')::real"
+                      "        FROM g, r, jsonb_array_elements(COALESCE(r.b->'steps', '[]')) e),"
+                      " rc AS (INSERT INTO reasoning_chain (grading_id, sample_no, text, tokens)"
+                      "        SELECT g.id, (e->>'sample')::int, e->>'text', COALESCE((e->>'tokens')::int, 0)"
+                      "        FROM g, r, jsonb_array_elements(COALESCE(r.b->'reasoning', '[]')) e),"
+                      " ck AS (INSERT INTO check_result (grading_id, kind, name, passed, time_ms,"
+                      "          output_excerpt, details)"
+                      "        SELECT g.id, e->>'kind', COALESCE(e->>'name', ''), (e->>'passed')::boolean,"
+                      "          (e->>'time_ms')::int, e->>'output_excerpt', COALESCE(e->'details', '{}')"
+                      "        FROM g, r, jsonb_array_elements(COALESCE(r.b->'checks', '[]')) e),"
+                      " gc AS (INSERT INTO grading_criterion (grading_id, position, criterion_id, description,"
+                      "          max_points, verdict, points, evidence, agreement)"
+                      "        SELECT g.id, x.o, x.e->>'id',"
+                      "          COALESCE(j.rubric_criteria->(x.o::int - 1)->>'description', x.e->>'description',"
+                      "            ''), (x.e->>'max_points')::numeric, x.e->>'verdict', (x.e->>'points')::numeric,"
+                      "          COALESCE(x.e->>'evidence', ''), (x.e->>'agreement')::real"
+                      "        FROM g, j, r, jsonb_array_elements(COALESCE(NULLIF(r.b->'criteria', 'null'), '[]'))"
+                      "          WITH ORDINALITY x(e, o))"
+                      " SELECT json_build_object('event', 'result', 'submission_id', g.submission_id,"
+                      "   'job_id', $1::bigint, 'grading_id', g.id, 'course', co.code, 'assignment', a.code,"
+                      "   'student_ref', s.student_ref, 'status', g.status, 'score', g.score,"
+                      "   'max_score', g.max_score)::text"
+                      " FROM g JOIN submission s ON s.id = g.submission_id"
+                      " JOIN assignment a ON a.id = s.assignment_id JOIN course co ON co.id = a.course_id";
+
+/* Why a RESULT's criteria do not fit the assignment's rubric_criteria (text, NULL when the
+ * assignment has none): SM_EINVAL with the reason, or SM_OK when they fit. */
+static sm_code criteria_refused(const char *rubric, const json_t *got, sm_err *err)
+{
+    if (!rubric)
+        return json_is_array(got) ? sm_err_set(err, SM_EINVAL,
+                                               "criteria given, but the assignment's rubric has "
+                                               "no criteria")
+                                  : SM_OK;
+    if (!json_is_array(got))
+        return sm_err_set(err, SM_EINVAL,
+                          "the assignment's rubric has criteria: the result "
+                          "needs \"criteria\"");
+    json_t *want = json_loads(rubric, 0, NULL);
+    size_t n = json_array_size(want);
+    sm_code rc = SM_OK;
+    if (json_array_size(got) != n)
+        rc = sm_err_set(err, SM_EINVAL, "criteria hold %zu entries; the rubric has %zu",
+                        json_array_size(got), n);
+    for (size_t i = 0; !rc && i < n; i++) {
+        const json_t *w = json_array_get(want, i), *g = json_array_get(got, i);
+        const char *wid = json_string_value(json_object_get(w, "id"));
+        const char *gid = json_string_value(json_object_get(g, "id"));
+        double wp = json_number_value(json_object_get(w, "points"));
+        double gp = json_number_value(json_object_get(g, "max_points"));
+        if (!wid || !gid || strcmp(wid, gid))
+            rc = sm_err_set(err, SM_EINVAL, "criteria[%zu] is \"%.32s\"; the rubric's is \"%.32s\"",
+                            i, gid ? gid : "", wid ? wid : "");
+        else if (fabs(wp - gp) > 0.005)
+            rc = sm_err_set(err, SM_EINVAL,
+                            "criteria[%zu].max_points %g differs from the rubric's %g", i, gp, wp);
+    }
+    json_decref(want);
+    return rc;
+}
 
 /* Why result_sql stored nothing: the job is not leased to owner, or the scores do not fit
  * the assignment. */
@@ -541,7 +598,7 @@ static sm_code result_refused(sm_store *s, const sm_result_in *in, sm_err *err)
     PGresult *r;
     sm_code rc = sm_db_query(s->conn,
                              "SELECT j.state, j.lease_owner IS NOT DISTINCT FROM $2,"
-                             " a.max_score::text FROM job j"
+                             " a.max_score::text, a.rubric_criteria::text FROM job j"
                              " JOIN submission s ON s.id = j.submission_id"
                              " JOIN assignment a ON a.id = s.assignment_id WHERE j.id = $1",
                              2, p, &r, err);
@@ -561,6 +618,9 @@ static sm_code result_refused(sm_store *s, const sm_result_in *in, sm_err *err)
         if (mx && json_number_value(mx) != max)
             rc = sm_err_set(err, SM_EINVAL, "max_score %g differs from the assignment's %s",
                             json_number_value(mx), PQgetvalue(r, 0, 2));
+        else if ((rc = criteria_refused(PQgetisnull(r, 0, 3) ? NULL : PQgetvalue(r, 0, 3),
+                                        json_object_get(in->body, "criteria"), err)))
+            ; /* explained */
         else if (prov && (json_number_value(prov) < 0 || json_number_value(prov) > max + 0.005))
             rc = sm_err_set(err, SM_EINVAL,
                             "provisional score %g is outside the assignment's range [0, %s]",
@@ -676,6 +736,20 @@ sm_code sm_store_course_put(sm_store *s, const char *code, const char *title, co
 #define ASSIGN_SET(f, cast) f " = CASE WHEN b ? '" f "' THEN (b->>'" f "')" cast " ELSE a." f " END"
 #define ASSIGN_SETJ(f) f " = CASE WHEN b ? '" f "' THEN NULLIF(b->'" f "', 'null') ELSE a." f " END"
 
+/* The rubric travels as text (assignment.rubric) or a list of criteria
+ * (assignment.rubric_criteria): exactly one of them is set, or neither. */
+#define RUBRIC_TEXT "(CASE WHEN jsonb_typeof(b->'rubric') = 'string' THEN b->>'rubric' END)"
+#define RUBRIC_LIST "(CASE WHEN jsonb_typeof(b->'rubric') = 'array' THEN b->'rubric' END)"
+#define RUBRIC_SUM \
+    "(SELECT sum((e->>'points')::numeric) FROM jsonb_array_elements(" RUBRIC_LIST ") e)"
+#define ASSIGN_RUBRIC                                                         \
+    "rubric = CASE WHEN b ? 'rubric' THEN " RUBRIC_TEXT " ELSE a.rubric END," \
+    " rubric_criteria = CASE WHEN b ? 'rubric' THEN " RUBRIC_LIST " ELSE a.rubric_criteria END"
+/* A new rubric of criteria without a max_score makes it the sum of the points. */
+#define ASSIGN_MAX_SCORE                                                    \
+    "max_score = CASE WHEN b ? 'max_score' THEN (b->>'max_score')::numeric" \
+    " WHEN " RUBRIC_LIST " IS NOT NULL THEN " RUBRIC_SUM " ELSE a.max_score END"
+
 sm_code sm_store_assignment_put(sm_store *s, const json_t *body, bool update, const char *actor,
                                 json_t **reply, sm_err *err)
 {
@@ -692,12 +766,12 @@ sm_code sm_store_assignment_put(sm_store *s, const json_t *body, bool update, co
             "WITH b AS (SELECT $1::jsonb AS b),"
             " c AS (SELECT id FROM course WHERE code = (SELECT b->>'course' FROM b)),"
             " ins AS (INSERT INTO assignment (course_id, code, title, kind, statement,"
-            "   reference_solution, rubric, language, tests, answer_key, max_score, model,"
-            "   sampling, answer_policy)"
+            "   reference_solution, rubric, rubric_criteria, language, tests, answer_key,"
+            "   max_score, model, sampling, answer_policy)"
             "   SELECT c.id, b->>'code', COALESCE(b->>'title', ''), b->>'kind', b->>'statement',"
-            "     b->>'reference_solution', b->>'rubric', b->>'language',"
+            "     b->>'reference_solution', " RUBRIC_TEXT ", " RUBRIC_LIST ", b->>'language',"
             "     NULLIF(b->'tests', 'null'), b->>'answer_key',"
-            "     COALESCE((b->>'max_score')::numeric, 10), b->>'model',"
+            "     COALESCE((b->>'max_score')::numeric, " RUBRIC_SUM ", 10), b->>'model',"
             "     NULLIF(b->'sampling', 'null'), NULLIF(b->'answer_policy', 'null')"
             "   FROM b, c ON CONFLICT (course_id, code) DO NOTHING RETURNING id, code),"
             " l AS (INSERT INTO audit_log (actor, action, subject)"
@@ -710,20 +784,22 @@ sm_code sm_store_assignment_put(sm_store *s, const json_t *body, bool update, co
         rc = query_json(
             s,
             "WITH b AS (SELECT $1::jsonb AS b),"
-            " u AS (UPDATE assignment a SET " ASSIGN_SET("title", "") "," ASSIGN_SET("kind", "") "," ASSIGN_SET("statement", "") "," ASSIGN_SET("reference_solution", "") "," ASSIGN_SET(
-                "rubric",
-                "") "," ASSIGN_SET("language",
-                                   "") "," ASSIGN_SETJ("tests") "," ASSIGN_SET("answer_key",
-                                                                               "") "," ASSIGN_SET("max_score",
-                                                                                                  "::numeric") "," ASSIGN_SET("model",
-                                                                                                                              "") "," ASSIGN_SETJ("sampling") "," ASSIGN_SETJ("answer_policy") ", updated_at = now()"
-                                                                                                                                                                                               "   FROM b, course c WHERE c.id = a.course_id AND c.code = b->>'course'"
-                                                                                                                                                                                               "   AND a.code = b->>'code' RETURNING a.id, a.code),"
-                                                                                                                                                                                               " l AS (INSERT INTO audit_log (actor, action, subject, details)"
-                                                                                                                                                                                               "   SELECT $2, 'assignment update', (SELECT b->>'course' FROM b) || '/' || code,"
-                                                                                                                                                                                               "   (SELECT b FROM b) FROM u)"
-                                                                                                                                                                                               " SELECT json_build_object('course_found', true,"
-                                                                                                                                                                                               "   'assignment_id', (SELECT id FROM u))::text",
+            " u AS (UPDATE assignment a SET " ASSIGN_SET("title", "") "," ASSIGN_SET("kind", "") "," ASSIGN_SET(
+                "statement",
+                "") "," ASSIGN_SET("reference_solution",
+                                   "") "," ASSIGN_RUBRIC
+                                       "," ASSIGN_SET("language", "") "," ASSIGN_SETJ("tests") "," ASSIGN_SET(
+                                           "answer_key",
+                                           "") "," ASSIGN_MAX_SCORE
+                                               "," ASSIGN_SET("model", "") "," ASSIGN_SETJ("sampling") "," ASSIGN_SETJ(
+                                                   "answer_policy") ", updated_at = now()"
+                                                                    "   FROM b, course c WHERE c.id = a.course_id AND c.code = b->>'course'"
+                                                                    "   AND a.code = b->>'code' RETURNING a.id, a.code),"
+                                                                    " l AS (INSERT INTO audit_log (actor, action, subject, details)"
+                                                                    "   SELECT $2, 'assignment update', (SELECT b->>'course' FROM b) || '/' || code,"
+                                                                    "   (SELECT b FROM b) FROM u)"
+                                                                    " SELECT json_build_object('course_found', true,"
+                                                                    "   'assignment_id', (SELECT id FROM u))::text",
             2, p, reply, err);
     }
     free(text);
@@ -755,7 +831,8 @@ sm_code sm_store_assignment_get(sm_store *s, const char *course, const char *cod
         s,
         "SELECT json_build_object('assignment_id', a.id, 'course', c.code, 'code', a.code,"
         "  'title', a.title, 'kind', a.kind, 'statement', a.statement,"
-        "  'reference_solution', a.reference_solution, 'rubric', a.rubric,"
+        "  'reference_solution', a.reference_solution,"
+        "  'rubric', COALESCE(a.rubric_criteria, to_jsonb(a.rubric)),"
         "  'language', a.language, 'tests', a.tests, 'answer_key', a.answer_key,"
         "  'max_score', a.max_score, 'model', a.model, 'sampling', a.sampling,"
         "  'answer_policy', a.answer_policy,"

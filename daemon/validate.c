@@ -1,10 +1,12 @@
 /* validate: checks of SUBMIT, assignment and RESULT bodies before anything reaches the
  * database (docs/protocol.md lists every field and limit). */
+#include <math.h>
 #include <string.h>
 
 #include "broker_int.h"
 #include "grades.h"
 #include "sm_notebook.h"
+#include "sm_rubric.h"
 #include "sm_testspec.h"
 #include "sm_answer_policy.h"
 
@@ -133,6 +135,78 @@ static sm_code check_sampling(const json_t *s, sm_err *err)
     return rc ? sm_err_prefix(err, "sampling") : SM_OK;
 }
 
+/* The rubric's shape: free text (up to MAX_TEXT) or a list of criteria (sm_rubric_parse). */
+static sm_code check_rubric(const json_t *body, sm_err *err)
+{
+    const json_t *v = json_object_get(body, "rubric");
+    const char *s;
+    if (!json_is_array(v))
+        return sm_json_str(body, "rubric", false, MAX_TEXT, &s, err);
+    sm_rubric r;
+    sm_code rc = sm_rubric_parse(v, &r, err);
+    sm_rubric_clear(&r);
+    return rc;
+}
+
+/* Whether the assignment's tests hold one named name. */
+static bool has_test(const json_t *tests, const char *name)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(tests, i, t)
+    {
+        const char *n = json_string_value(json_object_get(t, "name"));
+        if (n && strcmp(n, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The checks of criterion c against the assignment a: tests need tests, answer an answer key,
+ * test:<name> a test of that name. */
+static sm_code check_criterion_checks(const sm_criterion *c, const json_t *a, sm_err *err)
+{
+    const json_t *tests = json_object_get(a, "tests");
+    bool have_tests = json_array_size(tests) > 0;
+    bool have_key = json_is_string(json_object_get(a, "answer_key"));
+    for (int k = 0; k < c->n_checks; k++) {
+        const char *ck = c->checks[k];
+        if (!strcmp(ck, "answer") && !have_key)
+            return sm_err_set(err, SM_EINVAL,
+                              "criterion \"%s\" checks the answer, but the assignment has no "
+                              "answer_key",
+                              c->id);
+        if ((!strcmp(ck, "tests") || !strncmp(ck, "test:", 5)) && !have_tests)
+            return sm_err_set(err, SM_EINVAL,
+                              "criterion \"%s\" checks tests, but the assignment has none", c->id);
+        if (!strncmp(ck, "test:", 5) && !has_test(tests, ck + 5))
+            return sm_err_set(err, SM_EINVAL,
+                              "criterion \"%s\" checks \"%.200s\", but the assignment has no "
+                              "test named \"%.200s\"",
+                              c->id, ck, ck + 5);
+    }
+    return SM_OK;
+}
+
+sm_code sm_validate_assignment_rubric(const json_t *a, sm_err *err)
+{
+    const json_t *v = json_object_get(a, "rubric");
+    if (!json_is_array(v))
+        return SM_OK;
+    sm_rubric r;
+    sm_code rc = sm_rubric_parse(v, &r, err);
+    for (int i = 0; !rc && i < r.n; i++)
+        rc = check_criterion_checks(&r.c[i], a, err);
+    const json_t *mx = json_object_get(a, "max_score");
+    if (!rc && json_is_number(mx) && fabs(json_number_value(mx) - r.total) > 0.005)
+        rc = sm_err_set(err, SM_EINVAL,
+                        "max_score %g is not the sum of the rubric's points, %g (omit max_score "
+                        "to use the sum)",
+                        json_number_value(mx), r.total);
+    sm_rubric_clear(&r);
+    return rc;
+}
+
 sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err)
 {
     static const char *const keys[] = {
@@ -158,7 +232,7 @@ sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err)
     if (!rc)
         rc = sm_json_str(body, "reference_solution", false, MAX_TEXT, &s, err);
     if (!rc)
-        rc = sm_json_str(body, "rubric", false, MAX_TEXT, &s, err);
+        rc = check_rubric(body, err);
     if (!rc)
         rc = sm_json_str(body, "language", false, 32, &lang, err);
     if (!rc && lang && !one_of(lang, languages))
@@ -180,6 +254,8 @@ sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err)
         rc = sm_json_typed(body, "sampling", false, JSON_OBJECT, &sampling, err);
     if (!rc && sampling)
         rc = check_sampling(sampling, err);
+    if (!rc && create)
+        rc = sm_validate_assignment_rubric(body, err);
     return rc;
 }
 
@@ -313,6 +389,58 @@ static sm_code check_provisional(const json_t *p, bool has_score, const char *st
     return rc ? sm_err_prefix(err, "provisional") : SM_OK;
 }
 
+/* The criteria of a RESULT for an assignment scored by criteria: [{id, description,
+ * max_points, verdict (met|partly|not_met or null), points (null exactly with the verdict),
+ * evidence, agreement}], 1..50 entries, unique ids, points within [0, max_points]; their sum
+ * equals the score (within 0.01) when score is not NULL. The store matches them against the
+ * assignment's rubric_criteria (ids, order and max_points). */
+static sm_code check_criteria(const json_t *cs, const json_t *score, sm_err *err)
+{
+    static const char *const verdicts[] = {"met", "partly", "not_met", NULL};
+    static const char *const keys[] = {"id",     "description", "max_points", "verdict",
+                                       "points", "evidence",    "agreement",  NULL};
+    size_t i, n = json_array_size(cs);
+    json_t *e;
+    double sum = 0;
+    if (n < 1 || n > 50)
+        return sm_err_set(err, SM_EINVAL, "field \"criteria\" must hold 1 to 50 criteria");
+    json_array_foreach(cs, i, e)
+    {
+        const char *id = NULL, *s = NULL, *verdict = NULL;
+        double max = 0, pts = 0, d;
+        sm_code rc = json_is_object(e) ? only_keys(e, keys, "a criterion", err)
+                                       : sm_err_set(err, SM_EINVAL, "must be an object");
+        if (!rc)
+            rc = sm_json_str(e, "id", true, 32, &id, err);
+        for (size_t k = 0; !rc && k < i; k++)
+            if (!strcmp(id, json_string_value(json_object_get(json_array_get(cs, k), "id"))))
+                rc = sm_err_set(err, SM_EINVAL, "criterion \"%s\" appears twice", id);
+        if (!rc)
+            rc = sm_json_str(e, "description", false, 100000, &s, err);
+        if (!rc)
+            rc = sm_json_num(e, "max_points", true, 0.01, 999999, &max, err);
+        if (!rc)
+            rc = sm_json_str(e, "verdict", false, 16, &verdict, err);
+        if (!rc && verdict && !one_of(verdict, verdicts))
+            rc = sm_err_set(err, SM_EINVAL, "verdict must be met, partly, not_met or null");
+        if (!rc)
+            rc = sm_json_num(e, "points", false, 0, max + 0.005, &pts, err);
+        if (!rc && !verdict != !json_is_number(json_object_get(e, "points")))
+            rc = sm_err_set(err, SM_EINVAL, "verdict and points must be null together");
+        if (!rc)
+            rc = sm_json_str(e, "evidence", false, MAX_TEXT, &s, err);
+        if (!rc)
+            rc = sm_json_num(e, "agreement", false, 0, 1, &d, err);
+        if (rc)
+            return sm_err_prefix(err, "criteria[%zu]", i);
+        sum += verdict ? pts : 0;
+    }
+    if (json_is_number(score) && fabs(sum - json_number_value(score)) > 0.01)
+        return sm_err_set(err, SM_EINVAL, "score %g is not the sum of the criteria's points, %g",
+                          json_number_value(score), sum);
+    return SM_OK;
+}
+
 /* Whether flags (an array of strings) holds f. */
 static bool has_flag(const json_t *flags, const char *f)
 {
@@ -367,8 +495,9 @@ static sm_code check_spans(const json_t *spans, sm_err *err)
  * exactly when true), spans, and optionally summary, steps, content, reasoning, tokens}. */
 static sm_code check_masked(const json_t *body, double max_score, sm_err *err)
 {
-    static const char *const keys[] = {"score", "summary", "steps",     "margin", "differs",
-                                       "spans", "content", "reasoning", "tokens", NULL};
+    static const char *const keys[] = {"score",   "summary",  "steps",   "margin",
+                                       "differs", "spans",    "content", "reasoning",
+                                       "tokens",  "criteria", NULL};
     const json_t *m = json_object_get(body, "masked"), *flags = json_object_get(body, "flags");
     bool flagged = has_flag(flags, "injection:score_differs");
     if (!m)
@@ -409,6 +538,9 @@ static sm_code check_masked(const json_t *body, double max_score, sm_err *err)
     if (!rc && (rc = sm_json_typed(m, "reasoning", false, JSON_ARRAY, &o, err)) == SM_OK && o)
         rc = check_reasoning(o, err);
     o = NULL;
+    if (!rc && (rc = sm_json_typed(m, "criteria", false, JSON_ARRAY, &o, err)) == SM_OK && o)
+        rc = check_criteria(o, sc, err);
+    o = NULL;
     if (!rc && (rc = sm_json_typed(m, "tokens", false, JSON_OBJECT, &o, err)) == SM_OK && o) {
         rc = sm_json_int(o, "prompt", false, 0, INT32_MAX, &n, err);
         if (!rc)
@@ -438,6 +570,7 @@ sm_code sm_validate_result(const json_t *body, sm_err *err)
                                        "timings",
                                        "provisional",
                                        "masked",
+                                       "criteria",
                                        NULL};
     sm_code rc = only_keys(body, keys, "RESULT", err);
     const char *s = NULL;
@@ -479,6 +612,9 @@ sm_code sm_validate_result(const json_t *body, sm_err *err)
         rc = check_flags(flags, err);
     if (!rc)
         rc = check_masked(body, max_score, err);
+    o = NULL;
+    if (!rc && (rc = sm_json_typed(body, "criteria", false, JSON_ARRAY, &o, err)) == SM_OK && o)
+        rc = check_criteria(o, json_object_get(body, "score"), err);
     if (!rc)
         rc = sm_json_num(body, "confidence", false, 0, 1, &d, err);
     if (!rc)

@@ -15,6 +15,11 @@ sm_code sm_validate_submit(const json_t *body, const char **course, const char *
                            int *priority, sm_err *err);
 sm_code sm_validate_submit_kind(const json_t *body, const sm_assignment_ref *a, sm_err *err);
 sm_code sm_validate_assignment(const json_t *body, bool create, sm_err *err);
+/* The cross-checks of a rubric of criteria against the rest of the assignment a (a whole
+ * assignment: the body of a create, or the stored one with an update's fields laid over):
+ * checks need the tests or answer key they name; max_score, when given, is the sum of the
+ * points. SM_OK for a free-text rubric or none. */
+sm_code sm_validate_assignment_rubric(const json_t *a, sm_err *err);
 sm_code sm_validate_result(const json_t *body, sm_err *err);
 
 /* LIST: course and assignment codes, and the page wanted (q->assignment_id is left 0). */

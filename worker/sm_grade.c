@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "sm_answer.h"
+#include "sm_criteria.h"
 #include "sm_inject.h"
 #include "sm_log.h"
 #include "sm_notebook.h"
@@ -34,6 +35,7 @@ void sm_job_free(sm_job **pj)
     sm_job *j = *pj;
     if (!j)
         return;
+    sm_rubric_clear(&j->rubric);
     json_decref(j->body);
     json_decref(j->checks);
     free(j->checks_text);
@@ -58,6 +60,25 @@ static double num_or(const json_t *o, const char *k, double def)
     return json_is_number(v) ? json_number_value(v) : def;
 }
 
+/* assignment.rubric: free text or criteria; with criteria max_score may be left out (their
+ * total) and must otherwise be their total. */
+static sm_code job_rubric(sm_job *j, const json_t *a, sm_err *err)
+{
+    sm_code rc = sm_rubric_parse(json_object_get(a, "rubric"), &j->rubric, err);
+    if (rc)
+        return sm_err_prefix(err, "JOB assignment");
+    if (j->rubric.n == 0)
+        return SM_OK;
+    if (!json_object_get(a, "max_score") || json_is_null(json_object_get(a, "max_score")))
+        j->max_score = j->rubric.total;
+    if (fabs(j->max_score - j->rubric.total) > 0.005)
+        return sm_err_set(err, SM_EINVAL,
+                          "JOB assignment max_score %g is not the sum of its criteria's points, %g",
+                          j->max_score, j->rubric.total);
+    j->max_score = j->rubric.total;
+    return SM_OK;
+}
+
 sm_code sm_job_new(const sm_grader *g, json_t *body, sm_job **out, sm_err *err)
 {
     *out = NULL;
@@ -79,6 +100,8 @@ sm_code sm_job_new(const sm_grader *g, json_t *body, sm_job **out, sm_err *err)
     j->body = json_incref(body);
     sm_code rc = sm_kind_parse(str_of(a, "kind"), &j->kind, err);
     j->max_score = num_or(a, "max_score", 0);
+    if (!rc)
+        rc = job_rubric(j, a, err);
     if (!rc && !(j->max_score > 0))
         rc = sm_err_set(err, SM_EINVAL, "assignment without a positive max_score");
     const sm_config *c = g->cfg;
@@ -335,10 +358,19 @@ sm_code sm_job_prepare(sm_job *j, sm_err *err)
             return rc;
         content = nb_text;
     }
+    char **crit_checks = NULL;
+    if (j->rubric.n > 0 && !(crit_checks = calloc((size_t)j->rubric.n, sizeof *crit_checks))) {
+        free(nb_text);
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    }
+    for (int k = 0; k < j->rubric.n; k++)
+        sm_criteria_checks(j->checks, &j->rubric.c[k], &crit_checks[k]);
     sm_prompt_input in = {.kind = j->kind,
                           .title = str_of(a, "title"),
                           .statement = str_of(a, "statement"),
                           .rubric = str_of(a, "rubric"),
+                          .criteria = &j->rubric,
+                          .criteria_checks = (const char *const *)crit_checks,
                           .reference_solution = str_of(a, "reference_solution"),
                           .answer_key = str_of(a, "answer_key"),
                           .language = *lang ? lang : str_of(a, "language"),
@@ -353,6 +385,9 @@ sm_code sm_job_prepare(sm_job *j, sm_err *err)
                         j->prompt.n_ids, (long long)j->g->cfg->worker.max_prompt_tokens);
     if (!rc && j->n_injection > 0)
         rc = sm_job_prepare_masked(j, &in, err);
+    for (int k = 0; crit_checks && k < j->rubric.n; k++)
+        free(crit_checks[k]);
+    free(crit_checks);
     free(nb_text);
     return rc;
 }
@@ -394,7 +429,7 @@ static bool parse_sample(sm_job *j, sm_sample *s, const char *text)
     sm_err e;
     sm_verdict_clear(&s->v);
     const char *student = str_of(json_object_get(j->body, "submission"), "content");
-    if (sm_verdict_parse(text, strlen(text), j->max_score, &s->v, &e) == SM_OK &&
+    if (sm_verdict_parse(text, strlen(text), j->max_score, &j->rubric, &s->v, &e) == SM_OK &&
         sm_verdict_check_own(&s->v, text, student, &e) == SM_OK) {
         s->valid = true;
         s->error[0] = '\0';
@@ -460,8 +495,8 @@ sm_code sm_job_task_done(void *user, const sm_gen_result *r, sm_gen_next *next, 
         s->finish = r->finish;
         int64_t left = sm_grade_repair_budget(j->max_new, s->tokens);
         if (!parse_sample(j, s, text) && left > 0) { /* else no budget left: stays invalid */
-            sm_code rc =
-                sm_prompt_repair(j->g->tok, s->error, j->max_score, &next->ids, &next->n, err);
+            sm_code rc = sm_prompt_repair(j->g->tok, s->error, j->max_score, &j->rubric, &next->ids,
+                                          &next->n, err);
             if (rc)
                 return rc;
             next->max_new = left;

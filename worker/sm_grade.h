@@ -89,7 +89,8 @@ typedef struct sm_job {
     int64_t id;
     json_t *body; /* the JOB body (owned) */
     sm_kind kind;
-    double max_score;
+    double max_score; /* with criteria: their total */
+    sm_rubric rubric; /* assignment.rubric: free text (borrowed from body) or criteria */
     uint64_t seed;
     sm_sampler_params sp;
     int64_t max_new;

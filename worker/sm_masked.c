@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sm_criteria.h"
 #include "sm_result.h"
 
 #define NOMEM(err) sm_err_set(err, SM_ENOMEM, "out of memory while assembling a result")
@@ -103,6 +104,8 @@ static sm_code masked_pass(const sm_job *j, json_t *m, sm_err *err)
             rc = put(m, "summary", json_string(sum), err);
         if (!rc)
             rc = put(m, "steps", json_array(), err);
+        if (!rc)
+            rc = sm_criteria_json_empty(&view, m, err);
     }
     json_int_t prompt = 0, completion = 0;
     for (int i = 0; !rc && i < view.n_samples; i++) {

@@ -50,7 +50,8 @@ struct sm_prompt_set {
     "Judge each step on its own merits, say precisely what is wrong, and never invent steps "  \
     "the student did not write."
 
-static const char *const builtin_version[SM_KINDS] = {"math-v1", "proof-v1", "code-v1"};
+/* v2: the verdict block may hold CRITERION/EVIDENCE lines (rubric criteria, issue 31) */
+static const char *const builtin_version[SM_KINDS] = {"math-v2", "proof-v2", "code-v2"};
 
 static const char *const builtin_system[SM_KINDS] = {
     COMMON_SYSTEM " You grade mathematics solutions: check every computation and the final "
@@ -264,9 +265,39 @@ static const char *or_none(const char *s)
     return s && *s ? s : "(none)";
 }
 
-/* Renders text with the placeholders of in. */
-static sm_code render(const char *text, const sm_prompt_input *in, const char *vformat, char **out,
-                      sm_err *err)
+/* The criteria of in as the {{rubric}} placeholder shows them, one line each. NULL without
+ * criteria or when out of memory. */
+static char *criteria_text(const sm_prompt_input *in)
+{
+    const sm_rubric *r = in->criteria;
+    if (!r || r->n <= 0)
+        return NULL;
+    sbuf b = {0};
+    for (int i = 0; i < r->n; i++) {
+        char pts[32];
+        sm_verdict_format_number(r->c[i].points, pts, sizeof pts);
+        sb_str(&b, i ? "\n- [" : "- [");
+        sb_str(&b, r->c[i].id);
+        sb_str(&b, "] (");
+        sb_str(&b, pts);
+        sb_str(&b, r->c[i].points == 1.0 ? " point) " : " points) ");
+        sb_str(&b, r->c[i].description);
+        const char *ev = in->criteria_checks ? in->criteria_checks[i] : NULL;
+        if (ev && *ev) {
+            sb_str(&b, "; evidence from checks: ");
+            sb_str(&b, ev);
+        }
+    }
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+/* Renders text with the placeholders of in (the rubric and verdict format already rendered). */
+static sm_code render(const char *text, const sm_prompt_input *in, const char *rubric,
+                      const char *vformat, char **out, sm_err *err)
 {
     sbuf b = {0};
     char mx[32];
@@ -288,7 +319,7 @@ static sm_code render(const char *text, const sm_prompt_input *in, const char *v
         else if (IS("statement"))
             v = or_none(in->statement);
         else if (IS("rubric"))
-            v = or_none(in->rubric);
+            v = or_none(rubric);
         else if (IS("reference_solution"))
             v = or_none(in->reference_solution);
         else if (IS("answer_key"))
@@ -342,12 +373,15 @@ sm_code sm_prompt_build(const sm_prompt_set *set, const sm_tokenizer *tok,
         return sm_err_set(err, SM_ENOMEM, "hashing the student's work failed (out of memory)");
     for (int i = 0; i < 8; i++)
         snprintf(out->nonce + 2 * i, 3, "%02x", d[i]);
-    char *vformat = NULL, *prefix = NULL;
-    sm_code rc = sm_verdict_instructions(in->max_score, &vformat, err);
+    char *vformat = NULL, *prefix = NULL, *crit = criteria_text(in);
+    sm_code rc = sm_verdict_instructions(in->max_score, in->criteria, &vformat, err);
+    if (!rc && in->criteria && in->criteria->n > 0 && !crit)
+        rc = sm_err_set(err, SM_ENOMEM, "out of memory");
+    const char *rubric = crit ? crit : in->rubric;
     if (!rc)
-        rc = render(t->system, in, vformat, &out->system, err);
+        rc = render(t->system, in, rubric, vformat, &out->system, err);
     if (!rc)
-        rc = render(t->user, in, vformat, &prefix, err);
+        rc = render(t->user, in, rubric, vformat, &prefix, err);
     if (!rc) {
         sbuf b = {0};
         sb_str(&b, prefix);
@@ -393,18 +427,19 @@ sm_code sm_prompt_build(const sm_prompt_set *set, const sm_tokenizer *tok,
     free(pre);
     free(prefix);
     free(vformat);
+    free(crit);
     if (rc)
         sm_prompt_clear(out);
     return rc;
 }
 
 sm_code sm_prompt_repair(const sm_tokenizer *tok, const char *problem, double max_score,
-                         int32_t **ids, size_t *n_ids, sm_err *err)
+                         const sm_rubric *criteria, int32_t **ids, size_t *n_ids, sm_err *err)
 {
     *ids = NULL;
     *n_ids = 0;
     char *vformat = NULL, *msg = NULL;
-    sm_code rc = sm_verdict_instructions(max_score, &vformat, err);
+    sm_code rc = sm_verdict_instructions(max_score, criteria, &vformat, err);
     if (!rc && asprintf(&msg,
                         "Your answer did not end with a valid verdict block (%s). Write the "
                         "verdict block now, and only the block.\n%s",

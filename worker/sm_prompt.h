@@ -18,7 +18,9 @@
  *   [user]
  *   ...text with {{placeholders}}...
  * Placeholders: title, statement, rubric, reference_solution, answer_key, language,
- * max_score, verdict_format. An unknown placeholder is an error. */
+ * max_score, verdict_format. An unknown placeholder is an error. When the rubric is a list of
+ * criteria, {{rubric}} renders them one per line ("- [id] (2 points) description; evidence from
+ * checks: ...") and {{verdict_format}} asks for their CRITERION/EVIDENCE lines. */
 #ifndef SM_PROMPT_H
 #define SM_PROMPT_H
 
@@ -26,6 +28,7 @@
 #include <stdint.h>
 
 #include "sm_error.h"
+#include "sm_rubric.h"
 #include "sm_tokenizer.h"
 
 typedef enum sm_kind { SM_KIND_MATH = 0, SM_KIND_PROOF, SM_KIND_CODE, SM_KINDS } sm_kind;
@@ -47,7 +50,10 @@ typedef struct sm_prompt_input {
     sm_kind kind;
     const char *title;
     const char *statement;
-    const char *rubric;
+    const char *rubric;        /* the free-text rubric */
+    const sm_rubric *criteria; /* NULL, or a rubric; with criteria (n > 0) they replace it */
+    const char *const *criteria_checks; /* NULL, or per criterion the outcome of its checks
+                                         * (an entry NULL when it lists none) */
     const char *reference_solution;
     const char *answer_key;
     const char *language;
@@ -73,8 +79,8 @@ void sm_prompt_clear(sm_prompt *p);
 
 /* The ids that continue a conversation after the assistant's output to ask once more for a
  * valid verdict block: "<|im_end|>\n<|im_start|>user\n...<|im_end|>\n<|im_start|>assistant\n".
- * problem is the parser's message. */
+ * problem is the parser's message; criteria (may be NULL) as in sm_verdict_instructions. */
 sm_code sm_prompt_repair(const sm_tokenizer *tok, const char *problem, double max_score,
-                         int32_t **ids, size_t *n_ids, sm_err *err);
+                         const sm_rubric *criteria, int32_t **ids, size_t *n_ids, sm_err *err);
 
 #endif

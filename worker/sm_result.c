@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sm_criteria.h"
 #include "sm_masked.h"
 
 #define NOMEM(err) sm_err_set(err, SM_ENOMEM, "out of memory while assembling a result")
@@ -209,7 +210,10 @@ static sm_code reasoning_json(const sm_job *j, json_t *r, json_t *flags, token_t
 static sm_code model_verdict(const sm_job *j, double *scores, int n_valid, json_t *r, json_t *flags,
                              double *confidence, sm_err *err)
 {
-    double score = sm_grade_median(scores, n_valid); /* scores sorted from here on */
+    double score = sm_grade_median(scores, n_valid);         /* scores sorted from here on */
+    sm_code rc = sm_criteria_json(j, r, flags, &score, err); /* criteria: score = their sum */
+    if (rc)
+        return rc;
     int rep = sm_grade_representative(j, score);
     const sm_verdict *rv = &j->s[rep].v;
     json_t *steps = json_array();
@@ -227,7 +231,6 @@ static sm_code model_verdict(const sm_job *j, double *scores, int n_valid, json_
     }
     *confidence =
         sm_grade_confidence(agree_sum, rv->n_steps, scores[n_valid - 1] - scores[0], j->max_score);
-    sm_code rc = SM_OK;
     if (*confidence < SM_GRADE_LOW_AGREEMENT)
         rc = add_flag(flags, "low_agreement", err);
     if (!rc && sm_grade_contradicts(j->tally.verdict, j->max_score, score))
@@ -253,6 +256,8 @@ static sm_code no_verdict(const sm_job *j, json_t *r, json_t *flags, sm_err *err
     sm_code rc = add_flag(flags, unavailable ? "model_unavailable" : "invalid_verdict", err);
     if (!rc && json_object_set_new(r, "steps", json_array()))
         rc = NOMEM(err);
+    if (!rc)
+        rc = sm_criteria_json_empty(j, r, err);
     sm_provisional p;
     bool prov = sm_provisional_from_checks(&j->tally, j->max_score, &p);
     char *sum = NULL;

@@ -13,9 +13,16 @@
 static const char *const kind_names[SM_VERDICT_KINDS] = {"correct", "incorrect", "incomplete",
                                                          "unclear"};
 
+static const char *const crit_names[SM_CRIT_KINDS] = {"met", "partly", "not_met"};
+
 const char *sm_verdict_kind_name(sm_verdict_kind k)
 {
     return (k >= 0 && k < SM_VERDICT_KINDS) ? kind_names[k] : "unclear";
+}
+
+const char *sm_crit_verdict_name(sm_crit_verdict k)
+{
+    return (k >= 0 && k < SM_CRIT_KINDS) ? crit_names[k] : "not_met";
 }
 
 void sm_verdict_format_number(double v, char *buf, size_t n)
@@ -39,6 +46,9 @@ void sm_verdict_clear(sm_verdict *v)
         free(v->steps[i].explanation);
     }
     free(v->steps);
+    for (int i = 0; i < v->n_criteria; i++)
+        free(v->criteria[i].evidence);
+    free(v->criteria);
     free(v->summary);
     memset(v, 0, sizeof *v);
 }
@@ -127,12 +137,21 @@ static sm_code field(line rest, const char *what, int step, bool quotes, char **
 }
 
 /* The parser's position in the block. */
-typedef enum block_state { WANT_STEP, WANT_QUOTE, WANT_WHY, WANT_SUMMARY, WANT_END } block_state;
+typedef enum block_state {
+    WANT_STEP,
+    WANT_QUOTE,
+    WANT_WHY,
+    WANT_CRITERION, /* after a criterion's EVIDENCE: the next CRITERION or SCORE */
+    WANT_EVIDENCE,
+    WANT_SUMMARY,
+    WANT_END
+} block_state;
 
 /* What a block being read has so far. */
 typedef struct block_reader {
     sm_verdict *v;
     double max_score;
+    const sm_rubric *rubric; /* NULL without criteria */
     block_state st;
     bool have_score;
     int cap;
@@ -191,6 +210,31 @@ static sm_code score_format_error(double max_score, sm_err *err)
                       mx);
 }
 
+/* With criteria: all of them listed, and SCORE (a/m as written) the sum of their points, which
+ * becomes the score. */
+static sm_code score_is_sum(block_reader *b, line a, line m, sm_err *err)
+{
+    sm_verdict *v = b->v;
+    if (v->n_criteria < b->rubric->n)
+        return sm_err_set(err, SM_EFORMAT,
+                          "criterion \"%s\" is missing: write one CRITERION line per criterion, "
+                          "in the rubric's order, before SCORE",
+                          b->rubric->c[v->n_criteria].id);
+    double sum = 0;
+    for (int i = 0; i < v->n_criteria; i++)
+        sum += v->criteria[i].points;
+    sum = round(sum * 100.0) / 100.0;
+    if (fabs(v->score - sum) > 0.005) {
+        char s[32];
+        sm_verdict_format_number(sum, s, sizeof s);
+        return sm_err_set(err, SM_EFORMAT,
+                          "SCORE %.*s/%.*s is not the sum of the criteria's points, %s", (int)a.n,
+                          a.s, (int)m.n, m.s, s);
+    }
+    v->score = sum;
+    return SM_OK;
+}
+
 /* "SCORE: a/b": b the assignment's maximum, 0 <= a <= b. */
 static sm_code score_line(block_reader *b, line rest, sm_err *err)
 {
@@ -211,6 +255,11 @@ static sm_code score_line(block_reader *b, line rest, sm_err *err)
     }
     if (v->score > b->max_score + 1e-9)
         return sm_err_set(err, SM_EFORMAT, "the score is above the maximum");
+    if (b->rubric) {
+        sm_code rc = score_is_sum(b, a, m, err);
+        if (rc)
+            return rc;
+    }
     if (v->score > b->max_score) /* within the tolerance: never above the maximum */
         v->score = b->max_score;
     v->max_score = b->max_score;
@@ -225,14 +274,146 @@ static sm_code end_line(const block_reader *b, const char *p, const char *end, s
 {
     if (b->st != WANT_END)
         return sm_err_set(err, SM_EFORMAT, "the block ends before %s",
-                          b->st == WANT_QUOTE ? "the QUOTE line"
-                          : b->st == WANT_WHY ? "the WHY line"
-                          : !b->have_score    ? "a SCORE line"
-                                              : "the SUMMARY line");
+                          b->st == WANT_QUOTE      ? "the QUOTE line"
+                          : b->st == WANT_WHY      ? "the WHY line"
+                          : b->st == WANT_EVIDENCE ? "the EVIDENCE line"
+                          : !b->have_score         ? "a SCORE line"
+                                                   : "the SUMMARY line");
     line rest = trim(p, end);
     if (rest.n == 0 || line_is(rest, "```"))
         return SM_OK;
     return sm_err_set(err, SM_EFORMAT, "text after \"%s\"", SM_VERDICT_END);
+}
+
+/* The id of a CRITERION line must be the rubric's next criterion; anything else is named. */
+static sm_code criterion_id(const block_reader *b, line id, sm_err *err)
+{
+    const sm_rubric *r = b->rubric;
+    int next = b->v->n_criteria, found = -1;
+    for (int i = 0; i < r->n && found < 0; i++)
+        if (id.n == strlen(r->c[i].id) && !memcmp(id.s, r->c[i].id, id.n))
+            found = i;
+    if (found == next)
+        return SM_OK;
+    int shown = (int)(id.n < 40 ? id.n : 40);
+    if (next >= r->n)
+        return sm_err_set(err, SM_EFORMAT,
+                          "CRITERION \"%.*s\" after all %d criteria: write SCORE next", shown, id.s,
+                          r->n);
+    if (found < 0)
+        return sm_err_set(err, SM_EFORMAT, "unknown criterion \"%.*s\"; the next one is \"%s\"",
+                          shown, id.s, r->c[next].id);
+    if (found < next)
+        return sm_err_set(err, SM_EFORMAT, "criterion \"%s\" is repeated; the next one is \"%s\"",
+                          r->c[found].id, r->c[next].id);
+    return sm_err_set(err, SM_EFORMAT,
+                      "criterion \"%s\" comes before \"%s\": list the criteria in the rubric's "
+                      "order",
+                      r->c[next].id, r->c[found].id);
+}
+
+/* "points/maximum" of criterion c with verdict k: plain numbers, the criterion's maximum, at
+ * most 2 decimals, and points matching the verdict. */
+static sm_code criterion_points(const sm_criterion *c, sm_crit_verdict k, line pts, double *out,
+                                sm_err *err)
+{
+    char mx[32];
+    sm_verdict_format_number(c->points, mx, sizeof mx);
+    const char *slash = memchr(pts.s, '/', pts.n);
+    line a = trim(pts.s, slash ? slash : pts.s + pts.n);
+    line m = slash ? trim(slash + 1, pts.s + pts.n) : (line){NULL, 0};
+    double p, max;
+    if (!slash || !parse_number(a.s, a.n, &p) || !parse_number(m.s, m.n, &max))
+        return sm_err_set(err, SM_EFORMAT,
+                          "criterion \"%s\": write its points as \"<points>/%s\" with plain "
+                          "numbers",
+                          c->id, mx);
+    if (fabs(max - c->points) > 1e-6)
+        return sm_err_set(err, SM_EFORMAT, "criterion \"%s\": its maximum is %s", c->id, mx);
+    if (p > c->points + 1e-9)
+        return sm_err_set(err, SM_EFORMAT, "criterion \"%s\": %.*s points is above its maximum %s",
+                          c->id, (int)a.n, a.s, mx);
+    if (!sm_rubric_two_decimals(p))
+        return sm_err_set(err, SM_EFORMAT, "criterion \"%s\": points have at most 2 decimals",
+                          c->id);
+    p = fmin(round(p * 100.0) / 100.0, c->points);
+    if (k == SM_CRIT_MET && p != c->points)
+        return sm_err_set(err, SM_EFORMAT,
+                          "criterion \"%s\": met means all %s points; write partly otherwise",
+                          c->id, mx);
+    if (k == SM_CRIT_NOT_MET && p != 0)
+        return sm_err_set(err, SM_EFORMAT, "criterion \"%s\": not_met means 0 points", c->id);
+    if (k == SM_CRIT_PARTLY && (p <= 0 || p >= c->points))
+        return sm_err_set(err, SM_EFORMAT,
+                          "criterion \"%s\": partly means more than 0 and less than %s points",
+                          c->id, mx);
+    *out = p;
+    return SM_OK;
+}
+
+/* "CRITERION id: verdict points/maximum": the rubric's next criterion. */
+static sm_code criterion_line(block_reader *b, line l, sm_err *err)
+{
+    sm_verdict *v = b->v;
+    if (!b->rubric)
+        return sm_err_set(err, SM_EFORMAT,
+                          "this assignment has no criteria: leave out the CRITERION lines");
+    if (v->n_steps == 0)
+        return sm_err_set(err, SM_EFORMAT, "no STEP before the CRITERION lines");
+    const char *e = l.s + l.n, *colon = memchr(l.s, ':', l.n);
+    if (!colon)
+        return sm_err_set(err, SM_EFORMAT,
+                          "a CRITERION line must read \"CRITERION id: verdict points/maximum\"");
+    sm_code rc = criterion_id(b, trim(l.s + 10, colon), err);
+    if (rc)
+        return rc;
+    const sm_criterion *c = &b->rubric->c[v->n_criteria];
+    line rest = trim(colon + 1, e);
+    const char *sp = rest.s;
+    while (sp < e && !isspace((unsigned char)*sp))
+        sp++;
+    line vw = {rest.s, (size_t)(sp - rest.s)};
+    int k = -1;
+    for (int i = 0; i < SM_CRIT_KINDS; i++)
+        if (line_is(vw, crit_names[i]))
+            k = i;
+    if (k < 0)
+        return sm_err_set(err, SM_EFORMAT,
+                          "criterion \"%s\": the verdict must be met, partly or not_met", c->id);
+    double p = 0;
+    if ((rc = criterion_points(c, (sm_crit_verdict)k, trim(sp, e), &p, err)))
+        return rc;
+    if (!v->criteria && !(v->criteria = calloc((size_t)b->rubric->n, sizeof *v->criteria)))
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    sm_verdict_criterion *vc = &v->criteria[v->n_criteria++];
+    memcpy(vc->id, c->id, sizeof vc->id);
+    vc->verdict = (sm_crit_verdict)k;
+    vc->points = p;
+    vc->max_points = c->points;
+    b->st = WANT_EVIDENCE;
+    return SM_OK;
+}
+
+/* "EVIDENCE: <quote or none>" after a CRITERION line. */
+static sm_code evidence_line(block_reader *b, line l, sm_err *err)
+{
+    sm_verdict_criterion *vc = &b->v->criteria[b->v->n_criteria - 1];
+    line rest;
+    if (!keyed(l, "EVIDENCE", &rest))
+        return sm_err_set(err, SM_EFORMAT, "criterion \"%s\": expected an EVIDENCE line", vc->id);
+    if (rest.n > SM_VERDICT_MAX_FIELD)
+        return sm_err_set(err, SM_EFORMAT, "criterion \"%s\": EVIDENCE is longer than %d bytes",
+                          vc->id, SM_VERDICT_MAX_FIELD);
+    if (!(vc->evidence = dup_field(rest, true)))
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    if (!vc->evidence[0])
+        return sm_err_set(err, SM_EFORMAT,
+                          "criterion \"%s\": EVIDENCE is empty (write none when there is none)",
+                          vc->id);
+    if (!strcasecmp(vc->evidence, "none"))
+        vc->evidence[0] = '\0';
+    b->st = WANT_CRITERION;
+    return SM_OK;
 }
 
 /* One non-empty line of the block, other than the end line. */
@@ -242,10 +423,17 @@ static sm_code block_line(block_reader *b, line l, sm_err *err)
     int cur = b->v->n_steps;
     switch (b->st) {
     case WANT_STEP:
-        if (keyed(l, "STEP", &rest) || (l.n > 5 && !strncasecmp(l.s, "STEP ", 5)))
+    case WANT_CRITERION:
+        if (b->st == WANT_STEP &&
+            (keyed(l, "STEP", &rest) || (l.n > 5 && !strncasecmp(l.s, "STEP ", 5))))
             return step_line(b, l, err);
+        if (l.n > 10 && !strncasecmp(l.s, "CRITERION ", 10))
+            return criterion_line(b, l, err);
         if (keyed(l, "SCORE", &rest))
             return score_line(b, rest, err);
+        if (b->st == WANT_CRITERION)
+            return sm_err_set(err, SM_EFORMAT, "expected a CRITERION or SCORE line, found \"%.*s\"",
+                              (int)(l.n < 40 ? l.n : 40), l.s);
         if (l.n >= 8 && memmem(l.s, l.n, "</think>", 8))
             return sm_err_set(err, SM_EFORMAT,
                               "the verdict block must come after the reasoning (after </think>)");
@@ -261,6 +449,8 @@ static sm_code block_line(block_reader *b, line l, sm_err *err)
             return sm_err_set(err, SM_EFORMAT, "step %d: expected a WHY line", cur);
         b->st = WANT_STEP;
         return field(rest, "WHY", cur, false, &b->v->steps[cur - 1].explanation, err);
+    case WANT_EVIDENCE:
+        return evidence_line(b, l, err);
     case WANT_SUMMARY:
         if (!keyed(l, "SUMMARY", &rest))
             return sm_err_set(err, SM_EFORMAT, "expected the SUMMARY line after SCORE");
@@ -279,10 +469,10 @@ static sm_code block_line(block_reader *b, line l, sm_err *err)
 }
 
 /* The block's lines from p (just after the begin line) to end; v->block_len set on success. */
-static sm_code parse_block(const char *p, const char *end, double max_score, sm_verdict *v,
-                           sm_err *err)
+static sm_code parse_block(const char *p, const char *end, double max_score,
+                           const sm_rubric *rubric, sm_verdict *v, sm_err *err)
 {
-    block_reader b = {.v = v, .max_score = max_score, .st = WANT_STEP};
+    block_reader b = {.v = v, .max_score = max_score, .rubric = rubric, .st = WANT_STEP};
     const char *body = p;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -321,10 +511,12 @@ static const char *last_begin(const char *text, size_t len)
     return found;
 }
 
-sm_code sm_verdict_parse(const char *text, size_t len, double max_score, sm_verdict *out,
-                         sm_err *err)
+sm_code sm_verdict_parse(const char *text, size_t len, double max_score, const sm_rubric *rubric,
+                         sm_verdict *out, sm_err *err)
 {
     memset(out, 0, sizeof *out);
+    if (rubric && rubric->n <= 0)
+        rubric = NULL;
     if (!text)
         return sm_err_set(err, SM_EINVAL, "no text");
     if (memchr(text, '\0', len))
@@ -333,7 +525,7 @@ sm_code sm_verdict_parse(const char *text, size_t len, double max_score, sm_verd
     if (!body)
         return sm_err_set(err, SM_EFORMAT, "no line \"%s\" starts a verdict block",
                           SM_VERDICT_BEGIN);
-    sm_code rc = parse_block(body, text + len, max_score, out, err);
+    sm_code rc = parse_block(body, text + len, max_score, rubric, out, err);
     if (rc)
         sm_verdict_clear(out);
     else
@@ -385,27 +577,46 @@ sm_code sm_verdict_check_own(const sm_verdict *v, const char *text, const char *
     return SM_OK;
 }
 
-sm_code sm_verdict_instructions(double max_score, char **out, sm_err *err)
+/* The CRITERION/EVIDENCE lines of the instructions, one pair per criterion of r. */
+static void criteria_instructions(FILE *f, const sm_rubric *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        char mx[32];
+        sm_verdict_format_number(r->c[i].points, mx, sizeof mx);
+        fprintf(f, "CRITERION %s: <met|partly|not_met> <points>/%s\n", r->c[i].id, mx);
+        fprintf(f, "EVIDENCE: <the student's step that shows it, quoted on one line, or none>\n");
+    }
+    fprintf(f, "(one CRITERION/EVIDENCE pair per criterion, exactly these ids in this order: met "
+               "= all its points, not_met = 0, partly = more than 0 and less than all; SCORE = "
+               "the sum of the criteria's points)\n");
+}
+
+sm_code sm_verdict_instructions(double max_score, const sm_rubric *rubric, char **out, sm_err *err)
 {
     char mx[32];
     sm_verdict_format_number(max_score, mx, sizeof mx);
-    int n = asprintf(
-        out,
-        "End your answer with this verdict block, exactly in this format, one item per line "
-        "and nothing after it:\n"
-        "%s\n"
-        "STEP 1: <correct|incorrect|incomplete|unclear>\n"
-        "QUOTE: <the student's step 1, copied on one line>\n"
-        "WHY: <why the step is right or wrong, on one line>\n"
-        "STEP 2: ...\n"
-        "QUOTE: ...\n"
-        "WHY: ...\n"
-        "(one STEP/QUOTE/WHY group per step of the student's work, numbered 1, 2, 3, ...)\n"
-        "SCORE: <points>/%s\n"
-        "SUMMARY: <one line for the student>\n"
-        "%s",
-        SM_VERDICT_BEGIN, mx, SM_VERDICT_END);
-    if (n < 0) {
+    size_t size = 0;
+    *out = NULL;
+    FILE *f = open_memstream(out, &size);
+    if (!f)
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    fprintf(f,
+            "End your answer with this verdict block, exactly in this format, one item per line "
+            "and nothing after it:\n"
+            "%s\n"
+            "STEP 1: <correct|incorrect|incomplete|unclear>\n"
+            "QUOTE: <the student's step 1, copied on one line>\n"
+            "WHY: <why the step is right or wrong, on one line>\n"
+            "STEP 2: ...\n"
+            "QUOTE: ...\n"
+            "WHY: ...\n"
+            "(one STEP/QUOTE/WHY group per step of the student's work, numbered 1, 2, 3, ...)\n",
+            SM_VERDICT_BEGIN);
+    if (rubric && rubric->n > 0)
+        criteria_instructions(f, rubric);
+    fprintf(f, "SCORE: <points>/%s\nSUMMARY: <one line for the student>\n%s", mx, SM_VERDICT_END);
+    if (ferror(f) | fclose(f)) {
+        free(*out);
         *out = NULL;
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     }

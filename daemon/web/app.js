@@ -248,6 +248,14 @@ function exportLinks(a) {
     el('a', { class: 'export-json', href: `${base}/export.json`, download: '' }, 'JSON'));
 }
 
+/* The assignment page's exports (with the per-criterion option of criteria.js) and the link to
+ * similar submissions. */
+function exportRow(a) {
+  const links = exportLinks(a);
+  const opt = exportCriteriaOption(a, links);
+  return el('p', {}, links, opt ? ' ' : null, opt, ' · ', el('a', { href: '#/similarity/' + a.id, id: 'similarity-link' }, 'Similar submissions'));
+}
+
 async function showCourse(id) {
   const d = await api('GET', '/api/courses/' + encodeURIComponent(id));
   crumbs({ text: 'Courses', href: '#/' }, { text: d.course.code });
@@ -305,7 +313,7 @@ async function showAssignment(id, query) {
   m.appendChild(el('div', { class: 'card row' },
     el('div', {}, el('div', { class: 'row' }, countBadges(a.counts), a.flagged ? el('span', { class: 'badge flag' }, `flagged ${a.flagged}`) : null),
       el('p', { class: 'muted' }, `${a.kind} · out of ${fmtScore(a.max_score)} · ${a.total} submissions · mean ${fmtScore(a.mean_score)}`),
-      el('p', {}, exportLinks(a), ' · ', el('a', { href: '#/similarity/' + a.id, id: 'similarity-link' }, 'Similar submissions'))),
+      exportRow(a)),
     el('span', { class: 'spacer' }), histogram(a.histogram || [], a.max_score, 300, 80)));
   m.appendChild(el('details', {}, el('summary', {}, 'Statement'), el('div', { class: 'work prose' }, numbered(a.statement || '', false))));
   m.appendChild(el('details', { id: 'flag-legend-all' }, el('summary', {}, 'What the flags mean'), flagLegend(null, 'flag-legend-list')));
@@ -334,34 +342,6 @@ async function showAssignment(id, query) {
   m.appendChild(el('table', { class: 'list', id: 'submissions' },
     el('thead', {}, el('tr', {}, el('th', {}, ''), el('th', {}, 'Student'), el('th', {}, 'State'), el('th', { class: 'num' }, 'Score'),
       el('th', { class: 'num' }, 'Model'), el('th', { class: 'num' }, 'Confidence'), el('th', {}, 'Flags'), el('th', {}, 'Student sees'), el('th', {}, 'Received'))), tb));
-}
-
-/* Makes LaTeX-style math easier to read as plain text (the result is still only text):
- * \frac{a}{b} -> (a)/(b), \sqrt{x} -> √(x), x^2 -> x², Greek letters and relations -> Unicode. */
-const TEX = {
-  alpha: 'α', beta: 'β', gamma: 'γ', delta: 'δ', epsilon: 'ε', varepsilon: 'ε', theta: 'θ', lambda: 'λ', mu: 'μ',
-  pi: 'π', sigma: 'σ', tau: 'τ', phi: 'φ', varphi: 'φ', omega: 'ω', Delta: 'Δ', Sigma: 'Σ', Omega: 'Ω', Pi: 'Π',
-  leq: '≤', le: '≤', geq: '≥', ge: '≥', neq: '≠', ne: '≠', approx: '≈', equiv: '≡', cdot: '·', times: '×', div: '÷',
-  pm: '±', infty: '∞', sum: '∑', prod: '∏', int: '∫', partial: '∂', nabla: '∇', in: '∈', notin: '∉', subset: '⊂',
-  subseteq: '⊆', cup: '∪', cap: '∩', forall: '∀', exists: '∃', to: '→', rightarrow: '→', Rightarrow: '⇒',
-  implies: '⇒', iff: '⇔', Leftrightarrow: '⇔', mid: '|', ldots: '…', cdots: '⋯', dots: '…', circ: '∘', angle: '∠',
-  mathbb: '', left: '', right: '', quad: ' ', qquad: '  ', ',': ' ', ';': ' ', '!': '',
-};
-const SUP = { '0': '⁰', '1': '¹', '2': '²', '3': '³', '4': '⁴', '5': '⁵', '6': '⁶', '7': '⁷', '8': '⁸', '9': '⁹', '+': '⁺', '-': '⁻', n: 'ⁿ', i: 'ⁱ' };
-const SUB = { '0': '₀', '1': '₁', '2': '₂', '3': '₃', '4': '₄', '5': '₅', '6': '₆', '7': '₇', '8': '₈', '9': '₉', '+': '₊', '-': '₋' };
-const BB = { R: 'ℝ', N: 'ℕ', Z: 'ℤ', Q: 'ℚ', C: 'ℂ' };
-function prettyMath(t) {
-  for (let i = 0; i < 4; i++) {
-    t = t.replace(/\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}/g, '($1)/($2)')
-      .replace(/\\sqrt\{([^{}]*)\}/g, '√($1)')
-      .replace(/\\boxed\{([^{}]*)\}/g, '⟦$1⟧')
-      .replace(/\\(?:text|mathrm|operatorname)\{([^{}]*)\}/g, '$1')
-      .replace(/\\mathbb\{([RNZQC])\}/g, (_, c) => BB[c]);
-  }
-  t = t.replace(/\\([A-Za-z]+|[,;!])/g, (m, w) => (w in TEX ? TEX[w] : m));
-  t = t.replace(/\^\{([0-9n+-]{1,4})\}|\^([0-9n])/g, (m, a, b) => [...(a || b)].map((c) => SUP[c] || c).join(''));
-  t = t.replace(/_\{([0-9+-]{1,4})\}|_([0-9])/g, (m, a, b) => [...(a || b)].map((c) => SUB[c] || c).join(''));
-  return t.replace(/\$\$?/g, '').replace(/\\\(|\\\)|\\\[|\\\]/g, '');
 }
 
 /* The student's text as numbered lines (code verbatim; prose/math prettified unless raw). */
@@ -412,8 +392,15 @@ function reviewPanel(d, rel, onDone) {
   const score = el('input', { id: 'score-input', type: 'number', min: 0, max: sub.max_score, step: '0.25',
     value: sub.final_score === null ? '' : sub.final_score, 'aria-label': 'new score' });
   const comment = el('textarea', { id: 'comment-input', placeholder: 'Comment for the student (required when adjusting; they see it once released)', maxlength: 10000 });
-  const adjust = el('button', { type: 'button', id: 'adjust-btn', disabled: !g || pending }, 'Adjust score');
+  const byCriteria = hasCriteria(g) ? criteriaAdjustInputs(g) : null; // criteria.js
+  const adjust = el('button', { type: 'button', id: 'adjust-btn', disabled: !g || pending }, byCriteria ? 'Adjust criteria' : 'Adjust score');
   adjust.addEventListener('click', () => {
+    if (byCriteria) {
+      let criteria;
+      try { criteria = byCriteria.criteria(); } catch (e) { clear(msg).appendChild(el('div', { class: 'notice error' }, e.message)); return; }
+      act({ action: 'adjust', criteria, comment: comment.value }, adjust);
+      return;
+    }
     const v = parseFloat(score.value);
     if (isNaN(v)) { clear(msg).appendChild(el('div', { class: 'notice error' }, 'Enter a score.')); return; }
     act({ action: 'adjust', score: v, comment: comment.value }, adjust);
@@ -427,7 +414,8 @@ function reviewPanel(d, rel, onDone) {
     el('div', { class: 'row' }, approve),
     provBtn ? el('div', { class: 'row', id: 'provisional-row' }, provBtn,
       el('span', { class: 'muted' }, `from the ${g.provisional_basis === 'tests' ? 'tests' : 'answer key'}: ${g.provisional_detail || ''}`)) : null,
-    el('div', { class: 'row' }, el('label', {}, 'New score ', score), el('span', { class: 'muted' }, `of ${fmtScore(sub.max_score)}`)),
+    byCriteria ? byCriteria.node
+      : el('div', { class: 'row' }, el('label', {}, 'New score ', score), el('span', { class: 'muted' }, `of ${fmtScore(sub.max_score)}`)),
     comment, el('div', { class: 'row' }, adjust, regrade), releaseRow(d, rel, (m) => onDone('release', m)), msg];
   for (const p of parts) if (p) box.appendChild(p);
   return box;
@@ -528,6 +516,8 @@ function historyTable(d) {
     tb.appendChild(el('tr', {}, el('td', {}, fmtTime(r.created_at)), el('td', {}, r.teacher), el('td', {}, r.action),
       el('td', { class: 'num' }, fmtScore(r.old_score)), el('td', { class: 'num' }, fmtScore(r.new_score)),
       el('td', { class: 'comment' }, r.comment), el('td', { class: 'muted' }, '#' + r.grading_id)));
+    const crit = reviewCriteriaRow(r, 7); // criteria.js: what the review changed per criterion
+    if (crit) tb.appendChild(crit);
   }
   if (!d.reviews.length) tb.appendChild(el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'No reviews yet.')));
   return el('table', { class: 'list', id: 'history' },
@@ -611,6 +601,7 @@ async function showSubmission(id, query) {
   right.append(el('h2', {}, 'Critique, step by step'), critique);
   split.append(left, right);
   m.appendChild(split);
+  if (hasCriteria(g)) m.appendChild(criteriaTable(g, isCode, (q) => highlightQuote(workHolder, q))); // criteria.js
 
   const checks = el('tbody');
   for (const c of d.checks) {

@@ -83,64 +83,8 @@ function stateBadgeWords(s) {
 
 /* ---------- math ---------- */
 
-const MATH_OPTS = { throwOnError: true, output: 'html', trust: false, strict: 'ignore', maxSize: 20, maxExpand: 300 };
+/* texNode, mathText and prettyMath: math.js (shared with the student's page). */
 
-/* Typesets tex into a new span, or null when KaTeX is missing or the TeX is invalid. */
-function texNode(tex, display) {
-  if (typeof katex === 'undefined' || !tex.trim() || tex.length > 2000) return null;
-  const span = el('span', { class: 'math' + (display ? ' display' : ''), title: tex, role: 'img', 'aria-label': tex });
-  try {
-    katex.render(tex, span, Object.assign({ displayMode: display }, MATH_OPTS));
-    return span;
-  } catch (e) {
-    return null;
-  }
-}
-/* The end of the brace group opening at s[i] ('{'), or -1. */
-function braceEnd(s, i) {
-  let depth = 0;
-  for (let k = i; k < s.length; k++) {
-    if (s[k] === '\\') { k++; continue; }
-    if (s[k] === '{') depth++;
-    else if (s[k] === '}' && --depth === 0) return k;
-  }
-  return -1;
-}
-/* Splits text into plain strings and {tex, display, raw} pieces: $$..$$, \[..\], $..$,
- * \(..\), and a bare \boxed{...}. "\$" and a "$" that opens or closes on a space stay text. */
-function mathPieces(t) {
-  const out = [];
-  let plain = '', i = 0;
-  const push = (tex, display, raw) => { if (plain) out.push(plain); plain = ''; out.push({ tex, display, raw }); };
-  while (i < t.length) {
-    const rest = t.slice(i);
-    let m = null;
-    if (rest.startsWith('\\$')) { plain += '\\$'; i += 2; continue; }
-    if (rest.startsWith('$$')) { const e = t.indexOf('$$', i + 2); if (e > i + 2) m = [e + 2, t.slice(i + 2, e), true]; }
-    else if (rest.startsWith('\\[')) { const e = t.indexOf('\\]', i + 2); if (e > i + 2) m = [e + 2, t.slice(i + 2, e), true]; }
-    else if (rest.startsWith('\\(')) { const e = t.indexOf('\\)', i + 2); if (e > i + 2) m = [e + 2, t.slice(i + 2, e), false]; }
-    else if (rest[0] === '$' && rest[1] && !/\s/.test(rest[1])) {
-      let e = i + 1;
-      while ((e = t.indexOf('$', e)) > 0 && (t[e - 1] === '\\')) e++;
-      if (e > i + 1 && !/\s/.test(t[e - 1]) && !/[0-9]/.test(t[e + 1] || '')) m = [e + 1, t.slice(i + 1, e), false];
-    } else if (rest.startsWith('\\boxed{')) {
-      const e = braceEnd(t, i + 6);
-      if (e > 0) m = [e + 1, t.slice(i, e + 1), false];
-    }
-    if (m) { push(m[1], m[2], t.slice(i, m[0])); i = m[0]; } else { plain += t[i]; i++; }
-  }
-  if (plain) out.push(plain);
-  return out;
-}
-/* Text with its math typeset: an array of nodes and strings for el(). Plain parts keep the
- * readable rendering of app.js (prettyMath); math KaTeX cannot read stays as typed. */
-function mathText(t) {
-  return mathPieces(String(t === null || t === undefined ? '' : t)).map((p) => {
-    if (typeof p === 'string') return prettyMath(p);
-    if (typeof katex === 'undefined') return prettyMath(p.raw);
-    return texNode(p.tex, p.display) || el('span', { class: 'math-error', title: 'not valid TeX: shown as typed' }, p.raw);
-  });
-}
 /* Multi-line text (statement, rubric, key) with math, line by line. */
 function mathBlock(t, id) {
   const box = el('div', { class: 'work prose', id });

@@ -2,7 +2,9 @@
  * GET /api/student/feedback for this student's released feedback in the course and shows, per
  * released submission: the final score, the teacher's comment, the critique steps and the
  * check results, and the model's reasoning only when the teacher released it. Everything from
- * the server is put into the page as text, never as HTML. */
+ * the server is put into the page as text, never as HTML; math (not in code assignments) is
+ * typeset by KaTeX through math.js, as on the teacher's page. A rubric of criteria shows its
+ * breakdown: each criterion's points (after the teacher's review) and the quoted evidence. */
 'use strict';
 
 function el(tag, attrs, ...children) {
@@ -26,12 +28,39 @@ function refused(message) {
     el('h1', {}, 'This link does not work'), el('p', { class: 'error' }, message)));
 }
 
-function steps(list) {
+/* The text with its math typeset (math.js), or as it is for code. */
+function textOf(t, code) { return code ? String(t ?? '') : mathText(t); }
+
+function steps(list, code) {
   if (!list.length) return el('p', { class: 'muted' }, 'No step-by-step comments.');
   return el('div', { class: 'critique' }, list.map((s) => el('div', { class: 'step v-' + s.verdict, 'data-step': s.step_no },
     el('div', { class: 'row' }, el('strong', {}, 'Step ' + s.step_no), el('span', { class: 'badge v-' + s.verdict }, s.verdict)),
-    s.quoted ? el('blockquote', {}, s.quoted) : null,
-    el('div', { class: 'expl' }, s.explanation))));
+    s.quoted ? el('blockquote', {}, textOf(s.quoted, code)) : null,
+    el('div', { class: 'expl' }, textOf(s.explanation, code)))));
+}
+
+/* A criterion's points in words, with a symbol so that colour is not the only cue. */
+function criterionWords(points, max) {
+  if (points === null || points === undefined) return ['none', '– not assessed'];
+  if (Number(points) >= Number(max)) return ['met', '✓ met'];
+  return Number(points) > 0 ? ['partly', '◐ partly met'] : ['not_met', '✗ not met'];
+}
+/* The rubric's criteria: points of the maximum, in words, with the quoted evidence. */
+function criteria(list, code) {
+  if (!Array.isArray(list) || !list.length) return null;
+  const num = (v) => (v === null || v === undefined ? null : Number(v));
+  const total = list.reduce((s, c) => (s === null || num(c.points) === null ? null : s + num(c.points)), 0);
+  const max = list.reduce((s, c) => s + (num(c.max_points) || 0), 0);
+  return el('div', {}, el('h3', {}, 'Rubric criteria'),
+    el('table', { class: 'list criteria' }, el('tbody', {}, list.map((c) => {
+      const [cls, words] = criterionWords(num(c.points), num(c.max_points));
+      return el('tr', { class: 'criterion-row', 'data-criterion': c.id },
+        el('td', {}, el('code', { class: 'criterion-id' }, c.id), el('div', { class: 'criterion-desc' }, textOf(c.description, code))),
+        el('td', {}, el('span', { class: 'badge cv cv-' + cls }, words)),
+        el('td', { class: 'num points' }, `${fmtScore(num(c.points))} / ${fmtScore(num(c.max_points))}`),
+        el('td', { class: 'evidence' }, c.evidence ? el('blockquote', {}, textOf(c.evidence, code)) : ''));
+    })), el('tfoot', {}, el('tr', {}, el('td', {}, 'Total'), el('td', {}),
+      el('td', { class: 'num criteria-total' }, `${fmtScore(total)} / ${fmtScore(max)}`), el('td', {})))));
 }
 
 function checks(list) {
@@ -45,14 +74,15 @@ function checks(list) {
 }
 
 function feedbackCard(f) {
-  const a = f.assignment;
+  const a = f.assignment, code = a.kind === 'code';
   return el('section', { class: 'card feedback', 'data-submission': f.submission_id },
     el('h2', {}, a.title || a.code),
     el('p', { class: 'muted' }, `Submitted ${fmtTime(f.submitted_at)} · released ${fmtTime(f.released_at)}`),
     el('div', { class: 'row' }, el('span', {}, 'Score'),
       el('span', { class: 'score-big final-score' }, fmtScore(f.score)), el('span', { class: 'muted' }, `/ ${fmtScore(f.max_score)}`)),
-    f.comment ? el('div', { class: 'teacher-comment' }, el('h3', {}, "Your teacher's comment"), el('p', { class: 'comment' }, f.comment)) : null,
-    el('h3', {}, 'Step by step'), steps(f.steps || []),
+    f.comment ? el('div', { class: 'teacher-comment' }, el('h3', {}, "Your teacher's comment"), el('p', { class: 'comment' }, textOf(f.comment, code))) : null,
+    criteria(f.criteria, code),
+    el('h3', {}, 'Step by step'), steps(f.steps || [], code),
     checks(f.checks || []),
     Array.isArray(f.reasoning) && f.reasoning.length
       ? el('details', { class: 'reasoning' }, el('summary', {}, "The grader's full reasoning"),

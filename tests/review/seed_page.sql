@@ -1,19 +1,20 @@
 -- Extra test data for test_review_page.py, loaded after seed.sql: a math assignment with a
--- rubric of criteria, an answer key with its policy and a reference solution; a submission
--- written with $...$, \(...\), \[...\] and \boxed{}, with invalid TeX and markup; a critique in
--- TeX; a grading carrying every flag the worker raises plus an unknown one; a code assignment
--- whose stdin/stdout test failed (expected against actual), and a submission the test then
--- approves (teachers are created after the seed).
+-- rubric of criteria (assignment.rubric_criteria), an answer key with its policy and a
+-- reference solution; a submission written with $...$, \(...\), \[...\] and \boxed{}, with
+-- invalid TeX and markup; a critique in TeX; a grading carrying every flag the worker raises
+-- plus an unknown one; a code assignment whose stdin/stdout test failed (expected against
+-- actual), and a submission the test then approves (teachers are created after the seed).
 INSERT INTO assignment (id, course_id, code, title, kind, statement, answer_key, max_score,
-                        rubric, reference_solution, answer_policy, language, tests) VALUES
+                        rubric_criteria, reference_solution, answer_policy, language, tests) VALUES
   (40, 1, 'frac', 'Fractions', 'math', 'Compute $\frac{1}{2} + \frac{1}{3}$.', '\frac{5}{6}', 6,
    '[{"id": "method", "description": "Common denominator $6$", "points": 3},
      {"id": "answer", "description": "Final answer \\(\\frac{5}{6}\\)", "points": 3, "checks": ["answer"]}]',
    E'Over the denominator 6: $\\frac{3}{6} + \\frac{2}{6} = \\frac{5}{6}$.',
    '{"percent": "either", "tolerance": 0.001, "units": "ignore"}', NULL, NULL),
   (41, 2, 'echo', 'Echo upper', 'code', 'Read a line and print it in capitals.', NULL, 4,
-   'Correct output: 4 points.', E'print(input().upper())', NULL, 'python',
+   NULL, E'print(input().upper())', NULL, 'python',
    '[{"name": "hello", "input": "hello\nworld", "expected_output": "HELLO\nWORLD"}]');
+UPDATE assignment SET rubric = 'Correct output: 4 points.' WHERE id = 41;
 
 INSERT INTO submission (id, assignment_id, student_ref, idempotency_key, content, received_at) VALUES
   (40, 40, 'M040', 'k40', E'First $\\frac{1}{2} = \\frac{3}{6}$ and \\(\\frac{1}{3} = \\frac{2}{6}\\).\n\\[\\frac{3}{6} + \\frac{2}{6} = \\frac{5}{6}\\]\nBroken: $\\frac{1}{$ stays <b>text</b>\nAnswer: \\boxed{\\frac{5}{6}}', now() - interval '20 min'),

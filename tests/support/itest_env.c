@@ -235,6 +235,33 @@ pid_t spawn(const char *log, char *const argv[])
     return pid;
 }
 
+int cli_run(const char *first, ...)
+{
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)E.cli;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < 28; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n++] = "--config";
+    argv[n++] = E.cfg;
+    argv[n] = NULL;
+    char log[128];
+    snprintf(log, sizeof log, "%s/cli.log", E.dir);
+    unlink(log);
+    pid_t pid = spawn(log, argv);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    FILE *fp = fopen(log, "r");
+    CHECK(fp);
+    size_t len = fread(E.cli_out, 1, sizeof E.cli_out - 1, fp);
+    fclose(fp);
+    E.cli_out[len] = '\0';
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
 void start_broker(void)
 {
     char log[128];

@@ -32,6 +32,7 @@ typedef struct env {
     char cfg[128];
     char cep[128], wep[128], eep[128];
     const char *stepmarkd, *worker, *cli;
+    char cli_out[16384]; /* the last cli_run's output */
     pid_t broker;
     pid_t workers[16];
     int nworkers;
@@ -70,6 +71,10 @@ void connect_db(void);
 sm_client *client_with(const char *server, const char *secret, int timeout_ms, int retries);
 sm_client *client(void);
 pid_t spawn(const char *log, char *const argv[]);
+/* Runs `E.cli ARGS... --config E.cfg` (the arguments end with NULL); its output (stdout and
+ * stderr) goes to E.cli_out; returns the exit status. */
+int cli_run(const char *first, ...) __attribute__((sentinel));
+#define CLI_SAID(s) CHECKM(strstr(E.cli_out, s), "the CLI did not say \"%s\":\n%s", s, E.cli_out)
 void start_broker(void);
 /* Stops the broker with sig and returns its exit status. */
 int stop_broker(int sig);

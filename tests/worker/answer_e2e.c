@@ -7,7 +7,6 @@
  * needs_review; the answer check is deterministic and decides "passed" on its own.
  * Usage: answer_e2e STEPMARKD STEPMARK_WORKER MODEL_DIR STEPMARK */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,42 +17,6 @@
 
 static const char *model_dir;
 static pid_t worker_pid;
-
-/* Runs `stepmark ARGS... --config E.cfg`, its output in E.dir/cli.log; returns the exit status. */
-static int cli(const char *first, ...)
-{
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)E.cli;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 28; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n++] = "--config";
-    argv[n++] = E.cfg;
-    argv[n] = NULL;
-    char log[128];
-    snprintf(log, sizeof log, "%s/cli.log", E.dir);
-    unlink(log);
-    pid_t pid = spawn(log, argv);
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-/* The last CLI run's output contains s. */
-static bool cli_said(const char *s)
-{
-    char path[128], buf[4096];
-    snprintf(path, sizeof path, "%s/cli.log", E.dir);
-    FILE *fp = fopen(path, "r");
-    CHECK(fp);
-    size_t len = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[len] = '\0';
-    return strstr(buf, s) != NULL;
-}
 
 static void setup_answer(void)
 {
@@ -117,12 +80,12 @@ static void check_validation(sm_client *c)
     check_refused(c, "ASSIGNMENT_CREATE", "{\"unit\": \"check\"}",
                   "answer_policy: unknown field \"unit\"");
     check_refused(c, "ASSIGNMENT_CREATE", "\"ratio\"", "answer_policy must be an object");
-    CHECK(cli("assignment", "create", "--course", "M1", "--code", "bad", "--kind", "math",
-              "--statement", "x", "--answer-policy", "{percent: ratio}", NULL) != 0);
-    CHECK(cli_said("--answer-policy is not JSON"));
-    CHECK(cli("assignment", "create", "--course", "M1", "--code", "bad", "--kind", "math",
-              "--statement", "x", "--answer-policy", "{\"percent\": \"ratios\"}", NULL) != 0);
-    CHECK(cli_said("answer_policy.percent must be either, ratio or percent"));
+    CHECK(cli_run("assignment", "create", "--course", "M1", "--code", "bad", "--kind", "math",
+                  "--statement", "x", "--answer-policy", "{percent: ratio}", NULL) != 0);
+    CLI_SAID("--answer-policy is not JSON");
+    CHECK(cli_run("assignment", "create", "--course", "M1", "--code", "bad", "--kind", "math",
+                  "--statement", "x", "--answer-policy", "{\"percent\": \"ratios\"}", NULL) != 0);
+    CLI_SAID("answer_policy.percent must be either, ratio or percent");
     CHECK(q_int("SELECT count(*) FROM assignment WHERE code = 'bad'") == 0);
 }
 
@@ -130,10 +93,10 @@ static void check_validation(sm_client *c)
  * protocol: the same key and answer, with and without percent "ratio". */
 static void make_assignments(sm_client *c)
 {
-    CHECK(cli("course", "create", "--code", "M1", "--title", "Maths", NULL) == 0);
-    CHECK(cli("assignment", "create", "--course", "M1", "--code", "ratio", "--kind", "math",
-              "--statement", "Add 1/2 and 1/4.", "--answer-key", "0.75", "--answer-policy",
-              "{\"percent\": \"ratio\", \"units\": \"check\"}", NULL) == 0);
+    CHECK(cli_run("course", "create", "--code", "M1", "--title", "Maths", NULL) == 0);
+    CHECK(cli_run("assignment", "create", "--course", "M1", "--code", "ratio", "--kind", "math",
+                  "--statement", "Add 1/2 and 1/4.", "--answer-key", "0.75", "--answer-policy",
+                  "{\"percent\": \"ratio\", \"units\": \"check\"}", NULL) == 0);
     char path[128];
     snprintf(path, sizeof path, "%s/len.yaml", E.dir);
     FILE *fp = fopen(path, "w");
@@ -142,7 +105,7 @@ static void make_assignments(sm_client *c)
                 "answer_key: 2.5 m\nmax_score: 2\nanswer_policy:\n  units: check\n"
                 "  tolerance: 0.001\n");
     fclose(fp);
-    CHECK(cli("assignment", "create", "--file", path, NULL) == 0);
+    CHECK(cli_run("assignment", "create", "--file", path, NULL) == 0);
     create_math(c, "half", "50", "{\"percent\": \"ratio\"}");
     create_math(c, "half2", "50", NULL);
     CHECK(q_int("SELECT count(*) FROM assignment WHERE code = 'ratio' AND answer_policy ="
@@ -200,16 +163,16 @@ static void check_gradings(const long long *s)
 /* Updates through the CLI: a new policy replaces the old one; null clears it. */
 static void check_update(void)
 {
-    CHECK(cli("assignment", "update", "--course", "M1", "--code", "ratio", "--answer-policy",
-              "{\"percent\": \"percent\"}", NULL) == 0);
+    CHECK(cli_run("assignment", "update", "--course", "M1", "--code", "ratio", "--answer-policy",
+                  "{\"percent\": \"percent\"}", NULL) == 0);
     CHECK(q_int("SELECT count(*) FROM assignment WHERE code = 'ratio' AND answer_policy ="
                 " '{\"percent\": \"percent\"}'") == 1);
-    CHECK(cli("assignment", "update", "--course", "M1", "--code", "ratio", "--title", "Sums",
-              NULL) == 0);
+    CHECK(cli_run("assignment", "update", "--course", "M1", "--code", "ratio", "--title", "Sums",
+                  NULL) == 0);
     CHECK(q_int("SELECT count(*) FROM assignment WHERE code = 'ratio' AND answer_policy ="
                 " '{\"percent\": \"percent\"}'") == 1);
-    CHECK(cli("assignment", "update", "--course", "M1", "--code", "ratio", "--answer-policy",
-              "null", NULL) == 0);
+    CHECK(cli_run("assignment", "update", "--course", "M1", "--code", "ratio", "--answer-policy",
+                  "null", NULL) == 0);
     CHECK(q_int("SELECT count(*) FROM assignment WHERE code = 'ratio' AND answer_policy IS NULL"
                 " AND title = 'Sums'") == 1);
 }

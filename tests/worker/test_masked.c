@@ -324,6 +324,53 @@ static void result_masked(void **state)
     sm_job_free(&j);
 }
 
+#define CRUBRIC                                                                 \
+    "[{\"id\": \"parity\", \"description\": \"Uses n = 2k+1\", \"points\": 3}," \
+    " {\"id\": \"end\", \"description\": \"Concludes\", \"points\": 1}]"
+#define CBLOCK(parity, end, score)                                                              \
+    "=== VERDICT ===\nSTEP 1: correct\nQUOTE: n^2 is odd\nWHY: fine\nCRITERION parity: " parity \
+    "\nEVIDENCE: none\nCRITERION end: " end "\nEVIDENCE: n^2 is odd\nSCORE: " score             \
+    "/4\nSUMMARY: s\n=== END VERDICT ==="
+
+/* The masked pass parses with the same criteria: its score is the sum of its criteria's
+ * medians, with its own criteria; the two passes compared as before. */
+static void result_masked_criteria(void **state)
+{
+    fixture *f = *state;
+    json_t *body = json_pack("{s:i, s:i, s:{s:s, s:s, s:o, s:{s:i}}, s:{s:s}}", "job_id", 7, "seed",
+                             42, "assignment", "kind", "proof", "statement", "Prove n^2 odd",
+                             "rubric", json_loads(CRUBRIC, 0, NULL), "sampling", "samples", 2,
+                             "submission", "content", HOSTILE);
+    sm_job *j;
+    sm_err err;
+    assert_int_equal(sm_job_new(&f->g, body, &j, &err), SM_OK);
+    json_decref(body);
+    assert_true(j->max_score == 4);
+    assert_int_equal(sm_job_prepare(j, &err), SM_OK);
+    assert_int_equal(j->n_masked, 2);
+    /* both prompts ask for the criteria */
+    char *m = NULL;
+    assert_int_equal(sm_tokenizer_decode(f->tok, j->mprompt.ids, j->mprompt.n_ids, &m, NULL, &err),
+                     SM_OK);
+    assert_non_null(strstr(m, "CRITERION parity: <met|partly|not_met> <points>/3"));
+    assert_non_null(strstr(m, "- [end] (1 point) Concludes"));
+    free(m);
+    json_t *r =
+        result_of(j, CBLOCK("met 3/3", "met 1/1", "4"), CBLOCK("partly 1.5/3", "met 1/1", "2.5"));
+    const json_t *mk = json_object_get(r, "masked");
+    assert_true(json_number_value(json_object_get(r, "score")) == 4);
+    assert_true(json_number_value(json_object_get(mk, "score")) == 2.5);
+    const json_t *mc = json_object_get(mk, "criteria");
+    assert_int_equal(json_array_size(mc), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(mc, 0), "verdict")),
+                        "partly");
+    assert_true(json_number_value(json_object_get(json_array_get(mc, 0), "points")) == 1.5);
+    assert_int_equal(json_array_size(json_object_get(r, "criteria")), 2);
+    assert_true(has_flag(r, SM_MASKED_FLAG));
+    json_decref(r);
+    sm_job_free(&j);
+}
+
 static void result_masked_unreadable(void **state)
 {
     fixture *f = *state;
@@ -362,6 +409,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(prepare_masked_prompt),
         cmocka_unit_test(result_masked),
         cmocka_unit_test(result_masked_unreadable),
+        cmocka_unit_test(result_masked_criteria),
     };
     int rc = cmocka_run_group_tests(pure, NULL, NULL);
     if (!tok_dir) {

@@ -2,7 +2,8 @@
  * <|im_end|>, a fake system turn, "ignore previous instructions", a fake verdict block) is
  * flagged and cannot change the prompt's structure (no special token inside the student's
  * span); the shared prefix is the same for two submissions of one assignment; template
- * overrides from a folder and their errors; the repair continuation.
+ * overrides from a folder and their errors; the repair continuation; a rubric of criteria
+ * rendered with the outcome of their checks, in built-in and custom templates.
  * Usage: test_prompt TOKENIZER_DIR */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -120,7 +121,7 @@ static void hostile_submission(void **state)
     assert_true(strstr(text, delim) > strstr(text, HOSTILE));
     assert_string_not_equal(p.nonce, "0000000000000000");
     free(text);
-    assert_string_equal(p.version, "proof-v1");
+    assert_string_equal(p.version, "proof-v2");
     sm_prompt_clear(&p);
 }
 
@@ -179,7 +180,7 @@ static void overrides(void **state)
     sm_err err;
     assert_int_equal(sm_prompt_set_load(dir, &set, &err), SM_OK);
     assert_string_equal(sm_prompt_version(set, SM_KIND_MATH), "school-math-3");
-    assert_string_equal(sm_prompt_version(set, SM_KIND_CODE), "code-v1"); /* built in */
+    assert_string_equal(sm_prompt_version(set, SM_KIND_CODE), "code-v2"); /* built in */
     sm_prompt_input in = input("x = 1");
     in.kind = SM_KIND_MATH;
     in.max_score = 2.5;
@@ -210,8 +211,8 @@ static void repair_ids(void **state)
     int32_t *ids;
     size_t n;
     sm_err err;
-    assert_int_equal(sm_prompt_repair(f->tok, "no line \"=== VERDICT ===\"", 4, &ids, &n, &err),
-                     SM_OK);
+    assert_int_equal(
+        sm_prompt_repair(f->tok, "no line \"=== VERDICT ===\"", 4, NULL, &ids, &n, &err), SM_OK);
     char *text;
     assert_int_equal(sm_tokenizer_decode(f->tok, ids, n, &text, NULL, &err), SM_OK);
     assert_true(!strncmp(text, "<|im_end|>\n<|im_start|>user\nYour answer did not end", 51));
@@ -219,6 +220,77 @@ static void repair_ids(void **state)
     assert_string_equal(text + l - 33, "<|im_end|>\n<|im_start|>assistant\n");
     free(text);
     free(ids);
+}
+
+static const char *CRITERIA =
+    "[{\"id\": \"setup\", \"description\": \"Reads the input\", \"points\": 2},"
+    " {\"id\": \"sum\", \"description\": \"Adds correctly\", \"points\": 1.5,"
+    "  \"checks\": [\"test:add_small\", \"test:add_big\"]},"
+    " {\"id\": \"style\", \"description\": \"Readable code\", \"points\": 1}]";
+
+static void criteria(void **state)
+{
+    fx *f = *state;
+    sm_err err;
+    json_t *j = json_loads(CRITERIA, 0, NULL);
+    sm_rubric r;
+    assert_int_equal(sm_rubric_parse(j, &r, &err), SM_OK);
+    const char *checks[3] = {NULL, "test add_small passed, test add_big FAILED", NULL};
+    sm_prompt_input in = input("int main() {}");
+    in.kind = SM_KIND_CODE;
+    in.rubric = NULL;
+    in.criteria = &r;
+    in.criteria_checks = checks;
+    in.max_score = 4.5;
+    sm_prompt p;
+    assert_int_equal(sm_prompt_build(f->set, f->tok, &in, &p, &err), SM_OK);
+    assert_non_null(strstr(p.user, "## Rubric\n- [setup] (2 points) Reads the input\n"
+                                   "- [sum] (1.5 points) Adds correctly; evidence from checks: "
+                                   "test add_small passed, test add_big FAILED\n"
+                                   "- [style] (1 point) Readable code\n"));
+    assert_non_null(strstr(p.user, "CRITERION setup: <met|partly|not_met> <points>/2\n"));
+    assert_non_null(strstr(p.user, "CRITERION sum: <met|partly|not_met> <points>/1.5\n"));
+    assert_non_null(strstr(p.user, "CRITERION style: <met|partly|not_met> <points>/1\n"));
+    assert_non_null(strstr(p.user, "SCORE: <points>/4.5"));
+    assert_string_equal(p.version, "code-v2");
+    /* the criteria are part of the shared prefix: another student, the same prefix */
+    sm_prompt_input in2 = in;
+    in2.student = "print(1)";
+    sm_prompt p2;
+    assert_int_equal(sm_prompt_build(f->set, f->tok, &in2, &p2, &err), SM_OK);
+    assert_int_equal(p.n_prefix, p2.n_prefix);
+    sm_prompt_clear(&p2);
+    sm_prompt_clear(&p);
+    /* a custom template's {{rubric}} and {{verdict_format}} show them too */
+    char dir[] = "/tmp/sm-prompts-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/code.txt", dir);
+    write_file(path, "version: school-code-1\n[system]\nYou grade C.\n[user]\n"
+                     "Rubric:\n{{rubric}}\n{{verdict_format}}\n");
+    sm_prompt_set *set;
+    assert_int_equal(sm_prompt_set_load(dir, &set, &err), SM_OK);
+    assert_int_equal(sm_prompt_build(set, f->tok, &in, &p, &err), SM_OK);
+    assert_non_null(strstr(p.user, "Rubric:\n- [setup] (2 points) Reads the input\n"));
+    assert_non_null(strstr(p.user, "EVIDENCE: <the student's step"));
+    assert_string_equal(p.version, "school-code-1");
+    sm_prompt_clear(&p);
+    sm_prompt_set_free(&set);
+    unlink(path);
+    rmdir(dir);
+    /* the repair request repeats the criteria's lines */
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(
+        sm_prompt_repair(f->tok, "criterion \"sum\" is missing", 4.5, &r, &ids, &n, &err), SM_OK);
+    char *text;
+    assert_int_equal(sm_tokenizer_decode(f->tok, ids, n, &text, NULL, &err), SM_OK);
+    assert_non_null(strstr(text, "(criterion \"sum\" is missing)"));
+    assert_non_null(strstr(text, "CRITERION sum: <met|partly|not_met> <points>/1.5\n"));
+    free(text);
+    free(ids);
+    sm_rubric_clear(&r);
+    json_decref(j);
 }
 
 int main(int argc, char **argv)
@@ -233,6 +305,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(shared_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(overrides, setup, teardown),
         cmocka_unit_test_setup_teardown(repair_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(criteria, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

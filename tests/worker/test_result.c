@@ -1,7 +1,9 @@
 /* test_result: the parts of a RESULT body (worker/sm_result.h): median, representative sample,
  * per-step vote, confidence, contradiction with the checks, the provisional score from the
  * checks, the repair's token budget, and sm_job_result with a provisional score when the
- * critique is unreadable or the model unavailable. */
+ * critique is unreadable or the model unavailable; rubric criteria: the JOB's rubric, the
+ * per-criterion median, majority, evidence and agreement, the score as their sum, the
+ * checks_contradict_criterion flag. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -196,6 +198,171 @@ static bool has_flag(const json_t *r, const char *flag)
     return false;
 }
 
+/* ---- rubric criteria ---- */
+
+#define RUBRIC                                                                       \
+    "[{\"id\": \"setup\", \"description\": \"Writes the equation\", \"points\": 1}," \
+    " {\"id\": \"algebra\", \"description\": \"Isolates x\", \"points\": 2},"        \
+    " {\"id\": \"answer\", \"description\": \"Right answer\", \"points\": 1,"        \
+    "  \"checks\": [\"answer\"]}]"
+
+/* A math job with the criteria above (max_score: a number, or < 0 to leave it out). */
+static sm_code criteria_job(fixture *f, const char *key, double max, const char *rubric,
+                            int samples, sm_job **j, sm_err *err)
+{
+    json_t *body =
+        json_pack("{s:i, s:i, s:{s:s, s:s, s:s, s:o, s:{s:i}}, s:{s:s}}", "job_id", 7, "seed", 42,
+                  "assignment", "kind", "math", "statement", "Solve x+2=5", "answer_key", key,
+                  "rubric", json_loads(rubric, JSON_DECODE_ANY, NULL), "sampling", "samples",
+                  samples, "submission", "content", "x + 2 = 5\nx = \\boxed{3}");
+    assert_non_null(body);
+    if (max >= 0)
+        json_object_set_new(json_object_get(body, "assignment"), "max_score", json_real(max));
+    sm_code rc = sm_job_new(&f->g, body, j, err);
+    json_decref(body);
+    return rc;
+}
+
+#define CB_HEAD "=== VERDICT ===\nSTEP 1: correct\nQUOTE: x = 3\nWHY: right\n"
+#define CB(setup, algebra, answer, score)                                                  \
+    CB_HEAD "CRITERION setup: " setup "\nEVIDENCE: x + 2 = 5\nCRITERION algebra: " algebra \
+            "\nEVIDENCE: ev " algebra "\nCRITERION answer: " answer                        \
+            "\nEVIDENCE: none\nSCORE: " score "/4\nSUMMARY: s\n=== END VERDICT ==="
+
+static const json_t *criterion(const json_t *r, int k)
+{
+    return json_array_get(json_object_get(r, "criteria"), (size_t)k);
+}
+
+static double num(const json_t *o, const char *k)
+{
+    return json_number_value(json_object_get(o, k));
+}
+
+static void result_criteria(void **state)
+{
+    fixture *f = *state;
+    sm_err err;
+    sm_job *j;
+    /* the answer is right (key 3) */
+    assert_int_equal(criteria_job(f, "3", 4, RUBRIC, 3, &j, &err), SM_OK);
+    assert_int_equal(j->rubric.n, 3);
+    assert_int_equal(sm_job_run_checks(j, &err), SM_OK);
+    assert_int_equal(sm_job_set_sample(j, 0, CB("met 1/1", "partly 1/2", "met 1/1", "3"),
+                                       SM_FINISH_STOP, NULL, 10, &err),
+                     SM_OK);
+    assert_int_equal(sm_job_set_sample(j, 1, CB("met 1/1", "met 2/2", "met 1/1", "4"),
+                                       SM_FINISH_STOP, NULL, 10, &err),
+                     SM_OK);
+    assert_int_equal(sm_job_set_sample(j, 2, CB("met 1/1", "partly 0.5/2", "not_met 0/1", "1.5"),
+                                       SM_FINISH_STOP, NULL, 10, &err),
+                     SM_OK);
+    json_t *r;
+    assert_int_equal(sm_job_result(j, &r, &err), SM_OK);
+    /* medians 1, 1 and 1: the score is their sum (the median of the scores would be 3) */
+    assert_int_equal(json_array_size(json_object_get(r, "criteria")), 3);
+    assert_true(num(r, "score") == 3);
+    const json_t *c = criterion(r, 1);
+    assert_string_equal(json_string_value(json_object_get(c, "id")), "algebra");
+    assert_string_equal(json_string_value(json_object_get(c, "description")), "Isolates x");
+    assert_true(num(c, "max_points") == 2);
+    assert_true(num(c, "points") == 1);
+    assert_string_equal(json_string_value(json_object_get(c, "verdict")), "partly");
+    assert_true(fabs(num(c, "agreement") - 2.0 / 3) < 1e-9);
+    /* evidence of the representative (sample 0: its score 3 is nearest to 3) */
+    assert_string_equal(json_string_value(json_object_get(c, "evidence")), "ev partly 1/2");
+    c = criterion(r, 2);
+    assert_string_equal(json_string_value(json_object_get(c, "verdict")), "met");
+    assert_true(num(c, "points") == 1 && fabs(num(c, "agreement") - 2.0 / 3) < 1e-9);
+    assert_string_equal(json_string_value(json_object_get(c, "evidence")), "");
+    assert_true(num(criterion(r, 0), "agreement") == 1);
+    assert_false(has_flag(r, "checks_contradict_criterion"));
+    assert_true(num(r, "max_score") == 4);
+    json_decref(r);
+    sm_job_free(&j);
+    /* the answer check passed but the criterion that lists it gets 0: flagged */
+    assert_int_equal(criteria_job(f, "3", -1, RUBRIC, 1, &j, &err), SM_OK);
+    assert_true(j->max_score == 4); /* left out: the criteria's total */
+    assert_int_equal(sm_job_run_checks(j, &err), SM_OK);
+    assert_int_equal(sm_job_set_sample(j, 0, CB("met 1/1", "met 2/2", "not_met 0/1", "3"),
+                                       SM_FINISH_STOP, NULL, 10, &err),
+                     SM_OK);
+    assert_int_equal(sm_job_result(j, &r, &err), SM_OK);
+    assert_true(has_flag(r, "checks_contradict_criterion"));
+    assert_string_equal(json_string_value(json_object_get(r, "status")), "needs_review");
+    json_decref(r);
+    sm_job_free(&j);
+    /* the check failed (key 4) and the criterion gets full points: flagged; 0 points: not */
+    const char *texts[2] = {CB("met 1/1", "partly 1/2", "met 1/1", "3"),
+                            CB("met 1/1", "partly 1/2", "not_met 0/1", "2")};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(criteria_job(f, "4", 4, RUBRIC, 1, &j, &err), SM_OK);
+        assert_int_equal(sm_job_run_checks(j, &err), SM_OK);
+        assert_int_equal(sm_job_set_sample(j, 0, texts[k], SM_FINISH_STOP, NULL, 10, &err), SM_OK);
+        assert_int_equal(sm_job_result(j, &r, &err), SM_OK);
+        assert_true(has_flag(r, "checks_contradict_criterion") == (k == 0));
+        json_decref(r);
+        sm_job_free(&j);
+    }
+}
+
+static void result_criteria_invalid(void **state)
+{
+    fixture *f = *state;
+    sm_err err;
+    sm_job *j;
+    /* no valid sample: every criterion without verdict, points or agreement; no score */
+    assert_int_equal(criteria_job(f, "3", 4, RUBRIC, 1, &j, &err), SM_OK);
+    assert_int_equal(sm_job_set_sample(j, 0, CB("met 1/1", "met 2/2", "met 1/1", "3"),
+                                       SM_FINISH_STOP, "still 3", 10, &err),
+                     SM_OK);
+    assert_false(j->s[0].valid);
+    assert_non_null(strstr(j->s[0].repair_request, "SCORE 3/4 is not the sum"));
+    json_t *r;
+    assert_int_equal(sm_job_result(j, &r, &err), SM_OK);
+    assert_null(json_object_get(r, "score"));
+    assert_int_equal(json_array_size(json_object_get(r, "criteria")), 3);
+    for (int k = 0; k < 3; k++) {
+        const json_t *c = criterion(r, k);
+        assert_true(json_is_null(json_object_get(c, "verdict")));
+        assert_true(json_is_null(json_object_get(c, "points")));
+        assert_true(json_is_null(json_object_get(c, "agreement")));
+        assert_string_equal(json_string_value(json_object_get(c, "evidence")), "");
+        assert_true(num(c, "max_points") > 0);
+    }
+    json_decref(r);
+    sm_job_free(&j);
+    /* a plain block is refused for a criteria job; a criteria block for a free-text one */
+    assert_int_equal(criteria_job(f, "3", 4, RUBRIC, 1, &j, &err), SM_OK);
+    assert_int_equal(sm_job_set_sample(j, 0, CB_HEAD "SCORE: 1/4\nSUMMARY: s\n=== END VERDICT ===",
+                                       SM_FINISH_STOP, NULL, 10, &err),
+                     SM_OK);
+    assert_non_null(strstr(j->s[0].error, "criterion \"setup\" is missing"));
+    sm_job_free(&j);
+    assert_int_equal(criteria_job(f, "3", 4, "\"free text\"", 1, &j, &err), SM_OK);
+    assert_int_equal(j->rubric.n, 0);
+    assert_string_equal(j->rubric.text, "free text");
+    assert_int_equal(sm_job_set_sample(j, 0, CB("met 1/1", "met 2/2", "met 1/1", "4"),
+                                       SM_FINISH_STOP, NULL, 10, &err),
+                     SM_OK);
+    assert_false(j->s[0].valid);
+    assert_int_equal(sm_job_result(j, &r, &err), SM_OK);
+    assert_null(json_object_get(r, "criteria"));
+    json_decref(r);
+    sm_job_free(&j);
+    /* bad JOBs: a malformed rubric, a max_score other than the criteria's total */
+    assert_int_equal(criteria_job(f, "3", 4,
+                                  "[{\"id\": \"a\", \"description\": \"d\", \"points\": -1}]", 1,
+                                  &j, &err),
+                     SM_EINVAL);
+    assert_null(j);
+    assert_non_null(strstr(err.msg, "JOB assignment: rubric[0].points"));
+    assert_int_equal(criteria_job(f, "3", 5, RUBRIC, 1, &j, &err), SM_EINVAL);
+    assert_non_null(strstr(err.msg, "max_score 5 is not the sum of its criteria's points, 4"));
+    assert_int_equal(criteria_job(f, "3", 4, "7", 1, &j, &err), SM_EINVAL);
+    assert_non_null(strstr(err.msg, "rubric must be a string or an array"));
+}
+
 static void vote_and_representative(void **state)
 {
     fixture *f = *state;
@@ -321,6 +488,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(vote_and_representative, setup, teardown),
         cmocka_unit_test_setup_teardown(result_provisional_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(result_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(result_criteria, setup, teardown),
+        cmocka_unit_test_setup_teardown(result_criteria_invalid, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

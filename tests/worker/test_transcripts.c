@@ -191,6 +191,9 @@ static sm_job *make_job(const fixture *f, const json_t *side)
                   json_number_value(json_object_get(side, "max_score")), "sampling", "samples", 1,
                   "submission", "content", student ? student : "3x + 4 = 19\n3x = 13\nx = 13/3");
     assert_non_null(body);
+    const json_t *rubric = json_object_get(side, "rubric"); /* criteria: max_score their sum */
+    if (rubric)
+        json_object_set(json_object_get(body, "assignment"), "rubric", (json_t *)rubric);
     sm_job *j;
     sm_err err;
     assert_int_equal(sm_job_new(&f->g, body, &j, &err), SM_OK);
@@ -223,6 +226,44 @@ static bool has_string(const json_t *arr, const char *s)
     json_array_foreach(arr, i,
                        v) if (json_is_string(v) && !strcmp(json_string_value(v), s)) return true;
     return false;
+}
+
+/* The RESULT's criteria: each {id, verdict, points (null: none), evidence (a part of it)}, in
+ * order; none at all when the expectation is absent and the rubric free text. */
+static void check_criteria(const char *name, const json_t *ex, const json_t *r)
+{
+    const json_t *want = json_object_get(ex, "criteria"), *got = json_object_get(r, "criteria");
+    if (!want) {
+        if (got)
+            fail_msg("%s: criteria in a RESULT without a rubric of criteria", name);
+        return;
+    }
+    if (json_array_size(want) != json_array_size(got))
+        fail_msg("%s: %zu criteria, expected %zu", name, json_array_size(got),
+                 json_array_size(want));
+    for (size_t i = 0; i < json_array_size(want); i++) {
+        const json_t *w = json_array_get(want, i), *g = json_array_get(got, i);
+        const char *id = json_string_value(json_object_get(w, "id"));
+        if (strcmp(id, json_string_value(json_object_get(g, "id"))))
+            fail_msg("%s: criterion %zu is %s, expected %s", name, i + 1,
+                     json_string_value(json_object_get(g, "id")), id);
+        const json_t *wv = json_object_get(w, "verdict"), *gv = json_object_get(g, "verdict");
+        if (json_is_null(wv) ? !json_is_null(gv)
+                             : !gv || strcmp(json_string_value(wv), json_string_value(gv)))
+            fail_msg("%s: criterion %s: verdict %s, expected %s", name, id,
+                     json_is_string(gv) ? json_string_value(gv) : "null",
+                     json_is_string(wv) ? json_string_value(wv) : "null");
+        const json_t *wp = json_object_get(w, "points"), *gp = json_object_get(g, "points");
+        if (json_is_null(wp) ? !json_is_null(gp)
+                             : fabs(json_number_value(wp) - json_number_value(gp)) > 1e-9)
+            fail_msg("%s: criterion %s: points %g, expected %g", name, id, json_number_value(gp),
+                     json_number_value(wp));
+        const char *we = json_string_value(json_object_get(w, "evidence"));
+        const char *ge = json_string_value(json_object_get(g, "evidence"));
+        if (we && (!ge || (*we ? !strstr(ge, we) : *ge != '\0')))
+            fail_msg("%s: criterion %s: evidence \"%s\", expected \"%s\"", name, id,
+                     ge ? ge : "(none)", we);
+    }
 }
 
 /* The RESULT: status, score (null: none), steps' verdicts and quotes, summary, flags. */
@@ -313,6 +354,7 @@ static void run_transcript(void **state)
     json_t *r;
     assert_int_equal(sm_job_result(j, &r, &err), SM_OK);
     check_result(t->name, ex, r);
+    check_criteria(t->name, ex, r);
     json_decref(r);
     sm_job_free(&j);
     free(repair);

@@ -9,7 +9,6 @@
  * The data is in tests/worker/unittests_e2e/.
  * Usage: unittests_e2e STEPMARKD STEPMARK_WORKER MODEL_DIR STEPMARK DATA_DIR */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,38 +19,6 @@
 
 static const char *model_dir, *data;
 static pid_t worker_pid;
-static char cli_out[16384];
-
-/* Runs `stepmark ARGS... --config E.cfg`; its output (stdout and stderr) in cli_out; returns
- * the exit status. */
-static int cli(const char *first, ...)
-{
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)E.cli;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 28; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n++] = "--config";
-    argv[n++] = E.cfg;
-    argv[n] = NULL;
-    char log[128];
-    snprintf(log, sizeof log, "%s/cli.log", E.dir);
-    unlink(log);
-    pid_t pid = spawn(log, argv);
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    FILE *fp = fopen(log, "r");
-    CHECK(fp);
-    size_t len = fread(cli_out, 1, sizeof cli_out - 1, fp);
-    fclose(fp);
-    cli_out[len] = '\0';
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
-#define CLI_SAID(s) CHECKM(strstr(cli_out, s), "the CLI did not say \"%s\":\n%s", s, cli_out)
 
 static void setup_unittests(void)
 {
@@ -81,9 +48,9 @@ static void make_assignment_from(const char *code)
     char yaml[64], tests[64];
     snprintf(yaml, sizeof yaml, "%s.yaml", code);
     snprintf(tests, sizeof tests, "%s-tests.json", code);
-    CHECKM(cli("assignment", "create", "--course", "U1", "--code", code, "--file", path_of(yaml),
-               "--tests-file", path_of(tests), NULL) == 0,
-           "assignment %s: %s", code, cli_out);
+    CHECKM(cli_run("assignment", "create", "--course", "U1", "--code", code, "--file",
+                   path_of(yaml), "--tests-file", path_of(tests), NULL) == 0,
+           "assignment %s: %s", code, E.cli_out);
 }
 
 /* The source folders: one submission per file, the student from the file name; again: all
@@ -92,12 +59,12 @@ static void submit_sources(void)
 {
     static const char *const codes[] = {"py", "c", "cpp", "java"};
     for (size_t i = 0; i < sizeof codes / sizeof *codes; i++) {
-        CHECKM(cli("submit", "--course", "U1", "--assignment", codes[i], path_of(codes[i]), NULL) ==
-                   0,
-               "submit %s: %s", codes[i], cli_out);
+        CHECKM(cli_run("submit", "--course", "U1", "--assignment", codes[i], path_of(codes[i]),
+                       NULL) == 0,
+               "submit %s: %s", codes[i], E.cli_out);
         CLI_SAID("new, 0 already submitted, 0 failed");
     }
-    CHECK(cli("submit", "--course", "U1", "--assignment", "py", path_of("py"), NULL) == 0);
+    CHECK(cli_run("submit", "--course", "U1", "--assignment", "py", path_of("py"), NULL) == 0);
     CLI_SAID("submitted 2 of 2 files");
     CLI_SAID(": 0 new, 2 already submitted, 0 failed");
     CHECK(q_int("SELECT count(*) FROM submission") == 7);
@@ -110,8 +77,8 @@ static void submit_sources(void)
 static void submit_notebooks(void)
 {
     for (int round = 0; round < 2; round++) {
-        CHECK(cli("submit", "--course", "U1", "--assignment", "nb", "--map", path_of("nb-map.csv"),
-                  path_of("nb"), NULL) == 1);
+        CHECK(cli_run("submit", "--course", "U1", "--assignment", "nb", "--map",
+                      path_of("nb-map.csv"), path_of("nb"), NULL) == 1);
         CLI_SAID("broken.ipynb: ");
         CLI_SAID("cells");
         CLI_SAID("notes.txt: not in the map");
@@ -253,7 +220,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     setup_unittests();
     start_broker();
-    CHECK(cli("course", "create", "--code", "U1", "--title", "Programming", NULL) == 0);
+    CHECK(cli_run("course", "create", "--code", "U1", "--title", "Programming", NULL) == 0);
     static const char *const codes[] = {"py", "c", "cpp", "java", "nb"};
     for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
         make_assignment_from(codes[i]);

@@ -163,7 +163,7 @@ static void check_gradings_stored(void)
                 " engine_version LIKE '%%+portable+det+f32+kvf32+t2'") == 6);
     CHECK(q_int("SELECT count(*) FROM grading g JOIN submission s ON s.id = g.submission_id"
                 " JOIN assignment a ON a.id = s.assignment_id"
-                " WHERE g.prompt_template_version = a.kind || '-v1'") == 6);
+                " WHERE g.prompt_template_version = a.kind || '-v2'") == 6);
     CHECK(q_int("SELECT count(*) FROM reasoning_chain WHERE text LIKE"
                 " '%%[verdict block rejected:%%' AND tokens > 0") == 6);
 }
