@@ -160,7 +160,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     sm_wmetrics_server *metrics = NULL;
     sm_code rc = SM_OK;
-    if (strcmp(cfg.worker.engine, "remote") != 0 && (rc = check_kv_memory(&cfg, &err)) != SM_OK) {
+    /* the host memory check does not apply to a GPU's KV cache (device cuda) */
+    bool host_kv =
+        strcmp(cfg.worker.engine, "remote") != 0 && strcmp(cfg.worker.device, "cpu") == 0;
+    if (host_kv && (rc = check_kv_memory(&cfg, &err)) != SM_OK) {
         fprintf(stderr, "stepmark-worker: %s\n", err.msg);
         return rc == SM_ECONFIG ? SM_EXIT_CONFIG : 1;
     }

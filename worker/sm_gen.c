@@ -49,6 +49,7 @@ void sm_gen_free(sm_gen_backend *b)
 typedef struct local {
     sm_sched *s;
     sm_gen_done_fn done;
+    sm_dev_model *owned; /* the model, when the backend took it over (sm_gen_local_new_dev) */
 } local;
 
 static sm_code local_done(void *user, sm_task *t, sm_err *err)
@@ -110,8 +111,10 @@ static void local_stats(const void *impl, sm_gen_stats *st)
 static void local_free(void *impl)
 {
     local *L = impl;
-    if (L)
+    if (L) {
         sm_sched_free(&L->s);
+        sm_dev_free(&L->owned);
+    }
     free(L);
 }
 
@@ -119,20 +122,39 @@ static const sm_gen_ops local_ops = {local_submit,      local_step,        local
                                      local_user_tokens, local_take_failed, local_stats,
                                      local_free};
 
-sm_code sm_gen_local_new(sm_model *model, const sm_tokenizer *tok, const sm_sched_opts *opts,
-                         sm_gen_done_fn done, sm_gen_backend *out, sm_err *err)
+/* The scheduler over a CPU model (cpu) or a model on any device (dev, taken over). */
+static sm_code local_new(sm_model *cpu, sm_dev_model *dev, const sm_tokenizer *tok,
+                         const sm_sched_opts *opts, sm_gen_done_fn done, sm_gen_backend *out,
+                         sm_err *err)
 {
     local *L = calloc(1, sizeof *L);
-    if (!L)
+    if (!L) {
+        sm_dev_free(&dev);
         return sm_err_set(err, SM_ENOMEM, "out of memory");
+    }
     L->done = done;
+    L->owned = dev;
     sm_sched_opts o = *opts;
     o.done_ctx = L;
-    sm_code rc = sm_sched_new(model, tok, &o, local_done, &L->s, err);
+    sm_code rc = dev ? sm_sched_new_dev(dev, tok, &o, local_done, &L->s, err)
+                     : sm_sched_new(cpu, tok, &o, local_done, &L->s, err);
     if (rc) {
-        free(L);
+        local_free(L);
         return rc;
     }
     *out = (sm_gen_backend){&local_ops, L};
     return SM_OK;
+}
+
+sm_code sm_gen_local_new(sm_model *model, const sm_tokenizer *tok, const sm_sched_opts *opts,
+                         sm_gen_done_fn done, sm_gen_backend *out, sm_err *err)
+{
+    return local_new(model, NULL, tok, opts, done, out, err);
+}
+
+sm_code sm_gen_local_new_dev(sm_dev_model *model, const sm_tokenizer *tok,
+                             const sm_sched_opts *opts, sm_gen_done_fn done, sm_gen_backend *out,
+                             sm_err *err)
+{
+    return local_new(NULL, model, tok, opts, done, out, err);
 }

@@ -1,8 +1,8 @@
 /* sm_gen: where a worker's generation runs. The engine thread (sm_wrun.c) talks to one backend
  * through this interface: submit tasks, step (do some work and call back the tasks that
  * finished a phase), cancel a job's tasks, count its tokens. Two implementations:
- *   - local (sm_gen_local.c): the in-process scheduler (sm_sched: slots, continuous batching,
- *     prefix cache) over the CPU engine;
+ *   - local (sm_gen.c): the in-process scheduler (sm_sched: slots, continuous batching,
+ *     prefix cache) over the CPU engine, or over the CUDA backend (sm_gen_cuda.c);
  *   - remote (sm_gen_remote.c): an OpenAI-compatible server (vLLM, SGLang, llama.cpp's server,
  *     stepmark-engine serve) over HTTP, /v1/completions with the prompt's token ids, up to
  *     worker.remote.max_concurrency requests at once from a thread of its own.
@@ -71,6 +71,12 @@ typedef struct sm_gen_backend {
 /* The local scheduler over model (see sm_sched.h for opts). */
 sm_code sm_gen_local_new(sm_model *model, const sm_tokenizer *tok, const sm_sched_opts *opts,
                          sm_gen_done_fn done, sm_gen_backend *out, sm_err *err);
+
+/* The same over a model on any device (sm_dev.h: the CUDA backend), which the backend takes
+ * over (freed with it, or on failure). */
+sm_code sm_gen_local_new_dev(sm_dev_model *model, const sm_tokenizer *tok,
+                             const sm_sched_opts *opts, sm_gen_done_fn done, sm_gen_backend *out,
+                             sm_err *err);
 
 /* A remote OpenAI-compatible server, as cfg->worker.remote says; the API key is read from
  * worker.remote.api_key_file (refused when group or others may read it). tok encodes the

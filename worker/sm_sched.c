@@ -37,17 +37,18 @@ struct sm_task {
 typedef struct cache_entry {
     int32_t *ids;
     size_t n;
-    sm_seq *seq;
+    sm_dev_seq *seq;
     uint64_t used;
 } cache_entry;
 
 struct sm_sched {
-    sm_model *m;
+    sm_dev_model *m;
+    sm_dev_model *owned; /* the wrapper sm_sched_new made around a CPU model */
     const sm_tokenizer *tok;
     sm_sched_opts o;
     sm_task_done_fn done;
     int64_t vocab;
-    sm_seq **seqs;
+    sm_dev_seq **seqs;
     sm_task **slot;
     sm_task *qhead, *qtail;
     int nq, nrun;
@@ -57,7 +58,7 @@ struct sm_sched {
     float *logits;
     int32_t eos[MAX_EOS];
     int n_eos;
-    sm_seq **bseq;
+    sm_dev_seq **bseq;
     const int32_t **btok;
     int64_t *bn;
     int *bslot;
@@ -94,8 +95,8 @@ static void add_eos(sm_sched *s, int32_t id)
     s->eos[s->n_eos++] = id;
 }
 
-sm_code sm_sched_new(sm_model *model, const sm_tokenizer *tok, const sm_sched_opts *opts,
-                     sm_task_done_fn done, sm_sched **out, sm_err *err)
+sm_code sm_sched_new_dev(sm_dev_model *model, const sm_tokenizer *tok, const sm_sched_opts *opts,
+                         sm_task_done_fn done, sm_sched **out, sm_err *err)
 {
     *out = NULL;
     if (opts->slots < 1 || opts->slots > 1024 || opts->max_ctx < 2)
@@ -111,7 +112,7 @@ sm_code sm_sched_new(sm_model *model, const sm_tokenizer *tok, const sm_sched_op
     if (s->o.prefill_chunk <= 0)
         s->o.prefill_chunk = 512;
     s->done = done;
-    const sm_model_config *c = &sm_model_info(model)->config;
+    const sm_model_config *c = sm_dev_config(model);
     s->vocab = c->vocab;
     for (int i = 0; i < c->n_eos; i++)
         add_eos(s, c->eos_ids[i]);
@@ -137,13 +138,28 @@ sm_code sm_sched_new(sm_model *model, const sm_tokenizer *tok, const sm_sched_op
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     }
     for (int i = 0; i < n; i++) {
-        sm_code rc = sm_seq_new(model, opts->max_ctx, &s->seqs[i], err);
+        sm_code rc = sm_dev_seq_new(model, opts->max_ctx, &s->seqs[i], err);
         if (rc) {
             sm_sched_free(&s);
             return rc;
         }
     }
     *out = s;
+    return SM_OK;
+}
+
+sm_code sm_sched_new(sm_model *model, const sm_tokenizer *tok, const sm_sched_opts *opts,
+                     sm_task_done_fn done, sm_sched **out, sm_err *err)
+{
+    sm_dev_model *d = NULL;
+    sm_code rc = sm_dev_wrap_cpu(model, &d, err);
+    if (!rc)
+        rc = sm_sched_new_dev(d, tok, opts, done, out, err);
+    if (rc) {
+        sm_dev_free(&d);
+        return rc;
+    }
+    (*out)->owned = d;
     return SM_OK;
 }
 
@@ -154,7 +170,7 @@ void sm_sched_free(sm_sched **ps)
         return;
     for (int i = 0; i < s->o.slots; i++) {
         if (s->seqs)
-            sm_seq_free(&s->seqs[i]);
+            sm_dev_seq_free(&s->seqs[i]);
         if (s->slot)
             task_free(s->slot[i]);
     }
@@ -165,7 +181,7 @@ void sm_sched_free(sm_sched **ps)
     }
     for (int i = 0; s->cache && i < s->n_cache; i++) {
         free(s->cache[i].ids);
-        sm_seq_free(&s->cache[i].seq);
+        sm_dev_seq_free(&s->cache[i].seq);
     }
     free(s->seqs);
     free(s->slot);
@@ -179,6 +195,7 @@ void sm_sched_free(sm_sched **ps)
     free(s->bid);
     free(s->brc);
     free(s->berr);
+    sm_dev_free(&s->owned);
     free(s);
     *ps = NULL;
 }
@@ -302,23 +319,23 @@ static sm_code cache_get(sm_sched *s, const int32_t *ids, size_t n, cache_entry 
             if (s->cache[i].used < e->used)
                 e = &s->cache[i];
         free(e->ids);
-        sm_seq_free(&e->seq);
+        sm_dev_seq_free(&e->seq);
     }
     memset(e, 0, sizeof *e);
     e->ids = malloc(n * sizeof *ids);
     if (!e->ids)
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     memcpy(e->ids, ids, n * sizeof *ids);
-    sm_code rc = sm_seq_new(s->m, (int64_t)n, &e->seq, err);
+    sm_code rc = sm_dev_seq_new(s->m, (int64_t)n, &e->seq, err);
     for (size_t at = 0; !rc && at < n;) {
         int64_t k = (int64_t)(n - at) < s->o.prefill_chunk ? (int64_t)(n - at) : s->o.prefill_chunk;
         const int32_t *p = ids + at;
-        rc = sm_model_forward(s->m, &e->seq, &p, &k, 1, NULL, err);
+        rc = sm_dev_forward(s->m, &e->seq, &p, &k, 1, NULL, err);
         at += (size_t)k;
     }
     if (rc) {
         free(e->ids);
-        sm_seq_free(&e->seq);
+        sm_dev_seq_free(&e->seq);
         *e = s->cache[--s->n_cache];
         return rc;
     }
@@ -331,8 +348,8 @@ static sm_code cache_get(sm_sched *s, const int32_t *ids, size_t n, cache_entry 
 
 static sm_code admit(sm_sched *s, int i, sm_task *t, sm_err *err)
 {
-    sm_seq *seq = s->seqs[i];
-    sm_code rc = sm_seq_truncate(seq, 0, err);
+    sm_dev_seq *seq = s->seqs[i];
+    sm_code rc = sm_dev_seq_reset(seq, err);
     if (rc)
         return rc;
     t->fed = 0;
@@ -341,7 +358,7 @@ static sm_code admit(sm_sched *s, int i, sm_task *t, sm_err *err)
         rc = cache_get(s, t->ids, t->n_prefix, &e, err);
         if (rc)
             return rc;
-        rc = sm_seq_copy_prefix(seq, e->seq, (int64_t)t->n_prefix, err);
+        rc = sm_dev_seq_copy_prefix(seq, e->seq, (int64_t)t->n_prefix, err);
         if (rc)
             return rc;
         t->fed = t->n_prefix;
@@ -463,7 +480,7 @@ sm_code sm_sched_step(sm_sched *s, bool *progressed, sm_err *err)
             decode_only = false;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    rc = sm_model_forward(s->m, s->bseq, s->btok, s->bn, nb, s->logits, err);
+    rc = sm_dev_forward(s->m, s->bseq, s->btok, s->bn, nb, s->logits, err);
     if (rc)
         return rc;
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -491,7 +508,7 @@ sm_code sm_sched_step(sm_sched *s, bool *progressed, sm_err *err)
     }
     /* the draws on the model's threads (idle between steps), then the rest in slot order */
     s->nb = nb;
-    sm_pool *pool = sm_model_pool(s->m);
+    sm_pool *pool = sm_dev_pool(s->m);
     int n_tasks = pool ? sm_pool_threads(pool) : 1;
     if (pool && n_sample > 1)
         sm_pool_run(pool, sample_rows, s, n_sample < n_tasks ? n_sample : n_tasks);

@@ -1,6 +1,6 @@
 /* sm_sched: the generation scheduler of a worker. A fixed number of slots, each with its own
- * KV-cache sequence, decode together: every step is one sm_model_forward over all busy slots
- * (a slot still reading its prompt contributes up to prefill_chunk prompt tokens, the others
+ * KV-cache sequence, decode together: every step is one forward pass over all busy slots
+ * (sm_model_forward, or sm_cuda_forward through sm_dev on a GPU; a slot still reading its prompt contributes up to prefill_chunk prompt tokens, the others
  * one token each). When a task finishes, its slot takes the next queued task at the next step
  * (continuous batching). The prefix cache keeps the KV cache of recently used shared prefixes
  * (system prompt + assignment part) and copies it into a slot instead of recomputing it.
@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sm_dev.h"
 #include "sm_error.h"
 #include "sm_model.h"
 #include "sm_sampler.h"
@@ -47,6 +48,10 @@ typedef struct sm_sched sm_sched;
 
 sm_code sm_sched_new(sm_model *model, const sm_tokenizer *tok, const sm_sched_opts *opts,
                      sm_task_done_fn done, sm_sched **out, sm_err *err);
+/* The same over a model on any device (sm_dev.h; the CUDA backend included), which the caller
+ * keeps owning. */
+sm_code sm_sched_new_dev(sm_dev_model *model, const sm_tokenizer *tok, const sm_sched_opts *opts,
+                         sm_task_done_fn done, sm_sched **out, sm_err *err);
 void sm_sched_free(sm_sched **s);
 
 /* A task: generate after prompt[0, n_prompt) (copied), whose first n_prefix ids are shareable

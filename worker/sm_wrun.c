@@ -14,6 +14,7 @@
 
 #include "sm_curve.h"
 #include "sm_gen.h"
+#include "sm_gen_cuda.h"
 #include "sm_grade.h"
 #include "sm_log.h"
 #include "sm_modelid.h"
@@ -73,6 +74,7 @@ static void item_free(item *it)
 typedef struct wctx {
     const sm_config *cfg;
     sm_model *model;
+    sm_dev_model *cuda; /* worker.device cuda: the model on the GPU, until the backend takes it */
     sm_tokenizer *tok;
     sm_prompt_set *prompts;
     sm_sandbox_limits sandbox;
@@ -222,13 +224,19 @@ static sm_code open_backend(wctx *w, sm_err *err)
     const sm_config *c = w->cfg;
     if (w->remote)
         return sm_gen_remote_new(c, w->tok, sm_job_task_done, &w->gen, err);
+    int64_t mp =
+        w->cuda ? sm_dev_config(w->cuda)->max_pos : sm_model_info(w->model)->config.max_pos;
     sm_sched_opts so = {.slots = (int)c->worker.slots,
                         .max_ctx = c->worker.max_prompt_tokens + c->worker.max_new_tokens +
                                    SM_GRADE_REPAIR_TOKENS + 256,
                         .prefix_cache = c->worker.prefix_cache};
-    int64_t mp = sm_model_info(w->model)->config.max_pos;
     if (so.max_ctx > mp)
         so.max_ctx = mp;
+    if (w->cuda) {
+        sm_dev_model *m = w->cuda;
+        w->cuda = NULL; /* the backend's now, even when it fails */
+        return sm_gen_cuda_new(m, w->tok, &so, sm_job_task_done, &w->gen, err);
+    }
     return sm_gen_local_new(w->model, w->tok, &so, sm_job_task_done, &w->gen, err);
 }
 
@@ -700,13 +708,33 @@ void sm_wrun_engine_version(const void *summary, char *out, size_t n)
              sm_dtype_name(s->kv_dtype), s->threads);
 }
 
+/* worker.device cuda: the model on the GPU through the CUDA plugin (sm_gen_cuda.h). */
+static sm_code load_cuda(wctx *w, sm_err *err)
+{
+    const sm_config *cfg = w->cfg;
+    sm_code rc = sm_modelid_compute(cfg->worker.model, w->model_name, sizeof w->model_name,
+                                    w->model_hash, err);
+    int64_t load_start_us = mono_us();
+    if (!rc)
+        rc = sm_gen_cuda_load(cfg, &w->cuda, w->engine_version, sizeof w->engine_version, err);
+    char dir[1024];
+    if (!rc) {
+        sm_dev_dir(w->cuda, dir, sizeof dir);
+        rc = sm_tokenizer_load(dir, &w->tok, err);
+    }
+    if (rc)
+        return rc;
+    sm_wmetrics_model_loaded((double)(mono_us() - load_start_us) / 1e6, w->model_name);
+    w->slots = (int)cfg->worker.slots;
+    return SM_OK;
+}
+
 /* The local engine: the model and its tokenizer, and the identity recorded with results. */
 static sm_code load_local(wctx *w, sm_err *err)
 {
     const sm_config *cfg = w->cfg;
-    if (strcmp(cfg->worker.device, "cpu") != 0)
-        return sm_err_set(err, SM_ECONFIG, "worker.device %s: this build runs on the cpu",
-                          cfg->worker.device);
+    if (strcmp(cfg->worker.device, "cuda") == 0)
+        return load_cuda(w, err);
     sm_model_opts mo;
     sm_model_opts_init(&mo);
     sm_code rc = SM_OK;
@@ -784,6 +812,7 @@ sm_code sm_wrun(const sm_config *cfg, volatile sig_atomic_t *stop, sm_err *err)
         sm_prompt_set_free(&w.prompts);
         sm_tokenizer_free(&w.tok);
         sm_model_free(&w.model);
+        sm_dev_free(&w.cuda);
         return rc;
     }
     sm_wmetrics_slots(w.slots);

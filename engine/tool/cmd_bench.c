@@ -5,7 +5,8 @@
  * bytes read per step); peak memory; and the speed of the other kernel mode (fast vs
  * deterministic) for the same work. Every figure is the median of several runs. Token ids are
  * seeded pseudo-random ids, so the numbers do not depend on a tokenizer or on text.
- * With --depths, it measures decode at long contexts instead (cmd_bench_ctx.c). */
+ * With --depths, it measures decode at long contexts instead (cmd_bench_ctx.c); with --device
+ * cuda, prompt and decode on the GPU through the CUDA plugin (cmd_bench_cuda.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <jansson.h>
 
 #include "cmd_bench_ctx.h"
+#include "cmd_bench_cuda.h"
 #include "cmd_model_opts.h"
 #include "cmd_timing.h"
 #include "commands.h"
@@ -34,6 +36,7 @@ typedef struct bench_args {
     sm_dtype peak_dtype;
     sm_pool *bw_pool;      /* NULL, or: measure the bandwidth before each decode round */
     sm_bench_ctx_args ctx; /* n_depths > 0: the long-context mode */
+    bool cuda;             /* --device cuda */
 } bench_args;
 
 typedef struct bench_result {
@@ -285,6 +288,7 @@ static const sm_arg_opt bench_opts[] = {
      false},
     {"batches", 0, SM_ARG_VALUE, "LIST", "batch sizes of the long-context mode (default 1,16)",
      false},
+    {"device", 0, SM_ARG_VALUE, "cpu|cuda", "where to run the model (default cpu)", false},
     {0}};
 static const sm_args_spec bench_spec = {
     "stepmark-engine bench",
@@ -400,6 +404,16 @@ static int bench_parse(int argc, char **argv, bench_args *a)
         count_opt(&args, "repeats", 1000, &repeats) != 0 || ctx_opts(&args, &a->ctx) != 0)
         rc = SM_ARGS_EXIT_USAGE;
     a->repeats = (int)repeats;
+    const char *device = sm_args_get(&args, "device");
+    a->cuda = device && strcmp(device, "cuda") == 0;
+    if (device && !a->cuda && strcmp(device, "cpu") != 0) {
+        fprintf(stderr, "bench: --device is cpu or cuda, not %s\n", device);
+        rc = SM_ARGS_EXIT_USAGE;
+    }
+    if (rc == SM_ARGS_CONTINUE && a->cuda && a->ctx.n_depths > 0) {
+        fprintf(stderr, "bench: --depths is not available with --device cuda\n");
+        rc = SM_ARGS_EXIT_USAGE;
+    }
     sm_args_free(&args);
     return rc;
 }
@@ -412,6 +426,16 @@ int sm_cmd_bench(int argc, char **argv)
     int prc = bench_parse(argc, argv, &a);
     if (prc != SM_ARGS_CONTINUE)
         return prc;
+    if (a.cuda) {
+        sm_bench_cuda_args ca = {.path = a.path,
+                                 .fast = a.opts.fast,
+                                 .json = a.json,
+                                 .prompt_tokens = a.prompt_tokens,
+                                 .decode_tokens = a.decode_tokens,
+                                 .decode_ctx = a.decode_ctx,
+                                 .repeats = a.repeats};
+        return sm_cmd_bench_cuda(&ca);
+    }
 
     sm_err err = {0};
     sm_model *m = NULL;

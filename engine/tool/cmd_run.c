@@ -4,7 +4,9 @@
  * until an end-of-sequence id, a stop string, --max-tokens or the context limit. Text is
  * streamed to stdout as complete UTF-8 characters; with --ids the generated ids are printed on
  * one line instead. Timings go to stderr. A raw --prompt may contain special-token text such as
- * <|im_start|>; with --chat the prompt (and --system) are message contents, always plain text. */
+ * <|im_start|>; with --chat the prompt (and --system) are message contents, always plain text.
+ * --device cuda runs the model on the GPU through the CUDA plugin (sm_dev.h); sampling and stop
+ * strings stay on the host, the same code as on the CPU. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "cmd_model_opts.h"
 #include "cmd_timing.h"
 #include "commands.h"
+#include "sm_dev.h"
 #include "sm_model.h"
 #include "sm_sampler.h"
 #include "sm_tokenizer.h"
@@ -28,6 +31,7 @@ typedef struct run_args {
     bool set_temp, set_top_p, set_top_k, set_min_p, set_rep;
     sm_sampler_params sp;
     sm_model_opts opts;
+    sm_device device;
 } run_args;
 
 static int num_arg(const char *name, const char *v, double lo, double hi, double *out)
@@ -59,6 +63,7 @@ static const sm_arg_opt run_opts[] = {
     {"stop", 0, SM_ARG_VALUE, "TEXT", "stop at this text (repeatable)", false},
     {"ids", 0, SM_ARG_FLAG, NULL, "print the generated ids instead of text", false},
     {"tokenizer", 0, SM_ARG_VALUE, "DIR", "the tokenizer (default: the model's folder)", false},
+    {"device", 0, SM_ARG_VALUE, "cpu|cuda", "where to run the model (default cpu)", false},
     {0}};
 static const sm_args_spec run_spec = {
     "stepmark-engine run",
@@ -129,6 +134,12 @@ static int parse_values(const sm_args *args, run_args *a)
     }
     if (sm_cmd_model_opts_get(args, &a->opts) != 0 || parse_sampling(args, a) != 0)
         return -1;
+    const char *device = sm_args_get(args, "device");
+    sm_err err = {0};
+    if (device && sm_device_parse(device, &a->device, &err) != SM_OK) {
+        fprintf(stderr, "run: --device is cpu or cuda, not %s\n", device);
+        return -1;
+    }
     if (!!a->prompt + !!a->prompt_file + !!a->prompt_ids != 1) {
         sm_args_usage_error(run_spec.prog, "give exactly one of --prompt, --prompt-file and "
                                            "--prompt-ids");
@@ -277,24 +288,27 @@ int sm_cmd_run(int argc, char **argv)
         return prc;
     }
     sm_err err = {0};
-    sm_model *m = NULL;
+    sm_dev_model *m = NULL;
     sm_tokenizer *tok = NULL;
     sm_detok_stream *ds = NULL;
     sm_sampler *smp = NULL;
-    sm_seq *seq = NULL;
+    sm_dev_seq *seq = NULL;
     int32_t *hist = NULL;
     float *lg = NULL;
     text_out out = {0};
     int status = 1;
     size_t np = 0;
-    if (sm_model_load(a.model, &a.opts, &m, &err) != SM_OK) {
+    sm_dev_opts dopts = {.device = a.device, .cpu = a.opts};
+    if (sm_dev_load(a.model, &dopts, &m, &err) != SM_OK) {
         fprintf(stderr, "run: %s\n", err.msg);
         return 1;
     }
-    const sm_model_config *c = &sm_model_info(m)->config;
+    const sm_model_config *c = sm_dev_config(m);
     bool need_tok = !a.prompt_ids || !a.ids_out || a.n_stops > 0;
     if (need_tok) {
-        const char *dir = a.tokenizer ? a.tokenizer : sm_model_dir(m);
+        char mdir[1024];
+        sm_dev_dir(m, mdir, sizeof mdir);
+        const char *dir = a.tokenizer ? a.tokenizer : mdir;
         if (sm_tokenizer_load(dir, &tok, &err) != SM_OK) {
             fprintf(stderr, "run: tokenizer (use --tokenizer DIR): %s\n", err.msg);
             goto done;
@@ -346,7 +360,7 @@ int sm_cmd_run(int argc, char **argv)
         goto done;
     }
     if (sm_sampler_new(&sp, c->vocab, &smp, &err) != SM_OK ||
-        sm_seq_new(m, ctx, &seq, &err) != SM_OK) {
+        sm_dev_seq_new(m, ctx, &seq, &err) != SM_OK) {
         fprintf(stderr, "run: %s\n", err.msg);
         goto done;
     }
@@ -358,7 +372,7 @@ int sm_cmd_run(int argc, char **argv)
     double t0 = sm_cmd_now_s();
     const int32_t *tp = hist;
     int64_t nt = (int64_t)np;
-    if (sm_model_forward(m, &seq, &tp, &nt, 1, lg, &err) != SM_OK) {
+    if (sm_dev_forward(m, &seq, &tp, &nt, 1, lg, &err) != SM_OK) {
         fprintf(stderr, "run: %s\n", err.msg);
         goto done;
     }
@@ -407,7 +421,7 @@ int sm_cmd_run(int argc, char **argv)
         }
         tp = &hist[n - 1];
         nt = 1;
-        if (sm_model_forward(m, &seq, &tp, &nt, 1, lg, &err) != SM_OK) {
+        if (sm_dev_forward(m, &seq, &tp, &nt, 1, lg, &err) != SM_OK) {
             fprintf(stderr, "run: %s\n", err.msg);
             goto done;
         }
@@ -439,10 +453,10 @@ done:
     free(out.buf);
     free(lg);
     free(hist);
-    sm_seq_free(&seq);
+    sm_dev_seq_free(&seq);
     sm_sampler_free(&smp);
     sm_detok_stream_free(&ds);
     sm_tokenizer_free(&tok);
-    sm_model_free(&m);
+    sm_dev_free(&m);
     return status;
 }
