@@ -280,55 +280,37 @@ static bool is_eos(const sm_model_config *c, int32_t tok, int32_t extra)
     return tok == extra;
 }
 
-int sm_cmd_run(int argc, char **argv)
+/* What one run holds (freed by run_free). */
+typedef struct run_state {
+    sm_dev_model *m;
+    const sm_model_config *c;
+    sm_tokenizer *tok;
+    sm_detok_stream *ds;
+    sm_sampler *smp;
+    sm_dev_seq *seq;
+    int32_t *hist; /* the prompt, then the generated ids */
+    float *lg;
+    text_out out;
+    size_t np;   /* prompt ids */
+    int64_t ctx; /* positions of the sequence */
+    int32_t im_end;
+} run_state;
+
+static void run_free(run_state *st)
 {
-    run_args a;
-    int prc = parse(argc, argv, &a);
-    if (prc != SM_ARGS_CONTINUE) {
-        return prc;
-    }
-    sm_err err = {0};
-    sm_dev_model *m = NULL;
-    sm_tokenizer *tok = NULL;
-    sm_detok_stream *ds = NULL;
-    sm_sampler *smp = NULL;
-    sm_dev_seq *seq = NULL;
-    int32_t *hist = NULL;
-    float *lg = NULL;
-    text_out out = {0};
-    int status = 1;
-    size_t np = 0;
-    sm_dev_opts dopts = {.device = a.device, .cpu = a.opts};
-    if (sm_dev_load(a.model, &dopts, &m, &err) != SM_OK) {
-        fprintf(stderr, "run: %s\n", err.msg);
-        return 1;
-    }
-    const sm_model_config *c = sm_dev_config(m);
-    bool need_tok = !a.prompt_ids || !a.ids_out || a.n_stops > 0;
-    if (need_tok) {
-        char mdir[1024];
-        sm_dev_dir(m, mdir, sizeof mdir);
-        const char *dir = a.tokenizer ? a.tokenizer : mdir;
-        if (sm_tokenizer_load(dir, &tok, &err) != SM_OK) {
-            fprintf(stderr, "run: tokenizer (use --tokenizer DIR): %s\n", err.msg);
-            goto done;
-        }
-        if (sm_detok_stream_new(tok, &ds, &err) != SM_OK) {
-            fprintf(stderr, "run: %s\n", err.msg);
-            goto done;
-        }
-    }
-    if (make_prompt(&a, tok, &hist, &np, &err) != SM_OK) {
-        fprintf(stderr, "run: %s\n", err.msg);
-        goto done;
-    }
-    if (np == 0 || (int64_t)np >= c->max_pos) {
-        fprintf(stderr, "run: the prompt has %zu tokens (1 to %lld allowed)\n", np,
-                (long long)c->max_pos - 1);
-        goto done;
-    }
-    int32_t im_end = a.chat && tok ? sm_tokenizer_token_id(tok, "<|im_end|>") : -1;
-    /* Sampling: generation_config.json defaults, then the flags. */
+    free(st->out.buf);
+    free(st->lg);
+    free(st->hist);
+    sm_dev_seq_free(&st->seq);
+    sm_sampler_free(&st->smp);
+    sm_detok_stream_free(&st->ds);
+    sm_tokenizer_free(&st->tok);
+    sm_dev_free(&st->m);
+}
+
+/* Sampling: generation_config.json's defaults, then the flags. */
+static sm_sampler_params run_sampling(const run_args *a, const sm_model_config *c)
+{
     sm_sampler_params sp;
     sm_sampler_params_init(&sp);
     if (c->has_sampling && c->do_sample) {
@@ -337,126 +319,187 @@ int sm_cmd_run(int argc, char **argv)
         sp.top_k = c->top_k;
         sp.min_p = c->min_p;
     }
-    if (c->has_sampling) {
+    if (c->has_sampling)
         sp.repeat_penalty = c->repetition_penalty;
+    sp.seed = a->sp.seed;
+    if (a->set_temp)
+        sp.temperature = a->sp.temperature;
+    if (a->set_top_p)
+        sp.top_p = a->sp.top_p;
+    if (a->set_top_k)
+        sp.top_k = a->sp.top_k;
+    if (a->set_min_p)
+        sp.min_p = a->sp.min_p;
+    if (a->set_rep)
+        sp.repeat_penalty = a->sp.repeat_penalty;
+    return sp;
+}
+
+/* The model, the tokenizer when text is involved, the prompt's ids, the sampler and the
+ * sequence; an error message printed and nonzero returned when any fails. */
+static int run_setup(const run_args *a, run_state *st)
+{
+    sm_err err = {0};
+    sm_dev_opts dopts = {.device = a->device, .cpu = a->opts};
+    if (sm_dev_load(a->model, &dopts, &st->m, &err) != SM_OK)
+        goto failed;
+    st->c = sm_dev_config(st->m);
+    if (!a->prompt_ids || !a->ids_out || a->n_stops > 0) {
+        char mdir[1024];
+        sm_dev_dir(st->m, mdir, sizeof mdir);
+        if (sm_tokenizer_load(a->tokenizer ? a->tokenizer : mdir, &st->tok, &err) != SM_OK) {
+            fprintf(stderr, "run: tokenizer (use --tokenizer DIR): %s\n", err.msg);
+            return 1;
+        }
+        if (sm_detok_stream_new(st->tok, &st->ds, &err) != SM_OK)
+            goto failed;
     }
-    sp.seed = a.sp.seed;
-    if (a.set_temp)
-        sp.temperature = a.sp.temperature;
-    if (a.set_top_p)
-        sp.top_p = a.sp.top_p;
-    if (a.set_top_k)
-        sp.top_k = a.sp.top_k;
-    if (a.set_min_p)
-        sp.min_p = a.sp.min_p;
-    if (a.set_rep)
-        sp.repeat_penalty = a.sp.repeat_penalty;
-    int64_t ctx = (int64_t)np + a.max_tokens;
-    ctx = ctx > c->max_pos ? c->max_pos : ctx;
-    hist = realloc(hist, (size_t)(ctx + 1) * sizeof *hist);
-    lg = malloc((size_t)c->vocab * sizeof *lg);
-    if (hist == NULL || lg == NULL) {
+    if (make_prompt(a, st->tok, &st->hist, &st->np, &err) != SM_OK)
+        goto failed;
+    if (st->np == 0 || (int64_t)st->np >= st->c->max_pos) {
+        fprintf(stderr, "run: the prompt has %zu tokens (1 to %lld allowed)\n", st->np,
+                (long long)st->c->max_pos - 1);
+        return 1;
+    }
+    st->im_end = a->chat && st->tok ? sm_tokenizer_token_id(st->tok, "<|im_end|>") : -1;
+    st->ctx = (int64_t)st->np + a->max_tokens;
+    st->ctx = st->ctx > st->c->max_pos ? st->c->max_pos : st->ctx;
+    int32_t *h = realloc(st->hist, (size_t)(st->ctx + 1) * sizeof *h);
+    if (h)
+        st->hist = h;
+    st->lg = malloc((size_t)st->c->vocab * sizeof *st->lg);
+    if (!h || !st->lg) {
         fprintf(stderr, "run: out of memory\n");
-        goto done;
+        return 1;
     }
-    if (sm_sampler_new(&sp, c->vocab, &smp, &err) != SM_OK ||
-        sm_dev_seq_new(m, ctx, &seq, &err) != SM_OK) {
-        fprintf(stderr, "run: %s\n", err.msg);
-        goto done;
-    }
-    size_t hold = 0;
-    for (size_t i = 0; i < a.n_stops; i++) {
-        size_t l = strlen(a.stops[i]);
+    sm_sampler_params sp = run_sampling(a, st->c);
+    if (sm_sampler_new(&sp, st->c->vocab, &st->smp, &err) != SM_OK ||
+        sm_dev_seq_new(st->m, st->ctx, &st->seq, &err) != SM_OK)
+        goto failed;
+    return 0;
+failed:
+    fprintf(stderr, "run: %s\n", err.msg);
+    return 1;
+}
+
+/* What the generation loop reports. */
+typedef struct run_result {
+    size_t n, gen; /* ids in hist, generated ids */
+    const char *why;
+    bool stopped; /* at a stop string */
+} run_result;
+
+/* Appends token t's text and streams what can no longer become a stop string; *stop when a
+ * stop string ends the generation. */
+static sm_code run_text(const run_args *a, run_state *st, int32_t t, run_result *r, bool *stop,
+                        sm_err *err)
+{
+    char chunk[SM_DETOK_STREAM_MIN_CAP];
+    size_t cl, before = st->out.len, hold = 0;
+    for (size_t i = 0; i < a->n_stops; i++) {
+        size_t l = strlen(a->stops[i]);
         hold = l - 1 > hold ? l - 1 : hold;
     }
-    double t0 = sm_cmd_now_s();
-    const int32_t *tp = hist;
-    int64_t nt = (int64_t)np;
-    if (sm_dev_forward(m, &seq, &tp, &nt, 1, lg, &err) != SM_OK) {
-        fprintf(stderr, "run: %s\n", err.msg);
-        goto done;
+    sm_code rc = sm_detok_stream_push(st->ds, t, chunk, sizeof chunk, &cl, err);
+    if (rc != SM_OK)
+        return rc;
+    if (text_append(&st->out, chunk, cl) != 0)
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    int64_t at = sm_stop_find(st->out.buf, st->out.len, before, a->stops, a->n_stops);
+    if (at >= 0) {
+        st->out.len = (size_t)at;
+        r->stopped = *stop = true;
+        r->why = "stop string";
+    } else if (!a->ids_out) {
+        text_print_upto(&st->out, st->out.len > hold ? st->out.len - hold : 0);
     }
-    double t1 = sm_cmd_now_s();
-    size_t n = np, gen = 0;
-    const char *why = "max tokens";
-    bool stopped = false;
-    char chunk[SM_DETOK_STREAM_MIN_CAP];
-    while ((int64_t)gen < a.max_tokens) {
+    return SM_OK;
+}
+
+/* Samples, feeds back and streams until a stop; st->lg holds the prompt's last logits. */
+static sm_code run_generate(const run_args *a, run_state *st, run_result *r, sm_err *err)
+{
+    *r = (run_result){.n = st->np, .why = "max tokens"};
+    while ((int64_t)r->gen < a->max_tokens) {
         int32_t t;
-        if (sm_sampler_sample(smp, lg, hist, n, &t, &err) != SM_OK) {
-            fprintf(stderr, "run: %s\n", err.msg);
-            goto done;
-        }
-        if (is_eos(c, t, im_end)) {
-            why = "end of sequence";
+        sm_code rc = sm_sampler_sample(st->smp, st->lg, st->hist, r->n, &t, err);
+        if (rc != SM_OK)
+            return rc;
+        if (is_eos(st->c, t, st->im_end)) {
+            r->why = "end of sequence";
             break;
         }
-        hist[n++] = t;
-        gen++;
-        if (ds) {
-            size_t cl;
-            size_t before = out.len;
-            if (sm_detok_stream_push(ds, t, chunk, sizeof chunk, &cl, &err) != SM_OK ||
-                text_append(&out, chunk, cl) != 0) {
-                fprintf(stderr, "run: %s\n", err.msg);
-                goto done;
-            }
-            int64_t at = sm_stop_find(out.buf, out.len, before, a.stops, a.n_stops);
-            if (at >= 0) {
-                out.len = (size_t)at;
-                stopped = true;
-                why = "stop string";
-                break;
-            }
-            if (!a.ids_out) {
-                text_print_upto(&out, out.len > hold ? out.len - hold : 0);
-            }
-        }
-        if ((int64_t)gen == a.max_tokens) {
+        st->hist[r->n++] = t;
+        r->gen++;
+        bool stop = false;
+        rc = st->ds ? run_text(a, st, t, r, &stop, err) : SM_OK;
+        if (rc != SM_OK || stop)
+            return rc;
+        if ((int64_t)r->gen == a->max_tokens)
+            break;
+        if ((int64_t)r->n >= st->ctx) {
+            r->why = "context full";
             break;
         }
-        if ((int64_t)n >= ctx) {
-            why = "context full";
-            break;
-        }
-        tp = &hist[n - 1];
-        nt = 1;
-        if (sm_dev_forward(m, &seq, &tp, &nt, 1, lg, &err) != SM_OK) {
-            fprintf(stderr, "run: %s\n", err.msg);
-            goto done;
-        }
+        const int32_t *tp = &st->hist[r->n - 1];
+        int64_t nt = 1;
+        rc = sm_dev_forward(st->m, &st->seq, &tp, &nt, 1, st->lg, err);
+        if (rc != SM_OK)
+            return rc;
     }
-    double t2 = sm_cmd_now_s();
-    if (ds && !stopped) {
+    return SM_OK;
+}
+
+/* The generated text or ids on stdout, the timings on stderr. */
+static void run_report(const run_args *a, run_state *st, const run_result *r, double t0, double t1,
+                       double t2)
+{
+    if (st->ds && !r->stopped) {
+        char chunk[SM_DETOK_STREAM_MIN_CAP];
         size_t cl;
-        if (sm_detok_stream_flush(ds, chunk, sizeof chunk, &cl, &err) == SM_OK) {
-            text_append(&out, chunk, cl);
-        }
+        sm_err err = {0};
+        if (sm_detok_stream_flush(st->ds, chunk, sizeof chunk, &cl, &err) == SM_OK)
+            text_append(&st->out, chunk, cl);
     }
-    if (a.ids_out) {
-        for (size_t i = np; i < n; i++) {
-            printf("%s%d", i > np ? " " : "", hist[i]);
-        }
-        printf("\n");
+    if (a->ids_out) {
+        for (size_t i = st->np; i < r->n; i++)
+            printf("%s%d", i > st->np ? " " : "", st->hist[i]);
     } else {
-        text_print_upto(&out, out.len);
-        printf("\n");
+        text_print_upto(&st->out, st->out.len);
     }
+    printf("\n");
     fflush(stdout);
     fprintf(stderr,
             "run: prompt %zu tokens in %.3f s (%.1f tok/s); generated %zu tokens in %.3f s "
             "(%.2f tok/s); stopped: %s\n",
-            np, t1 - t0, (double)np / (t1 - t0 > 0 ? t1 - t0 : 1e-9), gen, t2 - t1,
-            gen > 1 ? (double)(gen - 1) / (t2 - t1 > 0 ? t2 - t1 : 1e-9) : 0.0, why);
-    status = 0;
-done:
-    free(out.buf);
-    free(lg);
-    free(hist);
-    sm_dev_seq_free(&seq);
-    sm_sampler_free(&smp);
-    sm_detok_stream_free(&ds);
-    sm_tokenizer_free(&tok);
-    sm_dev_free(&m);
+            st->np, t1 - t0, (double)st->np / (t1 - t0 > 0 ? t1 - t0 : 1e-9), r->gen, t2 - t1,
+            r->gen > 1 ? (double)(r->gen - 1) / (t2 - t1 > 0 ? t2 - t1 : 1e-9) : 0.0, r->why);
+}
+
+int sm_cmd_run(int argc, char **argv)
+{
+    run_args a;
+    int prc = parse(argc, argv, &a);
+    if (prc != SM_ARGS_CONTINUE)
+        return prc;
+    run_state st = {0};
+    int status = run_setup(&a, &st);
+    if (status == 0) {
+        sm_err err = {0};
+        run_result r;
+        double t0 = sm_cmd_now_s();
+        const int32_t *tp = st.hist;
+        int64_t nt = (int64_t)st.np;
+        sm_code rc = sm_dev_forward(st.m, &st.seq, &tp, &nt, 1, st.lg, &err);
+        double t1 = sm_cmd_now_s();
+        if (rc == SM_OK)
+            rc = run_generate(&a, &st, &r, &err);
+        if (rc == SM_OK)
+            run_report(&a, &st, &r, t0, t1, sm_cmd_now_s());
+        else
+            fprintf(stderr, "run: %s\n", err.msg);
+        status = rc == SM_OK ? 0 : 1;
+    }
+    run_free(&st);
     return status;
 }
