@@ -65,7 +65,7 @@ static line trim(const char *s, const char *e)
         s++;
     while (e > s && isspace((unsigned char)e[-1]))
         e--;
-    return (line){s, (size_t)(e - s)};
+    return (line){s, e > s ? (size_t)(e - s) : 0}; /* e before s: empty, not a huge length */
 }
 
 static bool line_is(line l, const char *lit)
