@@ -4,14 +4,16 @@ refuses to start with a clear error and a non-zero exit, and says that device cu
 unverified:
   - SM_CUDA_PLUGIN naming a missing file: "CUDA plugin ... was not found";
   - the real plugin of this build (when there is one), found beside the program, without a
-    GPU: "no CUDA device". On a machine with a GPU the worker starts instead (it is then
-    stopped, as it waits for a broker that does not exist).
+    GPU: "no CUDA device". On a machine with a GPU the worker starts instead (it is stopped
+    once it logs its "cuda device", as it waits for a broker that does not exist).
     test_cuda_worker.py STEPMARK-WORKER MODEL REAL-PLUGIN|none"""
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 
 def start(worker, cfg, model, plugin):
@@ -21,11 +23,27 @@ def start(worker, cfg, model, plugin):
         env["SM_CUDA_PLUGIN"] = plugin
     q = subprocess.Popen([worker, "--config", cfg, "--model", model], stderr=subprocess.PIPE,
                          text=True, env=env)
-    try:
-        _, err = q.communicate(timeout=60)
-    except subprocess.TimeoutExpired:  # running (a GPU is there): stop it
+    lines = []
+    started = threading.Event()
+
+    def read():
+        for line in q.stderr:
+            lines.append(line)
+            if "cuda device" in line:  # the model is on the GPU: the worker runs
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 60
+    while q.poll() is None and not started.is_set() and time.monotonic() < deadline:
+        started.wait(0.2)
+    running = q.poll() is None
+    if running:  # started on a GPU (or still loading after 60 s): stop it
         q.send_signal(signal.SIGTERM)
-        _, err = q.communicate(timeout=60)
+    q.wait(timeout=60)
+    reader.join(timeout=60)
+    err = "".join(lines)
+    if running:
         return None, err
     assert q.returncode >= 0, f"killed by signal {-q.returncode}: {err}"
     return q.returncode, err
