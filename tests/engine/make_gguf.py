@@ -6,7 +6,9 @@ tests. q4_k_m / q5_k_m mix types as llama-quantize's Q4_K_M / Q5_K_M do (q6_k fo
 matrix, or the token embeddings of a tied model, and for attn_v and ffn_down of some layers);
 --output-type / --embd-type override those two tensors' types (llama-quantize's Q4_0 output
 keeps a tied model's token embeddings in q6_k, say). --dequantize stores the quantized values
-back as f32 (the reference for the quantized file's logits)."""
+back as f32 (the reference for the quantized file's logits). --no-vocab marks the file as having no
+tokenizer (tokenizer.ggml.model "none" and the vocabulary size), which llama.cpp needs to load a
+file without one (scripts/compare-llama)."""
 import argparse
 import json
 import os
@@ -94,6 +96,7 @@ def main(argv=None):
     ap.add_argument("--output-type", choices=sorted(QTYPES))
     ap.add_argument("--embd-type", choices=sorted(QTYPES))
     ap.add_argument("--dequantize", action="store_true")
+    ap.add_argument("--no-vocab", action="store_true")
     a = ap.parse_args(argv)
     cfg = json.load(open(os.path.join(a.model, "config.json")))
     gen_path = os.path.join(a.model, "generation_config.json")
@@ -115,6 +118,9 @@ def main(argv=None):
         w.add_eos_token_id(int(eos))
     if cfg.get("bos_token_id") is not None:
         w.add_bos_token_id(int(cfg["bos_token_id"]))
+    if a.no_vocab:
+        w.add_tokenizer_model("none")
+        w.add_vocab_size(cfg["vocab_size"])
     tensors = load_tensors(a.model)
     tied = "lm_head.weight" not in tensors
     for name, t in tensors.items():
