@@ -418,6 +418,183 @@ static int bench_parse(int argc, char **argv, bench_args *a)
     return rc;
 }
 
+/* What the main mode's measurements say, as printed. */
+typedef struct bench_report {
+    double prefill_tps, prefill_gflops, peak, tps[3], bw, limit_tps, bw_frac, rss_mb;
+    double other_prefill_tps, other_tps16;
+    const char *mode, *other, *peak_method;
+    bool fast_blas;
+    char blas_core[64];
+} bench_report;
+
+/* Runs the model's own mode (with the peak and bandwidth probes) and, with --compare, the
+ * other mode; *rss_after_main is the peak resident memory after the first. */
+static sm_code bench_run_modes(sm_model *m, bench_args *a, const sm_model_summary *s,
+                               bench_result *main_r, bench_result *other_r, double *rss_after_main,
+                               sm_err *err)
+{
+    /* the machine's peak for this weight type, with the model's kernels and thread count,
+     * measured between the prompts of the main mode (see bench_prefill) */
+    sm_pool *ppool = NULL;
+    sm_kctx kc = {.isa = s->isa, .deterministic = s->deterministic};
+    sm_code rc = sm_pool_new(s->threads, &ppool, err);
+    if (rc != SM_OK)
+        return rc;
+    kc.pool = ppool;
+    a->peak_kc = &kc;
+    a->peak_dtype = s->weight_dtype;
+    a->bw_pool = ppool;
+    bool fast = !s->deterministic;
+    rc = bench_mode(m, a, true, main_r, err);
+    a->peak_kc = NULL;
+    a->bw_pool = NULL;
+    sm_pool_free(&ppool);
+    *rss_after_main = max_rss_mb();
+    if (rc == SM_OK && a->compare) {
+        sm_model_set_fast(m, !fast);
+        rc = bench_mode(m, a, false, other_r, err);
+        sm_model_set_fast(m, fast);
+    }
+    return rc;
+}
+
+static void bench_figures(const bench_args *a, const sm_model_summary *s,
+                          const bench_result *main_r, const bench_result *other_r,
+                          double rss_after_main, bench_report *r)
+{
+    const sm_model_config *c = &s->config;
+    /* work per prompt: every weight matrix once per token except the LM head (last position
+     * only), plus attention (q.k and p.v over the causal prefix) */
+    double P = (double)a->prompt_tokens;
+    double embed = (double)c->vocab * (double)c->hidden;
+    double body = (double)s->n_params - embed - (c->tied ? 0.0 : embed);
+    double attn =
+        4.0 * (double)c->n_layers * (double)c->n_heads * (double)c->head_dim * P * (P + 1) / 2;
+    double flops = 2.0 * body * P + 2.0 * embed + attn;
+    r->prefill_tps = P / main_r->prefill_s;
+    r->prefill_gflops = flops / main_r->prefill_s / 1e9;
+    r->peak = main_r->peak_gflops;
+    for (int i = 0; i < 3; i++)
+        r->tps[i] = batches[i] / main_r->decode_s[i];
+    r->bw = main_r->bw_gbs;
+    r->limit_tps = r->bw * 1e9 / (double)s->bytes_per_token;
+    r->bw_frac = r->tps[0] / r->limit_tps;
+    /* a new overall peak in the other mode (run without the bandwidth buffer) counts as is */
+    double rss_end = max_rss_mb();
+    r->rss_mb = main_r->rss_mb;
+    if (rss_end > rss_after_main && rss_end > r->rss_mb)
+        r->rss_mb = rss_end;
+    r->other_prefill_tps = a->compare ? P / other_r->prefill_s : 0;
+    r->other_tps16 = a->compare ? 16 / other_r->decode_s[2] : 0;
+    r->mode = s->deterministic ? "deterministic" : "fast";
+    r->other = s->deterministic ? "fast" : "deterministic";
+    /* which kernels fast mode gives prompts on this machine */
+    sm_kctx fast_k = {.isa = s->isa, .deterministic = false};
+    r->fast_blas = sm_kernels_fast_uses_blas(&fast_k, r->blas_core, sizeof r->blas_core);
+    r->fast_blas = r->fast_blas && !s->packed; /* repacked q8_0 keeps its 8-bit products */
+    /* the instruction the variant's peak loop runs for this weight type (sm_kvariant.peak) */
+    r->peak_method =
+        s->weight_dtype == SM_DTYPE_Q8_0 || s->weight_dtype == SM_DTYPE_Q4_0 ||
+                sm_dtype_is_kquant(s->weight_dtype)
+            ? "8-bit dot-product instruction loop, all threads, between the prompts"
+        : s->weight_dtype == SM_DTYPE_BF16 && s->isa == SM_ISA_AVX512BF16
+            ? "bf16 dot-product (vdpbf16ps) instruction loop, all threads, between the prompts"
+            : "f32 FMA instruction loop, all threads, between the prompts";
+}
+
+static void bench_print_json(const bench_args *a, const sm_model_summary *s,
+                             const bench_result *main_r, const bench_report *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "model", json_string(a->path));
+    json_object_set_new(o, "dtype", json_string(sm_dtype_name(s->weight_dtype)));
+    json_object_set_new(o, "isa", json_string(sm_isa_name(s->isa)));
+    json_object_set_new(o, "threads", json_integer(s->threads));
+    json_object_set_new(o, "mode", json_string(r->mode));
+    json_object_set_new(o, "prompt_tokens", json_integer(a->prompt_tokens));
+    json_object_set_new(o, "decode_tokens", json_integer(a->decode_tokens));
+    json_object_set_new(o, "prefill_tps", json_real(r->prefill_tps));
+    json_object_set_new(o, "prefill_gflops", json_real(r->prefill_gflops));
+    json_object_set_new(o, "peak_gflops", json_real(r->peak));
+    json_object_set_new(o, "peak_method", json_string(r->peak_method));
+    json_object_set_new(o, "prefill_peak_fraction",
+                        json_real(r->peak > 0 ? r->prefill_gflops / r->peak : 0));
+    json_object_set_new(o, "decode_tps_batch1", json_real(r->tps[0]));
+    json_object_set_new(o, "decode_tps_batch4", json_real(r->tps[1]));
+    json_object_set_new(o, "decode_tps_batch16", json_real(r->tps[2]));
+    json_object_set_new(o, "batch16_speedup", json_real(r->tps[2] / r->tps[0]));
+    json_object_set_new(o, "bandwidth_gbs", json_real(r->bw));
+    json_object_set_new(o, "bandwidth_method", json_string(main_r->bw_method));
+    json_object_set_new(o, "bytes_per_token", json_integer((json_int_t)s->bytes_per_token));
+    json_object_set_new(o, "bandwidth_limit_tps", json_real(r->limit_tps));
+    json_object_set_new(o, "bandwidth_fraction", json_real(r->bw_frac));
+    json_object_set_new(o, "peak_rss_mb", json_real(r->rss_mb));
+    json_object_set_new(o, "fast_prompt_openblas", json_boolean(r->fast_blas));
+    json_object_set_new(o, "openblas_core", json_string(r->blas_core));
+    if (a->compare) {
+        char key[64];
+        snprintf(key, sizeof key, "%s_prefill_tps", r->other);
+        json_object_set_new(o, key, json_real(r->other_prefill_tps));
+        snprintf(key, sizeof key, "%s_decode_tps_batch16", r->other);
+        json_object_set_new(o, key, json_real(r->other_tps16));
+    }
+    char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    if (txt)
+        printf("%s\n", txt);
+    free(txt);
+    json_decref(o);
+}
+
+static void bench_print_text(const bench_args *a, const sm_model_summary *s,
+                             const bench_result *main_r, const bench_report *r)
+{
+    printf("model:            %s (%s weights%s, %lld params, %s kernels, %d threads, %s)\n",
+           a->path, sm_dtype_name(s->weight_dtype), s->packed ? " repacked" : "",
+           (long long)s->n_params, sm_isa_name(s->isa), s->threads, r->mode);
+    printf("prompt (%lld tok): %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak %.1f GFLOP/s (%s)\n",
+           (long long)a->prompt_tokens, r->prefill_tps, r->prefill_gflops,
+           r->peak > 0 ? 100 * r->prefill_gflops / r->peak : 0, r->peak, r->peak_method);
+    printf("decode batch 1:   %.2f tokens/s (%.0f%% of the bandwidth limit %.2f tokens/s)\n",
+           r->tps[0], 100 * r->bw_frac, r->limit_tps);
+    printf("decode batch 4:   %.2f tokens/s aggregate (%.2fx batch 1)\n", r->tps[1],
+           r->tps[1] / r->tps[0]);
+    printf("decode batch 16:  %.2f tokens/s aggregate (%.2fx batch 1)\n", r->tps[2],
+           r->tps[2] / r->tps[0]);
+    printf("bandwidth:        %.2f GB/s measured (the best read of %.0f MiB: %s; every "
+           "method and thread count tried, then the best again between the decode rounds)\n",
+           r->bw, (double)main_r->bw_bytes / 1048576.0, main_r->bw_method);
+    printf("bytes per token:  %.1f MB of weights read per decode step\n",
+           (double)s->bytes_per_token / 1e6);
+    printf("peak memory:      %.0f MB resident\n", r->rss_mb);
+    if (a->compare)
+        printf("%s mode:   prompt %.1f tokens/s (%s is %.2fx), decode batch 16 %.2f "
+               "tokens/s (%s is %.2fx)\n",
+               r->other, r->other_prefill_tps, r->mode, r->prefill_tps / r->other_prefill_tps,
+               r->other_tps16, r->mode, r->tps[2] / r->other_tps16);
+    if (s->packed)
+        printf("fast-mode prompts: the engine's own kernels (8-bit products of the "
+               "repacked q8_0 weights)\n");
+    else
+        printf("fast-mode prompts: %s (OpenBLAS runs its %s kernels on this CPU)\n",
+               r->fast_blas ? "OpenBLAS sgemm" : "the engine's own kernels", r->blas_core);
+    printf("(medians: prompt over %d runs, decode over %lld steps after a %lld-token prompt;"
+           " the batch sizes' steps take turns)\n",
+           a->repeats, (long long)a->decode_tokens, (long long)a->decode_ctx);
+}
+
+/* --device cuda: the same measurements through the CUDA plugin (cmd_bench_cuda.c). */
+static int bench_cuda(const bench_args *a)
+{
+    sm_bench_cuda_args ca = {.path = a->path,
+                             .fast = a->opts.fast,
+                             .json = a->json,
+                             .prompt_tokens = a->prompt_tokens,
+                             .decode_tokens = a->decode_tokens,
+                             .decode_ctx = a->decode_ctx,
+                             .repeats = a->repeats};
+    return sm_cmd_bench_cuda(&ca);
+}
+
 int sm_cmd_bench(int argc, char **argv)
 {
     bench_args a = {
@@ -426,182 +603,37 @@ int sm_cmd_bench(int argc, char **argv)
     int prc = bench_parse(argc, argv, &a);
     if (prc != SM_ARGS_CONTINUE)
         return prc;
-    if (a.cuda) {
-        sm_bench_cuda_args ca = {.path = a.path,
-                                 .fast = a.opts.fast,
-                                 .json = a.json,
-                                 .prompt_tokens = a.prompt_tokens,
-                                 .decode_tokens = a.decode_tokens,
-                                 .decode_ctx = a.decode_ctx,
-                                 .repeats = a.repeats};
-        return sm_cmd_bench_cuda(&ca);
-    }
-
+    if (a.cuda)
+        return bench_cuda(&a);
     sm_err err = {0};
     sm_model *m = NULL;
     if (sm_model_load(a.path, &a.opts, &m, &err) != SM_OK) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
-    if (a.ctx.n_depths > 0) {
-        int ec = bench_ctx_main(m, &a);
-        sm_model_free(&m);
-        return ec;
-    }
+    int status = 0;
     const sm_model_summary *s = sm_model_info(m);
     const sm_model_config *c = &s->config;
-    if (a.prompt_tokens + 1 > c->max_pos || a.decode_ctx + 16 + a.decode_tokens + 1 > c->max_pos) {
+    bench_result main_r = {0}, other_r = {0};
+    double rss_after_main = 0;
+    if (a.ctx.n_depths > 0) {
+        status = bench_ctx_main(m, &a);
+    } else if (a.prompt_tokens + 1 > c->max_pos ||
+               a.decode_ctx + 16 + a.decode_tokens + 1 > c->max_pos) {
         fprintf(stderr, "bench: the model's %lld positions are too few for these lengths\n",
                 (long long)c->max_pos);
-        sm_model_free(&m);
-        return 2;
-    }
-
-    /* the machine's peak for this weight type, with the model's kernels and thread count,
-     * measured between the prompts of the main mode (see bench_prefill) */
-    sm_pool *ppool = NULL;
-    sm_kctx kc = {.isa = s->isa, .deterministic = s->deterministic};
-    if (sm_pool_new(s->threads, &ppool, &err) != SM_OK) {
+        status = 2;
+    } else if (bench_run_modes(m, &a, s, &main_r, &other_r, &rss_after_main, &err) != SM_OK) {
         fprintf(stderr, "bench: %s\n", err.msg);
-        sm_model_free(&m);
-        return 1;
-    }
-    kc.pool = ppool;
-    a.peak_kc = &kc;
-    a.peak_dtype = s->weight_dtype;
-    a.bw_pool = ppool;
-
-    bool fast = !s->deterministic;
-    bench_result main_r = {0}, other_r = {0};
-    sm_code rc = bench_mode(m, &a, true, &main_r, &err);
-    a.peak_kc = NULL;
-    a.bw_pool = NULL;
-    sm_pool_free(&ppool);
-    double peak = main_r.peak_gflops;
-    double bw = main_r.bw_gbs;
-    double rss_after_main = max_rss_mb();
-    if (rc == SM_OK && a.compare) {
-        sm_model_set_fast(m, !fast);
-        rc = bench_mode(m, &a, false, &other_r, &err);
-        sm_model_set_fast(m, fast);
-    }
-    if (rc != SM_OK) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        sm_model_free(&m);
-        return 1;
-    }
-
-    /* work per prompt: every weight matrix once per token except the LM head (last position
-     * only), plus attention (q.k and p.v over the causal prefix) */
-    double P = (double)a.prompt_tokens;
-    double embed = (double)c->vocab * (double)c->hidden;
-    double body = (double)s->n_params - embed - (c->tied ? 0.0 : embed);
-    double attn =
-        4.0 * (double)c->n_layers * (double)c->n_heads * (double)c->head_dim * P * (P + 1) / 2;
-    double flops = 2.0 * body * P + 2.0 * embed + attn;
-    double prefill_tps = P / main_r.prefill_s;
-    double prefill_gflops = flops / main_r.prefill_s / 1e9;
-    double tps[3];
-    for (int i = 0; i < 3; i++)
-        tps[i] = batches[i] / main_r.decode_s[i];
-    double bpt = (double)s->bytes_per_token;
-    double limit_tps = bw * 1e9 / bpt;
-    double bw_frac = tps[0] / limit_tps;
-    /* a new overall peak in the other mode (run without the bandwidth buffer) counts as is */
-    double rss_mb = main_r.rss_mb, rss_end = max_rss_mb();
-    if (rss_end > rss_after_main && rss_end > rss_mb)
-        rss_mb = rss_end;
-    double other_prefill_tps = a.compare ? P / other_r.prefill_s : 0;
-    double other_tps16 = a.compare ? 16 / other_r.decode_s[2] : 0;
-    const char *mode = fast ? "fast" : "deterministic";
-    const char *other = fast ? "deterministic" : "fast";
-    /* which kernels fast mode gives prompts on this machine */
-    char blas_core[64];
-    sm_kctx fast_k = {.isa = s->isa, .deterministic = false};
-    bool fast_blas = sm_kernels_fast_uses_blas(&fast_k, blas_core, sizeof blas_core);
-    fast_blas = fast_blas && !s->packed; /* repacked q8_0 weights keep their 8-bit products */
-    /* the instruction the variant's peak loop runs for this weight type (sm_kvariant.peak) */
-    const char *peak_method =
-        s->weight_dtype == SM_DTYPE_Q8_0 || s->weight_dtype == SM_DTYPE_Q4_0 ||
-                sm_dtype_is_kquant(s->weight_dtype)
-            ? "8-bit dot-product instruction loop, all threads, between the prompts"
-        : s->weight_dtype == SM_DTYPE_BF16 && s->isa == SM_ISA_AVX512BF16
-            ? "bf16 dot-product (vdpbf16ps) instruction loop, all threads, between the prompts"
-            : "f32 FMA instruction loop, all threads, between the prompts";
-
-    if (a.json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "model", json_string(a.path));
-        json_object_set_new(o, "dtype", json_string(sm_dtype_name(s->weight_dtype)));
-        json_object_set_new(o, "isa", json_string(sm_isa_name(s->isa)));
-        json_object_set_new(o, "threads", json_integer(s->threads));
-        json_object_set_new(o, "mode", json_string(mode));
-        json_object_set_new(o, "prompt_tokens", json_integer(a.prompt_tokens));
-        json_object_set_new(o, "decode_tokens", json_integer(a.decode_tokens));
-        json_object_set_new(o, "prefill_tps", json_real(prefill_tps));
-        json_object_set_new(o, "prefill_gflops", json_real(prefill_gflops));
-        json_object_set_new(o, "peak_gflops", json_real(peak));
-        json_object_set_new(o, "peak_method", json_string(peak_method));
-        json_object_set_new(o, "prefill_peak_fraction",
-                            json_real(peak > 0 ? prefill_gflops / peak : 0));
-        json_object_set_new(o, "decode_tps_batch1", json_real(tps[0]));
-        json_object_set_new(o, "decode_tps_batch4", json_real(tps[1]));
-        json_object_set_new(o, "decode_tps_batch16", json_real(tps[2]));
-        json_object_set_new(o, "batch16_speedup", json_real(tps[2] / tps[0]));
-        json_object_set_new(o, "bandwidth_gbs", json_real(bw));
-        json_object_set_new(o, "bandwidth_method", json_string(main_r.bw_method));
-        json_object_set_new(o, "bytes_per_token", json_integer((json_int_t)s->bytes_per_token));
-        json_object_set_new(o, "bandwidth_limit_tps", json_real(limit_tps));
-        json_object_set_new(o, "bandwidth_fraction", json_real(bw_frac));
-        json_object_set_new(o, "peak_rss_mb", json_real(rss_mb));
-        json_object_set_new(o, "fast_prompt_openblas", json_boolean(fast_blas));
-        json_object_set_new(o, "openblas_core", json_string(blas_core));
-        if (a.compare) {
-            char key[64];
-            snprintf(key, sizeof key, "%s_prefill_tps", other);
-            json_object_set_new(o, key, json_real(other_prefill_tps));
-            snprintf(key, sizeof key, "%s_decode_tps_batch16", other);
-            json_object_set_new(o, key, json_real(other_tps16));
-        }
-        char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
-        if (txt)
-            printf("%s\n", txt);
-        free(txt);
-        json_decref(o);
+        status = 1;
     } else {
-        printf("model:            %s (%s weights%s, %lld params, %s kernels, %d threads, %s)\n",
-               a.path, sm_dtype_name(s->weight_dtype), s->packed ? " repacked" : "",
-               (long long)s->n_params, sm_isa_name(s->isa), s->threads, mode);
-        printf("prompt (%lld tok): %.1f tokens/s, %.1f GFLOP/s = %.0f%% of peak %.1f GFLOP/s "
-               "(%s)\n",
-               (long long)a.prompt_tokens, prefill_tps, prefill_gflops,
-               peak > 0 ? 100 * prefill_gflops / peak : 0, peak, peak_method);
-        printf("decode batch 1:   %.2f tokens/s (%.0f%% of the bandwidth limit %.2f tokens/s)\n",
-               tps[0], 100 * bw_frac, limit_tps);
-        printf("decode batch 4:   %.2f tokens/s aggregate (%.2fx batch 1)\n", tps[1],
-               tps[1] / tps[0]);
-        printf("decode batch 16:  %.2f tokens/s aggregate (%.2fx batch 1)\n", tps[2],
-               tps[2] / tps[0]);
-        printf("bandwidth:        %.2f GB/s measured (the best read of %.0f MiB: %s; every "
-               "method and thread count tried, then the best again between the decode rounds)\n",
-               bw, (double)main_r.bw_bytes / 1048576.0, main_r.bw_method);
-        printf("bytes per token:  %.1f MB of weights read per decode step\n", bpt / 1e6);
-        printf("peak memory:      %.0f MB resident\n", rss_mb);
-        if (a.compare)
-            printf("%s mode:   prompt %.1f tokens/s (%s is %.2fx), decode batch 16 %.2f "
-                   "tokens/s (%s is %.2fx)\n",
-                   other, other_prefill_tps, mode, prefill_tps / other_prefill_tps, other_tps16,
-                   mode, tps[2] / other_tps16);
-        if (s->packed)
-            printf("fast-mode prompts: the engine's own kernels (8-bit products of the "
-                   "repacked q8_0 weights)\n");
+        bench_report r;
+        bench_figures(&a, s, &main_r, &other_r, rss_after_main, &r);
+        if (a.json)
+            bench_print_json(&a, s, &main_r, &r);
         else
-            printf("fast-mode prompts: %s (OpenBLAS runs its %s kernels on this CPU)\n",
-                   fast_blas ? "OpenBLAS sgemm" : "the engine's own kernels", blas_core);
-        printf("(medians: prompt over %d runs, decode over %lld steps after a %lld-token prompt;"
-               " the batch sizes' steps take turns)\n",
-               a.repeats, (long long)a.decode_tokens, (long long)a.decode_ctx);
+            bench_print_text(&a, s, &main_r, &r);
     }
     sm_model_free(&m);
-    return 0;
+    return status;
 }
