@@ -484,32 +484,46 @@ def provisional_browser(t, env, d, find, wait, By):
             env.sql('SELECT score IS NULL FROM grading WHERE id = 30'), 't')
 
 
-def browser_tests(t, env, out, web):
+def chromium(width=1400, height=1000, downloads=None):
+    """Headless Chromium from Debian's packages through chromedriver, as every browser test runs
+    it: (driver, wait, find), where find(css) waits up to 15 s for the element. downloads: a
+    folder that receives downloads without asking."""
     from selenium import webdriver
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import WebDriverWait
 
-    downloads = os.path.join(out, 'downloads')
-    os.makedirs(downloads, exist_ok=True)
-    for f in os.listdir(downloads):
-        os.remove(os.path.join(downloads, f))
     opts = webdriver.ChromeOptions()
     opts.binary_location = '/usr/bin/chromium'
     for a in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu',
-              '--window-size=1400,1000', '--no-first-run', '--disable-extensions'):
+              f'--window-size={width},{height}', '--no-first-run', '--disable-extensions'):
         opts.add_argument(a)
-    opts.add_experimental_option('prefs', {'download.default_directory': downloads,
-                                           'download.prompt_for_download': False})
-    service = webdriver.ChromeService(executable_path='/usr/bin/chromedriver')
-    d = webdriver.Chrome(options=opts, service=service)
-    d.execute_cdp_cmd('Page.setDownloadBehavior', {'behavior': 'allow', 'downloadPath': downloads})
+    if downloads:
+        opts.add_experimental_option('prefs', {'download.default_directory': downloads,
+                                               'download.prompt_for_download': False})
+    d = webdriver.Chrome(options=opts,
+                         service=webdriver.ChromeService(executable_path='/usr/bin/chromedriver'))
+    if downloads:
+        d.execute_cdp_cmd('Page.setDownloadBehavior',
+                          {'behavior': 'allow', 'downloadPath': downloads})
     wait = WebDriverWait(d, 15, ignored_exceptions=(NoSuchElementException,
                                                     StaleElementReferenceException))
 
     def find(sel):
         return wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, sel)))
+    return d, wait, find
+
+
+def browser_tests(t, env, out, web):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    downloads = os.path.join(out, 'downloads')
+    os.makedirs(downloads, exist_ok=True)
+    for f in os.listdir(downloads):
+        os.remove(os.path.join(downloads, f))
+    d, wait, find = chromium(downloads=downloads)
 
     def shot(name):
         path = os.path.join(out, name)

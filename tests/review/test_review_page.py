@@ -22,7 +22,7 @@ import sys
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_review import Checks, Client, Env  # noqa: E402
+from test_review import Checks, Client, Env, chromium  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
@@ -209,25 +209,10 @@ def reviewed_and_filter(t, env, d, find, wait, By):
 
 
 def browser(t, env, out):
-    from selenium import webdriver
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = '/usr/bin/chromium'
-    for a in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu',
-              '--window-size=1400,1000', '--no-first-run', '--disable-extensions'):
-        opts.add_argument(a)
-    d = webdriver.Chrome(options=opts, service=webdriver.ChromeService(
-        executable_path='/usr/bin/chromedriver'))
+    d, wait, find = chromium()
     d.base = env.base
-    wait = WebDriverWait(d, 15, ignored_exceptions=(NoSuchElementException,
-                                                    StaleElementReferenceException))
-
-    def find(sel):
-        return wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, sel)))
 
     logs = []
     try:
