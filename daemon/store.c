@@ -637,12 +637,31 @@ static sm_code result_refused(sm_store *s, const sm_result_in *in, sm_err *err)
     return rc;
 }
 
+/* The RESULT body as stored: its null members left out, since the validation reads a null as
+ * absent (sm_json_*) and the SQL must too ("score": null is no score, "steps": null no steps). */
+static char *result_text(const json_t *body)
+{
+    json_t *copy = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)body, k, v)
+    {
+        if (copy && !json_is_null(v) && json_object_set(copy, k, v) != 0) {
+            json_decref(copy);
+            copy = NULL;
+        }
+    }
+    char *text = copy ? json_dumps(copy, JSON_COMPACT) : NULL;
+    json_decref(copy);
+    return text;
+}
+
 sm_code sm_store_result(sm_store *s, const sm_result_in *in, json_t **event, sm_err *err)
 {
     *event = NULL;
     char id[24];
     i64(id, in->job_id);
-    char *text = json_dumps(in->body, JSON_COMPACT);
+    char *text = result_text(in->body);
     if (!text)
         return sm_err_set(err, SM_ENOMEM, "cannot serialise a result");
     const char *p[] = {id, text, in->worker, in->owner};

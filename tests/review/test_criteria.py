@@ -256,7 +256,8 @@ def unscored_result(t, w):
     t.equal('the second job handed out', cmd, 'JOB')
     body = result_body(job['job_id'], crit([None] * 3, (None,) * 3), None)
     body.update(status='needs_review', flags=['invalid_verdict'])
-    del body['score'], body['summary']  # as the worker sends it: no score
+    # no score: null means the same as absent, everywhere in a RESULT
+    body.update(score=None, summary=None, steps=None, checks=None, reasoning=None, sampling=None)
     for c in body['criteria']:
         c.update(evidence='', agreement=None)
     send(w, b'SMW1', 'RESULT', body, str(job['job_id']).encode())
