@@ -27,7 +27,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lti_platform import DL, Platform  # noqa: E402
-from test_review import Checks, Env  # noqa: E402
+from test_review import Checks, Env, chromium  # noqa: E402
 
 
 def cli(env, *args, config=None):
@@ -107,16 +107,7 @@ def jwks_tests(t, env):
 
 class Browser:
     def __init__(self, env, out):
-        from selenium import webdriver
-        from selenium.webdriver.support.ui import WebDriverWait
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = '/usr/bin/chromium'
-        for a in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu',
-                  '--window-size=1200,900', '--no-first-run', '--disable-extensions'):
-            opts.add_argument(a)
-        service = webdriver.ChromeService(executable_path='/usr/bin/chromedriver')
-        self.d = webdriver.Chrome(options=opts, service=service)
-        self.wait = WebDriverWait(self.d, 15)
+        self.d, self.wait, _ = chromium(1200, 900)
         self.env = env
 
     def close(self):

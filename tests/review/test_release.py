@@ -18,7 +18,6 @@ import hmac
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 import time

@@ -484,10 +484,10 @@ def provisional_browser(t, env, d, find, wait, By):
             env.sql('SELECT score IS NULL FROM grading WHERE id = 30'), 't')
 
 
-def chromium(width=1400, height=1000, downloads=None):
+def chromium(width=1400, height=1000, downloads=None, timeout=15):
     """Headless Chromium from Debian's packages through chromedriver, as every browser test runs
-    it: (driver, wait, find), where find(css) waits up to 15 s for the element. downloads: a
-    folder that receives downloads without asking."""
+    it: (driver, wait, find), where find(css) waits up to timeout seconds for the element.
+    downloads: a folder that receives downloads without asking."""
     from selenium import webdriver
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -507,8 +507,8 @@ def chromium(width=1400, height=1000, downloads=None):
     if downloads:
         d.execute_cdp_cmd('Page.setDownloadBehavior',
                           {'behavior': 'allow', 'downloadPath': downloads})
-    wait = WebDriverWait(d, 15, ignored_exceptions=(NoSuchElementException,
-                                                    StaleElementReferenceException))
+    wait = WebDriverWait(d, timeout, ignored_exceptions=(NoSuchElementException,
+                                                         StaleElementReferenceException))
 
     def find(sel):
         return wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, sel)))

@@ -18,7 +18,7 @@ import sys
 import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'review'))
-from test_review import Checks, Client, Env  # noqa: E402
+from test_review import Checks, Client, Env, chromium  # noqa: E402
 
 
 def check_one_run_at_a_time(t, env, args, alice):
@@ -145,24 +145,9 @@ def api_tests(t, env, args):
 
 
 def browser_tests(t, env, args):
-    from selenium import webdriver
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = '/usr/bin/chromium'
-    for a in ('--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu',
-              '--window-size=1400,1000', '--no-first-run', '--disable-extensions'):
-        opts.add_argument(a)
-    service = webdriver.ChromeService(executable_path='/usr/bin/chromedriver')
-    d = webdriver.Chrome(options=opts, service=service)
-    wait = WebDriverWait(d, 20, ignored_exceptions=(NoSuchElementException,
-                                                    StaleElementReferenceException))
-
-    def find(sel):
-        return wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, sel)))
+    d, wait, find = chromium(timeout=20)
 
     logs = []
     try:
