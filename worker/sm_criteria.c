@@ -10,6 +10,8 @@
 #include "sm_result.h"
 
 #define NOMEM(err) sm_err_set(err, SM_ENOMEM, "out of memory while assembling a result")
+/* full points for a criterion whose check failed, or none while all of them passed */
+#define SM_CRITERION_CONTRADICTS_FLAG "checks_contradict_criterion"
 
 static const char *str_of(const json_t *o, const char *k)
 {
@@ -200,8 +202,8 @@ sm_code sm_criteria_json(const sm_job *j, json_t *r, json_t *flags, double *scor
     size_t i;
     json_t *f;
     json_array_foreach(flags, i, f) if (!strcmp(json_string_value(f),
-                                                "checks_contradict_criterion")) contra = false;
-    if (!rc && contra && json_array_append_new(flags, json_string("checks_contradict_criterion")))
+                                                SM_CRITERION_CONTRADICTS_FLAG)) contra = false;
+    if (!rc && contra && json_array_append_new(flags, json_string(SM_CRITERION_CONTRADICTS_FLAG)))
         rc = NOMEM(err);
     return rc;
 }

@@ -29,7 +29,7 @@ INSERT INTO job (id, submission_id, state, priority, attempts, seed, finished_at
 INSERT INTO grading (id, job_id, submission_id, status, score, max_score, summary, flags, confidence,
                      model_name, model_hash, engine_version, prompt_template_version, seed, created_at) VALUES
   (40, 40, 40, 'needs_review', 5, 6, 'Right method; the answer $\frac{5}{6}$ is correct.',
-   '{invalid_verdict,model_unavailable,provisional_from_checks,cut_off,low_agreement,checks_contradict_score,checks_unavailable,injection:ignore_instructions,injection:role_marker,injection:fake_verdict,injection:addresses_grader,made_up_flag}',
+   '{invalid_verdict,model_unavailable,provisional_from_checks,cut_off,low_agreement,checks_contradict_score,checks_contradict_criterion,checks_unavailable,injection:ignore_instructions,injection:role_marker,injection:fake_verdict,injection:addresses_grader,made_up_flag}',
    0.5, 'm', 'h', 'e', 'math-v1', 40, now() - interval '10 min'),
   (41, 41, 41, 'graded', 0, 4, 'The output is not in capitals.', '{}', 0.9, 'm', 'h', 'e', 'code-v1', 41, now() - interval '9 min'),
   (42, 42, 42, 'needs_review', 6, 6, 'Correct.', '{low_agreement}', 0.5, 'm', 'h', 'e', 'math-v1', 42, now() - interval '8 min');

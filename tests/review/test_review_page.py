@@ -221,7 +221,8 @@ def browser(t, env, out):
         d.find_element(By.ID, 'signin-btn').click()
         find('#courses')
         flags = ['invalid_verdict', 'model_unavailable', 'provisional_from_checks', 'cut_off',
-                 'low_agreement', 'checks_contradict_score', 'checks_unavailable',
+                 'low_agreement', 'checks_contradict_score', 'checks_contradict_criterion',
+                 'checks_unavailable',
                  'injection:ignore_instructions', 'injection:role_marker',
                  'injection:fake_verdict', 'injection:addresses_grader']
         submission_math(t, d, find, wait, By)
