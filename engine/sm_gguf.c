@@ -199,121 +199,39 @@ static sm_code parse_kv(cursor *c, gguf_kv *kv)
     return skip_value(c, kv->type, kv->key);
 }
 
-/* ggml type -> engine dtype, block size in values, bytes per block. */
+/* ggml's tensor types by their GGUF number: the engine's dtype (SM_DTYPE_COUNT: known but not
+ * loadable), values per block, bytes per block, name. */
+/* clang-format off */
+static const struct ggml_type {
+    uint32_t id;
+    sm_dtype dt;
+    int64_t blk;
+    size_t bsz;
+    const char *name;
+} ggml_types[] = {
+    {0, SM_DTYPE_F32, 1, 4, "F32"},         {1, SM_DTYPE_F16, 1, 2, "F16"},
+    {2, SM_DTYPE_Q4_0, 32, 18, "Q4_0"},     {3, SM_DTYPE_COUNT, 32, 20, "Q4_1"},
+    {6, SM_DTYPE_COUNT, 32, 22, "Q5_0"},    {7, SM_DTYPE_COUNT, 32, 24, "Q5_1"},
+    {8, SM_DTYPE_Q8_0, 32, 34, "Q8_0"},     {10, SM_DTYPE_COUNT, 256, 84, "Q2_K"},
+    {11, SM_DTYPE_COUNT, 256, 110, "Q3_K"}, {12, SM_DTYPE_Q4_K, 256, 144, "Q4_K"},
+    {13, SM_DTYPE_Q5_K, 256, 176, "Q5_K"},  {14, SM_DTYPE_Q6_K, 256, 210, "Q6_K"},
+    {24, SM_DTYPE_COUNT, 1, 1, "I8"},       {25, SM_DTYPE_COUNT, 1, 2, "I16"},
+    {26, SM_DTYPE_COUNT, 1, 4, "I32"},      {27, SM_DTYPE_COUNT, 1, 8, "I64"},
+    {28, SM_DTYPE_COUNT, 1, 8, "F64"},      {30, SM_DTYPE_BF16, 1, 2, "BF16"},
+};
+/* clang-format on */
+
 static int ggml_type_info(uint32_t t, sm_dtype *dt, int64_t *blk, size_t *bsz, const char **name)
 {
-    switch (t) {
-    case 0:
-        *dt = SM_DTYPE_F32;
-        *blk = 1;
-        *bsz = 4;
-        *name = "F32";
-        return 1;
-    case 1:
-        *dt = SM_DTYPE_F16;
-        *blk = 1;
-        *bsz = 2;
-        *name = "F16";
-        return 1;
-    case 2:
-        *dt = SM_DTYPE_Q4_0;
-        *blk = 32;
-        *bsz = 18;
-        *name = "Q4_0";
-        return 1;
-    case 3:
-        *dt = SM_DTYPE_COUNT;
-        *blk = 32;
-        *bsz = 20;
-        *name = "Q4_1";
-        return 1;
-    case 6:
-        *dt = SM_DTYPE_COUNT;
-        *blk = 32;
-        *bsz = 22;
-        *name = "Q5_0";
-        return 1;
-    case 7:
-        *dt = SM_DTYPE_COUNT;
-        *blk = 32;
-        *bsz = 24;
-        *name = "Q5_1";
-        return 1;
-    case 8:
-        *dt = SM_DTYPE_Q8_0;
-        *blk = 32;
-        *bsz = 34;
-        *name = "Q8_0";
-        return 1;
-    case 10:
-        *dt = SM_DTYPE_COUNT;
-        *blk = 256;
-        *bsz = 84;
-        *name = "Q2_K";
-        return 1;
-    case 11:
-        *dt = SM_DTYPE_COUNT;
-        *blk = 256;
-        *bsz = 110;
-        *name = "Q3_K";
-        return 1;
-    case 12:
-        *dt = SM_DTYPE_Q4_K;
-        *blk = 256;
-        *bsz = 144;
-        *name = "Q4_K";
-        return 1;
-    case 13:
-        *dt = SM_DTYPE_Q5_K;
-        *blk = 256;
-        *bsz = 176;
-        *name = "Q5_K";
-        return 1;
-    case 14:
-        *dt = SM_DTYPE_Q6_K;
-        *blk = 256;
-        *bsz = 210;
-        *name = "Q6_K";
-        return 1;
-    case 24:
-        *dt = SM_DTYPE_COUNT;
-        *blk = 1;
-        *bsz = 1;
-        *name = "I8";
-        return 1;
-    case 25:
-        *dt = SM_DTYPE_COUNT;
-        *blk = 1;
-        *bsz = 2;
-        *name = "I16";
-        return 1;
-    case 26:
-        *dt = SM_DTYPE_COUNT;
-        *blk = 1;
-        *bsz = 4;
-        *name = "I32";
-        return 1;
-    case 27:
-        *dt = SM_DTYPE_COUNT;
-        *blk = 1;
-        *bsz = 8;
-        *name = "I64";
-        return 1;
-    case 28:
-        *dt = SM_DTYPE_COUNT;
-        *blk = 1;
-        *bsz = 8;
-        *name = "F64";
-        return 1;
-    case 30:
-        *dt = SM_DTYPE_BF16;
-        *blk = 1;
-        *bsz = 2;
-        *name = "BF16";
-        return 1;
-    default:
-        return 0;
-    }
+    for (size_t i = 0; i < sizeof ggml_types / sizeof ggml_types[0]; i++)
+        if (ggml_types[i].id == t) {
+            *dt = ggml_types[i].dt;
+            *blk = ggml_types[i].blk;
+            *bsz = ggml_types[i].bsz;
+            *name = ggml_types[i].name;
+            return 1;
+        }
+    return 0;
 }
 
 static sm_code parse_tensor_info(cursor *c, sm_tensor *t, uint64_t *offset)
@@ -420,6 +338,103 @@ static sm_code check_unique_keys(const sm_gguf *g)
     return rc;
 }
 
+/* The header: magic, version, and the counts of tensors and metadata entries. */
+static sm_code read_header(cursor *c, uint64_t *n_tensors, uint64_t *n_kv)
+{
+    uint32_t magic, version;
+    sm_code rc = rd_u32(c, &magic, "magic");
+    if (rc != SM_OK)
+        return rc;
+    if (magic != 0x46554747u)
+        return sm_err_set(c->err, SM_EFORMAT, "%s: not a GGUF file (bad magic)", c->path);
+    if ((rc = rd_u32(c, &version, "version")) != SM_OK)
+        return rc;
+    if (version != 2 && version != 3)
+        return sm_err_set(c->err, SM_EUNSUPPORTED, "%s: GGUF version %u (supported: 2, 3%s)",
+                          c->path, version,
+                          (version & 0xffff) == 0 ? "; big-endian files are not" : "");
+    if ((rc = rd_u64(c, n_tensors, "tensor count")) != SM_OK ||
+        (rc = rd_u64(c, n_kv, "metadata count")) != SM_OK)
+        return rc;
+    /* Each tensor info takes at least 28 bytes, each key/value at least 13. */
+    if (*n_tensors > GGUF_MAX_COUNT || *n_kv > GGUF_MAX_COUNT || *n_tensors > c->left / 28 ||
+        *n_kv > c->left / 13)
+        return sm_err_set(c->err, SM_EFORMAT, "%s: %llu tensors / %llu metadata entries do not fit",
+                          c->path, (unsigned long long)*n_tensors, (unsigned long long)*n_kv);
+    return SM_OK;
+}
+
+/* The metadata, its keys unique, and general.alignment (32 when absent). */
+static sm_code read_metadata(sm_gguf *g, cursor *c, uint64_t n_kv, uint64_t *alignment)
+{
+    sm_code rc;
+    for (uint64_t i = 0; i < n_kv; i++) {
+        g->n_kv++;
+        if ((rc = parse_kv(c, &g->kv[i])) != SM_OK)
+            return rc;
+    }
+    if ((rc = check_unique_keys(g)) != SM_OK)
+        return sm_err_set(c->err, rc, "%s: %s", g->path,
+                          rc == SM_ENOMEM ? "out of memory" : "duplicate metadata key");
+    *alignment = 32;
+    if (find_kv(g, "general.alignment") == NULL)
+        return SM_OK;
+    int64_t v;
+    if ((rc = sm_gguf_get_int(g, "general.alignment", &v, c->err)) != SM_OK)
+        return rc;
+    if (v <= 0 || v > (1 << 16) || (v & (v - 1)) != 0)
+        return sm_err_set(c->err, SM_EFORMAT, "%s: general.alignment %lld is not a power of two",
+                          g->path, (long long)v);
+    *alignment = (uint64_t)v;
+    return SM_OK;
+}
+
+/* The tensor infos (offsets[i] relative to the data area), their names unique. */
+static sm_code read_tensor_infos(sm_gguf *g, cursor *c, uint64_t n, uint64_t *offsets,
+                                 const sm_tensor **order)
+{
+    sm_code rc;
+    for (uint64_t i = 0; i < n; i++) {
+        g->n_tensors++;
+        if ((rc = parse_tensor_info(c, &g->tensors[i], &offsets[i])) != SM_OK)
+            return rc;
+        order[i] = &g->tensors[i];
+    }
+    qsort(order, n, sizeof *order, cmp_tensor_name);
+    for (uint64_t i = 1; i < n; i++)
+        if (strcmp(order[i - 1]->name, order[i]->name) == 0)
+            return sm_err_set(c->err, SM_EFORMAT, "%s: duplicate tensor %s", g->path,
+                              order[i]->name);
+    return SM_OK;
+}
+
+/* Points each tensor at its data after the aligned header: aligned, inside the file, and no two
+ * overlapping. */
+static sm_code place_tensors(sm_gguf *g, size_t header, uint64_t alignment, const uint64_t *offsets,
+                             const sm_tensor **order, uint64_t n, sm_err *err)
+{
+    size_t data_start = (header + alignment - 1) / alignment * alignment;
+    if (n > 0 && data_start > g->map.size)
+        return sm_err_set(err, SM_EFORMAT, "%s: truncated before the tensor data", g->path);
+    size_t data_size = data_start <= g->map.size ? g->map.size - data_start : 0;
+    for (uint64_t i = 0; i < n; i++) {
+        sm_tensor *t = &g->tensors[i];
+        if (offsets[i] % alignment != 0)
+            return sm_err_set(err, SM_EFORMAT, "%s: tensor %s: offset %llu not aligned to %llu",
+                              g->path, t->name, (unsigned long long)offsets[i],
+                              (unsigned long long)alignment);
+        if (offsets[i] > data_size || t->nbytes > data_size - offsets[i])
+            return sm_err_set(err, SM_EFORMAT,
+                              "%s: tensor %s: %zu bytes at offset %llu past the end of the file "
+                              "(data area %zu bytes; truncated?)",
+                              g->path, t->name, t->nbytes, (unsigned long long)offsets[i],
+                              data_size);
+        t->data = g->map.data + data_start + offsets[i];
+        order[i] = t;
+    }
+    return sm_tensors_check_overlap(order, n, g->path, err);
+}
+
 sm_code sm_gguf_open(const char *path, sm_gguf **out, sm_err *err)
 {
     *out = NULL;
@@ -430,122 +445,33 @@ sm_code sm_gguf_open(const char *path, sm_gguf **out, sm_err *err)
     }
     uint64_t *offsets = NULL;
     const sm_tensor **order = NULL;
+    uint64_t n_tensors = 0, n_kv = 0, alignment = 32;
     sm_code rc = sm_file_map(path, &g->map, err);
-    if (rc != SM_OK) {
-        goto fail;
-    }
     cursor c = {g->map.data, g->map.size, g->path, err};
-    uint32_t magic, version;
-    uint64_t n_tensors, n_kv;
-    if ((rc = rd_u32(&c, &magic, "magic")) != SM_OK) {
-        goto fail;
+    if (rc == SM_OK)
+        rc = read_header(&c, &n_tensors, &n_kv);
+    if (rc == SM_OK) {
+        g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
+        g->tensors = calloc(n_tensors ? n_tensors : 1, sizeof *g->tensors);
+        offsets = calloc(n_tensors ? n_tensors : 1, sizeof *offsets);
+        order = calloc(n_tensors ? n_tensors : 1, sizeof *order);
+        if (g->kv == NULL || g->tensors == NULL || offsets == NULL || order == NULL)
+            rc = sm_err_set(err, SM_ENOMEM, "out of memory");
     }
-    if (magic != 0x46554747u) {
-        rc = sm_err_set(err, SM_EFORMAT, "%s: not a GGUF file (bad magic)", path);
-        goto fail;
-    }
-    if ((rc = rd_u32(&c, &version, "version")) != SM_OK) {
-        goto fail;
-    }
-    if (version != 2 && version != 3) {
-        rc = sm_err_set(err, SM_EUNSUPPORTED, "%s: GGUF version %u (supported: 2, 3%s)", path,
-                        version, (version & 0xffff) == 0 ? "; big-endian files are not" : "");
-        goto fail;
-    }
-    if ((rc = rd_u64(&c, &n_tensors, "tensor count")) != SM_OK ||
-        (rc = rd_u64(&c, &n_kv, "metadata count")) != SM_OK) {
-        goto fail;
-    }
-    /* Each tensor info takes at least 28 bytes, each key/value at least 13. */
-    if (n_tensors > GGUF_MAX_COUNT || n_kv > GGUF_MAX_COUNT || n_tensors > c.left / 28 ||
-        n_kv > c.left / 13) {
-        rc = sm_err_set(err, SM_EFORMAT, "%s: %llu tensors / %llu metadata entries do not fit",
-                        path, (unsigned long long)n_tensors, (unsigned long long)n_kv);
-        goto fail;
-    }
-    g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
-    g->tensors = calloc(n_tensors ? n_tensors : 1, sizeof *g->tensors);
-    offsets = calloc(n_tensors ? n_tensors : 1, sizeof *offsets);
-    order = calloc(n_tensors ? n_tensors : 1, sizeof *order);
-    if (g->kv == NULL || g->tensors == NULL || offsets == NULL || order == NULL) {
-        rc = sm_err_set(err, SM_ENOMEM, "out of memory");
-        goto fail;
-    }
-    for (uint64_t i = 0; i < n_kv; i++) {
-        g->n_kv++;
-        if ((rc = parse_kv(&c, &g->kv[i])) != SM_OK) {
-            goto fail;
-        }
-    }
-    if ((rc = check_unique_keys(g)) != SM_OK) {
-        rc = sm_err_set(err, rc, "%s: %s", path,
-                        rc == SM_ENOMEM ? "out of memory" : "duplicate metadata key");
-        goto fail;
-    }
-    uint64_t alignment = 32;
-    const gguf_kv *al = find_kv(g, "general.alignment");
-    if (al != NULL) {
-        int64_t v;
-        if ((rc = sm_gguf_get_int(g, "general.alignment", &v, err)) != SM_OK) {
-            goto fail;
-        }
-        if (v <= 0 || v > (1 << 16) || (v & (v - 1)) != 0) {
-            rc = sm_err_set(err, SM_EFORMAT, "%s: general.alignment %lld is not a power of two",
-                            path, (long long)v);
-            goto fail;
-        }
-        alignment = (uint64_t)v;
-    }
-    for (uint64_t i = 0; i < n_tensors; i++) {
-        g->n_tensors++;
-        if ((rc = parse_tensor_info(&c, &g->tensors[i], &offsets[i])) != SM_OK) {
-            goto fail;
-        }
-        order[i] = &g->tensors[i];
-    }
-    qsort(order, n_tensors, sizeof *order, cmp_tensor_name);
-    for (uint64_t i = 1; i < n_tensors; i++) {
-        if (strcmp(order[i - 1]->name, order[i]->name) == 0) {
-            rc = sm_err_set(err, SM_EFORMAT, "%s: duplicate tensor %s", path, order[i]->name);
-            goto fail;
-        }
-    }
-    size_t header = g->map.size - c.left;
-    size_t data_start = (header + alignment - 1) / alignment * alignment;
-    if (n_tensors > 0 && data_start > g->map.size) {
-        rc = sm_err_set(err, SM_EFORMAT, "%s: truncated before the tensor data", path);
-        goto fail;
-    }
-    size_t data_size = data_start <= g->map.size ? g->map.size - data_start : 0;
-    for (uint64_t i = 0; i < n_tensors; i++) {
-        sm_tensor *t = &g->tensors[i];
-        if (offsets[i] % alignment != 0) {
-            rc = sm_err_set(err, SM_EFORMAT, "%s: tensor %s: offset %llu not aligned to %llu", path,
-                            t->name, (unsigned long long)offsets[i], (unsigned long long)alignment);
-            goto fail;
-        }
-        if (offsets[i] > data_size || t->nbytes > data_size - offsets[i]) {
-            rc = sm_err_set(err, SM_EFORMAT,
-                            "%s: tensor %s: %zu bytes at offset %llu past the end of the file "
-                            "(data area %zu bytes; truncated?)",
-                            path, t->name, t->nbytes, (unsigned long long)offsets[i], data_size);
-            goto fail;
-        }
-        t->data = g->map.data + data_start + offsets[i];
-        order[i] = t;
-    }
-    if ((rc = sm_tensors_check_overlap(order, n_tensors, path, err)) != SM_OK) {
-        goto fail;
-    }
+    if (rc == SM_OK)
+        rc = read_metadata(g, &c, n_kv, &alignment);
+    if (rc == SM_OK)
+        rc = read_tensor_infos(g, &c, n_tensors, offsets, order);
+    if (rc == SM_OK)
+        rc = place_tensors(g, g->map.size - c.left, alignment, offsets, order, n_tensors, err);
     free(offsets);
     free(order);
+    if (rc != SM_OK) {
+        sm_gguf_close(&g);
+        return rc;
+    }
     *out = g;
     return SM_OK;
-fail:
-    free(offsets);
-    free(order);
-    sm_gguf_close(&g);
-    return rc;
 }
 
 void sm_gguf_close(sm_gguf **pg)

@@ -902,107 +902,126 @@ static bool match_cmd(const char *s, const char *cmd)
     return strncmp(s, cmd, n) == 0 && !isalpha((unsigned char)s[n]);
 }
 
-/* Normalizes one answer into a new string (NULL on OOM). only_text is set when the answer was
- * nothing but \text{...} (then its content is kept). */
+/* A text command (\text{...}, \mathrm{...}) at in[*i]: a text-only answer keeps its words, a
+ * short unit after a value stays as a word ("5 cm") for the comparison to read. */
+static bool put_text_cmd(const char *in, size_t n, size_t *i, sbuf *b)
+{
+    for (int t = 0; text_cmds[t]; t++) {
+        if (!match_cmd(in + *i, text_cmds[t]))
+            continue;
+        size_t j = *i + strlen(text_cmds[t]);
+        while (j < n && in[j] == ' ')
+            j++;
+        size_t st, len;
+        if (!brace_group(in, n, j, &st, &len))
+            continue;
+        bool alone = true;
+        for (size_t k = 0; k < *i && alone; k++)
+            alone = is_space(in[k]) || in[k] == '$';
+        for (size_t k = st + len + 1; k < n && alone; k++)
+            alone = is_space(in[k]) || in[k] == '$' || in[k] == '.';
+        sb_putc(b, ' ');
+        if (len < 40 || alone)
+            sb_putn(b, in + st, len);
+        *i = st + len + 1;
+        return true;
+    }
+    return false;
+}
+
+/* A command whose group is kept as a group at in[*i]: {content}. */
+static bool put_keep_cmd(const char *in, size_t n, size_t *i, sbuf *b)
+{
+    for (int t = 0; keep_cmds[t]; t++) {
+        if (!match_cmd(in + *i, keep_cmds[t]))
+            continue;
+        size_t j = *i + strlen(keep_cmds[t]);
+        while (j < n && in[j] == ' ')
+            j++;
+        size_t st, len;
+        if (!brace_group(in, n, j, &st, &len))
+            continue;
+        sb_putc(b, '{');
+        sb_putn(b, in + st, len);
+        sb_putc(b, '}');
+        *i = st + len + 1;
+        return true;
+    }
+    return false;
+}
+
+/* A replacement of reps[] at in[*i]. */
+static bool put_replacement(const char *in, size_t *i, sbuf *b)
+{
+    for (size_t r = 0; r < sizeof reps / sizeof reps[0]; r++) {
+        size_t m = strlen(reps[r].from);
+        if (strncmp(in + *i, reps[r].from, m) != 0)
+            continue;
+        /* \left( vs \leftarrow: a letter command must end at a non-letter */
+        if (reps[r].from[0] == '\\' && isalpha((unsigned char)reps[r].from[m - 1]) &&
+            isalpha((unsigned char)in[*i + m]))
+            continue;
+        sb_putn(b, reps[r].to, strlen(reps[r].to));
+        *i += m;
+        return true;
+    }
+    return false;
+}
+
+/* Drops a leading "x =" or "x \in" (a single variable name, maybe with a subscript). */
+static void drop_variable(const char **ap, size_t *lenp)
+{
+    const char *a = *ap;
+    size_t len = *lenp, v = 0;
+    while (v < len && a[v] == ' ')
+        v++;
+    if (v >= len || !isalpha((unsigned char)a[v]))
+        return;
+    v++;
+    if (v < len && a[v] == '_') {
+        v++;
+        if (v < len && a[v] == '{') {
+            while (v < len && a[v] != '}')
+                v++;
+            if (v < len)
+                v++;
+        } else if (v < len && isalnum((unsigned char)a[v])) {
+            v++;
+        }
+    }
+    while (v < len && a[v] == ' ')
+        v++;
+    size_t skip = 0;
+    if (v < len && a[v] == '=' && (v + 1 >= len || a[v + 1] != '=') &&
+        memchr(a + v + 1, '=', len - v - 1) == NULL)
+        skip = v + 1;
+    else if (v + 3 <= len && strncmp(a + v, "\\in", 3) == 0 && !isalpha((unsigned char)a[v + 3]))
+        skip = v + 3; /* x \in \{1, 2\} */
+    if (skip) {
+        *ap = a + skip;
+        *lenp = len - skip;
+        trim_answer(ap, lenp);
+    }
+}
+
+/* Normalizes one answer into a new string (NULL on OOM). */
 static char *normalize(const char *in)
 {
     size_t n = strlen(in);
     sbuf b = {0};
     sb_putn(&b, "", 0);
-    for (size_t i = 0; i < n;) {
-        bool done = false;
-        for (int t = 0; text_cmds[t] && !done; t++) {
-            if (!match_cmd(in + i, text_cmds[t]))
-                continue;
-            size_t j = i + strlen(text_cmds[t]);
-            while (j < n && in[j] == ' ')
-                j++;
-            size_t st, len;
-            if (brace_group(in, n, j, &st, &len)) {
-                /* a text-only answer keeps its words; a unit after a value goes */
-                bool alone = true;
-                for (size_t k = 0; k < i && alone; k++)
-                    alone = is_space(in[k]) || in[k] == '$';
-                for (size_t k = st + len + 1; k < n && alone; k++)
-                    alone = is_space(in[k]) || in[k] == '$' || in[k] == '.';
-                /* a unit after a value stays as a word ("5 cm"); the comparison reads it */
-                sb_putc(&b, ' ');
-                if (len < 40 || alone)
-                    sb_putn(&b, in + st, len);
-                i = st + len + 1;
-                done = true;
-            }
-        }
-        for (int t = 0; keep_cmds[t] && !done; t++) {
-            if (!match_cmd(in + i, keep_cmds[t]))
-                continue;
-            size_t j = i + strlen(keep_cmds[t]);
-            while (j < n && in[j] == ' ')
-                j++;
-            size_t st, len;
-            if (brace_group(in, n, j, &st, &len)) {
-                /* keep the group as a group: {content} */
-                sb_putc(&b, '{');
-                sb_putn(&b, in + st, len);
-                sb_putc(&b, '}');
-                i = st + len + 1;
-                done = true;
-            }
-        }
-        for (size_t r = 0; r < sizeof reps / sizeof reps[0] && !done; r++) {
-            size_t m = strlen(reps[r].from);
-            if (strncmp(in + i, reps[r].from, m) != 0)
-                continue;
-            /* \left( vs \leftarrow: a letter command must end at a non-letter */
-            if (reps[r].from[0] == '\\' && isalpha((unsigned char)reps[r].from[m - 1]) &&
-                isalpha((unsigned char)in[i + m]))
-                continue;
-            sb_putn(&b, reps[r].to, strlen(reps[r].to));
-            i += m;
-            done = true;
-        }
-        if (!done)
+    for (size_t i = 0; i < n;)
+        if (!put_text_cmd(in, n, &i, &b) && !put_keep_cmd(in, n, &i, &b) &&
+            !put_replacement(in, &i, &b))
             sb_putc(&b, in[i++]);
-    }
     if (b.oom) {
         free(b.p);
         return NULL;
     }
-    /* trim and drop a leading "x =" (a single variable name) */
     const char *a = b.p;
     size_t len = b.n;
     trim_answer(&a, &len);
-    size_t k = 0;
-    while (k < len && a[k] == ' ')
-        k++;
-    size_t v = k;
-    if (v < len && isalpha((unsigned char)a[v])) {
-        v++;
-        if (v < len && a[v] == '_') {
-            v++;
-            if (v < len && a[v] == '{') {
-                while (v < len && a[v] != '}')
-                    v++;
-                if (v < len)
-                    v++;
-            } else if (v < len && isalnum((unsigned char)a[v])) {
-                v++;
-            }
-        }
-        while (v < len && a[v] == ' ')
-            v++;
-        if (v < len && a[v] == '=' && (v + 1 >= len || a[v + 1] != '=') &&
-            memchr(a + v + 1, '=', len - v - 1) == NULL) {
-            a += v + 1;
-            len -= v + 1;
-            trim_answer(&a, &len);
-        } else if (v + 3 <= len && strncmp(a + v, "\\in", 3) == 0 &&
-                   !isalpha((unsigned char)a[v + 3])) {
-            a += v + 3; /* x \in \{1, 2\} */
-            len -= v + 3;
-            trim_answer(&a, &len);
-        }
-    }
+    drop_variable(&a, &len);
     char *o = dup_range(a, len);
     free(b.p);
     return o;
