@@ -100,29 +100,29 @@ static void add_teacher(void)
 
 /* ---- the final block ---- */
 
-static void case_final(void)
+/* The submissions case_final grades and reviews. */
+typedef struct final_ctx {
+    sm_client *c;
+    long long a, b;
+} final_ctx;
+
+/* STATUS: no final block, then model graded, approved, and adjusted. */
+static void final_check_status(const final_ctx *x)
 {
-    setup("gfinal", NULL);
-    start_broker();
-    sm_client *c = client();
-    make_assignment(c, "CS101", "hw1", "proof", NULL);
-    add_teacher();
-    long long a = submit(c, "k-a", "batch", NULL);
-    long long b = submit(c, "k-b", "batch", NULL);
-    json_t *st = status_of(c, a);
+    json_t *st = status_of(x->c, x->a);
     CHECK(json_is_null(json_object_get(st, "final")));
     json_decref(st);
 
-    grade_on(E.db, a, 2);
-    st = status_of(c, a);
+    grade_on(E.db, x->a, 2);
+    st = status_of(x->c, x->a);
     json_t *f = json_object_get(st, "final");
     CHECK(!strcmp(sget(f, "state"), "model_graded") && nget(f, "score") == 2);
     CHECK(nget(f, "max_score") == 4 && json_is_null(json_object_get(f, "reviewed_by")));
     CHECK(nget(json_object_get(st, "grading"), "score") == 2);
     json_decref(st);
 
-    review_on(E.db, a, "approve", 0, "Well argued");
-    st = status_of(c, a);
+    review_on(E.db, x->a, "approve", 0, "Well argued");
+    st = status_of(x->c, x->a);
     f = json_object_get(st, "final");
     CHECK(!strcmp(sget(f, "state"), "approved") && nget(f, "score") == 2);
     CHECK(!strcmp(sget(f, "reviewed_by"), "Ada") &&
@@ -131,19 +131,23 @@ static void case_final(void)
     json_decref(st);
 
     /* the report of issue 25: a grading without a score, adjusted to 4/4 by the teacher */
-    grade_on(E.db, b, -1);
-    review_on(E.db, b, "adjust", 4, "Full marks");
-    st = status_of(c, b);
+    grade_on(E.db, x->b, -1);
+    review_on(E.db, x->b, "adjust", 4, "Full marks");
+    st = status_of(x->c, x->b);
     f = json_object_get(st, "final");
     CHECK(!strcmp(sget(f, "state"), "adjusted") && nget(f, "score") == 4);
     CHECK(!strcmp(sget(f, "comment"), "Full marks"));
     CHECK(json_is_null(json_object_get(json_object_get(st, "grading"), "score")));
     CHECK(!strcmp(sget(json_object_get(st, "grading"), "status"), "needs_review"));
     json_decref(st);
+}
 
-    review_on(E.db, b, "release", 0, "");
-    json_t *r = call_ok(c, "RESULT", json_pack("{s:I}", "submission_id", (json_int_t)b));
-    f = json_object_get(r, "final");
+/* RESULT after the release. */
+static void final_check_result(const final_ctx *x)
+{
+    review_on(E.db, x->b, "release", 0, "");
+    json_t *r = call_ok(x->c, "RESULT", json_pack("{s:I}", "submission_id", (json_int_t)x->b));
+    json_t *f = json_object_get(r, "final");
     CHECK(!strcmp(sget(f, "state"), "released") && nget(f, "score") == 4);
     CHECK(!strcmp(sget(f, "released_by"), "Ada") &&
           json_is_string(json_object_get(f, "released_at")));
@@ -152,8 +156,12 @@ static void case_final(void)
     CHECK(json_is_null(json_object_get(r, "score"))); /* the model's own grading, unchanged */
     CHECK(!strcmp(sget(r, "status"), "needs_review"));
     json_decref(r);
+}
 
-    /* LIST carries the same blocks */
+/* LIST carries the same blocks */
+static void final_check_list(const final_ctx *x)
+{
+    sm_client *c = x->c;
     json_t *p = list_page(c, NULL, 10);
     json_t *items = json_object_get(p, "items");
     CHECK(json_array_size(items) == 2 && json_is_false(json_object_get(p, "more")));
@@ -162,13 +170,13 @@ static void case_final(void)
     json_array_foreach(items, i, it)
     {
         long long id = json_integer_value(json_object_get(it, "submission_id"));
-        const char *want = id == a ? "approved" : "released";
+        const char *want = id == x->a ? "approved" : "released";
         CHECK(!strcmp(sget(json_object_get(it, "final"), "state"), want));
         CHECK(!strcmp(sget(it, "state"), "done"));
-        CHECK(!strcmp(sget(it, "idempotency_key"), id == a ? "k-a" : "k-b"));
+        CHECK(!strcmp(sget(it, "idempotency_key"), id == x->a ? "k-a" : "k-b"));
     }
     /* b changed last, so it comes last */
-    CHECK(json_integer_value(json_object_get(json_array_get(items, 1), "submission_id")) == b);
+    CHECK(json_integer_value(json_object_get(json_array_get(items, 1), "submission_id")) == x->b);
     json_decref(p);
     CHECK(call_err(c, "LIST",
                    json_pack("{s:s, s:s, s:s}", "course", "CS101", "assignment", "hw1", "cursor",
@@ -187,14 +195,17 @@ static void case_final(void)
     json_decref(call_ok(c, "LIST",
                         json_pack("{s:s, s:s, s:s}", "course", "CS101", "assignment", "hw1",
                                   "updated_since", "2000-01-01T00:00:00Z")));
+}
 
-    /* the shared functions themselves, as the HTTP API calls them on a connection of its own */
+/* the shared functions themselves, as the HTTP API calls them on a connection of its own */
+static void final_check_shared(const final_ctx *x)
+{
     json_t *fin;
     sm_err err;
-    CHECK(sm_grades_final(E.db, b, &fin, &err) == SM_OK);
+    CHECK(sm_grades_final(E.db, x->b, &fin, &err) == SM_OK);
     CHECK(!strcmp(sget(fin, "state"), "released") && nget(fin, "score") == 4);
     json_decref(fin);
-    long long fresh = submit(c, "k-c", "batch", NULL);
+    long long fresh = submit(x->c, "k-c", "batch", NULL);
     CHECK(sm_grades_final(E.db, fresh, &fin, &err) == SM_OK && json_is_null(fin));
     json_decref(fin);
     CHECK(sm_grades_final(E.db, 999999, &fin, &err) == SM_ENOTFOUND && !fin);
@@ -218,6 +229,22 @@ static void case_final(void)
     CHECK(sm_grades_list(E.db, &lq, &fin, &err) == SM_EINVAL);
     lq.cursor = "c1.99999999999999999999.1";
     CHECK(sm_grades_list(E.db, &lq, &fin, &err) == SM_EINVAL);
+}
+
+static void case_final(void)
+{
+    setup("gfinal", NULL);
+    start_broker();
+    sm_client *c = client();
+    make_assignment(c, "CS101", "hw1", "proof", NULL);
+    add_teacher();
+    final_ctx x = {c, 0, 0};
+    x.a = submit(c, "k-a", "batch", NULL);
+    x.b = submit(c, "k-b", "batch", NULL);
+    final_check_status(&x);
+    final_check_result(&x);
+    final_check_list(&x);
+    final_check_shared(&x);
     sm_client_free(&c);
     CHECK(stop_broker(SIGTERM) == 0);
 }
@@ -291,13 +318,18 @@ static bool absorb(seen *s, json_t *page, char *cursor, size_t n)
     return json_is_true(json_object_get(page, "more"));
 }
 
-static void case_list(void)
+/* One run of case_list: the client, what it saw, and where its cursor stands. */
+typedef struct list_ctx {
+    sm_client *c;
+    seen s;
+    char cursor[128];
+    long long first;
+    int pages, ops;
+} list_ctx;
+
+/* Submits NSUB submissions, pipelined: the broker commits them in groups. */
+static void list_submit_all(sm_client *c)
 {
-    setup("glist", NULL);
-    start_broker();
-    sm_client *c = client_with(NULL, NULL, 10000, 3);
-    make_assignment(c, "CS101", "hw1", "proof", NULL);
-    add_teacher();
     for (int i = 0; i < NSUB; i++) { /* pipelined: the broker commits them in groups */
         char key[32], rid[16];
         snprintf(key, sizeof key, "l-%04d", i);
@@ -314,41 +346,43 @@ static void case_list(void)
                 json_decref(r.body);
             }
     }
-    long long first = q_int("SELECT min(id) FROM submission");
-    CHECK(q_int("SELECT max(id) - min(id) + 1 FROM submission") == NSUB);
-    grade_on(E.db, first, 1);
+}
 
-    seen s = {json_object(), json_object(), 0, 0};
-    char cursor[128] = "";
-    /* one pass while nothing moves */
+/* Pages of `limit` items from the cursor on until LIST says there are no more; from_start
+ * sends no cursor while it is still empty. */
+static void list_until_end(list_ctx *x, int limit, bool from_start)
+{
     json_t *p;
     bool more;
     do {
-        p = list_page(c, cursor[0] ? cursor : NULL, 97);
-        more = absorb(&s, p, cursor, sizeof cursor);
+        p = list_page(x->c, from_start && !x->cursor[0] ? NULL : x->cursor, limit);
+        more = absorb(&x->s, p, x->cursor, sizeof x->cursor);
         json_decref(p);
     } while (more);
-    CHECK(json_object_size(s.last) == NSUB && s.items == NSUB && s.repeats == 0);
+}
 
+/* A transaction that reviews `first` and stays open while the cursor moves on, and a writer
+ * thread; pages while the writer commits. */
+static void list_while_writing(list_ctx *x)
+{
     /* a transaction that reviews `first` and stays open while the cursor moves on */
     PGconn *late = PQconnectdb(E.url);
     CHECK(PQstatus(late) == CONNECTION_OK);
     exec_on(late, "BEGIN");
-    review_on(late, first, "adjust", 4, "late");
+    review_on(late, x->first, "adjust", 4, "late");
 
-    writer w = {PQconnectdb(E.url), first, 0, 0};
+    writer w = {PQconnectdb(E.url), x->first, 0, 0};
     CHECK(PQstatus(w.db) == CONNECTION_OK);
     pthread_t t;
     CHECK(pthread_create(&t, NULL, writer_thread, &w) == 0);
     /* page while the writer commits; the late transaction commits once the writer is well
      * past it (a reader paging by commit order or by time would have passed its change) */
     bool open = true;
-    int pages = 0;
     while (!w.done || open) {
-        p = list_page(c, cursor, 37);
-        absorb(&s, p, cursor, sizeof cursor);
+        json_t *p = list_page(x->c, x->cursor, 37);
+        absorb(&x->s, p, x->cursor, sizeof x->cursor);
         json_decref(p);
-        pages++;
+        x->pages++;
         if (open && (w.ops >= 400 || w.done)) {
             exec_on(late, "COMMIT");
             open = false;
@@ -357,20 +391,17 @@ static void case_list(void)
     pthread_join(t, NULL);
     PQfinish(late);
     PQfinish(w.db);
-    /* drain: every change is committed now */
-    do {
-        p = list_page(c, cursor, 1000);
-        more = absorb(&s, p, cursor, sizeof cursor);
-        json_decref(p);
-    } while (more);
-    CHECKM(s.repeats == 0, "%d changes were listed twice", s.repeats);
+    x->ops = w.ops;
+}
 
-    /* every submission's last listed item is its final state */
+/* every submission's last listed item is its final state */
+static void list_check_final(const list_ctx *x)
+{
     PGresult *r = PQexec(E.db, "SELECT id, to_json(updated_at)#>>'{}', sm_final(id)::text"
                                " FROM submission ORDER BY id");
     CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == NSUB);
     for (int i = 0; i < NSUB; i++) {
-        json_t *it = json_object_get(s.last, PQgetvalue(r, i, 0));
+        json_t *it = json_object_get(x->s.last, PQgetvalue(r, i, 0));
         CHECKM(it, "submission %s was never listed", PQgetvalue(r, i, 0));
         CHECKM(!strcmp(sget(it, "updated_at"), PQgetvalue(r, i, 1)),
                "submission %s: last listed change %s, but it changed at %s", PQgetvalue(r, i, 0),
@@ -385,15 +416,40 @@ static void case_list(void)
     }
     PQclear(r);
     char idk[32];
-    snprintf(idk, sizeof idk, "%lld", first);
-    json_t *late_item = json_object_get(json_object_get(s.last, idk), "final");
+    snprintf(idk, sizeof idk, "%lld", x->first);
+    json_t *late_item = json_object_get(json_object_get(x->s.last, idk), "final");
     CHECK(!strcmp(sget(late_item, "state"), "adjusted") &&
           !strcmp(sget(late_item, "comment"), "late"));
-    printf("listed %d changes of %d submissions (%d writes, %d pages)\n", s.items, NSUB, w.ops,
-           pages);
-    json_decref(s.last);
-    json_decref(s.pairs);
-    sm_client_free(&c);
+}
+
+static void case_list(void)
+{
+    setup("glist", NULL);
+    start_broker();
+    list_ctx x = {.c = client_with(NULL, NULL, 10000, 3)};
+    make_assignment(x.c, "CS101", "hw1", "proof", NULL);
+    add_teacher();
+    list_submit_all(x.c);
+    x.first = q_int("SELECT min(id) FROM submission");
+    CHECK(q_int("SELECT max(id) - min(id) + 1 FROM submission") == NSUB);
+    grade_on(E.db, x.first, 1);
+
+    x.s = (seen){json_object(), json_object(), 0, 0};
+    /* one pass while nothing moves */
+    list_until_end(&x, 97, true);
+    CHECK(json_object_size(x.s.last) == NSUB && x.s.items == NSUB && x.s.repeats == 0);
+
+    list_while_writing(&x);
+    /* drain: every change is committed now */
+    list_until_end(&x, 1000, false);
+    CHECKM(x.s.repeats == 0, "%d changes were listed twice", x.s.repeats);
+
+    list_check_final(&x);
+    printf("listed %d changes of %d submissions (%d writes, %d pages)\n", x.s.items, NSUB, x.ops,
+           x.pages);
+    json_decref(x.s.last);
+    json_decref(x.s.pairs);
+    sm_client_free(&x.c);
     CHECK(stop_broker(SIGTERM) == 0);
 }
 

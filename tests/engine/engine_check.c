@@ -197,36 +197,42 @@ static int32_t tok_at(int seq, int64_t i, int64_t V)
 #define NSEQ 4
 #define NSTEP 10
 
-static int cmd_batch(int argc, char **argv)
+/* prompt lengths, the step each sequence joins, and how many steps it stays */
+static const int64_t batch_plen[NSEQ] = {5, 1, 37, 600};
+static const int batch_join[NSEQ] = {0, 1, 3, 2};
+static const int batch_stay[NSEQ] = {NSTEP, 4, 6, 5};
+
+/* One batch check: the model, the logits of each sequence alone, and scratch buffers. */
+typedef struct batch_ctx {
+    sm_model *m;
+    int64_t V;
+    float *alone; /* NSEQ * NSTEP * V logits */
+    float *lg;    /* NSEQ * V logits */
+    int32_t *buf; /* 1024 tokens */
+} batch_ctx;
+
+/* Alone: prompt in one step, then stay-1 decode steps of the stream's next tokens. */
+static void batch_alone(const batch_ctx *b)
 {
-    const char *mp = arg(argc, argv, "--model");
-    if (!mp) {
-        fprintf(stderr, "batch: --model is required\n");
-        return 2;
-    }
-    sm_model *m = load(mp, arg(argc, argv, "--dtype"));
-    int64_t V = sm_model_info(m)->config.vocab;
-    /* prompt lengths, the step each sequence joins, and how many steps it stays */
-    const int64_t plen[NSEQ] = {5, 1, 37, 600};
-    const int join[NSEQ] = {0, 1, 3, 2};
-    const int stay[NSEQ] = {NSTEP, 4, 6, 5};
-    float *alone = calloc((size_t)(NSEQ * NSTEP * V), 4);
-    float *lg = malloc((size_t)(NSEQ * V) * 4);
-    int32_t *buf = malloc(1024 * 4);
-    /* Alone: prompt in one step, then stay-1 decode steps of the stream's next tokens. */
+    int64_t V = b->V;
     for (int s = 0; s < NSEQ; s++) {
-        sm_seq *q = new_seq(m);
-        for (int k = 0; k < stay[s]; k++) {
-            int64_t start = k == 0 ? 0 : plen[s] + k - 1, n = k == 0 ? plen[s] : 1;
+        sm_seq *q = new_seq(b->m);
+        for (int k = 0; k < batch_stay[s]; k++) {
+            int64_t start = k == 0 ? 0 : batch_plen[s] + k - 1, n = k == 0 ? batch_plen[s] : 1;
             for (int64_t i = 0; i < n; i++) {
-                buf[i] = tok_at(s, start + i, V);
+                b->buf[i] = tok_at(s, start + i, V);
             }
-            const int32_t *t = buf;
-            step(m, &q, &t, &n, 1, alone + (s * NSTEP + k) * V);
+            const int32_t *t = b->buf;
+            step(b->m, &q, &t, &n, 1, b->alone + (s * NSTEP + k) * V);
         }
         sm_seq_free(&q);
     }
-    /* Batched: each step, every active sequence advances together. */
+}
+
+/* Batched: each step, every active sequence advances together. Returns the failures. */
+static int batch_together(const batch_ctx *b)
+{
+    int64_t V = b->V;
     sm_seq *seqs[NSEQ] = {0};
     int done[NSEQ] = {0};
     int fails = 0;
@@ -235,17 +241,17 @@ static int cmd_batch(int argc, char **argv)
         const int32_t *toks[NSEQ];
         int64_t n[NSEQ];
         int idx[NSEQ], na = 0;
-        int32_t *p = buf;
+        int32_t *p = b->buf;
         for (int s = 0; s < NSEQ; s++) {
-            if (st < join[s] || done[s] >= stay[s]) {
+            if (st < batch_join[s] || done[s] >= batch_stay[s]) {
                 continue;
             }
             if (seqs[s] == NULL) {
-                seqs[s] = new_seq(m);
+                seqs[s] = new_seq(b->m);
             }
             int k = done[s];
-            int64_t start = k == 0 ? 0 : plen[s] + k - 1;
-            n[na] = k == 0 ? plen[s] : 1;
+            int64_t start = k == 0 ? 0 : batch_plen[s] + k - 1;
+            n[na] = k == 0 ? batch_plen[s] : 1;
             for (int64_t i = 0; i < n[na]; i++) {
                 p[i] = tok_at(s, start + i, V);
             }
@@ -257,65 +263,95 @@ static int cmd_batch(int argc, char **argv)
         if (na == 0) {
             continue;
         }
-        step(m, act, toks, n, na, lg);
+        step(b->m, act, toks, n, na, b->lg);
         for (int i = 0; i < na; i++) {
             int s = idx[i];
-            if (memcmp(lg + i * V, alone + (s * NSTEP + done[s]) * V, (size_t)V * 4) != 0) {
+            const float *want = b->alone + (s * NSTEP + done[s]) * V;
+            if (memcmp(b->lg + i * V, want, (size_t)V * 4) != 0) {
                 fprintf(stderr,
                         "step %d: sequence %d (its step %d, batch of %d) differs: rel %.3g\n", st,
-                        s, done[s], na, rel_err(lg + i * V, alone + (s * NSTEP + done[s]) * V, V));
+                        s, done[s], na, rel_err(b->lg + i * V, want, V));
                 fails++;
             }
-            if (++done[s] == stay[s]) {
+            if (++done[s] == batch_stay[s]) {
                 sm_seq_free(&seqs[s]);
             }
         }
     }
+    return fails;
+}
+
+/* A prompt token by token, and copies of its cache, against the prompt alone in one step.
+ * Adds to *fails; returns 1 where a copy cannot be made, else 0. */
+static int batch_copies(const batch_ctx *b, int *fails)
+{
+    int64_t V = b->V;
+    const float *want = b->alone + (2 * NSTEP) * V;
     /* A prompt in one step equals the same prompt fed one token at a time. */
-    sm_seq *a = new_seq(m);
-    for (int64_t i = 0; i < plen[2]; i++) {
-        buf[i] = tok_at(2, i, V);
-        const int32_t *t = &buf[i];
+    sm_seq *a = new_seq(b->m);
+    for (int64_t i = 0; i < batch_plen[2]; i++) {
+        b->buf[i] = tok_at(2, i, V);
+        const int32_t *t = &b->buf[i];
         int64_t one = 1;
-        step(m, &a, &t, &one, 1, lg);
+        step(b->m, &a, &t, &one, 1, b->lg);
     }
-    if (memcmp(lg, alone + (2 * NSTEP) * V, (size_t)V * 4) != 0) {
+    if (memcmp(b->lg, want, (size_t)V * 4) != 0) {
         fprintf(stderr, "prompt token by token differs from one step: rel %.3g\n",
-                rel_err(lg, alone + (2 * NSTEP) * V, V));
-        fails++;
+                rel_err(b->lg, want, V));
+        (*fails)++;
     }
     /* A copy of the prompt's cache continues exactly like the original. */
-    sm_seq *b = NULL;
+    sm_seq *c = NULL;
     sm_err err = {0};
-    if (sm_seq_copy(a, plen[2] - 1, 0, &b, &err) != SM_OK) {
+    if (sm_seq_copy(a, batch_plen[2] - 1, 0, &c, &err) != SM_OK) {
         fprintf(stderr, "seq_copy: %s\n", err.msg);
         return 1;
     }
-    const int32_t *t = &buf[plen[2] - 1];
+    const int32_t *t = &b->buf[batch_plen[2] - 1];
     int64_t one = 1;
-    step(m, &b, &t, &one, 1, lg);
-    if (memcmp(lg, alone + (2 * NSTEP) * V, (size_t)V * 4) != 0) {
-        fprintf(stderr, "a copied prefix differs: rel %.3g\n",
-                rel_err(lg, alone + (2 * NSTEP) * V, V));
-        fails++;
+    step(b->m, &c, &t, &one, 1, b->lg);
+    if (memcmp(b->lg, want, (size_t)V * 4) != 0) {
+        fprintf(stderr, "a copied prefix differs: rel %.3g\n", rel_err(b->lg, want, V));
+        (*fails)++;
     }
     /* The same through sm_seq_copy_prefix into a used sequence. */
-    if (sm_seq_copy_prefix(b, a, plen[2] - 1, &err) != SM_OK || sm_seq_pos(b) != plen[2] - 1) {
+    if (sm_seq_copy_prefix(c, a, batch_plen[2] - 1, &err) != SM_OK ||
+        sm_seq_pos(c) != batch_plen[2] - 1) {
         fprintf(stderr, "seq_copy_prefix: %s\n", err.msg);
         return 1;
     }
-    step(m, &b, &t, &one, 1, lg);
-    if (memcmp(lg, alone + (2 * NSTEP) * V, (size_t)V * 4) != 0) {
+    step(b->m, &c, &t, &one, 1, b->lg);
+    if (memcmp(b->lg, want, (size_t)V * 4) != 0) {
         fprintf(stderr, "a prefix copied into a used sequence differs\n");
-        fails++;
+        (*fails)++;
     }
-    sm_seq_free(&b);
+    sm_seq_free(&c);
     sm_seq_free(&a);
+    return 0;
+}
+
+static int cmd_batch(int argc, char **argv)
+{
+    const char *mp = arg(argc, argv, "--model");
+    if (!mp) {
+        fprintf(stderr, "batch: --model is required\n");
+        return 2;
+    }
+    batch_ctx b = {load(mp, arg(argc, argv, "--dtype")), 0, NULL, NULL, NULL};
+    int64_t V = b.V = sm_model_info(b.m)->config.vocab;
+    b.alone = calloc((size_t)(NSEQ * NSTEP * V), 4);
+    b.lg = malloc((size_t)(NSEQ * V) * 4);
+    b.buf = malloc(1024 * 4);
+    batch_alone(&b);
+    int fails = batch_together(&b);
+    if (batch_copies(&b, &fails) != 0) {
+        return 1;
+    }
     printf("batch %s: %s\n", mp, fails ? "FAILED" : "bitwise identical");
-    free(alone);
-    free(lg);
-    free(buf);
-    sm_model_free(&m);
+    free(b.alone);
+    free(b.lg);
+    free(b.buf);
+    sm_model_free(&b.m);
     return fails ? 1 : 0;
 }
 
