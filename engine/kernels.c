@@ -203,6 +203,26 @@ static void kbuf_give(const sm_kctx *k, int slot, void *p)
 
 /* ---- matrix products ---- */
 
+/* Packed weights (kernels_q8x.c): bytes of a unit of sm_q8x_unit_rows rows, and of a batch
+ * row of activations in the layout's order. */
+static size_t packed_unit_bytes(sm_dtype t, int width, int64_t cols)
+{
+    return t == SM_DTYPE_Q4_0 ? sm_q4x_row_bytes(cols) : sm_q8x_unit_bytes(width, cols);
+}
+
+static size_t packed_x_bytes(sm_dtype t, int width, int64_t cols)
+{
+    return t == SM_DTYPE_Q4_0 ? sm_q4x_x_bytes(cols) : sm_q8x_x_bytes(width, cols);
+}
+
+/* Whether the variant reads weights of type t packed with that width. */
+static bool variant_reads_packed(const sm_kvariant *v, sm_dtype t, int width)
+{
+    if (t == SM_DTYPE_Q4_0)
+        return width == 8 && v->q4x_rows != NULL;
+    return t == SM_DTYPE_Q8_0 && width != 0 && width == v->q8x_width;
+}
+
 typedef struct mm_ctx {
     const sm_kvariant *v;
     sm_mm_job *job;
@@ -218,7 +238,7 @@ static void mm_task(void *arg, int t, int n)
     int64_t r0 = (int64_t)t * c->chunk;
     int64_t r1 = r0 + c->chunk < c->job->rows ? r0 + c->chunk : c->job->rows;
     if (r0 < r1 && c->job->packed)
-        c->v->q8x_rows(c->job, r0, r1, t);
+        (c->job->dtype == SM_DTYPE_Q4_0 ? c->v->q4x_rows : c->v->q8x_rows)(c->job, r0, r1, t);
     else if (r0 < r1 && sm_dtype_is_kquant(c->job->dtype))
         (c->v->kq_rows ? c->v->kq_rows : sm_kq_rows)(c->job, r0, r1, t);
     else if (r0 < r1)
@@ -238,14 +258,17 @@ static void quant_task(void *arg, int t, int n)
     }
 }
 
-/* Activations of packed q8_0 weights: quantized as for GGUF blocks, then laid out for the
- * width (interleaved in groups for width 8; as they are, with corrections, for width 16). */
+/* Activations of packed q8_0 and q4_0 weights: quantized as for GGUF blocks, then laid out for
+ * the width (interleaved in groups for width 8, with corrections for q4_0; as they are, with
+ * corrections, for width 16). */
 static void q8x_prepare_task(void *arg, int t, int n)
 {
     mm_ctx *c = arg;
     sm_mm_job *j = c->job;
     int width = j->packed;
     int64_t nblk = j->cols / SM_QBLOCK, ng = sm_q8x_groups(width, j->cols);
+    bool q4 = j->dtype == SM_DTYPE_Q4_0;
+    size_t group_bytes = q4 ? SM_Q4X_XGROUP : (size_t)(36 * width);
     _Alignas(64) int8_t q[16 * SM_QBLOCK];
     _Alignas(64) float d[16];
     for (int64_t b = t; b < j->batch; b += n) {
@@ -260,7 +283,10 @@ static void q8x_prepare_task(void *arg, int t, int n)
         for (int64_t g = 0; g < ng; g++) {
             int64_t kn = nblk - g * width < width ? nblk - g * width : width;
             c->v->quantize_x(x + g * width * SM_QBLOCK, kn * SM_QBLOCK, q, d);
-            sm_q8x_interleave_x(width, q, d, kn, out + (size_t)g * (size_t)(36 * width));
+            uint8_t *group = out + (size_t)g * group_bytes;
+            sm_q8x_interleave_x(width, q, d, kn, group);
+            if (q4)
+                sm_q4x_finish_x(group);
         }
     }
 }
@@ -353,15 +379,17 @@ static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
     return SM_OK;
 }
 
-/* Packed q8_0 weights: activations in the packed layout, then the variant's products. */
+/* Packed q8_0 or q4_0 weights: activations in the packed layout, then the variant's
+ * products. */
 static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
 {
     sm_mm_job *j = c->job;
     int threads = kctx_threads(k);
-    j->xp_stride = sm_q8x_x_bytes(j->packed, j->cols);
+    j->xp_stride = packed_x_bytes(j->dtype, j->packed, j->cols);
     uint8_t *xp = kbuf_take(k, KBUF_X, (size_t)j->batch * j->xp_stride);
-    j->scratch_floats =
-        c->v->q8x_scratch_floats ? (c->v->q8x_scratch_floats(j->batch) + 15) / 16 * 16 : 0;
+    int64_t (*scratch_fn)(int64_t) =
+        j->dtype == SM_DTYPE_Q4_0 ? c->v->q4x_scratch_floats : c->v->q8x_scratch_floats;
+    j->scratch_floats = scratch_fn ? (scratch_fn(j->batch) + 15) / 16 * 16 : 0;
     j->scratch = j->scratch_floats
                      ? kbuf_take(k, KBUF_SCRATCH,
                                  (size_t)n_tasks * (size_t)j->scratch_floats * sizeof(float))
@@ -394,7 +422,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
                           (long long)ldx, (long long)ldy, (long long)W->rows, (long long)W->cols);
     bool kq = sm_dtype_is_kquant(W->dtype);
     bool quant = W->dtype == SM_DTYPE_Q8_0 || W->dtype == SM_DTYPE_Q4_0 || kq;
-    if (W->packed && (W->dtype != SM_DTYPE_Q8_0 || variant(k)->q8x_width != W->packed))
+    if (W->packed && !variant_reads_packed(variant(k), W->dtype, W->packed))
         return sm_err_set(err, SM_EUNSUPPORTED,
                           "matmul: %s weights packed with width %d, which the %s kernels "
                           "do not read",
@@ -421,7 +449,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         .rows = W->rows,
         .cols = W->cols,
         .w = W->data,
-        .row_bytes = W->packed ? sm_q8x_unit_bytes(W->packed, W->cols)
+        .row_bytes = W->packed ? packed_unit_bytes(W->dtype, W->packed, W->cols)
                                : sm_dtype_row_bytes(W->dtype, W->cols),
         .packed = W->packed,
         .bias = bias,
@@ -506,17 +534,20 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
 
 int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t)
 {
-    /* variant() gives the portable table (width 0) for a variant the CPU cannot run */
-    return t == SM_DTYPE_Q8_0 ? variant(k)->q8x_width : 0;
+    /* variant() gives the portable table (no packed layouts) for a variant the CPU cannot run */
+    const sm_kvariant *v = variant(k);
+    if (t == SM_DTYPE_Q4_0)
+        return v->q4x_rows ? 8 : 0;
+    return t == SM_DTYPE_Q8_0 ? v->q8x_width : 0;
 }
 
 size_t sm_packed_bytes(int width, sm_dtype t, int64_t rows, int64_t cols)
 {
-    if ((width != 8 && width != 16) || t != SM_DTYPE_Q8_0 || rows < 0 || cols <= 0 ||
-        cols % SM_QBLOCK != 0)
+    bool layout = t == SM_DTYPE_Q8_0 ? width == 8 || width == 16 : t == SM_DTYPE_Q4_0 && width == 8;
+    if (!layout || rows < 0 || cols <= 0 || cols % SM_QBLOCK != 0)
         return 0;
     int64_t unit = sm_q8x_unit_rows(width);
-    return (size_t)((rows + unit - 1) / unit) * sm_q8x_unit_bytes(width, cols);
+    return (size_t)((rows + unit - 1) / unit) * packed_unit_bytes(t, width, cols);
 }
 
 sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64_t cols, void *dst,
@@ -528,8 +559,14 @@ sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64
         return sm_err_set(err, SM_EUNSUPPORTED,
                           "pack: no packed layout of width %d for %lld %s columns", width,
                           (long long)cols, sm_dtype_name(t));
-    size_t rb = sm_dtype_row_bytes(t, cols), ub = sm_q8x_unit_bytes(width, cols);
+    size_t rb = sm_dtype_row_bytes(t, cols), ub = packed_unit_bytes(t, width, cols);
     int64_t unit = sm_q8x_unit_rows(width);
+    if (t == SM_DTYPE_Q4_0) {
+        for (int64_t r = 0; r < rows; r++)
+            sm_q4x_pack_row((const uint8_t *)src + (size_t)r * rb, cols,
+                            (uint8_t *)dst + (size_t)r * ub);
+        return SM_OK;
+    }
     for (int64_t r = 0; r < rows; r += unit)
         sm_q8x_pack_unit(width, (const uint8_t *)src + (size_t)r * rb, rb,
                          (int)(rows - r < unit ? rows - r : unit), cols,
@@ -546,10 +583,12 @@ sm_code sm_matrix_row_f32(const sm_matrix *W, int64_t r, float *dst, sm_err *err
             return sm_err_set(err, SM_EINVAL, "matrix row: no packed layout of width %d for %s",
                               W->packed, sm_dtype_name(W->dtype));
         int64_t unit = sm_q8x_unit_rows(W->packed);
-        sm_q8x_unit_row_to_f32(W->packed,
-                               (const uint8_t *)W->data +
-                                   (size_t)(r / unit) * sm_q8x_unit_bytes(W->packed, W->cols),
-                               (int)(r % unit), W->cols, dst);
+        const uint8_t *u = (const uint8_t *)W->data +
+                           (size_t)(r / unit) * packed_unit_bytes(W->dtype, W->packed, W->cols);
+        if (W->dtype == SM_DTYPE_Q4_0)
+            sm_q4x_row_to_f32(u, W->cols, dst);
+        else
+            sm_q8x_unit_row_to_f32(W->packed, u, (int)(r % unit), W->cols, dst);
         return SM_OK;
     }
     const uint8_t *row =

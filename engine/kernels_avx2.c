@@ -823,6 +823,8 @@ static const sm_kvariant avx2 = {
     .q8x_width = 8,
     .q8x_rows = sm_avx2_q8x_rows,
     .q8x_scratch_floats = sm_avx2_q8x_scratch_floats,
+    .q4x_rows = sm_avx2_q4x_rows,
+    .q4x_scratch_floats = sm_avx2_q4x_scratch_floats,
     .peak = sm_avx2_peak,
     .kq_rows = sm_avx2_kq_rows,
 };

@@ -26,7 +26,7 @@ typedef struct sm_mm_job {
     const float *xd;    /* their scales, batch x cols/32 */
     const float *xs;    /* K-quant weights: xd[k] * (sum of block k's 32 quantized values) */
     const uint16_t *xb; /* bf16 weights on a variant with x_to_bf16: activations as bf16 */
-    int packed;         /* 0, or q8_0 weights packed with this width (kernels_q8x.c) */
+    int packed;         /* 0, or q8_0/q4_0 weights packed with this width (kernels_q8x.c) */
     const uint8_t *xp;  /* packed weights: the activations in its layout, xp_stride per row */
     size_t xp_stride;
     float *scratch; /* scratch_floats floats per task (for variants that want one) */
@@ -84,6 +84,10 @@ typedef struct sm_kvariant {
     int q8x_width;
     void (*q8x_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
     int64_t (*q8x_scratch_floats)(int64_t batch);
+    /* NULL, or the products of q4_0 weights packed with width 8 (kernels_q8x.c; activations
+     * in its layout, SM_Q4X_XGROUP bytes a group), as q8x_rows and q8x_scratch_floats. */
+    void (*q4x_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+    int64_t (*q4x_scratch_floats)(int64_t batch);
     /* NULL, or the products of K-quant weights (q4_k, q5_k, q6_k; activations as for q8_0 plus
      * job->xs), rows [r0, r1), using sm_kq_scratch_floats(cols) floats of job->scratch per
      * task; NULL: the portable sm_kq_rows. */
@@ -112,11 +116,26 @@ void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nbl
  * at xrow + cols + 4 nblk): its corrections and padding. */
 void sm_q8r_finish_x(uint8_t *xrow, int64_t cols);
 
+/* ---- packed q4_0, width 8 (kernels_q8x.c): groups of 8 blocks along a row ---- */
+/* An activation group: the 256 values and 8 f32 scales as for q8_0 (sm_q8x_interleave_x),
+ * then 8 int32 corrections at SM_Q4X_XCORR, -8 x (sum of each block's values). */
+#define SM_Q4X_XCORR 288
+#define SM_Q4X_XGROUP 320
+size_t sm_q4x_row_bytes(int64_t cols);
+void sm_q4x_pack_row(const uint8_t *q4, int64_t cols, uint8_t *dst);
+void sm_q4x_row_to_f32(const uint8_t *src, int64_t cols, float *dst);
+size_t sm_q4x_x_bytes(int64_t cols);
+/* An activation group whose first 288 bytes sm_q8x_interleave_x wrote: its corrections. */
+void sm_q4x_finish_x(uint8_t *group);
+
 /* The products of packed q8_0 weights: width 8 (kernels_q8x_tmpl.h in kernels_avx2_q8x.c),
  * width 16 (kernels_avx512_q8x.c, rows [r0, r1) from a group's first row, no scratch). */
 void sm_avx2_q8x_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 int64_t sm_avx2_q8x_scratch_floats(int64_t batch);
 void sm_avx512_q8r_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+/* The products of packed q4_0 weights (kernels_q8x_tmpl.h in kernels_avx2_q4x.c). */
+void sm_avx2_q4x_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+int64_t sm_avx2_q4x_scratch_floats(int64_t batch);
 
 /* ---- K-quant weights (kernels_kq.c, kernels_avx2_kq.c) ----
  * A weight row of any K-quant type is unpacked (to scratch, a few rows at a time) to one form

@@ -23,7 +23,15 @@
  * conversion, scale product and multiply-add take them into 16 outputs: no sums across lanes.
  * Activations, per batch row (q8r_x_bytes): the cols int8 values as quantized, nblk int32
  * corrections -128 x (sum of the block's values), which take back the 128 added to the
- * weights, nblk f32 block scales, zeros up to a multiple of 64 bytes. */
+ * weights, nblk f32 block scales, zeros up to a multiple of 64 bytes.
+ *
+ * q4_0, width 8 (AVX2): the groups of q8_0's width 8 with 4-bit values. A row is
+ *   [ng x 128 value bytes][ng x 8 f16 scales][zeros up to a multiple of 32 bytes]
+ * (18 bytes per block, as in the file). Group G's value bytes are 4 vectors of 32 bytes; byte
+ * 4 j + e of vector u holds in its low 4 bits the q8_0 layout's byte 4 j + e of vector 2 u,
+ * in its high 4 bits that of vector 2 u + 1, as q4_0 stores them (the value plus 8). The
+ * activation groups are q8_0's plus 8 int32 corrections, -8 x (sum of each block's values),
+ * so that each block's lane ends with the exact sum of (q - 8) x. */
 #include <string.h>
 
 #include "kernels_isa.h"
@@ -85,6 +93,72 @@ void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nbl
             memcpy(group + q8x_quad(width, j, v), q + j * SM_QBLOCK + 4 * v, 4);
         scales[j] = d[j];
     }
+}
+
+/* ---- q4_0, width 8 ---- */
+
+size_t sm_q4x_row_bytes(int64_t cols)
+{
+    size_t bytes = (size_t)sm_q8x_groups(8, cols) * 144;
+    return (bytes + 31) / 32 * 32;
+}
+
+size_t sm_q4x_x_bytes(int64_t cols)
+{
+    return (size_t)sm_q8x_groups(8, cols) * SM_Q4X_XGROUP;
+}
+
+/* 4-bit value i (0..31, the value plus 8) of a GGUF q4_0 block's 16 value bytes */
+static int q4_0_nibble(const uint8_t *qs, int i)
+{
+    return i < 16 ? qs[i] & 0x0f : qs[i - 16] >> 4;
+}
+
+void sm_q4x_pack_row(const uint8_t *q4, int64_t cols, uint8_t *dst)
+{
+    int64_t nblk = cols / SM_QBLOCK, ng = sm_q8x_groups(8, cols);
+    size_t wbytes = (size_t)ng * 128;
+    memset(dst, 0, sm_q4x_row_bytes(cols));
+    for (int64_t k = 0; k < nblk; k++) {
+        const uint8_t *b = q4 + 18 * (size_t)k;
+        uint8_t *grp = dst + (size_t)(k / 8) * 128;
+        memcpy(dst + wbytes + 2 * (size_t)k, b, 2);
+        for (int i = 0; i < SM_QBLOCK; i++) {
+            int v = i / 4; /* the q8_0 layout's vector of value i */
+            uint8_t *byte = grp + q8x_quad(8, k % 8, v / 2) + (size_t)(i % 4);
+            *byte |= (uint8_t)(q4_0_nibble(b + 2, i) << (v % 2 ? 4 : 0));
+        }
+    }
+}
+
+void sm_q4x_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
+{
+    int64_t nblk = cols / SM_QBLOCK, ng = sm_q8x_groups(8, cols);
+    const uint8_t *scales = src + (size_t)ng * 128;
+    for (int64_t k = 0; k < nblk; k++) {
+        uint16_t dh;
+        memcpy(&dh, scales + 2 * k, 2);
+        float d = sm_f16_to_f32(dh);
+        const uint8_t *grp = src + (size_t)(k / 8) * 128;
+        for (int i = 0; i < SM_QBLOCK; i++) {
+            int v = i / 4;
+            uint8_t byte = grp[q8x_quad(8, k % 8, v / 2) + (size_t)(i % 4)];
+            int q = (v % 2 ? byte >> 4 : byte & 0x0f) - 8;
+            dst[k * SM_QBLOCK + i] = d * (float)q;
+        }
+    }
+}
+
+void sm_q4x_finish_x(uint8_t *group)
+{
+    int32_t corr[8] = {0};
+    for (int v = 0; v < 8; v++)
+        for (int j = 0; j < 8; j++)
+            for (int e = 0; e < 4; e++)
+                corr[j] += (int8_t)group[q8x_quad(8, j, v) + (size_t)e];
+    for (int j = 0; j < 8; j++)
+        corr[j] *= -8;
+    memcpy(group + SM_Q4X_XCORR, corr, sizeof corr);
 }
 
 /* ---- width 16: rows in groups of 16 ---- */

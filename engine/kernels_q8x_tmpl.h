@@ -29,7 +29,14 @@
  *                         registers)
  *   Q8X_ROWS_FN, Q8X_SCRATCH_FN  the names of the two functions made here
  * Optional: Q8X_IN_REG(v) keeps a loaded vector in a register; Q8X_HSUM_L(v) with Q8X_ADD(a, b)
- * sums Q8X_L vectors v[] at once (lane l: Q8X_HSUM(v[l]), bitwise). */
+ * sums Q8X_L vectors v[] at once (lane l: Q8X_HSUM(v[l]), bitwise).
+ * Other weight layouts with the same lanes (packed q4_0, kernels_avx2_q4x.c) also define:
+ *   Q8X_GW                weight bytes of a group (default 32 Q8X_L)
+ *   Q8X_XG                activation bytes of a group (default 36 Q8X_L: values, scales)
+ *   Q8X_LOAD_WV(p, v)     weight vector v (0..7) of the group at p (default Q8X_LOAD_W at
+ *                         p + 4 Q8X_L v)
+ *   Q8X_GROUP_END(s, xg)  the group's int32 lanes from the sums s its 8 Q8X_DOTs left, with
+ *                         the batch row's activation group at xg (default: s as it is) */
 #ifndef Q8X_L
 #error "define the vector macros before including kernels_q8x_tmpl.h"
 #endif
@@ -38,8 +45,15 @@
 #endif
 #include <string.h>
 
-#define Q8X_GW (32 * Q8X_L)  /* weight bytes of a group */
-#define Q8X_XG (36 * Q8X_L)  /* activation bytes of a group */
+#ifndef Q8X_GW
+#define Q8X_GW (32 * Q8X_L) /* weight bytes of a group */
+#endif
+#ifndef Q8X_XG
+#define Q8X_XG (36 * Q8X_L) /* activation bytes of a group */
+#endif
+#ifndef Q8X_LOAD_WV
+#define Q8X_LOAD_WV(p, v) Q8X_LOAD_W((p) + 4 * Q8X_L * (v))
+#endif
 #define Q8X_XSC (32 * Q8X_L) /* their scales, within the group */
 #define Q8X_NCR 64           /* weight rows per block (prompts; a multiple of Q8X_NR) */
 #define Q8X_MC 63            /* batch rows per block (prompts) */
@@ -68,7 +82,7 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, si
         {
             Q8X_W wv[Q8X_NR];
             for (int r = 0; r < nr; r++) {
-                wv[r] = Q8X_LOAD_W(wg + (size_t)r * rb + 4 * Q8X_L * v);
+                wv[r] = Q8X_LOAD_WV(wg + (size_t)r * rb, v);
                 Q8X_IN_REG(wv[r]);
             }
             for (int b = 0; b < nb; b++) {
@@ -78,6 +92,11 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, si
                     s[r][b] = Q8X_DOT(s[r][b], wv[r], xv);
             }
         }
+#ifdef Q8X_GROUP_END
+        for (int b = 0; b < nb; b++)
+            for (int r = 0; r < nr; r++)
+                s[r][b] = Q8X_GROUP_END(s[r][b], x[b] + (size_t)g * Q8X_XG);
+#endif
         for (int64_t p = 0; p < pf_per && pf_n > 0; p++, pf_n--, pf += 64)
             _mm_prefetch(pf, _MM_HINT_T0);
         bool zero = first && g == g0;

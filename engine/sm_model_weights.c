@@ -240,8 +240,9 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
     out->dtype = to;
     out->rows = rows;
     out->cols = cols;
-    /* q8_0 weights go to the layout the SIMD kernels read fastest (repacked once, here) */
-    int pack = to == SM_DTYPE_Q8_0 ? m->pack : 0;
+    /* q8_0 and q4_0 weights go to the layout the SIMD kernels read fastest (repacked once,
+     * here) */
+    int pack = to == SM_DTYPE_Q8_0 ? m->pack : to == SM_DTYPE_Q4_0 ? m->pack_q4 : 0;
     out->packed = pack;
     size_t align = t->dtype == SM_DTYPE_F32 ? 4 : 2;
     if (to == t->dtype && !pack && (uintptr_t)t->data % align == 0) {
@@ -311,15 +312,15 @@ static size_t matrix_bytes(const sm_matrix *w)
                      : sm_dtype_row_bytes(w->dtype, w->cols) * (size_t)w->rows;
 }
 
-/* The width of the packed layout for the model's q8_0 matrices, or 0. Packing pads rows to
- * whole groups of 8 blocks (256 values; width 8) or to groups of 16 rows of a multiple of 64
- * bytes (width 16), so it is used only where that adds at most 1/32 to the bytes of all the
- * matrices: VibeThinker-1.5B's shapes add 0.04% (width 8) or nothing (16); Qwen2-0.5B's
- * (hidden size 896) would add 11-12% with width 8, which batch-1 decoding, bound by the bytes
- * it reads, would pay for. */
-static int model_pack_width(const sm_model *m)
+/* The width of the packed layout for the model's matrices of type t (q8_0 or q4_0), or 0.
+ * Packing pads rows to whole groups of 8 blocks (256 values; width 8) or to groups of 16 rows
+ * of a multiple of 64 bytes (width 16), so it is used only where that adds at most 1/32 to the
+ * bytes of all the matrices: VibeThinker-1.5B's shapes add 0.04% (width 8) or nothing (16);
+ * Qwen2-0.5B's (hidden size 896) would add 11-12% with width 8, which batch-1 decoding, bound
+ * by the bytes it reads, would pay for. */
+static int model_pack_width(const sm_model *m, sm_dtype t)
 {
-    int width = sm_kernels_pack_width(&m->k, SM_DTYPE_Q8_0);
+    int width = sm_kernels_pack_width(&m->k, t);
     const sm_model_config *c = &m->info.config;
     int64_t h = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     int64_t shapes[8][2] = {{c->vocab, h},
@@ -332,12 +333,11 @@ static int model_pack_width(const sm_model *m)
                             {h, c->intermediate}};
     double plain = 0, packed = 0;
     for (int i = 0; i < 8 && width; i++) {
-        size_t pb = sm_packed_bytes(width, SM_DTYPE_Q8_0, shapes[i][0], shapes[i][1]);
+        size_t pb = sm_packed_bytes(width, t, shapes[i][0], shapes[i][1]);
         if (pb == 0)
-            return 0; /* such a matrix cannot be q8_0 */
+            return 0; /* such a matrix cannot be of type t */
         double times = i == 0 ? (c->tied ? 1.0 : 2.0) : (double)c->n_layers;
-        plain +=
-            times * (double)shapes[i][0] * (double)sm_dtype_row_bytes(SM_DTYPE_Q8_0, shapes[i][1]);
+        plain += times * (double)shapes[i][0] * (double)sm_dtype_row_bytes(t, shapes[i][1]);
         packed += times * (double)pb;
     }
     return width && packed <= plain * (1.0 + 1.0 / 32) ? width : 0;
@@ -353,7 +353,8 @@ sm_code sm_model_load_weights(sm_model *m, sm_err *err)
     if (m->layers == NULL) {
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     }
-    m->pack = model_pack_width(m);
+    m->pack = model_pack_width(m, SM_DTYPE_Q8_0);
+    m->pack_q4 = model_pack_width(m, SM_DTYPE_Q4_0);
     if ((rc = load_matrix(m, R_EMBED, 0, c->vocab, h, &m->embed, err)) ||
         (rc = load_vector(m, R_NORM, 0, h, &m->final_norm, err))) {
         return rc;

@@ -1,5 +1,5 @@
 /* test_kernels_q8x: q8_0 weights packed for the SIMD kernels (sm_pack_rows), widths 8 (AVX2)
- * and 16 (AVX-512). Packing loses nothing (rows read back equal the GGUF rows); the packed
+ * and 16 (AVX-512), and q4_0 weights packed with width 8 (AVX2). Packing loses nothing (rows read back equal the GGUF rows); the packed
  * products equal, bitwise, a scalar rendering of their documented arithmetic for every batch
  * size (decode and prompt blocking, column tiles, rows left over, threads), so each output is
  * the same whatever it is batched with; they stay within rounding of a double-precision
@@ -35,8 +35,9 @@ static void fill(float *x, int64_t n, float scale)
         x[i] = rng_f() * scale;
 }
 
-/* A q8_0 matrix as stored (GGUF blocks) and packed. */
+/* A q8_0 or q4_0 matrix as stored (GGUF blocks) and packed. */
 typedef struct qmat {
+    sm_dtype t;
     int width;
     int64_t rows, cols;
     uint8_t *q8;
@@ -44,12 +45,13 @@ typedef struct qmat {
     sm_matrix m;
 } qmat;
 
-static void qmat_make(qmat *a, int width, int64_t rows, int64_t cols)
+static void qmat_make(qmat *a, sm_dtype t, int width, int64_t rows, int64_t cols)
 {
     sm_err err;
-    size_t rb = sm_dtype_row_bytes(SM_DTYPE_Q8_0, cols);
-    size_t pb = sm_packed_bytes(width, SM_DTYPE_Q8_0, rows, cols);
+    size_t rb = sm_dtype_row_bytes(t, cols);
+    size_t pb = sm_packed_bytes(width, t, rows, cols);
     assert_true(pb > 0 && pb % (size_t)(4 * width) == 0);
+    a->t = t;
     a->width = width;
     a->rows = rows;
     a->cols = cols;
@@ -62,13 +64,11 @@ static void qmat_make(qmat *a, int width, int64_t rows, int64_t cols)
         fill(row, cols, 0.5f);
         if (r % 7 == 3)
             row[r % cols] = 3.0f; /* some blocks with a larger scale */
-        assert_int_equal(sm_quantize_row(SM_DTYPE_Q8_0, row, cols, a->q8 + rb * (size_t)r, &err),
-                         SM_OK);
+        assert_int_equal(sm_quantize_row(t, row, cols, a->q8 + rb * (size_t)r, &err), SM_OK);
     }
     free(row);
-    assert_int_equal(sm_pack_rows(width, SM_DTYPE_Q8_0, a->q8, rows, cols, a->packed, &err), SM_OK);
-    a->m = (sm_matrix){
-        .dtype = SM_DTYPE_Q8_0, .rows = rows, .cols = cols, .data = a->packed, .packed = width};
+    assert_int_equal(sm_pack_rows(width, t, a->q8, rows, cols, a->packed, &err), SM_OK);
+    a->m = (sm_matrix){.dtype = t, .rows = rows, .cols = cols, .data = a->packed, .packed = width};
 }
 
 static void qmat_free(qmat *a)
@@ -92,16 +92,21 @@ static void quantize_x(const float *x, int64_t cols, int8_t *q, float *d)
     }
 }
 
-/* The integer sum of block k of row r with the activations' block k. */
+/* The integer sum of block k of row r with the activations' block k (q4_0: the 4-bit values
+ * less 8, the first 16 in the low halves of the block's bytes, as GGUF stores them). */
 static int32_t block_isum(const qmat *a, int64_t r, int64_t k, const int8_t *xq, float *dw)
 {
-    const uint8_t *b = a->q8 + sm_dtype_row_bytes(SM_DTYPE_Q8_0, a->cols) * (size_t)r + 34 * k;
+    size_t bb = a->t == SM_DTYPE_Q4_0 ? 18 : 34;
+    const uint8_t *b = a->q8 + sm_dtype_row_bytes(a->t, a->cols) * (size_t)r + bb * (size_t)k;
     uint16_t dh;
     memcpy(&dh, b, 2);
     *dw = sm_f16_to_f32(dh);
     int32_t isum = 0;
-    for (int i = 0; i < 32; i++)
-        isum += (int32_t)(int8_t)b[2 + i] * xq[k * 32 + i];
+    for (int i = 0; i < 32; i++) {
+        int w = a->t == SM_DTYPE_Q4_0 ? (i < 16 ? b[2 + i] & 15 : b[2 + i - 16] >> 4) - 8
+                                      : (int8_t)b[2 + i];
+        isum += (int32_t)w * xq[k * 32 + i];
+    }
     return isum;
 }
 
@@ -142,16 +147,18 @@ static void test_pack_roundtrip(void **state)
 {
     (void)state;
     static const int64_t cols_list[] = {32, 96, 512, 544, 1536, 2080, 8960};
-    for (size_t ci = 0; ci < 2 * sizeof cols_list / sizeof *cols_list; ci++) {
-        int64_t cols = cols_list[ci / 2];
+    for (size_t ci = 0; ci < 3 * sizeof cols_list / sizeof *cols_list; ci++) {
+        int64_t cols = cols_list[ci / 3];
         qmat a;
-        qmat_make(&a, ci % 2 ? 16 : 8, ci % 2 ? 21 : 5, cols);
+        /* q8_0 width 8, q8_0 width 16, q4_0 width 8 */
+        qmat_make(&a, ci % 3 == 2 ? SM_DTYPE_Q4_0 : SM_DTYPE_Q8_0, ci % 3 == 1 ? 16 : 8,
+                  ci % 3 == 1 ? 21 : 5, cols);
         float *want = malloc(sizeof *want * (size_t)cols);
         float *got = malloc(sizeof *got * (size_t)cols);
         assert_non_null(want);
         assert_non_null(got);
         sm_err err;
-        sm_matrix plain = {.dtype = SM_DTYPE_Q8_0, .rows = a.rows, .cols = cols, .data = a.q8};
+        sm_matrix plain = {.dtype = a.t, .rows = a.rows, .cols = cols, .data = a.q8};
         for (int64_t r = 0; r < a.rows; r++) {
             assert_int_equal(sm_matrix_row_f32(&plain, r, want, &err), SM_OK);
             assert_int_equal(sm_matrix_row_f32(&a.m, r, got, &err), SM_OK);
@@ -162,10 +169,14 @@ static void test_pack_roundtrip(void **state)
         free(got);
         qmat_free(&a);
     }
-    /* only q8_0 has a packed layout */
+    /* q8_0 has packed layouts of widths 8 and 16, q4_0 one of width 8 */
     sm_err err;
     uint8_t src[64], dst[64];
-    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_0, 1, 32), 0);
+    assert_int_equal(sm_packed_bytes(16, SM_DTYPE_Q4_0, 1, 32), 0);
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_K, 1, 256), 0);
+    /* q4_0, width 8: 144 bytes per group of 8 blocks, rows a multiple of 32 bytes */
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_0, 1, 32), 160);
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_0, 2, 1536), 2 * 864);
     assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q8_0, 1, 33), 0);
     assert_int_equal(sm_packed_bytes(4, SM_DTYPE_Q8_0, 1, 32), 0);
     assert_int_equal(sm_packed_bytes(16, SM_DTYPE_Q8_0, -1, 32), 0);
@@ -181,9 +192,10 @@ static void test_refused(void **state)
 {
     (void)state;
     static const int widths[SM_ISA_COUNT] = {0, 8, 16, 16};
-    for (int wi = 0; wi < 2; wi++) {
+    static const int q4_widths[SM_ISA_COUNT] = {0, 8, 0, 0};
+    for (int wi = 0; wi < 3; wi++) {
         qmat a;
-        qmat_make(&a, wi ? 16 : 8, 4, 64);
+        qmat_make(&a, wi == 2 ? SM_DTYPE_Q4_0 : SM_DTYPE_Q8_0, wi == 1 ? 16 : 8, 4, 64);
         float x[64], y[4];
         fill(x, 64, 1.0f);
         sm_err err;
@@ -192,9 +204,9 @@ static void test_refused(void **state)
                 continue;
             sm_kctx k = {.isa = (sm_isa)i, .deterministic = true};
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q8_0), widths[i]);
-            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q4_0), 0);
+            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q4_0), q4_widths[i]);
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_BF16), 0);
-            if (widths[i] != a.width) {
+            if ((a.t == SM_DTYPE_Q4_0 ? q4_widths : widths)[i] != a.width) {
                 assert_int_equal(sm_matmul(&k, &a.m, NULL, x, 64, 1, y, 4, &err), SM_EUNSUPPORTED);
                 assert_non_null(strstr(err.msg, "packed"));
             }
@@ -207,12 +219,12 @@ static void test_refused(void **state)
  * ref_output, bitwise, and against a double product
  * (the error relative to the sum of the products' magnitudes, which bounds what quantizing the
  * activations to 8 bits loses even where the products cancel). */
-static void check_shape(sm_isa isa, sm_pool *pool, bool det, int64_t rows, int64_t cols,
+static void check_shape(sm_isa isa, sm_dtype t, sm_pool *pool, bool det, int64_t rows, int64_t cols,
                         int64_t batch)
 {
     sm_kctx k = {.isa = isa, .pool = pool, .deterministic = det};
     qmat a;
-    qmat_make(&a, sm_kernels_pack_width(&k, SM_DTYPE_Q8_0), rows, cols);
+    qmat_make(&a, t, sm_kernels_pack_width(&k, t), rows, cols);
     int64_t ldx = cols + 5, ldy = rows + 3, nblk = cols / 32;
     float *X = malloc(sizeof *X * (size_t)(ldx * batch));
     float *Y = malloc(sizeof *Y * (size_t)(ldy * batch));
@@ -232,21 +244,23 @@ static void check_shape(sm_isa isa, sm_pool *pool, bool det, int64_t rows, int64
     for (int64_t b = 0; b < batch; b++)
         for (int64_t r = rows; r < ldy; r++)
             if (Y[b * ldy + r] != -777.0f)
-                fail_msg("%s %lldx%lld batch %lld: wrote past the rows, at %lld of batch row %lld",
-                         sm_isa_name(isa), (long long)rows, (long long)cols, (long long)batch,
-                         (long long)r, (long long)b);
+                fail_msg("%s %s %lldx%lld batch %lld: wrote past the rows, at %lld of batch row "
+                         "%lld",
+                         sm_isa_name(isa), sm_dtype_name(t), (long long)rows, (long long)cols,
+                         (long long)batch, (long long)r, (long long)b);
     double num = 0, den = 0;
-    sm_matrix plain = {.dtype = SM_DTYPE_Q8_0, .rows = rows, .cols = cols, .data = a.q8};
+    sm_matrix plain = {.dtype = t, .rows = rows, .cols = cols, .data = a.q8};
     for (int64_t b = 0; b < batch; b++) {
         quantize_x(X + b * ldx, cols, xq, xd);
         for (int64_t r = 0; r < rows; r++) {
             float got = Y[b * ldy + r];
             float want = ref_output(&a, r, xq, xd, with_bias ? bias[r] : 0.0f);
             if (memcmp(&want, &got, sizeof got) != 0)
-                fail_msg("%s %lldx%lld batch %lld det %d: row %lld of batch row %lld is %.9g, "
-                         "the rule gives %.9g",
-                         sm_isa_name(isa), (long long)rows, (long long)cols, (long long)batch, det,
-                         (long long)r, (long long)b, (double)got, (double)want);
+                fail_msg("%s %s %lldx%lld batch %lld det %d: row %lld of batch row %lld is "
+                         "%.9g, the rule gives %.9g",
+                         sm_isa_name(isa), sm_dtype_name(t), (long long)rows, (long long)cols,
+                         (long long)batch, det, (long long)r, (long long)b, (double)got,
+                         (double)want);
             assert_int_equal(sm_matrix_row_f32(&plain, r, deq, &err), SM_OK);
             double s = with_bias ? bias[r] : 0.0, mag = 0;
             for (int64_t c = 0; c < cols; c++) {
@@ -258,8 +272,9 @@ static void check_shape(sm_isa isa, sm_pool *pool, bool det, int64_t rows, int64
         }
     }
     if (!(sqrt(num / den) < 1e-2))
-        fail_msg("%s %lldx%lld batch %lld det %d: relative error %g", sm_isa_name(isa),
-                 (long long)rows, (long long)cols, (long long)batch, det, sqrt(num / den));
+        fail_msg("%s %s %lldx%lld batch %lld det %d: relative error %g", sm_isa_name(isa),
+                 sm_dtype_name(t), (long long)rows, (long long)cols, (long long)batch, det,
+                 sqrt(num / den));
     free(X);
     free(Y);
     free(bias);
@@ -294,17 +309,23 @@ static void test_products(void **state)
                           sm_isa_name((sm_isa)isa));
             continue;
         }
-        tested++;
-        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-            for (int p = 0; p < 2; p++)
-                check_shape((sm_isa)isa, p ? pool : NULL, true, shapes[s][0], shapes[s][1],
-                            shapes[s][2]);
-        /* fast mode: the same kernels, bitwise, even where OpenBLAS would take other prompts
-         * (ctest runs this test again with OPENBLAS_CORETYPE=Haswell) */
-        check_shape((sm_isa)isa, pool, false, 70, 1536, 40);
-        check_shape((sm_isa)isa, pool, false, 33, 544, 3);
+        sm_kctx k = {.isa = (sm_isa)isa};
+        for (int ti = 0; ti < 2; ti++) {
+            sm_dtype t = ti ? SM_DTYPE_Q4_0 : SM_DTYPE_Q8_0;
+            if (sm_kernels_pack_width(&k, t) == 0)
+                continue;
+            tested++;
+            for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+                for (int p = 0; p < 2; p++)
+                    check_shape((sm_isa)isa, t, p ? pool : NULL, true, shapes[s][0], shapes[s][1],
+                                shapes[s][2]);
+            /* fast mode: the same kernels, bitwise, even where OpenBLAS would take other
+             * prompts (ctest runs this test again with OPENBLAS_CORETYPE=Haswell) */
+            check_shape((sm_isa)isa, t, pool, false, 70, 1536, 40);
+            check_shape((sm_isa)isa, t, pool, false, 33, 544, 3);
+        }
     }
-    print_message("[ INFO     ] packed products of %d variant(s) tested\n", tested);
+    print_message("[ INFO     ] packed products of %d variant and type pair(s) tested\n", tested);
     sm_pool_free(&pool);
 }
 
