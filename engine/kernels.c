@@ -207,20 +207,38 @@ static void kbuf_give(const sm_kctx *k, int slot, void *p)
  * row of activations in the layout's order. */
 static size_t packed_unit_bytes(sm_dtype t, int width, int64_t cols)
 {
-    return t == SM_DTYPE_Q4_0 ? sm_q4x_row_bytes(cols) : sm_q8x_unit_bytes(width, cols);
+    if (t == SM_DTYPE_Q4_0)
+        return sm_q4x_row_bytes(cols);
+    return t == SM_DTYPE_Q4_K ? sm_q4kx_row_bytes(cols) : sm_q8x_unit_bytes(width, cols);
 }
 
 static size_t packed_x_bytes(sm_dtype t, int width, int64_t cols)
 {
-    return t == SM_DTYPE_Q4_0 ? sm_q4x_x_bytes(cols) : sm_q8x_x_bytes(width, cols);
+    return t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K ? sm_q4x_x_bytes(cols)
+                                                    : sm_q8x_x_bytes(width, cols);
 }
 
-/* Whether the variant reads weights of type t packed with that width. */
-static bool variant_reads_packed(const sm_kvariant *v, sm_dtype t, int width)
+/* The variant's products of packed weights of type t, and the scratch they want. */
+typedef struct packed_fns {
+    void (*rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+    int64_t (*scratch_floats)(int64_t batch);
+} packed_fns;
+
+static packed_fns variant_packed(const sm_kvariant *v, sm_dtype t)
 {
     if (t == SM_DTYPE_Q4_0)
-        return width == 8 && v->q4x_rows != NULL;
-    return t == SM_DTYPE_Q8_0 && width != 0 && width == v->q8x_width;
+        return (packed_fns){v->q4x_rows, v->q4x_scratch_floats};
+    if (t == SM_DTYPE_Q4_K)
+        return (packed_fns){v->q4kx_rows, v->q4kx_scratch_floats};
+    return (packed_fns){v->q8x_rows, v->q8x_scratch_floats};
+}
+
+/* The width of the packed layout of type t the variant reads, or 0. */
+static int variant_pack_width(const sm_kvariant *v, sm_dtype t)
+{
+    if (t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K)
+        return variant_packed(v, t).rows ? 8 : 0;
+    return t == SM_DTYPE_Q8_0 ? v->q8x_width : 0;
 }
 
 typedef struct mm_ctx {
@@ -238,7 +256,7 @@ static void mm_task(void *arg, int t, int n)
     int64_t r0 = (int64_t)t * c->chunk;
     int64_t r1 = r0 + c->chunk < c->job->rows ? r0 + c->chunk : c->job->rows;
     if (r0 < r1 && c->job->packed)
-        (c->job->dtype == SM_DTYPE_Q4_0 ? c->v->q4x_rows : c->v->q8x_rows)(c->job, r0, r1, t);
+        variant_packed(c->v, c->job->dtype).rows(c->job, r0, r1, t);
     else if (r0 < r1 && sm_dtype_is_kquant(c->job->dtype))
         (c->v->kq_rows ? c->v->kq_rows : sm_kq_rows)(c->job, r0, r1, t);
     else if (r0 < r1)
@@ -267,8 +285,8 @@ static void q8x_prepare_task(void *arg, int t, int n)
     sm_mm_job *j = c->job;
     int width = j->packed;
     int64_t nblk = j->cols / SM_QBLOCK, ng = sm_q8x_groups(width, j->cols);
-    bool q4 = j->dtype == SM_DTYPE_Q4_0;
-    size_t group_bytes = q4 ? SM_Q4X_XGROUP : (size_t)(36 * width);
+    bool q4 = j->dtype == SM_DTYPE_Q4_0, q4k = j->dtype == SM_DTYPE_Q4_K;
+    size_t group_bytes = q4 || q4k ? SM_Q4X_XGROUP : (size_t)(36 * width);
     _Alignas(64) int8_t q[16 * SM_QBLOCK];
     _Alignas(64) float d[16];
     for (int64_t b = t; b < j->batch; b += n) {
@@ -287,6 +305,8 @@ static void q8x_prepare_task(void *arg, int t, int n)
             sm_q8x_interleave_x(width, q, d, kn, group);
             if (q4)
                 sm_q4x_finish_x(group);
+            else if (q4k)
+                sm_q4kx_finish_x(group, q, d, kn);
         }
     }
 }
@@ -387,8 +407,7 @@ static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
     int threads = kctx_threads(k);
     j->xp_stride = packed_x_bytes(j->dtype, j->packed, j->cols);
     uint8_t *xp = kbuf_take(k, KBUF_X, (size_t)j->batch * j->xp_stride);
-    int64_t (*scratch_fn)(int64_t) =
-        j->dtype == SM_DTYPE_Q4_0 ? c->v->q4x_scratch_floats : c->v->q8x_scratch_floats;
+    int64_t (*scratch_fn)(int64_t) = variant_packed(c->v, j->dtype).scratch_floats;
     j->scratch_floats = scratch_fn ? (scratch_fn(j->batch) + 15) / 16 * 16 : 0;
     j->scratch = j->scratch_floats
                      ? kbuf_take(k, KBUF_SCRATCH,
@@ -422,7 +441,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
                           (long long)ldx, (long long)ldy, (long long)W->rows, (long long)W->cols);
     bool kq = sm_dtype_is_kquant(W->dtype);
     bool quant = W->dtype == SM_DTYPE_Q8_0 || W->dtype == SM_DTYPE_Q4_0 || kq;
-    if (W->packed && !variant_reads_packed(variant(k), W->dtype, W->packed))
+    if (W->packed && variant_pack_width(variant(k), W->dtype) != W->packed)
         return sm_err_set(err, SM_EUNSUPPORTED,
                           "matmul: %s weights packed with width %d, which the %s kernels "
                           "do not read",
@@ -535,16 +554,14 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
 int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t)
 {
     /* variant() gives the portable table (no packed layouts) for a variant the CPU cannot run */
-    const sm_kvariant *v = variant(k);
-    if (t == SM_DTYPE_Q4_0)
-        return v->q4x_rows ? 8 : 0;
-    return t == SM_DTYPE_Q8_0 ? v->q8x_width : 0;
+    return variant_pack_width(variant(k), t);
 }
 
 size_t sm_packed_bytes(int width, sm_dtype t, int64_t rows, int64_t cols)
 {
-    bool layout = t == SM_DTYPE_Q8_0 ? width == 8 || width == 16 : t == SM_DTYPE_Q4_0 && width == 8;
-    if (!layout || rows < 0 || cols <= 0 || cols % SM_QBLOCK != 0)
+    bool layout = t == SM_DTYPE_Q8_0 ? width == 8 || width == 16
+                                     : (t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K) && width == 8;
+    if (!layout || rows < 0 || cols <= 0 || cols % sm_dtype_block(t) != 0)
         return 0;
     int64_t unit = sm_q8x_unit_rows(width);
     return (size_t)((rows + unit - 1) / unit) * packed_unit_bytes(t, width, cols);
@@ -561,10 +578,10 @@ sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64
                           (long long)cols, sm_dtype_name(t));
     size_t rb = sm_dtype_row_bytes(t, cols), ub = packed_unit_bytes(t, width, cols);
     int64_t unit = sm_q8x_unit_rows(width);
-    if (t == SM_DTYPE_Q4_0) {
+    if (t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K) {
         for (int64_t r = 0; r < rows; r++)
-            sm_q4x_pack_row((const uint8_t *)src + (size_t)r * rb, cols,
-                            (uint8_t *)dst + (size_t)r * ub);
+            (t == SM_DTYPE_Q4_0 ? sm_q4x_pack_row : sm_q4kx_pack_row)(
+                (const uint8_t *)src + (size_t)r * rb, cols, (uint8_t *)dst + (size_t)r * ub);
         return SM_OK;
     }
     for (int64_t r = 0; r < rows; r += unit)
@@ -587,6 +604,8 @@ sm_code sm_matrix_row_f32(const sm_matrix *W, int64_t r, float *dst, sm_err *err
                            (size_t)(r / unit) * packed_unit_bytes(W->dtype, W->packed, W->cols);
         if (W->dtype == SM_DTYPE_Q4_0)
             sm_q4x_row_to_f32(u, W->cols, dst);
+        else if (W->dtype == SM_DTYPE_Q4_K)
+            sm_q4kx_row_to_f32(u, W->cols, dst);
         else
             sm_q8x_unit_row_to_f32(W->packed, u, (int)(r % unit), W->cols, dst);
         return SM_OK;

@@ -31,7 +31,16 @@
  * 4 j + e of vector u holds in its low 4 bits the q8_0 layout's byte 4 j + e of vector 2 u,
  * in its high 4 bits that of vector 2 u + 1, as q4_0 stores them (the value plus 8). The
  * activation groups are q8_0's plus 8 int32 corrections, -8 x (sum of each block's values),
- * so that each block's lane ends with the exact sum of (q - 8) x. */
+ * so that each block's lane ends with the exact sum of (q - 8) x.
+ *
+ * q4_k, width 8 (AVX2): a super-block of 256 values is one group, its 8 sub-blocks of 32 the
+ * group's 8 blocks, their 4-bit values placed as for q4_0 (as stored, 0..15). A row is
+ *   [ng x 128 value bytes][ng x 20 scale bytes][zeros up to a multiple of 32 bytes]
+ * where a group's 20 scale bytes are the 8 sub-blocks' 6-bit scales, their 8 6-bit mins (one
+ * byte each, unpacked from the file's 12) and the f16 d and dmin as stored: the same numbers,
+ * so that rows read back bit for bit as the file's dequantize. The activation groups are
+ * q8_0's plus 8 f32 sums at SM_Q4X_XCORR: each block's scale times the sum of its values
+ * (sm_kq_x_sums), for the mins. */
 #include <string.h>
 
 #include "kernels_isa.h"
@@ -159,6 +168,63 @@ void sm_q4x_finish_x(uint8_t *group)
     for (int j = 0; j < 8; j++)
         corr[j] *= -8;
     memcpy(group + SM_Q4X_XCORR, corr, sizeof corr);
+}
+
+/* ---- q4_k, width 8 ---- */
+
+size_t sm_q4kx_row_bytes(int64_t cols)
+{
+    size_t bytes = (size_t)(cols / SM_QK_BLOCK) * 148;
+    return (bytes + 31) / 32 * 32;
+}
+
+void sm_q4kx_pack_row(const uint8_t *q4k, int64_t cols, uint8_t *dst)
+{
+    int64_t ng = cols / SM_QK_BLOCK;
+    memset(dst, 0, sm_q4kx_row_bytes(cols));
+    for (int64_t g = 0; g < ng; g++) {
+        const uint8_t *b = q4k + 144 * (size_t)g, *qs = b + 16;
+        uint8_t *grp = dst + (size_t)g * 128, *sc = dst + (size_t)ng * 128 + 20 * (size_t)g;
+        for (int j = 0; j < 8; j++) {
+            int scale, min;
+            sm_kq_scale_min(b + 4, j, &scale, &min);
+            sc[j] = (uint8_t)scale;
+            sc[8 + j] = (uint8_t)min;
+            /* sub-block j = 2 c + h: nibble h of qs[32 c + l] */
+            for (int l = 0; l < 32; l++) {
+                int q = (qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0x0f, v = l / 4;
+                grp[q8x_quad(8, j, v / 2) + (size_t)(l % 4)] |= (uint8_t)(q << (v % 2 ? 4 : 0));
+            }
+        }
+        memcpy(sc + 16, b, 4); /* d, dmin */
+    }
+}
+
+void sm_q4kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
+{
+    int64_t ng = cols / SM_QK_BLOCK;
+    for (int64_t g = 0; g < ng; g++) {
+        const uint8_t *grp = src + (size_t)g * 128, *sc = src + (size_t)ng * 128 + 20 * (size_t)g;
+        uint16_t dh[2];
+        memcpy(dh, sc + 16, 4);
+        float d = sm_f16_to_f32(dh[0]), dmin = sm_f16_to_f32(dh[1]);
+        for (int j = 0; j < 8; j++) {
+            float d1 = d * (float)sc[j], m1 = dmin * (float)sc[8 + j];
+            for (int l = 0; l < 32; l++) {
+                int v = l / 4;
+                uint8_t byte = grp[q8x_quad(8, j, v / 2) + (size_t)(l % 4)];
+                int q = v % 2 ? byte >> 4 : byte & 0x0f;
+                dst[g * SM_QK_BLOCK + 32 * j + l] = d1 * (float)q - m1;
+            }
+        }
+    }
+}
+
+void sm_q4kx_finish_x(uint8_t *group, const int8_t *q, const float *d, int64_t nblk)
+{
+    float xs[8] = {0};
+    sm_kq_x_sums(q, d, nblk, xs);
+    memcpy(group + SM_Q4X_XCORR, xs, sizeof xs);
 }
 
 /* ---- width 16: rows in groups of 16 ---- */

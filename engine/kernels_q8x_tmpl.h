@@ -36,7 +36,11 @@
  *   Q8X_LOAD_WV(p, v)     weight vector v (0..7) of the group at p (default Q8X_LOAD_W at
  *                         p + 4 Q8X_L v)
  *   Q8X_GROUP_END(s, xg)  the group's int32 lanes from the sums s its 8 Q8X_DOTs left, with
- *                         the batch row's activation group at xg (default: s as it is) */
+ *                         the batch row's activation group at xg (default: s as it is)
+ *   Q8X_WS, Q8X_LOAD_WS(p), Q8X_SCB  a weight row's scales for one group (Q8X_SCB bytes at p
+ *                         after the row's values; default the Q8X_L f16 block scales)
+ *   Q8X_APPLY(av, s, ws, xg)  the lanes av with the group's int32 lanes s added, scaled by
+ *                         ws and the activation group at xg (default fma(s, ws x dx, av)) */
 #ifndef Q8X_L
 #error "define the vector macros before including kernels_q8x_tmpl.h"
 #endif
@@ -54,10 +58,18 @@
 #ifndef Q8X_LOAD_WV
 #define Q8X_LOAD_WV(p, v) Q8X_LOAD_W((p) + 4 * Q8X_L * (v))
 #endif
-#define Q8X_XSC (32 * Q8X_L) /* their scales, within the group */
-#define Q8X_NCR 64           /* weight rows per block (prompts; a multiple of Q8X_NR) */
-#define Q8X_MC 63            /* batch rows per block (prompts) */
-#define Q8X_KC 3072          /* columns per tile when a prompt's rows are longer than 4096 */
+#define Q8X_XSC (32 * Q8X_L) /* the activation scales, within the group */
+#ifndef Q8X_WS
+#define Q8X_SCB (2 * Q8X_L)
+#define Q8X_WS Q8X_FV
+#define Q8X_LOAD_WS(p) Q8X_LOAD_SCALES(p)
+#define Q8X_APPLY(av, s, ws, xg)                                                                  \
+    Q8X_FMA(Q8X_CVT(s), Q8X_MUL((ws), Q8X_LOAD_F((const float *)(const void *)((xg) + Q8X_XSC))), \
+            (av))
+#endif
+#define Q8X_NCR 64    /* weight rows per block (prompts; a multiple of Q8X_NR) */
+#define Q8X_MC 63     /* batch rows per block (prompts) */
+#define Q8X_KC 3072   /* columns per tile when a prompt's rows are longer than 4096 */
 #define Q8X_DECODE 16 /* batches up to this stream each block of rows once, prefetching the next */
 #define Q8X_DROWS 4   /* weight rows per block in decode (a multiple of Q8X_NR) */
 
@@ -101,13 +113,11 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, si
             _mm_prefetch(pf, _MM_HINT_T0);
         bool zero = first && g == g0;
         for (int r = 0; r < nr; r++) {
-            Q8X_FV dw = Q8X_LOAD_SCALES(sc + (size_t)r * rb + 2 * Q8X_L * g);
+            Q8X_WS ws = Q8X_LOAD_WS(sc + (size_t)r * rb + Q8X_SCB * g);
             for (int b = 0; b < nb; b++) {
                 float *a = acc + (r * ms + b) * Q8X_L;
-                Q8X_FV dx =
-                    Q8X_LOAD_F((const float *)(const void *)(x[b] + (size_t)g * Q8X_XG + Q8X_XSC));
                 Q8X_FV av = zero ? Q8X_ZERO_F() : Q8X_LOAD_F(a);
-                Q8X_STORE_F(a, Q8X_FMA(Q8X_CVT(s[r][b]), Q8X_MUL(dw, dx), av));
+                Q8X_STORE_F(a, Q8X_APPLY(av, s[r][b], ws, x[b] + (size_t)g * Q8X_XG));
             }
         }
     }

@@ -242,7 +242,10 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
     out->cols = cols;
     /* q8_0 and q4_0 weights go to the layout the SIMD kernels read fastest (repacked once,
      * here) */
-    int pack = to == SM_DTYPE_Q8_0 ? m->pack : to == SM_DTYPE_Q4_0 ? m->pack_q4 : 0;
+    int pack = to == SM_DTYPE_Q8_0   ? m->pack
+               : to == SM_DTYPE_Q4_0 ? m->pack_q4
+               : to == SM_DTYPE_Q4_K ? m->pack_q4k
+                                     : 0;
     out->packed = pack;
     size_t align = t->dtype == SM_DTYPE_F32 ? 4 : 2;
     if (to == t->dtype && !pack && (uintptr_t)t->data % align == 0) {
@@ -312,12 +315,14 @@ static size_t matrix_bytes(const sm_matrix *w)
                      : sm_dtype_row_bytes(w->dtype, w->cols) * (size_t)w->rows;
 }
 
-/* The width of the packed layout for the model's matrices of type t (q8_0 or q4_0), or 0.
- * Packing pads rows to whole groups of 8 blocks (256 values; width 8) or to groups of 16 rows
- * of a multiple of 64 bytes (width 16), so it is used only where that adds at most 1/32 to the
- * bytes of all the matrices: VibeThinker-1.5B's shapes add 0.04% (width 8) or nothing (16);
- * Qwen2-0.5B's (hidden size 896) would add 11-12% with width 8, which batch-1 decoding, bound
- * by the bytes it reads, would pay for. */
+/* The width of the packed layout for the model's matrices of type t (q8_0, q4_0 or q4_k), or
+ * 0. Packing pads rows to whole groups of 8 blocks (256 values; width 8) or to groups of 16
+ * rows of a multiple of 64 bytes (width 16), and q4_k's layout keeps its scales and mins a
+ * byte each (148 bytes per 256 values against 144), so it is used only where that adds at
+ * most 1/16 to the bytes of all the matrices: VibeThinker-1.5B's shapes add 0.04% (q8_0,
+ * width 8), nothing (q8_0, width 16; q4_0) or 3.2% (q4_k); Qwen2-0.5B's (hidden size 896) would
+ * add 11-12% with width 8, which batch-1 decoding, bound by the bytes it reads, would pay
+ * for. */
 static int model_pack_width(const sm_model *m, sm_dtype t)
 {
     int width = sm_kernels_pack_width(&m->k, t);
@@ -340,7 +345,7 @@ static int model_pack_width(const sm_model *m, sm_dtype t)
         plain += times * (double)shapes[i][0] * (double)sm_dtype_row_bytes(t, shapes[i][1]);
         packed += times * (double)pb;
     }
-    return width && packed <= plain * (1.0 + 1.0 / 32) ? width : 0;
+    return width && packed <= plain * (1.0 + 1.0 / 16) ? width : 0;
 }
 
 sm_code sm_model_load_weights(sm_model *m, sm_err *err)
@@ -355,6 +360,7 @@ sm_code sm_model_load_weights(sm_model *m, sm_err *err)
     }
     m->pack = model_pack_width(m, SM_DTYPE_Q8_0);
     m->pack_q4 = model_pack_width(m, SM_DTYPE_Q4_0);
+    m->pack_q4k = model_pack_width(m, SM_DTYPE_Q4_K);
     if ((rc = load_matrix(m, R_EMBED, 0, c->vocab, h, &m->embed, err)) ||
         (rc = load_vector(m, R_NORM, 0, h, &m->final_norm, err))) {
         return rc;

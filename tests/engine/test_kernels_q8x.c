@@ -45,6 +45,20 @@ typedef struct qmat {
     sm_matrix m;
 } qmat;
 
+/* A q4_k row of random super-blocks (the engine reads q4_k but never quantizes to it): small
+ * positive d and dmin, every 6-bit scale and min and 4-bit value possible. */
+static void q4k_random_row(uint8_t *row, int64_t cols)
+{
+    for (int64_t g = 0; g < cols / 256; g++) {
+        uint8_t *b = row + 144 * g;
+        uint16_t dd[2] = {sm_f32_to_f16(0.001f + 0.002f * fabsf(rng_f())),
+                          sm_f32_to_f16(0.004f * fabsf(rng_f()))};
+        memcpy(b, dd, 4);
+        for (int i = 4; i < 144; i++)
+            b[i] = (uint8_t)(int)((rng_f() + 1.0f) * 128.0f);
+    }
+}
+
 static void qmat_make(qmat *a, sm_dtype t, int width, int64_t rows, int64_t cols)
 {
     sm_err err;
@@ -60,7 +74,9 @@ static void qmat_make(qmat *a, sm_dtype t, int width, int64_t rows, int64_t cols
     float *row = malloc(sizeof *row * (size_t)cols);
     assert_non_null(a->q8);
     assert_non_null(row);
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < rows && t == SM_DTYPE_Q4_K; r++)
+        q4k_random_row(a->q8 + rb * (size_t)r, cols);
+    for (int64_t r = 0; r < rows && t != SM_DTYPE_Q4_K; r++) {
         fill(row, cols, 0.5f);
         if (r % 7 == 3)
             row[r % cols] = 3.0f; /* some blocks with a larger scale */
@@ -143,16 +159,52 @@ static float ref_output(const qmat *a, int64_t r, const int8_t *xq, const float 
     return ((q[0] + q[2]) + (q[1] + q[3])) + bias;
 }
 
+/* One q4_k output by the packed kernels' rule: 8 lanes, lane j adds sub-block j of each
+ * super-block in order, acc = fma(isum, (d x scale) x dx, acc), then acc = fma(-(dmin x min),
+ * xs, acc) with xs = dx x (sum of the activation block); then the 8-lane tree. */
+static float ref_output_q4k(const qmat *a, int64_t r, const int8_t *xq, const float *xd, float bias)
+{
+    const uint8_t *row = a->q8 + sm_dtype_row_bytes(SM_DTYPE_Q4_K, a->cols) * (size_t)r;
+    float lane[8] = {0};
+    for (int64_t g = 0; g < a->cols / 256; g++) {
+        const uint8_t *b = row + 144 * g;
+        uint16_t dd[2];
+        memcpy(dd, b, 4);
+        float d = sm_f16_to_f32(dd[0]), dmin = sm_f16_to_f32(dd[1]);
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            sm_kq_scale_min(b + 4, j, &sc, &m);
+            int64_t k = 8 * g + j;
+            int32_t isum = 0, xsum = 0;
+            for (int l = 0; l < 32; l++) {
+                int q = (b[16 + 32 * (j / 2) + l] >> (4 * (j % 2))) & 15;
+                isum += q * xq[32 * k + l];
+                xsum += xq[32 * k + l];
+            }
+            lane[j] = fmaf((float)isum, (d * (float)sc) * xd[k], lane[j]);
+            lane[j] = fmaf(-(dmin * (float)m), xd[k] * (float)xsum, lane[j]);
+        }
+    }
+    float q[4];
+    for (int l = 0; l < 4; l++)
+        q[l] = lane[l] + lane[l + 4];
+    return ((q[0] + q[2]) + (q[1] + q[3])) + bias;
+}
+
 static void test_pack_roundtrip(void **state)
 {
     (void)state;
     static const int64_t cols_list[] = {32, 96, 512, 544, 1536, 2080, 8960};
-    for (size_t ci = 0; ci < 3 * sizeof cols_list / sizeof *cols_list; ci++) {
-        int64_t cols = cols_list[ci / 3];
+    for (size_t ci = 0; ci < 4 * sizeof cols_list / sizeof *cols_list; ci++) {
+        int64_t cols = cols_list[ci / 4];
+        static const sm_dtype types[4] = {SM_DTYPE_Q8_0, SM_DTYPE_Q8_0, SM_DTYPE_Q4_0,
+                                          SM_DTYPE_Q4_K};
+        sm_dtype t = types[ci % 4];
+        if (cols % sm_dtype_block(t) != 0)
+            continue;
         qmat a;
-        /* q8_0 width 8, q8_0 width 16, q4_0 width 8 */
-        qmat_make(&a, ci % 3 == 2 ? SM_DTYPE_Q4_0 : SM_DTYPE_Q8_0, ci % 3 == 1 ? 16 : 8,
-                  ci % 3 == 1 ? 21 : 5, cols);
+        /* q8_0 width 8, q8_0 width 16, q4_0 width 8, q4_k width 8 */
+        qmat_make(&a, t, ci % 4 == 1 ? 16 : 8, ci % 4 == 1 ? 21 : 5, cols);
         float *want = malloc(sizeof *want * (size_t)cols);
         float *got = malloc(sizeof *got * (size_t)cols);
         assert_non_null(want);
@@ -173,7 +225,10 @@ static void test_pack_roundtrip(void **state)
     sm_err err;
     uint8_t src[64], dst[64];
     assert_int_equal(sm_packed_bytes(16, SM_DTYPE_Q4_0, 1, 32), 0);
-    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_K, 1, 256), 0);
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_K, 1, 128), 0);
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q5_K, 1, 256), 0);
+    /* q4_k, width 8: 148 bytes per super-block, rows a multiple of 32 bytes */
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_K, 3, 1536), 3 * 896);
     /* q4_0, width 8: 144 bytes per group of 8 blocks, rows a multiple of 32 bytes */
     assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_0, 1, 32), 160);
     assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_0, 2, 1536), 2 * 864);
@@ -193,9 +248,13 @@ static void test_refused(void **state)
     (void)state;
     static const int widths[SM_ISA_COUNT] = {0, 8, 16, 16};
     static const int q4_widths[SM_ISA_COUNT] = {0, 8, 0, 0};
-    for (int wi = 0; wi < 3; wi++) {
+    for (int wi = 0; wi < 4; wi++) {
         qmat a;
-        qmat_make(&a, wi == 2 ? SM_DTYPE_Q4_0 : SM_DTYPE_Q8_0, wi == 1 ? 16 : 8, 4, 64);
+        qmat_make(&a,
+                  wi == 3   ? SM_DTYPE_Q4_K
+                  : wi == 2 ? SM_DTYPE_Q4_0
+                            : SM_DTYPE_Q8_0,
+                  wi == 1 ? 16 : 8, 4, 256);
         float x[64], y[4];
         fill(x, 64, 1.0f);
         sm_err err;
@@ -205,8 +264,10 @@ static void test_refused(void **state)
             sm_kctx k = {.isa = (sm_isa)i, .deterministic = true};
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q8_0), widths[i]);
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q4_0), q4_widths[i]);
+            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q4_K), q4_widths[i]);
+            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q6_K), 0);
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_BF16), 0);
-            if ((a.t == SM_DTYPE_Q4_0 ? q4_widths : widths)[i] != a.width) {
+            if ((a.t == SM_DTYPE_Q8_0 ? widths : q4_widths)[i] != a.width) {
                 assert_int_equal(sm_matmul(&k, &a.m, NULL, x, 64, 1, y, 4, &err), SM_EUNSUPPORTED);
                 assert_non_null(strstr(err.msg, "packed"));
             }
@@ -254,7 +315,8 @@ static void check_shape(sm_isa isa, sm_dtype t, sm_pool *pool, bool det, int64_t
         quantize_x(X + b * ldx, cols, xq, xd);
         for (int64_t r = 0; r < rows; r++) {
             float got = Y[b * ldy + r];
-            float want = ref_output(&a, r, xq, xd, with_bias ? bias[r] : 0.0f);
+            float want = (t == SM_DTYPE_Q4_K ? ref_output_q4k : ref_output)(
+                &a, r, xq, xd, with_bias ? bias[r] : 0.0f);
             if (memcmp(&want, &got, sizeof got) != 0)
                 fail_msg("%s %s %lldx%lld batch %lld det %d: row %lld of batch row %lld is "
                          "%.9g, the rule gives %.9g",
@@ -294,10 +356,10 @@ static void test_products(void **state)
      * group of fewer blocks than AVX2's 8, rows long enough for column ranges (more than 4096
      * columns), the VibeThinker shapes' column counts */
     static const int64_t shapes[][3] = {
-        {1, 32, 1},      {5, 64, 3},     {37, 96, 7},    {8, 544, 2},
-        {13, 1536, 4},   {64, 512, 16},  {70, 2080, 17}, {9, 8960, 5},
-        {130, 1536, 40}, {67, 6400, 70}, {4, 512, 1},    {12, 1024, 16},
-        {3, 8960, 33},   {6, 1536, 11},  {47, 544, 19},  {15, 96, 2},
+        {1, 32, 1},    {5, 64, 3},     {37, 96, 7},   {8, 544, 2},     {13, 1536, 4},
+        {64, 512, 16}, {70, 2080, 17}, {9, 8960, 5},  {130, 1536, 40}, {67, 6400, 70},
+        {4, 512, 1},   {12, 1024, 16}, {3, 8960, 33}, {6, 1536, 11},   {47, 544, 19},
+        {15, 96, 2},   {7, 256, 1},    {19, 768, 9},  {66, 4352, 64},  {5, 2304, 20},
     };
     sm_pool *pool;
     sm_err err;
@@ -310,19 +372,20 @@ static void test_products(void **state)
             continue;
         }
         sm_kctx k = {.isa = (sm_isa)isa};
-        for (int ti = 0; ti < 2; ti++) {
-            sm_dtype t = ti ? SM_DTYPE_Q4_0 : SM_DTYPE_Q8_0;
+        static const sm_dtype types[] = {SM_DTYPE_Q8_0, SM_DTYPE_Q4_0, SM_DTYPE_Q4_K};
+        for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+            sm_dtype t = types[ti];
             if (sm_kernels_pack_width(&k, t) == 0)
                 continue;
             tested++;
             for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-                for (int p = 0; p < 2; p++)
+                for (int p = 0; p < 2 && shapes[s][1] % sm_dtype_block(t) == 0; p++)
                     check_shape((sm_isa)isa, t, p ? pool : NULL, true, shapes[s][0], shapes[s][1],
                                 shapes[s][2]);
             /* fast mode: the same kernels, bitwise, even where OpenBLAS would take other
              * prompts (ctest runs this test again with OPENBLAS_CORETYPE=Haswell) */
             check_shape((sm_isa)isa, t, pool, false, 70, 1536, 40);
-            check_shape((sm_isa)isa, t, pool, false, 33, 544, 3);
+            check_shape((sm_isa)isa, t, pool, false, 33, t == SM_DTYPE_Q4_K ? 512 : 544, 3);
         }
     }
     print_message("[ INFO     ] packed products of %d variant and type pair(s) tested\n", tested);
