@@ -209,13 +209,14 @@ static size_t packed_unit_bytes(sm_dtype t, int width, int64_t cols)
 {
     if (t == SM_DTYPE_Q4_0)
         return sm_q4x_row_bytes(cols);
+    if (t == SM_DTYPE_Q6_K)
+        return sm_q6kx_row_bytes(cols);
     return t == SM_DTYPE_Q4_K ? sm_q4kx_row_bytes(cols) : sm_q8x_unit_bytes(width, cols);
 }
 
 static size_t packed_x_bytes(sm_dtype t, int width, int64_t cols)
 {
-    return t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K ? sm_q4x_x_bytes(cols)
-                                                    : sm_q8x_x_bytes(width, cols);
+    return t == SM_DTYPE_Q8_0 ? sm_q8x_x_bytes(width, cols) : sm_q4x_x_bytes(cols);
 }
 
 /* The variant's products of packed weights of type t, and the scratch they want. */
@@ -230,13 +231,15 @@ static packed_fns variant_packed(const sm_kvariant *v, sm_dtype t)
         return (packed_fns){v->q4x_rows, v->q4x_scratch_floats};
     if (t == SM_DTYPE_Q4_K)
         return (packed_fns){v->q4kx_rows, v->q4kx_scratch_floats};
+    if (t == SM_DTYPE_Q6_K)
+        return (packed_fns){v->q6kx_rows, v->q6kx_scratch_floats};
     return (packed_fns){v->q8x_rows, v->q8x_scratch_floats};
 }
 
 /* The width of the packed layout of type t the variant reads, or 0. */
 static int variant_pack_width(const sm_kvariant *v, sm_dtype t)
 {
-    if (t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K)
+    if (t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K || t == SM_DTYPE_Q6_K)
         return variant_packed(v, t).rows ? 8 : 0;
     return t == SM_DTYPE_Q8_0 ? v->q8x_width : 0;
 }
@@ -286,7 +289,8 @@ static void q8x_prepare_task(void *arg, int t, int n)
     int width = j->packed;
     int64_t nblk = j->cols / SM_QBLOCK, ng = sm_q8x_groups(width, j->cols);
     bool q4 = j->dtype == SM_DTYPE_Q4_0, q4k = j->dtype == SM_DTYPE_Q4_K;
-    size_t group_bytes = q4 || q4k ? SM_Q4X_XGROUP : (size_t)(36 * width);
+    bool q6k = j->dtype == SM_DTYPE_Q6_K;
+    size_t group_bytes = j->dtype != SM_DTYPE_Q8_0 ? SM_Q4X_XGROUP : (size_t)(36 * width);
     _Alignas(64) int8_t q[16 * SM_QBLOCK];
     _Alignas(64) float d[16];
     for (int64_t b = t; b < j->batch; b += n) {
@@ -307,6 +311,8 @@ static void q8x_prepare_task(void *arg, int t, int n)
                 sm_q4x_finish_x(group);
             else if (q4k)
                 sm_q4kx_finish_x(group, q, d, kn);
+            else if (q6k)
+                sm_q6kx_finish_x(group, q, kn);
         }
     }
 }
@@ -559,8 +565,10 @@ int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t)
 
 size_t sm_packed_bytes(int width, sm_dtype t, int64_t rows, int64_t cols)
 {
-    bool layout = t == SM_DTYPE_Q8_0 ? width == 8 || width == 16
-                                     : (t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K) && width == 8;
+    bool layout =
+        t == SM_DTYPE_Q8_0
+            ? width == 8 || width == 16
+            : (t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K || t == SM_DTYPE_Q6_K) && width == 8;
     if (!layout || rows < 0 || cols <= 0 || cols % sm_dtype_block(t) != 0)
         return 0;
     int64_t unit = sm_q8x_unit_rows(width);
@@ -578,10 +586,13 @@ sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64
                           (long long)cols, sm_dtype_name(t));
     size_t rb = sm_dtype_row_bytes(t, cols), ub = packed_unit_bytes(t, width, cols);
     int64_t unit = sm_q8x_unit_rows(width);
-    if (t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K) {
+    if (t != SM_DTYPE_Q8_0) {
+        void (*pack_row)(const uint8_t *, int64_t, uint8_t *) = t == SM_DTYPE_Q4_0 ? sm_q4x_pack_row
+                                                                : t == SM_DTYPE_Q4_K
+                                                                    ? sm_q4kx_pack_row
+                                                                    : sm_q6kx_pack_row;
         for (int64_t r = 0; r < rows; r++)
-            (t == SM_DTYPE_Q4_0 ? sm_q4x_pack_row : sm_q4kx_pack_row)(
-                (const uint8_t *)src + (size_t)r * rb, cols, (uint8_t *)dst + (size_t)r * ub);
+            pack_row((const uint8_t *)src + (size_t)r * rb, cols, (uint8_t *)dst + (size_t)r * ub);
         return SM_OK;
     }
     for (int64_t r = 0; r < rows; r += unit)
@@ -606,6 +617,8 @@ sm_code sm_matrix_row_f32(const sm_matrix *W, int64_t r, float *dst, sm_err *err
             sm_q4x_row_to_f32(u, W->cols, dst);
         else if (W->dtype == SM_DTYPE_Q4_K)
             sm_q4kx_row_to_f32(u, W->cols, dst);
+        else if (W->dtype == SM_DTYPE_Q6_K)
+            sm_q6kx_row_to_f32(u, W->cols, dst);
         else
             sm_q8x_unit_row_to_f32(W->packed, u, (int)(r % unit), W->cols, dst);
         return SM_OK;

@@ -827,6 +827,8 @@ static const sm_kvariant avx2 = {
     .q4x_scratch_floats = sm_avx2_q4x_scratch_floats,
     .q4kx_rows = sm_avx2_q4kx_rows,
     .q4kx_scratch_floats = sm_avx2_q4kx_scratch_floats,
+    .q6kx_rows = sm_avx2_q6kx_rows,
+    .q6kx_scratch_floats = sm_avx2_q6kx_scratch_floats,
     .peak = sm_avx2_peak,
     .kq_rows = sm_avx2_kq_rows,
 };

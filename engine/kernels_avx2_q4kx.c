@@ -36,8 +36,9 @@ static inline q4kx_ws q4kx_load_ws(const uint8_t *p)
     int32_t dd;
     memcpy(&dd, p + 16, 4);
     __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128(dd)); /* d, dmin */
-    return (q4kx_ws){_mm256_mul_ps(_mm256_broadcastss_ps(d), q4kx_bytes_f32(p)),
-                     _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d)), q4kx_bytes_f32(p + 8))};
+    return (q4kx_ws){
+        _mm256_mul_ps(_mm256_broadcastss_ps(d), q4kx_bytes_f32(p)),
+        _mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d)), q4kx_bytes_f32(p + 8))};
 }
 
 static inline __m256 q4kx_apply(__m256 av, __m256i s, q4kx_ws ws, const uint8_t *xg)
@@ -58,10 +59,10 @@ static inline __m256 q4kx_apply(__m256 av, __m256i s, q4kx_ws ws, const uint8_t 
 #define Q8X_IV __m256i
 #define Q8X_FV __m256
 #define Q8X_W __m256i
-#define Q8X_LOAD_WV(p, v) q4kx_load_wv((p), (v))
+#define Q8X_LOAD_WV(p, v, rg) q4kx_load_wv((p), (v))
 #define Q8X_LOAD_X(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define Q8X_DOT(i, w, x) _mm256_add_epi16((i), _mm256_maddubs_epi16((w), (x)))
-#define Q8X_GROUP_END(s, xg) _mm256_madd_epi16((s), _mm256_set1_epi16(1))
+#define Q8X_GROUP_END(s, xg, rg) _mm256_madd_epi16((s), _mm256_set1_epi16(1))
 #define Q8X_ZERO_I() _mm256_setzero_si256()
 #define Q8X_ZERO_F() _mm256_setzero_ps()
 #define Q8X_LOAD_F(p) _mm256_loadu_ps(p)

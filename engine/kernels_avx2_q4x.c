@@ -32,10 +32,10 @@ static inline __m256i q4x_group_end(__m256i s, const uint8_t *xg)
 #define Q8X_IV __m256i
 #define Q8X_FV __m256
 #define Q8X_W __m256i
-#define Q8X_LOAD_WV(p, v) q4x_load_wv((p), (v))
+#define Q8X_LOAD_WV(p, v, rg) q4x_load_wv((p), (v))
 #define Q8X_LOAD_X(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define Q8X_DOT(i, w, x) _mm256_add_epi16((i), _mm256_maddubs_epi16((w), (x)))
-#define Q8X_GROUP_END(s, xg) q4x_group_end((s), (xg))
+#define Q8X_GROUP_END(s, xg, rg) q4x_group_end((s), (xg))
 #define Q8X_ZERO_I() _mm256_setzero_si256()
 #define Q8X_ZERO_F() _mm256_setzero_ps()
 #define Q8X_LOAD_F(p) _mm256_loadu_ps(p)

@@ -91,6 +91,8 @@ typedef struct sm_kvariant {
     /* NULL, or the same for q4_k weights packed with width 8 (a super-block per group). */
     void (*q4kx_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
     int64_t (*q4kx_scratch_floats)(int64_t batch);
+    void (*q6kx_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+    int64_t (*q6kx_scratch_floats)(int64_t batch);
     /* NULL, or the products of K-quant weights (q4_k, q5_k, q6_k; activations as for q8_0 plus
      * job->xs), rows [r0, r1), using sm_kq_scratch_floats(cols) floats of job->scratch per
      * task; NULL: the portable sm_kq_rows. */
@@ -138,6 +140,14 @@ void sm_q4kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst);
 /* An activation group whose first 288 bytes sm_q8x_interleave_x wrote from the nblk blocks
  * q (scales d): their sums for the mins. */
 void sm_q4kx_finish_x(uint8_t *group, const int8_t *q, const float *d, int64_t nblk);
+/* ---- packed q6_k, width 8 (kernels_q8x.c): a super-block per group; activation groups of
+ * SM_Q4X_XGROUP bytes with int16 half sums at SM_Q4X_XCORR ---- */
+size_t sm_q6kx_row_bytes(int64_t cols);
+void sm_q6kx_pack_row(const uint8_t *q6k, int64_t cols, uint8_t *dst);
+void sm_q6kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst);
+/* An activation group whose first 288 bytes sm_q8x_interleave_x wrote from the nblk blocks q:
+ * their half sums. */
+void sm_q6kx_finish_x(uint8_t *group, const int8_t *q, int64_t nblk);
 
 /* The products of packed q8_0 weights: width 8 (kernels_q8x_tmpl.h in kernels_avx2_q8x.c),
  * width 16 (kernels_avx512_q8x.c, rows [r0, r1) from a group's first row, no scratch). */
@@ -149,6 +159,8 @@ void sm_avx2_q4x_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 int64_t sm_avx2_q4x_scratch_floats(int64_t batch);
 void sm_avx2_q4kx_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 int64_t sm_avx2_q4kx_scratch_floats(int64_t batch);
+void sm_avx2_q6kx_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+int64_t sm_avx2_q6kx_scratch_floats(int64_t batch);
 
 /* ---- K-quant weights (kernels_kq.c, kernels_avx2_kq.c) ----
  * A weight row of any K-quant type is unpacked (to scratch, a few rows at a time) to one form

@@ -40,7 +40,18 @@
  * byte each, unpacked from the file's 12) and the f16 d and dmin as stored: the same numbers,
  * so that rows read back bit for bit as the file's dequantize. The activation groups are
  * q8_0's plus 8 f32 sums at SM_Q4X_XCORR: each block's scale times the sum of its values
- * (sm_kq_x_sums), for the mins. */
+ * (sm_kq_x_sums), for the mins.
+ *
+ * q6_k, width 8 (AVX2): a super-block per group, its 32-value parts as the group's blocks, each
+ * the two 16-value halves of two scales. A row is
+ *   [ng x 192 value bytes][ng x 18 scale bytes][zeros up to a multiple of 32 bytes]
+ * (210 bytes per 256 values, as in the file). A group's value bytes are the low 4 bits placed
+ * as q4_0's (128 bytes), then the high 2 bits in 2 vectors of 32 bytes: byte 4 j + e of vector
+ * k holds, in bits 2 (v - 4 k), those of the q8_0 layout's byte 4 j + e of vector v, for v =
+ * 4 k .. 4 k + 3. The scale bytes are the 16 int8 scales ordered by block (block j's first
+ * half, then its second), then the f16 d. Values are stored as the file's, 0..63 (the value
+ * plus 32). The activation groups are q8_0's plus, at SM_Q4X_XCORR, 8 pairs of int16: each
+ * block's two half sums, from which the products take back the 32 (times each half's scale). */
 #include <string.h>
 
 #include "kernels_isa.h"
@@ -225,6 +236,73 @@ void sm_q4kx_finish_x(uint8_t *group, const int8_t *q, const float *d, int64_t n
     float xs[8] = {0};
     sm_kq_x_sums(q, d, nblk, xs);
     memcpy(group + SM_Q4X_XCORR, xs, sizeof xs);
+}
+
+/* ---- q6_k, width 8 ---- */
+
+size_t sm_q6kx_row_bytes(int64_t cols)
+{
+    size_t bytes = (size_t)(cols / SM_QK_BLOCK) * 210;
+    return (bytes + 31) / 32 * 32;
+}
+
+/* 6-bit value vv (0..255) of a GGUF q6_k super-block, 0..63 */
+static int q6_k_value(const uint8_t *b, int vv)
+{
+    int n = vv / 128, g = (vv % 128) / 32, l = vv % 32;
+    int lo = (b[64 * n + l + 32 * (g & 1)] >> (4 * (g >> 1))) & 0x0f;
+    int hi = (b[128 + 32 * n + l] >> (2 * g)) & 3;
+    return lo | (hi << 4);
+}
+
+void sm_q6kx_pack_row(const uint8_t *q6k, int64_t cols, uint8_t *dst)
+{
+    int64_t ng = cols / SM_QK_BLOCK;
+    memset(dst, 0, sm_q6kx_row_bytes(cols));
+    for (int64_t g = 0; g < ng; g++) {
+        const uint8_t *b = q6k + 210 * (size_t)g;
+        uint8_t *grp = dst + (size_t)g * 192, *sc = dst + (size_t)ng * 192 + 18 * (size_t)g;
+        for (int j = 0; j < 8; j++) {
+            sc[2 * j] = b[192 + 2 * j];
+            sc[2 * j + 1] = b[192 + 2 * j + 1];
+            for (int i = 0; i < 32; i++) {
+                int q = q6_k_value(b, 32 * j + i), v = i / 4;
+                size_t at = q8x_quad(8, j, 0) + (size_t)(i % 4);
+                grp[at + 32 * (size_t)(v / 2)] |= (uint8_t)((q & 0x0f) << (v % 2 ? 4 : 0));
+                grp[128 + at + 32 * (size_t)(v / 4)] |= (uint8_t)((q >> 4) << (2 * (v % 4)));
+            }
+        }
+        memcpy(sc + 16, b + 208, 2); /* d */
+    }
+}
+
+void sm_q6kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
+{
+    int64_t ng = cols / SM_QK_BLOCK;
+    for (int64_t g = 0; g < ng; g++) {
+        const uint8_t *grp = src + (size_t)g * 192, *sc = src + (size_t)ng * 192 + 18 * (size_t)g;
+        uint16_t dh;
+        memcpy(&dh, sc + 16, 2);
+        float d = sm_f16_to_f32(dh);
+        for (int j = 0; j < 8; j++)
+            for (int i = 0; i < 32; i++) {
+                int v = i / 4;
+                size_t at = q8x_quad(8, j, 0) + (size_t)(i % 4);
+                int lo = (grp[at + 32 * (size_t)(v / 2)] >> (v % 2 ? 4 : 0)) & 0x0f;
+                int hi = (grp[128 + at + 32 * (size_t)(v / 4)] >> (2 * (v % 4))) & 3;
+                float d1 = d * (float)(int8_t)sc[2 * j + i / 16];
+                dst[g * SM_QK_BLOCK + 32 * j + i] = d1 * (float)((lo | (hi << 4)) - 32);
+            }
+    }
+}
+
+void sm_q6kx_finish_x(uint8_t *group, const int8_t *q, int64_t nblk)
+{
+    int16_t halves[16] = {0};
+    for (int64_t j = 0; j < nblk; j++)
+        for (int i = 0; i < 32; i++)
+            halves[2 * j + i / 16] = (int16_t)(halves[2 * j + i / 16] + q[32 * j + i]);
+    memcpy(group + SM_Q4X_XCORR, halves, sizeof halves);
 }
 
 /* ---- width 16: rows in groups of 16 ---- */

@@ -33,10 +33,12 @@
  * Other weight layouts with the same lanes (packed q4_0, kernels_avx2_q4x.c) also define:
  *   Q8X_GW                weight bytes of a group (default 32 Q8X_L)
  *   Q8X_XG                activation bytes of a group (default 36 Q8X_L: values, scales)
- *   Q8X_LOAD_WV(p, v)     weight vector v (0..7) of the group at p (default Q8X_LOAD_W at
+ *   Q8X_RG, Q8X_LOAD_RG(p)  what a weight row's group needs through its products, from its
+ *                         Q8X_SCB scale bytes at p (default: nothing)
+ *   Q8X_LOAD_WV(p, v, rg) weight vector v (0..7) of the group at p (default Q8X_LOAD_W at
  *                         p + 4 Q8X_L v)
- *   Q8X_GROUP_END(s, xg)  the group's int32 lanes from the sums s its 8 Q8X_DOTs left, with
- *                         the batch row's activation group at xg (default: s as it is)
+ *   Q8X_GROUP_END(s, xg, rg)  the group's int32 lanes from the sums s its 8 Q8X_DOTs left,
+ *                         with the batch row's activation group at xg (default: s)
  *   Q8X_WS, Q8X_LOAD_WS(p), Q8X_SCB  a weight row's scales for one group (Q8X_SCB bytes at p
  *                         after the row's values; default the Q8X_L f16 block scales)
  *   Q8X_APPLY(av, s, ws, xg)  the lanes av with the group's int32 lanes s added, scaled by
@@ -56,7 +58,10 @@
 #define Q8X_XG (36 * Q8X_L) /* activation bytes of a group */
 #endif
 #ifndef Q8X_LOAD_WV
-#define Q8X_LOAD_WV(p, v) Q8X_LOAD_W((p) + 4 * Q8X_L * (v))
+#define Q8X_LOAD_WV(p, v, rg) Q8X_LOAD_W((p) + 4 * Q8X_L * (v))
+#endif
+#ifndef Q8X_GROUP_END
+#define Q8X_GROUP_END(s, xg, rg) (s)
 #endif
 #define Q8X_XSC (32 * Q8X_L) /* the activation scales, within the group */
 #ifndef Q8X_WS
@@ -90,11 +95,19 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, si
                 s[r][b] = c;
         }
         const uint8_t *wg = w + (size_t)g * Q8X_GW;
+#ifdef Q8X_RG
+        Q8X_RG rg[Q8X_NR];
+        for (int r = 0; r < nr; r++)
+            rg[r] = Q8X_LOAD_RG(sc + (size_t)r * rb + Q8X_SCB * g);
+#define Q8X_RG_OF(r) rg[r]
+#else
+#define Q8X_RG_OF(r) 0
+#endif
         _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++)
         {
             Q8X_W wv[Q8X_NR];
             for (int r = 0; r < nr; r++) {
-                wv[r] = Q8X_LOAD_WV(wg + (size_t)r * rb, v);
+                wv[r] = Q8X_LOAD_WV(wg + (size_t)r * rb, v, Q8X_RG_OF(r));
                 Q8X_IN_REG(wv[r]);
             }
             for (int b = 0; b < nb; b++) {
@@ -104,11 +117,10 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, si
                     s[r][b] = Q8X_DOT(s[r][b], wv[r], xv);
             }
         }
-#ifdef Q8X_GROUP_END
         for (int b = 0; b < nb; b++)
             for (int r = 0; r < nr; r++)
-                s[r][b] = Q8X_GROUP_END(s[r][b], x[b] + (size_t)g * Q8X_XG);
-#endif
+                s[r][b] = Q8X_GROUP_END(s[r][b], x[b] + (size_t)g * Q8X_XG, Q8X_RG_OF(r));
+#undef Q8X_RG_OF
         for (int64_t p = 0; p < pf_per && pf_n > 0; p++, pf_n--, pf += 64)
             _mm_prefetch(pf, _MM_HINT_T0);
         bool zero = first && g == g0;

@@ -72,7 +72,7 @@ typedef struct sm_model_info {
     sm_dtype stored_dtype;        /* type of the stored weight matrices (the most common one) */
     int n_stored[SM_DTYPE_COUNT]; /* weight matrices stored in each type (mixed GGUF files) */
     sm_dtype weight_dtype;        /* compute type of the weight matrices */
-    int packed;                /* 0, or q8_0 weights repacked for the kernels, blocks per group */
+    int packed; /* 0, or weights (q8_0, q4_0, q4_k, q6_k) repacked for the kernels: the width */
     int64_t n_params;          /* parameters, LM head counted once when tied */
     size_t weight_bytes;       /* bytes of all weights in their compute types */
     size_t bytes_per_token;    /* weight bytes read by one decode step (all layers + LM head) */

@@ -491,7 +491,7 @@ static void bench_figures(const bench_args *a, const sm_model_summary *s,
     /* which kernels fast mode gives prompts on this machine */
     sm_kctx fast_k = {.isa = s->isa, .deterministic = false};
     r->fast_blas = sm_kernels_fast_uses_blas(&fast_k, r->blas_core, sizeof r->blas_core);
-    r->fast_blas = r->fast_blas && !s->packed; /* repacked q8_0 keeps its 8-bit products */
+    r->fast_blas = r->fast_blas && !s->packed; /* repacked weights keep their 8-bit products */
     /* the instruction the variant's peak loop runs for this weight type (sm_kvariant.peak) */
     r->peak_method =
         s->weight_dtype == SM_DTYPE_Q8_0 || s->weight_dtype == SM_DTYPE_Q4_0 ||
@@ -573,7 +573,8 @@ static void bench_print_text(const bench_args *a, const sm_model_summary *s,
                r->other_tps16, r->mode, r->tps[2] / r->other_tps16);
     if (s->packed)
         printf("fast-mode prompts: the engine's own kernels (8-bit products of the "
-               "repacked q8_0 weights)\n");
+               "repacked %s weights)\n",
+               sm_dtype_name(s->weight_dtype));
     else
         printf("fast-mode prompts: %s (OpenBLAS runs its %s kernels on this CPU)\n",
                r->fast_blas ? "OpenBLAS sgemm" : "the engine's own kernels", r->blas_core);

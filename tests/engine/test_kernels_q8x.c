@@ -59,6 +59,18 @@ static void q4k_random_row(uint8_t *row, int64_t cols)
     }
 }
 
+/* A q6_k row of random super-blocks: every 6-bit value and int8 scale possible, a small d. */
+static void q6k_random_row(uint8_t *row, int64_t cols)
+{
+    for (int64_t g = 0; g < cols / 256; g++) {
+        uint8_t *b = row + 210 * g;
+        for (int i = 0; i < 208; i++)
+            b[i] = (uint8_t)(int)((rng_f() + 1.0f) * 128.0f);
+        uint16_t d = sm_f32_to_f16(0.0001f + 0.0002f * fabsf(rng_f()));
+        memcpy(b + 208, &d, 2);
+    }
+}
+
 static void qmat_make(qmat *a, sm_dtype t, int width, int64_t rows, int64_t cols)
 {
     sm_err err;
@@ -74,9 +86,10 @@ static void qmat_make(qmat *a, sm_dtype t, int width, int64_t rows, int64_t cols
     float *row = malloc(sizeof *row * (size_t)cols);
     assert_non_null(a->q8);
     assert_non_null(row);
-    for (int64_t r = 0; r < rows && t == SM_DTYPE_Q4_K; r++)
-        q4k_random_row(a->q8 + rb * (size_t)r, cols);
-    for (int64_t r = 0; r < rows && t != SM_DTYPE_Q4_K; r++) {
+    bool kq = sm_dtype_is_kquant(t);
+    for (int64_t r = 0; r < rows && kq; r++)
+        (t == SM_DTYPE_Q4_K ? q4k_random_row : q6k_random_row)(a->q8 + rb * (size_t)r, cols);
+    for (int64_t r = 0; r < rows && !kq; r++) {
         fill(row, cols, 0.5f);
         if (r % 7 == 3)
             row[r % cols] = 3.0f; /* some blocks with a larger scale */
@@ -191,20 +204,51 @@ static float ref_output_q4k(const qmat *a, int64_t r, const int8_t *xq, const fl
     return ((q[0] + q[2]) + (q[1] + q[3])) + bias;
 }
 
+/* One q6_k output by the packed kernels' rule: 8 lanes, lane j adds the 32-value part j of
+ * each super-block in order, acc = fma(isum, d x dx, acc) where isum is the exact sum of
+ * scale x (q - 32) x over the part (each half of 16 values with its own scale); then the
+ * 8-lane tree. */
+static float ref_output_q6k(const qmat *a, int64_t r, const int8_t *xq, const float *xd, float bias)
+{
+    const uint8_t *row = a->q8 + sm_dtype_row_bytes(SM_DTYPE_Q6_K, a->cols) * (size_t)r;
+    float lane[8] = {0};
+    for (int64_t g = 0; g < a->cols / 256; g++) {
+        const uint8_t *b = row + 210 * g;
+        uint16_t dh;
+        memcpy(&dh, b + 208, 2);
+        float d = sm_f16_to_f32(dh);
+        for (int j = 0; j < 8; j++) {
+            int64_t k = 8 * g + j;
+            int32_t isum = 0;
+            for (int i = 0; i < 32; i++) {
+                int vv = 32 * j + i, n = vv / 128, gg = (vv % 128) / 32, l = vv % 32;
+                int lo = (b[64 * n + l + 32 * (gg & 1)] >> (4 * (gg >> 1))) & 15;
+                int hi = (b[128 + 32 * n + l] >> (2 * gg)) & 3;
+                isum += (int8_t)b[192 + vv / 16] * ((lo | (hi << 4)) - 32) * xq[32 * k + i];
+            }
+            lane[j] = fmaf((float)isum, d * xd[k], lane[j]);
+        }
+    }
+    float q[4];
+    for (int l = 0; l < 4; l++)
+        q[l] = lane[l] + lane[l + 4];
+    return ((q[0] + q[2]) + (q[1] + q[3])) + bias;
+}
+
 static void test_pack_roundtrip(void **state)
 {
     (void)state;
     static const int64_t cols_list[] = {32, 96, 512, 544, 1536, 2080, 8960};
-    for (size_t ci = 0; ci < 4 * sizeof cols_list / sizeof *cols_list; ci++) {
-        int64_t cols = cols_list[ci / 4];
-        static const sm_dtype types[4] = {SM_DTYPE_Q8_0, SM_DTYPE_Q8_0, SM_DTYPE_Q4_0,
-                                          SM_DTYPE_Q4_K};
-        sm_dtype t = types[ci % 4];
+    for (size_t ci = 0; ci < 5 * sizeof cols_list / sizeof *cols_list; ci++) {
+        int64_t cols = cols_list[ci / 5];
+        static const sm_dtype types[5] = {SM_DTYPE_Q8_0, SM_DTYPE_Q8_0, SM_DTYPE_Q4_0,
+                                          SM_DTYPE_Q4_K, SM_DTYPE_Q6_K};
+        sm_dtype t = types[ci % 5];
         if (cols % sm_dtype_block(t) != 0)
             continue;
         qmat a;
-        /* q8_0 width 8, q8_0 width 16, q4_0 width 8, q4_k width 8 */
-        qmat_make(&a, t, ci % 4 == 1 ? 16 : 8, ci % 4 == 1 ? 21 : 5, cols);
+        /* q8_0 width 8, q8_0 width 16, then q4_0, q4_k and q6_k width 8 */
+        qmat_make(&a, t, ci % 5 == 1 ? 16 : 8, ci % 5 == 1 ? 21 : 5, cols);
         float *want = malloc(sizeof *want * (size_t)cols);
         float *got = malloc(sizeof *got * (size_t)cols);
         assert_non_null(want);
@@ -229,6 +273,8 @@ static void test_pack_roundtrip(void **state)
     assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q5_K, 1, 256), 0);
     /* q4_k, width 8: 148 bytes per super-block, rows a multiple of 32 bytes */
     assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_K, 3, 1536), 3 * 896);
+    /* q6_k, width 8: 210 bytes per super-block, rows a multiple of 32 bytes */
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q6_K, 2, 1536), 2 * 1280);
     /* q4_0, width 8: 144 bytes per group of 8 blocks, rows a multiple of 32 bytes */
     assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_0, 1, 32), 160);
     assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_0, 2, 1536), 2 * 864);
@@ -248,15 +294,13 @@ static void test_refused(void **state)
     (void)state;
     static const int widths[SM_ISA_COUNT] = {0, 8, 16, 16};
     static const int q4_widths[SM_ISA_COUNT] = {0, 8, 0, 0};
-    for (int wi = 0; wi < 4; wi++) {
+    static const sm_dtype types[5] = {SM_DTYPE_Q8_0, SM_DTYPE_Q8_0, SM_DTYPE_Q4_0, SM_DTYPE_Q4_K,
+                                      SM_DTYPE_Q6_K};
+    for (int wi = 0; wi < 5; wi++) {
         qmat a;
-        qmat_make(&a,
-                  wi == 3   ? SM_DTYPE_Q4_K
-                  : wi == 2 ? SM_DTYPE_Q4_0
-                            : SM_DTYPE_Q8_0,
-                  wi == 1 ? 16 : 8, 4, 256);
-        float x[64], y[4];
-        fill(x, 64, 1.0f);
+        qmat_make(&a, types[wi], wi == 1 ? 16 : 8, 4, 256);
+        float x[256], y[4];
+        fill(x, 256, 1.0f);
         sm_err err;
         for (int i = 0; i < SM_ISA_COUNT; i++) {
             if (!sm_isa_supported((sm_isa)i))
@@ -265,10 +309,11 @@ static void test_refused(void **state)
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q8_0), widths[i]);
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q4_0), q4_widths[i]);
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q4_K), q4_widths[i]);
-            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q6_K), 0);
+            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q6_K), q4_widths[i]);
+            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q5_K), 0);
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_BF16), 0);
             if ((a.t == SM_DTYPE_Q8_0 ? widths : q4_widths)[i] != a.width) {
-                assert_int_equal(sm_matmul(&k, &a.m, NULL, x, 64, 1, y, 4, &err), SM_EUNSUPPORTED);
+                assert_int_equal(sm_matmul(&k, &a.m, NULL, x, 256, 1, y, 4, &err), SM_EUNSUPPORTED);
                 assert_non_null(strstr(err.msg, "packed"));
             }
         }
@@ -315,8 +360,10 @@ static void check_shape(sm_isa isa, sm_dtype t, sm_pool *pool, bool det, int64_t
         quantize_x(X + b * ldx, cols, xq, xd);
         for (int64_t r = 0; r < rows; r++) {
             float got = Y[b * ldy + r];
-            float want = (t == SM_DTYPE_Q4_K ? ref_output_q4k : ref_output)(
-                &a, r, xq, xd, with_bias ? bias[r] : 0.0f);
+            float want =
+                (t == SM_DTYPE_Q4_K   ? ref_output_q4k
+                 : t == SM_DTYPE_Q6_K ? ref_output_q6k
+                                      : ref_output)(&a, r, xq, xd, with_bias ? bias[r] : 0.0f);
             if (memcmp(&want, &got, sizeof got) != 0)
                 fail_msg("%s %s %lldx%lld batch %lld det %d: row %lld of batch row %lld is "
                          "%.9g, the rule gives %.9g",
@@ -372,7 +419,8 @@ static void test_products(void **state)
             continue;
         }
         sm_kctx k = {.isa = (sm_isa)isa};
-        static const sm_dtype types[] = {SM_DTYPE_Q8_0, SM_DTYPE_Q4_0, SM_DTYPE_Q4_K};
+        static const sm_dtype types[] = {SM_DTYPE_Q8_0, SM_DTYPE_Q4_0, SM_DTYPE_Q4_K,
+                                         SM_DTYPE_Q6_K};
         for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
             sm_dtype t = types[ti];
             if (sm_kernels_pack_width(&k, t) == 0)
@@ -385,7 +433,7 @@ static void test_products(void **state)
             /* fast mode: the same kernels, bitwise, even where OpenBLAS would take other
              * prompts (ctest runs this test again with OPENBLAS_CORETYPE=Haswell) */
             check_shape((sm_isa)isa, t, pool, false, 70, 1536, 40);
-            check_shape((sm_isa)isa, t, pool, false, 33, t == SM_DTYPE_Q4_K ? 512 : 544, 3);
+            check_shape((sm_isa)isa, t, pool, false, 33, sm_dtype_is_kquant(t) ? 512 : 544, 3);
         }
     }
     print_message("[ INFO     ] packed products of %d variant and type pair(s) tested\n", tested);
