@@ -52,9 +52,12 @@ static inline q6kx_w q6kx_load_wv(const uint8_t *p, int v, __m256i pairs)
     return (q6kx_w){_mm256_or_si256(lo, hi), sc};
 }
 
+/* i + the products of w and x, kept in a register as it is (see kernels_avx2_q4x.c) */
 static inline __m256i q6kx_dot(__m256i i, q6kx_w w, __m256i x)
 {
-    return _mm256_add_epi32(i, _mm256_madd_epi16(_mm256_maddubs_epi16(w.q, x), w.sc));
+    __m256i s = _mm256_add_epi32(i, _mm256_madd_epi16(_mm256_maddubs_epi16(w.q, x), w.sc));
+    __asm__("" : "+x"(s));
+    return s;
 }
 
 static inline __m256i q6kx_group_end(__m256i s, const uint8_t *xg, __m256i pairs)
@@ -78,11 +81,10 @@ static inline __m256 q6kx_load_d(const uint8_t *p)
 #define Q8X_LOAD_RG(p) q6kx_load_rg(p)
 #define Q8X_WS __m256
 #define Q8X_LOAD_WS(p) q6kx_load_d(p)
-#define Q8X_APPLY(av, s, ws, xg)                                                              \
-    _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),                                                    \
-                    _mm256_mul_ps((ws), _mm256_loadu_ps((const float *)(const void *)((xg) + \
-                                                                                      256))), \
-                    (av))
+#define Q8X_APPLY(av, s, ws, xg) \
+    _mm256_fmadd_ps(             \
+        _mm256_cvtepi32_ps(s),   \
+        _mm256_mul_ps((ws), _mm256_loadu_ps((const float *)(const void *)((xg) + 256))), (av))
 #define Q8X_IV __m256i
 #define Q8X_FV __m256
 #define Q8X_W q6kx_w
