@@ -20,13 +20,20 @@ typedef struct q6kx_w {
     __m256i q, sc;
 } q6kx_w;
 
-/* a row's group: its 16 scales as 8 int16 pairs (block j's halves in lane j) */
-static inline __m256i q6kx_load_rg(const uint8_t *p)
+/* a row's group: the scales of each block's first half (in both int16 of its lane) and of
+ * its second half, from its 16 scales */
+typedef struct q6kx_rg {
+    __m256i first, second;
+} q6kx_rg;
+
+static inline q6kx_rg q6kx_load_rg(const uint8_t *p)
 {
-    return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)p));
+    __m256i pairs = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)p));
+    return (q6kx_rg){_mm256_shufflehi_epi16(_mm256_shufflelo_epi16(pairs, 0xa0), 0xa0),
+                     _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(pairs, 0xf5), 0xf5)};
 }
 
-static inline q6kx_w q6kx_load_wv(const uint8_t *p, int v, __m256i pairs)
+static inline q6kx_w q6kx_load_wv(const uint8_t *p, int v, q6kx_rg rg)
 {
     __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32 * (v >> 1)));
     if (v & 1)
@@ -47,9 +54,7 @@ static inline q6kx_w q6kx_load_wv(const uint8_t *p, int v, __m256i pairs)
         break;
     }
     hi = _mm256_and_si256(hi, _mm256_set1_epi8(0x30));
-    __m256i sc = v < 4 ? _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(pairs, 0xa0), 0xa0)
-                       : _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(pairs, 0xf5), 0xf5);
-    return (q6kx_w){_mm256_or_si256(lo, hi), sc};
+    return (q6kx_w){_mm256_or_si256(lo, hi), v < 4 ? rg.first : rg.second};
 }
 
 /* i + the products of w and x, kept in a register as it is (see kernels_avx2_q4x.c) */
@@ -60,8 +65,10 @@ static inline __m256i q6kx_dot(__m256i i, q6kx_w w, __m256i x)
     return s;
 }
 
-static inline __m256i q6kx_group_end(__m256i s, const uint8_t *xg, __m256i pairs)
+static inline __m256i q6kx_group_end(__m256i s, const uint8_t *xg, q6kx_rg rg)
 {
+    /* block j's two scales in lane j, against its two half sums */
+    __m256i pairs = _mm256_blend_epi16(rg.first, rg.second, 0xaa);
     __m256i halves = _mm256_loadu_si256((const __m256i *)(const void *)(xg + SM_Q4X_XCORR));
     return _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_madd_epi16(pairs, halves), 5));
 }
@@ -77,7 +84,7 @@ static inline __m256 q6kx_load_d(const uint8_t *p)
 #define Q8X_GW 192
 #define Q8X_XG SM_Q4X_XGROUP
 #define Q8X_SCB 18
-#define Q8X_RG __m256i
+#define Q8X_RG q6kx_rg
 #define Q8X_LOAD_RG(p) q6kx_load_rg(p)
 #define Q8X_WS __m256
 #define Q8X_LOAD_WS(p) q6kx_load_d(p)
