@@ -211,6 +211,8 @@ static size_t packed_unit_bytes(sm_dtype t, int width, int64_t cols)
         return sm_q4x_row_bytes(cols);
     if (t == SM_DTYPE_Q6_K)
         return sm_q6kx_row_bytes(cols);
+    if (t == SM_DTYPE_Q5_K)
+        return sm_q5kx_row_bytes(cols);
     return t == SM_DTYPE_Q4_K ? sm_q4kx_row_bytes(cols) : sm_q8x_unit_bytes(width, cols);
 }
 
@@ -219,27 +221,42 @@ static size_t packed_x_bytes(sm_dtype t, int width, int64_t cols)
     return t == SM_DTYPE_Q8_0 ? sm_q8x_x_bytes(width, cols) : sm_q4x_x_bytes(cols);
 }
 
-/* The variant's products of packed weights of type t, and the scratch they want. */
-typedef struct packed_fns {
-    void (*rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
-    int64_t (*scratch_floats)(int64_t batch);
-} packed_fns;
+/* The packing of one row of type t (not q8_0) into its width-8 layout. */
+static void (*packed_row_packer(sm_dtype t))(const uint8_t *, int64_t, uint8_t *)
+{
+    switch (t) {
+    case SM_DTYPE_Q4_0:
+        return sm_q4x_pack_row;
+    case SM_DTYPE_Q4_K:
+        return sm_q4kx_pack_row;
+    case SM_DTYPE_Q5_K:
+        return sm_q5kx_pack_row;
+    default:
+        return sm_q6kx_pack_row;
+    }
+}
 
-static packed_fns variant_packed(const sm_kvariant *v, sm_dtype t)
+/* The variant's products of packed weights of type t, and the scratch they want (NULLs where
+ * it has none). */
+static sm_packed_fns variant_packed(const sm_kvariant *v, sm_dtype t)
 {
     if (t == SM_DTYPE_Q4_0)
-        return (packed_fns){v->q4x_rows, v->q4x_scratch_floats};
+        return (sm_packed_fns){v->q4x_rows, v->q4x_scratch_floats};
+    if (sm_dtype_is_kquant(t) && !v->kqx)
+        return (sm_packed_fns){NULL, NULL};
     if (t == SM_DTYPE_Q4_K)
-        return (packed_fns){v->q4kx_rows, v->q4kx_scratch_floats};
+        return v->kqx->q4k;
+    if (t == SM_DTYPE_Q5_K)
+        return v->kqx->q5k;
     if (t == SM_DTYPE_Q6_K)
-        return (packed_fns){v->q6kx_rows, v->q6kx_scratch_floats};
-    return (packed_fns){v->q8x_rows, v->q8x_scratch_floats};
+        return v->kqx->q6k;
+    return (sm_packed_fns){v->q8x_rows, v->q8x_scratch_floats};
 }
 
 /* The width of the packed layout of type t the variant reads, or 0. */
 static int variant_pack_width(const sm_kvariant *v, sm_dtype t)
 {
-    if (t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K || t == SM_DTYPE_Q6_K)
+    if (t == SM_DTYPE_Q4_0 || sm_dtype_is_kquant(t))
         return variant_packed(v, t).rows ? 8 : 0;
     return t == SM_DTYPE_Q8_0 ? v->q8x_width : 0;
 }
@@ -288,7 +305,8 @@ static void q8x_prepare_task(void *arg, int t, int n)
     sm_mm_job *j = c->job;
     int width = j->packed;
     int64_t nblk = j->cols / SM_QBLOCK, ng = sm_q8x_groups(width, j->cols);
-    bool q4 = j->dtype == SM_DTYPE_Q4_0, q4k = j->dtype == SM_DTYPE_Q4_K;
+    bool q4 = j->dtype == SM_DTYPE_Q4_0;
+    bool q4k = j->dtype == SM_DTYPE_Q4_K || j->dtype == SM_DTYPE_Q5_K; /* sums for the mins */
     bool q6k = j->dtype == SM_DTYPE_Q6_K;
     size_t group_bytes = j->dtype != SM_DTYPE_Q8_0 ? SM_Q4X_XGROUP : (size_t)(36 * width);
     _Alignas(64) int8_t q[16 * SM_QBLOCK];
@@ -565,10 +583,8 @@ int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t)
 
 size_t sm_packed_bytes(int width, sm_dtype t, int64_t rows, int64_t cols)
 {
-    bool layout =
-        t == SM_DTYPE_Q8_0
-            ? width == 8 || width == 16
-            : (t == SM_DTYPE_Q4_0 || t == SM_DTYPE_Q4_K || t == SM_DTYPE_Q6_K) && width == 8;
+    bool layout = t == SM_DTYPE_Q8_0 ? width == 8 || width == 16
+                                     : (t == SM_DTYPE_Q4_0 || sm_dtype_is_kquant(t)) && width == 8;
     if (!layout || rows < 0 || cols <= 0 || cols % sm_dtype_block(t) != 0)
         return 0;
     int64_t unit = sm_q8x_unit_rows(width);
@@ -587,10 +603,7 @@ sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64
     size_t rb = sm_dtype_row_bytes(t, cols), ub = packed_unit_bytes(t, width, cols);
     int64_t unit = sm_q8x_unit_rows(width);
     if (t != SM_DTYPE_Q8_0) {
-        void (*pack_row)(const uint8_t *, int64_t, uint8_t *) = t == SM_DTYPE_Q4_0 ? sm_q4x_pack_row
-                                                                : t == SM_DTYPE_Q4_K
-                                                                    ? sm_q4kx_pack_row
-                                                                    : sm_q6kx_pack_row;
+        void (*pack_row)(const uint8_t *, int64_t, uint8_t *) = packed_row_packer(t);
         for (int64_t r = 0; r < rows; r++)
             pack_row((const uint8_t *)src + (size_t)r * rb, cols, (uint8_t *)dst + (size_t)r * ub);
         return SM_OK;
@@ -617,6 +630,8 @@ sm_code sm_matrix_row_f32(const sm_matrix *W, int64_t r, float *dst, sm_err *err
             sm_q4x_row_to_f32(u, W->cols, dst);
         else if (W->dtype == SM_DTYPE_Q4_K)
             sm_q4kx_row_to_f32(u, W->cols, dst);
+        else if (W->dtype == SM_DTYPE_Q5_K)
+            sm_q5kx_row_to_f32(u, W->cols, dst);
         else if (W->dtype == SM_DTYPE_Q6_K)
             sm_q6kx_row_to_f32(u, W->cols, dst);
         else

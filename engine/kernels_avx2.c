@@ -825,10 +825,7 @@ static const sm_kvariant avx2 = {
     .q8x_scratch_floats = sm_avx2_q8x_scratch_floats,
     .q4x_rows = sm_avx2_q4x_rows,
     .q4x_scratch_floats = sm_avx2_q4x_scratch_floats,
-    .q4kx_rows = sm_avx2_q4kx_rows,
-    .q4kx_scratch_floats = sm_avx2_q4kx_scratch_floats,
-    .q6kx_rows = sm_avx2_q6kx_rows,
-    .q6kx_scratch_floats = sm_avx2_q6kx_scratch_floats,
+    .kqx = &sm_avx2_kqx,
     .peak = sm_avx2_peak,
     .kq_rows = sm_avx2_kq_rows,
 };

@@ -6,14 +6,11 @@
  * 4-7: the second) into each block's int32 lane. At the group's end the 32 the file adds to
  * every value is taken back with the activations' half sums: lane j less 32 x (scale_a x
  * sum_a + scale_b x sum_b), so the lane holds the exact sum of scale x (q - 32) x. Then acc =
- * fma((float)lane, d x dx, acc). */
-#include <immintrin.h>
-#include <stdbool.h>
-#include <stdint.h>
+ * fma((float)lane, d x dx, acc). The table of the packed K-quant products (sm_avx2_kqx) is
+ * here too. */
 #include <string.h>
 
-#include "kernels_hsum.h"
-#include "kernels_isa.h"
+#include "kernels_avx2_packed.h"
 
 /* a weight vector: its values and the scales of its half, an int16 pair per block */
 typedef struct q6kx_w {
@@ -35,10 +32,7 @@ static inline q6kx_rg q6kx_load_rg(const uint8_t *p)
 
 static inline q6kx_w q6kx_load_wv(const uint8_t *p, int v, q6kx_rg rg)
 {
-    __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32 * (v >> 1)));
-    if (v & 1)
-        lo = _mm256_srli_epi16(lo, 4);
-    lo = _mm256_and_si256(lo, _mm256_set1_epi8(0x0f));
+    __m256i lo = sm_avx2_nibbles(p, v);
     __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(p + 128 + 32 * (v >> 2)));
     switch (v & 3) { /* bits 2 (v % 4) .. to bits 4, 5 */
     case 0:
@@ -80,7 +74,6 @@ static inline __m256 q6kx_load_d(const uint8_t *p)
     return _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dh)));
 }
 
-#define Q8X_L 8
 #define Q8X_GW 192
 #define Q8X_XG SM_Q4X_XGROUP
 #define Q8X_SCB 18
@@ -92,22 +85,18 @@ static inline __m256 q6kx_load_d(const uint8_t *p)
     _mm256_fmadd_ps(             \
         _mm256_cvtepi32_ps(s),   \
         _mm256_mul_ps((ws), _mm256_loadu_ps((const float *)(const void *)((xg) + 256))), (av))
-#define Q8X_IV __m256i
-#define Q8X_FV __m256
 #define Q8X_W q6kx_w
 #define Q8X_LOAD_WV(p, v, rg) q6kx_load_wv((p), (v), (rg))
-#define Q8X_LOAD_X(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define Q8X_DOT(i, w, x) q6kx_dot((i), (w), (x))
 #define Q8X_GROUP_END(s, xg, rg) q6kx_group_end((s), (xg), (rg))
-#define Q8X_ZERO_I() _mm256_setzero_si256()
-#define Q8X_ZERO_F() _mm256_setzero_ps()
-#define Q8X_LOAD_F(p) _mm256_loadu_ps(p)
-#define Q8X_STORE_F(p, v) _mm256_storeu_ps((p), (v))
-#define Q8X_HSUM(v) mm_hsum8(v)
-#define Q8X_HSUM_L(v) mm_hsum8x8(v)
-#define Q8X_ADD(a, b) _mm256_add_ps((a), (b))
 #define Q8X_NR 2
 #define Q8X_NB 4
 #define Q8X_ROWS_FN sm_avx2_q6kx_rows
 #define Q8X_SCRATCH_FN sm_avx2_q6kx_scratch_floats
 #include "kernels_q8x_tmpl.h"
+
+const sm_kqx_fns sm_avx2_kqx = {
+    .q4k = {sm_avx2_q4kx_rows, sm_avx2_q4kx_scratch_floats},
+    .q5k = {sm_avx2_q5kx_rows, sm_avx2_q5kx_scratch_floats},
+    .q6k = {sm_avx2_q6kx_rows, sm_avx2_q6kx_scratch_floats},
+};

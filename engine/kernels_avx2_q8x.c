@@ -2,11 +2,8 @@
  * (kernels_q8x.c, kernels_q8x_tmpl.h). A 256-bit vector holds 4 values of each of 8 blocks;
  * a product is vpsignb (the weights' signs onto the activations), vpmaddubsw (absolute weights
  * times those), vpmaddwd by ones and vpaddd, into each block's own lane. */
-#include <immintrin.h>
-#include <stdbool.h>
 
-#include "kernels_hsum.h"
-#include "kernels_isa.h"
+#include "kernels_avx2_packed.h"
 
 typedef struct q8x_w8 {
     __m256i abs, sgn; /* |w| and w */
@@ -28,24 +25,9 @@ static inline __m256i q8x_dot8(__m256i i, q8x_w8 w, __m256i x)
     return s;
 }
 
-#define Q8X_L 8
-#define Q8X_IV __m256i
-#define Q8X_FV __m256
 #define Q8X_W q8x_w8
 #define Q8X_LOAD_W(p) q8x_load_w8(p)
-#define Q8X_LOAD_X(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define Q8X_DOT(i, w, x) q8x_dot8((i), (w), (x))
-#define Q8X_ZERO_I() _mm256_setzero_si256()
-#define Q8X_ZERO_F() _mm256_setzero_ps()
-#define Q8X_LOAD_F(p) _mm256_loadu_ps(p)
-#define Q8X_STORE_F(p, v) _mm256_storeu_ps((p), (v))
-#define Q8X_MUL(a, b) _mm256_mul_ps((a), (b))
-#define Q8X_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
-#define Q8X_CVT(i) _mm256_cvtepi32_ps(i)
-#define Q8X_LOAD_SCALES(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
-#define Q8X_HSUM(v) mm_hsum8(v)
-#define Q8X_HSUM_L(v) mm_hsum8x8(v)
-#define Q8X_ADD(a, b) _mm256_add_ps((a), (b))
 /* 16 registers: 2 weight rows (absolute and signed) x 5 batch rows of int32 lanes, one
  * activation vector, the ones (on a Zen 3, against 2 x 4, prompts and batches of 16 sequences
  * 5-10% faster; 2 x 4 was faster than 2 x 3 and 1 x 6 before the sums were kept in order) */

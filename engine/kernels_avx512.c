@@ -107,11 +107,7 @@ static const sm_kvariant avx512 = {
     .q8x_scratch_floats = NULL,
     .peak = sm_avx512_peak,
     .kq_rows = sm_avx2_kq_rows,
-    /* K-quants packed for the AVX2 products (no AVX-512 ones yet) */
-    .q4kx_rows = sm_avx2_q4kx_rows,
-    .q4kx_scratch_floats = sm_avx2_q4kx_scratch_floats,
-    .q6kx_rows = sm_avx2_q6kx_rows,
-    .q6kx_scratch_floats = sm_avx2_q6kx_scratch_floats,
+    .kqx = &sm_avx2_kqx, /* K-quants packed for the AVX2 products (no AVX-512 ones yet) */
 };
 
 const sm_kvariant *sm_kvariant_avx512(void)

@@ -88,11 +88,9 @@ typedef struct sm_kvariant {
      * in its layout, SM_Q4X_XGROUP bytes a group), as q8x_rows and q8x_scratch_floats. */
     void (*q4x_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
     int64_t (*q4x_scratch_floats)(int64_t batch);
-    /* NULL, or the same for q4_k weights packed with width 8 (a super-block per group). */
-    void (*q4kx_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
-    int64_t (*q4kx_scratch_floats)(int64_t batch);
-    void (*q6kx_rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
-    int64_t (*q6kx_scratch_floats)(int64_t batch);
+    /* NULL, or the products of q4_k, q5_k and q6_k weights packed with width 8 (a super-block
+     * per group). */
+    const struct sm_kqx_fns *kqx;
     /* NULL, or the products of K-quant weights (q4_k, q5_k, q6_k; activations as for q8_0 plus
      * job->xs), rows [r0, r1), using sm_kq_scratch_floats(cols) floats of job->scratch per
      * task; NULL: the portable sm_kq_rows. */
@@ -101,6 +99,18 @@ typedef struct sm_kvariant {
      * type t are built on; returns the operations done (see sm_kernels_peak). */
     double (*peak)(sm_dtype t, int64_t iters);
 } sm_kvariant;
+
+/* The products of packed weights of one type and the scratch floats they want per task. */
+typedef struct sm_packed_fns {
+    void (*rows)(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+    int64_t (*scratch_floats)(int64_t batch);
+} sm_packed_fns;
+
+/* The products of packed K-quant weights (the AVX2 ones, sm_avx2_kqx, on AVX2 and AVX-512). */
+typedef struct sm_kqx_fns {
+    sm_packed_fns q4k, q5k, q6k;
+} sm_kqx_fns;
+extern const sm_kqx_fns sm_avx2_kqx;
 
 /* ---- the packed q8_0 layouts (kernels_q8x.c), width 8 or 16 ---- */
 /* A matrix is packed in units of sm_q8x_unit_rows rows (1 for width 8, 16 for width 16; the
@@ -140,6 +150,11 @@ void sm_q4kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst);
 /* An activation group whose first 288 bytes sm_q8x_interleave_x wrote from the nblk blocks
  * q (scales d): their sums for the mins. */
 void sm_q4kx_finish_x(uint8_t *group, const int8_t *q, const float *d, int64_t nblk);
+/* ---- packed q5_k, width 8: q4_k's layout plus a vector of 5th bits per group; its
+ * activations are q4_k's (sm_q4kx_finish_x) ---- */
+size_t sm_q5kx_row_bytes(int64_t cols);
+void sm_q5kx_pack_row(const uint8_t *q5k, int64_t cols, uint8_t *dst);
+void sm_q5kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst);
 /* ---- packed q6_k, width 8 (kernels_q8x.c): a super-block per group; activation groups of
  * SM_Q4X_XGROUP bytes with int16 half sums at SM_Q4X_XCORR ---- */
 size_t sm_q6kx_row_bytes(int64_t cols);
@@ -159,6 +174,8 @@ void sm_avx2_q4x_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 int64_t sm_avx2_q4x_scratch_floats(int64_t batch);
 void sm_avx2_q4kx_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 int64_t sm_avx2_q4kx_scratch_floats(int64_t batch);
+void sm_avx2_q5kx_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
+int64_t sm_avx2_q5kx_scratch_floats(int64_t batch);
 void sm_avx2_q6kx_rows(const sm_mm_job *j, int64_t r0, int64_t r1, int task);
 int64_t sm_avx2_q6kx_scratch_floats(int64_t batch);
 

@@ -40,7 +40,9 @@
  * byte each, unpacked from the file's 12) and the f16 d and dmin as stored: the same numbers,
  * so that rows read back bit for bit as the file's dequantize. The activation groups are
  * q8_0's plus 8 f32 sums at SM_Q4X_XCORR: each block's scale times the sum of its values
- * (sm_kq_x_sums), for the mins.
+ * (sm_kq_x_sums), for the mins. q5_k's layout is q4_k's with a vector of 5th bits after each
+ * group's 4-bit values (byte 4 j + e, bit v: that of the q8_0 layout's byte 4 j + e of vector
+ * v), 180 bytes per 256 values against the file's 176.
  *
  * q6_k, width 8 (AVX2): a super-block per group, its 32-value parts as the group's blocks, each
  * the two 16-value halves of two scales. A row is
@@ -183,39 +185,71 @@ void sm_q4x_finish_x(uint8_t *group)
 
 /* ---- q4_k, width 8 ---- */
 
-size_t sm_q4kx_row_bytes(int64_t cols)
+/* q4_k (five false) and q5_k: value bytes per group (q5_k adds a vector of 5th bits: byte
+ * 4 j + e holds in bit v that of the q8_0 layout's byte 4 j + e of vector v) */
+static size_t q45kx_group_values(bool five)
 {
-    size_t bytes = (size_t)(cols / SM_QK_BLOCK) * 148;
+    return five ? 160 : 128;
+}
+
+static size_t q45kx_row_bytes(bool five, int64_t cols)
+{
+    size_t bytes = (size_t)(cols / SM_QK_BLOCK) * (q45kx_group_values(five) + 20);
     return (bytes + 31) / 32 * 32;
 }
 
-void sm_q4kx_pack_row(const uint8_t *q4k, int64_t cols, uint8_t *dst)
+size_t sm_q4kx_row_bytes(int64_t cols)
+{
+    return q45kx_row_bytes(false, cols);
+}
+
+size_t sm_q5kx_row_bytes(int64_t cols)
+{
+    return q45kx_row_bytes(true, cols);
+}
+
+static void q45kx_pack_row(bool five, const uint8_t *src, int64_t cols, uint8_t *dst)
 {
     int64_t ng = cols / SM_QK_BLOCK;
-    memset(dst, 0, sm_q4kx_row_bytes(cols));
+    size_t gv = q45kx_group_values(five), bb = five ? 176 : 144;
+    memset(dst, 0, q45kx_row_bytes(five, cols));
     for (int64_t g = 0; g < ng; g++) {
-        const uint8_t *b = q4k + 144 * (size_t)g, *qs = b + 16;
-        uint8_t *grp = dst + (size_t)g * 128, *sc = dst + (size_t)ng * 128 + 20 * (size_t)g;
+        const uint8_t *b = src + bb * (size_t)g, *qh = b + 16, *qs = b + (five ? 48 : 16);
+        uint8_t *grp = dst + (size_t)g * gv, *sc = dst + (size_t)ng * gv + 20 * (size_t)g;
         for (int j = 0; j < 8; j++) {
             int scale, min;
             sm_kq_scale_min(b + 4, j, &scale, &min);
             sc[j] = (uint8_t)scale;
             sc[8 + j] = (uint8_t)min;
-            /* sub-block j = 2 c + h: nibble h of qs[32 c + l] */
+            /* sub-block j = 2 c + h: nibble h of qs[32 c + l], 5th bit j of qh[l] */
             for (int l = 0; l < 32; l++) {
                 int q = (qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0x0f, v = l / 4;
-                grp[q8x_quad(8, j, v / 2) + (size_t)(l % 4)] |= (uint8_t)(q << (v % 2 ? 4 : 0));
+                size_t at = q8x_quad(8, j, 0) + (size_t)(l % 4);
+                grp[at + 32 * (size_t)(v / 2)] |= (uint8_t)(q << (v % 2 ? 4 : 0));
+                if (five)
+                    grp[128 + at] |= (uint8_t)(((qh[l] >> j) & 1) << v);
             }
         }
         memcpy(sc + 16, b, 4); /* d, dmin */
     }
 }
 
-void sm_q4kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
+void sm_q4kx_pack_row(const uint8_t *q4k, int64_t cols, uint8_t *dst)
+{
+    q45kx_pack_row(false, q4k, cols, dst);
+}
+
+void sm_q5kx_pack_row(const uint8_t *q5k, int64_t cols, uint8_t *dst)
+{
+    q45kx_pack_row(true, q5k, cols, dst);
+}
+
+static void q45kx_row_to_f32(bool five, const uint8_t *src, int64_t cols, float *dst)
 {
     int64_t ng = cols / SM_QK_BLOCK;
+    size_t gv = q45kx_group_values(five);
     for (int64_t g = 0; g < ng; g++) {
-        const uint8_t *grp = src + (size_t)g * 128, *sc = src + (size_t)ng * 128 + 20 * (size_t)g;
+        const uint8_t *grp = src + (size_t)g * gv, *sc = src + (size_t)ng * gv + 20 * (size_t)g;
         uint16_t dh[2];
         memcpy(dh, sc + 16, 4);
         float d = sm_f16_to_f32(dh[0]), dmin = sm_f16_to_f32(dh[1]);
@@ -223,12 +257,25 @@ void sm_q4kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
             float d1 = d * (float)sc[j], m1 = dmin * (float)sc[8 + j];
             for (int l = 0; l < 32; l++) {
                 int v = l / 4;
-                uint8_t byte = grp[q8x_quad(8, j, v / 2) + (size_t)(l % 4)];
+                size_t at = q8x_quad(8, j, 0) + (size_t)(l % 4);
+                uint8_t byte = grp[at + 32 * (size_t)(v / 2)];
                 int q = v % 2 ? byte >> 4 : byte & 0x0f;
+                if (five)
+                    q |= ((grp[128 + at] >> v) & 1) << 4;
                 dst[g * SM_QK_BLOCK + 32 * j + l] = d1 * (float)q - m1;
             }
         }
     }
+}
+
+void sm_q4kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
+{
+    q45kx_row_to_f32(false, src, cols, dst);
+}
+
+void sm_q5kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
+{
+    q45kx_row_to_f32(true, src, cols, dst);
 }
 
 void sm_q4kx_finish_x(uint8_t *group, const int8_t *q, const float *d, int64_t nblk)

@@ -131,12 +131,13 @@ sm_code sm_kernels_peak(const sm_kctx *k, sm_dtype t, double *gflops, sm_err *er
 bool sm_kernels_fast_uses_blas(const sm_kctx *k, char *core, size_t core_len);
 
 /* 0, or the width of the packed layout in which the k->isa variant reads weights of type t
- * faster (sm_pack_rows): q8_0 and q4_0 on AVX2 (8: blocks in groups of 8, 4 values of each of
- * the 8 blocks per vector instruction into the block's own lane) and q8_0 on AVX-512 (16: rows
- * in groups of 16, 4 values of one block of each of the 16 rows into the row's own lane). */
+ * faster (sm_pack_rows): q8_0, q4_0 and the K-quants on AVX2 (8: blocks in groups of 8, or a
+ * K-quant super-block per group, 4 values of each of the 8 blocks per vector instruction into
+ * the block's own lane), q8_0 (16: rows in groups of 16, 4 values of one block of each of the
+ * 16 rows into the row's own lane) and the K-quants (8, the AVX2 products) on AVX-512. */
 int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t);
 /* Bytes of rows x cols values of type t in the packed layout of that width, or 0 where there
- * is no such layout (q8_0 with widths 8 and 16, q4_0 with width 8). Width 8 packs each row on its own (rows
+ * is no such layout (q8_0 with widths 8 and 16, q4_0 and the K-quants with width 8). Width 8 packs each row on its own (rows
  * times the bytes of one); width 16 packs rows in groups of 16 (the last one padded). */
 size_t sm_packed_bytes(int width, sm_dtype t, int64_t rows, int64_t cols);
 /* rows rows of type t as stored (sm_dtype_row_bytes each) to the packed layout of that width

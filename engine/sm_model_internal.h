@@ -59,6 +59,7 @@ struct sm_model {
     int pack;     /* 0, or q8_0 matrices are repacked for the kernels with this width */
     int pack_q4;  /* the same for q4_0 matrices */
     int pack_q4k; /* and for q4_k matrices */
+    int pack_q5k; /* and for q5_k matrices */
     int pack_q6k; /* and for q6_k matrices */
     sm_matrix embed, lm_head;
     float *final_norm;

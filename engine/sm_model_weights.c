@@ -245,6 +245,7 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
     int pack = to == SM_DTYPE_Q8_0   ? m->pack
                : to == SM_DTYPE_Q4_0 ? m->pack_q4
                : to == SM_DTYPE_Q4_K ? m->pack_q4k
+               : to == SM_DTYPE_Q5_K ? m->pack_q5k
                : to == SM_DTYPE_Q6_K ? m->pack_q6k
                                      : 0;
     out->packed = pack;
@@ -362,6 +363,7 @@ sm_code sm_model_load_weights(sm_model *m, sm_err *err)
     m->pack = model_pack_width(m, SM_DTYPE_Q8_0);
     m->pack_q4 = model_pack_width(m, SM_DTYPE_Q4_0);
     m->pack_q4k = model_pack_width(m, SM_DTYPE_Q4_K);
+    m->pack_q5k = model_pack_width(m, SM_DTYPE_Q5_K);
     m->pack_q6k = model_pack_width(m, SM_DTYPE_Q6_K);
     if ((rc = load_matrix(m, R_EMBED, 0, c->vocab, h, &m->embed, err)) ||
         (rc = load_vector(m, R_NORM, 0, h, &m->final_norm, err))) {

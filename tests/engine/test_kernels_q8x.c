@@ -45,16 +45,16 @@ typedef struct qmat {
     sm_matrix m;
 } qmat;
 
-/* A q4_k row of random super-blocks (the engine reads q4_k but never quantizes to it): small
- * positive d and dmin, every 6-bit scale and min and 4-bit value possible. */
-static void q4k_random_row(uint8_t *row, int64_t cols)
+/* A q4_k or q5_k row of random super-blocks (the engine reads K-quants but never quantizes to
+ * them): small positive d and dmin, every 6-bit scale and min and 4- or 5-bit value possible. */
+static void q45k_random_row(uint8_t *row, int64_t cols, size_t block_bytes)
 {
     for (int64_t g = 0; g < cols / 256; g++) {
-        uint8_t *b = row + 144 * g;
+        uint8_t *b = row + block_bytes * (size_t)g;
         uint16_t dd[2] = {sm_f32_to_f16(0.001f + 0.002f * fabsf(rng_f())),
                           sm_f32_to_f16(0.004f * fabsf(rng_f()))};
         memcpy(b, dd, 4);
-        for (int i = 4; i < 144; i++)
+        for (size_t i = 4; i < block_bytes; i++)
             b[i] = (uint8_t)(int)((rng_f() + 1.0f) * 128.0f);
     }
 }
@@ -88,7 +88,10 @@ static void qmat_make(qmat *a, sm_dtype t, int width, int64_t rows, int64_t cols
     assert_non_null(row);
     bool kq = sm_dtype_is_kquant(t);
     for (int64_t r = 0; r < rows && kq; r++)
-        (t == SM_DTYPE_Q4_K ? q4k_random_row : q6k_random_row)(a->q8 + rb * (size_t)r, cols);
+        if (t == SM_DTYPE_Q6_K)
+            q6k_random_row(a->q8 + rb * (size_t)r, cols);
+        else
+            q45k_random_row(a->q8 + rb * (size_t)r, cols, t == SM_DTYPE_Q5_K ? 176 : 144);
     for (int64_t r = 0; r < rows && !kq; r++) {
         fill(row, cols, 0.5f);
         if (r % 7 == 3)
@@ -172,15 +175,19 @@ static float ref_output(const qmat *a, int64_t r, const int8_t *xq, const float 
     return ((q[0] + q[2]) + (q[1] + q[3])) + bias;
 }
 
-/* One q4_k output by the packed kernels' rule: 8 lanes, lane j adds sub-block j of each
- * super-block in order, acc = fma(isum, (d x scale) x dx, acc), then acc = fma(-(dmin x min),
- * xs, acc) with xs = dx x (sum of the activation block); then the 8-lane tree. */
-static float ref_output_q4k(const qmat *a, int64_t r, const int8_t *xq, const float *xd, float bias)
+/* One q4_k or q5_k output by the packed kernels' rule: 8 lanes, lane j adds sub-block j of
+ * each super-block in order, acc = fma(isum, (d x scale) x dx, acc), then acc =
+ * fma(-(dmin x min), xs, acc) with xs = dx x (sum of the activation block); then the 8-lane
+ * tree. */
+static float ref_output_q45k(const qmat *a, int64_t r, const int8_t *xq, const float *xd,
+                             float bias)
 {
-    const uint8_t *row = a->q8 + sm_dtype_row_bytes(SM_DTYPE_Q4_K, a->cols) * (size_t)r;
+    bool five = a->t == SM_DTYPE_Q5_K;
+    size_t bb = five ? 176 : 144;
+    const uint8_t *row = a->q8 + sm_dtype_row_bytes(a->t, a->cols) * (size_t)r;
     float lane[8] = {0};
     for (int64_t g = 0; g < a->cols / 256; g++) {
-        const uint8_t *b = row + 144 * g;
+        const uint8_t *b = row + bb * (size_t)g, *qh = b + 16, *qs = b + (five ? 48 : 16);
         uint16_t dd[2];
         memcpy(dd, b, 4);
         float d = sm_f16_to_f32(dd[0]), dmin = sm_f16_to_f32(dd[1]);
@@ -190,7 +197,9 @@ static float ref_output_q4k(const qmat *a, int64_t r, const int8_t *xq, const fl
             int64_t k = 8 * g + j;
             int32_t isum = 0, xsum = 0;
             for (int l = 0; l < 32; l++) {
-                int q = (b[16 + 32 * (j / 2) + l] >> (4 * (j % 2))) & 15;
+                int q = (qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 15;
+                if (five)
+                    q |= ((qh[l] >> j) & 1) << 4;
                 isum += q * xq[32 * k + l];
                 xsum += xq[32 * k + l];
             }
@@ -239,16 +248,16 @@ static void test_pack_roundtrip(void **state)
 {
     (void)state;
     static const int64_t cols_list[] = {32, 96, 512, 544, 1536, 2080, 8960};
-    for (size_t ci = 0; ci < 5 * sizeof cols_list / sizeof *cols_list; ci++) {
-        int64_t cols = cols_list[ci / 5];
-        static const sm_dtype types[5] = {SM_DTYPE_Q8_0, SM_DTYPE_Q8_0, SM_DTYPE_Q4_0,
-                                          SM_DTYPE_Q4_K, SM_DTYPE_Q6_K};
-        sm_dtype t = types[ci % 5];
+    for (size_t ci = 0; ci < 6 * sizeof cols_list / sizeof *cols_list; ci++) {
+        int64_t cols = cols_list[ci / 6];
+        static const sm_dtype types[6] = {SM_DTYPE_Q8_0, SM_DTYPE_Q8_0, SM_DTYPE_Q4_0,
+                                          SM_DTYPE_Q4_K, SM_DTYPE_Q5_K, SM_DTYPE_Q6_K};
+        sm_dtype t = types[ci % 6];
         if (cols % sm_dtype_block(t) != 0)
             continue;
         qmat a;
-        /* q8_0 width 8, q8_0 width 16, then q4_0, q4_k and q6_k width 8 */
-        qmat_make(&a, t, ci % 5 == 1 ? 16 : 8, ci % 5 == 1 ? 21 : 5, cols);
+        /* q8_0 width 8, q8_0 width 16, then q4_0 and the K-quants width 8 */
+        qmat_make(&a, t, ci % 6 == 1 ? 16 : 8, ci % 6 == 1 ? 21 : 5, cols);
         float *want = malloc(sizeof *want * (size_t)cols);
         float *got = malloc(sizeof *got * (size_t)cols);
         assert_non_null(want);
@@ -270,7 +279,9 @@ static void test_pack_roundtrip(void **state)
     uint8_t src[64], dst[64];
     assert_int_equal(sm_packed_bytes(16, SM_DTYPE_Q4_0, 1, 32), 0);
     assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_K, 1, 128), 0);
-    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q5_K, 1, 256), 0);
+    /* q5_k, width 8: 180 bytes per super-block, rows a multiple of 32 bytes */
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q5_K, 1, 256), 192);
+    assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q5_K, 1, 1536), 1088);
     /* q4_k, width 8: 148 bytes per super-block, rows a multiple of 32 bytes */
     assert_int_equal(sm_packed_bytes(8, SM_DTYPE_Q4_K, 3, 1536), 3 * 896);
     /* q6_k, width 8: 210 bytes per super-block, rows a multiple of 32 bytes */
@@ -295,9 +306,9 @@ static void test_refused(void **state)
     static const int widths[SM_ISA_COUNT] = {0, 8, 16, 16};
     static const int q4_widths[SM_ISA_COUNT] = {0, 8, 0, 0};
     static const int kq_widths[SM_ISA_COUNT] = {0, 8, 8, 8}; /* the AVX2 products on AVX-512 */
-    static const sm_dtype types[5] = {SM_DTYPE_Q8_0, SM_DTYPE_Q8_0, SM_DTYPE_Q4_0, SM_DTYPE_Q4_K,
-                                      SM_DTYPE_Q6_K};
-    for (int wi = 0; wi < 5; wi++) {
+    static const sm_dtype types[6] = {SM_DTYPE_Q8_0, SM_DTYPE_Q8_0, SM_DTYPE_Q4_0,
+                                      SM_DTYPE_Q4_K, SM_DTYPE_Q5_K, SM_DTYPE_Q6_K};
+    for (int wi = 0; wi < 6; wi++) {
         qmat a;
         qmat_make(&a, types[wi], wi == 1 ? 16 : 8, 4, 256);
         float x[256], y[4];
@@ -311,7 +322,7 @@ static void test_refused(void **state)
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q4_0), q4_widths[i]);
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q4_K), kq_widths[i]);
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q6_K), kq_widths[i]);
-            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q5_K), 0);
+            assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_Q5_K), kq_widths[i]);
             assert_int_equal(sm_kernels_pack_width(&k, SM_DTYPE_BF16), 0);
             const int *want = a.t == SM_DTYPE_Q8_0   ? widths
                               : a.t == SM_DTYPE_Q4_0 ? q4_widths
@@ -365,8 +376,8 @@ static void check_shape(sm_isa isa, sm_dtype t, sm_pool *pool, bool det, int64_t
         for (int64_t r = 0; r < rows; r++) {
             float got = Y[b * ldy + r];
             float want =
-                (t == SM_DTYPE_Q4_K   ? ref_output_q4k
-                 : t == SM_DTYPE_Q6_K ? ref_output_q6k
+                (t == SM_DTYPE_Q4_K || t == SM_DTYPE_Q5_K ? ref_output_q45k
+                 : t == SM_DTYPE_Q6_K                     ? ref_output_q6k
                                       : ref_output)(&a, r, xq, xd, with_bias ? bias[r] : 0.0f);
             if (memcmp(&want, &got, sizeof got) != 0)
                 fail_msg("%s %s %lldx%lld batch %lld det %d: row %lld of batch row %lld is "
@@ -423,7 +434,7 @@ static void test_products(void **state)
             continue;
         }
         sm_kctx k = {.isa = (sm_isa)isa};
-        static const sm_dtype types[] = {SM_DTYPE_Q8_0, SM_DTYPE_Q4_0, SM_DTYPE_Q4_K,
+        static const sm_dtype types[] = {SM_DTYPE_Q8_0, SM_DTYPE_Q4_0, SM_DTYPE_Q4_K, SM_DTYPE_Q5_K,
                                          SM_DTYPE_Q6_K};
         for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
             sm_dtype t = types[ti];
