@@ -73,7 +73,7 @@
             (av))
 #endif
 #define Q8X_NCR 64    /* weight rows per block (prompts; a multiple of Q8X_NR) */
-#define Q8X_MC 63     /* batch rows per block (prompts) */
+#define Q8X_MC 60     /* batch rows per block (prompts; whole passes of 5 or 4) */
 #define Q8X_KC 3072   /* columns per tile when a prompt's rows are longer than 4096 */
 #define Q8X_DECODE 16 /* batches up to this stream each block of rows once, prefetching the next */
 #define Q8X_DROWS 4   /* weight rows per block in decode (a multiple of Q8X_NR) */
