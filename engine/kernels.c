@@ -207,33 +207,13 @@ static void kbuf_give(const sm_kctx *k, int slot, void *p)
  * row of activations in the layout's order. */
 static size_t packed_unit_bytes(sm_dtype t, int width, int64_t cols)
 {
-    if (t == SM_DTYPE_Q4_0)
-        return sm_q4x_row_bytes(cols);
-    if (t == SM_DTYPE_Q6_K)
-        return sm_q6kx_row_bytes(cols);
-    if (t == SM_DTYPE_Q5_K)
-        return sm_q5kx_row_bytes(cols);
-    return t == SM_DTYPE_Q4_K ? sm_q4kx_row_bytes(cols) : sm_q8x_unit_bytes(width, cols);
+    const sm_w8_layout *l = sm_w8_layout_of(t);
+    return l ? l->row_bytes(cols) : sm_q8x_unit_bytes(width, cols);
 }
 
 static size_t packed_x_bytes(sm_dtype t, int width, int64_t cols)
 {
     return t == SM_DTYPE_Q8_0 ? sm_q8x_x_bytes(width, cols) : sm_q4x_x_bytes(cols);
-}
-
-/* The packing of one row of type t (not q8_0) into its width-8 layout. */
-static void (*packed_row_packer(sm_dtype t))(const uint8_t *, int64_t, uint8_t *)
-{
-    switch (t) {
-    case SM_DTYPE_Q4_0:
-        return sm_q4x_pack_row;
-    case SM_DTYPE_Q4_K:
-        return sm_q4kx_pack_row;
-    case SM_DTYPE_Q5_K:
-        return sm_q5kx_pack_row;
-    default:
-        return sm_q6kx_pack_row;
-    }
 }
 
 /* The variant's products of packed weights of type t, and the scratch they want (NULLs where
@@ -256,7 +236,7 @@ static sm_packed_fns variant_packed(const sm_kvariant *v, sm_dtype t)
 /* The width of the packed layout of type t the variant reads, or 0. */
 static int variant_pack_width(const sm_kvariant *v, sm_dtype t)
 {
-    if (t == SM_DTYPE_Q4_0 || sm_dtype_is_kquant(t))
+    if (sm_w8_layout_of(t))
         return variant_packed(v, t).rows ? 8 : 0;
     return t == SM_DTYPE_Q8_0 ? v->q8x_width : 0;
 }
@@ -296,19 +276,17 @@ static void quant_task(void *arg, int t, int n)
     }
 }
 
-/* Activations of packed q8_0 and q4_0 weights: quantized as for GGUF blocks, then laid out for
- * the width (interleaved in groups for width 8, with corrections for q4_0; as they are, with
- * corrections, for width 16). */
+/* Activations of packed weights: quantized as for GGUF blocks, then laid out for the width
+ * (interleaved in groups for width 8, with what the type's products need after each group for
+ * q4_0 and the K-quants; as they are, with corrections, for width 16). */
 static void q8x_prepare_task(void *arg, int t, int n)
 {
     mm_ctx *c = arg;
     sm_mm_job *j = c->job;
     int width = j->packed;
     int64_t nblk = j->cols / SM_QBLOCK, ng = sm_q8x_groups(width, j->cols);
-    bool q4 = j->dtype == SM_DTYPE_Q4_0;
-    bool q4k = j->dtype == SM_DTYPE_Q4_K || j->dtype == SM_DTYPE_Q5_K; /* sums for the mins */
-    bool q6k = j->dtype == SM_DTYPE_Q6_K;
-    size_t group_bytes = j->dtype != SM_DTYPE_Q8_0 ? SM_Q4X_XGROUP : (size_t)(36 * width);
+    const sm_w8_layout *layout = sm_w8_layout_of(j->dtype);
+    size_t group_bytes = layout ? SM_Q4X_XGROUP : (size_t)(36 * width);
     _Alignas(64) int8_t q[16 * SM_QBLOCK];
     _Alignas(64) float d[16];
     for (int64_t b = t; b < j->batch; b += n) {
@@ -325,12 +303,8 @@ static void q8x_prepare_task(void *arg, int t, int n)
             c->v->quantize_x(x + g * width * SM_QBLOCK, kn * SM_QBLOCK, q, d);
             uint8_t *group = out + (size_t)g * group_bytes;
             sm_q8x_interleave_x(width, q, d, kn, group);
-            if (q4)
-                sm_q4x_finish_x(group);
-            else if (q4k)
-                sm_q4kx_finish_x(group, q, d, kn);
-            else if (q6k)
-                sm_q6kx_finish_x(group, q, kn);
+            if (layout)
+                layout->finish_x(group, q, d, kn);
         }
     }
 }
@@ -423,8 +397,7 @@ static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
     return SM_OK;
 }
 
-/* Packed q8_0 or q4_0 weights: activations in the packed layout, then the variant's
- * products. */
+/* Packed weights: activations in the packed layout, then the variant's products. */
 static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
 {
     sm_mm_job *j = c->job;
@@ -583,8 +556,8 @@ int sm_kernels_pack_width(const sm_kctx *k, sm_dtype t)
 
 size_t sm_packed_bytes(int width, sm_dtype t, int64_t rows, int64_t cols)
 {
-    bool layout = t == SM_DTYPE_Q8_0 ? width == 8 || width == 16
-                                     : (t == SM_DTYPE_Q4_0 || sm_dtype_is_kquant(t)) && width == 8;
+    bool layout =
+        t == SM_DTYPE_Q8_0 ? width == 8 || width == 16 : sm_w8_layout_of(t) != NULL && width == 8;
     if (!layout || rows < 0 || cols <= 0 || cols % sm_dtype_block(t) != 0)
         return 0;
     int64_t unit = sm_q8x_unit_rows(width);
@@ -602,10 +575,11 @@ sm_code sm_pack_rows(int width, sm_dtype t, const void *src, int64_t rows, int64
                           (long long)cols, sm_dtype_name(t));
     size_t rb = sm_dtype_row_bytes(t, cols), ub = packed_unit_bytes(t, width, cols);
     int64_t unit = sm_q8x_unit_rows(width);
-    if (t != SM_DTYPE_Q8_0) {
-        void (*pack_row)(const uint8_t *, int64_t, uint8_t *) = packed_row_packer(t);
+    const sm_w8_layout *layout = sm_w8_layout_of(t);
+    if (layout) {
         for (int64_t r = 0; r < rows; r++)
-            pack_row((const uint8_t *)src + (size_t)r * rb, cols, (uint8_t *)dst + (size_t)r * ub);
+            layout->pack_row((const uint8_t *)src + (size_t)r * rb, cols,
+                             (uint8_t *)dst + (size_t)r * ub);
         return SM_OK;
     }
     for (int64_t r = 0; r < rows; r += unit)
@@ -626,14 +600,9 @@ sm_code sm_matrix_row_f32(const sm_matrix *W, int64_t r, float *dst, sm_err *err
         int64_t unit = sm_q8x_unit_rows(W->packed);
         const uint8_t *u = (const uint8_t *)W->data +
                            (size_t)(r / unit) * packed_unit_bytes(W->dtype, W->packed, W->cols);
-        if (W->dtype == SM_DTYPE_Q4_0)
-            sm_q4x_row_to_f32(u, W->cols, dst);
-        else if (W->dtype == SM_DTYPE_Q4_K)
-            sm_q4kx_row_to_f32(u, W->cols, dst);
-        else if (W->dtype == SM_DTYPE_Q5_K)
-            sm_q5kx_row_to_f32(u, W->cols, dst);
-        else if (W->dtype == SM_DTYPE_Q6_K)
-            sm_q6kx_row_to_f32(u, W->cols, dst);
+        const sm_w8_layout *layout = sm_w8_layout_of(W->dtype);
+        if (layout)
+            layout->row_to_f32(u, W->cols, dst);
         else
             sm_q8x_unit_row_to_f32(W->packed, u, (int)(r % unit), W->cols, dst);
         return SM_OK;

@@ -131,38 +131,26 @@ void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nbl
  * at xrow + cols + 4 nblk): its corrections and padding. */
 void sm_q8r_finish_x(uint8_t *xrow, int64_t cols);
 
-/* ---- packed q4_0, width 8 (kernels_q8x.c): groups of 8 blocks along a row ---- */
-/* An activation group: the 256 values and 8 f32 scales as for q8_0 (sm_q8x_interleave_x),
- * then 8 int32 corrections at SM_Q4X_XCORR, -8 x (sum of each block's values). */
+/* ---- packed q4_0 and K-quants, width 8 (kernels_q8x.c): groups of 8 blocks along a row
+ * (q4_0), a super-block per group (K-quants). Their activation groups are SM_Q4X_XGROUP bytes:
+ * the 256 values and 8 f32 scales as for q8_0 (sm_q8x_interleave_x), then at SM_Q4X_XCORR
+ * what the type's products need: 8 int32 corrections -8 x (sum of each block's values) for
+ * q4_0, 8 f32 sums (block scale x sum of its values) for q4_k and q5_k, 8 pairs of int16 half
+ * sums for q6_k. ---- */
 #define SM_Q4X_XCORR 288
 #define SM_Q4X_XGROUP 320
-size_t sm_q4x_row_bytes(int64_t cols);
-void sm_q4x_pack_row(const uint8_t *q4, int64_t cols, uint8_t *dst);
-void sm_q4x_row_to_f32(const uint8_t *src, int64_t cols, float *dst);
+typedef struct sm_w8_layout {
+    size_t (*row_bytes)(int64_t cols);
+    void (*pack_row)(const uint8_t *src, int64_t cols, uint8_t *dst);
+    void (*row_to_f32)(const uint8_t *src, int64_t cols, float *dst);
+    /* an activation group whose first 288 bytes sm_q8x_interleave_x wrote from the nblk blocks
+     * q (scales d): the rest */
+    void (*finish_x)(uint8_t *group, const int8_t *q, const float *d, int64_t nblk);
+} sm_w8_layout;
+/* The layout of type t, or NULL (q8_0, whose layouts are above, and the unpacked types). */
+const sm_w8_layout *sm_w8_layout_of(sm_dtype t);
+/* Activation bytes of a batch row for any of these layouts. */
 size_t sm_q4x_x_bytes(int64_t cols);
-/* An activation group whose first 288 bytes sm_q8x_interleave_x wrote: its corrections. */
-void sm_q4x_finish_x(uint8_t *group);
-/* ---- packed q4_k, width 8 (kernels_q8x.c): a super-block per group, its sub-blocks as the
- * group's blocks; activation groups of SM_Q4X_XGROUP bytes with f32 sums at SM_Q4X_XCORR ---- */
-size_t sm_q4kx_row_bytes(int64_t cols);
-void sm_q4kx_pack_row(const uint8_t *q4k, int64_t cols, uint8_t *dst);
-void sm_q4kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst);
-/* An activation group whose first 288 bytes sm_q8x_interleave_x wrote from the nblk blocks
- * q (scales d): their sums for the mins. */
-void sm_q4kx_finish_x(uint8_t *group, const int8_t *q, const float *d, int64_t nblk);
-/* ---- packed q5_k, width 8: q4_k's layout plus a vector of 5th bits per group; its
- * activations are q4_k's (sm_q4kx_finish_x) ---- */
-size_t sm_q5kx_row_bytes(int64_t cols);
-void sm_q5kx_pack_row(const uint8_t *q5k, int64_t cols, uint8_t *dst);
-void sm_q5kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst);
-/* ---- packed q6_k, width 8 (kernels_q8x.c): a super-block per group; activation groups of
- * SM_Q4X_XGROUP bytes with int16 half sums at SM_Q4X_XCORR ---- */
-size_t sm_q6kx_row_bytes(int64_t cols);
-void sm_q6kx_pack_row(const uint8_t *q6k, int64_t cols, uint8_t *dst);
-void sm_q6kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst);
-/* An activation group whose first 288 bytes sm_q8x_interleave_x wrote from the nblk blocks q:
- * their half sums. */
-void sm_q6kx_finish_x(uint8_t *group, const int8_t *q, int64_t nblk);
 
 /* The products of packed q8_0 weights: width 8 (kernels_q8x_tmpl.h in kernels_avx2_q8x.c),
  * width 16 (kernels_avx512_q8x.c, rows [r0, r1) from a group's first row, no scratch). */

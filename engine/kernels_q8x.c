@@ -119,7 +119,7 @@ void sm_q8x_interleave_x(int width, const int8_t *q, const float *d, int64_t nbl
 
 /* ---- q4_0, width 8 ---- */
 
-size_t sm_q4x_row_bytes(int64_t cols)
+static size_t q4x_row_bytes(int64_t cols)
 {
     size_t bytes = (size_t)sm_q8x_groups(8, cols) * 144;
     return (bytes + 31) / 32 * 32;
@@ -136,11 +136,11 @@ static int q4_0_nibble(const uint8_t *qs, int i)
     return i < 16 ? qs[i] & 0x0f : qs[i - 16] >> 4;
 }
 
-void sm_q4x_pack_row(const uint8_t *q4, int64_t cols, uint8_t *dst)
+static void q4x_pack_row(const uint8_t *q4, int64_t cols, uint8_t *dst)
 {
     int64_t nblk = cols / SM_QBLOCK, ng = sm_q8x_groups(8, cols);
     size_t wbytes = (size_t)ng * 128;
-    memset(dst, 0, sm_q4x_row_bytes(cols));
+    memset(dst, 0, q4x_row_bytes(cols));
     for (int64_t k = 0; k < nblk; k++) {
         const uint8_t *b = q4 + 18 * (size_t)k;
         uint8_t *grp = dst + (size_t)(k / 8) * 128;
@@ -153,7 +153,7 @@ void sm_q4x_pack_row(const uint8_t *q4, int64_t cols, uint8_t *dst)
     }
 }
 
-void sm_q4x_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
+static void q4x_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
 {
     int64_t nblk = cols / SM_QBLOCK, ng = sm_q8x_groups(8, cols);
     const uint8_t *scales = src + (size_t)ng * 128;
@@ -171,15 +171,15 @@ void sm_q4x_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
     }
 }
 
-void sm_q4x_finish_x(uint8_t *group)
+static void q4x_finish_x(uint8_t *group, const int8_t *q, const float *d, int64_t nblk)
 {
-    int32_t corr[8] = {0};
-    for (int v = 0; v < 8; v++)
-        for (int j = 0; j < 8; j++)
-            for (int e = 0; e < 4; e++)
-                corr[j] += (int8_t)group[q8x_quad(8, j, v) + (size_t)e];
-    for (int j = 0; j < 8; j++)
+    (void)d;
+    int32_t corr[8] = {0}; /* blocks past nblk (padding): 0 */
+    for (int64_t j = 0; j < nblk; j++) {
+        for (int i = 0; i < SM_QBLOCK; i++)
+            corr[j] += q[SM_QBLOCK * j + i];
         corr[j] *= -8;
+    }
     memcpy(group + SM_Q4X_XCORR, corr, sizeof corr);
 }
 
@@ -198,12 +198,12 @@ static size_t q45kx_row_bytes(bool five, int64_t cols)
     return (bytes + 31) / 32 * 32;
 }
 
-size_t sm_q4kx_row_bytes(int64_t cols)
+static size_t q4kx_row_bytes(int64_t cols)
 {
     return q45kx_row_bytes(false, cols);
 }
 
-size_t sm_q5kx_row_bytes(int64_t cols)
+static size_t q5kx_row_bytes(int64_t cols)
 {
     return q45kx_row_bytes(true, cols);
 }
@@ -234,12 +234,12 @@ static void q45kx_pack_row(bool five, const uint8_t *src, int64_t cols, uint8_t 
     }
 }
 
-void sm_q4kx_pack_row(const uint8_t *q4k, int64_t cols, uint8_t *dst)
+static void q4kx_pack_row(const uint8_t *q4k, int64_t cols, uint8_t *dst)
 {
     q45kx_pack_row(false, q4k, cols, dst);
 }
 
-void sm_q5kx_pack_row(const uint8_t *q5k, int64_t cols, uint8_t *dst)
+static void q5kx_pack_row(const uint8_t *q5k, int64_t cols, uint8_t *dst)
 {
     q45kx_pack_row(true, q5k, cols, dst);
 }
@@ -268,17 +268,17 @@ static void q45kx_row_to_f32(bool five, const uint8_t *src, int64_t cols, float 
     }
 }
 
-void sm_q4kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
+static void q4kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
 {
     q45kx_row_to_f32(false, src, cols, dst);
 }
 
-void sm_q5kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
+static void q5kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
 {
     q45kx_row_to_f32(true, src, cols, dst);
 }
 
-void sm_q4kx_finish_x(uint8_t *group, const int8_t *q, const float *d, int64_t nblk)
+static void q45kx_finish_x(uint8_t *group, const int8_t *q, const float *d, int64_t nblk)
 {
     float xs[8] = {0};
     sm_kq_x_sums(q, d, nblk, xs);
@@ -287,7 +287,7 @@ void sm_q4kx_finish_x(uint8_t *group, const int8_t *q, const float *d, int64_t n
 
 /* ---- q6_k, width 8 ---- */
 
-size_t sm_q6kx_row_bytes(int64_t cols)
+static size_t q6kx_row_bytes(int64_t cols)
 {
     size_t bytes = (size_t)(cols / SM_QK_BLOCK) * 210;
     return (bytes + 31) / 32 * 32;
@@ -302,10 +302,10 @@ static int q6_k_value(const uint8_t *b, int vv)
     return lo | (hi << 4);
 }
 
-void sm_q6kx_pack_row(const uint8_t *q6k, int64_t cols, uint8_t *dst)
+static void q6kx_pack_row(const uint8_t *q6k, int64_t cols, uint8_t *dst)
 {
     int64_t ng = cols / SM_QK_BLOCK;
-    memset(dst, 0, sm_q6kx_row_bytes(cols));
+    memset(dst, 0, q6kx_row_bytes(cols));
     for (int64_t g = 0; g < ng; g++) {
         const uint8_t *b = q6k + 210 * (size_t)g;
         uint8_t *grp = dst + (size_t)g * 192, *sc = dst + (size_t)ng * 192 + 18 * (size_t)g;
@@ -323,7 +323,7 @@ void sm_q6kx_pack_row(const uint8_t *q6k, int64_t cols, uint8_t *dst)
     }
 }
 
-void sm_q6kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
+static void q6kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
 {
     int64_t ng = cols / SM_QK_BLOCK;
     for (int64_t g = 0; g < ng; g++) {
@@ -343,13 +343,37 @@ void sm_q6kx_row_to_f32(const uint8_t *src, int64_t cols, float *dst)
     }
 }
 
-void sm_q6kx_finish_x(uint8_t *group, const int8_t *q, int64_t nblk)
+static void q6kx_finish_x(uint8_t *group, const int8_t *q, const float *d, int64_t nblk)
 {
+    (void)d;
     int16_t halves[16] = {0};
     for (int64_t j = 0; j < nblk; j++)
         for (int i = 0; i < 32; i++)
             halves[2 * j + i / 16] = (int16_t)(halves[2 * j + i / 16] + q[32 * j + i]);
     memcpy(group + SM_Q4X_XCORR, halves, sizeof halves);
+}
+
+const sm_w8_layout *sm_w8_layout_of(sm_dtype t)
+{
+    static const sm_w8_layout q4_0 = {q4x_row_bytes, q4x_pack_row, q4x_row_to_f32, q4x_finish_x};
+    static const sm_w8_layout q4_k = {q4kx_row_bytes, q4kx_pack_row, q4kx_row_to_f32,
+                                      q45kx_finish_x};
+    static const sm_w8_layout q5_k = {q5kx_row_bytes, q5kx_pack_row, q5kx_row_to_f32,
+                                      q45kx_finish_x};
+    static const sm_w8_layout q6_k = {q6kx_row_bytes, q6kx_pack_row, q6kx_row_to_f32,
+                                      q6kx_finish_x};
+    switch (t) {
+    case SM_DTYPE_Q4_0:
+        return &q4_0;
+    case SM_DTYPE_Q4_K:
+        return &q4_k;
+    case SM_DTYPE_Q5_K:
+        return &q5_k;
+    case SM_DTYPE_Q6_K:
+        return &q6_k;
+    default:
+        return NULL;
+    }
 }
 
 /* ---- width 16: rows in groups of 16 ---- */

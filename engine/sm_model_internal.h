@@ -56,11 +56,7 @@ struct sm_model {
     sm_gguf *gguf;
     bool dtype_set;
     sm_dtype dtype;
-    int pack;     /* 0, or q8_0 matrices are repacked for the kernels with this width */
-    int pack_q4;  /* the same for q4_0 matrices */
-    int pack_q4k; /* and for q4_k matrices */
-    int pack_q5k; /* and for q5_k matrices */
-    int pack_q6k; /* and for q6_k matrices */
+    int pack[SM_DTYPE_COUNT]; /* 0, or matrices of that type are repacked with this width */
     sm_matrix embed, lm_head;
     float *final_norm;
     sm_layer *layers;

@@ -242,12 +242,7 @@ static sm_code load_matrix(sm_model *m, enum role r, int64_t l, int64_t rows, in
     out->cols = cols;
     /* q8_0 and q4_0 weights go to the layout the SIMD kernels read fastest (repacked once,
      * here) */
-    int pack = to == SM_DTYPE_Q8_0   ? m->pack
-               : to == SM_DTYPE_Q4_0 ? m->pack_q4
-               : to == SM_DTYPE_Q4_K ? m->pack_q4k
-               : to == SM_DTYPE_Q5_K ? m->pack_q5k
-               : to == SM_DTYPE_Q6_K ? m->pack_q6k
-                                     : 0;
+    int pack = m->pack[to];
     out->packed = pack;
     size_t align = t->dtype == SM_DTYPE_F32 ? 4 : 2;
     if (to == t->dtype && !pack && (uintptr_t)t->data % align == 0) {
@@ -360,11 +355,8 @@ sm_code sm_model_load_weights(sm_model *m, sm_err *err)
     if (m->layers == NULL) {
         return sm_err_set(err, SM_ENOMEM, "out of memory");
     }
-    m->pack = model_pack_width(m, SM_DTYPE_Q8_0);
-    m->pack_q4 = model_pack_width(m, SM_DTYPE_Q4_0);
-    m->pack_q4k = model_pack_width(m, SM_DTYPE_Q4_K);
-    m->pack_q5k = model_pack_width(m, SM_DTYPE_Q5_K);
-    m->pack_q6k = model_pack_width(m, SM_DTYPE_Q6_K);
+    for (int t = 0; t < SM_DTYPE_COUNT; t++)
+        m->pack[t] = model_pack_width(m, (sm_dtype)t);
     if ((rc = load_matrix(m, R_EMBED, 0, c->vocab, h, &m->embed, err)) ||
         (rc = load_vector(m, R_NORM, 0, h, &m->final_norm, err))) {
         return rc;
