@@ -84,9 +84,14 @@
  * groups [g0, g1); accumulators at acc (row i, batch row b at acc + (i * ms + b) * Q8X_L),
  * zero first when first; pf_n lines from pf are fetched meanwhile, pf_per per group. */
 Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, size_t rb,
-                         const uint8_t *const *x, int64_t g0, int64_t g1, float *acc, int64_t ms,
-                         bool first, const char *pf, int64_t pf_n, int64_t pf_per)
+                         const uint8_t *const *xin, int64_t g0, int64_t g1, float *acc,
+                         int64_t ms, bool first, const char *pf, int64_t pf_n, int64_t pf_per)
 {
+    /* the activation rows' pointers in registers: read through xin, GCC reloaded them after
+     * every store to acc (a byte pointer may alias it), a quarter of the tile's time */
+    const uint8_t *x[Q8X_NB];
+    for (int b = 0; b < nb; b++)
+        x[b] = xin[b];
     for (int64_t g = g0; g < g1; g++) {
         Q8X_IV s[Q8X_NR][Q8X_NB];
         for (int b = 0; b < nb; b++) {
