@@ -80,12 +80,12 @@
 
 #define Q8X_INLINE static inline __attribute__((always_inline))
 
-/* nr weight rows (w, stride rb; their scales at sc, stride rb) x nb batch rows (x) over
+/* nr weight rows (w, stride rb; their scales at sc, stride rb) x nb batch rows (xin) over
  * groups [g0, g1); accumulators at acc (row i, batch row b at acc + (i * ms + b) * Q8X_L),
  * zero first when first; pf_n lines from pf are fetched meanwhile, pf_per per group. */
 Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, size_t rb,
-                         const uint8_t *const *xin, int64_t g0, int64_t g1, float *acc,
-                         int64_t ms, bool first, const char *pf, int64_t pf_n, int64_t pf_per)
+                         const uint8_t *const *xin, int64_t g0, int64_t g1, float *acc, int64_t ms,
+                         bool first, const char *pf, int64_t pf_n, int64_t pf_per)
 {
     /* the activation rows' pointers in registers: read through xin, GCC reloaded them after
      * every store to acc (a byte pointer may alias it), a quarter of the tile's time */
