@@ -1,7 +1,7 @@
 /* kernels: the public side of the CPU kernels (sm_kernels.h). It names dtypes and ISAs,
  * detects what the CPU supports, checks arguments, prepares activations (8-bit quantization for
- * q8_0/q4_0 and K-quant weights), splits work over the thread pool in fixed row ranges and calls the chosen
- * instruction-set variant (kernels_isa.h). In fast mode, large batches go through OpenBLAS
+ * q8_0/q4_0 and K-quant weights), splits work over the thread pool in row ranges (largest
+ * first, on fixed boundaries) and calls the chosen instruction-set variant (kernels_isa.h). In fast mode, large batches go through OpenBLAS
  * sgemm on weight tiles converted to f32, where OpenBLAS's kernels suit the CPU. */
 #include "sm_kernels.h"
 
@@ -241,11 +241,14 @@ static int variant_pack_width(const sm_kvariant *v, sm_dtype t)
     return t == SM_DTYPE_Q8_0 ? v->q8x_width : 0;
 }
 
+#define SM_MM_MAX_TASKS 64
+
 typedef struct mm_ctx {
     const sm_kvariant *v;
     sm_mm_job *job;
-    int64_t chunk; /* rows per task (a multiple of 8) */
-    float *tiles;  /* sgemm: one f32 tile per task */
+    int64_t chunk;                         /* sgemm: rows per task */
+    int64_t task_row[SM_MM_MAX_TASKS + 1]; /* task t's rows: [task_row[t], task_row[t + 1]) */
+    float *tiles;                          /* sgemm: one f32 tile per task */
     int64_t tile_rows;
 } mm_ctx;
 
@@ -253,8 +256,7 @@ static void mm_task(void *arg, int t, int n)
 {
     (void)n;
     mm_ctx *c = arg;
-    int64_t r0 = (int64_t)t * c->chunk;
-    int64_t r1 = r0 + c->chunk < c->job->rows ? r0 + c->chunk : c->job->rows;
+    int64_t r0 = c->task_row[t], r1 = c->task_row[t + 1];
     if (r0 < r1 && c->job->packed)
         variant_packed(c->v, c->job->dtype).rows(c->job, r0, r1, t);
     else if (r0 < r1 && sm_dtype_is_kquant(c->job->dtype))
@@ -423,6 +425,35 @@ static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
     return SM_OK;
 }
 
+/* Splits rows [0, rows) into tasks of whole units of align rows, largest first: each task takes
+ * a 2 * threads-th of what is left, down to a 16 * threads-th of the whole. Threads claim tasks
+ * in order, so the last ones, which a thread held up (a shared machine) or just unlucky leaves
+ * the others waiting on, are small, while most rows go in long tasks that stream their rows
+ * with the next ones prefetched. Task boundaries fall on multiples of align whatever the thread
+ * count, so every row is computed the same way. Returns the task count. */
+static int mm_schedule(int64_t task_row[SM_MM_MAX_TASKS + 1], int64_t rows, int64_t align,
+                       int threads)
+{
+    int64_t units = (rows + align - 1) / align;
+    int64_t least = units / (16 * (int64_t)threads);
+    if (least < 1)
+        least = 1;
+    int n = 0;
+    int64_t done = 0;
+    task_row[0] = 0;
+    while (done < units) {
+        int64_t left = units - done;
+        int64_t take = threads > 1 ? (left + 2 * threads - 1) / (2 * threads) : left;
+        if (take < least)
+            take = least;
+        if (take > left || n == SM_MM_MAX_TASKS - 1)
+            take = left;
+        done += take;
+        task_row[++n] = done * align < rows ? done * align : rows;
+    }
+    return n;
+}
+
 sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const float *X,
                   int64_t ldx, int64_t batch, float *Y, int64_t ldy, sm_err *err)
 {
@@ -482,18 +513,11 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         return matmul_sgemm(k, &c, err);
 
     int threads = kctx_threads(k);
-    /* Prompts (long batches): smaller tasks of whole 64-row blocks, so that a thread that was
-     * held up (a shared machine) leaves less for the others to wait on at the end. Decode:
-     * fewer, longer tasks, each streaming its rows with the next ones prefetched. */
-    bool long_batch = batch >= SM_LONG_BATCH;
-    int n_tasks = threads > 1 ? threads * (long_batch ? 8 : 4) : 1;
-    int64_t chunk = (W->rows + n_tasks - 1) / n_tasks;
-    /* decode tasks of whole units, in pairs (width 16's decode tiles take two groups) */
+    /* rows in units a task never splits: whole 64-row blocks for prompts, whole decode units
+     * in pairs (width 16's decode tiles take two groups), else 8 */
     int64_t unit = W->packed ? sm_q8x_unit_rows(W->packed) : 1;
-    int64_t align = long_batch ? 64 : unit > 4 ? 2 * unit : 8;
-    chunk = (chunk + align - 1) / align * align;
-    n_tasks = (int)((W->rows + chunk - 1) / chunk);
-    c.chunk = chunk;
+    int64_t align = batch >= SM_LONG_BATCH ? 64 : unit > 4 ? 2 * unit : 8;
+    int n_tasks = mm_schedule(c.task_row, W->rows, align, threads);
 
     if (W->packed)
         return matmul_q8x(k, &c, n_tasks, err);
