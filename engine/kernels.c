@@ -241,14 +241,19 @@ static int variant_pack_width(const sm_kvariant *v, sm_dtype t)
     return t == SM_DTYPE_Q8_0 ? v->q8x_width : 0;
 }
 
-#define SM_MM_MAX_TASKS 64
+#define SM_MM_MAX_TASKS 64 /* tasks of one matrix's rows */
+#define SM_MM_GROUP_MAX 4  /* matrices in one grouped product (sm_matmul_group) */
+#define SM_MM_GROUP_TASKS (SM_MM_GROUP_MAX * SM_MM_MAX_TASKS)
 
 typedef struct mm_ctx {
     const sm_kvariant *v;
-    sm_mm_job *job;
-    int64_t chunk;                         /* sgemm: rows per task */
-    int64_t task_row[SM_MM_MAX_TASKS + 1]; /* task t's rows: [task_row[t], task_row[t + 1]) */
-    float *tiles;                          /* sgemm: one f32 tile per task */
+    sm_mm_job *job;  /* the first (or only) product: its activations serve all of them */
+    sm_mm_job *jobs; /* the products (job, or a group sharing job's activations) */
+    int64_t chunk;   /* sgemm: rows per task */
+    /* task t: rows [task_r0[t], task_r1[t]) of jobs[task_job[t]] */
+    int64_t task_r0[SM_MM_GROUP_TASKS], task_r1[SM_MM_GROUP_TASKS];
+    uint8_t task_job[SM_MM_GROUP_TASKS];
+    float *tiles; /* sgemm: one f32 tile per task */
     int64_t tile_rows;
 } mm_ctx;
 
@@ -256,13 +261,14 @@ static void mm_task(void *arg, int t, int n)
 {
     (void)n;
     mm_ctx *c = arg;
-    int64_t r0 = c->task_row[t], r1 = c->task_row[t + 1];
-    if (r0 < r1 && c->job->packed)
-        variant_packed(c->v, c->job->dtype).rows(c->job, r0, r1, t);
-    else if (r0 < r1 && sm_dtype_is_kquant(c->job->dtype))
-        (c->v->kq_rows ? c->v->kq_rows : sm_kq_rows)(c->job, r0, r1, t);
+    sm_mm_job *j = &c->jobs[c->task_job[t]];
+    int64_t r0 = c->task_r0[t], r1 = c->task_r1[t];
+    if (r0 < r1 && j->packed)
+        variant_packed(c->v, j->dtype).rows(j, r0, r1, t);
+    else if (r0 < r1 && sm_dtype_is_kquant(j->dtype))
+        (c->v->kq_rows ? c->v->kq_rows : sm_kq_rows)(j, r0, r1, t);
     else if (r0 < r1)
-        c->v->matmul_rows(c->job, r0, r1, t);
+        c->v->matmul_rows(j, r0, r1, t);
 }
 
 static void quant_task(void *arg, int t, int n)
@@ -399,8 +405,9 @@ static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
     return SM_OK;
 }
 
-/* Packed weights: activations in the packed layout, then the variant's products. */
-static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
+/* Packed weights: activations in the packed layout (once for all of c's products, which share
+ * it), then the variant's products. */
+static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_jobs, int n_tasks, sm_err *err)
 {
     sm_mm_job *j = c->job;
     int threads = kctx_threads(k);
@@ -418,6 +425,12 @@ static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
         return sm_err_set(err, SM_ENOMEM, "matmul: no memory for packed activations");
     }
     j->xp = xp;
+    for (int i = 1; i < n_jobs; i++) {
+        c->jobs[i].xp = xp;
+        c->jobs[i].xp_stride = j->xp_stride;
+        c->jobs[i].scratch = j->scratch;
+        c->jobs[i].scratch_floats = j->scratch_floats;
+    }
     run_tasks(k, q8x_prepare_task, c, j->batch >= 4 ? threads : 1);
     run_tasks(k, mm_task, c, n_tasks);
     kbuf_give(k, KBUF_X, xp);
@@ -425,37 +438,65 @@ static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
     return SM_OK;
 }
 
-/* Splits rows [0, rows) into tasks of whole units of align rows, largest first: each task takes
- * a 2 * threads-th of what is left, down to a 16 * threads-th of the whole. Threads claim tasks
- * in order, so the last ones, which a thread held up (a shared machine) or just unlucky leaves
- * the others waiting on, are small, while most rows go in long tasks that stream their rows
- * with the next ones prefetched. Task boundaries fall on multiples of align whatever the thread
- * count, so every row is computed the same way. Returns the task count. */
-static int mm_schedule(int64_t task_row[SM_MM_MAX_TASKS + 1], int64_t rows, int64_t align,
-                       int threads)
+/* Splits rows [0, rows) of product job into tasks of whole units of align rows, largest first,
+ * appended to c's tasks from *n_tasks: each task takes a 2 * threads-th of what is left, down to
+ * a 16 * threads-th of the whole. Threads claim tasks in order, so the last ones, which a thread
+ * held up (a shared machine) or just unlucky leaves the others waiting on, are small, while
+ * most rows go in long tasks that stream their rows with the next ones prefetched. Task
+ * boundaries fall on multiples of align whatever the thread count, so every row is computed the
+ * same way. */
+static void mm_schedule(mm_ctx *c, int *n_tasks, int job, int64_t rows, int64_t align, int threads)
 {
     int64_t units = (rows + align - 1) / align;
     int64_t least = units / (16 * (int64_t)threads);
     if (least < 1)
         least = 1;
     int n = 0;
-    int64_t done = 0;
-    task_row[0] = 0;
-    while (done < units) {
+    for (int64_t done = 0; done < units; n++) {
         int64_t left = units - done;
         int64_t take = threads > 1 ? (left + 2 * threads - 1) / (2 * threads) : left;
         if (take < least)
             take = least;
         if (take > left || n == SM_MM_MAX_TASKS - 1)
             take = left;
+        int t = *n_tasks + n;
+        c->task_job[t] = (uint8_t)job;
+        c->task_r0[t] = done * align;
         done += take;
-        task_row[++n] = done * align < rows ? done * align : rows;
+        c->task_r1[t] = done * align < rows ? done * align : rows;
     }
-    return n;
+    *n_tasks += n;
 }
 
-sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const float *X,
-                  int64_t ldx, int64_t batch, float *Y, int64_t ldy, sm_err *err)
+/* Tasks of several products, largest first (a stable order: equal sizes keep theirs). */
+static void mm_sort_tasks(mm_ctx *c, int n_tasks)
+{
+    for (int i = 1; i < n_tasks; i++) {
+        int64_t r0 = c->task_r0[i], r1 = c->task_r1[i];
+        uint8_t jb = c->task_job[i];
+        int k = i;
+        for (; k > 0 && c->task_r1[k - 1] - c->task_r0[k - 1] < r1 - r0; k--) {
+            c->task_r0[k] = c->task_r0[k - 1];
+            c->task_r1[k] = c->task_r1[k - 1];
+            c->task_job[k] = c->task_job[k - 1];
+        }
+        c->task_r0[k] = r0;
+        c->task_r1[k] = r1;
+        c->task_job[k] = jb;
+    }
+}
+
+/* Rows in units a task never splits: whole 64-row blocks for prompts, whole decode units in
+ * pairs (width 16's decode tiles take two groups), else 8. */
+static int64_t mm_align(const sm_matrix *W, int64_t batch)
+{
+    int64_t unit = W->packed ? sm_q8x_unit_rows(W->packed) : 1;
+    return batch >= SM_LONG_BATCH ? 64 : unit > 4 ? 2 * unit : 8;
+}
+
+/* The checks of sm_matmul's arguments. */
+static sm_code matmul_check(const sm_kctx *k, const sm_matrix *W, const float *X, int64_t ldx,
+                            int64_t batch, const float *Y, int64_t ldy, sm_err *err)
 {
     if (!W || !X || !Y || !W->data)
         return sm_err_set(err, SM_EINVAL, "matmul: null argument");
@@ -467,8 +508,8 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         return sm_err_set(err, SM_EINVAL,
                           "matmul: strides ldx=%lld ldy=%lld too small for %lld x %lld",
                           (long long)ldx, (long long)ldy, (long long)W->rows, (long long)W->cols);
-    bool kq = sm_dtype_is_kquant(W->dtype);
-    bool quant = W->dtype == SM_DTYPE_Q8_0 || W->dtype == SM_DTYPE_Q4_0 || kq;
+    bool quant =
+        W->dtype == SM_DTYPE_Q8_0 || W->dtype == SM_DTYPE_Q4_0 || sm_dtype_is_kquant(W->dtype);
     if (W->packed && variant_pack_width(variant(k), W->dtype) != W->packed)
         return sm_err_set(err, SM_EUNSUPPORTED,
                           "matmul: %s weights packed with width %d, which the %s kernels "
@@ -482,16 +523,13 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
     if (k && k->isa != SM_ISA_PORTABLE && !sm_isa_supported(k->isa))
         return sm_err_set(err, SM_EUNSUPPORTED, "matmul: this CPU cannot run %s kernels",
                           sm_isa_name(k->isa));
-    if (batch == 0 || W->rows == 0)
-        return SM_OK;
-    if (W->cols == 0) {
-        for (int64_t b = 0; b < batch; b++)
-            for (int64_t r = 0; r < W->rows; r++)
-                Y[b * ldy + r] = bias ? bias[r] : 0.0f;
-        return SM_OK;
-    }
+    return SM_OK;
+}
 
-    sm_mm_job job = {
+static sm_mm_job mm_job_of(const sm_matrix *W, const float *bias, const float *X, int64_t ldx,
+                           int64_t batch, float *Y, int64_t ldy)
+{
+    return (sm_mm_job){
         .dtype = W->dtype,
         .rows = W->rows,
         .cols = W->cols,
@@ -506,68 +544,136 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         .y = Y,
         .ldy = ldy,
     };
-    mm_ctx c = {.v = variant(k), .job = &job};
-    /* packed q8_0 weights: the 8-bit products are faster than f32 sgemm on converted tiles */
-    if (k && !k->deterministic && batch >= SM_SGEMM_MIN_BATCH && !W->packed &&
-        sm_kernels_fast_uses_blas(k, NULL, 0))
-        return matmul_sgemm(k, &c, err);
+}
 
+/* The unpacked weights' products: activations quantized (q8_0, q4_0, K-quants) or permuted
+ * or rounded to bf16 where the variant wants them so, then the variant's rows. */
+static sm_code matmul_rows(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
+{
+    sm_mm_job *j = c->job;
+    const sm_kvariant *v = c->v;
     int threads = kctx_threads(k);
-    /* rows in units a task never splits: whole 64-row blocks for prompts, whole decode units
-     * in pairs (width 16's decode tiles take two groups), else 8 */
-    int64_t unit = W->packed ? sm_q8x_unit_rows(W->packed) : 1;
-    int64_t align = batch >= SM_LONG_BATCH ? 64 : unit > 4 ? 2 * unit : 8;
-    int n_tasks = mm_schedule(c.task_row, W->rows, align, threads);
-
-    if (W->packed)
-        return matmul_q8x(k, &c, n_tasks, err);
-
+    bool kq = sm_dtype_is_kquant(j->dtype);
+    bool quant = j->dtype == SM_DTYPE_Q8_0 || j->dtype == SM_DTYPE_Q4_0 || kq;
+    const float *x = j->x; /* the activations as the caller gave them */
+    int64_t ldx = j->ldx;
     void *qbuf = NULL;
     if (quant) {
-        int64_t nb = W->cols / SM_QBLOCK;
+        int64_t nb = j->cols / SM_QBLOCK;
         /* scales, K-quant sums (xs), values */
-        size_t nf = (size_t)batch * (size_t)nb * (kq ? 2 : 1);
-        qbuf = kbuf_take(k, KBUF_X, nf * sizeof(float) + (size_t)batch * (size_t)W->cols);
+        size_t nf = (size_t)j->batch * (size_t)nb * (kq ? 2 : 1);
+        qbuf = kbuf_take(k, KBUF_X, nf * sizeof(float) + (size_t)j->batch * (size_t)j->cols);
         if (!qbuf)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for quantized activations");
-        job.xd = qbuf;
-        job.xs = kq ? (float *)qbuf + batch * nb : NULL;
-        job.xq = (int8_t *)((float *)qbuf + nf);
-        run_tasks(k, quant_task, &c, batch >= 4 ? threads : 1);
+        j->xd = qbuf;
+        j->xs = kq ? (float *)qbuf + j->batch * nb : NULL;
+        j->xq = (int8_t *)((float *)qbuf + nf);
+        run_tasks(k, quant_task, c, j->batch >= 4 ? threads : 1);
     }
-    if (W->dtype == SM_DTYPE_BF16 && c.v->permute_x) {
-        float *xp = kbuf_take(k, KBUF_X, (size_t)batch * (size_t)W->cols * sizeof *xp);
+    if (j->dtype == SM_DTYPE_BF16 && v->permute_x) {
+        float *xp = kbuf_take(k, KBUF_X, (size_t)j->batch * (size_t)j->cols * sizeof *xp);
         if (!xp)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for permuted activations");
-        permute_ctx pc = {.v = c.v, .x = X, .ldx = ldx, .cols = W->cols, .batch = batch, .out = xp};
-        run_tasks(k, permute_task, &pc, batch >= 4 ? threads : 1);
+        permute_ctx pc = {
+            .v = v, .x = x, .ldx = ldx, .cols = j->cols, .batch = j->batch, .out = xp};
+        run_tasks(k, permute_task, &pc, j->batch >= 4 ? threads : 1);
         qbuf = xp;
-        job.x = xp;
-        job.ldx = W->cols;
+        j->x = xp;
+        j->ldx = j->cols;
     }
-    if (W->dtype == SM_DTYPE_BF16 && c.v->x_to_bf16) {
-        qbuf = kbuf_take(k, KBUF_X, (size_t)batch * (size_t)W->cols * sizeof(uint16_t));
+    if (j->dtype == SM_DTYPE_BF16 && v->x_to_bf16) {
+        qbuf = kbuf_take(k, KBUF_X, (size_t)j->batch * (size_t)j->cols * sizeof(uint16_t));
         if (!qbuf)
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for bf16 activations");
-        job.xb = qbuf;
-        for (int64_t b = 0; b < batch; b++)
-            c.v->x_to_bf16(X + b * ldx, W->cols, (uint16_t *)qbuf + b * W->cols);
+        j->xb = qbuf;
+        for (int64_t b = 0; b < j->batch; b++)
+            v->x_to_bf16(x + b * ldx, j->cols, (uint16_t *)qbuf + b * j->cols);
     }
-    job.scratch_floats =
-        kq ? sm_kq_scratch_floats(W->cols) : c.v->scratch_floats(W->dtype, W->cols, batch);
-    if (job.scratch_floats > 0) {
-        job.scratch_floats = (job.scratch_floats + 15) / 16 * 16;
-        job.scratch = kbuf_take(k, KBUF_SCRATCH,
-                                (size_t)n_tasks * (size_t)job.scratch_floats * sizeof(float));
-        if (!job.scratch) {
+    j->scratch_floats =
+        kq ? sm_kq_scratch_floats(j->cols) : v->scratch_floats(j->dtype, j->cols, j->batch);
+    if (j->scratch_floats > 0) {
+        j->scratch_floats = (j->scratch_floats + 15) / 16 * 16;
+        j->scratch =
+            kbuf_take(k, KBUF_SCRATCH, (size_t)n_tasks * (size_t)j->scratch_floats * sizeof(float));
+        if (!j->scratch) {
             kbuf_give(k, KBUF_X, qbuf);
             return sm_err_set(err, SM_ENOMEM, "matmul: no memory for row buffers");
         }
     }
-    run_tasks(k, mm_task, &c, n_tasks);
+    run_tasks(k, mm_task, c, n_tasks);
     kbuf_give(k, KBUF_X, qbuf);
-    kbuf_give(k, KBUF_SCRATCH, job.scratch);
+    kbuf_give(k, KBUF_SCRATCH, j->scratch);
     return SM_OK;
+}
+
+sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const float *X,
+                  int64_t ldx, int64_t batch, float *Y, int64_t ldy, sm_err *err)
+{
+    sm_code rc = matmul_check(k, W, X, ldx, batch, Y, ldy, err);
+    if (rc != SM_OK)
+        return rc;
+    if (batch == 0 || W->rows == 0)
+        return SM_OK;
+    if (W->cols == 0) {
+        for (int64_t b = 0; b < batch; b++)
+            for (int64_t r = 0; r < W->rows; r++)
+                Y[b * ldy + r] = bias ? bias[r] : 0.0f;
+        return SM_OK;
+    }
+    sm_mm_job job = mm_job_of(W, bias, X, ldx, batch, Y, ldy);
+    mm_ctx c = {.v = variant(k), .job = &job, .jobs = &job};
+    /* packed q8_0 weights: the 8-bit products are faster than f32 sgemm on converted tiles */
+    if (k && !k->deterministic && batch >= SM_SGEMM_MIN_BATCH && !W->packed &&
+        sm_kernels_fast_uses_blas(k, NULL, 0))
+        return matmul_sgemm(k, &c, err);
+    int n_tasks = 0;
+    mm_schedule(&c, &n_tasks, 0, W->rows, mm_align(W, batch), kctx_threads(k));
+    if (W->packed)
+        return matmul_q8x(k, &c, 1, n_tasks, err);
+    return matmul_rows(k, &c, n_tasks, err);
+}
+
+/* Whether b is packed in a's layout (so that a's prepared activations serve it). */
+static bool same_packing(const sm_matrix *a, const sm_matrix *b)
+{
+    return a->packed && b->packed == a->packed && b->dtype == a->dtype && b->cols == a->cols;
+}
+
+sm_code sm_matmul_group(const sm_kctx *k, const sm_mm_part *parts, int n, const float *X,
+                        int64_t ldx, int64_t batch, sm_err *err)
+{
+    if (n < 0 || (n > 0 && !parts))
+        return sm_err_set(err, SM_EINVAL, "matmul: bad group of %d products", n);
+    /* the first product and those packed as it is go together; the others one by one */
+    sm_mm_job jobs[SM_MM_GROUP_MAX];
+    int n_jobs = 0;
+    bool grouped[SM_MM_GROUP_MAX] = {false};
+    for (int i = 0; i < n; i++) {
+        const sm_mm_part *p = &parts[i];
+        sm_code rc = matmul_check(k, p->W, X, ldx, batch, p->Y, p->ldy, err);
+        if (rc != SM_OK)
+            return rc;
+        if (i < SM_MM_GROUP_MAX && batch > 0 && p->W->rows > 0 && same_packing(parts[0].W, p->W)) {
+            jobs[n_jobs++] = mm_job_of(p->W, p->bias, X, ldx, batch, p->Y, p->ldy);
+            grouped[i] = true;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (grouped[i] && n_jobs > 1)
+            continue;
+        sm_code rc =
+            sm_matmul(k, parts[i].W, parts[i].bias, X, ldx, batch, parts[i].Y, parts[i].ldy, err);
+        if (rc != SM_OK)
+            return rc;
+    }
+    if (n_jobs < 2)
+        return SM_OK;
+    mm_ctx c = {.v = variant(k), .job = &jobs[0], .jobs = jobs};
+    int n_tasks = 0;
+    for (int i = 0; i < n_jobs; i++)
+        mm_schedule(&c, &n_tasks, i, jobs[i].rows, mm_align(parts[0].W, batch), kctx_threads(k));
+    mm_sort_tasks(&c, n_tasks);
+    return matmul_q8x(k, &c, n_jobs, n_tasks, err);
 }
 
 /* ---- packed weights ---- */

@@ -95,6 +95,20 @@ typedef struct sm_kctx {
 sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const float *X,
                   int64_t ldx, int64_t batch, float *Y, int64_t ldy, sm_err *err);
 
+/* One product of a group: Y[b*ldy + r] = bias[r] + sum_c W[r,c] * X[b*ldx + c]. */
+typedef struct sm_mm_part {
+    const sm_matrix *W;
+    const float *bias; /* may be NULL */
+    float *Y;
+    int64_t ldy;
+} sm_mm_part;
+
+/* The n (up to 4 go together) products of the same activations X, each bitwise as sm_matmul
+ * gives it. Where they are packed alike (a layer's q, k and v, or gate and up), X is prepared
+ * once and the rows of all of them are one job for the pool, with one wait at its end. */
+sm_code sm_matmul_group(const sm_kctx *k, const sm_mm_part *parts, int n, const float *X,
+                        int64_t ldx, int64_t batch, sm_err *err);
+
 /* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], for n values (out may equal x). */
 void sm_rmsnorm(const sm_kctx *k, const float *x, const float *w, int64_t n, float eps, float *out);
 

@@ -135,9 +135,10 @@ static sm_code attn_block(sm_model *m, const row_info *ri, int64_t n, int64_t l,
         sm_rmsnorm(k, acts_row(A, SM_ACT_X, r), L->attn_norm, h, (float)c->rms_eps,
                    acts_row(A, SM_ACT_XN, r));
     }
-    if ((rc = sm_matmul(k, &L->q, L->bq, xn, h, n, A->buf[SM_ACT_Q], qd, err)) ||
-        (rc = sm_matmul(k, &L->k, L->bk, xn, h, n, A->buf[SM_ACT_K], kvd, err)) ||
-        (rc = sm_matmul(k, &L->v, L->bv, xn, h, n, A->buf[SM_ACT_V], kvd, err))) {
+    const sm_mm_part qkv[3] = {{&L->q, L->bq, A->buf[SM_ACT_Q], qd},
+                               {&L->k, L->bk, A->buf[SM_ACT_K], kvd},
+                               {&L->v, L->bv, A->buf[SM_ACT_V], kvd}};
+    if ((rc = sm_matmul_group(k, qkv, 3, xn, h, n, err))) {
         return rc;
     }
     for (int64_t r = 0; r < n; r++) {
@@ -183,8 +184,8 @@ static sm_code mlp_block(sm_model *m, int64_t n, int64_t l, sm_err *err)
         sm_rmsnorm(k, acts_row(A, SM_ACT_X, r), L->mlp_norm, h, (float)c->rms_eps,
                    acts_row(A, SM_ACT_XN, r));
     }
-    if ((rc = sm_matmul(k, &L->gate, NULL, xn, h, n, gate, in, err)) ||
-        (rc = sm_matmul(k, &L->up, NULL, xn, h, n, up, in, err))) {
+    const sm_mm_part gate_up[2] = {{&L->gate, NULL, gate, in}, {&L->up, NULL, up, in}};
+    if ((rc = sm_matmul_group(k, gate_up, 2, xn, h, n, err))) {
         return rc;
     }
     for (int64_t r = 0; r < n; r++) {

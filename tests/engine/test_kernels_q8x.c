@@ -3,7 +3,8 @@
  * products equal, bitwise, a scalar rendering of their documented arithmetic for every batch
  * size (decode and prompt blocking, column tiles, rows left over, threads), so each output is
  * the same whatever it is batched with; they stay within rounding of a double-precision
- * product; a context that cannot read the layout is refused. A variant this CPU lacks is
+ * product; grouped products (sm_matmul_group) equal the products alone; a context that cannot
+ * read the layout is refused. A variant this CPU lacks is
  * reported and not tested. */
 #include <math.h>
 #include <setjmp.h>
@@ -455,12 +456,111 @@ static void test_products(void **state)
     sm_pool_free(&pool);
 }
 
+/* One grouped product (sm_matmul_group) of the matrices a[0..n) against each alone: bitwise the
+ * same outputs, and nothing written past each one's rows. */
+static void check_group(sm_kctx *k, qmat *a, int n, int64_t batch)
+{
+    int64_t cols = a[0].cols, ldx = cols + 3;
+    float *X = malloc(sizeof *X * (size_t)(ldx * batch));
+    float *want[4], *got[4], *bias[4];
+    sm_mm_part parts[4];
+    assert_non_null(X);
+    fill(X, ldx * batch, 1.0f);
+    sm_err err;
+    for (int i = 0; i < n; i++) {
+        int64_t ldy = a[i].rows + 2;
+        want[i] = malloc(sizeof(float) * (size_t)(ldy * batch));
+        got[i] = malloc(sizeof(float) * (size_t)(ldy * batch));
+        bias[i] = malloc(sizeof(float) * (size_t)a[i].rows);
+        assert_true(want[i] && got[i] && bias[i]);
+        fill(bias[i], a[i].rows, 0.1f);
+        for (int64_t j = 0; j < ldy * batch; j++)
+            want[i][j] = got[i][j] = -777.0f;
+        parts[i] = (sm_mm_part){&a[i].m, i % 2 ? NULL : bias[i], got[i], ldy};
+        assert_int_equal(sm_matmul(k, &a[i].m, parts[i].bias, X, ldx, batch, want[i], ldy, &err),
+                         SM_OK);
+    }
+    assert_int_equal(sm_matmul_group(k, parts, n, X, ldx, batch, &err), SM_OK);
+    for (int i = 0; i < n; i++) {
+        if (memcmp(want[i], got[i], sizeof(float) * (size_t)(parts[i].ldy * batch)) != 0)
+            fail_msg("%s group of %d, product %d (%s %lldx%lld), batch %lld, %s: not bitwise "
+                     "the product alone",
+                     sm_isa_name(k->isa), n, i, sm_dtype_name(a[i].t), (long long)a[i].rows,
+                     (long long)cols, (long long)batch, k->pool ? "pool" : "one thread");
+        free(want[i]);
+        free(got[i]);
+        free(bias[i]);
+    }
+    free(X);
+}
+
+static void test_groups(void **state)
+{
+    (void)state;
+    sm_pool *pool;
+    sm_err err;
+    assert_int_equal(sm_pool_new(3, &pool, &err), SM_OK);
+    static const int64_t batches[] = {1, 2, 5, 16, 17, 70};
+    for (int isa = SM_ISA_AVX2; isa < SM_ISA_COUNT; isa++) {
+        if (!sm_isa_supported((sm_isa)isa))
+            continue;
+        static const sm_dtype types[] = {SM_DTYPE_Q8_0, SM_DTYPE_Q4_0, SM_DTYPE_Q4_K,
+                                         SM_DTYPE_Q6_K};
+        for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+            sm_kctx k = {.isa = (sm_isa)isa, .deterministic = true};
+            sm_dtype t = types[ti];
+            int w = sm_kernels_pack_width(&k, t);
+            if (w == 0)
+                continue;
+            /* q, k, v-like rows (one not a multiple of 8, one of 8), then a group whose second
+             * matrix has another type (computed alone) */
+            qmat a[3];
+            qmat_make(&a[0], t, w, 70, 1536);
+            qmat_make(&a[1], t, w, 8, 1536);
+            qmat_make(&a[2], t, w, 37, 1536);
+            for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++)
+                for (int p = 0; p < 2; p++) {
+                    k.pool = p ? pool : NULL;
+                    check_group(&k, a, 3, batches[bi]);
+                    check_group(&k, a, 2, batches[bi]);
+                }
+            sm_dtype other = t;
+            for (size_t oi = 0; oi < sizeof types / sizeof *types && other == t; oi++)
+                if (types[oi] != t && sm_kernels_pack_width(&k, types[oi]) > 0)
+                    other = types[oi];
+            if (other != t) {
+                qmat mixed[3] = {a[0], {0}, a[2]};
+                qmat_make(&mixed[1], other, sm_kernels_pack_width(&k, other), 40, 1536);
+                k.pool = pool;
+                check_group(&k, mixed, 3, 16);
+                qmat_free(&mixed[1]);
+            }
+            for (int i = 0; i < 3; i++)
+                qmat_free(&a[i]);
+        }
+    }
+    /* refusals: nothing is computed when any product is refused */
+    sm_kctx k = {.isa = SM_ISA_PORTABLE};
+    float x[64] = {0}, y[8];
+    sm_matrix bad = {.dtype = SM_DTYPE_F32, .rows = 2, .cols = 32, .data = NULL};
+    sm_matrix ok = {.dtype = SM_DTYPE_F32, .rows = 2, .cols = 32, .data = x};
+    sm_mm_part parts[2] = {{&ok, NULL, y, 2}, {&bad, NULL, y + 4, 2}};
+    y[0] = -777.0f;
+    assert_int_equal(sm_matmul_group(&k, parts, 2, x, 32, 1, &err), SM_EINVAL);
+    assert_true(y[0] == -777.0f);
+    assert_int_equal(sm_matmul_group(&k, NULL, 2, x, 32, 1, &err), SM_EINVAL);
+    assert_int_equal(sm_matmul_group(&k, parts, -1, x, 32, 1, &err), SM_EINVAL);
+    assert_int_equal(sm_matmul_group(&k, parts, 0, x, 32, 1, &err), SM_OK);
+    sm_pool_free(&pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pack_roundtrip),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_products),
+        cmocka_unit_test(test_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
