@@ -98,7 +98,9 @@ static size_t token_bytes(const char *t, size_t n, uint8_t *out)
     return k;
 }
 
-static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
+/* The token texts and their bytes, indexed by id; *n_vocab_out: the ids with a text. */
+static sm_code build_texts(const sm_tok_spec *spec, sm_tokenizer *tok, size_t *n_vocab_out,
+                           sm_err *err)
 {
     size_t n = spec->n_ids;
     tok->n_ids = n;
@@ -139,12 +141,14 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
         n_vocab++;
     }
     tok->text_size = off;
+    *n_vocab_out = n_vocab;
+    return SM_OK;
+}
 
-    sm_code rc;
-    if ((rc = sm_tok_strmap_init(&tok->vocab, n_vocab, err)))
-        return rc;
-    if ((rc = sm_tok_strmap_init(&tok->all, n_vocab, err)))
-        return rc;
+/* The added tokens, their content normalized as the tokenizer's normalizer says where they ask
+ * for it, marked special where they are, and in the map of all texts. */
+static sm_code build_added(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
+{
     tok->n_added = spec->n_added;
     tok->added = calloc(spec->n_added ? spec->n_added : 1, sizeof *tok->added);
     if (!tok->added)
@@ -178,6 +182,14 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
             tok->is_special[a->id] = 1;
         sm_tok_strmap_put(&tok->all, tok, a->id);
     }
+    return SM_OK;
+}
+
+/* The text -> id maps (the vocabulary without added tokens; all of them) and the ids of the
+ * 256 byte tokens. */
+static sm_code build_maps(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
+{
+    size_t n = spec->n_ids;
     int32_t *order = malloc((n ? n : 1) * sizeof *order);
     if (!order)
         return sm_err_set(err, SM_ENOMEM, "tokenizer: out of memory");
@@ -205,7 +217,14 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
         }
         tok->byte_id[b] = sm_tok_strmap_get(&tok->vocab, tok, t, tl);
     }
+    return SM_OK;
+}
 
+/* The merges: (left id, right id) -> (rank, merged id). */
+static sm_code build_merges(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
+{
+    size_t n = spec->n_ids;
+    sm_code rc;
     if ((rc = sm_tok_pairmap_init(&tok->merges, spec->n_merges, err)))
         return rc;
     tok->n_merges = spec->n_merges;
@@ -223,7 +242,12 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
     }
     tok->ignore_merges = spec->ignore_merges;
     tok->normalizer = spec->normalizer;
+    return SM_OK;
+}
 
+/* The matchers of added tokens in raw and in normalized text. */
+static sm_code build_matchers(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
+{
     const sm_tok_added **raw = calloc(spec->n_added ? spec->n_added : 1, sizeof *raw);
     const sm_tok_added **norm = calloc(spec->n_added ? spec->n_added : 1, sizeof *norm);
     if (!raw || !norm) {
@@ -240,7 +264,12 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
     }
     sm_tok_matcher_build(&tok->raw_matcher, raw, nr);
     sm_tok_matcher_build(&tok->norm_matcher, norm, nn);
+    return SM_OK;
+}
 
+/* The pre-tokenizer's Split regex, compiled (with JIT where PCRE2 has it). */
+static sm_code build_regex(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
+{
     if (spec->regex) {
         tok->regex = strdup(spec->regex);
         if (!tok->regex)
@@ -259,6 +288,19 @@ static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
         /* without JIT support pcre2_match runs the interpreter */
         tok->re_jit = pcre2_jit_compile(tok->re, PCRE2_JIT_COMPLETE) == 0;
     }
+    return SM_OK;
+}
+
+static sm_code build(const sm_tok_spec *spec, sm_tokenizer *tok, sm_err *err)
+{
+    size_t n_vocab = 0;
+    sm_code rc;
+    if ((rc = build_texts(spec, tok, &n_vocab, err)) ||
+        (rc = sm_tok_strmap_init(&tok->vocab, n_vocab, err)) ||
+        (rc = sm_tok_strmap_init(&tok->all, n_vocab, err)) || (rc = build_added(spec, tok, err)) ||
+        (rc = build_maps(spec, tok, err)) || (rc = build_merges(spec, tok, err)) ||
+        (rc = build_matchers(spec, tok, err)) || (rc = build_regex(spec, tok, err)))
+        return rc;
     return sm_bpe_cache_new(&tok->cache, err);
 }
 
