@@ -127,183 +127,237 @@ static const sm_args_spec tokbench_spec = {"stepmark-engine tokbench",
                                            0,
                                            0};
 
-int sm_cmd_tokbench(int argc, char **argv)
+typedef struct tokbench_cfg {
+    const char *dir, *corpus, *python, *script; /* point into argv */
+    double mb;
+    int runs;
+    bool hf;
+} tokbench_cfg;
+
+/* The text's documents (NUL-separated) and what encoding them gave: [0] each document
+ * separately, [1] all of them as one string joined by '\n'. */
+typedef struct tokbench_text {
+    char *text;
+    size_t len, n_docs, doc_bytes;
+    int n_files;
+} tokbench_text;
+
+typedef struct tokbench_result {
+    double mbps[2], cold_ms, warm_ms, hf_load_ms;
+    size_t n[2];
+    unsigned long long hash[2];
+} tokbench_result;
+
+static int tokbench_parse(int argc, char **argv, tokbench_cfg *cfg)
 {
     sm_args args;
     int prc = sm_args_parse(&tokbench_spec, argc, argv, &args);
     if (prc != SM_ARGS_CONTINUE)
         return prc;
-    /* the values point into argv */
-    const char *dir = sm_args_get(&args, "tokenizer"), *corpus = sm_args_get(&args, "corpus");
-    const char *python = sm_args_get(&args, "python"), *script = sm_args_get(&args, "hf-script");
+    cfg->dir = sm_args_get(&args, "tokenizer");
+    cfg->corpus = sm_args_get(&args, "corpus");
+    cfg->python = sm_args_get(&args, "python");
+    cfg->script = sm_args_get(&args, "hf-script");
     const char *mb_s = sm_args_get(&args, "mb"), *runs_s = sm_args_get(&args, "runs");
-    bool hf = !sm_args_has(&args, "no-hf");
+    cfg->hf = !sm_args_has(&args, "no-hf");
     sm_args_free(&args);
-    if (!python)
-        python = ".venv/bin/python";
-    if (!script)
-        script = "tests/tokenizer/hf_bench.py";
-    double mb = mb_s ? atof(mb_s) : 4;
-    int runs = runs_s ? atoi(runs_s) : 5;
-    if (mb <= 0 || mb > 1024 || runs < 1 || runs > 100)
+    if (!cfg->python)
+        cfg->python = ".venv/bin/python";
+    if (!cfg->script)
+        cfg->script = "tests/tokenizer/hf_bench.py";
+    cfg->mb = mb_s ? atof(mb_s) : 4;
+    cfg->runs = runs_s ? atoi(runs_s) : 5;
+    if (cfg->mb <= 0 || cfg->mb > 1024 || cfg->runs < 1 || cfg->runs > 100)
         return sm_args_usage_error(tokbench_spec.prog, "--mb must be in (0, 1024] and --runs in "
                                                        "1..100");
-    size_t len, n_docs;
-    int n_files;
-    char *text = build_text(corpus, (size_t)(mb * 1e6), &len, &n_files, &n_docs);
-    if (!text) {
-        fprintf(stderr, "tokbench: no corpus text in %s\n", corpus);
-        return 1;
-    }
+    return SM_ARGS_CONTINUE;
+}
 
-    /* load times: cold = empty cache dir, warm = cache file present */
+/* Times loads into tok: cold (empty cache folder) and warm (cache file present), medians. */
+static sm_code tokbench_load(const tokbench_cfg *cfg, sm_tokenizer **tok, tokbench_result *res,
+                             sm_err *err)
+{
     char cache_dir[] = "/tmp/sm-tokbench-XXXXXX";
-    if (!mkdtemp(cache_dir)) {
-        fprintf(stderr, "tokbench: mkdtemp: %s\n", strerror(errno));
-        free(text);
-        return 1;
-    }
+    if (!mkdtemp(cache_dir))
+        return sm_err_set(err, SM_EIO, "mkdtemp: %s", strerror(errno));
     double cold[100], warm[100];
-    sm_err err = {0};
-    sm_tokenizer *tok = NULL;
-    int rc = 0;
-    for (int r = 0; r < runs && rc == 0; r++) {
+    sm_code rc = SM_OK;
+    for (int r = 0; r < cfg->runs && rc == SM_OK; r++) {
         char cmd[256];
         snprintf(cmd, sizeof cmd, "rm -f %s/*.bin", cache_dir);
         if (system(cmd) != 0)
-            rc = 1;
+            rc = sm_err_set(err, SM_EIO, "could not empty %s", cache_dir);
         double t0 = now_ms();
-        if (sm_tokenizer_load_cached(dir, cache_dir, &tok, &err))
-            rc = 1;
+        if (rc == SM_OK)
+            rc = sm_tokenizer_load_cached(cfg->dir, cache_dir, tok, err);
         cold[r] = now_ms() - t0;
-        sm_tokenizer_free(&tok);
+        sm_tokenizer_free(tok);
         t0 = now_ms();
-        if (rc == 0 && sm_tokenizer_load_cached(dir, cache_dir, &tok, &err))
-            rc = 1;
+        if (rc == SM_OK)
+            rc = sm_tokenizer_load_cached(cfg->dir, cache_dir, tok, err);
         warm[r] = now_ms() - t0;
-        if (r + 1 < runs)
-            sm_tokenizer_free(&tok);
+        if (r + 1 < cfg->runs)
+            sm_tokenizer_free(tok);
     }
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", cache_dir);
     if (system(cmd) != 0)
         fprintf(stderr, "tokbench: could not remove %s\n", cache_dir);
-    if (rc) {
-        fprintf(stderr, "tokbench: %s (%s)\n", err.msg, sm_code_name(err.code));
-        free(text);
-        return 1;
+    if (rc == SM_OK) {
+        res->cold_ms = sm_cmd_median(cold, cfg->runs);
+        res->warm_ms = sm_cmd_median(warm, cfg->runs);
     }
+    return rc;
+}
 
-    /* mode 0: each document separately; mode 1: all documents as one string joined by '\n' */
-    char *joined = malloc(len + 1);
-    if (!joined) {
-        free(text);
-        sm_tokenizer_free(&tok);
-        return 1;
-    }
-    for (size_t i = 0; i < len; i++)
-        joined[i] = text[i] ? text[i] : '\n';
-    size_t doc_bytes = len - n_docs;
-    double our[2];
-    size_t our_n[2] = {0, 0};
-    uint64_t our_hash[2] = {0, 0};
-    for (int mode = 0; mode < 2 && rc == 0; mode++) {
-        double mbps[100];
-        for (int r = 0; r < runs && rc == 0; r++) {
-            uint64_t h = 1469598103934665603ull;
-            size_t total = 0;
-            double t0 = now_ms();
-            size_t pos = 0;
-            while (pos < len && rc == 0) {
-                size_t end = mode ? len - 1 : pos + strlen(text + pos);
-                int32_t *ids;
-                size_t n;
-                if (sm_tokenizer_encode(tok, mode ? joined : text + pos, mode ? len - 1 : end - pos,
-                                        false, &ids, &n, &err)) {
-                    rc = 1;
-                    break;
-                }
-                for (size_t i = 0; i < n; i++) {
-                    h ^= (uint32_t)ids[i];
-                    h *= 1099511628211ull;
-                }
-                total += n;
-                free(ids);
-                pos = end + 1;
-            }
-            double dt = (now_ms() - t0) / 1e3;
-            mbps[r] = (mode ? len - 1 : doc_bytes) / 1e6 / dt;
-            our_n[mode] = total;
-            our_hash[mode] = h;
+/* One run of mode (0: document by document of t->text, 1: the one string joined): its MB/s,
+ * token count and a hash of the ids. */
+static sm_code tokbench_encode_run(const sm_tokenizer *tok, const tokbench_text *t,
+                                   const char *joined, int mode, double *mbps, size_t *n_out,
+                                   unsigned long long *hash, sm_err *err)
+{
+    uint64_t h = 1469598103934665603ull;
+    size_t total = 0, pos = 0;
+    double t0 = now_ms();
+    while (pos < t->len) {
+        size_t end = mode ? t->len - 1 : pos + strlen(t->text + pos);
+        int32_t *ids;
+        size_t n;
+        sm_code rc = sm_tokenizer_encode(tok, mode ? joined : t->text + pos,
+                                         mode ? t->len - 1 : end - pos, false, &ids, &n, err);
+        if (rc != SM_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            h ^= (uint32_t)ids[i];
+            h *= 1099511628211ull;
         }
-        if (rc == 0)
-            our[mode] = sm_cmd_median(mbps, runs);
+        total += n;
+        free(ids);
+        pos = end + 1;
+    }
+    double dt = (now_ms() - t0) / 1e3;
+    *mbps = (double)(mode ? t->len - 1 : t->doc_bytes) / 1e6 / dt;
+    *n_out = total;
+    *hash = h;
+    return SM_OK;
+}
+
+/* Our encode speed in both modes (medians of cfg->runs), token counts and id hashes. */
+static sm_code tokbench_encode(const tokbench_cfg *cfg, const sm_tokenizer *tok,
+                               const tokbench_text *t, tokbench_result *res, sm_err *err)
+{
+    char *joined = malloc(t->len + 1);
+    if (!joined)
+        return sm_err_set(err, SM_ENOMEM, "out of memory");
+    for (size_t i = 0; i < t->len; i++)
+        joined[i] = t->text[i] ? t->text[i] : '\n';
+    sm_code rc = SM_OK;
+    for (int mode = 0; mode < 2 && rc == SM_OK; mode++) {
+        double mbps[100];
+        for (int r = 0; r < cfg->runs && rc == SM_OK; r++)
+            rc = tokbench_encode_run(tok, t, joined, mode, &mbps[r], &res->n[mode],
+                                     &res->hash[mode], err);
+        if (rc == SM_OK)
+            res->mbps[mode] = sm_cmd_median(mbps, cfg->runs);
     }
     free(joined);
-    if (rc) {
-        fprintf(stderr, "tokbench: %s (%s)\n", err.msg, sm_code_name(err.code));
-        free(text);
-        sm_tokenizer_free(&tok);
-        return 1;
-    }
-    printf("text: %.2f MB, %zu documents (%d corpus files repeated), %zu tokens; special tokens "
-           "as plain text; 1 thread\n",
-           doc_bytes / 1e6, n_docs, n_files, our_n[0]);
+    return rc;
+}
 
-    double hf_mbps[2] = {0, 0}, hf_load = 0;
-    unsigned long long hf_hash[2] = {0, 0};
-    size_t hf_n[2] = {0, 0};
-    if (hf) {
-        char tmp[] = "/tmp/sm-tokbench-text-XXXXXX";
-        int fd = mkstemp(tmp);
-        FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-        bool ok = f && fwrite(text, 1, len, f) == len;
-        if (f)
-            ok = fclose(f) == 0 && ok;
-        char line[4096];
-        snprintf(line, sizeof line,
-                 "RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false '%s' '%s' '%s' '%s' %d", python,
-                 script, dir, tmp, runs);
-        FILE *p = ok ? popen(line, "r") : NULL;
-        char out[512];
-        int got = 0;
-        while (p && fgets(out, sizeof out, p)) {
-            if (sscanf(out, "hf-docs %lf %zu %llu", &hf_mbps[0], &hf_n[0], &hf_hash[0]) == 3)
-                got++;
-            if (sscanf(out, "hf-string %lf %zu %llu", &hf_mbps[1], &hf_n[1], &hf_hash[1]) == 3)
-                got++;
-            if (sscanf(out, "hf-load %lf", &hf_load) == 1)
-                got++;
-        }
-        if (p && pclose(p) != 0)
-            got = 0;
-        unlink(tmp);
-        if (got != 3) {
-            fprintf(stderr, "tokbench: the Hugging Face run failed (%s)\n", line);
-            hf = false;
-            rc = 1;
-        }
+/* The Hugging Face side: cfg->script on the same text through cfg->python; false if it failed
+ * (said on stderr). */
+static bool tokbench_hf(const tokbench_cfg *cfg, const tokbench_text *t, tokbench_result *hf)
+{
+    char tmp[] = "/tmp/sm-tokbench-text-XXXXXX";
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    bool ok = f && fwrite(t->text, 1, t->len, f) == t->len;
+    if (f)
+        ok = fclose(f) == 0 && ok;
+    char line[4096];
+    snprintf(line, sizeof line,
+             "RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false '%s' '%s' '%s' '%s' %d", cfg->python,
+             cfg->script, cfg->dir, tmp, cfg->runs);
+    FILE *p = ok ? popen(line, "r") : NULL;
+    char out[512];
+    int got = 0;
+    while (p && fgets(out, sizeof out, p)) {
+        if (sscanf(out, "hf-docs %lf %zu %llu", &hf->mbps[0], &hf->n[0], &hf->hash[0]) == 3)
+            got++;
+        if (sscanf(out, "hf-string %lf %zu %llu", &hf->mbps[1], &hf->n[1], &hf->hash[1]) == 3)
+            got++;
+        if (sscanf(out, "hf-load %lf", &hf->hf_load_ms) == 1)
+            got++;
     }
+    if (p && pclose(p) != 0)
+        got = 0;
+    if (fd >= 0)
+        unlink(tmp);
+    if (got != 3)
+        fprintf(stderr, "tokbench: the Hugging Face run failed (%s)\n", line);
+    return got == 3;
+}
+
+/* The table; returns 1 if the two sides' ids differ. */
+static int tokbench_report(const tokbench_cfg *cfg, const tokbench_result *our,
+                           const tokbench_result *hf)
+{
+    int rc = 0;
     const char *mode_name[2] = {"per document", "one string  "};
     printf("%-14s %16s %16s %8s %s\n", "encode", "stepmark MB/s", "HF MB/s", "ratio",
            "identical ids");
     for (int mode = 0; mode < 2; mode++) {
         if (!hf) {
-            printf("%-14s %16.2f\n", mode_name[mode], our[mode]);
+            printf("%-14s %16.2f\n", mode_name[mode], our->mbps[mode]);
             continue;
         }
-        bool same = hf_n[mode] == our_n[mode] && hf_hash[mode] == our_hash[mode];
-        printf("%-14s %16.2f %16.2f %7.2fx %s (%zu tokens)\n", mode_name[mode], our[mode],
-               hf_mbps[mode], our[mode] / hf_mbps[mode], same ? "yes" : "NO", our_n[mode]);
+        bool same = hf->n[mode] == our->n[mode] && hf->hash[mode] == our->hash[mode];
+        printf("%-14s %16.2f %16.2f %7.2fx %s (%zu tokens)\n", mode_name[mode], our->mbps[mode],
+               hf->mbps[mode], our->mbps[mode] / hf->mbps[mode], same ? "yes" : "NO", our->n[mode]);
         if (!same)
             rc = 1;
     }
-    printf("load: stepmark %.1f ms cold (no cache), %.1f ms warm (cache)",
-           sm_cmd_median(cold, runs), sm_cmd_median(warm, runs));
+    printf("load: stepmark %.1f ms cold (no cache), %.1f ms warm (cache)", our->cold_ms,
+           our->warm_ms);
     if (hf)
-        printf("; HF tokenizers %.1f ms", hf_load);
-    printf(" (medians of %d)\n", runs);
-    free(text);
+        printf("; HF tokenizers %.1f ms", hf->hf_load_ms);
+    printf(" (medians of %d)\n", cfg->runs);
+    return rc;
+}
+
+int sm_cmd_tokbench(int argc, char **argv)
+{
+    tokbench_cfg cfg;
+    int prc = tokbench_parse(argc, argv, &cfg);
+    if (prc != SM_ARGS_CONTINUE)
+        return prc;
+    tokbench_text t = {0};
+    t.text = build_text(cfg.corpus, (size_t)(cfg.mb * 1e6), &t.len, &t.n_files, &t.n_docs);
+    if (!t.text) {
+        fprintf(stderr, "tokbench: no corpus text in %s\n", cfg.corpus);
+        return 1;
+    }
+    t.doc_bytes = t.len - t.n_docs;
+    sm_err err = {0};
+    sm_tokenizer *tok = NULL;
+    tokbench_result our = {0}, hf = {0};
+    if (tokbench_load(&cfg, &tok, &our, &err) != SM_OK ||
+        tokbench_encode(&cfg, tok, &t, &our, &err) != SM_OK) {
+        fprintf(stderr, "tokbench: %s (%s)\n", err.msg, sm_code_name(err.code));
+        free(t.text);
+        sm_tokenizer_free(&tok);
+        return 1;
+    }
+    printf("text: %.2f MB, %zu documents (%d corpus files repeated), %zu tokens; special tokens "
+           "as plain text; 1 thread\n",
+           t.doc_bytes / 1e6, t.n_docs, t.n_files, our.n[0]);
+    int rc = 0;
+    bool hf_ok = cfg.hf && tokbench_hf(&cfg, &t, &hf);
+    if (cfg.hf && !hf_ok)
+        rc = 1;
+    if (tokbench_report(&cfg, &our, hf_ok ? &hf : NULL))
+        rc = 1;
+    free(t.text);
     sm_tokenizer_free(&tok);
     return rc;
 }
