@@ -154,100 +154,112 @@ static double run_pgbench(const char *pgbench, const char *conninfo, const char 
     return tps;
 }
 
-int main(int argc, char **argv)
+typedef struct lg_cfg {
+    int clients, seconds, content_bytes;
+    const char *gc; /* group_commit_us, as given */
+    char stepmarkd[PATH_MAX], pgbench[PATH_MAX], data[PATH_MAX];
+    bool own_data; /* no --data: the cluster lives in the run's folder */
+} lg_cfg;
+
+/* What the clients measured. */
+typedef struct lg_result {
+    int total, errors;
+    double elapsed_s, p50, p99, max; /* latencies in ms */
+} lg_result;
+
+/* 0, or the exit code of a bad command line. */
+static int parse_cfg(int argc, char **argv, lg_cfg *cfg)
 {
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: stepmark-loadgen [--clients 32] [--seconds 10] [--content-bytes 300]\n"
-               "         [--group-commit-us 0] [--stepmarkd PATH] [--pgbench PATH] "
-               "[--data DIR]\n");
-        return 0;
-    }
-    int clients = atoi(opt(argc, argv, "--clients", "32"));
-    int seconds = atoi(opt(argc, argv, "--seconds", "10"));
-    int content_bytes = atoi(opt(argc, argv, "--content-bytes", "300"));
-    const char *gc = opt(argc, argv, "--group-commit-us", "0");
-    if (clients < 1 || clients > 1024 || seconds < 1 || content_bytes < 1 ||
-        content_bytes > 100000) {
+    cfg->clients = atoi(opt(argc, argv, "--clients", "32"));
+    cfg->seconds = atoi(opt(argc, argv, "--seconds", "10"));
+    cfg->content_bytes = atoi(opt(argc, argv, "--content-bytes", "300"));
+    cfg->gc = opt(argc, argv, "--group-commit-us", "0");
+    if (cfg->clients < 1 || cfg->clients > 1024 || cfg->seconds < 1 || cfg->content_bytes < 1 ||
+        cfg->content_bytes > 100000) {
         fprintf(stderr, "loadgen: bad arguments\n");
         return 2;
     }
-    char self[PATH_MAX], stepmarkd[PATH_MAX], pgbench[PATH_MAX];
+    char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     self[n > 0 ? n : 0] = '\0';
     char *slash = strrchr(self, '/');
     if (slash)
         *slash = '\0';
-    snprintf(stepmarkd, sizeof stepmarkd, "%s", opt(argc, argv, "--stepmarkd", ""));
-    if (!stepmarkd[0])
-        snprintf(stepmarkd, sizeof stepmarkd, "%s/stepmarkd", self);
-    snprintf(pgbench, sizeof pgbench, "%s", opt(argc, argv, "--pgbench", ""));
-    if (!pgbench[0] && !find_pgbench(pgbench, sizeof pgbench)) {
+    snprintf(cfg->stepmarkd, sizeof cfg->stepmarkd, "%s", opt(argc, argv, "--stepmarkd", ""));
+    if (!cfg->stepmarkd[0])
+        snprintf(cfg->stepmarkd, sizeof cfg->stepmarkd, "%s/stepmarkd", self);
+    snprintf(cfg->pgbench, sizeof cfg->pgbench, "%s", opt(argc, argv, "--pgbench", ""));
+    if (!cfg->pgbench[0] && !find_pgbench(cfg->pgbench, sizeof cfg->pgbench)) {
         fprintf(stderr, "loadgen: pgbench not found (install postgresql-contrib)\n");
         return 1;
     }
-    char dir[] = "/tmp/sm-loadgen-XXXXXX";
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    chmod(dir, 0777);
-    char data[PATH_MAX];
-    snprintf(data, sizeof data, "%s", opt(argc, argv, "--data", ""));
-    if (!data[0])
-        snprintf(data, sizeof data, "%s/pg", dir);
-    sm_pgembed *pg;
-    sm_err err;
-    if (sm_pgembed_start(data, &pg, &err) != SM_OK) {
-        fprintf(stderr, "loadgen: %s\n", err.msg);
-        return 1;
-    }
-    const char *url = sm_pgembed_url(pg);
-    char cfg[PATH_MAX], ep[PATH_MAX];
-    snprintf(cfg, sizeof cfg, "%s/stepmark.yaml", dir);
-    snprintf(ep, sizeof ep, "ipc://%s/client", dir);
-    FILE *fp = fopen(cfg, "w");
+    snprintf(cfg->data, sizeof cfg->data, "%s", opt(argc, argv, "--data", ""));
+    cfg->own_data = !cfg->data[0];
+    return 0;
+}
+
+/* Writes the broker's config into dir and starts stepmarkd on it; its pid, or -1. */
+static pid_t start_broker(const lg_cfg *cfg, const char *dir, const char *ep)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/stepmark.yaml", dir);
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return -1;
     fprintf(fp,
             "broker:\n  client_endpoint: \"%s\"\n  worker_endpoint: \"ipc://%s/worker\"\n"
             "  event_endpoint: \"ipc://%s/events\"\n  group_commit_us: %s\n"
             "http:\n  enabled: false\nlogging:\n  level: warn\n",
-            ep, dir, dir, gc);
+            ep, dir, dir, cfg->gc);
     fclose(fp);
-    setenv("STEPMARK_DATABASE_URL", url, 1);
     pid_t broker = fork();
     if (broker == 0) {
-        execl(stepmarkd, stepmarkd, "--config", cfg, (char *)NULL);
+        execl(cfg->stepmarkd, cfg->stepmarkd, "--config", path, (char *)NULL);
         _exit(127);
     }
-    int status = 1;
+    return broker;
+}
+
+/* The course and assignment the clients submit to. */
+static bool prepare_course(const char *ep)
+{
     sm_client_opts o = {.endpoint = ep, .timeout_ms = 500, .retries = 40};
-    sm_client *c;
+    sm_client *c = NULL;
     json_t *r;
+    sm_err err;
+    bool ok = false;
     if (sm_client_new(NULL, &o, &c, &err) != SM_OK ||
         sm_client_call(c, "COURSE_PUT", json_pack("{s:s}", "code", "LOAD"), &r, &err) != SM_OK) {
         fprintf(stderr, "loadgen: broker not answering: %s\n", err.msg);
-        goto out;
-    }
-    json_decref(r);
-    json_t *a = json_pack("{s:s, s:s, s:s, s:s}", "course", "LOAD", "code", "a1", "kind", "proof",
-                          "statement", "Prove that the sum of two even numbers is even.");
-    if (sm_client_call(c, "ASSIGNMENT_CREATE", a, &r, &err) != SM_OK) {
-        fprintf(stderr, "loadgen: %s\n", err.msg);
+    } else {
+        json_decref(r);
+        json_t *a =
+            json_pack("{s:s, s:s, s:s, s:s}", "course", "LOAD", "code", "a1", "kind", "proof",
+                      "statement", "Prove that the sum of two even numbers is even.");
+        if (sm_client_call(c, "ASSIGNMENT_CREATE", a, &r, &err) != SM_OK) {
+            fprintf(stderr, "loadgen: %s\n", err.msg);
+        } else {
+            json_decref(r);
+            ok = true;
+        }
         json_decref(a);
-        goto out;
     }
-    json_decref(a);
-    json_decref(r);
     sm_client_free(&c);
+    return ok;
+}
 
-    char *content = malloc((size_t)content_bytes + 1);
-    for (int i = 0; i < content_bytes; i++)
+/* cfg->clients threads submitting for cfg->seconds; their counts and latency percentiles. */
+static void run_clients(const lg_cfg *cfg, const char *ep, lg_result *res)
+{
+    char *content = malloc((size_t)cfg->content_bytes + 1);
+    for (int i = 0; i < cfg->content_bytes; i++)
         content[i] = "Let n = 2a and m = 2b. Then n + m = 2(a + b). "[i % 47];
-    content[content_bytes] = '\0';
+    content[cfg->content_bytes] = '\0';
     volatile int go = 0, stop = 0;
-    worker *ws = calloc((size_t)clients, sizeof *ws);
+    worker *ws = calloc((size_t)cfg->clients, sizeof *ws);
     void *zctx = zmq_ctx_new();
-    pthread_t *ts = calloc((size_t)clients, sizeof *ts);
-    for (int i = 0; i < clients; i++) {
+    pthread_t *ts = calloc((size_t)cfg->clients, sizeof *ts);
+    for (int i = 0; i < cfg->clients; i++) {
         ws[i] = (worker){
             .n = i, .zctx = zctx, .endpoint = ep, .content = content, .go = &go, .stop = &stop};
         snprintf(ws[i].run, sizeof ws[i].run, "%d", (int)getpid());
@@ -256,67 +268,123 @@ int main(int argc, char **argv)
     usleep(300000);
     go = 1;
     double t0 = now_s();
-    sleep((unsigned)seconds);
+    sleep((unsigned)cfg->seconds);
     stop = 1;
-    int total = 0, errors = 0;
-    for (int i = 0; i < clients; i++) {
+    *res = (lg_result){0};
+    for (int i = 0; i < cfg->clients; i++) {
         pthread_join(ts[i], NULL);
-        total += ws[i].nlat;
-        errors += ws[i].errors;
+        res->total += ws[i].nlat;
+        res->errors += ws[i].errors;
     }
-    double el = now_s() - t0;
+    res->elapsed_s = now_s() - t0;
     zmq_ctx_term(zctx);
-    double *all = malloc(((size_t)total + 1) * sizeof *all);
+    double *all = malloc(((size_t)res->total + 1) * sizeof *all);
     int k = 0;
-    for (int i = 0; i < clients; i++) {
+    for (int i = 0; i < cfg->clients; i++) {
         memcpy(all + k, ws[i].lat, (size_t)ws[i].nlat * sizeof *all);
         k += ws[i].nlat;
         free(ws[i].lat);
     }
+    int total = res->total;
     qsort(all, (size_t)total, sizeof *all, cmp_d);
-    double p50 = total ? all[total / 2] : 0, p99 = total ? all[(size_t)(total * 0.99)] : 0,
-           mx = total ? all[total - 1] : 0;
-    /* every acknowledged submission is in the database */
+    res->p50 = total ? all[total / 2] : 0;
+    res->p99 = total ? all[(size_t)(total * 0.99)] : 0;
+    res->max = total ? all[total - 1] : 0;
+    free(all);
+    free(ws);
+    free(ts);
+    free(content);
+}
+
+/* Submissions with their job in the database (-1 if the count failed). */
+static long long count_rows(const char *url)
+{
     PGconn *db = PQconnectdb(url);
     PGresult *q =
         PQexec(db, "SELECT count(*) FROM submission s JOIN job j ON j.submission_id = s.id");
     long long rows = PQresultStatus(q) == PGRES_TUPLES_OK ? atoll(PQgetvalue(q, 0, 0)) : -1;
     PQclear(q);
     PQfinish(db);
-    kill(broker, SIGTERM);
-    waitpid(broker, NULL, 0);
-    broker = 0;
-    double tps = run_pgbench(pgbench, url, dir, clients, seconds, content_bytes);
-    double rate = total / el;
-    printf("stepmark-loadgen: %d clients, %d s, %d-byte submissions, group_commit_us %s\n", clients,
-           seconds, content_bytes, gc);
-    printf("  broker   accepted %d in %.1f s = %.0f submissions/s (errors %d, rows %lld)\n", total,
-           el, rate, errors, rows);
-    printf("           ACK latency p50 %.2f ms  p99 %.2f ms  max %.2f ms\n", p50, p99, mx);
+    return rows;
+}
+
+static void report(const lg_cfg *cfg, const lg_result *res, long long rows, double tps)
+{
+    double rate = res->total / res->elapsed_s;
+    printf("stepmark-loadgen: %d clients, %d s, %d-byte submissions, group_commit_us %s\n",
+           cfg->clients, cfg->seconds, cfg->content_bytes, cfg->gc);
+    printf("  broker   accepted %d in %.1f s = %.0f submissions/s (errors %d, rows %lld)\n",
+           res->total, res->elapsed_s, rate, res->errors, rows);
+    printf("           ACK latency p50 %.2f ms  p99 %.2f ms  max %.2f ms\n", res->p50, res->p99,
+           res->max);
     if (tps > 0)
         printf("  pgbench  one-row INSERT, %d clients: %.0f TPS\n  ratio    broker / pgbench = "
                "%.0f%%\n",
-               clients, tps, 100 * rate / tps);
+               cfg->clients, tps, 100 * rate / tps);
     else
         printf("  pgbench  failed\n");
-    status = (rows >= total) ? 0 : 1;
-    if (rows < total)
-        fprintf(stderr, "loadgen: %lld rows for %d acknowledged submissions!\n", rows, total);
-    free(all);
-    free(ws);
-    free(ts);
-    free(content);
-out:
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: stepmark-loadgen [--clients 32] [--seconds 10] [--content-bytes 300]\n"
+               "         [--group-commit-us 0] [--stepmarkd PATH] [--pgbench PATH] "
+               "[--data DIR]\n");
+        return 0;
+    }
+    static lg_cfg cfg;
+    int status = parse_cfg(argc, argv, &cfg);
+    if (status)
+        return status;
+    char dir[] = "/tmp/sm-loadgen-XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    chmod(dir, 0777);
+    if (cfg.own_data)
+        snprintf(cfg.data, sizeof cfg.data, "%s/pg", dir);
+    sm_pgembed *pg = NULL;
+    sm_err err;
+    if (sm_pgembed_start(cfg.data, &pg, &err) != SM_OK) {
+        fprintf(stderr, "loadgen: %s\n", err.msg);
+        status = 1;
+    }
+    pid_t broker = -1;
+    if (status == 0) {
+        const char *url = sm_pgembed_url(pg);
+        char ep[PATH_MAX];
+        snprintf(ep, sizeof ep, "ipc://%s/client", dir);
+        setenv("STEPMARK_DATABASE_URL", url, 1);
+        broker = start_broker(&cfg, dir, ep);
+        status = broker > 0 && prepare_course(ep) ? 0 : 1;
+        if (status == 0) {
+            lg_result res;
+            run_clients(&cfg, ep, &res);
+            /* every acknowledged submission is in the database */
+            long long rows = count_rows(url);
+            kill(broker, SIGTERM);
+            waitpid(broker, NULL, 0);
+            broker = -1;
+            double tps =
+                run_pgbench(cfg.pgbench, url, dir, cfg.clients, cfg.seconds, cfg.content_bytes);
+            report(&cfg, &res, rows, tps);
+            status = rows >= res.total ? 0 : 1;
+            if (rows < res.total)
+                fprintf(stderr, "loadgen: %lld rows for %d acknowledged submissions!\n", rows,
+                        res.total);
+        }
+    }
     if (broker > 0) {
         kill(broker, SIGTERM);
         waitpid(broker, NULL, 0);
     }
-    sm_client_free(&c);
-    if (sm_pgembed_stop(&pg, &err) != SM_OK)
+    if (pg && sm_pgembed_stop(&pg, &err) != SM_OK)
         fprintf(stderr, "loadgen: %s\n", err.msg);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (!strcmp(opt(argc, argv, "--data", ""), "") && system(cmd) != 0)
+    if (cfg.own_data && system(cmd) != 0)
         fprintf(stderr, "loadgen: cannot remove %s\n", dir);
     return status;
 }
