@@ -200,6 +200,89 @@ static void send_due(void *s, const opts *o, job *jobs, int njobs, long now)
     }
 }
 
+/* The broker's commands to a worker, in the order of cmds (the parser gives their index). */
+enum broker_cmd { CMD_JOB, CMD_HEARTBEAT, CMD_ACK, CMD_ERROR, CMD_CANCEL, CMD_DISCONNECT };
+static const char *const cmds[] = {"JOB",    "HEARTBEAT",  "ACK", "ERROR",
+                                   "CANCEL", "DISCONNECT", NULL};
+
+/* What the worker holds and has counted. */
+typedef struct worker_state {
+    job jobs[256];
+    int njobs, received, acked, status;
+} worker_state;
+
+/* An ACK or ERROR of a RESULT: a retryable error resends it later; the (last expected)
+ * acknowledgement lets the job go, logged when --log is set. */
+static void on_ack(worker_state *w, const opts *o, const sm_request *r, long now)
+{
+    bool retry = r->cmd == CMD_ERROR && json_is_true(json_object_get(r->body, "retryable"));
+    if (r->cmd == CMD_ERROR)
+        fprintf(stderr, "testworker: error: %s\n",
+                json_string_value(json_object_get(r->body, "message")));
+    int64_t id = strtoll((const char *)r->id, NULL, 10);
+    for (int i = 0; i < w->njobs; i++) {
+        job *j = &w->jobs[i];
+        if (j->id != id || j->sent == 0)
+            continue;
+        if (retry) {
+            j->resend_ms = now + 300;
+            return;
+        }
+        j->acks++;
+        bool dup = json_is_true(json_object_get(r->body, "duplicate"));
+        if (o->duplicate && j->acks == 2 && !dup) {
+            fprintf(stderr, "testworker: second RESULT not a duplicate\n");
+            w->status = 4;
+        }
+        if (j->acks < (o->duplicate && !o->fail ? 2 : 1))
+            return;
+        if (r->cmd == CMD_ACK && !o->fail) {
+            w->acked++;
+            FILE *fp = o->log ? fopen(o->log, "a") : NULL;
+            if (fp) {
+                fprintf(fp, "%lld %lld %s\n", (long long)j->id, (long long)j->sid, j->priority);
+                fclose(fp);
+            }
+        }
+        w->jobs[i] = w->jobs[--w->njobs];
+        return;
+    }
+}
+
+/* Every message waiting on s. */
+static void on_messages(void *s, worker_state *w, const opts *o, long now, long *last_heard)
+{
+    sm_msg m;
+    sm_err err;
+    while (sm_msg_recv(s, &m, ZMQ_DONTWAIT, &err) == SM_OK) {
+        sm_frame f[SM_PROTO_MAX_FRAMES];
+        for (int i = 0; i < m.n; i++)
+            f[i] = sm_msg_frame(&m, i);
+        sm_request r;
+        sm_code rc = sm_proto_parse(SM_PROTO_WORKER, cmds, f, m.n, m.total, 1 << 28, &r, &err);
+        sm_msg_close(&m);
+        *last_heard = now;
+        if (rc) {
+            fprintf(stderr, "testworker: bad message: %s\n", err.msg);
+            sm_request_clear(&r);
+            continue;
+        }
+        int64_t jid = json_integer_value(json_object_get(r.body, "job_id"));
+        if (r.cmd == CMD_JOB) {
+            take_job(s, o, &r, ++w->received, w->jobs, &w->njobs, now);
+        } else if (r.cmd == CMD_ACK || r.cmd == CMD_ERROR) {
+            on_ack(w, o, &r, now);
+        } else if (r.cmd == CMD_CANCEL) {
+            for (int i = 0; i < w->njobs; i++)
+                if (w->jobs[i].id == jid)
+                    w->jobs[i] = w->jobs[--w->njobs];
+        } else if (r.cmd == CMD_DISCONNECT) {
+            ready(s, o);
+        }
+        sm_request_clear(&r);
+    }
+}
+
 int main(int argc, char **argv)
 {
     opts o = {.endpoint = NULL,
@@ -218,84 +301,16 @@ int main(int argc, char **argv)
     void *ctx = zmq_ctx_new();
     void *s = open_sock(ctx, &o);
     ready(s, &o);
-    job jobs[256];
-    int njobs = 0, received = 0, acked = 0, status = 0;
+    static worker_state w;
     long last_hb = now_ms(), last_heard = now_ms();
     while (!stop) {
         zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
         zmq_poll(&it, 1, 10);
         long now = now_ms();
-        if (it.revents & ZMQ_POLLIN) {
-            sm_msg m;
-            sm_err err;
-            static const char *const cmds[] = {"JOB",    "HEARTBEAT",  "ACK", "ERROR",
-                                               "CANCEL", "DISCONNECT", NULL};
-            while (sm_msg_recv(s, &m, ZMQ_DONTWAIT, &err) == SM_OK) {
-                sm_frame f[SM_PROTO_MAX_FRAMES];
-                for (int i = 0; i < m.n; i++)
-                    f[i] = sm_msg_frame(&m, i);
-                sm_request r;
-                sm_code rc =
-                    sm_proto_parse(SM_PROTO_WORKER, cmds, f, m.n, m.total, 1 << 28, &r, &err);
-                sm_msg_close(&m);
-                last_heard = now;
-                if (rc) {
-                    fprintf(stderr, "testworker: bad message: %s\n", err.msg);
-                    sm_request_clear(&r);
-                    continue;
-                }
-                int64_t jid = json_integer_value(json_object_get(r.body, "job_id"));
-                if (r.cmd == 0) { /* JOB */
-                    take_job(s, &o, &r, ++received, jobs, &njobs, now);
-                } else if (r.cmd == 2 || r.cmd == 3) { /* ACK, ERROR */
-                    bool retry = r.cmd == 3 && json_is_true(json_object_get(r.body, "retryable"));
-                    if (r.cmd == 3)
-                        fprintf(stderr, "testworker: error: %s\n",
-                                json_string_value(json_object_get(r.body, "message")));
-                    int64_t id = strtoll((const char *)r.id, NULL, 10);
-                    (void)r.id_len;
-                    for (int i = 0; i < njobs; i++) {
-                        job *j = &jobs[i];
-                        if (j->id != id || j->sent == 0)
-                            continue;
-                        if (retry) {
-                            j->resend_ms = now + 300;
-                            break;
-                        }
-                        j->acks++;
-                        bool dup = json_is_true(json_object_get(r.body, "duplicate"));
-                        if (o.duplicate && j->acks == 2 && !dup) {
-                            fprintf(stderr, "testworker: second RESULT not a duplicate\n");
-                            status = 4;
-                        }
-                        if (j->acks < (o.duplicate && !o.fail ? 2 : 1))
-                            break;
-                        if (r.cmd == 2 && !o.fail) {
-                            acked++;
-                            if (o.log) {
-                                FILE *fp = fopen(o.log, "a");
-                                if (fp) {
-                                    fprintf(fp, "%lld %lld %s\n", (long long)j->id,
-                                            (long long)j->sid, j->priority);
-                                    fclose(fp);
-                                }
-                            }
-                        }
-                        jobs[i] = jobs[--njobs];
-                        break;
-                    }
-                } else if (r.cmd == 4) { /* CANCEL */
-                    for (int i = 0; i < njobs; i++)
-                        if (jobs[i].id == jid)
-                            jobs[i] = jobs[--njobs];
-                } else if (r.cmd == 5) { /* DISCONNECT */
-                    ready(s, &o);
-                }
-                sm_request_clear(&r);
-            }
-        }
-        send_due(s, &o, jobs, njobs, now);
-        if (o.results && acked >= o.results)
+        if (it.revents & ZMQ_POLLIN)
+            on_messages(s, &w, &o, now, &last_heard);
+        send_due(s, &o, w.jobs, w.njobs, now);
+        if (o.results && w.acked >= o.results)
             break;
         if (now - last_hb >= o.heartbeat_ms) {
             send(s, "HEARTBEAT", 0, NULL);
@@ -307,12 +322,12 @@ int main(int argc, char **argv)
             s = open_sock(ctx, &o);
             ready(s, &o);
             last_heard = now;
-            for (int i = 0; i < njobs; i++)
-                jobs[i].resend_ms = now;
+            for (int i = 0; i < w.njobs; i++)
+                w.jobs[i].resend_ms = now;
         }
     }
     send(s, "DISCONNECT", 0, NULL);
     zmq_close(s);
     zmq_ctx_term(ctx);
-    return status;
+    return w.status;
 }
