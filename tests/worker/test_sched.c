@@ -156,6 +156,112 @@ static void test_copy_prefix(sm_model *m)
     sm_seq_free(&small);
 }
 
+/* Each task alone (the references, into ref), then batched in 5 slots with the prefix cache
+ * and 7-id prompt chunks, through 2 slots in another order, and continued with a second phase:
+ * the same ids and texts. */
+static void test_batching(sm_model *m, sm_tokenizer *tok, rec *ref)
+{
+    static rec bat, two, rep;
+    for (int i = 0; i < NT; i++) {
+        int w = i;
+        run(m, tok, 1, false, 0, &w, 1, ref, false);
+        CHECK(ref->n[i] > 0);
+        CHECK(ref->finish[i] == SM_FINISH_LENGTH || ref->finish[i] == SM_FINISH_EOS);
+        CHECK(ref->n[i] <= (size_t)(8 + 6 * i));
+    }
+    int all[NT] = {0, 1, 2, 3, 4};
+    run(m, tok, NT, true, 7, all, NT, &bat, true);
+    /* continuous batching: 5 tasks through 2 slots, in another order */
+    int order[NT] = {4, 2, 0, 3, 1};
+    run(m, tok, 2, true, 0, order, NT, &two, false);
+    for (int i = 0; i < NT; i++) {
+        CHECK(bat.n[i] == ref->n[i] && !memcmp(bat.ids[i], ref->ids[i], ref->n[i] * 4));
+        CHECK(two.n[i] == ref->n[i] && !memcmp(two.ids[i], ref->ids[i], ref->n[i] * 4));
+        CHECK(!strcmp(bat.text[i], ref->text[i]) && !strcmp(two.text[i], ref->text[i]));
+        CHECK(bat.finish[i] == ref->finish[i]);
+    }
+    /* a continuation: the first phase is unchanged and a second one runs */
+    rep.repair = true;
+    run(m, tok, 3, true, 0, all, NT, &rep, false);
+    for (int i = 0; i < NT; i++) {
+        CHECK(rep.phases[i] == 2);
+        CHECK(rep.n[i] >= ref->n[i] && !memcmp(rep.ids[i], ref->ids[i], ref->n[i] * 4));
+    }
+}
+
+static void test_stop_string(sm_model *m, sm_tokenizer *tok, const rec *ref)
+{
+    sm_err err;
+    /* stop strings: a stop taken from the reference output ends the phase right there */
+    int i = 4;
+    const char *t = ref->text[i];
+    size_t L = strlen(t);
+    if (L >= 12) {
+        char stop[8];
+        memcpy(stop, t + L / 2, 4);
+        stop[4] = '\0';
+        const char *const stops[] = {stop, NULL};
+        rec one = {0};
+        sm_sched_opts o = {.slots = 1, .max_ctx = 256};
+        sm_sched *s;
+        OK(sm_sched_new(m, tok, &o, on_done, &s, &err));
+        int32_t p[64];
+        size_t n, np;
+        make_prompt(i, p, &n, &np);
+        sm_task_spec ts = {.user = &one,
+                           .tag = i,
+                           .prompt = p,
+                           .n_prompt = n,
+                           .n_prefix = np,
+                           .max_new = 8 + 6 * i,
+                           .stops = stops};
+        sm_sampler_params_init(&ts.sampling);
+        ts.sampling.temperature = 1.0;
+        ts.sampling.top_p = 0.95;
+        ts.sampling.seed = 1000 + (uint64_t)i;
+        OK(sm_sched_submit(s, &ts, &err));
+        bool prog;
+        while (sm_sched_running(s) + sm_sched_pending(s) > 0)
+            OK(sm_sched_step(s, &prog, &err));
+        CHECK(one.finish[i] == SM_FINISH_STOP);
+        const char *at = strstr(ref->text[i], stop);
+        CHECK(strlen(one.text[i]) == (size_t)(at - ref->text[i]) + strlen(stop));
+        sm_sched_free(&s);
+    }
+}
+
+static void test_cancel(sm_model *m, sm_tokenizer *tok)
+{
+    sm_err err;
+    /* cancel: queued and running tasks of a user disappear without callbacks */
+    rec c1 = {0}, c2 = {0};
+    sm_sched_opts o = {.slots = 1, .max_ctx = 256};
+    sm_sched *s;
+    OK(sm_sched_new(m, tok, &o, on_done, &s, &err));
+    for (int i = 0; i < 2; i++) {
+        int32_t p[64];
+        size_t n, np;
+        make_prompt(i, p, &n, &np);
+        sm_task_spec ts = {
+            .user = i ? &c2 : &c1, .tag = i, .prompt = p, .n_prompt = n, .max_new = 4};
+        sm_sampler_params_init(&ts.sampling);
+        OK(sm_sched_submit(s, &ts, &err));
+        OK(sm_sched_submit(s, &ts, &err));
+    }
+    bool prog;
+    OK(sm_sched_step(s, &prog, &err));
+    CHECK(sm_sched_cancel(s, &c1) == 2);
+    CHECK(sm_sched_pending(s) + sm_sched_running(s) == 2);
+    while (sm_sched_running(s) + sm_sched_pending(s) > 0)
+        OK(sm_sched_step(s, &prog, &err));
+    CHECK(c1.phases[0] == 0 && c2.phases[1] == 2);
+    int32_t big[300] = {0};
+    sm_task_spec too = {.user = &c1, .prompt = big, .n_prompt = 300, .max_new = 4};
+    sm_sampler_params_init(&too.sampling);
+    CHECK(sm_sched_submit(s, &too, &err) == SM_ELIMIT);
+    sm_sched_free(&s);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -172,104 +278,10 @@ int main(int argc, char **argv)
     OK(sm_model_load(model_dir, &mo, &m, &err));
     OK(sm_tokenizer_load_cached(model_dir, NULL, &tok, &err));
     test_copy_prefix(m);
-
-    /* references: each task alone, one slot, no cache, whole prompt in one chunk */
-    static rec ref, bat, two, rep;
-    for (int i = 0; i < NT; i++) {
-        int w = i;
-        run(m, tok, 1, false, 0, &w, 1, &ref, false);
-        CHECK(ref.n[i] > 0);
-        CHECK(ref.finish[i] == SM_FINISH_LENGTH || ref.finish[i] == SM_FINISH_EOS);
-        CHECK(ref.n[i] <= (size_t)(8 + 6 * i));
-    }
-    int all[NT] = {0, 1, 2, 3, 4};
-    /* all batched in 5 slots with the prefix cache and 7-id prompt chunks */
-    run(m, tok, NT, true, 7, all, NT, &bat, true);
-    /* continuous batching: 5 tasks through 2 slots, in another order */
-    int order[NT] = {4, 2, 0, 3, 1};
-    run(m, tok, 2, true, 0, order, NT, &two, false);
-    for (int i = 0; i < NT; i++) {
-        CHECK(bat.n[i] == ref.n[i] && !memcmp(bat.ids[i], ref.ids[i], ref.n[i] * 4));
-        CHECK(two.n[i] == ref.n[i] && !memcmp(two.ids[i], ref.ids[i], ref.n[i] * 4));
-        CHECK(!strcmp(bat.text[i], ref.text[i]) && !strcmp(two.text[i], ref.text[i]));
-        CHECK(bat.finish[i] == ref.finish[i]);
-    }
-    /* a continuation: the first phase is unchanged and a second one runs */
-    rep.repair = true;
-    run(m, tok, 3, true, 0, all, NT, &rep, false);
-    for (int i = 0; i < NT; i++) {
-        CHECK(rep.phases[i] == 2);
-        CHECK(rep.n[i] >= ref.n[i] && !memcmp(rep.ids[i], ref.ids[i], ref.n[i] * 4));
-    }
-
-    /* stop strings: a stop taken from the reference output ends the phase right there */
-    {
-        int i = 4;
-        const char *t = ref.text[i];
-        size_t L = strlen(t);
-        if (L >= 12) {
-            char stop[8];
-            memcpy(stop, t + L / 2, 4);
-            stop[4] = '\0';
-            const char *const stops[] = {stop, NULL};
-            rec one = {0};
-            sm_sched_opts o = {.slots = 1, .max_ctx = 256};
-            sm_sched *s;
-            OK(sm_sched_new(m, tok, &o, on_done, &s, &err));
-            int32_t p[64];
-            size_t n, np;
-            make_prompt(i, p, &n, &np);
-            sm_task_spec ts = {.user = &one,
-                               .tag = i,
-                               .prompt = p,
-                               .n_prompt = n,
-                               .n_prefix = np,
-                               .max_new = 8 + 6 * i,
-                               .stops = stops};
-            sm_sampler_params_init(&ts.sampling);
-            ts.sampling.temperature = 1.0;
-            ts.sampling.top_p = 0.95;
-            ts.sampling.seed = 1000 + (uint64_t)i;
-            OK(sm_sched_submit(s, &ts, &err));
-            bool prog;
-            while (sm_sched_running(s) + sm_sched_pending(s) > 0)
-                OK(sm_sched_step(s, &prog, &err));
-            CHECK(one.finish[i] == SM_FINISH_STOP);
-            const char *at = strstr(ref.text[i], stop);
-            CHECK(strlen(one.text[i]) == (size_t)(at - ref.text[i]) + strlen(stop));
-            sm_sched_free(&s);
-        }
-    }
-
-    /* cancel: queued and running tasks of a user disappear without callbacks */
-    {
-        rec c1 = {0}, c2 = {0};
-        sm_sched_opts o = {.slots = 1, .max_ctx = 256};
-        sm_sched *s;
-        OK(sm_sched_new(m, tok, &o, on_done, &s, &err));
-        for (int i = 0; i < 2; i++) {
-            int32_t p[64];
-            size_t n, np;
-            make_prompt(i, p, &n, &np);
-            sm_task_spec ts = {
-                .user = i ? &c2 : &c1, .tag = i, .prompt = p, .n_prompt = n, .max_new = 4};
-            sm_sampler_params_init(&ts.sampling);
-            OK(sm_sched_submit(s, &ts, &err));
-            OK(sm_sched_submit(s, &ts, &err));
-        }
-        bool prog;
-        OK(sm_sched_step(s, &prog, &err));
-        CHECK(sm_sched_cancel(s, &c1) == 2);
-        CHECK(sm_sched_pending(s) + sm_sched_running(s) == 2);
-        while (sm_sched_running(s) + sm_sched_pending(s) > 0)
-            OK(sm_sched_step(s, &prog, &err));
-        CHECK(c1.phases[0] == 0 && c2.phases[1] == 2);
-        int32_t big[300] = {0};
-        sm_task_spec too = {.user = &c1, .prompt = big, .n_prompt = 300, .max_new = 4};
-        sm_sampler_params_init(&too.sampling);
-        CHECK(sm_sched_submit(s, &too, &err) == SM_ELIMIT);
-        sm_sched_free(&s);
-    }
+    static rec ref;
+    test_batching(m, tok, &ref);
+    test_stop_string(m, tok, &ref);
+    test_cancel(m, tok);
     sm_tokenizer_free(&tok);
     sm_model_free(&m);
     if (failures)
