@@ -424,10 +424,9 @@ static void test_batch_invariance_portable(void **state)
 
 /* ---- vector kernels ---- */
 
-static void check_vector_kernels(sm_isa isa, sm_pool *pool)
+/* rmsnorm against a double-precision one, in place and not */
+static void check_rmsnorm(const sm_kctx *k)
 {
-    sm_kctx k = {.isa = isa, .pool = pool, .deterministic = true};
-    /* rmsnorm */
     for (int64_t n = 1; n < 300; n += 37) {
         float x[300], w[300], out[300];
         fill(x, n, 2.0f);
@@ -436,45 +435,122 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
         for (int64_t i = 0; i < n; i++)
             ss += (double)x[i] * x[i];
         double sc = 1.0 / sqrt(ss / (double)n + 1e-6);
-        sm_rmsnorm(&k, x, w, n, 1e-6f, out);
+        sm_rmsnorm(k, x, w, n, 1e-6f, out);
         for (int64_t i = 0; i < n; i++)
             assert_true(fabs(out[i] - w[i] * x[i] * sc) <= 1e-5 * (fabs(w[i] * x[i] * sc) + 1e-3));
-        sm_rmsnorm(&k, x, w, n, 1e-6f, x); /* in place */
+        sm_rmsnorm(k, x, w, n, 1e-6f, x); /* in place */
         assert_memory_equal(x, out, sizeof(float) * n);
     }
-    /* silu_mul, including large |x| */
-    {
-        float g[103], u[103], g0[103];
-        fill(g, 103, 12.0f);
-        fill(u, 103, 1.0f);
-        g[0] = 100.0f;
-        g[1] = -100.0f;
-        g[2] = 0.0f;
-        memcpy(g0, g, sizeof g);
-        sm_silu_mul(&k, g, u, 103);
-        for (int i = 0; i < 103; i++) {
-            double want = g0[i] / (1.0 + exp(-(double)g0[i])) * u[i];
-            assert_true(fabs(g[i] - want) <= 2e-6 * fabs(want) + 1e-30);
+}
+
+/* silu_mul, including large |x| */
+static void check_silu_mul(const sm_kctx *k)
+{
+    float g[103], u[103], g0[103];
+    fill(g, 103, 12.0f);
+    fill(u, 103, 1.0f);
+    g[0] = 100.0f;
+    g[1] = -100.0f;
+    g[2] = 0.0f;
+    memcpy(g0, g, sizeof g);
+    sm_silu_mul(k, g, u, 103);
+    for (int i = 0; i < 103; i++) {
+        double want = g0[i] / (1.0 + exp(-(double)g0[i])) * u[i];
+        assert_true(fabs(g[i] - want) <= 2e-6 * fabs(want) + 1e-30);
+    }
+}
+
+/* rope: against a double-precision rotation (angles as float32, like Hugging Face) */
+static void check_rope(const sm_kctx *k)
+{
+    int nh = 3, hd = 128;
+    float x[3 * 128], x0[3 * 128];
+    fill(x, nh * hd, 1.0f);
+    memcpy(x0, x, sizeof x);
+    int64_t pos = 1234;
+    sm_rope(k, x, nh, hd, pos, 1000000.0);
+    for (int h = 0; h < nh; h++)
+        for (int i = 0; i < hd / 2; i++) {
+            float inv = 1.0f / powf(1000000.0f, (float)(2 * i) / (float)hd);
+            double ang = (double)((float)pos * inv);
+            double a = x0[h * hd + i], b = x0[h * hd + i + hd / 2];
+            assert_true(fabs(x[h * hd + i] - (a * cos(ang) - b * sin(ang))) < 1e-5);
+            assert_true(fabs(x[h * hd + i + hd / 2] - (b * cos(ang) + a * sin(ang))) < 1e-5);
+        }
+}
+
+/* One attention case: nh heads over nkv kv heads of hd values, np positions, an f32 or (kvt) an
+ * f16 cache: against a double-precision softmax, and every head bitwise what it gives alone. */
+static void check_attention_case(const sm_kctx *k, int kvt, int nh, int nkv, int hd, int64_t np)
+{
+    sm_isa isa = k->isa;
+    sm_dtype kv_dtype = kvt ? SM_DTYPE_F16 : SM_DTYPE_F32;
+    size_t esz = kvt ? 2 : 4;
+    int64_t stride = nkv * hd + 8;
+    float *q = malloc(sizeof(float) * nh * hd);
+    float *kc = malloc(sizeof(float) * (size_t)(np * stride));
+    float *vc = malloc(sizeof(float) * (size_t)(np * stride));
+    float *out = malloc(sizeof(float) * nh * hd);
+    float *one = malloc(sizeof(float) * hd);
+    float *scratch = malloc(sizeof(float) * (size_t)np * nh);
+    double *s = malloc(sizeof(double) * (size_t)np);
+    fill(q, nh * hd, 1.0f);
+    fill(kc, np * stride, 1.0f);
+    fill(vc, np * stride, 1.0f);
+    uint16_t *kh = malloc(2 * (size_t)(np * stride));
+    uint16_t *vh = malloc(2 * (size_t)(np * stride));
+    for (int64_t i = 0; i < np * stride; i++) {
+        kh[i] = sm_f32_to_f16(kc[i]);
+        vh[i] = sm_f32_to_f16(vc[i]);
+        if (kvt) {
+            kc[i] = sm_f16_to_f32(kh[i]);
+            vc[i] = sm_f16_to_f32(vh[i]);
         }
     }
-    /* rope: against a double-precision rotation (angles as float32, like Hugging Face) */
-    {
-        int nh = 3, hd = 128;
-        float x[3 * 128], x0[3 * 128];
-        fill(x, nh * hd, 1.0f);
-        memcpy(x0, x, sizeof x);
-        int64_t pos = 1234;
-        sm_rope(&k, x, nh, hd, pos, 1000000.0);
-        for (int h = 0; h < nh; h++)
-            for (int i = 0; i < hd / 2; i++) {
-                float inv = 1.0f / powf(1000000.0f, (float)(2 * i) / (float)hd);
-                double ang = (double)((float)pos * inv);
-                double a = x0[h * hd + i], b = x0[h * hd + i + hd / 2];
-                assert_true(fabs(x[h * hd + i] - (a * cos(ang) - b * sin(ang))) < 1e-5);
-                assert_true(fabs(x[h * hd + i + hd / 2] - (b * cos(ang) + a * sin(ang))) < 1e-5);
-            }
+    const char *kbuf = kvt ? (const char *)kh : (const char *)kc;
+    const char *vbuf = kvt ? (const char *)vh : (const char *)vc;
+    sm_attention(k, q, nh, nkv, hd, kbuf, vbuf, kv_dtype, stride, np, out, scratch);
+    for (int h = 0; h < nh; h++) {
+        int kvh = h / (nh / nkv);
+        double mx = -1e300, sum = 0;
+        for (int64_t p = 0; p < np; p++) {
+            double d = 0;
+            for (int i = 0; i < hd; i++)
+                d += (double)q[h * hd + i] * kc[p * stride + kvh * hd + i];
+            s[p] = d / sqrt((double)hd);
+            mx = s[p] > mx ? s[p] : mx;
+        }
+        for (int64_t p = 0; p < np; p++)
+            sum += exp(s[p] - mx);
+        for (int i = 0; i < hd; i++) {
+            double o = 0;
+            for (int64_t p = 0; p < np; p++)
+                o += exp(s[p] - mx) / sum * vc[p * stride + kvh * hd + i];
+            if (!(fabs(out[h * hd + i] - o) < 1e-5))
+                fail_msg("%s attention (%s cache) %d/%d heads of %d, n_pos %lld head %d: "
+                         "%g vs %g",
+                         sm_isa_name(isa), sm_dtype_name(kv_dtype), nh, nkv, hd, (long long)np, h,
+                         (double)out[h * hd + i], o);
+        }
+        sm_attention(k, q + h * hd, 1, 1, hd, kbuf + (size_t)(kvh * hd) * esz,
+                     vbuf + (size_t)(kvh * hd) * esz, kv_dtype, stride, np, one, scratch);
+        if (memcmp(one, out + h * hd, sizeof(float) * hd) != 0)
+            fail_msg("%s attention (%s cache) %d/%d heads of %d, n_pos %lld: head %d "
+                     "differs from the same head alone",
+                     sm_isa_name(isa), sm_dtype_name(kv_dtype), nh, nkv, hd, (long long)np, h);
     }
-    /* attention against a double-precision softmax, for head layouts whose groups split into
+    free(q);
+    free(kc);
+    free(vc);
+    free(out);
+    free(one);
+    free(kh);
+    free(vh);
+    free(scratch);
+    free(s);
+}
+
+/* attention against a double-precision softmax, for head layouts whose groups split into
      * pairs and a single head (7 per kv head), or into register tiles and chunks of heads
      * (13: 6 + 2 and 5 on AVX-512), kv heads taking turns on each chunk (2 x 6 heads; 3 x 9
      * heads: 8 + 1 per kv head, more groups than one pass takes on AVX-512), head sizes with
@@ -482,82 +558,25 @@ static void check_vector_kernels(sm_isa isa, sm_pool *pool)
      * there); and
      * every head bitwise what the same head gives alone (heads share loads of keys and values,
      * never arithmetic); with an f32 and an f16 cache (the reference reads the f16 values) */
+static void check_attention(const sm_kctx *k)
+{
     static const int64_t npos_list[] = {1, 5, 64, 65, 300};
     static const int layouts[][3] = {{6, 2, 64}, {7, 1, 128}, {4, 4, 40},
                                      {3, 1, 36}, {13, 1, 80}, {27, 3, 16}};
-    enum { N_LAYOUTS = sizeof layouts / sizeof layouts[0] };
-    for (int kvt = 0; kvt < 2; kvt++) {
-        for (int ci = 0; ci < N_LAYOUTS * 5; ci++) {
-            int li = ci / 5, pi = ci % 5; /* layout, length */
-            sm_dtype kv_dtype = kvt ? SM_DTYPE_F16 : SM_DTYPE_F32;
-            size_t esz = kvt ? 2 : 4;
-            int64_t np = npos_list[pi];
-            int nh = layouts[li][0], nkv = layouts[li][1], hd = layouts[li][2];
-            int64_t stride = nkv * hd + 8;
-            float *q = malloc(sizeof(float) * nh * hd);
-            float *kc = malloc(sizeof(float) * (size_t)(np * stride));
-            float *vc = malloc(sizeof(float) * (size_t)(np * stride));
-            float *out = malloc(sizeof(float) * nh * hd);
-            float *one = malloc(sizeof(float) * hd);
-            float *scratch = malloc(sizeof(float) * (size_t)np * nh);
-            double *s = malloc(sizeof(double) * (size_t)np);
-            fill(q, nh * hd, 1.0f);
-            fill(kc, np * stride, 1.0f);
-            fill(vc, np * stride, 1.0f);
-            uint16_t *kh = malloc(2 * (size_t)(np * stride));
-            uint16_t *vh = malloc(2 * (size_t)(np * stride));
-            for (int64_t i = 0; i < np * stride; i++) {
-                kh[i] = sm_f32_to_f16(kc[i]);
-                vh[i] = sm_f32_to_f16(vc[i]);
-                if (kvt) {
-                    kc[i] = sm_f16_to_f32(kh[i]);
-                    vc[i] = sm_f16_to_f32(vh[i]);
-                }
-            }
-            const char *kbuf = kvt ? (const char *)kh : (const char *)kc;
-            const char *vbuf = kvt ? (const char *)vh : (const char *)vc;
-            sm_attention(&k, q, nh, nkv, hd, kbuf, vbuf, kv_dtype, stride, np, out, scratch);
-            for (int h = 0; h < nh; h++) {
-                int kvh = h / (nh / nkv);
-                double mx = -1e300, sum = 0;
-                for (int64_t p = 0; p < np; p++) {
-                    double d = 0;
-                    for (int i = 0; i < hd; i++)
-                        d += (double)q[h * hd + i] * kc[p * stride + kvh * hd + i];
-                    s[p] = d / sqrt((double)hd);
-                    mx = s[p] > mx ? s[p] : mx;
-                }
-                for (int64_t p = 0; p < np; p++)
-                    sum += exp(s[p] - mx);
-                for (int i = 0; i < hd; i++) {
-                    double o = 0;
-                    for (int64_t p = 0; p < np; p++)
-                        o += exp(s[p] - mx) / sum * vc[p * stride + kvh * hd + i];
-                    if (!(fabs(out[h * hd + i] - o) < 1e-5))
-                        fail_msg("%s attention (%s cache) %d/%d heads of %d, n_pos %lld head %d: "
-                                 "%g vs %g",
-                                 sm_isa_name(isa), sm_dtype_name(kv_dtype), nh, nkv, hd,
-                                 (long long)np, h, (double)out[h * hd + i], o);
-                }
-                sm_attention(&k, q + h * hd, 1, 1, hd, kbuf + (size_t)(kvh * hd) * esz,
-                             vbuf + (size_t)(kvh * hd) * esz, kv_dtype, stride, np, one, scratch);
-                if (memcmp(one, out + h * hd, sizeof(float) * hd) != 0)
-                    fail_msg("%s attention (%s cache) %d/%d heads of %d, n_pos %lld: head %d "
-                             "differs from the same head alone",
-                             sm_isa_name(isa), sm_dtype_name(kv_dtype), nh, nkv, hd, (long long)np,
-                             h);
-            }
-            free(q);
-            free(kc);
-            free(vc);
-            free(out);
-            free(one);
-            free(kh);
-            free(vh);
-            free(scratch);
-            free(s);
-        }
-    }
+    for (int kvt = 0; kvt < 2; kvt++)
+        for (size_t li = 0; li < sizeof layouts / sizeof layouts[0]; li++)
+            for (size_t pi = 0; pi < sizeof npos_list / sizeof npos_list[0]; pi++)
+                check_attention_case(k, kvt, layouts[li][0], layouts[li][1], layouts[li][2],
+                                     npos_list[pi]);
+}
+
+static void check_vector_kernels(sm_isa isa, sm_pool *pool)
+{
+    sm_kctx k = {.isa = isa, .pool = pool, .deterministic = true};
+    check_rmsnorm(&k);
+    check_silu_mul(&k);
+    check_rope(&k);
+    check_attention(&k);
 }
 
 static void test_vector_portable(void **state)
