@@ -1,8 +1,9 @@
 /* kernels: the public side of the CPU kernels (sm_kernels.h). It names dtypes and ISAs,
  * detects what the CPU supports, checks arguments, prepares activations (8-bit quantization for
  * q8_0/q4_0 and K-quant weights), splits work over the thread pool in row ranges (largest
- * first, on fixed boundaries) and calls the chosen instruction-set variant (kernels_isa.h). In fast mode, large batches go through OpenBLAS
- * sgemm on weight tiles converted to f32, where OpenBLAS's kernels suit the CPU. */
+ * first, on fixed boundaries) and calls the chosen instruction-set variant (kernels_isa.h). In
+ * fast mode, large batches go through OpenBLAS sgemm on weight tiles converted to f32, where
+ * OpenBLAS's kernels suit the CPU. */
 #include "sm_kernels.h"
 
 #include <cblas.h>
@@ -247,8 +248,7 @@ static int variant_pack_width(const sm_kvariant *v, sm_dtype t)
 
 typedef struct mm_ctx {
     const sm_kvariant *v;
-    sm_mm_job *job;  /* the first (or only) product: its activations serve all of them */
-    sm_mm_job *jobs; /* the products (job, or a group sharing job's activations) */
+    sm_mm_job *jobs; /* the products: one, or a group sharing the first one's activations */
     int64_t chunk;   /* sgemm: rows per task */
     /* task t: rows [task_r0[t], task_r1[t]) of jobs[task_job[t]] */
     int64_t task_r0[SM_MM_GROUP_TASKS], task_r1[SM_MM_GROUP_TASKS];
@@ -274,7 +274,7 @@ static void mm_task(void *arg, int t, int n)
 static void quant_task(void *arg, int t, int n)
 {
     mm_ctx *c = arg;
-    sm_mm_job *j = c->job;
+    sm_mm_job *j = c->jobs;
     int64_t nb = j->cols / SM_QBLOCK;
     for (int64_t b = t; b < j->batch; b += n) {
         c->v->quantize_x(j->x + b * j->ldx, j->cols, (int8_t *)j->xq + b * j->cols,
@@ -290,7 +290,7 @@ static void quant_task(void *arg, int t, int n)
 static void q8x_prepare_task(void *arg, int t, int n)
 {
     mm_ctx *c = arg;
-    sm_mm_job *j = c->job;
+    sm_mm_job *j = c->jobs;
     int width = j->packed;
     int64_t nblk = j->cols / SM_QBLOCK, ng = sm_q8x_groups(width, j->cols);
     const sm_w8_layout *layout = sm_w8_layout_of(j->dtype);
@@ -336,7 +336,7 @@ static void sgemm_task(void *arg, int t, int n)
 {
     (void)n;
     mm_ctx *c = arg;
-    sm_mm_job *j = c->job;
+    sm_mm_job *j = c->jobs;
     float *tile = c->tiles + (int64_t)t * c->tile_rows * j->cols;
     int64_t end = (int64_t)(t + 1) * c->chunk < j->rows ? (int64_t)(t + 1) * c->chunk : j->rows;
     for (int64_t r0 = (int64_t)t * c->chunk; r0 < end; r0 += c->tile_rows) {
@@ -384,7 +384,7 @@ bool sm_kernels_fast_uses_blas(const sm_kctx *k, char *core, size_t core_len)
 
 static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
 {
-    sm_mm_job *j = c->job;
+    sm_mm_job *j = c->jobs;
     int threads = kctx_threads(k);
     int64_t tile_rows = SM_SGEMM_TILE_FLOATS / j->cols;
     if (tile_rows < 16)
@@ -409,7 +409,7 @@ static sm_code matmul_sgemm(const sm_kctx *k, mm_ctx *c, sm_err *err)
  * it), then the variant's products. */
 static sm_code matmul_q8x(const sm_kctx *k, mm_ctx *c, int n_jobs, int n_tasks, sm_err *err)
 {
-    sm_mm_job *j = c->job;
+    sm_mm_job *j = c->jobs;
     int threads = kctx_threads(k);
     j->xp_stride = packed_x_bytes(j->dtype, j->packed, j->cols);
     uint8_t *xp = kbuf_take(k, KBUF_X, (size_t)j->batch * j->xp_stride);
@@ -550,7 +550,7 @@ static sm_mm_job mm_job_of(const sm_matrix *W, const float *bias, const float *X
  * or rounded to bf16 where the variant wants them so, then the variant's rows. */
 static sm_code matmul_rows(const sm_kctx *k, mm_ctx *c, int n_tasks, sm_err *err)
 {
-    sm_mm_job *j = c->job;
+    sm_mm_job *j = c->jobs;
     const sm_kvariant *v = c->v;
     int threads = kctx_threads(k);
     bool kq = sm_dtype_is_kquant(j->dtype);
@@ -621,7 +621,7 @@ sm_code sm_matmul(const sm_kctx *k, const sm_matrix *W, const float *bias, const
         return SM_OK;
     }
     sm_mm_job job = mm_job_of(W, bias, X, ldx, batch, Y, ldy);
-    mm_ctx c = {.v = variant(k), .job = &job, .jobs = &job};
+    mm_ctx c = {.v = variant(k), .jobs = &job};
     /* packed q8_0 weights: the 8-bit products are faster than f32 sgemm on converted tiles */
     if (k && !k->deterministic && batch >= SM_SGEMM_MIN_BATCH && !W->packed &&
         sm_kernels_fast_uses_blas(k, NULL, 0))
@@ -653,7 +653,8 @@ sm_code sm_matmul_group(const sm_kctx *k, const sm_mm_part *parts, int n, const 
         sm_code rc = matmul_check(k, p->W, X, ldx, batch, p->Y, p->ldy, err);
         if (rc != SM_OK)
             return rc;
-        if (i < SM_MM_GROUP_MAX && batch > 0 && p->W->rows > 0 && same_packing(parts[0].W, p->W)) {
+        if (i < SM_MM_GROUP_MAX && batch > 0 && p->W->rows > 0 && p->W->cols > 0 &&
+            same_packing(parts[0].W, p->W)) {
             jobs[n_jobs++] = mm_job_of(p->W, p->bias, X, ldx, batch, p->Y, p->ldy);
             grouped[i] = true;
         }
@@ -668,7 +669,7 @@ sm_code sm_matmul_group(const sm_kctx *k, const sm_mm_part *parts, int n, const 
     }
     if (n_jobs < 2)
         return SM_OK;
-    mm_ctx c = {.v = variant(k), .job = &jobs[0], .jobs = jobs};
+    mm_ctx c = {.v = variant(k), .jobs = jobs};
     int n_tasks = 0;
     for (int i = 0; i < n_jobs; i++)
         mm_schedule(&c, &n_tasks, i, jobs[i].rows, mm_align(parts[0].W, batch), kctx_threads(k));
