@@ -29,7 +29,10 @@
  *                         registers)
  *   Q8X_ROWS_FN, Q8X_SCRATCH_FN  the names of the two functions made here
  * Optional: Q8X_IN_REG(v) keeps a loaded vector in a register; Q8X_HSUM_L(v) with Q8X_ADD(a, b)
- * sums Q8X_L vectors v[] at once (lane l: Q8X_HSUM(v[l]), bitwise).
+ * sums Q8X_L vectors v[] at once (lane l: Q8X_HSUM(v[l]), bitwise); with it and Q8X_NR 2,
+ * Q8X_STORE_PAIRS(y, ldy, v, bias) stores lanes 2b and 2b + 1 of v, plus bias[0] and bias[1]
+ * where bias is not NULL, at y + b ldy (b < Q8X_L / 2): a decode tile of 2 x Q8X_L / 2 then
+ * sums its own outputs at its last group instead of storing its lanes for q8x_sums.
  * Other weight layouts with the same lanes (packed q4_0, kernels_avx2_q4x.c) also define:
  *   Q8X_GW                weight bytes of a group (default 32 Q8X_L)
  *   Q8X_XG                activation bytes of a group (default 36 Q8X_L: values, scales)
@@ -80,18 +83,53 @@
 
 #define Q8X_INLINE static inline __attribute__((always_inline))
 
-/* nr weight rows (w, stride rb; their scales at sc, stride rb) x nb batch rows (xin) over
- * groups [g0, g1); accumulators at acc (row i, batch row b at acc + (i * ms + b) * Q8X_L),
- * zero first when first; pf_n lines from pf are fetched meanwhile, pf_per per group. */
-Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, size_t rb,
-                         const uint8_t *const *xin, int64_t g0, int64_t g1, float *acc, int64_t ms,
-                         bool first, const char *pf, int64_t pf_n, int64_t pf_per)
+/* where a tile that ends a product writes its outputs: row r, batch row b at y[b * ldy + r],
+ * plus bias[r] where there is one */
+typedef struct q8x_out {
+    float *y;
+    int64_t ldy;
+    const float *bias;
+} q8x_out;
+
+/* Q8X_STORE_PAIRS: a decode tile of 2 weight rows x Q8X_L / 2 batch rows sums its own lanes */
+#if defined(Q8X_STORE_PAIRS) && defined(Q8X_HSUM_L) && Q8X_NR == 2
+#define Q8X_PAIRS 1
+#else
+#define Q8X_PAIRS 0
+#endif
+
+/* the weight rows and activations one block's tiles read: a tile call covers rows
+ * [rt, rt + Q8X_NR) of the block (fewer at its end, one row at a time) and nbt batch rows
+ * from b, groups [g0, g1) */
+typedef struct q8x_span {
+    const uint8_t *wb; /* the block's first weight row */
+    size_t wbytes, rb; /* weight bytes of a row (scales after them), bytes per row */
+    const uint8_t *xb; /* the batch block's first activation row */
+    size_t xs;         /* bytes per activation row */
+    int64_t g0, g1;
+    float *acc;
+    int64_t ms; /* batch rows of the block (accumulator stride) */
+    bool first;
+    q8x_out out; /* the block's outputs (first row, first batch row), for tiles that sum */
+} q8x_span;
+
+/* weight rows [rt, rt + nr) x batch rows [bt, bt + nb) of a block (sp) over its groups, into
+ * their accumulators, zero first when sp->first; pf_n lines from pf are fetched meanwhile,
+ * pf_per per group. With out (a tile of Q8X_PAIRS shape whose groups end the rows), the last
+ * group's lanes are summed into the outputs instead of stored. */
+Q8X_INLINE void q8x_tile(int nr, int nb, const q8x_span *sp, int64_t rt, int64_t bt, const char *pf,
+                         int64_t pf_n, int64_t pf_per, const q8x_out *out)
 {
-    /* the activation rows' pointers in registers: read through xin, GCC reloaded them after
-     * every store to acc (a byte pointer may alias it), a quarter of the tile's time */
+    /* everything in locals: read through sp (or the activation rows' pointers through an
+     * array), GCC reloads them after every store to acc */
+    size_t rb = sp->rb;
+    const uint8_t *w = sp->wb + (size_t)rt * rb, *sc = w + sp->wbytes;
+    int64_t g0 = sp->g0, g1 = sp->g1, ms = sp->ms;
+    float *acc = sp->acc + (rt * ms + bt) * Q8X_L;
+    bool first = sp->first;
     const uint8_t *x[Q8X_NB];
     for (int b = 0; b < nb; b++)
-        x[b] = xin[b];
+        x[b] = sp->xb + (size_t)(bt + b) * sp->xs;
     for (int64_t g = g0; g < g1; g++) {
         Q8X_IV s[Q8X_NR][Q8X_NB];
         for (int b = 0; b < nb; b++) {
@@ -129,6 +167,20 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, si
         for (int64_t p = 0; p < pf_per && pf_n > 0; p++, pf_n--, pf += 64)
             _mm_prefetch(pf, _MM_HINT_T0);
         bool zero = first && g == g0;
+#if Q8X_PAIRS
+        if (nr == 2 && nb == Q8X_L / 2 && out && g == g1 - 1) {
+            Q8X_FV v[Q8X_L]; /* lane 2 b + r: row r, batch row b */
+            for (int r = 0; r < nr; r++) {
+                Q8X_WS ws = Q8X_LOAD_WS(sc + (size_t)r * rb + Q8X_SCB * g);
+                for (int b = 0; b < nb; b++) {
+                    Q8X_FV av = zero ? Q8X_ZERO_F() : Q8X_LOAD_F(acc + (r * ms + b) * Q8X_L);
+                    v[2 * b + r] = Q8X_APPLY(av, s[r][b], ws, x[b] + (size_t)g * Q8X_XG);
+                }
+            }
+            Q8X_STORE_PAIRS(out->y, out->ldy, Q8X_HSUM_L(v), out->bias);
+            break;
+        }
+#endif
         for (int r = 0; r < nr; r++) {
             Q8X_WS ws = Q8X_LOAD_WS(sc + (size_t)r * rb + Q8X_SCB * g);
             for (int b = 0; b < nb; b++) {
@@ -140,17 +192,15 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const uint8_t *w, const uint8_t *sc, si
     }
 }
 
-typedef void (*q8x_tile_fn)(const uint8_t *, const uint8_t *, size_t, const uint8_t *const *,
-                            int64_t, int64_t, float *, int64_t, bool, const char *, int64_t,
-                            int64_t);
+typedef void (*q8x_tile_fn)(const q8x_span *, int64_t, int64_t, const char *, int64_t, int64_t,
+                            const q8x_out *);
 
-#define Q8X_TILE(NAME_, NR_, NB_)                                                            \
-    static void q8x_tile_##NAME_##_##NB_(const uint8_t *w, const uint8_t *sc, size_t rb,     \
-                                         const uint8_t *const *x, int64_t g0, int64_t g1,    \
-                                         float *acc, int64_t ms, bool first, const char *pf, \
-                                         int64_t pf_n, int64_t pf_per)                       \
-    {                                                                                        \
-        q8x_tile(NR_, NB_, w, sc, rb, x, g0, g1, acc, ms, first, pf, pf_n, pf_per);          \
+#define Q8X_TILE(NAME_, NR_, NB_)                                                      \
+    static void q8x_tile_##NAME_##_##NB_(const q8x_span *sp, int64_t rt, int64_t bt,   \
+                                         const char *pf, int64_t pf_n, int64_t pf_per, \
+                                         const q8x_out *out)                           \
+    {                                                                                  \
+        q8x_tile(NR_, NB_, sp, rt, bt, pf, pf_n, pf_per, out);                         \
     }
 #if Q8X_NB < 3 || Q8X_NB > 6
 #error "Q8X_NB is 3 to 6"
@@ -215,38 +265,28 @@ static int q8x_pass_rows(int64_t left)
     return (int)((left + passes - 1) / passes);
 }
 
-/* the weight rows and activations one block's tiles read: a tile call covers rows
- * [rt, rt + Q8X_NR) of the block (fewer at its end, one row at a time) and nbt batch rows
- * from b, groups [g0, g1) */
-typedef struct q8x_span {
-    const uint8_t *wb; /* the block's first weight row */
-    size_t wbytes, rb; /* weight bytes of a row (scales after them), bytes per row */
-    const uint8_t *xb; /* the batch block's first activation row */
-    size_t xs;         /* bytes per activation row */
-    int64_t g0, g1;
-    float *acc;
-    int64_t ms; /* batch rows of the block (accumulator stride) */
-    bool first;
-} q8x_span;
+/* whether a tile of Q8X_NR rows x nbt batch rows sums its own outputs (q8x_call with sums) */
+static bool q8x_tile_sums(int nbt)
+{
+    return Q8X_PAIRS && nbt == Q8X_L / 2;
+}
 
 static void q8x_call(const q8x_span *sp, int64_t rt, int64_t nrb, int64_t b, int nbt,
-                     const char *pf, int64_t pf_n, int64_t pf_per)
+                     const char *pf, int64_t pf_n, int64_t pf_per, bool sums)
 {
     int nrt = (int)(nrb - rt < Q8X_NR ? nrb - rt : Q8X_NR);
-    const uint8_t *w = sp->wb + (size_t)rt * sp->rb;
-    const uint8_t *x[Q8X_NB];
-    for (int i = 0; i < nbt; i++)
-        x[i] = sp->xb + (size_t)(b + i) * sp->xs;
-    float *acc = sp->acc + (rt * sp->ms + b) * Q8X_L;
     if (nrt == Q8X_NR) {
-        q8x_tiles[0][nbt - 1](w, w + sp->wbytes, sp->rb, x, sp->g0, sp->g1, acc, sp->ms, sp->first,
-                              pf, pf_n, pf_per);
+        q8x_out out, *o = NULL;
+        if (sums && q8x_tile_sums(nbt)) {
+            out = (q8x_out){sp->out.y + b * sp->out.ldy + rt, sp->out.ldy,
+                            sp->out.bias ? sp->out.bias + rt : NULL};
+            o = &out;
+        }
+        q8x_tiles[0][nbt - 1](sp, rt, b, pf, pf_n, pf_per, o);
         return;
     }
-    for (int i = 0; i < nrt; i++)
-        q8x_tiles[1][nbt - 1](w + i * sp->rb, w + i * sp->rb + sp->wbytes, sp->rb, x, sp->g0,
-                              sp->g1, acc + i * sp->ms * Q8X_L, sp->ms, sp->first, pf, i ? 0 : pf_n,
-                              pf_per);
+    for (int i = 0; i < nrt; i++) /* one row at a time; the first fetches */
+        q8x_tiles[1][nbt - 1](sp, rt + i, b, pf, i ? 0 : pf_n, pf_per, NULL);
 }
 
 /* the lanes of one block of weight rows x batch rows */
@@ -372,7 +412,8 @@ static void q8x_rows_decode(const sm_mm_job *j, int64_t r0, int64_t r1, float *a
                        .g1 = ng,
                        .acc = accb,
                        .ms = j->batch,
-                       .first = true};
+                       .first = true,
+                       .out = {j->y + rb0, j->ldy, j->bias ? j->bias + rb0 : NULL}};
         /* a tile's weight rows stay in L1 over the passes; the next block's lines are fetched
          * in equal parts over every (tile, pass) */
         int64_t next_rows = r1 - rb0 - nrb < ncr ? r1 - rb0 - nrb : ncr;
@@ -380,12 +421,17 @@ static void q8x_rows_decode(const sm_mm_job *j, int64_t r0, int64_t r1, float *a
         if (pf_lines != pl.pf_lines || nrb != ncr)
             q8x_plan_fetch(&pl, pf_lines, nrb, ng);
         const char *next = (const char *)(j->w + (size_t)(rb0 + nrb) * rb);
+        /* tiles of whole rows sum their own outputs where their shape allows; the rest of the
+         * block's lanes are summed after it */
+        bool sums = nrb % Q8X_NR == 0;
         for (int64_t rt = 0, part = 0; rt < nrb; rt += Q8X_NR)
             for (int p = 0; p < pl.passes; p++, part++)
                 q8x_call(&sp, rt, nrb, pl.pass_b[p], pl.pass_b[p + 1] - pl.pass_b[p],
                          next + 64 * pl.pf_at[part], pl.pf_at[part + 1] - pl.pf_at[part],
-                         pl.pf_per[part]);
-        q8x_sums(j, accb, j->batch, rb0, nrb, 0, 0, j->batch);
+                         pl.pf_per[part], sums);
+        for (int p = 0; p < pl.passes; p++)
+            if (!sums || !q8x_tile_sums(pl.pass_b[p + 1] - pl.pass_b[p]))
+                q8x_sums(j, accb, j->batch, rb0, nrb, 0, pl.pass_b[p], pl.pass_b[p + 1]);
     }
 }
 
@@ -420,7 +466,7 @@ void Q8X_ROWS_FN(const sm_mm_job *j, int64_t r0, int64_t r1, int task)
                 for (int64_t b = 0, nbt; b < nbb; b += nbt) {
                     nbt = q8x_pass_rows(nbb - b);
                     for (int64_t rt = 0; rt < nrb; rt += Q8X_NR)
-                        q8x_call(&sp, rt, nrb, b, (int)nbt, NULL, 0, 0);
+                        q8x_call(&sp, rt, nrb, b, (int)nbt, NULL, 0, 0, false);
                     /* the pass's lanes are summed while they are still in cache */
                     if (k0 + kn == ng)
                         q8x_sums(j, accb, nbb, rb0, nrb, bb, b, b + nbt);
