@@ -90,9 +90,10 @@ static inline __m256 sm_avx2_kq_apply(__m256 av, __m256i s, sm_avx2_kq_ws ws, co
 #define Q8X_HSUM(v) mm_hsum8(v)
 #define Q8X_HSUM_L(v) mm_hsum8x8(v)
 #define Q8X_ADD(a, b) _mm256_add_ps((a), (b))
-/* lanes 2 b and 2 b + 1 of v (rows 0 and 1 of batch row b) at y + b ldy, plus bias[0..1] */
-#define Q8X_STORE_PAIRS(y, ldy, v, bias) sm_avx2_store_pairs((y), (ldy), (v), (bias))
-static inline void sm_avx2_store_pairs(float *y, int64_t ldy, __m256 v, const float *bias)
+/* lanes 2 b and 2 b + 1 of v (rows 0 and 1 of batch row b < nb <= 4) at y + b ldy, plus
+ * bias[0..1] */
+#define Q8X_STORE_PAIRS(y, ldy, v, bias, nb) sm_avx2_store_pairs((y), (ldy), (v), (bias), (nb))
+static inline void sm_avx2_store_pairs(float *y, int64_t ldy, __m256 v, const float *bias, int nb)
 {
     if (bias) {
         double pair; /* bias[0], bias[1] in every pair of lanes */
@@ -101,9 +102,12 @@ static inline void sm_avx2_store_pairs(float *y, int64_t ldy, __m256 v, const fl
     }
     __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
     _mm_storel_pi((__m64 *)(void *)y, lo);
-    _mm_storeh_pi((__m64 *)(void *)(y + ldy), lo);
-    _mm_storel_pi((__m64 *)(void *)(y + 2 * ldy), hi);
-    _mm_storeh_pi((__m64 *)(void *)(y + 3 * ldy), hi);
+    if (nb > 1)
+        _mm_storeh_pi((__m64 *)(void *)(y + ldy), lo);
+    if (nb > 2)
+        _mm_storel_pi((__m64 *)(void *)(y + 2 * ldy), hi);
+    if (nb > 3)
+        _mm_storeh_pi((__m64 *)(void *)(y + 3 * ldy), hi);
 }
 
 #endif

@@ -30,9 +30,9 @@
  *   Q8X_ROWS_FN, Q8X_SCRATCH_FN  the names of the two functions made here
  * Optional: Q8X_IN_REG(v) keeps a loaded vector in a register; Q8X_HSUM_L(v) with Q8X_ADD(a, b)
  * sums Q8X_L vectors v[] at once (lane l: Q8X_HSUM(v[l]), bitwise); with it and Q8X_NR 2,
- * Q8X_STORE_PAIRS(y, ldy, v, bias) stores lanes 2b and 2b + 1 of v, plus bias[0] and bias[1]
- * where bias is not NULL, at y + b ldy (b < Q8X_L / 2): a decode tile of 2 x Q8X_L / 2 then
- * sums its own outputs at its last group instead of storing its lanes for q8x_sums.
+ * Q8X_STORE_PAIRS(y, ldy, v, bias, nb) stores lanes 2b and 2b + 1 of v, plus bias[0] and
+ * bias[1] where bias is not NULL, at y + b ldy (b < nb <= Q8X_L / 2): a decode tile of 2 x nb
+ * then sums its own outputs at its last group instead of storing its lanes for q8x_sums.
  * Other weight layouts with the same lanes (packed q4_0, kernels_avx2_q4x.c) also define:
  *   Q8X_GW                weight bytes of a group (default 32 Q8X_L)
  *   Q8X_XG                activation bytes of a group (default 36 Q8X_L: values, scales)
@@ -91,7 +91,8 @@ typedef struct q8x_out {
     const float *bias;
 } q8x_out;
 
-/* Q8X_STORE_PAIRS: a decode tile of 2 weight rows x Q8X_L / 2 batch rows sums its own lanes */
+/* Q8X_STORE_PAIRS: a decode tile of 2 weight rows x up to Q8X_L / 2 batch rows sums its own
+ * lanes */
 #if defined(Q8X_STORE_PAIRS) && defined(Q8X_HSUM_L) && Q8X_NR == 2
 #define Q8X_PAIRS 1
 #else
@@ -168,8 +169,10 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const q8x_span *sp, int64_t rt, int64_t
             _mm_prefetch(pf, _MM_HINT_T0);
         bool zero = first && g == g0;
 #if Q8X_PAIRS
-        if (nr == 2 && nb == Q8X_L / 2 && out && g == g1 - 1) {
-            Q8X_FV v[Q8X_L]; /* lane 2 b + r: row r, batch row b */
+        if (nr == 2 && nb >= 2 && nb <= Q8X_L / 2 && out && g == g1 - 1) {
+            Q8X_FV v[Q8X_L]; /* lane 2 b + r: row r, batch row b (zeros past the tile's) */
+            for (int l = 2 * nb; l < Q8X_L; l++)
+                v[l] = Q8X_ZERO_F();
             for (int r = 0; r < nr; r++) {
                 Q8X_WS ws = Q8X_LOAD_WS(sc + (size_t)r * rb + Q8X_SCB * g);
                 for (int b = 0; b < nb; b++) {
@@ -177,7 +180,7 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const q8x_span *sp, int64_t rt, int64_t
                     v[2 * b + r] = Q8X_APPLY(av, s[r][b], ws, x[b] + (size_t)g * Q8X_XG);
                 }
             }
-            Q8X_STORE_PAIRS(out->y, out->ldy, Q8X_HSUM_L(v), out->bias);
+            Q8X_STORE_PAIRS(out->y, out->ldy, Q8X_HSUM_L(v), out->bias, nb);
             break;
         }
 #endif
@@ -268,7 +271,7 @@ static int q8x_pass_rows(int64_t left)
 /* whether a tile of Q8X_NR rows x nbt batch rows sums its own outputs (q8x_call with sums) */
 static bool q8x_tile_sums(int nbt)
 {
-    return Q8X_PAIRS && nbt == Q8X_L / 2;
+    return Q8X_PAIRS && nbt >= 2 && nbt <= Q8X_L / 2;
 }
 
 static void q8x_call(const q8x_span *sp, int64_t rt, int64_t nrb, int64_t b, int nbt,
