@@ -268,7 +268,8 @@ static int q8x_pass_rows(int64_t left)
     return (int)((left + passes - 1) / passes);
 }
 
-/* whether a tile of Q8X_NR rows x nbt batch rows sums its own outputs (q8x_call with sums) */
+/* whether a tile of Q8X_NR rows x nbt batch rows sums its own outputs (q8x_call with sums);
+ * batch 1's tiles leave theirs to q8x_sums (summing 2 lanes of 8 was no faster) */
 static bool q8x_tile_sums(int nbt)
 {
     return Q8X_PAIRS && nbt >= 2 && nbt <= Q8X_L / 2;
