@@ -83,14 +83,6 @@
 
 #define Q8X_INLINE static inline __attribute__((always_inline))
 
-/* where a tile that ends a product writes its outputs: row r, batch row b at y[b * ldy + r],
- * plus bias[r] where there is one */
-typedef struct q8x_out {
-    float *y;
-    int64_t ldy;
-    const float *bias;
-} q8x_out;
-
 /* Q8X_STORE_PAIRS: a decode tile of 2 weight rows x up to Q8X_L / 2 batch rows sums its own
  * lanes */
 #if defined(Q8X_STORE_PAIRS) && defined(Q8X_HSUM_L) && Q8X_NR == 2
@@ -111,15 +103,19 @@ typedef struct q8x_span {
     float *acc;
     int64_t ms; /* batch rows of the block (accumulator stride) */
     bool first;
-    q8x_out out; /* the block's outputs (first row, first batch row), for tiles that sum */
+    /* for tiles that sum: the output of the block's first row and batch row, row r and batch
+     * row b at y[b * ldy + r], plus bias[r] where there is one (decode only) */
+    float *y;
+    int64_t ldy;
+    const float *bias;
 } q8x_span;
 
 /* weight rows [rt, rt + nr) x batch rows [bt, bt + nb) of a block (sp) over its groups, into
  * their accumulators, zero first when sp->first; pf_n lines from pf are fetched meanwhile,
- * pf_per per group. With out (a tile of Q8X_PAIRS shape whose groups end the rows), the last
+ * pf_per per group. With sums (a tile of Q8X_PAIRS shape whose groups end the rows), the last
  * group's lanes are summed into the outputs instead of stored. */
 Q8X_INLINE void q8x_tile(int nr, int nb, const q8x_span *sp, int64_t rt, int64_t bt, const char *pf,
-                         int64_t pf_n, int64_t pf_per, const q8x_out *out)
+                         int64_t pf_n, int64_t pf_per, bool sums)
 {
     /* everything in locals: read through sp (or the activation rows' pointers through an
      * array), GCC reloads them after every store to acc */
@@ -169,7 +165,7 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const q8x_span *sp, int64_t rt, int64_t
             _mm_prefetch(pf, _MM_HINT_T0);
         bool zero = first && g == g0;
 #if Q8X_PAIRS
-        if (nr == 2 && nb >= 2 && nb <= Q8X_L / 2 && out && g == g1 - 1) {
+        if (nr == 2 && nb >= 2 && nb <= Q8X_L / 2 && sums && g == g1 - 1) {
             Q8X_FV v[Q8X_L]; /* lane 2 b + r: row r, batch row b (zeros past the tile's) */
             for (int l = 2 * nb; l < Q8X_L; l++)
                 v[l] = Q8X_ZERO_F();
@@ -180,7 +176,8 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const q8x_span *sp, int64_t rt, int64_t
                     v[2 * b + r] = Q8X_APPLY(av, s[r][b], ws, x[b] + (size_t)g * Q8X_XG);
                 }
             }
-            Q8X_STORE_PAIRS(out->y, out->ldy, Q8X_HSUM_L(v), out->bias, nb);
+            Q8X_STORE_PAIRS(sp->y + bt * sp->ldy + rt, sp->ldy, Q8X_HSUM_L(v),
+                            sp->bias ? sp->bias + rt : NULL, nb);
             break;
         }
 #endif
@@ -196,14 +193,13 @@ Q8X_INLINE void q8x_tile(int nr, int nb, const q8x_span *sp, int64_t rt, int64_t
 }
 
 typedef void (*q8x_tile_fn)(const q8x_span *, int64_t, int64_t, const char *, int64_t, int64_t,
-                            const q8x_out *);
+                            bool);
 
-#define Q8X_TILE(NAME_, NR_, NB_)                                                      \
-    static void q8x_tile_##NAME_##_##NB_(const q8x_span *sp, int64_t rt, int64_t bt,   \
-                                         const char *pf, int64_t pf_n, int64_t pf_per, \
-                                         const q8x_out *out)                           \
-    {                                                                                  \
-        q8x_tile(NR_, NB_, sp, rt, bt, pf, pf_n, pf_per, out);                         \
+#define Q8X_TILE(NAME_, NR_, NB_)                                                                 \
+    static void q8x_tile_##NAME_##_##NB_(const q8x_span *sp, int64_t rt, int64_t bt,              \
+                                         const char *pf, int64_t pf_n, int64_t pf_per, bool sums) \
+    {                                                                                             \
+        q8x_tile(NR_, NB_, sp, rt, bt, pf, pf_n, pf_per, sums);                                   \
     }
 #if Q8X_NB < 3 || Q8X_NB > 6
 #error "Q8X_NB is 3 to 6"
@@ -280,17 +276,11 @@ static void q8x_call(const q8x_span *sp, int64_t rt, int64_t nrb, int64_t b, int
 {
     int nrt = (int)(nrb - rt < Q8X_NR ? nrb - rt : Q8X_NR);
     if (nrt == Q8X_NR) {
-        q8x_out out, *o = NULL;
-        if (sums && q8x_tile_sums(nbt)) {
-            out = (q8x_out){sp->out.y + b * sp->out.ldy + rt, sp->out.ldy,
-                            sp->out.bias ? sp->out.bias + rt : NULL};
-            o = &out;
-        }
-        q8x_tiles[0][nbt - 1](sp, rt, b, pf, pf_n, pf_per, o);
+        q8x_tiles[0][nbt - 1](sp, rt, b, pf, pf_n, pf_per, sums && q8x_tile_sums(nbt));
         return;
     }
     for (int i = 0; i < nrt; i++) /* one row at a time; the first fetches */
-        q8x_tiles[1][nbt - 1](sp, rt + i, b, pf, i ? 0 : pf_n, pf_per, NULL);
+        q8x_tiles[1][nbt - 1](sp, rt + i, b, pf, i ? 0 : pf_n, pf_per, false);
 }
 
 /* the lanes of one block of weight rows x batch rows */
@@ -417,7 +407,9 @@ static void q8x_rows_decode(const sm_mm_job *j, int64_t r0, int64_t r1, float *a
                        .acc = accb,
                        .ms = j->batch,
                        .first = true,
-                       .out = {j->y + rb0, j->ldy, j->bias ? j->bias + rb0 : NULL}};
+                       .y = j->y + rb0,
+                       .ldy = j->ldy,
+                       .bias = j->bias ? j->bias + rb0 : NULL};
         /* a tile's weight rows stay in L1 over the passes; the next block's lines are fetched
          * in equal parts over every (tile, pass) */
         int64_t next_rows = r1 - rb0 - nrb < ncr ? r1 - rb0 - nrb : ncr;
