@@ -5,9 +5,11 @@ once into tests/engine/compare_llama/), the table it makes from them (ratios, ta
 bandwidth rule for decode at batch 1), its option handling, --dry-run, and its errors."""
 import importlib.machinery
 import importlib.util
+import io
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -163,11 +165,74 @@ def check_dry_run_and_errors():
         assert "Traceback" not in p.stderr, p.stderr
 
 
+def make_tar(path, members):
+    """A tarball of (name, kind) members: kind "file", "dir" or "symlink" (to /etc/passwd)."""
+    with tarfile.open(path, "w:gz") as tf:
+        for name, kind in members:
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            elif kind == "symlink":
+                info.type = tarfile.SYMTYPE
+                info.linkname = "/etc/passwd"
+                tf.addfile(info)
+            else:
+                data = b"int main(void) { return 0; }\n"
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+
+
+def check_extract(cl):
+    """The sdist extraction, with Python's "data" filter and with the rule applied by hand (the
+    path taken on Debian 12's Python 3.11.2, which has no filters): plain files and folders
+    land inside the work folder; a member leaving it, or a link, is refused."""
+    real_filter = getattr(tarfile, "data_filter", None)
+    for use_filter in (True, False):
+        if use_filter and real_filter is None:
+            continue
+        if not use_filter and real_filter is not None:
+            del tarfile.data_filter
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                good = os.path.join(tmp, "good.tar.gz")
+                make_tar(good, [("pkg", "dir"), ("pkg/vendor", "dir"), ("pkg/vendor/a.c", "file")])
+                dest = os.path.join(tmp, "work")
+                os.makedirs(dest)
+                with tarfile.open(good) as tf:
+                    cl.extract_sdist(tf, dest)
+                assert os.path.isfile(os.path.join(dest, "pkg", "vendor", "a.c"))
+                for bad in ([("../escape.c", "file")], [("pkg/link", "symlink")]):
+                    path = os.path.join(tmp, "bad.tar.gz")
+                    make_tar(path, bad)
+                    with tarfile.open(path) as tf:
+                        try:
+                            cl.extract_sdist(tf, dest)
+                            raise AssertionError(f"{bad} must be refused (filter {use_filter})")
+                        except tarfile.TarError:
+                            pass
+                assert not os.path.exists(os.path.join(tmp, "escape.c"))
+                assert not os.path.lexists(os.path.join(dest, "pkg", "link"))
+                # an absolute name: refused, or (Python's filter) put inside the work folder
+                absolute = os.path.join(tmp, "absolute.c")
+                make_tar(os.path.join(tmp, "abs.tar.gz"), [(absolute, "file")])
+                with tarfile.open(os.path.join(tmp, "abs.tar.gz")) as tf:
+                    try:
+                        cl.extract_sdist(tf, dest)
+                    except tarfile.TarError:
+                        pass
+                assert not os.path.exists(absolute), absolute
+        finally:
+            if real_filter is not None:
+                tarfile.data_filter = real_filter
+
+
 def main():
     cl = load_script()
     s, lf, sinfo = check_parsing(cl)
     check_table(cl, s, lf, sinfo)
     check_options(cl)
+    check_extract(cl)
     check_dry_run_and_errors()
     print("compare-llama ok")
 
