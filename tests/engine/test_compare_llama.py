@@ -7,6 +7,7 @@ import importlib.machinery
 import importlib.util
 import io
 import os
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -114,6 +115,17 @@ def check_table(cl, s, lf, sinfo):
     assert c["stepmark"] == {"decode": 20.0, "prompt": 3.0}, c
     assert c["llama"] == {"decode": 5.0, "prompt": 3.0} and len(c["rounds"]) == 3, c
     assert c["info"] is info
+    # the ratio is the median of the rounds' own ratios (2, 30/7, 20), not 20/5; a round
+    # without a llama.cpp figure has none
+    assert abs(c["ratio"]["decode"] - 30.0 / 7.0) < 1e-12, c["ratio"]
+    assert c["ratio"]["prompt"] == statistics.median([3.0 / 4.0, 9.0 / 2.0]), c["ratio"]
+    a1 = cl.parse_args(["--types", "q8_0", "--measures", "decode,prompt"])
+    rows = {r["measure"]: r for r in cl.make_rows(a1, {"q8_0": c})}
+    assert abs(rows["decode"]["ratio"] - 30.0 / 7.0) < 1e-12, rows["decode"]
+    # met by the paired ratio: the prompt's (the median of 3/4 and 9/2) passes 1.5x, where
+    # the medians' 3/3 would not
+    assert rows["decode"]["met"] and rows["prompt"]["met"], rows
+    assert rows["prompt"]["stepmark_tps"] == 3.0 and rows["prompt"]["llama_tps"] == 3.0, rows
 
 
 def check_options(cl):
@@ -126,6 +138,17 @@ def check_options(cl):
     cmds = cl.bench_commands(a, "q4_0", "/m.gguf")
     tools = [c[1] for c in cmds]
     assert tools == ["stepmark", "llama-bench"], cmds
+    # each stepmark run next to llama.cpp's runs of the same measures, the first tool
+    # alternating from round to round
+    a2 = cl.parse_args(["--small", "--reps", "2"])
+    even = [(c[0], c[1]) for c in cl.bench_commands(a2, "q8_0", "/m.gguf", 0)]
+    assert even == [("main", "stepmark"), ("main", "llama-bench"),
+                    ("batch", "llama-batched-bench"), ("batch", "llama-batched-bench"),
+                    ("depth", "stepmark"), ("depth", "llama-bench")], even
+    odd = [(c[0], c[1]) for c in cl.bench_commands(a2, "q8_0", "/m.gguf", 1)]
+    assert odd == [("main", "llama-bench"), ("batch", "llama-batched-bench"),
+                   ("batch", "llama-batched-bench"), ("main", "stepmark"),
+                   ("depth", "llama-bench"), ("depth", "stepmark")], odd
     assert cmds[1][2][cmds[1][2].index("-p") + 1] == "0", cmds  # no prompt test
     for bad in (["--types", "q5_1"], ["--measures", "speed"], ["--threads", "0"],
                 ["--types", ""], ["--npl", "8"], ["--rounds", "0"]):
